@@ -1,0 +1,29 @@
+"""Contact-center streaming analytics on Apache Beam (Python SDK)."""
+import setuptools
+
+BEAM_VERSION = "2.77.0"
+
+setuptools.setup(
+    name="contact-center-analytics",
+    version="0.1.0",
+    description=(
+        "Beam pipelines for contact-center queues: abandon rate per queue, "
+        "interaction volume per channel, callback-pattern alerts."),
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=[
+        "pipelines", "pipelines.*", "transforms", "transforms.*",
+        "options", "options.*", "clients", "clients.*"]),
+    package_data={"transforms": ["*.cql"]},
+    install_requires=[
+        f"apache-beam=={BEAM_VERSION}",
+        "kafka-python>=2.0.2,<4",
+        "cassandra-driver>=3.29,<4",
+        "requests>=2.31,<3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+        ],
+    },
+)
