@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Independent reference for the call-metrics pipeline's FINAL rows.
+
+Given a JSON-lines file of call events (file order = arrival order), compute
+in plain Python, with dicts, what the streaming pipeline must end up with
+after replaying that file in polls of ``poll_size`` lines:
+
+* rows keyed by ``(queue_id, window_start_ms)`` with the separate numerators
+  and denominator (total, abandoned, short abandons, answered within the
+  service level, total wait);
+* the call_uuids routed to the late output;
+* counts of dead letters, duplicates and other event types.
+
+It deliberately shares no code with ``pipelines/`` or ``transforms/``: it is
+the oracle the pipeline is checked against, and the "bare Python" baseline of
+the throughput benchmark (a tight json.loads + dict loop).
+
+Semantics (kept in sync with DESIGN.md and the pipeline's contract):
+
+* Validity: line <= 1 MiB, UTF-8, a JSON object with non-empty str
+  ``call_uuid``/``event_type``/``queue_id``, int ``timestamp`` (an integral
+  float is accepted, bool is not) in [2000-01-01, 2100-01-01), bool
+  ``abandoned``, finite int/float ``wait_time_seconds`` >= 0 (not bool),
+  ``agent_id`` str, null or missing. Anything else is a dead letter.
+* Watermark before poll p: max timestamp of valid events (any type) in polls
+  < p, minus the out-of-orderness bound; -inf before the first poll.
+* Only CALL_ENDED enters metrics; the first arrival of a call_uuid wins.
+* Fixed windows; an event whose window end + allowed lateness <= watermark
+  is LATE iff its queue has an established clock: some accepted event of the
+  queue in an earlier poll has a window end <= watermark (the pipeline only
+  learns the watermark through per-key event-time timers, so a never-seen
+  queue cannot be judged late).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Dict, Optional, Sequence, Set, Tuple
+
+MAX_LINE_BYTES = 1 << 20
+MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
+MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
+_FOUR_PLACES = Decimal("0.0001")
+
+RowKey = Tuple[str, int]
+
+
+@dataclass
+class ReferenceResult:
+    """What the pipeline must produce for one input file.
+
+    ``rows`` maps ``(queue_id, window_start_ms)`` to a dict with
+    ``total_calls``, ``abandoned_calls``, ``short_abandoned_calls``,
+    ``answered_within_sl``, ``total_wait_seconds``, ``window_end_ms``.
+    ``late`` holds the call_uuids routed to the late output.
+    ``valid_events`` counts first arrivals of CALL_ENDED events, so
+    ``valid_events == sum(total_calls) + len(late)``.
+    ``late_pane_events`` counts accepted events whose window end the
+    watermark had already passed (they update a fired window);
+    ``lines``/``polls`` describe the delivery; ``final_watermark_ms`` is the
+    watermark after the last poll (None if no valid event).
+    """
+
+    rows: Dict[RowKey, dict] = field(default_factory=dict)
+    late: Set[str] = field(default_factory=set)
+    dead_letter_count: int = 0
+    duplicates: int = 0
+    other_event_types: int = 0
+    valid_events: int = 0
+    late_pane_events: int = 0
+    lines: int = 0
+    polls: int = 0
+    final_watermark_ms: Optional[int] = None
+
+    def total_calls(self) -> int:
+        """Sum of ``total_calls`` over all rows."""
+        return sum(r["total_calls"] for r in self.rows.values())
+
+
+def _ratio(num: int, den: int) -> Decimal:
+    if not den:
+        return Decimal("0.0000")
+    return (Decimal(num) / Decimal(den)).quantize(_FOUR_PLACES, rounding=ROUND_HALF_UP)
+
+
+def abandon_rate(row: dict) -> Decimal:
+    """abandoned_calls / total_calls as a Decimal with 4 places (HALF_UP);
+    0 when the row has no calls."""
+    return _ratio(row["abandoned_calls"], row["total_calls"])
+
+
+def service_level(row: dict) -> Decimal:
+    """answered_within_sl / total_calls as a Decimal with 4 places (HALF_UP);
+    0 when the row has no calls."""
+    return _ratio(row["answered_within_sl"], row["total_calls"])
+
+
+def parse_valid_event(raw: bytes) -> Optional[dict]:
+    """Return the event dict if ``raw`` (one line, no newline) is a valid call
+    event, else None. ``timestamp`` is normalised to int.
+
+    The loop in ``reference_call_metrics`` inlines the same checks for
+    speed; this function is the readable statement of the rule (and is
+    tested against the inlined loop).
+    """
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    try:
+        ev = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if type(ev) is not dict:
+        return None
+    cu = ev.get("call_uuid")
+    et = ev.get("event_type")
+    q = ev.get("queue_id")
+    if type(cu) is not str or not cu or type(et) is not str or not et \
+            or type(q) is not str or not q:
+        return None
+    ts = ev.get("timestamp")
+    if type(ts) is float and ts.is_integer():
+        ts = int(ts)
+    if type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS:
+        return None
+    if type(ev.get("abandoned")) is not bool:
+        return None
+    w = ev.get("wait_time_seconds")
+    tw = type(w)
+    if not (tw is int or (tw is float and math.isfinite(w))) or w < 0:
+        return None
+    a = ev.get("agent_id")
+    if a is not None and type(a) is not str:
+        return None
+    ev["timestamp"] = ts
+    return ev
+
+
+def reference_call_metrics(
+        path: str,
+        window_size_s: int = 300,
+        allowed_lateness_s: int = 60,
+        max_out_of_orderness_s: int = 10,
+        poll_size: int = 500,
+        short_abandon_threshold_s: float = 0,
+        service_level_s: float = 20,
+) -> ReferenceResult:
+    """Compute the final rows the pipeline must produce for the file at
+    ``path`` (JSON lines, file order = arrival order), delivered in polls of
+    ``poll_size`` lines. Returns a ``ReferenceResult``.
+    """
+    if poll_size < 1:
+        raise ValueError("poll_size must be >= 1")
+    window_ms = int(window_size_s * 1000)
+    lateness_ms = int(allowed_lateness_s * 1000)
+    ooo_ms = int(max_out_of_orderness_s * 1000)
+
+    res = ReferenceResult()
+    rows = res.rows
+    late = res.late
+    seen: Set[str] = set()
+    # Per-queue minimum window end of accepted events: committed (earlier
+    # polls, what the late gate may use) and pending (the current poll).
+    clock_min_end: Dict[str, int] = {}
+    poll_min_end: Dict[str, int] = {}
+    max_ts = None          # max timestamp of valid events so far (any type)
+    watermark = -math.inf  # W_p of the poll being processed
+    dead = dups = others = late_pane = 0
+
+    loads = json.loads
+    isfinite = math.isfinite
+    n = 0
+    left_in_poll = 0
+    polls = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            # Poll boundary: the watermark and the queues' clocks only move
+            # between polls, as in a source that emits a watermark per poll.
+            if left_in_poll == 0:
+                left_in_poll = poll_size
+                polls += 1
+                if max_ts is not None:
+                    watermark = max_ts - ooo_ms
+                if poll_min_end:
+                    for q, e in poll_min_end.items():
+                        if e < clock_min_end.get(q, math.inf):
+                            clock_min_end[q] = e
+                    poll_min_end = {}
+            left_in_poll -= 1
+            n += 1
+            if raw[-1:] == b"\n":
+                raw = raw[:-1]
+
+            # --- validity (inlined copy of parse_valid_event) ---
+            if len(raw) > MAX_LINE_BYTES:
+                dead += 1
+                continue
+            try:
+                ev = loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                dead += 1
+                continue
+            if type(ev) is not dict:
+                dead += 1
+                continue
+            get = ev.get
+            cu = get("call_uuid")
+            et = get("event_type")
+            q = get("queue_id")
+            ts = get("timestamp")
+            ab = get("abandoned")
+            w = get("wait_time_seconds")
+            a = get("agent_id")
+            if type(ts) is float and ts.is_integer():
+                ts = int(ts)
+            tw = type(w)
+            if (type(cu) is not str or not cu or type(et) is not str or not et
+                    or type(q) is not str or not q
+                    or type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS
+                    or type(ab) is not bool
+                    or not (tw is int or (tw is float and isfinite(w))) or w < 0
+                    or (a is not None and type(a) is not str)):
+                dead += 1
+                continue
+
+            # Valid events of any type advance the watermark (next poll on).
+            if max_ts is None or ts > max_ts:
+                max_ts = ts
+            if et != "CALL_ENDED":
+                others += 1
+                continue
+            if cu in seen:
+                dups += 1
+                continue
+            seen.add(cu)
+
+            start = ts - ts % window_ms
+            end = start + window_ms
+            if end <= watermark:
+                if end + lateness_ms <= watermark \
+                        and clock_min_end.get(q, math.inf) <= watermark:
+                    late.add(cu)
+                    continue
+                # Behind the watermark but accepted: it updates an already
+                # fired window (a late pane) in the pipeline.
+                late_pane += 1
+            if end < poll_min_end.get(q, math.inf):
+                poll_min_end[q] = end
+
+            row = rows.get((q, start))
+            if row is None:
+                row = rows[(q, start)] = {
+                    "total_calls": 0, "abandoned_calls": 0,
+                    "short_abandoned_calls": 0, "answered_within_sl": 0,
+                    "total_wait_seconds": 0, "window_end_ms": end}
+            row["total_calls"] += 1
+            row["total_wait_seconds"] += w
+            if ab:
+                row["abandoned_calls"] += 1
+                if w < short_abandon_threshold_s:
+                    row["short_abandoned_calls"] += 1
+            elif w <= service_level_s:
+                row["answered_within_sl"] += 1
+
+    res.dead_letter_count = dead
+    res.duplicates = dups
+    res.other_event_types = others
+    res.valid_events = len(seen)
+    res.late_pane_events = late_pane
+    res.lines = n
+    res.polls = polls
+    res.final_watermark_ms = None if max_ts is None else max_ts - ooo_ms
+    return res
+
+
+def rows_as_records(result: ReferenceResult) -> list:
+    """Rows as a sorted list of flat dicts (queue_id, window_start_ms, ...,
+    abandon_rate and service_level as strings), e.g. for JSON output."""
+    out = []
+    for (q, start), row in sorted(result.rows.items()):
+        rec = {"queue_id": q, "window_start_ms": start, **row,
+               "abandon_rate": str(abandon_rate(row)),
+               "service_level": str(service_level(row))}
+        out.append(rec)
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI: compute the reference for a file, print a summary (or JSON) and
+    the events/s of the computation itself."""
+    p = argparse.ArgumentParser(
+        description="Reference (bare-Python) call metrics for a JSON-lines file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("path", help="JSON-lines call events, file order = arrival order")
+    p.add_argument("--window-size-s", type=int, default=300)
+    p.add_argument("--allowed-lateness-s", type=int, default=60)
+    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
+    p.add_argument("--poll-size", type=int, default=500,
+                   help="lines per poll (the watermark moves between polls)")
+    p.add_argument("--short-abandon-threshold-s", type=float, default=0)
+    p.add_argument("--service-level-s", type=float, default=20)
+    p.add_argument("--json", action="store_true",
+                   help="print rows and counts as JSON instead of a summary")
+    args = p.parse_args(argv)
+
+    t0 = time.perf_counter()
+    res = reference_call_metrics(
+        args.path, args.window_size_s, args.allowed_lateness_s,
+        args.max_out_of_orderness_s, args.poll_size,
+        args.short_abandon_threshold_s, args.service_level_s)
+    elapsed = time.perf_counter() - t0
+    rate = res.lines / elapsed if elapsed > 0 else float("inf")
+
+    if args.json:
+        json.dump({
+            "lines": res.lines, "valid_events": res.valid_events,
+            "duplicates": res.duplicates, "other_event_types": res.other_event_types,
+            "dead_letter_count": res.dead_letter_count,
+            "late_pane_events": res.late_pane_events,
+            "late": sorted(res.late), "rows": rows_as_records(res),
+            "elapsed_s": round(elapsed, 3), "events_per_s": round(rate),
+        }, sys.stdout, indent=1)
+        print()
+        return 0
+
+    total = res.total_calls()
+    abandoned = sum(r["abandoned_calls"] for r in res.rows.values())
+    within = sum(r["answered_within_sl"] for r in res.rows.values())
+    queues = sorted({q for q, _ in res.rows})
+    print(f"file               {args.path}")
+    print(f"lines              {res.lines} in {res.polls} polls of {args.poll_size}")
+    print(f"valid CALL_ENDED   {res.valid_events} (deduplicated)")
+    print(f"duplicates         {res.duplicates}")
+    print(f"other event types  {res.other_event_types}")
+    print(f"dead letters       {res.dead_letter_count}")
+    print(f"late (routed)      {len(res.late)}")
+    print(f"late-pane updates  {res.late_pane_events} (accepted behind the watermark)")
+    print(f"rows               {len(res.rows)} ({len(queues)} queues)")
+    print(f"calls in rows      {total}  (+ late = {total + len(res.late)})")
+    print(f"abandon rate       {_ratio(abandoned, total)}")
+    print(f"service level      {_ratio(within, total)} (<= {args.service_level_s:g} s)")
+    print(f"elapsed            {elapsed:.3f} s")
+    print(f"events/s           {rate:,.0f} (input lines / wall time)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
