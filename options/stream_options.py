@@ -1,0 +1,59 @@
+"""Options shared by every flow: event time, sources and sinks."""
+from apache_beam.options.pipeline_options import PipelineOptions
+
+SINK_CHOICES = ('sqlite', 'cassandra', 'kafka')
+
+
+class EventTimeOptions(PipelineOptions):
+  """How event time and the watermark behave, for every flow."""
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('event time')
+    group.add_argument(
+        '--max_out_of_orderness',
+        type=int,
+        default=10,
+        help='Bounded out-of-orderness of the watermark in seconds: the '
+        'watermark trails the largest event time seen by this much.')
+    group.add_argument(
+        '--key_idle_ttl',
+        type=int,
+        default=3600,
+        help='Seconds of event time after its last event during which a key '
+        '(queue, channel) keeps tracking the watermark; after that its '
+        'windowing state is reduced to its last known watermark.')
+
+
+class FileReplayOptions(PipelineOptions):
+  """Local replay of JSON-lines files as streams (no Kafka needed)."""
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('file replay')
+    group.add_argument(
+        '--call_events',
+        default=None,
+        help='Path of a JSON-lines file of call events to replay, one event '
+        'per line, file order = arrival order.')
+    group.add_argument(
+        '--replay_poll_size',
+        type=int,
+        default=500,
+        help='Lines delivered per poll of the replay; the watermark advances '
+        'between polls (like Kafka max.poll.records).')
+
+
+class SinkOptions(PipelineOptions):
+  """Where results go."""
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('sinks')
+    group.add_argument(
+        '--sink',
+        action='append',
+        choices=SINK_CHOICES,
+        default=None,
+        help='Result store; repeat for several (default: sqlite).')
+    group.add_argument(
+        '--sqlite_path',
+        default='./output/contact_center.db',
+        help='SQLite database file of the embedded sink, created on demand.')

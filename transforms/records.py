@@ -1,0 +1,87 @@
+"""Records that cross transform boundaries.
+
+Each record is a NamedTuple registered with Beam's RowCoder, so runners that
+serialize between stages (Flink, Dataflow) encode them compactly and
+deterministically instead of falling back to pickling.
+
+Times are epoch milliseconds (ints) everywhere, as in the source payloads and
+the sink tables.
+"""
+from typing import NamedTuple, Optional
+
+import apache_beam as beam
+
+
+class SourceRecord(NamedTuple):
+  """One raw record as a source delivered it, before any parsing.
+
+  `origin` says where it came from ("file.jsonl:42", "topic/0@1234"), so a dead
+  letter can be traced back and re-delivered records map to the same row.
+  """
+  source: str
+  origin: str
+  raw: bytes
+
+
+class DeadLetter(NamedTuple):
+  """A record that could not be used, with a machine-readable reason."""
+  source: str
+  origin: str
+  reason: str
+  detail: str
+  raw: str
+  raw_size: int
+
+
+class CallEvent(NamedTuple):
+  """A validated call event (the seed's `cc-call-logs` schema)."""
+  call_uuid: str
+  event_type: str
+  timestamp: int
+  queue_id: str
+  abandoned: bool
+  wait_time_seconds: float
+  agent_id: Optional[str]
+
+
+class LateEvent(NamedTuple):
+  """An event that reached its window after the window had expired.
+
+  `watermark` is the event-time the pipeline knew to have passed when it
+  routed the event (a lower bound of the runner's watermark).
+  """
+  source: str
+  event_id: str
+  key: str
+  event_timestamp: int
+  window_start: int
+  window_end: int
+  watermark: int
+  reason: str
+  raw: str
+
+
+class AbandonMetrics(NamedTuple):
+  """One pane of abandon statistics for a queue and a fixed window.
+
+  Numerators and denominators are kept so that any vendor's definition of
+  abandon rate or service level can be recomputed downstream. `pane_index`
+  grows with each pane of the same row, so sinks can apply panes idempotently
+  and in order.
+  """
+  queue_id: str
+  window_start: int
+  window_end: int
+  total_calls: int
+  abandoned_calls: int
+  short_abandoned_calls: int
+  answered_within_sl: int
+  total_wait_seconds: float
+  abandon_rate: float
+  service_level: float
+  pane_index: int
+  pane_timing: str
+
+
+for _record in (SourceRecord, DeadLetter, CallEvent, LateEvent, AbandonMetrics):
+  beam.coders.registry.register_coder(_record, beam.coders.RowCoder)

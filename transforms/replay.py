@@ -1,0 +1,137 @@
+"""ReplayFiles: JSON-lines files replayed as unbounded streams whose watermark
+behaves like a Kafka consumer's.
+
+A file is delivered in polls of `poll_size` consecutive lines (a consumer's
+`max.poll.records`); file order is arrival order. Before each poll the
+watermark advances to the largest valid event time delivered so far minus
+`max_out_of_orderness` (bounded out-of-orderness, as in Flink's
+`forBoundedOutOfOrderness` and the seed's `WATERMARK ... - INTERVAL`). So the
+events that would be late from Kafka are late here too, and a run is
+deterministic for a given file.
+
+The replay is a TestStream of small chunk descriptors (file, byte offset,
+length), computed by one sequential scan at construction; the lines
+themselves are read by a DoFn, so the pipeline graph stays small whatever the
+file size. Several files are interleaved poll by poll, each with its own
+watermark (TestStream output tags).
+"""
+import os
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
+
+from transforms.records import SourceRecord
+
+
+class ReplaySource(NamedTuple):
+  """One file to replay. `event_time_ms(raw)` returns a valid record's event
+  time or None for a record that must not advance the watermark."""
+  name: str
+  path: str
+  event_time_ms: Callable[[bytes], Optional[int]]
+
+
+class _Chunk(NamedTuple):
+  source: str
+  path: str
+  offset: int
+  length: int
+  first_line: int
+
+
+def _polls(source: ReplaySource, poll_size: int,
+           max_out_of_orderness_ms: int) -> List[Tuple[_Chunk, Optional[int]]]:
+  """Each poll's chunk with the watermark to advance to after it."""
+  polls = []
+  max_event_ms: Optional[int] = None
+  with open(source.path, 'rb') as f:
+    line_no = 1
+    while True:
+      offset = f.tell()
+      lines = [line for line in (f.readline() for _ in range(poll_size)) if line]
+      if not lines:
+        break
+      for line in lines:
+        event_ms = source.event_time_ms(line.rstrip(b'\n'))
+        if event_ms is not None and (max_event_ms is None or
+                                     event_ms > max_event_ms):
+          max_event_ms = event_ms
+      chunk = _Chunk(source.name, source.path, offset, f.tell() - offset,
+                     line_no)
+      watermark = (
+          None if max_event_ms is None else max_event_ms -
+          max_out_of_orderness_ms)
+      polls.append((chunk, watermark))
+      line_no += len(lines)
+  return polls
+
+
+class _ReadChunkFn(beam.DoFn):
+  def process(self, chunk: _Chunk) -> Iterator[SourceRecord]:
+    name = os.path.basename(chunk.path)
+    with open(chunk.path, 'rb') as f:
+      f.seek(chunk.offset)
+      data = f.read(chunk.length)
+    lines = data.split(b'\n')
+    if lines and lines[-1] == b'':
+      lines.pop()
+    for i, line in enumerate(lines):
+      yield SourceRecord(chunk.source, f'{name}:{chunk.first_line + i}', line)
+
+
+class ReplayFiles(beam.PTransform):
+  """Replays files as unbounded streams with a Kafka-like watermark.
+
+  Input: the pipeline (PBegin).
+  Output: dict source name -> PCollection[SourceRecord] (raw bytes, one per
+  line, `origin` = "file:line"), unbounded, in the global window.
+  """
+  def __init__(
+      self,
+      sources: List[ReplaySource],
+      max_out_of_orderness_seconds: int,
+      poll_size: int):
+    super().__init__()
+    if poll_size <= 0:
+      raise ValueError(f'poll size must be > 0, got {poll_size}')
+    names = [s.name for s in sources]
+    if not sources or len(set(names)) != len(names):
+      raise ValueError(f'need distinct replay sources, got {names}')
+    self._sources = sources
+    self._delay_ms = max_out_of_orderness_seconds * 1000
+    self._poll_size = poll_size
+
+  def _test_stream(self) -> TestStream:
+    stream = TestStream(output_tags=[s.name for s in self._sources])
+    per_source = [
+        _polls(s, self._poll_size, self._delay_ms) for s in self._sources
+    ]
+    watermarks: Dict[str, Timestamp] = {}
+    # Round-robin interleaving: deterministic, and no source starves another.
+    for round_polls in _zip_longest(per_source):
+      for chunk, watermark_ms in round_polls:
+        current = watermarks.get(chunk.source, MIN_TIMESTAMP)
+        stream.add_elements(
+            [beam.window.TimestampedValue(chunk, current)], tag=chunk.source)
+        if watermark_ms is not None:
+          new = Timestamp(micros=watermark_ms * 1000)
+          if new > current:
+            stream.advance_watermark_to(new, tag=chunk.source)
+            watermarks[chunk.source] = new
+    for source in self._sources:
+      stream.advance_watermark_to_infinity(tag=source.name)
+    return stream
+
+  def expand(self, pbegin):
+    streams = pbegin | 'Polls' >> self._test_stream()
+    return {
+        s.name: streams[s.name] | f'Read[{s.name}]' >> beam.ParDo(_ReadChunkFn())
+        for s in self._sources
+    }
+
+
+def _zip_longest(lists: List[List]) -> Iterator[List]:
+  for i in range(max((len(items) for items in lists), default=0)):
+    yield [items[i] for items in lists if i < len(items)]

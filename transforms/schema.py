@@ -1,0 +1,48 @@
+"""The result tables, defined once for every sink.
+
+A table is a record type (NamedTuple) plus its primary key. Column names and
+types come from the record's annotations, so SQLite DDL, the Cassandra CQL
+schema and the Kafka JSON values cannot drift from the records the pipeline
+produces.
+"""
+import typing
+from typing import Dict, NamedTuple, Optional, Tuple, Type
+
+from transforms.records import AbandonMetrics, DeadLetter, LateEvent
+
+
+class Table(NamedTuple):
+  """A result table.
+
+  `version_column`: a column that grows with each update of the same row
+  (the pane index); sinks apply an update only if it is not older than the
+  stored row, so out-of-order or repeated writes converge.
+  """
+  name: str
+  record_type: Type[tuple]
+  primary_key: Tuple[str, ...]
+  version_column: Optional[str] = None
+
+  @property
+  def columns(self) -> Tuple[Tuple[str, type], ...]:
+    """(name, python type) pairs in record order; Optional[X] becomes X."""
+    hints = typing.get_type_hints(self.record_type)
+    return tuple((name, _base_type(hints[name]))
+                 for name in self.record_type._fields)
+
+
+def _base_type(hint) -> type:
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  return args[0] if args else hint
+
+
+ABANDON_METRICS = Table(
+    'abandon_metrics', AbandonMetrics, ('queue_id', 'window_start'),
+    version_column='pane_index')
+LATE_EVENTS = Table('late_events', LateEvent, ('source', 'event_id'))
+DEAD_LETTERS = Table('dead_letters', DeadLetter, ('source', 'origin'))
+
+TABLES: Dict[str, Table] = {
+    t.name: t
+    for t in (ABANDON_METRICS, LATE_EVENTS, DEAD_LETTERS)
+}

@@ -1,0 +1,71 @@
+"""SqliteSink: the embedded default store, for local runs with no services."""
+import contextlib
+import os
+import sqlite3
+from typing import Iterable, Sequence
+
+from transforms.schema import Table
+from transforms.sinks import ResultSink, RowWriter, WriteRows
+
+_SQL_TYPES = {str: 'TEXT', int: 'INTEGER', float: 'REAL', bool: 'INTEGER'}
+
+
+def create_table_sql(table: Table) -> str:
+  columns = ', '.join(
+      f'{name} {_SQL_TYPES[kind]}' for name, kind in table.columns)
+  return (
+      f'CREATE TABLE IF NOT EXISTS {table.name} ({columns}, '
+      f'PRIMARY KEY ({", ".join(table.primary_key)}))')
+
+
+def upsert_sql(table: Table) -> str:
+  names = [name for name, _ in table.columns]
+  updates = ', '.join(
+      f'{n} = excluded.{n}' for n in names if n not in table.primary_key)
+  sql = (
+      f'INSERT INTO {table.name} ({", ".join(names)}) '
+      f'VALUES ({", ".join("?" for _ in names)}) '
+      f'ON CONFLICT ({", ".join(table.primary_key)}) DO UPDATE SET {updates}')
+  if table.version_column:
+    v = table.version_column
+    sql += f' WHERE excluded.{v} >= {table.name}.{v}'
+  return sql
+
+
+class SqliteWriter(RowWriter):
+  """Upserts into a SQLite file, creating it and its tables on demand."""
+  def __init__(self, path: str):
+    self._path = path
+    self._conn = None
+
+  def open(self) -> None:
+    # Several DoFn instances may write the same file from different threads;
+    # WAL plus a busy timeout lets them take turns instead of failing.
+    self._conn = sqlite3.connect(
+        self._path, timeout=60, check_same_thread=False)
+    self._conn.execute('PRAGMA journal_mode=WAL')
+
+  def upsert(self, table: Table, rows: Sequence[tuple]) -> None:
+    with self._conn:
+      self._conn.executemany(upsert_sql(table), rows)
+
+  def close(self) -> None:
+    if self._conn is not None:
+      self._conn.close()
+      self._conn = None
+
+
+class SqliteSink(ResultSink):
+  """Writes every table into one SQLite database file."""
+  def __init__(self, path: str):
+    self._path = path
+
+  def prepare(self, tables: Iterable[Table]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
+    with contextlib.closing(sqlite3.connect(self._path)) as conn, conn:
+      for table in tables:
+        conn.execute(create_table_sql(table))
+
+  def write(self, table: Table) -> WriteRows:
+    path = self._path
+    return WriteRows(lambda: SqliteWriter(path), table)

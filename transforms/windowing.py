@@ -1,0 +1,276 @@
+"""WindowedCombinePerKey: fixed event-time windows with allowed lateness,
+accumulating late panes and a late-data side output that never loses an
+element.
+
+Why not `WindowInto(FixedWindows) | CombinePerKey` behind a gate: Beam drops
+data past allowed lateness without a trace, and a Python DoFn cannot read the
+watermark, so a separate gate can only guess what the downstream GroupByKey
+will drop; a gate that guesses wrong loses exactly the events it was meant to
+save (the first event of an already-expired window, see DESIGN.md section 2).
+Here the decision "counted or late" and the aggregation happen in the same
+stateful DoFn, in the global window, so they cannot disagree: every element
+either enters an accumulator that a later pane reports, or leaves on the
+`late` output.
+
+How the DoFn knows the watermark: only firing event-time timers tell it. Each
+key keeps a "clock", the latest timer timestamp that fired, which is a lower
+bound of the input watermark. Besides the on-time deadline of every open
+window, each key keeps a timer armed at the next window-expiry boundary
+(window end + allowed lateness on the fixed grid) while it has been active
+within `key_idle_ttl_seconds`. So whenever the watermark passes an expiry
+boundary, the key's clock passes it too before later elements are processed,
+and an element whose window expired is routed to `late` even when it is the
+first element of that window. Limit: a key whose clock has never fired (a
+brand-new key) cannot be judged late; its first window is opened and reported
+like any other (counted, never lost).
+"""
+import json
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import TimerSpec
+from apache_beam.transforms.userstate import on_timer
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms.records import LateEvent
+
+LATE = 'late'
+ON_TIME_PANE = 'ON_TIME'
+LATE_PANE = 'LATE'
+
+
+class WindowPane(NamedTuple):
+  """The accumulated result of one (key, window) as of one firing."""
+  key: str
+  window_start: int
+  window_end: int
+  result: Any
+  pane_index: int
+  timing: str
+
+
+class LateArrival(NamedTuple):
+  """An element that arrived after its window's expiry."""
+  key: str
+  value: Any
+  event_timestamp: int
+  window_start: int
+  window_end: int
+  watermark: int
+
+
+class _OpenWindow:
+  """Per-window state: the accumulator and how many panes were emitted."""
+  __slots__ = ('accumulator', 'panes_emitted', 'end_passed')
+
+  def __init__(self, accumulator: Any, end_passed: bool):
+    self.accumulator = accumulator
+    self.panes_emitted = 0
+    # True once the watermark passed the window end: from then on each new
+    # element produces a LATE pane at once (accumulating), like Beam's
+    # AfterWatermark(late=AfterCount(1)).
+    self.end_passed = end_passed
+
+  def __getstate__(self):
+    return (self.accumulator, self.panes_emitted, self.end_passed)
+
+  def __setstate__(self, state):
+    self.accumulator, self.panes_emitted, self.end_passed = state
+
+
+class _KeyState:
+  """Everything one key needs: its watermark clock and its open windows."""
+  __slots__ = ('clock', 'last_active', 'windows')
+
+  def __init__(self):
+    self.clock: Optional[int] = None
+    self.last_active: Optional[int] = None
+    self.windows: Dict[int, _OpenWindow] = {}
+
+  def __getstate__(self):
+    return (self.clock, self.last_active, self.windows)
+
+  def __setstate__(self, state):
+    self.clock, self.last_active, self.windows = state
+
+
+def _millis(timestamp: Timestamp) -> int:
+  return timestamp.micros // 1000
+
+
+class _WindowedCombineFn(beam.DoFn):
+  STATE = ReadModifyWriteStateSpec('key_state', PickleCoder())
+  FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
+
+  def __init__(
+      self,
+      combine_fn: beam.CombineFn,
+      window_size_ms: int,
+      allowed_lateness_ms: int,
+      key_idle_ttl_ms: int,
+      metrics_namespace: str):
+    self._combine_fn = combine_fn
+    self._size = window_size_ms
+    self._lateness = allowed_lateness_ms
+    self._idle_ttl = key_idle_ttl_ms
+    self._late_events = Metrics.counter(metrics_namespace, 'late_events')
+    self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
+    self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
+
+  def setup(self):
+    self._combine_fn.setup()
+
+  def teardown(self):
+    self._combine_fn.teardown()
+
+  def process(
+      self,
+      keyed,
+      timestamp=beam.DoFn.TimestampParam,
+      state=beam.DoFn.StateParam(STATE),
+      fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
+    key, value = keyed
+    event_ms = _millis(timestamp)
+    # The same grid as FixedWindows(size) with offset 0.
+    start = event_ms - event_ms % self._size
+    end = start + self._size
+    key_state = state.read() or _KeyState()
+    clock = key_state.clock
+    if clock is not None and end + self._lateness <= clock:
+      self._late_events.inc()
+      yield beam.pvalue.TaggedOutput(
+          LATE, LateArrival(key, value, event_ms, start, end, clock))
+      return
+    window = key_state.windows.get(start)
+    if window is None:
+      window = _OpenWindow(
+          self._combine_fn.create_accumulator(),
+          end_passed=clock is not None and end <= clock)
+      key_state.windows[start] = window
+    window.accumulator = self._combine_fn.add_input(window.accumulator, value)
+    key_state.last_active = max(key_state.last_active or end, end)
+    if window.end_passed:
+      self._late_panes.inc()
+      yield self._pane(key, start, window, LATE_PANE)
+    state.write(key_state)
+    self._arm(fire, key_state)
+
+  @on_timer(FIRE)
+  def on_fire(
+      self,
+      key=beam.DoFn.KeyParam,
+      fire_timestamp=beam.DoFn.TimestampParam,
+      state=beam.DoFn.StateParam(STATE),
+      fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
+    key_state = state.read()
+    if key_state is None:
+      return
+    fired_ms = _millis(fire_timestamp)
+    clock = fired_ms if key_state.clock is None else max(
+        key_state.clock, fired_ms)
+    key_state.clock = clock
+    for start in sorted(key_state.windows):
+      window = key_state.windows[start]
+      end = start + self._size
+      if not window.end_passed and end <= clock:
+        window.end_passed = True
+        self._on_time_panes.inc()
+        yield self._pane(key, start, window, ON_TIME_PANE)
+      if end + self._lateness <= clock:
+        del key_state.windows[start]
+    state.write(key_state)
+    self._arm(fire, key_state)
+
+  def _pane(self, key: str, start: int, window: _OpenWindow,
+            timing: str) -> WindowPane:
+    pane = WindowPane(
+        key=key,
+        window_start=start,
+        window_end=start + self._size,
+        result=self._combine_fn.extract_output(
+            self._combine_fn.compact(window.accumulator)),
+        pane_index=window.panes_emitted,
+        timing=timing)
+    window.panes_emitted += 1
+    return pane
+
+  def _next_expiry_boundary(self, after_ms: int) -> int:
+    """The first window expiry (end + lateness on the grid) after a time."""
+    return ((after_ms - self._lateness) // self._size + 1) * self._size + (
+        self._lateness)
+
+  def _arm(self, fire, key_state: _KeyState) -> None:
+    deadlines: List[int] = [
+        start + self._size
+        for start, window in key_state.windows.items()
+        if not window.end_passed
+    ]
+    clock = key_state.clock
+    if clock is None:
+      deadlines.extend(
+          start + self._size + self._lateness for start in key_state.windows)
+    elif key_state.windows or clock - key_state.last_active < self._idle_ttl:
+      # The clock tick: keeps the key's knowledge of the watermark current
+      # even when it has no open window (see the module docstring).
+      deadlines.append(self._next_expiry_boundary(clock))
+    if deadlines:
+      fire.set(Timestamp(micros=min(deadlines) * 1000))
+
+
+class WindowedCombinePerKey(beam.PTransform):
+  """Fixed event-time windows per key, combined with a CombineFn, with
+  allowed lateness and a late side output.
+
+  Input: PCollection[(str, V)] in the global window, timestamped by event
+  time.
+  Outputs (a DoOutputsTuple):
+    main: PCollection[WindowPane] with `result` = combine_fn's output. One
+      ON_TIME pane when the watermark passes the window end, then one LATE
+      pane per element that arrives within allowed lateness; panes
+      accumulate, `pane_index` orders them, so the last pane of a (key,
+      window) counts every element accepted into it.
+    `late`: PCollection[LateArrival], elements that arrived after their
+      window's end + allowed lateness.
+  Conservation: each input element is in the last pane of exactly one
+  (key, window), or once in `late`.
+  """
+  def __init__(
+      self,
+      combine_fn: beam.CombineFn,
+      window_size_seconds: int,
+      allowed_lateness_seconds: int,
+      key_idle_ttl_seconds: int,
+      metrics_namespace: str):
+    super().__init__()
+    if window_size_seconds <= 0:
+      raise ValueError(f'window size must be > 0, got {window_size_seconds}')
+    if allowed_lateness_seconds < 0:
+      raise ValueError(
+          f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
+    self._fn = _WindowedCombineFn(
+        combine_fn,
+        window_size_seconds * 1000,
+        allowed_lateness_seconds * 1000,
+        key_idle_ttl_seconds * 1000,
+        metrics_namespace)
+
+  def expand(self, keyed):
+    return keyed | beam.ParDo(self._fn).with_outputs(LATE, main='panes')
+
+
+def to_late_event(source: str, arrival: LateArrival, event_id: str) -> LateEvent:
+  """The late-events table row for a late arrival of a NamedTuple record."""
+  return LateEvent(
+      source=source,
+      event_id=event_id,
+      key=arrival.key,
+      event_timestamp=arrival.event_timestamp,
+      window_start=arrival.window_start,
+      window_end=arrival.window_end,
+      watermark=arrival.watermark,
+      reason='after_window_expiry',
+      raw=json.dumps(arrival.value._asdict(), sort_keys=True))
