@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from options import help_text
 from options.call_metrics_options import CallMetricsOptions
 from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
@@ -64,6 +65,10 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   _ = tables | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 
+JOB_OPTIONS = (
+    FileReplayOptions, EventTimeOptions, CallMetricsOptions, SinkOptions)
+
+
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   options = PipelineOptions(argv)
   standard = options.view_as(StandardOptions)
@@ -77,6 +82,9 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
 
 
 def main() -> None:
+  if {'-h', '--help'} & set(sys.argv[1:]):
+    print(help_text(JOB_OPTIONS, 'python -m pipelines.contact_center'))
+    return
   logging.getLogger().setLevel(logging.INFO)
   try:
     run(sys.argv[1:])

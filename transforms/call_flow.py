@@ -1,5 +1,4 @@
 """CallMetricsFlow: the whole call-event flow from raw records to tables."""
-from typing import Dict
 
 import apache_beam as beam
 
@@ -38,7 +37,7 @@ class CallMetricsFlow(beam.PTransform):
         service_level_seconds,
         key_idle_ttl_seconds)
 
-  def expand(self, records) -> Dict[str, beam.PCollection]:
+  def expand(self, records):
     parsed = records | 'Parse' >> ParseCallEvents()
     windowed = (
         parsed.events

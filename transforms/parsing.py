@@ -6,6 +6,7 @@ schema with these helpers, so one bad record is described the same way
 whichever topic it came from, and a DoFn never raises on bad data.
 """
 import json
+import math
 from typing import Any, Dict, Optional
 
 from transforms.records import DeadLetter, SourceRecord
@@ -86,6 +87,8 @@ def required_non_negative_number(obj: Dict[str, Any], name: str) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise InvalidRecord(
         'wrong_type', f'"{name}" must be a number, got {type(value).__name__}')
+  if not math.isfinite(value):
+    raise InvalidRecord('not_finite', f'"{name}" is {value}')
   if value < 0:
     raise InvalidRecord('negative_value', f'"{name}" is {value}')
   return value

@@ -14,13 +14,13 @@ either enters an accumulator that a later pane reports, or leaves on the
 
 How the DoFn knows the watermark: only firing event-time timers tell it. Each
 key keeps a "clock", the latest timer timestamp that fired, which is a lower
-bound of the input watermark. Besides the on-time deadline of every open
-window, each key keeps a timer armed at the next window-expiry boundary
-(window end + allowed lateness on the fixed grid) while it has been active
-within `key_idle_ttl_seconds`. So whenever the watermark passes an expiry
-boundary, the key's clock passes it too before later elements are processed,
-and an element whose window expired is routed to `late` even when it is the
-first element of that window. Limit: a key whose clock has never fired (a
+bound of the input watermark. Each key keeps a timer armed at the next
+boundary of the fixed grid (a window end or a window expiry = end + allowed
+lateness) while it has been active within `key_idle_ttl_seconds`. So
+whenever the watermark passes a boundary, the key's clock passes it too
+before later elements are processed: an element whose window expired is
+routed to `late` even when it is the first element of that window, and the
+first element of a window whose end has passed gets a LATE pane. Limit: a key whose clock has never fired (a
 brand-new key) cannot be judged late; its first window is opened and reported
 like any other (counted, never lost).
 """
@@ -198,10 +198,12 @@ class _WindowedCombineFn(beam.DoFn):
     window.panes_emitted += 1
     return pane
 
-  def _next_expiry_boundary(self, after_ms: int) -> int:
-    """The first window expiry (end + lateness on the grid) after a time."""
-    return ((after_ms - self._lateness) // self._size + 1) * self._size + (
-        self._lateness)
+  def _next_boundary(self, after_ms: int) -> int:
+    """The first window end or window expiry on the grid after a time."""
+    next_end = (after_ms // self._size + 1) * self._size
+    next_expiry = ((after_ms - self._lateness) // self._size + 1) * (
+        self._size) + self._lateness
+    return min(next_end, next_expiry)
 
   def _arm(self, fire, key_state: _KeyState) -> None:
     deadlines: List[int] = [
@@ -216,7 +218,7 @@ class _WindowedCombineFn(beam.DoFn):
     elif key_state.windows or clock - key_state.last_active < self._idle_ttl:
       # The clock tick: keeps the key's knowledge of the watermark current
       # even when it has no open window (see the module docstring).
-      deadlines.append(self._next_expiry_boundary(clock))
+      deadlines.append(self._next_boundary(clock))
     if deadlines:
       fire.set(Timestamp(micros=min(deadlines) * 1000))
 

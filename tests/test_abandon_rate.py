@@ -1,0 +1,134 @@
+"""AbandonRate on TestStream: panes, lateness, late output, rounding."""
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.conftest import BASE_S, call, drain, timed
+from transforms.abandon_rate import AbandonRate, AbandonStatsFn, rounded_ratio
+
+WINDOW = 300
+LATENESS = 60
+
+
+def run_abandon_rate(stream, options, short_threshold=0, sl=20):
+  """Runs AbandonRate on a TestStream; returns (panes, late call ids)."""
+  with beam.Pipeline(options=options) as p:
+    out = p | stream | AbandonRate(WINDOW, LATENESS, short_threshold, sl, 3600)
+    panes = out['metrics'] | 'Panes' >> beam.Map(
+        lambda m: (m.queue_id, m.window_start // 1000 - BASE_S, m.pane_index,
+                   m.pane_timing, m.total_calls, m.abandoned_calls))
+    late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_uuid)
+    yield panes, late
+
+
+def check(stream, options, expected_panes, expected_late):
+  for panes, late in run_abandon_rate(stream, options):
+    assert_that(panes, equal_to(expected_panes), label='panes')
+    assert_that(late, equal_to(expected_late), label='late')
+
+
+def test_on_time_pane_fires_when_watermark_passes_window_end(options):
+  stream = drain((
+      TestStream().add_elements([
+          timed(call('a', 10)),
+          timed(call('b', 20, abandoned=True)),
+          timed(call('c', 30, queue_id='Q-2'))
+      ]).advance_watermark_to(BASE_S + WINDOW)))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 2, 1), ('Q-2', 0, 0, 'ON_TIME', 1, 0)],
+      [])
+
+
+def test_late_event_within_lateness_updates_the_row_accumulating(options):
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + WINDOW + 30).add_elements([
+              timed(call('b', 20, abandoned=True))
+          ])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 0, 1, 'LATE', 2, 1)],
+      [])
+
+
+def test_event_after_expiry_goes_to_late_output(options):
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + WINDOW + LATENESS + 1).add_elements([
+              timed(call('too-late', 20))
+          ])))
+  check(stream, options, [('Q-1', 0, 0, 'ON_TIME', 1, 0)], ['too-late'])
+
+
+def test_first_event_of_an_already_expired_window_is_routed_late(options):
+  # Window [300, 600) never had an event when the watermark passed its
+  # expiry (660); its first event must not open a fresh row.
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + 2000).add_elements([
+              timed(call('first-of-expired', 400)),
+              timed(call('on-time', 1990))
+          ])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0),
+                ('Q-1', 1800, 0, 'ON_TIME', 1, 0)], ['first-of-expired'])
+
+
+def test_late_first_event_of_a_window_gets_a_late_pane(options):
+  # Window [300, 600) is past its end but within lateness when its first
+  # event arrives: a LATE pane, no ON_TIME pane.
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + 620).add_elements([timed(call('b', 400))
+                                     ])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 300, 0, 'LATE', 1, 0)],
+      [])
+
+
+def test_a_never_seen_queue_is_counted_not_lost(options):
+  # Documented limit: a key without any fired timer cannot know the
+  # watermark, so its first event opens a row instead of going late.
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + 2000).add_elements([timed(call('new-q', 20, queue_id='Q-9'))
+                                      ])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-9', 0, 0, 'ON_TIME', 1, 0)],
+      [])
+
+
+def test_stats_numerators_and_denominators():
+  fn = AbandonStatsFn(short_abandon_threshold_seconds=5, service_level_seconds=20)
+  acc = fn.create_accumulator()
+  for event in [
+      call('a', 0, abandoned=True, wait=3),  # short abandon
+      call('b', 0, abandoned=True, wait=30),
+      call('c', 0, wait=20),  # answered exactly at the SL target
+      call('d', 0, wait=21),
+  ]:
+    acc = fn.add_input(acc, event)
+  merged = fn.merge_accumulators([acc, fn.create_accumulator()])
+  stats = fn.extract_output(merged)
+  assert stats == (4, 2, 1, 1, 74)
+
+
+@pytest.mark.parametrize(
+    'numerator, denominator, expected',
+    [
+        (0, 0, 0.0),  # no calls: no division
+        (0, 5, 0.0),
+        (1, 3, 0.3333),
+        (2, 3, 0.6667),
+        (1, 20000, 0.0001),  # 0.00005 rounds half up, not to even
+        (1, 20001, 0.0),
+        (10, 10, 1.0),  # the seed's DECIMAL(5,4) cast overflowed here
+        (123, 1000, 0.123),
+    ])
+def test_rates_round_half_up_to_four_places(numerator, denominator, expected):
+  assert rounded_ratio(numerator, denominator) == expected
