@@ -35,6 +35,11 @@ class FileReplayOptions(PipelineOptions):
         help='Path of a JSON-lines file of call events to replay, one event '
         'per line, file order = arrival order.')
     group.add_argument(
+        '--data_actions',
+        default=None,
+        help='Path of a JSON-lines file of CXone Data Action events '
+        '(interactions and customer updates) to replay.')
+    group.add_argument(
         '--replay_poll_size',
         type=int,
         default=500,

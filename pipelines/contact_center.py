@@ -1,13 +1,16 @@
 """The main job: contact-center streams to queue and channel metrics.
 
-    python -m pipelines.contact_center --call_events=samples/call_events.jsonl
+    python -m pipelines.contact_center --call_events=samples/call_events.jsonl \
+        --data_actions=samples/data_actions.jsonl
 
-Sources: a replayed JSON-lines file (`--call_events`). Sinks: `--sink`
-(default sqlite). `--help` lists every option.
+Flows: call events to abandon metrics per queue (`--call_events`), CXone Data
+Actions to interaction volumes per channel and callback-pattern alerts
+(`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
+`--help` lists every option.
 """
 import logging
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -15,17 +18,21 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from options import help_text
 from options.call_metrics_options import CallMetricsOptions
+from options.interaction_options import InteractionOptions
 from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
 from transforms.call_events import call_event_time_ms
 from transforms.call_flow import CallMetricsFlow
+from transforms.data_actions import data_action_time_ms
+from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
 from transforms.sinks import ResultSink, WriteTables
 from transforms.sqlite_sink import SqliteSink
 
 CALL_EVENTS_SOURCE = 'cc-call-logs'
+DATA_ACTIONS_SOURCE = 'cxone-data-actions'
 # The Python DirectRunner may try to download the Prism binary and hang
 # offline; the bundle-based runner is local, supports TestStream replay,
 # state and timers, and needs no network.
@@ -43,30 +50,71 @@ def make_sinks(options: PipelineOptions) -> List[ResultSink]:
   return sinks
 
 
+def merge_tables(
+    *flows: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollection]:
+  """One PCollection per table: tables that several flows write (late
+  events, dead letters) are flattened."""
+  by_table: Dict[str, List[beam.PCollection]] = {}
+  for flow in flows:
+    for name, rows in flow.items():
+      by_table.setdefault(name, []).append(rows)
+  return {
+      name: parts[0] if len(parts) == 1 else
+      (parts | f'Merge[{name}]' >> beam.Flatten())
+      for name, parts in by_table.items()
+  }
+
+
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   """Wires sources, flows and sinks into `pipeline`."""
   replay = options.view_as(FileReplayOptions)
   event_time = options.view_as(EventTimeOptions)
   calls = options.view_as(CallMetricsOptions)
-  if not replay.call_events:
-    raise ValueError('nothing to read: give --call_events=PATH')
+  cxone = options.view_as(InteractionOptions)
+  files = []
+  if replay.call_events:
+    files.append(
+        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms))
+  if replay.data_actions:
+    files.append(
+        ReplaySource(
+            DATA_ACTIONS_SOURCE, replay.data_actions, data_action_time_ms))
+  if not files:
+    raise ValueError(
+        'nothing to read: give --call_events=PATH and/or --data_actions=PATH')
   sources = pipeline | 'Replay' >> ReplayFiles(
-      [ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms)],
-      event_time.max_out_of_orderness,
-      replay.replay_poll_size)
-  tables = sources[CALL_EVENTS_SOURCE] | 'CallMetrics' >> CallMetricsFlow(
-      CALL_EVENTS_SOURCE,
-      calls.window_size,
-      calls.allowed_lateness,
-      calls.short_abandon_threshold,
-      calls.service_level_seconds,
-      calls.dedupe_ttl,
-      event_time.key_idle_ttl)
-  _ = tables | 'Write' >> WriteTables(make_sinks(options), TABLES)
+      files, event_time.max_out_of_orderness, replay.replay_poll_size)
+  flows = []
+  if CALL_EVENTS_SOURCE in sources:
+    flows.append(
+        sources[CALL_EVENTS_SOURCE] | 'CallMetrics' >> CallMetricsFlow(
+            CALL_EVENTS_SOURCE,
+            calls.window_size,
+            calls.allowed_lateness,
+            calls.short_abandon_threshold,
+            calls.service_level_seconds,
+            calls.dedupe_ttl,
+            event_time.key_idle_ttl))
+  if DATA_ACTIONS_SOURCE in sources:
+    flows.append(
+        sources[DATA_ACTIONS_SOURCE]
+        | 'CxoneInteractions' >> CxoneInteractionFlow(
+            DATA_ACTIONS_SOURCE,
+            cxone.volume_window_size,
+            calls.allowed_lateness,
+            event_time.key_idle_ttl,
+            calls.dedupe_ttl,
+            cxone.failure_statuses,
+            cxone.callback_statuses,
+            cxone.pattern_within,
+            cxone.profile_wait,
+            cxone.customer_state_ttl))
+  _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 
 JOB_OPTIONS = (
-    FileReplayOptions, EventTimeOptions, CallMetricsOptions, SinkOptions)
+    FileReplayOptions, EventTimeOptions, CallMetricsOptions, InteractionOptions,
+    SinkOptions)
 
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:

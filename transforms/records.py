@@ -83,5 +83,63 @@ class AbandonMetrics(NamedTuple):
   pane_timing: str
 
 
-for _record in (SourceRecord, DeadLetter, CallEvent, LateEvent, AbandonMetrics):
+class Interaction(NamedTuple):
+  """A validated CXone interaction event (`cxone-data-actions`)."""
+  interaction_id: str
+  customer_id: str
+  channel: str
+  status: str
+  timestamp: int
+
+
+class CustomerProfile(NamedTuple):
+  """A customer-profile update (`recordType: customer_update`)."""
+  customer_id: str
+  tier: str
+  region: str
+  timestamp: int
+
+
+class InteractionVolume(NamedTuple):
+  """One pane of the interaction count for a channel and a fixed window."""
+  channel: str
+  window_start: int
+  window_end: int
+  volume: int
+  pane_index: int
+  pane_timing: str
+
+
+class PatternMatch(NamedTuple):
+  """Failed interactions followed by a callback request, for one customer.
+
+  `timestamp` and `channel` are the callback's; `first_failure_timestamp`
+  is where the 30 s of `within` started.
+  """
+  customer_id: str
+  channel: str
+  timestamp: int
+  failure_count: int
+  alert_type: str
+  first_failure_timestamp: int
+  interaction_ids: str
+
+
+class PatternAlert(NamedTuple):
+  """A pattern match enriched with the customer's profile (the seed's
+  `pattern_alerts` schema plus tier and region)."""
+  customer_id: str
+  channel: str
+  timestamp: int
+  failure_count: int
+  alert_type: str
+  tier: str
+  region: str
+  first_failure_timestamp: int
+  interaction_ids: str
+
+
+for _record in (SourceRecord, DeadLetter, CallEvent, LateEvent, AbandonMetrics,
+                Interaction, CustomerProfile, InteractionVolume, PatternMatch,
+                PatternAlert):
   beam.coders.registry.register_coder(_record, beam.coders.RowCoder)

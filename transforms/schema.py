@@ -8,7 +8,8 @@ produces.
 import typing
 from typing import Dict, NamedTuple, Optional, Tuple, Type
 
-from transforms.records import AbandonMetrics, DeadLetter, LateEvent
+from transforms.records import (AbandonMetrics, DeadLetter, InteractionVolume,
+                                LateEvent, PatternAlert)
 
 
 class Table(NamedTuple):
@@ -39,10 +40,19 @@ def _base_type(hint) -> type:
 ABANDON_METRICS = Table(
     'abandon_metrics', AbandonMetrics, ('queue_id', 'window_start'),
     version_column='pane_index')
-LATE_EVENTS = Table('late_events', LateEvent, ('source', 'event_id'))
+INTERACTION_VOLUMES = Table(
+    'interaction_volumes', InteractionVolume, ('channel', 'window_start'),
+    version_column='pane_index')
+PATTERN_ALERTS = Table(
+    'pattern_alerts', PatternAlert, ('customer_id', 'channel', 'timestamp'))
+# One event can be late for two reasons (a volume window and the pattern
+# order), hence the reason in the key.
+LATE_EVENTS = Table(
+    'late_events', LateEvent, ('source', 'event_id', 'reason'))
 DEAD_LETTERS = Table('dead_letters', DeadLetter, ('source', 'origin'))
 
 TABLES: Dict[str, Table] = {
-    t.name: t
-    for t in (ABANDON_METRICS, LATE_EVENTS, DEAD_LETTERS)
+    t.name: t for t in (
+        ABANDON_METRICS, INTERACTION_VOLUMES, PATTERN_ALERTS, LATE_EVENTS,
+        DEAD_LETTERS)
 }

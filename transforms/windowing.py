@@ -264,7 +264,14 @@ class WindowedCombinePerKey(beam.PTransform):
     return keyed | beam.ParDo(self._fn).with_outputs(LATE, main='panes')
 
 
-def to_late_event(source: str, arrival: LateArrival, event_id: str) -> LateEvent:
+AFTER_WINDOW_EXPIRY = 'after_window_expiry'
+
+
+def to_late_event(
+    source: str,
+    arrival: LateArrival,
+    event_id: str,
+    reason: str = AFTER_WINDOW_EXPIRY) -> LateEvent:
   """The late-events table row for a late arrival of a NamedTuple record."""
   return LateEvent(
       source=source,
@@ -274,5 +281,5 @@ def to_late_event(source: str, arrival: LateArrival, event_id: str) -> LateEvent
       window_start=arrival.window_start,
       window_end=arrival.window_end,
       watermark=arrival.watermark,
-      reason='after_window_expiry',
+      reason=reason,
       raw=json.dumps(arrival.value._asdict(), sort_keys=True))

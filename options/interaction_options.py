@@ -1,0 +1,51 @@
+"""Options of the CXone interaction flow (volumes, join, patterns)."""
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+def _statuses(value: str) -> frozenset:
+  statuses = frozenset(s.strip() for s in value.split(',') if s.strip())
+  if not statuses:
+    raise ValueError('give at least one status')
+  return statuses
+
+
+class InteractionOptions(PipelineOptions):
+  """Interaction volumes per channel, the customer join and pattern alerts."""
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('CXone interactions')
+    group.add_argument(
+        '--volume_window_size',
+        type=int,
+        default=10,
+        help='Fixed window size in seconds for interaction volume per '
+        'channel (allowed lateness: --allowed_lateness).')
+    group.add_argument(
+        '--profile_wait',
+        type=int,
+        default=30,
+        help='Seconds of event time an alert waits for a first customer '
+        'profile before going on with tier UNKNOWN.')
+    group.add_argument(
+        '--customer_state_ttl',
+        type=int,
+        default=86400,
+        help='Seconds of event time without activity after which a '
+        "customer's profile state is dropped.")
+    group.add_argument(
+        '--failure_statuses',
+        type=_statuses,
+        default=frozenset({'FAILED'}),
+        help='Comma-separated interaction statuses that count as failures.')
+    group.add_argument(
+        '--callback_statuses',
+        type=_statuses,
+        default=frozenset({'CALLBACK_REQUESTED'}),
+        help='Comma-separated interaction statuses that are callback '
+        'requests.')
+    group.add_argument(
+        '--pattern_within',
+        type=int,
+        default=30,
+        help='Seconds from the first of three failures to the callback '
+        'request within which the pattern matches (Flink CEP within()).')

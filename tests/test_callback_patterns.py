@@ -1,0 +1,142 @@
+"""DetectCallbackPatterns on TestStream: the CEP semantics case by case, and
+a randomized comparison with a brute-force matcher."""
+import random
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+
+from tests.conftest import BASE_S, drain
+from transforms.callback_patterns import DetectCallbackPatterns
+from transforms.records import Interaction
+
+FAILED, CALLBACK, OK = 'FAILED', 'CALLBACK_REQUESTED', 'COMPLETED'
+
+
+def interaction(iid, at_s, status, customer='C-1', channel='voice'):
+  return Interaction(iid, customer, channel, status, int((BASE_S + at_s) * 1000))
+
+
+def stamped(i):
+  return beam.window.TimestampedValue(i, i.timestamp / 1000)
+
+
+def detect(batches, options):
+  """Runs the detector over batches of (interactions, watermark after, s);
+  yields (alerts as (customer, channel, seconds after BASE), late ids)."""
+  stream = TestStream()
+  for interactions, watermark_s in batches:
+    stream = stream.add_elements([stamped(i) for i in interactions])
+    if watermark_s is not None:
+      stream = stream.advance_watermark_to(BASE_S + watermark_s)
+  with beam.Pipeline(options=options) as p:
+    out = p | drain(stream) | DetectCallbackPatterns(
+        frozenset({FAILED}), frozenset({CALLBACK}), 30)
+    alerts = out['matches'] | 'Alerts' >> beam.Map(
+        lambda m: (m.customer_id, m.channel, (m.timestamp - BASE_S * 1000) / 1000,
+                   m.interaction_ids))
+    late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.interaction_id)
+    yield alerts, late
+
+
+def check(batches, options, expected_alerts, expected_late=()):
+  for alerts, late in detect(batches, options):
+    assert_that(alerts, equal_to(expected_alerts), label='alerts')
+    assert_that(late, equal_to(list(expected_late)), label='late')
+
+
+def seq(*steps, customer='C-1'):
+  """Interactions from (id, seconds, status) steps."""
+  return [interaction(i, t, s, customer) for i, t, s in steps]
+
+
+def test_three_failures_then_callback_within_30s_matches(options):
+  events = seq(('f1', 0, FAILED), ('f2', 5, FAILED), ('f3', 10, FAILED),
+               ('cb', 20, CALLBACK))
+  check([(events, None)], options, [('C-1', 'voice', 20, 'f1,f2,f3,cb')])
+
+
+def test_four_failures_then_callback_is_one_match_of_the_last_three(options):
+  events = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED),
+               ('f4', 3, FAILED), ('cb', 4, CALLBACK))
+  check([(events, None)], options, [('C-1', 'voice', 4, 'f2,f3,f4,cb')])
+
+
+def test_two_failures_then_callback_does_not_match(options):
+  events = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('cb', 2, CALLBACK))
+  check([(events, None)], options, [])
+
+
+def test_a_success_between_failures_starts_the_count_again(options):
+  events = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED),
+               ('ok', 3, OK), ('cb', 4, CALLBACK))
+  check([(events, None)], options, [])
+
+
+@pytest.mark.parametrize('callback_s, matches', [(29.999, True), (30, False),
+                                                  (31, False)])
+def test_within_is_measured_from_the_first_failure(
+    options, callback_s, matches):
+  events = seq(('f1', 0, FAILED), ('f2', 10, FAILED), ('f3', 20, FAILED),
+               ('cb', callback_s, CALLBACK))
+  expected = [('C-1', 'voice', callback_s, 'f1,f2,f3,cb')] if matches else []
+  check([(events, None)], options, expected)
+
+
+def test_out_of_order_arrival_is_sorted_by_event_time(options):
+  events = seq(('cb', 20, CALLBACK), ('f2', 5, FAILED), ('f1', 0, FAILED),
+               ('f3', 10, FAILED))
+  check([(events, None)], options, [('C-1', 'voice', 20, 'f1,f2,f3,cb')])
+
+
+def test_customers_are_independent(options):
+  a = seq(('a1', 0, FAILED), ('a2', 1, FAILED), customer='A')
+  b = seq(('b1', 1.5, FAILED), ('b2', 2, OK), customer='B')
+  a2 = seq(('a3', 2, FAILED), ('a4', 3, CALLBACK), customer='A')
+  check([(a + b + a2, None)], options, [('A', 'voice', 3, 'a1,a2,a3,a4')])
+
+
+def test_interaction_behind_processed_ones_goes_late(options):
+  first = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('ok', 10, OK))
+  straggler = seq(('f0', 5, FAILED))
+  check([(first, 20), (straggler, None)], options, [], ['f0'])
+
+
+def random_stream(rng, customers=4, n=60):
+  """Interactions with random statuses and an arrival order shuffled within
+  a bound smaller than the watermark lag, so none is late."""
+  events = []
+  clock = 0.0
+  for k in range(n):
+    clock += rng.choice([0.5, 1, 2, 5, 12])
+    status = rng.choices([FAILED, CALLBACK, OK], weights=[5, 2, 2])[0]
+    events.append(
+        interaction(f'i{k}', clock, status, f'C-{rng.randrange(customers)}',
+                    rng.choice(['voice', 'chat'])))
+  arrival = sorted(events, key=lambda i: i.timestamp + rng.uniform(0, 8000))
+  return events, arrival
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_randomized_against_brute_force(options, seed):
+  rng = random.Random(seed)
+  events, arrival = random_stream(rng)
+  # Deliver in batches; the watermark trails the max event time by 10 s,
+  # more than the 8 s arrival shuffle, so nothing is late.
+  batches, max_ts = [], 0
+  for k in range(0, len(arrival), 7):
+    batch = arrival[k:k + 7]
+    max_ts = max([max_ts] + [i.timestamp for i in batch])
+    batches.append((batch, max_ts / 1000 - BASE_S - 10))
+  expected = brute_force_alerts([(i.customer_id, i.channel, i.status,
+                                  i.timestamp, arrival.index(i))
+                                 for i in arrival])
+  expected = sorted((c, ch, (ts - BASE_S * 1000) / 1000) for c, ch, ts in expected)
+  for alerts, late in detect(batches, options):
+    assert_that(
+        alerts | 'Key' >> beam.Map(lambda a: a[:3]),
+        equal_to(expected),
+        label='alerts')
+    assert_that(late, equal_to([]), label='late')
