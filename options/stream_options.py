@@ -13,8 +13,9 @@ class EventTimeOptions(PipelineOptions):
         '--max_out_of_orderness',
         type=int,
         default=10,
-        help='Bounded out-of-orderness of the watermark in seconds: the '
-        'watermark trails the largest event time seen by this much.')
+        help='Bounded out-of-orderness in seconds: every event-time decision '
+        '(window firing and expiry, pattern order, profile wait) uses the '
+        "source's watermark (the largest event time seen) minus this.")
     group.add_argument(
         '--key_idle_ttl',
         type=int,

@@ -82,8 +82,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   if not files:
     raise ValueError(
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH')
-  sources = pipeline | 'Replay' >> ReplayFiles(
-      files, event_time.max_out_of_orderness, replay.replay_poll_size)
+  sources = pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -94,7 +93,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.short_abandon_threshold,
             calls.service_level_seconds,
             calls.dedupe_ttl,
-            event_time.key_idle_ttl))
+            event_time.key_idle_ttl,
+            event_time.max_out_of_orderness))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]
@@ -108,7 +108,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             cxone.callback_statuses,
             cxone.pattern_within,
             cxone.profile_wait,
-            cxone.customer_state_ttl))
+            cxone.customer_state_ttl,
+            event_time.max_out_of_orderness))
   _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 

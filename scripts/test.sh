@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Sets up the project and runs the whole test suite. `.ci/run` calls exactly
-# this. pytest's "no tests collected" (exit 5) is a failure here.
+# Sets up the project, brings up the real services the integration tests
+# talk to (Kafka, Cassandra: scripts/stack.sh), runs the whole test suite and
+# brings the services down again. `.ci/run` calls exactly this.
+# pytest's "no tests collected" (exit 5) is a failure here.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 scripts/setup.sh
+# Services this run started are stopped on the way out, whatever happens.
+if ! scripts/stack.sh status >/dev/null 2>&1; then
+  trap 'scripts/stack.sh down || true' EXIT
+  scripts/stack.sh up
+fi
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@" tests
 status=$?

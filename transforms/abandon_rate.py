@@ -106,14 +106,16 @@ class AbandonRate(beam.PTransform):
       allowed_lateness_seconds: int,
       short_abandon_threshold_seconds: float,
       service_level_seconds: float,
-      key_idle_ttl_seconds: int):
+      key_idle_ttl_seconds: int,
+      watermark_delay_seconds: int = 0):
     super().__init__()
     self._windowed = WindowedCombinePerKey(
         AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
-        metrics_namespace='abandon_rate')
+        metrics_namespace='abandon_rate',
+        watermark_delay_seconds=watermark_delay_seconds)
 
   def expand(self, events):
     windowed = (

@@ -26,7 +26,8 @@ class CallMetricsFlow(beam.PTransform):
       short_abandon_threshold_seconds: float,
       service_level_seconds: float,
       dedupe_ttl_seconds: int,
-      key_idle_ttl_seconds: int):
+      key_idle_ttl_seconds: int,
+      watermark_delay_seconds: int):
     super().__init__()
     self._source_name = source_name
     self._dedupe_ttl = dedupe_ttl_seconds
@@ -35,7 +36,8 @@ class CallMetricsFlow(beam.PTransform):
         allowed_lateness_seconds,
         short_abandon_threshold_seconds,
         service_level_seconds,
-        key_idle_ttl_seconds)
+        key_idle_ttl_seconds,
+        watermark_delay_seconds)
 
   def expand(self, records):
     parsed = records | 'Parse' >> ParseCallEvents()

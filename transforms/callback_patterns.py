@@ -17,7 +17,8 @@ with its real semantics:
     `callback - first failure >= within` (exactly 30 s does not match);
   * Kafka does not deliver in order, CEP sorts: interactions are buffered
     and processed in (event time, arrival) order once the watermark passes
-    them. An interaction that arrives after later interactions of the same
+    them (the source watermark minus `watermark_delay_seconds`, the
+    bounded out-of-orderness). An interaction that arrives after later interactions of the same
     customer were already processed is routed to the `late` output (Flink
     CEP drops it).
 Partial matches need only the current run of failures. A customer's state
@@ -111,9 +112,11 @@ class _DetectFn(beam.DoFn):
   STATE = ReadModifyWriteStateSpec('customer', PickleCoder())
   FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
 
-  def __init__(self, matcher: CallbackPatternMatcher, within_ms: int):
+  def __init__(
+      self, matcher: CallbackPatternMatcher, within_ms: int, delay_ms: int):
     self._matcher = matcher
     self._within_ms = within_ms
+    self._delay_ms = delay_ms
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
 
@@ -138,7 +141,10 @@ class _DetectFn(beam.DoFn):
         (interaction.timestamp, customer.arrivals, interaction))
     customer.arrivals += 1
     state.write(customer)
-    flush.set(Timestamp(micros=min(customer.buffer)[0] * 1000))
+    self._set(flush, min(customer.buffer)[0])
+
+  def _set(self, timer, effective_ms: int) -> None:
+    timer.set(Timestamp(micros=(effective_ms + self._delay_ms) * 1000))
 
   @on_timer(FLUSH)
   def on_flush(
@@ -149,7 +155,7 @@ class _DetectFn(beam.DoFn):
     customer = state.read()
     if customer is None:
       return
-    watermark_ms = fired.micros // 1000
+    watermark_ms = fired.micros // 1000 - self._delay_ms
     customer.buffer.sort()
     ready = [item for item in customer.buffer if item[0] <= watermark_ms]
     customer.buffer = customer.buffer[len(ready):]
@@ -163,7 +169,7 @@ class _DetectFn(beam.DoFn):
       self._matcher.prune(customer.run, customer.processed_through)
     if customer.buffer:
       state.write(customer)
-      flush.set(Timestamp(micros=customer.buffer[0][0] * 1000))
+      self._set(flush, customer.buffer[0][0])
       return
     # Keep the run and `processed_through` until the watermark is `within`
     # past them: until then a callback may still complete the run, and a
@@ -174,7 +180,7 @@ class _DetectFn(beam.DoFn):
     expiry_ms = start + self._within_ms
     if expiry_ms > watermark_ms:
       state.write(customer)
-      flush.set(Timestamp(micros=expiry_ms * 1000))
+      self._set(flush, expiry_ms)
     else:
       state.clear()
 
@@ -193,7 +199,8 @@ class DetectCallbackPatterns(beam.PTransform):
       self,
       failure_statuses: FrozenSet[str],
       callback_statuses: FrozenSet[str],
-      within_seconds: int = 30):
+      within_seconds: int = 30,
+      watermark_delay_seconds: int = 0):
     super().__init__()
     if failure_statuses & callback_statuses:
       raise ValueError(
@@ -202,7 +209,7 @@ class DetectCallbackPatterns(beam.PTransform):
     within_ms = within_seconds * 1000
     self._fn = _DetectFn(
         CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
-        within_ms)
+        within_ms, watermark_delay_seconds * 1000)
 
   def expand(self, interactions):
     detected = (

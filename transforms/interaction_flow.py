@@ -56,16 +56,20 @@ class CxoneInteractionFlow(beam.PTransform):
       callback_statuses: FrozenSet[str],
       pattern_within_seconds: int,
       profile_wait_seconds: int,
-      customer_state_ttl_seconds: int):
+      customer_state_ttl_seconds: int,
+      watermark_delay_seconds: int):
     super().__init__()
     self._source_name = source_name
     self._dedupe_ttl = dedupe_ttl_seconds
     self._volumes = InteractionVolumes(
-        volume_window_seconds, allowed_lateness_seconds, key_idle_ttl_seconds)
+        volume_window_seconds, allowed_lateness_seconds, key_idle_ttl_seconds,
+        watermark_delay_seconds)
     self._patterns = DetectCallbackPatterns(
-        failure_statuses, callback_statuses, pattern_within_seconds)
+        failure_statuses, callback_statuses, pattern_within_seconds,
+        watermark_delay_seconds)
     self._join = JoinCustomers(
-        to_pattern_alert, profile_wait_seconds, customer_state_ttl_seconds)
+        to_pattern_alert, profile_wait_seconds, customer_state_ttl_seconds,
+        watermark_delay_seconds)
 
   def expand(self, records):
     source = self._source_name

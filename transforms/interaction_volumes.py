@@ -33,14 +33,16 @@ class InteractionVolumes(beam.PTransform):
       self,
       window_size_seconds: int,
       allowed_lateness_seconds: int,
-      key_idle_ttl_seconds: int):
+      key_idle_ttl_seconds: int,
+      watermark_delay_seconds: int = 0):
     super().__init__()
     self._windowed = WindowedCombinePerKey(
         CountCombineFn(),
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
-        metrics_namespace='interaction_volumes')
+        metrics_namespace='interaction_volumes',
+        watermark_delay_seconds=watermark_delay_seconds)
 
   def expand(self, interactions):
     windowed = (

@@ -44,9 +44,11 @@ class _JoinFn(beam.DoFn):
 
   def __init__(
       self, enrich: Callable[[Any, CustomerProfile], Any],
-      profile_wait_ms: int, ttl_ms: int):
+      profile_wait_ms: int, ttl_ms: int, delay_ms: int):
     self._enrich = enrich
-    self._wait_ms = profile_wait_ms
+    # Waiting is measured on the delayed watermark, like every other
+    # event-time decision of the pipeline.
+    self._wait_ms = profile_wait_ms + delay_ms
     self._ttl_ms = ttl_ms
     self._unknown = Metrics.counter('join_customers', 'emitted_unknown')
     self._expired = Metrics.counter('join_customers', 'profiles_expired')
@@ -145,14 +147,16 @@ class JoinCustomers(beam.PTransform):
       self,
       enrich: Callable[[Any, CustomerProfile], Any],
       profile_wait_seconds: int,
-      customer_state_ttl_seconds: int):
+      customer_state_ttl_seconds: int,
+      watermark_delay_seconds: int = 0):
     super().__init__()
     if customer_state_ttl_seconds <= profile_wait_seconds:
       raise ValueError(
           'customer state TTL must exceed the profile wait: '
           f'{customer_state_ttl_seconds} <= {profile_wait_seconds}')
     self._fn = _JoinFn(
-        enrich, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000)
+        enrich, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
+        watermark_delay_seconds * 1000)
 
   def expand(self, inputs: Tuple[beam.PCollection, beam.PCollection]):
     records, profiles = inputs

@@ -3,11 +3,12 @@ behaves like a Kafka consumer's.
 
 A file is delivered in polls of `poll_size` consecutive lines (a consumer's
 `max.poll.records`); file order is arrival order. Before each poll the
-watermark advances to the largest valid event time delivered so far minus
-`max_out_of_orderness` (bounded out-of-orderness, as in Flink's
-`forBoundedOutOfOrderness` and the seed's `WATERMARK ... - INTERVAL`). So the
-events that would be late from Kafka are late here too, and a run is
-deterministic for a given file.
+watermark advances to the largest valid event time delivered so far, which
+is what KafkaIO's `CreateTime` policy gives a consumer of a producer that
+sets record timestamps to event time. The bounded out-of-orderness
+(`--max_out_of_orderness`) is applied by the event-time operators on top of
+either source, so the events that would be late from Kafka are late here
+too, and a run is deterministic for a given file.
 
 The replay is a TestStream of small chunk descriptors (file, byte offset,
 length), computed by one sequential scan at construction; the lines
@@ -41,8 +42,8 @@ class _Chunk(NamedTuple):
   first_line: int
 
 
-def _polls(source: ReplaySource, poll_size: int,
-           max_out_of_orderness_ms: int) -> List[Tuple[_Chunk, Optional[int]]]:
+def _polls(source: ReplaySource,
+           poll_size: int) -> List[Tuple[_Chunk, Optional[int]]]:
   """Each poll's chunk with the watermark to advance to after it."""
   polls = []
   max_event_ms: Optional[int] = None
@@ -60,10 +61,7 @@ def _polls(source: ReplaySource, poll_size: int,
           max_event_ms = event_ms
       chunk = _Chunk(source.name, source.path, offset, f.tell() - offset,
                      line_no)
-      watermark = (
-          None if max_event_ms is None else max_event_ms -
-          max_out_of_orderness_ms)
-      polls.append((chunk, watermark))
+      polls.append((chunk, max_event_ms))
       line_no += len(lines)
   return polls
 
@@ -91,7 +89,6 @@ class ReplayFiles(beam.PTransform):
   def __init__(
       self,
       sources: List[ReplaySource],
-      max_out_of_orderness_seconds: int,
       poll_size: int):
     super().__init__()
     if poll_size <= 0:
@@ -100,13 +97,12 @@ class ReplayFiles(beam.PTransform):
     if not sources or len(set(names)) != len(names):
       raise ValueError(f'need distinct replay sources, got {names}')
     self._sources = sources
-    self._delay_ms = max_out_of_orderness_seconds * 1000
     self._poll_size = poll_size
 
   def _test_stream(self) -> TestStream:
     stream = TestStream(output_tags=[s.name for s in self._sources])
     per_source = [
-        _polls(s, self._poll_size, self._delay_ms) for s in self._sources
+        _polls(s, self._poll_size) for s in self._sources
     ]
     watermarks: Dict[str, Timestamp] = {}
     # Round-robin interleaving: deterministic, and no source starves another.

@@ -12,6 +12,11 @@ stateful DoFn, in the global window, so they cannot disagree: every element
 either enters an accumulator that a later pane reports, or leaves on the
 `late` output.
 
+Bounded out-of-orderness: sources emit the watermark Kafka's `CreateTime`
+policy gives (the largest event time seen); this DoFn works on that
+watermark minus `watermark_delay_seconds`, so every timer is set that much
+later and every "clock" below is in that delayed time.
+
 How the DoFn knows the watermark: only firing event-time timers tell it. Each
 key keeps a "clock", the latest timer timestamp that fired, which is a lower
 bound of the input watermark. Each key keeps a timer armed at the next
@@ -112,8 +117,10 @@ class _WindowedCombineFn(beam.DoFn):
       window_size_ms: int,
       allowed_lateness_ms: int,
       key_idle_ttl_ms: int,
+      watermark_delay_ms: int,
       metrics_namespace: str):
     self._combine_fn = combine_fn
+    self._delay = watermark_delay_ms
     self._size = window_size_ms
     self._lateness = allowed_lateness_ms
     self._idle_ttl = key_idle_ttl_ms
@@ -169,7 +176,7 @@ class _WindowedCombineFn(beam.DoFn):
     key_state = state.read()
     if key_state is None:
       return
-    fired_ms = _millis(fire_timestamp)
+    fired_ms = _millis(fire_timestamp) - self._delay
     clock = fired_ms if key_state.clock is None else max(
         key_state.clock, fired_ms)
     key_state.clock = clock
@@ -220,7 +227,7 @@ class _WindowedCombineFn(beam.DoFn):
       # even when it has no open window (see the module docstring).
       deadlines.append(self._next_boundary(clock))
     if deadlines:
-      fire.set(Timestamp(micros=min(deadlines) * 1000))
+      fire.set(Timestamp(micros=(min(deadlines) + self._delay) * 1000))
 
 
 class WindowedCombinePerKey(beam.PTransform):
@@ -246,7 +253,8 @@ class WindowedCombinePerKey(beam.PTransform):
       window_size_seconds: int,
       allowed_lateness_seconds: int,
       key_idle_ttl_seconds: int,
-      metrics_namespace: str):
+      metrics_namespace: str,
+      watermark_delay_seconds: int = 0):
     super().__init__()
     if window_size_seconds <= 0:
       raise ValueError(f'window size must be > 0, got {window_size_seconds}')
@@ -258,6 +266,7 @@ class WindowedCombinePerKey(beam.PTransform):
         window_size_seconds * 1000,
         allowed_lateness_seconds * 1000,
         key_idle_ttl_seconds * 1000,
+        watermark_delay_seconds * 1000,
         metrics_namespace)
 
   def expand(self, keyed):
