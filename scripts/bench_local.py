@@ -34,6 +34,7 @@ def main() -> None:
   args = parser.parse_args()
 
   workdir = args.workdir or tempfile.mkdtemp(prefix='bench_local_')
+  os.makedirs(workdir, exist_ok=True)
   events_path = os.path.join(workdir, 'calls.jsonl')
   db_path = os.path.join(workdir, 'bench.db')
   t0 = time.perf_counter()
