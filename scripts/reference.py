@@ -13,7 +13,9 @@ after replaying that file in polls of ``poll_size`` lines:
 
 It deliberately shares no code with ``pipelines/`` or ``transforms/``: it is
 the oracle the pipeline is checked against, and the "bare Python" baseline of
-the throughput benchmark (a tight json.loads + dict loop).
+the throughput benchmark (a tight json.loads + dict loop). Its delivery model
+(``iter_polls``, ``watermark_before_poll``, ``KeyedLateGate``,
+``timestamp_ms``) is shared with ``reference_interactions.py``.
 
 Semantics (kept in sync with DESIGN.md and the pipeline's contract):
 
@@ -40,7 +42,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Dict, Optional, Sequence, Set, Tuple
+from itertools import chain, islice
+from typing import (Dict, Hashable, Iterable, Iterator, Optional, Sequence,
+                    Set, Tuple)
 
 MAX_LINE_BYTES = 1 << 20
 MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
@@ -100,6 +104,109 @@ def service_level(row: dict) -> Decimal:
     return _ratio(row["answered_within_sl"], row["total_calls"])
 
 
+
+# --------------------------------------------------------------------------
+# Shared pieces of the delivery model (also used by reference_interactions)
+# --------------------------------------------------------------------------
+
+def timestamp_ms(value: object) -> Optional[int]:
+    """In: a decoded JSON ``timestamp`` value. Out: it as an int epoch-ms if
+    it is a valid event time, else None.
+
+    Valid: an int (bool is not) or an integral float, in
+    [MIN_TS_MS, MAX_TS_MS). Floats are accepted because some producers
+    serialise every number as a double.
+    """
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is int and MIN_TS_MS <= value < MAX_TS_MS:
+        return value
+    return None
+
+
+def iter_polls(lines: Iterable[bytes], poll_size: int) -> Iterator[Iterator[bytes]]:
+    """In: the lines of a file (file order = arrival order) and the number of
+    lines per poll. Out: one iterator per poll over its lines (unchanged,
+    newline included).
+
+    Lazy, so a huge ``poll_size`` does not load the file; like
+    ``itertools.groupby``, each poll must be consumed before the next one.
+    """
+    if poll_size < 1:
+        raise ValueError("poll_size must be >= 1")
+    it = iter(lines)
+    for first in it:
+        yield chain((first,), islice(it, poll_size - 1))
+
+
+def watermark_before_poll(max_ts: Optional[int], max_out_of_orderness_ms: int) -> float:
+    """W_p: the watermark while poll p is processed, from ``max_ts``, the
+    max timestamp of the valid records of polls < p (None if there was none:
+    -inf). The source emits it once per poll, so it never moves inside one.
+    """
+    return -math.inf if max_ts is None else max_ts - max_out_of_orderness_ms
+
+
+class KeyedLateGate:
+    """The pipeline's late gate for fixed event-time windows per key.
+
+    ``start_poll(W_p)`` at every poll boundary, then ``admit(key, ts)`` for
+    each event of the poll in arrival order.
+
+    A window expires when the watermark reaches its end + allowed lateness.
+    An event of an expired window is LATE iff its key has an established
+    clock: among the key's accepted events of EARLIER polls, the minimum
+    window end is <= the watermark. The pipeline only learns the watermark
+    through the per-key event-time timers those events set, so a key it has
+    never seen (or whose timers cannot have fired yet) cannot be judged late.
+    """
+
+    __slots__ = ("window_ms", "lateness_ms", "watermark", "late_pane_events",
+                 "_clock_min_end", "_poll_min_end")
+
+    def __init__(self, window_ms: int, allowed_lateness_ms: int) -> None:
+        if window_ms <= 0:
+            raise ValueError("window size must be > 0")
+        self.window_ms = window_ms
+        self.lateness_ms = allowed_lateness_ms
+        self.watermark = -math.inf
+        # Accepted events that arrived behind the watermark's window end:
+        # they update an already fired window (a late pane).
+        self.late_pane_events = 0
+        # Per-key minimum window end of accepted events: committed (earlier
+        # polls, what the gate may use) and pending (the current poll).
+        self._clock_min_end: Dict[Hashable, int] = {}
+        self._poll_min_end: Dict[Hashable, int] = {}
+
+    def start_poll(self, watermark: float) -> None:
+        """Enter a new poll whose watermark is ``watermark``; the previous
+        poll's accepted events now count for the keys' clocks."""
+        self.watermark = watermark
+        if self._poll_min_end:
+            clock = self._clock_min_end
+            for key, end in self._poll_min_end.items():
+                if end < clock.get(key, math.inf):
+                    clock[key] = end
+            self._poll_min_end = {}
+
+    def admit(self, key: Hashable, ts: int) -> Optional[int]:
+        """In: the event's key and timestamp (ms). Out: the start (ms) of its
+        window if accepted, None if it is routed late."""
+        window_ms = self.window_ms
+        start = ts - ts % window_ms
+        end = start + window_ms
+        watermark = self.watermark
+        if end <= watermark:
+            if end + self.lateness_ms <= watermark \
+                    and self._clock_min_end.get(key, math.inf) <= watermark:
+                return None
+            self.late_pane_events += 1
+        pending = self._poll_min_end
+        if end < pending.get(key, math.inf):
+            pending[key] = end
+        return start
+
+
 def parse_valid_event(raw: bytes) -> Optional[dict]:
     """Return the event dict if ``raw`` (one line, no newline) is a valid call
     event, else None. ``timestamp`` is normalised to int.
@@ -122,10 +229,8 @@ def parse_valid_event(raw: bytes) -> Optional[dict]:
     if type(cu) is not str or not cu or type(et) is not str or not et \
             or type(q) is not str or not q:
         return None
-    ts = ev.get("timestamp")
-    if type(ts) is float and ts.is_integer():
-        ts = int(ts)
-    if type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS:
+    ts = timestamp_ms(ev.get("timestamp"))
+    if ts is None:
         return None
     if type(ev.get("abandoned")) is not bool:
         return None
@@ -155,122 +260,99 @@ def reference_call_metrics(
     """
     if poll_size < 1:
         raise ValueError("poll_size must be >= 1")
-    window_ms = int(window_size_s * 1000)
-    lateness_ms = int(allowed_lateness_s * 1000)
     ooo_ms = int(max_out_of_orderness_s * 1000)
+    gate = KeyedLateGate(int(window_size_s * 1000), int(allowed_lateness_s * 1000))
+    admit = gate.admit
 
     res = ReferenceResult()
     rows = res.rows
     late = res.late
     seen: Set[str] = set()
-    # Per-queue minimum window end of accepted events: committed (earlier
-    # polls, what the late gate may use) and pending (the current poll).
-    clock_min_end: Dict[str, int] = {}
-    poll_min_end: Dict[str, int] = {}
     max_ts = None          # max timestamp of valid events so far (any type)
-    watermark = -math.inf  # W_p of the poll being processed
-    dead = dups = others = late_pane = 0
+    dead = dups = others = 0
 
     loads = json.loads
     isfinite = math.isfinite
     n = 0
-    left_in_poll = 0
     polls = 0
     with open(path, "rb") as f:
-        for raw in f:
-            # Poll boundary: the watermark and the queues' clocks only move
-            # between polls, as in a source that emits a watermark per poll.
-            if left_in_poll == 0:
-                left_in_poll = poll_size
-                polls += 1
-                if max_ts is not None:
-                    watermark = max_ts - ooo_ms
-                if poll_min_end:
-                    for q, e in poll_min_end.items():
-                        if e < clock_min_end.get(q, math.inf):
-                            clock_min_end[q] = e
-                    poll_min_end = {}
-            left_in_poll -= 1
-            n += 1
-            if raw[-1:] == b"\n":
-                raw = raw[:-1]
+        for poll in iter_polls(f, poll_size):
+            # The watermark and the queues' clocks only move between polls,
+            # as in a source that emits a watermark per poll.
+            polls += 1
+            gate.start_poll(watermark_before_poll(max_ts, ooo_ms))
+            for raw in poll:
+                n += 1
+                if raw[-1:] == b"\n":
+                    raw = raw[:-1]
 
-            # --- validity (inlined copy of parse_valid_event) ---
-            if len(raw) > MAX_LINE_BYTES:
-                dead += 1
-                continue
-            try:
-                ev = loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                dead += 1
-                continue
-            if type(ev) is not dict:
-                dead += 1
-                continue
-            get = ev.get
-            cu = get("call_uuid")
-            et = get("event_type")
-            q = get("queue_id")
-            ts = get("timestamp")
-            ab = get("abandoned")
-            w = get("wait_time_seconds")
-            a = get("agent_id")
-            if type(ts) is float and ts.is_integer():
-                ts = int(ts)
-            tw = type(w)
-            if (type(cu) is not str or not cu or type(et) is not str or not et
-                    or type(q) is not str or not q
-                    or type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS
-                    or type(ab) is not bool
-                    or not (tw is int or (tw is float and isfinite(w))) or w < 0
-                    or (a is not None and type(a) is not str)):
-                dead += 1
-                continue
+                # --- validity (inlined copy of parse_valid_event) ---
+                if len(raw) > MAX_LINE_BYTES:
+                    dead += 1
+                    continue
+                try:
+                    ev = loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    dead += 1
+                    continue
+                if type(ev) is not dict:
+                    dead += 1
+                    continue
+                get = ev.get
+                cu = get("call_uuid")
+                et = get("event_type")
+                q = get("queue_id")
+                ts = get("timestamp")
+                ab = get("abandoned")
+                w = get("wait_time_seconds")
+                a = get("agent_id")
+                if type(ts) is float and ts.is_integer():
+                    ts = int(ts)
+                tw = type(w)
+                if (type(cu) is not str or not cu or type(et) is not str or not et
+                        or type(q) is not str or not q
+                        or type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS
+                        or type(ab) is not bool
+                        or not (tw is int or (tw is float and isfinite(w))) or w < 0
+                        or (a is not None and type(a) is not str)):
+                    dead += 1
+                    continue
 
-            # Valid events of any type advance the watermark (next poll on).
-            if max_ts is None or ts > max_ts:
-                max_ts = ts
-            if et != "CALL_ENDED":
-                others += 1
-                continue
-            if cu in seen:
-                dups += 1
-                continue
-            seen.add(cu)
+                # Valid events of any type advance the watermark (next poll on).
+                if max_ts is None or ts > max_ts:
+                    max_ts = ts
+                if et != "CALL_ENDED":
+                    others += 1
+                    continue
+                if cu in seen:
+                    dups += 1
+                    continue
+                seen.add(cu)
 
-            start = ts - ts % window_ms
-            end = start + window_ms
-            if end <= watermark:
-                if end + lateness_ms <= watermark \
-                        and clock_min_end.get(q, math.inf) <= watermark:
+                start = admit(q, ts)
+                if start is None:
                     late.add(cu)
                     continue
-                # Behind the watermark but accepted: it updates an already
-                # fired window (a late pane) in the pipeline.
-                late_pane += 1
-            if end < poll_min_end.get(q, math.inf):
-                poll_min_end[q] = end
-
-            row = rows.get((q, start))
-            if row is None:
-                row = rows[(q, start)] = {
-                    "total_calls": 0, "abandoned_calls": 0,
-                    "short_abandoned_calls": 0, "answered_within_sl": 0,
-                    "total_wait_seconds": 0, "window_end_ms": end}
-            row["total_calls"] += 1
-            row["total_wait_seconds"] += w
-            if ab:
-                row["abandoned_calls"] += 1
-                if w < short_abandon_threshold_s:
-                    row["short_abandoned_calls"] += 1
-            elif w <= service_level_s:
-                row["answered_within_sl"] += 1
+                row = rows.get((q, start))
+                if row is None:
+                    row = rows[(q, start)] = {
+                        "total_calls": 0, "abandoned_calls": 0,
+                        "short_abandoned_calls": 0, "answered_within_sl": 0,
+                        "total_wait_seconds": 0, "window_end_ms": start + gate.window_ms}
+                row["total_calls"] += 1
+                row["total_wait_seconds"] += w
+                if ab:
+                    row["abandoned_calls"] += 1
+                    if w < short_abandon_threshold_s:
+                        row["short_abandoned_calls"] += 1
+                elif w <= service_level_s:
+                    row["answered_within_sl"] += 1
 
     res.dead_letter_count = dead
     res.duplicates = dups
     res.other_event_types = others
     res.valid_events = len(seen)
-    res.late_pane_events = late_pane
+    res.late_pane_events = gate.late_pane_events
     res.lines = n
     res.polls = polls
     res.final_watermark_ms = None if max_ts is None else max_ts - ooo_ms
