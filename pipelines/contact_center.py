@@ -18,14 +18,18 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from options import help_text
 from options.call_metrics_options import CallMetricsOptions
+from options.cassandra_options import CassandraOptions
 from options.interaction_options import InteractionOptions
+from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
 from transforms.call_events import call_event_time_ms
 from transforms.call_flow import CallMetricsFlow
+from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
 from transforms.interaction_flow import CxoneInteractionFlow
+from transforms.kafka_io import KafkaSink, ReadKafkaRecords
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
 from transforms.sinks import ResultSink, WriteTables
@@ -39,12 +43,26 @@ DATA_ACTIONS_SOURCE = 'cxone-data-actions'
 LOCAL_RUNNER = 'BundleBasedDirectRunner'
 
 
+def kafka_client_config(options: PipelineOptions) -> Dict[str, str]:
+  kafka = options.view_as(KafkaOptions)
+  return parse_client_config(kafka.kafka_config, kafka.kafka_secret_config_env)
+
+
 def make_sinks(options: PipelineOptions) -> List[ResultSink]:
   sink_options = options.view_as(SinkOptions)
+  kafka = options.view_as(KafkaOptions)
   sinks: List[ResultSink] = []
   for name in sink_options.sink or ['sqlite']:
     if name == 'sqlite':
       sinks.append(SqliteSink(sink_options.sqlite_path))
+    elif name == 'cassandra':
+      sinks.append(CassandraSink.from_options(options))
+    elif name == 'kafka':
+      sinks.append(
+          KafkaSink(
+              kafka.kafka_bootstrap_servers,
+              kafka.kafka_expansion_service,
+              kafka_client_config(options)))
     else:
       raise ValueError(f'sink {name!r} is not available in this build')
   return sinks
@@ -65,12 +83,28 @@ def merge_tables(
   }
 
 
-def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
-  """Wires sources, flows and sinks into `pipeline`."""
+def read_sources(pipeline: beam.Pipeline,
+                 options: PipelineOptions) -> Dict[str, beam.PCollection]:
+  """Source name -> PCollection[SourceRecord], from files or Kafka."""
+  kafka = options.view_as(KafkaOptions)
+  if kafka.source == 'kafka':
+    topics = {
+        CALL_EVENTS_SOURCE: kafka.kafka_call_events_topic,
+        DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
+    }
+    config = kafka_client_config(options)
+    return {
+        name: pipeline | f'Kafka[{topic}]' >> ReadKafkaRecords(
+            topic,
+            kafka.kafka_bootstrap_servers,
+            kafka.kafka_consumer_group,
+            kafka.kafka_expansion_service,
+            config,
+            kafka.max_events_per_second,
+            kafka.kafka_max_num_records)
+        for name, topic in topics.items() if topic
+    }
   replay = options.view_as(FileReplayOptions)
-  event_time = options.view_as(EventTimeOptions)
-  calls = options.view_as(CallMetricsOptions)
-  cxone = options.view_as(InteractionOptions)
   files = []
   if replay.call_events:
     files.append(
@@ -81,8 +115,17 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             DATA_ACTIONS_SOURCE, replay.data_actions, data_action_time_ms))
   if not files:
     raise ValueError(
-        'nothing to read: give --call_events=PATH and/or --data_actions=PATH')
-  sources = pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
+        'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
+        'or --source=kafka')
+  return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
+
+
+def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
+  """Wires sources, flows and sinks into `pipeline`."""
+  event_time = options.view_as(EventTimeOptions)
+  calls = options.view_as(CallMetricsOptions)
+  cxone = options.view_as(InteractionOptions)
+  sources = read_sources(pipeline, options)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -114,8 +157,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
 
 
 JOB_OPTIONS = (
-    FileReplayOptions, EventTimeOptions, CallMetricsOptions, InteractionOptions,
-    SinkOptions)
+    FileReplayOptions, KafkaOptions, EventTimeOptions, CallMetricsOptions,
+    InteractionOptions, SinkOptions, CassandraOptions)
 
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:

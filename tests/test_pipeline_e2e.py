@@ -7,7 +7,9 @@ import pytest
 
 from pipelines import contact_center
 from scripts.generate_events import write_call_events
+from scripts.generate_data_actions import write_data_actions
 from scripts.reference import reference_call_metrics
+from scripts.reference_interactions import reference_interactions
 
 ROW_COLUMNS = (
     'total_calls, abandoned_calls, short_abandoned_calls, answered_within_sl, '
@@ -99,3 +101,39 @@ def test_conservation_under_random_arrival_orders(tmp_path, seed):
   ref = reference_call_metrics(str(events), poll_size=poll_size)
   assert {k: list(v) for k, v in rows.items()} == reference_rows(ref)
   assert sorted(late) == sorted(ref.late)
+
+
+def test_both_flows_in_one_job_match_their_references(tmp_path):
+  calls = tmp_path / 'calls.jsonl'
+  actions = tmp_path / 'actions.jsonl'
+  write_call_events(str(calls), 1500, seed=3, events_per_second=4)
+  counts = write_data_actions(str(actions), 3000, seed=5)
+  db = tmp_path / 'out.db'
+  rows, late, _ = run_main_job(calls, db, f'--data_actions={actions}')
+  calls_ref = reference_call_metrics(str(calls))
+  assert {k: list(v) for k, v in rows.items()} == reference_rows(calls_ref)
+
+  ref = reference_interactions(str(actions))
+  conn = sqlite3.connect(db)
+  volumes = dict(
+      ((c, ws), v) for c, ws, v in conn.execute(
+          'SELECT channel, window_start, volume FROM interaction_volumes'))
+  alerts = set(
+      conn.execute(
+          'SELECT customer_id, channel, timestamp FROM pattern_alerts'))
+  late_by_reason = {}
+  for event_id, reason in conn.execute(
+      "SELECT event_id, reason FROM late_events "
+      "WHERE source = 'cxone-data-actions'"):
+    late_by_reason.setdefault(reason, set()).add(event_id)
+  unknown_tiers = conn.execute(
+      "SELECT COUNT(*) FROM pattern_alerts WHERE tier = 'UNKNOWN'").fetchone()
+  conn.close()
+
+  assert volumes == ref.volumes
+  assert late_by_reason.get('after_window_expiry', set()) == ref.late_volume_ids
+  assert late_by_reason.get('behind_processed_interactions',
+                            set()) == ref.pattern_late_ids
+  assert alerts == ref.alerts and alerts
+  assert sum(volumes.values()) + len(ref.late_volume_ids) == counts['interactions']
+  assert unknown_tiers[0] < len(alerts)

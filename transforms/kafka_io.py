@@ -1,0 +1,182 @@
+"""Kafka through Beam's cross-language KafkaIO: a source of SourceRecords and
+a ResultSink writing JSON rows keyed by the row key.
+
+Event time: records are read with the `CreateTime` timestamp policy, so the
+source watermark is the largest record timestamp seen per partition (KafkaIO
+has no delay for it; `--max_out_of_orderness` is applied by the event-time
+operators downstream). Our producers set the record timestamp to the event
+time. A producer that does not (broker `LogAppendTime`, or a client that
+leaves the timestamp to the send time) makes the watermark follow ingestion
+time: every event delivered later than the out-of-orderness bound then
+lands on the late output, counted, never lost; the payload `timestamp`
+still decides the window. An idle partition lets KafkaIO advance its
+watermark with processing time, so a quiet source cannot hold windows open.
+"""
+import json
+import time
+from typing import Dict, Iterator, Mapping, Optional
+
+import apache_beam as beam
+from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
+from apache_beam.metrics import Metrics
+
+from transforms.records import SourceRecord
+from transforms.schema import Table
+from transforms.sinks import ResultSink
+
+# Result table -> topic; the names the stack scripts create.
+TOPICS: Dict[str, str] = {
+    'abandon_metrics': 'cc-abandon-metrics',
+    'late_events': 'cc-late-events',
+    'dead_letters': 'cc-dead-letters',
+    'pattern_alerts': 'cxone-pattern-alerts',
+    'interaction_volumes': 'cxone-interaction-volumes',
+}
+
+
+class _ThrottleFn(beam.DoFn):
+  """A token bucket that blocks (sleeps) when empty and never drops.
+
+  Blocking holds the bundle, so the runner's back-pressure reaches the
+  Kafka consumer instead of records being discarded as in the seed's
+  limiter. The cap applies per DoFn instance (per parallel reader).
+  """
+  def __init__(self, max_per_second: float):
+    self._rate = max_per_second
+    self._waited_ms = Metrics.counter('kafka_source', 'throttled_ms')
+
+  def setup(self):
+    self._tokens = self._rate
+    self._last = time.monotonic()
+
+  def process(self, element) -> Iterator:
+    now = time.monotonic()
+    self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+    self._last = now
+    if self._tokens < 1:
+      wait = (1 - self._tokens) / self._rate
+      time.sleep(wait)
+      self._waited_ms.inc(int(wait * 1000))
+      self._tokens = 1
+      self._last = time.monotonic()
+    self._tokens -= 1
+    yield element
+
+
+class Throttle(beam.PTransform):
+  """Caps the element rate; blocks, never drops. Input = output."""
+  def __init__(self, max_per_second: float):
+    super().__init__()
+    if max_per_second <= 0:
+      raise ValueError(f'rate cap must be > 0, got {max_per_second}')
+    self._max_per_second = max_per_second
+
+  def expand(self, pcoll):
+    return pcoll | beam.ParDo(_ThrottleFn(self._max_per_second))
+
+
+def _to_source_record(row) -> SourceRecord:
+  return SourceRecord(
+      source=row.topic,
+      origin=f'{row.topic}/{row.partition}@{row.offset}',
+      raw=bytes(row.value or b''))
+
+
+class ReadKafkaRecords(beam.PTransform):
+  """Raw records of one topic, through cross-language KafkaIO.
+
+  Input: PBegin. Output: PCollection[SourceRecord] with `origin` =
+  "topic/partition@offset", timestamped with the record's CreateTime.
+  Offsets are committed when the runner finalizes a checkpoint
+  (`commit_offset_in_finalize`), i.e. only after everything downstream of
+  that checkpoint is durable; the consumer group is `group_id`.
+  `consumer_config` is passed to the Kafka consumer as is (SASL/TLS
+  settings included) and never logged.
+  """
+  def __init__(
+      self,
+      topic: str,
+      bootstrap_servers: str,
+      group_id: str,
+      expansion_service: str,
+      consumer_config: Optional[Mapping[str, str]] = None,
+      max_events_per_second: Optional[float] = None,
+      max_num_records: Optional[int] = None):
+    super().__init__()
+    self._topic = topic
+    self._config = {
+        'bootstrap.servers': bootstrap_servers,
+        'group.id': group_id,
+        'auto.offset.reset': 'earliest',
+        # Offsets move only with checkpoints (commit_offset_in_finalize).
+        'enable.auto.commit': 'false',
+        **(consumer_config or {}),
+    }
+    self._expansion_service = expansion_service
+    self._max_events_per_second = max_events_per_second
+    self._max_num_records = max_num_records
+
+  def expand(self, pbegin):
+    records = (
+        pbegin
+        | 'ReadFromKafka' >> ReadFromKafka(
+            consumer_config=self._config,
+            topics=[self._topic],
+            with_metadata=True,
+            commit_offset_in_finalize=True,
+            timestamp_policy=ReadFromKafka.create_time_policy,
+            max_num_records=self._max_num_records,
+            expansion_service=self._expansion_service)
+        | 'ToSourceRecord' >> beam.Map(_to_source_record))
+    if self._max_events_per_second:
+      records = records | 'Throttle' >> Throttle(self._max_events_per_second)
+    return records
+
+
+def to_kafka_kv(table: Table, row: tuple) -> tuple:
+  """(key, value) bytes: the row's primary key joined by '|', the row as a
+  JSON object (field names as in the table)."""
+  values = row._asdict()
+  key = '|'.join(str(values[k]) for k in table.primary_key)
+  return key.encode('utf-8'), json.dumps(values, sort_keys=True).encode('utf-8')
+
+
+class WriteTableToKafka(beam.PTransform):
+  """Rows of one table to a topic. Input: PCollection[table.record_type]."""
+  def __init__(
+      self, table: Table, topic: str, producer_config: Mapping[str, str],
+      expansion_service: str):
+    super().__init__()
+    self._table = table
+    self._topic = topic
+    self._config = dict(producer_config)
+    self._expansion_service = expansion_service
+
+  def expand(self, rows):
+    table = self._table
+    return (
+        rows
+        | 'ToKV' >> beam.Map(lambda r: to_kafka_kv(table, r)).with_output_types(
+            beam.typehints.KV[bytes, bytes])
+        | 'WriteToKafka' >> WriteToKafka(
+            producer_config=self._config,
+            topic=self._topic,
+            expansion_service=self._expansion_service))
+
+
+class KafkaSink(ResultSink):
+  """Writes each table to its topic (TOPICS) as JSON keyed by the row key,
+  so a compacted topic keeps the latest pane of every row."""
+  def __init__(
+      self,
+      bootstrap_servers: str,
+      expansion_service: str,
+      producer_config: Optional[Mapping[str, str]] = None):
+    self._config = {
+        'bootstrap.servers': bootstrap_servers, **(producer_config or {})
+    }
+    self._expansion_service = expansion_service
+
+  def write(self, table: Table) -> WriteTableToKafka:
+    return WriteTableToKafka(
+        table, TOPICS[table.name], self._config, self._expansion_service)
