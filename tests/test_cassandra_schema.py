@@ -1,0 +1,178 @@
+"""The Cassandra sink without a Cassandra: the committed CQL schema against
+the records, pane timestamps, settings hygiene and the retry loop."""
+import pickle
+import re
+import typing
+from typing import NamedTuple
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from cassandra import InvalidRequest, OperationTimedOut
+
+from transforms import cassandra_sink
+from transforms.cassandra_sink import (CassandraSettings, CassandraSink,
+                                       CassandraWriteError, CassandraWriter)
+from transforms.records import AbandonMetrics
+from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
+
+KEYSPACE = 'ks'
+REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+def settings(*args: str) -> CassandraSettings:
+  return CassandraSettings.from_options(PipelineOptions(list(args)))
+
+
+def statements():
+  return cassandra_sink.schema_statements(KEYSPACE, REPLICATION)
+
+
+def test_committed_schema_matches_every_record():
+  assert cassandra_sink.schema_mismatches(
+      KEYSPACE, TABLES.values(), statements()) == []
+
+
+def test_committed_schema_has_no_table_without_a_record():
+  created = {
+      m.group(1) for s in statements()
+      for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
+      if m
+  }
+  assert created == set(TABLES) | {'schema_version'}
+
+
+def test_schema_creates_the_keyspace_and_records_its_version():
+  first, *_, last = statements()
+  assert first == (
+      f'CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = '
+      f'{REPLICATION}')
+  assert re.match(
+      rf'INSERT INTO {KEYSPACE}\.schema_version \(version, .*\)\s+'
+      rf'VALUES \({cassandra_sink.SCHEMA_VERSION},', last), last
+
+
+def test_a_field_added_without_a_schema_change_is_reported():
+  grown = NamedTuple(
+      'AbandonMetrics',
+      [*typing.get_type_hints(AbandonMetrics).items(), ('hold_seconds', float)])
+  table = ABANDON_METRICS._replace(record_type=grown)
+
+  [problem] = cassandra_sink.schema_mismatches(KEYSPACE, [table], statements())
+  assert problem.startswith('abandon_metrics:')
+  assert 'hold_seconds double' in problem
+  sink = CassandraSink(settings())
+  with pytest.raises(ValueError, match='hold_seconds'):
+    sink.prepare([table])  # refuses before connecting anywhere
+
+
+def test_a_higher_pane_gets_a_later_write_timestamp():
+  row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 0,
+                       'ON_TIME')
+  stamps = [
+      cassandra_sink.bind_values(ABANDON_METRICS, row._replace(pane_index=p))
+      [-1] for p in (0, 1, 1, 7)
+  ]
+  assert stamps[0] < stamps[1] == stamps[2] < stamps[3]
+  assert stamps[3] - cassandra_sink.PANE_TIMESTAMP_BASE_US == 7
+  assert cassandra_sink.insert_cql(
+      KEYSPACE, ABANDON_METRICS).endswith(' USING TIMESTAMP ?')
+  assert 'USING TIMESTAMP' not in cassandra_sink.insert_cql(
+      KEYSPACE, DEAD_LETTERS)
+
+
+def test_the_password_stays_in_the_environment(monkeypatch):
+  monkeypatch.setenv('CC_TEST_CASSANDRA_PW', 's3cr3t-value')
+  sink = CassandraSink(
+      settings('--cassandra_username=analytics',
+               '--cassandra_password_env=CC_TEST_CASSANDRA_PW'))
+  assert 's3cr3t' not in repr(sink)
+  assert b's3cr3t' not in pickle.dumps(sink.write(ABANDON_METRICS))
+
+
+def test_a_username_without_its_password_variable_fails_at_launch(
+    monkeypatch):
+  monkeypatch.delenv('CC_TEST_CASSANDRA_PW', raising=False)
+  with pytest.raises(ValueError, match='CC_TEST_CASSANDRA_PW'):
+    settings('--cassandra_username=analytics',
+             '--cassandra_password_env=CC_TEST_CASSANDRA_PW')
+
+
+@pytest.mark.parametrize(
+    'arg', [
+        '--cassandra_keyspace=drop table x', '--cassandra_keyspace=1ks',
+        "--cassandra_replication='class': 'SimpleStrategy'",
+        '--cassandra_write_concurrency=0', '--cassandra_hosts= , '
+    ])
+def test_unusable_settings_fail_at_launch(arg):
+  with pytest.raises(ValueError):
+    settings(arg)
+
+
+class FakeSession:
+  def prepare(self, cql):
+    return type('Prepared', (), {'cql': cql})()
+
+
+class FakeCluster:
+  def shutdown(self):
+    pass
+
+
+@pytest.fixture
+def fake_cassandra(monkeypatch):
+  """Replaces the driver under CassandraWriter: `outcomes` is a list of
+  functions, one per write attempt, mapping a row's bound values to the
+  driver's (success, result or exception); records attempts and sleeps."""
+  calls = {'attempts': [], 'sleeps': [], 'outcomes': []}
+
+  def execute(session, statement, params, concurrency, raise_on_first_error):
+    assert not raise_on_first_error and concurrency == 32
+    outcome = calls['outcomes'][len(calls['attempts'])]
+    calls['attempts'].append(list(params))
+    return [outcome(p) for p in params]
+
+  monkeypatch.setattr(cassandra_sink, 'connect',
+                      lambda s: (FakeCluster(), FakeSession()))
+  monkeypatch.setattr(cassandra_sink, 'execute_concurrent_with_args', execute)
+  monkeypatch.setattr(cassandra_sink.time, 'sleep', calls['sleeps'].append)
+  return calls
+
+
+def rows(n):
+  return [
+      AbandonMetrics(f'Q{i}', 0, 300_000, 1, 0, 0, 1, 2.0, 0.0, 1.0, 0,
+                     'ON_TIME') for i in range(n)
+  ]
+
+
+def test_only_failed_rows_are_retried_after_a_backoff(fake_cassandra):
+  fake_cassandra['outcomes'] = [
+      lambda p: (p[0] != 'Q1', OperationTimedOut()),
+      lambda p: (True, None),
+  ]
+  writer = CassandraWriter(settings())
+  writer.upsert(ABANDON_METRICS, rows(3))
+
+  assert [[p[0] for p in a] for a in fake_cassandra['attempts']
+         ] == [['Q0', 'Q1', 'Q2'], ['Q1']]
+  [delay] = fake_cassandra['sleeps']
+  assert 0.5 <= delay <= 1.0
+
+
+def test_rows_still_failing_after_the_retries_raise(fake_cassandra):
+  fake_cassandra['outcomes'] = [lambda p: (False, OperationTimedOut())] * 5
+  writer = CassandraWriter(settings('--cassandra_max_retries=4'))
+  with pytest.raises(CassandraWriteError, match='2 rows .* after 4 retries'):
+    writer.upsert(ABANDON_METRICS, rows(2))
+
+  sleeps = fake_cassandra['sleeps']
+  assert len(sleeps) == 4 and len(fake_cassandra['attempts']) == 5
+  assert all(cassandra_sink.BACKOFF_BASE_S * 2**i / 2 <= s <=
+             cassandra_sink.BACKOFF_BASE_S * 2**i for i, s in enumerate(sleeps))
+
+
+def test_a_rejected_write_raises_without_retrying(fake_cassandra):
+  fake_cassandra['outcomes'] = [lambda p: (False, InvalidRequest('bad'))]
+  with pytest.raises(InvalidRequest):
+    CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1))
+  assert fake_cassandra['sleeps'] == []
