@@ -13,10 +13,21 @@ ALL=(kafka cassandra beam-expansion)
 
 command -v mvn >/dev/null 2>&1 || die "mvn (Maven 3.x) not found on PATH"
 
+# The expansion service's Beam version must be the Flink job server's (scripts/flink_pom.xml):
+# the KafkaIO transforms it expands run, Java-serialized, inside the job-server JVM.
+check_beam_versions() {
+  local es js
+  es=$(sed -n 's:.*<beam.version>\(.*\)</beam.version>.*:\1:p' "$(pom_of beam-expansion)" | head -1)
+  js=$(sed -n 's:.*<beam.version>\(.*\)</beam.version>.*:\1:p' "$SCRIPTS_DIR/flink_pom.xml" | head -1)
+  [[ -z "$js" || "$es" == "$js" ]] ||
+    die "beam-expansion: Beam $es in $(pom_of beam-expansion) but the Flink job server is Beam $js (scripts/flink_pom.xml): make them equal"
+}
+
 fetch_one() {
   local name=$1 pom dest="$JARS_DIR/$1" t0 tmp
   pom=$(pom_of "$name")
   [[ -f "$pom" ]] || die "unknown jar set '$name' (no $pom)"
+  [[ "$name" != beam-expansion ]] || check_beam_versions
   if [[ -z "${FORCE:-}" ]] && jars_fresh "$name"; then
     log "$name: up to date ($(du -sh "$dest" | cut -f1), $(find "$dest" -name '*.jar' | wc -l) jars)"
     return 0

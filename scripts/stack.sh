@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The whole local stack (Apache Kafka + Apache Cassandra, from Maven Central jars) in one command.
-#   scripts/stack.sh up      # fetch jars if needed (incl. the Beam KafkaIO expansion service), start both
-#   scripts/stack.sh down    # stop both
-#   scripts/stack.sh status  # exit 0 only if both are up and answering
-# Both services start in parallel; per-service settings: see scripts/kafka.sh and scripts/cassandra.sh.
+# The whole local stack (Apache Kafka + Apache Cassandra + the Beam KafkaIO expansion service, from
+# Maven Central jars) in one command.
+#   scripts/stack.sh up      # fetch jars if needed, start all three
+#   scripts/stack.sh down    # stop all three
+#   scripts/stack.sh status  # exit 0 only if all are up and answering
+# The services start in parallel; per-service settings: see scripts/kafka.sh, scripts/cassandra.sh
+# and scripts/expansion_service.sh (127.0.0.1:8097, Java transforms in the EMBEDDED environment).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(kafka cassandra)
+SERVICES=(kafka cassandra expansion_service)
 
 # run_all <action>: runs scripts/<svc>.sh <action> for every service in parallel; fails if any failed.
 run_all() {

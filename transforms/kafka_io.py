@@ -14,11 +14,14 @@ watermark with processing time, so a quiet source cannot hold windows open.
 """
 import json
 import time
-from typing import Dict, Iterator, Mapping, Optional
+from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.external import ExternalTransform
+from apache_beam.transforms.external import NamedTupleBasedPayloadBuilder
 
 from transforms.records import SourceRecord
 from transforms.schema import Table
@@ -75,6 +78,52 @@ class Throttle(beam.PTransform):
     return pcoll | beam.ParDo(_ThrottleFn(self._max_per_second))
 
 
+class _ReadPayload(NamedTuple):
+  """ReadFromKafka's payload without the fields Beam 2.77's Python SDK added
+  after Java 2.62 (dynamic_read_poll_interval_seconds,
+  consumer_factory_fn_class, consumer_factory_fn_params). A Java expansion
+  service looks up one setter per payload field, so the stock payload fails
+  on the Beam 2.62 KafkaIO that matches our Flink job server with "missing a
+  setter setDynamicReadPollIntervalSeconds"; newer services take this subset
+  too (absent fields keep their defaults)."""
+  consumer_config: Mapping[str, str]
+  topics: List[str]
+  key_deserializer: str
+  value_deserializer: str
+  start_read_time: Optional[int]
+  max_num_records: Optional[int]
+  max_read_time: Optional[int]
+  commit_offset_in_finalize: bool
+  timestamp_policy: str
+  consumer_polling_timeout: Optional[int]
+  redistribute: Optional[bool]
+  redistribute_num_keys: Optional[np.int32]
+  allow_duplicates: Optional[bool]
+
+
+def _read_from_kafka_with_metadata(
+    consumer_config, topics, max_num_records,
+    expansion_service) -> ExternalTransform:
+  return ExternalTransform(
+      ReadFromKafka.URN_WITH_METADATA,
+      NamedTupleBasedPayloadBuilder(
+          _ReadPayload(
+              consumer_config=consumer_config,
+              topics=topics,
+              key_deserializer=ReadFromKafka.byte_array_deserializer,
+              value_deserializer=ReadFromKafka.byte_array_deserializer,
+              start_read_time=None,
+              max_num_records=max_num_records,
+              max_read_time=None,
+              commit_offset_in_finalize=True,
+              timestamp_policy=ReadFromKafka.create_time_policy,
+              consumer_polling_timeout=2,
+              redistribute=False,
+              redistribute_num_keys=np.int32(0),
+              allow_duplicates=False)),
+      expansion_service)
+
+
 def _to_source_record(row) -> SourceRecord:
   return SourceRecord(
       source=row.topic,
@@ -119,14 +168,9 @@ class ReadKafkaRecords(beam.PTransform):
   def expand(self, pbegin):
     records = (
         pbegin
-        | 'ReadFromKafka' >> ReadFromKafka(
-            consumer_config=self._config,
-            topics=[self._topic],
-            with_metadata=True,
-            commit_offset_in_finalize=True,
-            timestamp_policy=ReadFromKafka.create_time_policy,
-            max_num_records=self._max_num_records,
-            expansion_service=self._expansion_service)
+        | 'ReadFromKafka' >> _read_from_kafka_with_metadata(
+            self._config, [self._topic], self._max_num_records,
+            self._expansion_service)
         | 'ToSourceRecord' >> beam.Map(_to_source_record))
     if self._max_events_per_second:
       records = records | 'Throttle' >> Throttle(self._max_events_per_second)
