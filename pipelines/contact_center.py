@@ -16,9 +16,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 
+from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
 from options import help_text
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
+from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
@@ -158,11 +160,15 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
 
 JOB_OPTIONS = (
     FileReplayOptions, KafkaOptions, EventTimeOptions, CallMetricsOptions,
-    InteractionOptions, SinkOptions, CassandraOptions)
+    InteractionOptions, SinkOptions, CassandraOptions, CxoneOptions)
 
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   options = PipelineOptions(argv)
+  if options.view_as(CxoneOptions).validate_cxone:
+    # Before anything is built or submitted: a misconfigured tenant stops
+    # the launch with a CxoneError saying what to fix.
+    validate_on_startup(CxoneConfig.from_options(options))
   standard = options.view_as(StandardOptions)
   standard.runner = standard.runner or LOCAL_RUNNER
   standard.streaming = True
@@ -180,7 +186,7 @@ def main() -> None:
   logging.getLogger().setLevel(logging.INFO)
   try:
     run(sys.argv[1:])
-  except ValueError as e:
+  except (ValueError, CxoneError) as e:
     sys.exit(f'error: {e}')
 
 
