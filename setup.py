@@ -13,7 +13,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[
         "pipelines", "pipelines.*", "transforms", "transforms.*",
         "options", "options.*", "clients", "clients.*"]),
-    package_data={"transforms": ["*.cql"]},
+    package_data={"transforms": ["cql/*.cql"]},
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "kafka-python>=2.0.2,<4",
@@ -24,6 +24,7 @@ setuptools.setup(
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            "dockerfile-parse>=2,<3",
         ],
     },
 )
