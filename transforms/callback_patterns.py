@@ -21,14 +21,15 @@ with its real semantics:
     bounded out-of-orderness). An interaction that arrives after later interactions of the same
     customer were already processed is routed to the `late` output (Flink
     CEP drops it).
-Partial matches need only the current run of failures. A customer's state
-is dropped by an event-time timer once the watermark is `within` past its
-last processed interaction, so state stays bounded by the customers active
+Partial matches need only the current run of failures. Customers are
+spread over shard keys (transforms/sharding.py), each shard holding its
+active customers with one timer. A customer's state is dropped once the
+watermark is `within` past its last processed interaction, so state stays bounded by the customers active
 in the last `within`; an interaction arriving even later than that (behind
 the watermark by more than `within`) can no longer be told late nor join a
 partial match that was already dropped.
 """
-from typing import FrozenSet, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Optional
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -40,6 +41,7 @@ from apache_beam.transforms.userstate import on_timer
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms.records import Interaction, PatternMatch
+from transforms.sharding import KeyByShard
 from transforms.windowing import LateArrival
 
 LATE = 'late'
@@ -109,8 +111,11 @@ class CallbackPatternMatcher:
 
 
 class _DetectFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('customer', PickleCoder())
-  FLUSH = TimerSpec('flush', TimeDomain.WATERMARK)
+  """Keyed by shard (transforms/sharding.py): the state maps each active
+  customer of the shard to its _CustomerState, with one timer at the
+  earliest deadline among them."""
+  CUSTOMERS = ReadModifyWriteStateSpec('customers', PickleCoder())
+  WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(
       self, matcher: CallbackPatternMatcher, within_ms: int, delay_ms: int):
@@ -120,13 +125,29 @@ class _DetectFn(beam.DoFn):
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
 
+  def _deadline(self, customer: _CustomerState) -> int:
+    """When the customer needs attention, in delayed event time: its oldest
+    buffered interaction, else when its run and processed time expire."""
+    if customer.buffer:
+      return min(customer.buffer)[0]
+    start = (
+        customer.run[0].timestamp
+        if customer.run else customer.processed_through)
+    return start + self._within_ms
+
+  def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
+    if customers:
+      earliest = min(self._deadline(c) for c in customers.values())
+      wake.set(Timestamp(micros=(earliest + self._delay_ms) * 1000))
+
   def process(
       self,
-      keyed,
-      state=beam.DoFn.StateParam(STATE),
-      flush=beam.DoFn.TimerParam(FLUSH)) -> Iterator:
-    interaction: Interaction = keyed[1]
-    customer = state.read() or _CustomerState()
+      sharded,
+      state=beam.DoFn.StateParam(CUSTOMERS),
+      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    interaction: Interaction = sharded[1]
+    customers = state.read() or {}
+    customer = customers.get(interaction.customer_id) or _CustomerState()
     if (customer.processed_through is not None and
         interaction.timestamp < customer.processed_through):
       self._late.inc()
@@ -140,22 +161,37 @@ class _DetectFn(beam.DoFn):
     customer.buffer.append(
         (interaction.timestamp, customer.arrivals, interaction))
     customer.arrivals += 1
-    state.write(customer)
-    self._set(flush, min(customer.buffer)[0])
+    customers[interaction.customer_id] = customer
+    state.write(customers)
+    self._arm(wake, customers)
 
-  def _set(self, timer, effective_ms: int) -> None:
-    timer.set(Timestamp(micros=(effective_ms + self._delay_ms) * 1000))
-
-  @on_timer(FLUSH)
-  def on_flush(
+  @on_timer(WAKE)
+  def on_wake(
       self,
       fired=beam.DoFn.TimestampParam,
-      state=beam.DoFn.StateParam(STATE),
-      flush=beam.DoFn.TimerParam(FLUSH)) -> Iterator:
-    customer = state.read()
-    if customer is None:
-      return
+      state=beam.DoFn.StateParam(CUSTOMERS),
+      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    customers = state.read() or {}
     watermark_ms = fired.micros // 1000 - self._delay_ms
+    for customer_id in sorted(customers):
+      customer = customers[customer_id]
+      if self._deadline(customer) > watermark_ms:
+        continue
+      yield from self._flush(customer, watermark_ms)
+      if not customer.buffer and self._deadline(customer) <= watermark_ms:
+        # Nothing can match any more and no straggler can be told late
+        # within `within`: forget the customer (bounded state).
+        del customers[customer_id]
+    if customers:
+      state.write(customers)
+      self._arm(wake, customers)
+    else:
+      state.clear()
+
+  def _flush(self, customer: _CustomerState,
+             watermark_ms: int) -> Iterator[beam.window.TimestampedValue]:
+    """Feeds the buffered interactions the watermark passed, in (event
+    time, arrival) order, to the matcher."""
     customer.buffer.sort()
     ready = [item for item in customer.buffer if item[0] <= watermark_ms]
     customer.buffer = customer.buffer[len(ready):]
@@ -167,22 +203,6 @@ class _DetectFn(beam.DoFn):
         yield beam.window.TimestampedValue(match, match.timestamp / 1000)
     if customer.processed_through is not None:
       self._matcher.prune(customer.run, customer.processed_through)
-    if customer.buffer:
-      state.write(customer)
-      self._set(flush, customer.buffer[0][0])
-      return
-    # Keep the run and `processed_through` until the watermark is `within`
-    # past them: until then a callback may still complete the run, and a
-    # straggler can still be told late. Then forget the customer.
-    start = (
-        customer.run[0].timestamp
-        if customer.run else customer.processed_through)
-    expiry_ms = start + self._within_ms
-    if expiry_ms > watermark_ms:
-      state.write(customer)
-      self._set(flush, expiry_ms)
-    else:
-      state.clear()
 
 
 class DetectCallbackPatterns(beam.PTransform):
@@ -214,7 +234,6 @@ class DetectCallbackPatterns(beam.PTransform):
   def expand(self, interactions):
     detected = (
         interactions
-        | 'KeyByCustomer' >> beam.Map(lambda i: (i.customer_id, i)).
-        with_output_types(Tuple[str, Interaction])
+        | 'ShardByCustomer' >> KeyByShard(lambda i: i.customer_id)
         | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches'))
     return {'matches': detected.matches, 'late': detected.late}

@@ -1,6 +1,5 @@
 """DedupeByKey: drop re-deliveries of the same record (at-least-once sources)."""
-import zlib
-from typing import Any, Callable, Tuple
+from typing import Any, Callable
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -11,20 +10,11 @@ from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-# Record ids are spread over a fixed set of shards, each remembering its ids
-# in one map with one eviction timer. One state cell and one timer per id
-# would make timer bookkeeping grow with the number of ids (runners such as
-# the Python direct runner scan every key's timers on each watermark step).
-# 16 shards bound the per-shard map and still let the step run 16-wide.
-NUM_SHARDS = 16
-
-
-def _shard(record_id: str) -> int:
-  return zlib.crc32(record_id.encode('utf-8')) % NUM_SHARDS
-
+from transforms.sharding import KeyByShard
 
 class _DedupeFn(beam.DoFn):
-  # (seen id -> expiry in epoch ms, eviction timer time or None)
+  # The ids of one shard (see transforms/sharding.py): (seen id -> expiry
+  # in epoch ms, eviction timer time or None).
   SEEN = ReadModifyWriteStateSpec('seen', PickleCoder())
   EVICT = TimerSpec('evict', TimeDomain.WATERMARK)
 
@@ -96,9 +86,7 @@ class DedupeByKey(beam.PTransform):
     self._fn = _DedupeFn(key_fn, ttl_seconds, metrics_namespace)
 
   def expand(self, pcoll):
-    key_fn = self._key_fn
     return (
         pcoll
-        | 'Shard' >> beam.Map(lambda e: (_shard(key_fn(e)), e)).
-        with_output_types(Tuple[int, Any])
+        | 'Shard' >> KeyByShard(self._key_fn)
         | 'DropDuplicates' >> beam.ParDo(self._fn))

@@ -10,21 +10,25 @@ Semantics:
     `profile_wait` of event time (an event-time timer at record time +
     wait), then goes on with tier and region `UNKNOWN`;
   * a profile expires after `customer_state_ttl` of event time without any
-    record or update for that customer, so state stays bounded with millions
-    of customers.
+    record or update for that customer (checked when its shard compacts,
+    at most `customer_state_ttl` later), so state stays bounded with
+    millions of customers.
 """
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
+                    Tuple)
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms.records import CustomerProfile
+from transforms.sharding import KeyByShard
 
 UNKNOWN = 'UNKNOWN'
 _RECORD = 'r'
@@ -36,22 +40,35 @@ def unknown_profile(customer_id: str, timestamp: int) -> CustomerProfile:
 
 
 class _JoinFn(beam.DoFn):
-  PROFILE = ReadModifyWriteStateSpec('profile', PickleCoder())
+  """Keyed by shard (transforms/sharding.py).
+
+  Profile updates are appended to a bag (O(1) per update: most customers
+  only ever send updates); the bag is read only when a record needs a
+  profile, which is rare (records are alerts), and compacted by a timer
+  that keeps the latest profile per active customer and drops the
+  customers inactive for the TTL. Records waiting for a first profile sit
+  in a small map with one timer at the earliest deadline.
+  """
+  PROFILES = BagStateSpec('profiles', PickleCoder())
   WAITING = ReadModifyWriteStateSpec('waiting', PickleCoder())
-  LAST_ACTIVE = ReadModifyWriteStateSpec('last_active', PickleCoder())
+  COMPACT_AT = ReadModifyWriteStateSpec('compact_at', PickleCoder())
   WAIT = TimerSpec('wait', TimeDomain.WATERMARK)
-  EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
+  COMPACT = TimerSpec('compact', TimeDomain.WATERMARK)
 
   def __init__(
       self, enrich: Callable[[Any, CustomerProfile], Any],
       profile_wait_ms: int, ttl_ms: int, delay_ms: int):
     self._enrich = enrich
-    # Waiting is measured on the delayed watermark, like every other
-    # event-time decision of the pipeline.
-    self._wait_ms = profile_wait_ms + delay_ms
+    self._wait_ms = profile_wait_ms
     self._ttl_ms = ttl_ms
+    self._delay_ms = delay_ms
     self._unknown = Metrics.counter('join_customers', 'emitted_unknown')
-    self._expired = Metrics.counter('join_customers', 'profiles_expired')
+    self._expired = Metrics.counter('join_customers', 'customers_expired')
+
+  def _set(self, timer, effective_ms: int) -> None:
+    # Every decision is made on the delayed watermark (bounded
+    # out-of-orderness), like every other event-time step.
+    timer.set(Timestamp(micros=(effective_ms + self._delay_ms) * 1000))
 
   def _emit(self, record, profile: CustomerProfile):
     return beam.window.TimestampedValue(
@@ -59,36 +76,35 @@ class _JoinFn(beam.DoFn):
 
   def process(
       self,
-      keyed,
-      profile_state=beam.DoFn.StateParam(PROFILE),
+      sharded,
+      profiles=beam.DoFn.StateParam(PROFILES),
       waiting_state=beam.DoFn.StateParam(WAITING),
-      last_active_state=beam.DoFn.StateParam(LAST_ACTIVE),
+      compact_at=beam.DoFn.StateParam(COMPACT_AT),
       wait=beam.DoFn.TimerParam(WAIT),
-      expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator:
-    _, (kind, value) = keyed
-    profile: Optional[CustomerProfile] = profile_state.read()
-    last_active = max(last_active_state.read() or value.timestamp,
-                      value.timestamp)
-    last_active_state.write(last_active)
-    expire.set(Timestamp(micros=(last_active + self._ttl_ms) * 1000))
+      compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator:
+    kind, value = sharded[1]
+    # Records count as activity too, so they go in the bag as markers.
+    profiles.add((kind, value))
+    if compact_at.read() is None:
+      compact_at.write(value.timestamp + self._ttl_ms)
+      self._set(compact, value.timestamp + self._ttl_ms)
+    waiting: Dict[str, List] = waiting_state.read() or {}
     if kind == _PROFILE:
-      if profile is None or value.timestamp >= profile.timestamp:
-        profile = value
-        profile_state.write(profile)
-      waiting: List = waiting_state.read() or []
-      for record in waiting:
-        yield self._emit(record, profile)
-      waiting_state.clear()
-    elif profile is not None:
+      released = waiting.pop(value.customer_id, [])
+      if released:
+        # Nobody had a profile when these arrived: this update is the
+        # latest known one.
+        waiting_state.write(waiting)
+        for record in released:
+          yield self._emit(record, value)
+      return
+    profile = _latest_profiles(profiles.read()).get(value.customer_id)
+    if profile is not None:
       yield self._emit(value, profile)
-    else:
-      waiting = waiting_state.read() or []
-      waiting.append(value)
-      waiting_state.write(waiting)
-      wait.set(
-          Timestamp(
-              micros=(min(r.timestamp for r in waiting) + self._wait_ms) *
-              1000))
+      return
+    waiting.setdefault(value.customer_id, []).append(value)
+    waiting_state.write(waiting)
+    self._set(wait, _earliest(waiting) + self._wait_ms)
 
   @on_timer(WAIT)
   def on_wait(
@@ -96,41 +112,78 @@ class _JoinFn(beam.DoFn):
       fired=beam.DoFn.TimestampParam,
       waiting_state=beam.DoFn.StateParam(WAITING),
       wait=beam.DoFn.TimerParam(WAIT)) -> Iterator:
-    deadline_ms = fired.micros // 1000 - self._wait_ms
-    waiting = waiting_state.read() or []
-    expired = [r for r in waiting if r.timestamp <= deadline_ms]
-    still_waiting = [r for r in waiting if r.timestamp > deadline_ms]
-    for record in expired:
-      self._unknown.inc()
-      yield self._emit(record, unknown_profile(record.customer_id,
-                                               record.timestamp))
-    if still_waiting:
-      waiting_state.write(still_waiting)
-      wait.set(
-          Timestamp(
-              micros=(min(r.timestamp for r in still_waiting) + self._wait_ms)
-              * 1000))
+    deadline_ms = fired.micros // 1000 - self._delay_ms - self._wait_ms
+    waiting: Dict[str, List] = waiting_state.read() or {}
+    for customer_id in sorted(waiting):
+      records = waiting[customer_id]
+      for record in [r for r in records if r.timestamp <= deadline_ms]:
+        self._unknown.inc()
+        yield self._emit(record, unknown_profile(customer_id, record.timestamp))
+      waiting[customer_id] = [r for r in records if r.timestamp > deadline_ms]
+      if not waiting[customer_id]:
+        del waiting[customer_id]
+    if waiting:
+      waiting_state.write(waiting)
+      self._set(wait, _earliest(waiting) + self._wait_ms)
     else:
       waiting_state.clear()
 
-  @on_timer(EXPIRE)
-  def on_expire(
+  @on_timer(COMPACT)
+  def on_compact(
       self,
       fired=beam.DoFn.TimestampParam,
-      profile_state=beam.DoFn.StateParam(PROFILE),
-      waiting_state=beam.DoFn.StateParam(WAITING),
-      last_active_state=beam.DoFn.StateParam(LAST_ACTIVE)):
-    last_active = last_active_state.read()
-    # A newer timer replaced this one if the customer was active since; the
-    # waiting records have their own, earlier deadline.
-    if last_active is None or last_active + self._ttl_ms > fired.micros // 1000:
-      return
-    if waiting_state.read():
-      return
-    if profile_state.read() is not None:
-      self._expired.inc()
-    profile_state.clear()
-    last_active_state.clear()
+      profiles=beam.DoFn.StateParam(PROFILES),
+      compact_at=beam.DoFn.StateParam(COMPACT_AT),
+      compact=beam.DoFn.TimerParam(COMPACT)):
+    now_ms = fired.micros // 1000 - self._delay_ms
+    entries = list(profiles.read())
+    latest = _latest_profiles(entries)
+    last_active: Dict[str, int] = {}
+    for _, value in entries:
+      last_active[value.customer_id] = max(
+          last_active.get(value.customer_id, value.timestamp), value.timestamp)
+    alive = {c for c, t in last_active.items() if t + self._ttl_ms > now_ms}
+    self._expired.inc(len(last_active) - len(alive))
+    profiles.clear()
+    for customer_id in sorted(alive):
+      # One marker keeps the customer's activity time, one entry its latest
+      # profile (if any).
+      if customer_id in latest:
+        profiles.add((_PROFILE, latest[customer_id]))
+      if customer_id not in latest or latest[customer_id].timestamp < (
+          last_active[customer_id]):
+        profiles.add((_RECORD, _Activity(customer_id,
+                                         last_active[customer_id])))
+    if alive:
+      next_ms = min(last_active[c] for c in alive) + self._ttl_ms
+      compact_at.write(next_ms)
+      self._set(compact, next_ms)
+    else:
+      compact_at.clear()
+
+
+class _Activity(NamedTuple):
+  """What compaction keeps of a customer's records: when it was active."""
+  customer_id: str
+  timestamp: int
+
+
+def _latest_profiles(entries: Iterable[Tuple[str, Any]]
+                     ) -> Dict[str, CustomerProfile]:
+  """The latest profile by event time per customer; among equal times the
+  later arrival wins."""
+  latest: Dict[str, CustomerProfile] = {}
+  for kind, value in entries:
+    if kind != _PROFILE:
+      continue
+    current = latest.get(value.customer_id)
+    if current is None or value.timestamp >= current.timestamp:
+      latest[value.customer_id] = value
+  return latest
+
+
+def _earliest(waiting: Dict[str, List]) -> int:
+  return min(r.timestamp for records in waiting.values() for r in records)
 
 
 class JoinCustomers(beam.PTransform):
@@ -160,11 +213,10 @@ class JoinCustomers(beam.PTransform):
 
   def expand(self, inputs: Tuple[beam.PCollection, beam.PCollection]):
     records, profiles = inputs
-    tagged_records = records | 'TagRecords' >> beam.Map(
-        lambda r: (r.customer_id, (_RECORD, r)))
+    tagged_records = records | 'TagRecords' >> beam.Map(lambda r: (_RECORD, r))
     tagged_profiles = profiles | 'TagProfiles' >> beam.Map(
-        lambda p: (p.customer_id, (_PROFILE, p)))
+        lambda p: (_PROFILE, p))
     return ((tagged_records, tagged_profiles)
             | 'Merge' >> beam.Flatten()
-            | 'Join' >> beam.ParDo(self._fn).with_input_types(
-                Tuple[str, Tuple[str, Any]]))
+            | 'Shard' >> KeyByShard(lambda tagged: tagged[1].customer_id)
+            | 'Join' >> beam.ParDo(self._fn))
