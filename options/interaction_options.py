@@ -1,11 +1,18 @@
 """Options of the CXone interaction flow (volumes, join, patterns)."""
+from typing import FrozenSet
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 
-def _statuses(value: str) -> frozenset:
+def parse_statuses(value: str) -> FrozenSet[str]:
+  """'FAILED, DROPPED' -> frozenset({'FAILED', 'DROPPED'}).
+
+  The options keep the comma-separated string: portable runners send every
+  option to the job server as a protobuf Struct, which cannot hold a set.
+  """
   statuses = frozenset(s.strip() for s in value.split(',') if s.strip())
   if not statuses:
-    raise ValueError('give at least one status')
+    raise ValueError(f'give at least one status, got {value!r}')
   return statuses
 
 
@@ -34,13 +41,11 @@ class InteractionOptions(PipelineOptions):
         "customer's profile state is dropped.")
     group.add_argument(
         '--failure_statuses',
-        type=_statuses,
-        default=frozenset({'FAILED'}),
+        default='FAILED',
         help='Comma-separated interaction statuses that count as failures.')
     group.add_argument(
         '--callback_statuses',
-        type=_statuses,
-        default=frozenset({'CALLBACK_REQUESTED'}),
+        default='CALLBACK_REQUESTED',
         help='Comma-separated interaction statuses that are callback '
         'requests.')
     group.add_argument(

@@ -21,7 +21,7 @@ from options import help_text
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
 from options.cxone_options import CxoneOptions
-from options.interaction_options import InteractionOptions
+from options.interaction_options import InteractionOptions, parse_statuses
 from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
@@ -149,8 +149,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.allowed_lateness,
             event_time.key_idle_ttl,
             calls.dedupe_ttl,
-            cxone.failure_statuses,
-            cxone.callback_statuses,
+            parse_statuses(cxone.failure_statuses),
+            parse_statuses(cxone.callback_statuses),
             cxone.pattern_within,
             cxone.profile_wait,
             cxone.customer_state_ttl,

@@ -1,12 +1,16 @@
 """Local benchmark of the main job (not a test).
 
-Generates N call events (default 1,000,000), then in the same run measures:
-  * the bare-Python reference (scripts/reference.py: json parsing + dict
-    aggregation of the same windows, same lateness rules), in-process;
-  * the main job on the local runner with the SQLite sink, as a child process;
+For each flow, generates its input, then in the same run measures:
+  * the bare-Python reference (scripts/reference.py or
+    scripts/reference_interactions.py: json parsing + dict aggregation of
+    the same windows, same lateness and pattern rules), in-process;
+  * the main job on the local runner with the SQLite sink, as a child
+    process;
 and prints events/s of both, their ratio and the peak RSS of each.
 
-    .venv/bin/python scripts/bench_local.py --events 1000000
+    .venv/bin/python scripts/bench_local.py --flow calls --events 1000000
+    .venv/bin/python scripts/bench_local.py --flow interactions \
+        --events 1000000 --customers 100000
 """
 import argparse
 import json
@@ -21,12 +25,29 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from scripts.generate_events import write_call_events  # pylint: disable=wrong-import-position
+from scripts.generate_data_actions import write_data_actions  # pylint: disable=wrong-import-position
 from scripts.reference import reference_call_metrics  # pylint: disable=wrong-import-position
+from scripts.reference_interactions import reference_interactions  # pylint: disable=wrong-import-position
+
+FLOWS = {
+    # flow: (generate(path, n, seed, customers), reference(path), job flag)
+    'calls': (
+        lambda path, n, seed, customers: write_call_events(path, n, seed=seed),
+        reference_call_metrics, '--call_events'),
+    'interactions': (
+        lambda path, n, seed, customers: write_data_actions(
+            path, n, seed=seed, customers=customers),
+        reference_interactions, '--data_actions'),
+}
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--flow', choices=sorted(FLOWS), default='calls')
   parser.add_argument('--events', type=int, default=1_000_000)
+  parser.add_argument(
+      '--customers', type=int, default=100_000,
+      help='distinct customers (interactions flow)')
   parser.add_argument('--seed', type=int, default=42)
   parser.add_argument('--workdir', default=None, help='keep files here')
   parser.add_argument(
@@ -35,15 +56,16 @@ def main() -> None:
 
   workdir = args.workdir or tempfile.mkdtemp(prefix='bench_local_')
   os.makedirs(workdir, exist_ok=True)
-  events_path = os.path.join(workdir, 'calls.jsonl')
+  generate, reference, job_flag = FLOWS[args.flow]
+  events_path = os.path.join(workdir, f'{args.flow}.jsonl')
   db_path = os.path.join(workdir, 'bench.db')
   t0 = time.perf_counter()
-  counts = write_call_events(events_path, args.events, seed=args.seed)
-  print(f'generated {counts["lines"]} lines ({counts["valid"]} calls) in '
+  counts = generate(events_path, args.events, args.seed, args.customers)
+  print(f'generated {counts["lines"]} lines in '
         f'{time.perf_counter() - t0:.1f} s: {events_path}')
 
   t0 = time.perf_counter()
-  ref = reference_call_metrics(events_path)
+  reference(events_path)
   ref_s = time.perf_counter() - t0
   ref_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -52,7 +74,7 @@ def main() -> None:
   t0 = time.perf_counter()
   subprocess.run([
       sys.executable, '-m', 'pipelines.contact_center',
-      f'--call_events={events_path}', f'--sqlite_path={db_path}',
+      f'{job_flag}={events_path}', f'--sqlite_path={db_path}',
       *args.job_args
   ],
                  cwd=REPO,
@@ -64,6 +86,7 @@ def main() -> None:
 
   lines = counts['lines']
   report = {
+      'flow': args.flow,
       'lines': lines,
       'reference_events_per_s': round(lines / ref_s),
       'pipeline_events_per_s': round(lines / job_s),
@@ -71,7 +94,6 @@ def main() -> None:
       'reference_peak_rss_mib': round(ref_rss_mib),
       'pipeline_peak_rss_mib': round(job_rss_mib),
       'pipeline_wall_s': round(job_s, 1),
-      'reference_rows': len(ref.rows),
   }
   print(json.dumps(report, indent=2))
 
