@@ -9,5 +9,6 @@ scripts/setup.sh
 db=${SQLITE_PATH:-output/contact_center.db}
 rm -f "$db"
 .venv/bin/python -m pipelines.contact_center \
-  --call_events=samples/call_events.jsonl --sqlite_path="$db" "$@"
+  --call_events=samples/call_events.jsonl \
+  --data_actions=samples/data_actions.jsonl --sqlite_path="$db" "$@"
 .venv/bin/python scripts/show_results.py "$db"
