@@ -19,10 +19,12 @@ class EventTimeOptions(PipelineOptions):
     group.add_argument(
         '--key_idle_ttl',
         type=int,
-        default=3600,
+        default=900,
         help='Seconds of event time after its last event during which a key '
-        '(queue, channel) keeps tracking the watermark; after that its '
-        'windowing state is reduced to its last known watermark.')
+        '(queue, channel) keeps tracking the watermark with a timer at every '
+        'window boundary; after that it keeps its last known watermark, so '
+        'an event of a window that expired while the key was idle longer '
+        'than this opens a row instead of going to the late output.')
 
 
 class FileReplayOptions(PipelineOptions):
