@@ -132,3 +132,28 @@ def test_stats_numerators_and_denominators():
     ])
 def test_rates_round_half_up_to_four_places(numerator, denominator, expected):
   assert rounded_ratio(numerator, denominator) == expected
+
+
+def test_out_of_orderness_delays_every_decision_by_the_bound(options):
+  # With a 10 s bound, watermark 305 s means "event time 295 s has passed":
+  # an event of [0, 300) is still on time, and expiry is at 300 + 60 + 10.
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + WINDOW + 5).add_elements([
+              timed(call('still-on-time', 20))
+          ]).advance_watermark_to(BASE_S + WINDOW + LATENESS + 5).add_elements([
+              timed(call('late-pane', 30))
+          ]).advance_watermark_to(BASE_S + WINDOW + LATENESS + 11).add_elements(
+              [timed(call('too-late', 40))])))
+  with beam.Pipeline(options=options) as p:
+    out = p | stream | AbandonRate(
+        WINDOW, LATENESS, 0, 20, 3600, watermark_delay_seconds=10)
+    assert_that(
+        out['metrics'] | 'Panes' >> beam.Map(
+            lambda m: (m.pane_index, m.pane_timing, m.total_calls)),
+        equal_to([(0, 'ON_TIME', 2), (1, 'LATE', 3)]),
+        label='panes')
+    assert_that(
+        out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_uuid),
+        equal_to(['too-late']),
+        label='late')
