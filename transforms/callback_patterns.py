@@ -38,8 +38,8 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
-from apache_beam.utils.timestamp import Timestamp
 
+from transforms.event_time import DelayedClock
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import KeyByShard
 from transforms.windowing import LateArrival
@@ -121,7 +121,7 @@ class _DetectFn(beam.DoFn):
       self, matcher: CallbackPatternMatcher, within_ms: int, delay_ms: int):
     self._matcher = matcher
     self._within_ms = within_ms
-    self._delay_ms = delay_ms
+    self._event_time = DelayedClock(delay_ms)
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
 
@@ -137,8 +137,7 @@ class _DetectFn(beam.DoFn):
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:
-      earliest = min(self._deadline(c) for c in customers.values())
-      wake.set(Timestamp(micros=(earliest + self._delay_ms) * 1000))
+      self._event_time.set(wake, min(self._deadline(c) for c in customers.values()))
 
   def process(
       self,
@@ -172,7 +171,7 @@ class _DetectFn(beam.DoFn):
       state=beam.DoFn.StateParam(CUSTOMERS),
       wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
     customers = state.read() or {}
-    watermark_ms = fired.micros // 1000 - self._delay_ms
+    watermark_ms = self._event_time.fired_ms(fired)
     for customer_id in sorted(customers):
       customer = customers[customer_id]
       if self._deadline(customer) > watermark_ms:

@@ -25,8 +25,8 @@ from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
-from apache_beam.utils.timestamp import Timestamp
 
+from transforms.event_time import DelayedClock
 from transforms.records import CustomerProfile
 from transforms.sharding import KeyByShard
 
@@ -61,14 +61,9 @@ class _JoinFn(beam.DoFn):
     self._enrich = enrich
     self._wait_ms = profile_wait_ms
     self._ttl_ms = ttl_ms
-    self._delay_ms = delay_ms
+    self._event_time = DelayedClock(delay_ms)
     self._unknown = Metrics.counter('join_customers', 'emitted_unknown')
     self._expired = Metrics.counter('join_customers', 'customers_expired')
-
-  def _set(self, timer, effective_ms: int) -> None:
-    # Every decision is made on the delayed watermark (bounded
-    # out-of-orderness), like every other event-time step.
-    timer.set(Timestamp(micros=(effective_ms + self._delay_ms) * 1000))
 
   def _emit(self, record, profile: CustomerProfile):
     return beam.window.TimestampedValue(
@@ -87,7 +82,7 @@ class _JoinFn(beam.DoFn):
     profiles.add((kind, value))
     if compact_at.read() is None:
       compact_at.write(value.timestamp + self._ttl_ms)
-      self._set(compact, value.timestamp + self._ttl_ms)
+      self._event_time.set(compact, value.timestamp + self._ttl_ms)
     waiting: Dict[str, List] = waiting_state.read() or {}
     if kind == _PROFILE:
       released = waiting.pop(value.customer_id, [])
@@ -104,7 +99,7 @@ class _JoinFn(beam.DoFn):
       return
     waiting.setdefault(value.customer_id, []).append(value)
     waiting_state.write(waiting)
-    self._set(wait, _earliest(waiting) + self._wait_ms)
+    self._event_time.set(wait, _earliest(waiting) + self._wait_ms)
 
   @on_timer(WAIT)
   def on_wait(
@@ -112,7 +107,7 @@ class _JoinFn(beam.DoFn):
       fired=beam.DoFn.TimestampParam,
       waiting_state=beam.DoFn.StateParam(WAITING),
       wait=beam.DoFn.TimerParam(WAIT)) -> Iterator:
-    deadline_ms = fired.micros // 1000 - self._delay_ms - self._wait_ms
+    deadline_ms = self._event_time.fired_ms(fired) - self._wait_ms
     waiting: Dict[str, List] = waiting_state.read() or {}
     for customer_id in sorted(waiting):
       records = waiting[customer_id]
@@ -124,7 +119,7 @@ class _JoinFn(beam.DoFn):
         del waiting[customer_id]
     if waiting:
       waiting_state.write(waiting)
-      self._set(wait, _earliest(waiting) + self._wait_ms)
+      self._event_time.set(wait, _earliest(waiting) + self._wait_ms)
     else:
       waiting_state.clear()
 
@@ -135,7 +130,7 @@ class _JoinFn(beam.DoFn):
       profiles=beam.DoFn.StateParam(PROFILES),
       compact_at=beam.DoFn.StateParam(COMPACT_AT),
       compact=beam.DoFn.TimerParam(COMPACT)):
-    now_ms = fired.micros // 1000 - self._delay_ms
+    now_ms = self._event_time.fired_ms(fired)
     entries = list(profiles.read())
     latest = _latest_profiles(entries)
     last_active: Dict[str, int] = {}
@@ -157,7 +152,7 @@ class _JoinFn(beam.DoFn):
     if alive:
       next_ms = min(last_active[c] for c in alive) + self._ttl_ms
       compact_at.write(next_ms)
-      self._set(compact, next_ms)
+      self._event_time.set(compact, next_ms)
     else:
       compact_at.clear()
 

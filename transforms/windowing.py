@@ -41,6 +41,7 @@ from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.event_time import DelayedClock
 from transforms.records import LateEvent
 
 LATE = 'late'
@@ -120,7 +121,7 @@ class _WindowedCombineFn(beam.DoFn):
       watermark_delay_ms: int,
       metrics_namespace: str):
     self._combine_fn = combine_fn
-    self._delay = watermark_delay_ms
+    self._event_time = DelayedClock(watermark_delay_ms)
     self._size = window_size_ms
     self._lateness = allowed_lateness_ms
     self._idle_ttl = key_idle_ttl_ms
@@ -176,7 +177,7 @@ class _WindowedCombineFn(beam.DoFn):
     key_state = state.read()
     if key_state is None:
       return
-    fired_ms = _millis(fire_timestamp) - self._delay
+    fired_ms = self._event_time.fired_ms(fire_timestamp)
     clock = fired_ms if key_state.clock is None else max(
         key_state.clock, fired_ms)
     key_state.clock = clock
@@ -227,7 +228,7 @@ class _WindowedCombineFn(beam.DoFn):
       # even when it has no open window (see the module docstring).
       deadlines.append(self._next_boundary(clock))
     if deadlines:
-      fire.set(Timestamp(micros=(min(deadlines) + self._delay) * 1000))
+      self._event_time.set(fire, min(deadlines))
 
 
 class WindowedCombinePerKey(beam.PTransform):

@@ -1,0 +1,23 @@
+"""Event-time timers on the delayed watermark (bounded out-of-orderness).
+
+Sources emit the watermark KafkaIO's `CreateTime` policy gives: the largest
+event time seen. Every event-time decision of the pipeline is made on that
+watermark minus `--max_out_of_orderness`; stateful DoFns do it by setting
+their timers that much later and reading fired timers that much earlier.
+"""
+from typing import NamedTuple
+
+from apache_beam.utils.timestamp import Timestamp
+
+
+class DelayedClock(NamedTuple):
+  """Translates between delayed event time (ms) and timer timestamps."""
+  delay_ms: int
+
+  def set(self, timer, effective_ms: int) -> None:
+    """Sets `timer` to fire when the delayed watermark reaches the time."""
+    timer.set(Timestamp(micros=(effective_ms + self.delay_ms) * 1000))
+
+  def fired_ms(self, fired: Timestamp) -> int:
+    """The delayed event time a fired timer stands for."""
+    return fired.micros // 1000 - self.delay_ms
