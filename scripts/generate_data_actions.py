@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import heapq
-import json
 import math
 import random
 import sys
@@ -66,12 +65,18 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 try:  # imported as part of the `scripts` package (tests, python -m)
     from scripts.generate_events import (
-        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _dumps, _hour_of_day,
-        _parse_start, _share, _write_lines, diurnal_shape)
+        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _hour_of_day, diurnal_shape)
+    from scripts.generator_common import (
+        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+        reset_counts, run_generator_cli, write_to)
 except ImportError:  # run as a file: scripts/ itself is on sys.path
     from generate_events import (  # type: ignore[no-redef]
-        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _dumps, _hour_of_day,
-        _parse_start, _share, _write_lines, diurnal_shape)
+        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _hour_of_day, diurnal_shape)
+    from generator_common import (  # type: ignore[no-redef]
+        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+        reset_counts, run_generator_cli, write_to)
 
 DEFAULT_INTERACTIONS = 100_000
 DEFAULT_CUSTOMERS = 10_000
@@ -281,19 +286,6 @@ def planted_customer_id(index: int, name: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def _cumulative(weights: Sequence[float]) -> List[float]:
-    acc = 0.0
-    out = []
-    for w in weights:
-        acc += w
-        out.append(acc)
-    return out
-
-
-def _pick(rng: random.Random, values: Sequence[str], cum: List[float]) -> str:
-    return values[min(bisect.bisect_left(cum, rng.random() * cum[-1]), len(values) - 1)]
-
-
 def generate_data_actions(
         n_interactions: int,
         seed: int,
@@ -346,14 +338,12 @@ def generate_data_actions(
         raise ValueError("events_per_second must be > 0")
     if jitter_seconds < 0:
         raise ValueError("jitter_seconds must be >= 0")
-    for name, share in (("failure_share", failure_share), ("callback_share", callback_share),
-                        ("retry_share", retry_share), ("profile_share", profile_share),
-                        ("profile_after_share", profile_after_share),
-                        ("tier_change_share", tier_change_share),
-                        ("duplicate_share", duplicate_share),
-                        ("too_late_share", too_late_share)):
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1]")
+    check_shares(("failure_share", failure_share), ("callback_share", callback_share),
+                 ("retry_share", retry_share), ("profile_share", profile_share),
+                 ("profile_after_share", profile_after_share),
+                 ("tier_change_share", tier_change_share),
+                 ("duplicate_share", duplicate_share),
+                 ("too_late_share", too_late_share))
     if failure_share + callback_share > 0.8:
         raise ValueError("failure_share + callback_share must be <= 0.8")
     cases = PLANTED_CASES if plant_patterns else ()
@@ -385,40 +375,23 @@ def generate_data_actions(
     cum_regions = _cumulative(_REGION_WEIGHTS)
     jitter_ms = jitter_seconds * 1000.0
 
-    kinds = list(MALFORMED_KINDS) + ([OVERSIZED_KIND] if oversized else [])
-    n_bad = len(kinds) if malformed is None else malformed
-    if n_bad < 0:
-        raise ValueError("malformed must be >= 0")
-    # Malformed line j goes before the bad_at-th emitted record (or at the
-    # end); positions are drawn over the interactions, a lower bound of the
-    # number of records.
-    bad_positions: Dict[int, List[str]] = {}
-    for j in range(n_bad):
-        bad_positions.setdefault(rng_bad.randint(0, n_interactions), []).append(
-            kinds[j % len(kinds)])
+    # Positions are drawn over the interactions, a lower bound of the number
+    # of records.
+    bad_positions = plan_malformed(rng_bad, MALFORMED_KINDS, OVERSIZED_KIND,
+                                   oversized, malformed, n_interactions)
 
-    counts = stats if stats is not None else {}
-    for key in ("lines", "interactions", "customer_updates", "duplicates", "malformed",
-                "too_late", "retries", "profiles_before", "profiles_after",
-                "tier_changes", "customers_active", "planted_cases",
-                "planted_interactions"):
-        counts[key] = 0
+    counts = reset_counts(stats, (
+        "lines", "interactions", "customer_updates", "duplicates", "malformed",
+        "too_late", "retries", "profiles_before", "profiles_after", "tier_changes",
+        "customers_active", "planted_cases", "planted_interactions"))
     status_counts = {s: 0 for s in STATUSES}
 
-    # (arrival_ms, seq, line, dupable, record); seq keeps generation order
-    # on ties.
-    heap: List[Tuple[float, int, bytes, bool, dict]] = []
-    seq = 0
-    pending_dups: Dict[int, List[bytes]] = {}
-    emitted = 0  # records (not duplicates/malformed) emitted so far
     last_interaction: Dict[str, object] = {}
     last_update: Dict[str, object] = {}
     seen_customers = set()
 
     def push(arrival: float, record: dict, dupable: bool = False) -> None:
-        nonlocal seq
-        heapq.heappush(heap, (arrival, seq, _dumps(record), dupable, record))
-        seq += 1
+        stream.push(arrival, _dumps(record), dupable, record)
 
     def fresh_id() -> str:
         return str(uuid.UUID(int=rng_ev.getrandbits(128), version=4))
@@ -447,34 +420,17 @@ def generate_data_actions(
         return ({k: inter[k] for k in ("interactionId", "customerId", "channel",
                                        "status", "timestamp")}, upd)
 
-    def emit(line: bytes, dupable: bool) -> Iterator[bytes]:
-        nonlocal emitted
-        for kind in bad_positions.pop(emitted, ()):
-            counts["malformed"] += 1
-            counts["lines"] += 1
-            yield malformed_line(kind, *bad_base())
-        counts["lines"] += 1
-        yield line
-        if dupable:
-            # Exact same bytes again 1..30 lines later: at-least-once
-            # redelivery after a producer retry or a consumer rebalance.
-            pending_dups.setdefault(emitted + rng_dup.randint(1, 30), []).append(line)
-        for dup in pending_dups.pop(emitted, ()):
-            counts["duplicates"] += 1
-            counts["lines"] += 1
-            yield dup
-        emitted += 1
-
-    def drain(limit_ms: float) -> Iterator[bytes]:
+    def remember(record: dict) -> None:
+        # Remember neighbours to shape the malformed lines like.
         nonlocal last_interaction, last_update
-        while heap and heap[0][0] <= limit_ms:
-            _, _, line, dupable, record = heapq.heappop(heap)
-            yield from emit(line, dupable)
-            # Remember neighbours to shape the malformed lines like.
-            if "recordType" in record:
-                last_update = record
-            else:
-                last_interaction = record
+        if "recordType" in record:
+            last_update = record
+        else:
+            last_interaction = record
+
+    stream = ArrivalStream(bad_positions, rng_dup, counts,
+                           lambda kind, _record: malformed_line(kind, *bad_base()),
+                           remember)
 
     def profile(customer: str, first_ts: int) -> None:
         """Schedule the profile update(s) of a customer first seen at
@@ -559,6 +515,7 @@ def generate_data_actions(
     anchors = [(k + 1) * n_background // (len(cases) + 1) for k in range(len(cases))]
     next_case = 0
     retries: List[Tuple[int, int, str, str]] = []  # (ts, seq, customer, channel)
+    retry_seq = 0  # keeps generation order among retries at the same ts
     t_ms = float(start_ms)
     t_next = None  # next fresh arrival time of the Poisson stream
     last_ts = int(start_ms)  # event time of the latest interaction (non-decreasing)
@@ -566,7 +523,7 @@ def generate_data_actions(
     while produced < n_background:
         while next_case < len(cases) and anchors[next_case] <= produced:
             # After the latest interaction, so that nothing planted arrives
-            # before what drain() has already written.
+            # before what stream.drain() has already written.
             plant(next_case, cases[next_case], last_ts + 1000)
             next_case += 1
         if t_next is None:
@@ -603,27 +560,17 @@ def generate_data_actions(
             # The customer tries again shortly, mostly on the same channel.
             r_channel = channel if rng_ev.random() < 0.7 else _pick(rng_ev, CHANNELS, cum_channels)
             r_ts = ts + int(rng_ev.uniform(*RETRY_GAP_S) * 1000)
-            heapq.heappush(retries, (r_ts, seq, customer, r_channel))
-            seq += 1
-        yield from drain(ts - _LOOKAHEAD_MS)
+            heapq.heappush(retries, (r_ts, retry_seq, customer, r_channel))
+            retry_seq += 1
+        yield from stream.drain(ts - _LOOKAHEAD_MS)
     while next_case < len(cases):  # n_background == 0: planted cases only
         plant(next_case, cases[next_case], last_ts + 1000)
         next_case += 1
 
-    yield from drain(math.inf)
-    # Duplicates scheduled past the last record, then trailing malformed lines.
-    for key in sorted(pending_dups):
-        for dup in pending_dups[key]:
-            counts["duplicates"] += 1
-            counts["lines"] += 1
-            yield dup
-    pending_dups.clear()
-    for key in sorted(bad_positions):
-        for kind in bad_positions[key]:
-            counts["malformed"] += 1
-            counts["lines"] += 1
-            yield malformed_line(kind, *bad_base())
-    bad_positions.clear()
+    yield from stream.drain(math.inf)
+    # Re-deliveries scheduled past the last record, then trailing malformed
+    # lines (bad_base() shapes them, the fallback is unused).
+    yield from stream.flush(None)
     counts["customers_active"] = len(seen_customers) + counts["planted_cases"]
     for status, c in status_counts.items():
         counts[f"status_{status}"] = c
@@ -643,30 +590,20 @@ def write_data_actions(path: str, n: int, seed: int, **options) -> Dict[str, int
     ``status_<STATUS>`` per status.
     """
     stats: Dict[str, int] = {}
-    if path == "-":
-        _write_lines(sys.stdout.buffer, generate_data_actions(n, seed, stats=stats, **options))
-        sys.stdout.buffer.flush()
-    else:
-        with open(path, "wb") as out:
-            _write_lines(out, generate_data_actions(n, seed, stats=stats, **options))
+    write_to(path, generate_data_actions(n, seed, stats=stats, **options))
     return stats
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (exposed for docs and tests)."""
-    p = argparse.ArgumentParser(
-        description=("Generate a seeded JSON-lines file of CXone Data Actions "
-                     "(interactions + customer updates); file order is arrival order."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="output file ('-' for stdout)")
-    p.add_argument("--interactions", type=int, default=DEFAULT_INTERACTIONS,
-                   help="number of distinct interactions (planted ones included)")
-    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p = generator_arg_parser(
+        ("Generate a seeded JSON-lines file of CXone Data Actions "
+         "(interactions + customer updates); file order is arrival order."),
+        "--interactions", DEFAULT_INTERACTIONS,
+        "number of distinct interactions (planted ones included)")
     p.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS,
                    help="customer population (Zipf-like activity)")
-    p.add_argument("--start-ms", type=_parse_start, default=DEFAULT_START_MS,
-                   help="event time of the first interaction: epoch ms or "
-                        "ISO-8601 such as 2026-11-02T08:00:00Z")
+    add_start_argument(p, DEFAULT_START_MS, "interaction")
     p.add_argument("--events-per-second", type=float, default=20.0,
                    help="average rate of fresh interactions over 24 h "
                         "(diurnal curve; retries come on top)")
@@ -694,11 +631,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="share of interactions arriving --too-late-seconds late")
     p.add_argument("--too-late-seconds", type=float, default=120.0,
                    help="delay of the too-late interactions")
-    p.add_argument("--malformed", type=int, default=None,
-                   help="number of malformed lines, cycling through the kinds "
-                        f"(default: one of each, {len(MALFORMED_KINDS)}, +1 with --oversized)")
-    p.add_argument("--oversized", action="store_true",
-                   help="include a > 1 MiB line among the malformed kinds")
+    add_malformed_arguments(p, len(MALFORMED_KINDS))
     p.add_argument("--no-planted", dest="plant_patterns", action="store_false",
                    help="do not plant the pattern cases")
     return p
@@ -706,14 +639,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point: write the file, print the counts (JSON) to stderr."""
-    args = build_arg_parser().parse_args(argv)
-    options = vars(args).copy()
-    out = options.pop("out")
-    n = options.pop("interactions")
-    seed = options.pop("seed")
-    counts = write_data_actions(out, n, seed, **options)
-    print(json.dumps({"out": out, **counts}), file=sys.stderr)
-    return 0
+    # Every other option is a keyword of generate_data_actions.
+    return run_generator_cli(build_arg_parser(), "interactions", write_data_actions, argv)
 
 
 if __name__ == "__main__":

@@ -36,16 +36,23 @@ the project's pipeline code, so the file can be produced anywhere.
 from __future__ import annotations
 
 import argparse
-import bisect
-import datetime as _dt
-import heapq
-import json
 import math
 import random
 import sys
 import uuid
 from dataclasses import dataclass
-from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+try:  # imported as part of the `scripts` package (tests, python -m)
+    from scripts.generator_common import (
+        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+        reset_counts, run_generator_cli, write_to)
+except ImportError:  # run as a file: scripts/ itself is on sys.path
+    from generator_common import (  # type: ignore[no-redef]
+        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+        reset_counts, run_generator_cli, write_to)
 
 DEFAULT_START_MS = 1793606400000  # 2026-11-02T08:00:00Z
 DEFAULT_EVENTS = 100_000
@@ -152,11 +159,6 @@ MALFORMED_KINDS: Tuple[str, ...] = (
 OVERSIZED_KIND = "oversized"
 
 
-def _dumps(event: dict) -> bytes:
-    # Compact separators: smaller files, same JSON.
-    return json.dumps(event, separators=(",", ":")).encode("utf-8")
-
-
 def malformed_line(kind: str, base_event: dict) -> bytes:
     """Return one malformed line (bytes, no newline) of the given ``kind``.
 
@@ -257,12 +259,10 @@ def generate_call_events(
         raise ValueError("n must be >= 0")
     if events_per_second <= 0:
         raise ValueError("events_per_second must be > 0")
-    for name, share in (("too_late_share", too_late_share),
-                        ("late_within_lateness_share", late_within_lateness_share),
-                        ("duplicate_share", duplicate_share),
-                        ("other_event_share", other_event_share)):
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1]")
+    check_shares(("too_late_share", too_late_share),
+                 ("late_within_lateness_share", late_within_lateness_share),
+                 ("duplicate_share", duplicate_share),
+                 ("other_event_share", other_event_share))
     if too_late_share + late_within_lateness_share > 1.0:
         raise ValueError("too_late_share + late_within_lateness_share must be <= 1")
 
@@ -276,12 +276,7 @@ def generate_call_events(
     rng_bad = random.Random(f"{seed}:malformed")
 
     profiles = queue_profiles(queues)
-    cum_weights = []
-    acc = 0.0
-    for prof in profiles:
-        acc += prof.weight
-        cum_weights.append(acc)
-    total_weight = acc
+    cum_weights = _cumulative(prof.weight for prof in profiles)
 
     window_ms = window_size_s * 1000
     n_too_late = round(n * too_late_share)
@@ -301,29 +296,16 @@ def generate_call_events(
             other_idx[i] = other_idx.get(i, 0) + 1
     n_base = n + n_other  # lines before duplicates and malformed lines
 
-    kinds = list(MALFORMED_KINDS) + ([OVERSIZED_KIND] if oversized else [])
-    n_bad = len(kinds) if malformed is None else malformed
-    if n_bad < 0:
-        raise ValueError("malformed must be >= 0")
-    # Malformed line j is inserted before base line bad_at[j] (== n_base:
-    # after the last one).
-    bad_positions: Dict[int, List[str]] = {}
-    for j in range(n_bad):
-        bad_positions.setdefault(rng_bad.randint(0, n_base), []).append(kinds[j % len(kinds)])
+    bad_positions = plan_malformed(rng_bad, MALFORMED_KINDS, OVERSIZED_KIND,
+                                   oversized, malformed, n_base)
 
-    counts = stats if stats is not None else {}
-    for key in ("lines", "valid", "duplicates", "malformed", "other_event_types",
-                "too_late", "late_within_lateness"):
-        counts[key] = 0
+    counts = reset_counts(stats, ("lines", "valid", "duplicates", "malformed",
+                                  "other_event_types", "too_late",
+                                  "late_within_lateness"))
     counts["too_late"] = n_too_late
     counts["late_within_lateness"] = n_within
 
-    heap: List[Tuple[int, int, bytes, bool, dict]] = []
-    seq = 0  # tie-breaker: equal arrival times keep generation order
     t_ms = float(start_ms)
-    # Pending duplicates keyed by the base-line index after which they go.
-    pending_dups: Dict[int, List[bytes]] = {}
-    emitted_base = 0
     last_event: dict = {}
 
     def _fresh(ev: dict) -> dict:
@@ -333,33 +315,16 @@ def generate_call_events(
         bad["call_uuid"] = str(uuid.UUID(int=rng_bad.getrandbits(128), version=4))
         return bad
 
-    def emit(line: bytes, is_dupable: bool, ev: dict) -> Iterator[bytes]:
-        """Emit one base line plus whatever is scheduled around it."""
-        nonlocal emitted_base, last_event
-        for kind in bad_positions.pop(emitted_base, ()):
-            counts["malformed"] += 1
-            counts["lines"] += 1
-            yield malformed_line(kind, _fresh(last_event or ev))
-        counts["lines"] += 1
-        yield line
-        if is_dupable:
-            # Exact same bytes again, 1..30 lines later: at-least-once
-            # redelivery after a producer retry or a consumer rebalance.
-            pending_dups.setdefault(
-                emitted_base + rng_dup.randint(1, 30), []).append(line)
-        for dup in pending_dups.pop(emitted_base, ()):
-            counts["duplicates"] += 1
-            counts["lines"] += 1
-            yield dup
-        last_event = ev
-        emitted_base += 1
+    def _malformed(kind: str, ev: dict) -> bytes:
+        # Shaped like the previous line's event (the current one's before
+        # the first line).
+        return malformed_line(kind, _fresh(last_event or ev))
 
-    def drain(limit_ms: float) -> Iterator[bytes]:
-        # Safe to emit anything arriving at or before limit_ms: no event
-        # generated later can arrive earlier (see _LOOKAHEAD_MS).
-        while heap and heap[0][0] <= limit_ms:
-            _, _, line, dupable, ev = heapq.heappop(heap)
-            yield from emit(line, dupable, ev)
+    def _remember(ev: dict) -> None:
+        nonlocal last_event
+        last_event = ev
+
+    stream = ArrivalStream(bad_positions, rng_dup, counts, _malformed, _remember)
 
     for i in range(n):
         # Non-homogeneous Poisson arrivals: exponential gaps at the current
@@ -371,8 +336,7 @@ def generate_call_events(
         ts = int(t_ms)
         load = shape / _SHAPE_MAX  # 0.15 (night) .. 1 (peak)
 
-        r = rng_calls.random() * total_weight
-        prof = profiles[min(bisect.bisect_left(cum_weights, r), len(profiles) - 1)]
+        prof = _pick(rng_calls, profiles, cum_weights)
         call_uuid = str(uuid.UUID(int=rng_calls.getrandbits(128), version=4))
         # Busy periods lose more callers and keep them waiting longer.
         congestion = 0.6 + 0.8 * load
@@ -417,8 +381,7 @@ def generate_call_events(
                        + int(rng_disorder.uniform(5.0, hi) * 1000))
         else:
             arrival = ts + int(rng_disorder.uniform(0, jitter_seconds) * 1000)
-        heapq.heappush(heap, (arrival, seq, _dumps(event), i in dup_idx, event))
-        seq += 1
+        stream.push(arrival, _dumps(event), i in dup_idx, event)
         counts["valid"] += 1
 
         for _ in range(other_idx.get(i, 0)):
@@ -443,30 +406,20 @@ def generate_call_events(
                 "agent_id": agent_id if etype == "CALL_ANSWERED" else None,
             }
             o_arrival = ots + int(rng_other.uniform(0, jitter_seconds) * 1000)
-            heapq.heappush(heap, (o_arrival, seq, _dumps(other), False, other))
-            seq += 1
+            stream.push(o_arrival, _dumps(other), False, other)
             counts["other_event_types"] += 1
 
-        yield from drain(t_ms - _LOOKAHEAD_MS)
+        # Safe to emit anything arriving by then: no event generated later
+        # can arrive earlier (see _LOOKAHEAD_MS).
+        yield from stream.drain(t_ms - _LOOKAHEAD_MS)
 
-    yield from drain(math.inf)
-    # Duplicates scheduled past the last line, then trailing malformed lines.
-    for key in sorted(pending_dups):
-        for dup in pending_dups[key]:
-            counts["duplicates"] += 1
-            counts["lines"] += 1
-            yield dup
-    pending_dups.clear()
-    fallback = last_event or {
+    yield from stream.drain(math.inf)
+    # Re-deliveries scheduled past the last line, then trailing malformed
+    # lines (shaped like a made-up call when there was no call at all).
+    yield from stream.flush(last_event or {
         "call_uuid": str(uuid.UUID(int=rng_bad.getrandbits(128), version=4)),
         "event_type": "CALL_ENDED", "timestamp": int(start_ms), "queue_id": "Q-101",
-        "abandoned": False, "wait_time_seconds": 0, "agent_id": None}
-    for key in sorted(bad_positions):
-        for kind in bad_positions[key]:
-            counts["malformed"] += 1
-            counts["lines"] += 1
-            yield malformed_line(kind, _fresh(fallback))
-    bad_positions.clear()
+        "abandoned": False, "wait_time_seconds": 0, "agent_id": None})
 
 
 def write_call_events(path: str, n: int, seed: int, **options) -> Dict[str, int]:
@@ -482,59 +435,17 @@ def write_call_events(path: str, n: int, seed: int, **options) -> Dict[str, int]
     newline.
     """
     stats: Dict[str, int] = {}
-    out: IO[bytes]
-    if path == "-":
-        out = sys.stdout.buffer
-        _write_lines(out, generate_call_events(n, seed, stats=stats, **options))
-        out.flush()
-    else:
-        with open(path, "wb") as out:
-            _write_lines(out, generate_call_events(n, seed, stats=stats, **options))
+    write_to(path, generate_call_events(n, seed, stats=stats, **options))
     return stats
-
-
-def _write_lines(out: IO[bytes], lines: Iterator[bytes]) -> None:
-    # Batch writes: one write() per line is a measurable share of the run.
-    buf: List[bytes] = []
-    for line in lines:
-        buf.append(line)
-        if len(buf) >= 4096:
-            out.write(b"\n".join(buf) + b"\n")
-            buf.clear()
-    if buf:
-        out.write(b"\n".join(buf) + b"\n")
-
-
-def _parse_start(value: str) -> int:
-    """Epoch ms, or an ISO-8601 time such as 2026-11-02T08:00:00Z."""
-    if value.lstrip("-").isdigit():
-        return int(value)
-    parsed = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-    return int(parsed.timestamp() * 1000)
-
-
-def _share(value: str) -> float:
-    share = float(value)
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError("a share must be in [0, 1]")
-    return share
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (exposed for docs and tests)."""
-    p = argparse.ArgumentParser(
-        description=("Generate a seeded JSON-lines file of contact-center call "
-                     "events; file order is arrival order."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="output file ('-' for stdout)")
-    p.add_argument("--events", type=int, default=DEFAULT_EVENTS,
-                   help="number of calls (distinct CALL_ENDED events)")
-    p.add_argument("--seed", type=int, default=1, help="random seed")
-    p.add_argument("--start-ms", type=_parse_start, default=DEFAULT_START_MS,
-                   help="event time of the first call: epoch ms or ISO-8601 "
-                        "such as 2026-11-02T08:00:00Z")
+    p = generator_arg_parser(
+        ("Generate a seeded JSON-lines file of contact-center call "
+         "events; file order is arrival order."),
+        "--events", DEFAULT_EVENTS, "number of calls (distinct CALL_ENDED events)")
+    add_start_argument(p, DEFAULT_START_MS, "call")
     p.add_argument("--events-per-second", type=float, default=20.0,
                    help="average call rate over 24 h; the diurnal curve makes "
                         "mid-day busier and nights quieter")
@@ -552,12 +463,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="share of calls re-delivered 1-30 lines later")
     p.add_argument("--other-event-share", type=_share, default=0.05,
                    help="CALL_STARTED/QUEUED/ANSWERED events, as a share of calls")
-    p.add_argument("--malformed", type=int, default=None,
-                   help="number of malformed lines, cycling through the kinds "
-                        f"(default: one of each, {len(MALFORMED_KINDS)} "
-                        "or +1 with --oversized)")
-    p.add_argument("--oversized", action="store_true",
-                   help="include a > 1 MiB line among the malformed kinds")
+    add_malformed_arguments(p, len(MALFORMED_KINDS))
     p.add_argument("--window-size-s", type=int, default=300,
                    help="fixed window size the disorder is aimed at")
     p.add_argument("--allowed-lateness-s", type=int, default=60,
@@ -569,26 +475,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point: write the file, print the counts to stderr."""
-    args = build_arg_parser().parse_args(argv)
-    counts = write_call_events(
-        args.out, args.events, args.seed,
-        start_ms=args.start_ms,
-        events_per_second=args.events_per_second,
-        queues=args.queues,
-        jitter_seconds=args.jitter_seconds,
-        too_late_share=args.too_late_share,
-        too_late_seconds=args.too_late_seconds,
-        late_within_lateness_share=args.late_within_lateness_share,
-        duplicate_share=args.duplicate_share,
-        other_event_share=args.other_event_share,
-        malformed=args.malformed,
-        oversized=args.oversized,
-        window_size_s=args.window_size_s,
-        allowed_lateness_s=args.allowed_lateness_s,
-        watermark_delay_s=args.watermark_delay_s,
-    )
-    print(json.dumps({"out": args.out, **counts}), file=sys.stderr)
-    return 0
+    # Every other option is a keyword of generate_call_events.
+    return run_generator_cli(build_arg_parser(), "events", write_call_events, argv)
 
 
 if __name__ == "__main__":

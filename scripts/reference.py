@@ -15,7 +15,9 @@ It deliberately shares no code with ``pipelines/`` or ``transforms/``: it is
 the oracle the pipeline is checked against, and the "bare Python" baseline of
 the throughput benchmark (a tight json.loads + dict loop). Its delivery model
 (``iter_polls``, ``watermark_before_poll``, ``KeyedLateGate``,
-``timestamp_ms``) is shared with ``reference_interactions.py``.
+``timestamp_ms``, ``load_json_object``, ``record_delivery``) and its CLI
+pieces (``add_delivery_arguments``, ``Timing``) are shared with
+``reference_interactions.py``.
 
 Semantics (kept in sync with DESIGN.md and the pipeline's contract):
 
@@ -43,8 +45,8 @@ import time
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, islice
-from typing import (Dict, Hashable, Iterable, Iterator, Optional, Sequence,
-                    Set, Tuple)
+from typing import (Any, Callable, Dict, Hashable, Iterable, Iterator, List,
+                    Optional, Sequence, Set, Tuple, TypeVar)
 
 MAX_LINE_BYTES = 1 << 20
 MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
@@ -52,6 +54,7 @@ MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _FOUR_PLACES = Decimal("0.0001")
 
 RowKey = Tuple[str, int]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -122,6 +125,19 @@ def timestamp_ms(value: object) -> Optional[int]:
     if type(value) is int and MIN_TS_MS <= value < MAX_TS_MS:
         return value
     return None
+
+
+def load_json_object(raw: bytes) -> Optional[dict]:
+    """In: one line (bytes, no newline). Out: the decoded JSON object, or
+    None if the line is over ``MAX_LINE_BYTES``, not UTF-8, not JSON or not
+    an object: the checks every record kind starts with."""
+    if len(raw) > MAX_LINE_BYTES:
+        return None
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return obj if type(obj) is dict else None
 
 
 def iter_polls(lines: Iterable[bytes], poll_size: int) -> Iterator[Iterator[bytes]]:
@@ -207,6 +223,66 @@ class KeyedLateGate:
         return start
 
 
+def record_delivery(res: Any, gate: KeyedLateGate, lines: int, polls: int,
+                    max_ts: Optional[int], max_out_of_orderness_ms: int) -> None:
+    """Fill the delivery fields both references' results share:
+    ``late_pane_events`` (from ``gate``), ``lines``, ``polls`` and
+    ``final_watermark_ms`` (the watermark after the last poll, None if no
+    record was valid)."""
+    res.late_pane_events = gate.late_pane_events
+    res.lines = lines
+    res.polls = polls
+    res.final_watermark_ms = None if max_ts is None else max_ts - max_out_of_orderness_ms
+
+
+# --------------------------------------------------------------------------
+# Shared pieces of the reference CLIs
+# --------------------------------------------------------------------------
+
+def add_delivery_arguments(p: argparse.ArgumentParser, window_flag: str,
+                           window_default: int) -> None:
+    """Add the window size option ``window_flag``, ``--allowed-lateness-s``,
+    ``--max-out-of-orderness-s`` and ``--poll-size`` (pipeline defaults)."""
+    p.add_argument(window_flag, type=int, default=window_default)
+    p.add_argument("--allowed-lateness-s", type=int, default=60)
+    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
+    p.add_argument("--poll-size", type=int, default=500,
+                   help="lines per poll (the watermark moves between polls)")
+
+
+class Timing:
+    """Wall and CPU time of one reference computation, and the rates the
+    CLIs report (CPU time too: wall time is noisy on a shared box)."""
+
+    def __init__(self, elapsed: float, cpu: float) -> None:
+        self.elapsed = elapsed
+        self.cpu = cpu
+
+    @staticmethod
+    def run(compute: Callable[[], _T]) -> Tuple[_T, "Timing"]:
+        """Call ``compute()``; return its result and how long it took."""
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        result = compute()
+        return result, Timing(time.perf_counter() - t0, time.process_time() - c0)
+
+    def rate(self, lines: int) -> float:
+        """Input lines per wall-clock second."""
+        return lines / self.elapsed if self.elapsed > 0 else float("inf")
+
+    def json_fields(self, lines: int) -> dict:
+        """The timing keys of the ``--json`` output."""
+        return {"elapsed_s": round(self.elapsed, 3), "cpu_s": round(self.cpu, 3),
+                "events_per_s": round(self.rate(lines))}
+
+    def summary_lines(self, lines: int, width: int) -> List[str]:
+        """The timing lines of the text summary, labels padded to ``width``."""
+        cpu_rate = lines / self.cpu if self.cpu > 0 else float("inf")
+        return [f"{'elapsed':<{width}}{self.elapsed:.3f} s wall, {self.cpu:.3f} s CPU",
+                f"{'events/s':<{width}}{self.rate(lines):,.0f} (input lines / wall time); "
+                f"{cpu_rate:,.0f} per CPU second"]
+
+
 def parse_valid_event(raw: bytes) -> Optional[dict]:
     """Return the event dict if ``raw`` (one line, no newline) is a valid call
     event, else None. ``timestamp`` is normalised to int.
@@ -215,13 +291,8 @@ def parse_valid_event(raw: bytes) -> Optional[dict]:
     speed; this function is the readable statement of the rule (and is
     tested against the inlined loop).
     """
-    if len(raw) > MAX_LINE_BYTES:
-        return None
-    try:
-        ev = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if type(ev) is not dict:
+    ev = load_json_object(raw)
+    if ev is None:
         return None
     cu = ev.get("call_uuid")
     et = ev.get("event_type")
@@ -352,10 +423,7 @@ def reference_call_metrics(
     res.duplicates = dups
     res.other_event_types = others
     res.valid_events = len(seen)
-    res.late_pane_events = gate.late_pane_events
-    res.lines = n
-    res.polls = polls
-    res.final_watermark_ms = None if max_ts is None else max_ts - ooo_ms
+    record_delivery(res, gate, n, polls, max_ts, ooo_ms)
     return res
 
 
@@ -378,26 +446,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Reference (bare-Python) call metrics for a JSON-lines file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("path", help="JSON-lines call events, file order = arrival order")
-    p.add_argument("--window-size-s", type=int, default=300)
-    p.add_argument("--allowed-lateness-s", type=int, default=60)
-    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
-    p.add_argument("--poll-size", type=int, default=500,
-                   help="lines per poll (the watermark moves between polls)")
+    add_delivery_arguments(p, "--window-size-s", 300)
     p.add_argument("--short-abandon-threshold-s", type=float, default=0)
     p.add_argument("--service-level-s", type=float, default=20)
     p.add_argument("--json", action="store_true",
                    help="print rows and counts as JSON instead of a summary")
     args = p.parse_args(argv)
 
-    t0 = time.perf_counter()
-    c0 = time.process_time()  # CPU time too: wall time is noisy on a shared box
-    res = reference_call_metrics(
+    res, timing = Timing.run(lambda: reference_call_metrics(
         args.path, args.window_size_s, args.allowed_lateness_s,
         args.max_out_of_orderness_s, args.poll_size,
-        args.short_abandon_threshold_s, args.service_level_s)
-    elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    rate = res.lines / elapsed if elapsed > 0 else float("inf")
+        args.short_abandon_threshold_s, args.service_level_s))
 
     if args.json:
         json.dump({
@@ -406,8 +465,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "dead_letter_count": res.dead_letter_count,
             "late_pane_events": res.late_pane_events,
             "late": sorted(res.late), "rows": rows_as_records(res),
-            "elapsed_s": round(elapsed, 3), "cpu_s": round(cpu, 3),
-            "events_per_s": round(rate),
+            **timing.json_fields(res.lines),
         }, sys.stdout, indent=1)
         print()
         return 0
@@ -428,9 +486,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"calls in rows      {total}  (+ late = {total + len(res.late)})")
     print(f"abandon rate       {_ratio(abandoned, total)}")
     print(f"service level      {_ratio(within, total)} (<= {args.service_level_s:g} s)")
-    print(f"elapsed            {elapsed:.3f} s wall, {cpu:.3f} s CPU")
-    print(f"events/s           {rate:,.0f} (input lines / wall time); "
-          f"{res.lines / cpu if cpu > 0 else float('inf'):,.0f} per CPU second")
+    for line in timing.summary_lines(res.lines, 19):
+        print(line)
     return 0
 
 

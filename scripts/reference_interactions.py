@@ -49,16 +49,17 @@ import heapq
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import (Dict, Iterable, List, Optional, Sequence, Set, Tuple)
 
 try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.reference import (MAX_LINE_BYTES, KeyedLateGate, iter_polls,
+    from scripts.reference import (KeyedLateGate, Timing, add_delivery_arguments,
+                                   iter_polls, load_json_object, record_delivery,
                                    timestamp_ms, watermark_before_poll)
 except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from reference import (MAX_LINE_BYTES, KeyedLateGate,  # type: ignore[no-redef]
-                           iter_polls, timestamp_ms, watermark_before_poll)
+    from reference import (KeyedLateGate, Timing,  # type: ignore[no-redef]
+                           add_delivery_arguments, iter_polls, load_json_object,
+                           record_delivery, timestamp_ms, watermark_before_poll)
 
 CUSTOMER_UPDATE = "customer_update"
 INTERACTION = "interaction"
@@ -105,13 +106,8 @@ def parse_data_action(raw: bytes) -> Optional[Tuple[str, dict]]:
     """In: one line (bytes, no newline). Out: ``("interaction", record)`` or
     ``("customer_update", record)`` with ``timestamp`` normalised to int, or
     None for a dead letter (see the module docstring for the rule)."""
-    if len(raw) > MAX_LINE_BYTES:
-        return None
-    try:
-        rec = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if type(rec) is not dict:
+    rec = load_json_object(raw)
+    if rec is None:
         return None
     ts = timestamp_ms(rec.get("timestamp"))
     if ts is None:
@@ -273,10 +269,7 @@ def reference_interactions(
     res.duplicates = dups
     res.valid_interactions = len(seen)
     res.customer_updates = updates
-    res.late_pane_events = gate.late_pane_events
-    res.lines = n
-    res.polls = polls
-    res.final_watermark_ms = None if max_ts is None else max_ts - ooo_ms
+    record_delivery(res, gate, n, polls, max_ts, ooo_ms)
     return res
 
 
@@ -308,11 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "cxone-data-actions JSON-lines file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("path", help="JSON-lines records, file order = arrival order")
-    p.add_argument("--volume-window-s", type=int, default=10)
-    p.add_argument("--allowed-lateness-s", type=int, default=60)
-    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
-    p.add_argument("--poll-size", type=int, default=500,
-                   help="lines per poll (the watermark moves between polls)")
+    add_delivery_arguments(p, "--volume-window-s", 10)
     p.add_argument("--failure-status", action="append", default=None,
                    help="status counted as a failure (repeatable; default FAILED)")
     p.add_argument("--callback-status", action="append", default=None,
@@ -323,21 +312,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="print everything as JSON instead of a summary")
     args = p.parse_args(argv)
 
-    t0 = time.perf_counter()
-    c0 = time.process_time()  # CPU time too: wall time is noisy on a shared box
-    res = reference_interactions(
+    res, timing = Timing.run(lambda: reference_interactions(
         args.path, args.volume_window_s, args.allowed_lateness_s,
         args.max_out_of_orderness_s, args.poll_size,
         tuple(args.failure_status or ("FAILED",)),
-        tuple(args.callback_status or ("CALLBACK_REQUESTED",)), args.within_s)
-    elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    rate = res.lines / elapsed if elapsed > 0 else float("inf")
-    cpu_rate = res.lines / cpu if cpu > 0 else float("inf")
+        tuple(args.callback_status or ("CALLBACK_REQUESTED",)), args.within_s))
 
     if args.json:
-        json.dump({**as_json(res), "elapsed_s": round(elapsed, 3),
-                   "cpu_s": round(cpu, 3), "events_per_s": round(rate)},
+        json.dump({**as_json(res), **timing.json_fields(res.lines)},
                   sys.stdout, indent=1)
         print()
         return 0
@@ -358,9 +340,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"pattern late         {len(res.pattern_late_ids)}")
     print(f"alerts               {len(res.alerts)} "
           f"({len({a[0] for a in res.alerts})} customers)")
-    print(f"elapsed              {elapsed:.3f} s wall, {cpu:.3f} s CPU")
-    print(f"events/s             {rate:,.0f} (input lines / wall time); "
-          f"{cpu_rate:,.0f} per CPU second")
+    for line in timing.summary_lines(res.lines, 21):
+        print(line)
     return 0
 
 

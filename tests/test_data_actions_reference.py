@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-import os
 import re
 import subprocess
 import sys
@@ -21,13 +20,14 @@ import pytest
 from scripts import generate_data_actions as gen
 from scripts import reference as ref
 from scripts import reference_interactions as ri
+from tests.reference_helpers import (B, REPO, S, assert_bounded_disorder,
+                                     assert_same_seed_same_bytes, decode_dead_line,
+                                     edit_record, redelivery_gaps, run_generator_cli,
+                                     write_lines)
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "data_actions.jsonl"
 # The committed sample's arguments, as in the generator's docstring.
 SAMPLE_ARGS = dict(n=3000, seed=18, customers=300, events_per_second=5)
-B = 1793606400000  # 2026-11-02T08:00:00Z, a multiple of the 10 s window
-S = 1000  # ms per second
 
 
 # --------------------------------------------------------------------------
@@ -46,13 +46,8 @@ def cu(customer: str, ts: int, tier: str = "GOLD", region: str = "EMEA") -> byte
                        "tier": tier, "region": region, "timestamp": ts}).encode()
 
 
-def write_lines(path: Path, lines: List[bytes]) -> str:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    return str(path)
-
-
 def run(tmp_path: Path, lines: List[bytes], **kw) -> ri.InteractionsReference:
-    res = ri.reference_interactions(write_lines(tmp_path / "t.jsonl", lines), **kw)
+    res = ri.reference_interactions(str(write_lines(tmp_path / "t.jsonl", lines)), **kw)
     assert_conservation(res)
     return res
 
@@ -73,16 +68,9 @@ F, CB, OK = "FAILED", "CALLBACK_REQUESTED", "COMPLETED"
 def classify_dead_line(raw: bytes) -> str:
     """Name the malformed kind of a rejected line (test-side, independent of
     how the generator builds it)."""
-    if len(raw) > ref.MAX_LINE_BYTES:
-        return "oversized"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "invalid_utf8"
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return "not_json"
+    kind, obj = decode_dead_line(raw)
+    if kind is not None:
+        return kind
     if isinstance(obj, list):
         return "json_array"
     assert isinstance(obj, dict)
@@ -158,11 +146,8 @@ def sample_planted(tmp_path_factory):
 # --------------------------------------------------------------------------
 
 def test_same_seed_same_bytes_different_seed_different_bytes():
-    a = b"\n".join(gen.generate_data_actions(2000, seed=5, customers=200))
-    b = b"\n".join(gen.generate_data_actions(2000, seed=5, customers=200))
-    c = b"\n".join(gen.generate_data_actions(2000, seed=6, customers=200))
-    assert a == b
-    assert a != c
+    assert_same_seed_same_bytes(
+        lambda seed: gen.generate_data_actions(2000, seed=seed, customers=200))
 
 
 def test_cli_is_deterministic_across_processes_and_matches_committed_sample(
@@ -170,11 +155,10 @@ def test_cli_is_deterministic_across_processes_and_matches_committed_sample(
     # Another process with another hash seed, run as a plain file: same
     # bytes as the in-process generator and as the committed sample.
     out = tmp_path / "cli.jsonl"
-    env = dict(os.environ, PYTHONHASHSEED="4242")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data_actions.py"),
-                    "--out", str(out), "--interactions", "3000", "--customers", "300",
-                    "--seed", "18", "--events-per-second", "5"],
-                   check=True, env=env, cwd=tmp_path, capture_output=True)
+    run_generator_cli("generate_data_actions.py",
+                      ["--out", str(out), "--interactions", "3000", "--customers", "300",
+                       "--seed", "18", "--events-per-second", "5"],
+                      cwd=tmp_path, hash_seed="4242")
     path, _, _ = sample_planted
     assert out.read_bytes() == path.read_bytes()
     assert out.read_bytes().endswith(b"\n")
@@ -253,24 +237,13 @@ def test_arrival_is_bounded_disorder():
     lines = list(gen.generate_data_actions(
         3000, seed=9, customers=100, too_late_share=0, duplicate_share=0, malformed=0,
         jitter_seconds=5))
-    ts = [json.loads(line)["timestamp"] for line in lines]
-    assert ts != sorted(ts)  # disordered ...
-    running_max = ts[0]
-    for t in ts:
-        running_max = max(running_max, t)
-        assert running_max - t <= 5 * S  # ... but only within the jitter
+    assert_bounded_disorder(lines, 5 * S)
 
 
 def test_duplicates_are_exact_redeliveries_shortly_after():
     lines = list(gen.generate_data_actions(3000, seed=4, customers=100, malformed=0,
                                            plant_patterns=False))
-    first_pos: Dict[bytes, int] = {}
-    gaps = []
-    for i, line in enumerate(lines):
-        if line in first_pos:
-            gaps.append(i - first_pos[line])
-        else:
-            first_pos[line] = i
+    gaps = redelivery_gaps(lines)
     assert 10 < len(gaps) < 60  # ~1 % of 3000
     assert all(1 <= g <= 40 for g in gaps)
     repeated = [line for line, k in Counter(lines).items() if k > 1]
@@ -412,13 +385,7 @@ def test_each_malformed_kind_is_in_the_sample_and_rejected(sample_planted):
 
 
 def _edge(change: dict, base: Optional[dict] = None) -> bytes:
-    rec = dict(base or _base_interaction())
-    change = dict(change)
-    drop = change.pop("_drop", None)
-    rec.update(change)
-    if drop:
-        del rec[drop]
-    return json.dumps(rec).encode()
+    return edit_record(base or _base_interaction(), change)
 
 
 VALID = [

@@ -6,21 +6,19 @@ the pipeline, so the reference stays an independent oracle.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
-from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import pytest
 
 from scripts import generate_events as gen
 from scripts import reference as ref
-
-REPO = Path(__file__).resolve().parents[1]
-B = 1793606400000  # 2026-11-02T08:00:00Z, a multiple of the 300 s window
-S = 1000  # ms per second
+from tests.reference_helpers import (B, REPO, S, assert_bounded_disorder,
+                                     assert_same_seed_same_bytes, decode_dead_line,
+                                     edit_record, redelivery_gaps, run_generator_cli,
+                                     write_lines)
 
 
 # --------------------------------------------------------------------------
@@ -34,11 +32,6 @@ def ev(uuid: str, ts: int, queue: str = "Q-1", abandoned: bool = False,
         "call_uuid": uuid, "event_type": event_type, "timestamp": ts,
         "queue_id": queue, "abandoned": abandoned, "wait_time_seconds": wait,
         "agent_id": None if abandoned else agent}).encode()
-
-
-def write_lines(path: Path, lines: List[bytes]) -> Path:
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    return path
 
 
 def row(total, abandoned=0, short=0, sl=0, wait=0, end=None) -> dict:
@@ -56,16 +49,9 @@ def classify_dead_line(raw: bytes) -> str:
     independent of the generator's own construction)."""
     if raw == b"":
         return "empty_line"
-    if len(raw) > ref.MAX_LINE_BYTES:
-        return "oversized"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "invalid_utf8"
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return "truncated_json" if text.startswith("{") else "not_json"
+    kind, obj = decode_dead_line(raw, truncated_kind=True)
+    if kind is not None:
+        return kind
     if isinstance(obj, list):
         return "json_array"
     if isinstance(obj, str):
@@ -104,21 +90,16 @@ def generated_20k(tmp_path_factory):
 # --------------------------------------------------------------------------
 
 def test_same_seed_same_bytes_different_seed_different_bytes():
-    a = b"\n".join(gen.generate_call_events(3000, seed=5))
-    b = b"\n".join(gen.generate_call_events(3000, seed=5))
-    c = b"\n".join(gen.generate_call_events(3000, seed=6))
-    assert a == b
-    assert a != c
+    assert_same_seed_same_bytes(lambda seed: gen.generate_call_events(3000, seed=seed))
 
 
 def test_cli_is_deterministic_across_processes(tmp_path):
     # Another process with another hash seed must produce the same bytes as
     # the in-process generator (no dependence on set/dict hash order).
     out = tmp_path / "cli.jsonl"
-    env = dict(os.environ, PYTHONHASHSEED="12345")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_events.py"),
-                    "--out", str(out), "--events", "800", "--seed", "3"],
-                   check=True, env=env, cwd=REPO, capture_output=True)
+    run_generator_cli("generate_events.py",
+                      ["--out", str(out), "--events", "800", "--seed", "3"],
+                      cwd=REPO, hash_seed="12345")
     in_process = tmp_path / "lib.jsonl"
     gen.write_call_events(str(in_process), 800, seed=3)
     assert out.read_bytes() == in_process.read_bytes()
@@ -198,23 +179,12 @@ def test_arrival_order_is_bounded_disorder():
     lines = list(gen.generate_call_events(
         4000, seed=9, too_late_share=0, late_within_lateness_share=0,
         duplicate_share=0, other_event_share=0, malformed=0, jitter_seconds=8))
-    ts = [json.loads(line)["timestamp"] for line in lines]
-    assert ts != sorted(ts)  # disordered ...
-    running_max = ts[0]
-    for t in ts:
-        running_max = max(running_max, t)
-        assert running_max - t <= 8 * S  # ... but only within the jitter
+    assert_bounded_disorder(lines, 8 * S)
 
 
 def test_duplicates_are_exact_redeliveries_shortly_after():
-    lines = list(gen.generate_call_events(3000, seed=4, malformed=0, other_event_share=0))
-    first_pos = {}
-    gaps = []
-    for i, line in enumerate(lines):
-        if line in first_pos:
-            gaps.append(i - first_pos[line])
-        else:
-            first_pos[line] = i
+    gaps = redelivery_gaps(gen.generate_call_events(3000, seed=4, malformed=0,
+                                                    other_event_share=0))
     assert len(gaps) == 30
     # 1..30 base lines later, plus any other redeliveries in between.
     assert all(1 <= g <= 35 for g in gaps)
@@ -391,13 +361,7 @@ INVALID_EDGES = [
 
 
 def _edge_line(change: dict) -> bytes:
-    base = json.loads(ev("E1", B + 10 * S))
-    change = dict(change)
-    drop = change.pop("_drop", None)
-    base.update(change)
-    if drop:
-        del base[drop]
-    return json.dumps(base).encode()
+    return edit_record(json.loads(ev("E1", B + 10 * S)), change)
 
 
 @pytest.mark.parametrize("change", VALID_EDGES, ids=str)
