@@ -175,11 +175,13 @@ def reference_interactions(
         failure_statuses: Sequence[str] = ("FAILED",),
         callback_statuses: Sequence[str] = ("CALLBACK_REQUESTED",),
         within_s: float = 30,
+        pattern_tick_s: float = 1,
 ) -> InteractionsReference:
     """Compute what the pipeline must output for the file at ``path`` (JSON
     lines, file order = arrival order) delivered in polls of ``poll_size``
     lines. Returns an ``InteractionsReference``."""
     ooo_ms = int(max_out_of_orderness_s * 1000)
+    tick_ms = int(pattern_tick_s * 1000)
     gate = KeyedLateGate(int(volume_window_s * 1000), int(allowed_lateness_s * 1000))
     admit = gate.admit
 
@@ -190,12 +192,14 @@ def reference_interactions(
     seen: Set[str] = set()
     # Pattern state. processed_max: per customer, the max timestamp of its
     # accepted interactions that the pipeline has processed (from earlier
-    # polls, timestamp <= watermark). unprocessed: accepted interactions of
-    # earlier polls still ahead of the watermark, as a heap of (ts,
-    # customer); this_poll: accepted in the current poll.
+    # polls, processed once the watermark reaches the next whole
+    # ``pattern_tick_s`` after the timestamp, as the pipeline's detector
+    # does). unprocessed: accepted interactions of earlier polls still ahead
+    # of the watermark, as a heap of (tick, ts, customer); this_poll:
+    # accepted in the current poll.
     processed_max: Dict[str, int] = {}
-    unprocessed: List[Tuple[int, str]] = []
-    this_poll: List[Tuple[int, str]] = []
+    unprocessed: List[Tuple[int, int, str]] = []
+    this_poll: List[Tuple[int, int, str]] = []
     by_customer: Dict[str, List[Tuple[int, int, str, str]]] = {}
     intern = sys.intern  # a few channel/status strings, a million references
 
@@ -213,8 +217,8 @@ def reference_interactions(
             # The pipeline processes buffered events once the watermark
             # passes them; pops come in ascending ts, so the last is the max.
             while unprocessed and unprocessed[0][0] <= watermark:
-                ts, customer = heapq.heappop(unprocessed)
-                processed_max[customer] = ts
+                _, ts, customer = heapq.heappop(unprocessed)
+                processed_max[customer] = max(processed_max.get(customer, ts), ts)
 
             for raw in poll:
                 pos = n
@@ -252,7 +256,8 @@ def reference_interactions(
                 if processed_max.get(customer, -math.inf) > ts:
                     pattern_late.add(iid)
                     continue
-                this_poll.append((ts, customer))
+                # Processed when the watermark reaches the next whole tick.
+                this_poll.append((-(-ts // tick_ms) * tick_ms, ts, customer))
                 items = by_customer.get(customer)
                 if items is None:
                     items = by_customer[customer] = []

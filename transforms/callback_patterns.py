@@ -18,7 +18,7 @@ with its real semantics:
   * Kafka does not deliver in order, CEP sorts: interactions are buffered
     and processed in (event time, arrival) order once the watermark passes
     them (the source watermark minus `watermark_delay_seconds`, the
-    bounded out-of-orderness). An interaction that arrives after later interactions of the same
+    bounded out-of-orderness; at whole seconds, PROCESSING_TICK_MS). An interaction that arrives after later interactions of the same
     customer were already processed is routed to the `late` output (Flink
     CEP drops it).
 Partial matches need only the current run of failures. Customers are
@@ -47,6 +47,16 @@ from transforms.windowing import LateArrival
 LATE = 'late'
 ALERT_TYPE = 'REPEATED_FAILURE_CALLBACK'
 FAILURES_IN_PATTERN = 3
+# Buffered interactions are processed when the watermark reaches the next
+# whole second of event time after them, not at each millisecond: one
+# wake-up per second of event time instead of one per interaction (each
+# wake-up is a watermark step on some runners). Order and matches do not
+# depend on it.
+PROCESSING_TICK_MS = 1000
+
+
+def _next_tick(ms: int) -> int:
+  return -(-ms // PROCESSING_TICK_MS) * PROCESSING_TICK_MS
 
 
 class _CustomerState:
@@ -129,11 +139,11 @@ class _DetectFn(beam.DoFn):
     """When the customer needs attention, in delayed event time: its oldest
     buffered interaction, else when its run and processed time expire."""
     if customer.buffer:
-      return min(customer.buffer)[0]
+      return _next_tick(min(customer.buffer)[0])
     start = (
         customer.run[0].timestamp
         if customer.run else customer.processed_through)
-    return start + self._within_ms
+    return _next_tick(start + self._within_ms)
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:
