@@ -17,9 +17,16 @@
 #
 # Env: EXPANSION_HOST (127.0.0.1), EXPANSION_PORT (8097),
 #      EXPANSION_ENV_TYPE (EMBEDDED; PROCESS needs EXPANSION_ENV_CONFIG='{"command": "<java boot>"}'),
-#      EXPANSION_EXPERIMENTS (comma list passed as --experiments=..., default none; e.g.
-#        use_deprecated_read: unbounded KafkaIO reads as the legacy UnboundedSource, which Flink
-#        runs as a native, checkpointing source instead of an SDF in the SDK harness),
+#      EXPANSION_EXPERIMENTS (--experiments=..., default use_deprecated_read; set it empty for none):
+#        use_deprecated_read expands an unbounded KafkaIO read to the legacy UnboundedSource
+#        (beam:transform:read:v1), which Flink runs as a native source that checkpoints and
+#        commits offsets on checkpoint completion. Without it the read is a splittable DoFn in the
+#        SDK harness, and on the Beam 2.62 Flink runner with checkpointing the job fails after its
+#        first checkpoint: "IllegalStateException: State backend must be locked when retrieving
+#        the current key" (ExecutableStageDoFnOperator.getCurrentKey from
+#        BufferingDoFnRunner.checkpointCompleted). The experiment must be given HERE: the 2.62
+#        service ignores --experiments in the options Python sends with the expansion request.
+#        Reads bounded by --kafka_max_num_records are unaffected (KafkaIO's bounded adapter).
 #      EXPANSION_HEAP (384m), EXPANSION_START_TIMEOUT (90 s).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,7 +36,7 @@ HOST=${EXPANSION_HOST:-127.0.0.1}
 PORT=${EXPANSION_PORT:-8097}
 ENV_TYPE=${EXPANSION_ENV_TYPE:-EMBEDDED}
 ENV_CONFIG=${EXPANSION_ENV_CONFIG:-}
-EXPERIMENTS=${EXPANSION_EXPERIMENTS:-}
+EXPERIMENTS=${EXPANSION_EXPERIMENTS-use_deprecated_read}
 ES_DIR=$RUN_DIR/expansion-service
 
 # The stock ExpansionService main binds every interface (ServerBuilder.forPort). This launcher
@@ -62,8 +69,15 @@ public class LoopbackExpansionService {
 }'
 
 option_args() {
-  local args=("--defaultEnvironmentType=$ENV_TYPE")
+  local args=("--defaultEnvironmentType=$ENV_TYPE") kafka_jar
   [[ -n "$ENV_CONFIG" ]] && args+=("--defaultEnvironmentConfig=$ENV_CONFIG")
+  # The service lists its whole classpath (133 jars, 135 MB) as the environment's artifacts, and
+  # every job then copies them to the job server (and a cluster) for nothing: an EMBEDDED
+  # environment runs on the job server's own classpath. Name just the KafkaIO jar instead.
+  if [[ "$ENV_TYPE" == EMBEDDED ]]; then
+    kafka_jar=$(compgen -G "$JARS_DIR/beam-expansion/beam-sdks-java-io-kafka-*.jar" | head -1 || true)
+    [[ -n "$kafka_jar" ]] && args+=("--filesToStage=$kafka_jar")
+  fi
   [[ -n "$EXPERIMENTS" ]] && args+=("--experiments=$EXPERIMENTS")
   printf '%s\n' "${args[@]}"
 }

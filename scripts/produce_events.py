@@ -32,14 +32,16 @@ PROCESSING time (the time of the backlog check). A file of historic events
 (the generators start on 2026-11-02 by default) read by an unbounded job
 therefore has all but the first poll's events behind a watermark at "now":
 they are late (beyond window end + allowed lateness) and end up on the late
-output instead of in the metrics. ``--rebase-to-now`` shifts every valid
-payload ``timestamp`` (and the record timestamps with it) by the same amount
-so that the newest event of the file is at the current time; the shift is
-rounded down to a multiple of ``--rebase-align-s`` (default 300 s, the
-default window size) so the generator's disorder planted around window ends
-keeps its meaning (the file then ends at most that long before now). Lines
-whose timestamp is rewritten are re-serialised as compact JSON (same key
-order; exact duplicates stay exact duplicates); other lines are sent
+output instead of in the metrics. ``--rebase-to-now``
+shifts every valid payload ``timestamp`` (and the record timestamps with it)
+by the same amount so that the file ends just before the current time: the
+shift is a multiple of ``--rebase-align-s`` (default 300 s, the default
+window size; the generators' disorder planted around window ends keeps its
+meaning) chosen so that the aligned period holding the newest event ends at
+or before now. Every window of the file can then close on the
+processing-time watermark of the caught-up partitions, and none is late.
+Lines whose timestamp is rewritten are re-serialised as compact JSON (same
+key order; exact duplicates stay exact duplicates); other lines are sent
 byte-for-byte. The rebased payloads are what the topic holds: compute a
 reference from ``--rebased-out``, not from the input file. Rebasing also
 keeps old CreateTime records away from the broker's time retention
@@ -94,10 +96,12 @@ def read_lines(path: str) -> List[bytes]:
 
 def rebase_lines(lines: Sequence[bytes], now_ms: int,
                  align_ms: int = 300_000) -> Tuple[List[bytes], int]:
-    """Shift every valid payload timestamp so the newest is at most
-    ``align_ms`` before ``now_ms`` (shift = multiple of ``align_ms``).
-    Out: (new lines, shift in ms). Lines without a valid timestamp are
-    unchanged; rewritten lines are compact JSON in the same key order."""
+    """Shift every valid payload timestamp by one multiple of ``align_ms``,
+    the largest that keeps the end of the ``align_ms`` period holding the
+    newest event at or before ``now_ms`` (so the newest event lands less than
+    2 * ``align_ms`` before now). Out: (new lines, shift in ms). Lines without
+    a valid timestamp are unchanged; rewritten lines are compact JSON in the
+    same key order."""
     newest = None
     for line in lines:
         obj = _decode(line)
@@ -106,9 +110,11 @@ def rebase_lines(lines: Sequence[bytes], now_ms: int,
             newest = ts
     if newest is None:
         return list(lines), 0
-    shift = now_ms - newest
     if align_ms > 0:
+        shift = now_ms - (newest // align_ms + 1) * align_ms
         shift -= shift % align_ms
+    else:
+        shift = now_ms - newest
     out = []
     for line in lines:
         obj = _decode(line)
@@ -205,7 +211,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--rebase-to-now", action="store_true",
                         help="shift event times so the file ends now (see the module doc)")
     parser.add_argument("--rebase-align-s", type=float, default=300.0,
-                        help="round the rebase shift down to a multiple of this")
+                        help="the rebase shift is a multiple of this (0: exact)")
     parser.add_argument("--rebased-out", default=None,
                         help="write the produced payloads (after rebasing) to this file")
     parser.add_argument("--max-request-size", type=int, default=1_048_576,

@@ -6,85 +6,84 @@ scripts/stack.sh up), java, and the Flink job-server jar with KafkaIO shaded in 
 flink_job_server_jar fixture runs scripts/fetch_flink.sh). Nothing here skips: a missing piece
 is a failure.
 
-One Flink job (~40-70 s here, most of it Flink/JVM start-up, not data) serves all tests: a
-generated call-event file (no too-late events, jitter below the watermark delay, rebased to now)
-is produced to a fresh 2-partition topic with record timestamp = event time, and the job reads
-exactly that many records (`--kafka_max_num_records`: KafkaIO's bounded reader, so the job ends
-and, as nothing is late, its final rows do not depend on watermark timing), writing to SQLite
-AND Kafka (`--sink=sqlite --sink=kafka`).
+One embedded-Flink job (~40-80 s here, most of it JVM/Flink start-up, not data) serves the
+first tests: a generated call-event file (no too-late events, jitter below the watermark delay,
+rebased to now) is produced to a fresh 2-partition topic with record timestamp = event time, and
+the job reads exactly that many records (`--kafka_max_num_records`: KafkaIO's bounded reader,
+so the job ends and, as nothing is late, its final rows do not depend on watermark timing),
+writing to SQLite AND Kafka (`--sink=sqlite --sink=kafka`).
+
+The last test runs the same job UNBOUNDED on the local Flink cluster (scripts/flink.sh, started
+if needed and then stopped again) with EXTERNAL Python workers, RocksDB checkpoints every 5 s
+and offsets committed on checkpoints; it polls until the rows are right, then cancels the job.
 
   .venv/bin/python -m pytest tests/integration/test_kafka_flink.py -v -s
 """
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from typing import Dict, List, Tuple
 
+import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.integration.conftest import assert_reachable
 from pipelines import contact_center
 from scripts.generate_events import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference import (abandon_rate, parse_valid_event, reference_call_metrics,
                                service_level)
-from transforms.kafka_io import TOPICS
+from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
+from transforms.kafka_io import TOPICS, ReadKafkaRecords
 
 CALLS = 2000         # distinct calls; ~2,130 lines with duplicates, other types, malformed
 PARTITIONS = 2
+FLINK_REST = 'http://127.0.0.1:8081'
+WORKER_POOL = '127.0.0.1:50000'
 ROW_COLUMNS = ('total_calls', 'abandoned_calls', 'short_abandoned_calls', 'answered_within_sl',
                'total_wait_seconds', 'window_end', 'abandon_rate', 'service_level')
 
 
-# Portable runners send every pipeline option to the job server as a protobuf Struct; a set-
-# valued option cannot be encoded ("ParseError: Value frozenset({'FAILED'}) has unexpected type
-# <class 'frozenset'> at Struct.beam:option:failure_statuses:v1"). options/interaction_options.py
-# parses --failure_statuses/--callback_statuses to frozensets, so `python -m
-# pipelines.contact_center --runner=FlinkRunner` fails before submission. Until that is fixed
-# there, encode sets as sorted lists (the flows receive their frozensets at construction time;
-# the Struct copy is only informational). Does nothing once no option value is a set.
-@pytest.fixture(scope='module', autouse=True)
-def _encodable_set_options():
-  from apache_beam.runners.job import utils as job_utils
-  original = job_utils.dict_to_struct
-
-  def dict_to_struct(values):
-    return original({k: sorted(v) if isinstance(v, (set, frozenset)) else v
-                     for k, v in values.items()})
-
-  mp = pytest.MonkeyPatch()
-  mp.setattr(job_utils, 'dict_to_struct', dict_to_struct)
-  yield
-  mp.undo()
-
-
 @pytest.fixture(scope='module')
-def topic(kafka_bootstrap):
-  """A fresh topic with PARTITIONS partitions (deleted afterwards)."""
+def new_topic(kafka_bootstrap):
+  """Creates fresh topics with PARTITIONS partitions; deletes them afterwards."""
   assert_reachable(kafka_bootstrap, 'Kafka', 'start it with scripts/stack.sh up')
-  name = f'it-calls-{uuid.uuid4().hex[:10]}'
   admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
-  try:
+  created = []
+
+  def create(prefix):
+    name = f'{prefix}-{uuid.uuid4().hex[:10]}'
     admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)],
                         timeout_ms=30000)
-    deadline = time.monotonic() + 30
+    created.append(name)
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
     try:
+      deadline = time.monotonic() + 30
       while len(consumer.partitions_for_topic(name) or ()) < PARTITIONS:
         assert time.monotonic() < deadline, f'topic {name} has no {PARTITIONS} partitions'
         time.sleep(0.2)
     finally:
       consumer.close()
-    yield name
-  finally:
-    try:
-      admin.delete_topics([name], timeout_ms=30000)
-    except Exception as exc:  # pylint: disable=broad-except
-      print(f'could not delete topic {name}: {exc}')
-    admin.close()
+    return name
+
+  yield create
+  try:
+    admin.delete_topics(created, timeout_ms=30000)
+  except Exception as exc:  # pylint: disable=broad-except
+    print(f'could not delete topics {created}: {exc}')
+  admin.close()
+
+
+@pytest.fixture(scope='module')
+def topic(new_topic):
+  return new_topic('it-calls')
 
 
 @pytest.fixture(scope='module')
@@ -106,6 +105,19 @@ def produced(tmp_path_factory, topic, kafka_bootstrap):
   assert len({p for p, _, _ in result['records']}) == PARTITIONS
   return {'path': path, 'lines': lines, 'records': result['records'], 'counts': counts,
           'work': work}
+
+
+def _wal_database(path) -> None:
+  """Creates the SQLite file in WAL mode before the job runs. SqliteWriter.open switches every
+  new connection to WAL; the first switch needs the file to itself, and with parallel writers
+  (separate SDK worker processes on the cluster) or this test polling the file, it failed with
+  "sqlite3.OperationalError: database is locked" in SqliteSink[dead_letters] setup, failing
+  the job. Once the file is in WAL mode (persistent), the writers' switch is a no-op."""
+  conn = sqlite3.connect(path)
+  try:
+    assert conn.execute('PRAGMA journal_mode=WAL').fetchone()[0] == 'wal'
+  finally:
+    conn.close()
 
 
 def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
@@ -142,6 +154,7 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   """Runs the main job once on embedded Flink; returns the SQLite path and the sink-topic
   offsets from before the job."""
   db = produced['work'] / 'out.db'
+  _wal_database(db)
   sink_topics = (TOPICS['abandon_metrics'], TOPICS['dead_letters'])
   before = {t: _end_offsets(kafka_bootstrap, t) for t in sink_topics}
   args = [
@@ -216,3 +229,114 @@ def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, top
                _consume(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])}
   dead = {f"{d['source']}|{d['origin']}" for d in _table(kafka_job['db'], 'dead_letters')}
   assert dead and dead <= dead_keys
+
+
+def test_expansion_service_gives_embedded_java_and_a_native_unbounded_read(
+    expansion_service, kafka_bootstrap):
+  """The service's settings the Flink jobs depend on (scripts/expansion_service.sh): Java
+  transforms in the EMBEDDED environment (DOCKER fails here), and an unbounded read expanded to
+  the native Read primitive (use_deprecated_read), as the SDF read fails on checkpoints."""
+  pipeline = beam.Pipeline(options=PipelineOptions(['--streaming']))
+  _ = pipeline | ReadKafkaRecords('probe', kafka_bootstrap, 'probe', expansion_service)
+  proto = pipeline.to_runner_api()
+  envs = proto.components.environments
+  read = {t.spec.urn: t for t in proto.components.transforms.values()
+          if 'ReadFromKafka' in t.unique_name and not t.subtransforms}
+  java_envs = {envs[t.environment_id].urn for t in read.values() if t.environment_id}
+  assert java_envs == {'EMBEDDED'}, java_envs
+  assert 'beam:transform:read:v1' in read, sorted(read)
+
+
+# --- the same job, unbounded, on the local Flink cluster ---------------------------------------
+def _rest(path):
+  with urllib.request.urlopen(FLINK_REST + path, timeout=5) as response:
+    return json.loads(response.read())
+
+
+@pytest.fixture(scope='module')
+def flink_cluster(flink_job_server_jar):
+  """scripts/flink.sh start (JobManager, TaskManager, Python worker pool); stopped afterwards
+  if this fixture started it."""
+  env = dict(os.environ, RUN_DIR=str(RUN_DIR))
+  env['PATH'] = f'{os.path.dirname(sys.executable)}{os.pathsep}{env.get("PATH", "")}'
+  env.setdefault('BEAM_PYTHON', sys.executable)  # the worker pool runs this interpreter
+  script = str(REPO / 'scripts' / 'flink.sh')
+  was_running = subprocess.run([script, 'status'], cwd=REPO, env=env,
+                               capture_output=True).returncode == 0
+  start = subprocess.run([script, 'start'], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+  assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
+  yield
+  if not was_running:
+    subprocess.run([script, 'stop'], cwd=REPO, env=env, capture_output=True, timeout=300)
+
+
+def _committed(bootstrap, group):
+  admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+  try:
+    return sum(meta.offset for meta in admin.list_group_offsets(group).get(group, {}).values())
+  finally:
+    admin.close()
+
+
+def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
+    flink_cluster, new_topic, produced, kafka_bootstrap, expansion_service,
+    flink_job_server_jar):
+  """Unbounded KafkaIO (native Read) on the cluster, EXTERNAL workers, RocksDB checkpoints:
+  the rows converge to the reference, checkpoints complete, offsets are committed."""
+  topic = new_topic('it-calls-cluster')
+  produce_lines(produced['lines'], topic, kafka_bootstrap)
+  db = produced['work'] / 'cluster.db'
+  _wal_database(db)
+  group = f'it-{topic}'
+  job_name = f'it-kafka-{topic}'
+  args = [
+      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
+      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=EXTERNAL',
+      f'--environment_config={WORKER_POOL}', '--parallelism=2', f'--job_name={job_name}',
+      '--checkpointing_interval=5000', '--state_backend=rocksdb',
+      f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
+      '--finish_bundle_before_checkpointing', '--streaming',
+      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
+      f'--kafka_expansion_service={expansion_service}',
+      f'--kafka_call_events_topic={topic}', '--kafka_data_actions_topic=',
+      f'--kafka_consumer_group={group}', f'--sqlite_path={db}',
+  ]
+  expected = _reference_rows(reference_call_metrics(str(produced['path'])))
+  t0 = time.monotonic()
+  options = PipelineOptions(args)
+  pipeline = beam.Pipeline(options=options)
+  contact_center.build(pipeline, options)
+  result = pipeline.run()
+  state = {}
+  try:
+    deadline = time.monotonic() + 300
+    while True:
+      rows, ckpt = None, 0
+      try:
+        rows = {(r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
+                for r in _table(db, 'abandon_metrics')}
+      except sqlite3.OperationalError:
+        pass  # no table yet
+      jobs = [j for j in _rest('/jobs/overview')['jobs'] if j['name'] == job_name]
+      if jobs:
+        state = jobs[0]
+        assert state['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), state
+        ckpt = _rest(f"/jobs/{state['jid']}/checkpoints")['counts']['completed']
+      committed = _committed(kafka_bootstrap, group)
+      if rows == expected and ckpt >= 1 and committed == len(produced['lines']):
+        break
+      assert time.monotonic() < deadline, (
+          f'after 300 s: {len(rows or {})} of {len(expected)} rows '
+          f'({"equal" if rows == expected else "differ"}), {ckpt} checkpoints, '
+          f'{committed} of {len(produced["lines"])} offsets committed; job {state}')
+      time.sleep(3)
+    print(f'\nFlink cluster job: rows exact, {ckpt} checkpoints, {committed} offsets committed '
+          f'after {time.monotonic() - t0:.1f} s\n  ' + ' '.join(args))
+  finally:
+    result.cancel()
+    try:
+      result.wait_until_finish()
+    except Exception:  # pylint: disable=broad-except
+      pass  # a cancelled portable job ends as CANCELLED or FAILED
+  assert len(_table(db, 'dead_letters')) == produced['counts']['malformed']
