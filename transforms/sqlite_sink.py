@@ -40,10 +40,10 @@ class SqliteWriter(RowWriter):
 
   def open(self) -> None:
     # Several DoFn instances may write the same file from different threads;
-    # WAL plus a busy timeout lets them take turns instead of failing.
+    # WAL (set once by SqliteSink.prepare) plus a busy timeout lets them take
+    # turns instead of failing.
     self._conn = sqlite3.connect(
         self._path, timeout=60, check_same_thread=False)
-    self._conn.execute('PRAGMA journal_mode=WAL')
 
   def upsert(self, table: Table, rows: Sequence[tuple]) -> None:
     with self._conn:
@@ -63,6 +63,8 @@ class SqliteSink(ResultSink):
   def prepare(self, tables: Iterable[Table]) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
     with contextlib.closing(sqlite3.connect(self._path)) as conn, conn:
+      # Persistent in the file; switching it from parallel writers races.
+      conn.execute('PRAGMA journal_mode=WAL')
       for table in tables:
         conn.execute(create_table_sql(table))
 
