@@ -9,8 +9,12 @@ time. A producer that does not (broker `LogAppendTime`, or a client that
 leaves the timestamp to the send time) makes the watermark follow ingestion
 time: every event delivered later than the out-of-orderness bound then
 lands on the late output, counted, never lost; the payload `timestamp`
-still decides the window. An idle partition lets KafkaIO advance its
-watermark with processing time, so a quiet source cannot hold windows open.
+still decides the window. A caught-up (idle) partition lets KafkaIO advance
+its watermark with processing time, so a quiet source cannot hold windows
+open -- but only once the partition has delivered a record: the CreateTime
+policy keeps a partition that never had one at -inf, and with it the whole
+source (measured on Flink: no window ever fired with 1 of 3 partitions
+empty). Create topics with no more partitions than producers fill.
 """
 import json
 import time

@@ -142,8 +142,8 @@ def _consume(bootstrap: str, start: Dict[TopicPartition, int]) -> List[Tuple[byt
     deadline = time.monotonic() + 60
     while any(consumer.position(tp) < end[tp] for tp in start):
       assert time.monotonic() < deadline, 'could not read the sink topic to its end in 60 s'
-      for records in consumer.poll(timeout_ms=1000).values():
-        out.extend((r.key, r.value) for r in records if r.offset < end[TopicPartition(r.topic, r.partition)])
+      for tp, records in consumer.poll(timeout_ms=1000).items():
+        out.extend((r.key, r.value) for r in records if r.offset < end[tp])
   finally:
     consumer.close()
   return out
