@@ -84,3 +84,54 @@ def flink_job_server_jar() -> str:
             f"{jar} lacks {cls}: EMBEDDED KafkaIO cannot run in it; rebuild it with "
             "FORCE=1 scripts/fetch_flink.sh (scripts/flink_pom.xml shades KafkaIO in)")
     return jar
+
+
+# --- the standalone Flink cluster and fresh Cassandra keyspaces --------------------------------
+def _script_env() -> dict:
+    env = dict(os.environ, RUN_DIR=str(RUN_DIR))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("BEAM_PYTHON", sys.executable)  # the worker pool runs this interpreter
+    return env
+
+
+def flink_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs scripts/flink.sh <args> (e.g. "start": starts whatever of JobManager, TaskManager
+    and worker pool is not running, so it also brings a killed TaskManager back)."""
+    return subprocess.run([str(REPO / "scripts" / "flink.sh"), *args], cwd=REPO,
+                          env=_script_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def flink_standalone(flink_job_server_jar):
+    """scripts/flink.sh start; stopped afterwards only if this fixture started it (another
+    job may be using a cluster that was already up)."""
+    was_running = flink_script("status").returncode == 0
+    start = flink_script("start")
+    assert start.returncode == 0, f"flink.sh start failed:\n{start.stderr[-4000:]}"
+    yield
+    if not was_running:
+        flink_script("stop")
+
+
+@pytest.fixture(scope="module")
+def cassandra_session(cassandra_hosts, cassandra_port):
+    """A driver session on the local Cassandra; fails (never skips) when it is not up."""
+    from cassandra.cluster import Cluster  # pylint: disable=import-outside-toplevel
+    assert_reachable(f"{cassandra_hosts[0]}:{cassandra_port}", "Cassandra",
+                     "start it with scripts/stack.sh up")
+    cluster = Cluster(cassandra_hosts, port=cassandra_port)
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+@pytest.fixture
+def fresh_keyspace(cassandra_session):
+    """A keyspace name nobody used before (the job creates it); dropped afterwards."""
+    import uuid  # pylint: disable=import-outside-toplevel
+    name = f"it_{uuid.uuid4().hex[:12]}"
+    yield name
+    try:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+    except Exception as exc:  # pylint: disable=broad-except
+        print(f"could not drop keyspace {name}: {exc}")
