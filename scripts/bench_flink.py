@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: Kafka -> Beam on the Flink cluster -> Cassandra.
+
+    scripts/stack.sh up && scripts/flink.sh start
+    .venv/bin/python scripts/bench_flink.py --events 100000
+
+1. generates N calls (no too-late events, jitter 5 s, so the final rows are exact and known),
+   rebased so the newest event is "now";
+2. produces them to a fresh 2-partition topic as fast as the producer can (BEFORE the job
+   runs: an unbounded CreateTime reader that catches up with a still-running producer moves
+   its watermark to processing time and would make the rest of a historic file late);
+3. submits the main job with scripts/submit_flink.sh cluster (checkpoints every 60 s,
+   RocksDB, Cassandra sink into a fresh keyspace);
+4. polls Cassandra every second until the rows equal the reference, sampling Flink REST
+   (records per vertex, back-pressure) and the CPU of the TaskManager JVM and the Python SDK
+   workers from /proc meanwhile; cancels the job.
+
+Reported: produce rate; end-to-end events/s (first produce -> last row written, and job RUNNING
+-> last row written); the job-side source rate from Flink's records counters; row latency =
+time a row first appears in Cassandra - (window_end + watermark delay), p50/p99 (seen by 1 s
+polling; Cassandra writetime() cannot be used: the sink writes versioned rows with USING
+TIMESTAMP = fixed base + pane index). As the whole file is a backlog of historic event time,
+this latency is mostly the lag of reading the backlog, not a steady-state latency.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scripts.generate_events import DEFAULT_START_MS, write_call_events  # noqa: E402
+from scripts.produce_events import produce_lines, read_lines, rebase_lines  # noqa: E402
+from scripts.reference import reference_call_metrics  # noqa: E402
+
+RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
+REST = 'http://127.0.0.1:8081'
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+def rest(path: str, method: str = 'GET'):
+  req = urllib.request.Request(REST + path, method=method)
+  with urllib.request.urlopen(req, timeout=10) as r:
+    raw = r.read()
+  return json.loads(raw) if raw else {}
+
+
+def cpu_ticks(pid: int) -> Optional[int]:
+  try:
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+  except (OSError, IndexError):
+    return None
+
+
+def processes() -> Dict[str, List[int]]:
+  """pids of the TaskManager JVM and of the Python SDK workers (by command line)."""
+  out = {'taskmanager': [], 'python_workers': []}
+  for d in Path('/proc').iterdir():
+    if not d.name.isdigit():
+      continue
+    try:
+      cmd = (d / 'cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
+    except OSError:
+      continue
+    if '-Dccstack.svc=flink-taskmanager' in cmd and 'java' in cmd:
+      out['taskmanager'].append(int(d.name))
+    elif 'sdk_worker_main' in cmd or 'apache_beam.runners.worker.sdk_worker' in cmd:
+      out['python_workers'].append(int(d.name))
+  return out
+
+
+class CpuSampler:
+  def __init__(self):
+    self.t0 = time.monotonic()
+    self.start = {}
+    self.samples = []
+
+  def sample(self):
+    now = time.monotonic()
+    current = {k: {p: cpu_ticks(p) for p in pids} for k, pids in processes().items()}
+    self.samples.append((now, current))
+
+  def report(self) -> Dict[str, str]:
+    if len(self.samples) < 2:
+      return {}
+    (t_a, a), (t_b, b) = self.samples[0], self.samples[-1]
+    out = {}
+    for kind in b:
+      used = 0
+      for pid, ticks in b[kind].items():
+        if ticks is None:
+          continue
+        used += ticks - (a.get(kind, {}).get(pid) or 0)
+      pct = 100.0 * used / TICK / (t_b - t_a)
+      out[kind] = f'{pct:.0f}% of one core over the run ({len(b[kind])} processes)'
+    return out
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--events', type=int, default=1_000_000, help='calls to generate')
+  p.add_argument('--bootstrap', default='127.0.0.1:9092')
+  p.add_argument('--partitions', type=int, default=2)
+  p.add_argument('--parallelism', type=int, default=2)
+  p.add_argument('--timeout', type=float, default=1800, help='s to wait for complete rows')
+  p.add_argument('--workdir', default=None)
+  p.add_argument('--keep', action='store_true', help='keep topic and keyspace')
+  p.add_argument('job_args', nargs='*', help='extra job args for submit_flink.sh')
+  args = p.parse_args(argv)
+
+  from cassandra.cluster import Cluster
+  from kafka.admin import KafkaAdminClient, NewTopic
+
+  work = Path(args.workdir or tempfile.mkdtemp(prefix='bench_flink_'))
+  work.mkdir(parents=True, exist_ok=True)
+  tag = uuid.uuid4().hex[:8]
+  topic, keyspace, name = f'bench-{tag}', f'bench_{tag}', f'bench-flink-{tag}'
+  result = {'events': args.events, 'topic': topic, 'keyspace': keyspace}
+
+  t = time.monotonic()
+  gen = work / 'calls.jsonl'
+  counts = write_call_events(str(gen), args.events, seed=7, jitter_seconds=5.0,
+                             too_late_share=0.0, late_within_lateness_share=0.0,
+                             start_ms=DEFAULT_START_MS)
+  lines, _ = rebase_lines(read_lines(str(gen)), int(time.time() * 1000), align_ms=0)
+  produced = work / 'produced.jsonl'
+  produced.write_bytes(b''.join(line + b'\n' for line in lines))
+  ref = reference_call_metrics(str(produced))
+  assert not ref.late
+  expected = {k: r['total_calls'] for k, r in ref.rows.items()}
+  print(f'generated {len(lines)} lines ({counts["valid"]} calls, {len(expected)} rows expected)'
+        f' in {time.monotonic() - t:.1f} s', flush=True)
+
+  admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+  admin.create_topics([NewTopic(topic, args.partitions, 1)])
+  cluster = Cluster(['127.0.0.1'])
+  session = cluster.connect()
+  t_first_produce = time.time()
+  prod = produce_lines(lines, topic, args.bootstrap,
+                       producer_config={'max_in_flight_requests_per_connection': 5})
+  print(f'produced {prod["count"]} records in {prod["seconds"]:.1f} s '
+        f'({prod["rate"]:.0f}/s)', flush=True)
+  result['produce_rate'] = round(prod['rate'])
+
+  cmd = [str(REPO / 'scripts' / 'submit_flink.sh'), 'cluster', '--detach',
+         f'--job_name={name}', f'--kafka_call_events_topic={topic}',
+         f'--kafka_consumer_group={name}', '--sink=cassandra',
+         f'--cassandra_keyspace={keyspace}', f'--parallelism={args.parallelism}',
+         *args.job_args]
+  t_submit = time.time()
+  sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+  if sub.returncode:
+    print(sub.stdout, sub.stderr[-3000:], file=sys.stderr)
+    return 1
+  t_running = time.time()
+  jobs = sorted((j for j in rest('/jobs/overview')['jobs'] if j['name'] == name),
+                key=lambda j: j['start-time'])
+  jid = jobs[-1]['jid']
+  print(f'job {jid} RUNNING {t_running - t_submit:.1f} s after submit', flush=True)
+
+  seen: Dict[tuple, float] = {}
+  window_end: Dict[tuple, int] = {}
+  cpu = CpuSampler()
+  backpressure = {}
+  source_counts = []  # (time, records out of the source vertex)
+  last_change = t_running
+  ok = False
+  try:
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+      now = time.time()
+      try:
+        rows = list(session.execute(
+            f'SELECT queue_id, window_start, window_end, total_calls FROM {keyspace}.abandon_metrics'))
+      except Exception:  # pylint: disable=broad-except
+        rows = []
+      current = {}
+      for r in rows:
+        key = (r.queue_id, r.window_start)
+        current[key] = r.total_calls
+        window_end[key] = r.window_end
+        if key not in seen:
+          seen[key] = now
+          last_change = now
+      cpu.sample()
+      try:
+        job = rest(f'/jobs/{jid}')
+        src = job['vertices'][0]
+        source_counts.append((now, src['metrics'].get('write-records', 0)))
+        if len(source_counts) % 10 == 3:
+          for v in job['vertices']:
+            bp = rest(f'/jobs/{jid}/vertices/{v["id"]}/backpressure')
+            level = bp.get('backpressureLevel') or bp.get('status')
+            busy = [s.get('busyRatio') for s in bp.get('subtasks', [])]
+            backpressure.setdefault(v['name'][:60], []).append((level, busy))
+      except Exception as exc:  # pylint: disable=broad-except
+        print(f'REST: {exc}', flush=True)
+      if current == expected:
+        ok = True
+        break
+      time.sleep(1)
+    t_done = max(seen.values()) if seen else time.time()
+  finally:
+    try:
+      rest(f'/jobs/{jid}?mode=cancel', method='PATCH')
+    except Exception:  # pylint: disable=broad-except
+      pass
+    if not args.keep:
+      try:
+        session.execute(f'DROP KEYSPACE IF EXISTS {keyspace}', timeout=120)
+        admin.delete_topics([topic])
+      except Exception as exc:  # pylint: disable=broad-except
+        print(f'cleanup: {exc}')
+    cluster.shutdown()
+    admin.close()
+
+  n = len(lines)
+  result['complete'] = ok
+  result['rows'] = f'{len(seen)} of {len(expected)}'
+  result['e2e_events_per_s (first produce -> last row)'] = round(n / (t_done - t_first_produce))
+  result['job_events_per_s (job RUNNING -> last row)'] = round(n / (t_done - t_running))
+  result['submit_to_running_s'] = round(t_running - t_submit, 1)
+  result['first_produce_to_last_row_s'] = round(t_done - t_first_produce, 1)
+  moving = [(t, c) for t, c in source_counts if c]
+  if len(moving) >= 2 and moving[-1][1] > moving[0][1]:
+    full = [x for x in moving if x[1] < moving[-1][1]] or moving
+    result['source_vertex_records_per_s'] = round(
+        (full[-1][1] - moving[0][1]) / max(1e-3, full[-1][0] - moving[0][0]))
+    result['source_vertex_records'] = moving[-1][1]
+  lat = sorted(seen[k] - (window_end[k] / 1000 + 10) for k in seen)
+  if lat:
+    result['row_latency_s'] = {
+        'p50': round(statistics.median(lat), 1),
+        'p99': round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+        'max': round(lat[-1], 1),
+        'note': 'time first seen in Cassandra (1 s polls) - (window_end + 10 s watermark '
+                'delay); the file is a backlog, so this is mostly backlog lag'}
+  result['cpu'] = cpu.report()
+  result['backpressure'] = {k: v[-3:] for k, v in backpressure.items()}
+  print(json.dumps(result, indent=2, default=str))
+  return 0 if ok else 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())
