@@ -16,6 +16,7 @@ themselves are read by a DoFn, so the pipeline graph stays small whatever the
 file size. Several files are interleaved poll by poll, each with its own
 watermark (TestStream output tags).
 """
+import json
 import os
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -67,7 +68,8 @@ def _polls(source: ReplaySource,
 
 
 class _ReadChunkFn(beam.DoFn):
-  def process(self, chunk: _Chunk) -> Iterator[SourceRecord]:
+  def process(self, encoded: bytes) -> Iterator[SourceRecord]:
+    chunk = _Chunk(*json.loads(encoded))
     name = os.path.basename(chunk.path)
     with open(chunk.path, 'rb') as f:
       f.seek(chunk.offset)
@@ -100,7 +102,11 @@ class ReplayFiles(beam.PTransform):
     self._poll_size = poll_size
 
   def _test_stream(self) -> TestStream:
-    stream = TestStream(output_tags=[s.name for s in self._sources])
+    # Chunks travel as JSON bytes: a runner that executes TestStream itself
+    # (Flink) must decode the payload with a coder Java knows.
+    stream = TestStream(
+        coder=beam.coders.BytesCoder(),
+        output_tags=[s.name for s in self._sources])
     per_source = [
         _polls(s, self._poll_size) for s in self._sources
     ]
@@ -110,7 +116,8 @@ class ReplayFiles(beam.PTransform):
       for chunk, watermark_ms in round_polls:
         current = watermarks.get(chunk.source, MIN_TIMESTAMP)
         stream.add_elements(
-            [beam.window.TimestampedValue(chunk, current)], tag=chunk.source)
+            [beam.window.TimestampedValue(json.dumps(chunk).encode(), current)],
+            tag=chunk.source)
         if watermark_ms is not None:
           new = Timestamp(micros=watermark_ms * 1000)
           if new > current:
@@ -122,6 +129,10 @@ class ReplayFiles(beam.PTransform):
 
   def expand(self, pbegin):
     streams = pbegin | 'Polls' >> self._test_stream()
+    for polls in streams.values():
+      # TestStream leaves multi-output coders to inference (pickling); the
+      # runner and the SDK must both read these as plain bytes.
+      polls.element_type = bytes
     return {
         s.name: streams[s.name] | f'Read[{s.name}]' >> beam.ParDo(_ReadChunkFn())
         for s in self._sources
