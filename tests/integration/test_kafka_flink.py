@@ -107,19 +107,6 @@ def produced(tmp_path_factory, topic, kafka_bootstrap):
           'work': work}
 
 
-def _wal_database(path) -> None:
-  """Creates the SQLite file in WAL mode before the job runs. SqliteWriter.open switches every
-  new connection to WAL; the first switch needs the file to itself, and with parallel writers
-  (separate SDK worker processes on the cluster) or this test polling the file, it failed with
-  "sqlite3.OperationalError: database is locked" in SqliteSink[dead_letters] setup, failing
-  the job. Once the file is in WAL mode (persistent), the writers' switch is a no-op."""
-  conn = sqlite3.connect(path)
-  try:
-    assert conn.execute('PRAGMA journal_mode=WAL').fetchone()[0] == 'wal'
-  finally:
-    conn.close()
-
-
 def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
   consumer = KafkaConsumer(bootstrap_servers=bootstrap)
   try:
@@ -154,7 +141,6 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   """Runs the main job once on embedded Flink; returns the SQLite path and the sink-topic
   offsets from before the job."""
   db = produced['work'] / 'out.db'
-  _wal_database(db)
   sink_topics = (TOPICS['abandon_metrics'], TOPICS['dead_letters'])
   before = {t: _end_offsets(kafka_bootstrap, t) for t in sink_topics}
   args = [
@@ -271,6 +257,48 @@ def flink_cluster(flink_job_server_jar):
     subprocess.run([script, 'stop'], cwd=REPO, env=env, capture_output=True, timeout=300)
 
 
+def _cancel_flink_job(job_name, timeout=60):
+  """Cancels the job through Flink's REST API and waits until it is terminal. The portable
+  PipelineResult.cancel() is not enough: on a remote cluster it only stops the job server's
+  submission thread, and the Flink job keeps running (and holding its slots)."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    live = [j for j in _rest('/jobs/overview')['jobs']
+            if j['name'] == job_name and j['state'] not in ('CANCELED', 'FAILED', 'FINISHED')]
+    if not live:
+      return
+    for job in live:
+      if job['state'] != 'CANCELLING':
+        request = urllib.request.Request(f"{FLINK_REST}/jobs/{job['jid']}?mode=cancel",
+                                         method='PATCH')
+        try:
+          urllib.request.urlopen(request, timeout=5).close()
+        except OSError:
+          pass  # it may have become terminal meanwhile
+    time.sleep(1)
+  raise AssertionError(f'Flink job {job_name} still not cancelled after {timeout} s')
+
+
+def _root_exception(jid):
+  try:
+    text = _rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
+  except OSError:
+    return ''
+  return '\n'.join(l for l in text.splitlines() if 'Exception' in l or 'Error' in l)[:2000]
+
+
+def _wait_for_free_slots(slots, timeout=180):
+  """The cluster may be shared (another job holding the slots fails ours with
+  NoResourceAvailableException after its restarts): wait for room, then fail clearly."""
+  deadline = time.monotonic() + timeout
+  while _rest('/overview')['slots-available'] < slots:
+    if time.monotonic() > deadline:
+      running = [j['name'] for j in _rest('/jobs/overview')['jobs'] if j['state'] == 'RUNNING']
+      raise AssertionError(f'no {slots} free slots on the Flink cluster after {timeout} s; '
+                           f'running jobs: {running}')
+    time.sleep(2)
+
+
 def _committed(bootstrap, group):
   admin = KafkaAdminClient(bootstrap_servers=bootstrap)
   try:
@@ -287,7 +315,6 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
   topic = new_topic('it-calls-cluster')
   produce_lines(produced['lines'], topic, kafka_bootstrap)
   db = produced['work'] / 'cluster.db'
-  _wal_database(db)
   group = f'it-{topic}'
   job_name = f'it-kafka-{topic}'
   args = [
@@ -303,6 +330,7 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
       f'--kafka_consumer_group={group}', f'--sqlite_path={db}',
   ]
   expected = _reference_rows(reference_call_metrics(str(produced['path'])))
+  _wait_for_free_slots(2)
   t0 = time.monotonic()
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
@@ -321,7 +349,9 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
       jobs = [j for j in _rest('/jobs/overview')['jobs'] if j['name'] == job_name]
       if jobs:
         state = jobs[0]
-        assert state['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), state
+        # RESTARTING is tolerated until the deadline (e.g. waiting for free slots)
+        assert state['state'] not in ('FAILED', 'CANCELED', 'FINISHED'), (
+            f"job {state['state']}: {_root_exception(state['jid'])}")
         ckpt = _rest(f"/jobs/{state['jid']}/checkpoints")['counts']['completed']
       committed = _committed(kafka_bootstrap, group)
       if rows == expected and ckpt >= 1 and committed == len(produced['lines']):
@@ -329,14 +359,18 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
       assert time.monotonic() < deadline, (
           f'after 300 s: {len(rows or {})} of {len(expected)} rows '
           f'({"equal" if rows == expected else "differ"}), {ckpt} checkpoints, '
-          f'{committed} of {len(produced["lines"])} offsets committed; job {state}')
+          f'{committed} of {len(produced["lines"])} offsets committed; job {state.get("state")}'
+          f' {_root_exception(state["jid"]) if state else ""}')
       time.sleep(3)
     print(f'\nFlink cluster job: rows exact, {ckpt} checkpoints, {committed} offsets committed '
           f'after {time.monotonic() - t0:.1f} s\n  ' + ' '.join(args))
   finally:
-    result.cancel()
     try:
-      result.wait_until_finish()
-    except Exception:  # pylint: disable=broad-except
-      pass  # a cancelled portable job ends as CANCELLED or FAILED
+      _cancel_flink_job(job_name)
+    finally:
+      result.cancel()
+      try:
+        result.wait_until_finish()
+      except Exception:  # pylint: disable=broad-except
+        pass  # a cancelled portable job ends as CANCELLED or FAILED
   assert len(_table(db, 'dead_letters')) == produced['counts']['malformed']
