@@ -9,7 +9,7 @@ from apache_beam.transforms.window import TimestampedValue
 from transforms import parsing
 from transforms.records import CallEvent, SourceRecord
 
-DEAD_LETTERS = 'dead_letters'
+DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
 
 
@@ -31,31 +31,21 @@ def parse_call_event(raw: bytes) -> CallEvent:
 
 
 def call_event_time_ms(raw: bytes) -> Union[int, None]:
-  """The event time of a valid call event of any type, else None.
-
-  Sources that model a watermark use it: every valid event advances the
-  watermark, whatever its type; bad records never do.
-  """
-  try:
-    return parse_call_event(raw).timestamp
-  except parsing.InvalidRecord:
-    return None
+  """The event time of a valid call event of any type, else None: every
+  valid event advances a replayed watermark, whatever its type."""
+  return parsing.event_time_or_none(parse_call_event, raw)
 
 
 class _ParseCallEventsFn(beam.DoFn):
   def __init__(self):
     self._parsed = Metrics.counter('call_events', 'parsed')
     self._other_types = Metrics.counter('call_events', 'other_event_types')
-    self._dead_letters = Metrics.counter('call_events', 'dead_letters')
 
   def process(self, record: SourceRecord) -> Iterator:
     try:
       event = parse_call_event(record.raw)
     except parsing.InvalidRecord as error:
-      self._dead_letters.inc()
-      Metrics.counter('call_events', f'dead_letter_{error.reason}').inc()
-      yield beam.pvalue.TaggedOutput(
-          DEAD_LETTERS, parsing.dead_letter(record, error))
+      yield parsing.dead_letter_output(record, error, 'call_events')
       return
     if event.event_type != METRICS_EVENT_TYPE:
       # Lifecycle events (CALL_STARTED, CALL_QUEUED...) are valid but carry

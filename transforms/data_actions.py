@@ -10,7 +10,7 @@ from transforms import parsing
 from transforms.records import CustomerProfile, Interaction, SourceRecord
 
 CUSTOMER_UPDATES = 'customer_updates'
-DEAD_LETTERS = 'dead_letters'
+DEAD_LETTERS = parsing.DEAD_LETTERS
 CUSTOMER_UPDATE_RECORD_TYPE = 'customer_update'
 
 
@@ -43,26 +43,19 @@ def parse_data_action(raw: bytes) -> Union[Interaction, CustomerProfile]:
 def data_action_time_ms(raw: bytes) -> Optional[int]:
   """Event time of a valid record of either kind, else None (for the
   replay watermark)."""
-  try:
-    return parse_data_action(raw).timestamp
-  except parsing.InvalidRecord:
-    return None
+  return parsing.event_time_or_none(parse_data_action, raw)
 
 
 class _ParseDataActionsFn(beam.DoFn):
   def __init__(self):
     self._interactions = Metrics.counter('data_actions', 'interactions')
     self._updates = Metrics.counter('data_actions', 'customer_updates')
-    self._dead_letters = Metrics.counter('data_actions', 'dead_letters')
 
   def process(self, record: SourceRecord) -> Iterator:
     try:
       parsed = parse_data_action(record.raw)
     except parsing.InvalidRecord as error:
-      self._dead_letters.inc()
-      Metrics.counter('data_actions', f'dead_letter_{error.reason}').inc()
-      yield beam.pvalue.TaggedOutput(
-          DEAD_LETTERS, parsing.dead_letter(record, error))
+      yield parsing.dead_letter_output(record, error, 'data_actions')
       return
     stamped = TimestampedValue(parsed, parsed.timestamp / 1000.0)
     if isinstance(parsed, CustomerProfile):

@@ -7,9 +7,14 @@ whichever topic it came from, and a DoFn never raises on bad data.
 """
 import json
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from transforms.records import DeadLetter, SourceRecord
+
+DEAD_LETTERS = 'dead_letters'
 
 MAX_RECORD_BYTES = 1024 * 1024
 # Dead letters keep enough of the raw record to diagnose it, never megabytes.
@@ -123,3 +128,22 @@ def dead_letter(record: SourceRecord, error: InvalidRecord) -> DeadLetter:
       detail=error.detail[:500],
       raw=raw_text,
       raw_size=len(record.raw))
+
+
+def dead_letter_output(
+    record: SourceRecord, error: InvalidRecord,
+    metrics_namespace: str) -> beam.pvalue.TaggedOutput:
+  """The `dead_letters` output of a parser for a rejected record, counted
+  in total and per reason."""
+  Metrics.counter(metrics_namespace, 'dead_letters').inc()
+  Metrics.counter(metrics_namespace, f'dead_letter_{error.reason}').inc()
+  return beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(record, error))
+
+
+def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes) -> Optional[int]:
+  """`parse(raw).timestamp`, or None for an invalid record: sources that
+  model a watermark advance it with valid records only."""
+  try:
+    return parse(raw).timestamp
+  except InvalidRecord:
+    return None
