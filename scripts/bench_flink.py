@@ -25,7 +25,9 @@ this latency is mostly the lag of reading the backlog, not a steady-state latenc
 import argparse
 import json
 import os
+import random
 import statistics
+import threading
 import subprocess
 import sys
 import tempfile
@@ -106,6 +108,47 @@ class CpuSampler:
     return out
 
 
+class LiveProducer(threading.Thread):
+  """Produces calls stamped with the send time, `rate` per second for `seconds`: event time
+  = wall time, so a window's row can appear window_end + watermark delay at the earliest."""
+  def __init__(self, topic, bootstrap, rate, seconds):
+    super().__init__(daemon=True)
+    self.topic, self.bootstrap, self.rate, self.seconds = topic, bootstrap, rate, seconds
+    self.lines = None
+    self.error = None
+    self.counted = False
+    self.t0 = time.time()
+
+  def run(self):
+    try:
+      from kafka import KafkaProducer
+      producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks='all', linger_ms=5)
+      rng = random.Random(11)
+      lines = []
+      self.t0 = time.time()
+      sent = 0
+      while time.time() - self.t0 < self.seconds:
+        due = int((time.time() - self.t0) * self.rate)
+        while sent < due:
+          now = int(time.time() * 1000)
+          abandoned = rng.random() < 0.1
+          line = json.dumps({
+              'call_uuid': str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+              'event_type': 'CALL_ENDED', 'timestamp': now,
+              'queue_id': f'Q-LIVE-{rng.randint(1, 8)}', 'abandoned': abandoned,
+              'wait_time_seconds': rng.randint(0, 90),
+              'agent_id': None if abandoned else 'A-LIVE'}, separators=(',', ':')).encode()
+          producer.send(self.topic, value=line, timestamp_ms=now)
+          lines.append(line)
+          sent += 1
+        time.sleep(0.01)
+      producer.flush()
+      producer.close()
+      self.lines = lines
+    except Exception as exc:  # pylint: disable=broad-except
+      self.error = exc
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--events', type=int, default=1_000_000, help='calls to generate')
@@ -115,6 +158,11 @@ def main(argv=None) -> int:
   p.add_argument('--timeout', type=float, default=1800, help='s to wait for complete rows')
   p.add_argument('--workdir', default=None)
   p.add_argument('--keep', action='store_true', help='keep topic and keyspace')
+  p.add_argument('--window-size', type=int, default=60, help='job --window_size (s)')
+  p.add_argument('--live-seconds', type=float, default=150,
+                 help='after the backlog, produce calls stamped with the send time for this '
+                 'long; row latency is measured on the windows of this live phase (0: none)')
+  p.add_argument('--live-rate', type=float, default=200, help='live calls per second')
   p.add_argument('job_args', nargs='*', help='extra job args for submit_flink.sh')
   args = p.parse_args(argv)
 
@@ -132,10 +180,13 @@ def main(argv=None) -> int:
   counts = write_call_events(str(gen), args.events, seed=7, jitter_seconds=5.0,
                              too_late_share=0.0, late_within_lateness_share=0.0,
                              start_ms=DEFAULT_START_MS)
-  lines, _ = rebase_lines(read_lines(str(gen)), int(time.time() * 1000), align_ms=0)
+  # aligned to the window: the newest window ends at or before now, so no row waits for
+  # processing time to reach a window end (that would count as slowness of the job)
+  lines, _ = rebase_lines(read_lines(str(gen)), int(time.time() * 1000),
+                          align_ms=args.window_size * 1000)
   produced = work / 'produced.jsonl'
   produced.write_bytes(b''.join(line + b'\n' for line in lines))
-  ref = reference_call_metrics(str(produced))
+  ref = reference_call_metrics(str(produced), window_size_s=args.window_size)
   assert not ref.late
   expected = {k: r['total_calls'] for k, r in ref.rows.items()}
   print(f'generated {len(lines)} lines ({counts["valid"]} calls, {len(expected)} rows expected)'
@@ -156,7 +207,15 @@ def main(argv=None) -> int:
          f'--job_name={name}', f'--kafka_call_events_topic={topic}',
          f'--kafka_consumer_group={name}', '--sink=cassandra',
          f'--cassandra_keyspace={keyspace}', f'--parallelism={args.parallelism}',
+         f'--window_size={args.window_size}',
          *args.job_args]
+  while True:  # the cluster has 2 slots: another job would starve ours, or ours it
+    busy = [j['name'] for j in rest('/jobs/overview')['jobs']
+            if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')]
+    if not busy:
+      break
+    print(f'waiting for the cluster: {busy}', flush=True)
+    time.sleep(10)
   t_submit = time.time()
   sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   if sub.returncode:
@@ -175,6 +234,8 @@ def main(argv=None) -> int:
   source_counts = []  # (time, records out of the source vertex)
   last_change = t_running
   ok = False
+  backlog_done = None
+  live = None
   try:
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
@@ -196,7 +257,8 @@ def main(argv=None) -> int:
       try:
         job = rest(f'/jobs/{jid}')
         src = job['vertices'][0]
-        source_counts.append((now, src['metrics'].get('write-records', 0)))
+        if backlog_done is None:
+          source_counts.append((now, src['metrics'].get('write-records', 0)))
         if len(source_counts) % 10 == 3:
           for v in job['vertices']:
             bp = rest(f'/jobs/{jid}/vertices/{v["id"]}/backpressure')
@@ -205,11 +267,31 @@ def main(argv=None) -> int:
             backpressure.setdefault(v['name'][:60], []).append((level, busy))
       except Exception as exc:  # pylint: disable=broad-except
         print(f'REST: {exc}', flush=True)
-      if current == expected:
+      if backlog_done is None and current == expected:
+        backlog_done = max(seen.values())
+        if args.live_seconds <= 0:
+          ok = True
+          break
+        live = LiveProducer(topic, args.bootstrap, args.live_rate, args.live_seconds)
+        live.start()
+        print(f'backlog rows complete; live phase of {args.live_seconds:.0f} s', flush=True)
+      elif live is not None and not live.counted and not live.is_alive():
+        live.join()
+        if live.error:
+          raise live.error
+        live.counted = True
+        with open(produced, 'ab') as f:
+          f.write(b''.join(line + b'\n' for line in live.lines))
+        live_ref = reference_call_metrics(str(produced), window_size_s=args.window_size)
+        assert not live_ref.late, f'{len(live_ref.late)} late in the live phase'
+        expected = {k: r['total_calls'] for k, r in live_ref.rows.items()}
+        print(f'live phase done: {len(live.lines)} calls, {len(expected)} rows expected',
+              flush=True)
+      elif live is not None and live.counted and current == expected:
         ok = True
         break
       time.sleep(1)
-    t_done = max(seen.values()) if seen else time.time()
+    t_done = backlog_done or (max(seen.values()) if seen else time.time())
   finally:
     try:
       rest(f'/jobs/{jid}?mode=cancel', method='PATCH')
@@ -237,14 +319,20 @@ def main(argv=None) -> int:
     result['source_vertex_records_per_s'] = round(
         (full[-1][1] - moving[0][1]) / max(1e-3, full[-1][0] - moving[0][0]))
     result['source_vertex_records'] = moving[-1][1]
-  lat = sorted(seen[k] - (window_end[k] / 1000 + 10) for k in seen)
-  if lat:
-    result['row_latency_s'] = {
-        'p50': round(statistics.median(lat), 1),
-        'p99': round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
-        'max': round(lat[-1], 1),
-        'note': 'time first seen in Cassandra (1 s polls) - (window_end + 10 s watermark '
-                'delay); the file is a backlog, so this is mostly backlog lag'}
+  def pct(keys):
+    lat = sorted(seen[k] - (window_end[k] / 1000 + 10) for k in keys)
+    if not lat:
+      return None
+    return {'rows': len(lat), 'p50': round(statistics.median(lat), 1),
+            'p99': round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+            'max': round(lat[-1], 1)}
+  if live is not None:
+    result['live_calls'] = len(live.lines or [])
+    result['live_row_latency_s'] = pct([k for k in seen if k[0].startswith('Q-LIVE')])
+  result['backlog_row_lag_s'] = pct([k for k in seen if not k[0].startswith('Q-LIVE')])
+  result['latency_note'] = ('time a row is first seen in Cassandra (1 s polls) - (window_end '
+                            '+ 10 s watermark delay); backlog rows: lag of reading historic '
+                            'event time, live rows: steady-state latency')
   result['cpu'] = cpu.report()
   result['backpressure'] = {k: v[-3:] for k, v in backpressure.items()}
   print(json.dumps(result, indent=2, default=str))
