@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import errors as kafka_errors
 from kafka.admin import NewTopic
 
 from scripts.generate_events import DEFAULT_START_MS, write_call_events
@@ -72,16 +73,29 @@ def _wait(what: str, predicate, timeout: float, interval: float = 0.5):
     time.sleep(interval)
 
 
-def _committed(bootstrap: str, group: str) -> Dict[int, int]:
-  """partition -> committed offset of the consumer group (kafka-python admin)."""
-  admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-  try:
-    # kafka-python 2.0 names it list_consumer_group_offsets, 2.1+ list_group_offsets
-    list_offsets = getattr(admin, 'list_consumer_group_offsets', None)
-    offsets = list_offsets(group) if list_offsets else admin.list_group_offsets(group).get(
-        group, {})
-  finally:
-    admin.close()
+def _committed(bootstrap: str, group: str, attempts: int = 30) -> Dict[int, int]:
+  """partition -> committed offset of the consumer group (kafka-python admin).
+
+  On a fresh broker the group coordinator (and __consumer_offsets) comes up
+  on first use: COORDINATOR_NOT_AVAILABLE / LOAD_IN_PROGRESS are retried.
+  """
+  transient = (kafka_errors.CoordinatorNotAvailableError,
+               kafka_errors.CoordinatorLoadInProgressError,
+               kafka_errors.NotCoordinatorError)
+  for attempt in range(attempts):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+      # kafka-python 2.0 names it list_consumer_group_offsets, 2.1+ list_group_offsets
+      list_offsets = getattr(admin, 'list_consumer_group_offsets', None)
+      offsets = list_offsets(group) if list_offsets else admin.list_group_offsets(
+          group).get(group, {})
+      break
+    except transient:
+      if attempt == attempts - 1:
+        raise
+      time.sleep(1)
+    finally:
+      admin.close()
   return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
