@@ -232,7 +232,6 @@ def main(argv=None) -> int:
   cpu = CpuSampler()
   backpressure = {}
   source_counts = []  # (time, records out of the source vertex)
-  last_change = t_running
   ok = False
   backlog_done = None
   live = None
@@ -252,7 +251,6 @@ def main(argv=None) -> int:
         window_end[key] = r.window_end
         if key not in seen:
           seen[key] = now
-          last_change = now
       cpu.sample()
       try:
         job = rest(f'/jobs/{jid}')

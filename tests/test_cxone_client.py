@@ -20,7 +20,6 @@ from typing import Iterator, Optional
 from urllib.parse import parse_qs
 
 import pytest
-import requests
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clients.cxone import (

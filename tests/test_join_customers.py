@@ -4,7 +4,7 @@ import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.conftest import BASE_S, drain
+from tests.conftest import BASE_S
 from transforms.join_customers import JoinCustomers
 from transforms.records import CustomerProfile, Interaction
 

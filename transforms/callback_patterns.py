@@ -29,7 +29,7 @@ in the last `within`; an interaction arriving even later than that (behind
 the watermark by more than `within`) can no longer be told late nor join a
 partial match that was already dropped.
 """
-from typing import Dict, FrozenSet, Iterator, List, Optional
+from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder

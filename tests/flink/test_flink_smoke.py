@@ -6,23 +6,22 @@ cached) and scripts/flink.sh start; it stops the cluster afterwards only if it s
 
   .venv/bin/python -m pytest tests/flink -v
 """
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.flink_rest import rest
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("RUN_DIR", REPO / ".run"))
 SCRIPTS = REPO / "scripts"
 PIPELINE = Path(__file__).with_name("smoke_pipeline.py")
 ENV_FILE = RUN_DIR / "jars" / "flink-job-server" / "flink.env"
-REST = "http://127.0.0.1:8081"
 POOL = "127.0.0.1:50000"
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -45,11 +44,6 @@ def _read_env_file():
       k, v = line.split("=", 1)
       out[k] = v.strip('"')
   return out
-
-
-def _rest(path):
-  with urllib.request.urlopen(REST + path, timeout=5) as r:
-    return json.loads(r.read())
 
 
 def _run_pipeline(output, *args, timeout=600):
@@ -79,7 +73,7 @@ def flink():
   start = subprocess.run([str(SCRIPTS / "flink.sh"), "start"], cwd=REPO, env=_env(),
                          capture_output=True, text=True, timeout=300)
   assert start.returncode == 0, f"flink.sh start failed:\n{start.stdout}\n{start.stderr[-4000:]}"
-  overview = _rest("/overview")
+  overview = rest("/overview")
   assert overview["taskmanagers"] >= 1 and overview["slots-total"] >= 2, overview
   yield {"jar": str(jar), "flink_version": env["FLINK_VERSION"]}
   if not was_running:
@@ -102,7 +96,7 @@ def _cluster_args(flink, job_name):
 
 
 def _flink_job(job_name):
-  jobs = [j for j in _rest("/jobs/overview")["jobs"] if j["name"] == job_name]
+  jobs = [j for j in rest("/jobs/overview")["jobs"] if j["name"] == job_name]
   assert len(jobs) == 1, f"expected one Flink job named {job_name}, got {jobs}"
   return jobs[0]
 
@@ -114,7 +108,7 @@ def test_cluster_external_worker_pool(flink, tmp_path):
   assert out.read_text() == EXPECTED
   job = _flink_job(name)  # it really ran on the cluster, on both slots
   assert job["state"] == "FINISHED", job
-  detail = _rest(f"/jobs/{job['jid']}")
+  detail = rest(f"/jobs/{job['jid']}")
   assert max(v["parallelism"] for v in detail["vertices"]) == 2
 
 
@@ -138,13 +132,13 @@ def test_cluster_checkpointing_options_pass_through(flink, tmp_path):
                 "--number_of_execution_retries=2", "--execution_retry_delay=3000")
   assert out.read_text() == EXPECTED
   job = _flink_job(name)
-  cfg = _rest(f"/jobs/{job['jid']}/checkpoints/config")
+  cfg = rest(f"/jobs/{job['jid']}/checkpoints/config")
   assert (cfg["mode"], cfg["interval"], cfg["min_pause"], cfg["timeout"]) == (
       "exactly_once", 2000, 500, 60000), cfg
   assert "RocksDB" in cfg["state_backend"], cfg
-  stats = _rest(f"/jobs/{job['jid']}/checkpoints")
+  stats = rest(f"/jobs/{job['jid']}/checkpoints")
   assert stats["counts"]["completed"] >= 1, stats["counts"]
   latest = stats["latest"]["completed"]
   assert latest["external_path"].startswith(f"file:{RUN_DIR}/flink/checkpoints/"), latest
-  restart = _rest(f"/jobs/{job['jid']}/config")["execution-config"]["restart-strategy"]
+  restart = rest(f"/jobs/{job['jid']}/config")["execution-config"]["restart-strategy"]
   assert "fixed delay" in restart.lower() and "#2" in restart, restart

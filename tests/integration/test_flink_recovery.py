@@ -15,12 +15,10 @@ of exactly what was produced: no loss, no double counting.
 
   .venv/bin/python -m pytest tests/integration/test_flink_recovery.py -v -s
 """
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -33,9 +31,9 @@ from kafka.admin import NewTopic
 from scripts.generate_events import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference import abandon_rate, reference_call_metrics, service_level
+from tests.flink_rest import checkpoint_stats, completed_checkpoints, rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script
 
-REST = 'http://127.0.0.1:8081'
 PARTITIONS = 2
 CALLS = 1500          # ~1,600 lines; at 100 calls/s around midday, ~18 s of event time a half
 WINDOW_S = 10
@@ -45,17 +43,13 @@ SUBMIT = str(REPO / 'scripts' / 'submit_flink.sh')
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _rest(path: str, method: str = 'GET', body: Optional[dict] = None):
-  data = json.dumps(body).encode() if body is not None else None
-  request = urllib.request.Request(REST + path, data=data, method=method,
-                                   headers={'Content-Type': 'application/json'})
-  with urllib.request.urlopen(request, timeout=10) as response:
-    raw = response.read()
-  return json.loads(raw) if raw else {}
-
-
 def _job(jid: str) -> dict:
-  return _rest(f'/jobs/{jid}')
+  return rest(f'/jobs/{jid}')
+
+
+def _restored_checkpoints(jid: str) -> int:
+  stats = checkpoint_stats(jid)
+  return stats['counts']['restored'] if stats else 0
 
 
 def _all_tasks_running(jid: str) -> bool:
@@ -109,7 +103,7 @@ def _end_offsets(bootstrap: str, topic: str) -> Dict[int, int]:
 
 
 def _others_running(own: Optional[str] = None) -> List[str]:
-  return [f"{j['name']} ({j['state']})" for j in _rest('/jobs/overview')['jobs']
+  return [f"{j['name']} ({j['state']})" for j in rest('/jobs/overview')['jobs']
           if j['jid'] != own and j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')]
 
 
@@ -220,7 +214,7 @@ class Submitted:
     assert proc.returncode == 0, f'submit_flink.sh failed:\n{proc.stdout}\n{proc.stderr[-4000:]}'
     self.submit_s = time.monotonic() - t0
     self.client_pid = int((RUN_DIR / 'pids' / f'submit-{name}.pid').read_text())
-    jobs = [j for j in _rest('/jobs/overview')['jobs'] if j['name'] == name]
+    jobs = [j for j in rest('/jobs/overview')['jobs'] if j['name'] == name]
     jobs.sort(key=lambda j: j['start-time'])
     self.jid = jobs[-1]['jid']
     print(f'\n  submitted {name} (jid {self.jid}) in {self.submit_s:.1f} s:\n{proc.stdout}')
@@ -235,7 +229,7 @@ class Submitted:
   def cancel(self):
     try:
       if _job(self.jid)['state'] not in ('CANCELED', 'FINISHED', 'FAILED'):
-        _rest(f'/jobs/{self.jid}?mode=cancel', method='PATCH')
+        rest(f'/jobs/{self.jid}?mode=cancel', method='PATCH')
       _wait('job cancelled', lambda: _job(self.jid)['state'] in (
           'CANCELED', 'FINISHED', 'FAILED'), 60)
     finally:
@@ -257,10 +251,6 @@ def _job_args(topic: str, keyspace: str, group: str, interval_ms: int = 3000) ->
   ]
 
 
-def _completed_checkpoints(jid: str) -> int:
-  return _rest(f'/jobs/{jid}/checkpoints')['counts']['completed']
-
-
 # --- the tests -----------------------------------------------------------------------------------
 def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     flink_standalone, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
@@ -277,10 +267,10 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     # a checkpoint has completed since part 1 was read: offsets committed on finalize
     _wait('offsets committed after a checkpoint', lambda: sum(
         _committed(kafka_bootstrap, group).values()) > 0, 120)
-    assert _completed_checkpoints(job.jid) >= 1
+    assert completed_checkpoints(job.jid) >= 1
     committed_at_kill = _committed(kafka_bootstrap, group)
     rows_at_kill = len(_rows(cassandra_session, fresh_keyspace) or {})
-    ckpt_at_kill = _rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
+    ckpt_at_kill = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
     tm = _tm_pid()
     assert not _others_running(job.jid), f'not killing the TaskManager of {_others_running()}'
     print(f'  kill -9 TaskManager pid {tm} {time.monotonic() - t_p1:.1f} s after half 1 was '
@@ -294,12 +284,12 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
     t_tm = time.monotonic() - t_kill
     _wait('job noticed the failure', lambda: _job(job.jid)['state'] != 'RUNNING'
-          or _rest(f'/jobs/{job.jid}/checkpoints')['counts']['restored'] > 0, 120, 0.2)
+          or _restored_checkpoints(job.jid) > 0, 120, 0.2)
     t_detect = time.monotonic() - t_kill
     _wait('job RUNNING again with all tasks', lambda: _all_tasks_running(job.jid)
-          and _rest(f'/jobs/{job.jid}/checkpoints')['counts']['restored'] >= 1, 300, 0.2)
+          and _restored_checkpoints(job.jid) >= 1, 300, 0.2)
     t_running = time.monotonic() - t_kill
-    restored = _rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
+    restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
     assert restored and restored['id'] >= ckpt_at_kill['id'], restored
     data.produce(1, topic, kafka_bootstrap)
     expected = _expected(data.path)
@@ -338,11 +328,11 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
 
 def _stop_with_savepoint(jid: str) -> str:
   target = f'file://{RUN_DIR}/flink/savepoints'
-  trigger = _rest(f'/jobs/{jid}/stop', method='POST',
+  trigger = rest(f'/jobs/{jid}/stop', method='POST',
                   body={'targetDirectory': target, 'drain': False})['request-id']
 
   def done():
-    status = _rest(f'/jobs/{jid}/savepoints/{trigger}')
+    status = rest(f'/jobs/{jid}/savepoints/{trigger}')
     if status['status']['id'] != 'COMPLETED':
       return None
     operation = status['operation']
@@ -377,7 +367,7 @@ def test_stop_with_savepoint_and_resume(
           f'{committed_at_stop}')
     data.produce(1, topic, kafka_bootstrap)
     second = Submitted(f'it-sp2-{topic}', [*args, f'--savepoint_path={location}'])
-    restored = _rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
+    restored = rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
     assert restored and restored['is_savepoint'], restored
     print(f"  resubmitted job restored {restored['external_path']}")
     expected = _expected(data.path)

@@ -25,7 +25,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from typing import Dict, List, Tuple
 
@@ -41,11 +40,11 @@ from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference import (abandon_rate, parse_valid_event, reference_call_metrics,
                                service_level)
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
+from tests.flink_rest import completed_checkpoints, rest
 from transforms.kafka_io import TOPICS, ReadKafkaRecords
 
 CALLS = 2000         # distinct calls; ~2,130 lines with duplicates, other types, malformed
 PARTITIONS = 2
-FLINK_REST = 'http://127.0.0.1:8081'
 WORKER_POOL = '127.0.0.1:50000'
 ROW_COLUMNS = ('total_calls', 'abandoned_calls', 'short_abandoned_calls', 'answered_within_sl',
                'total_wait_seconds', 'window_end', 'abandon_rate', 'service_level')
@@ -234,11 +233,6 @@ def test_expansion_service_gives_embedded_java_and_a_native_unbounded_read(
 
 
 # --- the same job, unbounded, on the local Flink cluster ---------------------------------------
-def _rest(path):
-  with urllib.request.urlopen(FLINK_REST + path, timeout=5) as response:
-    return json.loads(response.read())
-
-
 @pytest.fixture(scope='module')
 def flink_cluster(flink_job_server_jar):
   """scripts/flink.sh start (JobManager, TaskManager, Python worker pool); stopped afterwards
@@ -263,16 +257,14 @@ def _cancel_flink_job(job_name, timeout=60):
   submission thread, and the Flink job keeps running (and holding its slots)."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
-    live = [j for j in _rest('/jobs/overview')['jobs']
+    live = [j for j in rest('/jobs/overview')['jobs']
             if j['name'] == job_name and j['state'] not in ('CANCELED', 'FAILED', 'FINISHED')]
     if not live:
       return
     for job in live:
       if job['state'] != 'CANCELLING':
-        request = urllib.request.Request(f"{FLINK_REST}/jobs/{job['jid']}?mode=cancel",
-                                         method='PATCH')
         try:
-          urllib.request.urlopen(request, timeout=5).close()
+          rest(f"/jobs/{job['jid']}?mode=cancel", method='PATCH')
         except OSError:
           pass  # it may have become terminal meanwhile
     time.sleep(1)
@@ -281,7 +273,7 @@ def _cancel_flink_job(job_name, timeout=60):
 
 def _root_exception(jid):
   try:
-    text = _rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
+    text = rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
   except OSError:
     return ''
   return '\n'.join(l for l in text.splitlines() if 'Exception' in l or 'Error' in l)[:2000]
@@ -291,9 +283,9 @@ def _wait_for_free_slots(slots, timeout=180):
   """The cluster may be shared (another job holding the slots fails ours with
   NoResourceAvailableException after its restarts): wait for room, then fail clearly."""
   deadline = time.monotonic() + timeout
-  while _rest('/overview')['slots-available'] < slots:
+  while rest('/overview')['slots-available'] < slots:
     if time.monotonic() > deadline:
-      running = [j['name'] for j in _rest('/jobs/overview')['jobs'] if j['state'] == 'RUNNING']
+      running = [j['name'] for j in rest('/jobs/overview')['jobs'] if j['state'] == 'RUNNING']
       raise AssertionError(f'no {slots} free slots on the Flink cluster after {timeout} s; '
                            f'running jobs: {running}')
     time.sleep(2)
@@ -346,13 +338,13 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
                 for r in _table(db, 'abandon_metrics')}
       except sqlite3.OperationalError:
         pass  # no table yet
-      jobs = [j for j in _rest('/jobs/overview')['jobs'] if j['name'] == job_name]
+      jobs = [j for j in rest('/jobs/overview')['jobs'] if j['name'] == job_name]
       if jobs:
         state = jobs[0]
         # RESTARTING is tolerated until the deadline (e.g. waiting for free slots)
         assert state['state'] not in ('FAILED', 'CANCELED', 'FINISHED'), (
             f"job {state['state']}: {_root_exception(state['jid'])}")
-        ckpt = _rest(f"/jobs/{state['jid']}/checkpoints")['counts']['completed']
+        ckpt = completed_checkpoints(state['jid'])
       committed = _committed(kafka_bootstrap, group)
       if rows == expected and ckpt >= 1 and committed == len(produced['lines']):
         break
