@@ -53,6 +53,26 @@ def test_late_event_within_lateness_updates_the_row_accumulating(options):
       [])
 
 
+def test_late_events_arriving_together_update_the_row_once(options):
+  """Late elements of one bundle give one LATE pane per window (like Beam's
+  AfterCount(1) late firing), counting all of them; an expired one beside
+  them still goes to the late output. (Q-2 is a brand-new key: its window
+  is reported when its clock first fires, see transforms/windowing.py.)"""
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + WINDOW + 30).add_elements([
+              timed(call('b', 20, abandoned=True)),
+              timed(call('c', 40)),
+              timed(call('d', 50, queue_id='Q-2')),
+          ]).advance_watermark_to(BASE_S + 2 * WINDOW + LATENESS).add_elements([
+              timed(call('too-late', 60)), timed(call('e', 610))])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 0, 1, 'LATE', 3, 1),
+                ('Q-2', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 600, 0, 'ON_TIME', 1, 0)],
+      ['too-late'])
+
+
 def test_event_after_expiry_goes_to_late_output(options):
   stream = drain((
       TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(

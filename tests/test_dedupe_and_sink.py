@@ -27,7 +27,7 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options):
       ]))
   with beam.Pipeline(options=options) as p:
     kept = (
-        p | stream | DedupeByKey(lambda e: e.call_uuid, 600, 'test')
+        p | stream | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
         | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds)))
     assert_that(kept, equal_to([('a', 1), ('b', 5), ('a', 3)]))
 

@@ -1,6 +1,6 @@
 """AbandonRate: per-queue abandon statistics in fixed event-time windows."""
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable, List, NamedTuple, Tuple
+from typing import Iterable, List, NamedTuple
 
 import apache_beam as beam
 
@@ -111,6 +111,8 @@ class AbandonRate(beam.PTransform):
     super().__init__()
     self._windowed = WindowedCombinePerKey(
         AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
+        lambda e: e.queue_id,
+        lambda e: e.timestamp,
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
@@ -118,11 +120,7 @@ class AbandonRate(beam.PTransform):
         watermark_delay_seconds=watermark_delay_seconds)
 
   def expand(self, events):
-    windowed = (
-        events
-        | 'KeyByQueue' >> beam.Map(lambda e: (e.queue_id, e)).
-        with_output_types(Tuple[str, CallEvent])
-        | 'Window' >> self._windowed)
+    windowed = events | 'Window' >> self._windowed
     return {
         'metrics': windowed.panes | 'ToRows' >> beam.Map(to_abandon_metrics),
         'late': windowed.late,

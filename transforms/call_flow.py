@@ -44,7 +44,8 @@ class CallMetricsFlow(beam.PTransform):
     windowed = (
         parsed.events
         | 'Dedupe' >> DedupeByKey(
-            lambda e: e.call_uuid, self._dedupe_ttl, 'call_events')
+            lambda e: e.call_uuid, lambda e: e.timestamp, self._dedupe_ttl,
+            'call_events')
         | 'AbandonRate' >> self._abandon_rate)
     source = self._source_name
     late = windowed['late'] | 'LateRows' >> beam.Map(

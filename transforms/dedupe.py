@@ -1,5 +1,5 @@
 """DedupeByKey: drop re-deliveries of the same record (at-least-once sources)."""
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, List, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -8,9 +8,11 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.sharding import KeyByShard
+from transforms.batching import BatchPerKey
+from transforms.sharding import shard_of
 
 class _DedupeFn(beam.DoFn):
   # The ids of one shard (see transforms/sharding.py): (seen id -> expiry
@@ -18,33 +20,43 @@ class _DedupeFn(beam.DoFn):
   SEEN = ReadModifyWriteStateSpec('seen', PickleCoder())
   EVICT = TimerSpec('evict', TimeDomain.WATERMARK)
 
-  def __init__(self, key_fn: Callable[[Any], str], ttl_seconds: int,
+  def __init__(self, key_fn: Callable[[Any], str],
+               event_time_ms: Callable[[Any], int], ttl_seconds: int,
                metrics_namespace: str):
     self._key_fn = key_fn
+    self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
 
   def process(
       self,
-      sharded,
-      timestamp=beam.DoFn.TimestampParam,
+      batch: Tuple[int, List[Any]],
       seen_state=beam.DoFn.StateParam(SEEN),
-      evict=beam.DoFn.TimerParam(EVICT)):
-    element = sharded[1]
-    record_id = self._key_fn(element)
+      evict=beam.DoFn.TimerParam(EVICT)) -> Iterator[Any]:
     seen, armed_at = seen_state.read() or ({}, None)
-    if record_id in seen:
-      self._duplicates.inc()
-      return
-    # Event-time expiry keeps state bounded by the ids of the last `ttl` of
-    # event time, however long the job runs.
-    expiry_ms = timestamp.micros // 1000 + self._ttl_ms
-    seen[record_id] = expiry_ms
-    if armed_at is None or expiry_ms < armed_at:
-      armed_at = expiry_ms
+    earliest_expiry_ms = None
+    duplicates = 0
+    for element in batch[1]:
+      record_id = self._key_fn(element)
+      if record_id in seen:
+        duplicates += 1
+        continue
+      # Event-time expiry keeps state bounded by the ids of the last `ttl`
+      # of event time, however long the job runs.
+      event_ms = self._event_time_ms(element)
+      expiry_ms = event_ms + self._ttl_ms
+      seen[record_id] = expiry_ms
+      if earliest_expiry_ms is None or expiry_ms < earliest_expiry_ms:
+        earliest_expiry_ms = expiry_ms
+      yield TimestampedValue(element, event_ms / 1000)
+    if duplicates:
+      self._duplicates.inc(duplicates)
+    if earliest_expiry_ms is None:
+      return  # nothing new: state unchanged
+    if armed_at is None or earliest_expiry_ms < armed_at:
+      armed_at = earliest_expiry_ms
       evict.set(Timestamp(micros=armed_at * 1000))
     seen_state.write((seen, armed_at))
-    yield element
 
   @on_timer(EVICT)
   def on_evict(
@@ -68,25 +80,30 @@ class _DedupeFn(beam.DoFn):
 class DedupeByKey(beam.PTransform):
   """Keeps the first arrival of each record id; later arrivals are dropped.
 
-  Input: PCollection[T], timestamped by event time.
-  Output: PCollection[T], same elements and timestamps minus duplicates.
+  Input: PCollection[T] in the global window; `event_time_ms(T)` is a
+  record's event time in epoch ms.
+  Output: PCollection[T], the first arrival of each id, timestamped with its
+  event time.
   An id is remembered for `ttl_seconds` of event time after its first
-  arrival's timestamp (and at most a tenth of that longer); every dropped
+  arrival's event time (and at most a tenth of that longer); every dropped
   duplicate increments the `<metrics_namespace>/duplicates` counter.
   """
   def __init__(
       self,
       key_fn: Callable[[Any], str],
+      event_time_ms: Callable[[Any], int],
       ttl_seconds: int,
       metrics_namespace: str):
     super().__init__()
     if ttl_seconds <= 0:
       raise ValueError(f'dedupe TTL must be > 0, got {ttl_seconds}')
     self._key_fn = key_fn
-    self._fn = _DedupeFn(key_fn, ttl_seconds, metrics_namespace)
+    self._fn = _DedupeFn(key_fn, event_time_ms, ttl_seconds, metrics_namespace)
 
   def expand(self, pcoll):
+    key_fn = self._key_fn
     return (
         pcoll
-        | 'Shard' >> KeyByShard(self._key_fn)
-        | 'DropDuplicates' >> beam.ParDo(self._fn))
+        | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(key_fn(e)), int)
+        | 'DropDuplicates' >> beam.ParDo(self._fn).with_output_types(
+            pcoll.element_type))

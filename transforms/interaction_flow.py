@@ -75,7 +75,8 @@ class CxoneInteractionFlow(beam.PTransform):
     source = self._source_name
     parsed = records | 'Parse' >> ParseDataActions()
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
-        lambda i: i.interaction_id, self._dedupe_ttl, 'data_actions')
+        lambda i: i.interaction_id, lambda i: i.timestamp, self._dedupe_ttl,
+        'data_actions')
     volumes = interactions | 'Volumes' >> self._volumes
     patterns = interactions | 'Patterns' >> self._patterns
     alerts = ((patterns['matches'], parsed.customer_updates)

@@ -1,11 +1,9 @@
 """InteractionVolumes: interaction count per channel in fixed event-time
 windows."""
-from typing import Tuple
-
 import apache_beam as beam
 from apache_beam.transforms.combiners import CountCombineFn
 
-from transforms.records import Interaction, InteractionVolume
+from transforms.records import InteractionVolume
 from transforms.windowing import WindowedCombinePerKey, WindowPane
 
 
@@ -38,6 +36,8 @@ class InteractionVolumes(beam.PTransform):
     super().__init__()
     self._windowed = WindowedCombinePerKey(
         CountCombineFn(),
+        lambda i: i.channel,
+        lambda i: i.timestamp,
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
@@ -45,11 +45,7 @@ class InteractionVolumes(beam.PTransform):
         watermark_delay_seconds=watermark_delay_seconds)
 
   def expand(self, interactions):
-    windowed = (
-        interactions
-        | 'KeyByChannel' >> beam.Map(lambda i: (i.channel, i)).
-        with_output_types(Tuple[str, Interaction])
-        | 'Window' >> self._windowed)
+    windowed = interactions | 'Window' >> self._windowed
     return {
         'volumes': windowed.panes
         | 'ToRows' >> beam.Map(to_interaction_volume),

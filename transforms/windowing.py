@@ -30,7 +30,7 @@ brand-new key) cannot be judged late; its first window is opened and reported
 like any other (counted, never lost).
 """
 import json
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -39,8 +39,8 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
-from apache_beam.utils.timestamp import Timestamp
 
+from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
 from transforms.records import LateEvent
 
@@ -104,10 +104,6 @@ class _KeyState:
     self.clock, self.last_active, self.windows = state
 
 
-def _millis(timestamp: Timestamp) -> int:
-  return timestamp.micros // 1000
-
-
 class _WindowedCombineFn(beam.DoFn):
   STATE = ReadModifyWriteStateSpec('key_state', PickleCoder())
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
@@ -115,12 +111,14 @@ class _WindowedCombineFn(beam.DoFn):
   def __init__(
       self,
       combine_fn: beam.CombineFn,
+      event_time_ms: Callable[[Any], int],
       window_size_ms: int,
       allowed_lateness_ms: int,
       key_idle_ttl_ms: int,
       watermark_delay_ms: int,
       metrics_namespace: str):
     self._combine_fn = combine_fn
+    self._event_time_ms = event_time_ms
     self._event_time = DelayedClock(watermark_delay_ms)
     self._size = window_size_ms
     self._lateness = allowed_lateness_ms
@@ -137,33 +135,43 @@ class _WindowedCombineFn(beam.DoFn):
 
   def process(
       self,
-      keyed,
-      timestamp=beam.DoFn.TimestampParam,
+      batch: Tuple[Any, List[Any]],
       state=beam.DoFn.StateParam(STATE),
       fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
-    key, value = keyed
-    event_ms = _millis(timestamp)
-    # The same grid as FixedWindows(size) with offset 0.
-    start = event_ms - event_ms % self._size
-    end = start + self._size
+    key, values = batch
     key_state = state.read() or _KeyState()
     clock = key_state.clock
-    if clock is not None and end + self._lateness <= clock:
-      self._late_events.inc()
-      yield beam.pvalue.TaggedOutput(
-          LATE, LateArrival(key, value, event_ms, start, end, clock))
+    # Windows whose end has passed and that took elements of this batch: one
+    # LATE pane each after the batch, as Beam's AfterCount(1) late firing
+    # gives for elements that arrive together.
+    late_updates: Dict[int, _OpenWindow] = {}
+    accepted = False
+    for value in values:
+      event_ms = self._event_time_ms(value)
+      # The same grid as FixedWindows(size) with offset 0.
+      start = event_ms - event_ms % self._size
+      end = start + self._size
+      if clock is not None and end + self._lateness <= clock:
+        self._late_events.inc()
+        yield beam.pvalue.TaggedOutput(
+            LATE, LateArrival(key, value, event_ms, start, end, clock))
+        continue
+      window = key_state.windows.get(start)
+      if window is None:
+        window = _OpenWindow(
+            self._combine_fn.create_accumulator(),
+            end_passed=clock is not None and end <= clock)
+        key_state.windows[start] = window
+      window.accumulator = self._combine_fn.add_input(window.accumulator, value)
+      key_state.last_active = max(key_state.last_active or end, end)
+      accepted = True
+      if window.end_passed:
+        late_updates[start] = window
+    if not accepted:
       return
-    window = key_state.windows.get(start)
-    if window is None:
-      window = _OpenWindow(
-          self._combine_fn.create_accumulator(),
-          end_passed=clock is not None and end <= clock)
-      key_state.windows[start] = window
-    window.accumulator = self._combine_fn.add_input(window.accumulator, value)
-    key_state.last_active = max(key_state.last_active or end, end)
-    if window.end_passed:
+    for start in sorted(late_updates):
       self._late_panes.inc()
-      yield self._pane(key, start, window, LATE_PANE)
+      yield self._pane(key, start, late_updates[start], LATE_PANE)
     state.write(key_state)
     self._arm(fire, key_state)
 
@@ -235,12 +243,13 @@ class WindowedCombinePerKey(beam.PTransform):
   """Fixed event-time windows per key, combined with a CombineFn, with
   allowed lateness and a late side output.
 
-  Input: PCollection[(str, V)] in the global window, timestamped by event
-  time.
+  Input: PCollection[V] in the global window; `key_fn(V)` is its key and
+  `event_time_ms(V)` its event time (epoch ms). Each bundle's elements are
+  batched per key (transforms/batching.py) before the stateful step.
   Outputs (a DoOutputsTuple):
     main: PCollection[WindowPane] with `result` = combine_fn's output. One
       ON_TIME pane when the watermark passes the window end, then one LATE
-      pane per element that arrives within allowed lateness; panes
+      pane per batch of elements that arrives within allowed lateness; panes
       accumulate, `pane_index` orders them, so the last pane of a (key,
       window) counts every element accepted into it.
     `late`: PCollection[LateArrival], elements that arrived after their
@@ -251,12 +260,15 @@ class WindowedCombinePerKey(beam.PTransform):
   def __init__(
       self,
       combine_fn: beam.CombineFn,
+      key_fn: Callable[[Any], str],
+      event_time_ms: Callable[[Any], int],
       window_size_seconds: int,
       allowed_lateness_seconds: int,
       key_idle_ttl_seconds: int,
       metrics_namespace: str,
       watermark_delay_seconds: int = 0):
     super().__init__()
+    self._key_fn = key_fn
     if window_size_seconds <= 0:
       raise ValueError(f'window size must be > 0, got {window_size_seconds}')
     if allowed_lateness_seconds < 0:
@@ -264,14 +276,18 @@ class WindowedCombinePerKey(beam.PTransform):
           f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
     self._fn = _WindowedCombineFn(
         combine_fn,
+        event_time_ms,
         window_size_seconds * 1000,
         allowed_lateness_seconds * 1000,
         key_idle_ttl_seconds * 1000,
         watermark_delay_seconds * 1000,
         metrics_namespace)
 
-  def expand(self, keyed):
-    return keyed | beam.ParDo(self._fn).with_outputs(LATE, main='panes')
+  def expand(self, pcoll):
+    return (
+        pcoll
+        | 'BatchPerKey' >> BatchPerKey(self._key_fn)
+        | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes'))
 
 
 AFTER_WINDOW_EXPIRY = 'after_window_expiry'
