@@ -54,3 +54,11 @@ class InteractionOptions(PipelineOptions):
         default=30,
         help='Seconds from the first of three failures to the callback '
         'request within which the pattern matches (Flink CEP within()).')
+    group.add_argument(
+        '--pattern_tick',
+        type=int,
+        default=5,
+        help='Seconds of event time: buffered interactions are fed to the '
+        'pattern when the (delayed) watermark passes the next multiple of '
+        'this after them. Larger: fewer timer firings, alerts up to this '
+        'much later, stragglers judged late at this granularity.')

@@ -152,6 +152,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             parse_statuses(cxone.failure_statuses),
             parse_statuses(cxone.callback_statuses),
             cxone.pattern_within,
+            cxone.pattern_tick,
             cxone.profile_wait,
             cxone.customer_state_ttl,
             event_time.max_out_of_orderness))

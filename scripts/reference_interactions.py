@@ -175,7 +175,7 @@ def reference_interactions(
         failure_statuses: Sequence[str] = ("FAILED",),
         callback_statuses: Sequence[str] = ("CALLBACK_REQUESTED",),
         within_s: float = 30,
-        pattern_tick_s: float = 1,
+        pattern_tick_s: float = 5,
 ) -> InteractionsReference:
     """Compute what the pipeline must output for the file at ``path`` (JSON
     lines, file order = arrival order) delivered in polls of ``poll_size``

@@ -18,7 +18,9 @@ with its real semantics:
   * Kafka does not deliver in order, CEP sorts: interactions are buffered
     and processed in (event time, arrival) order once the watermark passes
     them (the source watermark minus `watermark_delay_seconds`, the
-    bounded out-of-orderness; at whole seconds, PROCESSING_TICK_MS). An interaction that arrives after later interactions of the same
+    bounded out-of-orderness), at the next multiple of `tick_seconds` of
+    event time after them. An interaction that arrives after later
+    interactions of the same
     customer were already processed is routed to the `late` output (Flink
     CEP drops it).
 Partial matches need only the current run of failures. Customers are
@@ -41,22 +43,20 @@ from apache_beam.transforms.userstate import on_timer
 
 from transforms.event_time import DelayedClock
 from transforms.records import Interaction, PatternMatch
-from transforms.sharding import KeyByShard
+from transforms.batching import BatchPerKey
+from transforms.sharding import shard_of
 from transforms.windowing import LateArrival
 
 LATE = 'late'
 ALERT_TYPE = 'REPEATED_FAILURE_CALLBACK'
 FAILURES_IN_PATTERN = 3
 # Buffered interactions are processed when the watermark reaches the next
-# whole second of event time after them, not at each millisecond: one
-# wake-up per second of event time instead of one per interaction (each
-# wake-up is a watermark step on some runners). Order and matches do not
-# depend on it.
-PROCESSING_TICK_MS = 1000
-
-
-def _next_tick(ms: int) -> int:
-  return -(-ms // PROCESSING_TICK_MS) * PROCESSING_TICK_MS
+# tick of event time after them, not at each millisecond: one wake-up per
+# tick instead of one per interaction. Each wake-up costs a timer firing, and
+# when the watermark jumps several ticks at once the wake-ups follow one
+# another (a timer only tells that the watermark passed it), so the tick
+# bounds that cost. Order and matches do not depend on it.
+DEFAULT_TICK_SECONDS = 5
 
 
 class _CustomerState:
@@ -128,9 +128,11 @@ class _DetectFn(beam.DoFn):
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(
-      self, matcher: CallbackPatternMatcher, within_ms: int, delay_ms: int):
+      self, matcher: CallbackPatternMatcher, within_ms: int, tick_ms: int,
+      delay_ms: int):
     self._matcher = matcher
     self._within_ms = within_ms
+    self._tick_ms = tick_ms
     self._event_time = DelayedClock(delay_ms)
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
@@ -139,11 +141,14 @@ class _DetectFn(beam.DoFn):
     """When the customer needs attention, in delayed event time: its oldest
     buffered interaction, else when its run and processed time expire."""
     if customer.buffer:
-      return _next_tick(min(customer.buffer)[0])
+      return self._next_tick(min(customer.buffer)[0])
     start = (
         customer.run[0].timestamp
         if customer.run else customer.processed_through)
-    return _next_tick(start + self._within_ms)
+    return self._next_tick(start + self._within_ms)
+
+  def _next_tick(self, ms: int) -> int:
+    return -(-ms // self._tick_ms) * self._tick_ms
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:
@@ -151,28 +156,31 @@ class _DetectFn(beam.DoFn):
 
   def process(
       self,
-      sharded,
+      batch: Tuple[int, List[Interaction]],
       state=beam.DoFn.StateParam(CUSTOMERS),
       wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
-    interaction: Interaction = sharded[1]
     customers = state.read() or {}
-    customer = customers.get(interaction.customer_id) or _CustomerState()
-    if (customer.processed_through is not None and
-        interaction.timestamp < customer.processed_through):
-      self._late.inc()
-      yield beam.pvalue.TaggedOutput(
-          LATE,
-          LateArrival(
-              interaction.customer_id, interaction, interaction.timestamp,
-              interaction.timestamp, interaction.timestamp,
-              customer.processed_through))
-      return
-    customer.buffer.append(
-        (interaction.timestamp, customer.arrivals, interaction))
-    customer.arrivals += 1
-    customers[interaction.customer_id] = customer
-    state.write(customers)
-    self._arm(wake, customers)
+    buffered = False
+    for interaction in batch[1]:
+      customer = customers.get(interaction.customer_id) or _CustomerState()
+      if (customer.processed_through is not None and
+          interaction.timestamp < customer.processed_through):
+        self._late.inc()
+        yield beam.pvalue.TaggedOutput(
+            LATE,
+            LateArrival(
+                interaction.customer_id, interaction, interaction.timestamp,
+                interaction.timestamp, interaction.timestamp,
+                customer.processed_through))
+        continue
+      customer.buffer.append(
+          (interaction.timestamp, customer.arrivals, interaction))
+      customer.arrivals += 1
+      customers[interaction.customer_id] = customer
+      buffered = True
+    if buffered:
+      state.write(customers)
+      self._arm(wake, customers)
 
   @on_timer(WAKE)
   def on_wake(
@@ -229,20 +237,23 @@ class DetectCallbackPatterns(beam.PTransform):
       failure_statuses: FrozenSet[str],
       callback_statuses: FrozenSet[str],
       within_seconds: int = 30,
-      watermark_delay_seconds: int = 0):
+      watermark_delay_seconds: int = 0,
+      tick_seconds: int = DEFAULT_TICK_SECONDS):
     super().__init__()
     if failure_statuses & callback_statuses:
       raise ValueError(
           'a status cannot be both a failure and a callback: '
           f'{sorted(failure_statuses & callback_statuses)}')
+    if tick_seconds <= 0:
+      raise ValueError(f'pattern tick must be > 0, got {tick_seconds}')
     within_ms = within_seconds * 1000
     self._fn = _DetectFn(
         CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
-        within_ms, watermark_delay_seconds * 1000)
+        within_ms, tick_seconds * 1000, watermark_delay_seconds * 1000)
 
   def expand(self, interactions):
     detected = (
         interactions
-        | 'ShardByCustomer' >> KeyByShard(lambda i: i.customer_id)
+        | 'BatchPerShard' >> BatchPerKey(lambda i: shard_of(i.customer_id), int)
         | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches'))
     return {'matches': detected.matches, 'late': detected.late}

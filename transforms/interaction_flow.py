@@ -55,6 +55,7 @@ class CxoneInteractionFlow(beam.PTransform):
       failure_statuses: FrozenSet[str],
       callback_statuses: FrozenSet[str],
       pattern_within_seconds: int,
+      pattern_tick_seconds: int,
       profile_wait_seconds: int,
       customer_state_ttl_seconds: int,
       watermark_delay_seconds: int):
@@ -66,7 +67,7 @@ class CxoneInteractionFlow(beam.PTransform):
         watermark_delay_seconds)
     self._patterns = DetectCallbackPatterns(
         failure_statuses, callback_statuses, pattern_within_seconds,
-        watermark_delay_seconds)
+        watermark_delay_seconds, pattern_tick_seconds)
     self._join = JoinCustomers(
         to_pattern_alert, profile_wait_seconds, customer_state_ttl_seconds,
         watermark_delay_seconds)
