@@ -11,6 +11,7 @@ and prints events/s of both, their ratio and the peak RSS of each.
     .venv/bin/python scripts/bench_local.py --flow calls --events 1000000
     .venv/bin/python scripts/bench_local.py --flow interactions \
         --events 1000000 --customers 100000
+    .venv/bin/python scripts/bench_local.py --flow calls --job floor
 """
 import argparse
 import json
@@ -49,10 +50,17 @@ def main() -> None:
       '--customers', type=int, default=100_000,
       help='distinct customers (interactions flow)')
   parser.add_argument('--seed', type=int, default=42)
+  parser.add_argument(
+      '--job', choices=('main', 'floor'), default='main',
+      help='main: the main job; floor: scripts/replay_floor.py, the same '
+      'replay and parsing with a plain WindowInto | CombinePerKey (calls '
+      'flow only), i.e. what the runner costs before our transforms')
   parser.add_argument('--workdir', default=None, help='keep files here')
   parser.add_argument(
       'job_args', nargs='*', help='extra main-job options, after --')
   args = parser.parse_args()
+  if args.job == 'floor' and args.flow != 'calls':
+    parser.error('--job floor runs the calls flow only')
 
   workdir = args.workdir or tempfile.mkdtemp(prefix='bench_local_')
   os.makedirs(workdir, exist_ok=True)
@@ -72,9 +80,11 @@ def main() -> None:
   if os.path.exists(db_path):
     os.remove(db_path)
   t0 = time.perf_counter()
+  module = 'scripts.replay_floor' if args.job == 'floor' else 'pipelines.contact_center'
   subprocess.run([
-      sys.executable, '-m', 'pipelines.contact_center',
-      f'{job_flag}={events_path}', f'--sqlite_path={db_path}',
+      sys.executable, '-m', module,
+      f'{job_flag}={events_path}',
+      *([f'--sqlite_path={db_path}'] if args.job == 'main' else []),
       *args.job_args
   ],
                  cwd=REPO,
@@ -87,6 +97,7 @@ def main() -> None:
   lines = counts['lines']
   report = {
       'flow': args.flow,
+      'job': args.job,
       'lines': lines,
       'reference_events_per_s': round(lines / ref_s),
       'pipeline_events_per_s': round(lines / job_s),

@@ -18,12 +18,14 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options):
       TestStream().add_elements([
           timed(call('a', 10, wait=1)),
           timed(call('a', 10, wait=2)),  # re-delivery: dropped
-          timed(call('b', 20)),
-      ]).advance_watermark_to(BASE_S + 10 + 601).add_elements([
-          # Past a's 600 s horizon its id is forgotten (documented limit);
-          # b's horizon (620 s) has not passed: still a duplicate.
+          timed(call('b', 80)),
+      ]).advance_watermark_to(BASE_S + 661).add_elements([
+          # a's 600 s horizon (610 s) has passed and so has the next
+          # eviction time on the TTL/10 grid (660 s): its id is forgotten
+          # (documented limit); b's horizon (680 s) has not passed: still a
+          # duplicate.
           timed(call('a', 10, wait=3)),
-          timed(call('b', 20)),
+          timed(call('b', 80)),
       ]))
   with beam.Pipeline(options=options) as p:
     kept = (

@@ -26,6 +26,7 @@ class _DedupeFn(beam.DoFn):
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
+    self._evict_step_ms = max(self._ttl_ms // 10, 1)
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
 
   def process(
@@ -53,10 +54,19 @@ class _DedupeFn(beam.DoFn):
       self._duplicates.inc(duplicates)
     if earliest_expiry_ms is None:
       return  # nothing new: state unchanged
-    if armed_at is None or earliest_expiry_ms < armed_at:
-      armed_at = earliest_expiry_ms
+    evict_ms = self._on_grid(earliest_expiry_ms)
+    if armed_at is None or evict_ms < armed_at:
+      armed_at = evict_ms
       evict.set(Timestamp(micros=armed_at * 1000))
     seen_state.write((seen, armed_at))
+
+  def _on_grid(self, ms: int) -> int:
+    """The first eviction time at or after `ms`. Evictions happen on a grid
+    of a tenth of the TTL: the timer fires a bounded number of times per
+    TTL, and all shards fire at the same times, so their wake-ups share
+    the runner's timer rounds instead of each adding its own."""
+    step = self._evict_step_ms
+    return -(-ms // step) * step
 
   @on_timer(EVICT)
   def on_evict(
@@ -70,9 +80,7 @@ class _DedupeFn(beam.DoFn):
     if not seen:
       seen_state.clear()
       return
-    # Evict in steps of a tenth of the TTL rather than at every expiry, so
-    # the timer fires a bounded number of times per TTL.
-    next_ms = max(min(seen.values()), now_ms + max(self._ttl_ms // 10, 1))
+    next_ms = self._on_grid(max(min(seen.values()), now_ms + 1))
     evict.set(Timestamp(micros=next_ms * 1000))
     seen_state.write((seen, next_ms))
 
