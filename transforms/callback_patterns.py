@@ -41,7 +41,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 
-from transforms.event_time import DelayedClock
+from transforms.event_time import DelayedClock, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
 from transforms.batching import BatchPerKey
 from transforms.sharding import shard_of
@@ -148,7 +148,7 @@ class _DetectFn(beam.DoFn):
     return self._next_tick(start + self._within_ms)
 
   def _next_tick(self, ms: int) -> int:
-    return -(-ms // self._tick_ms) * self._tick_ms
+    return ceil_to_grid(ms, self._tick_ms)
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:

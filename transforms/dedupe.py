@@ -12,6 +12,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms.batching import BatchPerKey
+from transforms.event_time import ceil_to_grid
 from transforms.sharding import shard_of
 
 class _DedupeFn(beam.DoFn):
@@ -61,12 +62,9 @@ class _DedupeFn(beam.DoFn):
     seen_state.write((seen, armed_at))
 
   def _on_grid(self, ms: int) -> int:
-    """The first eviction time at or after `ms`. Evictions happen on a grid
-    of a tenth of the TTL: the timer fires a bounded number of times per
-    TTL, and all shards fire at the same times, so their wake-ups share
-    the runner's timer rounds instead of each adding its own."""
-    step = self._evict_step_ms
-    return -(-ms // step) * step
+    """Evictions happen on a grid of a tenth of the TTL: a bounded number
+    of firings per TTL, shared by all shards (see ceil_to_grid)."""
+    return ceil_to_grid(ms, self._evict_step_ms)
 
   @on_timer(EVICT)
   def on_evict(

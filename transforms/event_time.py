@@ -21,3 +21,15 @@ class DelayedClock(NamedTuple):
   def fired_ms(self, fired: Timestamp) -> int:
     """The delayed event time a fired timer stands for."""
     return fired.micros // 1000 - self.delay_ms
+
+
+def ceil_to_grid(ms: int, step_ms: int) -> int:
+  """The first multiple of `step_ms` at or after `ms` (epoch ms).
+
+  Stateful steps put their wake-ups on such a grid: a timer only tells that
+  the watermark passed it, so when the watermark jumps, wake-ups at distinct
+  times follow one another in as many rounds of timer firings; on a shared
+  grid, all keys wake in the same rounds and their number is bounded by the
+  jump divided by the step.
+  """
+  return -(-ms // step_ms) * step_ms

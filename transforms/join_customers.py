@@ -11,8 +11,8 @@ Semantics:
     wait), then goes on with tier and region `UNKNOWN`;
   * a profile expires after `customer_state_ttl` of event time without any
     record or update for that customer (checked when its shard compacts,
-    at most `customer_state_ttl` later), so state stays bounded with
-    millions of customers.
+    on a grid of a tenth of the TTL shared by all shards, so at most that
+    much later), so state stays bounded with millions of customers.
 """
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
                     Tuple)
@@ -26,7 +26,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 
-from transforms.event_time import DelayedClock
+from transforms.event_time import DelayedClock, ceil_to_grid
 from transforms.records import CustomerProfile
 from transforms.sharding import KeyByShard
 
@@ -61,6 +61,7 @@ class _JoinFn(beam.DoFn):
     self._enrich = enrich
     self._wait_ms = profile_wait_ms
     self._ttl_ms = ttl_ms
+    self._compact_step_ms = max(ttl_ms // 10, 1)
     self._event_time = DelayedClock(delay_ms)
     self._unknown = Metrics.counter('join_customers', 'emitted_unknown')
     self._expired = Metrics.counter('join_customers', 'customers_expired')
@@ -81,8 +82,9 @@ class _JoinFn(beam.DoFn):
     # Records count as activity too, so they go in the bag as markers.
     profiles.add((kind, value))
     if compact_at.read() is None:
-      compact_at.write(value.timestamp + self._ttl_ms)
-      self._event_time.set(compact, value.timestamp + self._ttl_ms)
+      first_ms = self._compaction_time(value.timestamp + self._ttl_ms)
+      compact_at.write(first_ms)
+      self._event_time.set(compact, first_ms)
     waiting: Dict[str, List] = waiting_state.read() or {}
     if kind == _PROFILE:
       released = waiting.pop(value.customer_id, [])
@@ -123,6 +125,9 @@ class _JoinFn(beam.DoFn):
     else:
       waiting_state.clear()
 
+  def _compaction_time(self, expiry_ms: int) -> int:
+    return ceil_to_grid(expiry_ms, self._compact_step_ms)
+
   @on_timer(COMPACT)
   def on_compact(
       self,
@@ -150,7 +155,10 @@ class _JoinFn(beam.DoFn):
         profiles.add((_RECORD, _Activity(customer_id,
                                          last_active[customer_id])))
     if alive:
-      next_ms = min(last_active[c] for c in alive) + self._ttl_ms
+      # On the grid: one compaction per step drops every customer expired
+      # by then, instead of one wake-up per customer's own expiry time.
+      next_ms = self._compaction_time(
+          min(last_active[c] for c in alive) + self._ttl_ms)
       compact_at.write(next_ms)
       self._event_time.set(compact, next_ms)
     else:
