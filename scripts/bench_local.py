@@ -42,6 +42,18 @@ FLOWS = {
 }
 
 
+def _peak_rss_kib(pid: int) -> int:
+  """VmHWM of a live process in KiB (0 once it has exited)."""
+  try:
+    with open(f'/proc/{pid}/status') as status:
+      for line in status:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1])
+  except OSError:
+    pass
+  return 0
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--flow', choices=sorted(FLOWS), default='calls')
@@ -81,18 +93,25 @@ def main() -> None:
     os.remove(db_path)
   t0 = time.perf_counter()
   module = 'scripts.replay_floor' if args.job == 'floor' else 'pipelines.contact_center'
-  subprocess.run([
+  job = subprocess.Popen([
       sys.executable, '-m', module,
       f'{job_flag}={events_path}',
       *([f'--sqlite_path={db_path}'] if args.job == 'main' else []),
       *args.job_args
   ],
-                 cwd=REPO,
-                 check=True,
-                 stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
+                         cwd=REPO,
+                         stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+  # The job's own peak RSS (VmHWM), read while it runs: getrusage of the
+  # children would also count this process's size at fork time.
+  job_peak_kib = 0
+  while job.poll() is None:
+    job_peak_kib = max(job_peak_kib, _peak_rss_kib(job.pid))
+    time.sleep(0.2)
+  if job.returncode:
+    sys.exit(f'{module} failed with exit code {job.returncode}')
   job_s = time.perf_counter() - t0
-  job_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+  job_rss_mib = job_peak_kib / 1024
 
   lines = counts['lines']
   report = {
