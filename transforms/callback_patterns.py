@@ -20,9 +20,8 @@ with its real semantics:
     them (the source watermark minus `watermark_delay_seconds`, the
     bounded out-of-orderness), at the next multiple of `tick_seconds` of
     event time after them. An interaction that arrives after later
-    interactions of the same
-    customer were already processed is routed to the `late` output (Flink
-    CEP drops it).
+    interactions of the same customer were already processed is routed to
+    the `late` output (Flink CEP drops it).
 Partial matches need only the current run of failures. Customers are
 spread over shard keys (transforms/sharding.py), each shard holding its
 active customers with one timer. A customer's state is dropped once the
@@ -41,9 +40,9 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 
+from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
-from transforms.batching import BatchPerKey
 from transforms.sharding import shard_of
 from transforms.windowing import LateArrival
 
@@ -152,7 +151,8 @@ class _DetectFn(beam.DoFn):
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:
-      self._event_time.set(wake, min(self._deadline(c) for c in customers.values()))
+      self._event_time.set(
+          wake, min(self._deadline(c) for c in customers.values()))
 
   def process(
       self,
