@@ -14,7 +14,6 @@ from typing import Dict, List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
 
 from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
 from options import help_text
@@ -26,6 +25,7 @@ from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
+from pipelines.local_runner import local_streaming_runner
 from transforms.call_events import call_event_time_ms
 from transforms.call_flow import CallMetricsFlow
 from transforms.cassandra_sink import CassandraSink
@@ -39,10 +39,6 @@ from transforms.sqlite_sink import SqliteSink
 
 CALL_EVENTS_SOURCE = 'cc-call-logs'
 DATA_ACTIONS_SOURCE = 'cxone-data-actions'
-# The Python DirectRunner may try to download the Prism binary and hang
-# offline; the bundle-based runner is local, supports TestStream replay,
-# state and timers, and needs no network.
-LOCAL_RUNNER = 'BundleBasedDirectRunner'
 
 
 def kafka_client_config(options: PipelineOptions) -> Dict[str, str]:
@@ -170,10 +166,8 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
     # Before anything is built or submitted: a misconfigured tenant stops
     # the launch with a CxoneError saying what to fix.
     validate_on_startup(CxoneConfig.from_options(options))
-  standard = options.view_as(StandardOptions)
-  standard.runner = standard.runner or LOCAL_RUNNER
-  standard.streaming = True
-  pipeline = beam.Pipeline(options=options)
+  pipeline = beam.Pipeline(
+      runner=local_streaming_runner(options), options=options)
   build(pipeline, options)
   result = pipeline.run()
   result.wait_until_finish()

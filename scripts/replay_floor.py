@@ -14,27 +14,25 @@ from typing import List, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms import window
 from apache_beam.transforms.combiners import CountCombineFn
 
 from options.call_metrics_options import CallMetricsOptions
 from options.stream_options import FileReplayOptions
-from pipelines.contact_center import CALL_EVENTS_SOURCE, LOCAL_RUNNER
+from pipelines.contact_center import CALL_EVENTS_SOURCE
+from pipelines.local_runner import local_streaming_runner
 from transforms.call_events import ParseCallEvents, call_event_time_ms
 from transforms.replay import ReplayFiles, ReplaySource
 
 
 def run(argv: Optional[List[str]] = None) -> None:
   options = PipelineOptions(argv)
-  standard = options.view_as(StandardOptions)
-  standard.runner = standard.runner or LOCAL_RUNNER
-  standard.streaming = True
+  runner = local_streaming_runner(options)
   replay = options.view_as(FileReplayOptions)
   if not replay.call_events:
     raise ValueError('give --call_events=FILE')
   window_size = options.view_as(CallMetricsOptions).window_size
-  with beam.Pipeline(options=options) as pipeline:
+  with beam.Pipeline(runner=runner, options=options) as pipeline:
     records = (pipeline | 'Replay' >> ReplayFiles(
         [ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms)],
         replay.replay_poll_size))[CALL_EVENTS_SOURCE]

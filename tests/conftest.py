@@ -13,10 +13,11 @@ BASE_S = 1793606400
 
 
 def streaming_options(**extra) -> PipelineOptions:
-  """Options for the local bundle-based runner, which needs no network and
-  runs TestStream, state and timers."""
+  """Options for the main job's local runner (pipelines/local_runner.py):
+  the bundle-based direct runner, which needs no network and runs
+  TestStream, state and timers."""
   return PipelineOptions(
-      runner='BundleBasedDirectRunner', streaming=True, **extra)
+      runner='pipelines.local_runner.LocalRunner', streaming=True, **extra)
 
 
 @pytest.fixture
