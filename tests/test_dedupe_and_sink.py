@@ -9,29 +9,42 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import BASE_S, call, drain, timed
 from transforms.dedupe import DedupeByKey
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS
+from transforms.sharding import shard_of
 from transforms.records import AbandonMetrics, DeadLetter
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
 
 def test_dedupe_keeps_first_arrival_within_ttl_only(options):
+  # 'a' and 'a1' share a shard, 'b' and 'b5' another (crc32 % 32; asserted
+  # below so a change of sharding cannot quietly void the test).
+  assert shard_of('a') == shard_of('a1') != shard_of('b') == shard_of('b5')
   stream = drain(
       TestStream().add_elements([
           timed(call('a', 10, wait=1)),
           timed(call('a', 10, wait=2)),  # re-delivery: dropped
           timed(call('b', 80)),
-      ]).advance_watermark_to(BASE_S + 661).add_elements([
-          # a's 600 s horizon (610 s) has passed and so has the next
-          # eviction time on the TTL/10 grid (660 s): its id is forgotten
-          # (documented limit); b's horizon (680 s) has not passed: still a
-          # duplicate.
+      ]).advance_watermark_to(BASE_S + 700).add_elements([
+          # Expiry follows each shard's own event time, not the watermark:
+          # the watermark passed both horizons (610 s, 680 s), but neither
+          # shard has seen a later event, so both are still duplicates.
           timed(call('a', 10, wait=3)),
-          timed(call('b', 80)),
+          timed(call('b', 80, wait=3)),
+      ]).add_elements([
+          # a's shard sees 661 s: past a's horizon (610 s) and the next
+          # sweep on the TTL/10 grid (660 s), so 'a' is forgotten
+          # (documented limit). b's shard sees 679 s: before b's horizon.
+          timed(call('a1', 661)),
+          timed(call('b5', 679)),
+      ]).add_elements([
+          timed(call('a', 10, wait=4)),
+          timed(call('b', 80, wait=4)),
       ]))
   with beam.Pipeline(options=options) as p:
     kept = (
         p | stream | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
         | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds)))
-    assert_that(kept, equal_to([('a', 1), ('b', 5), ('a', 3)]))
+    assert_that(
+        kept, equal_to([('a', 1), ('b', 5), ('a1', 5), ('b5', 5), ('a', 4)]))
 
 
 def metrics_row(pane_index, total):
