@@ -14,9 +14,12 @@ class DelayedClock(NamedTuple):
   """Translates between delayed event time (ms) and timer timestamps."""
   delay_ms: int
 
-  def set(self, timer, effective_ms: int) -> None:
-    """Sets `timer` to fire when the delayed watermark reaches the time."""
-    timer.set(Timestamp(micros=(effective_ms + self.delay_ms) * 1000))
+  def set(self, timer, effective_ms: int, tag: str = '') -> None:
+    """Sets `timer` (its dynamic tag `tag`) to fire when the delayed
+    watermark reaches the time."""
+    timer.set(
+        Timestamp(micros=(effective_ms + self.delay_ms) * 1000),
+        dynamic_timer_tag=tag)
 
   def fired_ms(self, fired: Timestamp) -> int:
     """The delayed event time a fired timer stands for."""

@@ -19,11 +19,16 @@ later and every "clock" below is in that delayed time.
 
 How the DoFn knows the watermark: only firing event-time timers tell it. Each
 key keeps a "clock", the latest timer timestamp that fired, which is a lower
-bound of the input watermark. Each key keeps a timer armed at the next
-boundary of the fixed grid (a window end or a window expiry = end + allowed
-lateness) while it has been active within `key_idle_ttl_seconds`. So
-whenever the watermark passes a boundary, the key's clock passes it too
-before later elements are processed: an element whose window expired is
+bound of the input watermark. Each key keeps timers ("ticks") armed at the
+next TICKS_AHEAD boundaries of the fixed grid (window ends and window
+expiries = end + allowed lateness) while it has been active within
+`key_idle_ttl_seconds`. So whenever the watermark passes a boundary, the
+key's clock passes it too before later elements are processed. Why several
+ticks, each with its own dynamic timer tag: a fired timer can only arm the
+next one, which fires in a later round of the runner, so a single tick walks
+a watermark jump (a backlog being read) one boundary per round trip; on
+Flink that held rows back for minutes after the input was read. With
+TICKS_AHEAD ticks armed, a round covers that many boundaries: an element whose window expired is
 routed to `late` even when it is the first element of that window, and the
 first element of a window whose end has passed gets a LATE pane. Limit: a key whose clock has never fired (a
 brand-new key) cannot be judged late; its first window is opened and reported
@@ -45,6 +50,10 @@ from transforms.event_time import DelayedClock
 from transforms.records import LateEvent
 
 LATE = 'late'
+# Grid boundaries a key keeps timers armed at, ahead of its clock.
+TICKS_AHEAD = 8
+# The timer tag of a key whose clock has not fired yet.
+FIRST_TAG = 'first'
 ON_TIME_PANE = 'ON_TIME'
 LATE_PANE = 'LATE'
 
@@ -89,19 +98,27 @@ class _OpenWindow:
 
 
 class _KeyState:
-  """Everything one key needs: its watermark clock and its open windows."""
-  __slots__ = ('clock', 'last_active', 'windows')
+  """Everything one key needs: its watermark clock, its open windows and
+  its armed ticks (see the module docstring)."""
+  __slots__ = ('clock', 'last_active', 'windows', 'armed_through', 'ticks')
 
   def __init__(self):
     self.clock: Optional[int] = None
     self.last_active: Optional[int] = None
     self.windows: Dict[int, _OpenWindow] = {}
+    # The latest boundary a tick is armed at, and how many ticks were ever
+    # armed: a tick's tag is its number modulo TICKS_AHEAD, so the ticks
+    # armed at any time have distinct tags.
+    self.armed_through: Optional[int] = None
+    self.ticks = 0
 
   def __getstate__(self):
-    return (self.clock, self.last_active, self.windows)
+    return (self.clock, self.last_active, self.windows, self.armed_through,
+            self.ticks)
 
   def __setstate__(self, state):
-    self.clock, self.last_active, self.windows = state
+    (self.clock, self.last_active, self.windows, self.armed_through,
+     self.ticks) = state
 
 
 class _WindowedCombineFn(beam.DoFn):
@@ -172,8 +189,8 @@ class _WindowedCombineFn(beam.DoFn):
     for start in sorted(late_updates):
       self._late_panes.inc()
       yield self._pane(key, start, late_updates[start], LATE_PANE)
+    self._arm(fire, key_state)  # before the write: arming updates the state
     state.write(key_state)
-    self._arm(fire, key_state)
 
   @on_timer(FIRE)
   def on_fire(
@@ -198,8 +215,8 @@ class _WindowedCombineFn(beam.DoFn):
         yield self._pane(key, start, window, ON_TIME_PANE)
       if end + self._lateness <= clock:
         del key_state.windows[start]
+    self._arm(fire, key_state)  # before the write: arming updates the state
     state.write(key_state)
-    self._arm(fire, key_state)
 
   def _pane(self, key: str, start: int, window: _OpenWindow,
             timing: str) -> WindowPane:
@@ -222,21 +239,30 @@ class _WindowedCombineFn(beam.DoFn):
     return min(next_end, next_expiry)
 
   def _arm(self, fire, key_state: _KeyState) -> None:
-    deadlines: List[int] = [
-        start + self._size
-        for start, window in key_state.windows.items()
-        if not window.end_passed
-    ]
     clock = key_state.clock
     if clock is None:
-      deadlines.extend(
-          start + self._size + self._lateness for start in key_state.windows)
-    elif key_state.windows or clock - key_state.last_active < self._idle_ttl:
-      # The clock tick: keeps the key's knowledge of the watermark current
-      # even when it has no open window (see the module docstring).
-      deadlines.append(self._next_boundary(clock))
-    if deadlines:
-      self._event_time.set(fire, min(deadlines))
+      # No timer has fired for this key yet: one wake-up at the first
+      # deadline of its windows tells it where the watermark is.
+      deadlines = [
+          start + self._size + (self._lateness if window.end_passed else 0)
+          for start, window in key_state.windows.items()
+      ]
+      if deadlines:
+        self._event_time.set(fire, min(deadlines), FIRST_TAG)
+      return
+    if not key_state.windows and clock - key_state.last_active >= (
+        self._idle_ttl):
+      return  # idle: the armed ticks run out, the key stops waking up
+    boundary = clock
+    for _ in range(TICKS_AHEAD):
+      boundary = self._next_boundary(boundary)
+      if (key_state.armed_through is not None and
+          boundary <= key_state.armed_through):
+        continue
+      self._event_time.set(
+          fire, boundary, str(key_state.ticks % TICKS_AHEAD))
+      key_state.ticks += 1
+      key_state.armed_through = boundary
 
 
 class WindowedCombinePerKey(beam.PTransform):
