@@ -97,6 +97,23 @@ def test_first_event_of_an_already_expired_window_is_routed_late(options):
                 ('Q-1', 1800, 0, 'ON_TIME', 1, 0)], ['first-of-expired'])
 
 
+def test_the_clock_keeps_up_with_a_jump_over_many_boundaries(options):
+  # A jump of 3,000 s crosses 20 window ends and expiries, more than the
+  # ticks a key keeps armed (TICKS_AHEAD): they must re-arm as they fire,
+  # or the clock stalls and an event of a long-expired window opens a row.
+  # (Within the key idle TTL of 3,600 s: an idle key stops ticking.)
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + 3000).add_elements([
+              timed(call('first-of-expired', 2000)),
+              timed(call('on-time', 3010))
+          ])))
+  check(
+      stream,
+      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0),
+                ('Q-1', 3000, 0, 'ON_TIME', 1, 0)], ['first-of-expired'])
+
+
 def test_late_first_event_of_a_window_gets_a_late_pane(options):
   # Window [300, 600) is past its end but within lateness when its first
   # event arrives: a LATE pane, no ON_TIME pane.
