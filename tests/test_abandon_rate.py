@@ -82,36 +82,29 @@ def test_event_after_expiry_goes_to_late_output(options):
   check(stream, options, [('Q-1', 0, 0, 'ON_TIME', 1, 0)], ['too-late'])
 
 
-def test_first_event_of_an_already_expired_window_is_routed_late(options):
-  # Window [300, 600) never had an event when the watermark passed its
-  # expiry (660); its first event must not open a fresh row.
+@pytest.mark.parametrize('watermark_s, expired_s, on_time_s', [
+    # Window [300, 600) never had an event when the watermark passed its
+    # expiry (660); its first event must not open a fresh row.
+    (2000, 400, 1990),
+    # A jump of 3,000 s crosses 20 window ends and expiries, more than the
+    # ticks a key keeps armed (TICKS_AHEAD): they must re-arm as they fire,
+    # or the clock stalls and the event of a long-expired window opens a
+    # row. (Within the key idle TTL of 3,600 s: an idle key stops ticking.)
+    (3000, 2000, 3010),
+])
+def test_first_event_of_an_already_expired_window_is_routed_late(
+    options, watermark_s, expired_s, on_time_s):
   stream = drain((
       TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
-          BASE_S + 2000).add_elements([
-              timed(call('first-of-expired', 400)),
-              timed(call('on-time', 1990))
+          BASE_S + watermark_s).add_elements([
+              timed(call('first-of-expired', expired_s)),
+              timed(call('on-time', on_time_s))
           ])))
   check(
       stream,
       options, [('Q-1', 0, 0, 'ON_TIME', 1, 0),
-                ('Q-1', 1800, 0, 'ON_TIME', 1, 0)], ['first-of-expired'])
-
-
-def test_the_clock_keeps_up_with_a_jump_over_many_boundaries(options):
-  # A jump of 3,000 s crosses 20 window ends and expiries, more than the
-  # ticks a key keeps armed (TICKS_AHEAD): they must re-arm as they fire,
-  # or the clock stalls and an event of a long-expired window opens a row.
-  # (Within the key idle TTL of 3,600 s: an idle key stops ticking.)
-  stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
-          BASE_S + 3000).add_elements([
-              timed(call('first-of-expired', 2000)),
-              timed(call('on-time', 3010))
-          ])))
-  check(
-      stream,
-      options, [('Q-1', 0, 0, 'ON_TIME', 1, 0),
-                ('Q-1', 3000, 0, 'ON_TIME', 1, 0)], ['first-of-expired'])
+                ('Q-1', on_time_s - on_time_s % WINDOW, 0, 'ON_TIME', 1, 0)],
+      ['first-of-expired'])
 
 
 def test_late_first_event_of_a_window_gets_a_late_pane(options):
