@@ -19,7 +19,6 @@ The main job runs LocalRunner whenever the runner is LOCAL_RUNNER (the
 default), so the option keeps Beam's name for it.
 """
 import collections
-import logging
 import types
 from typing import Optional, Set, Tuple
 
@@ -29,7 +28,6 @@ from apache_beam.runners.direct import transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.transforms import userstate
 
-_LOGGER = logging.getLogger(__name__)
 # The Python DirectRunner may try to download the Prism binary and hang
 # offline; the bundle-based runner is local, supports TestStream replay,
 # state and timers, and needs no network. Jobs run it as LocalRunner.
@@ -64,22 +62,14 @@ def cached_dofn_specs(dofn) -> Specs:
   return set(specs[0]), set(specs[1])
 
 
-def install_dofn_spec_cache() -> bool:
+def install_dofn_spec_cache() -> None:
   """Routes the direct runner's spec lookups through the cache (idempotent).
 
   `userstate.is_stateful_dofn` and `validate_stateful_dofn` look the
-  function up in their module; the evaluator imported it by name. Returns
-  False, and changes nothing, if this Beam does not have those hooks.
+  function up in their module; the evaluator imported it by name.
   """
-  if not (hasattr(userstate, 'get_dofn_specs') and
-          hasattr(transform_evaluator, 'get_dofn_specs')):
-    _LOGGER.warning(
-        'DoFn spec cache not installed: this Beam version has no '
-        'userstate.get_dofn_specs hook; local runs are slower')
-    return False
   userstate.get_dofn_specs = cached_dofn_specs
   transform_evaluator.get_dofn_specs = cached_dofn_specs
-  return True
 
 
 class LocalRunner(BundleBasedDirectRunner):

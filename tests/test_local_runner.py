@@ -85,7 +85,7 @@ def test_callers_get_their_own_sets():
 
 
 def test_the_local_runner_routes_beams_lookups_through_the_cache():
-  assert local_runner.install_dofn_spec_cache()
+  local_runner.install_dofn_spec_cache()
   assert userstate.get_dofn_specs is local_runner.cached_dofn_specs
   assert userstate.is_stateful_dofn(
       CallableWrapperDoFn(_Holder().stateful))

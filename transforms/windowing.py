@@ -23,16 +23,18 @@ bound of the input watermark. Each key keeps timers ("ticks") armed at the
 next TICKS_AHEAD boundaries of the fixed grid (window ends and window
 expiries = end + allowed lateness) while it has been active within
 `key_idle_ttl_seconds`. So whenever the watermark passes a boundary, the
-key's clock passes it too before later elements are processed. Why several
-ticks, each with its own dynamic timer tag: a fired timer can only arm the
-next one, which fires in a later round of the runner, so a single tick walks
-a watermark jump (a backlog being read) one boundary per round trip; on
-Flink that held rows back for minutes after the input was read. With
-TICKS_AHEAD ticks armed, a round covers that many boundaries: an element whose window expired is
-routed to `late` even when it is the first element of that window, and the
-first element of a window whose end has passed gets a LATE pane. Limit: a key whose clock has never fired (a
-brand-new key) cannot be judged late; its first window is opened and reported
-like any other (counted, never lost).
+key's clock passes it too before later elements are processed: an element
+whose window expired is routed to `late` even when it is the first element
+of that window, and the first element of a window whose end has passed gets
+a LATE pane. Limit: a key whose clock has never fired (a brand-new key)
+cannot be judged late; its first window is opened and reported like any
+other (counted, never lost).
+
+Why several ticks, each with its own dynamic timer tag: a fired timer can
+only arm the next one, which fires in a later round of the runner, so a
+single tick walks a watermark jump (a backlog being read) one boundary per
+round trip; on Flink that held rows back for minutes after the input was
+read. With TICKS_AHEAD ticks armed, a round covers that many boundaries.
 """
 import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -241,14 +243,11 @@ class _WindowedCombineFn(beam.DoFn):
   def _arm(self, fire, key_state: _KeyState) -> None:
     clock = key_state.clock
     if clock is None:
-      # No timer has fired for this key yet: one wake-up at the first
-      # deadline of its windows tells it where the watermark is.
-      deadlines = [
-          start + self._size + (self._lateness if window.end_passed else 0)
-          for start, window in key_state.windows.items()
-      ]
-      if deadlines:
-        self._event_time.set(fire, min(deadlines), FIRST_TAG)
+      # No timer has fired for this key yet: one wake-up at the end of its
+      # first window tells it where the watermark is.
+      if key_state.windows:
+        self._event_time.set(
+            fire, min(key_state.windows) + self._size, FIRST_TAG)
       return
     if not key_state.windows and clock - key_state.last_active >= (
         self._idle_ttl):
