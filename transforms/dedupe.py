@@ -32,15 +32,24 @@ class _DedupeFn(beam.DoFn):
       seen_state=beam.DoFn.StateParam(SEEN)) -> Iterator[Any]:
     seen, latest_ms, sweep_at_ms = seen_state.read() or ({}, None, None)
     duplicates = 0
+    expired_on_arrival = set()
     for element in batch[1]:
       event_ms = self._event_time_ms(element)
       if latest_ms is None or event_ms > latest_ms:
         latest_ms = event_ms
       record_id = self._key_fn(element)
-      if record_id in seen:
+      if record_id in seen or record_id in expired_on_arrival:
         duplicates += 1
         continue
-      seen[record_id] = event_ms + self._ttl_ms
+      expiry_ms = event_ms + self._ttl_ms
+      if expiry_ms > latest_ms:
+        seen[record_id] = expiry_ms
+      else:
+        # Already expired by the shard's clock (it has seen records a TTL
+        # later): remembered for this batch only. Stored, it would wait for
+        # the next sweep, and after one far-future timestamp in a shard no
+        # sweep comes for years: the state would grow without bound.
+        expired_on_arrival.add(record_id)
       yield TimestampedValue(element, event_ms / 1000)
     if duplicates:
       self._duplicates.inc(duplicates)
@@ -65,9 +74,11 @@ class DedupeByKey(beam.PTransform):
   An id is remembered until records of its shard (1/32 of the ids) with an
   event time `ttl_seconds` past its first arrival's have been seen, and at
   most a tenth of the TTL longer: at least `ttl_seconds` of event time,
-  whatever the watermark does. Every dropped duplicate increments the
-  `<metrics_namespace>/duplicates` counter. State per shard is bounded by
-  the ids of one TTL (plus a tenth) of its event time.
+  whatever the watermark does (an id whose shard has already seen records
+  a TTL later is remembered for its bundle only). Every dropped duplicate
+  increments the `<metrics_namespace>/duplicates` counter. State per shard
+  is bounded by the ids of one TTL (plus a tenth) of its event time, also
+  after a far-future timestamp.
   """
   def __init__(
       self,
