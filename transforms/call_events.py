@@ -4,9 +4,9 @@ from typing import Iterator, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import TimestampedValue
 
 from transforms import parsing
+from transforms.event_time import at_event_time
 from transforms.records import CallEvent, SourceRecord
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
@@ -53,7 +53,7 @@ class _ParseCallEventsFn(beam.DoFn):
       self._other_types.inc()
       return
     self._parsed.inc()
-    yield TimestampedValue(event, event.timestamp / 1000.0)
+    yield at_event_time(event, event.timestamp)
 
 
 class ParseCallEvents(beam.PTransform):

@@ -39,9 +39,10 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.batching import BatchPerKey
-from transforms.event_time import DelayedClock, ceil_to_grid
+from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import shard_of
 from transforms.windowing import LateArrival
@@ -206,7 +207,7 @@ class _DetectFn(beam.DoFn):
       state.clear()
 
   def _flush(self, customer: _CustomerState,
-             watermark_ms: int) -> Iterator[beam.window.TimestampedValue]:
+             watermark_ms: int) -> Iterator[WindowedValue]:
     """Feeds the buffered interactions the watermark passed, in (event
     time, arrival) order, to the matcher."""
     customer.buffer.sort()
@@ -217,7 +218,7 @@ class _DetectFn(beam.DoFn):
       match = self._matcher.advance(customer.run, interaction)
       if match is not None:
         self._matches.inc()
-        yield beam.window.TimestampedValue(match, match.timestamp / 1000)
+        yield at_event_time(match, match.timestamp)
     if customer.processed_through is not None:
       self._matcher.prune(customer.run, customer.processed_through)
 

@@ -4,9 +4,9 @@ from typing import Iterator, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import TimestampedValue
 
 from transforms import parsing
+from transforms.event_time import at_event_time
 from transforms.records import CustomerProfile, Interaction, SourceRecord
 
 CUSTOMER_UPDATES = 'customer_updates'
@@ -57,7 +57,7 @@ class _ParseDataActionsFn(beam.DoFn):
     except parsing.InvalidRecord as error:
       yield parsing.dead_letter_output(record, error, 'data_actions')
       return
-    stamped = TimestampedValue(parsed, parsed.timestamp / 1000.0)
+    stamped = at_event_time(parsed, parsed.timestamp)
     if isinstance(parsed, CustomerProfile):
       self._updates.inc()
       yield beam.pvalue.TaggedOutput(CUSTOMER_UPDATES, stamped)

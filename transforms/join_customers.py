@@ -26,7 +26,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.userstate import TimerSpec
 from apache_beam.transforms.userstate import on_timer
 
-from transforms.event_time import DelayedClock, ceil_to_grid
+from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import CustomerProfile
 from transforms.sharding import KeyByShard
 
@@ -67,8 +67,7 @@ class _JoinFn(beam.DoFn):
     self._expired = Metrics.counter('join_customers', 'customers_expired')
 
   def _emit(self, record, profile: CustomerProfile):
-    return beam.window.TimestampedValue(
-        self._enrich(record, profile), record.timestamp / 1000)
+    return at_event_time(self._enrich(record, profile), record.timestamp)
 
   def process(
       self,
