@@ -7,7 +7,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import BASE_S, call, drain, timed
-from transforms.dedupe import DedupeByKey, _DedupeFn
+from transforms.dedupe import MIN_IDS_BEFORE_COMPACTION, DedupeByKey, _DedupeFn
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS
 from transforms.sharding import shard_of
 from transforms.records import AbandonMetrics, DeadLetter
@@ -30,9 +30,9 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options):
           timed(call('a', 10, wait=3)),
           timed(call('b', 80, wait=3)),
       ]).add_elements([
-          # a's shard sees 661 s: past a's horizon (610 s) and the next
-          # sweep on the TTL/10 grid (660 s), so 'a' is forgotten
-          # (documented limit). b's shard sees 679 s: before b's horizon.
+          # a's shard sees 661 s: past a's horizon (610 s), so 'a' is
+          # forgotten (documented limit). b's shard sees 679 s: before b's
+          # horizon (680 s).
           timed(call('a1', 661)),
           timed(call('b5', 679)),
       ]).add_elements([
@@ -47,8 +47,8 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options):
         kept, equal_to([('a', 1), ('b', 5), ('a1', 5), ('b5', 5), ('a', 4)]))
 
 
-class _ShardState:
-  """What a runner gives the DoFn: one shard's ReadModifyWriteState."""
+class _Value:
+  """What a runner gives the DoFn for a ReadModifyWriteState."""
   def __init__(self):
     self.value = None
 
@@ -59,21 +59,100 @@ class _ShardState:
     self.value = value
 
 
+class _Bag:
+  """What a runner gives the DoFn for a BagState."""
+  def __init__(self):
+    self.values = []
+
+  def read(self):
+    return iter(list(self.values))
+
+  def add(self, value):
+    self.values.append(dict(value))
+
+  def clear(self):
+    self.values = []
+
+
+class _Shard:
+  """One shard's state, committed only when a batch runs to its end (as a
+  runner commits a bundle's state)."""
+  def __init__(self):
+    self.clock, self.ids = _Value(), _Bag()
+
+  def run(self, fn, elements, shard=0):
+    clock, ids = _Value(), _Bag()
+    clock.value, ids.values = self.clock.value, list(self.ids.values)
+    kept = [wv.value.call_uuid for wv in fn.process((shard, elements), clock, ids)]
+    self.clock, self.ids = clock, ids
+    return kept
+
+  def stored_ids(self):
+    return {k for added in self.ids.values for k in added}
+
+
+def new_fn():
+  return _DedupeFn(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
+
+
 def test_a_far_future_record_does_not_make_a_shards_state_grow():
   # Year 2090 is a valid timestamp to the parser. The shard's event-time
   # clock jumps there and no sweep comes for decades: ids that arrive after
   # it are already expired by that clock and must not pile up in state.
-  fn = _DedupeFn(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
-  state = _ShardState()
+  fn, shard = new_fn(), _Shard()
   far_future = call('future', 0)._replace(timestamp=3_800_000_000_000)
-  kept = list(fn.process((0, [far_future]), state))
+  kept = shard.run(fn, [far_future])
   for i in range(1000):
-    kept += fn.process((0, [call(f'c{i}', i), call(f'c{i}', i)]), state)
-  seen, _, _ = state.value
-  assert len(seen) <= 1, len(seen)
+    kept += shard.run(fn, [call(f'c{i}', i), call(f'c{i}', i)])
+  assert len(shard.stored_ids()) <= 1, len(shard.stored_ids())
   # Nothing is lost: every first arrival went on (duplicates arriving in
   # the same batch as their original are still dropped).
   assert len(kept) == 1001
+
+
+def test_a_shards_ids_are_compacted_and_stay_bounded():
+  fn, shard = new_fn(), _Shard()
+  # One call per second of event time for 10,000 s, TTL 600 s: about 600
+  # live ids at any time.
+  for start in range(0, 10_000, 10):
+    shard.run(fn, [call(f'c{i}', i) for i in range(start, start + 10)])
+    stored = sum(len(added) for added in shard.ids.values)
+    assert stored <= 2 * MIN_IDS_BEFORE_COMPACTION + 10, (start, stored)
+  # Live ids survive compactions, in this instance and in a fresh one.
+  assert shard.run(fn, [call('c9990', 9990), call('c5', 5)]) == ['c5']
+  assert shard.run(new_fn(), [call('c9991', 9991)]) == []
+
+
+def test_another_instance_reads_the_ids_back_from_state():
+  # Another worker, or this one after a restart: no copy of the ids, so
+  # they come from the state.
+  shard = _Shard()
+  assert shard.run(new_fn(), [call('a', 10), call('b', 20)]) == ['a', 'b']
+  assert shard.run(new_fn(), [call('a', 10), call('c', 30)]) == ['c']
+  assert shard.run(new_fn(), [call('b', 20), call('c', 30)]) == []
+
+
+def test_an_instance_copy_older_or_newer_than_the_state_is_not_used():
+  fn, shard = new_fn(), _Shard()
+  shard.run(fn, [call('a', 10)])
+  checkpoint = _Shard()
+  checkpoint.clock, checkpoint.ids = shard.clock, shard.ids
+  assert shard.run(fn, [call('b', 20)]) == ['b']
+  # Restored from the checkpoint (before 'b'): fn's copy knows 'b', the
+  # state does not; 'b' must go through again, 'a' must not.
+  assert checkpoint.run(fn, [call('a', 10), call('b', 20)]) == ['b']
+
+
+def test_a_batch_that_fails_half_way_leaves_no_half_updated_copy():
+  fn, shard = new_fn(), _Shard()
+  shard.run(fn, [call('a', 10)])
+  clock, ids = _Value(), _Bag()
+  clock.value, ids.values = shard.clock.value, list(shard.ids.values)
+  outputs = fn.process((0, [call('b', 20), call('c', 30)]), clock, ids)
+  next(outputs)  # 'b' is recorded in fn's working map, then the bundle fails
+  outputs.close()
+  # The runner retries the bundle on the uncommitted state: 'b' is new.
+  assert shard.run(fn, [call('b', 20), call('c', 30)]) == ['b', 'c']
 
 
 def metrics_row(pane_index, total):

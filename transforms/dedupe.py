@@ -1,21 +1,48 @@
 """DedupeByKey: drop re-deliveries of the same record (at-least-once sources)."""
-from typing import Any, Callable, Iterator, List, Tuple
+import os
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.window import TimestampedValue
 
 from transforms.batching import BatchPerKey
-from transforms.event_time import ceil_to_grid
+from transforms.event_time import at_event_time
 from transforms.sharding import shard_of
 
 
+# A shard's ids are compacted (expired ones dropped, the rest rewritten as
+# one map) when it stores twice as many as it kept at its last compaction,
+# and never below this many: rewriting is then amortised, a constant number
+# of writes per id, instead of the whole map at every batch.
+MIN_IDS_BEFORE_COMPACTION = 1000
+
+
+class _ShardClock(NamedTuple):
+  """The small part of a shard's state, read at every batch."""
+  # Changes at every write; the DoFn instance's copy of the ids is current
+  # only while it carries the same token (random, so that a state restored
+  # from a checkpoint or a retried bundle never matches a later copy).
+  token: bytes
+  # The latest event time the shard has seen (epoch ms).
+  latest_ms: int
+  # Ids in the bag, expired ones included, and ids kept by the last
+  # compaction.
+  stored: int
+  kept: int
+
+
 class _DedupeFn(beam.DoFn):
-  # The ids of one shard (see transforms/sharding.py): (seen id -> expiry in
-  # epoch ms, the latest event time the shard has seen, when to sweep next).
-  SEEN = ReadModifyWriteStateSpec('seen', PickleCoder())
+  # Per shard (see transforms/sharding.py): the clock, and the ids as a bag
+  # of {id: expiry epoch ms} maps, one appended per batch that added ids.
+  # Appending keeps the state written per batch proportional to the new ids;
+  # the ids are read back only when this instance has no current copy of
+  # them (first batch of a shard here, after a restore, after another
+  # instance wrote the shard), not decoded and encoded whole at every batch.
+  CLOCK = ReadModifyWriteStateSpec('clock', PickleCoder())
+  IDS = BagStateSpec('ids', PickleCoder())
 
   def __init__(self, key_fn: Callable[[Any], str],
                event_time_ms: Callable[[Any], int], ttl_seconds: int,
@@ -23,45 +50,76 @@ class _DedupeFn(beam.DoFn):
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
-    self._sweep_step_ms = max(self._ttl_ms // 10, 1)
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
+    # shard -> (token, {id: expiry ms}) as of this instance's last write.
+    self._ids_by_shard: Dict[int, Tuple[bytes, Dict[str, int]]] = {}
+
+  def _read_ids(self, shard: int, clock: Optional[_ShardClock],
+                ids_state) -> Dict[str, int]:
+    # Taken out of the copies while the batch runs: if the bundle fails
+    # half-way, the next attempt reads the state instead of a half-updated
+    # map.
+    copy = self._ids_by_shard.pop(shard, None)
+    if clock is None:
+      return {}
+    if copy is not None and copy[0] == clock.token:
+      return copy[1]
+    seen: Dict[str, int] = {}
+    for added in ids_state.read():
+      seen.update(added)
+    return seen
 
   def process(
       self,
       batch: Tuple[int, List[Any]],
-      seen_state=beam.DoFn.StateParam(SEEN)) -> Iterator[Any]:
-    seen, latest_ms, sweep_at_ms = seen_state.read() or ({}, None, None)
+      clock_state=beam.DoFn.StateParam(CLOCK),
+      ids_state=beam.DoFn.StateParam(IDS)) -> Iterator[Any]:
+    shard, elements = batch
+    clock = clock_state.read()
+    seen = self._read_ids(shard, clock, ids_state)
+    latest_ms = clock.latest_ms if clock else None
+    added: Dict[str, int] = {}
     duplicates = 0
     expired_on_arrival = set()
-    for element in batch[1]:
+    for element in elements:
       event_ms = self._event_time_ms(element)
       if latest_ms is None or event_ms > latest_ms:
         latest_ms = event_ms
       record_id = self._key_fn(element)
-      if record_id in seen or record_id in expired_on_arrival:
+      # Expiry by the shard's own event-time progress, not by timers: an
+      # event-time timer holds the step's output watermark, and a chain of
+      # eviction timers behind a fast-moving watermark (a backlog) held
+      # every downstream window back one step per runner round trip.
+      known_until_ms = seen.get(record_id)
+      if ((known_until_ms is not None and known_until_ms > latest_ms) or
+          record_id in expired_on_arrival):
         duplicates += 1
         continue
       expiry_ms = event_ms + self._ttl_ms
       if expiry_ms > latest_ms:
-        seen[record_id] = expiry_ms
+        seen[record_id] = added[record_id] = expiry_ms
       else:
         # Already expired by the shard's clock (it has seen records a TTL
-        # later): remembered for this batch only. Stored, it would wait for
-        # the next sweep, and after one far-future timestamp in a shard no
-        # sweep comes for years: the state would grow without bound.
+        # later): remembered for this batch only. Stored, it would stay
+        # until a compaction, and after one far-future timestamp in a shard
+        # every later id would be such an id.
         expired_on_arrival.add(record_id)
-      yield TimestampedValue(element, event_ms / 1000)
+      yield at_event_time(element, event_ms)
     if duplicates:
       self._duplicates.inc(duplicates)
-    # Expiry by the shard's own event-time progress, swept on a grid of a
-    # tenth of the TTL. No timers: an event-time timer holds the step's
-    # output watermark, and a chain of eviction timers behind a fast-moving
-    # watermark (a backlog) held every downstream window back one sweep per
-    # runner round trip.
-    if sweep_at_ms is None or latest_ms >= sweep_at_ms:
+    stored = (clock.stored if clock else 0) + len(added)
+    kept = clock.kept if clock else 0
+    if stored >= 2 * max(kept, MIN_IDS_BEFORE_COMPACTION):
       seen = {k: v for k, v in seen.items() if v > latest_ms}
-      sweep_at_ms = ceil_to_grid(latest_ms + 1, self._sweep_step_ms)
-    seen_state.write((seen, latest_ms, sweep_at_ms))
+      ids_state.clear()
+      if seen:
+        ids_state.add(seen)
+      stored = kept = len(seen)
+    elif added:
+      ids_state.add(added)
+    token = os.urandom(8)
+    clock_state.write(_ShardClock(token, latest_ms, stored, kept))
+    self._ids_by_shard[shard] = (token, seen)
 
 
 class DedupeByKey(beam.PTransform):
@@ -71,13 +129,14 @@ class DedupeByKey(beam.PTransform):
   record's event time in epoch ms.
   Output: PCollection[T], the first arrival of each id, timestamped with its
   event time.
-  An id is remembered until records of its shard (1/32 of the ids) with an
-  event time `ttl_seconds` past its first arrival's have been seen, and at
-  most a tenth of the TTL longer: at least `ttl_seconds` of event time,
-  whatever the watermark does (an id whose shard has already seen records
-  a TTL later is remembered for its bundle only). Every dropped duplicate
-  increments the `<metrics_namespace>/duplicates` counter. State per shard
-  is bounded by the ids of one TTL (plus a tenth) of its event time, also
+  An id is remembered until its shard (1/32 of the ids) has seen a record
+  with an event time `ttl_seconds` past the id's first arrival: at least
+  `ttl_seconds` of event time, whatever the watermark does (an id whose
+  shard has already seen records a TTL later is remembered for its bundle
+  only). Every dropped duplicate increments the
+  `<metrics_namespace>/duplicates` counter. State per shard is bounded: at
+  most twice the live ids of its last compaction or
+  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch; also
   after a far-future timestamp.
   """
   def __init__(
