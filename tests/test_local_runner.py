@@ -1,10 +1,13 @@
-"""The local runner's cached DoFn introspection gives Beam's own answer."""
+"""The local runner's cached DoFn introspection gives Beam's own answer, and
+its DoFn copies are reused per thread only."""
 import os
+import threading
 
 import apache_beam as beam
 from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
+from apache_beam.runners.direct import transform_evaluator
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -14,6 +17,8 @@ from pipelines.contact_center import build
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCACHED = local_runner._uncached_dofn_specs  # pylint: disable=protected-access
+UNCACHED_ARGUMENTS = local_runner._uncached_function_arguments  # pylint: disable=protected-access
+METHODS = ('process', 'start_bundle', 'finish_bundle', 'setup', 'teardown')
 
 
 def _names(specs):
@@ -48,6 +53,9 @@ def test_every_dofn_of_the_main_job_gets_beams_specs(tmp_path):
     for fn in (dofn, dofn, pickler.roundtrip(dofn)):
       assert _names(local_runner.cached_dofn_specs(fn)) == _names(
           UNCACHED(fn)), label
+      for method in METHODS:
+        assert local_runner.cached_function_arguments(fn, method) == (
+            UNCACHED_ARGUMENTS(fn, method)), (label, method)
     if any(_names(UNCACHED(dofn))):
       stateful.add(label)
   # The stateful steps of both flows were looked at (dedupe, windows,
@@ -89,3 +97,47 @@ def test_the_local_runner_routes_beams_lookups_through_the_cache():
   assert userstate.get_dofn_specs is local_runner.cached_dofn_specs
   assert userstate.is_stateful_dofn(
       CallableWrapperDoFn(_Holder().stateful))
+
+
+def test_a_method_on_the_instance_is_not_judged_by_its_class():
+  class _Fn(beam.DoFn):
+    def process(self, element):
+      yield element
+
+  plain, patched = _Fn(), _Fn()
+  patched.process = _Holder().stateful
+  assert local_runner.cached_function_arguments(plain, 'process')[0] == [
+      'element']
+  assert local_runner.cached_function_arguments(patched, 'process')[0] == [
+      'element', 'seen']
+  assert local_runner.cached_function_arguments(plain, 'process')[0] == [
+      'element']
+
+
+def test_each_thread_reuses_its_own_copy_of_a_dofn():
+  made = []
+
+  def make_copy(dofn):
+    made.append(dofn)
+    return pickler.roundtrip(dofn)
+
+  copies = local_runner.DoFnCopies(make_copy)
+  dofn, twin = CallableWrapperDoFn(len), CallableWrapperDoFn(len)
+  first = copies.roundtrip(dofn)
+  assert first is not dofn and copies.roundtrip(dofn) is first
+  # By identity: an equal DoFn gets a copy of its own.
+  assert copies.roundtrip(twin) is not first
+  other_thread = []
+  worker = threading.Thread(
+      target=lambda: other_thread.append(copies.roundtrip(dofn)))
+  worker.start()
+  worker.join()
+  assert other_thread[0] is not first
+  assert made == [dofn, twin, dofn]
+
+
+def test_the_local_runner_reuses_dofn_copies_and_still_pickles_them():
+  local_runner.install_dofn_reuse()
+  assert isinstance(transform_evaluator.pickler, local_runner.DoFnCopies)
+  # Anything else the evaluators take from the pickler is the real one.
+  assert transform_evaluator.pickler.dumps is pickler.dumps
