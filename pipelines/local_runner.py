@@ -24,15 +24,16 @@ The evaluator also makes a new copy of each DoFn for every bundle (a pickle
 round trip, 5 % of a run). LocalRunner makes that copy once per DoFn and
 executor thread and hands it to the thread's later bundles, as every
 portable runner reuses DoFn instances across bundles (the Beam model allows
-it; DoFns here keep nothing between bundles that they do not validate). The
-round trip still runs once, so a DoFn that does not pickle still fails
-locally; the direct runner still calls setup and teardown around each
-bundle.
+it; DoFns here keep nothing between bundles that they do not validate), and
+with their lifecycle: setup once per copy, teardown when the run ends (see
+DoFnCopies). The round trip still runs once, so a DoFn that does not pickle
+still fails locally.
 
 The main job runs LocalRunner whenever the runner is LOCAL_RUNNER (the
 default), so the option keeps Beam's name for it.
 """
 import collections
+import logging
 import threading
 import types
 from typing import Any, Callable, List, Optional, Set, Tuple
@@ -41,6 +42,7 @@ from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct import transform_evaluator
+from apache_beam.runners.runner import PipelineState
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.transforms import core
 from apache_beam.transforms import userstate
@@ -49,6 +51,7 @@ from apache_beam.transforms import userstate
 # offline; the bundle-based runner is local, supports TestStream replay,
 # state and timers, and needs no network. Jobs run it as LocalRunner.
 LOCAL_RUNNER = 'BundleBasedDirectRunner'
+_LOGGER = logging.getLogger(__name__)
 _MAX_CACHED_CLASSES = 512
 _MAX_DOFN_COPIES_PER_THREAD = 512
 
@@ -107,10 +110,19 @@ def cached_function_arguments(obj: Any,
 class DoFnCopies:
   """Stands in for the `pickler` module in the direct runner's evaluators:
   `roundtrip(dofn)` gives the calling thread's copy of `dofn`, made by
-  `pickler.roundtrip` the first time."""
+  `pickler.roundtrip` the first time.
+
+  The evaluator calls a DoFn's setup before and its teardown after every
+  bundle. A copy that serves many bundles is set up once, at its first
+  bundle, and torn down by `teardown_all` (or when it leaves the bounded
+  set of copies): the lifecycle portable runners give a DoFn instance, so a
+  sink keeps its connection for the run instead of reconnecting per bundle.
+  """
   def __init__(self, make_copy: Callable[[Any], Any] = pickler.roundtrip):
     self._make_copy = make_copy
     self._local = threading.local()
+    self._lock = threading.Lock()
+    self._teardowns: List[Callable[[], None]] = []
 
   def roundtrip(self, dofn: Any) -> Any:
     copies = getattr(self._local, 'copies', None)
@@ -123,10 +135,48 @@ class DoFnCopies:
       copies.move_to_end(id(dofn))
       return entry[1]
     copy = self._make_copy(dofn)
-    copies[id(dofn)] = (dofn, copy)
+    teardown = self._set_up_once(copy)
+    copies[id(dofn)] = (dofn, copy, teardown)
     if len(copies) > _MAX_DOFN_COPIES_PER_THREAD:
-      copies.popitem(last=False)
+      # Not in use: this thread runs one bundle at a time.
+      copies.popitem(last=False)[1][2]()
     return copy
+
+  def _set_up_once(self, copy: Any) -> Callable[[], None]:
+    """Replaces the copy's setup and teardown (plain functions on the
+    instance, not bound methods: the spec cache still applies); returns
+    the real teardown, which runs at most once per setup."""
+    real_setup, real_teardown = copy.setup, copy.teardown
+    is_set_up = []
+
+    def setup_once() -> None:
+      if not is_set_up:
+        real_setup()
+        is_set_up.append(True)
+
+    def teardown_later() -> None:
+      pass
+
+    def teardown_now() -> None:
+      if is_set_up:
+        is_set_up.clear()
+        real_teardown()
+
+    copy.setup, copy.teardown = setup_once, teardown_later
+    with self._lock:
+      self._teardowns.append(teardown_now)
+    return teardown_now
+
+  def teardown_all(self) -> None:
+    """Tears down every copy that was set up; a failing teardown does not
+    keep the others from running (Beam's teardown is best effort)."""
+    with self._lock:
+      teardowns, self._teardowns = self._teardowns, []
+    for teardown in teardowns:
+      try:
+        teardown()
+      except Exception:  # pylint: disable=broad-except
+        _LOGGER.exception('DoFn teardown failed')
 
   def __getattr__(self, name: str) -> Any:
     return getattr(pickler, name)
@@ -144,11 +194,12 @@ def install_dofn_spec_cache() -> None:
   core.get_function_arguments = cached_function_arguments
 
 
-def install_dofn_reuse() -> None:
-  """Makes the evaluators reuse one copy of each DoFn per thread
-  (idempotent)."""
-  if not isinstance(transform_evaluator.pickler, DoFnCopies):
-    transform_evaluator.pickler = DoFnCopies()
+def install_dofn_reuse() -> DoFnCopies:
+  """Makes the evaluators reuse one copy of each DoFn per thread, from a new
+  set of copies; returns it (to tear down when the run ends)."""
+  copies = DoFnCopies()
+  transform_evaluator.pickler = copies
+  return copies
 
 
 class LocalRunner(BundleBasedDirectRunner):
@@ -157,8 +208,20 @@ class LocalRunner(BundleBasedDirectRunner):
   bundle changes."""
   def run_pipeline(self, pipeline, options):
     install_dofn_spec_cache()
-    install_dofn_reuse()
-    return super().run_pipeline(pipeline, options)
+    copies = install_dofn_reuse()
+    result = super().run_pipeline(pipeline, options)
+    # Torn down once the run is over, failed or not.
+    wait_until_finish = result.wait_until_finish
+
+    def wait_then_tear_down(duration=None):
+      try:
+        return wait_until_finish(duration)
+      finally:
+        if PipelineState.is_terminal(result.state):
+          copies.teardown_all()
+
+    result.wait_until_finish = wait_then_tear_down
+    return result
 
 
 def local_streaming_runner(options: PipelineOptions) -> Optional[LocalRunner]:

@@ -8,6 +8,8 @@ from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.direct import transform_evaluator
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -137,7 +139,38 @@ def test_each_thread_reuses_its_own_copy_of_a_dofn():
 
 
 def test_the_local_runner_reuses_dofn_copies_and_still_pickles_them():
-  local_runner.install_dofn_reuse()
-  assert isinstance(transform_evaluator.pickler, local_runner.DoFnCopies)
+  copies = local_runner.install_dofn_reuse()
+  assert transform_evaluator.pickler is copies
   # Anything else the evaluators take from the pickler is the real one.
   assert transform_evaluator.pickler.dumps is pickler.dumps
+
+
+LIFECYCLE = []
+
+
+class _RecordLifecycle(beam.DoFn):
+  def setup(self):
+    LIFECYCLE.append('setup')
+
+  def start_bundle(self):
+    LIFECYCLE.append('bundle')
+
+  def process(self, element):
+    yield element
+
+  def teardown(self):
+    LIFECYCLE.append('teardown')
+
+
+def test_a_dofn_is_set_up_once_and_torn_down_when_the_run_ends(options):
+  LIFECYCLE.clear()
+  stream = TestStream().add_elements([1]).advance_watermark_to(10)
+  for i in range(2, 5):
+    stream = stream.add_elements([i]).advance_watermark_to(10 * i)
+  with beam.Pipeline(options=options) as p:
+    out = p | stream.advance_watermark_to_infinity() | beam.ParDo(
+        _RecordLifecycle())
+    assert_that(out, equal_to([1, 2, 3, 4]))
+  bundles = LIFECYCLE.count('bundle')
+  assert bundles >= 4, LIFECYCLE
+  assert LIFECYCLE == ['setup'] + ['bundle'] * bundles + ['teardown']
