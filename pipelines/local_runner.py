@@ -39,6 +39,7 @@ import types
 from typing import Any, Callable, List, Optional, Set, Tuple
 
 from apache_beam.internal import pickler
+from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct import transform_evaluator
@@ -207,6 +208,11 @@ class LocalRunner(BundleBasedDirectRunner):
   instances (see module docstring). Same semantics: only the cost of each
   bundle changes."""
   def run_pipeline(self, pipeline, options):
+    # Stacking stores a run of outputs with one timestamp as one entry, and
+    # compares every output's timestamp with the last one's to find runs:
+    # 1.4 us per element and step against 0.3 us, for elements that here
+    # nearly never share a timestamp.
+    options.view_as(DirectOptions).direct_runner_use_stacked_bundle = False
     install_dofn_spec_cache()
     copies = install_dofn_reuse()
     result = super().run_pipeline(pipeline, options)
