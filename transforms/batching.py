@@ -14,36 +14,41 @@ finishes, so latency is unchanged.
 from typing import Any, Callable, Dict, List, Tuple
 
 import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
+from apache_beam.utils import windowed_value
+
+from transforms.event_time import IN_GLOBAL_WINDOW
 
 
 class _BatchPerKeyFn(beam.DoFn):
   def __init__(self, key_fn: Callable[[Any], Any]):
     self._key_fn = key_fn
     self._batches: Dict[Any, List[Any]] = {}
-    self._min_timestamp = None
+    self._min_timestamp_micros = None
 
   def start_bundle(self):
     self._batches = {}
-    self._min_timestamp = None
+    self._min_timestamp_micros = None
 
-  def process(self, element, timestamp=beam.DoFn.TimestampParam):
+  def process(self, element, windowed=beam.DoFn.WindowedValueParam):
     key = self._key_fn(element)
     batch = self._batches.get(key)
     if batch is None:
       self._batches[key] = [element]
     else:
       batch.append(element)
-    if self._min_timestamp is None or timestamp < self._min_timestamp:
-      self._min_timestamp = timestamp
+    # The WindowedValue's integer timestamp: a TimestampParam would be a new
+    # Timestamp object per element, and comparing those costs more again.
+    micros = windowed.timestamp_micros
+    if self._min_timestamp_micros is None or micros < self._min_timestamp_micros:
+      self._min_timestamp_micros = micros
 
   def finish_bundle(self):
     # One timestamp for all batches of the bundle, the earliest element's:
     # never ahead of any element it carries, so no downstream hold is
     # skipped. Consumers read event time from the records themselves.
     for key, batch in self._batches.items():
-      yield WindowedValue((key, batch), self._min_timestamp, [GlobalWindow()])
+      yield windowed_value.create(
+          (key, batch), self._min_timestamp_micros, IN_GLOBAL_WINDOW)
     self._batches = {}
 
 
