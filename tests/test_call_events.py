@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from scripts.generate_events import MALFORMED_KINDS, OVERSIZED_KIND, malformed_line
 from transforms import parsing
-from transforms.call_events import ParseCallEvents, parse_call_event
+from transforms.call_events import ParseCallEvents, call_event_time_ms, parse_call_event
 from transforms.records import SourceRecord
 
 GOOD = {
@@ -107,3 +107,51 @@ def test_parse_routes_events_dead_letters_and_skips_other_types(options):
         | 'Reasons' >> beam.Map(lambda d: (d.origin, d.reason)),
         equal_to([('f:3', 'malformed_json')]),
         label='dead_letters')
+
+
+BASE_MS = GOOD['timestamp']
+VALID = json.dumps(GOOD)
+
+
+def _tricky_records():
+  """Records on which reading the event time off the bytes could go wrong."""
+  base = dict(GOOD)
+  yield VALID.encode()
+  for ts in (0, 5, BASE_MS - 1, BASE_MS, BASE_MS + 1, float(BASE_MS + 1),
+             BASE_MS + 0.5, -1, 'x', None, True, 10**20):
+    yield json.dumps({**base, 'timestamp': ts}).encode()
+  late, early = BASE_MS + 60_000, BASE_MS - 60_000
+  for text in (
+      # Nested only: the record has no event time.
+      json.dumps({**{k: v for k, v in base.items() if k != 'timestamp'},
+                  'meta': {'timestamp': early}}),
+      # Nested before the top-level one.
+      json.dumps({**base, 'meta': {'timestamp': early}, 'timestamp': late}),
+      # The top-level key spelled with an escape, a nested plain one.
+      json.dumps({**base, 'meta': {'timestamp': early}}).replace(
+          '"timestamp"', '"\\u0074imestamp"', 1),
+      # Duplicate keys: JSON keeps the last.
+      VALID.replace('{', f'{{"timestamp": {early}, ', 1).replace(
+          f'"timestamp": {BASE_MS}', f'"timestamp": {late}'),
+      # "timestamp" as a value; leading zeros (invalid JSON); whitespace;
+      # an exponent.
+      json.dumps({**base, 'queue_id': 'timestamp'}),
+      VALID.replace(f'{BASE_MS}', f'0{BASE_MS}'),
+      VALID.replace(f'"timestamp": {BASE_MS}', f'"timestamp" :\t{BASE_MS} '),
+      VALID.replace(f'"timestamp": {BASE_MS}', f'"timestamp": {BASE_MS}e0'),
+  ):
+    yield text.encode()
+  for kind in MALFORMED_KINDS:
+    yield malformed_line(kind, base)
+
+
+@pytest.mark.parametrize('above_ms', [None, 0, BASE_MS - 60_001, BASE_MS - 1,
+                                      BASE_MS, BASE_MS + 59_999, 2**62])
+def test_event_time_above_a_floor_is_what_parsing_gives(above_ms):
+  # The replay reads event times off the raw bytes where that is safe; the
+  # answer must be the parser's, record by record.
+  for raw in _tricky_records():
+    parsed = call_event_time_ms(raw)
+    expected = (parsed if parsed is not None and
+                (above_ms is None or parsed > above_ms) else None)
+    assert call_event_time_ms(raw, above_ms) == expected, raw

@@ -1,6 +1,6 @@
 """ParseCallEvents: raw `cc-call-logs` records to validated, event-timed
 `CallEvent`s."""
-from typing import Iterator, Union
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -30,10 +30,12 @@ def parse_call_event(raw: bytes) -> CallEvent:
       agent_id=parsing.optional_str(obj, 'agent_id'))
 
 
-def call_event_time_ms(raw: bytes) -> Union[int, None]:
-  """The event time of a valid call event of any type, else None: every
-  valid event advances a replayed watermark, whatever its type."""
-  return parsing.event_time_or_none(parse_call_event, raw)
+def call_event_time_ms(raw: bytes,
+                       above_ms: Optional[int] = None) -> Optional[int]:
+  """The event time of a valid call event of any type (above `above_ms`
+  if given), else None: every valid event advances a replayed watermark,
+  whatever its type."""
+  return parsing.event_time_or_none(parse_call_event, raw, above_ms)
 
 
 class _ParseCallEventsFn(beam.DoFn):

@@ -40,10 +40,11 @@ def parse_data_action(raw: bytes) -> Union[Interaction, CustomerProfile]:
       timestamp=parsing.required_event_time_ms(obj))
 
 
-def data_action_time_ms(raw: bytes) -> Optional[int]:
-  """Event time of a valid record of either kind, else None (for the
-  replay watermark)."""
-  return parsing.event_time_or_none(parse_data_action, raw)
+def data_action_time_ms(raw: bytes,
+                        above_ms: Optional[int] = None) -> Optional[int]:
+  """Event time of a valid record of either kind (above `above_ms` if
+  given), else None (for the replay watermark)."""
+  return parsing.event_time_or_none(parse_data_action, raw, above_ms)
 
 
 class _ParseDataActionsFn(beam.DoFn):

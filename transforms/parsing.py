@@ -7,6 +7,7 @@ whichever topic it came from, and a DoFn never raises on bad data.
 """
 import json
 import math
+import re
 from typing import Any, Callable, Dict, Optional
 
 import apache_beam as beam
@@ -140,10 +141,33 @@ def dead_letter_output(
   return beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(record, error))
 
 
-def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes) -> Optional[int]:
+# The event-time field of every source schema, written plainly: an integer
+# right after the key.
+_PLAIN_EVENT_TIME = re.compile(rb'"timestamp"\s*:\s*(\d{1,16})\s*[,}]')
+
+
+def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes,
+                       above_ms: Optional[int] = None) -> Optional[int]:
   """`parse(raw).timestamp`, or None for an invalid record: sources that
-  model a watermark advance it with valid records only."""
+  model a watermark advance it with valid records only.
+
+  With `above_ms`, also None for a valid record whose event time is at most
+  `above_ms` (it cannot move the watermark), and such a record is not
+  parsed when its event time can be read off the raw bytes: no backslash
+  (an escape could spell another "timestamp" key or hide a quote) and one
+  "timestamp" only, followed by a colon and an integer. That occurrence is
+  then a key; at the top level it is the event time, nested the record is
+  invalid. Either way the answer is the one parsing would give. (A replay
+  scan: most records of a stream are not the newest yet, and parsing them
+  all was a tenth of a local run.)
+  """
+  if (above_ms is not None and b'\\' not in raw and
+      raw.count(b'"timestamp"') == 1):
+    plain = _PLAIN_EVENT_TIME.search(raw)
+    if plain is not None and int(plain.group(1)) <= above_ms:
+      return None
   try:
-    return parse(raw).timestamp
+    event_ms = parse(raw).timestamp
   except InvalidRecord:
     return None
+  return event_ms if above_ms is None or event_ms > above_ms else None

@@ -28,11 +28,12 @@ from transforms.records import SourceRecord
 
 
 class ReplaySource(NamedTuple):
-  """One file to replay. `event_time_ms(raw)` returns a valid record's event
-  time or None for a record that must not advance the watermark."""
+  """One file to replay. `event_time_ms(raw, above_ms)` returns a valid
+  record's event time if it is above `above_ms` (None: any), else None:
+  None for a record that must not advance the watermark."""
   name: str
   path: str
-  event_time_ms: Callable[[bytes], Optional[int]]
+  event_time_ms: Callable[[bytes, Optional[int]], Optional[int]]
 
 
 class _Chunk(NamedTuple):
@@ -56,9 +57,8 @@ def _polls(source: ReplaySource,
       if not lines:
         break
       for line in lines:
-        event_ms = source.event_time_ms(line.rstrip(b'\n'))
-        if event_ms is not None and (max_event_ms is None or
-                                     event_ms > max_event_ms):
+        event_ms = source.event_time_ms(line.rstrip(b'\n'), max_event_ms)
+        if event_ms is not None:
           max_event_ms = event_ms
       chunk = _Chunk(source.name, source.path, offset, f.tell() - offset,
                      line_no)
