@@ -7,6 +7,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import BASE_S, call, drain, timed
+from transforms import dedupe
 from transforms.dedupe import MIN_IDS_BEFORE_COMPACTION, DedupeByKey, _DedupeFn
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS
 from transforms.sharding import shard_of
@@ -14,7 +15,10 @@ from transforms.records import AbandonMetrics, DeadLetter
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
 
-def test_dedupe_keeps_first_arrival_within_ttl_only(options):
+def test_dedupe_keeps_first_arrival_within_ttl_only(options, monkeypatch):
+  # The TTL rule alone: ids are also remembered for the next
+  # MIN_RECORDS_REMEMBERED records of their shard (tested below).
+  monkeypatch.setattr(dedupe, 'MIN_RECORDS_REMEMBERED', 1)
   # 'a' and 'a1' share a shard, 'b' and 'b5' another (crc32 % 32; asserted
   # below so a change of sharding cannot quietly void the test).
   assert shard_of('a') == shard_of('a1') != shard_of('b') == shard_of('b5')
@@ -95,19 +99,34 @@ def new_fn():
   return _DedupeFn(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
 
 
-def test_a_far_future_record_does_not_make_a_shards_state_grow():
+def test_after_a_far_future_record_ids_are_remembered_by_arrivals():
   # Year 2090 is a valid timestamp to the parser. The shard's event-time
-  # clock jumps there and no sweep comes for decades: ids that arrive after
-  # it are already expired by that clock and must not pile up in state.
+  # clock jumps there: by it every later id is expired on arrival. They are
+  # still remembered for the next records (re-deliveries are dropped), and
+  # they do not pile up in state.
   fn, shard = new_fn(), _Shard()
   far_future = call('future', 0)._replace(timestamp=3_800_000_000_000)
   kept = shard.run(fn, [far_future])
-  for i in range(1000):
-    kept += shard.run(fn, [call(f'c{i}', i), call(f'c{i}', i)])
-  assert len(shard.stored_ids()) <= 1, len(shard.stored_ids())
-  # Nothing is lost: every first arrival went on (duplicates arriving in
-  # the same batch as their original are still dropped).
-  assert len(kept) == 1001
+  for i in range(5000):
+    kept += shard.run(fn, [call(f'c{i}', i)] +
+                      ([call(f'c{i - 3}', i - 3)] if i >= 3 else []))
+    stored = sum(len(added) for added in shard.ids.values)
+    assert stored <= 2 * MIN_IDS_BEFORE_COMPACTION + 2, (i, stored)
+  assert len(kept) == 5001
+
+
+def test_a_partition_far_behind_the_shards_clock_still_has_its_duplicates_dropped():
+  # Reading a backlog, one source partition runs 2 h of event time ahead of
+  # another in the same shard: the slow partition's ids are expired by the
+  # shard's clock on arrival, and their re-deliveries come 15 records later.
+  fast = [call(f'fast{i}', 7200 + i) for i in range(3000)]
+  slow = [call(f'slow{i}', i) for i in range(3000)]
+  fn, shard = new_fn(), _Shard()
+  kept = []
+  for k in range(0, 3000, 10):
+    kept += shard.run(fn, fast[k:k + 10])
+    kept += shard.run(fn, slow[k:k + 10] + (slow[k - 15:k - 5] if k >= 15 else []))
+  assert len(kept) == 6000
 
 
 def test_a_shards_ids_are_compacted_and_stay_bounded():

@@ -13,11 +13,20 @@ from transforms.event_time import at_event_time
 from transforms.sharding import shard_of
 
 
-# A shard's ids are compacted (expired ones dropped, the rest rewritten as
+# A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
 # one map) when it stores twice as many as it kept at its last compaction,
 # and never below this many: rewriting is then amortised, a constant number
 # of writes per id, instead of the whole map at every batch.
 MIN_IDS_BEFORE_COMPACTION = 1000
+# Besides the TTL of event time, an id is remembered until this many later
+# records of its shard have arrived. Event time alone fails when a shard's
+# clock is driven by another, faster source partition (reading a backlog:
+# the clock can be hours ahead of a slow partition, whose ids were then
+# forgotten on arrival and their re-deliveries, a few records later, counted
+# again), or has jumped to a far-future timestamp. Re-deliveries of an
+# at-least-once source come within a few records of the original; 1,000 per
+# shard is about 32,000 records of the stream.
+MIN_RECORDS_REMEMBERED = 1000
 
 
 class _ShardClock(NamedTuple):
@@ -28,19 +37,26 @@ class _ShardClock(NamedTuple):
   token: bytes
   # The latest event time the shard has seen (epoch ms).
   latest_ms: int
-  # Ids in the bag, expired ones included, and ids kept by the last
+  # Records the shard has seen (the arrival number of the last one).
+  arrivals: int
+  # Ids in the bag, forgotten ones included, and ids kept by the last
   # compaction.
   stored: int
   kept: int
 
 
+# id -> (expiry in epoch ms of event time, arrival number of its first
+# arrival).
+_Ids = Dict[str, Tuple[int, int]]
+
+
 class _DedupeFn(beam.DoFn):
   # Per shard (see transforms/sharding.py): the clock, and the ids as a bag
-  # of {id: expiry epoch ms} maps, one appended per batch that added ids.
-  # Appending keeps the state written per batch proportional to the new ids;
-  # the ids are read back only when this instance has no current copy of
-  # them (first batch of a shard here, after a restore, after another
-  # instance wrote the shard), not decoded and encoded whole at every batch.
+  # of _Ids maps, one appended per batch that added ids. Appending keeps the
+  # state written per batch proportional to the new ids; the ids are read
+  # back only when this instance has no current copy of them (first batch
+  # of a shard here, after a restore, after another instance wrote the
+  # shard), not decoded and encoded whole at every batch.
   CLOCK = ReadModifyWriteStateSpec('clock', PickleCoder())
   IDS = BagStateSpec('ids', PickleCoder())
 
@@ -51,11 +67,11 @@ class _DedupeFn(beam.DoFn):
     self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
-    # shard -> (token, {id: expiry ms}) as of this instance's last write.
-    self._ids_by_shard: Dict[int, Tuple[bytes, Dict[str, int]]] = {}
+    # shard -> (token, ids) as of this instance's last write.
+    self._ids_by_shard: Dict[int, Tuple[bytes, _Ids]] = {}
 
   def _read_ids(self, shard: int, clock: Optional[_ShardClock],
-                ids_state) -> Dict[str, int]:
+                ids_state) -> _Ids:
     # Taken out of the copies while the batch runs: if the bundle fails
     # half-way, the next attempt reads the state instead of a half-updated
     # map.
@@ -64,7 +80,7 @@ class _DedupeFn(beam.DoFn):
       return {}
     if copy is not None and copy[0] == clock.token:
       return copy[1]
-    seen: Dict[str, int] = {}
+    seen: _Ids = {}
     for added in ids_state.read():
       seen.update(added)
     return seen
@@ -78,39 +94,37 @@ class _DedupeFn(beam.DoFn):
     clock = clock_state.read()
     seen = self._read_ids(shard, clock, ids_state)
     latest_ms = clock.latest_ms if clock else None
-    added: Dict[str, int] = {}
+    arrivals = clock.arrivals if clock else 0
+    added: _Ids = {}
     duplicates = 0
-    expired_on_arrival = set()
     for element in elements:
+      arrivals += 1
       event_ms = self._event_time_ms(element)
       if latest_ms is None or event_ms > latest_ms:
         latest_ms = event_ms
       record_id = self._key_fn(element)
-      # Expiry by the shard's own event-time progress, not by timers: an
-      # event-time timer holds the step's output watermark, and a chain of
-      # eviction timers behind a fast-moving watermark (a backlog) held
-      # every downstream window back one step per runner round trip.
-      known_until_ms = seen.get(record_id)
-      if ((known_until_ms is not None and known_until_ms > latest_ms) or
-          record_id in expired_on_arrival):
+      # Expiry by the shard's own event-time progress and arrivals, not by
+      # timers: an event-time timer holds the step's output watermark, and a
+      # chain of eviction timers behind a fast-moving watermark (a backlog)
+      # held every downstream window back one step per runner round trip.
+      known = seen.get(record_id)
+      if known is not None and (
+          known[0] > latest_ms or
+          known[1] > arrivals - MIN_RECORDS_REMEMBERED):
         duplicates += 1
         continue
-      expiry_ms = event_ms + self._ttl_ms
-      if expiry_ms > latest_ms:
-        seen[record_id] = added[record_id] = expiry_ms
-      else:
-        # Already expired by the shard's clock (it has seen records a TTL
-        # later): remembered for this batch only. Stored, it would stay
-        # until a compaction, and after one far-future timestamp in a shard
-        # every later id would be such an id.
-        expired_on_arrival.add(record_id)
+      seen[record_id] = added[record_id] = (event_ms + self._ttl_ms, arrivals)
       yield at_event_time(element, event_ms)
     if duplicates:
       self._duplicates.inc(duplicates)
     stored = (clock.stored if clock else 0) + len(added)
     kept = clock.kept if clock else 0
     if stored >= 2 * max(kept, MIN_IDS_BEFORE_COMPACTION):
-      seen = {k: v for k, v in seen.items() if v > latest_ms}
+      remembered_since = arrivals - MIN_RECORDS_REMEMBERED
+      seen = {
+          k: v for k, v in seen.items()
+          if v[0] > latest_ms or v[1] > remembered_since
+      }
       ids_state.clear()
       if seen:
         ids_state.add(seen)
@@ -118,7 +132,7 @@ class _DedupeFn(beam.DoFn):
     elif added:
       ids_state.add(added)
     token = os.urandom(8)
-    clock_state.write(_ShardClock(token, latest_ms, stored, kept))
+    clock_state.write(_ShardClock(token, latest_ms, arrivals, stored, kept))
     self._ids_by_shard[shard] = (token, seen)
 
 
@@ -129,15 +143,15 @@ class DedupeByKey(beam.PTransform):
   record's event time in epoch ms.
   Output: PCollection[T], the first arrival of each id, timestamped with its
   event time.
-  An id is remembered until its shard (1/32 of the ids) has seen a record
-  with an event time `ttl_seconds` past the id's first arrival: at least
-  `ttl_seconds` of event time, whatever the watermark does (an id whose
-  shard has already seen records a TTL later is remembered for its bundle
-  only). Every dropped duplicate increments the
+  An id is remembered until its shard (1/32 of the ids) has both seen a
+  record with an event time `ttl_seconds` past the id's first arrival and
+  received MIN_RECORDS_REMEMBERED records after it: at least `ttl_seconds`
+  of event time, whatever the watermark does, and at least the next
+  records whatever the shard's clock does (another source partition far
+  ahead, a far-future timestamp). Every dropped duplicate increments the
   `<metrics_namespace>/duplicates` counter. State per shard is bounded: at
-  most twice the live ids of its last compaction or
-  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch; also
-  after a far-future timestamp.
+  most twice the ids remembered at its last compaction or
+  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch.
   """
   def __init__(
       self,
