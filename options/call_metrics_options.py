@@ -37,6 +37,8 @@ class CallMetricsOptions(PipelineOptions):
         type=int,
         default=600,
         help='Seconds of event time during which a re-delivered call_uuid is '
-        'recognised as a duplicate. At-least-once sources re-deliver within '
-        'a checkpoint interval or two; keep it above window size + allowed '
-        'lateness so that a duplicate can never reach the late output.')
+        'recognised as a duplicate (and, whatever the event time, during the '
+        'next 1,000 records of its shard, about 32,000 of the stream). '
+        'At-least-once sources re-deliver within a checkpoint interval or '
+        'two; keep it above window size + allowed lateness so that a '
+        'duplicate can never reach the late output.')
