@@ -13,6 +13,8 @@ from typing import Dict, List
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from cassandra import OperationTimedOut
+from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
 from scripts.generate_events import write_call_events
@@ -237,4 +239,19 @@ def test_main_job_rides_out_a_cassandra_restart(
       if r.name == cassandra_sink.__name__ and 'retry' in r.getMessage()
   ]
   assert retries, 'no write met the outage: the test proved nothing'
+  # The test's own session reconnects on the driver's backoff (up to 5 s
+  # between attempts); the job can finish before it has.
+  wait_until_answering(session, timeout_s=120)
   assert_rows_match_reference(session, keyspace, events)
+
+
+def wait_until_answering(session, timeout_s: float) -> None:
+  deadline = time.monotonic() + timeout_s
+  while True:
+    try:
+      session.execute('SELECT release_version FROM system.local')
+      return
+    except (NoHostAvailable, OperationTimedOut):
+      if time.monotonic() > deadline:
+        raise
+      time.sleep(1)
