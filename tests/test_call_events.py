@@ -7,6 +7,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from scripts.generate_events import MALFORMED_KINDS, OVERSIZED_KIND, malformed_line
+from tests.beam_metrics import committed_counters
 from transforms import parsing
 from transforms.call_events import ParseCallEvents, call_event_time_ms, parse_call_event
 from transforms.records import SourceRecord
@@ -107,6 +108,22 @@ def test_parse_routes_events_dead_letters_and_skips_other_types(options):
         | 'Reasons' >> beam.Map(lambda d: (d.origin, d.reason)),
         equal_to([('f:3', 'malformed_json')]),
         label='dead_letters')
+
+
+def test_parse_counts_every_record_across_bundles(options):
+  good = json.dumps(GOOD).encode()
+  started = json.dumps(dict(GOOD, event_type='CALL_STARTED')).encode()
+  stream = TestStream()
+  # Each add_elements is a bundle of its own: per-bundle tallies must add up.
+  for n, raw in enumerate([good, started, good, b'[', good, started]):
+    stream = stream.add_elements([SourceRecord('cc-call-logs', f'f:{n}', raw)])
+  p = beam.Pipeline(options=options)
+  _ = p | stream.advance_watermark_to_infinity() | ParseCallEvents()
+  result = p.run()
+  result.wait_until_finish()
+  assert committed_counters(result, 'call_events') == {
+      'parsed': 3, 'other_event_types': 2, 'dead_letters': 1,
+      'dead_letter_malformed_json': 1}
 
 
 BASE_MS = GOOD['timestamp']

@@ -6,6 +6,7 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.beam_metrics import committed_counters
 from tests.conftest import BASE_S, drain
 from transforms import parsing
 from transforms.data_actions import ParseDataActions, parse_data_action
@@ -75,6 +76,20 @@ def test_updates_go_to_the_side_output(options):
         parsed.dead_letters | 'D' >> beam.Map(lambda d: d.reason),
         equal_to(['malformed_json']),
         label='dead_letters')
+
+
+def test_parse_counts_both_kinds_across_bundles(options):
+  stream = TestStream()
+  # Each add_elements is a bundle of its own: per-bundle tallies must add up.
+  for n, obj in enumerate([INTERACTION, UPDATE, INTERACTION, INTERACTION]):
+    stream = stream.add_elements(
+        [SourceRecord('cxone-data-actions', f'f:{n}', raw(obj))])
+  p = beam.Pipeline(options=options)
+  _ = p | stream.advance_watermark_to_infinity() | ParseDataActions()
+  result = p.run()
+  result.wait_until_finish()
+  assert committed_counters(result, 'data_actions') == {
+      'interactions': 3, 'customer_updates': 1}
 
 
 def interaction(iid, at_s, channel):
