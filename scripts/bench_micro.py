@@ -10,7 +10,11 @@ test):
 2. adding 500 outputs with distinct timestamps to a direct-runner bundle,
    stacked (Beam's default) and unstacked (LocalRunner);
 3. the replay's watermark scan over a generated calls file: every record
-   parsed, against parsing only the records that could move the watermark.
+   parsed, against parsing only the records that could move the watermark;
+4. the direct runner's copy of one key's state with the 8 clock ticks a
+   windowed key keeps armed, deep (Beam) and sharing timestamps (LocalRunner);
+5. creating a bundle's executor for 500 elements, with Beam's scan of their
+   windows and without it (LocalRunner, for steps without side inputs).
 """
 import argparse
 import os
@@ -24,11 +28,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=wrong-import-position
+from types import SimpleNamespace
+
 from apache_beam import pvalue
+from apache_beam.runners.direct import evaluation_context
+from apache_beam.runners.direct import executor
 from apache_beam.runners.direct.bundle_factory import _Bundle
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.trigger import _ListStateTag
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.transforms.window import GlobalWindows, TimestampedValue, WindowFn
+from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipelines import local_runner
 from scripts.generate_events import DEFAULT_START_MS, write_call_events
 from transforms.call_events import call_event_time_ms
 from transforms.event_time import at_event_time
@@ -88,6 +101,32 @@ def replay_scan(events: int) -> None:
         f'only records that could move the watermark {shortcut_s:.2f} s')
 
 
+def keyed_state_copies() -> None:
+  window, tag = GlobalWindow(), _ListStateTag('state')
+  for cls in (evaluation_context.DirectUnmergedState,
+              local_runner._KeyedStateSharingTimestamps):  # pylint: disable=protected-access
+    state = cls()
+    for tick in range(8):
+      state.set_timer(window, 'tick', TimeDomain.WATERMARK,
+                      Timestamp(micros=tick * 300_000_000), f'tick-{tick}')
+    state.add_state(window, tag, b'accumulators')
+    print(f'keyed state copy, {cls.__name__}: '
+          f'{_us_per_call(state.copy, 20_000):.2f} us/key and bundle')
+
+
+def executor_scans() -> None:
+  bundle = _Bundle(pvalue.PCollection(None), False)
+  for i in range(500):
+    bundle.add(at_event_time(i, DEFAULT_START_MS + i))
+  bundle.commit(None)
+  step = SimpleNamespace(side_inputs=())
+  for cls in (executor.TransformExecutor,
+              local_runner._TransformExecutorWithoutScan):  # pylint: disable=protected-access
+    create = lambda: cls(None, None, bundle, None, step, None, None)
+    print(f'executor for a 500-element bundle, {cls.__name__}: '
+          f'{_us_per_call(create, 2_000):.1f} us')
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--events', type=int, default=200_000,
@@ -96,6 +135,8 @@ def main() -> None:
   stamping()
   bundles()
   replay_scan(args.events)
+  keyed_state_copies()
+  executor_scans()
 
 
 if __name__ == '__main__':
