@@ -255,6 +255,7 @@ class DetectCallbackPatterns(beam.PTransform):
   def expand(self, interactions):
     detected = (
         interactions
-        | 'BatchPerShard' >> BatchPerKey(lambda i: shard_of(i.customer_id), int)
+        | 'BatchPerShard' >> BatchPerKey(
+            lambda i: shard_of(i.customer_id), lambda i: i.timestamp, int)
         | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches'))
     return {'matches': detected.matches, 'late': detected.late}

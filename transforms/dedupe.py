@@ -163,12 +163,14 @@ class DedupeByKey(beam.PTransform):
     if ttl_seconds <= 0:
       raise ValueError(f'dedupe TTL must be > 0, got {ttl_seconds}')
     self._key_fn = key_fn
+    self._event_time_ms = event_time_ms
     self._fn = _DedupeFn(key_fn, event_time_ms, ttl_seconds, metrics_namespace)
 
   def expand(self, pcoll):
     key_fn = self._key_fn
     return (
         pcoll
-        | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(key_fn(e)), int)
+        | 'BatchPerShard' >> BatchPerKey(
+            lambda e: shard_of(key_fn(e)), self._event_time_ms, int)
         | 'DropDuplicates' >> beam.ParDo(self._fn).with_output_types(
             pcoll.element_type))

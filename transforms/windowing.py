@@ -269,8 +269,9 @@ class WindowedCombinePerKey(beam.PTransform):
   allowed lateness and a late side output.
 
   Input: PCollection[V] in the global window; `key_fn(V)` is its key and
-  `event_time_ms(V)` its event time (epoch ms). Each bundle's elements are
-  batched per key (transforms/batching.py) before the stateful step.
+  `event_time_ms(V)` its event time (epoch ms), its timestamp too. Each
+  bundle's elements are batched per key (transforms/batching.py) before the
+  stateful step.
   Outputs (a DoOutputsTuple):
     main: PCollection[WindowPane] with `result` = combine_fn's output. One
       ON_TIME pane when the watermark passes the window end, then one LATE
@@ -294,6 +295,7 @@ class WindowedCombinePerKey(beam.PTransform):
       watermark_delay_seconds: int = 0):
     super().__init__()
     self._key_fn = key_fn
+    self._event_time_ms = event_time_ms
     if window_size_seconds <= 0:
       raise ValueError(f'window size must be > 0, got {window_size_seconds}')
     if allowed_lateness_seconds < 0:
@@ -311,7 +313,7 @@ class WindowedCombinePerKey(beam.PTransform):
   def expand(self, pcoll):
     return (
         pcoll
-        | 'BatchPerKey' >> BatchPerKey(self._key_fn)
+        | 'BatchPerKey' >> BatchPerKey(self._key_fn, self._event_time_ms)
         | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes'))
 
 
