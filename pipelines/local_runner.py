@@ -18,7 +18,8 @@ every pickle round trip.
 
 For the same reason the signatures of DoFn methods (`get_function_arguments`,
 asked again for every bundle's DoFnRunner) are cached per class and method,
-with the same exceptions: a method on the instance, or an `_inspect_` hook.
+or per function for a plain function on the instance, with the same
+exceptions: a bound method on the instance, or an `_inspect_` hook.
 
 The evaluator also makes a new copy of each DoFn for every bundle (a pickle
 round trip, 5 % of a run). LocalRunner makes that copy once per DoFn and
@@ -35,7 +36,9 @@ does (`scripts/bench_micro.py` prints both):
   (so a failed bundle leaves it untouched) with `copy.deepcopy` of its
   timers: a deep copy of every armed timer's Timestamp, per key and bundle.
   Timestamps are immutable, so LocalRunner's keyed states copy the timer
-  maps and share the timestamps (see _KeyedStateSharingTimestamps).
+  maps and share the timestamps (see _KeyedStateSharingTimestamps). The
+  same states answer "no timer due" (every key, every round) with integer
+  comparisons.
 - Every bundle's executor scans all the bundle's elements in Python for the
   latest window, which only side inputs need; LocalRunner skips the scan
   for steps without side inputs (see _TransformExecutorWithoutScan).
@@ -70,6 +73,9 @@ from apache_beam.runners.runner import PipelineState
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.transforms import core
 from apache_beam.transforms import userstate
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import MAX_TIMESTAMP
+from apache_beam.utils.timestamp import Timestamp
 
 # The Python DirectRunner may try to download the Prism binary and hang
 # offline; the bundle-based runner is local, supports TestStream replay,
@@ -108,24 +114,39 @@ def cached_dofn_specs(dofn) -> Specs:
 
 
 _uncached_function_arguments = core.get_function_arguments
-_arguments_by_method: 'collections.OrderedDict[Tuple[type, str], Tuple[List[str], List[Any]]]' = (
+_arguments_by_method: 'collections.OrderedDict[Any, Tuple[List[str], List[Any]]]' = (
     collections.OrderedDict())
+_ABSENT = object()
+
+
+def _arguments_key(obj: Any, func: str) -> Optional[Any]:
+  """What `core.get_function_arguments(obj, func)` depends on alone, or
+  None when that is more than one object: the class and method name for a
+  plain function of the class; the function itself for a plain function
+  on the instance (not bound: DoFnCopies puts setup and teardown there)."""
+  if hasattr(obj, f'_inspect_{func}'):
+    return None
+  on_instance = getattr(obj, '__dict__', {}).get(func, _ABSENT)
+  if on_instance is not _ABSENT:
+    return on_instance if isinstance(on_instance, types.FunctionType) else None
+  cls = type(obj)
+  return (cls, func) if isinstance(getattr(cls, func, None),
+                                   types.FunctionType) else None
 
 
 def cached_function_arguments(obj: Any,
                               func: str) -> Tuple[List[str], List[Any]]:
   """Same result as `core.get_function_arguments(obj, func)`, computed once
-  per class and method when the method is a plain function of the class.
+  per class and method when the method is a plain function of the class
+  (once per function when it is a plain function on the instance).
   Returns fresh lists."""
-  cls = type(obj)
-  if (hasattr(obj, f'_inspect_{func}') or
-      func in getattr(obj, '__dict__', {}) or
-      not isinstance(getattr(cls, func, None), types.FunctionType)):
+  key = _arguments_key(obj, func)
+  if key is None:
     return _uncached_function_arguments(obj, func)
-  arguments = _arguments_by_method.get((cls, func))
+  arguments = _arguments_by_method.get(key)
   if arguments is None:
     arguments = _uncached_function_arguments(obj, func)
-    _arguments_by_method[(cls, func)] = arguments
+    _arguments_by_method[key] = arguments
     if len(_arguments_by_method) > _MAX_CACHED_CLASSES:
       _arguments_by_method.popitem(last=False)
   return list(arguments[0]), list(arguments[1])
@@ -242,6 +263,25 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
       for tag, values in tags.items():
         cloned_tags[tag] = copy.copy(values)
     return cloned
+
+  def get_timers(self, clear=False, watermark=MAX_TIMESTAMP,
+                 processing_time=None):
+    # Asked for every key of every stateful step at every round of the
+    # runner, nearly always with no timer due: the integer comparisons
+    # answer that case without a Timestamp comparison per armed timer.
+    if type(watermark) is Timestamp and self._no_timer_due(watermark.micros):
+      return [], False
+    return super().get_timers(clear, watermark, processing_time)
+
+  def _no_timer_due(self, watermark_micros: int) -> bool:
+    """True if every timer is an event-time timer after the watermark."""
+    for timers in self.timers.values():
+      for (_, time_domain, _), timestamp in timers.items():
+        if (time_domain != TimeDomain.WATERMARK or
+            type(timestamp) is not Timestamp or
+            timestamp.micros <= watermark_micros):
+          return False
+    return True
 
 
 class _NoElements:

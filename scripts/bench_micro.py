@@ -14,10 +14,14 @@ test):
 4. the direct runner's copy of one key's state with the 8 clock ticks a
    windowed key keeps armed, deep (Beam) and sharing timestamps (LocalRunner);
 5. creating a bundle's executor for 500 elements, with Beam's scan of their
-   windows and without it (LocalRunner, for steps without side inputs).
+   windows and without it (LocalRunner, for steps without side inputs);
+6. one bundle's commit of 3 upserted rows into the SQLite sink's WAL-mode
+   file, with synchronous=FULL (SQLite's default) and NORMAL (the sink's).
 """
 import argparse
+import itertools
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -127,6 +131,28 @@ def executor_scans() -> None:
           f'{_us_per_call(create, 2_000):.1f} us')
 
 
+def sqlite_commits() -> None:
+  with tempfile.TemporaryDirectory() as work:
+    conn = sqlite3.connect(os.path.join(work, 'bench.db'))
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)')
+    # A late pane's update: the same keys, new values.
+    updates = itertools.count()
+    for synchronous in ('FULL', 'NORMAL'):
+      conn.execute(f'PRAGMA synchronous={synchronous}')
+
+      def commit():
+        value = f'{next(updates):0200d}'
+        with conn:
+          conn.executemany(
+              'INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+              [(k, value) for k in range(3)])
+
+      print(f'SQLite commit, synchronous={synchronous}: '
+            f'{_us_per_call(commit, 500) / 1000:.2f} ms')
+    conn.close()
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--events', type=int, default=200_000,
@@ -137,6 +163,7 @@ def main() -> None:
   replay_scan(args.events)
   keyed_state_copies()
   executor_scans()
+  sqlite_commits()
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.trigger import InMemoryUnmergedState
 from apache_beam.transforms.trigger import _ListStateTag
 from apache_beam.transforms.window import FixedWindows
 from apache_beam.transforms.window import GlobalWindow
@@ -243,3 +244,40 @@ def test_a_step_with_a_side_input_still_gets_its_window_looked_up(options):
         | beam.WindowInto(FixedWindows(10))
         | beam.ParDo(_AddSideInput(), beam.pvalue.AsList(offsets)))
     assert_that(out, equal_to([101, 1002, 1003]))
+
+
+def test_a_plain_function_on_the_instance_is_judged_by_that_function():
+  # DoFnCopies puts setup and teardown on the instance as plain functions.
+  class _Fn(beam.DoFn):
+    def process(self, element):
+      yield element
+
+  plain, with_context = _Fn(), _Fn()
+  plain.setup = lambda: None
+  with_context.setup = lambda context=None: None
+  for fn in (plain, with_context, plain):
+    assert local_runner.cached_function_arguments(fn, 'setup') == (
+        UNCACHED_ARGUMENTS(fn, 'setup'))
+  assert local_runner.cached_function_arguments(with_context, 'setup') == (
+      ['context'], [None])
+
+
+@pytest.mark.parametrize('watermark', [0, 4, 5, 6, 9, 10, 100])
+def test_due_timers_are_beams_at_every_watermark(watermark):
+  ours = local_runner._KeyedStateSharingTimestamps()  # pylint: disable=protected-access
+  beams = InMemoryUnmergedState()
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(5), 'a')
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(9), 'b')
+    state.set_timer(IntervalWindow(0, 10), 'end', TimeDomain.WATERMARK,
+                    Timestamp(6))
+  at = Timestamp(watermark)
+  assert sorted(ours.get_timers(watermark=at)[0], key=str) == sorted(
+      beams.get_timers(watermark=at)[0], key=str)
+  # A processing-time timer is reported as such, whatever the watermark.
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'wall', TimeDomain.REAL_TIME,
+                    Timestamp(10**9))
+  assert ours.get_timers(watermark=at, processing_time=Timestamp(0))[1]
