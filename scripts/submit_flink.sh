@@ -10,7 +10,10 @@
 #   --min_pause_between_checkpoints=5000 --checkpoint_timeout_millis=300000
 #   --state_backend=rocksdb --state_backend_storage_path=file://$RUN_DIR/flink/checkpoints
 #   --finish_bundle_before_checkpointing (without it window output was lost under checkpointing)
-#   --job_name=cc-<mode>-<time>; cluster: --parallelism=$PARALLELISM (2)
+#   --max_bundle_size=5000 (Flink's 1000 costs a state round trip per key 5 times as often)
+#   --job_name=cc-<mode>-<time>; cluster: --parallelism=$PARALLELISM (2) and
+#   --sdk_worker_parallelism=2 (one Python worker per subtask: with one, the Python stage
+#   waited on Flink <-> Python round trips with neither core saturated; README "Benchmarks")
 # Restore from a savepoint: add --savepoint_path=file:///... (and --allow_non_restored_state).
 # The job reads forever; the submitting process waits for it (the job server runs inside it;
 # on the cluster the job keeps running without it). --detach runs that process in the
@@ -79,13 +82,14 @@ DEFAULTS=(
   --checkpointing_interval=60000 --checkpointing_mode=EXACTLY_ONCE
   --min_pause_between_checkpoints=5000 --checkpoint_timeout_millis=300000
   --state_backend=rocksdb "--state_backend_storage_path=file://$CKPT_DIR"
-  --finish_bundle_before_checkpointing
+  --finish_bundle_before_checkpointing --max_bundle_size=5000
 )
 if [[ $MODE == local ]]; then
   DEFAULTS+=(--flink_master=[local] --environment_type=LOOPBACK)
 else
   DEFAULTS+=("--flink_master=$HOST:$REST_PORT" --environment_type=EXTERNAL
-             "--environment_config=$POOL" "--parallelism=${PARALLELISM:-2}")
+             "--environment_config=$POOL" "--parallelism=${PARALLELISM:-2}"
+             --sdk_worker_parallelism=2)
 fi
 ARGS=()
 for d in "${DEFAULTS[@]}"; do
