@@ -345,8 +345,8 @@ def install_cheaper_bundle_setup() -> None:
 class LocalRunner(BundleBasedDirectRunner):
   """BundleBasedDirectRunner with cached DoFn introspection, reused DoFn
   instances, cheaper per-bundle bookkeeping and user metrics counted in
-  every bundle (see module docstring). Same semantics: only the cost of each
-  bundle changes."""
+  every bundle (see module docstring). Same results: only the cost of each
+  bundle changes, and the metrics it reports are complete."""
   def run_pipeline(self, pipeline, options):
     # Stacking stores a run of outputs with one timestamp as one entry, and
     # compares every output's timestamp with the last one's to find runs:
