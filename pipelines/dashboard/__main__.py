@@ -32,6 +32,8 @@ DESCRIPTION = (
 def serve(config: DashboardConfig) -> None:
   """Opens the store and serves the page until interrupted."""
   store = config.open_store()
+  # A stop by the service manager (SIGTERM) cleans up like Ctrl-C.
+  previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
   try:
     queries = WallboardQueries(
         store, config.thresholds, config.max_out_of_orderness_ms)
@@ -45,6 +47,7 @@ def serve(config: DashboardConfig) -> None:
       server.server_close()
       feed.stop()
   finally:
+    signal.signal(signal.SIGTERM, previous)
     store.close()
 
 
@@ -59,8 +62,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     sys.exit(f'error: unknown option {unknown[0]!r} (see --help)')
   logging.basicConfig(
       level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  # A stop by the service manager (SIGTERM) cleans up like Ctrl-C.
-  signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
   try:
     serve(DashboardConfig.from_options(PipelineOptions(argv)))
   except KeyboardInterrupt:

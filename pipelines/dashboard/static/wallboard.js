@@ -17,6 +17,7 @@
   const HOURS = ['1', '4', '8', '24'];
   const POLL_MS = 2000;
   const CHART_HEIGHT = 200;
+  const COUNT_ROWS = 4;
 
   const state = {
     snapshot: null,
@@ -216,14 +217,17 @@
       cursor: {drag: {x: false, y: false}},
       scales: {x: {time: true}, y: {range: (u, min, max) => [0, Math.max(max * 1.1, 1)]}},
       axes: [
-        Object.assign({}, axis, {values: (u, ticks) => ticks.map(t => time(t * 1000))}),
+        Object.assign({}, axis, {space: 90, values: (u, ticks, axisIndex, space, increment) =>
+          ticks.map(t => (increment < 60 ? secondsFormat : timeFormat).format(new Date(t * 1000)))}),
         Object.assign({}, axis, {size: 56, values: (u, ticks) => ticks.map(format)})],
       series: [{label: 'window start'}].concat(lines.map(l => ({
         label: l.label,
         stroke: l.stroke,
         width: l.dash ? 1.5 : 2,
         dash: l.dash,
-        points: {show: false},
+        // uPlot's default shows points where the line leaves room for
+        // them, so a queue with one window in range is still a dot.
+        points: l.dash ? {show: false} : {},
         value: (u, v) => (v === null || v === undefined ? '–' : format(v)),
       }))),
     }, data, container);
@@ -281,20 +285,30 @@
     fillTable($('alerts'), rows, 6, 'No pattern alerts.');
   }
 
-  // Counts per (source, reason) as a table: a row per reason, a column
-  // per source.
+  // Counts per (source, reason) as a table: a row per reason (most first),
+  // a column per source, at most COUNT_ROWS rows and a row for the rest.
   function countTable(table, counts) {
     const sources = [...new Set(counts.map(c => c.source))].sort();
-    const reasons = [...new Set(counts.map(c => c.reason))];
+    const totals = new Map();
+    for (const c of counts) totals.set(c.reason, (totals.get(c.reason) || 0) + c.count);
+    const reasons = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || (a < b ? -1 : 1));
     const byKey = new Map(counts.map(c => [c.source + '\u0000' + c.reason, c.count]));
     table.tHead.replaceChildren(el('tr', {}, [el('th', {text: 'reason'})].concat(
       sources.map(source => el('th', {className: 'num', text: source})))));
-    fillTable(table, reasons.map(reason => el('tr', {}, [el('td', {text: reason})].concat(
+    const rows = reasons.slice(0, COUNT_ROWS).map(reason => el('tr', {}, [el('td', {text: reason})].concat(
       sources.map(source => el('td', {className: 'num',
-        text: count(byKey.get(source + '\u0000' + reason) || 0)}))))), 1, 'None.');
+        text: count(byKey.get(source + '\u0000' + reason) || 0)})))));
+    const rest = reasons.slice(COUNT_ROWS);
+    if (rest.length) {
+      const more = el('td', {className: 'dim', text: '+ ' + rest.length + ' more reasons, ' +
+        count(rest.reduce((n, r) => n + totals.get(r), 0)) + ' in all'});
+      more.colSpan = 1 + sources.length;
+      rows.push(el('tr', {}, [more]));
+    }
+    fillTable(table, rows, 1 + sources.length, 'None.');
   }
 
-  function renderHealth(health) {
+  function renderFlows(health) {
     $('flows').replaceChildren(...health.flows.map(f => el('div', {
       className: 'flow ' + (f.stale ? 'stale' : 'fresh')}, [
       el('span', {className: 'flow-name', text: f.name}),
@@ -303,6 +317,9 @@
       el('span', {className: 'flow-lag', text: f.lag_ms === null ? '' :
         duration(f.lag_ms) + ' behind now'}),
     ])));
+  }
+
+  function renderCounts(health) {
     const late = health.late_events, dead = health.dead_letters;
     $('late-scope').textContent = late.since_ms === null ? '· all time' :
       '· last hour of data, since ' + time(late.since_ms);
@@ -385,22 +402,24 @@
     }
   }
 
+  // Lag and staleness move with the clock at every snapshot; the rest is
+  // rebuilt only when the numbers changed, so hover and focus survive.
   function apply(s) {
     state.snapshot = s;
     renderBanners(s);
     if (!s.queues) return; // the store has never been read
-    $('data-time').textContent = dateTime(s.queues.newest_window_end);
     $('now-time').textContent = dateTime(s.health.now_ms);
+    renderFlows(s.health);
+    if (s.data_version === state.dataVersion) return;
+    state.dataVersion = s.data_version;
+    $('data-time').textContent = dateTime(s.queues.newest_window_end);
     renderLegend(s.thresholds);
     renderTiles(s.queues);
     renderVolumes(s.volumes);
     renderAlerts(s.alerts);
-    renderHealth(s.health);
-    if (s.data_version !== state.dataVersion) {
-      state.dataVersion = s.data_version;
-      fetchTrends();
-      fetchDetail();
-    }
+    renderCounts(s.health);
+    fetchTrends();
+    fetchDetail();
   }
 
   function startPolling() {
