@@ -53,7 +53,8 @@ LATE_EVENT_COLUMNS = (
 # late_events: `watermark` is when the pipeline routed the event (its
 # event-time clock then), so "late events of the last hour" filter on it.
 LATE_EVENT_TIME_COLUMN = 'watermark'
-# dead_letters has no time column: its counts are of all time.
+# dead_letters has no time column: its counts are of all time (name the
+# column here once the table has one).
 DEAD_LETTER_TIME_COLUMN = None
 
 
@@ -65,12 +66,14 @@ class Thresholds(NamedTuple):
 
 
 def abandon_status(rate: float, thresholds: Thresholds) -> str:
+  """'ok', 'warn' or 'alert' for an abandon rate (a fraction)."""
   if rate >= thresholds.abandon_rate_alert:
     return 'alert'
   return 'warn' if rate >= thresholds.abandon_rate_warn else 'ok'
 
 
 def service_level_status(level: float, thresholds: Thresholds) -> str:
+  """'ok' at or above the target, else 'alert'."""
   return 'ok' if level >= thresholds.service_level_target else 'alert'
 
 
@@ -173,7 +176,11 @@ class WallboardQueries:
     """Tiles: the newest window of each queue. `current` is False for a
     queue whose newest window is older than the newest window of all."""
     has_asa = self._has_asa()
-    rows = self._latest_rows(ABANDON_METRICS, self._window_columns(has_asa))
+    return self._tiles(
+        self._latest_rows(ABANDON_METRICS, self._window_columns(has_asa)),
+        has_asa)
+
+  def _tiles(self, rows: List[Row], has_asa: bool) -> Dict[str, Any]:
     newest_start = max((row['window_start'] for row in rows), default=None)
     tiles = []
     for row in rows:
@@ -210,7 +217,10 @@ class WallboardQueries:
   def channel_volumes(self, hours: int = 1) -> Dict[str, Any]:
     """Interactions per channel and window over the `hours` before the
     newest interaction window end."""
-    latest = self._latest_rows(INTERACTION_VOLUMES, VOLUME_COLUMNS)
+    return self._volumes(
+        self._latest_rows(INTERACTION_VOLUMES, VOLUME_COLUMNS), hours)
+
+  def _volumes(self, latest: List[Row], hours: int) -> Dict[str, Any]:
     until = _newest_end(latest)
     if until is None:
       return {'hours': hours, 'until_ms': None, 'x': [], 'series': []}
@@ -228,9 +238,10 @@ class WallboardQueries:
         PATTERN_ALERTS, ALERT_COLUMNS, 'timestamp', limit)
     return {'alerts': result.rows, 'complete': result.complete}
 
-  def _flow_health(self, name: str, table: Table, now_ms: int) -> Dict[str, Any]:
-    latest = self._latest_rows(
-        table, (table.primary_key[0], 'window_start', 'window_end'))
+  def _flow_health(self, name: str, latest: List[Row],
+                   now_ms: int) -> Dict[str, Any]:
+    """Lag and staleness of a flow, from the newest row of each of its
+    keys."""
     if not latest:
       return {
           'name': name,
@@ -276,10 +287,17 @@ class WallboardQueries:
   def health(self) -> Dict[str, Any]:
     """Lag and staleness per flow; late events per reason over the last
     hour of data, dead letters per reason."""
+    columns = ('window_start', 'window_end')
+    return self._health(
+        self._latest_rows(ABANDON_METRICS, ('queue_id', *columns)),
+        self._latest_rows(INTERACTION_VOLUMES, ('channel', *columns)))
+
+  def _health(self, latest_calls: List[Row],
+              latest_volumes: List[Row]) -> Dict[str, Any]:
     now_ms = int(self._clock() * 1000)
     flows = [
-        self._flow_health('call metrics', ABANDON_METRICS, now_ms),
-        self._flow_health('interaction volumes', INTERACTION_VOLUMES, now_ms),
+        self._flow_health('call metrics', latest_calls, now_ms),
+        self._flow_health('interaction volumes', latest_volumes, now_ms),
     ]
     data_end = max(
         (f['newest_window_end'] for f in flows if f['newest_window_end']),
@@ -311,11 +329,12 @@ class WallboardQueries:
         equal={'queue_id': queue_id}).rows
     windows = []
     if latest:
-      since = latest[0]['window_end'] - hours * HOUR_MS
       windows = [
           _window_row(row, self._thresholds, has_asa)
-          for row in self._windows_since(
-              ABANDON_METRICS, columns, queue_id, since)[::-1]
+          for row in self._store.newest(
+              ABANDON_METRICS, columns, 'window_start', MAX_WINDOWS_PER_KEY,
+              equal={'queue_id': queue_id},
+              since_ms=latest[0]['window_end'] - hours * HOUR_MS).rows
       ]
     late = self._store.newest(
         LATE_EVENTS, LATE_EVENT_COLUMNS, LATE_EVENT_TIME_COLUMN,
@@ -333,12 +352,17 @@ class WallboardQueries:
     """Everything the page shows besides trends and drill-down.
     `data_version` changes exactly when a number read from the store
     does (not when only the clock moved)."""
+    # The newest row of each queue and channel, read once for the tiles,
+    # the volumes and the health.
+    has_asa = self._has_asa()
+    calls = self._latest_rows(ABANDON_METRICS, self._window_columns(has_asa))
+    volumes = self._latest_rows(INTERACTION_VOLUMES, VOLUME_COLUMNS)
     data = {
-        'queues': self.latest_windows(),
-        'volumes': self.channel_volumes(),
+        'queues': self._tiles(calls, has_asa),
+        'volumes': self._volumes(volumes, 1),
         'alerts': self.pattern_alerts(),
     }
-    health = self.health()
+    health = self._health(calls, volumes)
     observed = [
         data, [flow['newest_window_end'] for flow in health['flows']],
         health['late_events'], health['dead_letters']

@@ -249,8 +249,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       route(url.query)
     except BadRequest as e:
       self._send_json({'error': str(e)}, e.status)
-    except (BrokenPipeError, ConnectionResetError):
-      pass  # the client went away
+    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+      pass  # the client went away or stopped reading
     except Exception:  # pylint: disable=broad-except
       _LOG.exception('GET %s failed', url.path)
       self._send_json(

@@ -187,15 +187,20 @@
     return new Map(sorted.map((k, i) => [k, PALETTE[i % PALETTE.length]]));
   }
 
+  // A message instead of the chart `name`.
+  function chartMessage(name, container, text) {
+    if (state.charts[name]) state.charts[name].destroy();
+    delete state.charts[name];
+    container.replaceChildren(el('p', {className: 'empty', text: text}));
+  }
+
   // lines: [{label, values, stroke, dash}] on xMs (window starts, ms).
   function chart(name, container, xMs, lines, format) {
-    const existing = state.charts[name];
     if (!xMs.length) {
-      if (existing) existing.destroy();
-      delete state.charts[name];
-      container.replaceChildren(el('p', {className: 'empty', text: 'No windows in this range.'}));
+      chartMessage(name, container, 'No windows in this range.');
       return;
     }
+    const existing = state.charts[name];
     const data = [xMs.map(ms => ms / 1000), ...lines.map(l => l.values)];
     const signature = lines.map(l => l.label).join('\u0000');
     if (existing && existing.signature === signature) {
@@ -387,7 +392,8 @@
     try {
       renderTrends(await getJson('/api/trends?hours=' + state.hours));
     } catch (e) {
-      $('chart-rate').replaceChildren(el('p', {className: 'empty', text: 'Trends unavailable: ' + e.message}));
+      chartMessage('rate', $('chart-rate'), 'Trends unavailable: ' + e.message);
+      chartMessage('offered', $('chart-offered'), 'Trends unavailable: ' + e.message);
     }
   }
 
