@@ -93,7 +93,9 @@ def test_tiles_are_the_newest_window_of_each_queue(db):
 
 
 def test_tile_colours_follow_the_thresholds(db):
-  by_queue = {t['queue_id']: t for t in queries_on(db).latest_windows()['tiles']}
+  by_queue = {
+      t['queue_id']: t for t in queries_on(db).latest_windows()['tiles']
+  }
   for tile in by_queue.values():
     if tile['offered'] == 0:
       continue
@@ -230,7 +232,8 @@ def test_asa_replaces_the_average_wait_once_the_columns_exist(db, tmp_path):
   path = str(tmp_path / 'v2.db')
   copy_db(db, path)
   with sqlite3.connect(path) as conn:
-    conn.execute('ALTER TABLE abandon_metrics ADD COLUMN answered_calls INTEGER')
+    conn.execute(
+        'ALTER TABLE abandon_metrics ADD COLUMN answered_calls INTEGER')
     conn.execute(
         'ALTER TABLE abandon_metrics ADD COLUMN answered_wait_seconds REAL')
     conn.execute(
@@ -289,5 +292,6 @@ def test_a_missing_file_or_a_foreign_database_is_a_clear_error(tmp_path):
 def test_the_store_cannot_write(db):
   store = SqliteStore(db)
   with pytest.raises(sqlite3.OperationalError, match='readonly'):
-    store._conn.execute('DELETE FROM abandon_metrics')  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    store._conn.execute('DELETE FROM abandon_metrics')
   store.close()

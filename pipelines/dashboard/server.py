@@ -118,6 +118,7 @@ class SnapshotFeed:
     """Reads the store once and publishes the result."""
     try:
       snapshot = self._queries.snapshot()
+      body = _json(snapshot)  # inside: a NaN read from the store raises
       self._last_good = snapshot
       if self._failing:
         _LOG.info('the store is readable again')
@@ -127,9 +128,10 @@ class SnapshotFeed:
         _LOG.exception('reading the store failed; retrying every %.1f s',
                        self._refresh)
       self._failing = True
-      snapshot = dict(self._last_good or {})
-      snapshot['store_error'] = f'{type(e).__name__}: {e}'[:300]
-    body = _json(snapshot)
+      body = _json({
+          **(self._last_good or {}),
+          'store_error': f'{type(e).__name__}: {e}'[:300]
+      })
     with self._changed:
       self._published = Published(self._published.sequence + 1, body)
       self._changed.notify_all()
@@ -238,7 +240,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.send_header(name, value)
     super().end_headers()
 
-  def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
+  # pylint: disable-next=redefined-builtin
+  def log_message(self, format: str, *args: Any) -> None:
     _LOG.debug('%s %s', self.address_string(), format % args)
 
   def do_GET(self) -> None:

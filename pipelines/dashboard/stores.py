@@ -17,7 +17,8 @@ import heapq
 import pathlib
 import sqlite3
 import threading
-from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 from cassandra.query import SimpleStatement
 
