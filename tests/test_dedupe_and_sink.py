@@ -187,7 +187,7 @@ def test_sqlite_upsert_converges_whatever_the_order(tmp_path):
   writer.upsert(ABANDON_METRICS, [metrics_row(0, 5), metrics_row(2, 9)])
   writer.upsert(ABANDON_METRICS, [metrics_row(1, 7)])  # stale pane: ignored
   writer.upsert(ABANDON_METRICS, [metrics_row(2, 9)])  # retry: idempotent
-  letter = DeadLetter('cc-call-logs', 'f:3', 'malformed_json', 'x', '{', 1)
+  letter = DeadLetter('cc-call-logs', 'f:3', 'malformed_json', 'x', '{', 1, 1793606400000)
   writer.upsert(DEAD_LETTERS, [letter, letter])
   writer.close()
   conn = sqlite3.connect(path)

@@ -8,6 +8,7 @@ whichever topic it came from, and a DoFn never raises on bad data.
 import json
 import math
 import re
+import time
 from typing import Any, Callable, Dict, Optional
 
 import apache_beam as beam
@@ -128,7 +129,8 @@ def dead_letter(record: SourceRecord, error: InvalidRecord) -> DeadLetter:
       reason=error.reason,
       detail=error.detail[:500],
       raw=raw_text,
-      raw_size=len(record.raw))
+      raw_size=len(record.raw),
+      received_at=int(time.time() * 1000))
 
 
 def dead_letter_output(
