@@ -25,6 +25,7 @@ setuptools.setup(
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "dockerfile-parse>=2,<3",
+            "hypothesis>=6.100,<7",
         ],
     },
 )
