@@ -10,65 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.poison import (CALL, INTERACTION, NOW_MS, POISON_CALLS,
+                          POISON_DATA_ACTIONS, PROFILE, with_raw_field, with_fields)
 from transforms import parsing
 from transforms.call_events import parse_call_event
 from transforms.data_actions import parse_data_action
 from transforms.records import CustomerProfile
-
-NOW_MS = int(time.time() * 1000)
-CALL = {
-    'call_uuid': 'c-1', 'event_type': 'CALL_ENDED', 'timestamp': NOW_MS,
-    'queue_id': 'Q-1', 'abandoned': False, 'wait_time_seconds': 12.5,
-    'agent_id': 'A-7'
-}
-INTERACTION = {
-    'interactionId': 'i-1', 'customerId': 'C-1', 'channel': 'voice',
-    'status': 'FAILED', 'timestamp': NOW_MS
-}
-PROFILE = {
-    'recordType': 'customer_update', 'customerId': 'C-1', 'tier': 'gold',
-    'region': 'EMEA', 'timestamp': NOW_MS
-}
-DAY_MS = 86400 * 1000
-
-
-def _with(base, **fields) -> bytes:
-  return json.dumps(dict(base, **fields)).encode()
-
-
-def _raw_with(base, field, raw_value: str) -> bytes:
-  """`base` with `field` spelled as raw JSON text (escapes, huge numbers)."""
-  text = json.dumps(dict(base, **{field: '@@'}))
-  return text.replace('"@@"', raw_value).encode()
-
-
-# Each record alone once stopped the job or corrupted results.
-POISON_CALLS = [
-    (b'{"a":' * 5000 + b'1' + b'}' * 5000, 'too_deeply_nested'),
-    (b'[' * 5000 + b']' * 5000, 'too_deeply_nested'),
-    (_raw_with(CALL, 'wait_time_seconds', '1' + '0' * 400),
-     'number_out_of_range'),
-    (_raw_with(CALL, 'queue_id', '"Q-\\ud800"'), 'invalid_unicode'),
-    (_raw_with(CALL, 'call_uuid', '"abc\\u0000def"'), 'control_character'),
-    (_raw_with(CALL, 'queue_id', '"Q\\u2028"'), 'control_character'),
-    (_with(CALL, queue_id='Q' * 5000), 'field_too_long'),
-    (_with(CALL, call_uuid='c' * 257), 'field_too_long'),
-    (_with(CALL, timestamp=NOW_MS + 30 * DAY_MS), 'future_timestamp'),
-    (_with(CALL, wait_time_seconds=1e308), 'value_out_of_range'),
-    (_raw_with(CALL, 'wait_time_seconds', '1e400'), 'number_out_of_range'),
-    (_raw_with(CALL, 'wait_time_seconds', 'NaN'), 'malformed_json'),
-    (_raw_with(CALL, 'wait_time_seconds', '-Infinity'), 'malformed_json'),
-]
-POISON_DATA_ACTIONS = [
-    (_raw_with(INTERACTION, 'customerId', '"C-\\udfff"'), 'invalid_unicode'),
-    (_raw_with(INTERACTION, 'channel', '"voice\\u0000"'), 'control_character'),
-    (_with(INTERACTION, interactionId='i' * 5000), 'field_too_long'),
-    (_with(INTERACTION, timestamp=NOW_MS + 30 * DAY_MS), 'future_timestamp'),
-    (_raw_with(PROFILE, 'tier', '"gold\\u001b[31m"'), 'control_character'),
-    (_with(PROFILE, region='r' * 300), 'field_too_long'),
-    (b'{"recordType":' * 100 + b'1' + b'}' * 100, 'too_deeply_nested'),
-]
-
 
 @pytest.mark.parametrize('raw, reason', POISON_CALLS)
 def test_poison_call_event_is_rejected_with_its_reason(raw, reason):
@@ -85,18 +32,18 @@ def test_poison_data_action_is_rejected_with_its_reason(raw, reason):
 
 
 def test_a_byte_order_mark_before_a_record_is_ignored():
-  assert parse_call_event(b'\xef\xbb\xbf' + _with(CALL)).call_uuid == 'c-1'
-  assert parse_data_action(b'\xef\xbb\xbf' + _with(INTERACTION)).channel == (
+  assert parse_call_event(b'\xef\xbb\xbf' + with_fields(CALL)).call_uuid == 'c-1'
+  assert parse_data_action(b'\xef\xbb\xbf' + with_fields(INTERACTION)).channel == (
       'voice')
 
 
 def test_a_surrogate_pair_is_valid_unicode():
-  event = parse_call_event(_raw_with(CALL, 'queue_id', '"Q-\\ud83d\\ude00"'))
+  event = parse_call_event(with_raw_field(CALL, 'queue_id', '"Q-\\ud83d\\ude00"'))
   assert event.queue_id == 'Q-\U0001F600'
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting():
-  event = parse_call_event(_with(CALL, agent_id='[{' * 100))
+  event = parse_call_event(with_fields(CALL, agent_id='[{' * 100))
   assert event.agent_id == '[{' * 100
 
 
@@ -104,10 +51,10 @@ def test_field_rules_are_configurable():
   rules = parsing.FieldRules(
       max_id_length=10, max_wait_seconds=60, max_future_skew_ms=0)
   for raw, reason in [
-      (_with(CALL, queue_id='Q-12345678'), None),
-      (_with(CALL, queue_id='Q-123456789'), 'field_too_long'),
-      (_with(CALL, wait_time_seconds=61), 'value_out_of_range'),
-      (_with(CALL, timestamp=NOW_MS + 60_000), 'future_timestamp'),
+      (with_fields(CALL, queue_id='Q-12345678'), None),
+      (with_fields(CALL, queue_id='Q-123456789'), 'field_too_long'),
+      (with_fields(CALL, wait_time_seconds=61), 'value_out_of_range'),
+      (with_fields(CALL, timestamp=NOW_MS + 60_000), 'future_timestamp'),
   ]:
     if reason is None:
       assert parse_call_event(raw, rules).queue_id == 'Q-12345678'
@@ -192,8 +139,8 @@ RAW_JSON_VALUES = st.sampled_from([
 def _records(base):
   field = st.sampled_from(sorted(base))
   return st.one_of(
-      st.builds(lambda f, v: _with(base, **{f: v}), field, JSON_VALUES),
-      st.builds(lambda f, v: _raw_with(base, f, v), field, RAW_JSON_VALUES),
+      st.builds(lambda f, v: with_fields(base, **{f: v}), field, JSON_VALUES),
+      st.builds(lambda f, v: with_raw_field(base, f, v), field, RAW_JSON_VALUES),
       st.builds(
           lambda d: json.dumps(dict(base, **d)).encode(),
           st.dictionaries(field, JSON_VALUES, max_size=len(base))))
