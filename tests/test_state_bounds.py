@@ -112,15 +112,21 @@ def test_a_flood_of_customers_leaves_no_pattern_state(options, runner_states):
 
 
 def test_a_flood_of_customers_leaves_no_join_state(options, runner_states):
-  profiles = [
-      timed(CustomerProfile(f'C-{i}', 'gold', 'EMEA',
-                            int((BASE_S + i * 0.1) * 1000)))
-      for i in range(N_KEYS)
-  ]
-  records = [timed(_interaction(i, i * 0.1 + 1)) for i in range(0, N_KEYS, 7)]
+  stream = TestStream(output_tags=['records', 'profiles'])
+  for i in range(0, N_KEYS, 500):
+    stream.add_elements([
+        timed(CustomerProfile(f'C-{j}', 'gold', 'EMEA',
+                              int((BASE_S + j * 0.1) * 1000)))
+        for j in range(i, i + 500)
+    ], tag='profiles')
+    stream.add_elements([
+        timed(_interaction(j, j * 0.1 + 1)) for j in range(i, i + 500, 7)
+    ], tag='records')
+  for tag in ('records', 'profiles'):
+    stream.advance_watermark_to(BASE_S + N_KEYS // 10 + TTL_S + 3600, tag=tag)
   with beam.Pipeline(options=options) as p:
-    flood = p | 'Profiles' >> _flood_then_pass_ttl(profiles, N_KEYS // 10)
-    waiting = p | 'Records' >> _flood_then_pass_ttl(records, N_KEYS // 10)
-    _ = ((waiting, flood)
-         | JoinCustomers(lambda r, _: r, 30, customer_state_ttl_seconds=TTL_S))
+    streams = p | stream
+    _ = ((streams['records'], streams['profiles'])
+         | JoinCustomers(lambda r, _: r, Interaction, 30,
+                         customer_state_ttl_seconds=TTL_S))
   assert sum(_stateful_steps(runner_states(), '/Join').values()) == 0

@@ -3,7 +3,6 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec
@@ -14,6 +13,7 @@ from apache_beam.transforms.userstate import on_timer
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.sharding import shard_of
+from transforms.state_coders import VersionedStateCoder
 
 
 # A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
@@ -50,6 +50,19 @@ class _ShardClock(NamedTuple):
 
 _NO_DELAY = DelayedClock(0)
 
+
+def _clock_from_plain_v1(plain: list) -> _ShardClock:
+  token, latest_ms, arrivals, stored, kept = plain
+  return _ShardClock(bytes.fromhex(token), latest_ms, arrivals, stored, kept)
+
+
+# Format v1: [token as hex, latest_ms, arrivals, stored, kept].
+CLOCK_CODER = VersionedStateCoder(
+    'dedupe clock', 1, lambda c: [c.token.hex(), *c[1:]],
+    {1: _clock_from_plain_v1})
+# Format v1: {id: [expiry_ms, arrival]}; kept as lists (read by index only).
+IDS_CODER = VersionedStateCoder('dedupe ids', 1, dict, {1: dict})
+
 # id -> (expiry in epoch ms of event time, arrival number of its first
 # arrival).
 _Ids = Dict[str, Tuple[int, int]]
@@ -62,8 +75,8 @@ class _DedupeFn(beam.DoFn):
   # back only when this instance has no current copy of them (first batch
   # of a shard here, after a restore, after another instance wrote the
   # shard), not decoded and encoded whole at every batch.
-  CLOCK = ReadModifyWriteStateSpec('clock', PickleCoder())
-  IDS = BagStateSpec('ids', PickleCoder())
+  CLOCK = ReadModifyWriteStateSpec('clock', CLOCK_CODER)
+  IDS = BagStateSpec('ids', IDS_CODER)
   # Fires when the watermark passes the shard's latest event time + TTL:
   # every id it holds has expired, so the shard's state is dropped whole.
   # One timer per shard, moved forward as the shard's clock moves, so it

@@ -72,7 +72,7 @@ class CxoneInteractionFlow(beam.PTransform):
         failure_statuses, callback_statuses, pattern_within_seconds,
         watermark_delay_seconds, pattern_tick_seconds)
     self._join = JoinCustomers(
-        to_pattern_alert, profile_wait_seconds, customer_state_ttl_seconds,
+        to_pattern_alert, PatternMatch, profile_wait_seconds, customer_state_ttl_seconds,
         watermark_delay_seconds)
 
   def expand(self, records):

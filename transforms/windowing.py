@@ -51,7 +51,6 @@ import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -62,6 +61,7 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
 from transforms.records import LateEvent
 from transforms.sharding import shard_of
+from transforms.state_coders import VersionedStateCoder
 
 LATE = 'late'
 # Grid boundaries a key keeps timers armed at, ahead of its clock.
@@ -104,12 +104,6 @@ class _OpenWindow:
     # AfterWatermark(late=AfterCount(1)).
     self.end_passed = end_passed
 
-  def __getstate__(self):
-    return (self.accumulator, self.panes_emitted, self.end_passed)
-
-  def __setstate__(self, state):
-    self.accumulator, self.panes_emitted, self.end_passed = state
-
 
 class _KeyWindows:
   """One key's open windows and the end of its latest window with data."""
@@ -118,12 +112,6 @@ class _KeyWindows:
   def __init__(self):
     self.last_active: Optional[int] = None
     self.windows: Dict[int, _OpenWindow] = {}
-
-  def __getstate__(self):
-    return (self.last_active, self.windows)
-
-  def __setstate__(self, state):
-    self.last_active, self.windows = state
 
 
 class _ShardState:
@@ -140,15 +128,41 @@ class _ShardState:
     self.armed_through: Optional[int] = None
     self.ticks = 0
 
-  def __getstate__(self):
-    return (self.clock, self.keys, self.armed_through, self.ticks)
 
-  def __setstate__(self, state):
-    self.clock, self.keys, self.armed_through, self.ticks = state
+def _shard_to_plain(shard: _ShardState) -> list:
+  return [
+      shard.clock, shard.armed_through, shard.ticks, {
+          key: [
+              k.last_active,
+              [[start, w.accumulator, w.panes_emitted, w.end_passed]
+               for start, w in k.windows.items()]
+          ]
+          for key, k in shard.keys.items()
+      }
+  ]
+
+
+def _shard_from_plain_v1(plain: list) -> _ShardState:
+  shard = _ShardState()
+  shard.clock, shard.armed_through, shard.ticks, keys = plain
+  for key, (last_active, windows) in keys.items():
+    key_windows = shard.keys[key] = _KeyWindows()
+    key_windows.last_active = last_active
+    for start, accumulator, panes_emitted, end_passed in windows:
+      window = _OpenWindow(accumulator, end_passed)
+      window.panes_emitted = panes_emitted
+      key_windows.windows[start] = window
+  return shard
+
+
+# Format v1: [clock, armed_through, ticks, {key: [last_active, [[window
+# start, accumulator, panes emitted, end passed], ...]]}].
+SHARD_STATE_CODER = VersionedStateCoder(
+    'windowed combine', 1, _shard_to_plain, {1: _shard_from_plain_v1})
 
 
 class _WindowedCombineFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('shard_state', PickleCoder())
+  STATE = ReadModifyWriteStateSpec('shard_state', SHARD_STATE_CODER)
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
 
   def __init__(
@@ -305,7 +319,9 @@ class WindowedCombinePerKey(beam.PTransform):
   allowed lateness and a late side output.
 
   Input: PCollection[V] in the global window; `key_fn(V)` is its key and
-  `event_time_ms(V)` its event time (epoch ms), its timestamp too. Each
+  `event_time_ms(V)` its event time (epoch ms), its timestamp too.
+  `combine_fn`'s accumulators are kept in state as JSON values
+  (transforms/state_coders.py): numbers, strings, lists. Each
   bundle's elements are batched per shard of their key
   (transforms/batching.py, transforms/sharding.py) before the stateful step.
   Outputs (a DoOutputsTuple):
