@@ -29,6 +29,7 @@ setuptools.setup(
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "dockerfile-parse>=2,<3",
+            "hypothesis>=6.100,<7",
             # Drives the system's chromium/chromedriver
             # (scripts/install_browser.sh) in the wallboard's page tests.
             "selenium>=4.20,<5",

@@ -112,9 +112,18 @@ state.checkpoints.dir: file://$FLINK_RUN/checkpoints
 state.savepoints.dir: file://$FLINK_RUN/savepoints
 state.checkpoints.num-retained: 3
 
-restart-strategy.type: fixed-delay
-restart-strategy.fixed-delay.attempts: 3
-restart-strategy.fixed-delay.delay: 5 s
+# Transient failures (a TaskManager lost, Cassandra or Kafka away for a while)
+# are ridden out with restarts 1 s, 2 s, 4 s ... apart, at most 1 min, jittered,
+# never giving up; the delay is reset after 10 min without failure. A poison
+# record cannot cause a restart loop: parsers and sinks turn it into a dead
+# letter (docs/bad_input.md). A job's --number_of_execution_retries overrides
+# this with Flink's fixed-delay strategy.
+restart-strategy.type: exponential-delay
+restart-strategy.exponential-delay.initial-backoff: 1 s
+restart-strategy.exponential-delay.max-backoff: 1 min
+restart-strategy.exponential-delay.backoff-multiplier: 2.0
+restart-strategy.exponential-delay.jitter-factor: 0.1
+restart-strategy.exponential-delay.reset-backoff-threshold: 10 min
 EOF
 }
 

@@ -24,13 +24,19 @@ class SourceRecord(NamedTuple):
 
 
 class DeadLetter(NamedTuple):
-  """A record that could not be used, with a machine-readable reason."""
+  """A record that could not be used, with a machine-readable reason.
+
+  `received_at` is when it was rejected (epoch ms, processing time): a bad
+  record may carry no usable event time, and operators ask "what went wrong
+  in the last hour".
+  """
   source: str
   origin: str
   reason: str
   detail: str
   raw: str
   raw_size: int
+  received_at: int
 
 
 class CallEvent(NamedTuple):
