@@ -95,7 +95,8 @@ def write_page_rows(writer: RowWriter, start_ms: int) -> Dict[str, str]:
   ])
   writer.upsert(DEAD_LETTERS, [
       DeadLetter('cc-call-logs', 'calls.jsonl:7', 'malformed_json',
-                 'Expecting value', '<script>window.__xss=4</script>', 31)
+                 'Expecting value', '<script>window.__xss=4</script>', 31,
+                 start_ms + WINDOW_MS)
   ])
   return {
       'Q-1': '6.3 %',

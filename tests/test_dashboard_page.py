@@ -49,7 +49,9 @@ def test_page_on_the_sample_results_says_they_are_stale(tmp_path):
     [late] = conn.execute(
         'SELECT COUNT(*) FROM late_events WHERE watermark >= '
         '(SELECT MAX(window_end) FROM abandon_metrics) - 3600000').fetchone()
-    [dead] = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()
+    [dead] = conn.execute(
+        'SELECT COUNT(*) FROM dead_letters WHERE received_at >= '
+        "CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 3600000").fetchone()
     [alerts] = conn.execute('SELECT COUNT(*) FROM pattern_alerts').fetchone()
   assert expected['Q-101'] == '6.3 %'
   with wallboard([f'--sqlite_path={db}']) as url, chromium() as driver:

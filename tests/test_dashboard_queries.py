@@ -163,8 +163,15 @@ def test_pattern_alerts_are_the_newest_first(db):
   assert alerts == {'alerts': expected, 'complete': True}
 
 
-def test_health_counts_late_events_of_the_last_hour_and_all_dead_letters(db):
-  health = queries_on(db).health()
+def received_at_range(path: str):
+  [row] = sql(path, 'SELECT MIN(received_at) AS lo, MAX(received_at) AS hi '
+              'FROM dead_letters')
+  return row['lo'], row['hi']
+
+
+def test_health_counts_late_events_and_dead_letters_of_the_last_hour(db):
+  now = received_at_range(db)[1] + 1000
+  health = queries_on(db, now).health()
   [data_end] = [r['m'] for r in sql(
       db, 'SELECT MAX(m) AS m FROM (SELECT MAX(window_end) AS m FROM '
       'abandon_metrics UNION ALL SELECT MAX(window_end) FROM '
@@ -174,15 +181,17 @@ def test_health_counts_late_events_of_the_last_hour_and_all_dead_letters(db):
       'WHERE watermark >= ? GROUP BY source, reason', data_end - HOUR_MS)
   dead = sql(
       db, 'SELECT source, reason, COUNT(*) AS count FROM dead_letters '
-      'GROUP BY source, reason')
+      'WHERE received_at >= ? GROUP BY source, reason', now - HOUR_MS)
   assert sorted(health['late_events']['counts'],
                 key=lambda c: (c['source'], c['reason'])) == late
   assert sorted(health['dead_letters']['counts'],
                 key=lambda c: (c['source'], c['reason'])) == dead
   assert health['late_events']['total'] == sum(c['count'] for c in late) > 0
   assert health['late_events']['since_ms'] == data_end - HOUR_MS
-  assert health['dead_letters']['since_ms'] is None
-  assert health['dead_letters']['total'] == 24
+  assert health['dead_letters']['since_ms'] == now - HOUR_MS
+  [[total]] = [r.values() for r in sql(
+      db, 'SELECT COUNT(*) FROM dead_letters')]
+  assert health['dead_letters']['total'] == total > 0
   flows = {f['name']: f for f in health['flows']}
   for name, table, window_ms in (('call metrics', 'abandon_metrics', 300_000),
                                  ('interaction volumes',
@@ -191,6 +200,24 @@ def test_health_counts_late_events_of_the_last_hour_and_all_dead_letters(db):
         db, f'SELECT MAX(window_end) AS m FROM {table}')]
     assert flows[name]['newest_window_end'] == newest
     assert flows[name]['window_ms'] == window_ms
+
+
+def test_dead_letters_leave_the_count_an_hour_after_they_were_received(db):
+  lo, hi = received_at_range(db)
+  assert queries_on(db, lo + HOUR_MS).health()['dead_letters']['total'] >= 1
+  assert queries_on(db, hi + HOUR_MS + 1).health()['dead_letters'][
+      'total'] == 0
+
+
+def test_a_store_without_received_at_counts_dead_letters_of_all_time(
+    db, tmp_path):
+  path = str(tmp_path / 'v1.db')
+  copy_db(db, path)
+  with sqlite3.connect(path) as conn:
+    conn.execute('ALTER TABLE dead_letters DROP COLUMN received_at')
+    [[total]] = conn.execute('SELECT COUNT(*) FROM dead_letters')
+  dead = queries_on(path, 10**13).health()['dead_letters']
+  assert (dead['since_ms'], dead['total']) == (None, total)
 
 
 def test_stale_after_two_windows_and_the_watermark_delay(db):

@@ -8,8 +8,9 @@ In: the result tables of transforms/schema.py. Out: plain dicts and lists
 - `queue_trends`, `channel_volumes`: series aligned on window starts, for
   charts;
 - `pattern_alerts`: the newest alerts first;
-- `health`: how far each flow's newest window lags behind now, and late
-  events and dead letters per reason;
+- `health`: how far each flow's newest window lags behind now, late events
+  per reason over the last hour of data and dead letters per reason over
+  the last hour;
 - `queue_detail`: one queue's windows and late events.
 
 Time ranges ("the last hour") end at the newest window end of the data, not
@@ -53,9 +54,10 @@ LATE_EVENT_COLUMNS = (
 # late_events: `watermark` is when the pipeline routed the event (its
 # event-time clock then), so "late events of the last hour" filter on it.
 LATE_EVENT_TIME_COLUMN = 'watermark'
-# dead_letters has no time column: its counts are of all time (name the
-# column here once the table has one).
-DEAD_LETTER_TIME_COLUMN = None
+# dead_letters: `received_at` is when the job rejected the record (processing
+# time), so its last hour ends now. Stores written before the column existed
+# count all time.
+DEAD_LETTER_TIME_COLUMN = 'received_at'
 
 
 class Thresholds(NamedTuple):
@@ -267,9 +269,11 @@ class WallboardQueries:
         'stale': lag > stale_after,
     }
 
-  def _counts(self, table: Table, time_column: Optional[str],
+  def _counts(self, table: Table, time_column: str,
               since_ms: Optional[int]) -> Dict[str, Any]:
-    if time_column is None:
+    """Rows per (source, reason) with `time_column >= since_ms`, or of all
+    time when `since_ms` is None or the store lacks the column."""
+    if time_column not in self._store.columns(table):
       since_ms = None
     result = self._store.count(
         table, ('source', 'reason'), time_column, since_ms)
@@ -310,7 +314,7 @@ class WallboardQueries:
         'late_events': self._counts(
             LATE_EVENTS, LATE_EVENT_TIME_COLUMN, since),
         'dead_letters': self._counts(
-            DEAD_LETTERS, DEAD_LETTER_TIME_COLUMN, since),
+            DEAD_LETTERS, DEAD_LETTER_TIME_COLUMN, now_ms - HOUR_MS),
     }
 
   def queue_exists(self, queue_id: str) -> bool:
@@ -363,9 +367,10 @@ class WallboardQueries:
         'alerts': self.pattern_alerts(),
     }
     health = self._health(calls, volumes)
+    # Counts only: the dead letters' hour moves with the clock.
     observed = [
         data, [flow['newest_window_end'] for flow in health['flows']],
-        health['late_events'], health['dead_letters']
+        health['late_events']['counts'], health['dead_letters']['counts']
     ]
     data_version = hashlib.sha256(
         json.dumps(observed, sort_keys=True).encode()).hexdigest()[:16]

@@ -329,7 +329,7 @@
     $('late-scope').textContent = late.since_ms === null ? '· all time' :
       '· last hour of data, since ' + time(late.since_ms);
     $('dead-scope').textContent = dead.since_ms === null ? '· all time' :
-      '· last hour of data';
+      '· received in the last hour';
     $('late-total').textContent = (late.complete ? '' : '≥ ') + count(late.total);
     $('dead-total').textContent = (dead.complete ? '' : '≥ ') + count(dead.total);
     countTable($('late'), late.counts);
