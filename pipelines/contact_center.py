@@ -26,10 +26,10 @@ from options.stream_options import EventTimeOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
 from pipelines.local_runner import local_streaming_runner
-from transforms.call_events import call_event_time_ms
 from transforms.call_flow import CallMetricsFlow
 from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
+from transforms.formats.registry import FormatSettings, call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import KafkaSink, ReadKafkaRecords
 from transforms.replay import ReplayFiles, ReplaySource
@@ -105,8 +105,11 @@ def read_sources(pipeline: beam.Pipeline,
   replay = options.view_as(FileReplayOptions)
   files = []
   if replay.call_events:
+    calls = options.view_as(CallMetricsOptions)
+    event_time_ms = call_event_format(calls.call_event_format).event_time_ms(
+        format_settings(options))
     files.append(
-        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms))
+        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
   if replay.data_actions:
     files.append(
         ReplaySource(
@@ -116,6 +119,15 @@ def read_sources(pipeline: beam.Pipeline,
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
         'or --source=kafka')
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
+
+
+def format_settings(options: PipelineOptions) -> FormatSettings:
+  calls = options.view_as(CallMetricsOptions)
+  return FormatSettings(
+      calls.dedupe_ttl,
+      options.view_as(EventTimeOptions).max_out_of_orderness,
+      calls.connect_queue_key,
+      calls.genesys_max_queue_wait)
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
@@ -135,7 +147,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.service_level_seconds,
             calls.dedupe_ttl,
             event_time.key_idle_ttl,
-            event_time.max_out_of_orderness))
+            event_time.max_out_of_orderness,
+            calls.call_event_format,
+            calls.abandon_rate_definition,
+            calls.service_level_definition,
+            calls.connect_queue_key,
+            calls.genesys_max_queue_wait))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]

@@ -1,0 +1,164 @@
+"""Genesys Cloud conversation detail events (`--call_event_format=genesys_cloud`).
+
+Each record is one notification, as Amazon EventBridge delivers it from a
+Genesys Cloud partner event bus: an EventBridge event whose `detail` holds
+`topicName`, `version`, `eventBody` and `metadata`; the bare notification
+(`{topicName, version, eventBody, metadata}` at the top level) is accepted
+too. Field names are Genesys' (platform API client docs,
+`AcdStartDetailEventTopicAcdStartEvent` and
+`AcdEndDetailEventTopicAcdEndEvent`).
+
+| OfferedCall    | Genesys field                                  | rule          |
+|----------------|------------------------------------------------|---------------|
+| (filter)       | `topicName`                                    | `v2.detail.events.conversation.{id}.acd.end` is one offered call; `.acd.start` gives its wait; other `v2.` topics (`customer.end`, `flow.end`...) are passed over, counted |
+| `call_id`      | `eventBody.conversationId` + `eventBody.sessionId` | `conversationId:sessionId`; de-duplication key (with the topic) |
+| `queue_id`     | `eventBody.queueId` of the acd.end             |               |
+| `timestamp`    | `eventBody.eventTime` (epoch ms) of the acd.end | decides the window |
+| `outcome`      | `eventBody.acdOutcome`                         | `ANSWERED`, `ABANDON` (ABANDONED), `FLOW_OUT`, `UNKNOWN`; offered = all four |
+| `wait_seconds` | acd.end `eventTime` - acd.start `eventTime`    | paired by transforms/acd_pairing.py; None when the start never came |
+
+Also checked: the conversation id in `topicName` equals
+`eventBody.conversationId` (`topic_mismatch`), `mediaType`, `participantId`
+and `disconnectType` are strings or null. Other fields (`ani`, `dnis`,
+`connectedDurationMs`...) are neither checked nor used. Valid acd.start and
+acd.end records advance the replay watermark; passed-over topics do not.
+"""
+import re
+from typing import Any, Dict, Iterator, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms import parsing
+from transforms.acd_pairing import PairAcdSessions
+from transforms.dedupe import DedupeByKey
+from transforms.event_time import at_event_time
+from transforms.formats import fields
+from transforms.records import (ABANDONED, ACD_END, ACD_START, ANSWERED,
+                                FLOW_OUT, UNKNOWN_OUTCOME, AcdEvent,
+                                SourceRecord)
+
+METRICS_NAMESPACE = 'genesys_cloud'
+# The conversation id is whatever sits between the prefix and the last two
+# dot-separated parts, for acd topics.
+_ACD_TOPIC = re.compile(
+    r'v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)')
+# Genesys notification topics all start with it; anything else is not a
+# Genesys Cloud notification at all.
+_GENESYS_TOPIC_PREFIX = 'v2.'
+_ACD_OUTCOMES = {
+    'ANSWERED': ANSWERED,
+    'ABANDON': ABANDONED,
+    'FLOW_OUT': FLOW_OUT,
+    'UNKNOWN': UNKNOWN_OUTCOME,
+}
+
+
+def _notification(obj: Dict[str, Any]) -> Dict[str, Any]:
+  """The notification inside an EventBridge event, or the bare one."""
+  return fields.required_object(obj, 'detail') if 'detail' in obj else obj
+
+
+def parse_genesys_event(raw: bytes) -> Optional[AcdEvent]:
+  """One raw record as an AcdEvent; None for a valid notification of another
+  topic. Raises parsing.InvalidRecord with a specific reason."""
+  notification = _notification(parsing.decode_json_object(raw))
+  topic = parsing.required_str(notification, 'topicName')
+  match = _ACD_TOPIC.fullmatch(topic)
+  if match is None:
+    if topic.startswith(_GENESYS_TOPIC_PREFIX):
+      return None
+    raise parsing.InvalidRecord(
+        'unknown_topic', f'"topicName" {topic[:100]!r} is no Genesys topic')
+  topic_conversation, kind = match.groups()
+  body = fields.required_object(notification, 'eventBody')
+  timestamp = parsing.required_event_time_ms(body, 'eventTime')
+  conversation_id = parsing.required_str(body, 'conversationId')
+  if conversation_id != topic_conversation:
+    raise parsing.InvalidRecord(
+        'topic_mismatch',
+        f'"topicName" names conversation {topic_conversation[:60]!r}, '
+        f'"eventBody.conversationId" is {conversation_id[:60]!r}')
+  session_id = parsing.required_str(body, 'sessionId')
+  queue_id = parsing.required_str(body, 'queueId')
+  for name in ('mediaType', 'participantId', 'disconnectType'):
+    parsing.optional_str(body, name)
+  outcome = None
+  if kind == ACD_END:
+    acd_outcome = parsing.required_str(body, 'acdOutcome')
+    outcome = _ACD_OUTCOMES.get(acd_outcome)
+    if outcome is None:
+      raise parsing.InvalidRecord(
+          'unknown_enum_value',
+          f'"acdOutcome" {acd_outcome[:40]!r} is not one of '
+          f'{", ".join(sorted(_ACD_OUTCOMES))}')
+  return AcdEvent(
+      kind=kind,
+      call_id=f'{conversation_id}:{session_id}',
+      queue_id=queue_id,
+      timestamp=timestamp,
+      outcome=outcome)
+
+
+def _acd_event(raw: bytes) -> AcdEvent:
+  event = parse_genesys_event(raw)
+  if event is None:
+    # Only for the watermark scan below: a passed-over topic has no event
+    # time the metrics use.
+    raise parsing.InvalidRecord('other_topic', 'not an acd topic')
+  return event
+
+
+def genesys_event_time_ms(raw: bytes,
+                          above_ms: Optional[int] = None) -> Optional[int]:
+  """The event time of a valid acd.start or acd.end (above `above_ms` if
+  given), else None (for the replay watermark)."""
+  return parsing.event_time_or_none(_acd_event, raw, above_ms)
+
+
+class _ParseGenesysFn(beam.DoFn):
+  def __init__(self):
+    self._starts = Metrics.counter(METRICS_NAMESPACE, 'acd_starts')
+    self._ends = Metrics.counter(METRICS_NAMESPACE, 'acd_ends')
+    self._other_topics = Metrics.counter(METRICS_NAMESPACE, 'other_topics')
+
+  def process(self, record: SourceRecord) -> Iterator:
+    try:
+      event = parse_genesys_event(record.raw)
+    except parsing.InvalidRecord as error:
+      yield parsing.dead_letter_output(record, error, METRICS_NAMESPACE)
+      return
+    if event is None:
+      self._other_topics.inc()
+      return
+    (self._starts if event.kind == ACD_START else self._ends).inc()
+    yield at_event_time(event, event.timestamp)
+
+
+class GenesysOfferedCalls(beam.PTransform):
+  """Genesys Cloud notifications to de-duplicated offered calls.
+
+  Input: PCollection[SourceRecord].
+  Output: dict `offered`: PCollection[OfferedCall], one per acd.end, with
+  the wait its acd.start gives (see transforms/acd_pairing.py), event-timed
+  at the acd.end; `dead_letters`: PCollection[DeadLetter].
+  Re-deliveries (EventBridge delivers at least once) are dropped per topic
+  and session before pairing (`genesys_cloud/duplicates`).
+  """
+  def __init__(self, dedupe_ttl_seconds: int, max_queue_wait_seconds: int,
+               watermark_delay_seconds: int):
+    super().__init__()
+    self._dedupe_ttl = dedupe_ttl_seconds
+    self._pairing = PairAcdSessions(
+        max_queue_wait_seconds, watermark_delay_seconds, METRICS_NAMESPACE)
+
+  def expand(self, records):
+    parsed = records | 'Parse' >> beam.ParDo(_ParseGenesysFn()).with_outputs(
+        parsing.DEAD_LETTERS, main='events')
+    events = parsed.events | 'Dedupe' >> DedupeByKey(
+        lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp,
+        self._dedupe_ttl, METRICS_NAMESPACE)
+    return {
+        'offered': events | 'Pair' >> self._pairing,
+        'dead_letters': parsed.dead_letters,
+    }

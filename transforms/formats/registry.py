@@ -1,0 +1,58 @@
+"""The input formats of `--call_event_format`, by name.
+
+Each format gives the replay its watermark function (which records advance
+it, and with which event time) and the call-metrics flow its
+`offered calls` transform: raw records to de-duplicated OfferedCall records
+plus dead letters.
+"""
+import functools
+from typing import Callable, Dict, NamedTuple, Optional
+
+import apache_beam as beam
+
+from transforms.formats import amazon_connect, genesys_cloud, seed
+
+
+class FormatSettings(NamedTuple):
+  """What the formats need from the job's options."""
+  dedupe_ttl_seconds: int
+  watermark_delay_seconds: int
+  connect_queue_key: str = 'name'
+  genesys_max_queue_wait_seconds: int = 3600
+
+
+EventTimeFn = Callable[[bytes, Optional[int]], Optional[int]]
+
+
+class CallEventFormat(NamedTuple):
+  """`event_time_ms(settings)`: the replay's event-time function;
+  `offered_calls(settings)`: the PTransform from PCollection[SourceRecord]
+  to {'offered': PCollection[OfferedCall], 'dead_letters': ...}."""
+  event_time_ms: Callable[[FormatSettings], EventTimeFn]
+  offered_calls: Callable[[FormatSettings], beam.PTransform]
+
+
+FORMATS: Dict[str, CallEventFormat] = {
+    'seed': CallEventFormat(
+        lambda s: seed.call_event_time_ms,
+        lambda s: seed.SeedOfferedCalls(s.dedupe_ttl_seconds)),
+    'genesys_cloud': CallEventFormat(
+        lambda s: genesys_cloud.genesys_event_time_ms,
+        lambda s: genesys_cloud.GenesysOfferedCalls(
+            s.dedupe_ttl_seconds, s.genesys_max_queue_wait_seconds,
+            s.watermark_delay_seconds)),
+    'amazon_connect': CallEventFormat(
+        lambda s: functools.partial(
+            amazon_connect.contact_record_time_ms,
+            queue_key=s.connect_queue_key),
+        lambda s: amazon_connect.ConnectOfferedCalls(
+            s.dedupe_ttl_seconds, s.connect_queue_key)),
+}
+
+
+def call_event_format(name: str) -> CallEventFormat:
+  """The format called `name`; raises ValueError naming the known ones."""
+  if name not in FORMATS:
+    raise ValueError(
+        f'unknown call event format {name!r}; known: {", ".join(FORMATS)}')
+  return FORMATS[name]
