@@ -142,7 +142,8 @@ class _PairFn(beam.DoFn):
                if start_ms + self._max_wait_ms <= now_ms]
     for call_id in expired:
       del starts[call_id]
-    self._starts_alone.inc(len(expired))
+    if expired:
+      self._starts_alone.inc(len(expired))
     self._store(starts_state, starts, ends_state, ends, wake)
 
   def _store(self, starts_state, starts: _Starts, ends_state, ends: _Ends,

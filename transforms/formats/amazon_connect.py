@@ -1,18 +1,25 @@
-"""Amazon Connect contact trace records (`--call_event_format=amazon_connect`).
+"""Amazon Connect contact trace records (`amazon_connect` format).
 
 Each record is one contact record (CTR) as the contact-record export
 streams it through Kinesis to Kafka, one JSON object per record. Field names
 are Amazon's (Amazon Connect Administrator Guide, "Contact records data
 model"); times are ISO-8601 strings (transforms/formats/fields.py).
 
-| OfferedCall    | CTR field                              | rule                  |
-|----------------|----------------------------------------|-----------------------|
-| (filter)       | `Queue`                                | an object: one offered call; null or missing: the contact never queued, passed over and counted |
-| `call_id`      | `ContactId`                            | de-duplication key (contact records are delivered at least once) |
-| `queue_id`     | `Queue.Name`, or `Queue.ARN` with `--connect_queue_key=arn` | |
-| `timestamp`    | `Queue.DequeueTimestamp`               | decides the window    |
-| `outcome`      | `Agent.ConnectedToAgentTimestamp`      | set: ANSWERED; `Agent` null or without it: ABANDONED |
-| `wait_seconds` | `Queue.Duration` (seconds)             | always known          |
+| OfferedCall    | CTR field                         | rule                   |
+|----------------|-----------------------------------|------------------------|
+| (filter)       | `Queue`                           | an object: one offered |
+|                |                                   | call; null or missing: |
+|                |                                   | never queued, passed   |
+|                |                                   | over, counted          |
+| `call_id`      | `ContactId`                       | de-duplicated (records |
+|                |                                   | come at least once)    |
+| `queue_id`     | `Queue.Name` (`Queue.ARN` with    |                        |
+|                | `--connect_queue_key=arn`)        |                        |
+| `timestamp`    | `Queue.DequeueTimestamp`          | decides the window     |
+| `outcome`      | `Agent.ConnectedToAgentTimestamp` | set: ANSWERED; `Agent` |
+|                |                                   | null or without it:    |
+|                |                                   | ABANDONED              |
+| `wait_seconds` | `Queue.Duration` (seconds)        | always known           |
 
 Also checked: `Channel` (string), `InitiationTimestamp` (ISO-8601),
 `DisconnectTimestamp` and `LastUpdateTimestamp` (ISO-8601 or null),
@@ -50,8 +57,8 @@ def parse_contact_record(raw: bytes,
     fields.optional_iso_time_ms(obj, name)
   queue = fields.optional_object(obj, 'Queue')
   agent = fields.optional_object(obj, 'Agent')
-  connected_ms = (None if agent is None else
-                  fields.optional_iso_time_ms(agent, 'ConnectedToAgentTimestamp'))
+  connected_ms = None if agent is None else fields.optional_iso_time_ms(
+      agent, 'ConnectedToAgentTimestamp')
   if queue is None:
     return None
   key_field = QUEUE_KEYS[queue_key]
@@ -85,7 +92,7 @@ def contact_record_time_ms(raw: bytes, above_ms: Optional[int] = None,
       # A contact that never queued has no event time the metrics use.
       raise parsing.InvalidRecord('never_queued', 'no Queue')
     return offered
-  return parsing.event_time_or_none(queued, raw, above_ms)
+  return fields.event_time_above(queued, raw, above_ms)
 
 
 class _ParseConnectFn(beam.DoFn):
@@ -120,7 +127,8 @@ class ConnectOfferedCalls(beam.PTransform):
     super().__init__()
     if queue_key not in QUEUE_KEYS:
       raise ValueError(
-          f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
+          f'queue key must be one of {", ".join(QUEUE_KEYS)}, '
+          f'got {queue_key!r}')
     self._dedupe_ttl = dedupe_ttl_seconds
     self._queue_key = queue_key
 

@@ -9,7 +9,7 @@ InvalidRecord with a specific reason, never another exception.
 """
 import datetime
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from transforms import parsing
 
@@ -18,8 +18,9 @@ from transforms import parsing
 # and a mandatory UTC offset. A time without an offset is ambiguous (local
 # time of which site?), so it is refused rather than guessed.
 _ISO_8601 = re.compile(
-    r'(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?'
-    r'(Z|[+-]\d{2}:\d{2})')
+    r'([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})'
+    r'(?:\.([0-9]{1,9}))?'
+    r'(Z|[+-][0-9]{2}:[0-9]{2})')
 # Longer strings are refused before the pattern looks at them.
 _MAX_ISO_CHARS = 35
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -90,3 +91,18 @@ def optional_iso_time_ms(obj: Dict[str, Any], name: str) -> Optional[int]:
   """As required_iso_time_ms, None when the field is missing or null."""
   value = parsing.optional_str(obj, name)
   return None if value is None else iso_time_ms(value, name)
+
+
+def event_time_above(parse: Callable[[bytes], Any], raw: bytes,
+                     above_ms: Optional[int] = None) -> Optional[int]:
+  """`parse(raw).timestamp` if `parse` accepts the record and, with
+  `above_ms`, the time is above it; else None (for the replay watermark).
+
+  parsing.event_time_or_none is asked without its floor: with one, it reads
+  a top-level "timestamp" key off the raw bytes, and in the vendor formats
+  that key means nothing (a CTR's `Attributes` may well hold one).
+  """
+  event_ms = parsing.event_time_or_none(parse, raw)
+  if event_ms is None or (above_ms is not None and event_ms <= above_ms):
+    return None
+  return event_ms

@@ -1,4 +1,4 @@
-"""Genesys Cloud conversation detail events (`--call_event_format=genesys_cloud`).
+"""Genesys Cloud conversation detail events (`genesys_cloud` format).
 
 Each record is one notification, as Amazon EventBridge delivers it from a
 Genesys Cloud partner event bus: an EventBridge event whose `detail` holds
@@ -6,16 +6,27 @@ Genesys Cloud partner event bus: an EventBridge event whose `detail` holds
 (`{topicName, version, eventBody, metadata}` at the top level) is accepted
 too. Field names are Genesys' (platform API client docs,
 `AcdStartDetailEventTopicAcdStartEvent` and
-`AcdEndDetailEventTopicAcdEndEvent`).
+`AcdEndDetailEventTopicAcdEndEvent`); `eventBody.` is left out below.
 
-| OfferedCall    | Genesys field                                  | rule          |
-|----------------|------------------------------------------------|---------------|
-| (filter)       | `topicName`                                    | `v2.detail.events.conversation.{id}.acd.end` is one offered call; `.acd.start` gives its wait; other `v2.` topics (`customer.end`, `flow.end`...) are passed over, counted |
-| `call_id`      | `eventBody.conversationId` + `eventBody.sessionId` | `conversationId:sessionId`; de-duplication key (with the topic) |
-| `queue_id`     | `eventBody.queueId` of the acd.end             |               |
-| `timestamp`    | `eventBody.eventTime` (epoch ms) of the acd.end | decides the window |
-| `outcome`      | `eventBody.acdOutcome`                         | `ANSWERED`, `ABANDON` (ABANDONED), `FLOW_OUT`, `UNKNOWN`; offered = all four |
-| `wait_seconds` | acd.end `eventTime` - acd.start `eventTime`    | paired by transforms/acd_pairing.py; None when the start never came |
+| OfferedCall    | Genesys field                   | rule                     |
+|----------------|---------------------------------|--------------------------|
+| (filter)       | `topicName`                     | (1)                      |
+| `call_id`      | `conversationId`, `sessionId`   | "conversationId:session- |
+|                |                                 | Id"; de-duplicated (2)   |
+| `queue_id`     | `queueId` of the acd.end        |                          |
+| `timestamp`    | `eventTime` (epoch ms), acd.end | decides the window       |
+| `outcome`      | `acdOutcome`                    | ANSWERED, ABANDON (as    |
+|                |                                 | ABANDONED), FLOW_OUT,    |
+|                |                                 | UNKNOWN: all offered     |
+| `wait_seconds` | acd.end `eventTime` - acd.start | paired (3); None when    |
+|                | `eventTime`                     | the start is missing     |
+
+(1) `v2.detail.events.conversation.{id}.acd.end` is one offered call,
+`.acd.start` gives its wait; other `v2.` topics (`customer.end`,
+`flow.end`...) are passed over and counted (`other_topics`); a topic
+outside `v2.` is a dead letter (`unknown_topic`).
+(2) Per topic and call id: EventBridge delivers at least once.
+(3) transforms/acd_pairing.py, per conversationId:sessionId.
 
 Also checked: the conversation id in `topicName` equals
 `eventBody.conversationId` (`topic_mismatch`), `mediaType`, `participantId`
@@ -113,7 +124,7 @@ def genesys_event_time_ms(raw: bytes,
                           above_ms: Optional[int] = None) -> Optional[int]:
   """The event time of a valid acd.start or acd.end (above `above_ms` if
   given), else None (for the replay watermark)."""
-  return parsing.event_time_or_none(_acd_event, raw, above_ms)
+  return fields.event_time_above(_acd_event, raw, above_ms)
 
 
 class _ParseGenesysFn(beam.DoFn):

@@ -3,18 +3,16 @@
 
 Field mapping to OfferedCall (transforms/records.py):
 
-| OfferedCall    | seed field                         | rule                      |
-|----------------|------------------------------------|---------------------------|
-| (filter)       | `event_type`                       | `CALL_ENDED` is one       |
-|                |                                    | offered call; other types |
-|                |                                    | are passed over, counted  |
-| `call_id`      | `call_uuid`                        | de-duplication key        |
-| `queue_id`     | `queue_id`                         |                           |
-| `timestamp`    | `timestamp` (epoch ms)             | decides the window        |
-| `outcome`      | `abandoned` (boolean)              | true: ABANDONED, false:   |
-|                |                                    | ANSWERED (the seed has no |
-|                |                                    | flow-outs)                |
-| `wait_seconds` | `wait_time_seconds` (number >= 0)  | always known              |
+| OfferedCall    | seed field                 | rule                          |
+|----------------|----------------------------|-------------------------------|
+| (filter)       | `event_type`               | `CALL_ENDED`: one offered     |
+|                |                            | call; other types passed over |
+| `call_id`      | `call_uuid`                | de-duplication key            |
+| `queue_id`     | `queue_id`                 |                               |
+| `timestamp`    | `timestamp` (epoch ms)     | decides the window            |
+| `outcome`      | `abandoned` (boolean)      | true ABANDONED, false         |
+|                |                            | ANSWERED (no flow-outs)       |
+| `wait_seconds` | `wait_time_seconds` (>= 0) | always known                  |
 
 `agent_id` (string or null) is validated, not used. Every valid event of
 any type advances the replay watermark.
