@@ -2,7 +2,7 @@
 from apache_beam.options.pipeline_options import PipelineOptions
 
 # The choices are spelled out, not imported: options/ stays free of the
-# transforms; tests/test_call_formats.py checks they match.
+# transforms; tests/test_metric_definitions.py checks they match.
 CALL_EVENT_FORMATS = ('seed', 'genesys_cloud', 'amazon_connect')
 ABANDON_RATE_DEFINITIONS = ('abandoned_over_offered', 'exclude_short_abandons')
 SERVICE_LEVEL_DEFINITIONS = (

@@ -34,9 +34,9 @@ malformed lines (one of each kind by default) is inserted.
 The committed samples were made with::
 
     python scripts/generate_vendor_events.py --format genesys_cloud \\
-        --out samples/genesys_cloud.jsonl --calls 1000 --seed 14 --events-per-second 2
+        --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5
     python scripts/generate_vendor_events.py --format amazon_connect \\
-        --out samples/amazon_connect.jsonl --calls 1500 --seed 15 --events-per-second 2
+        --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
 """
