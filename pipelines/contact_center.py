@@ -3,7 +3,8 @@
     python -m pipelines.contact_center --call_events=samples/call_events.jsonl \
         --data_actions=samples/data_actions.jsonl
 
-Flows: call events to abandon metrics per queue (`--call_events`), CXone Data
+Flows: call records to abandon metrics per queue (`--call_events`, in the
+`--call_event_format` seed, genesys_cloud or amazon_connect), CXone Data
 Actions to interaction volumes per channel and callback-pattern alerts
 (`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
 `--help` lists every option.
@@ -122,6 +123,8 @@ def read_sources(pipeline: beam.Pipeline,
 
 
 def format_settings(options: PipelineOptions) -> FormatSettings:
+  """What the call-event format needs from the options (for the replay's
+  watermark)."""
   calls = options.view_as(CallMetricsOptions)
   return FormatSettings(
       calls.dedupe_ttl,
@@ -148,11 +151,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.dedupe_ttl,
             event_time.key_idle_ttl,
             event_time.max_out_of_orderness,
-            calls.call_event_format,
-            calls.abandon_rate_definition,
-            calls.service_level_definition,
-            calls.connect_queue_key,
-            calls.genesys_max_queue_wait))
+            call_event_format=calls.call_event_format,
+            abandon_rate_definition=calls.abandon_rate_definition,
+            service_level_definition=calls.service_level_definition,
+            connect_queue_key=calls.connect_queue_key,
+            genesys_max_queue_wait_seconds=calls.genesys_max_queue_wait))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]

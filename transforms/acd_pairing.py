@@ -11,9 +11,10 @@ Semantics, per session (`call_id` = conversationId:sessionId):
     rounded up to the next TICK_SECONDS: by then every event of the stream
     older than the end, its start included, has arrived unless it broke the
     bound. It then counts as offered with its wait unknown
-    (`ends_without_start`). At the end of a replayed input no more starts
-    can come and the waiting ends are released while the windows close,
-    after their window: they go to the late output;
+    (`ends_without_start`). When a replayed input ends, the ends still
+    waiting (those of its last few seconds) are released as the windows
+    close; the local runner routes them to the late output (counted, not
+    lost);
   * a start waits for its end until the watermark is `max_queue_wait` past
     it (rounded up to the tick), then it is dropped (`starts_without_end`):
     the call is still in queue after that long, or its end was lost; if the
@@ -178,7 +179,8 @@ class PairAcdSessions(beam.PTransform):
     super().__init__()
     if max_queue_wait_seconds <= 0:
       raise ValueError(
-          f'max queue wait must be > 0, got {max_queue_wait_seconds}')
+          f'max queue wait (--genesys_max_queue_wait) must be > 0, got '
+          f'{max_queue_wait_seconds}')
     self._fn = _PairFn(max_queue_wait_seconds * 1000,
                        watermark_delay_seconds * 1000, metrics_namespace)
 
