@@ -3,7 +3,8 @@
     python -m pipelines.contact_center --call_events=samples/call_events.jsonl \
         --data_actions=samples/data_actions.jsonl
 
-Flows: call events to abandon metrics per queue (`--call_events`), CXone Data
+Flows: call records to abandon metrics per queue (`--call_events`, in the
+`--call_event_format` seed, genesys_cloud or amazon_connect), CXone Data
 Actions to interaction volumes per channel and callback-pattern alerts
 (`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
 `--help` lists every option.
@@ -28,10 +29,10 @@ from options.stream_options import FieldRuleOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
 from pipelines.local_runner import local_streaming_runner
-from transforms.call_events import call_event_time_ms
 from transforms.call_flow import CallMetricsFlow
 from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
+from transforms.formats.registry import FormatSettings, call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import KafkaSink, ReadKafkaRecords
 from transforms.parsing import FieldRules
@@ -84,8 +85,8 @@ def merge_tables(
   }
 
 
-def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
-                 rules: FieldRules) -> Dict[str, beam.PCollection]:
+def read_sources(pipeline: beam.Pipeline,
+                 options: PipelineOptions) -> Dict[str, beam.PCollection]:
   """Source name -> PCollection[SourceRecord], from files or Kafka."""
   kafka = options.view_as(KafkaOptions)
   if kafka.source == 'kafka':
@@ -108,15 +109,17 @@ def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
   replay = options.view_as(FileReplayOptions)
   files = []
   if replay.call_events:
+    calls = options.view_as(CallMetricsOptions)
+    event_time_ms = call_event_format(calls.call_event_format).event_time_ms(
+        format_settings(options))
     files.append(
-        ReplaySource(
-            CALL_EVENTS_SOURCE, replay.call_events,
-            functools.partial(call_event_time_ms, rules=rules)))
+        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
   if replay.data_actions:
     files.append(
         ReplaySource(
             DATA_ACTIONS_SOURCE, replay.data_actions,
-            functools.partial(data_action_time_ms, rules=rules)))
+            functools.partial(
+                data_action_time_ms, rules=FieldRules.from_options(options))))
   if not files:
     raise ValueError(
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
@@ -124,13 +127,24 @@ def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
 
+def format_settings(options: PipelineOptions) -> FormatSettings:
+  """What the call-event format needs from the options (for the replay's
+  watermark)."""
+  calls = options.view_as(CallMetricsOptions)
+  return FormatSettings(
+      calls.dedupe_ttl,
+      options.view_as(EventTimeOptions).max_out_of_orderness,
+      calls.connect_queue_key,
+      calls.genesys_max_queue_wait,
+      FieldRules.from_options(options))
+
+
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   """Wires sources, flows and sinks into `pipeline`."""
   event_time = options.view_as(EventTimeOptions)
   calls = options.view_as(CallMetricsOptions)
   cxone = options.view_as(InteractionOptions)
-  rules = FieldRules.from_options(options)
-  sources = read_sources(pipeline, options, rules)
+  sources = read_sources(pipeline, options)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -143,7 +157,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.dedupe_ttl,
             event_time.key_idle_ttl,
             event_time.max_out_of_orderness,
-            field_rules=rules))
+            call_event_format=calls.call_event_format,
+            abandon_rate_definition=calls.abandon_rate_definition,
+            service_level_definition=calls.service_level_definition,
+            connect_queue_key=calls.connect_queue_key,
+            genesys_max_queue_wait_seconds=calls.genesys_max_queue_wait,
+            field_rules=FieldRules.from_options(options)))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]
@@ -160,7 +179,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             cxone.profile_wait,
             cxone.customer_state_ttl,
             event_time.max_out_of_orderness,
-            field_rules=rules))
+            field_rules=FieldRules.from_options(options)))
   _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 

@@ -29,7 +29,7 @@ Semantics (kept in sync with DESIGN.md and the pipeline's contract):
   character), int ``timestamp`` (an integral float is accepted, bool is
   not) in [2000-01-01, 2100-01-01) and at most 300 s ahead of the clock,
   bool ``abandoned``, int/float ``wait_time_seconds`` in [0, 86400] (not
-  bool), ``agent_id`` a valid text, null or missing. Anything else is a dead
+  bool), ``agent_id`` a valid text, blank, null or missing. Anything else is a dead
   letter.
 * Watermark before poll p: max timestamp of valid events (any type) in polls
   < p, minus the out-of-orderness bound; -inf before the first poll.
@@ -153,6 +153,13 @@ def valid_text(value: object) -> bool:
     characters, without control characters."""
     return (type(value) is str and len(value) <= MAX_TEXT_CHARS
             and bool(value.strip()) and not _CONTROL.search(value))
+
+
+def valid_optional_text(value: object) -> bool:
+    """An optional id field: null, a blank str (read as none), or a valid
+    text."""
+    return value is None or (type(value) is str and (
+        not value.strip() or valid_text(value)))
 
 
 def _not_json(text: str):
@@ -375,8 +382,7 @@ def parse_valid_event(raw: bytes) -> Optional[dict]:
     tw = type(w)
     if not (tw is int or tw is float) or not 0 <= w <= MAX_WAIT_S:
         return None
-    a = ev.get("agent_id")
-    if a is not None and not valid_text(a):
+    if not valid_optional_text(ev.get("agent_id")):
         return None
     ev["timestamp"] = ts
     return ev
@@ -410,6 +416,7 @@ def reference_call_metrics(
 
     load = load_json_object
     text = valid_text
+    optional_text = valid_optional_text
     latest_ms = latest_valid_ts_ms()
     n = 0
     polls = 0
@@ -445,7 +452,7 @@ def reference_call_metrics(
                         or ts > latest_ms
                         or type(ab) is not bool
                         or not (tw is int or tw is float) or not 0 <= w <= MAX_WAIT_S
-                        or (a is not None and not text(a))):
+                        or not optional_text(a)):
                     dead += 1
                     continue
 

@@ -5,7 +5,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import TimestampedValue
 
-from transforms.records import CallEvent
+from transforms.records import ABANDONED, ANSWERED, CallEvent, OfferedCall
 
 # A window-aligned base time (2026-11-02T08:00:00Z) so window arithmetic in
 # tests reads naturally: BASE_S + 0..299 is the first 300 s window.
@@ -37,6 +37,20 @@ def call(
   return CallEvent(
       call_uuid, event_type, int((BASE_S + at_s) * 1000), queue_id, abandoned,
       wait, agent_id)
+
+
+def offered(
+    call_id: str,
+    at_s: float,
+    queue_id: str = 'Q-1',
+    abandoned: bool = False,
+    wait: Optional[float] = 5,
+    outcome: Optional[str] = None) -> OfferedCall:
+  """An OfferedCall leaving its queue at BASE_S + at_s seconds, answered
+  unless `abandoned` or another `outcome` is given."""
+  return OfferedCall(
+      call_id, queue_id, int((BASE_S + at_s) * 1000),
+      outcome or (ABANDONED if abandoned else ANSWERED), wait)
 
 
 def timed(event) -> TimestampedValue:

@@ -4,8 +4,10 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.conftest import BASE_S, call, drain, timed
-from transforms.abandon_rate import AbandonRate, AbandonStatsFn, rounded_ratio
+from tests.conftest import BASE_S, drain, offered, timed
+from transforms.abandon_rate import (AbandonRate, AbandonStats, AbandonStatsFn,
+                                     rounded_ratio)
+from transforms.records import FLOW_OUT, UNKNOWN_OUTCOME
 from transforms.sharding import shard_of
 
 WINDOW = 300
@@ -19,7 +21,7 @@ def run_abandon_rate(stream, options, short_threshold=0, sl=20):
     panes = out['metrics'] | 'Panes' >> beam.Map(
         lambda m: (m.queue_id, m.window_start // 1000 - BASE_S, m.pane_index,
                    m.pane_timing, m.total_calls, m.abandoned_calls))
-    late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_uuid)
+    late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_id)
     yield panes, late
 
 
@@ -32,9 +34,9 @@ def check(stream, options, expected_panes, expected_late):
 def test_on_time_pane_fires_when_watermark_passes_window_end(options):
   stream = drain((
       TestStream().add_elements([
-          timed(call('a', 10)),
-          timed(call('b', 20, abandoned=True)),
-          timed(call('c', 30, queue_id='Q-2'))
+          timed(offered('a', 10)),
+          timed(offered('b', 20, abandoned=True)),
+          timed(offered('c', 30, queue_id='Q-2'))
       ]).advance_watermark_to(BASE_S + WINDOW)))
   check(
       stream,
@@ -44,9 +46,9 @@ def test_on_time_pane_fires_when_watermark_passes_window_end(options):
 
 def test_late_event_within_lateness_updates_the_row_accumulating(options):
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + 30).add_elements([
-              timed(call('b', 20, abandoned=True))
+              timed(offered('b', 20, abandoned=True))
           ])))
   check(
       stream,
@@ -61,13 +63,13 @@ def test_late_events_arriving_together_update_the_row_once(options):
   window is reported when that clock first fires, see
   transforms/windowing.py.)"""
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + 30).add_elements([
-              timed(call('b', 20, abandoned=True)),
-              timed(call('c', 40)),
-              timed(call('d', 50, queue_id='Q-2')),
+              timed(offered('b', 20, abandoned=True)),
+              timed(offered('c', 40)),
+              timed(offered('d', 50, queue_id='Q-2')),
           ]).advance_watermark_to(BASE_S + 2 * WINDOW + LATENESS).add_elements([
-              timed(call('too-late', 60)), timed(call('e', 610))])))
+              timed(offered('too-late', 60)), timed(offered('e', 610))])))
   check(
       stream,
       options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 0, 1, 'LATE', 3, 1),
@@ -82,10 +84,10 @@ def test_a_new_key_is_judged_late_by_its_shards_clock(options):
   # over a window that may already have one.
   assert shard_of('Q-11') == shard_of('Q-1') != shard_of('Q-2')
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + LATENESS + 1).add_elements([
-              timed(call('too-late', 20, queue_id='Q-11')),
-              timed(call('unjudged', 20, queue_id='Q-2')),
+              timed(offered('too-late', 20, queue_id='Q-11')),
+              timed(offered('unjudged', 20, queue_id='Q-2')),
           ])))
   check(stream, options,
         [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-2', 0, 0, 'ON_TIME', 1, 0)],
@@ -94,9 +96,9 @@ def test_a_new_key_is_judged_late_by_its_shards_clock(options):
 
 def test_event_after_expiry_goes_to_late_output(options):
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + LATENESS + 1).add_elements([
-              timed(call('too-late', 20))
+              timed(offered('too-late', 20))
           ])))
   check(stream, options, [('Q-1', 0, 0, 'ON_TIME', 1, 0)], ['too-late'])
 
@@ -114,10 +116,10 @@ def test_event_after_expiry_goes_to_late_output(options):
 def test_first_event_of_an_already_expired_window_is_routed_late(
     options, watermark_s, expired_s, on_time_s):
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + watermark_s).add_elements([
-              timed(call('first-of-expired', expired_s)),
-              timed(call('on-time', on_time_s))
+              timed(offered('first-of-expired', expired_s)),
+              timed(offered('on-time', on_time_s))
           ])))
   check(
       stream,
@@ -130,8 +132,8 @@ def test_late_first_event_of_a_window_gets_a_late_pane(options):
   # Window [300, 600) is past its end but within lateness when its first
   # event arrives: a LATE pane, no ON_TIME pane.
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
-          BASE_S + 620).add_elements([timed(call('b', 400))
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
+          BASE_S + 620).add_elements([timed(offered('b', 400))
                                      ])))
   check(
       stream,
@@ -143,8 +145,8 @@ def test_a_never_seen_queue_is_counted_not_lost(options):
   # Documented limit: a key without any fired timer cannot know the
   # watermark, so its first event opens a row instead of going late.
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
-          BASE_S + 2000).add_elements([timed(call('new-q', 20, queue_id='Q-9'))
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
+          BASE_S + 2000).add_elements([timed(offered('new-q', 20, queue_id='Q-9'))
                                       ])))
   check(
       stream,
@@ -156,15 +158,39 @@ def test_stats_numerators_and_denominators():
   fn = AbandonStatsFn(short_abandon_threshold_seconds=5, service_level_seconds=20)
   acc = fn.create_accumulator()
   for event in [
-      call('a', 0, abandoned=True, wait=3),  # short abandon
-      call('b', 0, abandoned=True, wait=30),
-      call('c', 0, wait=20),  # answered exactly at the SL target
-      call('d', 0, wait=21),
+      offered('a', 0, abandoned=True, wait=3),  # short abandon
+      offered('b', 0, abandoned=True, wait=30),
+      offered('c', 0, wait=20),  # answered exactly at the SL target
+      offered('d', 0, wait=21),
   ]:
     acc = fn.add_input(acc, event)
   merged = fn.merge_accumulators([acc, fn.create_accumulator()])
   stats = fn.extract_output(merged)
-  assert stats == (4, 2, 1, 1, 74)
+  assert stats == AbandonStats(
+      total_calls=4, answered_calls=2, abandoned_calls=2,
+      short_abandoned_calls=1, flow_out_calls=0, answered_within_sl=1,
+      abandoned_within_sl=1, wait_unknown_calls=0,
+      answered_wait_unknown_calls=0, total_wait_seconds=74,
+      answered_wait_seconds=41)
+
+
+def test_unknown_waits_and_flow_outs_are_offered_never_within_or_short():
+  fn = AbandonStatsFn(short_abandon_threshold_seconds=5, service_level_seconds=20)
+  acc = fn.create_accumulator()
+  for event in [
+      offered('a', 0, abandoned=True, wait=None),  # not short, not within
+      offered('b', 0, wait=None),  # answered, wait unknown: not within
+      offered('c', 0, outcome=FLOW_OUT, wait=2),
+      offered('d', 0, outcome=UNKNOWN_OUTCOME, wait=None),
+      offered('e', 0, wait=4),
+  ]:
+    acc = fn.add_input(acc, event)
+  assert fn.extract_output(acc) == AbandonStats(
+      total_calls=5, answered_calls=2, abandoned_calls=1,
+      short_abandoned_calls=0, flow_out_calls=1, answered_within_sl=1,
+      abandoned_within_sl=0, wait_unknown_calls=3,
+      answered_wait_unknown_calls=1, total_wait_seconds=6,
+      answered_wait_seconds=4)
 
 
 @pytest.mark.parametrize(
@@ -187,13 +213,13 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
   # With a 10 s bound, watermark 305 s means "event time 295 s has passed":
   # an event of [0, 300) is still on time, and expiry is at 300 + 60 + 10.
   stream = drain((
-      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+      TestStream().add_elements([timed(offered('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + 5).add_elements([
-              timed(call('still-on-time', 20))
+              timed(offered('still-on-time', 20))
           ]).advance_watermark_to(BASE_S + WINDOW + LATENESS + 5).add_elements([
-              timed(call('late-pane', 30))
+              timed(offered('late-pane', 30))
           ]).advance_watermark_to(BASE_S + WINDOW + LATENESS + 11).add_elements(
-              [timed(call('too-late', 40))])))
+              [timed(offered('too-late', 40))])))
   with beam.Pipeline(options=options) as p:
     out = p | stream | AbandonRate(
         WINDOW, LATENESS, 0, 20, 3600, watermark_delay_seconds=10)
@@ -203,6 +229,6 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
         equal_to([(0, 'ON_TIME', 2), (1, 'LATE', 3)]),
         label='panes')
     assert_that(
-        out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_uuid),
+        out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_id),
         equal_to(['too-late']),
         label='late')

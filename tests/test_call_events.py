@@ -102,7 +102,7 @@ def test_parse_routes_events_dead_letters_and_skips_other_types(options):
         p | TestStream().add_elements(records).advance_watermark_to_infinity()
         | ParseCallEvents())
     assert_that(
-        parsed.events | 'Ids' >> beam.Map(lambda e: (e.call_uuid, e.timestamp)),
+        parsed.events | 'Ids' >> beam.Map(lambda e: (e.call_id, e.timestamp)),
         equal_to([(GOOD['call_uuid'], GOOD['timestamp'])]),
         label='events')
     assert_that(

@@ -4,18 +4,36 @@ from typing import Iterable, List, NamedTuple
 
 import apache_beam as beam
 
-from transforms.records import AbandonMetrics, CallEvent
+from transforms.metric_definitions import (ABANDON_RATE_DEFINITIONS,
+                                           DEFAULT_ABANDON_RATE,
+                                           DEFAULT_SERVICE_LEVEL,
+                                           SERVICE_LEVEL_DEFINITIONS, Counts,
+                                           definition)
+from transforms.records import (ABANDONED, ANSWERED, FLOW_OUT, AbandonMetrics,
+                                OfferedCall)
 from transforms.windowing import WindowedCombinePerKey, WindowPane
 
 _FOUR_PLACES = Decimal('0.0001')
 
 
 class AbandonStats(NamedTuple):
+  """The sums AbandonStatsFn keeps (see AbandonMetrics for each)."""
   total_calls: int
+  answered_calls: int
   abandoned_calls: int
   short_abandoned_calls: int
+  flow_out_calls: int
   answered_within_sl: int
+  abandoned_within_sl: int
+  wait_unknown_calls: int
+  answered_wait_unknown_calls: int
   total_wait_seconds: float
+  answered_wait_seconds: float
+
+
+_OFFERED, _ANSWERED, _ABANDONED, _SHORT, _FLOW_OUT = range(5)
+_ANSWERED_WITHIN, _ABANDONED_WITHIN, _WAIT_UNKNOWN = range(5, 8)
+_ANSWERED_WAIT_UNKNOWN, _WAIT, _ANSWERED_WAIT = range(8, 11)
 
 
 def rounded_ratio(numerator: int, denominator: int) -> float:
@@ -35,10 +53,14 @@ def rounded_ratio(numerator: int, denominator: int) -> float:
 class AbandonStatsFn(beam.CombineFn):
   """Sums the numerators and denominators of abandon rate and service level.
 
-  Input: CallEvent. Accumulator: a 5-item list. Output: AbandonStats.
+  Input: OfferedCall. Accumulator: an 11-item list. Output: AbandonStats.
   `short_abandon_threshold_seconds`: abandons that waited less than this are
   also counted as short abandons (0 = none). `service_level_seconds`: an
-  answered call counts within the service level if it waited at most this.
+  answered (abandoned) call counts as answered (abandoned) within the
+  service level if it waited at most this. A call whose wait is unknown is
+  never short nor within the service level, adds nothing to the wait sums
+  and is counted in `wait_unknown_calls` (and, answered, in
+  `answered_wait_unknown_calls`, the ASA denominator's correction).
   """
   def __init__(
       self, short_abandon_threshold_seconds: float,
@@ -47,18 +69,33 @@ class AbandonStatsFn(beam.CombineFn):
     self._sl_seconds = service_level_seconds
 
   def create_accumulator(self) -> List:
-    return [0, 0, 0, 0, 0]
+    return [0] * len(AbandonStats._fields)
 
-  def add_input(self, acc: List, event: CallEvent) -> List:
-    acc[0] += 1
-    wait = event.wait_time_seconds
-    if event.abandoned:
-      acc[1] += 1
-      if wait < self._short_threshold:
-        acc[2] += 1
-    elif wait <= self._sl_seconds:
-      acc[3] += 1
-    acc[4] += wait
+  def add_input(self, acc: List, call: OfferedCall) -> List:
+    acc[_OFFERED] += 1
+    wait = call.wait_seconds
+    outcome = call.outcome
+    if outcome == ABANDONED:
+      acc[_ABANDONED] += 1
+      if wait is not None:
+        if wait < self._short_threshold:
+          acc[_SHORT] += 1
+        if wait <= self._sl_seconds:
+          acc[_ABANDONED_WITHIN] += 1
+    elif outcome == ANSWERED:
+      acc[_ANSWERED] += 1
+      if wait is None:
+        acc[_ANSWERED_WAIT_UNKNOWN] += 1
+      else:
+        acc[_ANSWERED_WAIT] += wait
+        if wait <= self._sl_seconds:
+          acc[_ANSWERED_WITHIN] += 1
+    elif outcome == FLOW_OUT:
+      acc[_FLOW_OUT] += 1
+    if wait is None:
+      acc[_WAIT_UNKNOWN] += 1
+    else:
+      acc[_WAIT] += wait
     return acc
 
   def merge_accumulators(self, accumulators: Iterable[List]) -> List:
@@ -72,8 +109,26 @@ class AbandonStatsFn(beam.CombineFn):
     return AbandonStats(*acc)
 
 
-def to_abandon_metrics(pane: WindowPane) -> AbandonMetrics:
+def _counts(stats: AbandonStats) -> Counts:
+  return Counts(
+      offered=stats.total_calls,
+      abandoned=stats.abandoned_calls,
+      short_abandoned=stats.short_abandoned_calls,
+      answered_within=stats.answered_within_sl,
+      abandoned_within=stats.abandoned_within_sl)
+
+
+def to_abandon_metrics(pane: WindowPane,
+                       abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
+                       service_level_definition: str = DEFAULT_SERVICE_LEVEL
+                       ) -> AbandonMetrics:
+  """The row of a pane, its rates by the named definitions
+  (transforms/metric_definitions.py)."""
   stats: AbandonStats = pane.result
+  counts = _counts(stats)
+  abandon_rate = definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
+  service_level = definition(SERVICE_LEVEL_DEFINITIONS,
+                             service_level_definition)
   return AbandonMetrics(
       queue_id=pane.key,
       window_start=pane.window_start,
@@ -83,22 +138,31 @@ def to_abandon_metrics(pane: WindowPane) -> AbandonMetrics:
       short_abandoned_calls=stats.short_abandoned_calls,
       answered_within_sl=stats.answered_within_sl,
       total_wait_seconds=float(stats.total_wait_seconds),
-      abandon_rate=rounded_ratio(stats.abandoned_calls, stats.total_calls),
-      service_level=rounded_ratio(stats.answered_within_sl, stats.total_calls),
+      abandon_rate=rounded_ratio(*abandon_rate(counts)),
+      service_level=rounded_ratio(*service_level(counts)),
       pane_index=pane.pane_index,
-      pane_timing=pane.timing)
+      pane_timing=pane.timing,
+      answered_calls=stats.answered_calls,
+      flow_out_calls=stats.flow_out_calls,
+      abandoned_within_sl=stats.abandoned_within_sl,
+      wait_unknown_calls=stats.wait_unknown_calls,
+      answered_wait_unknown_calls=stats.answered_wait_unknown_calls,
+      answered_wait_seconds=float(stats.answered_wait_seconds),
+      abandon_rate_definition=abandon_rate_definition,
+      service_level_definition=service_level_definition)
 
 
 class AbandonRate(beam.PTransform):
   """Abandon statistics per queue and fixed window.
 
-  Input: PCollection[CallEvent] (CALL_ENDED, deduplicated, event-timed).
+  Input: PCollection[OfferedCall] (deduplicated, event-timed).
   Outputs (a dict):
     `metrics`: PCollection[AbandonMetrics], one row per pane (ON_TIME, then LATE
       updates within allowed lateness; accumulating).
-    `late`: PCollection[LateArrival] whose `value` is the CallEvent.
-  Rates: abandon_rate = abandoned/total and service_level =
-  answered_within_sl/total, both rounded half-up to 4 places, 0 for 0 calls.
+    `late`: PCollection[LateArrival] whose `value` is the OfferedCall.
+  Rates: by the named definitions of transforms/metric_definitions.py
+  (default abandoned/offered and answered within target/offered), rounded
+  half-up to 4 places, 0 when the denominator is 0.
   """
   def __init__(
       self,
@@ -107,8 +171,14 @@ class AbandonRate(beam.PTransform):
       short_abandon_threshold_seconds: float,
       service_level_seconds: float,
       key_idle_ttl_seconds: int,
-      watermark_delay_seconds: int = 0):
+      watermark_delay_seconds: int = 0,
+      abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
+      service_level_definition: str = DEFAULT_SERVICE_LEVEL):
     super().__init__()
+    # Unknown names fail here, when the graph is built.
+    definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
+    definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
+    self._definitions = (abandon_rate_definition, service_level_definition)
     self._windowed = WindowedCombinePerKey(
         AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
         lambda e: e.queue_id,
@@ -122,6 +192,7 @@ class AbandonRate(beam.PTransform):
   def expand(self, events):
     windowed = events | 'Window' >> self._windowed
     return {
-        'metrics': windowed.panes | 'ToRows' >> beam.Map(to_abandon_metrics),
+        'metrics': windowed.panes | 'ToRows' >> beam.Map(
+            to_abandon_metrics, *self._definitions),
         'late': windowed.late,
     }

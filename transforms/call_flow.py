@@ -3,19 +3,23 @@
 import apache_beam as beam
 
 from transforms.abandon_rate import AbandonRate
-from transforms.call_events import ParseCallEvents
-from transforms.dedupe import DedupeByKey
+from transforms.formats import registry
 from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
+from transforms.metric_definitions import (DEFAULT_ABANDON_RATE,
+                                           DEFAULT_SERVICE_LEVEL)
 from transforms.windowing import to_late_event
 
 
 class CallMetricsFlow(beam.PTransform):
-  """Raw call-event records to abandon metrics, late events and dead letters.
+  """Raw call records of one input format to abandon metrics, late events
+  and dead letters.
 
-  Input: PCollection[SourceRecord] from any source (file replay, Kafka).
+  Input: PCollection[SourceRecord] from any source (file replay, Kafka), in
+  the format `call_event_format` names (transforms/formats/registry.py).
   Output: dict table name -> PCollection:
-    `abandon_metrics`: AbandonMetrics panes per queue and window.
-    `late_events`: LateEvent for events that arrived after their window's
+    `abandon_metrics`: AbandonMetrics panes per queue and window, rates by
+      the named definitions (transforms/metric_definitions.py).
+    `late_events`: LateEvent for calls that arrived after their window's
       expiry (never silently dropped).
     `dead_letters`: DeadLetter for every record that failed validation.
   """
@@ -29,32 +33,38 @@ class CallMetricsFlow(beam.PTransform):
       dedupe_ttl_seconds: int,
       key_idle_ttl_seconds: int,
       watermark_delay_seconds: int,
+      call_event_format: str = 'seed',
+      abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
+      service_level_definition: str = DEFAULT_SERVICE_LEVEL,
+      connect_queue_key: str = 'name',
+      genesys_max_queue_wait_seconds: int = 3600,
       field_rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._source_name = source_name
-    self._field_rules = field_rules
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._offered_calls = registry.call_event_format(
+        call_event_format).offered_calls(
+            registry.FormatSettings(
+                dedupe_ttl_seconds, watermark_delay_seconds, connect_queue_key,
+                genesys_max_queue_wait_seconds, field_rules))
     self._abandon_rate = AbandonRate(
         window_size_seconds,
         allowed_lateness_seconds,
         short_abandon_threshold_seconds,
         service_level_seconds,
         key_idle_ttl_seconds,
-        watermark_delay_seconds)
+        watermark_delay_seconds,
+        abandon_rate_definition,
+        service_level_definition)
 
   def expand(self, records):
-    parsed = records | 'Parse' >> ParseCallEvents(self._field_rules)
-    windowed = (
-        parsed.events
-        | 'Dedupe' >> DedupeByKey(
-            lambda e: e.call_uuid, lambda e: e.timestamp, self._dedupe_ttl,
-            'call_events')
-        | 'AbandonRate' >> self._abandon_rate)
+    calls = records | 'OfferedCalls' >> self._offered_calls
+    windowed = calls['offered'] | 'AbandonRate' >> self._abandon_rate
     source = self._source_name
     late = windowed['late'] | 'LateRows' >> beam.Map(
-        lambda a: to_late_event(source, a, a.value.call_uuid))
+        lambda a: to_late_event(source, a, a.value.call_id))
     return {
         'abandon_metrics': windowed['metrics'],
         'late_events': late,
-        'dead_letters': parsed.dead_letters,
+        'dead_letters': calls['dead_letters'],
     }
+

@@ -44,7 +44,7 @@ from transforms.sinks import ResultSink, RowWriter, WriteRows
 
 _LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), 'cql')
 CQL_TYPES = {str: 'text', int: 'bigint', float: 'double', bool: 'boolean'}
 

@@ -218,7 +218,8 @@ def required_str(
 def optional_str(
     obj: Dict[str, Any], name: str,
     rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[str]:
-  """Like required_str, but a missing or null field is None."""
+  """Like required_str, but a missing, null or blank field is None (a
+  producer's way of saying "none", e.g. no agent on an abandoned call)."""
   value = obj.get(name)
   if value is None:
     return None
@@ -226,6 +227,8 @@ def optional_str(
     raise InvalidRecord(
         'wrong_type',
         f'"{name}" must be a string or null, got {type(value).__name__}')
+  if not value.strip():
+    return None
   return _checked_text(value, name, rules)
 
 

@@ -50,6 +50,49 @@ class CallEvent(NamedTuple):
   agent_id: Optional[str]
 
 
+# The outcome of an offered call in its queue.
+ANSWERED = 'ANSWERED'
+ABANDONED = 'ABANDONED'
+# Left the queue neither answered nor abandoned (Genesys FLOW_OUT: a
+# transfer out, a queue timeout to voicemail...).
+FLOW_OUT = 'FLOW_OUT'
+# The source did not say (Genesys acdOutcome UNKNOWN).
+UNKNOWN_OUTCOME = 'UNKNOWN'
+OUTCOMES = (ANSWERED, ABANDONED, FLOW_OUT, UNKNOWN_OUTCOME)
+
+
+class OfferedCall(NamedTuple):
+  """One call offered to a queue, the common record of every input format
+  (transforms/formats/): what the windowed metrics consume.
+
+  `timestamp` is when the call left the queue (epoch ms), which decides its
+  window; `outcome` is one of OUTCOMES; `wait_seconds` is its time in
+  queue, None when the source did not tell it (a Genesys acd.end whose
+  acd.start never arrived).
+  """
+  call_id: str
+  queue_id: str
+  timestamp: int
+  outcome: str
+  wait_seconds: Optional[float]
+
+
+# The two halves of a Genesys Cloud ACD session.
+ACD_START = 'acd.start'
+ACD_END = 'acd.end'
+
+
+class AcdEvent(NamedTuple):
+  """A validated Genesys Cloud `acd.start` or `acd.end` conversation detail
+  event. `call_id` is conversationId:sessionId; `outcome` is one of
+  OUTCOMES for an end, None for a start."""
+  kind: str
+  call_id: str
+  queue_id: str
+  timestamp: int
+  outcome: Optional[str]
+
+
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
@@ -71,7 +114,10 @@ class AbandonMetrics(NamedTuple):
   """One pane of abandon statistics for a queue and a fixed window.
 
   Numerators and denominators are kept so that any vendor's definition of
-  abandon rate or service level can be recomputed downstream. `pane_index`
+  abandon rate or service level can be recomputed downstream; the two rates
+  are those of the named definitions (transforms/metric_definitions.py).
+  `total_calls` counts offered calls; waits are counted only where known
+  (`wait_unknown_calls` says how many were not). `pane_index`
   grows with each pane of the same row, so sinks can apply panes idempotently
   and in order.
   """
@@ -87,6 +133,18 @@ class AbandonMetrics(NamedTuple):
   service_level: float
   pane_index: int
   pane_timing: str
+  # Added with the vendor formats (transforms/formats/); after the original
+  # columns so that stores of the first schema only gain columns (see
+  # transforms/cql/v2_schema.cql). A row that does not set them counted
+  # none.
+  answered_calls: int = 0
+  flow_out_calls: int = 0
+  abandoned_within_sl: int = 0
+  wait_unknown_calls: int = 0
+  answered_wait_unknown_calls: int = 0
+  answered_wait_seconds: float = 0.0
+  abandon_rate_definition: str = ''
+  service_level_definition: str = ''
 
 
 class Interaction(NamedTuple):
@@ -145,7 +203,8 @@ class PatternAlert(NamedTuple):
   interaction_ids: str
 
 
-for _record in (SourceRecord, DeadLetter, CallEvent, LateEvent, AbandonMetrics,
+for _record in (SourceRecord, DeadLetter, CallEvent, OfferedCall, AcdEvent,
+                LateEvent, AbandonMetrics,
                 Interaction, CustomerProfile, InteractionVolume, PatternMatch,
                 PatternAlert):
   beam.coders.registry.register_coder(_record, beam.coders.RowCoder)

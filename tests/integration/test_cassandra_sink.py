@@ -106,7 +106,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
     writer.close()
   [version] = session.execute(
       f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == 1
+  assert version.version == cassandra_sink.SCHEMA_VERSION
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):

@@ -1,0 +1,206 @@
+"""Growing without losing state, on the standalone Flink cluster with two TaskManagers
+(scripts/flink.sh start --taskmanagers 2), Kafka -> Flink -> Cassandra:
+
+* rescale up and down: run at one parallelism, stop with a savepoint mid-stream, resume from it
+  at another (2 -> 4 across both TaskManagers, 4 -> 2): rows equal the reference of everything
+  produced, nothing counted twice, nothing late lost;
+* kill -9 one of two TaskManagers mid-stream: the job recovers from its last checkpoint;
+* more Kafka partitions than parallelism, one of them idle for minutes: windows still close.
+
+Data and helpers as in tests/integration/test_flink_recovery.py (halves rebased to the moment
+they are produced, 10 s windows, 300 s allowed lateness, so rows do not depend on timing).
+The cluster goes back to one TaskManager afterwards (the other cluster tests assume one).
+
+  .venv/bin/python -m pytest tests/integration/test_flink_rescale.py -v -s
+"""
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+
+from scripts.produce_events import key_and_timestamp, rebase_lines
+from tests.flink_rest import completed_checkpoints, rest
+from tests.integration.conftest import RUN_DIR, flink_script
+from tests.integration.test_flink_recovery import (
+    LATENESS_S, WINDOW_S, Halves, Submitted, _all_tasks_running, _committed, _count, _diff,
+    _end_offsets, _expected, _job, _job_args, _restored_checkpoints, _rows,
+    _stop_with_savepoint, _wait, _wait_cluster_free, topic)  # noqa: F401  (fixture)
+
+TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
+
+
+@pytest.fixture(scope='module')
+def two_taskmanagers(flink_job_server_jar):
+  """Four slots on two TaskManagers; back to one TaskManager afterwards."""
+  start = flink_script('start', '--taskmanagers', '2')
+  assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
+  _wait('two TaskManagers registered', lambda: rest('/overview')['taskmanagers'] >= 2, 120)
+  yield
+  stop = flink_script('stop-taskmanager', '2')
+  assert stop.returncode == 0, stop.stderr[-2000:]
+
+
+def _parallelism(jid: str) -> set:
+  return {v['parallelism'] for v in _job(jid)['vertices']}
+
+
+def _converge(session, keyspace, expected, timeout=300):
+  last = {}
+
+  def converged():
+    last['rows'] = _rows(session, keyspace)
+    return last['rows'] == expected
+  try:
+    _wait('rows equal the reference', converged, timeout, 1)
+  except AssertionError as exc:
+    raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+
+
+@pytest.mark.parametrize('before, after', [(2, 4), (4, 2)])
+def test_rescale_from_a_savepoint_keeps_every_count(
+    two_taskmanagers, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
+    expansion_service, tmp_path, before, after):
+  group = f'it-{topic}'
+  data = Halves(tmp_path, seed=50 + before)
+  args = _job_args(topic, fresh_keyspace, group)
+  _wait_cluster_free()
+  first = Submitted(f'it-scale{before}-{topic}', [*args, f'--parallelism={before}'])
+  second = None
+  try:
+    assert _parallelism(first.jid) == {before}
+    data.produce(0, topic, kafka_bootstrap)
+    _wait('offsets committed after a checkpoint', lambda: sum(
+        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    location = _stop_with_savepoint(first.jid)
+    _wait('first job FINISHED', lambda: _job(first.jid)['state'] == 'FINISHED', 60)
+    _wait('first client exited', lambda: not first.client_alive(), 60)
+    data.produce(1, topic, kafka_bootstrap)
+    second = Submitted(f'it-scale{after}-{topic}',
+                       [*args, f'--parallelism={after}', f'--savepoint_path={location}'])
+    restored = rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
+    assert restored and restored['is_savepoint'], restored
+    assert _parallelism(second.jid) == {after}
+    t0 = time.monotonic()
+    expected = _expected(data.path)
+    _converge(cassandra_session, fresh_keyspace, expected)
+    end = _end_offsets(kafka_bootstrap, topic)
+    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
+          60, 1)
+    print(f'\n  rescaled {before} -> {after} from {location}: rows exact ({len(expected)} rows, '
+          f'{sum(v[0] for v in expected.values())} calls) {time.monotonic() - t0:.1f} s after '
+          f'the resumed job ran')
+    assert sum(v[0] for v in expected.values()) == data.counts['valid']
+    assert _count(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
+    assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
+  finally:
+    for job in (first, second):
+      if job is not None:
+        job.cancel()
+
+
+def _tm2_pid() -> int:
+  pid = int((RUN_DIR / 'pids' / 'flink-taskmanager-2.pid').read_text().strip())
+  cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
+  assert TM2_MARKER in cmdline, f'pid {pid} is not TaskManager 2: {cmdline[:200]}'
+  return pid
+
+
+def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
+    two_taskmanagers, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
+    expansion_service, tmp_path):
+  group = f'it-{topic}'
+  data = Halves(tmp_path, seed=61)
+  _wait_cluster_free()
+  # Parallelism 4 fills both TaskManagers, so the killed one surely runs part of the job.
+  job = Submitted(f'it-tmkill-{topic}',
+                  [*_job_args(topic, fresh_keyspace, group), '--parallelism=4'])
+  try:
+    data.produce(0, topic, kafka_bootstrap)
+    _wait('offsets committed after a checkpoint', lambda: sum(
+        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    ckpt = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
+    tm = _tm2_pid()
+    t_kill = time.monotonic()
+    os.kill(tm, signal.SIGKILL)
+    _wait('TaskManager 2 gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
+    start = flink_script('start', '--taskmanagers', '2')
+    assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
+    _wait('job RUNNING again from a checkpoint', lambda: _all_tasks_running(job.jid)
+          and _restored_checkpoints(job.jid) >= 1, 300, 0.2)
+    t_running = time.monotonic() - t_kill
+    restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
+    assert restored['id'] >= ckpt['id'], restored
+    data.produce(1, topic, kafka_bootstrap)
+    expected = _expected(data.path)
+    _converge(cassandra_session, fresh_keyspace, expected)
+    t_rows = time.monotonic() - t_kill
+    print(f'\n  one of two TaskManagers killed: job RUNNING again (checkpoint '
+          f'#{restored["id"]} restored) {t_running:.1f} s after the kill, rows exact '
+          f'({len(expected)} rows) {t_rows:.1f} s after it')
+    assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
+  finally:
+    job.cancel()
+
+
+def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
+    two_taskmanagers, fresh_keyspace, cassandra_session, kafka_bootstrap, expansion_service,
+    tmp_path):
+  """4 partitions read at parallelism 2. Every partition gets records from the first half;
+  the second half goes to 3 of them and partition 3 stays idle from then on (minutes): its
+  watermark follows processing time once it has no backlog (KafkaIO CreateTime policy), so
+  the windows of the second half still close. Measured: how long after its end + watermark
+  delay the last window's row appears."""
+  topic = f'it-idle-{uuid.uuid4().hex[:10]}'
+  admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
+  admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)],
+                      timeout_ms=30000)
+  group = f'it-{topic}'
+  data = Halves(tmp_path, seed=71)
+  producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks='all',
+                           max_in_flight_requests_per_connection=1)
+
+  def produce(index, partitions):
+    lines, _ = rebase_lines(data.parts[index], int(time.time() * 1000), align_ms=0)
+    last_ts = None
+    for i, line in enumerate(lines):
+      _, ts = key_and_timestamp(line, None)
+      last_ts = ts if ts is not None else last_ts
+      producer.send(topic, value=line, partition=partitions[i % len(partitions)],
+                    timestamp_ms=last_ts)
+    producer.flush()
+    with open(data.path, 'ab') as f:
+      f.write(b''.join(line + b'\n' for line in lines))
+    return lines
+
+  _wait_cluster_free()
+  job = Submitted(f'it-idle-{topic}',
+                  [*_job_args(topic, fresh_keyspace, group), '--parallelism=2'])
+  try:
+    produce(0, [0, 1, 2, 3])
+    _wait('offsets committed after a checkpoint', lambda: sum(
+        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    lines = produce(1, [0, 1, 2])
+    newest_ms = max(ts for ts in (key_and_timestamp(l, None)[1] for l in lines) if ts)
+    last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000
+    expected = _expected(data.path)
+    _converge(cassandra_session, fresh_keyspace, expected, timeout=420)
+    closed_ms = int(time.time() * 1000)
+    # Data rebased to now: event time is wall-clock time, so this is how late the last window
+    # closed after its end plus the watermark delay (--max_out_of_orderness, 10 s).
+    lag_s = (closed_ms - last_window_end_ms) / 1000 - 10
+    print(f'\n  4 partitions at parallelism 2, partition 3 idle: every window closed, the last '
+          f'one {lag_s:.1f} s after its end + watermark delay (allowed lateness {LATENESS_S} s)')
+    assert lag_s < 180, f'the last window closed {lag_s:.0f} s late'
+    assert completed_checkpoints(job.jid) >= 1
+  finally:
+    producer.close()
+    job.cancel()
+    try:
+      admin.delete_topics([topic], timeout_ms=30000)
+    finally:
+      admin.close()

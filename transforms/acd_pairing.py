@@ -1,0 +1,192 @@
+"""PairAcdSessions: Genesys acd.start and acd.end events of one session to one
+offered call with its time in queue.
+
+Semantics, per session (`call_id` = conversationId:sessionId):
+  * whichever of the start and the end arrives second completes the pair:
+    the offered call is emitted at once, at the end's event time, with
+    wait = end eventTime - start eventTime (None, counted in
+    `negative_waits`, if the end is earlier than the start);
+  * an end whose start has not arrived waits until the watermark (minus
+    the out-of-orderness bound, as everywhere) reaches the end's event time,
+    rounded up to the next TICK_SECONDS: by then every event of the stream
+    older than the end, its start included, has arrived unless it broke the
+    bound. It then counts as offered with its wait unknown
+    (`ends_without_start`). When a replayed input ends, the ends still
+    waiting (those of its last few seconds) are released as the windows
+    close; the local runner routes them to the late output (counted, not
+    lost);
+  * a start waits for its end until the watermark is `max_queue_wait` past
+    it (rounded up to the tick), then it is dropped (`starts_without_end`):
+    the call is still in queue after that long, or its end was lost; if the
+    end comes later it counts with its wait unknown.
+So state is bounded by the sessions in queue within `max_queue_wait`
+plus the ends of the last out-of-orderness bound.
+
+State is per shard of call ids (transforms/sharding.py): a map of waiting
+starts and one of waiting ends, with explicit coders, and one event-time
+timer at the shard's earliest deadline, on the tick grid
+(transforms/event_time.py) so that all shards wake in the same rounds when
+the watermark jumps.
+"""
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import apache_beam as beam
+from apache_beam.coders import coders
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import TimerSpec
+from apache_beam.transforms.userstate import on_timer
+
+from transforms.batching import BatchPerKey
+from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
+from transforms.records import ACD_START, AcdEvent, OfferedCall
+from transforms.sharding import shard_of
+
+# Grid of the wake-ups (seconds of event time): an unpaired end counts at
+# most this much after the watermark passed it.
+TICK_SECONDS = 5
+TICK_MS = TICK_SECONDS * 1000
+
+# call_id -> start eventTime (ms).
+_Starts = Dict[str, int]
+# call_id -> (end eventTime ms, queue_id, outcome).
+_Ends = Dict[str, Tuple[int, str, str]]
+_STARTS_CODER = coders.MapCoder(coders.StrUtf8Coder(), coders.VarIntCoder())
+_ENDS_CODER = coders.MapCoder(
+    coders.StrUtf8Coder(),
+    coders.TupleCoder(
+        (coders.VarIntCoder(), coders.StrUtf8Coder(), coders.StrUtf8Coder())))
+
+
+def _offered(call_id: str, end: Tuple[int, str, str],
+             start_ms: Optional[int]) -> OfferedCall:
+  end_ms, queue_id, outcome = end
+  wait = None
+  if start_ms is not None and end_ms >= start_ms:
+    wait = (end_ms - start_ms) / 1000
+  return OfferedCall(call_id, queue_id, end_ms, outcome, wait)
+
+
+class _PairFn(beam.DoFn):
+  STARTS = ReadModifyWriteStateSpec('starts', _STARTS_CODER)
+  ENDS = ReadModifyWriteStateSpec('ends', _ENDS_CODER)
+  WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
+
+  def __init__(self, max_queue_wait_ms: int, delay_ms: int,
+               metrics_namespace: str):
+    self._max_wait_ms = max_queue_wait_ms
+    self._event_time = DelayedClock(delay_ms)
+    self._paired = Metrics.counter(metrics_namespace, 'paired')
+    self._negative = Metrics.counter(metrics_namespace, 'negative_waits')
+    self._ends_alone = Metrics.counter(metrics_namespace, 'ends_without_start')
+    self._starts_alone = Metrics.counter(
+        metrics_namespace, 'starts_without_end')
+    self._repeated = Metrics.counter(metrics_namespace, 'repeated_in_pairing')
+
+  def _emit(self, call_id: str, end: Tuple[int, str, str],
+            start_ms: Optional[int]):
+    offered = _offered(call_id, end, start_ms)
+    if start_ms is not None:
+      self._paired.inc()
+      if offered.wait_seconds is None:
+        self._negative.inc()
+    else:
+      self._ends_alone.inc()
+    return at_event_time(offered, offered.timestamp)
+
+  def process(
+      self,
+      batch: Tuple[int, List[AcdEvent]],
+      starts_state=beam.DoFn.StateParam(STARTS),
+      ends_state=beam.DoFn.StateParam(ENDS),
+      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    starts: _Starts = starts_state.read() or {}
+    ends: _Ends = ends_state.read() or {}
+    for event in batch[1]:
+      call_id = event.call_id
+      if event.kind == ACD_START:
+        if call_id in starts:
+          self._repeated.inc()  # re-delivered past the de-duplication
+          continue
+        end = ends.pop(call_id, None)
+        if end is None:
+          starts[call_id] = event.timestamp
+        else:
+          yield self._emit(call_id, end, event.timestamp)
+        continue
+      end = (event.timestamp, event.queue_id, event.outcome)
+      if call_id in ends:
+        self._repeated.inc()
+        continue
+      start_ms = starts.pop(call_id, None)
+      if start_ms is None:
+        ends[call_id] = end
+      else:
+        yield self._emit(call_id, end, start_ms)
+    self._store(starts_state, starts, ends_state, ends, wake)
+
+  @on_timer(WAKE)
+  def on_wake(
+      self,
+      fired=beam.DoFn.TimestampParam,
+      starts_state=beam.DoFn.StateParam(STARTS),
+      ends_state=beam.DoFn.StateParam(ENDS),
+      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    now_ms = self._event_time.fired_ms(fired)
+    starts: _Starts = starts_state.read() or {}
+    ends: _Ends = ends_state.read() or {}
+    # Sorted: the same order on every runner and replay.
+    for call_id in sorted(c for c, end in ends.items() if end[0] <= now_ms):
+      yield self._emit(call_id, ends.pop(call_id), None)
+    expired = [c for c, start_ms in starts.items()
+               if start_ms + self._max_wait_ms <= now_ms]
+    for call_id in expired:
+      del starts[call_id]
+    if expired:
+      self._starts_alone.inc(len(expired))
+    self._store(starts_state, starts, ends_state, ends, wake)
+
+  def _store(self, starts_state, starts: _Starts, ends_state, ends: _Ends,
+             wake) -> None:
+    """Writes the maps back (clears empty ones) and arms the timer at the
+    earliest deadline, on the grid."""
+    deadlines = [end[0] for end in ends.values()]
+    if starts:
+      deadlines.append(min(starts.values()) + self._max_wait_ms)
+    for state, value in ((starts_state, starts), (ends_state, ends)):
+      if value:
+        state.write(value)
+      else:
+        state.clear()
+    if deadlines:
+      self._event_time.set(wake, ceil_to_grid(min(deadlines), TICK_MS))
+
+
+class PairAcdSessions(beam.PTransform):
+  """Pairs acd.start and acd.end of each session (see the module docstring).
+
+  Input: PCollection[AcdEvent], de-duplicated, event-timed, in the global
+  window.
+  Output: PCollection[OfferedCall], one per acd.end, timestamped at its
+  event time; `wait_seconds` None when the start was missing or later than
+  the end.
+  Counters in `metrics_namespace`: `paired`, `negative_waits`,
+  `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
+  """
+  def __init__(self, max_queue_wait_seconds: int, watermark_delay_seconds: int,
+               metrics_namespace: str):
+    super().__init__()
+    if max_queue_wait_seconds <= 0:
+      raise ValueError(
+          f'max queue wait (--genesys_max_queue_wait) must be > 0, got '
+          f'{max_queue_wait_seconds}')
+    self._fn = _PairFn(max_queue_wait_seconds * 1000,
+                       watermark_delay_seconds * 1000, metrics_namespace)
+
+  def expand(self, events):
+    return (
+        events
+        | 'BatchPerShard' >> BatchPerKey(
+            lambda e: shard_of(e.call_id), lambda e: e.timestamp, int)
+        | 'Pair' >> beam.ParDo(self._fn).with_output_types(OfferedCall))
