@@ -82,11 +82,12 @@ def test_tiles_are_the_newest_window_of_each_queue(db):
                 row['window_start'], row['window_end'], row['total_calls'],
                 row['abandoned_calls'], row['abandon_rate'],
                 row['service_level'], row['pane_index'], row['pane_timing'])
-    if row['total_calls']:
+    answered = row['answered_calls'] - row['answered_wait_unknown_calls']
+    if answered:
       assert tile['wait_seconds'] == pytest.approx(
-          row['total_wait_seconds'] / row['total_calls'])
+          row['answered_wait_seconds'] / answered)
     assert tile['current'] == (row['queue_id'] != OLD_QUEUE)
-  assert tiles['wait_label'] == 'avg wait'
+  assert tiles['wait_label'] == 'ASA'
   [newest_end] = [r['m'] for r in sql(
       db, 'SELECT MAX(window_end) AS m FROM abandon_metrics')]
   assert tiles['newest_window_end'] == newest_end
@@ -255,26 +256,22 @@ def test_one_hour_of_detail_leaves_the_older_windows_out(db):
   assert len(detail['windows']) == 1
 
 
-def test_asa_replaces_the_average_wait_once_the_columns_exist(db, tmp_path):
-  path = str(tmp_path / 'v2.db')
+def test_a_store_without_answered_waits_shows_the_average_wait(db, tmp_path):
+  # A store written by a release before the answered-wait columns.
+  path = str(tmp_path / 'v1.db')
   copy_db(db, path)
   with sqlite3.connect(path) as conn:
-    conn.execute(
-        'ALTER TABLE abandon_metrics ADD COLUMN answered_calls INTEGER')
-    conn.execute(
-        'ALTER TABLE abandon_metrics ADD COLUMN answered_wait_seconds REAL')
-    conn.execute(
-        'UPDATE abandon_metrics SET answered_calls = total_calls - '
-        'abandoned_calls, answered_wait_seconds = total_wait_seconds / 2')
+    for column in ('answered_wait_seconds', 'answered_calls',
+                   'answered_wait_unknown_calls'):
+      conn.execute(f'ALTER TABLE abandon_metrics DROP COLUMN {column}')
   tiles = queries_on(path).latest_windows()
-  assert tiles['wait_label'] == 'ASA'
+  assert tiles['wait_label'] == 'avg wait'
   by_queue = {t['queue_id']: t for t in tiles['tiles']}
   [row] = sql(
-      path, 'SELECT answered_calls, answered_wait_seconds FROM '
-      "abandon_metrics WHERE queue_id = 'Q-101' ORDER BY window_start DESC "
-      'LIMIT 1')
+      path, 'SELECT total_calls, total_wait_seconds FROM abandon_metrics '
+      "WHERE queue_id = 'Q-101' ORDER BY window_start DESC LIMIT 1")
   assert by_queue['Q-101']['wait_seconds'] == pytest.approx(
-      row['answered_wait_seconds'] / row['answered_calls'])
+      row['total_wait_seconds'] / row['total_calls'])
   assert by_queue[EMPTY_QUEUE]['wait_seconds'] is None
 
 

@@ -13,7 +13,7 @@ import pytest
 from apache_beam.runners.direct import evaluation_context
 from apache_beam.testing.test_stream import TestStream
 
-from tests.conftest import BASE_S, call, timed
+from tests.conftest import BASE_S, call, offered, timed
 from transforms.abandon_rate import AbandonRate
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.dedupe import DedupeByKey
@@ -73,7 +73,7 @@ def _flood_then_pass_ttl(elements, last_event_s: int) -> TestStream:
 
 def test_a_flood_of_queue_ids_leaves_only_the_shard_clocks(
     options, runner_states):
-  calls = [timed(call(f'c{i}', i * 0.1, queue_id=f'Q-{i}'))
+  calls = [timed(offered(f'c{i}', i * 0.1, queue_id=f'Q-{i}'))
            for i in range(N_KEYS)]
   with beam.Pipeline(options=options) as p:
     _ = (

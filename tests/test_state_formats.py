@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from transforms import callback_patterns, dedupe, join_customers, windowing
+from transforms import (acd_pairing, callback_patterns, dedupe, join_customers,
+                        windowing)
 from transforms.records import CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import StateFormatError, UPGRADE_DOC
 
@@ -61,6 +62,10 @@ CASES = {
                              'REPEATED_FAILURE_CALLBACK', 1793606400000,
                              'i-1,i-2,i-3,i-4')._asdict()]}),
     'join_compact_at.bin': (join_customers.COMPACT_AT_CODER, 1793615040000),
+    'acd_pairing_starts.bin': (acd_pairing.STARTS_CODER, {
+        'conv-1:s-1': 1793606400000}),
+    'acd_pairing_ends.bin': (acd_pairing.ENDS_CODER, {
+        'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED')}),
 }
 
 

@@ -8,6 +8,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms import userstate
 
 from pipelines import contact_center
+from transforms.formats.registry import FORMATS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,14 +27,18 @@ def _stateful_steps(pipeline: beam.Pipeline) -> list:
 
 
 def test_the_stateful_steps_are_the_documented_ones(tmp_path):
-  options = PipelineOptions([
-      '--call_events=samples/call_events.jsonl',
-      '--data_actions=samples/data_actions.jsonl',
-      f'--sqlite_path={tmp_path / "out.db"}', '--streaming'
-  ])
-  pipeline = beam.Pipeline(options=options)
-  contact_center.build(pipeline, options)
-  assert sorted(_stateful_steps(pipeline)) == sorted(_documented_steps())
+  steps = set()
+  for call_event_format in FORMATS:
+    options = PipelineOptions([
+        '--call_events=samples/call_events.jsonl',
+        '--data_actions=samples/data_actions.jsonl',
+        f'--call_event_format={call_event_format}',
+        f'--sqlite_path={tmp_path / "out.db"}', '--streaming'
+    ])
+    pipeline = beam.Pipeline(options=options)
+    contact_center.build(pipeline, options)
+    steps.update(_stateful_steps(pipeline))
+  assert sorted(steps) == sorted(_documented_steps())
 
 
 def _documented_steps() -> list:

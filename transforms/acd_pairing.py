@@ -31,7 +31,6 @@ the watermark jumps.
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import coders
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -42,6 +41,7 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import ACD_START, AcdEvent, OfferedCall
 from transforms.sharding import shard_of
+from transforms.state_coders import VersionedStateCoder
 
 # Grid of the wake-ups (seconds of event time): an unpaired end counts at
 # most this much after the watermark passed it.
@@ -52,11 +52,12 @@ TICK_MS = TICK_SECONDS * 1000
 _Starts = Dict[str, int]
 # call_id -> (end eventTime ms, queue_id, outcome).
 _Ends = Dict[str, Tuple[int, str, str]]
-_STARTS_CODER = coders.MapCoder(coders.StrUtf8Coder(), coders.VarIntCoder())
-_ENDS_CODER = coders.MapCoder(
-    coders.StrUtf8Coder(),
-    coders.TupleCoder(
-        (coders.VarIntCoder(), coders.StrUtf8Coder(), coders.StrUtf8Coder())))
+# Format v1 (transforms/state_coders.py): {call_id: start_ms}.
+STARTS_CODER = VersionedStateCoder('acd pairing starts', 1, dict, {1: dict})
+# Format v1: {call_id: [end_ms, queue_id, outcome]}.
+ENDS_CODER = VersionedStateCoder(
+    'acd pairing ends', 1, dict,
+    {1: lambda plain: {k: tuple(v) for k, v in plain.items()}})
 
 
 def _offered(call_id: str, end: Tuple[int, str, str],
@@ -69,8 +70,8 @@ def _offered(call_id: str, end: Tuple[int, str, str],
 
 
 class _PairFn(beam.DoFn):
-  STARTS = ReadModifyWriteStateSpec('starts', _STARTS_CODER)
-  ENDS = ReadModifyWriteStateSpec('ends', _ENDS_CODER)
+  STARTS = ReadModifyWriteStateSpec('starts', STARTS_CODER)
+  ENDS = ReadModifyWriteStateSpec('ends', ENDS_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(self, max_queue_wait_ms: int, delay_ms: int,

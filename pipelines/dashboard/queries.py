@@ -43,7 +43,8 @@ WINDOW_COLUMNS = (
 # Until abandon_metrics has both columns, the tiles show the average wait of
 # all calls offered (total_wait_seconds / total_calls), labelled 'avg wait';
 # once a store has them they are selected and the label becomes 'ASA'.
-ASA_COLUMNS = ('answered_wait_seconds', 'answered_calls')
+ASA_COLUMNS = (
+    'answered_wait_seconds', 'answered_calls', 'answered_wait_unknown_calls')
 VOLUME_COLUMNS = ('channel', 'window_start', 'window_end', 'volume')
 ALERT_COLUMNS = (
     'customer_id', 'channel', 'timestamp', 'failure_count', 'alert_type',
@@ -86,7 +87,9 @@ def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
   """A window of abandon_metrics as the page shows it."""
   offered = row['total_calls']
   if has_asa:
-    answered = row['answered_calls']
+    # ASA over the answered calls whose wait is known (transforms/
+    # metric_definitions.py, docs/metric_definitions.md).
+    answered = row['answered_calls'] - row['answered_wait_unknown_calls']
     wait = row['answered_wait_seconds'] / answered if answered else None
   else:
     wait = row['total_wait_seconds'] / offered if offered else None

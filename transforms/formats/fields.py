@@ -94,8 +94,16 @@ def optional_iso_time_ms(
     obj: Dict[str, Any], name: str,
     rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
   """As required_iso_time_ms, None when the field is missing or null."""
-  value = parsing.optional_str(obj, name, rules)
-  return None if value is None else iso_time_ms(value, name, rules)
+  value = obj.get(name)
+  if value is None:
+    return None
+  if not isinstance(value, str):
+    raise parsing.InvalidRecord(
+        'wrong_type',
+        f'"{name}" must be a string or null, got {type(value).__name__}')
+  # Not parsing.optional_str: a blank time is malformed, not "none"; the
+  # pattern admits no control character and at most _MAX_ISO_CHARS.
+  return iso_time_ms(value, name, rules)
 
 
 def event_time_above(parse: Callable[[bytes], Any], raw: bytes,
