@@ -257,11 +257,31 @@ class _ToKafkaRecordFn(beam.DoFn):
       yield beam.pvalue.TaggedOutput(REJECTED, letter)
 
 
+class ToKafkaRecords(beam.PTransform):
+  """Rows of one table as the (key, value) bytes of Kafka records
+  (`to_kafka_kv`), checked as the producer would check them.
+
+  Input: PCollection[table.record_type]. Output: the ParDo's outputs;
+  `.records` PCollection[KV[bytes, bytes]], and tagged `rejected`
+  PCollection[DeadLetter] for rows the producer would refuse (source
+  `sink:kafka`; reasons `not_strict_json`: NaN or infinity,
+  `not_encodable`: text that is not valid Unicode, `row_too_large`: over
+  `max_request_bytes` with the record overhead), counted per table and
+  reason.
+  """
+  def __init__(self, table: Table, max_request_bytes: int):
+    super().__init__()
+    self._fn = _ToKafkaRecordFn(table, max_request_bytes)
+
+  def expand(self, rows):
+    return rows | beam.ParDo(self._fn).with_output_types(
+        beam.typehints.KV[bytes, bytes]).with_outputs(REJECTED, main='records')
+
+
 class WriteTableToKafka(beam.PTransform):
   """Rows of one table to a topic. Input: PCollection[table.record_type].
-  Output: PCollection[DeadLetter], the rows not sent because the producer
-  would refuse them (source `sink:kafka`, reasons `not_strict_json`,
-  `not_encodable`, `row_too_large`); the `rejected` output of `ToKV`."""
+  Output: PCollection[DeadLetter] in the global window, the rows not sent
+  because the producer would refuse them (`ToKafkaRecords`' `rejected`)."""
   def __init__(
       self, table: Table, topic: str, producer_config: Mapping[str, str],
       expansion_service: str):
@@ -273,12 +293,8 @@ class WriteTableToKafka(beam.PTransform):
     self._expansion_service = expansion_service
 
   def expand(self, rows):
-    records = (
-        rows
-        | 'ToKV' >> beam.ParDo(
-            _ToKafkaRecordFn(self._table, self._max_request_size)
-        ).with_output_types(beam.typehints.KV[bytes, bytes]).with_outputs(
-            REJECTED, main='records'))
+    records = rows | 'ToKV' >> ToKafkaRecords(
+        self._table, self._max_request_size)
     _ = records.records | 'WriteToKafka' >> WriteToKafka(
         producer_config=self._config,
         topic=self._topic,
