@@ -275,7 +275,9 @@ class ToKafkaRecords(beam.PTransform):
 
   def expand(self, rows):
     return rows | beam.ParDo(self._fn).with_output_types(
-        beam.typehints.KV[bytes, bytes]).with_outputs(REJECTED, main='records')
+        beam.typehints.KV[bytes, bytes], **{
+            REJECTED: DeadLetter
+        }).with_outputs(REJECTED, main='records')
 
 
 class WriteTableToKafka(beam.PTransform):
@@ -299,12 +301,9 @@ class WriteTableToKafka(beam.PTransform):
         producer_config=self._config,
         topic=self._topic,
         expansion_service=self._expansion_service)
-    # In the global window and typed, like WriteRows' output, so the dead
-    # letters of every table can be flattened into one write.
-    return (
-        records[REJECTED]
-        | 'Rejected' >> beam.WindowInto(GlobalWindows()).with_output_types(
-            DeadLetter))
+    # In the global window, like WriteRows' output, so the dead letters of
+    # every table can be flattened into one write.
+    return records[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
 
 
 class KafkaSink(ResultSink):

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple
 from typing import Optional, Sequence
 
 import apache_beam as beam
+from apache_beam import typehints
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
@@ -193,13 +194,11 @@ class WriteRows(beam.PTransform):
     self._fn = _WriteRowsFn(writer_factory, table, batch_size, sink)
 
   def expand(self, rows):
-    rejected = rows | 'Upsert' >> beam.ParDo(self._fn).with_outputs(REJECTED)
+    outputs = rows | 'Upsert' >> beam.ParDo(self._fn).with_output_types(
+        typehints.Any, **{REJECTED: DeadLetter}).with_outputs(REJECTED)
     # Re-windowed because the elements are global but the declared windowing
     # is the input's, and Flatten with other dead letters needs it equal.
-    return (
-        rejected[REJECTED]
-        | 'Rejected' >> beam.WindowInto(GlobalWindows()).with_output_types(
-            DeadLetter))
+    return outputs[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
 
 
 class WriteTables(beam.PTransform):
