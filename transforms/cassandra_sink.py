@@ -552,11 +552,18 @@ def _where(settings: CassandraSettings) -> str:
 def connect_at_launch(settings: CassandraSettings) -> Tuple[Cluster, Session]:
   """`connect`, where the job is launched: a Cassandra that cannot be
   reached or refuses the credentials is a ValueError in one line."""
+  # The driver logs each failed attempt with a traceback; the ValueError
+  # says the same in one line.
+  driver_log = logging.getLogger('cassandra')
+  level = driver_log.level
+  driver_log.setLevel(logging.CRITICAL)
   try:
     return connect(settings)
   except (NoHostAvailable, DriverException, OSError) as e:
     raise ValueError(
         f'{_where(settings)}: cannot connect: {error_summary(e)}') from e
+  finally:
+    driver_log.setLevel(level)
 
 
 class CassandraSink(ResultSink):
