@@ -536,8 +536,10 @@ def schema_refusal(session: Session, keyspace: str,
             f'than the v{SCHEMA_VERSION} of this release')
   outdated = outdated_tables(session, keyspace, tables)
   if outdated or (version is not None and version < SCHEMA_VERSION):
+    recorded = ('no recorded schema version' if version is None else
+                f'schema v{version}')
     return (
-        f'Cassandra keyspace {keyspace} has schema v{version}, not '
+        f'Cassandra keyspace {keyspace} has {recorded}, not '
         f'v{SCHEMA_VERSION} ({"; ".join(outdated) or "an older version"}): '
         'stop the jobs writing to it and migrate it with "python -m '
         f'scripts.migrate_cassandra --cassandra_keyspace={keyspace}" and the '

@@ -307,8 +307,9 @@ class WriteTableToKafka(beam.PTransform):
 
 
 class KafkaSink(ResultSink):
-  """Writes each table to its topic (TOPICS) as JSON keyed by the row key,
-  so a compacted topic keeps the latest pane of every row."""
+  """Writes each table to its topic (TOPICS) as JSON keyed by the row key
+  (`primary_key_json`), so a compacted topic keeps the latest pane of every
+  row. `max.request.size` in `producer_config` sets the size check."""
   def __init__(
       self,
       bootstrap_servers: str,
