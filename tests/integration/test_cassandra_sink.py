@@ -33,7 +33,7 @@ from transforms.cassandra_sink import (PANE_TIMESTAMP_BASE_US,
                                        CassandraSettings, CassandraSink,
                                        CassandraWriteError, CassandraWriter,
                                        connect)
-from transforms.records import AbandonMetrics, DeadLetter
+from transforms.records import AbandonMetrics
 from transforms.schema import TABLES, Table
 from transforms.sinks import WriteTables
 
