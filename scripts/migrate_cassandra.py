@@ -21,9 +21,12 @@ from transforms.cassandra_sink import SCHEMA_VERSION, CassandraSettings
 def main(argv: Optional[List[str]] = None) -> None:
   argv = sys.argv[1:] if argv is None else argv
   parser = argparse.ArgumentParser(
-      prog='python -m scripts.migrate_cassandra', description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  CassandraOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+      prog='python -m scripts.migrate_cassandra',
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      allow_abbrev=False)
+  # pylint: disable=protected-access
+  CassandraOptions._add_argparse_args(parser)
   # Strict, unlike a job's options: a mistyped flag must not migrate the
   # default keyspace.
   parser.parse_args(argv)
