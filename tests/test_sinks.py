@@ -8,11 +8,12 @@ import time
 
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
 
 from tests.beam_metrics import committed_counters
 from transforms.records import AbandonMetrics, DeadLetter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
-from transforms.sinks import WriteTables
+from transforms.sinks import WriteRows, WriteTables
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
 RECEIVED_AT = 1793606400000
@@ -107,6 +108,29 @@ def test_a_refused_row_becomes_a_dead_letter_in_the_same_store(
   assert raw_size == len(raw) and started_ms <= received_at <= ended_ms
   assert counters['abandon_metrics_rejected_not_encodable'] == 1
   assert counters['abandon_metrics_rows'] == 1
+
+
+def test_write_rows_outputs_the_refused_rows_of_full_batches_too(
+    options, tmp_path):
+  # batch_size=1: every row is flushed in process(), not finish_bundle().
+  path = str(tmp_path / 'sink.db')
+  SqliteSink(path).prepare([ABANDON_METRICS])
+  pipeline = beam.Pipeline(options=options)
+  rejected = (
+      pipeline
+      | TestStream().add_elements([
+          metrics_row('Q-1'), metrics_row('Q-2', total=2**70),
+          metrics_row('Q-3')
+      ]).advance_watermark_to_infinity()
+      | WriteRows(lambda: SqliteWriter(path), ABANDON_METRICS, 'sqlite',
+                  batch_size=1))
+  assert_that(
+      rejected | beam.Map(lambda d: (d.source, d.origin, d.reason)),
+      equal_to([('sink:sqlite', 'abandon_metrics:["Q-2",0]', 'not_encodable')
+               ]))
+  pipeline.run().wait_until_finish()
+  assert table_rows(path, 'SELECT queue_id FROM abandon_metrics '
+                    'ORDER BY queue_id') == [('Q-1',), ('Q-3',)]
 
 
 def test_a_refused_dead_letter_is_logged_and_counted_not_looped(
