@@ -113,9 +113,9 @@ def rejected_row(sink: str, table: Table, row: tuple, reason: str,
   Metrics.counter('sink', f'{table.name}_rejected_{reason}').inc()
   if table.record_type is DeadLetter:
     _LOG.error(
-        '%s sink rejected the dead letter %r from %r (reason %s), not '
-        'stored: %s: %s', sink, row.origin[:MAX_ORIGIN_KEY_CHARS], row.source,
-        row.reason, reason, detail[:500])
+        '%s sink rejected the dead letter %.256r from %.256r (reason %.64r), '
+        'not stored: %s: %.500s', sink, row.origin, row.source, row.reason,
+        reason, detail)
     return None
   raw = json.dumps(row._asdict(), default=str).encode('ascii')
   return dead_letter(
