@@ -13,7 +13,11 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[
         "pipelines", "pipelines.*", "transforms", "transforms.*",
         "options", "options.*", "clients", "clients.*"]),
-    package_data={"transforms": ["cql/*.cql"]},
+    package_data={
+        "transforms": ["cql/*.cql"],
+        # The wallboard's page, script, styles and the vendored uPlot.
+        "pipelines.dashboard": ["static/*", "static/vendor/*"],
+    },
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "kafka-python>=2.0.2,<4",
@@ -25,6 +29,10 @@ setuptools.setup(
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "dockerfile-parse>=2,<3",
+            "hypothesis>=6.100,<7",
+            # Drives the system's chromium/chromedriver
+            # (scripts/install_browser.sh) in the wallboard's page tests.
+            "selenium>=4.20,<5",
         ],
     },
 )

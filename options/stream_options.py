@@ -27,6 +27,33 @@ class EventTimeOptions(PipelineOptions):
         'than this opens a row instead of going to the late output.')
 
 
+class FieldRuleOptions(PipelineOptions):
+  """Limits on untrusted fields, applied by every parser (a record that
+  breaks one is a dead letter with the rule's reason)."""
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group('field rules')
+    group.add_argument(
+        '--max_id_length',
+        type=int,
+        default=256,
+        help='Most characters of an id or key field (call_uuid, queue_id, '
+        'agent_id, interactionId, customerId, channel, status, tier, '
+        'region...); longer: dead letter field_too_long.')
+    group.add_argument(
+        '--max_wait_seconds',
+        type=float,
+        default=86400,
+        help='Largest wait in queue accepted, in seconds; larger: dead letter '
+        'value_out_of_range.')
+    group.add_argument(
+        '--max_future_skew',
+        type=int,
+        default=300,
+        help='Seconds an event time may be ahead of the processing-time '
+        'clock (producer clock skew); later: dead letter future_timestamp.')
+
+
 class FileReplayOptions(PipelineOptions):
   """Local replay of JSON-lines files as streams (no Kafka needed)."""
   @classmethod

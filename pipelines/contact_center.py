@@ -8,6 +8,7 @@ Actions to interaction volumes per channel and callback-pattern alerts
 (`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
 `--help` lists every option.
 """
+import functools
 import logging
 import sys
 from typing import Dict, List, Optional
@@ -23,6 +24,7 @@ from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions, parse_statuses
 from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
+from options.stream_options import FieldRuleOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
 from pipelines.local_runner import local_streaming_runner
@@ -32,6 +34,7 @@ from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import KafkaSink, ReadKafkaRecords
+from transforms.parsing import FieldRules
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
 from transforms.sinks import ResultSink, WriteTables
@@ -81,8 +84,8 @@ def merge_tables(
   }
 
 
-def read_sources(pipeline: beam.Pipeline,
-                 options: PipelineOptions) -> Dict[str, beam.PCollection]:
+def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
+                 rules: FieldRules) -> Dict[str, beam.PCollection]:
   """Source name -> PCollection[SourceRecord], from files or Kafka."""
   kafka = options.view_as(KafkaOptions)
   if kafka.source == 'kafka':
@@ -106,11 +109,14 @@ def read_sources(pipeline: beam.Pipeline,
   files = []
   if replay.call_events:
     files.append(
-        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms))
+        ReplaySource(
+            CALL_EVENTS_SOURCE, replay.call_events,
+            functools.partial(call_event_time_ms, rules=rules)))
   if replay.data_actions:
     files.append(
         ReplaySource(
-            DATA_ACTIONS_SOURCE, replay.data_actions, data_action_time_ms))
+            DATA_ACTIONS_SOURCE, replay.data_actions,
+            functools.partial(data_action_time_ms, rules=rules)))
   if not files:
     raise ValueError(
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
@@ -123,7 +129,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   event_time = options.view_as(EventTimeOptions)
   calls = options.view_as(CallMetricsOptions)
   cxone = options.view_as(InteractionOptions)
-  sources = read_sources(pipeline, options)
+  rules = FieldRules.from_options(options)
+  sources = read_sources(pipeline, options, rules)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -135,7 +142,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             calls.service_level_seconds,
             calls.dedupe_ttl,
             event_time.key_idle_ttl,
-            event_time.max_out_of_orderness))
+            event_time.max_out_of_orderness,
+            field_rules=rules))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]
@@ -151,12 +159,14 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             cxone.pattern_tick,
             cxone.profile_wait,
             cxone.customer_state_ttl,
-            event_time.max_out_of_orderness))
+            event_time.max_out_of_orderness,
+            field_rules=rules))
   _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 
 JOB_OPTIONS = (
-    FileReplayOptions, KafkaOptions, EventTimeOptions, CallMetricsOptions,
+    FileReplayOptions, KafkaOptions, EventTimeOptions, FieldRuleOptions,
+    CallMetricsOptions,
     InteractionOptions, SinkOptions, CassandraOptions, CxoneOptions)
 
 

@@ -41,6 +41,10 @@ num.network.threads=2
 num.io.threads=2
 num.recovery.threads.per.data.dir=1
 auto.create.topics.enable=${KAFKA_AUTO_CREATE_TOPICS:-true}
+# A record timestamp (CreateTime = event time here) more than 5 min ahead of
+# the broker's clock is refused: KafkaIO's CreateTime watermark would jump to
+# it and make every later record of the partition late.
+log.message.timestamp.after.max.ms=300000
 EOF
   cat >"$KDIR/log4j.properties" <<EOF
 log4j.rootLogger=INFO, stdout

@@ -60,7 +60,8 @@ svc_pid() {  # prints the pid and succeeds only if the service process is alive
   pid=$(<"$f")
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   [[ -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$(svc_marker "$1")" || return 1
+  # The whole marker: flink-taskmanager must not match flink-taskmanager-2.
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE -- "$(svc_marker "$1")( |$)" || return 1
   echo "$pid"
 }
 
@@ -69,7 +70,15 @@ start_daemon() {
   local svc=$1; shift
   local logf="$LOG_DIR/$svc.log"
   printf '\n===== %s starting %s =====\n' "$(date -Is)" "$svc" >>"$logf"
-  setsid nohup "$@" </dev/null >>"$logf" 2>&1 &
+  (
+    # A daemon keeps no descriptor of its caller: an inherited lock (flock) or
+    # pipe (a test's captured output) would live on as long as the service.
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid nohup "$@" </dev/null >>"$logf" 2>&1
+  ) &
   echo $! >"$(pid_file "$svc")"
 }
 

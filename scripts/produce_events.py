@@ -15,7 +15,10 @@ job's dead-letter path sees them).
   partition, in order), else ``interactionId``; no key (the client's
   partitioner picks) for lines without one. ``--key-field`` forces a field.
 * Record timestamp: the payload ``timestamp`` (epoch ms; an int, or an
-  integral float, in [2000-01-01, 2100-01-01)). A line without a usable
+  integral float, in [2000-01-01, 2100-01-01), at most MAX_FUTURE_SKEW_MS
+  ahead of the clock: a far-future record timestamp would move the
+  partition watermark to it, and the broker refuses it anyway,
+  scripts/kafka.sh). A line without a usable
   timestamp (malformed ones) gets the timestamp of the last line before it
   that had one (of the first such line if none did yet), NOT the send time:
   a "now" timestamp in the middle of historic events would advance the
@@ -71,6 +74,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
+# The broker's message.timestamp.after.max.ms (scripts/kafka.sh).
+MAX_FUTURE_SKEW_MS = 300_000
 KEY_FIELDS = ("call_uuid", "customerId", "interactionId")
 
 
@@ -78,7 +83,8 @@ def event_time_ms(value: object) -> Optional[int]:
     """A payload ``timestamp`` as epoch ms if it is a valid event time."""
     if type(value) is float and value.is_integer():
         value = int(value)
-    if type(value) is int and MIN_TS_MS <= value < MAX_TS_MS:
+    if (type(value) is int and MIN_TS_MS <= value < MAX_TS_MS
+            and value <= time.time() * 1000 + MAX_FUTURE_SKEW_MS):
         return value
     return None
 
@@ -86,7 +92,7 @@ def event_time_ms(value: object) -> Optional[int]:
 def _decode(line: bytes) -> Optional[dict]:
     try:
         obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -144,7 +150,8 @@ def key_and_timestamp(line: bytes,
     for field in ((key_field,) if key_field else KEY_FIELDS):
         value = obj.get(field)
         if isinstance(value, str) and value:
-            key = value.encode("utf-8")
+            # A lone surrogate (a hostile record) still gets a key.
+            key = value.encode("utf-8", "surrogatepass")
             break
     return key, event_time_ms(obj.get("timestamp"))
 

@@ -21,27 +21,35 @@ pieces (``add_delivery_arguments``, ``Timing``) are shared with
 
 Semantics (kept in sync with DESIGN.md and the pipeline's contract):
 
-* Validity: line <= 1 MiB, UTF-8, a JSON object with non-empty str
-  ``call_uuid``/``event_type``/``queue_id``, int ``timestamp`` (an integral
-  float is accepted, bool is not) in [2000-01-01, 2100-01-01), bool
-  ``abandoned``, finite int/float ``wait_time_seconds`` >= 0 (not bool),
-  ``agent_id`` str, null or missing. Anything else is a dead letter.
+* Validity: line <= 1 MiB (after a UTF-8 byte-order mark, which is
+  ignored), UTF-8, strict JSON (no NaN/Infinity, no number beyond a double
+  or integer of more than 20 digits, no lone surrogate escape, at most 32
+  nested levels), an object with ``call_uuid``/``event_type``/``queue_id``
+  valid texts (str, not blank, at most 256 characters, no control
+  character), int ``timestamp`` (an integral float is accepted, bool is
+  not) in [2000-01-01, 2100-01-01) and at most 300 s ahead of the clock,
+  bool ``abandoned``, int/float ``wait_time_seconds`` in [0, 86400] (not
+  bool), ``agent_id`` a valid text, null or missing. Anything else is a dead
+  letter.
 * Watermark before poll p: max timestamp of valid events (any type) in polls
   < p, minus the out-of-orderness bound; -inf before the first poll.
 * Only CALL_ENDED enters metrics; the first arrival of a call_uuid wins.
 * Fixed windows; an event whose window end + allowed lateness <= watermark
-  is LATE iff its queue has an established clock: some accepted event of the
-  queue in an earlier poll has a window end <= watermark (the pipeline only
-  learns the watermark through per-key event-time timers, so a never-seen
-  queue cannot be judged late).
+  is LATE iff its queue's shard (crc32 of the queue id modulo 32) has an
+  established clock: some accepted event of a queue of that shard in an
+  earlier poll has a window end <= watermark (the pipeline only learns the
+  watermark through per-shard event-time timers, so a shard it has never
+  seen cannot judge lateness).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import re
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, islice
@@ -49,6 +57,13 @@ from typing import (Any, Callable, Dict, Hashable, Iterable, Iterator, List,
                     Optional, Sequence, Set, Tuple, TypeVar)
 
 MAX_LINE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_INT_DIGITS = 20
+MAX_TEXT_CHARS = 256
+MAX_WAIT_S = 86400
+MAX_FUTURE_SKEW_MS = 300_000
+_BOM = b"\xef\xbb\xbf"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _FOUR_PLACES = Decimal("0.0001")
@@ -112,32 +127,78 @@ def service_level(row: dict) -> Decimal:
 # Shared pieces of the delivery model (also used by reference_interactions)
 # --------------------------------------------------------------------------
 
-def timestamp_ms(value: object) -> Optional[int]:
-    """In: a decoded JSON ``timestamp`` value. Out: it as an int epoch-ms if
-    it is a valid event time, else None.
+def latest_valid_ts_ms() -> int:
+    """The latest event time accepted now: the clock plus the future skew."""
+    return int(time.time() * 1000) + MAX_FUTURE_SKEW_MS
+
+
+def timestamp_ms(value: object, latest_ms: int) -> Optional[int]:
+    """In: a decoded JSON ``timestamp`` value and the latest acceptable
+    event time. Out: it as an int epoch-ms if it is a valid event time, else
+    None.
 
     Valid: an int (bool is not) or an integral float, in
-    [MIN_TS_MS, MAX_TS_MS). Floats are accepted because some producers
-    serialise every number as a double.
+    [MIN_TS_MS, MAX_TS_MS) and at most ``latest_ms``. Floats are accepted
+    because some producers serialise every number as a double.
     """
     if type(value) is float and value.is_integer():
         value = int(value)
-    if type(value) is int and MIN_TS_MS <= value < MAX_TS_MS:
+    if type(value) is int and MIN_TS_MS <= value < MAX_TS_MS and value <= latest_ms:
         return value
     return None
 
 
+def valid_text(value: object) -> bool:
+    """An id or key field: a str, not blank, at most MAX_TEXT_CHARS
+    characters, without control characters."""
+    return (type(value) is str and len(value) <= MAX_TEXT_CHARS
+            and bool(value.strip()) and not _CONTROL.search(value))
+
+
+def _not_json(text: str):
+    raise ValueError(f"{text} is not JSON")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError("integer too long")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number beyond a double")
+    return value
+
+
+def _depth(value: object) -> int:
+    if type(value) is dict:
+        return 1 + max(map(_depth, value.values()), default=0)
+    if type(value) is list:
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
 def load_json_object(raw: bytes) -> Optional[dict]:
     """In: one line (bytes, no newline). Out: the decoded JSON object, or
-    None if the line is over ``MAX_LINE_BYTES``, not UTF-8, not JSON or not
-    an object: the checks every record kind starts with."""
+    None if the line is over ``MAX_LINE_BYTES``, not UTF-8, not strict JSON,
+    nested too deep, holds a lone surrogate or is not an object: the checks
+    every record kind starts with."""
+    if raw[:3] == _BOM:
+        raw = raw[3:]
     if len(raw) > MAX_LINE_BYTES:
         return None
     try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_not_json,
+                         parse_int=_int, parse_float=_float)
+        if type(obj) is not dict or _depth(obj) > MAX_DEPTH:
+            return None
+        if b"\\u" in raw:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
         return None
-    return obj if type(obj) is dict else None
+    return obj
 
 
 def iter_polls(lines: Iterable[bytes], poll_size: int) -> Iterator[Iterator[bytes]]:
@@ -163,6 +224,12 @@ def watermark_before_poll(max_ts: Optional[int], max_out_of_orderness_ms: int) -
     return -math.inf if max_ts is None else max_ts - max_out_of_orderness_ms
 
 
+def clock_shard(key: Hashable) -> int:
+    """The shard whose clock judges a key's lateness: crc32 of the key's
+    UTF-8 bytes modulo 32, the pipeline's sharding."""
+    return zlib.crc32(str(key).encode("utf-8")) % 32
+
+
 class KeyedLateGate:
     """The pipeline's late gate for fixed event-time windows per key.
 
@@ -170,11 +237,12 @@ class KeyedLateGate:
     each event of the poll in arrival order.
 
     A window expires when the watermark reaches its end + allowed lateness.
-    An event of an expired window is LATE iff its key has an established
-    clock: among the key's accepted events of EARLIER polls, the minimum
-    window end is <= the watermark. The pipeline only learns the watermark
-    through the per-key event-time timers those events set, so a key it has
-    never seen (or whose timers cannot have fired yet) cannot be judged late.
+    An event of an expired window is LATE iff its key's shard has an
+    established clock: among the accepted events of EARLIER polls of the
+    shard's keys, the minimum window end is <= the watermark. The pipeline
+    only learns the watermark through the per-shard event-time timers those
+    events set, so a shard it has never seen (or whose timers cannot have
+    fired yet) cannot judge lateness.
     """
 
     __slots__ = ("window_ms", "lateness_ms", "watermark", "late_pane_events",
@@ -189,7 +257,7 @@ class KeyedLateGate:
         # Accepted events that arrived behind the watermark's window end:
         # they update an already fired window (a late pane).
         self.late_pane_events = 0
-        # Per-key minimum window end of accepted events: committed (earlier
+        # Per-shard minimum window end of accepted events: committed (earlier
         # polls, what the gate may use) and pending (the current poll).
         self._clock_min_end: Dict[Hashable, int] = {}
         self._poll_min_end: Dict[Hashable, int] = {}
@@ -212,14 +280,15 @@ class KeyedLateGate:
         start = ts - ts % window_ms
         end = start + window_ms
         watermark = self.watermark
+        shard = clock_shard(key)
         if end <= watermark:
             if end + self.lateness_ms <= watermark \
-                    and self._clock_min_end.get(key, math.inf) <= watermark:
+                    and self._clock_min_end.get(shard, math.inf) <= watermark:
                 return None
             self.late_pane_events += 1
         pending = self._poll_min_end
-        if end < pending.get(key, math.inf):
-            pending[key] = end
+        if end < pending.get(shard, math.inf):
+            pending[shard] = end
         return start
 
 
@@ -294,23 +363,20 @@ def parse_valid_event(raw: bytes) -> Optional[dict]:
     ev = load_json_object(raw)
     if ev is None:
         return None
-    cu = ev.get("call_uuid")
-    et = ev.get("event_type")
-    q = ev.get("queue_id")
-    if type(cu) is not str or not cu or type(et) is not str or not et \
-            or type(q) is not str or not q:
+    if not (valid_text(ev.get("call_uuid")) and valid_text(ev.get("event_type"))
+            and valid_text(ev.get("queue_id"))):
         return None
-    ts = timestamp_ms(ev.get("timestamp"))
+    ts = timestamp_ms(ev.get("timestamp"), latest_valid_ts_ms())
     if ts is None:
         return None
     if type(ev.get("abandoned")) is not bool:
         return None
     w = ev.get("wait_time_seconds")
     tw = type(w)
-    if not (tw is int or (tw is float and math.isfinite(w))) or w < 0:
+    if not (tw is int or tw is float) or not 0 <= w <= MAX_WAIT_S:
         return None
     a = ev.get("agent_id")
-    if a is not None and type(a) is not str:
+    if a is not None and not valid_text(a):
         return None
     ev["timestamp"] = ts
     return ev
@@ -342,8 +408,9 @@ def reference_call_metrics(
     max_ts = None          # max timestamp of valid events so far (any type)
     dead = dups = others = 0
 
-    loads = json.loads
-    isfinite = math.isfinite
+    load = load_json_object
+    text = valid_text
+    latest_ms = latest_valid_ts_ms()
     n = 0
     polls = 0
     with open(path, "rb") as f:
@@ -358,15 +425,8 @@ def reference_call_metrics(
                     raw = raw[:-1]
 
                 # --- validity (inlined copy of parse_valid_event) ---
-                if len(raw) > MAX_LINE_BYTES:
-                    dead += 1
-                    continue
-                try:
-                    ev = loads(raw.decode("utf-8"))
-                except (UnicodeDecodeError, ValueError):
-                    dead += 1
-                    continue
-                if type(ev) is not dict:
+                ev = load(raw)
+                if ev is None:
                     dead += 1
                     continue
                 get = ev.get
@@ -380,12 +440,12 @@ def reference_call_metrics(
                 if type(ts) is float and ts.is_integer():
                     ts = int(ts)
                 tw = type(w)
-                if (type(cu) is not str or not cu or type(et) is not str or not et
-                        or type(q) is not str or not q
+                if (not text(cu) or not text(et) or not text(q)
                         or type(ts) is not int or not MIN_TS_MS <= ts < MAX_TS_MS
+                        or ts > latest_ms
                         or type(ab) is not bool
-                        or not (tw is int or (tw is float and isfinite(w))) or w < 0
-                        or (a is not None and type(a) is not str)):
+                        or not (tw is int or tw is float) or not 0 <= w <= MAX_WAIT_S
+                        or (a is not None and not text(a))):
                     dead += 1
                     continue
 

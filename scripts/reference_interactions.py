@@ -18,13 +18,14 @@ gate), which the call-metrics reference is checked with.
 
 Semantics:
 
-* Validity: line <= 1 MiB, UTF-8, a JSON object, and either
-  ``recordType == "customer_update"`` with non-empty str ``customerId``,
-  ``tier``, ``region`` and a valid ``timestamp``, or no ``recordType`` (or
-  null) with non-empty str ``interactionId``, ``customerId``, ``channel``,
-  ``status`` and a valid ``timestamp``. A valid timestamp is an int (bool
-  is not; an integral float is) in [2000-01-01, 2100-01-01). Any other
-  ``recordType`` and everything else is a dead letter.
+* Validity: a JSON object as ``scripts/reference.py`` decodes it
+  (``load_json_object``), and either ``recordType == "customer_update"``
+  with valid texts ``customerId``, ``tier``, ``region`` (``valid_text``) and
+  a valid ``timestamp``, or no ``recordType`` (or null) with valid texts
+  ``interactionId``, ``customerId``, ``channel``, ``status`` and a valid
+  ``timestamp``. A valid timestamp is an int (bool is not; an integral
+  float is) in [2000-01-01, 2100-01-01), at most 300 s ahead of the clock.
+  Any other ``recordType`` and everything else is a dead letter.
 * Watermark while poll p is processed: max timestamp of the valid records
   (interactions and customer updates, duplicates included) of polls < p,
   minus the out-of-orderness bound; -inf before the first poll.
@@ -54,12 +55,14 @@ from typing import (Dict, Iterable, List, Optional, Sequence, Set, Tuple)
 
 try:  # imported as part of the `scripts` package (tests, python -m)
     from scripts.reference import (KeyedLateGate, Timing, add_delivery_arguments,
-                                   iter_polls, load_json_object, record_delivery,
-                                   timestamp_ms, watermark_before_poll)
+                                   iter_polls, latest_valid_ts_ms, load_json_object,
+                                   record_delivery, timestamp_ms, valid_text,
+                                   watermark_before_poll)
 except ImportError:  # run as a file: scripts/ itself is on sys.path
     from reference import (KeyedLateGate, Timing,  # type: ignore[no-redef]
-                           add_delivery_arguments, iter_polls, load_json_object,
-                           record_delivery, timestamp_ms, watermark_before_poll)
+                           add_delivery_arguments, iter_polls, latest_valid_ts_ms,
+                           load_json_object, record_delivery, timestamp_ms,
+                           valid_text, watermark_before_poll)
 
 CUSTOMER_UPDATE = "customer_update"
 INTERACTION = "interaction"
@@ -109,7 +112,7 @@ def parse_data_action(raw: bytes) -> Optional[Tuple[str, dict]]:
     rec = load_json_object(raw)
     if rec is None:
         return None
-    ts = timestamp_ms(rec.get("timestamp"))
+    ts = timestamp_ms(rec.get("timestamp"), latest_valid_ts_ms())
     if ts is None:
         return None
     get = rec.get
@@ -121,8 +124,7 @@ def parse_data_action(raw: bytes) -> Optional[Tuple[str, dict]]:
     else:
         return None
     for name in required:
-        value = get(name)
-        if type(value) is not str or not value:
+        if not valid_text(get(name)):
             return None
     rec["timestamp"] = ts
     return kind, rec

@@ -11,10 +11,13 @@
 #   --state_backend=rocksdb --state_backend_storage_path=file://$RUN_DIR/flink/checkpoints
 #   --finish_bundle_before_checkpointing (without it window output was lost under checkpointing)
 #   --max_bundle_size=5000 (Flink's 1000 costs a state round trip per key 5 times as often)
+#   --max_parallelism=128 (Flink's key groups: fixed for the life of the job's state, so a
+#   savepoint can be resumed at any parallelism up to it; docs/upgrades.md)
 #   --job_name=cc-<mode>-<time>; cluster: --parallelism=$PARALLELISM (2) and
 #   --sdk_worker_parallelism=2 (one Python worker per subtask: with one, the Python stage
 #   waited on Flink <-> Python round trips with neither core saturated; README "Benchmarks")
-# Restore from a savepoint: add --savepoint_path=file:///... (and --allow_non_restored_state).
+# Restore from a savepoint: add --savepoint_path=file:///..., at any --parallelism up to
+# --max_parallelism (rescaling; docs/upgrades.md has the procedure).
 # The job reads forever; the submitting process waits for it (the job server runs inside it;
 # on the cluster the job keeps running without it). --detach runs that process in the
 # background (log $RUN_DIR/logs/submit-<job_name>.log, pid $RUN_DIR/pids/submit-<job_name>.pid)
@@ -83,6 +86,7 @@ DEFAULTS=(
   --min_pause_between_checkpoints=5000 --checkpoint_timeout_millis=300000
   --state_backend=rocksdb "--state_backend_storage_path=file://$CKPT_DIR"
   --finish_bundle_before_checkpointing --max_bundle_size=5000
+  --max_parallelism=128
 )
 if [[ $MODE == local ]]; then
   DEFAULTS+=(--flink_master=[local] --environment_type=LOOPBACK)

@@ -6,6 +6,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import BASE_S, call, drain, timed
 from transforms.abandon_rate import AbandonRate, AbandonStatsFn, rounded_ratio
+from transforms.sharding import shard_of
 
 WINDOW = 300
 LATENESS = 60
@@ -56,8 +57,9 @@ def test_late_event_within_lateness_updates_the_row_accumulating(options):
 def test_late_events_arriving_together_update_the_row_once(options):
   """Late elements of one bundle give one LATE pane per window (like Beam's
   AfterCount(1) late firing), counting all of them; an expired one beside
-  them still goes to the late output. (Q-2 is a brand-new key: its window
-  is reported when its clock first fires, see transforms/windowing.py.)"""
+  them still goes to the late output. (Q-2's shard has no clock yet: its
+  window is reported when that clock first fires, see
+  transforms/windowing.py.)"""
   stream = drain((
       TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
           BASE_S + WINDOW + 30).add_elements([
@@ -71,6 +73,23 @@ def test_late_events_arriving_together_update_the_row_once(options):
       options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 0, 1, 'LATE', 3, 1),
                 ('Q-2', 0, 0, 'ON_TIME', 1, 0), ('Q-1', 600, 0, 'ON_TIME', 1, 0)],
       ['too-late'])
+
+
+def test_a_new_key_is_judged_late_by_its_shards_clock(options):
+  # Q-11 shares Q-1's shard (asserted, so a change of sharding cannot void
+  # the test): a queue the job has never seen, or has forgotten after its
+  # idle TTL, still gets its expired events routed late, never a fresh row
+  # over a window that may already have one.
+  assert shard_of('Q-11') == shard_of('Q-1') != shard_of('Q-2')
+  stream = drain((
+      TestStream().add_elements([timed(call('a', 10))]).advance_watermark_to(
+          BASE_S + WINDOW + LATENESS + 1).add_elements([
+              timed(call('too-late', 20, queue_id='Q-11')),
+              timed(call('unjudged', 20, queue_id='Q-2')),
+          ])))
+  check(stream, options,
+        [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-2', 0, 0, 'ON_TIME', 1, 0)],
+        ['too-late'])
 
 
 def test_event_after_expiry_goes_to_late_output(options):

@@ -55,7 +55,9 @@ def test_malformed_record_is_rejected_with_its_reason(kind):
 @pytest.mark.parametrize(
     'field, value, reason',
     [
-        ('wait_time_seconds', float('inf'), 'not_finite'),
+        ('wait_time_seconds', float('inf'), 'malformed_json'),  # Infinity
+        ('wait_time_seconds', 1e308, 'value_out_of_range'),
+        ('wait_time_seconds', 86400.5, 'value_out_of_range'),
         ('wait_time_seconds', True, 'wrong_type'),
         ('timestamp', True, 'wrong_type'),
         ('timestamp', 1793606400000.5, 'wrong_type'),

@@ -393,7 +393,7 @@ VALID = [
     ("interaction", {"recordType": None}),            # null recordType
     ("interaction", {"timestamp": float(B + 1000)}),  # integral float
     ("interaction", {"timestamp": ref.MIN_TS_MS}),
-    ("interaction", {"timestamp": ref.MAX_TS_MS - 1}),
+    ("interaction", {"channel": "c" * ref.MAX_TEXT_CHARS}),
     ("interaction", {"status": "SOMETHING_NEW"}),     # any non-empty status
     ("interaction", {"channel": "whatsapp"}),         # any non-empty channel
     ("interaction", {"tier": "GOLD"}),                # extra fields are fine
@@ -405,7 +405,12 @@ INVALID = [
     {"timestamp": True},
     {"timestamp": float(B) + 0.5},
     {"timestamp": ref.MAX_TS_MS},
+    {"timestamp": ref.MAX_TS_MS - 1},    # beyond the future skew
     {"timestamp": ref.MIN_TS_MS - 1},
+    {"channel": "voice\u0000"},
+    {"customerId": "C" * (ref.MAX_TEXT_CHARS + 1)},
+    {"status": "  "},
+    {"_update": True, "tier": "gold\u001b"},
     {"timestamp": None},
     {"_drop": "timestamp"},
     {"_drop": "interactionId"},
@@ -454,8 +459,8 @@ def test_validity_rejects(tmp_path, change):
 
 
 @pytest.mark.parametrize("raw", [b"", b"null", b"[]", b"42", b'"x"', b"{}",
-                                 b"\xef\xbb\xbf" + ia("U", "C", OK, B),
-                                 b'{"interactionId": "x"'])
+                                 b'{"interactionId": "x"',
+                                 b'{"x": ' + b"[" * 40 + b"]" * 40 + b"}"])
 def test_validity_rejects_non_objects(tmp_path, raw):
     assert ri.parse_data_action(raw) is None
     assert run(tmp_path, [raw]).dead_letter_count == 1

@@ -27,10 +27,9 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options, monkeypatch):
           timed(call('a', 10, wait=1)),
           timed(call('a', 10, wait=2)),  # re-delivery: dropped
           timed(call('b', 80)),
-      ]).advance_watermark_to(BASE_S + 700).add_elements([
-          # Expiry follows each shard's own event time, not the watermark:
-          # the watermark passed both horizons (610 s, 680 s), but neither
-          # shard has seen a later event, so both are still duplicates.
+      ]).advance_watermark_to(BASE_S + 605).add_elements([
+          # Neither shard has seen an event past its horizon (610 s, 680 s),
+          # nor has the watermark passed them: both are still duplicates.
           timed(call('a', 10, wait=3)),
           timed(call('b', 80, wait=3)),
       ]).add_elements([
@@ -78,6 +77,16 @@ class _Bag:
     self.values = []
 
 
+class _Timer:
+  """What a runner gives the DoFn for a timer: the last time it was set."""
+  def __init__(self):
+    self.fire_at = None
+
+  def set(self, timestamp, dynamic_timer_tag=''):
+    del dynamic_timer_tag
+    self.fire_at = timestamp
+
+
 class _Shard:
   """One shard's state, committed only when a batch runs to its end (as a
   runner commits a bundle's state)."""
@@ -87,7 +96,10 @@ class _Shard:
   def run(self, fn, elements, shard=0):
     clock, ids = _Value(), _Bag()
     clock.value, ids.values = self.clock.value, list(self.ids.values)
-    kept = [wv.value.call_uuid for wv in fn.process((shard, elements), clock, ids)]
+    kept = [
+        wv.value.call_uuid
+        for wv in fn.process((shard, elements), clock, ids, _Timer())
+    ]
     self.clock, self.ids = clock, ids
     return kept
 
@@ -167,11 +179,33 @@ def test_a_batch_that_fails_half_way_leaves_no_half_updated_copy():
   shard.run(fn, [call('a', 10)])
   clock, ids = _Value(), _Bag()
   clock.value, ids.values = shard.clock.value, list(shard.ids.values)
-  outputs = fn.process((0, [call('b', 20), call('c', 30)]), clock, ids)
+  outputs = fn.process((0, [call('b', 20), call('c', 30)]), clock, ids,
+                       _Timer())
   next(outputs)  # 'b' is recorded in fn's working map, then the bundle fails
   outputs.close()
   # The runner retries the bundle on the uncommitted state: 'b' is new.
   assert shard.run(fn, [call('b', 20), call('c', 30)]) == ['b', 'c']
+
+
+def test_a_shard_is_forgotten_once_the_watermark_passes_its_ttl(options):
+  # Nothing newer reached the shard, but the watermark passed 10 s + TTL:
+  # every id it held expired, so its state is dropped (tests/
+  # test_state_bounds.py counts what is left) and a re-delivery that late
+  # goes through (downstream it is behind every window: a late event).
+  stream = drain(
+      TestStream().add_elements([
+          timed(call('a', 10, wait=1)),
+      ]).advance_watermark_to(BASE_S + 609).add_elements([
+          timed(call('a', 10, wait=2)),  # still within the TTL: dropped
+      ]).advance_watermark_to(BASE_S + 611).add_elements([
+          timed(call('a', 10, wait=3)),
+      ]))
+  with beam.Pipeline(options=options) as p:
+    kept = (
+        p | stream | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp,
+                                 600, 'test')
+        | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds)))
+    assert_that(kept, equal_to([('a', 1), ('a', 3)]))
 
 
 def metrics_row(pane_index, total):

@@ -334,9 +334,10 @@ def test_reference_dedupe_is_first_arrival_of_call_ended_only(tmp_path):
 VALID_EDGES = [
     dict(timestamp=float(B + 1000)),            # integral float timestamp
     dict(timestamp=ref.MIN_TS_MS),              # lower bound inclusive
-    dict(timestamp=ref.MAX_TS_MS - 1),
     dict(wait_time_seconds=3.5),                # float wait
     dict(wait_time_seconds=0),
+    dict(wait_time_seconds=ref.MAX_WAIT_S),
+    dict(queue_id="Q" * ref.MAX_TEXT_CHARS),
     dict(agent_id=None),
     dict(_drop="agent_id"),                     # missing agent_id
 ]
@@ -344,7 +345,14 @@ INVALID_EDGES = [
     dict(timestamp=True),
     dict(timestamp=float(B) + 0.5),
     dict(timestamp=ref.MAX_TS_MS),
+    dict(timestamp=ref.MAX_TS_MS - 1),          # beyond the future skew
     dict(timestamp=ref.MIN_TS_MS - 1),
+    dict(wait_time_seconds=ref.MAX_WAIT_S + 0.5),
+    dict(wait_time_seconds=1e308),
+    dict(queue_id="Q" * (ref.MAX_TEXT_CHARS + 1)),
+    dict(queue_id="  "),
+    dict(call_uuid="a\u0000b"),
+    dict(agent_id="A\u2028"),
     dict(wait_time_seconds=True),
     dict(wait_time_seconds="3"),
     dict(wait_time_seconds=float("nan")),
@@ -381,12 +389,17 @@ def test_validity_rejects(tmp_path, change):
     assert res.valid_events == 0 and res.dead_letter_count == 1
 
 
-@pytest.mark.parametrize("raw", [b"null", b"42", b"\xef\xbb\xbf" + ev("U", B), b"{}",
-                                 b'{"call_uuid": "x"'])
+@pytest.mark.parametrize("raw", [b"null", b"42", b"{}", b'{"call_uuid": "x"',
+                                 b"[" * 40 + b"]" * 40, b'{"a": NaN}',
+                                 b'{"a": ' + b"1" * 30 + b"}"])
 def test_validity_rejects_non_objects(tmp_path, raw):
     assert ref.parse_valid_event(raw) is None
     res = ref.reference_call_metrics(str(write_lines(tmp_path / "n.jsonl", [raw])))
     assert res.dead_letter_count == 1
+
+
+def test_validity_ignores_a_byte_order_mark(tmp_path):
+    assert ref.parse_valid_event(b"\xef\xbb\xbf" + ev("U", B)) is not None
 
 
 def test_no_trailing_newline_and_blank_last_line(tmp_path):

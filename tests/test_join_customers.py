@@ -44,7 +44,7 @@ def run_join(batches, options):
     streams = p | stream
     yield ((streams['records'], streams['profiles'])
            | JoinCustomers(lambda r, prof: (r.interaction_id, prof.tier),
-                           WAIT_S, TTL_S))
+                           Interaction, WAIT_S, TTL_S))
 
 
 def check(batches, options, expected):

@@ -13,40 +13,47 @@ DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
 
 
-def parse_call_event(raw: bytes) -> CallEvent:
+def parse_call_event(
+    raw: bytes,
+    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> CallEvent:
   """Validates one raw record against the call-event schema.
 
-  Raises parsing.InvalidRecord with a specific reason on any problem.
+  Raises parsing.InvalidRecord with a specific reason on any problem, and
+  nothing else whatever the bytes.
   """
   obj = parsing.decode_json_object(raw)
   return CallEvent(
-      call_uuid=parsing.required_str(obj, 'call_uuid'),
-      event_type=parsing.required_str(obj, 'event_type'),
-      timestamp=parsing.required_event_time_ms(obj),
-      queue_id=parsing.required_str(obj, 'queue_id'),
+      call_uuid=parsing.required_str(obj, 'call_uuid', rules),
+      event_type=parsing.required_str(obj, 'event_type', rules),
+      timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules),
+      queue_id=parsing.required_str(obj, 'queue_id', rules),
       abandoned=parsing.required_bool(obj, 'abandoned'),
       wait_time_seconds=parsing.required_non_negative_number(
-          obj, 'wait_time_seconds'),
-      agent_id=parsing.optional_str(obj, 'agent_id'))
+          obj, 'wait_time_seconds', rules.max_wait_seconds),
+      agent_id=parsing.optional_str(obj, 'agent_id', rules))
 
 
-def call_event_time_ms(raw: bytes,
-                       above_ms: Optional[int] = None) -> Optional[int]:
+def call_event_time_ms(
+    raw: bytes,
+    above_ms: Optional[int] = None,
+    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
   """The event time of a valid call event of any type (above `above_ms`
   if given), else None: every valid event advances a replayed watermark,
   whatever its type."""
-  return parsing.event_time_or_none(parse_call_event, raw, above_ms)
+  return parsing.event_time_or_none(
+      lambda r: parse_call_event(r, rules), raw, above_ms)
 
 
 class _ParseCallEventsFn(beam.DoFn):
-  def __init__(self):
+  def __init__(self, rules: parsing.FieldRules):
+    self._rules = rules
     self._parsed = Metrics.counter('call_events', 'parsed')
     self._other_types = Metrics.counter('call_events', 'other_event_types')
 
   def process(self, record: SourceRecord) -> Iterator:
     try:
-      event = parse_call_event(record.raw)
-    except parsing.InvalidRecord as error:
+      event = parse_call_event(record.raw, self._rules)
+    except Exception as error:  # pylint: disable=broad-except
       yield parsing.dead_letter_output(record, error, 'call_events')
       return
     if event.event_type != METRICS_EVENT_TYPE:
@@ -68,8 +75,13 @@ class ParseCallEvents(beam.PTransform):
     `dead_letters`: PCollection[DeadLetter] with a specific reason for every
       malformed, mistyped, absurd or oversized record.
   Well-formed events of other types are counted (`other_event_types`) and
-  passed over.
+  passed over. `rules`: the limits on ids, waits and event time
+  (parsing.FieldRules).
   """
+  def __init__(self, rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+    super().__init__()
+    self._rules = rules
+
   def expand(self, records):
-    return records | beam.ParDo(_ParseCallEventsFn()).with_outputs(
+    return records | beam.ParDo(_ParseCallEventsFn(self._rules)).with_outputs(
         DEAD_LETTERS, main='events')

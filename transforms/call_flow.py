@@ -5,6 +5,7 @@ import apache_beam as beam
 from transforms.abandon_rate import AbandonRate
 from transforms.call_events import ParseCallEvents
 from transforms.dedupe import DedupeByKey
+from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
 from transforms.windowing import to_late_event
 
 
@@ -27,9 +28,11 @@ class CallMetricsFlow(beam.PTransform):
       service_level_seconds: float,
       dedupe_ttl_seconds: int,
       key_idle_ttl_seconds: int,
-      watermark_delay_seconds: int):
+      watermark_delay_seconds: int,
+      field_rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._source_name = source_name
+    self._field_rules = field_rules
     self._dedupe_ttl = dedupe_ttl_seconds
     self._abandon_rate = AbandonRate(
         window_size_seconds,
@@ -40,7 +43,7 @@ class CallMetricsFlow(beam.PTransform):
         watermark_delay_seconds)
 
   def expand(self, records):
-    parsed = records | 'Parse' >> ParseCallEvents()
+    parsed = records | 'Parse' >> ParseCallEvents(self._field_rules)
     windowed = (
         parsed.events
         | 'Dedupe' >> DedupeByKey(

@@ -33,7 +33,6 @@ partial match that was already dropped.
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -45,6 +44,8 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import shard_of
+from transforms.state_coders import (VersionedStateCoder, record_from_plain,
+                                     record_to_plain)
 from transforms.windowing import LateArrival
 
 LATE = 'late'
@@ -70,11 +71,33 @@ class _CustomerState:
     self.run: List[Interaction] = []
     self.processed_through: Optional[int] = None
 
-  def __getstate__(self):
-    return (self.buffer, self.arrivals, self.run, self.processed_through)
 
-  def __setstate__(self, state):
-    self.buffer, self.arrivals, self.run, self.processed_through = state
+def _customers_to_plain(customers: Dict[str, _CustomerState]) -> dict:
+  return {
+      customer_id: [
+          [[ts, arrival, record_to_plain(i)] for ts, arrival, i in c.buffer],
+          c.arrivals, [record_to_plain(i) for i in c.run], c.processed_through
+      ]
+      for customer_id, c in customers.items()
+  }
+
+
+def _customers_from_plain_v1(plain: dict) -> Dict[str, _CustomerState]:
+  customers = {}
+  for customer_id, (buffer, arrivals, run, processed_through) in plain.items():
+    customer = customers[customer_id] = _CustomerState()
+    customer.buffer = [(ts, arrival, record_from_plain(Interaction, i))
+                       for ts, arrival, i in buffer]
+    customer.arrivals = arrivals
+    customer.run = [record_from_plain(Interaction, i) for i in run]
+    customer.processed_through = processed_through
+  return customers
+
+
+# Format v1: {customer_id: [[[event_ms, arrival, interaction], ...] buffered,
+# arrivals, [interaction, ...] current run, processed_through]}.
+CUSTOMERS_CODER = VersionedStateCoder(
+    'callback patterns', 1, _customers_to_plain, {1: _customers_from_plain_v1})
 
 
 class CallbackPatternMatcher:
@@ -124,7 +147,7 @@ class _DetectFn(beam.DoFn):
   """Keyed by shard (transforms/sharding.py): the state maps each active
   customer of the shard to its _CustomerState, with one timer at the
   earliest deadline among them."""
-  CUSTOMERS = ReadModifyWriteStateSpec('customers', PickleCoder())
+  CUSTOMERS = ReadModifyWriteStateSpec('customers', CUSTOMERS_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(

@@ -3,14 +3,17 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import TimerSpec
+from apache_beam.transforms.userstate import on_timer
 
 from transforms.batching import BatchPerKey
-from transforms.event_time import at_event_time
+from transforms.event_time import DelayedClock, at_event_time
 from transforms.sharding import shard_of
+from transforms.state_coders import VersionedStateCoder
 
 
 # A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
@@ -45,6 +48,21 @@ class _ShardClock(NamedTuple):
   kept: int
 
 
+_NO_DELAY = DelayedClock(0)
+
+
+def _clock_from_plain_v1(plain: list) -> _ShardClock:
+  token, latest_ms, arrivals, stored, kept = plain
+  return _ShardClock(bytes.fromhex(token), latest_ms, arrivals, stored, kept)
+
+
+# Format v1: [token as hex, latest_ms, arrivals, stored, kept].
+CLOCK_CODER = VersionedStateCoder(
+    'dedupe clock', 1, lambda c: [c.token.hex(), *c[1:]],
+    {1: _clock_from_plain_v1})
+# Format v1: {id: [expiry_ms, arrival]}; kept as lists (read by index only).
+IDS_CODER = VersionedStateCoder('dedupe ids', 1, dict, {1: dict})
+
 # id -> (expiry in epoch ms of event time, arrival number of its first
 # arrival).
 _Ids = Dict[str, Tuple[int, int]]
@@ -57,8 +75,14 @@ class _DedupeFn(beam.DoFn):
   # back only when this instance has no current copy of them (first batch
   # of a shard here, after a restore, after another instance wrote the
   # shard), not decoded and encoded whole at every batch.
-  CLOCK = ReadModifyWriteStateSpec('clock', PickleCoder())
-  IDS = BagStateSpec('ids', PickleCoder())
+  CLOCK = ReadModifyWriteStateSpec('clock', CLOCK_CODER)
+  IDS = BagStateSpec('ids', IDS_CODER)
+  # Fires when the watermark passes the shard's latest event time + TTL:
+  # every id it holds has expired, so the shard's state is dropped whole.
+  # One timer per shard, moved forward as the shard's clock moves, so it
+  # never fires behind a moving watermark, and a shard that stops receiving
+  # records (a flood of ids that ended) leaves nothing behind.
+  EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
 
   def __init__(self, key_fn: Callable[[Any], str],
                event_time_ms: Callable[[Any], int], ttl_seconds: int,
@@ -67,6 +91,8 @@ class _DedupeFn(beam.DoFn):
     self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
+    self._expired_shards = Metrics.counter(
+        metrics_namespace, 'dedupe_shards_expired')
     # shard -> (token, ids) as of this instance's last write.
     self._ids_by_shard: Dict[int, Tuple[bytes, _Ids]] = {}
 
@@ -89,7 +115,8 @@ class _DedupeFn(beam.DoFn):
       self,
       batch: Tuple[int, List[Any]],
       clock_state=beam.DoFn.StateParam(CLOCK),
-      ids_state=beam.DoFn.StateParam(IDS)) -> Iterator[Any]:
+      ids_state=beam.DoFn.StateParam(IDS),
+      expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
     shard, elements = batch
     clock = clock_state.read()
     seen = self._read_ids(shard, clock, ids_state)
@@ -134,6 +161,19 @@ class _DedupeFn(beam.DoFn):
     token = os.urandom(8)
     clock_state.write(_ShardClock(token, latest_ms, arrivals, stored, kept))
     self._ids_by_shard[shard] = (token, seen)
+    if clock is None or latest_ms > clock.latest_ms:
+      _NO_DELAY.set(expire, latest_ms + self._ttl_ms)
+
+  @on_timer(EXPIRE)
+  def on_expire(
+      self,
+      key=beam.DoFn.KeyParam,
+      clock_state=beam.DoFn.StateParam(CLOCK),
+      ids_state=beam.DoFn.StateParam(IDS)) -> None:
+    self._ids_by_shard.pop(key, None)
+    clock_state.clear()
+    ids_state.clear()
+    self._expired_shards.inc()
 
 
 class DedupeByKey(beam.PTransform):
@@ -151,7 +191,9 @@ class DedupeByKey(beam.PTransform):
   ahead, a far-future timestamp). Every dropped duplicate increments the
   `<metrics_namespace>/duplicates` counter. State per shard is bounded: at
   most twice the ids remembered at its last compaction or
-  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch.
+  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch; and
+  once the watermark passes the shard's latest event time + TTL, all of it
+  is dropped (a re-delivery that late is behind every window's lateness).
   """
   def __init__(
       self,

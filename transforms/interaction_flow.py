@@ -7,6 +7,7 @@ import apache_beam as beam
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.data_actions import ParseDataActions
 from transforms.dedupe import DedupeByKey
+from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
 from transforms.interaction_volumes import InteractionVolumes
 from transforms.join_customers import JoinCustomers
 from transforms.records import CustomerProfile, PatternAlert, PatternMatch
@@ -58,9 +59,11 @@ class CxoneInteractionFlow(beam.PTransform):
       pattern_tick_seconds: int,
       profile_wait_seconds: int,
       customer_state_ttl_seconds: int,
-      watermark_delay_seconds: int):
+      watermark_delay_seconds: int,
+      field_rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._source_name = source_name
+    self._field_rules = field_rules
     self._dedupe_ttl = dedupe_ttl_seconds
     self._volumes = InteractionVolumes(
         volume_window_seconds, allowed_lateness_seconds, key_idle_ttl_seconds,
@@ -69,12 +72,12 @@ class CxoneInteractionFlow(beam.PTransform):
         failure_statuses, callback_statuses, pattern_within_seconds,
         watermark_delay_seconds, pattern_tick_seconds)
     self._join = JoinCustomers(
-        to_pattern_alert, profile_wait_seconds, customer_state_ttl_seconds,
+        to_pattern_alert, PatternMatch, profile_wait_seconds, customer_state_ttl_seconds,
         watermark_delay_seconds)
 
   def expand(self, records):
     source = self._source_name
-    parsed = records | 'Parse' >> ParseDataActions()
+    parsed = records | 'Parse' >> ParseDataActions(self._field_rules)
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
         lambda i: i.interaction_id, lambda i: i.timestamp, self._dedupe_ttl,
         'data_actions')

@@ -15,10 +15,9 @@ Semantics:
     much later), so state stays bounded with millions of customers.
 """
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
-                    Tuple)
+                    Tuple, Type)
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec
@@ -29,6 +28,8 @@ from apache_beam.transforms.userstate import on_timer
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import CustomerProfile
 from transforms.sharding import KeyByShard
+from transforms.state_coders import (VersionedStateCoder, record_from_plain,
+                                     record_to_plain)
 
 UNKNOWN = 'UNKNOWN'
 _RECORD = 'r'
@@ -37,6 +38,32 @@ _PROFILE = 'p'
 
 def unknown_profile(customer_id: str, timestamp: int) -> CustomerProfile:
   return CustomerProfile(customer_id, UNKNOWN, UNKNOWN, timestamp)
+
+
+class _Activity(NamedTuple):
+  """What compaction keeps of a customer's records: when it was active."""
+  customer_id: str
+  timestamp: int
+
+
+def _profile_entry_from_plain_v1(plain: list) -> Tuple[str, Any]:
+  kind, value = plain
+  return kind, record_from_plain(
+      CustomerProfile if kind == _PROFILE else _Activity, value)
+
+
+# Format v1: [kind, record as a field-name map], kind "p" (a profile) or
+# "r" (a customer's activity marker).
+PROFILES_CODER = VersionedStateCoder(
+    'customer join profiles', 1,
+    lambda entry: [entry[0], record_to_plain(entry[1])],
+    {1: _profile_entry_from_plain_v1})
+# Format v1: {customer_id: [waiting record as a field-name map, ...]}.
+WAITING_CODER = VersionedStateCoder(
+    'customer join waiting', 1, dict, {1: dict})
+# Format v1: the next compaction time (epoch ms).
+COMPACT_AT_CODER = VersionedStateCoder(
+    'customer join compaction', 1, int, {1: int})
 
 
 class _JoinFn(beam.DoFn):
@@ -49,16 +76,18 @@ class _JoinFn(beam.DoFn):
   customers inactive for the TTL. Records waiting for a first profile sit
   in a small map with one timer at the earliest deadline.
   """
-  PROFILES = BagStateSpec('profiles', PickleCoder())
-  WAITING = ReadModifyWriteStateSpec('waiting', PickleCoder())
-  COMPACT_AT = ReadModifyWriteStateSpec('compact_at', PickleCoder())
+  PROFILES = BagStateSpec('profiles', PROFILES_CODER)
+  WAITING = ReadModifyWriteStateSpec('waiting', WAITING_CODER)
+  COMPACT_AT = ReadModifyWriteStateSpec('compact_at', COMPACT_AT_CODER)
   WAIT = TimerSpec('wait', TimeDomain.WATERMARK)
   COMPACT = TimerSpec('compact', TimeDomain.WATERMARK)
 
   def __init__(
       self, enrich: Callable[[Any, CustomerProfile], Any],
-      profile_wait_ms: int, ttl_ms: int, delay_ms: int):
+      record_type: Type[NamedTuple], profile_wait_ms: int, ttl_ms: int,
+      delay_ms: int):
     self._enrich = enrich
+    self._record_type = record_type
     self._wait_ms = profile_wait_ms
     self._ttl_ms = ttl_ms
     self._compact_step_ms = max(ttl_ms // 10, 1)
@@ -68,6 +97,21 @@ class _JoinFn(beam.DoFn):
 
   def _emit(self, record, profile: CustomerProfile):
     return at_event_time(self._enrich(record, profile), record.timestamp)
+
+  def _read_waiting(self, waiting_state) -> Dict[str, List]:
+    # Kept as field-name maps (state_coders.py): the coder is declared on
+    # the class, the record type is this instance's.
+    return {
+        customer_id: [record_from_plain(self._record_type, r) for r in records]
+        for customer_id, records in (waiting_state.read() or {}).items()
+    }
+
+  @staticmethod
+  def _write_waiting(waiting_state, waiting: Dict[str, List]) -> None:
+    waiting_state.write({
+        customer_id: [record_to_plain(r) for r in records]
+        for customer_id, records in waiting.items()
+    })
 
   def process(
       self,
@@ -79,18 +123,19 @@ class _JoinFn(beam.DoFn):
       compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator:
     kind, value = sharded[1]
     # Records count as activity too, so they go in the bag as markers.
-    profiles.add((kind, value))
+    profiles.add((kind, value if kind == _PROFILE else _Activity(
+        value.customer_id, value.timestamp)))
     if compact_at.read() is None:
       first_ms = self._compaction_time(value.timestamp + self._ttl_ms)
       compact_at.write(first_ms)
       self._event_time.set(compact, first_ms)
-    waiting: Dict[str, List] = waiting_state.read() or {}
+    waiting = self._read_waiting(waiting_state)
     if kind == _PROFILE:
       released = waiting.pop(value.customer_id, [])
       if released:
         # Nobody had a profile when these arrived: this update is the
         # latest known one.
-        waiting_state.write(waiting)
+        self._write_waiting(waiting_state, waiting)
         for record in released:
           yield self._emit(record, value)
       return
@@ -99,7 +144,7 @@ class _JoinFn(beam.DoFn):
       yield self._emit(value, profile)
       return
     waiting.setdefault(value.customer_id, []).append(value)
-    waiting_state.write(waiting)
+    self._write_waiting(waiting_state, waiting)
     self._event_time.set(wait, _earliest(waiting) + self._wait_ms)
 
   @on_timer(WAIT)
@@ -109,7 +154,7 @@ class _JoinFn(beam.DoFn):
       waiting_state=beam.DoFn.StateParam(WAITING),
       wait=beam.DoFn.TimerParam(WAIT)) -> Iterator:
     deadline_ms = self._event_time.fired_ms(fired) - self._wait_ms
-    waiting: Dict[str, List] = waiting_state.read() or {}
+    waiting = self._read_waiting(waiting_state)
     for customer_id in sorted(waiting):
       records = waiting[customer_id]
       for record in [r for r in records if r.timestamp <= deadline_ms]:
@@ -119,7 +164,7 @@ class _JoinFn(beam.DoFn):
       if not waiting[customer_id]:
         del waiting[customer_id]
     if waiting:
-      waiting_state.write(waiting)
+      self._write_waiting(waiting_state, waiting)
       self._event_time.set(wait, _earliest(waiting) + self._wait_ms)
     else:
       waiting_state.clear()
@@ -164,12 +209,6 @@ class _JoinFn(beam.DoFn):
       compact_at.clear()
 
 
-class _Activity(NamedTuple):
-  """What compaction keeps of a customer's records: when it was active."""
-  customer_id: str
-  timestamp: int
-
-
 def _latest_profiles(entries: Iterable[Tuple[str, Any]]
                      ) -> Dict[str, CustomerProfile]:
   """The latest profile by event time per customer; among equal times the
@@ -191,9 +230,9 @@ def _earliest(waiting: Dict[str, List]) -> int:
 class JoinCustomers(beam.PTransform):
   """Joins records with the latest customer profile (see module docstring).
 
-  Input: a pair (records, profiles): PCollection of NamedTuples with
-  `customer_id` and `timestamp` (epoch ms), and PCollection[CustomerProfile],
-  both event-timed.
+  Input: a pair (records, profiles): PCollection[record_type], NamedTuples
+  with `customer_id` and `timestamp` (epoch ms), and
+  PCollection[CustomerProfile], both event-timed.
   Output: PCollection of `enrich(record, profile)`, timestamped at the
   record's time; `profile` has tier/region `UNKNOWN` when none arrived
   within `profile_wait_seconds`.
@@ -201,6 +240,7 @@ class JoinCustomers(beam.PTransform):
   def __init__(
       self,
       enrich: Callable[[Any, CustomerProfile], Any],
+      record_type: Type[NamedTuple],
       profile_wait_seconds: int,
       customer_state_ttl_seconds: int,
       watermark_delay_seconds: int = 0):
@@ -210,7 +250,7 @@ class JoinCustomers(beam.PTransform):
           'customer state TTL must exceed the profile wait: '
           f'{customer_state_ttl_seconds} <= {profile_wait_seconds}')
     self._fn = _JoinFn(
-        enrich, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
+        enrich, record_type, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
         watermark_delay_seconds * 1000)
 
   def expand(self, inputs: Tuple[beam.PCollection, beam.PCollection]):

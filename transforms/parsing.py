@@ -6,14 +6,19 @@ schema with these helpers, so one bad record is described the same way
 whichever topic it came from, and a DoFn never raises on bad data.
 """
 import json
+import logging
 import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from options.stream_options import FieldRuleOptions
 from transforms.records import DeadLetter, SourceRecord
 
 DEAD_LETTERS = 'dead_letters'
@@ -25,6 +30,52 @@ MAX_DEAD_LETTER_RAW_CHARS = 4096
 # (seconds instead of ms, zeroed clocks), not contact-center events.
 MIN_EVENT_TIME_MS = 946684800000
 MAX_EVENT_TIME_MS = 4102444800000
+# No record of any source nests deeper than a few levels; Python's decoder
+# recurses per level and a few KB of brackets exhaust its stack.
+MAX_JSON_DEPTH = 32
+# Integers longer than this cannot be an epoch-ms time, a count or a wait
+# (int64 has 19 digits); decoding thousands of digits is quadratic and their
+# float conversion overflows.
+MAX_INTEGER_DIGITS = 20
+UTF8_BOM = b'\xef\xbb\xbf'
+
+
+@dataclass(frozen=True)
+class FieldRules:
+  """Limits every parser applies to untrusted fields.
+
+  `max_id_length`: characters of an id or key field (they become sink keys:
+  Cassandra rejects key components over 64 KiB, Kafka records over 1 MiB).
+  `max_wait_seconds`: the largest plausible wait in queue.
+  `max_future_skew_ms`: how far past the processing-time clock an event
+  time may be; a far-future event would hold keys, timers and dedupe
+  entries open and make every later event of its partition late.
+  """
+  max_id_length: int = 256
+  max_wait_seconds: float = 86400.0
+  max_future_skew_ms: int = 300_000
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'FieldRules':
+    """The rules set by `FieldRuleOptions`; raises ValueError."""
+    o = options.view_as(FieldRuleOptions)
+    return cls(
+        max_id_length=o.max_id_length,
+        max_wait_seconds=o.max_wait_seconds,
+        max_future_skew_ms=o.max_future_skew * 1000)
+
+  def __post_init__(self):
+    if self.max_id_length < 1:
+      raise ValueError(f'--max_id_length must be >= 1, got {self.max_id_length}')
+    if not 0 < self.max_wait_seconds < float('inf'):
+      raise ValueError(
+          f'--max_wait_seconds must be > 0 and finite, got {self.max_wait_seconds}')
+    if self.max_future_skew_ms < 0:
+      raise ValueError(
+          f'--max_future_skew must be >= 0, got {self.max_future_skew_ms // 1000}')
+
+
+DEFAULT_FIELD_RULES = FieldRules()
 
 
 class InvalidRecord(Exception):
@@ -35,8 +86,78 @@ class InvalidRecord(Exception):
     self.detail = detail
 
 
+def _bounded_int(text: str) -> int:
+  if len(text.lstrip('-')) > MAX_INTEGER_DIGITS:
+    raise InvalidRecord(
+        'number_out_of_range', f'an integer of {len(text)} digits')
+  return int(text)
+
+
+def _finite_float(text: str) -> float:
+  value = float(text)
+  if not math.isfinite(value):
+    raise InvalidRecord(
+        'number_out_of_range', f'{text[:40]} does not fit a double')
+  return value
+
+
+def _no_constant(name: str):
+  raise InvalidRecord('malformed_json', f'{name} is not a JSON value')
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_bounded_int, parse_float=_finite_float,
+    parse_constant=_no_constant)
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r'[\[\]{}]')
+# The only way a decoded string can hold a surrogate code point: a \uD800 to
+# \uDFFF escape (raw UTF-8 cannot encode one). A pair is fine, a lone one is
+# not a Unicode scalar value and fails any later encoding.
+_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
+
+
+def _check_depth(text: str) -> None:
+  """Raises InvalidRecord if arrays/objects nest deeper than MAX_JSON_DEPTH,
+  before the recursive decoder sees the text."""
+  if text.count('{') + text.count('[') <= MAX_JSON_DEPTH:
+    return
+  depth = 0
+  for bracket in _BRACKET.finditer(_STRING_LITERAL.sub('""', text)):
+    if bracket.group() in '[{':
+      depth += 1
+      if depth > MAX_JSON_DEPTH:
+        raise InvalidRecord(
+            'too_deeply_nested', f'more than {MAX_JSON_DEPTH} nested levels')
+    else:
+      depth -= 1
+
+
+def _check_unicode(value: Any) -> None:
+  """Raises InvalidRecord if a string anywhere in a decoded value holds a
+  lone surrogate."""
+  if isinstance(value, str):
+    try:
+      value.encode('utf-8')
+    except UnicodeEncodeError:
+      raise InvalidRecord(
+          'invalid_unicode', 'a string holds a lone surrogate escape') from None
+  elif isinstance(value, dict):
+    for key, item in value.items():
+      _check_unicode(key)
+      _check_unicode(item)
+  elif isinstance(value, list):
+    for item in value:
+      _check_unicode(item)
+
+
 def decode_json_object(raw: bytes) -> Dict[str, Any]:
-  """Decodes one raw record into a JSON object or raises InvalidRecord."""
+  """Decodes one raw record into a JSON object or raises InvalidRecord.
+
+  Total by construction: the size, nesting depth, number range and Unicode
+  checks leave the decoder nothing to raise but ValueError (malformed).
+  """
+  if raw.startswith(UTF8_BOM):
+    raw = raw[len(UTF8_BOM):]
   if len(raw) > MAX_RECORD_BYTES:
     raise InvalidRecord(
         'oversized_record', f'{len(raw)} bytes > {MAX_RECORD_BYTES}')
@@ -46,13 +167,16 @@ def decode_json_object(raw: bytes) -> Dict[str, Any]:
     raise InvalidRecord('invalid_utf8', str(e)) from None
   if not text.strip():
     raise InvalidRecord('empty_record', 'record is empty')
+  _check_depth(text)
   try:
-    value = json.loads(text)
+    value = _DECODER.decode(text)
   except ValueError as e:
-    raise InvalidRecord('malformed_json', str(e)) from None
+    raise InvalidRecord('malformed_json', str(e)[:200]) from None
   if not isinstance(value, dict):
     raise InvalidRecord(
         'not_a_json_object', f'top-level JSON is {type(value).__name__}')
+  if _SURROGATE_ESCAPE.search(text):
+    _check_unicode(value)
   return value
 
 
@@ -62,23 +186,47 @@ def _field(obj: Dict[str, Any], name: str) -> Any:
   return obj[name]
 
 
-def required_str(obj: Dict[str, Any], name: str) -> str:
+# C0 and C1 controls, DEL, and the line/paragraph separators: none belongs in
+# an id, and each breaks a log line, a CSV export or a sink key.
+_CONTROL_CHARACTER = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
+def _checked_text(value: str, name: str, rules: FieldRules) -> str:
+  if len(value) > rules.max_id_length:
+    raise InvalidRecord(
+        'field_too_long',
+        f'"{name}" has {len(value)} characters > {rules.max_id_length}')
+  if not value.strip():
+    raise InvalidRecord('empty_field', f'"{name}" is empty')
+  if _CONTROL_CHARACTER.search(value):
+    raise InvalidRecord(
+        'control_character', f'"{name}" contains a control character')
+  return value
+
+
+def required_str(
+    obj: Dict[str, Any], name: str,
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> str:
+  """A non-empty string field within the id rules (length, no controls)."""
   value = _field(obj, name)
   if not isinstance(value, str):
     raise InvalidRecord(
         'wrong_type', f'"{name}" must be a string, got {type(value).__name__}')
-  if not value.strip():
-    raise InvalidRecord('empty_field', f'"{name}" is empty')
-  return value
+  return _checked_text(value, name, rules)
 
 
-def optional_str(obj: Dict[str, Any], name: str) -> Optional[str]:
+def optional_str(
+    obj: Dict[str, Any], name: str,
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[str]:
+  """Like required_str, but a missing or null field is None."""
   value = obj.get(name)
-  if value is not None and not isinstance(value, str):
+  if value is None:
+    return None
+  if not isinstance(value, str):
     raise InvalidRecord(
         'wrong_type',
         f'"{name}" must be a string or null, got {type(value).__name__}')
-  return value
+  return _checked_text(value, name, rules)
 
 
 def required_bool(obj: Dict[str, Any], name: str) -> bool:
@@ -89,20 +237,31 @@ def required_bool(obj: Dict[str, Any], name: str) -> bool:
   return value
 
 
-def required_non_negative_number(obj: Dict[str, Any], name: str) -> float:
+def required_non_negative_number(
+    obj: Dict[str, Any], name: str,
+    maximum: Optional[float] = None) -> float:
+  """A finite number in [0, maximum]."""
   value = _field(obj, name)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise InvalidRecord(
         'wrong_type', f'"{name}" must be a number, got {type(value).__name__}')
-  if not math.isfinite(value):
-    raise InvalidRecord('not_finite', f'"{name}" is {value}')
+  # Finite: decode_json_object rejects what does not fit a double.
   if value < 0:
     raise InvalidRecord('negative_value', f'"{name}" is {value}')
+  if maximum is not None and value > maximum:
+    raise InvalidRecord(
+        'value_out_of_range', f'"{name}" is {value:.6g} > {maximum:g}')
   return value
 
 
-def required_event_time_ms(obj: Dict[str, Any], name: str = 'timestamp') -> int:
-  """An epoch-millisecond event time within plausible bounds."""
+def required_event_time_ms(
+    obj: Dict[str, Any],
+    name: str = 'timestamp',
+    rules: FieldRules = DEFAULT_FIELD_RULES,
+    now_ms: Optional[int] = None) -> int:
+  """An epoch-millisecond event time within plausible bounds and no later
+  than the processing-time clock (`now_ms`, default: now) plus the allowed
+  future skew."""
   value = _field(obj, name)
   if isinstance(value, float) and value.is_integer():
     value = int(value)
@@ -116,7 +275,28 @@ def required_event_time_ms(obj: Dict[str, Any], name: str = 'timestamp') -> int:
         'absurd_timestamp',
         f'"{name}"={value} is outside [{MIN_EVENT_TIME_MS}, '
         f'{MAX_EVENT_TIME_MS}) epoch ms')
+  if now_ms is None:
+    now_ms = int(time.time() * 1000)
+  if value > now_ms + rules.max_future_skew_ms:
+    raise InvalidRecord(
+        'future_timestamp',
+        f'"{name}"={value} is {(value - now_ms) / 1000:.0f} s ahead of the '
+        f'clock (at most {rules.max_future_skew_ms // 1000} s)')
   return value
+
+
+# Reason of a record whose parser raised something other than InvalidRecord:
+# a bug, not bad data, but still one dead letter rather than a failed bundle
+# re-read after every restart.
+PARSER_ERROR = 'parser_error'
+
+
+def as_invalid_record(error: Exception) -> InvalidRecord:
+  """`error` itself if it is an InvalidRecord, else a PARSER_ERROR naming
+  the exception type (its message may quote the record)."""
+  if isinstance(error, InvalidRecord):
+    return error
+  return InvalidRecord(PARSER_ERROR, type(error).__name__)
 
 
 def dead_letter(record: SourceRecord, error: InvalidRecord) -> DeadLetter:
@@ -134,10 +314,16 @@ def dead_letter(record: SourceRecord, error: InvalidRecord) -> DeadLetter:
 
 
 def dead_letter_output(
-    record: SourceRecord, error: InvalidRecord,
+    record: SourceRecord, error: Exception,
     metrics_namespace: str) -> beam.pvalue.TaggedOutput:
   """The `dead_letters` output of a parser for a rejected record, counted
-  in total and per reason."""
+  in total and per reason. Any exception is accepted (as_invalid_record):
+  whatever a parser raises, the record becomes one dead letter."""
+  if not isinstance(error, InvalidRecord):
+    logging.getLogger(__name__).warning(
+        'parser raised %s on %s: record sent to dead letters',
+        type(error).__name__, record.origin)
+  error = as_invalid_record(error)
   Metrics.counter(metrics_namespace, 'dead_letters').inc()
   Metrics.counter(metrics_namespace, f'dead_letter_{error.reason}').inc()
   return beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(record, error))
@@ -170,6 +356,6 @@ def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes,
       return None
   try:
     event_ms = parse(raw).timestamp
-  except InvalidRecord:
-    return None
+  except Exception:  # pylint: disable=broad-except
+    return None  # the parse step makes it a dead letter
   return event_ms if above_ms is None or event_ms > above_ms else None

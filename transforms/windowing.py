@@ -17,18 +17,29 @@ policy gives (the largest event time seen); this DoFn works on that
 watermark minus `watermark_delay_seconds`, so every timer is set that much
 later and every "clock" below is in that delayed time.
 
-How the DoFn knows the watermark: only firing event-time timers tell it. Each
-key keeps a "clock", the latest timer timestamp that fired, which is a lower
-bound of the input watermark. Each key keeps timers ("ticks") armed at the
-next TICKS_AHEAD boundaries of the fixed grid (window ends and window
-expiries = end + allowed lateness) while it has been active within
-`key_idle_ttl_seconds`. So whenever the watermark passes a boundary, the
-key's clock passes it too before later elements are processed: an element
-whose window expired is routed to `late` even when it is the first element
-of that window, and the first element of a window whose end has passed gets
-a LATE pane. Limit: a key whose clock has never fired (a brand-new key)
-cannot be judged late; its first window is opened and reported like any
-other (counted, never lost).
+How the DoFn knows the watermark: only firing event-time timers tell it.
+Keys are spread over NUM_SHARDS shard keys (transforms/sharding.py); each
+shard keeps a "clock", the latest timer timestamp that fired, which is a
+lower bound of the input watermark. A shard keeps timers ("ticks") armed at
+the next TICKS_AHEAD boundaries of the fixed grid (window ends and window
+expiries = end + allowed lateness) while it has keys. So whenever the
+watermark passes a boundary, the shard's clock passes it too before later
+elements are processed: an element whose window expired is routed to
+`late` even when it is the first element of that window or of its key, and
+the first element of a window whose end has passed gets a LATE pane. Limit:
+in a shard whose clock has never fired (the job's first window) an element
+cannot be judged late; its window is opened and reported like any other
+(counted, never lost).
+
+Bounded state: a key with no open window and no element for
+`key_idle_ttl_seconds` of event time is dropped from its shard, so a flood
+of distinct keys (queue ids, channels) leaves nothing behind but the
+shard's clock: at most NUM_SHARDS small records per step. The clock stays,
+so a forgotten key's late events are still judged late, and a window that
+already has a row is never re-opened by them. A shard whose keys are all
+gone stops ticking; its clock then lags the watermark, and an element that
+is late only by more than that lag opens a row for its window (counted,
+never lost).
 
 Why several ticks, each with its own dynamic timer tag: a fired timer can
 only arm the next one, which fires in a later round of the runner, so a
@@ -40,7 +51,6 @@ import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
@@ -50,6 +60,8 @@ from apache_beam.transforms.userstate import on_timer
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
 from transforms.records import LateEvent
+from transforms.sharding import shard_of
+from transforms.state_coders import VersionedStateCoder
 
 LATE = 'late'
 # Grid boundaries a key keeps timers armed at, ahead of its clock.
@@ -92,44 +104,71 @@ class _OpenWindow:
     # AfterWatermark(late=AfterCount(1)).
     self.end_passed = end_passed
 
-  def __getstate__(self):
-    return (self.accumulator, self.panes_emitted, self.end_passed)
 
-  def __setstate__(self, state):
-    self.accumulator, self.panes_emitted, self.end_passed = state
+class _KeyWindows:
+  """One key's open windows and the end of its latest window with data."""
+  __slots__ = ('last_active', 'windows')
+
+  def __init__(self):
+    self.last_active: Optional[int] = None
+    self.windows: Dict[int, _OpenWindow] = {}
 
 
-class _KeyState:
-  """Everything one key needs: its watermark clock, its open windows and
-  its armed ticks (see the module docstring)."""
-  __slots__ = ('clock', 'last_active', 'windows', 'armed_through', 'ticks')
+class _ShardState:
+  """Everything one shard needs: its watermark clock, its keys' open windows
+  and its armed ticks (see the module docstring)."""
+  __slots__ = ('clock', 'keys', 'armed_through', 'ticks')
 
   def __init__(self):
     self.clock: Optional[int] = None
-    self.last_active: Optional[int] = None
-    self.windows: Dict[int, _OpenWindow] = {}
+    self.keys: Dict[str, _KeyWindows] = {}
     # The latest boundary a tick is armed at, and how many ticks were ever
     # armed: a tick's tag is its number modulo TICKS_AHEAD, so the ticks
     # armed at any time have distinct tags.
     self.armed_through: Optional[int] = None
     self.ticks = 0
 
-  def __getstate__(self):
-    return (self.clock, self.last_active, self.windows, self.armed_through,
-            self.ticks)
 
-  def __setstate__(self, state):
-    (self.clock, self.last_active, self.windows, self.armed_through,
-     self.ticks) = state
+def _shard_to_plain(shard: _ShardState) -> list:
+  return [
+      shard.clock, shard.armed_through, shard.ticks, {
+          key: [
+              k.last_active,
+              [[start, w.accumulator, w.panes_emitted, w.end_passed]
+               for start, w in k.windows.items()]
+          ]
+          for key, k in shard.keys.items()
+      }
+  ]
+
+
+def _shard_from_plain_v1(plain: list) -> _ShardState:
+  shard = _ShardState()
+  shard.clock, shard.armed_through, shard.ticks, keys = plain
+  for key, (last_active, windows) in keys.items():
+    key_windows = shard.keys[key] = _KeyWindows()
+    key_windows.last_active = last_active
+    for start, accumulator, panes_emitted, end_passed in windows:
+      window = _OpenWindow(accumulator, end_passed)
+      window.panes_emitted = panes_emitted
+      key_windows.windows[start] = window
+  return shard
+
+
+# Format v1: [clock, armed_through, ticks, {key: [last_active, [[window
+# start, accumulator, panes emitted, end passed], ...]]}].
+SHARD_STATE_CODER = VersionedStateCoder(
+    'windowed combine', 1, _shard_to_plain, {1: _shard_from_plain_v1})
 
 
 class _WindowedCombineFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('key_state', PickleCoder())
+  STATE = ReadModifyWriteStateSpec('shard_state', SHARD_STATE_CODER)
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
 
   def __init__(
       self,
       combine_fn: beam.CombineFn,
+      key_fn: Callable[[Any], str],
       event_time_ms: Callable[[Any], int],
       window_size_ms: int,
       allowed_lateness_ms: int,
@@ -137,6 +176,7 @@ class _WindowedCombineFn(beam.DoFn):
       watermark_delay_ms: int,
       metrics_namespace: str):
     self._combine_fn = combine_fn
+    self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._event_time = DelayedClock(watermark_delay_ms)
     self._size = window_size_ms
@@ -145,6 +185,8 @@ class _WindowedCombineFn(beam.DoFn):
     self._late_events = Metrics.counter(metrics_namespace, 'late_events')
     self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
+    self._idle_keys_dropped = Metrics.counter(
+        metrics_namespace, 'idle_keys_dropped')
 
   def setup(self):
     self._combine_fn.setup()
@@ -154,18 +196,19 @@ class _WindowedCombineFn(beam.DoFn):
 
   def process(
       self,
-      batch: Tuple[Any, List[Any]],
+      batch: Tuple[int, List[Any]],
       state=beam.DoFn.StateParam(STATE),
       fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
-    key, values = batch
-    key_state = state.read() or _KeyState()
-    clock = key_state.clock
+    _, values = batch
+    shard = state.read() or _ShardState()
+    clock = shard.clock
     # Windows whose end has passed and that took elements of this batch: one
     # LATE pane each after the batch, as Beam's AfterCount(1) late firing
     # gives for elements that arrive together.
-    late_updates: Dict[int, _OpenWindow] = {}
+    late_updates: Dict[Tuple[str, int], _OpenWindow] = {}
     accepted = False
     for value in values:
+      key = self._key_fn(value)
       event_ms = self._event_time_ms(value)
       # The same grid as FixedWindows(size) with offset 0.
       start = event_ms - event_ms % self._size
@@ -175,50 +218,60 @@ class _WindowedCombineFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(
             LATE, LateArrival(key, value, event_ms, start, end, clock))
         continue
-      window = key_state.windows.get(start)
+      key_windows = shard.keys.get(key)
+      if key_windows is None:
+        key_windows = shard.keys[key] = _KeyWindows()
+      window = key_windows.windows.get(start)
       if window is None:
         window = _OpenWindow(
             self._combine_fn.create_accumulator(),
             end_passed=clock is not None and end <= clock)
-        key_state.windows[start] = window
+        key_windows.windows[start] = window
       window.accumulator = self._combine_fn.add_input(window.accumulator, value)
-      key_state.last_active = max(key_state.last_active or end, end)
+      key_windows.last_active = max(key_windows.last_active or end, end)
       accepted = True
       if window.end_passed:
-        late_updates[start] = window
+        late_updates[(key, start)] = window
     if not accepted:
       return
-    for start in sorted(late_updates):
+    for key, start in sorted(late_updates):
       self._late_panes.inc()
-      yield self._pane(key, start, late_updates[start], LATE_PANE)
-    self._arm(fire, key_state)  # before the write: arming updates the state
-    state.write(key_state)
+      yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
+    self._arm(fire, shard)  # before the write: arming updates the state
+    state.write(shard)
 
   @on_timer(FIRE)
   def on_fire(
       self,
-      key=beam.DoFn.KeyParam,
       fire_timestamp=beam.DoFn.TimestampParam,
       state=beam.DoFn.StateParam(STATE),
       fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
-    key_state = state.read()
-    if key_state is None:
+    shard = state.read()
+    if shard is None:
       return
     fired_ms = self._event_time.fired_ms(fire_timestamp)
-    clock = fired_ms if key_state.clock is None else max(
-        key_state.clock, fired_ms)
-    key_state.clock = clock
-    for start in sorted(key_state.windows):
-      window = key_state.windows[start]
-      end = start + self._size
-      if not window.end_passed and end <= clock:
-        window.end_passed = True
-        self._on_time_panes.inc()
-        yield self._pane(key, start, window, ON_TIME_PANE)
-      if end + self._lateness <= clock:
-        del key_state.windows[start]
-    self._arm(fire, key_state)  # before the write: arming updates the state
-    state.write(key_state)
+    clock = fired_ms if shard.clock is None else max(shard.clock, fired_ms)
+    shard.clock = clock
+    for key in sorted(shard.keys):
+      key_windows = shard.keys[key]
+      for start in sorted(key_windows.windows):
+        window = key_windows.windows[start]
+        end = start + self._size
+        if not window.end_passed and end <= clock:
+          window.end_passed = True
+          self._on_time_panes.inc()
+          yield self._pane(key, start, window, ON_TIME_PANE)
+        if end + self._lateness <= clock:
+          del key_windows.windows[start]
+      if not key_windows.windows and (
+          clock - key_windows.last_active >= self._idle_ttl):
+        # Idle past its TTL with nothing open: forgotten, so a flood of
+        # distinct keys leaves no state behind. The shard's clock stays and
+        # still judges the key's late events.
+        del shard.keys[key]
+        self._idle_keys_dropped.inc()
+    self._arm(fire, shard)  # before the write: arming updates the state
+    state.write(shard)
 
   def _pane(self, key: str, start: int, window: _OpenWindow,
             timing: str) -> WindowPane:
@@ -240,28 +293,25 @@ class _WindowedCombineFn(beam.DoFn):
         self._size) + self._lateness
     return min(next_end, next_expiry)
 
-  def _arm(self, fire, key_state: _KeyState) -> None:
-    clock = key_state.clock
+  def _arm(self, fire, shard: _ShardState) -> None:
+    clock = shard.clock
     if clock is None:
-      # No timer has fired for this key yet: one wake-up at the end of its
+      # No timer has fired for this shard yet: one wake-up at the end of its
       # first window tells it where the watermark is.
-      if key_state.windows:
-        self._event_time.set(
-            fire, min(key_state.windows) + self._size, FIRST_TAG)
+      starts = [s for k in shard.keys.values() for s in k.windows]
+      if starts:
+        self._event_time.set(fire, min(starts) + self._size, FIRST_TAG)
       return
-    if not key_state.windows and clock - key_state.last_active >= (
-        self._idle_ttl):
-      return  # idle: the armed ticks run out, the key stops waking up
+    if not shard.keys:
+      return  # all keys forgotten: the armed ticks run out, the shard sleeps
     boundary = clock
     for _ in range(TICKS_AHEAD):
       boundary = self._next_boundary(boundary)
-      if (key_state.armed_through is not None and
-          boundary <= key_state.armed_through):
+      if shard.armed_through is not None and boundary <= shard.armed_through:
         continue
-      self._event_time.set(
-          fire, boundary, str(key_state.ticks % TICKS_AHEAD))
-      key_state.ticks += 1
-      key_state.armed_through = boundary
+      self._event_time.set(fire, boundary, str(shard.ticks % TICKS_AHEAD))
+      shard.ticks += 1
+      shard.armed_through = boundary
 
 
 class WindowedCombinePerKey(beam.PTransform):
@@ -269,9 +319,11 @@ class WindowedCombinePerKey(beam.PTransform):
   allowed lateness and a late side output.
 
   Input: PCollection[V] in the global window; `key_fn(V)` is its key and
-  `event_time_ms(V)` its event time (epoch ms), its timestamp too. Each
-  bundle's elements are batched per key (transforms/batching.py) before the
-  stateful step.
+  `event_time_ms(V)` its event time (epoch ms), its timestamp too.
+  `combine_fn`'s accumulators are kept in state as JSON values
+  (transforms/state_coders.py): numbers, strings, lists. Each
+  bundle's elements are batched per shard of their key
+  (transforms/batching.py, transforms/sharding.py) before the stateful step.
   Outputs (a DoOutputsTuple):
     main: PCollection[WindowPane] with `result` = combine_fn's output. One
       ON_TIME pane when the watermark passes the window end, then one LATE
@@ -303,6 +355,7 @@ class WindowedCombinePerKey(beam.PTransform):
           f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
     self._fn = _WindowedCombineFn(
         combine_fn,
+        key_fn,
         event_time_ms,
         window_size_seconds * 1000,
         allowed_lateness_seconds * 1000,
@@ -311,9 +364,11 @@ class WindowedCombinePerKey(beam.PTransform):
         metrics_namespace)
 
   def expand(self, pcoll):
+    key_fn = self._key_fn
     return (
         pcoll
-        | 'BatchPerKey' >> BatchPerKey(self._key_fn, self._event_time_ms)
+        | 'BatchPerShard' >> BatchPerKey(
+            lambda v: shard_of(key_fn(v)), self._event_time_ms, int)
         | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes'))
 
 

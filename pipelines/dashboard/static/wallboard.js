@@ -1,0 +1,489 @@
+// The SLA wallboard page: renders /api/snapshot (pushed through
+// /api/events), /api/trends and /api/queue.
+//
+// Every string from the data (queue ids, customer ids, channels, raw
+// events) is untrusted: it only ever reaches the page as textContent, a
+// Text node or a property such as title, never as HTML. Class names come
+// from fixed lists, not from the data.
+'use strict';
+
+(function () {
+  const PALETTE = [
+    '#4fc3f7', '#ffb74d', '#ba68c8', '#81c784', '#f06292', '#fff176',
+    '#4db6ac', '#e57373', '#9fa8da', '#a1887f', '#90a4ae', '#dce775',
+  ];
+  const LEVELS = ['ok', 'warn', 'alert', 'idle'];
+  const TIERS = ['PLATINUM', 'GOLD', 'SILVER', 'BRONZE'];
+  const HOURS = ['1', '4', '8', '24'];
+  const POLL_MS = 2000;
+  const CHART_HEIGHT = 200;
+  const COUNT_ROWS = 4;
+
+  const state = {
+    snapshot: null,
+    dataVersion: null,
+    hours: '4',
+    queue: null,
+    charts: {},
+    polling: null,
+  };
+
+  // --- DOM, text only ---------------------------------------------------
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  // el('td', {text: value, className: 'num'}, [children]): children are
+  // nodes or strings (which become Text nodes).
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    const p = props || {};
+    if (p.text !== undefined) node.textContent = String(p.text);
+    if (p.className) node.className = p.className;
+    if (p.title !== undefined) node.title = String(p.title);
+    if (p.type) node.type = p.type;
+    for (const child of children || []) node.append(child);
+    return node;
+  }
+
+  function level(value) {
+    return LEVELS.includes(value) ? value : 'idle';
+  }
+
+  // --- formatting -------------------------------------------------------
+  // The job rounds rates to 4 decimals; one decimal of a percentage is
+  // rounded half-up from those (0.0745 -> 7.5 %), in integers.
+  function pct(fraction) {
+    if (fraction === null || fraction === undefined) return '–';
+    const tenths = Math.round(Math.round(fraction * 10000) / 10);
+    return (tenths / 10).toFixed(1) + ' %';
+  }
+
+  function wait(seconds) {
+    if (seconds === null || seconds === undefined) return '–';
+    const s = Math.round(seconds);
+    if (s < 60) return s + ' s';
+    return Math.floor(s / 60) + ' min ' + String(s % 60).padStart(2, '0') + ' s';
+  }
+
+  function count(n) {
+    return n === null || n === undefined ? '–' : n.toLocaleString();
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(undefined, {
+    hour: '2-digit', minute: '2-digit', hourCycle: 'h23'});
+  const secondsFormat = new Intl.DateTimeFormat(undefined, {
+    hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'});
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit',
+    minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short'});
+  const shortDateTimeFormat = new Intl.DateTimeFormat(undefined, {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+    second: '2-digit', hourCycle: 'h23'});
+
+  function time(ms) {
+    return ms === null || ms === undefined ? '–' : timeFormat.format(new Date(ms));
+  }
+
+  function dateTime(ms) {
+    return ms === null || ms === undefined ? '–' : dateTimeFormat.format(new Date(ms));
+  }
+
+  function windowRange(start, end) {
+    return time(start) + '–' + time(end);
+  }
+
+  function duration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600);
+    const m = Math.floor(s % 3600 / 60), sec = s % 60;
+    if (d) return d + ' d ' + h + ' h';
+    if (h) return h + ' h ' + m + ' min';
+    if (m) return m + ' min' + (sec ? ' ' + sec + ' s' : '');
+    return sec + ' s';
+  }
+
+  function pane(timing, index) {
+    if (timing === 'ON_TIME') return 'on time';
+    if (timing === 'LATE') return 'late update #' + index;
+    return String(timing).toLowerCase() + ' #' + index;
+  }
+
+  // --- header, banners --------------------------------------------------
+  function renderLegend(t) {
+    $('legend').replaceChildren(
+      el('span', {className: 'chip level-ok', text: 'abandon < ' + pct(t.abandon_rate_warn)}),
+      el('span', {className: 'chip level-warn', text: '≥ ' + pct(t.abandon_rate_warn)}),
+      el('span', {className: 'chip level-alert', text: '≥ ' + pct(t.abandon_rate_alert)}),
+      el('span', {className: 'chip', text: 'service level target ' + pct(t.service_level_target)}));
+  }
+
+  function renderBanners(s) {
+    const banners = [];
+    if (s.store_error) {
+      banners.push(el('div', {className: 'banner alert'}, [
+        el('strong', {text: 'Cannot read the results store. '}),
+        'Showing the last numbers read. ',
+        el('span', {className: 'dim', text: s.store_error})]));
+    }
+    const flows = (s.health && s.health.flows) || [];
+    const empty = flows.filter(f => f.stale && f.newest_window_end === null);
+    const stale = flows.filter(f => f.stale && f.newest_window_end !== null);
+    if (stale.length) {
+      banners.push(el('div', {className: 'banner alert'}, [
+        el('strong', {text: 'Stale data: nothing new for more than two windows. '}),
+        stale.map(f => 'The newest ' + f.name + ' window (' + duration(f.window_ms) +
+          ') ended ' + duration(f.lag_ms) + ' ago, ' + dateTime(f.newest_window_end) + '.').join(' ')]));
+    }
+    if (empty.length) {
+      banners.push(el('div', {className: 'banner warn',
+        text: 'No ' + empty.map(f => f.name).join(' and no ') + ' in the store yet.'}));
+    }
+    $('banners').replaceChildren(...banners);
+  }
+
+  function setConnection(mode) {
+    const node = $('connection');
+    node.className = 'connection ' + mode;
+    node.textContent = mode;
+  }
+
+  // --- tiles ------------------------------------------------------------
+  function tile(t, waitLabel) {
+    const classes = ['tile', 'status-' + level(t.status)];
+    if (!t.current) classes.push('old');
+    if (t.queue_id === state.queue) classes.push('selected');
+    const button = el('button', {className: classes.join(' '), type: 'button', title: t.queue_id}, [
+      el('div', {className: 'tile-queue', text: t.queue_id}),
+      el('div', {className: 'tile-rate level-' + level(t.abandon_status), text: pct(t.abandon_rate)}),
+      el('div', {className: 'tile-caption', text: 'abandon rate'}),
+      el('div', {className: 'tile-sl level-' + level(t.service_level_status)}, [
+        el('span', {className: 'tile-sl-value', text: pct(t.service_level)}),
+        el('span', {className: 'tile-caption', text: ' service level'})]),
+      el('dl', {className: 'tile-stats'}, [
+        el('dt', {text: 'offered'}), el('dd', {className: 'tile-offered', text: count(t.offered)}),
+        el('dt', {text: 'abandoned'}), el('dd', {className: 'tile-abandoned', text: count(t.abandoned)}),
+        el('dt', {text: waitLabel}), el('dd', {className: 'tile-wait', text: wait(t.wait_seconds)})]),
+      el('div', {className: 'tile-window', text:
+        (t.current ? '' : 'last window ') + windowRange(t.window_start, t.window_end) +
+        ' · ' + pane(t.pane_timing, t.pane_index)}),
+    ]);
+    button.dataset.queue = t.queue_id;
+    button.addEventListener('click', () => openDetail(t.queue_id));
+    return button;
+  }
+
+  function renderTiles(queues) {
+    if (!queues.tiles.length) {
+      $('tiles').replaceChildren(el('p', {className: 'empty', text: 'No queue windows yet.'}));
+      return;
+    }
+    $('tiles').replaceChildren(...queues.tiles.map(t => tile(t, queues.wait_label)));
+  }
+
+  // --- charts (uPlot) ---------------------------------------------------
+  function colors(keys) {
+    const sorted = [...keys].sort();
+    return new Map(sorted.map((k, i) => [k, PALETTE[i % PALETTE.length]]));
+  }
+
+  // A message instead of the chart `name`.
+  function chartMessage(name, container, text) {
+    if (state.charts[name]) state.charts[name].destroy();
+    delete state.charts[name];
+    container.replaceChildren(el('p', {className: 'empty', text: text}));
+  }
+
+  // lines: [{label, values, stroke, dash}] on xMs (window starts, ms).
+  function chart(name, container, xMs, lines, format) {
+    if (!xMs.length) {
+      chartMessage(name, container, 'No windows in this range.');
+      return;
+    }
+    const existing = state.charts[name];
+    const data = [xMs.map(ms => ms / 1000), ...lines.map(l => l.values)];
+    const signature = lines.map(l => l.label).join('\u0000');
+    if (existing && existing.signature === signature) {
+      existing.setData(data);
+      return;
+    }
+    if (existing) existing.destroy();
+    container.replaceChildren();
+    const axis = {
+      stroke: '#9aa7b4',
+      grid: {stroke: '#26313d', width: 1},
+      ticks: {stroke: '#26313d', width: 1},
+      font: '13px system-ui, sans-serif',
+    };
+    const plot = new uPlot({
+      width: Math.max(200, container.clientWidth),
+      height: CHART_HEIGHT,
+      legend: {show: true, live: false},
+      cursor: {drag: {x: false, y: false}},
+      scales: {x: {time: true}, y: {range: (u, min, max) => [0, Math.max(max * 1.1, 1)]}},
+      axes: [
+        Object.assign({}, axis, {space: 90, values: (u, ticks, axisIndex, space, increment) =>
+          ticks.map(t => (increment < 60 ? secondsFormat : timeFormat).format(new Date(t * 1000)))}),
+        Object.assign({}, axis, {size: 56, values: (u, ticks) => ticks.map(format)})],
+      series: [{label: 'window start'}].concat(lines.map(l => ({
+        label: l.label,
+        stroke: l.stroke,
+        width: l.dash ? 1.5 : 2,
+        dash: l.dash,
+        // uPlot's default shows points where the line leaves room for
+        // them, so a queue with one window in range is still a dot.
+        points: l.dash ? {show: false} : {},
+        value: (u, v) => (v === null || v === undefined ? '–' : format(v)),
+      }))),
+    }, data, container);
+    plot.signature = signature;
+    state.charts[name] = plot;
+  }
+
+  function renderTrends(trends) {
+    const t = state.snapshot.thresholds;
+    const palette = colors(trends.series.map(s => s.key));
+    const n = trends.x.length;
+    const rates = trends.series.map(s => ({
+      label: s.key,
+      stroke: palette.get(s.key),
+      values: s.abandon_rate.map(v => (v === null ? null : v * 100)),
+    }));
+    rates.push(
+      {label: 'warn', stroke: '#f5b041', dash: [6, 4], values: new Array(n).fill(t.abandon_rate_warn * 100)},
+      {label: 'alert', stroke: '#ec5f59', dash: [6, 4], values: new Array(n).fill(t.abandon_rate_alert * 100)});
+    chart('rate', $('chart-rate'), trends.x, rates, v => v.toFixed(v < 10 && v % 1 ? 1 : 0) + ' %');
+    chart('offered', $('chart-offered'), trends.x, trends.series.map(s => ({
+      label: s.key, stroke: palette.get(s.key), values: s.total_calls})), v => String(Math.round(v)));
+    $('offered-hours').textContent = '· last ' + trends.hours + ' h of data';
+  }
+
+  function renderVolumes(volumes) {
+    const palette = colors(volumes.series.map(s => s.key));
+    chart('volume', $('chart-volume'), volumes.x, volumes.series.map(s => ({
+      label: s.key, stroke: palette.get(s.key), values: s.volume})), v => String(Math.round(v)));
+  }
+
+  // --- tables -----------------------------------------------------------
+  function fillTable(table, rows, columns, emptyText) {
+    const body = table.tBodies[0];
+    if (!rows.length) {
+      body.replaceChildren(el('tr', {}, [
+        el('td', {className: 'empty', text: emptyText})]));
+      body.rows[0].cells[0].colSpan = columns;
+      return;
+    }
+    body.replaceChildren(...rows);
+  }
+
+  function renderAlerts(alerts) {
+    const rows = alerts.alerts.map(a => el('tr', {}, [
+      el('td', {text: shortDateTimeFormat.format(new Date(a.timestamp))}),
+      el('td', {className: 'customer', text: a.customer_id}),
+      el('td', {}, [el('span', {
+        className: 'tier tier-' + (TIERS.includes(a.tier) ? a.tier.toLowerCase() : 'other'),
+        text: a.tier})]),
+      el('td', {text: a.region}),
+      el('td', {text: a.channel}),
+      el('td', {className: 'num', text: count(a.failure_count)}),
+    ]));
+    fillTable($('alerts'), rows, 6, 'No pattern alerts.');
+  }
+
+  // Counts per (source, reason) as a table: a row per reason (most first),
+  // a column per source, at most COUNT_ROWS rows and a row for the rest.
+  function countTable(table, counts) {
+    const sources = [...new Set(counts.map(c => c.source))].sort();
+    const totals = new Map();
+    for (const c of counts) totals.set(c.reason, (totals.get(c.reason) || 0) + c.count);
+    const reasons = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || (a < b ? -1 : 1));
+    const byKey = new Map(counts.map(c => [c.source + '\u0000' + c.reason, c.count]));
+    table.tHead.replaceChildren(el('tr', {}, [el('th', {text: 'reason'})].concat(
+      sources.map(source => el('th', {className: 'num', text: source})))));
+    const rows = reasons.slice(0, COUNT_ROWS).map(reason => el('tr', {}, [el('td', {text: reason})].concat(
+      sources.map(source => el('td', {className: 'num',
+        text: count(byKey.get(source + '\u0000' + reason) || 0)})))));
+    const rest = reasons.slice(COUNT_ROWS);
+    if (rest.length) {
+      const more = el('td', {className: 'dim', text: '+ ' + rest.length + ' more reasons, ' +
+        count(rest.reduce((n, r) => n + totals.get(r), 0)) + ' in all'});
+      more.colSpan = 1 + sources.length;
+      rows.push(el('tr', {}, [more]));
+    }
+    fillTable(table, rows, 1 + sources.length, 'None.');
+  }
+
+  function renderFlows(health) {
+    $('flows').replaceChildren(...health.flows.map(f => el('div', {
+      className: 'flow ' + (f.stale ? 'stale' : 'fresh')}, [
+      el('span', {className: 'flow-name', text: f.name}),
+      el('span', {text: f.newest_window_end === null ? 'no windows yet' :
+        'newest window ends ' + dateTime(f.newest_window_end)}),
+      el('span', {className: 'flow-lag', text: f.lag_ms === null ? '' :
+        duration(f.lag_ms) + ' behind now'}),
+    ])));
+  }
+
+  function renderCounts(health) {
+    const late = health.late_events, dead = health.dead_letters;
+    $('late-scope').textContent = late.since_ms === null ? '· all time' :
+      '· last hour of data, since ' + time(late.since_ms);
+    $('dead-scope').textContent = dead.since_ms === null ? '· all time' :
+      '· received in the last hour';
+    $('late-total').textContent = (late.complete ? '' : '≥ ') + count(late.total);
+    $('dead-total').textContent = (dead.complete ? '' : '≥ ') + count(dead.total);
+    countTable($('late'), late.counts);
+    countTable($('dead'), dead.counts);
+  }
+
+  // --- drill-down -------------------------------------------------------
+  function openDetail(queueId) {
+    state.queue = queueId;
+    $('detail').hidden = false;
+    $('detail-queue').textContent = queueId;
+    for (const node of document.querySelectorAll('.tile')) {
+      node.classList.toggle('selected', node.dataset.queue === queueId);
+    }
+    fetchDetail();
+  }
+
+  function closeDetail() {
+    state.queue = null;
+    $('detail').hidden = true;
+    for (const node of document.querySelectorAll('.tile.selected')) node.classList.remove('selected');
+  }
+
+  function renderDetail(d) {
+    $('detail-scope').textContent = '· last ' + d.hours + ' h of its windows';
+    $('detail-wait-label').textContent = d.wait_label;
+    fillTable($('detail-windows'), d.windows.map(w => el('tr', {}, [
+      el('td', {text: windowRange(w.window_start, w.window_end), title: dateTime(w.window_start)}),
+      el('td', {className: 'num', text: count(w.offered)}),
+      el('td', {className: 'num', text: count(w.abandoned)}),
+      el('td', {className: 'num level-' + level(w.abandon_status), text: pct(w.abandon_rate)}),
+      el('td', {className: 'num level-' + level(w.service_level_status), text: pct(w.service_level)}),
+      el('td', {className: 'num', text: wait(w.wait_seconds)}),
+      el('td', {text: pane(w.pane_timing, w.pane_index)}),
+    ])), 7, 'No windows.');
+    fillTable($('detail-late'), d.late_events.map(e => el('tr', {}, [
+      el('td', {text: secondsFormat.format(new Date(e.event_timestamp))}),
+      el('td', {text: windowRange(e.window_start, e.window_end)}),
+      el('td', {text: secondsFormat.format(new Date(e.watermark))}),
+      el('td', {text: e.reason}),
+      el('td', {className: 'mono', text: e.event_id}),
+      el('td', {className: 'mono raw', text: e.raw, title: e.raw}),
+    ])), 6, 'No late events for this queue.');
+  }
+
+  function detailError(message) {
+    fillTable($('detail-windows'), [], 7, message);
+    fillTable($('detail-late'), [], 6, '');
+  }
+
+  // --- data -------------------------------------------------------------
+  async function getJson(url) {
+    const response = await fetch(url, {headers: {Accept: 'application/json'}});
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  async function fetchTrends() {
+    try {
+      renderTrends(await getJson('/api/trends?hours=' + state.hours));
+    } catch (e) {
+      chartMessage('rate', $('chart-rate'), 'Trends unavailable: ' + e.message);
+      chartMessage('offered', $('chart-offered'), 'Trends unavailable: ' + e.message);
+    }
+  }
+
+  async function fetchDetail() {
+    const queueId = state.queue;
+    if (queueId === null) return;
+    try {
+      const d = await getJson('/api/queue?id=' + encodeURIComponent(queueId) + '&hours=' + state.hours);
+      if (state.queue === queueId) renderDetail(d);
+    } catch (e) {
+      if (state.queue === queueId) detailError(e.message);
+    }
+  }
+
+  // Lag and staleness move with the clock at every snapshot; the rest is
+  // rebuilt only when the numbers changed, so hover and focus survive.
+  function apply(s) {
+    state.snapshot = s;
+    renderBanners(s);
+    if (!s.queues) return; // the store has never been read
+    $('now-time').textContent = dateTime(s.health.now_ms);
+    renderFlows(s.health);
+    if (s.data_version === state.dataVersion) return;
+    state.dataVersion = s.data_version;
+    $('data-time').textContent = dateTime(s.queues.newest_window_end);
+    renderLegend(s.thresholds);
+    renderTiles(s.queues);
+    renderVolumes(s.volumes);
+    renderAlerts(s.alerts);
+    renderCounts(s.health);
+    fetchTrends();
+    fetchDetail();
+  }
+
+  function startPolling() {
+    if (state.polling) return;
+    setConnection('polling');
+    const poll = async () => {
+      try {
+        apply(await getJson('/api/snapshot'));
+        setConnection('polling');
+      } catch (e) {
+        setConnection('reconnecting');
+      }
+    };
+    poll();
+    state.polling = setInterval(poll, POLL_MS);
+  }
+
+  function connect() {
+    if (!window.EventSource) {
+      startPolling();
+      return;
+    }
+    const events = new EventSource('/api/events');
+    events.addEventListener('snapshot', message => {
+      setConnection('live');
+      apply(JSON.parse(message.data));
+    });
+    events.onerror = () => {
+      // CLOSED: the server refused the stream (e.g. too many pages); the
+      // browser does not retry then, so poll instead.
+      if (events.readyState === EventSource.CLOSED) startPolling();
+      else setConnection('reconnecting');
+    };
+  }
+
+  function init() {
+    $('hours').addEventListener('change', event => {
+      if (!HOURS.includes(event.target.value)) return;
+      state.hours = event.target.value;
+      fetchTrends();
+      fetchDetail();
+    });
+    $('detail-close').addEventListener('click', closeDetail);
+    document.addEventListener('keydown', event => {
+      if (event.key === 'Escape') closeDetail();
+    });
+    let resizing = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => {
+        for (const [name, plot] of Object.entries(state.charts)) {
+          const container = $('chart-' + name);
+          plot.setSize({width: Math.max(200, container.clientWidth), height: CHART_HEIGHT});
+        }
+      }, 150);
+    });
+    connect();
+  }
+
+  init();
+})();

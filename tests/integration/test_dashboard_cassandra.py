@@ -1,0 +1,111 @@
+"""The wallboard over the real Cassandra of scripts/stack.sh up: the page in
+headless Chromium, and the query layer giving the same numbers as over
+SQLite for the same rows. Each test writes a fresh keyspace with the
+project's CassandraSink/CassandraWriter. Fails (never skips) when Cassandra
+is down."""
+import sqlite3
+import time
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import contact_center
+from pipelines.dashboard.queries import Thresholds, WallboardQueries
+from pipelines.dashboard.stores import CassandraStore, SqliteStore, StoreError
+from tests.dashboard_helpers import (REPO, check_page, chromium,
+                                     current_window_start, wallboard,
+                                     write_page_rows)
+from tests.integration.conftest import assert_reachable
+from transforms.cassandra_sink import (CassandraSettings, CassandraSink,
+                                       CassandraWriter)
+from transforms.schema import DEAD_LETTERS, TABLES
+
+THRESHOLDS = Thresholds(0.05, 0.10, 0.80)
+
+
+@pytest.fixture
+def flags(cassandra_hosts, cassandra_port, fresh_keyspace):
+  assert_reachable(f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra',
+                   'start it with scripts/stack.sh up')
+  return [
+      f'--cassandra_hosts={",".join(cassandra_hosts)}',
+      f'--cassandra_port={cassandra_port}',
+      f'--cassandra_keyspace={fresh_keyspace}'
+  ]
+
+
+@pytest.fixture
+def writer(flags):
+  """A writer into the fresh keyspace, its schema applied by the sink."""
+  settings = CassandraSettings.from_options(PipelineOptions(flags))
+  CassandraSink(settings).prepare(TABLES.values())
+  writer = CassandraWriter(settings)
+  writer.open()
+  yield writer
+  writer.close()
+
+
+def test_page_over_cassandra(flags, writer):
+  start = current_window_start(time.time())
+  expected = write_page_rows(writer, start)
+  with wallboard(['--store=cassandra', *flags,
+                  '--refresh_seconds=0.5']) as url, chromium() as driver:
+    check_page(driver, url, writer, start, expected, 'wallboard-cassandra')
+
+
+def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer,
+                                                       tmp_path):
+  db = str(tmp_path / 'sample.db')
+  contact_center.run([
+      f'--call_events={REPO / "samples" / "call_events.jsonl"}',
+      f'--data_actions={REPO / "samples" / "data_actions.jsonl"}',
+      f'--sqlite_path={db}'
+  ])
+  with sqlite3.connect(db) as conn:
+    for table in TABLES.values():
+      names = ', '.join(name for name, _ in table.columns)
+      writer.upsert(table, [
+          table.record_type(*row)
+          for row in conn.execute(f'SELECT {names} FROM {table.name}')
+      ])
+  settings = CassandraSettings.from_options(PipelineOptions(flags))
+  now = 1_800_000_000  # a fixed clock: lag and staleness compare too
+  sqlite_store, cassandra_store = SqliteStore(db), CassandraStore(settings)
+  try:
+    on_sqlite, on_cassandra = (
+        WallboardQueries(store, THRESHOLDS, 10_000, clock=lambda: now)
+        for store in (sqlite_store, cassandra_store))
+    snapshot = on_sqlite.snapshot()
+    assert len(snapshot['queues']['tiles']) == 8
+    assert snapshot['health']['late_events']['total'] > 0
+    assert on_cassandra.snapshot() == snapshot
+    for hours in (1, 24):
+      assert on_cassandra.queue_trends(hours) == on_sqlite.queue_trends(hours)
+
+    def by_watermark(detail):
+      detail['late_events'].sort(
+          key=lambda e: (-e['watermark'], e['event_id']))
+      return detail
+
+    detail = by_watermark(on_sqlite.queue_detail('Q-101', 4))
+    assert len(detail['late_events']) == 3
+    assert by_watermark(on_cassandra.queue_detail('Q-101', 4)) == detail
+    assert on_cassandra.queue_exists('Q-101')
+    assert not on_cassandra.queue_exists('Q-999')
+  finally:
+    sqlite_store.close()
+    cassandra_store.close()
+
+  # A scan stops at the store's limit and says so.
+  capped = CassandraStore(settings, scan_limit=5)
+  try:
+    counts = capped.count(DEAD_LETTERS, ('source', 'reason'))
+  finally:
+    capped.close()
+  assert (sum(counts.counts.values()), counts.complete) == (5, False)
+
+
+def test_a_keyspace_without_the_tables_is_a_clear_error(flags):
+  settings = CassandraSettings.from_options(PipelineOptions(flags))
+  with pytest.raises(StoreError, match='run the job with --sink=cassandra'):
+    CassandraStore(settings)

@@ -1,0 +1,276 @@
+"""The wallboard's HTTP server and options: routes, security headers, bad
+requests, the event stream, a store that stops answering."""
+import http.client
+import json
+import re
+import threading
+import urllib.parse
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+import pipelines.contact_center  # pylint: disable=unused-import
+from pipelines.dashboard import __main__ as dashboard_main
+from pipelines.dashboard.config import DashboardConfig
+from pipelines.dashboard.queries import Thresholds, WallboardQueries
+from pipelines.dashboard.server import SnapshotFeed, make_server
+from pipelines.dashboard.stores import SqliteStore, Store
+from tests.dashboard_helpers import (HTML_QUEUE_IMG, current_window_start,
+                                     window_row, write_page_rows)
+from transforms.schema import ABANDON_METRICS, TABLES
+from transforms.sqlite_sink import SqliteSink, SqliteWriter
+
+START_MS = current_window_start(1_800_000_000)
+
+
+class SwitchableStore(Store):
+  """A store that can be made to fail, as a database going down does."""
+  def __init__(self, store: Store):
+    self.store = store
+    self.down = False
+
+  def _check(self):
+    if self.down:
+      raise ConnectionError('store down')
+
+  def columns(self, table):
+    self._check()
+    return self.store.columns(table)
+
+  def keys(self, table):
+    self._check()
+    return self.store.keys(table)
+
+  def newest(self, *args, **kwargs):
+    self._check()
+    return self.store.newest(*args, **kwargs)
+
+  def count(self, *args, **kwargs):
+    self._check()
+    return self.store.count(*args, **kwargs)
+
+  def close(self):
+    self.store.close()
+
+
+@pytest.fixture
+def served(tmp_path):
+  """(host:port, writer, feed, store) of a server over a fresh SQLite store.
+  The feed refreshes only when the test says so."""
+  db = str(tmp_path / 'results.db')
+  SqliteSink(db).prepare(TABLES.values())
+  writer = SqliteWriter(db)
+  writer.open()
+  write_page_rows(writer, START_MS)
+  store = SwitchableStore(SqliteStore(db))
+  queries = WallboardQueries(store, Thresholds(0.05, 0.1, 0.8), 10_000)
+  feed = SnapshotFeed(queries, refresh_seconds=3600)
+  server = make_server('127.0.0.1', 0, queries, feed)
+  feed.start()
+  thread = threading.Thread(
+      target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+  thread.start()
+  yield f'127.0.0.1:{server.server_address[1]}', writer, feed, store
+  server.shutdown()
+  server.server_close()
+  feed.stop()
+  thread.join()
+  store.close()
+  writer.close()
+
+
+def get(address: str, path: str, method: str = 'GET', host: str = None):
+  conn = http.client.HTTPConnection(address, timeout=30)
+  headers = {} if host is None else {'Host': host}
+  conn.request(method, path, headers=headers)
+  response = conn.getresponse()
+  body = response.read()
+  conn.close()
+  return response, body
+
+
+def test_page_and_assets_come_with_strict_headers(served):
+  address = served[0]
+  response, body = get(address, '/')
+  assert response.status == 200
+  assert response.getheader('Content-Type') == 'text/html; charset=utf-8'
+  csp = response.getheader('Content-Security-Policy')
+  assert "script-src 'self'" in csp and "default-src 'none'" in csp
+  assert 'unsafe' not in csp
+  assert response.getheader('X-Content-Type-Options') == 'nosniff'
+  assert response.getheader('X-Frame-Options') == 'DENY'
+  assert response.getheader('Server') == 'wallboard'
+  html = body.decode()
+  assert '<script>' not in html and ' style=' not in html
+  assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+  types = {'.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg'}
+  assert len(assets) == 5
+  for asset in assets:
+    response, body = get(address, asset)
+    assert response.status == 200, asset
+    assert response.getheader('Content-Type').startswith(
+        types[asset[asset.rindex('.'):]]), asset
+    assert response.getheader('Content-Security-Policy') == csp
+  assert b'innerHTML' not in get(address, '/static/wallboard.js')[1]
+
+
+def test_snapshot_is_json_with_every_queue(served):
+  response, body = get(served[0], '/api/snapshot')
+  assert response.status == 200
+  assert response.getheader('Content-Type') == 'application/json'
+  assert response.getheader('Cache-Control') == 'no-store'
+  snapshot = json.loads(body)
+  assert {t['queue_id'] for t in snapshot['queues']['tiles']} == {
+      'Q-1', 'Q-2', HTML_QUEUE_IMG, '"><script>window.__xss=1</script>'}
+
+
+@pytest.mark.parametrize('path, status, message', [
+    ('/api/trends?hours=0', 400, 'hours must be a whole number from 1 to 24'),
+    ('/api/trends?hours=25', 400, 'from 1 to 24'),
+    ('/api/trends?hours=1.5', 400, "got '1.5'"),
+    ('/api/trends?hours=%D9%A3', 400, 'hours must be'),  # Arabic-Indic 3
+    ('/api/trends?hours=', 400, "got ''"),
+    ('/api/trends?hours=4&hours=5', 400, "'hours' given twice"),
+    ('/api/trends?days=1', 400, "unknown parameter 'days'"),
+    ('/api/trends?hours', 400, 'malformed query string'),
+    ('/api/queue', 400, 'give the queue'),
+    ('/api/queue?id=' + 'x' * 300, 400, 'longer than 256'),
+    ('/api/queue?id=Q-404', 404, "no windows for queue 'Q-404'"),
+    ('/api/snapshot?x=1', 400, "unknown parameter 'x'"),
+    ('/nothing', 404, 'no such page'),
+    ('/static/../server.py', 404, 'no such'),
+    ('/static/vendor', 404, 'no such file'),
+])
+def test_bad_requests_get_a_status_and_a_message(served, path, status,
+                                                 message):
+  response, body = get(served[0], path)
+  assert response.status == status
+  error = json.loads(body)['error']
+  assert message in error
+  assert 'Traceback' not in error
+
+
+def test_only_get_is_served(served):
+  response, body = get(served[0], '/api/snapshot', method='POST')
+  assert response.status == 405
+  assert response.getheader('Allow') == 'GET'
+  assert json.loads(body) == {'error': 'only GET is served here'}
+
+
+def test_a_loopback_server_answers_loopback_names_only(served):
+  for host in ('localhost:1', '127.0.0.1', '[::1]:8050'):
+    assert get(served[0], '/api/snapshot', host=host)[0].status == 200, host
+  for host in ('evil.example:8050', 'wallboard.internal', '[', ''):
+    response, body = get(served[0], '/api/snapshot', host=host)
+    assert response.status == 421, host
+    assert 'loopback' in json.loads(body)['error']
+
+
+def test_queue_detail_and_trends(served):
+  response, body = get(
+      served[0], '/api/queue?' + urllib.parse.urlencode({
+          'id': HTML_QUEUE_IMG, 'hours': 1}))
+  assert response.status == 200
+  detail = json.loads(body)
+  assert detail['queue_id'] == HTML_QUEUE_IMG
+  assert [w['abandon_rate'] for w in detail['windows']] == [0.1]
+  trends = json.loads(get(served[0], '/api/trends?hours=1')[1])
+  assert trends['hours'] == 1 and len(trends['series']) == 4
+
+
+def read_event(response) -> dict:
+  """The next `snapshot` event of a server-sent event stream."""
+  fields = {}
+  while True:
+    line = response.fp.readline().decode()
+    assert line, 'the event stream ended'
+    if line == '\n':
+      if 'data' in fields:
+        return fields
+      continue
+    name, _, value = line.rstrip('\n').partition(': ')
+    fields[name] = value
+
+
+def test_the_event_stream_pushes_every_refresh(served):
+  address, writer, feed, _ = served
+  conn = http.client.HTTPConnection(address, timeout=30)
+  conn.request('GET', '/api/events')
+  response = conn.getresponse()
+  assert response.status == 200
+  assert response.getheader('Content-Type').startswith('text/event-stream')
+  first = read_event(response)
+  assert first['event'] == 'snapshot'
+  assert len(json.loads(first['data'])['queues']['tiles']) == 4
+  writer.upsert(ABANDON_METRICS,
+                [window_row('Q-NEW', START_MS, 40, 2, 30, 400.0)])
+  feed.refresh()
+  second = read_event(response)
+  assert int(second['id']) > int(first['id'])
+  snapshot = json.loads(second['data'])
+  assert 'Q-NEW' in {t['queue_id'] for t in snapshot['queues']['tiles']}
+  assert snapshot['data_version'] != json.loads(first['data'])['data_version']
+  conn.close()
+
+
+def test_a_store_that_fails_keeps_the_last_numbers_and_says_why(served):
+  address, _, feed, store = served
+  before = json.loads(get(address, '/api/snapshot')[1])
+  store.down = True
+  feed.refresh()
+  during = json.loads(get(address, '/api/snapshot')[1])
+  assert during['store_error'] == 'ConnectionError: store down'
+  assert during['queues'] == before['queues']
+  response, body = get(address, '/api/trends?hours=4')
+  assert response.status == 500
+  assert json.loads(body) == {
+      'error': 'internal error; the details are in the server log'}
+  store.down = False
+  feed.refresh()
+  assert 'store_error' not in json.loads(get(address, '/api/snapshot')[1])
+
+
+def config(*flags: str) -> DashboardConfig:
+  return DashboardConfig.from_options(PipelineOptions(list(flags)))
+
+
+def test_options_become_a_frozen_config():
+  c = config('--sqlite_path=/x.db', '--abandon_rate_warn=4',
+             '--abandon_rate_alert=8', '--service_level_target=90',
+             '--max_out_of_orderness=7', '--port=9000')
+  assert c.thresholds == Thresholds(0.04, 0.08, 0.9)
+  assert (c.store, c.sqlite_path, c.cassandra, c.host, c.port) == (
+      'sqlite', '/x.db', None, '127.0.0.1', 9000)
+  assert c.max_out_of_orderness_ms == 7000
+  with pytest.raises(AttributeError):
+    c.port = 1  # pylint: disable=attribute-defined-outside-init
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--abandon_rate_warn=12'], 'is above --abandon_rate_alert=10.0'),
+    (['--service_level_target=120'], 'a percentage from 0 to 100'),
+    (['--abandon_rate_alert=-1', '--abandon_rate_warn=-2'], 'a percentage'),
+    (['--port=70000'], 'a TCP port'),
+    (['--refresh_seconds=0'], 'at least 0.2'),
+    (['--store=cassandra', '--cassandra_consistency=ANY'], 'for writes only'),
+    (['--store=cassandra', '--cassandra_keyspace=a;b'], 'keyspace name'),
+])
+def test_bad_options_are_refused_with_the_option_to_fix(flags, message):
+  with pytest.raises(ValueError, match=re.escape(message)):
+    config(*flags)
+
+
+def test_the_options_coexist_with_the_job_options():
+  # Beam builds one parser of every options class it knows when a job
+  # runs: a flag defined twice would break every pipeline of the process.
+  PipelineOptions([]).get_all_options()
+
+
+def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path,
+                                                              capsys):
+  with pytest.raises(SystemExit, match="unknown option '--prot=1'"):
+    dashboard_main.main(['--prot=1'])
+  with pytest.raises(SystemExit, match='no such file; run the job first'):
+    dashboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
+  dashboard_main.main(['--help'])
+  assert '--abandon_rate_warn' in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""State compatibility: each stateful step's state, as this release encodes
+it, is committed under tests/fixtures/state_v<N>/; every later release must
+decode those files (a savepoint written now is restored by the next
+release), and a cell in a format it cannot read fails with the documented
+message instead of being misread.
+
+A new format version adds a directory of fixtures; the old ones stay.
+"""
+import pickle
+from pathlib import Path
+
+import pytest
+
+from transforms import callback_patterns, dedupe, join_customers, windowing
+from transforms.records import CustomerProfile, Interaction, PatternMatch
+from transforms.state_coders import StateFormatError, UPGRADE_DOC
+
+FIXTURES = Path(__file__).parent / 'fixtures'
+
+
+def _shard_state():
+  shard = windowing._ShardState()  # pylint: disable=protected-access
+  shard.clock, shard.armed_through, shard.ticks = 1793606700000, 1793607060000, 17
+  key = shard.keys['Q-1'] = windowing._KeyWindows()  # pylint: disable=protected-access
+  key.last_active = 1793607000000
+  window = windowing._OpenWindow([12, 3, 1, 7, 321.5], True)  # pylint: disable=protected-access
+  window.panes_emitted = 2
+  key.windows[1793606700000] = window
+  return shard
+
+
+def _customers():
+  customer = callback_patterns._CustomerState()  # pylint: disable=protected-access
+  failed = Interaction('i-1', 'C-1', 'voice', 'FAILED', 1793606401000)
+  customer.buffer = [(1793606402000, 1,
+                      Interaction('i-2', 'C-1', 'chat', 'FAILED', 1793606402000))]
+  customer.arrivals = 2
+  customer.run = [failed]
+  customer.processed_through = 1793606401000
+  return {'C-1': customer}
+
+
+def _plain_of(coder, value):
+  return coder._to_plain(value)  # pylint: disable=protected-access
+
+
+# step file -> (coder, a state value as this release holds it)
+CASES = {
+    'windowed_combine.bin': (windowing.SHARD_STATE_CODER, _shard_state()),
+    'dedupe_clock.bin': (dedupe.CLOCK_CODER, dedupe._ShardClock(  # pylint: disable=protected-access
+        b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793606401000, 1200, 1500, 700)),
+    'dedupe_ids.bin': (dedupe.IDS_CODER, {
+        'call-1': [1793607001000, 3], 'call-2': [1793607002000, 4]}),
+    'callback_patterns.bin': (callback_patterns.CUSTOMERS_CODER, _customers()),
+    'join_profile.bin': (join_customers.PROFILES_CODER, (
+        'p', CustomerProfile('C-1', 'GOLD', 'EMEA', 1793606400000))),
+    'join_activity.bin': (join_customers.PROFILES_CODER, (
+        'r', join_customers._Activity('C-1', 1793606405000))),  # pylint: disable=protected-access
+    'join_waiting.bin': (join_customers.WAITING_CODER, {
+        'C-2': [PatternMatch('C-2', 'voice', 1793606420000, 3,
+                             'REPEATED_FAILURE_CALLBACK', 1793606400000,
+                             'i-1,i-2,i-3,i-4')._asdict()]}),
+    'join_compact_at.bin': (join_customers.COMPACT_AT_CODER, 1793615040000),
+}
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_this_release_writes_the_committed_v1_state(name):
+  coder, value = CASES[name]
+  assert coder.encode(value) == (FIXTURES / 'state_v1' / name).read_bytes()
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_committed_v1_state_is_decoded(name):
+  coder, value = CASES[name]
+  decoded = coder.decode((FIXTURES / 'state_v1' / name).read_bytes())
+  assert _plain_of(coder, decoded) == _plain_of(coder, value)
+  assert type(decoded) is type(value)
+
+
+def test_state_of_an_unknown_format_is_refused_with_the_documented_message():
+  coder = windowing.SHARD_STATE_CODER
+  with pytest.raises(StateFormatError) as error:
+    coder.decode(bytes((9, )) + b'[]')
+  message = str(error.value)
+  assert 'windowed combine: state in format v9' in message
+  assert 'this release reads v1' in message and UPGRADE_DOC in message
+
+
+def test_pickled_state_of_an_older_release_is_refused_not_misread():
+  with pytest.raises(StateFormatError, match='pickled state'):
+    dedupe.CLOCK_CODER.decode(pickle.dumps({'token': b'x'}))
+
+
+def test_a_cell_that_does_not_fit_its_format_is_refused():
+  with pytest.raises(StateFormatError, match='does not decode'):
+    join_customers.PROFILES_CODER.decode(b'\x01["p",{"customer_id":"C"}]')
