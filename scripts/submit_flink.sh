@@ -138,7 +138,7 @@ watch_info() {  # <jid or empty>
     echo "            (cqlsh: SELECT queue_id, window_start, total_calls, abandon_rate, pane_index FROM $KEYSPACE.abandon_metrics LIMIT 20;)"
   fi
   if [[ "$sinks" == *" --sink=kafka "* ]]; then
-    echo "topic:      cc-abandon-metrics (JSON rows keyed queue_id|window_start)"
+    echo "topic:      cc-abandon-metrics (JSON rows keyed [\"queue_id\",window_start])"
   fi
 }
 

@@ -1,5 +1,6 @@
 """The Cassandra sink without a Cassandra: the committed CQL schema against
-the records, pane timestamps, settings hygiene and the retry loop."""
+the records, day buckets, pane timestamps, settings hygiene, the retry loop
+and which errors are retried, rejected or fatal."""
 import pickle
 import re
 import typing
@@ -7,13 +8,18 @@ from typing import NamedTuple
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from cassandra import InvalidRequest, OperationTimedOut
+from cassandra import (AuthenticationFailed, InvalidRequest, OperationTimedOut,
+                       Unauthorized)
+from cassandra.cluster import NoHostAvailable
+from cassandra.protocol import SyntaxException
 
 from transforms import cassandra_sink
 from transforms.cassandra_sink import (CassandraSettings, CassandraSink,
                                        CassandraWriteError, CassandraWriter)
-from transforms.records import AbandonMetrics
-from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
+from transforms.records import AbandonMetrics, LateEvent
+from transforms.schema import (ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS,
+                               TABLES)
+from transforms.sinks import Rejection
 
 KEYSPACE = 'ks'
 REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -49,6 +55,30 @@ def test_schema_creates_the_keyspace_and_records_its_version():
   assert re.match(
       rf'INSERT INTO {KEYSPACE}\.schema_version \(version, .*\)\s+'
       rf'VALUES \({cassandra_sink.SCHEMA_VERSION},', last), last
+
+
+def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
+  for table in (LATE_EVENTS, DEAD_LETTERS):
+    cql = cassandra_sink.create_table_cql(KEYSPACE, table)
+    first, *rest = table.primary_key
+    assert f'PRIMARY KEY (({first}, day), {", ".join(rest)}))' in cql, cql
+    assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
+  assert 'time_to_live' not in cassandra_sink.create_table_cql(
+      KEYSPACE, ABANDON_METRICS)
+
+
+def test_the_day_bucket_is_the_utc_day_of_the_record():
+  # 2026-11-02T23:59:59.999Z and one millisecond later.
+  event = LateEvent('cc-call-logs', 'c1', 'Q-1', 1793663999999, 0, 300000,
+                    0, 'window_expired', '{}')
+  late_day = lambda e: cassandra_sink.bind_values(LATE_EVENTS, e)[-1]
+  assert late_day(event) == '2026-11-02'
+  assert late_day(event._replace(event_timestamp=1793664000000)) == (
+      '2026-11-03')
+  assert cassandra_sink.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
+      f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
+      'event_timestamp, window_start, window_end, watermark, reason, raw, '
+      'day) VALUES (')
 
 
 def test_a_field_added_without_a_schema_change_is_reported():
@@ -171,8 +201,120 @@ def test_rows_still_failing_after_the_retries_raise(fake_cassandra):
              cassandra_sink.BACKOFF_BASE_S * 2**i for i, s in enumerate(sleeps))
 
 
-def test_a_rejected_write_raises_without_retrying(fake_cassandra):
-  fake_cassandra['outcomes'] = [lambda p: (False, InvalidRequest('bad'))]
-  with pytest.raises(InvalidRequest):
-    CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1))
+KEY_TOO_LONG = InvalidRequest(
+    'Error from server: code=2200 [Invalid query] message="Key length of '
+    '71680 is longer than maximum of 65535"')
+
+
+def test_a_row_cassandra_refuses_is_rejected_and_the_others_written(
+    fake_cassandra):
+  fake_cassandra['outcomes'] = [
+      lambda p: (p[0] != 'Q1', KEY_TOO_LONG),
+  ]
+  rejected = CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(3))
+
+  assert rejected == [
+      Rejection(1, 'rejected_by_sink', f'InvalidRequest: {KEY_TOO_LONG}')
+  ]
+  assert len(fake_cassandra['attempts']) == 1
   assert fake_cassandra['sleeps'] == []
+
+
+def test_a_row_the_driver_cannot_encode_is_rejected(fake_cassandra):
+  fake_cassandra['outcomes'] = [
+      lambda p: (p[0] != 'Q0', UnicodeEncodeError('utf-8', 'Q\ud800', 1, 2,
+                                                   'surrogates not allowed')),
+  ]
+  [rejection] = CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(2))
+  assert rejection.index == 0 and rejection.reason == 'not_encodable'
+
+
+def test_a_row_without_a_usable_day_is_rejected_before_writing(
+    fake_cassandra):
+  fake_cassandra['outcomes'] = [lambda p: (True, None)]
+  event = LateEvent('cc-call-logs', 'c1', 'Q-1', 1793606400000, 0, 300000, 0,
+                    'window_expired', '{}')
+  rejected = CassandraWriter(settings()).upsert(
+      LATE_EVENTS, [event._replace(event_timestamp=None), event])
+
+  assert [(r.index, r.reason) for r in rejected] == [(0, 'not_encodable')]
+  [written] = fake_cassandra['attempts'][0]
+  assert written[-1] == '2026-11-02'
+
+
+@pytest.mark.parametrize('message', [
+    'keyspace ks does not exist', 'table abandon_metrics does not exist',
+    'Undefined column name pane_timing in table ks.abandon_metrics'
+])
+def test_missing_schema_at_write_time_fails_at_once(fake_cassandra, message):
+  fake_cassandra['outcomes'] = [lambda p: (False, InvalidRequest(message))]
+  with pytest.raises(CassandraWriteError, match='not retried: .*' + message):
+    CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(2))
+  assert fake_cassandra['sleeps'] == []
+
+
+AUTH_FAILED = NoHostAvailable(
+    'Unable to connect to any servers', {
+        '10.0.0.1:9042': AuthenticationFailed(
+            'Failed to authenticate to 10.0.0.1:9042: Error from server: '
+            'code=0100 [Bad credentials] message="Provided username '
+            'analytics and/or password are incorrect"'),
+        '10.0.0.2:9042': AuthenticationFailed('Bad credentials'),
+    })
+TLS_FAILED = NoHostAvailable(
+    'Unable to connect to any servers', {
+        '10.0.0.1:9042': PermissionError(
+            1, "Tried connecting to [('10.0.0.1', 9042)]. Last error: [SSL: "
+            'CERTIFICATE_VERIFY_FAILED] certificate verify failed')
+    })
+
+
+@pytest.mark.parametrize('error, says', [
+    (AUTH_FAILED, '10.0.0.1:9042: AuthenticationFailed: Failed to '
+     'authenticate'),
+    (TLS_FAILED, 'CERTIFICATE_VERIFY_FAILED'),
+    (Unauthorized('User analytics has no MODIFY permission on <table ks.t>'),
+     'Unauthorized: User analytics has no MODIFY permission'),
+    (InvalidRequest('keyspace ks does not exist'),
+     'InvalidRequest: keyspace ks does not exist'),
+    (SyntaxException(0x2000, 'line 1:20 no viable alternative', None),
+     'SyntaxException'),
+], ids=['auth', 'tls', 'unauthorized', 'no-keyspace', 'syntax'])
+def test_what_no_retry_can_fix_fails_at_once_in_one_line(
+    fake_cassandra, monkeypatch, error, says):
+  class RefusingSession:
+    def prepare(self, cql):
+      raise error
+
+  def refuse(_):
+    if isinstance(error, NoHostAvailable):
+      raise error  # connecting fails
+    return FakeCluster(), RefusingSession()  # preparing fails
+
+  monkeypatch.setattr(cassandra_sink, 'connect', refuse)
+  with pytest.raises(CassandraWriteError) as raised:
+    CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1))
+  message = str(raised.value)
+  assert message.startswith(
+      'Cassandra refuses writes to cxone_analytics.abandon_metrics, not '
+      'retried: '), message
+  assert says in message and '\n' not in message
+  assert fake_cassandra['sleeps'] == []
+
+
+def test_a_cluster_that_does_not_answer_is_retried(fake_cassandra,
+                                                   monkeypatch):
+  connects = []
+
+  def refuse_once(_):
+    connects.append(1)
+    if len(connects) == 1:
+      raise NoHostAvailable('Unable to connect to any servers', {
+          '127.0.0.1:9042': ConnectionRefusedError(111, 'Connection refused')
+      })
+    return FakeCluster(), FakeSession()
+
+  monkeypatch.setattr(cassandra_sink, 'connect', refuse_once)
+  fake_cassandra['outcomes'] = [lambda p: (True, None)]
+  assert CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1)) == []
+  assert len(connects) == 2 and len(fake_cassandra['sleeps']) == 1

@@ -7,9 +7,18 @@ rewrite the same values. Rows of a table with a version column (the pane
 index) carry a write timestamp derived from it, so a later pane wins over an
 earlier one in whatever order they arrive.
 
-Writes run asynchronously with bounded concurrency; timeouts and an
-unavailable cluster are retried with exponential backoff, and a batch that
-still fails raises, so the runner retries the bundle: rows are never dropped.
+Tables with a day bucket (late events, dead letters) have it in their
+partition key, so no partition grows without bound, and a default TTL
+(docs/cassandra_schema.md).
+
+Writes run asynchronously with bounded concurrency. Each failure is
+classified (`classify_error`): timeouts and an unavailable cluster are
+retried with exponential backoff, and a batch that still fails raises, so
+the runner retries the bundle: rows are never dropped. A row Cassandra
+refuses for good (a key over 64 KiB, a value it cannot take) is returned as
+rejected and becomes a dead letter. An error no retry can fix (credentials,
+permissions, a missing keyspace or table, TLS) fails at once with one line
+saying so.
 
 The password is read from an environment variable on the machine that
 connects (launcher and workers) and is never part of the pickled pipeline,
@@ -22,12 +31,14 @@ import os
 import random
 import re
 import ssl
+import struct
 import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
-from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion
+from cassandra import AuthenticationFailed, ConsistencyLevel, InvalidRequest
+from cassandra import DriverException, OperationTimedOut, ProtocolVersion
 from cassandra import Unavailable, WriteTimeout
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
@@ -36,11 +47,13 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy
 from cassandra.policies import ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage, IsBootstrappingErrorMessage
+from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import PreparedStatement
 
 from options.cassandra_options import CassandraOptions
 from transforms.schema import Table
-from transforms.sinks import ResultSink, RowWriter, WriteRows
+from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
 _LOG = logging.getLogger(__name__)
 
@@ -62,10 +75,16 @@ CQL_TYPES = {str: 'text', int: 'bigint', float: 'double', bool: 'boolean'}
 # ignores timestamps) or use a new keyspace. writetime(col) - base = pane.
 PANE_TIMESTAMP_BASE_US = 1_577_836_800_000_000
 
+# Default TTL of tables with a day bucket: 30 days (change it per table with
+# ALTER TABLE ... WITH default_time_to_live, docs/cassandra_schema.md).
+BUCKETED_TABLE_TTL_S = 30 * 24 * 3600
+
 # Failures that say "not now" rather than "never": the rows are retried.
 # ConnectionException covers a node closing connections while it shuts down.
+# (A NoHostAvailable of bad credentials or TLS is fatal: classify_error.)
 RETRYABLE_ERRORS = (WriteTimeout, Unavailable, OperationTimedOut,
-                    NoHostAvailable, ConnectionException)
+                    NoHostAvailable, ConnectionException,
+                    OverloadedErrorMessage, IsBootstrappingErrorMessage)
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 20.0
 REQUEST_TIMEOUT_S = 10.0
@@ -201,13 +220,44 @@ def schema_statements(
   ]
 
 
+class KeyLayout(NamedTuple):
+  """A table's primary key in Cassandra: partition key, clustering columns."""
+  partition_key: Tuple[str, ...]
+  clustering: Tuple[str, ...]
+
+
+def cassandra_columns(table: Table) -> Tuple[Tuple[str, type], ...]:
+  """The record's columns, then the day bucket's if the table has one."""
+  if table.day_bucket is None:
+    return table.columns
+  return (*table.columns, (table.day_bucket.column, str))
+
+
+def key_layout(table: Table) -> KeyLayout:
+  """The first primary-key column is the partition key, with the day bucket
+  if any; the others are clustering columns."""
+  first, *rest = table.primary_key
+  bucket = () if table.day_bucket is None else (table.day_bucket.column,)
+  return KeyLayout((first, *bucket), tuple(rest))
+
+
+def key_cql(layout: KeyLayout) -> str:
+  """The layout as in PRIMARY KEY: `(a, b)` or `((a, day), b)`."""
+  partition = ', '.join(layout.partition_key)
+  if len(layout.partition_key) > 1:
+    partition = f'({partition})'
+  return f'({", ".join((partition, *layout.clustering))})'
+
+
 def create_table_cql(keyspace: str, table: Table) -> str:
   """The CREATE TABLE statement that `table`'s record type implies."""
   columns = ', '.join(f'{name} {CQL_TYPES[kind]}' for name, kind in
-                      table.columns)
-  return (
-      f'CREATE TABLE IF NOT EXISTS {keyspace}.{table.name} ({columns}, '
-      f'PRIMARY KEY ({", ".join(table.primary_key)}))')
+                      cassandra_columns(table))
+  cql = (f'CREATE TABLE IF NOT EXISTS {keyspace}.{table.name} ({columns}, '
+         f'PRIMARY KEY {key_cql(key_layout(table))})')
+  if table.day_bucket is not None:
+    cql += f' WITH default_time_to_live = {BUCKETED_TABLE_TTL_S}'
+  return cql
 
 
 def _normalized(cql: str) -> str:
@@ -229,9 +279,9 @@ def schema_mismatches(keyspace: str, tables: Iterable[Table],
 
 
 def insert_cql(keyspace: str, table: Table) -> str:
-  """The prepared upsert of a full row; versioned tables bind the write
-  timestamp as the last parameter."""
-  names = [name for name, _ in table.columns]
+  """The prepared upsert of a full row (and its day bucket); versioned
+  tables bind the write timestamp as the last parameter."""
+  names = [name for name, _ in cassandra_columns(table)]
   cql = (f'INSERT INTO {keyspace}.{table.name} ({", ".join(names)}) '
          f'VALUES ({", ".join("?" for _ in names)})')
   if table.version_column:
@@ -240,14 +290,73 @@ def insert_cql(keyspace: str, table: Table) -> str:
 
 
 def bind_values(table: Table, row: tuple) -> tuple:
-  """The parameters of `insert_cql(table)` for one record."""
+  """The parameters of `insert_cql(table)` for one record. Raises TypeError,
+  ValueError or OverflowError for a bucket or version column that is not an
+  integer in range."""
+  values = tuple(row)
+  if table.day_bucket is not None:
+    values += (table.day_bucket.value(row),)
   if table.version_column:
-    return (*row, PANE_TIMESTAMP_BASE_US + getattr(row, table.version_column))
-  return tuple(row)
+    values += (PANE_TIMESTAMP_BASE_US + getattr(row, table.version_column),)
+  return values
 
 
 class CassandraWriteError(RuntimeError):
-  """Rows could not be written within the retries; the bundle must fail."""
+  """Rows could not be written within the retries, or can never be (the
+  message says which); the bundle must fail."""
+
+
+# What a failed request calls for (classify_error).
+RETRY = 'retry'    # the cluster may take it later
+REJECT = 'reject'  # this row can never be written: a dead letter
+FATAL = 'fatal'    # nothing this job writes can succeed: fail at once
+
+# A per-row InvalidRequest naming missing schema is the keyspace's fault,
+# not the row's (Cassandra 5: "keyspace k does not exist", "table t does
+# not exist", "Undefined column name c in table k.t"; older servers say
+# "unconfigured table").
+_SCHEMA_MISSING = re.compile(
+    r'does not exist|unconfigured table|undefined column', re.IGNORECASE)
+# Raised by the driver while it serializes one row's values.
+_ENCODING_ERRORS = (TypeError, ValueError, OverflowError, struct.error)
+
+
+def _refused_connection(error: BaseException) -> bool:
+  """A host's connection error that no retry can fix: bad credentials, or
+  a TLS handshake failure (the driver re-raises an SSLError as an OSError
+  keeping only its message)."""
+  return (isinstance(error, (AuthenticationFailed, ssl.SSLError)) or
+          isinstance(error, OSError) and '[SSL' in str(error))
+
+
+def classify_error(error: BaseException, per_row: bool) -> str:
+  """RETRY, REJECT or FATAL for a failed request: `per_row` when it is the
+  outcome of one row's write (an InvalidRequest then concerns that row
+  unless it names missing schema), otherwise of connecting or preparing
+  (there an InvalidRequest means a missing keyspace or table)."""
+  if isinstance(error, NoHostAvailable):
+    causes = list(error.errors.values())
+    if causes and all(_refused_connection(c) for c in causes):
+      return FATAL
+    return RETRY
+  if isinstance(error, RETRYABLE_ERRORS):
+    return RETRY
+  if per_row and isinstance(error, InvalidRequest):
+    return FATAL if _SCHEMA_MISSING.search(str(error)) else REJECT
+  if per_row and isinstance(error, _ENCODING_ERRORS):
+    return REJECT
+  return FATAL
+
+
+def error_summary(error: BaseException) -> str:
+  """One line: the error's type and message; for NoHostAvailable each
+  host's error."""
+  if isinstance(error, NoHostAvailable) and error.errors:
+    text = '; '.join(f'{host}: {type(e).__name__}: {e}'
+                     for host, e in error.errors.items())
+  else:
+    text = f'{type(error).__name__}: {error}'
+  return ' '.join(text.split())
 
 
 class CassandraWriter(RowWriter):
@@ -257,7 +366,7 @@ class CassandraWriter(RowWriter):
   BundleBasedDirectRunner sets a DoFn up and tears it down for every bundle,
   mostly empty ones (measured: 171 setups but 16 non-empty batches for 4,000
   calls, at ~0.2 s per connection). A connection failure is then also
-  retried like a write failure.
+  retried like a write failure, unless no retry can fix it.
   """
   def __init__(self, settings: CassandraSettings):
     self._settings = settings
@@ -269,17 +378,31 @@ class CassandraWriter(RowWriter):
   def open(self) -> None:
     """Nothing to do until the first write (see the class docstring)."""
 
-  def upsert(self, table: Table, rows: Sequence[tuple]) -> None:
-    """Writes `rows` (records of `table`) or raises CassandraWriteError after
-    `max_retries` retries; a non-retryable error raises at once."""
-    pending = [bind_values(table, row) for row in rows]
-    for attempt in itertools.count():
+  def upsert(self, table: Table, rows: Sequence[tuple]) -> List[Rejection]:
+    """Writes `rows` (records of `table`) but the rejected ones (returned),
+    or raises CassandraWriteError: after `max_retries` retries, or at once
+    for an error no retry can fix."""
+    rejected: List[Rejection] = []
+    pending: List[Tuple[int, tuple]] = []  # (index in rows, bound values)
+    for index, row in enumerate(rows):
       try:
-        pending, error = self._write_once(table, pending)
-      except RETRYABLE_ERRORS as e:  # connecting or preparing failed
-        error = e
+        pending.append((index, bind_values(table, row)))
+      except _ENCODING_ERRORS as e:  # the bucket or pane of a bad record
+        rejected.append(Rejection(index, 'not_encodable', str(e)))
+    for attempt in itertools.count():
       if not pending:
-        return
+        return rejected
+      try:
+        statement = self._statement(table)
+      except Exception as e:  # pylint: disable=broad-except
+        # Connecting or preparing failed: retried only if it may pass.
+        if classify_error(e, per_row=False) != RETRY:
+          raise self._refused(table, e) from e
+        error = e
+      else:
+        pending, error = self._write_once(table, statement, pending, rejected)
+        if not pending:
+          return rejected
       if attempt == self._settings.max_retries:
         raise CassandraWriteError(
             f'{len(pending)} rows of {self._settings.keyspace}.{table.name} '
@@ -302,26 +425,37 @@ class CassandraWriter(RowWriter):
     self._statements = {}
 
   def _write_once(
-      self, table: Table,
-      pending: List[tuple]) -> Tuple[List[tuple], Optional[Exception]]:
+      self, table: Table, statement: PreparedStatement,
+      pending: List[Tuple[int, tuple]], rejected: List[Rejection]
+  ) -> Tuple[List[Tuple[int, tuple]], Optional[Exception]]:
     """Writes each pending row once; returns the rows that failed with a
-    retryable error and the first such error. Raises any other error."""
-    statement = self._statement(table)
+    retryable error and the first such error, adds the rows Cassandra
+    refused for good to `rejected`. Raises for a fatal error."""
     results = execute_concurrent_with_args(
         self._session,
-        statement,
-        pending,
+        statement, [values for _, values in pending],
         concurrency=self._settings.write_concurrency,
         raise_on_first_error=False)
     failed, first_error = [], None
-    for values, (ok, outcome) in zip(pending, results):
+    for (index, values), (ok, outcome) in zip(pending, results):
       if ok:
         continue
-      if not isinstance(outcome, RETRYABLE_ERRORS):
-        raise outcome
-      failed.append(values)
+      kind = classify_error(outcome, per_row=True)
+      if kind == FATAL:
+        raise self._refused(table, outcome) from outcome
+      if kind == REJECT:
+        reason = ('rejected_by_sink' if isinstance(outcome, InvalidRequest)
+                  else 'not_encodable')
+        rejected.append(Rejection(index, reason, error_summary(outcome)))
+        continue
+      failed.append((index, values))
       first_error = first_error or outcome
     return failed, first_error
+
+  def _refused(self, table: Table, error: BaseException) -> CassandraWriteError:
+    return CassandraWriteError(
+        f'Cassandra refuses writes to {self._settings.keyspace}.{table.name}, '
+        f'not retried: {error_summary(error)}')
 
   def _statement(self, table: Table) -> PreparedStatement:
     if self._session is None:
@@ -334,6 +468,104 @@ class CassandraWriter(RowWriter):
       statement.is_idempotent = True
       self._statements[table.name] = statement
     return self._statements[table.name]
+
+
+class StoredTable(NamedTuple):
+  """A table as a keyspace holds it (system_schema.columns)."""
+  columns: Dict[str, str]  # name -> CQL type
+  key: KeyLayout
+
+
+def stored_table(session: Session, keyspace: str,
+                 name: str) -> Optional[StoredTable]:
+  """The table `keyspace.name` as stored; None when there is none."""
+  rows = list(
+      session.execute(
+          'SELECT column_name, kind, position, type FROM system_schema.columns '
+          'WHERE keyspace_name = %s AND table_name = %s', (keyspace, name)))
+  if not rows:
+    return None
+
+  def key_part(kind):
+    return tuple(r.column_name for r in sorted(rows, key=lambda r: r.position)
+                 if r.kind == kind)
+
+  return StoredTable({r.column_name: r.type for r in rows},
+                     KeyLayout(key_part('partition_key'),
+                               key_part('clustering')))
+
+
+def stored_schema_version(session: Session, keyspace: str) -> Optional[int]:
+  """The highest version recorded in `keyspace.schema_version`; None when
+  none is."""
+  if stored_table(session, keyspace, 'schema_version') is None:
+    return None
+  return max((r.version for r in session.execute(
+      f'SELECT version FROM {keyspace}.schema_version')), default=None)
+
+
+def outdated_tables(session: Session, keyspace: str,
+                    tables: Iterable[Table]) -> List[str]:
+  """One message per table that `keyspace` holds in another layout than
+  this release writes (another primary key, a missing column)."""
+  problems = []
+  for table in tables:
+    stored = stored_table(session, keyspace, table.name)
+    if stored is None:
+      continue  # created by the schema
+    if stored.key != key_layout(table):
+      problems.append(
+          f'{table.name} has PRIMARY KEY {key_cql(stored.key)}, not '
+          f'{key_cql(key_layout(table))}')
+    missing = [
+        name for name, _ in cassandra_columns(table)
+        if name not in stored.columns
+    ]
+    if missing:
+      problems.append(f'{table.name} lacks {", ".join(missing)}')
+  return problems
+
+
+def schema_refusal(session: Session, keyspace: str,
+                   tables: Iterable[Table]) -> Optional[str]:
+  """Why the job must not write to `keyspace` as it is (written by another
+  release, see docs/cassandra_schema.md), or None."""
+  version = stored_schema_version(session, keyspace)
+  if version is not None and version > SCHEMA_VERSION:
+    return (f'Cassandra keyspace {keyspace} has schema v{version}, newer '
+            f'than the v{SCHEMA_VERSION} of this release')
+  outdated = outdated_tables(session, keyspace, tables)
+  if outdated or (version is not None and version < SCHEMA_VERSION):
+    recorded = ('no recorded schema version' if version is None else
+                f'schema v{version}')
+    return (
+        f'Cassandra keyspace {keyspace} has {recorded}, not '
+        f'v{SCHEMA_VERSION} ({"; ".join(outdated) or "an older version"}): '
+        'stop the jobs writing to it and migrate it with "python -m '
+        f'scripts.migrate_cassandra --cassandra_keyspace={keyspace}" and the '
+        "job's other --cassandra_* options (docs/cassandra_schema.md)")
+  return None
+
+
+def _where(settings: CassandraSettings) -> str:
+  return f'Cassandra at {",".join(settings.hosts)}:{settings.port}'
+
+
+def connect_at_launch(settings: CassandraSettings) -> Tuple[Cluster, Session]:
+  """`connect`, where the job is launched: a Cassandra that cannot be
+  reached or refuses the credentials is a ValueError in one line."""
+  # The driver logs each failed attempt with a traceback; the ValueError
+  # says the same in one line.
+  driver_log = logging.getLogger('cassandra')
+  level = driver_log.level
+  driver_log.setLevel(logging.CRITICAL)
+  try:
+    return connect(settings)
+  except (NoHostAvailable, DriverException, OSError) as e:
+    raise ValueError(
+        f'{_where(settings)}: cannot connect: {error_summary(e)}') from e
+  finally:
+    driver_log.setLevel(level)
 
 
 class CassandraSink(ResultSink):
@@ -352,18 +584,29 @@ class CassandraSink(ResultSink):
 
   def prepare(self, tables: Iterable[Table]) -> None:
     """Applies the versioned CQL schema (keyspace, tables, schema_version
-    row); raises ValueError if a table's record no longer matches it."""
-    statements = schema_statements(
-        self._settings.keyspace, self._settings.replication)
-    problems = schema_mismatches(self._settings.keyspace, tables, statements)
+    row). Raises ValueError, in one line, if a table's record no longer
+    matches it, if Cassandra cannot be reached or refuses the job, or if
+    the keyspace holds another schema version (schema_refusal)."""
+    tables = list(tables)
+    keyspace = self._settings.keyspace
+    statements = schema_statements(keyspace, self._settings.replication)
+    problems = schema_mismatches(keyspace, tables, statements)
     if problems:
       raise ValueError('; '.join(problems))
-    cluster, session = connect(self._settings)
+    cluster, session = connect_at_launch(self._settings)
     try:
+      refusal = schema_refusal(session, keyspace, tables)
+      if refusal:
+        raise ValueError(refusal)
       for statement in statements:
         session.execute(statement, timeout=DDL_TIMEOUT_S)
+    except (NoHostAvailable, DriverException, ErrorMessage) as e:
+      raise ValueError(
+          f'{_where(self._settings)}: cannot apply schema v{SCHEMA_VERSION} '
+          f'to keyspace {keyspace}: {error_summary(e)}') from e
     finally:
       cluster.shutdown()
 
   def write(self, table: Table) -> WriteRows:
-    return WriteRows(functools.partial(CassandraWriter, self._settings), table)
+    return WriteRows(
+        functools.partial(CassandraWriter, self._settings), table, 'cassandra')

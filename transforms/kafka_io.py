@@ -1,6 +1,12 @@
 """Kafka through Beam's cross-language KafkaIO: a source of SourceRecords and
 a ResultSink writing JSON rows keyed by the row key.
 
+The sink's producer runs in Java, where Python cannot see a record's send
+error, and a record the producer refuses fails its bundle on every retry. So
+every row is checked in Python before it is handed over: strict JSON (no NaN
+or infinity), valid UTF-8, and no larger than the producer takes
+(`max.request.size`); a row that fails becomes a dead letter instead.
+
 Event time: records are read with the `CreateTime` timestamp policy, so the
 source watermark is the largest record timestamp seen per partition (KafkaIO
 has no delay for it; `--max_out_of_orderness` is applied by the event-time
@@ -17,8 +23,9 @@ source (measured on Flink: no window ever fired with 1 of 3 partitions
 empty). Create topics with no more partitions than producers fill.
 """
 import json
+import math
 import time
-from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional
+from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -26,10 +33,12 @@ from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.external import ExternalTransform
 from apache_beam.transforms.external import NamedTupleBasedPayloadBuilder
+from apache_beam.transforms.window import GlobalWindows
 
-from transforms.records import SourceRecord
+from transforms.records import DeadLetter, SourceRecord
 from transforms.schema import Table
-from transforms.sinks import ResultSink
+from transforms.sinks import REJECTED, ResultSink, primary_key_json
+from transforms.sinks import rejected_row
 
 # Result table -> topic; the names the stack scripts create.
 TOPICS: Dict[str, str] = {
@@ -39,6 +48,13 @@ TOPICS: Dict[str, str] = {
     'pattern_alerts': 'cxone-pattern-alerts',
     'interaction_volumes': 'cxone-interaction-volumes',
 }
+
+# The producer's default max.request.size. It refuses a record whose size
+# estimate exceeds it: key + value + a batch header (61 bytes, Kafka's
+# DefaultRecordBatch.RECORD_BATCH_OVERHEAD) + a record header (at most 21,
+# DefaultRecord.MAX_RECORD_OVERHEAD); no headers are sent.
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
+RECORD_OVERHEAD_BYTES = 61 + 21
 
 
 class _ThrottleFn(beam.DoFn):
@@ -181,16 +197,93 @@ class ReadKafkaRecords(beam.PTransform):
     return records
 
 
-def to_kafka_kv(table: Table, row: tuple) -> tuple:
-  """(key, value) bytes: the row's primary key joined by '|', the row as a
-  JSON object (field names as in the table)."""
-  values = row._asdict()
-  key = '|'.join(str(values[k]) for k in table.primary_key)
-  return key.encode('utf-8'), json.dumps(values, sort_keys=True).encode('utf-8')
+def to_kafka_kv(table: Table, row: tuple) -> Tuple[bytes, bytes]:
+  """(key, value) bytes: the row's primary key as a compact JSON array
+  (`["Q-1",1000]`, see `primary_key_json`), the row as a JSON object (field
+  names as in the table), both UTF-8.
+
+  Raises UnicodeEncodeError for text that is not valid Unicode (a lone
+  surrogate) and ValueError for a float that JSON cannot hold (NaN,
+  infinity): consumers' strict parsers would refuse them.
+  """
+  key = primary_key_json(table, row).encode('utf-8')
+  value = json.dumps(
+      row._asdict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+  return key, value.encode('utf-8')
+
+
+def max_request_size(producer_config: Mapping[str, str]) -> int:
+  """The producer's `max.request.size`; ValueError when it is no size."""
+  value = producer_config.get('max.request.size', DEFAULT_MAX_REQUEST_SIZE)
+  try:
+    size = int(value)
+  except ValueError:
+    size = 0
+  if size <= RECORD_OVERHEAD_BYTES:
+    raise ValueError(
+        f'Kafka producer setting max.request.size={value!r}: expected a size '
+        f'in bytes above {RECORD_OVERHEAD_BYTES}')
+  return size
+
+
+class _ToKafkaRecordFn(beam.DoFn):
+  """Rows to (key, value); rows the producer would refuse to the
+  `rejected` output as dead letters."""
+  def __init__(self, table: Table, max_request_bytes: int):
+    self._table = table
+    self._max_bytes = max_request_bytes
+
+  def process(self, row) -> Iterator:
+    try:
+      key, value = to_kafka_kv(self._table, row)
+    except UnicodeEncodeError as e:
+      reason, detail = 'not_encodable', str(e)
+    except ValueError as e:
+      fields = [
+          name for name, v in row._asdict().items()
+          if isinstance(v, float) and not math.isfinite(v)
+      ]
+      reason, detail = 'not_strict_json', f'{e}: {", ".join(fields)}'
+    else:
+      size = len(key) + len(value) + RECORD_OVERHEAD_BYTES
+      if size <= self._max_bytes:
+        yield key, value
+        return
+      reason = 'row_too_large'
+      detail = (f'{size} bytes with the record overhead; the producer takes '
+                f'at most {self._max_bytes} (max.request.size)')
+    letter = rejected_row('kafka', self._table, row, reason, detail)
+    if letter is not None:
+      yield beam.pvalue.TaggedOutput(REJECTED, letter)
+
+
+class ToKafkaRecords(beam.PTransform):
+  """Rows of one table as the (key, value) bytes of Kafka records
+  (`to_kafka_kv`), checked as the producer would check them.
+
+  Input: PCollection[table.record_type]. Output: the ParDo's outputs;
+  `.records` PCollection[KV[bytes, bytes]], and tagged `rejected`
+  PCollection[DeadLetter] for rows the producer would refuse (source
+  `sink:kafka`; reasons `not_strict_json`: NaN or infinity,
+  `not_encodable`: text that is not valid Unicode, `row_too_large`: over
+  `max_request_bytes` with the record overhead), counted per table and
+  reason.
+  """
+  def __init__(self, table: Table, max_request_bytes: int):
+    super().__init__()
+    self._fn = _ToKafkaRecordFn(table, max_request_bytes)
+
+  def expand(self, rows):
+    return rows | beam.ParDo(self._fn).with_output_types(
+        beam.typehints.KV[bytes, bytes], **{
+            REJECTED: DeadLetter
+        }).with_outputs(REJECTED, main='records')
 
 
 class WriteTableToKafka(beam.PTransform):
-  """Rows of one table to a topic. Input: PCollection[table.record_type]."""
+  """Rows of one table to a topic. Input: PCollection[table.record_type].
+  Output: PCollection[DeadLetter] in the global window, the rows not sent
+  because the producer would refuse them (`ToKafkaRecords`' `rejected`)."""
   def __init__(
       self, table: Table, topic: str, producer_config: Mapping[str, str],
       expansion_service: str):
@@ -198,23 +291,25 @@ class WriteTableToKafka(beam.PTransform):
     self._table = table
     self._topic = topic
     self._config = dict(producer_config)
+    self._max_request_size = max_request_size(self._config)
     self._expansion_service = expansion_service
 
   def expand(self, rows):
-    table = self._table
-    return (
-        rows
-        | 'ToKV' >> beam.Map(lambda r: to_kafka_kv(table, r)).with_output_types(
-            beam.typehints.KV[bytes, bytes])
-        | 'WriteToKafka' >> WriteToKafka(
-            producer_config=self._config,
-            topic=self._topic,
-            expansion_service=self._expansion_service))
+    records = rows | 'ToKV' >> ToKafkaRecords(
+        self._table, self._max_request_size)
+    _ = records.records | 'WriteToKafka' >> WriteToKafka(
+        producer_config=self._config,
+        topic=self._topic,
+        expansion_service=self._expansion_service)
+    # In the global window, like WriteRows' output, so the dead letters of
+    # every table can be flattened into one write.
+    return records[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
 
 
 class KafkaSink(ResultSink):
-  """Writes each table to its topic (TOPICS) as JSON keyed by the row key,
-  so a compacted topic keeps the latest pane of every row."""
+  """Writes each table to its topic (TOPICS) as JSON keyed by the row key
+  (`primary_key_json`), so a compacted topic keeps the latest pane of every
+  row. `max.request.size` in `producer_config` sets the size check."""
   def __init__(
       self,
       bootstrap_servers: str,

@@ -4,12 +4,37 @@ A table is a record type (NamedTuple) plus its primary key. Column names and
 types come from the record's annotations, so SQLite DDL, the Cassandra CQL
 schema and the Kafka JSON values cannot drift from the records the pipeline
 produces.
+
+Some stores partition time series by a UTC day (`DayBucket`): a column of
+the store, derived from a time column of the record, not a record field.
 """
+import datetime
 import typing
 from typing import Dict, NamedTuple, Optional, Tuple, Type
 
 from transforms.records import (AbandonMetrics, DeadLetter, InteractionVolume,
                                 LateEvent, PatternAlert)
+
+
+class DayBucket(NamedTuple):
+  """A column `column` holding the UTC day ('YYYY-MM-DD') of the record's
+  epoch-ms column `source_column`.
+
+  Stores whose partitions must stay bounded (Cassandra) add it to the
+  partition key of an append-only table; others ignore it.
+  """
+  column: str
+  source_column: str
+
+  def value(self, row: tuple) -> str:
+    """The bucket of `row`. Raises TypeError or OverflowError when the
+    source column is not an epoch-ms integer within datetime's range."""
+    when = _EPOCH + datetime.timedelta(
+        milliseconds=getattr(row, self.source_column))
+    return when.strftime('%Y-%m-%d')
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 class Table(NamedTuple):
@@ -18,11 +43,13 @@ class Table(NamedTuple):
   `version_column`: a column that grows with each update of the same row
   (the pane index); sinks apply an update only if it is not older than the
   stored row, so out-of-order or repeated writes converge.
+  `day_bucket`: see DayBucket; for tables that grow with time, not with keys.
   """
   name: str
   record_type: Type[tuple]
   primary_key: Tuple[str, ...]
   version_column: Optional[str] = None
+  day_bucket: Optional[DayBucket] = None
 
   @property
   def columns(self) -> Tuple[Tuple[str, type], ...]:
@@ -47,9 +74,14 @@ PATTERN_ALERTS = Table(
     'pattern_alerts', PatternAlert, ('customer_id', 'channel', 'timestamp'))
 # One event can be late for two reasons (a volume window and the pattern
 # order), hence the reason in the key.
+# Late events by the day of their event time, dead letters by the day they
+# were rejected (a bad record may have no event time).
 LATE_EVENTS = Table(
-    'late_events', LateEvent, ('source', 'event_id', 'reason'))
-DEAD_LETTERS = Table('dead_letters', DeadLetter, ('source', 'origin'))
+    'late_events', LateEvent, ('source', 'event_id', 'reason'),
+    day_bucket=DayBucket('day', 'event_timestamp'))
+DEAD_LETTERS = Table(
+    'dead_letters', DeadLetter, ('source', 'origin'),
+    day_bucket=DayBucket('day', 'received_at'))
 
 TABLES: Dict[str, Table] = {
     t.name: t for t in (

@@ -7,15 +7,48 @@ records. Stores written row by row (SQLite, Cassandra) implement the smaller
 Contract for every sink: writes are idempotent upserts by primary key; for a
 table with a version column an older version never overwrites a newer one;
 a batch that cannot be made durable raises, so the runner retries the bundle
-instead of dropping rows.
+instead of dropping rows. A row the store refuses for good (too large,
+invalid for it) cannot be made durable by any retry: it is rejected instead,
+and its write transform outputs it as a DeadLetter, which `WriteTables`
+writes to the same sink's dead_letters table. A bundle never fails forever
+on one row.
 """
 import abc
-from typing import Callable, Dict, Iterable, List, Sequence
+import hashlib
+import json
+import logging
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple
+from typing import Optional, Sequence
 
 import apache_beam as beam
+from apache_beam import typehints
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.schema import Table
+from transforms.parsing import InvalidRecord, dead_letter
+from transforms.records import DeadLetter, SourceRecord
+from transforms.schema import DEAD_LETTERS, Table
+
+_LOG = logging.getLogger(__name__)
+
+# The tagged output of a write transform's DoFn: rows the store rejected.
+REJECTED = 'rejected'
+# dead_letters.origin is a key column (stores bound keys: 64 KiB in
+# Cassandra); longer row keys are cut and made unique again by a digest.
+MAX_ORIGIN_KEY_CHARS = 256
+
+
+class Rejection(NamedTuple):
+  """A row of a batch that the store refused for good.
+
+  `index` is the row's position in the batch given to `RowWriter.upsert`;
+  `reason` a stable code (`rejected_by_sink`, `not_encodable`, ...);
+  `detail` the store's message.
+  """
+  index: int
+  reason: str
+  detail: str
 
 
 class ResultSink(abc.ABC):
@@ -26,7 +59,9 @@ class ResultSink(abc.ABC):
 
   @abc.abstractmethod
   def write(self, table: Table) -> beam.PTransform:
-    """A PTransform from PCollection[table.record_type] to nothing useful."""
+    """A PTransform from PCollection[table.record_type] to
+    PCollection[DeadLetter]: the rows the store rejected (see
+    `rejected_row`)."""
 
 
 class RowWriter(abc.ABC):
@@ -36,24 +71,70 @@ class RowWriter(abc.ABC):
     """Connects to the store."""
 
   @abc.abstractmethod
-  def upsert(self, table: Table, rows: Sequence[tuple]) -> None:
-    """Writes rows durably or raises."""
+  def upsert(self, table: Table, rows: Sequence[tuple]) -> List[Rejection]:
+    """Writes rows durably, except those it returns as rejected, or raises
+    (then the whole batch is written again)."""
 
   @abc.abstractmethod
   def close(self) -> None:
     """Releases connections."""
 
 
+def primary_key_json(table: Table, row: tuple) -> str:
+  """The row's primary-key values as a compact JSON array, e.g.
+  `["Q-1",1793606400000]`: unambiguous whatever characters the values hold,
+  unlike a separator-joined string. Raises ValueError for a value that is
+  not strict JSON (NaN, infinity)."""
+  return json.dumps([getattr(row, k) for k in table.primary_key],
+                    separators=(',', ':'), ensure_ascii=False,
+                    allow_nan=False)
+
+
+def _origin(table: Table, row: tuple) -> str:
+  """'table:key' for a rejected row; ASCII, bounded, the same for the same
+  key (a re-delivered row upserts the same dead letter)."""
+  key = json.dumps([getattr(row, k) for k in table.primary_key],
+                   separators=(',', ':'), default=str)
+  if len(key) > MAX_ORIGIN_KEY_CHARS:
+    digest = hashlib.sha256(key.encode('ascii')).hexdigest()[:32]
+    key = f'{key[:MAX_ORIGIN_KEY_CHARS - 48]}...sha256:{digest}'
+  return f'{table.name}:{key}'
+
+
+def rejected_row(sink: str, table: Table, row: tuple, reason: str,
+                 detail: str) -> Optional[DeadLetter]:
+  """The dead letter of `row` rejected by `sink` ('cassandra', ...) for
+  `reason`, counted per table and reason (namespace `sink`,
+  `<table>_rejected_<reason>`).
+
+  None for a rejected dead letter: it becomes no further dead letter (that
+  could loop), it is logged without its raw record, and counted.
+  """
+  Metrics.counter('sink', f'{table.name}_rejected_{reason}').inc()
+  if table.record_type is DeadLetter:
+    _LOG.error(
+        '%s sink rejected the dead letter %.256r from %.256r (reason %.64r), '
+        'not stored: %s: %.500s', sink, row.origin, row.source, row.reason,
+        reason, detail)
+    return None
+  raw = json.dumps(row._asdict(), default=str).encode('ascii')
+  return dead_letter(
+      SourceRecord(f'sink:{sink}', _origin(table, row), raw),
+      InvalidRecord(reason, detail))
+
+
 class _WriteRowsFn(beam.DoFn):
   def __init__(
       self, writer_factory: Callable[[], RowWriter], table: Table,
-      batch_size: int):
+      batch_size: int, sink: str):
     self._writer_factory = writer_factory
     self._table = table
     self._batch_size = batch_size
+    self._sink = sink
     self._rows_written = Metrics.counter('sink', f'{table.name}_rows')
     self._writer = None
     self._batch: List[tuple] = []
+    self._timestamps: List = []
 
   def setup(self):
     self._writer = self._writer_factory()
@@ -61,50 +142,72 @@ class _WriteRowsFn(beam.DoFn):
 
   def start_bundle(self):
     self._batch = []
+    self._timestamps = []
 
-  def process(self, row):
+  def process(self, row, timestamp=beam.DoFn.TimestampParam):
     self._batch.append(row)
+    self._timestamps.append(timestamp)
     if len(self._batch) >= self._batch_size:
-      self._flush()
+      yield from self._flush()
 
   def finish_bundle(self):
     # Flushing before the bundle commits is what makes the sink at-least-once:
     # a failure here fails the bundle and the runner replays it.
-    self._flush()
+    yield from self._flush()
 
   def teardown(self):
     if self._writer is not None:
       self._writer.close()
 
-  def _flush(self):
-    if self._batch:
-      self._writer.upsert(self._table, self._batch)
-      self._rows_written.inc(len(self._batch))
-      self._batch = []
+  def _flush(self) -> Iterator[beam.pvalue.TaggedOutput]:
+    if not self._batch:
+      return
+    rows, timestamps = self._batch, self._timestamps
+    self._batch, self._timestamps = [], []
+    rejections = self._writer.upsert(self._table, rows)
+    self._rows_written.inc(len(rows) - len(rejections))
+    for index, reason, detail in rejections:
+      letter = rejected_row(self._sink, self._table, rows[index], reason,
+                            detail)
+      if letter is not None:
+        # Explicitly windowed: finish_bundle has no input element to take
+        # the window from (WriteRows puts the output in the global window).
+        yield beam.pvalue.TaggedOutput(
+            REJECTED,
+            WindowedValue(letter, timestamps[index], (GlobalWindow(),)))
 
 
 class WriteRows(beam.PTransform):
   """Writes a table's records with a RowWriter, in batches per bundle.
 
-  Input: PCollection[table.record_type]. Output: none (an empty PCollection).
+  Input: PCollection[table.record_type]. Output: PCollection[DeadLetter] in
+  the global window, the rows the store rejected (the DoFn's `rejected`
+  tagged output), with source `sink:<sink>` and origin `table:key`.
   """
   def __init__(
       self,
       writer_factory: Callable[[], RowWriter],
       table: Table,
+      sink: str,
       batch_size: int = 500):
     super().__init__()
-    self._fn = _WriteRowsFn(writer_factory, table, batch_size)
+    self._fn = _WriteRowsFn(writer_factory, table, batch_size, sink)
 
   def expand(self, rows):
-    return rows | beam.ParDo(self._fn)
+    outputs = rows | 'Upsert' >> beam.ParDo(self._fn).with_output_types(
+        typehints.Any, **{REJECTED: DeadLetter}).with_outputs(REJECTED)
+    # Re-windowed because the elements are global but the declared windowing
+    # is the input's, and Flatten with other dead letters needs it equal.
+    return outputs[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
 
 
 class WriteTables(beam.PTransform):
   """Writes every result table to every configured sink.
 
   Input: dict table name -> PCollection of that table's records (applied as
-  `tables | WriteTables(sinks, TABLES)`).
+  `tables | WriteTables(sinks, TABLES)`); `TABLES` must hold dead_letters.
+  Each sink's rejected rows (of every other table) go to that sink's
+  dead_letters table along with the input's dead letters.
   """
   def __init__(self, sinks: Iterable[ResultSink], tables: Dict[str, Table]):
     super().__init__()
@@ -112,10 +215,20 @@ class WriteTables(beam.PTransform):
     self._tables = tables
 
   def expand(self, pcolls: Dict[str, beam.PCollection]):
+    dead_letters = self._tables[DEAD_LETTERS.name]
+    others = [name for name in pcolls if name != dead_letters.name]
     for sink in self._sinks:
-      sink.prepare(self._tables[name] for name in pcolls)
-    for name, rows in pcolls.items():
-      table = self._tables[name]
-      for sink in self._sinks:
-        _ = rows | f'{type(sink).__name__}[{name}]' >> sink.write(table)
-    return beam.pvalue.PDone(next(iter(pcolls.values())).pipeline)
+      sink.prepare([*(self._tables[name] for name in others), dead_letters])
+    pipeline = next(iter(pcolls.values())).pipeline
+    for sink in self._sinks:
+      label = type(sink).__name__
+      letters = [pcolls[n] for n in pcolls if n == dead_letters.name]
+      for name in others:
+        letters.append(
+            pcolls[name]
+            | f'{label}[{name}]' >> sink.write(self._tables[name]))
+      _ = (
+          letters
+          | f'{label}[rejected]' >> beam.Flatten(pipeline=pipeline)
+          | f'{label}[dead_letters]' >> sink.write(dead_letters))
+    return beam.pvalue.PDone(pipeline)

@@ -2,12 +2,22 @@
 import contextlib
 import os
 import sqlite3
-from typing import Iterable, Sequence
+from typing import Iterable, List, Sequence
 
 from transforms.schema import Table
-from transforms.sinks import ResultSink, RowWriter, WriteRows
+from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
 _SQL_TYPES = {str: 'TEXT', int: 'INTEGER', float: 'REAL', bool: 'INTEGER'}
+
+# Errors of one row's values, by reason: SQLite cannot hold them (an integer
+# beyond 64 bits, text that is not valid Unicode) or refuses them (a
+# constraint, a value over SQLITE_MAX_LENGTH). Others (locked, disk full)
+# concern the whole batch.
+_ROW_ERRORS = {
+    'not_encodable': (OverflowError, UnicodeEncodeError),
+    'rejected_by_sink': (sqlite3.IntegrityError, sqlite3.DataError),
+}
+_ANY_ROW_ERROR = tuple(e for errors in _ROW_ERRORS.values() for e in errors)
 
 
 def create_table_sql(table: Table) -> str:
@@ -16,6 +26,16 @@ def create_table_sql(table: Table) -> str:
   return (
       f'CREATE TABLE IF NOT EXISTS {table.name} ({columns}, '
       f'PRIMARY KEY ({", ".join(table.primary_key)}))')
+
+
+def missing_columns_sql(table: Table, existing: Iterable[str]) -> List[str]:
+  """ALTER TABLE statements adding the record's columns that a table made
+  by an older release lacks (its rows get NULL there)."""
+  have = set(existing)
+  return [
+      f'ALTER TABLE {table.name} ADD COLUMN {name} {_SQL_TYPES[kind]}'
+      for name, kind in table.columns if name not in have
+  ]
 
 
 def upsert_sql(table: Table) -> str:
@@ -50,9 +70,24 @@ class SqliteWriter(RowWriter):
     # 0.03 ms per commit (scripts/bench_micro.py), thousands per run.
     self._conn.execute('PRAGMA synchronous=NORMAL')
 
-  def upsert(self, table: Table, rows: Sequence[tuple]) -> None:
+  def upsert(self, table: Table, rows: Sequence[tuple]) -> List[Rejection]:
+    sql = upsert_sql(table)
+    try:
+      with self._conn:
+        self._conn.executemany(sql, rows)
+      return []
+    except _ANY_ROW_ERROR:
+      pass  # rolled back; find the rows at fault, write the others
+    rejected = []
     with self._conn:
-      self._conn.executemany(upsert_sql(table), rows)
+      for index, row in enumerate(rows):
+        try:
+          self._conn.execute(sql, row)
+        except _ANY_ROW_ERROR as e:
+          reason = next(r for r, errors in _ROW_ERRORS.items()
+                        if isinstance(e, errors))
+          rejected.append(Rejection(index, reason, f'{type(e).__name__}: {e}'))
+    return rejected
 
   def close(self) -> None:
     if self._conn is not None:
@@ -72,7 +107,15 @@ class SqliteSink(ResultSink):
       conn.execute('PRAGMA journal_mode=WAL')
       for table in tables:
         conn.execute(create_table_sql(table))
+        # A file written by an older release: its tables get the columns
+        # the records have grown since.
+        existing = [
+            column[1]
+            for column in conn.execute(f'PRAGMA table_info({table.name})')
+        ]
+        for statement in missing_columns_sql(table, existing):
+          conn.execute(statement)
 
   def write(self, table: Table) -> WriteRows:
     path = self._path
-    return WriteRows(lambda: SqliteWriter(path), table)
+    return WriteRows(lambda: SqliteWriter(path), table, 'sqlite')

@@ -3,29 +3,39 @@
 Each test works in its own keyspace and drops it. They fail (never skip)
 when Cassandra is down.
 """
+import datetime
 import logging
 import os
+import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from typing import Dict, List
 
+import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_stream import TestStream
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
 from scripts.generate_events import write_call_events
 from scripts.reference import reference_call_metrics
+from tests.beam_metrics import committed_counters
+from tests.conftest import streaming_options
 from tests.integration.test_services import _assert_reachable
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
-from transforms import cassandra_sink
+from transforms import cassandra_migration, cassandra_sink
 from transforms.cassandra_sink import (PANE_TIMESTAMP_BASE_US,
                                        CassandraSettings, CassandraSink,
-                                       CassandraWriter, connect)
+                                       CassandraWriteError, CassandraWriter,
+                                       connect)
+from transforms.records import AbandonMetrics
 from transforms.schema import TABLES, Table
+from transforms.sinks import WriteTables
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts')
 
@@ -106,7 +116,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
     writer.close()
   [version] = session.execute(
       f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_sink.SCHEMA_VERSION
+  assert version.version == cassandra_sink.SCHEMA_VERSION == 2
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -255,3 +265,208 @@ def wait_until_answering(session, timeout_s: float) -> None:
       if time.monotonic() > deadline:
         raise
       time.sleep(1)
+
+
+def metrics_row(queue_id: str) -> AbandonMetrics:
+  return AbandonMetrics(queue_id, 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3,
+                        0, 'ON_TIME')
+
+
+def utc_day_now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
+
+
+def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args,
+                                                       session):
+  # Built here, not parsed: the parsers cap ids far below 64 KiB.
+  oversized = metrics_row('Q' * (70 * 1024))
+  settings = settings_of(cassandra_args)
+  pipeline = beam.Pipeline(options=streaming_options())
+  rows = pipeline | TestStream().add_elements(
+      [metrics_row('Q-1'), oversized]).advance_watermark_to_infinity()
+  _ = {'abandon_metrics': rows} | WriteTables([CassandraSink(settings)],
+                                              TABLES)
+  day = utc_day_now()
+  result = pipeline.run()
+  result.wait_until_finish()
+
+  keyspace = settings.keyspace
+  assert [r.queue_id for r in session.execute(
+      f'SELECT queue_id FROM {keyspace}.abandon_metrics')] == ['Q-1']
+  # Read as an operator would: one source's dead letters of one day.
+  [letter] = session.execute(
+      f'SELECT origin, reason, detail, raw_size, received_at, '
+      f'TTL(reason) AS ttl FROM {keyspace}.dead_letters '
+      "WHERE source = 'sink:cassandra' AND day = %s", (day,))
+  assert letter.reason == 'rejected_by_sink'
+  assert 'Key length of 71680 is longer than maximum of 65535' in (
+      letter.detail)
+  assert letter.origin.startswith('abandon_metrics:["QQQ')
+  assert len(letter.origin) < 300
+  assert letter.raw_size > 70 * 1024
+  assert 0 < letter.ttl <= cassandra_sink.BUCKETED_TABLE_TTL_S
+  assert committed_counters(result, 'sink')[
+      'abandon_metrics_rejected_rejected_by_sink'] == 1
+
+
+def test_an_unknown_keyspace_fails_at_once_without_retrying(
+    cassandra_args, caplog):
+  # Never prepared: the keyspace does not exist. With 8 retries the backoff
+  # alone would wait over a minute.
+  settings = settings_of([*cassandra_args, '--cassandra_max_retries=8'])
+  caplog.set_level(logging.WARNING, logger=cassandra_sink.__name__)
+  writer = CassandraWriter(settings)
+  try:
+    with pytest.raises(CassandraWriteError) as raised:
+      writer.upsert(TABLES['abandon_metrics'], [metrics_row('Q-1')])
+  finally:
+    writer.close()
+  assert str(raised.value) == (
+      f'Cassandra refuses writes to {settings.keyspace}.abandon_metrics, not '
+      'retried: InvalidRequest: Error from server: code=2200 [Invalid query] '
+      f'message="keyspace {settings.keyspace} does not exist"')
+  assert [r for r in caplog.records if 'retry' in r.getMessage()] == []
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_a_launch_against_an_unreachable_cassandra_is_one_error_line(
+    tmp_path):
+  port = free_port()  # nothing listens there
+  job = subprocess.run(
+      [sys.executable, '-m', 'pipelines.contact_center',
+       '--call_events=samples/call_events.jsonl', '--sink=cassandra',
+       '--cassandra_hosts=127.0.0.1', f'--cassandra_port={port}'],
+      cwd=os.path.join(SCRIPTS, '..'), capture_output=True, text=True,
+      timeout=300)
+  assert job.returncode == 1
+  assert 'Traceback' not in job.stderr, job.stderr
+  assert job.stderr.splitlines()[-1].startswith(
+      f'error: Cassandra at 127.0.0.1:{port}: cannot connect: '
+      f'127.0.0.1:{port}: ConnectionRefusedError'), job.stderr
+
+
+def create_v1_keyspace(session, keyspace: str) -> None:
+  """The keyspace as the release with schema v1 created it, with rows."""
+  for statement in cassandra_sink.schema_statements(
+      keyspace, "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+      version=1):
+    session.execute(statement, timeout=60)
+  for i in range(3):
+    session.execute(
+        f'INSERT INTO {keyspace}.late_events (source, event_id, key, '
+        'event_timestamp, window_start, window_end, watermark, reason, raw) '
+        "VALUES ('cc-call-logs', %s, 'Q-1', %s, 0, 300000, 400000, "
+        "'window_expired', '{}')",
+        (f'late-{i}', 1793606400000 + i * 86_400_000))
+    session.execute(
+        f'INSERT INTO {keyspace}.dead_letters (source, origin, reason, '
+        "detail, raw, raw_size) VALUES ('cc-call-logs', %s, 'malformed_json', "
+        "'x', '{', 1) USING TIMESTAMP %s",
+        (f'calls.jsonl:{i}', 1793606400000_000 + i))
+  session.execute(
+      f'INSERT INTO {keyspace}.abandon_metrics (queue_id, window_start, '
+      "total_calls) VALUES ('Q-old', 0, 7)")
+
+
+def migrate_command(cassandra_args) -> subprocess.CompletedProcess:
+  return subprocess.run(
+      [sys.executable, '-m', 'scripts.migrate_cassandra', *cassandra_args],
+      cwd=os.path.join(SCRIPTS, '..'), capture_output=True, text=True,
+      timeout=600)
+
+
+def test_a_v1_keyspace_is_refused_then_migrated_then_written(
+    cassandra_args, session, tmp_path):
+  settings = settings_of(cassandra_args)
+  keyspace = settings.keyspace
+  create_v1_keyspace(session, keyspace)
+
+  with pytest.raises(ValueError) as refused:
+    CassandraSink(settings).prepare(TABLES.values())
+  message = str(refused.value)
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, '
+                            'not v2 (late_events has PRIMARY KEY '
+                            '(source, event_id, reason), not ((source, day), '
+                            'event_id, reason);'), message
+  assert (f'"python -m scripts.migrate_cassandra '
+          f'--cassandra_keyspace={keyspace}"') in message
+
+  migrated = migrate_command(cassandra_args)
+  assert migrated.returncode == 0, migrated.stderr
+  assert migrated.stdout.splitlines() == [
+      'late_events: 3 rows copied to late_events_migrating, table dropped',
+      'late_events: created with PRIMARY KEY ((source, day), event_id, '
+      'reason), 3 rows copied back',
+      'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
+      'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
+      'copied back',
+      'schema version 2 recorded',
+      f'keyspace {keyspace} is at schema v2',
+  ]
+  late = sorted(session.execute(
+      f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events'))
+  assert [(r.event_id, r.day) for r in late] == [
+      ('late-0', '2026-11-02'), ('late-1', '2026-11-03'),
+      ('late-2', '2026-11-04')]
+  # received_at of the old dead letters: their write time (docs).
+  dead = sorted(session.execute(
+      f'SELECT origin, received_at, day FROM {keyspace}.dead_letters'))
+  assert [(r.origin, r.received_at, r.day) for r in dead] == [
+      (f'calls.jsonl:{i}', 1793606400000, '2026-11-02') for i in range(3)]
+  assert [tuple(r) for r in session.execute(
+      f'SELECT queue_id, total_calls FROM {keyspace}.abandon_metrics')] == [
+          ('Q-old', 7)]
+  assert sorted(r.version for r in session.execute(
+      f'SELECT version FROM {keyspace}.schema_version')) == [1, 2]
+
+  again = migrate_command(cassandra_args)
+  assert again.returncode == 0, again.stderr
+  assert again.stdout.splitlines() == [
+      f'keyspace {keyspace} is at schema v2 already: nothing to do']
+
+  events = str(tmp_path / 'calls.jsonl')
+  write_call_events(events, 300, seed=3, events_per_second=4)
+  run_job(events, cassandra_args)
+  assert session.execute(
+      f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] > 1
+  assert session.execute(
+      f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] > 3
+
+
+def test_an_interrupted_migration_finishes_when_run_again(
+    cassandra_args, session, monkeypatch):
+  settings = settings_of(cassandra_args)
+  keyspace = settings.keyspace
+  create_v1_keyspace(session, keyspace)
+  # pylint: disable=protected-access
+  copy_back = cassandra_migration._copy_as_records
+
+  def crash_after_half(session_, settings_, table, *args):
+    if table.name == 'dead_letters':
+      raise KeyboardInterrupt('operator pressed ^C')
+    return copy_back(session_, settings_, table, *args)
+
+  monkeypatch.setattr(cassandra_migration, '_copy_as_records',
+                      crash_after_half)
+  with pytest.raises(KeyboardInterrupt):
+    cassandra_migration.migrate(settings)
+  # dead_letters is gone, its rows only in the staging table: the job must
+  # not start on this.
+  with pytest.raises(ValueError, match='has schema v1'):
+    CassandraSink(settings).prepare(TABLES.values())
+
+  monkeypatch.setattr(cassandra_migration, '_copy_as_records', copy_back)
+  assert cassandra_migration.migrate(settings) == [
+      'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
+      'copied back', 'schema version 2 recorded'
+  ]
+  assert session.execute(
+      f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
+  assert session.execute(
+      f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
+  CassandraSink(settings).prepare(TABLES.values())

@@ -201,18 +201,19 @@ def test_malformed_records_are_dead_letters_with_their_offsets(kafka_job, produc
 
 def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, topic):
   """--sink=kafka: every abandon_metrics row is on cc-abandon-metrics as JSON keyed by
-  `queue_id|window_start` (last record per key = the row), dead letters on cc-dead-letters."""
-  rows = {f"{r['queue_id']}|{r['window_start']}": r
+  `["<queue_id>",<window_start>]` (last record per key = the row), dead letters on
+  cc-dead-letters keyed by `["<source>","<origin>"]`."""
+  rows = {(r['queue_id'], r['window_start']): r
           for r in _table(kafka_job['db'], 'abandon_metrics')}
   latest = {}
   for key, value in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['abandon_metrics']]):
-    latest[key.decode()] = json.loads(value)
+    latest[tuple(json.loads(key))] = json.loads(value)
   ours = {k: v for k, v in latest.items() if k in rows}
   assert ours == rows, f'{len(ours)} of {len(rows)} rows on the topic, or values differ'
 
-  dead_keys = {key.decode() for key, _ in
+  dead_keys = {tuple(json.loads(key)) for key, _ in
                _consume(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])}
-  dead = {f"{d['source']}|{d['origin']}" for d in _table(kafka_job['db'], 'dead_letters')}
+  dead = {(d['source'], d['origin']) for d in _table(kafka_job['db'], 'dead_letters')}
   assert dead and dead <= dead_keys
 
 
