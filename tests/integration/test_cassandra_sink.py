@@ -380,6 +380,16 @@ def migrate_command(cassandra_args) -> subprocess.CompletedProcess:
       timeout=600)
 
 
+# What the migration adds to a v1 abandon_metrics (the vendor numerators).
+ABANDON_METRICS_V2_COLUMNS_ADDED = [
+    f'abandon_metrics: added {column}' for column in (
+        'answered_calls bigint', 'flow_out_calls bigint',
+        'abandoned_within_sl bigint', 'wait_unknown_calls bigint',
+        'answered_wait_unknown_calls bigint', 'answered_wait_seconds double',
+        'abandon_rate_definition text', 'service_level_definition text')
+]
+
+
 def test_a_v1_keyspace_is_refused_then_migrated_then_written(
     cassandra_args, session, tmp_path):
   settings = settings_of(cassandra_args)
@@ -389,10 +399,10 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, '
-                            'not v2 (late_events has PRIMARY KEY '
-                            '(source, event_id, reason), not ((source, day), '
-                            'event_id, reason);'), message
+  assert message.startswith(
+      f'Cassandra keyspace {keyspace} has schema v1, not v2 ('), message
+  assert ('late_events has PRIMARY KEY (source, event_id, reason), not '
+          '((source, day), event_id, reason);') in message
   assert (f'"python -m scripts.migrate_cassandra '
           f'--cassandra_keyspace={keyspace}"') in message
 
@@ -405,6 +415,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(
       'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
       'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
       'copied back',
+      *ABANDON_METRICS_V2_COLUMNS_ADDED,
       'schema version 2 recorded',
       f'keyspace {keyspace} is at schema v2',
   ]
@@ -463,7 +474,8 @@ def test_an_interrupted_migration_finishes_when_run_again(
   monkeypatch.setattr(cassandra_migration, '_copy_as_records', copy_back)
   assert cassandra_migration.migrate(settings) == [
       'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
-      'copied back', 'schema version 2 recorded'
+      'copied back', *ABANDON_METRICS_V2_COLUMNS_ADDED,
+      'schema version 2 recorded'
   ]
   assert session.execute(
       f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
