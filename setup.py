@@ -13,7 +13,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[
         "pipelines", "pipelines.*", "transforms", "transforms.*",
         "options", "options.*", "clients", "clients.*"]),
-    package_data={"transforms": ["cql/*.cql"]},
+    package_data={"transforms": ["cql/*.cql"], "clients": ["*.java"]},
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "kafka-python>=2.0.2,<4",
