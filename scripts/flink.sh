@@ -16,8 +16,17 @@
 #   --checkpoint_timeout_millis=300000 --checkpointing_mode=EXACTLY_ONCE --state_backend=rocksdb
 #   --state_backend_storage_path=file://... --parallelism=2 --savepoint_path=...
 #   --number_of_execution_retries=N --execution_retry_delay=MS --finish_bundle_before_checkpointing
+# Everything listens on 127.0.0.1 only: REST, RPC, the TaskManager's ports, and the Python worker
+# pool (scripts/worker_pool.py: Beam's own worker_pool_main binds every interface, no flag).
+# Secrets of the jobs' clients reach the TaskManager and the worker pool (and through it every
+# SDK worker) as environment variables, read from FLINK_ENV_FILE: KEY='value' lines, default
+# $RUN_DIR/secure/secrets.env when it exists (scripts/secure_pki.sh), e.g.
+# KAFKA_SASL_JAAS_CONFIG for Kafka's ${env:...} placeholders and CASSANDRA_PASSWORD for the
+# Cassandra sink. Never on a command line; `status` shows the variable names only. A file
+# changed later takes effect on `restart`. FLINK_ENV_FILE= (empty) passes none.
 # Env: FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), WORKER_POOL_PORT (50000), FLINK_SLOTS (2),
-#      FLINK_JM_MEMORY (1024m), FLINK_TM_MEMORY (2048m), BEAM_PYTHON (the pipeline's venv python).
+#      FLINK_JM_MEMORY (1024m), FLINK_TM_MEMORY (2048m), BEAM_PYTHON (the pipeline's venv python),
+#      FLINK_ENV_FILE (see above).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -33,6 +42,10 @@ CONF_DIR=$FLINK_RUN/conf
 ENV_FILE=$JARS_DIR/flink-job-server/flink.env
 SVC_JM=flink-jobmanager SVC_TM=flink-taskmanager SVC_POOL=flink-worker-pool
 UI_URL="http://$HOST:$REST_PORT"
+if [[ -z "${FLINK_ENV_FILE+set}" && -f "$SECURE_DIR/secrets.env" ]]; then
+  FLINK_ENV_FILE=$SECURE_DIR/secrets.env
+fi
+WORKER_ENV_NAMES=$FLINK_RUN/worker-env.names  # which variables the running workers got
 
 load_env() {  # FLINK_HOME, FLINK_VERSION, FLINK_JOB_SERVER_JAR from fetch_flink.sh
   # shellcheck disable=SC1090
@@ -118,6 +131,18 @@ restart-strategy.fixed-delay.delay: 5 s
 EOF
 }
 
+# Exports FLINK_ENV_FILE's variables to what this script starts next; records their names.
+load_worker_env() {
+  [[ -n "${FLINK_ENV_FILE:-}" ]] || { : >"$WORKER_ENV_NAMES"; return 0; }
+  [[ -r "$FLINK_ENV_FILE" ]] || die "FLINK_ENV_FILE=$FLINK_ENV_FILE is not readable"
+  set -a
+  # shellcheck disable=SC1090
+  source "$FLINK_ENV_FILE"
+  set +a
+  grep -o '^[A-Za-z_][A-Za-z0-9_]*=' "$FLINK_ENV_FILE" | tr -d = | tr '\n' ' ' >"$WORKER_ENV_NAMES"
+  echo "(from $FLINK_ENV_FILE)" >>"$WORKER_ENV_NAMES"
+}
+
 start() {
   load_env
   local py t0
@@ -130,19 +155,22 @@ start() {
   t0=$(now_ms)
   write_conf
   export FLINK_CONF_DIR=$CONF_DIR
+  # the JobManager needs none of the jobs' secrets: it starts before they are loaded
+
   if ! svc_pid $SVC_JM >/dev/null; then
     log "flink: starting JobManager (Flink $FLINK_VERSION, $FLINK_HOME)"
     start_daemon $SVC_JM "$FLINK_HOME/bin/jobmanager.sh" start-foreground
   fi
+  if ! svc_pid $SVC_TM >/dev/null || ! svc_pid $SVC_POOL >/dev/null; then load_worker_env; fi
   if ! svc_pid $SVC_TM >/dev/null; then
-    log "flink: starting TaskManager ($SLOTS slots, $TM_MEM)"
+    log "flink: starting TaskManager ($SLOTS slots, $TM_MEM, env: $(cat "$WORKER_ENV_NAMES"))"
     start_daemon $SVC_TM "$FLINK_HOME/bin/taskmanager.sh" start-foreground
   fi
   if ! svc_pid $SVC_POOL >/dev/null; then
     # The pool starts workers as plain `python`: the pipeline's venv must be first on PATH.
-    log "flink: starting Beam worker pool on port $POOL_PORT ($py)"
+    log "flink: starting Beam worker pool on $HOST:$POOL_PORT ($py)"
     PATH="$(dirname "$py"):$PATH" VIRTUAL_ENV="$(dirname "$(dirname "$py")")" PYTHONUNBUFFERED=1 \
-      start_daemon $SVC_POOL python -m apache_beam.runners.worker.worker_pool_main \
+      start_daemon $SVC_POOL python "$SCRIPTS_DIR/worker_pool.py" --host="$HOST" \
       --service_port="$POOL_PORT" "$(svc_marker $SVC_POOL)"
   fi
   wait_up $SVC_JM 90 rest_ok
@@ -178,6 +206,7 @@ status() {
   print_status $SVC_JM "$HOST:$RPC_PORT (rest $REST_PORT)" || rc=3
   print_status $SVC_TM "$HOST ($SLOTS slots)" || rc=3
   print_status $SVC_POOL "$HOST:$POOL_PORT" || rc=3
+  echo "worker env: $(cat "$WORKER_ENV_NAMES" 2>/dev/null || echo unknown)"
   echo "web UI: $UI_URL"
   if ov=$(curl -fsS --max-time 2 "$UI_URL/overview" 2>/dev/null); then
     echo "REST /overview: answers: $ov"

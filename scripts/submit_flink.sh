@@ -26,6 +26,9 @@
 # Env: PARALLELISM (cluster: 2), WORKER_POOL (127.0.0.1:50000), FLINK_REST_PORT (8081),
 #      KAFKA_BOOTSTRAP (127.0.0.1:9092), KAFKA_EXPANSION_SERVICE (127.0.0.1:8097),
 #      BEAM_PYTHON (the venv python), SUBMIT_TIMEOUT (detach: 300 s until RUNNING).
+# Secured clusters: the job's secrets must be in this script's environment (the launcher and
+# the job server it starts read them) and in the TaskManagers' (scripts/flink.sh FLINK_ENV_FILE);
+# see docs/secured_clusters.md for the flags.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -149,7 +152,8 @@ print(jobs[-1]["jid"], jobs[-1]["state"]) if jobs else None' "$JOB_NAME"
 # The workers of the pool run plain `python`: the pipeline's interpreter first on PATH.
 export PATH="$(dirname "$PY"):$PATH"
 cd "$REPO_ROOT"
-log "submit: $PY -m pipelines.contact_center ${ARGS[*]}"
+# secret-looking values masked (lib.sh redact_argv); the job itself refuses such flags
+log "submit: $PY -m pipelines.contact_center $(redact_argv "${ARGS[@]}")"
 if ((DETACH == 0)); then
   watch_info ""
   exec "$PY" -m pipelines.contact_center "${ARGS[@]}"

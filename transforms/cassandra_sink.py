@@ -84,17 +84,29 @@ RECONNECTION_POLICY = ExponentialReconnectionPolicy(
 _KEYSPACE_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]{0,47}')
 
 
-class _ProtocolNegotiationNoise(logging.Filter):
-  """Drops the driver's "Downgrading core protocol version" warnings: with
-  the version negotiated (no --cassandra_protocol_version) every connection
-  to Cassandra 4 or later logs two of them, one per DSE version it tries
-  first, and every worker connects."""
+class _DriverConnectionLog(logging.Filter):
+  """Keeps the driver's connection logging to one line per event.
+
+  Drops the "Downgrading core protocol version" warnings: with the version
+  negotiated (no --cassandra_protocol_version) every connection to Cassandra
+  4 or later logs two, one per DSE version the driver tries first, and every
+  worker connects. Folds the traceback of a failed connection attempt into
+  its line: connect() raises the error itself, saying what to fix, and a
+  launch must not end in tracebacks.
+  """
   def filter(self, record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(
-        'Downgrading core protocol version')
+    if record.getMessage().startswith('Downgrading core protocol version'):
+      return False
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, (OSError, AuthenticationFailed, NoHostAvailable,
+                          ConnectionException)):
+      record.msg, record.args = f'{record.getMessage()} {error!r}', ()
+      record.exc_info = record.exc_text = None
+    return True
 
 
-logging.getLogger('cassandra.cluster').addFilter(_ProtocolNegotiationNoise())
+for _name in ('cassandra.cluster', 'cassandra.connection', 'cassandra.pool'):
+  logging.getLogger(_name).addFilter(_DriverConnectionLog())
 
 
 class CassandraSettings(NamedTuple):
@@ -281,11 +293,18 @@ def _is_tls_failure(exc: BaseException) -> bool:
   return isinstance(exc, ssl.SSLError) or '[SSL' in str(exc)
 
 
+def _is_tls_eof(exc: BaseException) -> bool:
+  """The node closed the TLS connection mid-handshake: a client certificate
+  it wanted and did not get (TLS 1.3 reports it after the handshake), or a
+  node going down."""
+  return isinstance(exc, ssl.SSLEOFError) or 'EOF occurred' in str(exc)
+
+
 def _unfixable_by_retry(exc: NoHostAvailable) -> bool:
   errors = _host_errors(exc)
   return bool(errors) and all(
-      isinstance(e, AuthenticationFailed) or _is_tls_failure(e)
-      for e in errors)
+      isinstance(e, AuthenticationFailed) or
+      (_is_tls_failure(e) and not _is_tls_eof(e)) for e in errors)
 
 
 def describe_connect_error(
@@ -310,7 +329,8 @@ def describe_connect_error(
               f'--cassandra_username and ${password_env} '
               '(--cassandra_password_env)')
     if _is_tls_failure(e):
-      if 'CERTIFICATE_REQUIRED' in text:
+      no_cert = not (settings and settings.ssl_cert_file)
+      if 'CERTIFICATE_REQUIRED' in text or (_is_tls_eof(e) and no_cert):
         return (f'{where} requires a client certificate: set '
                 '--cassandra_ssl_cert_file and --cassandra_ssl_key_file')
       if 'mismatch' in text or 'not valid for' in text:
@@ -322,9 +342,12 @@ def describe_connect_error(
         return (f'TLS with {where}: the node\'s certificate is not signed by '
                 f'the CA in {ca} (--cassandra_ssl_ca_file); give the CA that '
                 'issued it')
-      if 'WRONG_VERSION_NUMBER' in text or 'UNEXPECTED_EOF' in text:
+      if 'WRONG_VERSION_NUMBER' in text:
         return (f'TLS with {where} failed: the port does not speak TLS; use '
                 'the TLS port or drop --cassandra_ssl_ca_file')
+      if _is_tls_eof(e) or 'UNKNOWN_CA' in text or 'BAD_CERTIFICATE' in text:
+        return (f'TLS with {where}: the node closed the handshake; check that '
+                'it trusts the CA of --cassandra_ssl_cert_file')
       return f'TLS with {where} failed: {_ssl_reason(text)}'
     if isinstance(e, ConnectionResetError) and not (
         settings and settings.ssl_ca_file):
