@@ -235,19 +235,19 @@ def _read_from(secure, start: Dict[TopicPartition, int]) -> List[bytes]:
 
 
 def _stack_pids() -> Dict[int, str]:
-  """pid -> service of every process the stack and cluster scripts recorded, with the SDK
-  workers the pool started (its process group)."""
+  """pid -> service of every process the stack and cluster scripts recorded, and of the
+  processes in their process groups (each was started with setsid): the SDK workers of the
+  pool, the job server of a submitted job."""
   pids = {}
   for f in (RUN_DIR / 'pids').glob('*.pid'):
     try:
       pids[int(f.read_text().strip())] = f.stem
     except ValueError:
       continue
-  pool = [p for p, s in pids.items() if s == 'flink-worker-pool']
-  if pool:
-    group = subprocess.run(['ps', '-o', 'pid=', '-g', str(pool[0])], capture_output=True,
+  for leader, svc in list(pids.items()):
+    group = subprocess.run(['ps', '-o', 'pid=', '-g', str(leader)], capture_output=True,
                            text=True).stdout.split()
-    pids.update({int(p): 'sdk-worker' for p in group if int(p) not in pids})
+    pids.update({int(p): f'{svc}/child' for p in group if int(p) not in pids})
   return pids
 
 
@@ -271,18 +271,19 @@ def _files_to_search() -> List[Path]:
   jobs' blobs and uploads, checkpoints), the secured pair's config and data; not the secret
   files themselves, nor the fetched jars and distributions."""
   skip_dirs = {RUN_DIR / 'jars', RUN_DIR / 'flink-dist', RUN_DIR / 'build', SECURE / 'passwords'}
-  skip_files = {SECURE / n for n in ('secrets.env', 'admin.env', 'ca.key')}
+  skip_files = {SECURE / n for n in ('secrets.env', 'admin.env')}
   # other people's data on the plain stack: only its logs are ours to search
   plain_data = {RUN_DIR / 'kafka' / 'data', RUN_DIR / 'cassandra'}
   files = []
-  for path in RUN_DIR.rglob('*'):
-    if not path.is_file() or path in skip_files or path.suffix in ('.key', '.pem'):
-      continue
-    if any(d in path.parents for d in skip_dirs):
-      continue
-    if any(d in path.parents for d in plain_data) and path.suffix != '.log':
-      continue
-    files.append(path)
+  for root, dirs, names in os.walk(RUN_DIR, followlinks=True):
+    here = Path(root)
+    dirs[:] = [d for d in dirs if here / d not in skip_dirs]
+    for name in names:
+      path = here / name
+      if (path in skip_files or path.suffix in ('.key', '.pem') or not path.is_file() or
+          (any(d in path.parents for d in plain_data) and path.suffix != '.log')):
+        continue
+      files.append(path)
   return files
 
 
@@ -322,12 +323,13 @@ def test_everything_the_stack_started_listens_on_loopback(secured_job):
     for pid in map(int, re.findall(r'pid=(\d+)', line)):
       if pid in pids:
         listening.setdefault(pids[pid], []).append(address)
+  job_server = f"submit-{secured_job['job'].name}/child"
   for svc in ('kafka', 'kafka-secure', 'cassandra', 'cassandra-secure', 'expansion_service',
-              'flink-jobmanager', 'flink-taskmanager', 'flink-worker-pool'):
+              'flink-jobmanager', 'flink-taskmanager', 'flink-worker-pool', job_server):
     assert listening.get(svc), f'{svc}: no listening socket found ({sorted(listening)})'
   open_wide = {svc: [a for a in addresses if not re.match(r'(127\.|\[::ffff:127\.|\[::1\])', a)]
                for svc, addresses in listening.items()}
-  assert not any(open_wide.values()), open_wide
+  assert not any(open_wide.values()), {s: a for s, a in open_wide.items() if a}
 
 
 # --- misconfigurations at launch ----------------------------------------------------------------
