@@ -132,7 +132,9 @@ watch_info() {  # <jid or empty>
     echo "Flink UI:   none for [local] (embedded Flink); progress in the submit log"
   fi
   echo "checkpoints: $CKPT_DIR"
-  if [[ "$sinks" == *" --sink=cassandra "* ]]; then
+  if [[ "$sinks" == *" --sink=cassandra "* && -n "$(extra_value cassandra_username)" ]]; then
+    echo "rows:       $KEYSPACE.abandon_metrics on $CASS_HOST:$CASS_PORT (log in as the job does: docs/secured_clusters.md)"
+  elif [[ "$sinks" == *" --sink=cassandra "* ]]; then
     echo "rows:       $PY -c \"from cassandra.cluster import Cluster; [print(r) for r in Cluster(['$CASS_HOST'], port=$CASS_PORT).connect().execute('SELECT queue_id, window_start, total_calls, abandoned_calls, abandon_rate, pane_index, writetime(total_calls) FROM $KEYSPACE.abandon_metrics LIMIT 20')]\""
     echo "            (cqlsh: SELECT queue_id, window_start, total_calls, abandon_rate, pane_index FROM $KEYSPACE.abandon_metrics LIMIT 20;)"
   fi
