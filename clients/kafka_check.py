@@ -1,13 +1,13 @@
-"""Kafka start-up check: log in with the job's client settings before the job is built.
+"""Kafka start-up check: log in with the job's client settings first.
 
 In: the Kafka client settings the job's consumers and producers get (with
 `${env:NAME}` placeholders, see options/kafka_options.py) and a classpath
 holding kafka-clients (the Flink job-server jar).
 Out: nothing, or a KafkaCheckError whose message is one line saying what to
-fix. Without it a misconfigured job fails late and loudly: the job server
-retries a plaintext connection to a TLS listener for a minute, and a wrong
-password or an untrusted CA surfaces as a Java stack trace from the job
-submission.
+fix. Without it a misconfigured client is noticed only where the job server
+or a TaskManager creates it, as a Java exception inside the submission or
+the running job, and a plaintext client against a TLS listener does not fail
+at all but retries until its API timeout.
 
 Two steps:
 - a protocol probe of the first reachable bootstrap server: a plaintext
@@ -17,9 +17,9 @@ Two steps:
 - `KafkaCheck.java` (beside this file) on the JVM with the given classpath:
   the same client library as the job, resolving the same placeholders from
   this process's environment, lists the topics (whether the job's topics
-  exist is not checked: a broker may create them on first use). The settings go to it on
-  stdin, never on its command line; it is compiled once per user into
-  $XDG_CACHE_HOME (default ~/.cache)/contact-center.
+  exist is not checked: a broker may create them on first use). The
+  settings go to it on stdin, never on its command line; it is compiled
+  once per user into $XDG_CACHE_HOME (default ~/.cache)/contact-center.
 
 Messages never contain a setting's value: the values of the environment
 variables the placeholders name are scrubbed from whatever Kafka reports.
@@ -163,7 +163,8 @@ def _compiled(java: str, classpath: str) -> Optional[str]:
   javac = os.path.join(os.path.dirname(os.path.realpath(java)), 'javac')
   if not os.access(javac, os.X_OK):
     return None
-  key = hashlib.sha256(CHECK_SOURCE.read_bytes() + classpath.encode()).hexdigest()[:16]
+  key = hashlib.sha256(
+      CHECK_SOURCE.read_bytes() + classpath.encode()).hexdigest()[:16]
   cache = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
   target = cache / 'contact-center' / f'kafka-check-{key}'
   if (target / 'KafkaCheck.class').is_file():
@@ -189,8 +190,10 @@ def _properties(config: Mapping[str, str]) -> str:
 def _run_check(java: str, classpath: str,
                config: Mapping[str, str]) -> Tuple[str, str]:
   classes = _compiled(java, classpath)
-  main = ['-cp', f'{classes}{os.pathsep}{classpath}', 'KafkaCheck'] if classes else [
-      '-cp', classpath, str(CHECK_SOURCE)]
+  if classes:
+    main = ['-cp', f'{classes}{os.pathsep}{classpath}', 'KafkaCheck']
+  else:
+    main = ['-cp', classpath, str(CHECK_SOURCE)]
   command = [java, '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xmx128m',
              '-Dorg.slf4j.simpleLogger.defaultLogLevel=off', *main,
              str(CHECK_TIMEOUT_MS)]

@@ -1,4 +1,4 @@
-"""Beam's Python SDK worker pool (EXTERNAL environment) listening on one address.
+"""Beam's Python SDK worker pool (EXTERNAL environment) on one address only.
 
     python scripts/worker_pool.py --host=127.0.0.1 --service_port=50000
 

@@ -36,7 +36,7 @@ from kafka.admin import NewTopic
 
 from scripts.generate_events import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.secure_setup import read_env_file
+from scripts.secure_setup import Secure, cassandra_session, read_env_file
 from tests.flink_rest import rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.integration.test_flink_recovery import (
@@ -72,7 +72,8 @@ def secure() -> Dict[str, str]:
   missing = [k for k in STACK_KEYS + JOB_SECRETS + ADMIN_SECRETS if not values.get(k)]
   assert not missing, (f'{missing} neither in the environment nor in {SECURE}: start the secured '
                        'pair with scripts/stack.sh up --secure')
-  assert_reachable(values['SECURE_KAFKA_BOOTSTRAP'], 'secured Kafka', 'scripts/stack.sh up --secure')
+  assert_reachable(values['SECURE_KAFKA_BOOTSTRAP'], 'secured Kafka',
+                   'scripts/stack.sh up --secure')
   assert_reachable(f"{values['SECURE_CASSANDRA_HOST']}:{values['SECURE_CASSANDRA_PORT']}",
                    'secured Cassandra', 'scripts/stack.sh up --secure')
   return values
@@ -119,7 +120,6 @@ def job_flags(secure) -> List[str]:
 @pytest.fixture(scope='module')
 def admin_session(secure):
   """A Cassandra session as the secured node's superuser (reads rows, drops keyspaces)."""
-  from scripts.secure_setup import Secure, cassandra_session  # pylint: disable=import-outside-toplevel
   cluster, session = cassandra_session(
       Secure(str(SECURE)), int(secure['SECURE_CASSANDRA_PORT']),
       (secure['SECURE_CASSANDRA_ADMIN_USER'], secure['CASSANDRA_ADMIN_PASSWORD']))
@@ -134,7 +134,8 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   (scripts/submit_flink.sh cluster) writing to the secured Cassandra, Kafka and SQLite, waits for
   exact rows, collects what the leak test searches while the job runs, then cancels it."""
   tm = _tm_pid()
-  tm_env = {l.split(b'=', 1)[0].decode() for l in Path(f'/proc/{tm}/environ').read_bytes().split(b'\0')}
+  environ = Path(f'/proc/{tm}/environ').read_bytes().split(b'\0')
+  tm_env = {item.split(b'=', 1)[0].decode() for item in environ}  # names only
   assert set(JOB_SECRETS) <= tm_env, (
       f'the TaskManager (pid {tm}) was started without {sorted(set(JOB_SECRETS) - tm_env)}: '
       'restart the cluster with scripts/flink.sh restart (it passes $RUN_DIR/secure/secrets.env)')
@@ -421,7 +422,8 @@ def test_misconfiguration_fails_fast_with_one_line(name, secure, flink_job_serve
 def _worker_settings(secure, **changes) -> CassandraSettings:
   base = dict(
       hosts=(secure['SECURE_CASSANDRA_HOST'],), port=int(secure['SECURE_CASSANDRA_PORT']),
-      keyspace='it_never_created', replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
+      keyspace='it_never_created',
+      replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
       consistency='LOCAL_QUORUM', username=secure['SECURE_CASSANDRA_USER'],
       password_env='IT_WORKER_CASSANDRA_PASSWORD', ssl_ca_file=secure['SECURE_CA_FILE'],
       ssl_cert_file=secure['SECURE_CLIENT_CERT'], ssl_key_file=secure['SECURE_CLIENT_KEY'],
