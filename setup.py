@@ -15,6 +15,8 @@ setuptools.setup(
         "options", "options.*", "clients", "clients.*"]),
     package_data={
         "transforms": ["cql/*.cql"],
+        # The Kafka login check run at launch (clients/kafka_check.py).
+        "clients": ["*.java"],
         # The wallboard's page, script, styles and the vendored uPlot.
         "pipelines.dashboard": ["static/*", "static/vendor/*"],
     },

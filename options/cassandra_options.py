@@ -57,6 +57,30 @@ class CassandraOptions(PipelineOptions):
         help='PEM file of the CA that signed the nodes\' certificates; enables '
         'TLS with certificate and host-name verification.')
     group.add_argument(
+        '--cassandra_ssl_cert_file',
+        default=None,
+        help='PEM client certificate (chain), for nodes that require client '
+        'certificates (require_client_auth); needs --cassandra_ssl_ca_file. '
+        'The file must exist at this path on every worker.')
+    group.add_argument(
+        '--cassandra_ssl_key_file',
+        default=None,
+        help='PEM private key of --cassandra_ssl_cert_file (unencrypted; '
+        'protect it by file permissions); default: the key inside the '
+        'certificate file.')
+    group.add_argument(
+        '--cassandra_ssl_server_hostname',
+        default=None,
+        help='Name the nodes\' certificates must carry, for certificates '
+        'issued to a DNS name while --cassandra_hosts are addresses (or '
+        'another name); default: the address connected to.')
+    group.add_argument(
+        '--cassandra_protocol_version',
+        type=int,
+        default=None,
+        help='Native protocol version to use (e.g. 5 for Cassandra 4.0 and '
+        'later, 4 for 3.x); default: negotiated with the nodes.')
+    group.add_argument(
         '--cassandra_local_dc',
         default=None,
         help='Data center whose nodes coordinate the writes (LOCAL_* '

@@ -1,8 +1,28 @@
 """Options of the Kafka source and sink (cross-language KafkaIO)."""
 import os
+import re
 from typing import Dict, List, Optional
 
 from apache_beam.options.pipeline_options import PipelineOptions
+
+# Kafka's own config provider (kafka-clients >= 3.5): a `${env:NAME}` value is
+# replaced by the environment variable NAME inside the Java consumer or
+# producer, in whichever JVM creates it (the job server when it splits the
+# source, the Flink TaskManagers). The value itself never enters the job.
+ENV_PROVIDER = {
+    'config.providers': 'env',
+    'config.providers.env.class':
+        'org.apache.kafka.common.config.provider.EnvVarConfigProvider',
+}
+# Setting names that hold credentials (as the template's kafka_config regex):
+# refused as --kafka_config values.
+SECRET_SETTING = re.compile(r'password|jaas|secret', re.I)
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def env_placeholder(env_name: str) -> str:
+  """The value Kafka's env config provider resolves to $env_name."""
+  return '${env:%s}' % env_name
 
 
 def parse_client_config(
@@ -11,9 +31,13 @@ def parse_client_config(
     environ: Optional[Dict[str, str]] = None) -> Dict[str, str]:
   """Kafka client settings from `key=value` pairs and `key=ENV_VAR` pairs.
 
-  Secrets (a SASL JAAS config, a truststore password) come from environment
-  variables named on the command line, so their values never appear in
-  argv, pipeline options or logs.
+  A secret setting (a SASL JAAS config, a key or truststore password) is a
+  `${env:ENV_VAR}` placeholder that the Kafka client resolves where it runs
+  (ENV_PROVIDER is added), so its value never appears in argv, pipeline
+  options, the expansion request, the job graph or a log. ENV_VAR must be
+  set where the job is launched (the job server reads the topics'
+  partitions with it) and on every worker. `key=value` pairs may not carry
+  credentials. Raises ValueError, without echoing any value.
   """
   environ = os.environ if environ is None else environ
   config: Dict[str, str] = {}
@@ -21,16 +45,24 @@ def parse_client_config(
     key, sep, value = pair.partition('=')
     if not sep or not key:
       raise ValueError(f'expected key=value, got {pair.split("=")[0]!r}=...')
+    if SECRET_SETTING.search(key):
+      raise ValueError(
+          f'--kafka_config={key.strip()}=... would put a credential into the '
+          'job; give it as --kafka_secret_config_env='
+          f'{key.strip()}=ENV_VAR instead')
     config[key.strip()] = value
   for pair in secret_env_pairs or []:
     key, sep, env_name = pair.partition('=')
-    if not sep or not key or not env_name:
-      raise ValueError(f'expected key=ENV_VAR, got {pair!r}')
+    if not sep or not key or not _ENV_NAME.fullmatch(env_name):
+      raise ValueError(
+          f'expected key=ENV_VAR, got {pair.split("=")[0]!r}=...')
     if env_name not in environ:
       raise ValueError(
           f'environment variable {env_name} (for Kafka setting {key}) is '
           'not set')
-    config[key.strip()] = environ[env_name]
+    config[key.strip()] = env_placeholder(env_name)
+  if secret_env_pairs:
+    config.update(ENV_PROVIDER)
   return config
 
 
@@ -73,7 +105,19 @@ class KafkaOptions(PipelineOptions):
         action='append',
         default=None,
         help='Kafka client setting taken from an environment variable, '
-        'key=ENV_VAR (repeat), e.g. sasl.jaas.config=KAFKA_JAAS_CONFIG.')
+        'key=ENV_VAR (repeat), e.g. sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG. '
+        'The job carries only a ${env:ENV_VAR} placeholder that the Kafka '
+        'client resolves itself: set ENV_VAR where the job is launched and '
+        'on every Flink TaskManager.')
+    group.add_argument(
+        '--skip_kafka_check',
+        action='store_true',
+        default=False,
+        help='Do not connect to Kafka before the job is built. By default '
+        'the launcher logs in with the job\'s client settings (through '
+        'kafka-clients in --flink_job_server_jar) and stops with one line '
+        'saying what to fix: wrong credentials, TLS trust, plaintext '
+        'against a TLS listener.')
     group.add_argument(
         '--kafka_expansion_service',
         default='127.0.0.1:8097',

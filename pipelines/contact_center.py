@@ -15,10 +15,12 @@ import sys
 from typing import Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import FlinkRunnerOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
-from options import help_text
+from clients.kafka_check import check_kafka, settings_sources
+from options import help_text, reject_secret_flags
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
 from options.cxone_options import CxoneOptions
@@ -48,6 +50,21 @@ DATA_ACTIONS_SOURCE = 'cxone-data-actions'
 def kafka_client_config(options: PipelineOptions) -> Dict[str, str]:
   kafka = options.view_as(KafkaOptions)
   return parse_client_config(kafka.kafka_config, kafka.kafka_secret_config_env)
+
+
+def check_kafka_on_startup(options: PipelineOptions) -> None:
+  """Logs in to Kafka with the job's client settings when the job reads or
+  writes Kafka (unless --skip_kafka_check); raises KafkaCheckError."""
+  kafka = options.view_as(KafkaOptions)
+  uses_kafka = (kafka.source == 'kafka' or
+                'kafka' in (options.view_as(SinkOptions).sink or []))
+  if kafka.skip_kafka_check or not uses_kafka:
+    return
+  check_kafka(
+      {'bootstrap.servers': kafka.kafka_bootstrap_servers,
+       **kafka_client_config(options)},
+      options.view_as(FlinkRunnerOptions).flink_job_server_jar,
+      settings_sources(kafka.kafka_secret_config_env))
 
 
 def make_sinks(options: PipelineOptions) -> List[ResultSink]:
@@ -190,11 +207,15 @@ JOB_OPTIONS = (
 
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
+  # Before Beam parses (and logs) the flags.
+  reject_secret_flags(sys.argv[1:] if argv is None else argv)
   options = PipelineOptions(argv)
+  # Before anything is built or submitted: a misconfigured tenant or Kafka
+  # client stops the launch with one error saying what to fix (as does the
+  # Cassandra sink, which connects while the graph is built).
   if options.view_as(CxoneOptions).validate_cxone:
-    # Before anything is built or submitted: a misconfigured tenant stops
-    # the launch with a CxoneError saying what to fix.
     validate_on_startup(CxoneConfig.from_options(options))
+  check_kafka_on_startup(options)
   pipeline = beam.Pipeline(
       runner=local_streaming_runner(options), options=options)
   build(pipeline, options)

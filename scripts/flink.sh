@@ -20,10 +20,18 @@
 #   --checkpoint_timeout_millis=300000 --checkpointing_mode=EXACTLY_ONCE --state_backend=rocksdb
 #   --state_backend_storage_path=file://... --parallelism=2 --savepoint_path=...
 #   --number_of_execution_retries=N --execution_retry_delay=MS --finish_bundle_before_checkpointing
+# Everything listens on 127.0.0.1 only: REST, RPC, the TaskManager's ports, and the Python worker
+# pool (scripts/worker_pool.py: Beam's own worker_pool_main binds every interface, no flag).
+# Secrets of the jobs' clients reach the TaskManager and the worker pool (and through it every
+# SDK worker) as environment variables, read from FLINK_ENV_FILE: KEY='value' lines, default
+# $RUN_DIR/secure/secrets.env when it exists (scripts/secure_pki.sh), e.g.
+# KAFKA_SASL_JAAS_CONFIG for Kafka's ${env:...} placeholders and CASSANDRA_PASSWORD for the
+# Cassandra sink. Never on a command line; `status` shows the variable names only. A file
+# changed later takes effect on `restart`. FLINK_ENV_FILE= (empty) passes none.
 # Env: FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), WORKER_POOL_PORT (50000), FLINK_SLOTS (2),
 #      FLINK_JM_MEMORY (1024m), FLINK_TM_MEMORY (2048m, per TaskManager: two fit beside Kafka,
 #      Cassandra and the tests on a 24 GiB machine), FLINK_TASKMANAGERS (1),
-#      BEAM_PYTHON (the pipeline's venv python).
+#      BEAM_PYTHON (the pipeline's venv python), FLINK_ENV_FILE (see above).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -39,6 +47,10 @@ CONF_DIR=$FLINK_RUN/conf
 ENV_FILE=$JARS_DIR/flink-job-server/flink.env
 SVC_JM=flink-jobmanager SVC_TM=flink-taskmanager SVC_POOL=flink-worker-pool
 UI_URL="http://$HOST:$REST_PORT"
+if [[ -z "${FLINK_ENV_FILE+set}" && -f "$SECURE_DIR/secrets.env" ]]; then
+  FLINK_ENV_FILE=$SECURE_DIR/secrets.env
+fi
+WORKER_ENV_NAMES=$FLINK_RUN/worker-env.names  # which variables the running workers got
 
 load_env() {  # FLINK_HOME, FLINK_VERSION, FLINK_JOB_SERVER_JAR from fetch_flink.sh
   # shellcheck disable=SC1090
@@ -145,6 +157,18 @@ restart-strategy.exponential-delay.reset-backoff-threshold: 10 min
 EOF
 }
 
+# Exports FLINK_ENV_FILE's variables to what this script starts next; records their names.
+load_worker_env() {
+  [[ -n "${FLINK_ENV_FILE:-}" ]] || { : >"$WORKER_ENV_NAMES"; return 0; }
+  [[ -r "$FLINK_ENV_FILE" ]] || die "FLINK_ENV_FILE=$FLINK_ENV_FILE is not readable"
+  set -a
+  # shellcheck disable=SC1090
+  source "$FLINK_ENV_FILE"
+  set +a
+  grep -o '^[A-Za-z_][A-Za-z0-9_]*=' "$FLINK_ENV_FILE" | tr -d = | tr '\n' ' ' >"$WORKER_ENV_NAMES"
+  echo "(from $FLINK_ENV_FILE)" >>"$WORKER_ENV_NAMES"
+}
+
 start() {
   local tms=${FLINK_TASKMANAGERS:-1}
   if [[ "${1:-}" == --taskmanagers ]]; then tms=${2:-}; fi
@@ -161,22 +185,28 @@ start() {
   t0=$(now_ms)
   write_conf
   export FLINK_CONF_DIR=$CONF_DIR
+  # the JobManager needs none of the jobs' secrets: it starts before they are loaded
+
   if ! svc_pid $SVC_JM >/dev/null; then
     log "flink: starting JobManager (Flink $FLINK_VERSION, $FLINK_HOME)"
     start_daemon $SVC_JM "$FLINK_HOME/bin/jobmanager.sh" start-foreground
   fi
+  local missing_worker=0
+  for ((k = 1; k <= tms; k++)); do svc_pid "$(tm_svc $k)" >/dev/null || missing_worker=1; done
+  svc_pid $SVC_POOL >/dev/null || missing_worker=1
+  if ((missing_worker)); then load_worker_env; fi
   for ((k = 1; k <= tms; k++)); do
     svc_pid "$(tm_svc $k)" >/dev/null && continue
-    log "flink: starting TaskManager $k ($SLOTS slots, $TM_MEM)"
+    log "flink: starting TaskManager $k ($SLOTS slots, $TM_MEM, env: $(cat "$WORKER_ENV_NAMES"))"
     # Its own marker (scripts/lib.sh svc_pid) and log file name per TaskManager.
     JVM_ARGS="$(svc_marker "$(tm_svc $k)")" FLINK_IDENT_STRING="${USER:-$(id -un)}-tm$k" \
       start_daemon "$(tm_svc $k)" "$FLINK_HOME/bin/taskmanager.sh" start-foreground
   done
   if ! svc_pid $SVC_POOL >/dev/null; then
     # The pool starts workers as plain `python`: the pipeline's venv must be first on PATH.
-    log "flink: starting Beam worker pool on port $POOL_PORT ($py)"
+    log "flink: starting Beam worker pool on $HOST:$POOL_PORT ($py)"
     PATH="$(dirname "$py"):$PATH" VIRTUAL_ENV="$(dirname "$(dirname "$py")")" PYTHONUNBUFFERED=1 \
-      start_daemon $SVC_POOL python -m apache_beam.runners.worker.worker_pool_main \
+      start_daemon $SVC_POOL python "$SCRIPTS_DIR/worker_pool.py" --host="$HOST" \
       --service_port="$POOL_PORT" "$(svc_marker $SVC_POOL)"
   fi
   wait_up $SVC_JM 90 rest_ok
@@ -217,6 +247,7 @@ status() {
     ((k == 1)) || print_status "$(tm_svc "$k")" "$HOST ($SLOTS slots)" || true
   done
   print_status $SVC_POOL "$HOST:$POOL_PORT" || rc=3
+  echo "worker env: $(cat "$WORKER_ENV_NAMES" 2>/dev/null || echo unknown)"
   echo "web UI: $UI_URL"
   if ov=$(curl -fsS --max-time 2 "$UI_URL/overview" 2>/dev/null); then
     echo "REST /overview: answers: $ov"

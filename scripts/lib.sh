@@ -5,6 +5,8 @@
 #   $RUN_DIR/logs/<svc>.log service logs
 #   $RUN_DIR/pids/<svc>.pid pid files
 #   $RUN_DIR/<svc>/         service config + data
+#   $RUN_DIR/secure/        the secured Kafka/Cassandra pair: CA, certificates, generated
+#                           secrets (mode 600) and their config + data (scripts/secure_pki.sh)
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPTS_DIR/.." && pwd)
@@ -12,6 +14,16 @@ RUN_DIR=${RUN_DIR:-$REPO_ROOT/.run}
 JARS_DIR=$RUN_DIR/jars
 LOG_DIR=$RUN_DIR/logs
 PID_DIR=$RUN_DIR/pids
+SECURE_DIR=$RUN_DIR/secure
+# The secured pair (scripts/stack.sh up --secure) beside the plain stack, loopback only.
+SECURE_KAFKA_PORT=${SECURE_KAFKA_PORT:-9094}                        # SASL_SSL, SCRAM-SHA-512
+SECURE_KAFKA_CONTROLLER_PORT=${SECURE_KAFKA_CONTROLLER_PORT:-9095}  # SSL, client certificate
+SECURE_KAFKA_BROKER_PORT=${SECURE_KAFKA_BROKER_PORT:-9096}          # SSL, client certificate
+SECURE_CASSANDRA_PORT=${SECURE_CASSANDRA_PORT:-9142}                # TLS + password (+ client cert)
+SECURE_CASSANDRA_STORAGE_PORT=${SECURE_CASSANDRA_STORAGE_PORT:-7100}
+SECURE_CASSANDRA_JMX_PORT=${SECURE_CASSANDRA_JMX_PORT-7299}
+# The node's certificate names only this DNS name (clients override the host name to check).
+SECURE_CASSANDRA_TLS_NAME=${SECURE_CASSANDRA_TLS_NAME:-cassandra.cc.test}
 mkdir -p "$JARS_DIR" "$LOG_DIR" "$PID_DIR"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -146,6 +158,32 @@ show_logs() {  # <svc> [-f]
   local f="$LOG_DIR/$1.log"
   [[ -f "$f" ]] || die "$1: no log yet at $f"
   if [[ "${2:-}" == "-f" ]]; then tail -n 100 -F "$f"; else tail -n "${LOG_LINES:-200}" "$f"; fi
+}
+
+# --- secrets in command lines -------------------------------------------------
+# Flag or setting names that carry a secret. Values of flags named *_env are
+# variable names, not secrets, and are shown as they are.
+SECRET_NAME_RE='password|passwd|secret|token|jaas|credential'
+
+# redact_argv <args...>: the args on one line, each secret-looking value masked:
+#   --cassandra_password=x -> --cassandra_password=***, --db_token x -> --db_token ***,
+#   --kafka_config=sasl.jaas.config=... -> --kafka_config=sasl.jaas.config=***
+redact_argv() {
+  local out=() a name lower prefix mask_next=0
+  for a in "$@"; do
+    if ((mask_next)); then out+=('***'); mask_next=0; continue; fi
+    lower=${a,,}
+    name=${lower%%=*}
+    if [[ "$a" == --* && "$name" != *_env && "$name" =~ $SECRET_NAME_RE ]]; then
+      if [[ "$a" == *=* ]]; then out+=("${a%%=*}=***"); else out+=("$a"); mask_next=1; fi
+    elif [[ "$name" != *_env && "$lower" =~ ($SECRET_NAME_RE)[^=]*= ]]; then
+      prefix=${lower%%"${BASH_REMATCH[0]}"*}
+      out+=("${a:0:$((${#prefix} + ${#BASH_REMATCH[0]}))}***")
+    else
+      out+=("$a")
+    fi
+  done
+  echo "${out[*]}"
 }
 
 usage_die() { echo "usage: $(basename "$0") {$1}" >&2; exit 2; }

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -236,7 +237,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-request-size", type=int, default=1_048_576,
                         help="producer max_request_size; the broker's message.max.bytes "
                         "must allow it too")
+    parser.add_argument("--sasl-user", default=None,
+                        help="log in over SASL_SSL with SCRAM-SHA-512 as this user (the "
+                        "secured broker of scripts/stack.sh up --secure: cc-pipeline)")
+    parser.add_argument("--sasl-password-env", default="KAFKA_PASSWORD",
+                        help="environment variable holding the --sasl-user password")
+    parser.add_argument("--ssl-cafile", default=None,
+                        help="PEM CA of the broker's certificate (with --sasl-user)")
     args = parser.parse_args(argv)
+    security = {}
+    if args.sasl_user:
+        if args.sasl_password_env not in os.environ:
+            print(f"error: --sasl-user needs the password in ${args.sasl_password_env}",
+                  file=sys.stderr)
+            return 2
+        security = dict(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                        sasl_plain_username=args.sasl_user,
+                        sasl_plain_password=os.environ[args.sasl_password_env],
+                        ssl_cafile=args.ssl_cafile)
 
     lines = read_lines(args.path)
     shift = 0
@@ -253,7 +271,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "broker's message.max.bytes, or drop them", file=sys.stderr)
         return 2
     result = produce_lines(lines, args.topic, args.bootstrap_servers, args.key_field,
-                           producer_config={"max_request_size": args.max_request_size})
+                           producer_config={"max_request_size": args.max_request_size,
+                                            **security})
     rebased = f", event times shifted by {shift / 1000:+.0f} s" if args.rebase_to_now else ""
     print(f"produced {result['count']} records to {args.topic} in {result['seconds']:.2f} s "
           f"({result['rate']:.0f} records/s){rebased}; per partition {result['per_partition']}")

@@ -29,6 +29,9 @@
 # Env: PARALLELISM (cluster: 2), WORKER_POOL (127.0.0.1:50000), FLINK_REST_PORT (8081),
 #      KAFKA_BOOTSTRAP (127.0.0.1:9092), KAFKA_EXPANSION_SERVICE (127.0.0.1:8097),
 #      BEAM_PYTHON (the venv python), SUBMIT_TIMEOUT (detach: 300 s until RUNNING).
+# Secured clusters: the job's secrets must be in this script's environment (the launcher and
+# the job server it starts read them) and in the TaskManagers' (scripts/flink.sh FLINK_ENV_FILE);
+# see docs/secured_clusters.md for the flags.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -133,7 +136,9 @@ watch_info() {  # <jid or empty>
     echo "Flink UI:   none for [local] (embedded Flink); progress in the submit log"
   fi
   echo "checkpoints: $CKPT_DIR"
-  if [[ "$sinks" == *" --sink=cassandra "* ]]; then
+  if [[ "$sinks" == *" --sink=cassandra "* && -n "$(extra_value cassandra_username)" ]]; then
+    echo "rows:       $KEYSPACE.abandon_metrics on $CASS_HOST:$CASS_PORT (log in as the job does: docs/secured_clusters.md)"
+  elif [[ "$sinks" == *" --sink=cassandra "* ]]; then
     echo "rows:       $PY -c \"from cassandra.cluster import Cluster; [print(r) for r in Cluster(['$CASS_HOST'], port=$CASS_PORT).connect().execute('SELECT queue_id, window_start, total_calls, abandoned_calls, abandon_rate, pane_index, writetime(total_calls) FROM $KEYSPACE.abandon_metrics LIMIT 20')]\""
     echo "            (cqlsh: SELECT queue_id, window_start, total_calls, abandon_rate, pane_index FROM $KEYSPACE.abandon_metrics LIMIT 20;)"
   fi
@@ -153,7 +158,8 @@ print(jobs[-1]["jid"], jobs[-1]["state"]) if jobs else None' "$JOB_NAME"
 # The workers of the pool run plain `python`: the pipeline's interpreter first on PATH.
 export PATH="$(dirname "$PY"):$PATH"
 cd "$REPO_ROOT"
-log "submit: $PY -m pipelines.contact_center ${ARGS[*]}"
+# secret-looking values masked (lib.sh redact_argv); the job itself refuses such flags
+log "submit: $PY -m pipelines.contact_center $(redact_argv "${ARGS[@]}")"
 if ((DETACH == 0)); then
   watch_info ""
   exec "$PY" -m pipelines.contact_center "${ARGS[@]}"

@@ -1,10 +1,12 @@
-"""The Flink REST API as the cluster tests use it (scripts/flink.sh serves it on loopback)."""
+"""The Flink REST API as the cluster tests use it (scripts/flink.sh serves it on loopback,
+port FLINK_REST_PORT, default 8081)."""
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any, Optional
 
-FLINK_REST = 'http://127.0.0.1:8081'
+FLINK_REST = f"http://127.0.0.1:{os.environ.get('FLINK_REST_PORT', '8081')}"
 
 
 def rest(path: str, method: str = 'GET', body: Optional[dict] = None, timeout: float = 10) -> Any:

@@ -136,6 +136,9 @@ def test_max_request_size_comes_from_the_producer_config():
 
 
 def test_client_secrets_come_from_named_environment_variables():
+
+
+def test_client_secrets_are_placeholders_the_kafka_client_resolves():
   config = parse_client_config(
       ['security.protocol=SASL_SSL', 'sasl.mechanism=PLAIN'],
       ['sasl.jaas.config=KAFKA_JAAS'],
@@ -143,8 +146,37 @@ def test_client_secrets_come_from_named_environment_variables():
   assert config == {
       'security.protocol': 'SASL_SSL',
       'sasl.mechanism': 'PLAIN',
-      'sasl.jaas.config': 'secret-jaas',
+      'sasl.jaas.config': '${env:KAFKA_JAAS}',
+      'config.providers': 'env',
+      'config.providers.env.class':
+          'org.apache.kafka.common.config.provider.EnvVarConfigProvider',
   }
+  assert 'secret-jaas' not in repr(config)
+
+
+def test_no_config_provider_without_secret_settings():
+  assert parse_client_config(['security.protocol=SSL'], None, environ={}) == {
+      'security.protocol': 'SSL'}
+
+
+@pytest.mark.parametrize('pair', [
+    'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule '
+    'required username="u" password="hunter2";',
+    'ssl.truststore.password=hunter2',
+    'ssl.key.password=hunter2',
+    'basic.auth.user.info.secret=hunter2',
+])
+def test_credentials_are_refused_as_plain_settings_without_echoing_them(pair):
+  with pytest.raises(ValueError) as error:
+    parse_client_config([pair], [], environ={})
+  assert 'hunter2' not in str(error.value)
+  assert '--kafka_secret_config_env' in str(error.value)
+
+
+def test_secret_setting_needs_a_variable_name():
+  with pytest.raises(ValueError) as error:
+    parse_client_config([], ['sasl.jaas.config=not a name'], environ={})
+  assert 'not a name' not in str(error.value)
 
 
 def test_missing_secret_variable_is_a_clear_error_without_values():

@@ -1,0 +1,61 @@
+"""Beam's Python SDK worker pool (EXTERNAL environment) on one address only.
+
+    python scripts/worker_pool.py --host=127.0.0.1 --service_port=50000
+
+Beam's `apache_beam.runners.worker.worker_pool_main` binds `[::]:<port>`,
+every interface, and has no flag for the address; its pool starts an SDK
+worker for whoever asks, pointed at the caller's control endpoint, without
+authentication. This starts the same servicer (BeamFnExternalWorkerPoolServicer
+with use_process=True: one `python` process per worker, which inherits this
+process's environment, e.g. the Cassandra password variable) on `--host`
+only. scripts/flink.sh runs it.
+"""
+import argparse
+import atexit
+import logging
+import sys
+import time
+
+import grpc
+from apache_beam.portability.api import beam_fn_api_pb2_grpc
+from apache_beam.runners.worker import worker_pool_main
+from apache_beam.utils import thread_pool_executor
+
+
+def serve(host: str, port: int) -> None:
+  """Serves the pool on host:port until interrupted."""
+  server = grpc.server(
+      thread_pool_executor.shared_unbounded_instance(),
+      # as worker_pool_main: the runner keeps idle connections open
+      options=[('grpc.http2.max_pings_without_data', 0),
+               ('grpc.http2.max_ping_strikes', 0)])
+  bound = server.add_insecure_port(f'{host}:{port}')
+  if not bound:
+    sys.exit(f'worker pool: cannot listen on {host}:{port}')
+  pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(use_process=True)
+  beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(
+      pool, server)
+  server.start()
+  # pylint: disable=protected-access
+  atexit.register(lambda: [
+      worker_pool_main.kill_process_gracefully(p)
+      for p in pool._worker_processes.values()])
+  logging.info('Listening for workers at %s:%d', host, bound)
+  try:
+    while True:
+      time.sleep(3600)
+  except KeyboardInterrupt:
+    server.stop(0)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+  parser.add_argument('--host', default='127.0.0.1')
+  parser.add_argument('--service_port', type=int, required=True)
+  args, _ = parser.parse_known_args(argv)
+  logging.getLogger().setLevel(logging.INFO)
+  serve(args.host, args.service_port)
+
+
+if __name__ == '__main__':
+  main()
