@@ -135,9 +135,6 @@ def test_max_request_size_comes_from_the_producer_config():
       max_request_size({'max.request.size': bad})
 
 
-def test_client_secrets_come_from_named_environment_variables():
-
-
 def test_client_secrets_are_placeholders_the_kafka_client_resolves():
   config = parse_client_config(
       ['security.protocol=SASL_SSL', 'sasl.mechanism=PLAIN'],
