@@ -423,3 +423,13 @@ def test_another_beam_release_gets_the_plain_runner_and_one_warning(
   ]
   assert len(warnings) == 1, warnings
   assert '2.99.0' in warnings[0] and '2.77.0' in warnings[0], warnings
+
+
+def test_a_cancelled_run_puts_beams_internals_back(options):
+  p = beam.Pipeline(options=options)
+  _ = p | TestStream().add_elements([1]).advance_watermark_to_infinity(
+  ) | beam.ParDo(_RecordLifecycle())
+  result = p.run()
+  result.cancel()
+  assert result.state == PipelineState.CANCELLED
+  assert_beams_own_internals()

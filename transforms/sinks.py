@@ -111,7 +111,9 @@ class WriteTables(beam.PTransform):
     self._sinks = list(sinks)
     self._tables = tables
 
-  def expand(self, pcolls: Dict[str, beam.PCollection]):
+  # Unannotated: Beam takes an expand() input hint for one PCollection's
+  # type and warns on a dict of them (the docstring says what comes in).
+  def expand(self, pcolls):
     for sink in self._sinks:
       sink.prepare(self._tables[name] for name in pcolls)
     for name, rows in pcolls.items():
