@@ -55,7 +55,8 @@ All of these replace module attributes of Beam's runner, so they are in
 place only while a LocalRunner run is in progress: installed when
 run_pipeline starts, and Beam's own values put back when the run ends (its
 result's wait_until_finish or cancel reaches a terminal state, failed or
-not; see replaced_beam_internals). A BundleBasedDirectRunner pipeline run
+not; see replaced_beam_internals; a run never waited for nor cancelled
+keeps them until the process ends). A BundleBasedDirectRunner pipeline run
 in the same process before or after runs Beam's runner unchanged. They are
 applied only on the Beam release they were validated on
 (VALIDATED_BEAM_VERSION); on another, LocalRunner is the plain
