@@ -7,13 +7,23 @@ Flows: call records to abandon metrics per queue (`--call_events`, in the
 `--call_event_format` seed, genesys_cloud or amazon_connect), CXone Data
 Actions to interaction volumes per channel and callback-pattern alerts
 (`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
-`--help` lists every option.
+`--help` lists every option. A file replay on the local runner that takes
+more than a few seconds shows its progress on stderr (pipelines/progress.py).
 """
+import contextlib
 import functools
 import logging
 import sys
 from typing import Dict, List, Optional
 
+if __name__ == '__main__':
+  # Importing Beam logs once that apitools is missing (for Beam's BigQuery
+  # client, which this job does not use): nothing a user can act on. The
+  # entry point drops that one record, before the first import of Beam.
+  logging.getLogger().addFilter(
+      lambda record: not record.getMessage().startswith('apitools not found'))
+
+# pylint: disable=wrong-import-position
 import apache_beam as beam
 from apache_beam.options.pipeline_options import FlinkRunnerOptions
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -30,7 +40,9 @@ from options.stream_options import EventTimeOptions
 from options.stream_options import FieldRuleOptions
 from options.stream_options import FileReplayOptions
 from options.stream_options import SinkOptions
+from pipelines import progress
 from pipelines.local_runner import local_streaming_runner
+from pipelines.local_runner import validated_beam
 from transforms.call_flow import CallMetricsFlow
 from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
@@ -216,11 +228,19 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   if options.view_as(CxoneOptions).validate_cxone:
     validate_on_startup(CxoneConfig.from_options(options))
   check_kafka_on_startup(options)
-  pipeline = beam.Pipeline(
-      runner=local_streaming_runner(options), options=options)
+  runner = local_streaming_runner(options)
+  pipeline = beam.Pipeline(runner=runner, options=options)
   build(pipeline, options)
+  total_lines = progress.replay_total_lines(pipeline)
   result = pipeline.run()
-  result.wait_until_finish()
+  # Progress is read from the running job's metrics, complete on the local
+  # runner only (pipelines/local_runner.py); other runners show none.
+  showing = (
+      progress.showing_progress(result, total_lines, progress.stderr_reporter())
+      if runner is not None and validated_beam() and total_lines is not None
+      else contextlib.nullcontext())
+  with showing:
+    result.wait_until_finish()
   return result
 
 
@@ -228,7 +248,12 @@ def main() -> None:
   if {'-h', '--help'} & set(sys.argv[1:]):
     print(help_text(JOB_OPTIONS, 'python -m pipelines.contact_center'))
     return
-  logging.getLogger().setLevel(logging.INFO)
+  logging.basicConfig(
+      level=logging.INFO,
+      format='%(asctime)s %(levelname)s %(name)s: %(message)s',
+      force=True)
+  # The local runner's start notice says nothing the user did not ask for.
+  logging.getLogger('apache_beam.runners.direct').setLevel(logging.WARNING)
   try:
     run(sys.argv[1:])
   except (ValueError, CxoneError) as e:

@@ -51,16 +51,29 @@ later bundle of the step on that thread went to a container nobody reads
 thread one container per step, reset when a bundle starts, so the scoped
 states and the runner see the same one (see _MetricsContainerPerThread).
 
+All of these replace module attributes of Beam's runner, so they are in
+place only while a LocalRunner run is in progress: installed when
+run_pipeline starts, and Beam's own values put back when the run ends (its
+result's wait_until_finish or cancel reaches a terminal state, failed or
+not; see replaced_beam_internals; a run never waited for nor cancelled
+keeps them until the process ends). A BundleBasedDirectRunner pipeline run
+in the same process before or after runs Beam's runner unchanged. They are
+applied only on the Beam release they were validated on
+(VALIDATED_BEAM_VERSION); on another, LocalRunner is the plain
+BundleBasedDirectRunner and logs once why.
+
 The main job runs LocalRunner whenever the runner is LOCAL_RUNNER (the
 default), so the option keeps Beam's name for it.
 """
 import collections
+import contextlib
 import copy
 import logging
 import threading
 import types
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Set, Tuple
 
+import apache_beam
 from apache_beam.internal import pickler
 from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.options.pipeline_options import DirectOptions
@@ -69,8 +82,9 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.direct import evaluation_context
 from apache_beam.runners.direct import executor
 from apache_beam.runners.direct import transform_evaluator
-from apache_beam.runners.runner import PipelineState
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from apache_beam.runners.runner import PipelineResult
+from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import core
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
@@ -81,6 +95,8 @@ from apache_beam.utils.timestamp import Timestamp
 # offline; the bundle-based runner is local, supports TestStream replay,
 # state and timers, and needs no network. Jobs run it as LocalRunner.
 LOCAL_RUNNER = 'BundleBasedDirectRunner'
+# The replacements below reach into this release's runner internals.
+VALIDATED_BEAM_VERSION = '2.77.0'
 _LOGGER = logging.getLogger(__name__)
 _MAX_CACHED_CLASSES = 512
 _MAX_DOFN_COPIES_PER_THREAD = 512
@@ -227,26 +243,6 @@ class DoFnCopies:
     return getattr(pickler, name)
 
 
-def install_dofn_spec_cache() -> None:
-  """Routes the direct runner's spec lookups through the cache (idempotent).
-
-  `userstate.is_stateful_dofn` and `validate_stateful_dofn` look the
-  function up in their module; the evaluator imported it by name.
-  """
-  userstate.get_dofn_specs = cached_dofn_specs
-  transform_evaluator.get_dofn_specs = cached_dofn_specs
-  # The DoFn runner and DoFn.get_function_arguments look it up in `core`.
-  core.get_function_arguments = cached_function_arguments
-
-
-def install_dofn_reuse() -> DoFnCopies:
-  """Makes the evaluators reuse one copy of each DoFn per thread, from a new
-  set of copies; returns it (to tear down when the run ends)."""
-  copies = DoFnCopies()
-  transform_evaluator.pickler = copies
-  return copies
-
-
 class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   """The runner's per-key state, with a copy that equals the deep copy it
   replaces: new timer maps, shared (immutable) timer timestamps and keys;
@@ -328,47 +324,143 @@ class _MetricsContainerPerThread:
     return container
 
 
-def install_bundle_metrics_fix() -> None:
-  """Routes the executor's per-bundle metrics containers through
-  _MetricsContainerPerThread (idempotent)."""
-  if not isinstance(executor.MetricsContainer, _MetricsContainerPerThread):
-    executor.MetricsContainer = _MetricsContainerPerThread()
+def _replacements(copies: DoFnCopies) -> List[Tuple[Any, str, Any]]:
+  """(module, attribute, LocalRunner's value) for every Beam internal that
+  LocalRunner replaces; `copies` serves the evaluators' DoFn copies."""
+  return [
+      # The spec lookups of `userstate.is_stateful_dofn` and
+      # `validate_stateful_dofn` go through their module; the evaluator
+      # imported the function by name.
+      (userstate, 'get_dofn_specs', cached_dofn_specs),
+      (transform_evaluator, 'get_dofn_specs', cached_dofn_specs),
+      # The DoFn runner and DoFn.get_function_arguments look it up in core.
+      (core, 'get_function_arguments', cached_function_arguments),
+      (transform_evaluator, 'pickler', copies),
+      (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
+      (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
+      (executor, 'MetricsContainer', _MetricsContainerPerThread()),
+  ]
 
 
-def install_cheaper_bundle_setup() -> None:
-  """Keyed states that share timer timestamps in their copies, executors
-  that scan elements for side inputs only (idempotent)."""
-  evaluation_context.DirectUnmergedState = _KeyedStateSharingTimestamps
-  executor.TransformExecutor = _TransformExecutorWithoutScan
+class _Replacements:
+  """Installs LocalRunner's replacements while at least one of its runs is
+  in progress and puts Beam's own values back when the last one ends.
+
+  A process has one copy of Beam's modules, so runs that overlap (a second
+  pipeline run before the first is waited for) share one installation and
+  its DoFn copies, torn down when the last of them ends.
+  """
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._runs = 0
+    self._originals: List[Tuple[Any, str, Any]] = []
+    self._copies: Optional[DoFnCopies] = None
+
+  def acquire(self) -> None:
+    with self._lock:
+      if not self._runs:
+        self._copies = DoFnCopies()
+        replacements = _replacements(self._copies)
+        self._originals = [(module, name, getattr(module, name))
+                           for module, name, _ in replacements]
+        for module, name, value in replacements:
+          setattr(module, name, value)
+      self._runs += 1
+
+  def release(self) -> None:
+    with self._lock:
+      self._runs -= 1
+      if self._runs:
+        return
+      for module, name, value in self._originals:
+        setattr(module, name, value)
+      copies, self._copies, self._originals = self._copies, None, []
+    copies.teardown_all()
+
+
+_REPLACEMENTS = _Replacements()
+
+
+@contextlib.contextmanager
+def replaced_beam_internals() -> Iterator[None]:
+  """LocalRunner's replacements of Beam internals, in place for the block;
+  on leaving it (failed or not) Beam's own values are back and the DoFn
+  copies made meanwhile are torn down."""
+  _REPLACEMENTS.acquire()
+  try:
+    yield
+  finally:
+    _REPLACEMENTS.release()
+
+
+_versions_warned_about: Set[str] = set()
+
+
+def validated_beam() -> bool:
+  """True on the Beam release the replacements were validated on
+  (VALIDATED_BEAM_VERSION); on another, logs once why LocalRunner runs as
+  Beam's plain BundleBasedDirectRunner there."""
+  version = apache_beam.__version__
+  if version == VALIDATED_BEAM_VERSION:
+    return True
+  if version not in _versions_warned_about:
+    _versions_warned_about.add(version)
+    _LOGGER.warning(
+        'LocalRunner: Apache Beam %s is installed, its replacements of Beam '
+        'internals were validated on %s only; running the plain %s (slower, '
+        'and without the fix for user metrics across bundles)', version,
+        VALIDATED_BEAM_VERSION, LOCAL_RUNNER)
+  return False
+
+
+def _restore_when_finished(result: PipelineResult,
+                           run: contextlib.ExitStack) -> None:
+  """Closes `run` once `result` reaches a terminal state through its
+  wait_until_finish or cancel: the executor runs the pipeline in threads
+  of its own after run_pipeline returns."""
+  wait_until_finish, cancel = result.wait_until_finish, result.cancel
+  lock = threading.Lock()
+
+  def close_if_finished() -> None:
+    with lock:
+      if PipelineState.is_terminal(result.state):
+        run.close()
+
+  def wait_then_restore(duration=None):
+    try:
+      return wait_until_finish(duration)
+    finally:
+      close_if_finished()
+
+  def cancel_then_restore():
+    try:
+      return cancel()
+    finally:
+      close_if_finished()
+
+  result.wait_until_finish = wait_then_restore
+  result.cancel = cancel_then_restore
 
 
 class LocalRunner(BundleBasedDirectRunner):
   """BundleBasedDirectRunner with cached DoFn introspection, reused DoFn
   instances, cheaper per-bundle bookkeeping and user metrics counted in
-  every bundle (see module docstring). Same results: only the cost of each
-  bundle changes, and the metrics it reports are complete."""
+  every bundle (see module docstring), for the duration of each run and on
+  VALIDATED_BEAM_VERSION only. Same results: only the cost of each bundle
+  changes, and the metrics it reports are complete."""
   def run_pipeline(self, pipeline, options):
+    if not validated_beam():
+      return super().run_pipeline(pipeline, options)
     # Stacking stores a run of outputs with one timestamp as one entry, and
     # compares every output's timestamp with the last one's to find runs:
     # 1.07 us per element and step against 0.23 us (scripts/bench_micro.py),
     # for elements that here nearly never share a timestamp.
     options.view_as(DirectOptions).direct_runner_use_stacked_bundle = False
-    install_dofn_spec_cache()
-    install_cheaper_bundle_setup()
-    install_bundle_metrics_fix()
-    copies = install_dofn_reuse()
-    result = super().run_pipeline(pipeline, options)
-    # Torn down once the run is over, failed or not.
-    wait_until_finish = result.wait_until_finish
-
-    def wait_then_tear_down(duration=None):
-      try:
-        return wait_until_finish(duration)
-      finally:
-        if PipelineState.is_terminal(result.state):
-          copies.teardown_all()
-
-    result.wait_until_finish = wait_then_tear_down
+    with contextlib.ExitStack() as run:
+      run.enter_context(replaced_beam_internals())
+      result = super().run_pipeline(pipeline, options)
+      # From here the run ends with the result (see above), not the block.
+      _restore_when_finished(result, run.pop_all())
     return result
 
 

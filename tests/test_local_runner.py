@@ -2,17 +2,26 @@
 DoFn copies are reused per thread only, and its cheaper bookkeeping keeps
 Beam's behaviour."""
 import copy
+import logging
 import os
 import threading
 
+import apache_beam
 import apache_beam as beam
 import pytest
 from apache_beam.internal import pickler
+from apache_beam.metrics.execution import MetricsContainer
+from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
+from apache_beam.runners.direct import evaluation_context
+from apache_beam.runners.direct import executor
 from apache_beam.runners.direct import transform_evaluator
+from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+from apache_beam.runners.runner import PipelineState
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import core
 from apache_beam.transforms import userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.timeutil import TimeDomain
@@ -27,6 +36,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipelines import local_runner
 from pipelines.contact_center import build
+from tests.beam_metrics import committed_counters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCACHED = local_runner._uncached_dofn_specs  # pylint: disable=protected-access
@@ -106,10 +116,11 @@ def test_callers_get_their_own_sets():
 
 
 def test_the_local_runner_routes_beams_lookups_through_the_cache():
-  local_runner.install_dofn_spec_cache()
-  assert userstate.get_dofn_specs is local_runner.cached_dofn_specs
-  assert userstate.is_stateful_dofn(
-      CallableWrapperDoFn(_Holder().stateful))
+  with local_runner.replaced_beam_internals():
+    assert userstate.get_dofn_specs is local_runner.cached_dofn_specs
+    assert userstate.is_stateful_dofn(
+        CallableWrapperDoFn(_Holder().stateful))
+  assert_beams_own_internals()
 
 
 def test_a_method_on_the_instance_is_not_judged_by_its_class():
@@ -150,10 +161,11 @@ def test_each_thread_reuses_its_own_copy_of_a_dofn():
 
 
 def test_the_local_runner_reuses_dofn_copies_and_still_pickles_them():
-  copies = local_runner.install_dofn_reuse()
-  assert transform_evaluator.pickler is copies
-  # Anything else the evaluators take from the pickler is the real one.
-  assert transform_evaluator.pickler.dumps is pickler.dumps
+  with local_runner.replaced_beam_internals():
+    assert isinstance(transform_evaluator.pickler, local_runner.DoFnCopies)
+    # Anything else the evaluators take from the pickler is the real one.
+    assert transform_evaluator.pickler.dumps is pickler.dumps
+  assert transform_evaluator.pickler is pickler
 
 
 LIFECYCLE = []
@@ -281,3 +293,143 @@ def test_due_timers_are_beams_at_every_watermark(watermark):
     state.set_timer(GlobalWindow(), 'wall', TimeDomain.REAL_TIME,
                     Timestamp(10**9))
   assert ours.get_timers(watermark=at, processing_time=Timestamp(0))[1]
+
+
+# Beam's own values of what LocalRunner replaces, known independently of
+# whether something is replaced now.
+BEAMS_OWN = (
+    (userstate, 'get_dofn_specs', UNCACHED),
+    (transform_evaluator, 'get_dofn_specs', UNCACHED),
+    (core, 'get_function_arguments', UNCACHED_ARGUMENTS),
+    (transform_evaluator, 'pickler', pickler),
+    (evaluation_context, 'DirectUnmergedState',
+     local_runner._KeyedStateSharingTimestamps.__base__),  # pylint: disable=protected-access
+    (executor, 'TransformExecutor',
+     local_runner._TransformExecutorWithoutScan.__base__),  # pylint: disable=protected-access
+    (executor, 'MetricsContainer', MetricsContainer),
+)
+
+
+def assert_beams_own_internals():
+  replaced = [
+      f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN
+      if getattr(module, name) is not own
+  ]
+  assert not replaced, replaced
+
+
+def assert_replaced_internals():
+  kept = [
+      f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN
+      if getattr(module, name) is own
+  ]
+  assert not kept, kept
+
+
+class _CountEach(beam.DoFn):
+  def __init__(self):
+    self._seen = Metrics.counter('test_local_runner', 'seen')
+
+  def process(self, element):
+    self._seen.inc()
+    yield element
+
+
+BUNDLES = 6
+
+
+def counted_in_bundles(runner, process=None) -> int:
+  """Runs a counter over BUNDLES one-element bundles on `runner`; returns
+  what the runner reports."""
+  stream = TestStream()
+  # Each add_elements is a bundle of its own.
+  for n in range(BUNDLES):
+    stream = stream.add_elements([n])
+  p = beam.Pipeline(
+      runner=runner, options=PipelineOptions([], streaming=True))
+  counted = p | stream.advance_watermark_to_infinity() | beam.ParDo(
+      _CountEach())
+  if process:
+    _ = counted | beam.Map(process)
+  result = p.run()
+  result.wait_until_finish()
+  return committed_counters(result, 'test_local_runner')['seen']
+
+
+def test_a_plain_direct_runner_after_a_local_run_runs_beam_unchanged():
+  assert counted_in_bundles(local_runner.LocalRunner()) == BUNDLES
+  assert_beams_own_internals()
+  # Beam's own runner keeps the scoped states of a step's first bundle, so
+  # the counter reads that bundle alone (the metrics fix is LocalRunner's).
+  assert counted_in_bundles(BundleBasedDirectRunner()) == 1
+  assert counted_in_bundles(local_runner.LocalRunner()) == BUNDLES
+  assert_beams_own_internals()
+
+
+def test_the_replacements_last_until_the_run_is_waited_for(options):
+  LIFECYCLE.clear()
+  p = beam.Pipeline(options=options)
+  _ = p | TestStream().add_elements([1]).advance_watermark_to_infinity(
+  ) | beam.ParDo(_RecordLifecycle())
+  result = p.run()
+  # The executor runs the pipeline in its own threads from here on.
+  assert_replaced_internals()
+  assert result.wait_until_finish() == PipelineState.DONE
+  assert_beams_own_internals()
+  assert LIFECYCLE[-1] == 'teardown'
+
+
+def _fail(element):
+  raise ValueError(f'cannot take {element}')
+
+
+def test_a_failing_run_puts_beams_internals_back_and_tears_down():
+  LIFECYCLE.clear()
+  stream = TestStream().add_elements([1]).advance_watermark_to_infinity()
+  with pytest.raises(Exception, match='cannot take 1'):
+    with beam.Pipeline(runner=local_runner.LocalRunner(),
+                       options=PipelineOptions([], streaming=True)) as p:
+      _ = p | stream | beam.ParDo(_RecordLifecycle()) | beam.Map(_fail)
+  assert_beams_own_internals()
+  assert LIFECYCLE and LIFECYCLE[0] == 'setup'
+  assert LIFECYCLE[-1] == 'teardown'
+
+
+def test_overlapping_runs_share_the_replacements_until_the_last_ends(options):
+  first = beam.Pipeline(options=options)
+  _ = first | TestStream().add_elements([1]).advance_watermark_to_infinity()
+  second = beam.Pipeline(options=options)
+  _ = second | TestStream().add_elements([2]).advance_watermark_to_infinity()
+  first_result, second_result = first.run(), second.run()
+  first_result.wait_until_finish()
+  assert_replaced_internals()
+  second_result.wait_until_finish()
+  assert_beams_own_internals()
+
+
+def test_another_beam_release_gets_the_plain_runner_and_one_warning(
+    monkeypatch, caplog):
+  monkeypatch.setattr(apache_beam, '__version__', '2.99.0')
+  with caplog.at_level(logging.WARNING, logger=local_runner.__name__):
+    # While it runs, the process runs Beam's runner as is.
+    counts = [
+        counted_in_bundles(
+            local_runner.LocalRunner(),
+            process=lambda _: assert_beams_own_internals()) for _ in range(2)
+    ]
+  assert counts == [1, 1]
+  warnings = [
+      r.getMessage() for r in caplog.records if r.name == local_runner.__name__
+  ]
+  assert len(warnings) == 1, warnings
+  assert '2.99.0' in warnings[0] and '2.77.0' in warnings[0], warnings
+
+
+def test_a_cancelled_run_puts_beams_internals_back(options):
+  p = beam.Pipeline(options=options)
+  _ = p | TestStream().add_elements([1]).advance_watermark_to_infinity(
+  ) | beam.ParDo(_RecordLifecycle())
+  result = p.run()
+  result.cancel()
+  assert result.state == PipelineState.CANCELLED
+  assert_beams_own_internals()

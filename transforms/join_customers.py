@@ -253,7 +253,9 @@ class JoinCustomers(beam.PTransform):
         enrich, record_type, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
         watermark_delay_seconds * 1000)
 
-  def expand(self, inputs: Tuple[beam.PCollection, beam.PCollection]):
+  # Unannotated: Beam takes an expand() input hint for one PCollection's
+  # type and warns on a pair of them (the docstring says what comes in).
+  def expand(self, inputs):
     records, profiles = inputs
     tagged_records = records | 'TagRecords' >> beam.Map(lambda r: (_RECORD, r))
     tagged_profiles = profiles | 'TagProfiles' >> beam.Map(

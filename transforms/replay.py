@@ -15,16 +15,26 @@ length), computed by one sequential scan at construction; the lines
 themselves are read by a DoFn, so the pipeline graph stays small whatever the
 file size. Several files are interleaved poll by poll, each with its own
 watermark (TestStream output tags).
+
+Progress: the scan counts the lines (`ReplayFiles.total_lines`); the reader
+counts the lines it delivered (counter `replay/lines`) and the largest event
+time among them (distribution `replay/event_time_ms`, its max), which a
+launcher can poll from the running job's metrics (pipelines/progress.py).
 """
 import json
 import os
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
 
 import apache_beam as beam
+from apache_beam.metrics.metric import Metrics
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from transforms.records import SourceRecord
+
+METRICS_NAMESPACE = 'replay'
+LINES_COUNTER = 'lines'
+EVENT_TIME_DISTRIBUTION = 'event_time_ms'
 
 
 class ReplaySource(NamedTuple):
@@ -42,11 +52,14 @@ class _Chunk(NamedTuple):
   offset: int
   length: int
   first_line: int
+  lines: int
+  # The largest valid event time up to this poll's end (the watermark to
+  # advance to after it), None before any.
+  event_time_ms: Optional[int]
 
 
-def _polls(source: ReplaySource,
-           poll_size: int) -> List[Tuple[_Chunk, Optional[int]]]:
-  """Each poll's chunk with the watermark to advance to after it."""
+def _polls(source: ReplaySource, poll_size: int) -> List[_Chunk]:
+  """Each poll's chunk."""
   polls = []
   max_event_ms: Optional[int] = None
   with open(source.path, 'rb') as f:
@@ -61,13 +74,18 @@ def _polls(source: ReplaySource,
         if event_ms is not None:
           max_event_ms = event_ms
       chunk = _Chunk(source.name, source.path, offset, f.tell() - offset,
-                     line_no)
-      polls.append((chunk, max_event_ms))
+                     line_no, len(lines), max_event_ms)
+      polls.append(chunk)
       line_no += len(lines)
   return polls
 
 
 class _ReadChunkFn(beam.DoFn):
+  def __init__(self):
+    self._lines = Metrics.counter(METRICS_NAMESPACE, LINES_COUNTER)
+    self._event_time = Metrics.distribution(
+        METRICS_NAMESPACE, EVENT_TIME_DISTRIBUTION)
+
   def process(self, encoded: bytes) -> Iterator[SourceRecord]:
     chunk = _Chunk(*json.loads(encoded))
     name = os.path.basename(chunk.path)
@@ -79,6 +97,9 @@ class _ReadChunkFn(beam.DoFn):
       lines.pop()
     for i, line in enumerate(lines):
       yield SourceRecord(chunk.source, f'{name}:{chunk.first_line + i}', line)
+    self._lines.inc(len(lines))
+    if chunk.event_time_ms is not None:
+      self._event_time.update(chunk.event_time_ms)
 
 
 class ReplayFiles(beam.PTransform):
@@ -100,6 +121,19 @@ class ReplayFiles(beam.PTransform):
       raise ValueError(f'need distinct replay sources, got {names}')
     self._sources = sources
     self._poll_size = poll_size
+    self._scanned: Optional[List[List[_Chunk]]] = None
+
+  def _source_polls(self) -> List[List[_Chunk]]:
+    """Each source's polls, from one scan of its file."""
+    if self._scanned is None:
+      self._scanned = [_polls(s, self._poll_size) for s in self._sources]
+    return self._scanned
+
+  @property
+  def total_lines(self) -> int:
+    """Lines the replay delivers, all sources together."""
+    return sum(
+        chunk.lines for polls in self._source_polls() for chunk in polls)
 
   def _test_stream(self) -> TestStream:
     # Chunks travel as JSON bytes: a runner that executes TestStream itself
@@ -107,19 +141,17 @@ class ReplayFiles(beam.PTransform):
     stream = TestStream(
         coder=beam.coders.BytesCoder(),
         output_tags=[s.name for s in self._sources])
-    per_source = [
-        _polls(s, self._poll_size) for s in self._sources
-    ]
+    per_source = self._source_polls()
     watermarks: Dict[str, Timestamp] = {}
     # Round-robin interleaving: deterministic, and no source starves another.
     for round_polls in _zip_longest(per_source):
-      for chunk, watermark_ms in round_polls:
+      for chunk in round_polls:
         current = watermarks.get(chunk.source, MIN_TIMESTAMP)
         stream.add_elements(
             [beam.window.TimestampedValue(json.dumps(chunk).encode(), current)],
             tag=chunk.source)
-        if watermark_ms is not None:
-          new = Timestamp(micros=watermark_ms * 1000)
+        if chunk.event_time_ms is not None:
+          new = Timestamp(micros=chunk.event_time_ms * 1000)
           if new > current:
             stream.advance_watermark_to(new, tag=chunk.source)
             watermarks[chunk.source] = new

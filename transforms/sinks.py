@@ -214,7 +214,9 @@ class WriteTables(beam.PTransform):
     self._sinks = list(sinks)
     self._tables = tables
 
-  def expand(self, pcolls: Dict[str, beam.PCollection]):
+  # Unannotated: Beam takes an expand() input hint for one PCollection's
+  # type and warns on a dict of them (the docstring says what comes in).
+  def expand(self, pcolls):
     dead_letters = self._tables[DEAD_LETTERS.name]
     others = [name for name in pcolls if name != dead_letters.name]
     for sink in self._sinks:
