@@ -58,6 +58,8 @@ def runner_states(monkeypatch):
 def _stateful_steps(counts: Dict[str, int], suffix: str) -> Dict[str, int]:
   steps = {label: n for label, n in counts.items() if label.endswith(suffix)}
   assert steps, f'no stateful step ending in {suffix} among {sorted(counts)}'
+  print(f'\n{N_KEYS} distinct keys, watermark past the TTL: keys still '
+        f'holding state or timers {steps}')
   return steps
 
 
