@@ -575,6 +575,8 @@ class CassandraWriter(RowWriter):
         return rejected
       try:
         statement = self._statement(table)
+      except CassandraConnectError:
+        raise  # credentials, TLS: one line saying what to fix, never retried
       except Exception as e:  # pylint: disable=broad-except
         # Connecting or preparing failed: retried only if it may pass.
         if classify_error(e, per_row=False) != RETRY:
