@@ -29,7 +29,7 @@
 # Cassandra sink. Never on a command line; `status` shows the variable names only. A file
 # changed later takes effect on `restart`. FLINK_ENV_FILE= (empty) passes none.
 # Env: FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), WORKER_POOL_PORT (50000), FLINK_SLOTS (2),
-#      FLINK_JM_MEMORY (1024m), FLINK_TM_MEMORY (2048m, per TaskManager: two fit beside Kafka,
+#      FLINK_JM_MEMORY (1536m), FLINK_TM_MEMORY (3072m, per TaskManager: two fit beside Kafka,
 #      Cassandra and the tests on a 24 GiB machine), FLINK_TASKMANAGERS (1),
 #      BEAM_PYTHON (the pipeline's venv python), FLINK_ENV_FILE (see above).
 set -euo pipefail
@@ -40,8 +40,8 @@ REST_PORT=${FLINK_REST_PORT:-8081}
 RPC_PORT=${FLINK_RPC_PORT:-6123}
 POOL_PORT=${WORKER_POOL_PORT:-50000}
 SLOTS=${FLINK_SLOTS:-2}
-JM_MEM=${FLINK_JM_MEMORY:-1024m}
-TM_MEM=${FLINK_TM_MEMORY:-2048m}
+JM_MEM=${FLINK_JM_MEMORY:-1536m}
+TM_MEM=${FLINK_TM_MEMORY:-3072m}
 FLINK_RUN=$RUN_DIR/flink
 CONF_DIR=$FLINK_RUN/conf
 ENV_FILE=$JARS_DIR/flink-job-server/flink.env
@@ -120,12 +120,16 @@ jobmanager.rpc.address: $HOST
 jobmanager.rpc.port: $RPC_PORT
 jobmanager.bind-host: $HOST
 jobmanager.memory.process.size: $JM_MEM
+jobmanager.memory.jvm-metaspace.size: 512m
 jobmanager.execution.failover-strategy: region
 taskmanager.host: $HOST
 taskmanager.bind-host: $HOST
 taskmanager.numberOfTaskSlots: $SLOTS
 taskmanager.memory.process.size: $TM_MEM
-taskmanager.memory.jvm-metaspace.size: 384m
+# Every Beam job loads the job server's classes anew into its own class loader;
+# after about ten jobs on one TaskManager 384m of metaspace ran out
+# (OutOfMemoryError: Metaspace, the TaskManager shut down).
+taskmanager.memory.jvm-metaspace.size: 1024m
 parallelism.default: 1
 
 rest.address: $HOST
