@@ -24,9 +24,8 @@ from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference import reference_call_metrics
 from scripts.reference_interactions import reference_interactions
 from tests.flink_rest import completed_checkpoints, rest
-from tests.integration.conftest import RUN_DIR
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
-    WORKER_POOL, _cancel_flink_job, _consume, _end_offsets, _reference_rows, _root_exception,
+    _cancel_flink_job, cluster_job_args, _consume, _end_offsets, _reference_rows, _root_exception,
     _table, _wait_for_free_slots, flink_cluster, new_topic)
 from tests.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
@@ -99,19 +98,11 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
 
   db = tmp_path / 'poison.db'
   job_name = f'it-poison-{calls_topic}'
-  args = [
-      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
-      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=EXTERNAL',
-      f'--environment_config={WORKER_POOL}', '--parallelism=2', f'--job_name={job_name}',
-      '--checkpointing_interval=5000', '--state_backend=rocksdb',
-      f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
-      '--finish_bundle_before_checkpointing', '--streaming',
-      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
-      f'--kafka_expansion_service={expansion_service}',
+  args = cluster_job_args(
+      job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
       f'--kafka_call_events_topic={calls_topic}', f'--kafka_data_actions_topic={actions_topic}',
       f'--kafka_consumer_group=it-{calls_topic}', '--sink=sqlite', '--sink=kafka',
-      f'--sqlite_path={db}',
-  ]
+      f'--sqlite_path={db}')
   _wait_for_free_slots(2)
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)

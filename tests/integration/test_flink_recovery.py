@@ -162,6 +162,23 @@ def _diff(rows: Optional[dict], expected: dict) -> str:
           f'{len(wrong)} differ {sample}, {len(extra)} unexpected')
 
 
+def wait_for_rows(session, keyspace: str, expected: dict, jid: Optional[str] = None,
+                  timeout: float = 300) -> None:
+  """Waits until the Cassandra rows equal `expected`; with `jid`, fails as soon as that job is
+  no longer running or recovering."""
+  last = {}
+
+  def converged():
+    last['rows'] = _rows(session, keyspace)
+    if jid is not None:
+      assert _job(jid)['state'] in ('RUNNING', 'RESTARTING', 'INITIALIZING'), _job(jid)
+    return last['rows'] == expected
+  try:
+    _wait('rows equal the reference', converged, timeout, 1)
+  except AssertionError as exc:
+    raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+
+
 class Halves:
   """The generated file in two halves, each rebased to 'now' when it is produced; `path`
   accumulates exactly what the topic holds (the reference's input)."""
@@ -293,16 +310,7 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     assert restored and restored['id'] >= ckpt_at_kill['id'], restored
     data.produce(1, topic, kafka_bootstrap)
     expected = _expected(data.path)
-    last = {}
-
-    def converged():
-      last['rows'] = _rows(cassandra_session, fresh_keyspace)
-      assert _job(job.jid)['state'] in ('RUNNING', 'RESTARTING', 'INITIALIZING'), _job(job.jid)
-      return last['rows'] == expected
-    try:
-      _wait('rows equal the reference', converged, 300, 1)
-    except AssertionError as exc:
-      raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+    wait_for_rows(cassandra_session, fresh_keyspace, expected, job.jid)
     t_rows = time.monotonic() - t_kill
     # every record is read once the job is through: offsets committed up to the end
     end = _end_offsets(kafka_bootstrap, topic)
@@ -371,16 +379,8 @@ def test_stop_with_savepoint_and_resume(
     assert restored and restored['is_savepoint'], restored
     print(f"  resubmitted job restored {restored['external_path']}")
     expected = _expected(data.path)
-    last = {}
-
-    def converged():
-      last['rows'] = _rows(cassandra_session, fresh_keyspace)
-      return last['rows'] == expected
     t1 = time.monotonic()
-    try:
-      _wait('rows equal the reference', converged, 300, 1)
-    except AssertionError as exc:
-      raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+    wait_for_rows(cassandra_session, fresh_keyspace, expected)
     end = _end_offsets(kafka_bootstrap, topic)
     _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
           60, 1)

@@ -27,9 +27,9 @@ from scripts.produce_events import key_and_timestamp, rebase_lines
 from tests.flink_rest import completed_checkpoints, rest
 from tests.integration.conftest import RUN_DIR, flink_script
 from tests.integration.test_flink_recovery import (
-    LATENESS_S, WINDOW_S, Halves, Submitted, _all_tasks_running, _committed, _count, _diff,
-    _end_offsets, _expected, _job, _job_args, _restored_checkpoints, _rows,
-    _stop_with_savepoint, _wait, _wait_cluster_free, topic)  # noqa: F401  (fixture)
+    LATENESS_S, WINDOW_S, Halves, Submitted, _all_tasks_running, _committed, _count,
+    _end_offsets, _expected, _job, _job_args, _restored_checkpoints, _stop_with_savepoint,
+    _wait, _wait_cluster_free, topic, wait_for_rows)  # noqa: F401  (fixture)
 
 TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
 
@@ -47,18 +47,6 @@ def two_taskmanagers(flink_job_server_jar):
 
 def _parallelism(jid: str) -> set:
   return {v['parallelism'] for v in _job(jid)['vertices']}
-
-
-def _converge(session, keyspace, expected, timeout=300):
-  last = {}
-
-  def converged():
-    last['rows'] = _rows(session, keyspace)
-    return last['rows'] == expected
-  try:
-    _wait('rows equal the reference', converged, timeout, 1)
-  except AssertionError as exc:
-    raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
 
 
 @pytest.mark.parametrize('before, after', [(2, 4), (4, 2)])
@@ -87,7 +75,7 @@ def test_rescale_from_a_savepoint_keeps_every_count(
     assert _parallelism(second.jid) == {after}
     t0 = time.monotonic()
     expected = _expected(data.path)
-    _converge(cassandra_session, fresh_keyspace, expected)
+    wait_for_rows(cassandra_session, fresh_keyspace, expected)
     end = _end_offsets(kafka_bootstrap, topic)
     _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
           60, 1)
@@ -137,7 +125,7 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
     assert restored['id'] >= ckpt['id'], restored
     data.produce(1, topic, kafka_bootstrap)
     expected = _expected(data.path)
-    _converge(cassandra_session, fresh_keyspace, expected)
+    wait_for_rows(cassandra_session, fresh_keyspace, expected)
     t_rows = time.monotonic() - t_kill
     print(f'\n  one of two TaskManagers killed: job RUNNING again (checkpoint '
           f'#{restored["id"]} restored) {t_running:.1f} s after the kill, rows exact '
@@ -188,7 +176,7 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
     newest_ms = max(ts for ts in (key_and_timestamp(l, None)[1] for l in lines) if ts)
     last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000
     expected = _expected(data.path)
-    _converge(cassandra_session, fresh_keyspace, expected, timeout=420)
+    wait_for_rows(cassandra_session, fresh_keyspace, expected, timeout=420)
     closed_ms = int(time.time() * 1000)
     # Data rebased to now: event time is wall-clock time, so this is how late the last window
     # closed after its end plus the watermark delay (--max_out_of_orderness, 10 s).

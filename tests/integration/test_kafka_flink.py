@@ -300,6 +300,22 @@ def _committed(bootstrap, group):
     admin.close()
 
 
+def cluster_job_args(job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
+                     *job_args):
+  """The main job reading Kafka unbounded on the local cluster: EXTERNAL workers of the
+  pool, parallelism 2, RocksDB checkpoints every 5 s; `job_args` add topics and sinks."""
+  return [
+      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
+      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=EXTERNAL',
+      f'--environment_config={WORKER_POOL}', '--parallelism=2', f'--job_name={job_name}',
+      '--checkpointing_interval=5000', '--state_backend=rocksdb',
+      f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
+      '--finish_bundle_before_checkpointing', '--streaming',
+      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
+      f'--kafka_expansion_service={expansion_service}', *job_args,
+  ]
+
+
 def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     flink_cluster, new_topic, produced, kafka_bootstrap, expansion_service,
     flink_job_server_jar):
@@ -310,18 +326,10 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
   db = produced['work'] / 'cluster.db'
   group = f'it-{topic}'
   job_name = f'it-kafka-{topic}'
-  args = [
-      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
-      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=EXTERNAL',
-      f'--environment_config={WORKER_POOL}', '--parallelism=2', f'--job_name={job_name}',
-      '--checkpointing_interval=5000', '--state_backend=rocksdb',
-      f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
-      '--finish_bundle_before_checkpointing', '--streaming',
-      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
-      f'--kafka_expansion_service={expansion_service}',
+  args = cluster_job_args(
+      job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
       f'--kafka_call_events_topic={topic}', '--kafka_data_actions_topic=',
-      f'--kafka_consumer_group={group}', f'--sqlite_path={db}',
-  ]
+      f'--kafka_consumer_group={group}', f'--sqlite_path={db}')
   expected = _reference_rows(reference_call_metrics(str(produced['path'])))
   _wait_for_free_slots(2)
   t0 = time.monotonic()
