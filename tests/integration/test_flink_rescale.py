@@ -36,12 +36,14 @@ TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
 
 @pytest.fixture(scope='module')
 def two_taskmanagers(flink_job_server_jar):
-  """Four slots on two TaskManagers; back to one TaskManager afterwards."""
+  """Four slots on two TaskManagers; afterwards back to one TaskManager, or no cluster at
+  all if this fixture started it."""
+  was_running = flink_script('status').returncode == 0
   start = flink_script('start', '--taskmanagers', '2')
   assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
   _wait('two TaskManagers registered', lambda: rest('/overview')['taskmanagers'] >= 2, 120)
   yield
-  stop = flink_script('stop-taskmanager', '2')
+  stop = flink_script('stop-taskmanager', '2') if was_running else flink_script('stop')
   assert stop.returncode == 0, stop.stderr[-2000:]
 
 
