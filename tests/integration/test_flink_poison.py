@@ -25,7 +25,7 @@ from scripts.reference import reference_call_metrics
 from scripts.reference_interactions import reference_interactions
 from tests.flink_rest import completed_checkpoints, rest
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
-    _cancel_flink_job, cluster_job_args, _consume, _end_offsets, _reference_rows, _root_exception,
+    cluster_job_args, stop_cluster_job, _consume, _end_offsets, _reference_rows, _root_exception,
     _table, _wait_for_free_slots, flink_cluster, new_topic)
 from tests.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
@@ -149,14 +149,7 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
     print(f'\npoison on Flink: rows, volumes, alerts exact, {len(expected_dead)} poison dead '
           f'letters, 0 restarts after {time.monotonic() - t0:.1f} s')
   finally:
-    try:
-      _cancel_flink_job(job_name)
-    finally:
-      result.cancel()
-      try:
-        result.wait_until_finish()
-      except Exception:  # pylint: disable=broad-except
-        pass  # a cancelled portable job ends as CANCELLED or FAILED
+    stop_cluster_job(job_name, result)
 
   on_topic = [json.loads(value) for _, value in
               _consume(kafka_bootstrap, dead_topic_start)]

@@ -272,6 +272,18 @@ def _cancel_flink_job(job_name, timeout=60):
   raise AssertionError(f'Flink job {job_name} still not cancelled after {timeout} s')
 
 
+def stop_cluster_job(job_name, result):
+  """Cancels the cluster job (Flink REST) and ends the submitting side's portable job."""
+  try:
+    _cancel_flink_job(job_name)
+  finally:
+    result.cancel()
+    try:
+      result.wait_until_finish()
+    except Exception:  # pylint: disable=broad-except
+      pass  # a cancelled portable job ends as CANCELLED or FAILED
+
+
 def _root_exception(jid):
   try:
     text = rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
@@ -366,12 +378,5 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     print(f'\nFlink cluster job: rows exact, {ckpt} checkpoints, {committed} offsets committed '
           f'after {time.monotonic() - t0:.1f} s\n  ' + ' '.join(args))
   finally:
-    try:
-      _cancel_flink_job(job_name)
-    finally:
-      result.cancel()
-      try:
-        result.wait_until_finish()
-      except Exception:  # pylint: disable=broad-except
-        pass  # a cancelled portable job ends as CANCELLED or FAILED
+    stop_cluster_job(job_name, result)
   assert len(_table(db, 'dead_letters')) == produced['counts']['malformed']
