@@ -114,8 +114,8 @@ def merge_tables(
   }
 
 
-def read_sources(pipeline: beam.Pipeline,
-                 options: PipelineOptions) -> Dict[str, beam.PCollection]:
+def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
+                 rules: FieldRules) -> Dict[str, beam.PCollection]:
   """Source name -> PCollection[SourceRecord], from files or Kafka."""
   kafka = options.view_as(KafkaOptions)
   if kafka.source == 'kafka':
@@ -140,7 +140,7 @@ def read_sources(pipeline: beam.Pipeline,
   if replay.call_events:
     calls = options.view_as(CallMetricsOptions)
     event_time_ms = call_event_format(calls.call_event_format).event_time_ms(
-        format_settings(options))
+        format_settings(options, rules))
     files.append(
         ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
   if replay.data_actions:
@@ -148,7 +148,7 @@ def read_sources(pipeline: beam.Pipeline,
         ReplaySource(
             DATA_ACTIONS_SOURCE, replay.data_actions,
             functools.partial(
-                data_action_time_ms, rules=FieldRules.from_options(options))))
+                data_action_time_ms, rules=rules)))
   if not files:
     raise ValueError(
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
@@ -156,7 +156,8 @@ def read_sources(pipeline: beam.Pipeline,
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
 
-def format_settings(options: PipelineOptions) -> FormatSettings:
+def format_settings(options: PipelineOptions,
+                    rules: FieldRules) -> FormatSettings:
   """What the call-event format needs from the options (for the replay's
   watermark)."""
   calls = options.view_as(CallMetricsOptions)
@@ -165,7 +166,7 @@ def format_settings(options: PipelineOptions) -> FormatSettings:
       options.view_as(EventTimeOptions).max_out_of_orderness,
       calls.connect_queue_key,
       calls.genesys_max_queue_wait,
-      FieldRules.from_options(options))
+      rules)
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
@@ -173,7 +174,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   event_time = options.view_as(EventTimeOptions)
   calls = options.view_as(CallMetricsOptions)
   cxone = options.view_as(InteractionOptions)
-  sources = read_sources(pipeline, options)
+  rules = FieldRules.from_options(options)
+  sources = read_sources(pipeline, options, rules)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -191,7 +193,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             service_level_definition=calls.service_level_definition,
             connect_queue_key=calls.connect_queue_key,
             genesys_max_queue_wait_seconds=calls.genesys_max_queue_wait,
-            field_rules=FieldRules.from_options(options)))
+            field_rules=rules))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]
@@ -208,7 +210,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             cxone.profile_wait,
             cxone.customer_state_ttl,
             event_time.max_out_of_orderness,
-            field_rules=FieldRules.from_options(options)))
+            field_rules=rules))
   _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 
