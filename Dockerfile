@@ -16,16 +16,16 @@
 
 # --- Java side, built with the project's own fetch scripts -------------------
 # They resolve the KafkaIO expansion-service classpath and the Beam Flink job
-# server exactly as on a developer machine (scripts/stack/*.xml,
-# scripts/flink_pom.xml), so the image and the local stack cannot drift.
+# server exactly as on a developer machine (scripts/stack/*.xml), so the
+# image and the local stack cannot drift.
 FROM apache/beam_python3.11_sdk:2.77.0 AS jars
 RUN apt-get update \
  && apt-get install -y --no-install-recommends default-jdk-headless maven \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-COPY scripts/lib.sh scripts/fetch_jars.sh scripts/fetch_flink.sh scripts/flink_pom.xml scripts/
-COPY scripts/stack/beam-expansion-pom.xml scripts/stack/
-# built: the job server of scripts/flink_pom.xml, as in the local stack. It
+COPY scripts/stack/lib.sh scripts/stack/fetch_jars.sh scripts/stack/fetch_flink.sh \
+     scripts/stack/flink_pom.xml scripts/stack/beam-expansion-pom.xml scripts/stack/
+# built: the job server of scripts/stack/flink_pom.xml, as in the local stack. It
 # shades in KafkaIO, which the expansion service hands to it (EMBEDDED
 # environment), and its Beam version is the expansion service's (fetch_jars.sh
 # checks); the published job server (auto/published) has neither property.
@@ -34,8 +34,8 @@ ENV RUN_DIR=/build/.run
 # fetch_flink.sh also installs a Flink distribution (for a local cluster);
 # this stage is discarded, only the jars below are kept.
 RUN --mount=type=cache,target=/root/.m2 \
-    scripts/fetch_jars.sh beam-expansion \
- && FLINK_JOB_SERVER=$FLINK_JOB_SERVER scripts/fetch_flink.sh \
+    scripts/stack/fetch_jars.sh beam-expansion \
+ && FLINK_JOB_SERVER=$FLINK_JOB_SERVER scripts/stack/fetch_flink.sh \
  && mkdir -p /jars \
  && cp -rL "$RUN_DIR/jars/beam-expansion" /jars/beam-expansion \
  && cp -L "$RUN_DIR/jars/flink-job-server/job-server.jar" /jars/flink-job-server.jar

@@ -33,7 +33,7 @@ setuptools.setup(
             "dockerfile-parse>=2,<3",
             "hypothesis>=6.100,<7",
             # Drives the system's chromium/chromedriver
-            # (scripts/install_browser.sh) in the wallboard's page tests.
+            # (scripts/stack/install_browser.sh) in the wallboard's page tests.
             "selenium>=4.20,<5",
         ],
     },

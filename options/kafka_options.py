@@ -122,7 +122,7 @@ class KafkaOptions(PipelineOptions):
         '--kafka_expansion_service',
         default='127.0.0.1:8097',
         help='Address of the running KafkaIO expansion service '
-        '(scripts/expansion_service.sh starts one from Maven Central jars).')
+        '(scripts/stack/expansion_service.sh starts one from Maven Central jars).')
     group.add_argument(
         '--max_events_per_second',
         type=float,

@@ -31,7 +31,7 @@ DoFnCopies). The round trip still runs once, so a DoFn that does not pickle
 still fails locally.
 
 Two more per-bundle costs of the runner are cut without changing what it
-does (`scripts/bench_micro.py` prints both):
+does (`scripts/bench/micro.py` prints both):
 - Before a stateful step touches a key, the runner copies that key's state
   (so a failed bundle leaves it untouched) with `copy.deepcopy` of its
   timers: a deep copy of every armed timer's Timestamp, per key and bundle.
@@ -453,7 +453,7 @@ class LocalRunner(BundleBasedDirectRunner):
       return super().run_pipeline(pipeline, options)
     # Stacking stores a run of outputs with one timestamp as one entry, and
     # compares every output's timestamp with the last one's to find runs:
-    # 1.07 us per element and step against 0.23 us (scripts/bench_micro.py),
+    # 1.07 us per element and step against 0.23 us (scripts/bench/micro.py),
     # for elements that here nearly never share a timestamp.
     options.view_as(DirectOptions).direct_runner_use_stacked_bundle = False
     with contextlib.ExitStack() as run:

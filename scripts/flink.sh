@@ -21,10 +21,10 @@
 #   --state_backend_storage_path=file://... --parallelism=2 --savepoint_path=...
 #   --number_of_execution_retries=N --execution_retry_delay=MS --finish_bundle_before_checkpointing
 # Everything listens on 127.0.0.1 only: REST, RPC, the TaskManager's ports, and the Python worker
-# pool (scripts/worker_pool.py: Beam's own worker_pool_main binds every interface, no flag).
+# pool (scripts/stack/worker_pool.py: Beam's own worker_pool_main binds every interface, no flag).
 # Secrets of the jobs' clients reach the TaskManager and the worker pool (and through it every
 # SDK worker) as environment variables, read from FLINK_ENV_FILE: KEY='value' lines, default
-# $RUN_DIR/secure/secrets.env when it exists (scripts/secure_pki.sh), e.g.
+# $RUN_DIR/secure/secrets.env when it exists (scripts/stack/secure_pki.sh), e.g.
 # KAFKA_SASL_JAAS_CONFIG for Kafka's ${env:...} placeholders and CASSANDRA_PASSWORD for the
 # Cassandra sink. Never on a command line; `status` shows the variable names only. A file
 # changed later takes effect on `restart`. FLINK_ENV_FILE= (empty) passes none.
@@ -33,7 +33,7 @@
 #      Cassandra and the tests on a 24 GiB machine), FLINK_TASKMANAGERS (1),
 #      BEAM_PYTHON (the pipeline's venv python), FLINK_ENV_FILE (see above).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/stack/lib.sh"
 
 HOST=127.0.0.1
 REST_PORT=${FLINK_REST_PORT:-8081}
@@ -55,7 +55,7 @@ WORKER_ENV_NAMES=$FLINK_RUN/worker-env.names  # which variables the running work
 load_env() {  # FLINK_HOME, FLINK_VERSION, FLINK_JOB_SERVER_JAR from fetch_flink.sh
   # shellcheck disable=SC1090
   if [[ ! -f "$ENV_FILE" ]] || ! (source "$ENV_FILE" && [[ -x "$FLINK_HOME/bin/jobmanager.sh" && -s "$FLINK_JOB_SERVER_JAR" ]]); then
-    "$SCRIPTS_DIR/fetch_flink.sh" >&2
+    "$STACK_DIR/fetch_flink.sh" >&2
   fi
   # shellcheck disable=SC1090
   source "$ENV_FILE"
@@ -202,7 +202,7 @@ start() {
   for ((k = 1; k <= tms; k++)); do
     svc_pid "$(tm_svc $k)" >/dev/null && continue
     log "flink: starting TaskManager $k ($SLOTS slots, $TM_MEM, env: $(cat "$WORKER_ENV_NAMES"))"
-    # Its own marker (scripts/lib.sh svc_pid) and log file name per TaskManager.
+    # Its own marker (scripts/stack/lib.sh svc_pid) and log file name per TaskManager.
     JVM_ARGS="$(svc_marker "$(tm_svc $k)")" FLINK_IDENT_STRING="${USER:-$(id -un)}-tm$k" \
       start_daemon "$(tm_svc $k)" "$FLINK_HOME/bin/taskmanager.sh" start-foreground
   done
@@ -210,7 +210,7 @@ start() {
     # The pool starts workers as plain `python`: the pipeline's venv must be first on PATH.
     log "flink: starting Beam worker pool on $HOST:$POOL_PORT ($py)"
     PATH="$(dirname "$py"):$PATH" VIRTUAL_ENV="$(dirname "$(dirname "$py")")" PYTHONUNBUFFERED=1 \
-      start_daemon $SVC_POOL python "$SCRIPTS_DIR/worker_pool.py" --host="$HOST" \
+      start_daemon $SVC_POOL python "$STACK_DIR/worker_pool.py" --host="$HOST" \
       --service_port="$POOL_PORT" "$(svc_marker $SVC_POOL)"
   fi
   wait_up $SVC_JM 90 rest_ok

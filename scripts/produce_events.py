@@ -18,7 +18,7 @@ job's dead-letter path sees them).
   integral float, in [2000-01-01, 2100-01-01), at most MAX_FUTURE_SKEW_MS
   ahead of the clock: a far-future record timestamp would move the
   partition watermark to it, and the broker refuses it anyway,
-  scripts/kafka.sh). A line without a usable
+  scripts/stack/kafka.sh). A line without a usable
   timestamp (malformed ones) gets the timestamp of the last line before it
   that had one (of the first such line if none did yet), NOT the send time:
   a "now" timestamp in the middle of historic events would advance the
@@ -75,7 +75,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
-# The broker's message.timestamp.after.max.ms (scripts/kafka.sh).
+# The broker's message.timestamp.after.max.ms (scripts/stack/kafka.sh).
 MAX_FUTURE_SKEW_MS = 300_000
 KEY_FIELDS = ("call_uuid", "customerId", "interactionId")
 

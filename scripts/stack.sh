@@ -6,16 +6,16 @@
 #   scripts/stack.sh down [--secure]    # stop everything; --secure: only the secured pair
 #   scripts/stack.sh status [--secure]  # exit 0 only if all are up and answering (--secure:
 #                                       # the secured pair too)
-# The services start in parallel; per-service settings: see scripts/kafka.sh, scripts/cassandra.sh
-# and scripts/expansion_service.sh (127.0.0.1:8097, Java transforms in the EMBEDDED environment).
+# The services start in parallel; per-service settings: see scripts/stack/kafka.sh, scripts/stack/cassandra.sh
+# and scripts/stack/expansion_service.sh (127.0.0.1:8097, Java transforms in the EMBEDDED environment).
 # The secured pair (docs/secured_clusters.md): Kafka SASL_SSL/SCRAM-SHA-512 on 127.0.0.1:9094
 # (`kafka.sh --secure`) and Cassandra with password authentication, TLS and client certificates on
 # 127.0.0.1:9142 (`cassandra.sh --secure`), from the CA, certificates and secrets that
-# scripts/secure_pki.sh keeps in $RUN_DIR/secure (created on the first `up --secure`). The jobs'
+# scripts/stack/secure_pki.sh keeps in $RUN_DIR/secure (created on the first `up --secure`). The jobs'
 # secrets are in $RUN_DIR/secure/secrets.env; load them with
 #   set -a; source "$RUN_DIR/secure/secrets.env"; set +a
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/stack/lib.sh"
 
 PLAIN=("kafka" "cassandra" "expansion_service")
 SECURED=("kafka --secure" "cassandra --secure")
@@ -27,7 +27,7 @@ run_all() {
   local services=("$@")
   for svc in "${services[@]}"; do
     # shellcheck disable=SC2086  # "kafka --secure" is the script and its flag
-    "$SCRIPTS_DIR/${svc%% *}.sh" ${svc#"${svc%% *}"} "$action" &
+    "$STACK_DIR/${svc%% *}.sh" ${svc#"${svc%% *}"} "$action" &
     pids+=($!)
   done
   for i in "${!pids[@]}"; do
@@ -41,10 +41,10 @@ SECURE=0
 case "${1:-}" in
   up)
     t0=$(now_ms)
-    "$SCRIPTS_DIR/fetch_jars.sh"
+    "$STACK_DIR/fetch_jars.sh"
     services=("${PLAIN[@]}")
     if ((SECURE)); then
-      "$SCRIPTS_DIR/secure_pki.sh" init
+      "$STACK_DIR/secure_pki.sh" init
       services+=("${SECURED[@]}")
     fi
     run_all start "${services[@]}" ||

@@ -33,7 +33,7 @@
 # the job server it starts read them) and in the TaskManagers' (scripts/flink.sh FLINK_ENV_FILE);
 # see docs/secured_clusters.md for the flags.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/stack/lib.sh"
 
 MODE=${1:-}
 if [[ "$MODE" != local && "$MODE" != cluster ]]; then
@@ -61,7 +61,7 @@ mkdir -p "$CKPT_DIR" "$RUN_DIR/flink/savepoints"
 # The job-server jar (KafkaIO shaded in), fetched/built once by fetch_flink.sh.
 # shellcheck disable=SC1090
 if [[ ! -f "$ENV_FILE" ]] || ! (source "$ENV_FILE" && [[ -s "$FLINK_JOB_SERVER_JAR" ]]); then
-  "$SCRIPTS_DIR/fetch_flink.sh" >&2
+  "$STACK_DIR/fetch_flink.sh" >&2
 fi
 # shellcheck disable=SC1090
 source "$ENV_FILE"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up the project and the headless browser of the page tests
-# (scripts/install_browser.sh), brings up the real services the integration
+# (scripts/stack/install_browser.sh), brings up the real services the integration
 # tests talk to (Kafka, Cassandra and the secured Kafka + Cassandra pair:
 # scripts/stack.sh up --secure), runs the whole test suite and brings the
 # services down again. `.ci/run` calls exactly this.
 # The secured pair's settings and secrets ($RUN_DIR/secure/*.env, written by
-# scripts/secure_pki.sh) are exported to the tests as environment variables.
+# scripts/stack/secure_pki.sh) are exported to the tests as environment variables.
 # pytest's "no tests collected" (exit 5) is a failure here.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,7 +13,7 @@ cd "$repo"
 run_dir=${RUN_DIR:-$repo/.run}
 scripts/setup.sh
 # The wallboard's page tests drive Debian's chromium through chromedriver.
-scripts/install_browser.sh
+scripts/stack/install_browser.sh
 # Services this run started are stopped on the way out, whatever happens.
 if ! scripts/stack.sh status >/dev/null 2>&1; then
   trap 'scripts/stack.sh down || true' EXIT

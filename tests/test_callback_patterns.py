@@ -8,7 +8,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 
-from scripts.reference_interactions import brute_force_alerts
+from scripts.reference.interactions import brute_force_alerts
 from tests.conftest import BASE_S, drain
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.records import Interaction

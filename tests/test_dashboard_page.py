@@ -1,5 +1,5 @@
 """The wallboard page in a real headless Chromium (Debian's chromium and
-chromium-driver, scripts/install_browser.sh), over SQLite stores: one the
+chromium-driver, scripts/stack/install_browser.sh), over SQLite stores: one the
 test writes with the project's SQLite sink, one the main job writes from the
 committed samples. Screenshots go to output/test-artifacts/."""
 import sqlite3
@@ -8,7 +8,7 @@ import time
 from selenium.webdriver.common.by import By
 
 from pipelines import contact_center
-from tests.dashboard_helpers import (REPO, assert_no_console_errors,
+from tests.support.dashboard_helpers import (REPO, assert_no_console_errors,
                                      chromium, check_page,
                                      current_window_start, percent_text,
                                      screenshot, tiles,

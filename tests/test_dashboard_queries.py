@@ -10,7 +10,7 @@ from pipelines.dashboard.queries import (ALERT_LIMIT, HOUR_MS, Thresholds,
                                          WallboardQueries, abandon_status,
                                          service_level_status)
 from pipelines.dashboard.stores import SqliteStore, StoreError
-from tests.dashboard_helpers import REPO, WINDOW_MS, window_row
+from tests.support.dashboard_helpers import REPO, WINDOW_MS, window_row
 from transforms.schema import ABANDON_METRICS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 

@@ -15,7 +15,7 @@ from pipelines.dashboard.config import DashboardConfig
 from pipelines.dashboard.queries import Thresholds, WallboardQueries
 from pipelines.dashboard.server import SnapshotFeed, make_server
 from pipelines.dashboard.stores import SqliteStore, Store
-from tests.dashboard_helpers import (HTML_QUEUE_IMG, current_window_start,
+from tests.support.dashboard_helpers import (HTML_QUEUE_IMG, current_window_start,
                                      window_row, write_page_rows)
 from transforms.schema import ABANDON_METRICS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter

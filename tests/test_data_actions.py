@@ -6,7 +6,7 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.beam_metrics import committed_counters
+from tests.support.beam_metrics import committed_counters
 from tests.conftest import BASE_S, drain
 from transforms import parsing
 from transforms.data_actions import ParseDataActions, parse_data_action

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from scripts import generate_data_actions as gen
-from scripts import reference as ref
-from scripts import reference_interactions as ri
-from tests.reference_helpers import (B, REPO, S, assert_bounded_disorder,
+from scripts.datagen import data_actions as gen
+from scripts.reference import calls as ref
+from scripts.reference import interactions as ri
+from tests.support.reference_helpers import (B, REPO, S, assert_bounded_disorder,
                                      assert_same_seed_same_bytes, decode_dead_line,
                                      edit_record, redelivery_gaps, run_generator_cli,
                                      write_lines)
@@ -155,7 +155,7 @@ def test_cli_is_deterministic_across_processes_and_matches_committed_sample(
     # Another process with another hash seed, run as a plain file: same
     # bytes as the in-process generator and as the committed sample.
     out = tmp_path / "cli.jsonl"
-    run_generator_cli("generate_data_actions.py",
+    run_generator_cli("scripts.datagen.data_actions",
                       ["--out", str(out), "--interactions", "3000", "--customers", "300",
                        "--seed", "18", "--events-per-second", "5"],
                       cwd=tmp_path, hash_seed="4242")
@@ -271,8 +271,8 @@ def test_planted_cases_need_room_or_can_be_switched_off():
 
 
 def test_cli_help():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data_actions.py"),
-                          "--help"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "scripts.datagen.data_actions",
+                          "--help"], check=True, cwd=REPO, capture_output=True, text=True).stdout
     for flag in ("--interactions", "--customers", "--jitter-seconds", "--failure-share",
                  "--duplicate-share", "--malformed", "--no-planted"):
         assert flag in out
@@ -681,13 +681,14 @@ def test_iter_polls_is_lazy_and_exact():
 
 
 def test_reference_cli(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "reference_interactions.py"),
+    out = subprocess.run([sys.executable, "-m", "scripts.reference.interactions",
                           str(SAMPLE), "--json"],
-                         check=True, capture_output=True, cwd=tmp_path).stdout
+                         check=True, capture_output=True, cwd=REPO).stdout
     data = json.loads(out)
     assert data["valid_interactions"] == 3000
     assert sum(v["count"] for v in data["volumes"]) + len(data["late_volume_ids"]) == 3000
     assert data["events_per_s"] > 0
-    summary = subprocess.run([sys.executable, str(REPO / "scripts" / "reference_interactions.py"),
-                              str(SAMPLE)], check=True, capture_output=True, text=True).stdout
+    summary = subprocess.run([sys.executable, "-m", "scripts.reference.interactions",
+                              str(SAMPLE)], check=True, capture_output=True, text=True,
+                             cwd=REPO).stdout
     assert "events/s" in summary and "alerts" in summary

@@ -13,9 +13,9 @@ from typing import Optional
 
 import pytest
 
-from scripts import generate_events as gen
-from scripts import reference as ref
-from tests.reference_helpers import (B, REPO, S, assert_bounded_disorder,
+from scripts.datagen import calls as gen
+from scripts.reference import calls as ref
+from tests.support.reference_helpers import (B, REPO, S, assert_bounded_disorder,
                                      assert_same_seed_same_bytes, decode_dead_line,
                                      edit_record, redelivery_gaps, run_generator_cli,
                                      write_lines)
@@ -97,7 +97,7 @@ def test_cli_is_deterministic_across_processes(tmp_path):
     # Another process with another hash seed must produce the same bytes as
     # the in-process generator (no dependence on set/dict hash order).
     out = tmp_path / "cli.jsonl"
-    run_generator_cli("generate_events.py",
+    run_generator_cli("scripts.datagen.calls",
                       ["--out", str(out), "--events", "800", "--seed", "3"],
                       cwd=REPO, hash_seed="12345")
     in_process = tmp_path / "lib.jsonl"
@@ -433,7 +433,7 @@ def test_reference_cli_json(tmp_path):
     path = tmp_path / "c.jsonl"
     gen.write_call_events(str(path), 300, seed=1)
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "reference.py"), str(path), "--json"],
+        [sys.executable, "-m", "scripts.reference.calls", str(path), "--json"],
         check=True, capture_output=True, cwd=REPO).stdout
     data = json.loads(out)
     assert data["valid_events"] == 300

@@ -9,7 +9,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from options.kafka_options import parse_client_config
-from tests.beam_metrics import committed_counters
+from tests.support.beam_metrics import committed_counters
 from transforms import kafka_io
 from transforms.kafka_io import (Throttle, ToKafkaRecords, max_request_size,
                                  to_kafka_kv)

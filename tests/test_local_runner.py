@@ -36,7 +36,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipelines import local_runner
 from pipelines.contact_center import build
-from tests.beam_metrics import committed_counters
+from tests.support.beam_metrics import committed_counters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNCACHED = local_runner._uncached_dofn_specs  # pylint: disable=protected-access

@@ -1,6 +1,6 @@
 """The named abandon-rate and service-level definitions: their formulas, and
 for each one the job's rates on generated Genesys Cloud and Amazon Connect
-streams against the plain-Python reference (scripts/reference_vendors.py),
+streams against the plain-Python reference (scripts/reference/vendors.py),
 which computes them on its own."""
 import sqlite3
 
@@ -8,8 +8,8 @@ import pytest
 
 from options import call_metrics_options
 from pipelines import contact_center
-from scripts.generate_vendor_events import CONNECT, GENESYS, write_vendor_events
-from scripts.reference_vendors import (ABANDON_RATE, SERVICE_LEVEL,
+from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from scripts.reference.vendors import (ABANDON_RATE, SERVICE_LEVEL,
                                        reference_vendor_metrics, rate)
 from transforms import metric_definitions as md
 from transforms.abandon_rate import AbandonRate

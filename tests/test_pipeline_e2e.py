@@ -1,15 +1,15 @@
 """The main job end to end on generated files, against the plain-Python
-reference (scripts/reference.py), plus the randomized conservation law."""
+reference (scripts/reference/calls.py), plus the randomized conservation law."""
 import random
 import sqlite3
 
 import pytest
 
 from pipelines import contact_center
-from scripts.generate_events import write_call_events
-from scripts.generate_data_actions import write_data_actions
-from scripts.reference import reference_call_metrics
-from scripts.reference_interactions import reference_interactions
+from scripts.datagen.calls import write_call_events
+from scripts.datagen.data_actions import write_data_actions
+from scripts.reference.calls import reference_call_metrics
+from scripts.reference.interactions import reference_interactions
 
 ROW_COLUMNS = (
     'total_calls, abandoned_calls, short_abandoned_calls, answered_within_sl, '
@@ -32,7 +32,7 @@ def run_main_job(events_path, db_path, *extra):
 
 
 def reference_rows(ref):
-  from scripts.reference import abandon_rate, service_level
+  from scripts.reference.calls import abandon_rate, service_level
   return {
       key: [
           r['total_calls'], r['abandoned_calls'], r['short_abandoned_calls'],

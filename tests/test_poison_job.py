@@ -1,5 +1,5 @@
 """The whole local job on streams that mix valid events with every poison
-record of tests/poison.py (both sources): it exits 0, every poison record is
+record of tests/support/poison.py (both sources): it exits 0, every poison record is
 one dead letter with its reason, and every valid window equals the
 plain-Python references."""
 import os
@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from scripts.generate_data_actions import write_data_actions
-from scripts.generate_events import write_call_events
-from scripts.reference import reference_call_metrics
-from scripts.reference_interactions import reference_interactions
-from tests.poison import POISON_CALLS, POISON_DATA_ACTIONS
+from scripts.datagen.data_actions import write_data_actions
+from scripts.datagen.calls import write_call_events
+from scripts.reference.calls import reference_call_metrics
+from scripts.reference.interactions import reference_interactions
+from tests.support.poison import POISON_CALLS, POISON_DATA_ACTIONS
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.poison import (CALL, INTERACTION, NOW_MS, POISON_CALLS,
+from tests.support.poison import (CALL, INTERACTION, NOW_MS, POISON_CALLS,
                           POISON_DATA_ACTIONS, PROFILE, with_raw_field, with_fields)
 from transforms import parsing
 from transforms.call_events import parse_call_event

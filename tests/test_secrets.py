@@ -55,7 +55,7 @@ def test_the_job_refuses_the_flag_before_beam_parses_it():
 
 def _redact(*args: str) -> str:
   done = subprocess.run(
-      ['bash', '-c', 'source scripts/lib.sh; redact_argv "$@"', 'redact', *args], cwd=REPO,
+      ['bash', '-c', 'source scripts/stack/lib.sh; redact_argv "$@"', 'redact', *args], cwd=REPO,
       env=dict(os.environ, RUN_DIR=os.environ.get('RUN_DIR', str(REPO / '.run'))),
       capture_output=True, text=True, check=True)
   return done.stdout.strip()

@@ -10,7 +10,7 @@ import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.beam_metrics import committed_counters
+from tests.support.beam_metrics import committed_counters
 from transforms.records import AbandonMetrics, DeadLetter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
 from transforms.sinks import WriteRows, WriteTables

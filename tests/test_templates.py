@@ -32,8 +32,8 @@ from packaging.specifiers import SpecifierSet
 
 from pipelines import contact_center, launch
 from pipelines.template_spec import TemplateSpec
-from scripts.reference import reference_call_metrics
-from scripts.reference_interactions import reference_interactions
+from scripts.reference.calls import reference_call_metrics
+from scripts.reference.interactions import reference_interactions
 from tests.test_cxone_client import ACTION_ID, CLIENT_ID, SECRET
 from tests.test_cxone_client import fake  # noqa: F401  (pytest fixture)
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
@@ -453,8 +453,8 @@ def test_image_launches_the_template_with_the_jars_inside(image):
   origins = {origin for origin, _, _ in copies if origin}
   fetches = ' '.join(run for s in image.stages if s.name in origins
                      for run in s.all('RUN'))
-  assert 'scripts/fetch_jars.sh' in fetches
-  assert 'scripts/fetch_flink.sh' in fetches
+  assert 'scripts/stack/fetch_jars.sh' in fetches
+  assert 'scripts/stack/fetch_flink.sh' in fetches
 
 
 def test_the_package_installed_in_the_image_is_complete(tmp_path):

@@ -9,12 +9,12 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from scripts.generate_vendor_events import (CONNECT_MALFORMED_KINDS,
+from scripts.datagen.vendor_events import (CONNECT_MALFORMED_KINDS,
                                             GENESYS_MALFORMED_KINDS,
                                             OVERSIZED_KIND,
                                             connect_malformed_line,
                                             genesys_malformed_line)
-from tests.beam_metrics import committed_counters
+from tests.support.beam_metrics import committed_counters
 from tests.conftest import BASE_S, drain, timed
 from transforms import parsing
 from transforms.acd_pairing import PairAcdSessions

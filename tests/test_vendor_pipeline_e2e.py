@@ -1,6 +1,6 @@
 """The main job end to end on the vendor formats: the committed samples and
 randomly reordered generated streams, against the plain-Python reference
-(scripts/reference_vendors.py); the sample replayed by scripts/run_local.sh."""
+(scripts/reference/vendors.py); the sample replayed by scripts/run_local.sh."""
 import os
 import random
 import sqlite3
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipelines import contact_center
-from scripts.generate_vendor_events import CONNECT, GENESYS, write_vendor_events
-from scripts.reference_vendors import ROW_FIELDS, reference_vendor_metrics
+from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from scripts.reference.vendors import ROW_FIELDS, reference_vendor_metrics
 from tests.test_pipeline_e2e import shuffled_copy
 
 REPO = Path(__file__).resolve().parents[1]

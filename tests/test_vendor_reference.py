@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from scripts import generate_vendor_events as gen
-from scripts import reference_vendors as ref
-from tests.reference_helpers import (B, REPO, S, assert_same_seed_same_bytes,
+from scripts.datagen import vendor_events as gen
+from scripts.reference import vendors as ref
+from tests.support.reference_helpers import (B, REPO, S, assert_same_seed_same_bytes,
                                      redelivery_gaps, run_generator_cli,
                                      write_lines)
 
@@ -53,7 +53,7 @@ def test_same_seed_same_bytes(fmt):
 def test_cli_in_another_process_writes_the_same_file(tmp_path, fmt):
     in_process = tmp_path / "a.jsonl"
     gen.write_vendor_events(str(in_process), fmt, 300, 3)
-    run_generator_cli("generate_vendor_events.py",
+    run_generator_cli("scripts.datagen.vendor_events",
                       ["--format", fmt, "--out", "b.jsonl", "--calls", "300", "--seed", "3"],
                       tmp_path, hash_seed="123")
     assert (tmp_path / "b.jsonl").read_bytes() == in_process.read_bytes()

@@ -40,7 +40,7 @@ def at_event_time(value: Any,
   windowed combines). Same output as yielding a `TimestampedValue`, without
   the window assignment the DoFn runner does for each of those (a new
   `GlobalWindow` and two `Timestamp`s per element: 6.7 us against 0.28 us
-  in scripts/bench_micro.py, 6-9 % of a local run).
+  in scripts/bench/micro.py, 6-9 % of a local run).
   """
   return windowed_value.create(value, event_ms * 1000, IN_GLOBAL_WINDOW)
 

@@ -67,7 +67,7 @@ class SqliteWriter(RowWriter):
     # Per connection. In WAL mode NORMAL never corrupts the file; a power
     # cut may roll back the last commits, which the source re-delivers and
     # the upserts rewrite. FULL syncs every bundle's commit: 0.18 against
-    # 0.03 ms per commit (scripts/bench_micro.py), thousands per run.
+    # 0.03 ms per commit (scripts/bench/micro.py), thousands per run.
     self._conn.execute('PRAGMA synchronous=NORMAL')
 
   def upsert(self, table: Table, rows: Sequence[tuple]) -> List[Rejection]:

@@ -1,7 +1,7 @@
 """Portable FlinkRunner smoke tests: embedded Flink ([local]) and a real standalone cluster.
 
 These tests never skip: a missing job-server jar, Flink distribution, java or a cluster that
-does not come up is a failure. The module fixture runs scripts/fetch_flink.sh (idempotent,
+does not come up is a failure. The module fixture runs scripts/stack/fetch_flink.sh (idempotent,
 cached) and scripts/flink.sh start; it stops the cluster afterwards only if it started it.
 
   .venv/bin/python -m pytest tests/flink -v
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flink_rest import rest
+from tests.support.flink_rest import rest
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("RUN_DIR", REPO / ".run"))
@@ -60,7 +60,7 @@ def _run_pipeline(output, *args, timeout=600):
 
 @pytest.fixture(scope="module")
 def flink():
-  fetch = subprocess.run([str(SCRIPTS / "fetch_flink.sh")], cwd=REPO, env=_env(),
+  fetch = subprocess.run([str(SCRIPTS / "stack" / "fetch_flink.sh")], cwd=REPO, env=_env(),
                          capture_output=True, text=True, timeout=1200)
   assert fetch.returncode == 0, f"fetch_flink.sh failed:\n{fetch.stderr[-4000:]}"
   env = _read_env_file()

@@ -49,10 +49,10 @@ def assert_reachable(address: str, what: str, hint: str) -> None:
 @pytest.fixture(scope="session")
 def expansion_service() -> str:
     """Address of the running KafkaIO expansion service (env KAFKA_EXPANSION_SERVICE,
-    default 127.0.0.1:8097, started by scripts/stack.sh up / scripts/expansion_service.sh)."""
+    default 127.0.0.1:8097, started by scripts/stack.sh up / scripts/stack/expansion_service.sh)."""
     address = os.environ.get("KAFKA_EXPANSION_SERVICE", "127.0.0.1:8097")
     assert_reachable(address, "KafkaIO expansion service",
-                     "start it with scripts/stack.sh up or scripts/expansion_service.sh start")
+                     "start it with scripts/stack.sh up or scripts/stack/expansion_service.sh start")
     return address
 
 
@@ -60,21 +60,21 @@ def expansion_service() -> str:
 def flink_job_server_jar() -> str:
     """The Beam Flink job-server jar, with KafkaIO inside (for EMBEDDED Java transforms).
 
-    Runs scripts/fetch_flink.sh (idempotent: cached, rebuilds only when scripts/flink_pom.xml
+    Runs scripts/stack/fetch_flink.sh (idempotent: cached, rebuilds only when scripts/stack/flink_pom.xml
     changed); env FLINK_JOB_SERVER_JAR overrides it.
     """
     jar = os.environ.get("FLINK_JOB_SERVER_JAR")
     if not jar:
         env = dict(os.environ, RUN_DIR=str(RUN_DIR))
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        fetch = subprocess.run([str(REPO / "scripts" / "fetch_flink.sh")], cwd=REPO, env=env,
+        fetch = subprocess.run([str(REPO / "scripts" / "stack" / "fetch_flink.sh")], cwd=REPO, env=env,
                                capture_output=True, text=True, timeout=1800)
-        assert fetch.returncode == 0, f"scripts/fetch_flink.sh failed:\n{fetch.stderr[-4000:]}"
+        assert fetch.returncode == 0, f"scripts/stack/fetch_flink.sh failed:\n{fetch.stderr[-4000:]}"
         env_file = RUN_DIR / "jars" / "flink-job-server" / "flink.env"
         values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
                       if "=" in line and not line.startswith("#"))
         jar = values["FLINK_JOB_SERVER_JAR"].strip('"')
-    assert Path(jar).is_file(), f"Flink job-server jar missing: {jar} (scripts/fetch_flink.sh)"
+    assert Path(jar).is_file(), f"Flink job-server jar missing: {jar} (scripts/stack/fetch_flink.sh)"
     with zipfile.ZipFile(jar) as z:
         names = set(z.namelist())
     for cls in ("org/apache/beam/sdk/io/kafka/KafkaIO.class",
@@ -82,7 +82,7 @@ def flink_job_server_jar() -> str:
                 "org/github/jamm/MemoryMeter.class"):
         assert cls in names, (
             f"{jar} lacks {cls}: EMBEDDED KafkaIO cannot run in it; rebuild it with "
-            "FORCE=1 scripts/fetch_flink.sh (scripts/flink_pom.xml shades KafkaIO in)")
+            "FORCE=1 scripts/stack/fetch_flink.sh (scripts/stack/flink_pom.xml shades KafkaIO in)")
     return jar
 
 

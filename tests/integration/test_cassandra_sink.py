@@ -22,9 +22,9 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
-from scripts.generate_events import write_call_events
-from scripts.reference import reference_call_metrics
-from tests.beam_metrics import committed_counters
+from scripts.datagen.calls import write_call_events
+from scripts.reference.calls import reference_call_metrics
+from tests.support.beam_metrics import committed_counters
 from tests.conftest import streaming_options
 from tests.integration.test_services import _assert_reachable
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
@@ -206,7 +206,7 @@ class CassandraRestart(threading.Thread):
         self.error = self.error or e
 
   def _script(self, action):
-    subprocess.run([os.path.join(SCRIPTS, 'cassandra.sh'), action],
+    subprocess.run([os.path.join(SCRIPTS, 'stack', 'cassandra.sh'), action],
                    check=True, timeout=300, env=self._env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import contact_center
 from pipelines.dashboard.queries import Thresholds, WallboardQueries
 from pipelines.dashboard.stores import CassandraStore, SqliteStore, StoreError
-from tests.dashboard_helpers import (REPO, check_page, chromium,
+from tests.support.dashboard_helpers import (REPO, check_page, chromium,
                                      current_window_start, wallboard,
                                      write_page_rows)
 from tests.integration.conftest import assert_reachable

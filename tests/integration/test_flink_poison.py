@@ -3,7 +3,7 @@ read by the unbounded main job on the local Flink cluster (EXTERNAL Python worke
 checkpoints). The job stays RUNNING without a single restart, its rows equal the plain-Python
 references, and every poison record is one dead letter with its reason, in the dead-letter
 table and on the dead-letter topic. Also: the broker itself refuses a far-future record
-timestamp, which would otherwise move KafkaIO's CreateTime watermark (scripts/kafka.sh).
+timestamp, which would otherwise move KafkaIO's CreateTime watermark (scripts/stack/kafka.sh).
 
   .venv/bin/python -m pytest tests/integration/test_flink_poison.py -v -s
 """
@@ -18,16 +18,16 @@ from kafka import KafkaProducer
 from kafka.errors import InvalidTimestampError
 
 from pipelines import contact_center
-from scripts.generate_data_actions import write_data_actions
-from scripts.generate_events import write_call_events
+from scripts.datagen.data_actions import write_data_actions
+from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference import reference_call_metrics
-from scripts.reference_interactions import reference_interactions
-from tests.flink_rest import completed_checkpoints, rest
+from scripts.reference.calls import reference_call_metrics
+from scripts.reference.interactions import reference_interactions
+from tests.support.flink_rest import completed_checkpoints, rest
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
     cluster_job_args, stop_cluster_job, _consume, _end_offsets, _reference_rows, _root_exception,
     _table, _wait_for_free_slots, flink_cluster, new_topic)
-from tests.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
+from tests.support.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
 
 ROW_COLUMNS = ('total_calls', 'abandoned_calls', 'short_abandoned_calls', 'answered_within_sl',

@@ -3,7 +3,7 @@ Flink cluster (scripts/flink.sh), submitted with scripts/submit_flink.sh.
 
 Needs (nothing here skips; a missing piece is a failure): Kafka 127.0.0.1:9092, Cassandra
 127.0.0.1:9042 and the KafkaIO expansion service 127.0.0.1:8097 (scripts/stack.sh up), java,
-the Flink job-server jar (scripts/fetch_flink.sh). The cluster is started if needed and stopped
+the Flink job-server jar (scripts/stack/fetch_flink.sh). The cluster is started if needed and stopped
 again only if this module started it.
 
 Data: a generated call-event file (no too-late events, jitter 5 s below the 10 s watermark
@@ -28,10 +28,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.admin import NewTopic
 
-from scripts.generate_events import DEFAULT_START_MS, write_call_events
+from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference import abandon_rate, reference_call_metrics, service_level
-from tests.flink_rest import checkpoint_stats, completed_checkpoints, rest
+from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
+from tests.support.flink_rest import checkpoint_stats, completed_checkpoints, rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script
 
 PARTITIONS = 2

@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from scripts.produce_events import key_and_timestamp, rebase_lines
-from tests.flink_rest import completed_checkpoints, rest
+from tests.support.flink_rest import completed_checkpoints, rest
 from tests.integration.conftest import RUN_DIR, flink_script
 from tests.integration.test_flink_recovery import (
     LATENESS_S, WINDOW_S, Halves, Submitted, _all_tasks_running, _committed, _count,

@@ -3,7 +3,7 @@
 
 Needs: Kafka on 127.0.0.1:9092 and the KafkaIO expansion service on 127.0.0.1:8097 (both from
 scripts/stack.sh up), java, and the Flink job-server jar with KafkaIO shaded in (the
-flink_job_server_jar fixture runs scripts/fetch_flink.sh). Nothing here skips: a missing piece
+flink_job_server_jar fixture runs scripts/stack/fetch_flink.sh). Nothing here skips: a missing piece
 is a failure.
 
 One embedded-Flink job (~40-80 s here, most of it JVM/Flink start-up, not data) serves the
@@ -35,12 +35,12 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from pipelines import contact_center
-from scripts.generate_events import write_call_events
+from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference import (abandon_rate, parse_valid_event, reference_call_metrics,
+from scripts.reference.calls import (abandon_rate, parse_valid_event, reference_call_metrics,
                                service_level)
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
-from tests.flink_rest import completed_checkpoints, rest
+from tests.support.flink_rest import completed_checkpoints, rest
 from transforms.kafka_io import TOPICS, ReadKafkaRecords
 
 CALLS = 2000         # distinct calls; ~2,130 lines with duplicates, other types, malformed
@@ -110,7 +110,7 @@ def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
   consumer = KafkaConsumer(bootstrap_servers=bootstrap)
   try:
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    assert partitions, f'topic {topic} does not exist (scripts/kafka.sh creates it)'
+    assert partitions, f'topic {topic} does not exist (scripts/stack/kafka.sh creates it)'
     return consumer.end_offsets(partitions)
   finally:
     consumer.close()
@@ -219,7 +219,7 @@ def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, top
 
 def test_expansion_service_gives_embedded_java_and_a_native_unbounded_read(
     expansion_service, kafka_bootstrap):
-  """The service's settings the Flink jobs depend on (scripts/expansion_service.sh): Java
+  """The service's settings the Flink jobs depend on (scripts/stack/expansion_service.sh): Java
   transforms in the EMBEDDED environment (DOCKER fails here), and an unbounded read expanded to
   the native Read primitive (use_deprecated_read), as the SDF read fails on checkpoints."""
   pipeline = beam.Pipeline(options=PipelineOptions(['--streaming']))

@@ -34,10 +34,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from scripts.generate_events import DEFAULT_START_MS, write_call_events
+from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.secure_setup import Secure, cassandra_session, read_env_file
-from tests.flink_rest import rest
+from scripts.stack.secure_setup import Secure, cassandra_session, read_env_file
+from tests.support.flink_rest import rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.integration.test_flink_recovery import (
     CALLS, Submitted, _diff, _expected, _job_args, _rows, _tm_pid, _wait, _wait_cluster_free)

@@ -39,7 +39,7 @@ def test_kafka_has_project_topics(kafka_bootstrap):
     consumer = _consumer(kafka_bootstrap)
     try:
         missing = PROJECT_TOPICS - consumer.topics()
-        assert not missing, f"topics not created by scripts/kafka.sh: {sorted(missing)}"
+        assert not missing, f"topics not created by scripts/stack/kafka.sh: {sorted(missing)}"
         assert consumer.partitions_for_topic("cc-call-logs"), "cc-call-logs has no partitions"
     finally:
         consumer.close()

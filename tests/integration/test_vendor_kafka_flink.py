@@ -6,7 +6,7 @@ reads each with `--source=kafka --call_event_format=...` on the local Flink
 cluster (scripts/flink.sh: JobManager and TaskManager), bounded by
 `--kafka_max_num_records` to exactly the produced records so that it ends,
 and writes SQLite. The rows must equal the plain-Python reference
-(scripts/reference_vendors.py). The Python workers are LOOPBACK (in this
+(scripts/reference/vendors.py). The Python workers are LOOPBACK (in this
 process), not the cluster's EXTERNAL worker pool: the pool imports the
 pipeline code of the checkout that started it, which need not be this one
 on a shared cluster.
@@ -29,11 +29,11 @@ import time
 import pytest
 
 from pipelines import contact_center
-from scripts.generate_vendor_events import CONNECT, GENESYS, write_vendor_events
+from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference_vendors import (ROW_FIELDS, parse_connect, parse_genesys,
+from scripts.reference.vendors import (ROW_FIELDS, parse_connect, parse_genesys,
                                        reference_vendor_metrics)
-from tests.flink_rest import rest
+from tests.support.flink_rest import rest
 from tests.integration.test_kafka_flink import (  # noqa: F401 (fixture)
     PARTITIONS, _table, _wait_for_free_slots, new_topic)
 

@@ -43,7 +43,7 @@ lines are sorted by arrival. On top of that:
 
 The committed sample was made with::
 
-    python scripts/generate_data_actions.py --out samples/data_actions.jsonl \\
+    python -m scripts.datagen.data_actions --out samples/data_actions.jsonl \\
         --interactions 3000 --customers 300 --seed 18 --events-per-second 5
 
 Same arguments, same bytes: everything is drawn from ``random.Random``
@@ -63,20 +63,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.generate_events import (
-        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _hour_of_day, diurnal_shape)
-    from scripts.generator_common import (
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
-except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from generate_events import (  # type: ignore[no-redef]
-        DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _hour_of_day, diurnal_shape)
-    from generator_common import (  # type: ignore[no-redef]
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
+from scripts.datagen.calls import (
+    DEFAULT_START_MS, MAX_LINE_BYTES, _SHAPE_MEAN, _hour_of_day, diurnal_shape)
+from scripts.datagen.common import (
+    ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+    add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+    reset_counts, run_generator_cli, write_to)
 
 DEFAULT_INTERACTIONS = 100_000
 DEFAULT_CUSTOMERS = 10_000

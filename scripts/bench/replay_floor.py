@@ -5,8 +5,8 @@ aggregation Beam offers: `WindowInto(FixedWindows) | CombinePerKey(count)`
 per queue, no dedupe, no lateness handling, no sink. Whatever the main job
 costs beyond this is ours; up to this, it is the runner's.
 
-    .venv/bin/python -m scripts.replay_floor --call_events=FILE
-    .venv/bin/python scripts/bench_local.py --flow calls --job floor
+    .venv/bin/python -m scripts.bench.replay_floor --call_events=FILE
+    .venv/bin/python -m scripts.bench.local --flow calls --job floor
 """
 import logging
 import sys

@@ -28,7 +28,7 @@ from transforms.schema import (ABANDON_METRICS, DEAD_LETTERS,
                                PATTERN_ALERTS)
 from transforms.sinks import RowWriter
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / 'output' / 'test-artifacts'
 WINDOW_MS = 300_000
 START_TIMEOUT_S = 90
@@ -151,7 +151,7 @@ def chromium() -> Iterator[webdriver.Chrome]:
   binary, driver_path = shutil.which('chromium'), shutil.which('chromedriver')
   assert binary and driver_path, (
       'the page tests need chromium and chromedriver on PATH: run '
-      'scripts/install_browser.sh (as root; scripts/test.sh does)')
+      'scripts/stack/install_browser.sh (as root; scripts/test.sh does)')
   options = webdriver.ChromeOptions()
   options.binary_location = binary
   for arg in ('--headless=new', '--disable-gpu', '--disable-dev-shm-usage',

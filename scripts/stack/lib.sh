@@ -6,9 +6,11 @@
 #   $RUN_DIR/pids/<svc>.pid pid files
 #   $RUN_DIR/<svc>/         service config + data
 #   $RUN_DIR/secure/        the secured Kafka/Cassandra pair: CA, certificates, generated
-#                           secrets (mode 600) and their config + data (scripts/secure_pki.sh)
+#                           secrets (mode 600) and their config + data (scripts/stack/secure_pki.sh)
 
-SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# This file lives in scripts/stack/ (service internals); user entry points are in scripts/.
+STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SCRIPTS_DIR=$(cd "$STACK_DIR/.." && pwd)
 REPO_ROOT=$(cd "$SCRIPTS_DIR/.." && pwd)
 RUN_DIR=${RUN_DIR:-$REPO_ROOT/.run}
 JARS_DIR=$RUN_DIR/jars
@@ -47,7 +49,7 @@ python_bin() {
 
 # Jar set <name> is described by scripts/stack/<name>-pom.xml; its folder is up to date
 # when the .complete marker holds that pom's checksum.
-pom_of() { echo "$SCRIPTS_DIR/stack/$1-pom.xml"; }
+pom_of() { echo "$STACK_DIR/$1-pom.xml"; }
 jars_fresh() {
   [[ -f "$JARS_DIR/$1/.complete" ]] &&
     [[ "$(<"$JARS_DIR/$1/.complete")" == "$(sha256sum "$(pom_of "$1")" | cut -d' ' -f1)" ]]
@@ -55,7 +57,7 @@ jars_fresh() {
 
 # Classpath of a fetched jar folder; fetches it first if missing or stale.
 jar_classpath() {
-  jars_fresh "$1" || "$SCRIPTS_DIR/fetch_jars.sh" "$1" >&2
+  jars_fresh "$1" || "$STACK_DIR/fetch_jars.sh" "$1" >&2
   echo "$JARS_DIR/$1/*"
 }
 

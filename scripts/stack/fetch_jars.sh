@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetch the jars the local stack needs from Maven Central (cache: ~/.m2) into $RUN_DIR/jars/<name>/.
-#   scripts/fetch_jars.sh                 # all: kafka cassandra beam-expansion
-#   scripts/fetch_jars.sh kafka           # just one
-#   FORCE=1 scripts/fetch_jars.sh         # re-copy even if up to date
+#   scripts/stack/fetch_jars.sh                 # all: kafka cassandra beam-expansion
+#   scripts/stack/fetch_jars.sh kafka           # just one
+#   FORCE=1 scripts/stack/fetch_jars.sh         # re-copy even if up to date
 #   MVN_ARGS="-Dmaven.repo.local=/tmp/m2" # extra maven arguments
 # Each <name> maps to scripts/stack/<name>-pom.xml (see jars_fresh in lib.sh).
 set -euo pipefail
@@ -13,14 +13,14 @@ ALL=(kafka cassandra beam-expansion)
 
 command -v mvn >/dev/null 2>&1 || die "mvn (Maven 3.x) not found on PATH"
 
-# The expansion service's Beam version must be the Flink job server's (scripts/flink_pom.xml):
+# The expansion service's Beam version must be the Flink job server's (scripts/stack/flink_pom.xml):
 # the KafkaIO transforms it expands run, Java-serialized, inside the job-server JVM.
 check_beam_versions() {
   local es js
   es=$(sed -n 's:.*<beam.version>\(.*\)</beam.version>.*:\1:p' "$(pom_of beam-expansion)" | head -1)
-  js=$(sed -n 's:.*<beam.version>\(.*\)</beam.version>.*:\1:p' "$SCRIPTS_DIR/flink_pom.xml" | head -1)
+  js=$(sed -n 's:.*<beam.version>\(.*\)</beam.version>.*:\1:p' "$STACK_DIR/flink_pom.xml" | head -1)
   [[ -z "$js" || "$es" == "$js" ]] ||
-    die "beam-expansion: Beam $es in $(pom_of beam-expansion) but the Flink job server is Beam $js (scripts/flink_pom.xml): make them equal"
+    die "beam-expansion: Beam $es in $(pom_of beam-expansion) but the Flink job server is Beam $js (scripts/stack/flink_pom.xml): make them equal"
 }
 
 fetch_one() {

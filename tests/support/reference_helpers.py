@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from scripts import reference as ref
+from scripts.reference import calls as ref
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 B = 1793606400000  # 2026-11-02T08:00:00Z, a multiple of both window sizes
 S = 1000  # ms per second
 
@@ -74,12 +74,12 @@ def assert_same_seed_same_bytes(generate: Callable[[int], Iterable[bytes]]) -> N
     assert a != c
 
 
-def run_generator_cli(script: str, args: Sequence[str], cwd: Path,
+def run_generator_cli(module: str, args: Sequence[str], cwd: Path,
                       hash_seed: str) -> None:
-    """Run ``scripts/<script>`` as a plain file in another process, with
-    another ``PYTHONHASHSEED`` (output must not depend on hash order)."""
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    subprocess.run([sys.executable, str(REPO / "scripts" / script), *args],
+    """Run ``python -m <module>`` in another process, from another directory
+    and with another ``PYTHONHASHSEED`` (output must not depend on either)."""
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-m", module, *args],
                    check=True, env=env, cwd=cwd, capture_output=True)
 
 

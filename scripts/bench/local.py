@@ -1,17 +1,17 @@
 """Local benchmark of the main job (not a test).
 
 For each flow, generates its input, then in the same run measures:
-  * the bare-Python reference (scripts/reference.py or
-    scripts/reference_interactions.py: json parsing + dict aggregation of
+  * the bare-Python reference (scripts/reference/calls.py or
+    scripts/reference/interactions.py: json parsing + dict aggregation of
     the same windows, same lateness and pattern rules), in-process;
   * the main job on the local runner with the SQLite sink, as a child
     process;
 and prints events/s of both, their ratio and the peak RSS of each.
 
-    .venv/bin/python scripts/bench_local.py --flow calls --events 1000000
-    .venv/bin/python scripts/bench_local.py --flow interactions \
+    .venv/bin/python -m scripts.bench.local --flow calls --events 1000000
+    .venv/bin/python -m scripts.bench.local --flow interactions \
         --events 1000000 --customers 100000
-    .venv/bin/python scripts/bench_local.py --flow calls --job floor
+    .venv/bin/python -m scripts.bench.local --flow calls --job floor
 """
 import argparse
 import json
@@ -22,13 +22,12 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scripts.generate_events import write_call_events  # pylint: disable=wrong-import-position
-from scripts.generate_data_actions import write_data_actions  # pylint: disable=wrong-import-position
-from scripts.reference import reference_call_metrics  # pylint: disable=wrong-import-position
-from scripts.reference_interactions import reference_interactions  # pylint: disable=wrong-import-position
+from scripts.datagen.calls import write_call_events
+from scripts.datagen.data_actions import write_data_actions
+from scripts.reference.calls import reference_call_metrics
+from scripts.reference.interactions import reference_interactions
 
 FLOWS = {
     # flow: (generate(path, n, seed, customers), reference(path), job flag)
@@ -64,7 +63,7 @@ def main() -> None:
   parser.add_argument('--seed', type=int, default=42)
   parser.add_argument(
       '--job', choices=('main', 'floor'), default='main',
-      help='main: the main job; floor: scripts/replay_floor.py, the same '
+      help='main: the main job; floor: scripts/bench/replay_floor.py, the same '
       'replay and parsing with a plain WindowInto | CombinePerKey (calls '
       'flow only), i.e. what the runner costs before our transforms')
   parser.add_argument('--workdir', default=None, help='keep files here')
@@ -92,7 +91,7 @@ def main() -> None:
   if os.path.exists(db_path):
     os.remove(db_path)
   t0 = time.perf_counter()
-  module = 'scripts.replay_floor' if args.job == 'floor' else 'pipelines.contact_center'
+  module = 'scripts.bench.replay_floor' if args.job == 'floor' else 'pipelines.contact_center'
   job = subprocess.Popen([
       sys.executable, '-m', module,
       f'{job_flag}={events_path}',

@@ -8,7 +8,7 @@
 # Job-server source, in order (FLINK_JOB_SERVER=auto|published|built, default auto):
 #   published  org.apache.beam:beam-runners-flink-1.20-job-server:<BEAM_VERSION> from Maven Central
 #              (Flink 1.20 cluster)
-#   built      scripts/flink_pom.xml: org.apache.beam:beam-runners-flink-1.19:2.62.0 + deps, shaded
+#   built      scripts/stack/flink_pom.xml: org.apache.beam:beam-runners-flink-1.19:2.62.0 + deps, shaded
 #              (Flink 1.19 cluster). Used because Central here serves no Beam Flink job-server jar
 #              and no complete newer Flink runner (see the pom's header).
 # Env: BEAM_VERSION (2.77.0), FLINK_MINOR_PUBLISHED (1.20), FLINK_DIST_1_20 (1.20.5),
@@ -61,7 +61,7 @@ published_jar() {  # sets JAR FLINK_DIST SOURCE on success
 }
 
 built_jar() {
-  local pom="$SCRIPTS_DIR/flink_pom.xml" build="$RUN_DIR/build/flink-job-server" name sum
+  local pom="$STACK_DIR/flink_pom.xml" build="$RUN_DIR/build/flink-job-server" name sum
   name=$(sed -n 's:^  <artifactId>\(.*\)</artifactId>:\1:p' "$pom" | head -1)-$(sed -n 's:^  <version>\(.*\)</version>:\1:p' "$pom" | head -1)
   sum=$(sha256sum "$pom" | cut -d' ' -f1)
   local f="$JS_DIR/$name.jar"
@@ -73,7 +73,7 @@ built_jar() {
     echo "$sum" >"$f.pom-sha256"
     rm -rf "$build"
   fi
-  JAR=$f FLINK_DIST=$FLINK_DIST_1_19 SOURCE="built from scripts/flink_pom.xml ($name)"
+  JAR=$f FLINK_DIST=$FLINK_DIST_1_19 SOURCE="built from scripts/stack/flink_pom.xml ($name)"
 }
 
 t0=$(now_ms)
@@ -108,7 +108,7 @@ t_dist=$(elapsed_s "$t1")
 log "flink-dist: $FLINK_HOME ($(size_of "$DIST")) in ${t_dist}s"
 
 cat >"$ENV_FILE.tmp" <<EOF
-# written by scripts/fetch_flink.sh on $(date -Is)
+# written by scripts/stack/fetch_flink.sh on $(date -Is)
 FLINK_JOB_SERVER_JAR=$JS_DIR/job-server.jar
 FLINK_JOB_SERVER_SOURCE="$SOURCE"
 FLINK_VERSION=$FLINK_DIST

@@ -26,7 +26,7 @@ order of the lines:
 The committed sample was made with (5 calls/s, so that 5000 calls span
 about four 5-minute windows and the too-late events land inside the file)::
 
-    python scripts/generate_events.py --out samples/call_events.jsonl \
+    python -m scripts.datagen.calls --out samples/call_events.jsonl \
         --events 5000 --seed 7 --events-per-second 5
 
 Everything is drawn from ``random.Random`` instances seeded from ``--seed``:
@@ -43,16 +43,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.generator_common import (
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
-except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from generator_common import (  # type: ignore[no-redef]
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
+from scripts.datagen.common import (
+    ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+    add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+    reset_counts, run_generator_cli, write_to)
 
 DEFAULT_START_MS = 1793606400000  # 2026-11-02T08:00:00Z
 DEFAULT_EVENTS = 100_000

@@ -1,6 +1,6 @@
 """Beam's Python SDK worker pool (EXTERNAL environment) on one address only.
 
-    python scripts/worker_pool.py --host=127.0.0.1 --service_port=50000
+    python -m scripts.stack.worker_pool --host=127.0.0.1 --service_port=50000
 
 Beam's `apache_beam.runners.worker.worker_pool_main` binds `[::]:<port>`,
 every interface, and has no flag for the address; its pool starts an SDK

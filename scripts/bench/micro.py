@@ -2,7 +2,7 @@
 """Micro-benchmarks behind the per-element costs quoted in the README (not a
 test):
 
-    .venv/bin/python scripts/bench_micro.py [--events 200000]
+    .venv/bin/python -m scripts.bench.micro [--events 200000]
 
 1. stamping an element with its event time in a global-window step: what
    the DoFn runner does for a yielded `TimestampedValue` (a new window
@@ -28,10 +28,8 @@ import time
 import timeit
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
-# pylint: disable=wrong-import-position
 from types import SimpleNamespace
 
 from apache_beam import pvalue
@@ -46,7 +44,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import local_runner
-from scripts.generate_events import DEFAULT_START_MS, write_call_events
+from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from transforms.call_events import call_event_time_ms
 from transforms.event_time import at_event_time
 

@@ -13,12 +13,12 @@ output after replaying it in polls of ``poll_size`` lines:
 * counts of dead letters, duplicates, valid interactions, customer updates.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
-delivery model of ``scripts/reference.py`` (polls, watermark, per-key late
+delivery model of ``scripts/reference/calls.py`` (polls, watermark, per-key late
 gate), which the call-metrics reference is checked with.
 
 Semantics:
 
-* Validity: a JSON object as ``scripts/reference.py`` decodes it
+* Validity: a JSON object as ``scripts/reference/calls.py`` decodes it
   (``load_json_object``), and either ``recordType == "customer_update"``
   with valid texts ``customerId``, ``tier``, ``region`` (``valid_text``) and
   a valid ``timestamp``, or no ``recordType`` (or null) with valid texts
@@ -32,7 +32,7 @@ Semantics:
 * Interactions are deduplicated by ``interactionId`` (first arrival wins);
   customer updates are not deduplicated.
 * Volumes: key = channel, fixed windows, allowed lateness, the per-key
-  clock rule of ``scripts/reference.py`` (``KeyedLateGate``).
+  clock rule of ``scripts/reference/calls.py`` (``KeyedLateGate``).
 * Pattern, per customer: an interaction arriving in poll p is LATE iff an
   accepted interaction of the same customer from a poll < p has a timestamp
   <= W_p (the pipeline has already processed it in event-time order) and >
@@ -53,16 +53,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import (Dict, Iterable, List, Optional, Sequence, Set, Tuple)
 
-try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.reference import (KeyedLateGate, Timing, add_delivery_arguments,
-                                   iter_polls, latest_valid_ts_ms, load_json_object,
-                                   record_delivery, timestamp_ms, valid_text,
-                                   watermark_before_poll)
-except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from reference import (KeyedLateGate, Timing,  # type: ignore[no-redef]
-                           add_delivery_arguments, iter_polls, latest_valid_ts_ms,
-                           load_json_object, record_delivery, timestamp_ms,
-                           valid_text, watermark_before_poll)
+from scripts.reference.calls import (KeyedLateGate, Timing, add_delivery_arguments,
+                               iter_polls, latest_valid_ts_ms, load_json_object,
+                               record_delivery, timestamp_ms, valid_text,
+                               watermark_before_poll)
 
 CUSTOMER_UPDATE = "customer_update"
 INTERACTION = "interaction"

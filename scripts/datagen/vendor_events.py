@@ -33,9 +33,9 @@ malformed lines (one of each kind by default) is inserted.
 
 The committed samples were made with::
 
-    python scripts/generate_vendor_events.py --format genesys_cloud \\
+    python -m scripts.datagen.vendor_events --format genesys_cloud \\
         --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5
-    python scripts/generate_vendor_events.py --format amazon_connect \\
+    python -m scripts.datagen.vendor_events --format amazon_connect \\
         --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
@@ -52,22 +52,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.generate_events import (
-        DEFAULT_START_MS, MAX_LINE_BYTES, TALK_CAP_S, WAIT_CAP_S, _SHAPE_MAX,
-        _SHAPE_MEAN, _hour_of_day, _window_end_ms, diurnal_shape, queue_profiles)
-    from scripts.generator_common import (
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
-except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from generate_events import (  # type: ignore[no-redef]
-        DEFAULT_START_MS, MAX_LINE_BYTES, TALK_CAP_S, WAIT_CAP_S, _SHAPE_MAX,
-        _SHAPE_MEAN, _hour_of_day, _window_end_ms, diurnal_shape, queue_profiles)
-    from generator_common import (  # type: ignore[no-redef]
-        ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-        add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-        reset_counts, run_generator_cli, write_to)
+from scripts.datagen.calls import (
+    DEFAULT_START_MS, MAX_LINE_BYTES, TALK_CAP_S, WAIT_CAP_S, _SHAPE_MAX,
+    _SHAPE_MEAN, _hour_of_day, _window_end_ms, diurnal_shape, queue_profiles)
+from scripts.datagen.common import (
+    ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
+    add_start_argument, check_shares, generator_arg_parser, plan_malformed,
+    reset_counts, run_generator_cli, write_to)
 
 GENESYS = "genesys_cloud"
 CONNECT = "amazon_connect"

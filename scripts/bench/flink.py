@@ -2,7 +2,7 @@
 """End-to-end benchmark: Kafka -> Beam on the Flink cluster -> Cassandra.
 
     scripts/stack.sh up && scripts/flink.sh start
-    .venv/bin/python scripts/bench_flink.py --events 100000
+    .venv/bin/python -m scripts.bench.flink --events 100000
 
 1. generates N calls (no too-late events, jitter 5 s, so the final rows are exact and known),
    rebased so the newest event is "now";
@@ -39,12 +39,11 @@ import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
-from scripts.generate_events import DEFAULT_START_MS, write_call_events  # noqa: E402
-from scripts.produce_events import produce_lines, read_lines, rebase_lines  # noqa: E402
-from scripts.reference import reference_call_metrics  # noqa: E402
+from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
+from scripts.produce_events import produce_lines, read_lines, rebase_lines
+from scripts.reference.calls import reference_call_metrics
 
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
 REST = 'http://127.0.0.1:8081'

@@ -4,7 +4,7 @@
 plain Python, for a JSON-lines file replayed in polls of ``poll_size`` lines.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
-delivery model of ``scripts/reference.py`` (polls, watermark, per-key late
+delivery model of ``scripts/reference/calls.py`` (polls, watermark, per-key late
 gate). Semantics:
 
 * Validity (everything else is a dead letter): see ``parse_genesys`` and
@@ -46,18 +46,11 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-try:  # imported as part of the `scripts` package (tests, python -m)
-    from scripts.reference import (MAX_TS_MS, MAX_WAIT_S, MIN_TS_MS, KeyedLateGate, Timing,
-                                   add_delivery_arguments, iter_polls,
-                                   latest_valid_ts_ms, load_json_object,
-                                   record_delivery, timestamp_ms, valid_optional_text,
-                                   valid_text, watermark_before_poll)
-except ImportError:  # run as a file: scripts/ itself is on sys.path
-    from reference import (MAX_TS_MS, MAX_WAIT_S, MIN_TS_MS,  # type: ignore[no-redef]
-                           KeyedLateGate, Timing, add_delivery_arguments, iter_polls,
-                           latest_valid_ts_ms, load_json_object, record_delivery,
-                           timestamp_ms, valid_optional_text, valid_text,
-                           watermark_before_poll)
+from scripts.reference.calls import (MAX_TS_MS, MAX_WAIT_S, MIN_TS_MS, KeyedLateGate, Timing,
+                               add_delivery_arguments, iter_polls,
+                               latest_valid_ts_ms, load_json_object,
+                               record_delivery, timestamp_ms, valid_optional_text,
+                               valid_text, watermark_before_poll)
 
 GENESYS = "genesys_cloud"
 CONNECT = "amazon_connect"
