@@ -3,6 +3,11 @@ import setuptools
 
 BEAM_VERSION = "2.77.0"
 
+# The scripts that talk to Kafka from Python (scripts/produce_events.py, the
+# secured stack's setup, the benchmarks) and the tests; the pipeline itself
+# reaches Kafka only through Beam's KafkaIO.
+KAFKA_TOOLS = ["kafka-python>=2.0.2,<4"]
+
 setuptools.setup(
     name="contact-center-analytics",
     version="0.1.0",
@@ -22,12 +27,15 @@ setuptools.setup(
     },
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
-        "kafka-python>=2.0.2,<4",
         "cassandra-driver>=3.29,<4",
         "requests>=2.31,<3",
     ],
+    # Exact versions of everything, for reproducible installs:
+    # constraints.txt (scripts/setup.sh installs from it; docs/testing.md
+    # says how to regenerate it).
     extras_require={
-        "test": [
+        "tools": KAFKA_TOOLS,
+        "test": KAFKA_TOOLS + [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "dockerfile-parse>=2,<3",
@@ -35,6 +43,8 @@ setuptools.setup(
             # Drives the system's chromium/chromedriver
             # (scripts/stack/install_browser.sh) in the wallboard's page tests.
             "selenium>=4.20,<5",
+            # Lint and format, run by scripts/test.sh before the tests.
+            "ruff>=0.14,<1",
         ],
     },
 )

@@ -1,4 +1,6 @@
-"""Shared test helpers: local streaming pipeline options and event builders."""
+"""Shared test helpers: local streaming pipeline options and event builders,
+and the `unit` / `integration` markers (pyproject.toml) given by directory."""
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -6,6 +8,18 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import TimestampedValue
 
 from transforms.records import ABANDONED, ANSWERED, CallEvent, OfferedCall
+
+# Tests under these directories talk to the real services; all others are unit.
+_INTEGRATION_DIRS = ('integration', 'flink')
+_TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items) -> None:
+  for item in items:
+    first = Path(item.fspath).resolve().relative_to(_TESTS_DIR).parts[0]
+    item.add_marker(
+        pytest.mark.integration if first in _INTEGRATION_DIRS else pytest.mark.unit)
+
 
 # A window-aligned base time (2026-11-02T08:00:00Z) so window arithmetic in
 # tests reads naturally: BASE_S + 0..299 is the first 300 s window.
