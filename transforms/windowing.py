@@ -6,7 +6,8 @@ Why not `WindowInto(FixedWindows) | CombinePerKey` behind a gate: Beam drops
 data past allowed lateness without a trace, and a Python DoFn cannot read the
 watermark, so a separate gate can only guess what the downstream GroupByKey
 will drop; a gate that guesses wrong loses exactly the events it was meant to
-save (the first event of an already-expired window, see DESIGN.md section 2).
+save (the first event of an already-expired window; docs/design.md, "One
+operator decides lateness and aggregates").
 Here the decision "counted or late" and the aggregation happen in the same
 stateful DoFn, in the global window, so they cannot disagree: every element
 either enters an accumulator that a later pane reports, or leaves on the

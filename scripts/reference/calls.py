@@ -19,7 +19,7 @@ the throughput benchmark (a tight json.loads + dict loop). Its delivery model
 pieces (``add_delivery_arguments``, ``Timing``) are shared with
 ``reference_interactions.py``.
 
-Semantics (kept in sync with DESIGN.md and the pipeline's contract):
+Semantics (the pipeline's contract, docs/design.md and docs/bad_input.md):
 
 * Validity: line <= 1 MiB (after a UTF-8 byte-order mark, which is
   ignored), UTF-8, strict JSON (no NaN/Infinity, no number beyond a double
