@@ -3,7 +3,8 @@
 # (scripts/stack/install_browser.sh), brings up the real services the integration
 # tests talk to (Kafka, Cassandra and the secured Kafka + Cassandra pair:
 # scripts/stack.sh up --secure), runs the whole test suite and brings the
-# services down again. `.ci/run` calls exactly this.
+# services down again. `.ci/run` calls exactly this. The code style is checked
+# first (ruff, pyproject.toml).
 # The secured pair's settings and secrets ($RUN_DIR/secure/*.env, written by
 # scripts/stack/secure_pki.sh) are exported to the tests as environment variables.
 # pytest's "no tests collected" (exit 5) is a failure here.
@@ -12,6 +13,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 run_dir=${RUN_DIR:-$repo/.run}
 scripts/setup.sh
+# One style (pyproject.toml): lint and format are checked before any test runs.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 # The wallboard's page tests drive Debian's chromium through chromedriver.
 scripts/stack/install_browser.sh
 # Services this run started are stopped on the way out, whatever happens.
