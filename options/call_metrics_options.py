@@ -66,9 +66,10 @@ class CallMetricsOptions(PipelineOptions):
         '--allowed_lateness',
         type=int,
         default=60,
-        help='Seconds after a window end during which late events still '
-        'update the window row (LATE panes). Later events go to the late '
-        'output.')
+        help='Seconds after a window end during which late calls still '
+        'update the window row (LATE panes). Later calls go to the late '
+        'output. The interaction flow has its own '
+        '--interaction_allowed_lateness.')
     group.add_argument(
         '--short_abandon_threshold',
         type=float,
@@ -91,4 +92,5 @@ class CallMetricsOptions(PipelineOptions):
         'next 1,000 records of its shard, about 32,000 of the stream). '
         'At-least-once sources re-deliver within a checkpoint interval or '
         'two; keep it above window size + allowed lateness so that a '
-        'duplicate can never reach the late output.')
+        'duplicate can never reach the late output. The interaction flow has '
+        'its own --interaction_dedupe_ttl.')

@@ -26,7 +26,25 @@ class InteractionOptions(PipelineOptions):
         type=int,
         default=10,
         help='Fixed window size in seconds for interaction volume per '
-        'channel (allowed lateness: --allowed_lateness).')
+        'channel.')
+    group.add_argument(
+        '--interaction_allowed_lateness',
+        type=int,
+        default=60,
+        help='Seconds after a volume window end during which late '
+        'interactions still update the window row (LATE panes). Later ones '
+        'go to the late output. The call-metrics flow has its own '
+        '--allowed_lateness.')
+    group.add_argument(
+        '--interaction_dedupe_ttl',
+        type=int,
+        default=600,
+        help='Seconds of event time during which a re-delivered '
+        'interactionId is recognised as a duplicate (and, whatever the event '
+        'time, during the next 1,000 records of its shard). Keep it above '
+        '--volume_window_size + --interaction_allowed_lateness so that a '
+        'duplicate can never reach the late output. The call-metrics flow '
+        'has its own --dedupe_ttl.')
     group.add_argument(
         '--profile_wait',
         type=int,

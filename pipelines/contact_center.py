@@ -34,7 +34,8 @@ from options import help_text, reject_secret_flags
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
 from options.cxone_options import CxoneOptions
-from options.interaction_options import InteractionOptions, parse_statuses
+from options.config import CallMetricsConfig, InteractionConfig
+from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, parse_client_config
 from options.stream_options import EventTimeOptions
 from options.stream_options import FieldRuleOptions
@@ -46,10 +47,9 @@ from pipelines.local_runner import validated_beam
 from transforms.call_flow import CallMetricsFlow
 from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
-from transforms.formats.registry import FormatSettings, call_event_format
+from transforms.formats.registry import call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import KafkaSink, ReadKafkaRecords
-from transforms.parsing import FieldRules
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
 from transforms.sinks import ResultSink, WriteTables
@@ -114,9 +114,13 @@ def merge_tables(
   }
 
 
-def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
-                 rules: FieldRules) -> Dict[str, beam.PCollection]:
-  """Source name -> PCollection[SourceRecord], from files or Kafka."""
+def read_sources(
+    pipeline: beam.Pipeline, options: PipelineOptions,
+    calls: CallMetricsConfig,
+    interactions: InteractionConfig) -> Dict[str, beam.PCollection]:
+  """Source name -> PCollection[SourceRecord], from files or Kafka. A
+  replayed file's watermark follows the event times its flow's config
+  reads (format and field rules)."""
   kafka = options.view_as(KafkaOptions)
   if kafka.source == 'kafka':
     topics = {
@@ -138,9 +142,8 @@ def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
   replay = options.view_as(FileReplayOptions)
   files = []
   if replay.call_events:
-    calls = options.view_as(CallMetricsOptions)
-    event_time_ms = call_event_format(calls.call_event_format).event_time_ms(
-        format_settings(options, rules))
+    event_time_ms = call_event_format(
+        calls.call_event_format).event_time_ms(calls)
     files.append(
         ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
   if replay.data_actions:
@@ -148,7 +151,7 @@ def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
         ReplaySource(
             DATA_ACTIONS_SOURCE, replay.data_actions,
             functools.partial(
-                data_action_time_ms, rules=rules)))
+                data_action_time_ms, rules=interactions.field_rules)))
   if not files:
     raise ValueError(
         'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
@@ -156,61 +159,21 @@ def read_sources(pipeline: beam.Pipeline, options: PipelineOptions,
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
 
-def format_settings(options: PipelineOptions,
-                    rules: FieldRules) -> FormatSettings:
-  """What the call-event format needs from the options (for the replay's
-  watermark)."""
-  calls = options.view_as(CallMetricsOptions)
-  return FormatSettings(
-      calls.dedupe_ttl,
-      options.view_as(EventTimeOptions).max_out_of_orderness,
-      calls.connect_queue_key,
-      calls.genesys_max_queue_wait,
-      rules)
-
-
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   """Wires sources, flows and sinks into `pipeline`."""
-  event_time = options.view_as(EventTimeOptions)
-  calls = options.view_as(CallMetricsOptions)
-  cxone = options.view_as(InteractionOptions)
-  rules = FieldRules.from_options(options)
-  sources = read_sources(pipeline, options, rules)
+  calls = CallMetricsConfig.from_options(options)
+  interactions = InteractionConfig.from_options(options)
+  sources = read_sources(pipeline, options, calls, interactions)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
         sources[CALL_EVENTS_SOURCE] | 'CallMetrics' >> CallMetricsFlow(
-            CALL_EVENTS_SOURCE,
-            calls.window_size,
-            calls.allowed_lateness,
-            calls.short_abandon_threshold,
-            calls.service_level_seconds,
-            calls.dedupe_ttl,
-            event_time.key_idle_ttl,
-            event_time.max_out_of_orderness,
-            call_event_format=calls.call_event_format,
-            abandon_rate_definition=calls.abandon_rate_definition,
-            service_level_definition=calls.service_level_definition,
-            connect_queue_key=calls.connect_queue_key,
-            genesys_max_queue_wait_seconds=calls.genesys_max_queue_wait,
-            field_rules=rules))
+            source_name=CALL_EVENTS_SOURCE, config=calls))
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
         sources[DATA_ACTIONS_SOURCE]
         | 'CxoneInteractions' >> CxoneInteractionFlow(
-            DATA_ACTIONS_SOURCE,
-            cxone.volume_window_size,
-            calls.allowed_lateness,
-            event_time.key_idle_ttl,
-            calls.dedupe_ttl,
-            parse_statuses(cxone.failure_statuses),
-            parse_statuses(cxone.callback_statuses),
-            cxone.pattern_within,
-            cxone.pattern_tick,
-            cxone.profile_wait,
-            cxone.customer_state_ttl,
-            event_time.max_out_of_orderness,
-            field_rules=rules))
+            source_name=DATA_ACTIONS_SOURCE, config=interactions))
   _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
 
 

@@ -222,7 +222,7 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
               [timed(offered('too-late', 40))])))
   with beam.Pipeline(options=options) as p:
     out = p | stream | AbandonRate(
-        WINDOW, LATENESS, 0, 20, 3600, watermark_delay_seconds=10)
+        WINDOW, LATENESS, 0, 20, 3600, max_out_of_orderness_seconds=10)
     assert_that(
         out['metrics'] | 'Panes' >> beam.Map(
             lambda m: (m.pane_index, m.pane_timing, m.total_calls)),

@@ -7,9 +7,11 @@ import math
 import time
 
 import pytest
+from apache_beam.utils.timestamp import Duration
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from tests.support.poison import (CALL, INTERACTION, NOW_MS, POISON_CALLS,
                           POISON_DATA_ACTIONS, PROFILE, with_raw_field, with_fields)
 from transforms import parsing
@@ -48,8 +50,8 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
 
 
 def test_field_rules_are_configurable():
-  rules = parsing.FieldRules(
-      max_id_length=10, max_wait_seconds=60, max_future_skew_ms=0)
+  rules = FieldRules(
+      max_id_length=10, max_wait_seconds=60, max_future_skew=Duration(0))
   for raw, reason in [
       (with_fields(CALL, queue_id='Q-12345678'), None),
       (with_fields(CALL, queue_id='Q-123456789'), 'field_too_long'),
@@ -67,9 +69,9 @@ def test_field_rules_are_configurable():
 
 def test_field_rules_refuse_nonsense_limits():
   with pytest.raises(ValueError, match='max_id_length'):
-    parsing.FieldRules(max_id_length=0)
+    FieldRules(max_id_length=0)
   with pytest.raises(ValueError, match='max_wait_seconds'):
-    parsing.FieldRules(max_wait_seconds=float('inf'))
+    FieldRules(max_wait_seconds=float('inf'))
 
 
 def test_any_exception_becomes_a_parser_error_dead_letter():
@@ -83,13 +85,13 @@ def _assert_safe(record) -> None:
   for value in record:
     if isinstance(value, str):
       value.encode('utf-8')  # a lone surrogate raises here
-      assert len(value) <= parsing.DEFAULT_FIELD_RULES.max_id_length
+      assert len(value) <= DEFAULT_FIELD_RULES.max_id_length
       assert not parsing._CONTROL_CHARACTER.search(value)  # pylint: disable=protected-access
     elif isinstance(value, float):
       assert math.isfinite(value)
   json.dumps(record._asdict(), allow_nan=False)
   assert record.timestamp <= int(time.time() * 1000) + (
-      parsing.DEFAULT_FIELD_RULES.max_future_skew_ms)
+      DEFAULT_FIELD_RULES.max_future_skew.micros // 1000)
 
 
 def _parses_totally(parse, raw: bytes):

@@ -171,7 +171,7 @@ class AbandonRate(beam.PTransform):
       short_abandon_threshold_seconds: float,
       service_level_seconds: float,
       key_idle_ttl_seconds: int,
-      watermark_delay_seconds: int = 0,
+      max_out_of_orderness_seconds: int = 0,
       abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
       service_level_definition: str = DEFAULT_SERVICE_LEVEL):
     super().__init__()
@@ -187,7 +187,7 @@ class AbandonRate(beam.PTransform):
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
         metrics_namespace='abandon_rate',
-        watermark_delay_seconds=watermark_delay_seconds)
+        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
 
   def expand(self, events):
     windowed = events | 'Window' >> self._windowed

@@ -74,10 +74,10 @@ class _PairFn(beam.DoFn):
   ENDS = ReadModifyWriteStateSpec('ends', ENDS_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
-  def __init__(self, max_queue_wait_ms: int, delay_ms: int,
+  def __init__(self, max_queue_wait_ms: int, max_out_of_orderness_ms: int,
                metrics_namespace: str):
     self._max_wait_ms = max_queue_wait_ms
-    self._event_time = DelayedClock(delay_ms)
+    self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._paired = Metrics.counter(metrics_namespace, 'paired')
     self._negative = Metrics.counter(metrics_namespace, 'negative_waits')
     self._ends_alone = Metrics.counter(metrics_namespace, 'ends_without_start')
@@ -175,15 +175,15 @@ class PairAcdSessions(beam.PTransform):
   Counters in `metrics_namespace`: `paired`, `negative_waits`,
   `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
   """
-  def __init__(self, max_queue_wait_seconds: int, watermark_delay_seconds: int,
-               metrics_namespace: str):
+  def __init__(self, max_queue_wait_seconds: int,
+               max_out_of_orderness_seconds: int, metrics_namespace: str):
     super().__init__()
     if max_queue_wait_seconds <= 0:
       raise ValueError(
           f'max queue wait (--genesys_max_queue_wait) must be > 0, got '
           f'{max_queue_wait_seconds}')
     self._fn = _PairFn(max_queue_wait_seconds * 1000,
-                       watermark_delay_seconds * 1000, metrics_namespace)
+                       max_out_of_orderness_seconds * 1000, metrics_namespace)
 
   def expand(self, events):
     return (

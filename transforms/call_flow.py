@@ -2,11 +2,9 @@
 
 import apache_beam as beam
 
+from options.config import CallMetricsConfig, seconds
 from transforms.abandon_rate import AbandonRate
 from transforms.formats import registry
-from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
-from transforms.metric_definitions import (DEFAULT_ABANDON_RATE,
-                                           DEFAULT_SERVICE_LEVEL)
 from transforms.windowing import to_late_event
 
 
@@ -15,7 +13,9 @@ class CallMetricsFlow(beam.PTransform):
   and dead letters.
 
   Input: PCollection[SourceRecord] from any source (file replay, Kafka), in
-  the format `call_event_format` names (transforms/formats/registry.py).
+  the format `config.call_event_format` names
+  (transforms/formats/registry.py). `config`: the flow's settings
+  (options/config.py), by keyword.
   Output: dict table name -> PCollection:
     `abandon_metrics`: AbandonMetrics panes per queue and window, rates by
       the named definitions (transforms/metric_definitions.py).
@@ -23,38 +23,22 @@ class CallMetricsFlow(beam.PTransform):
       expiry (never silently dropped).
     `dead_letters`: DeadLetter for every record that failed validation.
   """
-  def __init__(
-      self,
-      source_name: str,
-      window_size_seconds: int,
-      allowed_lateness_seconds: int,
-      short_abandon_threshold_seconds: float,
-      service_level_seconds: float,
-      dedupe_ttl_seconds: int,
-      key_idle_ttl_seconds: int,
-      watermark_delay_seconds: int,
-      call_event_format: str = 'seed',
-      abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
-      service_level_definition: str = DEFAULT_SERVICE_LEVEL,
-      connect_queue_key: str = 'name',
-      genesys_max_queue_wait_seconds: int = 3600,
-      field_rules: FieldRules = DEFAULT_FIELD_RULES):
+  def __init__(self, *, source_name: str, config: CallMetricsConfig):
     super().__init__()
+    config = CallMetricsConfig.checked(config)
     self._source_name = source_name
     self._offered_calls = registry.call_event_format(
-        call_event_format).offered_calls(
-            registry.FormatSettings(
-                dedupe_ttl_seconds, watermark_delay_seconds, connect_queue_key,
-                genesys_max_queue_wait_seconds, field_rules))
+        config.call_event_format).offered_calls(config)
+    event_time = config.event_time
     self._abandon_rate = AbandonRate(
-        window_size_seconds,
-        allowed_lateness_seconds,
-        short_abandon_threshold_seconds,
-        service_level_seconds,
-        key_idle_ttl_seconds,
-        watermark_delay_seconds,
-        abandon_rate_definition,
-        service_level_definition)
+        window_size_seconds=seconds(config.window_size),
+        allowed_lateness_seconds=seconds(config.allowed_lateness),
+        short_abandon_threshold_seconds=config.short_abandon_threshold_seconds,
+        service_level_seconds=config.service_level_seconds,
+        key_idle_ttl_seconds=seconds(event_time.key_idle_ttl),
+        max_out_of_orderness_seconds=seconds(event_time.max_out_of_orderness),
+        abandon_rate_definition=config.abandon_rate_definition,
+        service_level_definition=config.service_level_definition)
 
   def expand(self, records):
     calls = records | 'OfferedCalls' >> self._offered_calls

@@ -17,7 +17,7 @@ with its real semantics:
     `callback - first failure >= within` (exactly 30 s does not match);
   * Kafka does not deliver in order, CEP sorts: interactions are buffered
     and processed in (event time, arrival) order once the watermark passes
-    them (the source watermark minus `watermark_delay_seconds`, the
+    them (the source watermark minus `max_out_of_orderness_seconds`, the
     bounded out-of-orderness), at the next multiple of `tick_seconds` of
     event time after them. An interaction that arrives after later
     interactions of the same customer were already processed is routed to
@@ -152,11 +152,11 @@ class _DetectFn(beam.DoFn):
 
   def __init__(
       self, matcher: CallbackPatternMatcher, within_ms: int, tick_ms: int,
-      delay_ms: int):
+      max_out_of_orderness_ms: int):
     self._matcher = matcher
     self._within_ms = within_ms
     self._tick_ms = tick_ms
-    self._event_time = DelayedClock(delay_ms)
+    self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
 
@@ -261,7 +261,7 @@ class DetectCallbackPatterns(beam.PTransform):
       failure_statuses: FrozenSet[str],
       callback_statuses: FrozenSet[str],
       within_seconds: int = 30,
-      watermark_delay_seconds: int = 0,
+      max_out_of_orderness_seconds: int = 0,
       tick_seconds: int = DEFAULT_TICK_SECONDS):
     super().__init__()
     if failure_statuses & callback_statuses:
@@ -273,7 +273,7 @@ class DetectCallbackPatterns(beam.PTransform):
     within_ms = within_seconds * 1000
     self._fn = _DetectFn(
         CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
-        within_ms, tick_seconds * 1000, watermark_delay_seconds * 1000)
+        within_ms, tick_seconds * 1000, max_out_of_orderness_seconds * 1000)
 
   def expand(self, interactions):
     detected = (

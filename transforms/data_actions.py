@@ -5,6 +5,7 @@ from typing import Iterator, Optional, Union
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.event_time import at_event_time
 from transforms.records import CustomerProfile, Interaction, SourceRecord
@@ -16,7 +17,7 @@ CUSTOMER_UPDATE_RECORD_TYPE = 'customer_update'
 
 def parse_data_action(
     raw: bytes,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES
+    rules: FieldRules = DEFAULT_FIELD_RULES
 ) -> Union[Interaction, CustomerProfile]:
   """Validates one raw record as an interaction or a customer update.
 
@@ -48,7 +49,7 @@ def parse_data_action(
 def data_action_time_ms(
     raw: bytes,
     above_ms: Optional[int] = None,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
   """Event time of a valid record of either kind (above `above_ms` if
   given), else None (for the replay watermark)."""
   return parsing.event_time_or_none(
@@ -56,7 +57,7 @@ def data_action_time_ms(
 
 
 class _ParseDataActionsFn(beam.DoFn):
-  def __init__(self, rules: parsing.FieldRules):
+  def __init__(self, rules: FieldRules):
     self._rules = rules
     self._interactions = Metrics.counter('data_actions', 'interactions')
     self._updates = Metrics.counter('data_actions', 'customer_updates')
@@ -84,9 +85,9 @@ class ParseDataActions(beam.PTransform):
     main (`interactions`): PCollection[Interaction].
     `customer_updates`: PCollection[CustomerProfile], the side output.
     `dead_letters`: PCollection[DeadLetter] with a specific reason.
-  `rules`: the limits on ids and event time (parsing.FieldRules).
+  `rules`: the limits on ids and event time (options/config.py).
   """
-  def __init__(self, rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+  def __init__(self, rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._rules = rules
 

@@ -18,18 +18,19 @@ IN_GLOBAL_WINDOW = (GlobalWindow(), )
 
 class DelayedClock(NamedTuple):
   """Translates between delayed event time (ms) and timer timestamps."""
-  delay_ms: int
+  max_out_of_orderness_ms: int
 
   def set(self, timer, effective_ms: int, tag: str = '') -> None:
     """Sets `timer` (its dynamic tag `tag`) to fire when the delayed
     watermark reaches the time."""
     timer.set(
-        Timestamp(micros=(effective_ms + self.delay_ms) * 1000),
+        Timestamp(
+            micros=(effective_ms + self.max_out_of_orderness_ms) * 1000),
         dynamic_timer_tag=tag)
 
   def fired_ms(self, fired: Timestamp) -> int:
     """The delayed event time a fired timer stands for."""
-    return fired.micros // 1000 - self.delay_ms
+    return fired.micros // 1000 - self.max_out_of_orderness_ms
 
 
 def at_event_time(value: Any,

@@ -1,13 +1,11 @@
 """CxoneInteractionFlow: CXone Data Action records to interaction volumes and
 callback-pattern alerts."""
-from typing import FrozenSet
-
 import apache_beam as beam
 
+from options.config import InteractionConfig, seconds
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.data_actions import ParseDataActions
 from transforms.dedupe import DedupeByKey
-from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
 from transforms.interaction_volumes import InteractionVolumes
 from transforms.join_customers import JoinCustomers
 from transforms.records import CustomerProfile, PatternAlert, PatternMatch
@@ -34,6 +32,7 @@ class CxoneInteractionFlow(beam.PTransform):
   """Raw Data Action records to volumes, alerts, late events, dead letters.
 
   Input: PCollection[SourceRecord] from any source (file replay, Kafka).
+  `config`: the flow's settings (options/config.py), by keyword.
   Output: dict table name -> PCollection:
     `interaction_volumes`: InteractionVolume panes per channel and window.
     `pattern_alerts`: PatternAlert, pattern matches joined with the
@@ -46,41 +45,38 @@ class CxoneInteractionFlow(beam.PTransform):
   matches are joined with profiles: the join's wait for a profile then only
   delays alerts, never the event-time order the pattern depends on.
   """
-  def __init__(
-      self,
-      source_name: str,
-      volume_window_seconds: int,
-      allowed_lateness_seconds: int,
-      key_idle_ttl_seconds: int,
-      dedupe_ttl_seconds: int,
-      failure_statuses: FrozenSet[str],
-      callback_statuses: FrozenSet[str],
-      pattern_within_seconds: int,
-      pattern_tick_seconds: int,
-      profile_wait_seconds: int,
-      customer_state_ttl_seconds: int,
-      watermark_delay_seconds: int,
-      field_rules: FieldRules = DEFAULT_FIELD_RULES):
+  def __init__(self, *, source_name: str, config: InteractionConfig):
     super().__init__()
+    config = InteractionConfig.checked(config)
     self._source_name = source_name
-    self._field_rules = field_rules
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._field_rules = config.field_rules
+    self._dedupe_ttl_seconds = seconds(config.dedupe_ttl)
+    max_out_of_orderness_seconds = seconds(
+        config.event_time.max_out_of_orderness)
     self._volumes = InteractionVolumes(
-        volume_window_seconds, allowed_lateness_seconds, key_idle_ttl_seconds,
-        watermark_delay_seconds)
+        window_size_seconds=seconds(config.window_size),
+        allowed_lateness_seconds=seconds(config.allowed_lateness),
+        key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
+        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
     self._patterns = DetectCallbackPatterns(
-        failure_statuses, callback_statuses, pattern_within_seconds,
-        watermark_delay_seconds, pattern_tick_seconds)
+        failure_statuses=config.failure_statuses,
+        callback_statuses=config.callback_statuses,
+        within_seconds=seconds(config.pattern_within),
+        max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+        tick_seconds=seconds(config.pattern_tick))
     self._join = JoinCustomers(
-        to_pattern_alert, PatternMatch, profile_wait_seconds, customer_state_ttl_seconds,
-        watermark_delay_seconds)
+        to_pattern_alert,
+        PatternMatch,
+        profile_wait_seconds=seconds(config.profile_wait),
+        customer_state_ttl_seconds=seconds(config.customer_state_ttl),
+        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
 
   def expand(self, records):
     source = self._source_name
     parsed = records | 'Parse' >> ParseDataActions(self._field_rules)
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
-        lambda i: i.interaction_id, lambda i: i.timestamp, self._dedupe_ttl,
-        'data_actions')
+        lambda i: i.interaction_id, lambda i: i.timestamp,
+        self._dedupe_ttl_seconds, 'data_actions')
     volumes = interactions | 'Volumes' >> self._volumes
     patterns = interactions | 'Patterns' >> self._patterns
     alerts = ((patterns['matches'], parsed.customer_updates)

@@ -32,7 +32,7 @@ class InteractionVolumes(beam.PTransform):
       window_size_seconds: int,
       allowed_lateness_seconds: int,
       key_idle_ttl_seconds: int,
-      watermark_delay_seconds: int = 0):
+      max_out_of_orderness_seconds: int = 0):
     super().__init__()
     self._windowed = WindowedCombinePerKey(
         CountCombineFn(),
@@ -42,7 +42,7 @@ class InteractionVolumes(beam.PTransform):
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
         metrics_namespace='interaction_volumes',
-        watermark_delay_seconds=watermark_delay_seconds)
+        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
 
   def expand(self, interactions):
     windowed = interactions | 'Window' >> self._windowed

@@ -85,13 +85,13 @@ class _JoinFn(beam.DoFn):
   def __init__(
       self, enrich: Callable[[Any, CustomerProfile], Any],
       record_type: Type[NamedTuple], profile_wait_ms: int, ttl_ms: int,
-      delay_ms: int):
+      max_out_of_orderness_ms: int):
     self._enrich = enrich
     self._record_type = record_type
     self._wait_ms = profile_wait_ms
     self._ttl_ms = ttl_ms
     self._compact_step_ms = max(ttl_ms // 10, 1)
-    self._event_time = DelayedClock(delay_ms)
+    self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._unknown = Metrics.counter('join_customers', 'emitted_unknown')
     self._expired = Metrics.counter('join_customers', 'customers_expired')
 
@@ -243,7 +243,7 @@ class JoinCustomers(beam.PTransform):
       record_type: Type[NamedTuple],
       profile_wait_seconds: int,
       customer_state_ttl_seconds: int,
-      watermark_delay_seconds: int = 0):
+      max_out_of_orderness_seconds: int = 0):
     super().__init__()
     if customer_state_ttl_seconds <= profile_wait_seconds:
       raise ValueError(
@@ -251,7 +251,7 @@ class JoinCustomers(beam.PTransform):
           f'{customer_state_ttl_seconds} <= {profile_wait_seconds}')
     self._fn = _JoinFn(
         enrich, record_type, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
-        watermark_delay_seconds * 1000)
+        max_out_of_orderness_seconds * 1000)
 
   # Unannotated: Beam takes an expand() input hint for one PCollection's
   # type and warns on a pair of them (the docstring says what comes in).

@@ -10,15 +10,12 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from options.stream_options import FieldRuleOptions
+from options.config import DEFAULT_FIELD_RULES, FieldRules, millis
 from transforms.records import DeadLetter, SourceRecord
 
 DEAD_LETTERS = 'dead_letters'
@@ -38,44 +35,6 @@ MAX_JSON_DEPTH = 32
 # float conversion overflows.
 MAX_INTEGER_DIGITS = 20
 UTF8_BOM = b'\xef\xbb\xbf'
-
-
-@dataclass(frozen=True)
-class FieldRules:
-  """Limits every parser applies to untrusted fields.
-
-  `max_id_length`: characters of an id or key field (they become sink keys:
-  Cassandra rejects key components over 64 KiB, Kafka records over 1 MiB).
-  `max_wait_seconds`: the largest plausible wait in queue.
-  `max_future_skew_ms`: how far past the processing-time clock an event
-  time may be; a far-future event would hold keys, timers and dedupe
-  entries open and make every later event of its partition late.
-  """
-  max_id_length: int = 256
-  max_wait_seconds: float = 86400.0
-  max_future_skew_ms: int = 300_000
-
-  @classmethod
-  def from_options(cls, options: PipelineOptions) -> 'FieldRules':
-    """The rules set by `FieldRuleOptions`; raises ValueError."""
-    o = options.view_as(FieldRuleOptions)
-    return cls(
-        max_id_length=o.max_id_length,
-        max_wait_seconds=o.max_wait_seconds,
-        max_future_skew_ms=o.max_future_skew * 1000)
-
-  def __post_init__(self):
-    if self.max_id_length < 1:
-      raise ValueError(f'--max_id_length must be >= 1, got {self.max_id_length}')
-    if not 0 < self.max_wait_seconds < float('inf'):
-      raise ValueError(
-          f'--max_wait_seconds must be > 0 and finite, got {self.max_wait_seconds}')
-    if self.max_future_skew_ms < 0:
-      raise ValueError(
-          f'--max_future_skew must be >= 0, got {self.max_future_skew_ms // 1000}')
-
-
-DEFAULT_FIELD_RULES = FieldRules()
 
 
 class InvalidRecord(Exception):
@@ -280,11 +239,12 @@ def required_event_time_ms(
         f'{MAX_EVENT_TIME_MS}) epoch ms')
   if now_ms is None:
     now_ms = int(time.time() * 1000)
-  if value > now_ms + rules.max_future_skew_ms:
+  max_skew_ms = millis(rules.max_future_skew)
+  if value > now_ms + max_skew_ms:
     raise InvalidRecord(
         'future_timestamp',
         f'"{name}"={value} is {(value - now_ms) / 1000:.0f} s ahead of the '
-        f'clock (at most {rules.max_future_skew_ms // 1000} s)')
+        f'clock (at most {max_skew_ms // 1000} s)')
   return value
 
 

@@ -15,8 +15,8 @@ either enters an accumulator that a later pane reports, or leaves on the
 
 Bounded out-of-orderness: sources emit the watermark Kafka's `CreateTime`
 policy gives (the largest event time seen); this DoFn works on that
-watermark minus `watermark_delay_seconds`, so every timer is set that much
-later and every "clock" below is in that delayed time.
+watermark minus `max_out_of_orderness_seconds`, so every timer is set that
+much later and every "clock" below is in that delayed time.
 
 How the DoFn knows the watermark: only firing event-time timers tell it.
 Keys are spread over NUM_SHARDS shard keys (transforms/sharding.py); each
@@ -174,12 +174,12 @@ class _WindowedCombineFn(beam.DoFn):
       window_size_ms: int,
       allowed_lateness_ms: int,
       key_idle_ttl_ms: int,
-      watermark_delay_ms: int,
+      max_out_of_orderness_ms: int,
       metrics_namespace: str):
     self._combine_fn = combine_fn
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
-    self._event_time = DelayedClock(watermark_delay_ms)
+    self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._size = window_size_ms
     self._lateness = allowed_lateness_ms
     self._idle_ttl = key_idle_ttl_ms
@@ -345,7 +345,7 @@ class WindowedCombinePerKey(beam.PTransform):
       allowed_lateness_seconds: int,
       key_idle_ttl_seconds: int,
       metrics_namespace: str,
-      watermark_delay_seconds: int = 0):
+      max_out_of_orderness_seconds: int = 0):
     super().__init__()
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
@@ -361,7 +361,7 @@ class WindowedCombinePerKey(beam.PTransform):
         window_size_seconds * 1000,
         allowed_lateness_seconds * 1000,
         key_idle_ttl_seconds * 1000,
-        watermark_delay_seconds * 1000,
+        max_out_of_orderness_seconds * 1000,
         metrics_namespace)
 
   def expand(self, pcoll):

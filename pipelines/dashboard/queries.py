@@ -149,7 +149,7 @@ class WallboardQueries:
       clock: Callable[[], float] = time.time):
     self._store = store
     self._thresholds = thresholds
-    self._delay_ms = max_out_of_orderness_ms
+    self._max_out_of_orderness_ms = max_out_of_orderness_ms
     self._clock = clock
 
   def _has_asa(self) -> bool:
@@ -261,7 +261,7 @@ class WallboardQueries:
     # A window's row appears once the watermark (newest event time minus
     # the out-of-orderness) passes its end: more than two windows behind
     # that means nothing new has arrived for two windows.
-    stale_after = 2 * window_ms + self._delay_ms
+    stale_after = 2 * window_ms + self._max_out_of_orderness_ms
     lag = now_ms - newest['window_end']
     return {
         'name': name,

@@ -234,7 +234,7 @@ def generate_call_events(
         oversized: bool = False,
         window_size_s: int = 300,
         allowed_lateness_s: int = 60,
-        watermark_delay_s: int = 10,
+        max_out_of_orderness_s: int = 10,
         stats: Optional[Dict[str, int]] = None,
 ) -> Iterator[bytes]:
     """Yield the lines of a call-event file, in arrival order.
@@ -370,8 +370,8 @@ def generate_call_events(
         elif i in within_idx:
             # Arrives after the watermark (max ts - delay) passed the window
             # end, but before window end + allowed lateness.
-            hi = max(5.0, min(40.0, allowed_lateness_s - watermark_delay_s - 5.0))
-            arrival = (_window_end_ms(ts, window_ms) + watermark_delay_s * 1000
+            hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
+            arrival = (_window_end_ms(ts, window_ms) + max_out_of_orderness_s * 1000
                        + int(rng_disorder.uniform(5.0, hi) * 1000))
         else:
             arrival = ts + int(rng_disorder.uniform(0, jitter_seconds) * 1000)
@@ -462,7 +462,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="fixed window size the disorder is aimed at")
     p.add_argument("--allowed-lateness-s", type=int, default=60,
                    help="allowed lateness the disorder is aimed at")
-    p.add_argument("--watermark-delay-s", type=int, default=10,
+    p.add_argument("--max-out-of-orderness-s", type=int, default=10,
                    help="bounded out-of-orderness of the watermark")
     return p
 

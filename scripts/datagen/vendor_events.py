@@ -422,7 +422,7 @@ def generate_vendor_events(
         oversized: bool = False,
         window_size_s: int = 300,
         allowed_lateness_s: int = 60,
-        watermark_delay_s: int = 10,
+        max_out_of_orderness_s: int = 10,
         stats: Optional[Dict[str, int]] = None,
 ) -> Iterator[bytes]:
     """Yield the lines of a vendor stream of format ``fmt`` (``GENESYS`` or
@@ -500,8 +500,8 @@ def generate_vendor_events(
         if delayed == "too_late":
             return event_ms + too_late_seconds * 1000 + rng_disorder.uniform(0, jitter_seconds) * 1000
         if delayed == "within":
-            hi = max(5.0, min(40.0, allowed_lateness_s - watermark_delay_s - 5.0))
-            return (_window_end_ms(event_ms, window_ms) + watermark_delay_s * 1000
+            hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
+            return (_window_end_ms(event_ms, window_ms) + max_out_of_orderness_s * 1000
                     + rng_disorder.uniform(5.0, hi) * 1000)
         return event_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
 
@@ -526,7 +526,7 @@ def generate_vendor_events(
                         # bound: the end is counted first, wait unknown.
                         counts["delayed_starts"] += 1
                         end_ms = records["acd.end"][0]
-                        arrival = max(arrival, end_ms + (watermark_delay_s + jitter_seconds
+                        arrival = max(arrival, end_ms + (max_out_of_orderness_s + jitter_seconds
                                                          + rng_disorder.uniform(*_DELAYED_START_S)) * 1000)
                 elif suffix == "acd.end":
                     counts["offered"] += 1
@@ -607,7 +607,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     add_malformed_arguments(p, max(len(k) for k in MALFORMED_KINDS.values()))
     p.add_argument("--window-size-s", type=int, default=300)
     p.add_argument("--allowed-lateness-s", type=int, default=60)
-    p.add_argument("--watermark-delay-s", type=int, default=10)
+    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
     return p
 
 

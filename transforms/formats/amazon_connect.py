@@ -34,6 +34,7 @@ from typing import Iterator, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
@@ -46,7 +47,7 @@ QUEUE_KEYS = {'name': 'Name', 'arn': 'ARN'}
 
 def parse_contact_record(
     raw: bytes, queue_key: str = 'name',
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[OfferedCall]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[OfferedCall]:
   """One raw CTR as an OfferedCall; None for a valid contact that never
   queued. `queue_key` is a key of QUEUE_KEYS. Raises parsing.InvalidRecord
   with a specific reason."""
@@ -86,7 +87,7 @@ def parse_contact_record(
 
 def contact_record_time_ms(
     raw: bytes, above_ms: Optional[int] = None, queue_key: str = 'name',
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
   """The `Queue.DequeueTimestamp` of a valid queued CTR (above `above_ms`
   if given), else None (for the replay watermark)."""
   def queued(record: bytes) -> OfferedCall:
@@ -99,7 +100,7 @@ def contact_record_time_ms(
 
 
 class _ParseConnectFn(beam.DoFn):
-  def __init__(self, queue_key: str, rules: parsing.FieldRules):
+  def __init__(self, queue_key: str, rules: FieldRules):
     self._queue_key = queue_key
     self._rules = rules
     self._queued = Metrics.counter(METRICS_NAMESPACE, 'queued_contacts')
@@ -128,7 +129,7 @@ class ConnectOfferedCalls(beam.PTransform):
   PCollection[DeadLetter].
   """
   def __init__(self, dedupe_ttl_seconds: int, queue_key: str,
-               rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+               rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._rules = rules
     if queue_key not in QUEUE_KEYS:

@@ -11,6 +11,7 @@ import datetime
 import re
 from typing import Any, Callable, Dict, Optional
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 
 # What Amazon Connect writes ("2022-01-05T17:20:32Z"), and RFC 3339 in
@@ -45,7 +46,7 @@ def required_object(obj: Dict[str, Any], name: str) -> Dict[str, Any]:
 
 
 def iso_time_ms(value: str, name: str,
-                rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> int:
+                rules: FieldRules = DEFAULT_FIELD_RULES) -> int:
   """Epoch milliseconds of an ISO-8601 date-time with a UTC offset
   ("2026-11-02T08:00:00Z", "2026-11-02T09:00:00.250+01:00"); fractions
   below a millisecond are truncated. Raises InvalidRecord:
@@ -85,14 +86,14 @@ def iso_time_ms(value: str, name: str,
 
 def required_iso_time_ms(
     obj: Dict[str, Any], name: str,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> int:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> int:
   """The ISO-8601 field `name` as epoch milliseconds (see iso_time_ms)."""
   return iso_time_ms(parsing.required_str(obj, name, rules), name, rules)
 
 
 def optional_iso_time_ms(
     obj: Dict[str, Any], name: str,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
   """As required_iso_time_ms, None when the field is missing or null."""
   value = obj.get(name)
   if value is None:

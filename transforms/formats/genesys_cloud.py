@@ -40,6 +40,7 @@ from typing import Any, Dict, Iterator, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.acd_pairing import PairAcdSessions
 from transforms.dedupe import DedupeByKey
@@ -72,7 +73,7 @@ def _notification(obj: Dict[str, Any]) -> Dict[str, Any]:
 
 def parse_genesys_event(
     raw: bytes,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[AcdEvent]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[AcdEvent]:
   """One raw record as an AcdEvent; None for a valid notification of another
   topic. Raises parsing.InvalidRecord with a specific reason."""
   notification = _notification(parsing.decode_json_object(raw))
@@ -113,7 +114,7 @@ def parse_genesys_event(
       outcome=outcome)
 
 
-def _acd_event(raw: bytes, rules: parsing.FieldRules) -> AcdEvent:
+def _acd_event(raw: bytes, rules: FieldRules) -> AcdEvent:
   event = parse_genesys_event(raw, rules)
   if event is None:
     # Only for the watermark scan below: a passed-over topic has no event
@@ -125,7 +126,7 @@ def _acd_event(raw: bytes, rules: parsing.FieldRules) -> AcdEvent:
 def genesys_event_time_ms(
     raw: bytes,
     above_ms: Optional[int] = None,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
   """The event time of a valid acd.start or acd.end (above `above_ms` if
   given), else None (for the replay watermark)."""
   return fields.event_time_above(
@@ -133,7 +134,7 @@ def genesys_event_time_ms(
 
 
 class _ParseGenesysFn(beam.DoFn):
-  def __init__(self, rules: parsing.FieldRules):
+  def __init__(self, rules: FieldRules):
     self._rules = rules
     self._starts = Metrics.counter(METRICS_NAMESPACE, 'acd_starts')
     self._ends = Metrics.counter(METRICS_NAMESPACE, 'acd_ends')
@@ -163,13 +164,14 @@ class GenesysOfferedCalls(beam.PTransform):
   and session before pairing (`genesys_cloud/duplicates`).
   """
   def __init__(self, dedupe_ttl_seconds: int, max_queue_wait_seconds: int,
-               watermark_delay_seconds: int,
-               rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+               max_out_of_orderness_seconds: int,
+               rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
     self._pairing = PairAcdSessions(
-        max_queue_wait_seconds, watermark_delay_seconds, METRICS_NAMESPACE)
+        max_queue_wait_seconds, max_out_of_orderness_seconds,
+        METRICS_NAMESPACE)
 
   def expand(self, records):
     parsed = records | 'Parse' >> beam.ParDo(_ParseGenesysFn(self._rules)).with_outputs(

@@ -10,47 +10,38 @@ from typing import Callable, Dict, NamedTuple, Optional
 
 import apache_beam as beam
 
+from options.config import CallMetricsConfig, seconds
 from transforms.formats import amazon_connect, genesys_cloud, seed
-from transforms.parsing import DEFAULT_FIELD_RULES, FieldRules
-
-
-class FormatSettings(NamedTuple):
-  """What the formats need from the job's options."""
-  dedupe_ttl_seconds: int
-  watermark_delay_seconds: int
-  connect_queue_key: str = 'name'
-  genesys_max_queue_wait_seconds: int = 3600
-  field_rules: FieldRules = DEFAULT_FIELD_RULES
-
 
 EventTimeFn = Callable[[bytes, Optional[int]], Optional[int]]
 
 
 class CallEventFormat(NamedTuple):
-  """`event_time_ms(settings)`: the replay's event-time function;
-  `offered_calls(settings)`: the PTransform from PCollection[SourceRecord]
-  to {'offered': PCollection[OfferedCall], 'dead_letters': ...}."""
-  event_time_ms: Callable[[FormatSettings], EventTimeFn]
-  offered_calls: Callable[[FormatSettings], beam.PTransform]
+  """`event_time_ms(config)`: the replay's event-time function;
+  `offered_calls(config)`: the PTransform from PCollection[SourceRecord]
+  to {'offered': PCollection[OfferedCall], 'dead_letters': ...}. Both read
+  what they need from the call-metrics flow's config."""
+  event_time_ms: Callable[[CallMetricsConfig], EventTimeFn]
+  offered_calls: Callable[[CallMetricsConfig], beam.PTransform]
 
 
 FORMATS: Dict[str, CallEventFormat] = {
     'seed': CallEventFormat(
-        lambda s: functools.partial(
-            seed.call_event_time_ms, rules=s.field_rules),
-        lambda s: seed.SeedOfferedCalls(s.dedupe_ttl_seconds, s.field_rules)),
+        lambda c: functools.partial(
+            seed.call_event_time_ms, rules=c.field_rules),
+        lambda c: seed.SeedOfferedCalls(seconds(c.dedupe_ttl), c.field_rules)),
     'genesys_cloud': CallEventFormat(
-        lambda s: functools.partial(
-            genesys_cloud.genesys_event_time_ms, rules=s.field_rules),
-        lambda s: genesys_cloud.GenesysOfferedCalls(
-            s.dedupe_ttl_seconds, s.genesys_max_queue_wait_seconds,
-            s.watermark_delay_seconds, s.field_rules)),
+        lambda c: functools.partial(
+            genesys_cloud.genesys_event_time_ms, rules=c.field_rules),
+        lambda c: genesys_cloud.GenesysOfferedCalls(
+            seconds(c.dedupe_ttl), seconds(c.genesys_max_queue_wait),
+            seconds(c.event_time.max_out_of_orderness), c.field_rules)),
     'amazon_connect': CallEventFormat(
-        lambda s: functools.partial(
+        lambda c: functools.partial(
             amazon_connect.contact_record_time_ms,
-            queue_key=s.connect_queue_key, rules=s.field_rules),
-        lambda s: amazon_connect.ConnectOfferedCalls(
-            s.dedupe_ttl_seconds, s.connect_queue_key, s.field_rules)),
+            queue_key=c.connect_queue_key, rules=c.field_rules),
+        lambda c: amazon_connect.ConnectOfferedCalls(
+            seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules)),
 }
 
 

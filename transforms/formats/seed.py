@@ -22,6 +22,7 @@ from typing import Iterator, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
@@ -35,7 +36,7 @@ METRICS_NAMESPACE = 'call_events'
 
 def parse_call_event(
     raw: bytes,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> CallEvent:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> CallEvent:
   """Validates one raw record against the call-event schema.
 
   Raises parsing.InvalidRecord with a specific reason on any problem, and
@@ -56,7 +57,7 @@ def parse_call_event(
 def call_event_time_ms(
     raw: bytes,
     above_ms: Optional[int] = None,
-    rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES) -> Optional[int]:
+    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
   """The event time of a valid call event of any type (above `above_ms`
   if given), else None: every valid event advances a replayed watermark,
   whatever its type."""
@@ -75,7 +76,7 @@ def to_offered_call(event: CallEvent) -> OfferedCall:
 
 
 class _ParseCallEventsFn(beam.DoFn):
-  def __init__(self, rules: parsing.FieldRules):
+  def __init__(self, rules: FieldRules):
     self._rules = rules
     self._parsed = Metrics.counter(METRICS_NAMESPACE, 'parsed')
     self._other_types = Metrics.counter(METRICS_NAMESPACE, 'other_event_types')
@@ -106,9 +107,9 @@ class ParseCallEvents(beam.PTransform):
       malformed, mistyped, absurd or oversized record.
   Well-formed events of other types are counted (`other_event_types`) and
   passed over. `rules`: the limits on ids, waits and event time
-  (parsing.FieldRules).
+  (options/config.py: FieldRules).
   """
-  def __init__(self, rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+  def __init__(self, rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._rules = rules
 
@@ -127,7 +128,7 @@ class SeedOfferedCalls(beam.PTransform):
   """
   def __init__(
       self, dedupe_ttl_seconds: int,
-      rules: parsing.FieldRules = parsing.DEFAULT_FIELD_RULES):
+      rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules

@@ -1,0 +1,215 @@
+"""The job's settings as typed, immutable values, built once from the options.
+
+In: parsed PipelineOptions (the classes of this package).
+Out: frozen dataclasses, one per flow (`CallMetricsConfig`,
+`InteractionConfig`) plus the pieces they share (`EventTimeConfig`,
+`FieldRules`), handed to the flows by keyword. Each `from_options` reads its
+options once; constructing a config directly (tests) takes keywords only.
+
+Names: a duration of event time is an `apache_beam` `Duration` and its name
+carries no unit (`allowed_lateness`); a bare number carries its unit in its
+name (`service_level_seconds`). Wait thresholds stay float seconds: they are
+compared with the records' float `wait_seconds`, and a `Duration` keeps whole
+microseconds only (2.3 s would become 2.299999 s and move a call that waited
+exactly 2.3 s across the threshold).
+"""
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import FrozenSet, Type, TypeVar
+
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils.timestamp import Duration
+
+from options.call_metrics_options import CallMetricsOptions
+from options.interaction_options import InteractionOptions, parse_statuses
+from options.stream_options import EventTimeOptions, FieldRuleOptions
+
+_MICROS_PER_SECOND = 1_000_000
+
+
+def seconds(duration: Duration) -> int:
+  """A whole-second Duration as int seconds, for the transforms that count in
+  seconds; raises ValueError for a fraction of a second."""
+  whole, fraction = divmod(duration.micros, _MICROS_PER_SECOND)
+  if fraction:
+    raise ValueError(f'{duration!r} is not a whole number of seconds')
+  return whole
+
+
+def millis(duration: Duration) -> int:
+  """A Duration in whole milliseconds (rounded down)."""
+  return duration.micros // 1000
+
+
+def _check_types(config: object) -> None:
+  """Raises TypeError naming the field whose value is not of its declared
+  type (e.g. a bare int where a Duration belongs, or two values swapped)."""
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    expected = typing.get_origin(field.type) or field.type
+    if expected is float:
+      expected = (int, float)
+    if isinstance(value, bool) or not isinstance(value, expected):
+      raise TypeError(
+          f'{type(config).__name__}.{field.name} must be '
+          f'{getattr(field.type, "__name__", field.type)}, got {value!r}')
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldRules:
+  """Limits every parser applies to untrusted fields (FieldRuleOptions).
+
+  `max_id_length`: characters of an id or key field (they become sink keys:
+  Cassandra rejects key components over 64 KiB, Kafka records over 1 MiB).
+  `max_wait_seconds`: the largest plausible wait in queue.
+  `max_future_skew`: how far past the processing-time clock an event time
+  may be; a far-future event would hold keys, timers and dedupe entries
+  open and make every later event of its partition late.
+  """
+  max_id_length: int = 256
+  max_wait_seconds: float = 86400.0
+  max_future_skew: Duration = Duration(seconds=300)
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'FieldRules':
+    """The rules set by `FieldRuleOptions`; raises ValueError."""
+    o = options.view_as(FieldRuleOptions)
+    return cls(
+        max_id_length=o.max_id_length,
+        max_wait_seconds=o.max_wait_seconds,
+        max_future_skew=Duration(seconds=o.max_future_skew))
+
+  def __post_init__(self):
+    _check_types(self)
+    if self.max_id_length < 1:
+      raise ValueError(
+          f'--max_id_length must be >= 1, got {self.max_id_length}')
+    if not 0 < self.max_wait_seconds < float('inf'):
+      raise ValueError('--max_wait_seconds must be > 0 and finite, got '
+                       f'{self.max_wait_seconds}')
+    if self.max_future_skew < Duration(0):
+      raise ValueError(
+          f'--max_future_skew must be >= 0, got {self.max_future_skew!r}')
+
+
+DEFAULT_FIELD_RULES = FieldRules()
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventTimeConfig:
+  """How event time and the watermark behave, the same for every flow
+  (EventTimeOptions).
+
+  `max_out_of_orderness`: how far every event-time decision trails the
+  source's watermark (the largest event time seen).
+  `key_idle_ttl`: event time after its last event during which a key of a
+  windowed step keeps tracking the watermark.
+  """
+  max_out_of_orderness: Duration
+  key_idle_ttl: Duration
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'EventTimeConfig':
+    o = options.view_as(EventTimeOptions)
+    return cls(
+        max_out_of_orderness=Duration(seconds=o.max_out_of_orderness),
+        key_idle_ttl=Duration(seconds=o.key_idle_ttl))
+
+  def __post_init__(self):
+    _check_types(self)
+
+
+_Config = TypeVar('_Config', bound='FlowConfig')
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlowConfig:
+  """What every flow has: the job's event time and field rules, and its own
+  window size, allowed lateness and duplicate horizon.
+
+  Every Duration of a flow is whole seconds (its transforms count in
+  seconds, as the options do).
+  """
+  event_time: EventTimeConfig
+  field_rules: FieldRules
+  window_size: Duration
+  allowed_lateness: Duration
+  dedupe_ttl: Duration
+
+  def __post_init__(self):
+    _check_types(self)
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if isinstance(value, Duration) and value.micros % _MICROS_PER_SECOND:
+        raise ValueError(
+            f'{type(self).__name__}.{field.name} must be whole seconds, '
+            f'got {value!r}')
+
+  @classmethod
+  def checked(cls: Type[_Config], config: object) -> _Config:
+    """`config` if it is a `cls`; else TypeError (a flow handed another
+    flow's config)."""
+    if not isinstance(config, cls):
+      raise TypeError(
+          f'config must be {cls.__name__}, got {type(config).__name__}')
+    return config
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallMetricsConfig(FlowConfig):
+  """The call-metrics flow (CallMetricsOptions): input format, abandon-rate
+  and service-level definitions and thresholds."""
+  call_event_format: str
+  abandon_rate_definition: str
+  service_level_definition: str
+  short_abandon_threshold_seconds: float
+  service_level_seconds: float
+  connect_queue_key: str
+  genesys_max_queue_wait: Duration
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
+    o = options.view_as(CallMetricsOptions)
+    return cls(
+        event_time=EventTimeConfig.from_options(options),
+        field_rules=FieldRules.from_options(options),
+        window_size=Duration(seconds=o.window_size),
+        allowed_lateness=Duration(seconds=o.allowed_lateness),
+        dedupe_ttl=Duration(seconds=o.dedupe_ttl),
+        call_event_format=o.call_event_format,
+        abandon_rate_definition=o.abandon_rate_definition,
+        service_level_definition=o.service_level_definition,
+        short_abandon_threshold_seconds=o.short_abandon_threshold,
+        service_level_seconds=o.service_level_seconds,
+        connect_queue_key=o.connect_queue_key,
+        genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait))
+
+
+@dataclass(frozen=True, kw_only=True)
+class InteractionConfig(FlowConfig):
+  """The CXone interaction flow (InteractionOptions): volume windows, the
+  callback pattern and the customer join."""
+  failure_statuses: FrozenSet[str]
+  callback_statuses: FrozenSet[str]
+  pattern_within: Duration
+  pattern_tick: Duration
+  profile_wait: Duration
+  customer_state_ttl: Duration
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'InteractionConfig':
+    """Raises ValueError for an empty status list."""
+    o = options.view_as(InteractionOptions)
+    return cls(
+        event_time=EventTimeConfig.from_options(options),
+        field_rules=FieldRules.from_options(options),
+        window_size=Duration(seconds=o.volume_window_size),
+        allowed_lateness=Duration(seconds=o.interaction_allowed_lateness),
+        dedupe_ttl=Duration(seconds=o.interaction_dedupe_ttl),
+        failure_statuses=parse_statuses(o.failure_statuses),
+        callback_statuses=parse_statuses(o.callback_statuses),
+        pattern_within=Duration(seconds=o.pattern_within),
+        pattern_tick=Duration(seconds=o.pattern_tick),
+        profile_wait=Duration(seconds=o.profile_wait),
+        customer_state_ttl=Duration(seconds=o.customer_state_ttl))
