@@ -216,27 +216,23 @@ class WriteTables(beam.PTransform):
   `tables | WriteTables(sinks, TABLES)`); `TABLES` must hold dead_letters.
   Each sink's rejected rows (of every other table) go to that sink's
   dead_letters table along with the input's dead letters.
-  The sinks must be prepared, for `written_tables`, before the pipeline
-  runs (`prepare`); applying this transform prepares nothing.
+  Applying this transform prepares nothing: `prepare` must run before the
+  pipeline does.
   """
   def __init__(self, sinks: Iterable[ResultSink], tables: Dict[str, Table]):
     super().__init__()
     self._sinks = list(sinks)
     self._tables = tables
 
-  def written_tables(self, names: Iterable[str]) -> List[Table]:
-    """The tables written for inputs called `names`: those, then
-    dead_letters (every sink's rejected rows go there)."""
+  def prepare(self, names: Iterable[str]) -> None:
+    """The launch step for inputs called `names`: every sink creates those
+    tables and dead_letters (where its rejected rows go). Raises
+    ValueError, in one line, when a sink refuses the job."""
     dead_letters = self._tables[DEAD_LETTERS.name]
-    return [
+    tables = [
         *(self._tables[name] for name in names if name != dead_letters.name),
         dead_letters
     ]
-
-  def prepare(self, names: Iterable[str]) -> None:
-    """The launch step: every sink creates `written_tables(names)`. Raises
-    ValueError, in one line, when a sink refuses the job."""
-    tables = self.written_tables(names)
     for sink in self._sinks:
       sink.prepare(tables)
 
