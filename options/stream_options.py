@@ -1,8 +1,6 @@
 """Options shared by every flow: event time, sources and sinks."""
 from apache_beam.options.pipeline_options import PipelineOptions
 
-SINK_CHOICES = ('sqlite', 'cassandra', 'kafka')
-
 
 class EventTimeOptions(PipelineOptions):
   """How event time and the watermark behave, for every flow."""
@@ -81,13 +79,18 @@ class SinkOptions(PipelineOptions):
   """Where results go."""
   @classmethod
   def _add_argparse_args(cls, parser):
+    # Imported when the flags are declared, not with this module: the
+    # registry's factories read these options.
+    # pylint: disable=import-outside-toplevel
+    from transforms.sink_registry import DEFAULT_SINK, SINKS
     group = parser.add_argument_group('sinks')
     group.add_argument(
         '--sink',
         action='append',
-        choices=SINK_CHOICES,
+        choices=tuple(SINKS),
         default=None,
-        help='Result store; repeat for several (default: sqlite).')
+        help=f'Result store, one of {", ".join(SINKS)}; repeat for several '
+        f'(default: {DEFAULT_SINK}).')
     group.add_argument(
         '--sqlite_path',
         default='./output/contact_center.db',

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import sys
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 if __name__ == '__main__':
   # Importing Beam logs once that apitools is missing (for Beam's BigQuery
@@ -36,7 +36,7 @@ from options.cassandra_options import CassandraOptions
 from options.cxone_options import CxoneOptions
 from options.config import CallMetricsConfig, InteractionConfig
 from options.interaction_options import InteractionOptions
-from options.kafka_options import KafkaOptions, parse_client_config
+from options.kafka_options import KafkaOptions, kafka_client_config
 from options.stream_options import EventTimeOptions
 from options.stream_options import FieldRuleOptions
 from options.stream_options import FileReplayOptions
@@ -45,23 +45,17 @@ from pipelines import progress
 from pipelines.local_runner import local_streaming_runner
 from pipelines.local_runner import validated_beam
 from transforms.call_flow import CallMetricsFlow
-from transforms.cassandra_sink import CassandraSink
 from transforms.data_actions import data_action_time_ms
 from transforms.formats.registry import call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
-from transforms.kafka_io import KafkaSink, ReadKafkaRecords
+from transforms.kafka_io import ReadKafkaRecords
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
-from transforms.sinks import ResultSink, WriteTables
-from transforms.sqlite_sink import SqliteSink
+from transforms.sink_registry import sinks_from_options
+from transforms.sinks import WriteTables
 
 CALL_EVENTS_SOURCE = 'cc-call-logs'
 DATA_ACTIONS_SOURCE = 'cxone-data-actions'
-
-
-def kafka_client_config(options: PipelineOptions) -> Dict[str, str]:
-  kafka = options.view_as(KafkaOptions)
-  return parse_client_config(kafka.kafka_config, kafka.kafka_secret_config_env)
 
 
 def check_kafka_on_startup(options: PipelineOptions) -> None:
@@ -77,26 +71,6 @@ def check_kafka_on_startup(options: PipelineOptions) -> None:
        **kafka_client_config(options)},
       options.view_as(FlinkRunnerOptions).flink_job_server_jar,
       settings_sources(kafka.kafka_secret_config_env))
-
-
-def make_sinks(options: PipelineOptions) -> List[ResultSink]:
-  sink_options = options.view_as(SinkOptions)
-  kafka = options.view_as(KafkaOptions)
-  sinks: List[ResultSink] = []
-  for name in sink_options.sink or ['sqlite']:
-    if name == 'sqlite':
-      sinks.append(SqliteSink(sink_options.sqlite_path))
-    elif name == 'cassandra':
-      sinks.append(CassandraSink.from_options(options))
-    elif name == 'kafka':
-      sinks.append(
-          KafkaSink(
-              kafka.kafka_bootstrap_servers,
-              kafka.kafka_expansion_service,
-              kafka_client_config(options)))
-    else:
-      raise ValueError(f'sink {name!r} is not available in this build')
-  return sinks
 
 
 def merge_tables(
@@ -159,8 +133,15 @@ def read_sources(
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
 
-def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
-  """Wires sources, flows and sinks into `pipeline`."""
+def build(pipeline: beam.Pipeline,
+          options: PipelineOptions) -> Callable[[], None]:
+  """Wires sources, flows and sinks into `pipeline`, touching no store.
+
+  Returns the launch step that prepares the sinks (files, keyspace,
+  tables; WriteTables.prepare): call it after building and before
+  `pipeline.run()`, where the job is launched. It raises ValueError, in one
+  line, when a sink refuses the job.
+  """
   calls = CallMetricsConfig.from_options(options)
   interactions = InteractionConfig.from_options(options)
   sources = read_sources(pipeline, options, calls, interactions)
@@ -174,7 +155,10 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         sources[DATA_ACTIONS_SOURCE]
         | 'CxoneInteractions' >> CxoneInteractionFlow(
             source_name=DATA_ACTIONS_SOURCE, config=interactions))
-  _ = merge_tables(*flows) | 'Write' >> WriteTables(make_sinks(options), TABLES)
+  tables = merge_tables(*flows)
+  write = WriteTables(sinks_from_options(options), TABLES)
+  _ = tables | 'Write' >> write
+  return functools.partial(write.prepare, list(tables))
 
 
 JOB_OPTIONS = (
@@ -188,14 +172,18 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   reject_secret_flags(sys.argv[1:] if argv is None else argv)
   options = PipelineOptions(argv)
   # Before anything is built or submitted: a misconfigured tenant or Kafka
-  # client stops the launch with one error saying what to fix (as does the
-  # Cassandra sink, which connects while the graph is built).
+  # client stops the launch with one error saying what to fix.
   if options.view_as(CxoneOptions).validate_cxone:
     validate_on_startup(CxoneConfig.from_options(options))
   check_kafka_on_startup(options)
   runner = local_streaming_runner(options)
   pipeline = beam.Pipeline(runner=runner, options=options)
-  build(pipeline, options)
+  prepare_sinks = build(pipeline, options)
+  # After the graph is built (no I/O), before the job is submitted: the
+  # workers find the sinks' tables, and a store that refuses the job (an
+  # unreachable Cassandra, an outdated keyspace) stops the launch with one
+  # error saying what to fix.
+  prepare_sinks()
   total_lines = progress.replay_total_lines(pipeline)
   result = pipeline.run()
   # Progress is read from the running job's metrics, complete on the local

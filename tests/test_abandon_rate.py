@@ -18,7 +18,7 @@ def run_abandon_rate(stream, options, short_threshold=0, sl=20):
   """Runs AbandonRate on a TestStream; returns (panes, late call ids)."""
   with beam.Pipeline(options=options) as p:
     out = p | stream | AbandonRate(WINDOW, LATENESS, short_threshold, sl, 3600)
-    panes = out['metrics'] | 'Panes' >> beam.Map(
+    panes = out['rows'] | 'Panes' >> beam.Map(
         lambda m: (m.queue_id, m.window_start // 1000 - BASE_S, m.pane_index,
                    m.pane_timing, m.total_calls, m.abandoned_calls))
     late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.call_id)
@@ -224,7 +224,7 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
     out = p | stream | AbandonRate(
         WINDOW, LATENESS, 0, 20, 3600, max_out_of_orderness_seconds=10)
     assert_that(
-        out['metrics'] | 'Panes' >> beam.Map(
+        out['rows'] | 'Panes' >> beam.Map(
             lambda m: (m.pane_index, m.pane_timing, m.total_calls)),
         equal_to([(0, 'ON_TIME', 2), (1, 'LATE', 3)]),
         label='panes')

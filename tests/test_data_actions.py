@@ -111,7 +111,7 @@ def test_volume_windows_are_stamped_with_event_time_bounds(options):
   with beam.Pipeline(options=options) as p:
     out = p | stream | InteractionVolumes(10, 60, 3600)
     assert_that(
-        out['volumes'] | 'V' >> beam.Map(
+        out['rows'] | 'V' >> beam.Map(
             lambda v: (v.channel, v.window_start - T0, v.window_end - T0,
                        v.volume, v.pane_timing)),
         equal_to([('chat', 0, 10000, 2, 'ON_TIME'),

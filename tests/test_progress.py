@@ -122,7 +122,8 @@ def test_the_progress_of_a_run_is_read_from_its_metrics(tmp_path):
   ])
   pipeline = beam.Pipeline(
       runner=local_streaming_runner(options), options=options)
-  contact_center.build(pipeline, options)
+  prepare_sinks = contact_center.build(pipeline, options)
+  prepare_sinks()
   total = progress.replay_total_lines(pipeline)
   assert total == sum(
       1 for path in (CALL_EVENTS, DATA_ACTIONS) for _ in open(path, 'rb'))

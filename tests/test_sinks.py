@@ -78,7 +78,9 @@ def write_tables(options, path, metrics, letters):
       'dead_letters': records | 'Letters' >> beam.Filter(
           lambda r: isinstance(r, DeadLetter)).with_output_types(DeadLetter),
   }
-  _ = tables | WriteTables([SqliteSink(path)], TABLES)
+  write = WriteTables([SqliteSink(path)], TABLES)
+  _ = tables | write
+  write.prepare(tables)
   result = pipeline.run()
   result.wait_until_finish()
   return committed_counters(result, 'sink')

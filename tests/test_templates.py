@@ -37,6 +37,7 @@ from scripts.reference.interactions import reference_interactions
 from tests.test_cxone_client import ACTION_ID, CLIENT_ID, SECRET
 from tests.test_cxone_client import fake  # noqa: F401  (pytest fixture)
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
+from transforms.sink_registry import DEFAULT_SINK
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / 'templates' / 'contact_center' / 'metadata.json'
@@ -66,8 +67,8 @@ EXCLUDED = {
     'output_executable_path': 'builds a jar instead of launching a job',
 }
 # Job options whose argparse default is None but whose code applies one:
-# make_sinks() writes to SQLite when no --sink is given.
-APPLIED_DEFAULTS = {'sink': 'sqlite'}
+# sinks_from_options() writes to DEFAULT_SINK when no --sink is given.
+APPLIED_DEFAULTS = {'sink': DEFAULT_SINK}
 
 # A valid launch; each refusal test adds the one wrong parameter it is about.
 VALID = [f'call_events={CALL_EVENTS}']

@@ -1,4 +1,6 @@
 """AbandonRate: per-queue abandon statistics in fixed event-time windows."""
+import functools
+import operator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable, List, NamedTuple
 
@@ -11,7 +13,8 @@ from transforms.metric_definitions import (ABANDON_RATE_DEFINITIONS,
                                            definition)
 from transforms.records import (ABANDONED, ANSWERED, FLOW_OUT, AbandonMetrics,
                                 OfferedCall)
-from transforms.windowing import WindowedCombinePerKey, WindowPane
+from transforms.windowed_metric import WindowedMetric
+from transforms.windowing import WindowPane
 
 _FOUR_PLACES = Decimal('0.0001')
 
@@ -152,12 +155,13 @@ def to_abandon_metrics(pane: WindowPane,
       service_level_definition=service_level_definition)
 
 
-class AbandonRate(beam.PTransform):
-  """Abandon statistics per queue and fixed window.
+class AbandonRate(WindowedMetric):
+  """Abandon statistics per queue and fixed window: the WindowedMetric of
+  AbandonStatsFn per `queue_id`.
 
   Input: PCollection[OfferedCall] (deduplicated, event-timed).
   Outputs (a dict):
-    `metrics`: PCollection[AbandonMetrics], one row per pane (ON_TIME, then LATE
+    `rows`: PCollection[AbandonMetrics], one row per pane (ON_TIME, then LATE
       updates within allowed lateness; accumulating).
     `late`: PCollection[LateArrival] whose `value` is the OfferedCall.
   Rates: by the named definitions of transforms/metric_definitions.py
@@ -174,25 +178,18 @@ class AbandonRate(beam.PTransform):
       max_out_of_orderness_seconds: int = 0,
       abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
       service_level_definition: str = DEFAULT_SERVICE_LEVEL):
-    super().__init__()
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
     definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
-    self._definitions = (abandon_rate_definition, service_level_definition)
-    self._windowed = WindowedCombinePerKey(
+    super().__init__(
         AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
-        lambda e: e.queue_id,
-        lambda e: e.timestamp,
+        operator.attrgetter('queue_id'),
+        functools.partial(
+            to_abandon_metrics,
+            abandon_rate_definition=abandon_rate_definition,
+            service_level_definition=service_level_definition),
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
         metrics_namespace='abandon_rate',
         max_out_of_orderness_seconds=max_out_of_orderness_seconds)
-
-  def expand(self, events):
-    windowed = events | 'Window' >> self._windowed
-    return {
-        'metrics': windowed.panes | 'ToRows' >> beam.Map(
-            to_abandon_metrics, *self._definitions),
-        'late': windowed.late,
-    }

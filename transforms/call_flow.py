@@ -47,7 +47,7 @@ class CallMetricsFlow(beam.PTransform):
     late = windowed['late'] | 'LateRows' >> beam.Map(
         lambda a: to_late_event(source, a, a.value.call_id))
     return {
-        'abandon_metrics': windowed['metrics'],
+        'abandon_metrics': windowed['rows'],
         'late_events': late,
         'dead_letters': calls['dead_letters'],
     }

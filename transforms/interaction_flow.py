@@ -90,7 +90,7 @@ class CxoneInteractionFlow(beam.PTransform):
                 BEHIND_PROCESSED_INTERACTIONS)),
     ) | 'Late' >> beam.Flatten()
     return {
-        'interaction_volumes': volumes['volumes'],
+        'interaction_volumes': volumes['rows'],
         'pattern_alerts': alerts,
         'late_events': late,
         'dead_letters': parsed.dead_letters,

@@ -1,10 +1,12 @@
 """InteractionVolumes: interaction count per channel in fixed event-time
 windows."""
-import apache_beam as beam
+import operator
+
 from apache_beam.transforms.combiners import CountCombineFn
 
 from transforms.records import InteractionVolume
-from transforms.windowing import WindowedCombinePerKey, WindowPane
+from transforms.windowed_metric import WindowedMetric
+from transforms.windowing import WindowPane
 
 
 def to_interaction_volume(pane: WindowPane) -> InteractionVolume:
@@ -17,12 +19,13 @@ def to_interaction_volume(pane: WindowPane) -> InteractionVolume:
       pane_timing=pane.timing)
 
 
-class InteractionVolumes(beam.PTransform):
-  """Interaction volume per channel and fixed window.
+class InteractionVolumes(WindowedMetric):
+  """Interaction volume per channel and fixed window: the WindowedMetric of
+  a count per `channel`.
 
   Input: PCollection[Interaction] (deduplicated, event-timed).
   Outputs (a dict):
-    `volumes`: PCollection[InteractionVolume], one row per pane, windows
+    `rows`: PCollection[InteractionVolume], one row per pane, windows
       stamped with their event-time bounds (ON_TIME, then accumulating LATE
       updates within allowed lateness).
     `late`: PCollection[LateArrival] whose `value` is the Interaction.
@@ -33,21 +36,12 @@ class InteractionVolumes(beam.PTransform):
       allowed_lateness_seconds: int,
       key_idle_ttl_seconds: int,
       max_out_of_orderness_seconds: int = 0):
-    super().__init__()
-    self._windowed = WindowedCombinePerKey(
+    super().__init__(
         CountCombineFn(),
-        lambda i: i.channel,
-        lambda i: i.timestamp,
+        operator.attrgetter('channel'),
+        to_interaction_volume,
         window_size_seconds,
         allowed_lateness_seconds,
         key_idle_ttl_seconds,
         metrics_namespace='interaction_volumes',
         max_out_of_orderness_seconds=max_out_of_orderness_seconds)
-
-  def expand(self, interactions):
-    windowed = interactions | 'Window' >> self._windowed
-    return {
-        'volumes': windowed.panes
-        | 'ToRows' >> beam.Map(to_interaction_volume),
-        'late': windowed.late,
-    }

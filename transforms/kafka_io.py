@@ -31,10 +31,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.external import ExternalTransform
 from apache_beam.transforms.external import NamedTupleBasedPayloadBuilder
 from apache_beam.transforms.window import GlobalWindows
 
+from options.kafka_options import KafkaOptions, kafka_client_config
 from transforms.records import DeadLetter, SourceRecord
 from transforms.schema import Table
 from transforms.sinks import REJECTED, ResultSink, primary_key_json
@@ -319,6 +321,14 @@ class KafkaSink(ResultSink):
         'bootstrap.servers': bootstrap_servers, **(producer_config or {})
     }
     self._expansion_service = expansion_service
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'KafkaSink':
+    """The sink configured by `KafkaOptions`; raises ValueError for client
+    settings that cannot work (parse_client_config)."""
+    kafka = options.view_as(KafkaOptions)
+    return cls(kafka.kafka_bootstrap_servers, kafka.kafka_expansion_service,
+               kafka_client_config(options))
 
   def write(self, table: Table) -> WriteTableToKafka:
     return WriteTableToKafka(

@@ -52,10 +52,18 @@ class Rejection(NamedTuple):
 
 
 class ResultSink(abc.ABC):
-  """A store that receives result tables."""
+  """A store that receives result tables.
+
+  Building a sink and its write transforms does no I/O: a graph can be
+  built, inspected or pickled anywhere. `prepare` is the one step that
+  touches the store, called by the launcher after the graph is built and
+  before the job is submitted (`pipelines/contact_center.py`).
+  """
   def prepare(self, tables: Iterable[Table]) -> None:
-    """Creates the tables before the job starts, so readers find them even
-    when a table never receives a row. Runs where the job is launched."""
+    """Creates the tables before the job starts, so the workers and the
+    readers find them even when a table never receives a row; raises
+    ValueError, in one line, when the store refuses the job. Runs where
+    the job is launched."""
 
   @abc.abstractmethod
   def write(self, table: Table) -> beam.PTransform:
@@ -208,19 +216,31 @@ class WriteTables(beam.PTransform):
   `tables | WriteTables(sinks, TABLES)`); `TABLES` must hold dead_letters.
   Each sink's rejected rows (of every other table) go to that sink's
   dead_letters table along with the input's dead letters.
+  Applying this transform prepares nothing: `prepare` must run before the
+  pipeline does.
   """
   def __init__(self, sinks: Iterable[ResultSink], tables: Dict[str, Table]):
     super().__init__()
     self._sinks = list(sinks)
     self._tables = tables
 
+  def prepare(self, names: Iterable[str]) -> None:
+    """The launch step for inputs called `names`: every sink creates those
+    tables and dead_letters (where its rejected rows go). Raises
+    ValueError, in one line, when a sink refuses the job."""
+    dead_letters = self._tables[DEAD_LETTERS.name]
+    tables = [
+        *(self._tables[name] for name in names if name != dead_letters.name),
+        dead_letters
+    ]
+    for sink in self._sinks:
+      sink.prepare(tables)
+
   # Unannotated: Beam takes an expand() input hint for one PCollection's
   # type and warns on a dict of them (the docstring says what comes in).
   def expand(self, pcolls):
     dead_letters = self._tables[DEAD_LETTERS.name]
     others = [name for name in pcolls if name != dead_letters.name]
-    for sink in self._sinks:
-      sink.prepare([*(self._tables[name] for name in others), dead_letters])
     pipeline = next(iter(pcolls.values())).pipeline
     for sink in self._sinks:
       label = type(sink).__name__

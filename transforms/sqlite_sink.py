@@ -4,6 +4,9 @@ import os
 import sqlite3
 from typing import Iterable, List, Sequence
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from options.stream_options import SinkOptions
 from transforms.schema import Table
 from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
@@ -100,7 +103,16 @@ class SqliteSink(ResultSink):
   def __init__(self, path: str):
     self._path = path
 
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'SqliteSink':
+    """The sink writing `--sqlite_path`."""
+    return cls(options.view_as(SinkOptions).sqlite_path)
+
   def prepare(self, tables: Iterable[Table]) -> None:
+    """Creates the file, its directory and the tables, and adds the
+    columns a file of an older release lacks. Runs where the job is
+    launched: the embedded sink serves workers on that machine (the local
+    runner, a local Flink cluster)."""
     os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
     with contextlib.closing(sqlite3.connect(self._path)) as conn, conn:
       # Persistent in the file; switching it from parallel writers races.

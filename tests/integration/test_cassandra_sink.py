@@ -284,8 +284,9 @@ def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args,
   pipeline = beam.Pipeline(options=streaming_options())
   rows = pipeline | TestStream().add_elements(
       [metrics_row('Q-1'), oversized]).advance_watermark_to_infinity()
-  _ = {'abandon_metrics': rows} | WriteTables([CassandraSink(settings)],
-                                              TABLES)
+  write = WriteTables([CassandraSink(settings)], TABLES)
+  _ = {'abandon_metrics': rows} | write
+  write.prepare(['abandon_metrics'])
   day = utc_day_now()
   result = pipeline.run()
   result.wait_until_finish()

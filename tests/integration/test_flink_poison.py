@@ -106,7 +106,8 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
   _wait_for_free_slots(2)
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
-  contact_center.build(pipeline, options)
+  prepare_sinks = contact_center.build(pipeline, options)
+  prepare_sinks()
   t0 = time.monotonic()
   result = pipeline.run()
   jid, observed = None, {}

@@ -347,7 +347,8 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
   t0 = time.monotonic()
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
-  contact_center.build(pipeline, options)
+  prepare_sinks = contact_center.build(pipeline, options)
+  prepare_sinks()
   result = pipeline.run()
   state = {}
   try:

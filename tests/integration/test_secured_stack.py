@@ -373,7 +373,7 @@ def _negative_launch(case: str, secure, jar: str):
             '--environment_type=LOOPBACK', '--source=kafka', '--kafka_data_actions_topic=',
             '--sink=kafka']
     flags = [f for f in flags if f.startswith('--kafka')]
-  else:  # the Cassandra sink connects while the graph is built
+  else:  # the Cassandra sink connects at launch, before the job is submitted
     base = [f'--call_events={REPO / "samples" / "call_events.jsonl"}', '--sink=cassandra',
             f'--cassandra_keyspace=it_never_{uuid.uuid4().hex[:8]}']
     flags = [f for f in flags if f.startswith('--cassandra')]
