@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cxone_options import DEFAULT_SECRET_ENV, CxoneOptions
 
-logger = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 REQUIRED_SCOPE = "data_actions:read"
 DEFAULT_EXPIRES_IN_SECONDS = 3600
@@ -278,7 +278,7 @@ class CxoneClient:
         reused = self._has_valid_token()
         response = self._get(url, what)
         if response.status_code == 401 and reused:
-            logger.info("CXone rejected the cached access token; "
+            _LOGGER.info("CXone rejected the cached access token; "
                         "fetching a new one")
             self._token = None
             response = self._get(url, what)
@@ -290,7 +290,7 @@ class CxoneClient:
                 raise CxoneResponseError(
                     f"{url} returned HTTP 200 but not a JSON object; check "
                     "that --cxone_base_url points at the CXone API", status)
-            logger.info("CXone data action %r is readable", action_id)
+            _LOGGER.info("CXone data action %r is readable", action_id)
             return body
         if status == 401:
             raise CxoneAuthError(
@@ -334,7 +334,7 @@ class CxoneClient:
         # Taken before the request so the token is never used past its
         # lifetime, however long the request took.
         requested_at = self._clock()
-        logger.debug("requesting a CXone access token for client id %r",
+        _LOGGER.debug("requesting a CXone access token for client id %r",
                      cfg.client_id)
         response = self._send(
             "POST", cfg.token_url, "the OAuth token request",
@@ -362,7 +362,7 @@ class CxoneClient:
                 f"unexpected HTTP {status} from the token endpoint "
                 f"{cfg.token_url}; check --cxone_token_url", status)
         token = self._parse_token(response, requested_at)
-        logger.debug("CXone access token obtained; refreshing in %.0f s",
+        _LOGGER.debug("CXone access token obtained; refreshing in %.0f s",
                      token.refresh_at - requested_at)
         return token
 
@@ -432,7 +432,7 @@ class CxoneClient:
             if attempt == attempts:
                 break
             delay = self._retry_delay(attempt, response)
-            logger.warning(
+            _LOGGER.warning(
                 "CXone %s %s: %s; retry %d/%d in %.2f s", method, url,
                 f"HTTP {response.status_code}" if response is not None
                 else type(failure).__name__, attempt, cfg.max_retries, delay)

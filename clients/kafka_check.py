@@ -36,7 +36,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
-_LOG = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 CHECK_SOURCE = Path(__file__).with_name('KafkaCheck.java')
 CHECK_TIMEOUT_MS = 15000
@@ -74,11 +74,11 @@ def check_kafka(
         f'is {protocol}: use the broker\'s TLS listener or a plaintext '
         'security.protocol')
   if not classpath:
-    _LOG.info('Kafka check: no --flink_job_server_jar, login not checked')
+    _LOGGER.info('Kafka check: no --flink_job_server_jar, login not checked')
     return
   java = _java()
   if java is None:
-    _LOG.warning('Kafka check: no java found, login not checked')
+    _LOGGER.warning('Kafka check: no java found, login not checked')
     return
   kind, detail = _run_check(java, classpath, config)
   if kind != 'ok':

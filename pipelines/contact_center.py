@@ -16,14 +16,6 @@ import logging
 import sys
 from typing import Callable, Dict, List, Optional
 
-if __name__ == '__main__':
-  # Importing Beam logs once that apitools is missing (for Beam's BigQuery
-  # client, which this job does not use): nothing a user can act on. The
-  # entry point drops that one record, before the first import of Beam.
-  logging.getLogger().addFilter(
-      lambda record: not record.getMessage().startswith('apitools not found'))
-
-# pylint: disable=wrong-import-position
 import apache_beam as beam
 from apache_beam.options.pipeline_options import FlinkRunnerOptions
 from apache_beam.options.pipeline_options import PipelineOptions

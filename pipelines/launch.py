@@ -31,6 +31,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from pipelines.template_spec import ParameterError, TemplateError, TemplateSpec
 
+_LOGGER = logging.getLogger(__name__)
+
 TEMPLATE_ENV = 'TEMPLATE_METADATA'
 REPO_TEMPLATE = (
     Path(__file__).resolve().parent.parent / 'templates' / 'contact_center' /
@@ -156,7 +158,7 @@ def start(argv: List[str]) -> int:
   logging.getLogger().setLevel(logging.INFO)
   # Flag names only: values are not secrets by design, but a misused
   # kafka_config could still carry one, and logs travel far.
-  logging.info('launching with %s', ' '.join(a.split('=')[0] for a in argv))
+  _LOGGER.info('launching with %s', ' '.join(a.split('=')[0] for a in argv))
   try:
     contact_center.run(argv)
   except (CxoneConfigError, ValueError) as e:

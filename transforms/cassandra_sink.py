@@ -60,7 +60,7 @@ from options.cassandra_options import CassandraOptions
 from transforms.schema import Table
 from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
-_LOG = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), 'cql')
@@ -593,7 +593,7 @@ class CassandraWriter(RowWriter):
       delay = (
           min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) *
           random.uniform(0.5, 1.0))  # jitter: workers do not retry in step
-      _LOG.warning(
+      _LOGGER.warning(
           'Cassandra: %d rows of %s failed (%s: %s); retry %d/%d in %.1f s',
           len(pending), table.name, type(error).__name__, error, attempt + 1,
           self._settings.max_retries, delay)

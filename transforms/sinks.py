@@ -30,7 +30,7 @@ from transforms.parsing import InvalidRecord, dead_letter
 from transforms.records import DeadLetter, SourceRecord
 from transforms.schema import DEAD_LETTERS, Table
 
-_LOG = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 # The tagged output of a write transform's DoFn: rows the store rejected.
 REJECTED = 'rejected'
@@ -120,7 +120,7 @@ def rejected_row(sink: str, table: Table, row: tuple, reason: str,
   """
   Metrics.counter('sink', f'{table.name}_rejected_{reason}').inc()
   if table.record_type is DeadLetter:
-    _LOG.error(
+    _LOGGER.error(
         '%s sink rejected the dead letter %.256r from %.256r (reason %.64r), '
         'not stored: %s: %.500s', sink, row.origin, row.source, row.reason,
         reason, detail)

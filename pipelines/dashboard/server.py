@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 from pipelines.dashboard.queries import MAX_TREND_HOURS, WallboardQueries
 
-_LOG = logging.getLogger(__name__)
+_LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = pathlib.Path(__file__).parent / 'static'
 CONTENT_TYPES = {
@@ -121,11 +121,11 @@ class SnapshotFeed:
       body = _json(snapshot)  # inside: a NaN read from the store raises
       self._last_good = snapshot
       if self._failing:
-        _LOG.info('the store is readable again')
+        _LOGGER.info('the store is readable again')
       self._failing = False
     except Exception as e:  # pylint: disable=broad-except
       if not self._failing:  # one traceback per outage, not one per read
-        _LOG.exception('reading the store failed; retrying every %.1f s',
+        _LOGGER.exception('reading the store failed; retrying every %.1f s',
                        self._refresh)
       self._failing = True
       body = _json({
@@ -242,7 +242,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   # pylint: disable-next=redefined-builtin
   def log_message(self, format: str, *args: Any) -> None:
-    _LOG.debug('%s %s', self.address_string(), format % args)
+    _LOGGER.debug('%s %s', self.address_string(), format % args)
 
   def do_GET(self) -> None:
     url = urllib.parse.urlsplit(self.path)
@@ -255,7 +255,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     except (BrokenPipeError, ConnectionResetError, TimeoutError):
       pass  # the client went away or stopped reading
     except Exception:  # pylint: disable=broad-except
-      _LOG.exception('GET %s failed', url.path)
+      _LOGGER.exception('GET %s failed', url.path)
       self._send_json(
           {'error': 'internal error; the details are in the server log'}, 500)
 

@@ -21,6 +21,8 @@ from apache_beam.portability.api import beam_fn_api_pb2_grpc
 from apache_beam.runners.worker import worker_pool_main
 from apache_beam.utils import thread_pool_executor
 
+_LOGGER = logging.getLogger(__name__)
+
 
 def serve(host: str, port: int) -> None:
   """Serves the pool on host:port until interrupted."""
@@ -40,7 +42,7 @@ def serve(host: str, port: int) -> None:
   atexit.register(lambda: [
       worker_pool_main.kill_process_gracefully(p)
       for p in pool._worker_processes.values()])
-  logging.info('Listening for workers at %s:%d', host, bound)
+  _LOGGER.info('Listening for workers at %s:%d', host, bound)
   try:
     while True:
       time.sleep(3600)
