@@ -203,7 +203,7 @@ def _run_check(java: str, classpath: str,
                           timeout=CHECK_TIMEOUT_MS / 1000 + 60)
   except subprocess.TimeoutExpired:
     return 'timeout', 'the check did not finish'
-  lines = [l for l in done.stdout.splitlines() if l.strip()]
+  lines = [line for line in done.stdout.splitlines() if line.strip()]
   if not lines:
     return 'error', f'the check produced no result (exit {done.returncode})'
   kind, _, detail = lines[-1].partition('\t')

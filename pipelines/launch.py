@@ -76,9 +76,9 @@ def read_parameters_file(path: str) -> Dict[str, List[str]]:
     with open(path, encoding='utf-8') as f:
       raw = json.load(f)
   except OSError as e:
-    raise ParameterError([f'cannot read parameters file {path}: {e.strerror}'])
+    raise ParameterError([f'cannot read parameters file {path}: {e.strerror}']) from e
   except ValueError as e:
-    raise ParameterError([f'parameters file {path} is not valid JSON: {e}'])
+    raise ParameterError([f'parameters file {path} is not valid JSON: {e}']) from e
   if not isinstance(raw, dict):
     raise ParameterError([f'parameters file {path}: expected a JSON object'])
   values: Dict[str, List[str]] = {}

@@ -71,7 +71,8 @@ def test_the_day_bucket_is_the_utc_day_of_the_record():
   # 2026-11-02T23:59:59.999Z and one millisecond later.
   event = LateEvent('cc-call-logs', 'c1', 'Q-1', 1793663999999, 0, 300000,
                     0, 'window_expired', '{}')
-  late_day = lambda e: cassandra_sink.bind_values(LATE_EVENTS, e)[-1]
+  def late_day(late):
+    return cassandra_sink.bind_values(LATE_EVENTS, late)[-1]
   assert late_day(event) == '2026-11-02'
   assert late_day(event._replace(event_timestamp=1793664000000)) == (
       '2026-11-03')

@@ -59,7 +59,7 @@ class ResultSink(abc.ABC):
   touches the store, called by the launcher after the graph is built and
   before the job is submitted (`pipelines/contact_center.py`).
   """
-  def prepare(self, tables: Iterable[Table]) -> None:
+  def prepare(self, tables: Iterable[Table]) -> None:  # noqa: B027 (optional)
     """Creates the tables before the job starts, so the workers and the
     readers find them even when a table never receives a row; raises
     ValueError, in one line, when the store refuses the job. Runs where

@@ -122,7 +122,7 @@ class SqliteStore(Store):
       }
     except sqlite3.DatabaseError as e:
       self._conn.close()
-      raise StoreError(f'--sqlite_path={path}: not a SQLite database ({e})')
+      raise StoreError(f'--sqlite_path={path}: not a SQLite database ({e})') from e
     missing = sorted(set(TABLES) - present)
     if missing:
       self._conn.close()

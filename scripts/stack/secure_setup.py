@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Users and readiness checks of the secured Kafka + Cassandra pair (scripts/stack/kafka.sh --secure,
-scripts/stack/cassandra.sh --secure). Passwords are read from the files scripts/stack/secure_pki.sh wrote
-(never from the command line, never printed); file paths and user names come from its stack.env.
+"""Users and readiness checks of the secured Kafka + Cassandra pair
+(scripts/stack/kafka.sh --secure, scripts/stack/cassandra.sh --secure). Passwords are read from
+the files scripts/stack/secure_pki.sh wrote (never from the command line, never printed); file
+paths and user names come from its stack.env.
 
     secure_setup.py kafka-users --secure-dir D --broker 127.0.0.1:9096 --bootstrap 127.0.0.1:9094
         creates or updates the job's SCRAM-SHA-512 user over the broker-only listener (TLS with the

@@ -60,8 +60,8 @@ def expansion_service() -> str:
 def flink_job_server_jar() -> str:
     """The Beam Flink job-server jar, with KafkaIO inside (for EMBEDDED Java transforms).
 
-    Runs scripts/stack/fetch_flink.sh (idempotent: cached, rebuilds only when scripts/stack/flink_pom.xml
-    changed); env FLINK_JOB_SERVER_JAR overrides it.
+    Runs scripts/stack/fetch_flink.sh (idempotent: cached, rebuilds only when
+    scripts/stack/flink_pom.xml changed); env FLINK_JOB_SERVER_JAR overrides it.
     """
     jar = os.environ.get("FLINK_JOB_SERVER_JAR")
     if not jar:

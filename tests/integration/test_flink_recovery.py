@@ -3,8 +3,8 @@ Flink cluster (scripts/flink.sh), submitted with scripts/submit_flink.sh.
 
 Needs (nothing here skips; a missing piece is a failure): Kafka 127.0.0.1:9092, Cassandra
 127.0.0.1:9042 and the KafkaIO expansion service 127.0.0.1:8097 (scripts/stack.sh up), java,
-the Flink job-server jar (scripts/stack/fetch_flink.sh). The cluster is started if needed and stopped
-again only if this module started it.
+the Flink job-server jar (scripts/stack/fetch_flink.sh). The cluster is started if needed and
+stopped again only if this module started it.
 
 Data: a generated call-event file (no too-late events, jitter 5 s below the 10 s watermark
 delay) split in two halves; each half is rebased to the moment it is produced (exactly: newest

@@ -175,7 +175,7 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
     _wait('offsets committed after a checkpoint', lambda: sum(
         _committed(kafka_bootstrap, group).values()) > 0, 120)
     lines = produce(1, [0, 1, 2])
-    newest_ms = max(ts for ts in (key_and_timestamp(l, None)[1] for l in lines) if ts)
+    newest_ms = max(ts for ts in (key_and_timestamp(line, None)[1] for line in lines) if ts)
     last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000
     expected = _expected(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected, timeout=420)

@@ -289,7 +289,8 @@ def _root_exception(jid):
     text = rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
   except OSError:
     return ''
-  return '\n'.join(l for l in text.splitlines() if 'Exception' in l or 'Error' in l)[:2000]
+  return '\n'.join(
+      line for line in text.splitlines() if 'Exception' in line or 'Error' in line)[:2000]
 
 
 def _wait_for_free_slots(slots, timeout=180):

@@ -21,7 +21,7 @@ def _assert_reachable(host, port, what):
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
         raise AssertionError(
-            f"{what} not reachable at {host}:{port} ({exc}); start it with scripts/stack.sh up")
+            f"{what} not reachable at {host}:{port} ({exc}); start it with scripts/stack.sh up") from exc
 
 
 def _assert_kafka_reachable(bootstrap):
