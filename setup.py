@@ -35,6 +35,8 @@ setuptools.setup(
             # Drives the system's chromium/chromedriver
             # (scripts/install_browser.sh) in the wallboard's page tests.
             "selenium>=4.20,<5",
+            # Samples the SDK workers on the cluster (docs/benchmarks.md, "Profiling").
+            "py-spy>=0.4,<0.5",
         ],
     },
 )
