@@ -156,7 +156,8 @@ def run_peer(args, topic: str, work: Path, records: int) -> Dict:
   """The native Flink SQL job on the benchmark's topic: its rate (blackhole sink), then its
   rows (a Kafka topic, read back), each after checking the topic still holds every record."""
   sql = dict(topic=topic, bootstrap=args.bootstrap, parallelism=args.parallelism,
-             window_s=args.window_size, checkpoint_ms=args.checkpoint_ms)
+             window_s=args.window_size, checkpoint_ms=args.checkpoint_ms,
+             state_backend=args.peer_state_backend)
   flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rate run')
   rate = flink_sql.run_job(flink_sql.render_sql(job_name=f'{topic}-sql-rate', rows_topic=None,
                                                 **sql), work)
@@ -192,6 +193,8 @@ def main(argv=None) -> int:
                  help='before the Beam job, run the same job as native Flink SQL '
                  '(scripts/bench/abandon_rate.sql) on the same cluster and topic: once into a '
                  'blackhole sink for its rate, once into a topic for its rows')
+  p.add_argument('--peer-state-backend', choices=['rocksdb', 'hashmap'], default='rocksdb',
+                 help="the peer's state backend: RocksDB as the Beam job's, or the heap")
   p.add_argument('job_args', nargs='*', help='extra job args for submit_flink.sh')
   args = p.parse_args(argv)
 

@@ -91,7 +91,8 @@ def _sql_client_env() -> Tuple[Dict[str, str], Path]:
 
 
 def render_sql(*, job_name: str, topic: str, bootstrap: str, parallelism: int,
-               window_s: int, checkpoint_ms: int, rows_topic: Optional[str]) -> str:
+               window_s: int, checkpoint_ms: int, rows_topic: Optional[str],
+               state_backend: str = 'rocksdb') -> str:
   """abandon_rate.sql for one run: a blackhole sink, or the Kafka topic `rows_topic`."""
   if rows_topic:
     sink = (f"'connector' = 'kafka', 'topic' = '{rows_topic}', "
@@ -100,7 +101,8 @@ def render_sql(*, job_name: str, topic: str, bootstrap: str, parallelism: int,
     sink = "'connector' = 'blackhole'"
   return string.Template(SQL_FILE.read_text()).substitute(
       job_name=job_name, topic=topic, bootstrap=bootstrap, parallelism=parallelism,
-      window_s=window_s, checkpoint_ms=checkpoint_ms, sink_options=sink)
+      window_s=window_s, checkpoint_ms=checkpoint_ms, sink_options=sink,
+      state_backend=state_backend)
 
 
 def run_job(sql: str, workdir: Path, timeout_s: float = 900) -> Dict[str, float]:
