@@ -261,6 +261,8 @@ def main(argv=None) -> int:
   sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   if sub.returncode:
     print(sub.stdout, sub.stderr[-3000:], file=sys.stderr)
+    if not args.keep:
+      admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
     return 1
   t_running = time.time()
   jobs = sorted((j for j in rest('/jobs/overview')['jobs'] if j['name'] == name),
