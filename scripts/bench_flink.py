@@ -14,6 +14,9 @@
 4. polls Cassandra every second until the rows equal the reference, sampling Flink REST
    (back-pressure), the offsets committed by the job's consumer group, and the CPU of the TaskManager JVM and the Python SDK
    workers from /proc meanwhile; cancels the job.
+With --peer flink-sql, between 2. and 3. the same job runs as native Flink SQL on the same
+cluster and topic (scripts/bench/flink_sql.py), and the run reports both processed rates, their
+ratio and whether both produced the same windows (docs/benchmarks.md).
 
 Reported: produce rate; end-to-end events/s (first produce -> last row written, and job RUNNING
 -> last row written; both include waiting for the last windows to close); the processed rate
