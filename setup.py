@@ -34,7 +34,8 @@ setuptools.setup(
     # constraints.txt (scripts/setup.sh installs from it; docs/testing.md
     # says how to regenerate it).
     extras_require={
-        "tools": KAFKA_TOOLS,
+        # py-spy samples the SDK workers (docs/benchmarks.md, "Profiling").
+        "tools": KAFKA_TOOLS + ["py-spy>=0.4,<0.5"],
         "test": KAFKA_TOOLS + [
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",

@@ -14,6 +14,9 @@
 4. polls Cassandra every second until the rows equal the reference, sampling Flink REST
    (back-pressure), the offsets committed by the job's consumer group, and the CPU of the TaskManager JVM and the Python SDK
    workers from /proc meanwhile; cancels the job.
+With --peer flink-sql, between 2. and 3. the same job runs as native Flink SQL on the same
+cluster and topic (scripts/bench/flink_sql.py), and the run reports both processed rates, their
+ratio and whether both produced the same windows (docs/benchmarks.md).
 
 Reported: produce rate; end-to-end events/s (first produce -> last row written, and job RUNNING
 -> last row written; both include waiting for the last windows to close); the processed rate
@@ -41,6 +44,7 @@ from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 
+from scripts.bench import flink_sql
 from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference.calls import reference_call_metrics
@@ -150,6 +154,26 @@ class LiveProducer(threading.Thread):
       self.error = exc
 
 
+def run_peer(args, topic: str, work: Path, records: int) -> Dict:
+  """The native Flink SQL job on the benchmark's topic: its rate (blackhole sink), then its
+  rows (a Kafka topic, read back), each after checking the topic still holds every record."""
+  sql = dict(topic=topic, bootstrap=args.bootstrap, parallelism=args.parallelism,
+             window_s=args.window_size, checkpoint_ms=args.checkpoint_ms,
+             state_backend=args.peer_state_backend)
+  flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rate run')
+  rate = flink_sql.run_job(flink_sql.render_sql(job_name=f'{topic}-sql-rate', rows_topic=None,
+                                                **sql), work)
+  print(f'flink sql: {records} records in {rate["seconds"]:.1f} s (RUNNING -> FINISHED)',
+        flush=True)
+  flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rows run')
+  rows_topic = f'{topic}-sql-rows'
+  flink_sql.run_job(flink_sql.render_sql(job_name=f'{topic}-sql-rows', rows_topic=rows_topic,
+                                         **sql), work)
+  return {'jid': rate['jid'], 'seconds (job RUNNING -> FINISHED)': round(rate['seconds'], 2),
+          'processed_events_per_s': round(records / rate['seconds']),
+          'rows': flink_sql.read_rows(rows_topic, args.bootstrap)}
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--events', type=int, default=1_000_000, help='calls to generate')
@@ -167,6 +191,12 @@ def main(argv=None) -> int:
                  help='after the backlog, produce calls stamped with the send time for this '
                  'long; row latency is measured on the windows of this live phase (0: none)')
   p.add_argument('--live-rate', type=float, default=200, help='live calls per second')
+  p.add_argument('--peer', choices=['flink-sql'], default=None,
+                 help='before the Beam job, run the same job as native Flink SQL '
+                 '(scripts/bench/abandon_rate.sql) on the same cluster and topic: once into a '
+                 'blackhole sink for its rate, once into a topic for its rows')
+  p.add_argument('--peer-state-backend', choices=['rocksdb', 'hashmap'], default='rocksdb',
+                 help="the peer's state backend: RocksDB as the Beam job's, or the heap")
   p.add_argument('job_args', nargs='*', help='extra job args for submit_flink.sh')
   args = p.parse_args(argv)
 
@@ -221,10 +251,20 @@ def main(argv=None) -> int:
       break
     print(f'waiting for the cluster: {busy}', flush=True)
     time.sleep(10)
+  if args.peer:
+    try:
+      result['flink_sql'] = run_peer(args, topic, work, len(lines))
+      flink_sql.require_records(topic, args.bootstrap, len(lines), 'the Beam job')
+    except BaseException:
+      if not args.keep:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
+      raise
   t_submit = time.time()
   sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   if sub.returncode:
     print(sub.stdout, sub.stderr[-3000:], file=sys.stderr)
+    if not args.keep:
+      admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
     return 1
   t_running = time.time()
   jobs = sorted((j for j in rest('/jobs/overview')['jobs'] if j['name'] == name),
@@ -262,7 +302,8 @@ def main(argv=None) -> int:
       cpu.sample()
       try:
         job = rest(f'/jobs/{jid}')
-        if backlog_done is None:
+        # until all are committed: with few windows the rows can be complete before that
+        if not committed_counts or committed_counts[-1][1] < len(lines):
           committed_counts.append((now, sum(
               meta.offset for meta in
               admin.list_group_offsets(name).get(name, {}).values() if meta.offset > 0)))
@@ -276,12 +317,14 @@ def main(argv=None) -> int:
         print(f'REST: {exc}', flush=True)
       if backlog_done is None and current == expected:
         backlog_done = max(seen.values())
-        if args.live_seconds <= 0:
+        if args.live_seconds > 0:
+          live = LiveProducer(topic, args.bootstrap, args.live_rate, args.live_seconds)
+          live.start()
+          print(f'backlog rows complete; live phase of {args.live_seconds:.0f} s', flush=True)
+      elif args.live_seconds <= 0 and backlog_done is not None:
+        if committed_counts and committed_counts[-1][1] >= len(lines):
           ok = True
           break
-        live = LiveProducer(topic, args.bootstrap, args.live_rate, args.live_seconds)
-        live.start()
-        print(f'backlog rows complete; live phase of {args.live_seconds:.0f} s', flush=True)
       elif live is not None and not live.counted and not live.is_alive():
         live.join()
         if live.error:
@@ -299,6 +342,15 @@ def main(argv=None) -> int:
         break
       time.sleep(1)
     t_done = backlog_done or (max(seen.values()) if seen else time.time())
+    if args.peer:
+      beam_rows = {(r.queue_id, r.window_start): (r.total_calls, r.abandoned_calls)
+                   for r in session.execute(
+                       f'SELECT queue_id, window_start, total_calls, abandoned_calls '
+                       f'FROM {keyspace}.abandon_metrics')
+                   if not r.queue_id.startswith('Q-LIVE')}
+      result['flink_sql']['rows_vs_beam'] = flink_sql.compare_rows(
+          result['flink_sql'].pop('rows'), beam_rows,
+          flink_sql.lenient_lines(lines, args.window_size))
   finally:
     try:
       rest(f'/jobs/{jid}?mode=cancel', method='PATCH')
@@ -307,7 +359,7 @@ def main(argv=None) -> int:
     if not args.keep:
       try:
         session.execute(f'DROP KEYSPACE IF EXISTS {keyspace}', timeout=120)
-        admin.delete_topics([topic])
+        admin.delete_topics([topic] + ([f'{topic}-sql-rows'] if args.peer else []))
       except Exception as exc:  # pylint: disable=broad-except
         print(f'cleanup: {exc}')
     cluster.shutdown()
@@ -341,6 +393,11 @@ def main(argv=None) -> int:
   result['latency_note'] = ('time a row is first seen in Cassandra (1 s polls) - (window_end '
                             '+ 10 s watermark delay); backlog rows: lag of reading historic '
                             'event time, live rows: steady-state latency')
+  if args.peer:
+    peer = result['flink_sql']
+    ours = result.get('processed_events_per_s (job RUNNING -> all offsets committed)')
+    peer['ratio beam/flink_sql (processed rates)'] = (
+        f'1/{peer["processed_events_per_s"] / ours:.1f}' if ours else None)
   result['cpu'] = cpu.report()
   result['backpressure'] = {k: v[-3:] for k, v in backpressure.items()}
   print(json.dumps(result, indent=2, default=str))

@@ -2,6 +2,8 @@
 # Fetch the jars the local stack needs from Maven Central (cache: ~/.m2) into $RUN_DIR/jars/<name>/.
 #   scripts/stack/fetch_jars.sh                 # all: kafka cassandra beam-expansion
 #   scripts/stack/fetch_jars.sh kafka           # just one
+#   scripts/stack/fetch_jars.sh flink-sql       # the SQL gateway + Kafka SQL connector of the
+#                                               # native Flink SQL peer (scripts/bench/flink_sql.py)
 #   FORCE=1 scripts/stack/fetch_jars.sh         # re-copy even if up to date
 #   MVN_ARGS="-Dmaven.repo.local=/tmp/m2" # extra maven arguments
 # Each <name> maps to scripts/stack/<name>-pom.xml (see jars_fresh in lib.sh).

@@ -9,6 +9,11 @@ authentication. This starts the same servicer (BeamFnExternalWorkerPoolServicer
 with use_process=True: one `python` process per worker, which inherits this
 process's environment, e.g. the Cassandra password variable) on `--host`
 only. scripts/flink.sh runs it.
+
+`--state_cache_mb` sizes each worker's cache of user state: the pipeline's own
+`--max_cache_memory_usage_mb` never reaches workers started by a pool (the
+pool passes its own size to every SdkHarness, and Beam's pool passes 0: no
+cache, every state read of every bundle is a round trip to Flink).
 """
 import argparse
 import atexit
@@ -24,8 +29,8 @@ from apache_beam.utils import thread_pool_executor
 _LOGGER = logging.getLogger(__name__)
 
 
-def serve(host: str, port: int) -> None:
-  """Serves the pool on host:port until interrupted."""
+def serve(host: str, port: int, state_cache_mb: int = 0) -> None:
+  """Serves the pool on host:port until interrupted; workers cache state_cache_mb."""
   server = grpc.server(
       thread_pool_executor.shared_unbounded_instance(),
       # as worker_pool_main: the runner keeps idle connections open
@@ -34,7 +39,8 @@ def serve(host: str, port: int) -> None:
   bound = server.add_insecure_port(f'{host}:{port}')
   if not bound:
     sys.exit(f'worker pool: cannot listen on {host}:{port}')
-  pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(use_process=True)
+  pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(
+      use_process=True, state_cache_size=state_cache_mb << 20)
   beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(
       pool, server)
   server.start()
@@ -54,9 +60,12 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   parser.add_argument('--host', default='127.0.0.1')
   parser.add_argument('--service_port', type=int, required=True)
+  parser.add_argument('--state_cache_mb', type=int, default=0,
+                      help='MiB of user state each SDK worker caches across bundles '
+                      '(0: none, as Beam\'s own pool)')
   args, _ = parser.parse_known_args(argv)
   logging.getLogger().setLevel(logging.INFO)
-  serve(args.host, args.service_port)
+  serve(args.host, args.service_port, args.state_cache_mb)
 
 
 if __name__ == '__main__':
