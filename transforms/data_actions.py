@@ -8,7 +8,8 @@ from apache_beam.metrics import Metrics
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.event_time import at_event_time
-from transforms.records import CustomerProfile, Interaction, SourceRecord
+from transforms.records import (CustomerProfile, DeadLetter, Interaction,
+                                SourceRecord)
 
 CUSTOMER_UPDATES = 'customer_updates'
 DEAD_LETTERS = parsing.DEAD_LETTERS
@@ -92,5 +93,9 @@ class ParseDataActions(beam.PTransform):
     self._rules = rules
 
   def expand(self, records):
-    return records | beam.ParDo(_ParseDataActionsFn(self._rules)).with_outputs(
-        CUSTOMER_UPDATES, DEAD_LETTERS, main='interactions')
+    # Typed outputs: the stateful steps downstream then get the records'
+    # RowCoder (transforms/records.py) instead of pickling each one.
+    return records | beam.ParDo(_ParseDataActionsFn(self._rules)).with_output_types(
+        Interaction, **{CUSTOMER_UPDATES: CustomerProfile,
+                        DEAD_LETTERS: DeadLetter}).with_outputs(
+            CUSTOMER_UPDATES, DEAD_LETTERS, main='interactions')

@@ -39,7 +39,8 @@ from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
 from transforms.formats import fields
-from transforms.records import ABANDONED, ANSWERED, OfferedCall, SourceRecord
+from transforms.records import (ABANDONED, ANSWERED, DeadLetter, OfferedCall,
+                                SourceRecord)
 
 METRICS_NAMESPACE = 'amazon_connect'
 QUEUE_KEYS = {'name': 'Name', 'arn': 'ARN'}
@@ -140,9 +141,12 @@ class ConnectOfferedCalls(beam.PTransform):
     self._queue_key = queue_key
 
   def expand(self, records):
+    # Typed outputs: the stateful steps downstream then get the records'
+    # RowCoder (transforms/records.py) instead of pickling each one.
     parsed = records | 'Parse' >> beam.ParDo(
-        _ParseConnectFn(self._queue_key, self._rules)).with_outputs(
-            parsing.DEAD_LETTERS, main='offered')
+        _ParseConnectFn(self._queue_key, self._rules)).with_output_types(
+            OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
+                parsing.DEAD_LETTERS, main='offered')
     offered = parsed.offered | 'Dedupe' >> DedupeByKey(
         lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl,
         METRICS_NAMESPACE)

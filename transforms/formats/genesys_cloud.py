@@ -48,7 +48,7 @@ from transforms.event_time import at_event_time
 from transforms.formats import fields
 from transforms.records import (ABANDONED, ACD_END, ACD_START, ANSWERED,
                                 FLOW_OUT, UNKNOWN_OUTCOME, AcdEvent,
-                                SourceRecord)
+                                DeadLetter, SourceRecord)
 
 METRICS_NAMESPACE = 'genesys_cloud'
 # The conversation id is whatever sits between the prefix and the last two
@@ -174,8 +174,12 @@ class GenesysOfferedCalls(beam.PTransform):
         METRICS_NAMESPACE)
 
   def expand(self, records):
-    parsed = records | 'Parse' >> beam.ParDo(_ParseGenesysFn(self._rules)).with_outputs(
-        parsing.DEAD_LETTERS, main='events')
+    # Typed outputs: the stateful steps downstream then get the records'
+    # RowCoder (transforms/records.py) instead of pickling each one.
+    parsed = records | 'Parse' >> beam.ParDo(
+        _ParseGenesysFn(self._rules)).with_output_types(
+            AcdEvent, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
+                parsing.DEAD_LETTERS, main='events')
     events = parsed.events | 'Dedupe' >> DedupeByKey(
         lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp,
         self._dedupe_ttl, METRICS_NAMESPACE)

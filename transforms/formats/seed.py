@@ -26,8 +26,8 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
-from transforms.records import (ABANDONED, ANSWERED, CallEvent, OfferedCall,
-                                SourceRecord)
+from transforms.records import (ABANDONED, ANSWERED, CallEvent, DeadLetter,
+                                OfferedCall, SourceRecord)
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
@@ -114,8 +114,11 @@ class ParseCallEvents(beam.PTransform):
     self._rules = rules
 
   def expand(self, records):
-    return records | beam.ParDo(_ParseCallEventsFn(self._rules)).with_outputs(
-        DEAD_LETTERS, main='events')
+    # Typed outputs: the stateful steps downstream then get the records'
+    # RowCoder (transforms/records.py) instead of pickling each one.
+    return records | beam.ParDo(_ParseCallEventsFn(self._rules)).with_output_types(
+        OfferedCall, **{DEAD_LETTERS: DeadLetter}).with_outputs(
+            DEAD_LETTERS, main='events')
 
 
 class SeedOfferedCalls(beam.PTransform):
