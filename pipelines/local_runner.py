@@ -37,8 +37,9 @@ does (`scripts/bench_micro.py` prints both):
   timers: a deep copy of every armed timer's Timestamp, per key and bundle.
   Timestamps are immutable, so LocalRunner's keyed states copy the timer
   maps and share the timestamps (see _KeyedStateSharingTimestamps). The
-  same states answer "no timer due" (every key, every round) with integer
-  comparisons.
+  same states answer "no timer due" (every key, every round) with one
+  comparison with the earliest armed timer, remembered until the timers
+  change.
 - Every bundle's executor scans all the bundle's elements in Python for the
   latest window, which only side inputs need; LocalRunner skips the scan
   for steps without side inputs (see _TransformExecutorWithoutScan).
@@ -247,11 +248,19 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   """The runner's per-key state, with a copy that equals the deep copy it
   replaces: new timer maps, shared (immutable) timer timestamps and keys;
   new state lists, shared (encoded) values, as before; global state still
-  deep-copied."""
+  deep-copied. It also remembers when its earliest timer is due (see
+  get_timers)."""
+  # The earliest armed timer's micros when every armed timer is an
+  # event-time timer with a Timestamp, None when that is unknown (not yet
+  # computed, or changed since): the timers only change through set_timer,
+  # clear_timer and get_timers(clear=True), which forget it.
+  _due_micros: Optional[float] = None
+
   def copy(self) -> '_KeyedStateSharingTimestamps':
     cloned = _KeyedStateSharingTimestamps()
     for window, timers in self.timers.items():
       cloned.timers[window] = dict(timers)
+    cloned._due_micros = self._due_micros
     if self.global_state:
       cloned.global_state = copy.deepcopy(self.global_state)
     for window, tags in self.state.items():
@@ -260,24 +269,42 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
         cloned_tags[tag] = copy.copy(values)
     return cloned
 
+  def set_timer(self, *args, **kwargs):
+    self._due_micros = None
+    super().set_timer(*args, **kwargs)
+
+  def clear_timer(self, *args, **kwargs):
+    self._due_micros = None
+    super().clear_timer(*args, **kwargs)
+
   def get_timers(self, clear=False, watermark=MAX_TIMESTAMP,
                  processing_time=None):
     # Asked for every key of every stateful step at every round of the
-    # runner, nearly always with no timer due: the integer comparisons
-    # answer that case without a Timestamp comparison per armed timer.
-    if type(watermark) is Timestamp and self._no_timer_due(watermark.micros):
-      return [], False
+    # runner, nearly always with no timer due: one integer comparison with
+    # the remembered earliest timer answers that case without a Timestamp
+    # comparison per armed timer.
+    if type(watermark) is Timestamp:
+      due = self._due_micros
+      if due is None:
+        due = self._due_micros = self._earliest_event_timer_micros()
+      if watermark.micros < due:
+        return [], False
+    if clear:
+      self._due_micros = None
     return super().get_timers(clear, watermark, processing_time)
 
-  def _no_timer_due(self, watermark_micros: int) -> bool:
-    """True if every timer is an event-time timer after the watermark."""
+  def _earliest_event_timer_micros(self) -> float:
+    """The earliest armed timer's micros (inf: none) if every timer is an
+    event-time timer with a Timestamp, else -inf (always look)."""
+    earliest = float('inf')
     for timers in self.timers.values():
       for (_, time_domain, _), timestamp in timers.items():
         if (time_domain != TimeDomain.WATERMARK or
-            type(timestamp) is not Timestamp or
-            timestamp.micros <= watermark_micros):
-          return False
-    return True
+            type(timestamp) is not Timestamp):
+          return float('-inf')
+        if timestamp.micros < earliest:
+          earliest = timestamp.micros
+    return earliest
 
 
 class _NoElements:

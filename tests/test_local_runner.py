@@ -295,6 +295,36 @@ def test_due_timers_are_beams_at_every_watermark(watermark):
   assert ours.get_timers(watermark=at, processing_time=Timestamp(0))[1]
 
 
+def test_due_timers_stay_beams_as_timers_change_and_are_copied():
+  # The earliest timer is remembered between rounds: every change of the
+  # timers (set, clear, fired and cleared, a copy changed) must show.
+  ours = local_runner._KeyedStateSharingTimestamps()  # pylint: disable=protected-access
+  beams = InMemoryUnmergedState()
+
+  def same_at(watermark, clear=False):
+    at = Timestamp(watermark)
+    assert sorted(ours.get_timers(clear, at)[0], key=str) == sorted(
+        beams.get_timers(clear, at)[0], key=str)
+
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(9), 'a')
+  same_at(5)
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(4), 'b')
+  same_at(5)
+  for state in (ours, beams):
+    state.clear_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, 'b')
+  same_at(5)
+  same_at(9, clear=True)
+  same_at(100)
+  ours = ours.copy()
+  ours.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(3))
+  beams.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(3))
+  same_at(3)
+
+
 # Beam's own values of what LocalRunner replaces, known independently of
 # whether something is replaced now.
 BEAMS_OWN = (
