@@ -2,6 +2,7 @@
 DoFn copies are reused per thread only, and its cheaper bookkeeping keeps
 Beam's behaviour."""
 import copy
+import gc
 import logging
 import os
 import threading
@@ -340,12 +341,17 @@ BEAMS_OWN = (
 )
 
 
+# The collector's settings outside a run.
+GC_OWN = gc.get_threshold()
+
+
 def assert_beams_own_internals():
   replaced = [
       f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN
       if getattr(module, name) is not own
   ]
   assert not replaced, replaced
+  assert gc.get_threshold() == GC_OWN and gc.get_freeze_count() == 0
 
 
 def assert_replaced_internals():
@@ -354,6 +360,8 @@ def assert_replaced_internals():
       if getattr(module, name) is own
   ]
   assert not kept, kept
+  assert gc.get_threshold()[0] == local_runner.GC_YOUNG_THRESHOLD
+  assert gc.get_freeze_count() > 0
 
 
 class _CountEach(beam.DoFn):
