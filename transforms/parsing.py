@@ -115,6 +115,7 @@ _DECODER = json.JSONDecoder(
 # _DECODER's.
 _FAST_DECODER = json.JSONDecoder(
     parse_float=_finite_float, parse_constant=_no_constant)
+_FAST_SCAN = _FAST_DECODER.scan_once
 _INTEGER_LIMIT = 10**MAX_INTEGER_DIGITS
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(r'[\[\]{}]')
@@ -180,8 +181,10 @@ def _decode(text: str) -> Any:
   """_DECODER's result for a text of at most MAX_JSON_DEPTH levels, or its
   InvalidRecord."""
   try:
-    value = _FAST_DECODER.decode(text)
-    if not _has_long_integer(value):
+    # The scanner alone is decode() of a text without surrounding
+    # whitespace; anything else goes the long way.
+    value, end = _FAST_SCAN(text, 0)
+    if end == len(text) and not _has_long_integer(value):
       return value
   except Exception:  # pylint: disable=broad-except
     pass  # _DECODER says why
