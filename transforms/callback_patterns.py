@@ -64,16 +64,23 @@ DEFAULT_TICK_SECONDS = 5
 class _CustomerState:
   """Buffered interactions, the current run of failures and the time up to
   which this customer's interactions were processed."""
-  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through', 'encoded')
+  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through', 'encoded',
+               'deadline_ms')
 
   def __init__(self):
     self.buffer: List[Tuple[int, int, Interaction]] = []
     self.arrivals = 0
     self.run: List[Interaction] = []
     self.processed_through: Optional[int] = None
-    # This state's JSON text in the state format, None when it may have
-    # changed since: whoever changes a customer sets it to None.
+    # Derived, None when the customer may have changed since (see
+    # changed()): its item of the shard's JSON object in the state format
+    # ("id":[...]), and its deadline (_DetectFn._deadline).
     self.encoded: Optional[str] = None
+    self.deadline_ms: Optional[int] = None
+
+  def changed(self) -> None:
+    """Called before any change of the customer's state."""
+    self.encoded = self.deadline_ms = None
 
 
 def _customer_to_plain(c: _CustomerState) -> list:
@@ -97,8 +104,9 @@ def _customers_to_json(customers: Dict[str, _CustomerState]) -> str:
   items = []
   for customer_id, c in customers.items():
     if c.encoded is None:
-      c.encoded = compact_json(_customer_to_plain(c))
-    items.append(f'{compact_json(customer_id)}:{c.encoded}')
+      c.encoded = (
+          f'{compact_json(customer_id)}:{compact_json(_customer_to_plain(c))}')
+    items.append(c.encoded)
   return '{' + ','.join(items) + '}'
 
 
@@ -215,12 +223,15 @@ class _DetectFn(beam.DoFn):
   def _deadline(self, customer: _CustomerState) -> int:
     """When the customer needs attention, in delayed event time: its oldest
     buffered interaction, else when its run and processed time expire."""
-    if customer.buffer:
-      return self._next_tick(min(customer.buffer)[0])
-    start = (
-        customer.run[0].timestamp
-        if customer.run else customer.processed_through)
-    return self._next_tick(start + self._within_ms)
+    if customer.deadline_ms is None:
+      if customer.buffer:
+        customer.deadline_ms = self._next_tick(min(customer.buffer)[0])
+      else:
+        start = (
+            customer.run[0].timestamp
+            if customer.run else customer.processed_through)
+        customer.deadline_ms = self._next_tick(start + self._within_ms)
+    return customer.deadline_ms
 
   def _next_tick(self, ms: int) -> int:
     return ceil_to_grid(ms, self._tick_ms)
@@ -251,10 +262,10 @@ class _DetectFn(beam.DoFn):
                 interaction.timestamp, interaction.timestamp,
                 customer.processed_through))
         continue
+      customer.changed()
       customer.buffer.append(
           (interaction.timestamp, customer.arrivals, interaction))
       customer.arrivals += 1
-      customer.encoded = None
       customers[interaction.customer_id] = customer
       buffered = True
     if buffered:
@@ -294,7 +305,7 @@ class _DetectFn(beam.DoFn):
              watermark_ms: int) -> Iterator[WindowedValue]:
     """Feeds the buffered interactions the watermark passed, in (event
     time, arrival) order, to the matcher."""
-    customer.encoded = None
+    customer.changed()
     customer.buffer.sort()
     ready = [item for item in customer.buffer if item[0] <= watermark_ms]
     customer.buffer = customer.buffer[len(ready):]
