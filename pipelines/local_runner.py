@@ -30,8 +30,8 @@ with their lifecycle: setup once per copy, teardown when the run ends (see
 DoFnCopies). The round trip still runs once, so a DoFn that does not pickle
 still fails locally.
 
-Two more per-bundle costs of the runner are cut without changing what it
-does (`scripts/bench_micro.py` prints both):
+More per-bundle costs of the runner are cut without changing what it
+does (`scripts/bench_micro.py` prints the first two):
 - Before a stateful step touches a key, the runner copies that key's state
   (so a failed bundle leaves it untouched) with `copy.deepcopy` of its
   timers: a deep copy of every armed timer's Timestamp, per key and bundle.
@@ -43,6 +43,11 @@ does (`scripts/bench_micro.py` prints both):
 - Every bundle's executor scans all the bundle's elements in Python for the
   latest window, which only side inputs need; LocalRunner skips the scan
   for steps without side inputs (see _TransformExecutorWithoutScan).
+- Every step's every output is a bundle, most of them empty (the dead
+  letters, late rows and panes of a replay poll), and the executor ran each
+  consumer on each, a DoFnRunner and a commit for nothing. LocalRunner
+  schedules consumers of non-empty bundles only, as the watermark manager
+  already counts only those as pending (see _ExecutorSkippingEmptyBundles).
 
 And the garbage collector, for the duration of a run: a run allocates
 millions of short-lived containers (elements, bundles, state values), so
@@ -341,6 +346,17 @@ class _TransformExecutorWithoutScan(executor.TransformExecutor):
     self._input_bundle = input_bundle
 
 
+class _ExecutorSkippingEmptyBundles(executor._ExecutorServiceParallelExecutor):
+  """Beam's executor, minus the scheduling of empty output bundles: the
+  watermark manager already leaves them out of every consumer's pending
+  bundles ("they do not impact watermarks and should not trigger
+  downstream execution"), but the executor still ran each consumer on
+  each of them."""
+  def schedule_consumers(self, committed_bundle) -> None:
+    if committed_bundle.has_elements():
+      super().schedule_consumers(committed_bundle)
+
+
 class _MetricsContainerPerThread:
   """Stands in for MetricsContainer in the direct runner's executor:
   `container(step)` is the calling thread's container for `step`, reset.
@@ -379,6 +395,8 @@ def _replacements(copies: DoFnCopies) -> List[Tuple[Any, str, Any]]:
       (transform_evaluator, 'pickler', copies),
       (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
       (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
+      (executor, '_ExecutorServiceParallelExecutor',
+       _ExecutorSkippingEmptyBundles),
       (executor, 'MetricsContainer', _MetricsContainerPerThread()),
   ]
 

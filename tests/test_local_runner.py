@@ -223,6 +223,27 @@ def test_a_keyed_state_copy_equals_the_original_and_is_independent_of_it():
   assert deepcopy_of(original) == reference
 
 
+def test_a_step_runs_on_bundles_with_elements_only(options):
+  # Odd elements leave an empty bundle on one output, even ones on the
+  # other; each consumer runs on the bundles that reached it, and every
+  # element still arrives.
+  LIFECYCLE.clear()
+  stream = TestStream()
+  for i in range(1, 7):
+    stream = stream.add_elements([i]).advance_watermark_to(10 * i)
+  with beam.Pipeline(options=options) as p:
+    split = (
+        p | stream.advance_watermark_to_infinity()
+        | beam.Map(lambda n: n if n % 2 else beam.pvalue.TaggedOutput(
+            'even', n)).with_outputs('even', main='odd'))
+    odd = split.odd | 'Odd' >> beam.ParDo(_RecordLifecycle())
+    even = split.even | 'Even' >> beam.Map(lambda n: n * 10)
+    assert_that(odd, equal_to([1, 3, 5]), label='odd')
+    assert_that(even, equal_to([20, 40, 60]), label='even')
+  # Three bundles held odd numbers; none of the three empty ones ran.
+  assert LIFECYCLE.count('bundle') == 3, LIFECYCLE
+
+
 def deepcopy_of(state):
   return (
       {w: dict(t) for w, t in state.timers.items()},
@@ -337,6 +358,8 @@ BEAMS_OWN = (
      local_runner._KeyedStateSharingTimestamps.__base__),  # pylint: disable=protected-access
     (executor, 'TransformExecutor',
      local_runner._TransformExecutorWithoutScan.__base__),  # pylint: disable=protected-access
+    (executor, '_ExecutorServiceParallelExecutor',
+     local_runner._ExecutorSkippingEmptyBundles.__base__),  # pylint: disable=protected-access
     (executor, 'MetricsContainer', MetricsContainer),
 )
 
