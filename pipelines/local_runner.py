@@ -30,18 +30,33 @@ with their lifecycle: setup once per copy, teardown when the run ends (see
 DoFnCopies). The round trip still runs once, so a DoFn that does not pickle
 still fails locally.
 
-Two more per-bundle costs of the runner are cut without changing what it
-does (`scripts/bench/micro.py` prints both):
+More per-bundle costs of the runner are cut without changing what it
+does (`scripts/bench/micro.py` prints the first two):
 - Before a stateful step touches a key, the runner copies that key's state
   (so a failed bundle leaves it untouched) with `copy.deepcopy` of its
   timers: a deep copy of every armed timer's Timestamp, per key and bundle.
   Timestamps are immutable, so LocalRunner's keyed states copy the timer
   maps and share the timestamps (see _KeyedStateSharingTimestamps). The
-  same states answer "no timer due" (every key, every round) with integer
-  comparisons.
+  same states answer "no timer due" (every key, every round) with one
+  comparison with the earliest armed timer, remembered until the timers
+  change.
 - Every bundle's executor scans all the bundle's elements in Python for the
   latest window, which only side inputs need; LocalRunner skips the scan
   for steps without side inputs (see _TransformExecutorWithoutScan).
+- Every step's every output is a bundle, most of them empty (the dead
+  letters, late rows and panes of a replay poll), and the executor ran each
+  consumer on each, a DoFnRunner and a commit for nothing. LocalRunner
+  schedules consumers of non-empty bundles only, as the watermark manager
+  already counts only those as pending (see _ExecutorSkippingEmptyBundles).
+
+And the garbage collector, for the duration of a run: a run allocates
+millions of short-lived containers (elements, bundles, state values), so
+with Python's default thresholds the collector ran a young collection
+every 700 allocations and scanned Beam's whole object graph in every full
+one (9 % of a calls run, py-spy --native). A run freezes the objects that
+exist when it starts (modules, the pipeline graph: never garbage during
+the run) and collects young objects every GC_YOUNG_THRESHOLD allocations;
+reference cycles are still collected, later.
 
 And one fix: the direct runner gives each bundle a new metrics container,
 but the worker thread's state sampler keeps the scoped states it made for
@@ -51,9 +66,10 @@ later bundle of the step on that thread went to a container nobody reads
 thread one container per step, reset when a bundle starts, so the scoped
 states and the runner see the same one (see _MetricsContainerPerThread).
 
-All of these replace module attributes of Beam's runner, so they are in
-place only while a LocalRunner run is in progress: installed when
-run_pipeline starts, and Beam's own values put back when the run ends (its
+All of these replace module attributes of Beam's runner (or, for the
+collector, process-wide settings), so they are in place only while a
+LocalRunner run is in progress: installed when run_pipeline starts, and
+Beam's own values (the collector's own settings) put back when the run ends (its
 result's wait_until_finish or cancel reaches a terminal state, failed or
 not; see replaced_beam_internals; a run never waited for nor cancelled
 keeps them until the process ends). A BundleBasedDirectRunner pipeline run
@@ -68,6 +84,7 @@ default), so the option keeps Beam's name for it.
 import collections
 import contextlib
 import copy
+import gc
 import logging
 import threading
 import types
@@ -100,6 +117,9 @@ VALIDATED_BEAM_VERSION = '2.77.0'
 _LOGGER = logging.getLogger(__name__)
 _MAX_CACHED_CLASSES = 512
 _MAX_DOFN_COPIES_PER_THREAD = 512
+# Allocations between young collections during a run (Python's default is
+# 700).
+GC_YOUNG_THRESHOLD = 50_000
 
 Specs = Tuple[Set[userstate.StateSpec], Set[userstate.TimerSpec]]
 
@@ -247,11 +267,19 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   """The runner's per-key state, with a copy that equals the deep copy it
   replaces: new timer maps, shared (immutable) timer timestamps and keys;
   new state lists, shared (encoded) values, as before; global state still
-  deep-copied."""
+  deep-copied. It also remembers when its earliest timer is due (see
+  get_timers)."""
+  # The earliest armed timer's micros when every armed timer is an
+  # event-time timer with a Timestamp, None when that is unknown (not yet
+  # computed, or changed since): the timers only change through set_timer,
+  # clear_timer and get_timers(clear=True), which forget it.
+  _due_micros: Optional[float] = None
+
   def copy(self) -> '_KeyedStateSharingTimestamps':
     cloned = _KeyedStateSharingTimestamps()
     for window, timers in self.timers.items():
       cloned.timers[window] = dict(timers)
+    cloned._due_micros = self._due_micros
     if self.global_state:
       cloned.global_state = copy.deepcopy(self.global_state)
     for window, tags in self.state.items():
@@ -260,24 +288,42 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
         cloned_tags[tag] = copy.copy(values)
     return cloned
 
+  def set_timer(self, *args, **kwargs):
+    self._due_micros = None
+    super().set_timer(*args, **kwargs)
+
+  def clear_timer(self, *args, **kwargs):
+    self._due_micros = None
+    super().clear_timer(*args, **kwargs)
+
   def get_timers(self, clear=False, watermark=MAX_TIMESTAMP,
                  processing_time=None):
     # Asked for every key of every stateful step at every round of the
-    # runner, nearly always with no timer due: the integer comparisons
-    # answer that case without a Timestamp comparison per armed timer.
-    if type(watermark) is Timestamp and self._no_timer_due(watermark.micros):
-      return [], False
+    # runner, nearly always with no timer due: one integer comparison with
+    # the remembered earliest timer answers that case without a Timestamp
+    # comparison per armed timer.
+    if type(watermark) is Timestamp:
+      due = self._due_micros
+      if due is None:
+        due = self._due_micros = self._earliest_event_timer_micros()
+      if watermark.micros < due:
+        return [], False
+    if clear:
+      self._due_micros = None
     return super().get_timers(clear, watermark, processing_time)
 
-  def _no_timer_due(self, watermark_micros: int) -> bool:
-    """True if every timer is an event-time timer after the watermark."""
+  def _earliest_event_timer_micros(self) -> float:
+    """The earliest armed timer's micros (inf: none) if every timer is an
+    event-time timer with a Timestamp, else -inf (always look)."""
+    earliest = float('inf')
     for timers in self.timers.values():
       for (_, time_domain, _), timestamp in timers.items():
         if (time_domain != TimeDomain.WATERMARK or
-            type(timestamp) is not Timestamp or
-            timestamp.micros <= watermark_micros):
-          return False
-    return True
+            type(timestamp) is not Timestamp):
+          return float('-inf')
+        if timestamp.micros < earliest:
+          earliest = timestamp.micros
+    return earliest
 
 
 class _NoElements:
@@ -298,6 +344,17 @@ class _TransformExecutorWithoutScan(executor.TransformExecutor):
                      scanned, fired_timers, applied_ptransform,
                      completion_callback, transform_evaluation_state)
     self._input_bundle = input_bundle
+
+
+class _ExecutorSkippingEmptyBundles(executor._ExecutorServiceParallelExecutor):
+  """Beam's executor, minus the scheduling of empty output bundles: the
+  watermark manager already leaves them out of every consumer's pending
+  bundles ("they do not impact watermarks and should not trigger
+  downstream execution"), but the executor still ran each consumer on
+  each of them."""
+  def schedule_consumers(self, committed_bundle) -> None:
+    if committed_bundle.has_elements():
+      super().schedule_consumers(committed_bundle)
 
 
 class _MetricsContainerPerThread:
@@ -338,6 +395,8 @@ def _replacements(copies: DoFnCopies) -> List[Tuple[Any, str, Any]]:
       (transform_evaluator, 'pickler', copies),
       (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
       (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
+      (executor, '_ExecutorServiceParallelExecutor',
+       _ExecutorSkippingEmptyBundles),
       (executor, 'MetricsContainer', _MetricsContainerPerThread()),
   ]
 
@@ -355,6 +414,7 @@ class _Replacements:
     self._runs = 0
     self._originals: List[Tuple[Any, str, Any]] = []
     self._copies: Optional[DoFnCopies] = None
+    self._gc_thresholds: Tuple[int, ...] = ()
 
   def acquire(self) -> None:
     with self._lock:
@@ -365,6 +425,11 @@ class _Replacements:
                            for module, name, _ in replacements]
         for module, name, value in replacements:
           setattr(module, name, value)
+        self._gc_thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(
+            max(GC_YOUNG_THRESHOLD, self._gc_thresholds[0]),
+            *self._gc_thresholds[1:])
       self._runs += 1
 
   def release(self) -> None:
@@ -374,6 +439,8 @@ class _Replacements:
         return
       for module, name, value in self._originals:
         setattr(module, name, value)
+      gc.set_threshold(*self._gc_thresholds)
+      gc.unfreeze()
       copies, self._copies, self._originals = self._copies, None, []
     copies.teardown_all()
 

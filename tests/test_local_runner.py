@@ -2,6 +2,7 @@
 DoFn copies are reused per thread only, and its cheaper bookkeeping keeps
 Beam's behaviour."""
 import copy
+import gc
 import logging
 import os
 import threading
@@ -222,6 +223,27 @@ def test_a_keyed_state_copy_equals_the_original_and_is_independent_of_it():
   assert deepcopy_of(original) == reference
 
 
+def test_a_step_runs_on_bundles_with_elements_only(options):
+  # Odd elements leave an empty bundle on one output, even ones on the
+  # other; each consumer runs on the bundles that reached it, and every
+  # element still arrives.
+  LIFECYCLE.clear()
+  stream = TestStream()
+  for i in range(1, 7):
+    stream = stream.add_elements([i]).advance_watermark_to(10 * i)
+  with beam.Pipeline(options=options) as p:
+    split = (
+        p | stream.advance_watermark_to_infinity()
+        | beam.Map(lambda n: n if n % 2 else beam.pvalue.TaggedOutput(
+            'even', n)).with_outputs('even', main='odd'))
+    odd = split.odd | 'Odd' >> beam.ParDo(_RecordLifecycle())
+    even = split.even | 'Even' >> beam.Map(lambda n: n * 10)
+    assert_that(odd, equal_to([1, 3, 5]), label='odd')
+    assert_that(even, equal_to([20, 40, 60]), label='even')
+  # Three bundles held odd numbers; none of the three empty ones ran.
+  assert LIFECYCLE.count('bundle') == 3, LIFECYCLE
+
+
 def deepcopy_of(state):
   return (
       {w: dict(t) for w, t in state.timers.items()},
@@ -295,6 +317,36 @@ def test_due_timers_are_beams_at_every_watermark(watermark):
   assert ours.get_timers(watermark=at, processing_time=Timestamp(0))[1]
 
 
+def test_due_timers_stay_beams_as_timers_change_and_are_copied():
+  # The earliest timer is remembered between rounds: every change of the
+  # timers (set, clear, fired and cleared, a copy changed) must show.
+  ours = local_runner._KeyedStateSharingTimestamps()  # pylint: disable=protected-access
+  beams = InMemoryUnmergedState()
+
+  def same_at(watermark, clear=False):
+    at = Timestamp(watermark)
+    assert sorted(ours.get_timers(clear, at)[0], key=str) == sorted(
+        beams.get_timers(clear, at)[0], key=str)
+
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(9), 'a')
+  same_at(5)
+  for state in (ours, beams):
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
+                    Timestamp(4), 'b')
+  same_at(5)
+  for state in (ours, beams):
+    state.clear_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, 'b')
+  same_at(5)
+  same_at(9, clear=True)
+  same_at(100)
+  ours = ours.copy()
+  ours.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(3))
+  beams.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(3))
+  same_at(3)
+
+
 # Beam's own values of what LocalRunner replaces, known independently of
 # whether something is replaced now.
 BEAMS_OWN = (
@@ -306,8 +358,14 @@ BEAMS_OWN = (
      local_runner._KeyedStateSharingTimestamps.__base__),  # pylint: disable=protected-access
     (executor, 'TransformExecutor',
      local_runner._TransformExecutorWithoutScan.__base__),  # pylint: disable=protected-access
+    (executor, '_ExecutorServiceParallelExecutor',
+     local_runner._ExecutorSkippingEmptyBundles.__base__),  # pylint: disable=protected-access
     (executor, 'MetricsContainer', MetricsContainer),
 )
+
+
+# The collector's settings outside a run.
+GC_OWN = gc.get_threshold()
 
 
 def assert_beams_own_internals():
@@ -316,6 +374,7 @@ def assert_beams_own_internals():
       if getattr(module, name) is not own
   ]
   assert not replaced, replaced
+  assert gc.get_threshold() == GC_OWN and gc.get_freeze_count() == 0
 
 
 def assert_replaced_internals():
@@ -324,6 +383,8 @@ def assert_replaced_internals():
       if getattr(module, name) is own
   ]
   assert not kept, kept
+  assert gc.get_threshold()[0] == local_runner.GC_YOUNG_THRESHOLD
+  assert gc.get_freeze_count() > 0
 
 
 class _CountEach(beam.DoFn):

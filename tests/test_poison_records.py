@@ -33,6 +33,38 @@ def test_poison_data_action_is_rejected_with_its_reason(raw, reason):
   assert error.value.reason == reason
 
 
+@pytest.mark.parametrize('text, reason, detail', [
+    ('{"a":[1,{"b":[%s]}]}' % ('9' * 21), 'number_out_of_range',
+     'an integer of 21 digits'),
+    ('{"a":-%s}' % ('9' * 21), 'number_out_of_range',
+     'an integer of 22 digits'),
+    ('{"a":[%s,1e400]}' % ('1' * 30), 'number_out_of_range',
+     'an integer of 30 digits'),
+    ('{"a":%s,"b":}' % ('1' * 30), 'number_out_of_range',
+     'an integer of 30 digits'),
+    ('{"a":%s}' % ('1' * 5000), 'number_out_of_range',
+     'an integer of 5000 digits'),
+    ('%s' % ('1' * 25), 'number_out_of_range', 'an integer of 25 digits'),
+    ('{"a":1e400,"b":%s}' % ('1' * 30), 'number_out_of_range',
+     '1e400 does not fit a double'),
+    ('{"a":"%s","b":' % ('1' * 30), 'malformed_json', None),
+])
+def test_the_first_problem_of_a_record_is_its_reason(text, reason, detail):
+  # Integers are checked after decoding, other checks while decoding: the
+  # reason is still the first problem in the text.
+  with pytest.raises(parsing.InvalidRecord) as error:
+    parsing.decode_json_object(text.encode())
+  assert error.value.reason == reason
+  if detail is not None:
+    assert error.value.detail == detail
+
+
+def test_integers_of_up_to_twenty_digits_are_accepted_anywhere():
+  text = '{"a":[%s,{"b":-%s}],"c":"%s"}' % ('9' * 20, '9' * 20, '9' * 40)
+  assert parsing.decode_json_object(text.encode()) == {
+      'a': [int('9' * 20), {'b': -int('9' * 20)}], 'c': '9' * 40}
+
+
 def test_a_byte_order_mark_before_a_record_is_ignored():
   assert parse_call_event(b'\xef\xbb\xbf' + with_fields(CALL)).call_uuid == 'c-1'
   assert parse_data_action(b'\xef\xbb\xbf' + with_fields(INTERACTION)).channel == (

@@ -53,6 +53,8 @@ CASES = {
     'dedupe_ids.bin': (dedupe.IDS_CODER, {
         'call-1': [1793607001000, 3], 'call-2': [1793607002000, 4]}),
     'callback_patterns.bin': (callback_patterns.CUSTOMERS_CODER, _customers()),
+    'callback_patterns_token.bin': (callback_patterns.TOKEN_CODER,
+                                    b'\x01\x02\x03\x04\x05\x06\x07\x08'),
     'join_profile.bin': (join_customers.PROFILES_CODER, (
         'p', CustomerProfile('C-1', 'GOLD', 'EMEA', 1793606400000))),
     'join_activity.bin': (join_customers.PROFILES_CODER, (

@@ -30,6 +30,7 @@ in the last `within`; an interaction arriving even later than that (behind
 the watermark by more than `within`) can no longer be told late nor join a
 partial match that was already dropped.
 """
+import os
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
@@ -44,8 +45,8 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import shard_of
-from transforms.state_coders import (VersionedStateCoder, record_from_plain,
-                                     record_to_plain)
+from transforms.state_coders import (VersionedStateCoder, compact_json,
+                                     record_from_plain, record_to_plain)
 from transforms.windowing import LateArrival
 
 LATE = 'late'
@@ -63,23 +64,50 @@ DEFAULT_TICK_SECONDS = 5
 class _CustomerState:
   """Buffered interactions, the current run of failures and the time up to
   which this customer's interactions were processed."""
-  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through')
+  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through', 'encoded',
+               'deadline_ms')
 
   def __init__(self):
     self.buffer: List[Tuple[int, int, Interaction]] = []
     self.arrivals = 0
     self.run: List[Interaction] = []
     self.processed_through: Optional[int] = None
+    # Derived, None when the customer may have changed since (see
+    # changed()): its item of the shard's JSON object in the state format
+    # ("id":[...]), and its deadline (_DetectFn._deadline).
+    self.encoded: Optional[str] = None
+    self.deadline_ms: Optional[int] = None
+
+  def changed(self) -> None:
+    """Called before any change of the customer's state."""
+    self.encoded = self.deadline_ms = None
+
+
+def _customer_to_plain(c: _CustomerState) -> list:
+  return [
+      [[ts, arrival, record_to_plain(i)] for ts, arrival, i in c.buffer],
+      c.arrivals, [record_to_plain(i) for i in c.run], c.processed_through
+  ]
 
 
 def _customers_to_plain(customers: Dict[str, _CustomerState]) -> dict:
   return {
-      customer_id: [
-          [[ts, arrival, record_to_plain(i)] for ts, arrival, i in c.buffer],
-          c.arrivals, [record_to_plain(i) for i in c.run], c.processed_through
-      ]
+      customer_id: _customer_to_plain(c)
       for customer_id, c in customers.items()
   }
+
+
+def _customers_to_json(customers: Dict[str, _CustomerState]) -> str:
+  """compact_json(_customers_to_plain(customers)), encoding only the
+  customers changed since their last encoding: a shard's state is written
+  at every batch and wake-up, and most of its customers did not change."""
+  items = []
+  for customer_id, c in customers.items():
+    if c.encoded is None:
+      c.encoded = (
+          f'{compact_json(customer_id)}:{compact_json(_customer_to_plain(c))}')
+    items.append(c.encoded)
+  return '{' + ','.join(items) + '}'
 
 
 def _customers_from_plain_v1(plain: dict) -> Dict[str, _CustomerState]:
@@ -97,7 +125,11 @@ def _customers_from_plain_v1(plain: dict) -> Dict[str, _CustomerState]:
 # Format v1: {customer_id: [[[event_ms, arrival, interaction], ...] buffered,
 # arrivals, [interaction, ...] current run, processed_through]}.
 CUSTOMERS_CODER = VersionedStateCoder(
-    'callback patterns', 1, _customers_to_plain, {1: _customers_from_plain_v1})
+    'callback patterns', 1, _customers_to_plain, {1: _customers_from_plain_v1},
+    to_json=_customers_to_json)
+# Format v1: a random token as hex, new at every write of the customers.
+TOKEN_CODER = VersionedStateCoder(
+    'callback patterns token', 1, bytes.hex, {1: bytes.fromhex})
 
 
 class CallbackPatternMatcher:
@@ -146,8 +178,16 @@ class CallbackPatternMatcher:
 class _DetectFn(beam.DoFn):
   """Keyed by shard (transforms/sharding.py): the state maps each active
   customer of the shard to its _CustomerState, with one timer at the
-  earliest deadline among them."""
+  earliest deadline among them.
+
+  The map is written at every batch and wake-up, and read back only when
+  this instance has no current copy of it (first batch of a shard here,
+  after a restore, after another instance wrote the shard): the TOKEN cell
+  changes at every write, and the instance's copy is current while it
+  carries the same token (random, so that a restored state or a retried
+  bundle never matches a later copy)."""
   CUSTOMERS = ReadModifyWriteStateSpec('customers', CUSTOMERS_CODER)
+  TOKEN = ReadModifyWriteStateSpec('customers_token', TOKEN_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(
@@ -159,16 +199,39 @@ class _DetectFn(beam.DoFn):
     self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
+    # shard -> (token, customers) as of this instance's last write.
+    self._customers_by_shard: Dict[int, Tuple[bytes, Dict[str,
+                                                           _CustomerState]]] = {}
+
+  def _read(self, shard: int, state, token_state) -> Dict[str, _CustomerState]:
+    # Taken out of the copies while the batch or wake-up runs: if the bundle
+    # fails half-way, the next attempt reads the state instead of a
+    # half-updated map.
+    copy = self._customers_by_shard.pop(shard, None)
+    token = token_state.read()
+    if copy is not None and token is not None and copy[0] == token:
+      return copy[1]
+    return state.read() or {}
+
+  def _write(self, shard: int, state, token_state,
+             customers: Dict[str, _CustomerState]) -> None:
+    state.write(customers)
+    token = os.urandom(8)
+    token_state.write(token)
+    self._customers_by_shard[shard] = (token, customers)
 
   def _deadline(self, customer: _CustomerState) -> int:
     """When the customer needs attention, in delayed event time: its oldest
     buffered interaction, else when its run and processed time expire."""
-    if customer.buffer:
-      return self._next_tick(min(customer.buffer)[0])
-    start = (
-        customer.run[0].timestamp
-        if customer.run else customer.processed_through)
-    return self._next_tick(start + self._within_ms)
+    if customer.deadline_ms is None:
+      if customer.buffer:
+        customer.deadline_ms = self._next_tick(min(customer.buffer)[0])
+      else:
+        start = (
+            customer.run[0].timestamp
+            if customer.run else customer.processed_through)
+        customer.deadline_ms = self._next_tick(start + self._within_ms)
+    return customer.deadline_ms
 
   def _next_tick(self, ms: int) -> int:
     return ceil_to_grid(ms, self._tick_ms)
@@ -182,8 +245,10 @@ class _DetectFn(beam.DoFn):
       self,
       batch: Tuple[int, List[Interaction]],
       state=beam.DoFn.StateParam(CUSTOMERS),
+      token_state=beam.DoFn.StateParam(TOKEN),
       wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
-    customers = state.read() or {}
+    shard = batch[0]
+    customers = self._read(shard, state, token_state)
     buffered = False
     for interaction in batch[1]:
       customer = customers.get(interaction.customer_id) or _CustomerState()
@@ -197,22 +262,28 @@ class _DetectFn(beam.DoFn):
                 interaction.timestamp, interaction.timestamp,
                 customer.processed_through))
         continue
+      customer.changed()
       customer.buffer.append(
           (interaction.timestamp, customer.arrivals, interaction))
       customer.arrivals += 1
       customers[interaction.customer_id] = customer
       buffered = True
     if buffered:
-      state.write(customers)
+      self._write(shard, state, token_state, customers)
       self._arm(wake, customers)
+    elif customers:
+      # Unchanged: the copy is still current.
+      self._customers_by_shard[shard] = (token_state.read(), customers)
 
   @on_timer(WAKE)
   def on_wake(
       self,
+      shard=beam.DoFn.KeyParam,
       fired=beam.DoFn.TimestampParam,
       state=beam.DoFn.StateParam(CUSTOMERS),
+      token_state=beam.DoFn.StateParam(TOKEN),
       wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
-    customers = state.read() or {}
+    customers = self._read(shard, state, token_state)
     watermark_ms = self._event_time.fired_ms(fired)
     for customer_id in sorted(customers):
       customer = customers[customer_id]
@@ -224,15 +295,17 @@ class _DetectFn(beam.DoFn):
         # within `within`: forget the customer (bounded state).
         del customers[customer_id]
     if customers:
-      state.write(customers)
+      self._write(shard, state, token_state, customers)
       self._arm(wake, customers)
     else:
       state.clear()
+      token_state.clear()
 
   def _flush(self, customer: _CustomerState,
              watermark_ms: int) -> Iterator[WindowedValue]:
     """Feeds the buffered interactions the watermark passed, in (event
     time, arrival) order, to the matcher."""
+    customer.changed()
     customer.buffer.sort()
     ready = [item for item in customer.buffer if item[0] <= watermark_ms]
     customer.buffer = customer.buffer[len(ready):]

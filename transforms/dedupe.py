@@ -124,23 +124,26 @@ class _DedupeFn(beam.DoFn):
     arrivals = clock.arrivals if clock else 0
     added: _Ids = {}
     duplicates = 0
+    # Names bound once: looked up per element.
+    event_time_ms, key_fn, ttl_ms = self._event_time_ms, self._key_fn, self._ttl_ms
+    known_id = seen.get
     for element in elements:
       arrivals += 1
-      event_ms = self._event_time_ms(element)
+      event_ms = event_time_ms(element)
       if latest_ms is None or event_ms > latest_ms:
         latest_ms = event_ms
-      record_id = self._key_fn(element)
+      record_id = key_fn(element)
       # Expiry by the shard's own event-time progress and arrivals, not by
       # timers: an event-time timer holds the step's output watermark, and a
       # chain of eviction timers behind a fast-moving watermark (a backlog)
       # held every downstream window back one step per runner round trip.
-      known = seen.get(record_id)
+      known = known_id(record_id)
       if known is not None and (
           known[0] > latest_ms or
           known[1] > arrivals - MIN_RECORDS_REMEMBERED):
         duplicates += 1
         continue
-      seen[record_id] = added[record_id] = (event_ms + self._ttl_ms, arrivals)
+      seen[record_id] = added[record_id] = (event_ms + ttl_ms, arrivals)
       yield at_event_time(element, event_ms)
     if duplicates:
       self._duplicates.inc(duplicates)

@@ -21,6 +21,7 @@ counts the lines it delivered (counter `replay/lines`) and the largest event
 time among them (distribution `replay/event_time_ms`, its max), which a
 launcher can poll from the running job's metrics (pipelines/progress.py).
 """
+import itertools
 import json
 import os
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
@@ -66,10 +67,14 @@ def _polls(source: ReplaySource, poll_size: int) -> List[_Chunk]:
     line_no = 1
     while True:
       offset = f.tell()
-      lines = [line for line in (f.readline() for _ in range(poll_size)) if line]
+      lines = list(itertools.islice(f, poll_size))
       if not lines:
         break
-      for line in lines:
+      # The poll's largest valid event time, whatever the order the lines
+      # are looked at in; latest first, because a stream mostly arrives in
+      # event-time order: the first valid line then bounds the rest, which
+      # event_time_ms dismisses without parsing them.
+      for line in reversed(lines):
         event_ms = source.event_time_ms(line.rstrip(b'\n'), max_event_ms)
         if event_ms is not None:
           max_event_ms = event_ms

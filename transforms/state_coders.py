@@ -13,7 +13,7 @@ A step changes its format by adding a version: the new encoder, and a
 decoder for every older version still to be read.
 """
 import json
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Type
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Type
 
 from apache_beam.coders import Coder
 
@@ -22,6 +22,15 @@ from apache_beam.coders import Coder
 _PICKLE_PROTOCOL_MARK = 0x80
 
 UPGRADE_DOC = 'docs/upgrades.md'
+# What json.dumps(value, separators=(',', ':'), allow_nan=False) makes for
+# each call, made once (a state cell is written per batch and step).
+_ENCODER = json.JSONEncoder(separators=(',', ':'), allow_nan=False)
+
+
+def compact_json(plain: Any) -> str:
+  """The JSON text of a plain value as every state cell holds it (compact,
+  ASCII, no NaN)."""
+  return _ENCODER.encode(plain)
 
 
 class StateFormatError(ValueError):
@@ -34,22 +43,28 @@ class VersionedStateCoder(Coder):
   `step`: the step's name, for error messages. `version`: the format this
   release writes with `to_plain(value)`. `decoders`: format version ->
   function from the decoded JSON value to the state value; it must include
-  `version`.
+  `version`. `to_json` (optional): a faster way to the same text,
+  `compact_json(to_plain(value))`, for a large cell that can reuse the
+  text of its unchanged parts.
   """
   def __init__(
       self, step: str, version: int, to_plain: Callable[[Any], Any],
-      decoders: Mapping[int, Callable[[Any], Any]]):
+      decoders: Mapping[int, Callable[[Any], Any]],
+      to_json: Optional[Callable[[Any], str]] = None):
     if not 1 <= version < _PICKLE_PROTOCOL_MARK or version not in decoders:
       raise ValueError(f'{step}: format v{version} needs a decoder, 1..127')
     self._step = step
     self._version = version
+    self._prefix = bytes((version, ))
     self._to_plain = to_plain
+    self._to_json = to_json
     self._decoders = dict(decoders)
 
   def encode(self, value: Any) -> bytes:
-    return bytes((self._version, )) + json.dumps(
-        self._to_plain(value), separators=(',', ':'),
-        allow_nan=False).encode('utf-8')
+    text = (
+        self._to_json(value) if self._to_json is not None else
+        _ENCODER.encode(self._to_plain(value)))
+    return self._prefix + text.encode('utf-8')
 
   def decode(self, encoded: bytes) -> Any:
     version = encoded[0] if encoded else None

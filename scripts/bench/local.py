@@ -6,7 +6,8 @@ For each flow, generates its input, then in the same run measures:
     the same windows, same lateness and pattern rules), in-process;
   * the main job on the local runner with the SQLite sink, as a child
     process;
-and prints events/s of both, their ratio and the peak RSS of each.
+and prints events/s of both, their ratio and the peak RSS of each, and
+whether the job's final rows equal the reference's (exit 1 if not).
 
     .venv/bin/python -m scripts.bench.local --flow calls --events 1000000
     .venv/bin/python -m scripts.bench.local --flow interactions \
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 from scripts.datagen.calls import write_call_events
 from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import reference_call_metrics
+from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
 from scripts.reference.interactions import reference_interactions
 
 FLOWS = {
@@ -39,6 +41,48 @@ FLOWS = {
             path, n, seed=seed, customers=customers),
         reference_interactions, '--data_actions'),
 }
+
+
+def _call_rows_differ(ref, conn) -> list:
+  """Which tables of the calls flow differ from the reference."""
+  rows = {(q, ws): list(rest) for q, ws, *rest in conn.execute(
+      'SELECT queue_id, window_start, total_calls, abandoned_calls, '
+      'short_abandoned_calls, answered_within_sl, total_wait_seconds, '
+      'window_end, abandon_rate, service_level FROM abandon_metrics')}
+  expected = {
+      key: [r['total_calls'], r['abandoned_calls'],
+            r['short_abandoned_calls'], r['answered_within_sl'],
+            float(r['total_wait_seconds']), r['window_end_ms'],
+            float(abandon_rate(r)), float(service_level(r))]
+      for key, r in ref.rows.items()}
+  late = sorted(r[0] for r in conn.execute('SELECT event_id FROM late_events'))
+  dead = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()[0]
+  return [name for name, same in (
+      ('abandon_metrics', rows == expected), ('late_events', late == sorted(ref.late)),
+      ('dead_letters', dead == ref.dead_letter_count)) if not same]
+
+
+def _interaction_rows_differ(ref, conn) -> list:
+  """Which tables of the interactions flow differ from the reference."""
+  volumes = {(c, ws): v for c, ws, v in conn.execute(
+      'SELECT channel, window_start, volume FROM interaction_volumes')}
+  alerts = set(conn.execute(
+      'SELECT customer_id, channel, timestamp FROM pattern_alerts'))
+  late = {}
+  for event_id, reason in conn.execute(
+      'SELECT event_id, reason FROM late_events'):
+    late.setdefault(reason, set()).add(event_id)
+  dead = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()[0]
+  return [name for name, same in (
+      ('interaction_volumes', volumes == ref.volumes),
+      ('pattern_alerts', alerts == ref.alerts),
+      ('late_events', late.get('after_window_expiry', set()) == (
+          ref.late_volume_ids) and late.get(
+              'behind_processed_interactions', set()) == ref.pattern_late_ids),
+      ('dead_letters', dead == ref.dead_letter_count)) if not same]
+
+
+ROWS_DIFFER = {'calls': _call_rows_differ, 'interactions': _interaction_rows_differ}
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -84,7 +128,7 @@ def main() -> None:
         f'{time.perf_counter() - t0:.1f} s: {events_path}')
 
   t0 = time.perf_counter()
-  reference(events_path)
+  expected = reference(events_path)
   ref_s = time.perf_counter() - t0
   ref_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -124,7 +168,16 @@ def main() -> None:
       'pipeline_peak_rss_mib': round(job_rss_mib),
       'pipeline_wall_s': round(job_s, 1),
   }
+  if args.job == 'main':
+    conn = sqlite3.connect(db_path)
+    differ = ROWS_DIFFER[args.flow](expected, conn)
+    conn.close()
+    report['rows_equal_reference'] = not differ
+    if differ:
+      report['tables_differing'] = differ
   print(json.dumps(report, indent=2))
+  if args.job == 'main' and differ:
+    sys.exit(1)
 
 
 if __name__ == '__main__':
