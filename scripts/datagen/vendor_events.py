@@ -4,7 +4,7 @@ Cloud conversation detail notifications and Amazon Connect contact trace
 records, the two vendor formats of ``--call_event_format``.
 
 Both render the same simulated calls (the diurnal Poisson arrivals, queue
-profiles and wait model of ``generate_events.py``): a call enters a queue,
+profiles and wait model of ``scripts/datagen/calls.py``): a call enters a queue,
 waits, is answered, abandoned or (Genesys only) flows out, talks, ends.
 
 ``--format genesys_cloud``: per queued call an ``acd.start`` at queue entry
@@ -27,7 +27,7 @@ the handle times (the tests use 3600). A share of contacts never queued
 ``ContactId``, newer ``LastUpdateTimestamp``).
 
 Both: a share of calls is delayed past window end + allowed lateness or
-into the late-pane interval (as in ``generate_events.py``), a share of
+into the late-pane interval (as in ``scripts/datagen/calls.py``), a share of
 lines is re-delivered byte for byte 1-30 lines later, and a cycled list of
 malformed lines (one of each kind by default) is inserted.
 
