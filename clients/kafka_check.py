@@ -24,6 +24,7 @@ Two steps:
 Messages never contain a setting's value: the values of the environment
 variables the placeholders name are scrubbed from whatever Kafka reports.
 """
+
 import hashlib
 import logging
 import os
@@ -52,9 +53,10 @@ class KafkaCheckError(ValueError):
 
 
 def check_kafka(
-    config: Mapping[str, str],
-    classpath: Optional[str],
-    secret_sources: Optional[Mapping[str, str]] = None) -> None:
+  config: Mapping[str, str],
+  classpath: Optional[str],
+  secret_sources: Optional[Mapping[str, str]] = None,
+) -> None:
   """Raises KafkaCheckError unless a client with `config` logs in to the
   brokers and lists the topics. `secret_sources` maps a setting to where
   its value comes from (for the messages). Without `classpath` only the
@@ -65,14 +67,16 @@ def check_kafka(
   if protocol not in _TLS_PROTOCOLS:
     if not _answers_plaintext(address) and _speaks_tls(address):
       raise KafkaCheckError(
-          f'Kafka at {_fmt(address)} expects TLS but security.protocol is '
-          f'{protocol}: set --kafka_config=security.protocol=SASL_SSL (or '
-          'SSL) and the truststore settings')
+        f'Kafka at {_fmt(address)} expects TLS but security.protocol is '
+        f'{protocol}: set --kafka_config=security.protocol=SASL_SSL (or '
+        'SSL) and the truststore settings'
+      )
   elif not _speaks_tls(address):
     raise KafkaCheckError(
-        f'Kafka at {_fmt(address)} does not speak TLS but security.protocol '
-        f'is {protocol}: use the broker\'s TLS listener or a plaintext '
-        'security.protocol')
+      f'Kafka at {_fmt(address)} does not speak TLS but security.protocol '
+      f"is {protocol}: use the broker's TLS listener or a plaintext "
+      'security.protocol'
+    )
   if not classpath:
     _LOGGER.info('Kafka check: no --flink_job_server_jar, login not checked')
     return
@@ -83,8 +87,8 @@ def check_kafka(
   kind, detail = _run_check(java, classpath, config)
   if kind != 'ok':
     raise KafkaCheckError(
-        _scrub(_explain(kind, detail, address, config, secret_sources or {}),
-               _secret_values(config)))
+      _scrub(_explain(kind, detail, address, config, secret_sources or {}), _secret_values(config))
+    )
 
 
 def _servers(bootstrap: str) -> List[Tuple[str, int]]:
@@ -92,8 +96,7 @@ def _servers(bootstrap: str) -> List[Tuple[str, int]]:
   for item in bootstrap.split(','):
     host, sep, port = item.strip().rpartition(':')
     if not sep or not port.isdigit():
-      raise KafkaCheckError(
-          f'--kafka_bootstrap_servers: expected host:port,..., got {item!r}')
+      raise KafkaCheckError(f'--kafka_bootstrap_servers: expected host:port,..., got {item!r}')
     servers.append((host.strip('[]'), int(port)))
   return servers
 
@@ -111,8 +114,8 @@ def _reachable(servers: List[Tuple[str, int]]) -> Tuple[str, int]:
     except OSError as e:
       problems.append(f'{_fmt(address)} ({e.strerror or e})')
   raise KafkaCheckError(
-      f'no Kafka broker reachable: {", ".join(problems)}; check '
-      '--kafka_bootstrap_servers')
+    f'no Kafka broker reachable: {", ".join(problems)}; check --kafka_bootstrap_servers'
+  )
 
 
 def _answers_plaintext(address: Tuple[str, int]) -> bool:
@@ -163,17 +166,19 @@ def _compiled(java: str, classpath: str) -> Optional[str]:
   javac = os.path.join(os.path.dirname(os.path.realpath(java)), 'javac')
   if not os.access(javac, os.X_OK):
     return None
-  key = hashlib.sha256(
-      CHECK_SOURCE.read_bytes() + classpath.encode()).hexdigest()[:16]
+  key = hashlib.sha256(CHECK_SOURCE.read_bytes() + classpath.encode()).hexdigest()[:16]
   cache = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
   target = cache / 'contact-center' / f'kafka-check-{key}'
   if (target / 'KafkaCheck.class').is_file():
     return str(target)
   try:
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
-    subprocess.run([javac, '-nowarn', '-cp', classpath, '-d', str(target),
-                    str(CHECK_SOURCE)], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+      [javac, '-nowarn', '-cp', classpath, '-d', str(target), str(CHECK_SOURCE)],
+      check=True,
+      capture_output=True,
+      timeout=120,
+    )
   except (OSError, subprocess.SubprocessError):
     return None
   return str(target)
@@ -181,26 +186,36 @@ def _compiled(java: str, classpath: str) -> Optional[str]:
 
 def _properties(config: Mapping[str, str]) -> str:
   """java.util.Properties text (values escaped)."""
+
   def escape(value: str) -> str:
-    return (value.replace('\\', '\\\\').replace('\n', '\\n')
-            .replace('\r', '\\r'))
+    return value.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r')
+
   return ''.join(f'{k}={escape(v)}\n' for k, v in config.items())
 
 
-def _run_check(java: str, classpath: str,
-               config: Mapping[str, str]) -> Tuple[str, str]:
+def _run_check(java: str, classpath: str, config: Mapping[str, str]) -> Tuple[str, str]:
   classes = _compiled(java, classpath)
   if classes:
     main = ['-cp', f'{classes}{os.pathsep}{classpath}', 'KafkaCheck']
   else:
     main = ['-cp', classpath, str(CHECK_SOURCE)]
-  command = [java, '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xmx128m',
-             '-Dorg.slf4j.simpleLogger.defaultLogLevel=off', *main,
-             str(CHECK_TIMEOUT_MS)]
+  command = [
+    java,
+    '-XX:TieredStopAtLevel=1',
+    '-XX:+UseSerialGC',
+    '-Xmx128m',
+    '-Dorg.slf4j.simpleLogger.defaultLogLevel=off',
+    *main,
+    str(CHECK_TIMEOUT_MS),
+  ]
   try:
-    done = subprocess.run(command, input=_properties(config), text=True,
-                          capture_output=True,
-                          timeout=CHECK_TIMEOUT_MS / 1000 + 60)
+    done = subprocess.run(
+      command,
+      input=_properties(config),
+      text=True,
+      capture_output=True,
+      timeout=CHECK_TIMEOUT_MS / 1000 + 60,
+    )
   except subprocess.TimeoutExpired:
     return 'timeout', 'the check did not finish'
   lines = [line for line in done.stdout.splitlines() if line.strip()]
@@ -210,49 +225,62 @@ def _run_check(java: str, classpath: str,
   return kind, detail
 
 
-def _explain(kind: str, detail: str, address: Tuple[str, int],
-             config: Mapping[str, str], sources: Mapping[str, str]) -> str:
+def _explain(
+  kind: str,
+  detail: str,
+  address: Tuple[str, int],
+  config: Mapping[str, str],
+  sources: Mapping[str, str],
+) -> str:
   where = f'Kafka at {_fmt(address)}'
   jaas_from = sources.get('sasl.jaas.config', 'sasl.jaas.config')
   if kind == 'auth':
-    return (f'{where} rejected the SASL login '
-            f'({config.get("sasl.mechanism", "GSSAPI")}): check the user and '
-            f'password in {jaas_from} ({detail})')
+    return (
+      f'{where} rejected the SASL login '
+      f'({config.get("sasl.mechanism", "GSSAPI")}): check the user and '
+      f'password in {jaas_from} ({detail})'
+    )
   if kind == 'denied':
     return f'{where}: the user lacks a permission the job needs ({detail})'
   if kind == 'tls':
     trust = config.get('ssl.truststore.location', 'the JVM default truststore')
     if 'certification path' in detail or 'PKIX' in detail:
-      return (f'TLS handshake with {where} failed: its certificate is not '
-              f'signed by a CA in {trust}; set ssl.truststore.location '
-              '(ssl.truststore.type=PEM for a PEM file) to the CA that '
-              'issued it')
+      return (
+        f'TLS handshake with {where} failed: its certificate is not '
+        f'signed by a CA in {trust}; set ssl.truststore.location '
+        '(ssl.truststore.type=PEM for a PEM file) to the CA that '
+        'issued it'
+      )
     if 'subject alternative' in detail.lower() or 'No name matching' in detail:
-      return (f'TLS handshake with {where} failed: its certificate does not '
-              'name this address; connect by a name it carries, or set '
-              'ssl.endpoint.identification.algorithm= (empty) to skip the '
-              'check')
+      return (
+        f'TLS handshake with {where} failed: its certificate does not '
+        'name this address; connect by a name it carries, or set '
+        'ssl.endpoint.identification.algorithm= (empty) to skip the '
+        'check'
+      )
     return f'TLS handshake with {where} failed: {detail}'
   if kind == 'config':
-    unresolved = sorted({
-        n for v in config.values() for n in _PLACEHOLDER.findall(v)
-        if n not in os.environ})
+    unresolved = sorted(
+      {n for v in config.values() for n in _PLACEHOLDER.findall(v) if n not in os.environ}
+    )
     if unresolved:
-      return (f'Kafka client settings: environment variable(s) '
-              f'{", ".join(unresolved)} not set')
+      return f'Kafka client settings: environment variable(s) {", ".join(unresolved)} not set'
     return f'Kafka client settings rejected: {detail}'
   if kind == 'timeout':
-    return (f'{where} did not answer within {CHECK_TIMEOUT_MS // 1000} s '
-            f'({detail}); check --kafka_bootstrap_servers and '
-            'security.protocol')
+    return (
+      f'{where} did not answer within {CHECK_TIMEOUT_MS // 1000} s '
+      f'({detail}); check --kafka_bootstrap_servers and '
+      'security.protocol'
+    )
   return f'{where}: {detail}'
 
 
 def _secret_values(config: Mapping[str, str]) -> List[str]:
   """The values the placeholders stand for, and the passwords inside them
   (a JAAS config quotes its password)."""
-  values = [os.environ[n] for v in config.values()
-            for n in _PLACEHOLDER.findall(v) if os.environ.get(n)]
+  values = [
+    os.environ[n] for v in config.values() for n in _PLACEHOLDER.findall(v) if os.environ.get(n)
+  ]
   return values + [p for v in values for p in _JAAS_PASSWORD.findall(v) if p]
 
 

@@ -1,18 +1,18 @@
 """Pipeline options of the project, as PipelineOptions subclasses."""
+
 import argparse
 import re
 from typing import Iterable, Sequence, Set, Type
 
 from apache_beam.options import pipeline_options
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 
-def options_parser(option_classes: Iterable[Type[PipelineOptions]],
-                   prog: str, description: str) -> argparse.ArgumentParser:
+def options_parser(
+  option_classes: Iterable[Type[PipelineOptions]], prog: str, description: str
+) -> argparse.ArgumentParser:
   """An argparse parser of exactly these option classes' flags."""
-  parser = argparse.ArgumentParser(
-      prog=prog, description=description, add_help=False)
+  parser = argparse.ArgumentParser(prog=prog, description=description, add_help=False)
   for cls in option_classes:
     cls._add_argparse_args(parser)  # pylint: disable=protected-access
   return parser
@@ -25,8 +25,8 @@ def help_text(option_classes: Iterable[Type[PipelineOptions]], prog: str) -> str
   what a user of this job can set.
   """
   return options_parser(
-      (StandardOptions, *option_classes), prog,
-      'Unknown --flags are passed to the Beam runner.').format_help()
+    (StandardOptions, *option_classes), prog, 'Unknown --flags are passed to the Beam runner.'
+  ).format_help()
 
 
 # Flag names that suggest a secret value.
@@ -53,8 +53,9 @@ def reject_secret_flags(argv: Sequence[str]) -> None:
     name = arg.split('=', 1)[0]
     if name.startswith('--') and name not in known and SECRET_FLAG.search(name):
       raise ValueError(
-          f'unknown option {name} looks like a secret and is refused (its '
-          'value is not shown): secrets are never options; put the value in '
-          'an environment variable and pass its name, e.g. '
-          '--cassandra_password_env=CASSANDRA_PASSWORD or '
-          '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG')
+        f'unknown option {name} looks like a secret and is refused (its '
+        'value is not shown): secrets are never options; put the value in '
+        'an environment variable and pass its name, e.g. '
+        '--cassandra_password_env=CASSANDRA_PASSWORD or '
+        '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG'
+      )

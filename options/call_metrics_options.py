@@ -1,4 +1,5 @@
 """Options of the call-metrics flow (abandon rate per queue)."""
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 # The choices are spelled out, not imported: options/ stays free of the
@@ -6,91 +7,104 @@ from apache_beam.options.pipeline_options import PipelineOptions
 CALL_EVENT_FORMATS = ('seed', 'genesys_cloud', 'amazon_connect')
 ABANDON_RATE_DEFINITIONS = ('abandoned_over_offered', 'exclude_short_abandons')
 SERVICE_LEVEL_DEFINITIONS = (
-    'answered_within_over_offered', 'abandons_ignored', 'abandons_negative',
-    'abandons_positive', 'exclude_short_abandons')
+  'answered_within_over_offered',
+  'abandons_ignored',
+  'abandons_negative',
+  'abandons_positive',
+  'exclude_short_abandons',
+)
 CONNECT_QUEUE_KEYS = ('name', 'arn')
 
 
 class CallMetricsOptions(PipelineOptions):
   """Input format, windows, lateness and metric definitions for abandon
   statistics."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('call metrics')
     group.add_argument(
-        '--call_event_format',
-        choices=CALL_EVENT_FORMATS,
-        default='seed',
-        help='Format of the call records, from files and Kafka alike: seed '
-        '(the cc-call-logs schema), genesys_cloud (conversation detail '
-        'notifications through Amazon EventBridge, or bare) or '
-        'amazon_connect (contact trace records through Kinesis).')
+      '--call_event_format',
+      choices=CALL_EVENT_FORMATS,
+      default='seed',
+      help='Format of the call records, from files and Kafka alike: seed '
+      '(the cc-call-logs schema), genesys_cloud (conversation detail '
+      'notifications through Amazon EventBridge, or bare) or '
+      'amazon_connect (contact trace records through Kinesis).',
+    )
     group.add_argument(
-        '--abandon_rate_definition',
-        choices=ABANDON_RATE_DEFINITIONS,
-        default='abandoned_over_offered',
-        help='abandoned_over_offered (Genesys Cloud, Amazon Connect) or '
-        'exclude_short_abandons: (abandoned - short) / (offered - short) '
-        '(Talkdesk, Cisco).')
+      '--abandon_rate_definition',
+      choices=ABANDON_RATE_DEFINITIONS,
+      default='abandoned_over_offered',
+      help='abandoned_over_offered (Genesys Cloud, Amazon Connect) or '
+      'exclude_short_abandons: (abandoned - short) / (offered - short) '
+      '(Talkdesk, Cisco).',
+    )
     group.add_argument(
-        '--service_level_definition',
-        choices=SERVICE_LEVEL_DEFINITIONS,
-        default='answered_within_over_offered',
-        help='answered_within_over_offered; Cisco\'s abandons_ignored '
-        '(answered within / (offered - abandoned within)), '
-        'abandons_negative (answered within / offered), abandons_positive '
-        '((answered within + abandoned within) / offered); or '
-        'exclude_short_abandons (answered within / (offered - short '
-        'abandoned), Talkdesk). "Within" means a known wait <= '
-        '--service_level_seconds.')
+      '--service_level_definition',
+      choices=SERVICE_LEVEL_DEFINITIONS,
+      default='answered_within_over_offered',
+      help="answered_within_over_offered; Cisco's abandons_ignored "
+      '(answered within / (offered - abandoned within)), '
+      'abandons_negative (answered within / offered), abandons_positive '
+      '((answered within + abandoned within) / offered); or '
+      'exclude_short_abandons (answered within / (offered - short '
+      'abandoned), Talkdesk). "Within" means a known wait <= '
+      '--service_level_seconds.',
+    )
     group.add_argument(
-        '--connect_queue_key',
-        choices=CONNECT_QUEUE_KEYS,
-        default='name',
-        help='amazon_connect: the queue of a contact is its Queue.Name or '
-        'its Queue.ARN.')
+      '--connect_queue_key',
+      choices=CONNECT_QUEUE_KEYS,
+      default='name',
+      help='amazon_connect: the queue of a contact is its Queue.Name or its Queue.ARN.',
+    )
     group.add_argument(
-        '--genesys_max_queue_wait',
-        type=int,
-        default=3600,
-        help='genesys_cloud: seconds of event time an acd.start waits for '
-        'its acd.end before it is dropped (bounds the pairing state); a '
-        'call that waited longer counts with its wait unknown.')
+      '--genesys_max_queue_wait',
+      type=int,
+      default=3600,
+      help='genesys_cloud: seconds of event time an acd.start waits for '
+      'its acd.end before it is dropped (bounds the pairing state); a '
+      'call that waited longer counts with its wait unknown.',
+    )
     group.add_argument(
-        '--window_size',
-        type=int,
-        default=300,
-        help='Fixed (tumbling) window size in seconds for abandon metrics '
-        'per queue.')
+      '--window_size',
+      type=int,
+      default=300,
+      help='Fixed (tumbling) window size in seconds for abandon metrics per queue.',
+    )
     group.add_argument(
-        '--allowed_lateness',
-        type=int,
-        default=60,
-        help='Seconds after a window end during which late calls still '
-        'update the window row (LATE panes). Later calls go to the late '
-        'output. The interaction flow has its own '
-        '--interaction_allowed_lateness.')
+      '--allowed_lateness',
+      type=int,
+      default=60,
+      help='Seconds after a window end during which late calls still '
+      'update the window row (LATE panes). Later calls go to the late '
+      'output. The interaction flow has its own '
+      '--interaction_allowed_lateness.',
+    )
     group.add_argument(
-        '--short_abandon_threshold',
-        type=float,
-        default=0,
-        help='Abandoned calls that waited less than this many seconds are '
-        'also counted as short abandons (0 = none); a call whose wait is '
-        'unknown is never a short abandon.')
+      '--short_abandon_threshold',
+      type=float,
+      default=0,
+      help='Abandoned calls that waited less than this many seconds are '
+      'also counted as short abandons (0 = none); a call whose wait is '
+      'unknown is never a short abandon.',
+    )
     group.add_argument(
-        '--service_level_seconds',
-        type=float,
-        default=20,
-        help='Answered calls that waited at most this many seconds count as '
-        'answered within the service level.')
+      '--service_level_seconds',
+      type=float,
+      default=20,
+      help='Answered calls that waited at most this many seconds count as '
+      'answered within the service level.',
+    )
     group.add_argument(
-        '--dedupe_ttl',
-        type=int,
-        default=600,
-        help='Seconds of event time during which a re-delivered call_uuid is '
-        'recognised as a duplicate (and, whatever the event time, during the '
-        'next 1,000 records of its shard, about 32,000 of the stream). '
-        'At-least-once sources re-deliver within a checkpoint interval or '
-        'two; keep it above window size + allowed lateness so that a '
-        'duplicate can never reach the late output. The interaction flow has '
-        'its own --interaction_dedupe_ttl.')
+      '--dedupe_ttl',
+      type=int,
+      default=600,
+      help='Seconds of event time during which a re-delivered call_uuid is '
+      'recognised as a duplicate (and, whatever the event time, during the '
+      'next 1,000 records of its shard, about 32,000 of the stream). '
+      'At-least-once sources re-deliver within a checkpoint interval or '
+      'two; keep it above window size + allowed lateness so that a '
+      'duplicate can never reach the late output. The interaction flow has '
+      'its own --interaction_dedupe_ttl.',
+    )

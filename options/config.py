@@ -13,6 +13,7 @@ compared with the records' float `wait_seconds`, and a `Duration` keeps whole
 microseconds only (2.3 s would become 2.299999 s and move a call that waited
 exactly 2.3 s across the threshold).
 """
+
 import dataclasses
 import typing
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ def _check_types(config: object) -> None:
       expected = (int, float)
     if isinstance(value, bool) or not isinstance(value, expected):
       raise TypeError(
-          f'{type(config).__name__}.{field.name} must be '
-          f'{getattr(field.type, "__name__", field.type)}, got {value!r}')
+        f'{type(config).__name__}.{field.name} must be '
+        f'{getattr(field.type, "__name__", field.type)}, got {value!r}'
+      )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +69,7 @@ class FieldRules:
   may be; a far-future event would hold keys, timers and dedupe entries
   open and make every later event of its partition late.
   """
+
   max_id_length: int = 256
   max_wait_seconds: float = 86400.0
   max_future_skew: Duration = Duration(seconds=300)
@@ -76,21 +79,19 @@ class FieldRules:
     """The rules set by `FieldRuleOptions`; raises ValueError."""
     o = options.view_as(FieldRuleOptions)
     return cls(
-        max_id_length=o.max_id_length,
-        max_wait_seconds=o.max_wait_seconds,
-        max_future_skew=Duration(seconds=o.max_future_skew))
+      max_id_length=o.max_id_length,
+      max_wait_seconds=o.max_wait_seconds,
+      max_future_skew=Duration(seconds=o.max_future_skew),
+    )
 
   def __post_init__(self):
     _check_types(self)
     if self.max_id_length < 1:
-      raise ValueError(
-          f'--max_id_length must be >= 1, got {self.max_id_length}')
+      raise ValueError(f'--max_id_length must be >= 1, got {self.max_id_length}')
     if not 0 < self.max_wait_seconds < float('inf'):
-      raise ValueError('--max_wait_seconds must be > 0 and finite, got '
-                       f'{self.max_wait_seconds}')
+      raise ValueError(f'--max_wait_seconds must be > 0 and finite, got {self.max_wait_seconds}')
     if self.max_future_skew < Duration(0):
-      raise ValueError(
-          f'--max_future_skew must be >= 0, got {self.max_future_skew!r}')
+      raise ValueError(f'--max_future_skew must be >= 0, got {self.max_future_skew!r}')
 
 
 DEFAULT_FIELD_RULES = FieldRules()
@@ -106,6 +107,7 @@ class EventTimeConfig:
   `key_idle_ttl`: event time after its last event during which a key of a
   windowed step keeps tracking the watermark.
   """
+
   max_out_of_orderness: Duration
   key_idle_ttl: Duration
 
@@ -113,8 +115,9 @@ class EventTimeConfig:
   def from_options(cls, options: PipelineOptions) -> 'EventTimeConfig':
     o = options.view_as(EventTimeOptions)
     return cls(
-        max_out_of_orderness=Duration(seconds=o.max_out_of_orderness),
-        key_idle_ttl=Duration(seconds=o.key_idle_ttl))
+      max_out_of_orderness=Duration(seconds=o.max_out_of_orderness),
+      key_idle_ttl=Duration(seconds=o.key_idle_ttl),
+    )
 
   def __post_init__(self):
     _check_types(self)
@@ -131,6 +134,7 @@ class FlowConfig:
   Every Duration of a flow is whole seconds (its transforms count in
   seconds, as the options do).
   """
+
   event_time: EventTimeConfig
   field_rules: FieldRules
   window_size: Duration
@@ -142,17 +146,14 @@ class FlowConfig:
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
       if isinstance(value, Duration) and value.micros % _MICROS_PER_SECOND:
-        raise ValueError(
-            f'{type(self).__name__}.{field.name} must be whole seconds, '
-            f'got {value!r}')
+        raise ValueError(f'{type(self).__name__}.{field.name} must be whole seconds, got {value!r}')
 
   @classmethod
   def checked(cls: Type[_Config], config: object) -> _Config:
     """`config` if it is a `cls`; else TypeError (a flow handed another
     flow's config)."""
     if not isinstance(config, cls):
-      raise TypeError(
-          f'config must be {cls.__name__}, got {type(config).__name__}')
+      raise TypeError(f'config must be {cls.__name__}, got {type(config).__name__}')
     return config
 
 
@@ -160,6 +161,7 @@ class FlowConfig:
 class CallMetricsConfig(FlowConfig):
   """The call-metrics flow (CallMetricsOptions): input format, abandon-rate
   and service-level definitions and thresholds."""
+
   call_event_format: str
   abandon_rate_definition: str
   service_level_definition: str
@@ -172,24 +174,26 @@ class CallMetricsConfig(FlowConfig):
   def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
     o = options.view_as(CallMetricsOptions)
     return cls(
-        event_time=EventTimeConfig.from_options(options),
-        field_rules=FieldRules.from_options(options),
-        window_size=Duration(seconds=o.window_size),
-        allowed_lateness=Duration(seconds=o.allowed_lateness),
-        dedupe_ttl=Duration(seconds=o.dedupe_ttl),
-        call_event_format=o.call_event_format,
-        abandon_rate_definition=o.abandon_rate_definition,
-        service_level_definition=o.service_level_definition,
-        short_abandon_threshold_seconds=o.short_abandon_threshold,
-        service_level_seconds=o.service_level_seconds,
-        connect_queue_key=o.connect_queue_key,
-        genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait))
+      event_time=EventTimeConfig.from_options(options),
+      field_rules=FieldRules.from_options(options),
+      window_size=Duration(seconds=o.window_size),
+      allowed_lateness=Duration(seconds=o.allowed_lateness),
+      dedupe_ttl=Duration(seconds=o.dedupe_ttl),
+      call_event_format=o.call_event_format,
+      abandon_rate_definition=o.abandon_rate_definition,
+      service_level_definition=o.service_level_definition,
+      short_abandon_threshold_seconds=o.short_abandon_threshold,
+      service_level_seconds=o.service_level_seconds,
+      connect_queue_key=o.connect_queue_key,
+      genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class InteractionConfig(FlowConfig):
   """The CXone interaction flow (InteractionOptions): volume windows, the
   callback pattern and the customer join."""
+
   failure_statuses: FrozenSet[str]
   callback_statuses: FrozenSet[str]
   pattern_within: Duration
@@ -202,14 +206,15 @@ class InteractionConfig(FlowConfig):
     """Raises ValueError for an empty status list."""
     o = options.view_as(InteractionOptions)
     return cls(
-        event_time=EventTimeConfig.from_options(options),
-        field_rules=FieldRules.from_options(options),
-        window_size=Duration(seconds=o.volume_window_size),
-        allowed_lateness=Duration(seconds=o.interaction_allowed_lateness),
-        dedupe_ttl=Duration(seconds=o.interaction_dedupe_ttl),
-        failure_statuses=parse_statuses(o.failure_statuses),
-        callback_statuses=parse_statuses(o.callback_statuses),
-        pattern_within=Duration(seconds=o.pattern_within),
-        pattern_tick=Duration(seconds=o.pattern_tick),
-        profile_wait=Duration(seconds=o.profile_wait),
-        customer_state_ttl=Duration(seconds=o.customer_state_ttl))
+      event_time=EventTimeConfig.from_options(options),
+      field_rules=FieldRules.from_options(options),
+      window_size=Duration(seconds=o.volume_window_size),
+      allowed_lateness=Duration(seconds=o.interaction_allowed_lateness),
+      dedupe_ttl=Duration(seconds=o.interaction_dedupe_ttl),
+      failure_statuses=parse_statuses(o.failure_statuses),
+      callback_statuses=parse_statuses(o.callback_statuses),
+      pattern_within=Duration(seconds=o.pattern_within),
+      pattern_tick=Duration(seconds=o.pattern_tick),
+      profile_wait=Duration(seconds=o.profile_wait),
+      customer_state_ttl=Duration(seconds=o.customer_state_ttl),
+    )

@@ -5,6 +5,7 @@ the `--cassandra_*` options (CassandraOptions) and `--max_out_of_orderness`
 (EventTimeOptions), so the wallboard is started with the flags the job ran
 with.
 """
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 STORE_CHOICES = ('sqlite', 'cassandra')
@@ -12,43 +13,49 @@ STORE_CHOICES = ('sqlite', 'cassandra')
 
 class DashboardOptions(PipelineOptions):
   """Where the wallboard reads, where it listens, and its SLA thresholds."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('wallboard')
     group.add_argument(
-        '--store',
-        choices=STORE_CHOICES,
-        default='sqlite',
-        help='Result store to read (read-only): the SQLite file of '
-        '--sqlite_path, or the Cassandra keyspace of --cassandra_keyspace.')
+      '--store',
+      choices=STORE_CHOICES,
+      default='sqlite',
+      help='Result store to read (read-only): the SQLite file of '
+      '--sqlite_path, or the Cassandra keyspace of --cassandra_keyspace.',
+    )
     group.add_argument(
-        '--host',
-        default='127.0.0.1',
-        help='Address the web server listens on. The default serves this '
-        'machine only; 0.0.0.0 serves the network (the page shows contact-'
-        'center data to anyone who can reach it).')
+      '--host',
+      default='127.0.0.1',
+      help='Address the web server listens on. The default serves this '
+      'machine only; 0.0.0.0 serves the network (the page shows contact-'
+      'center data to anyone who can reach it).',
+    )
+    group.add_argument('--port', type=int, default=8050, help='TCP port of the web server.')
     group.add_argument(
-        '--port', type=int, default=8050, help='TCP port of the web server.')
+      '--abandon_rate_warn',
+      type=float,
+      default=5.0,
+      help='Abandon rate in percent from which a queue tile turns amber.',
+    )
     group.add_argument(
-        '--abandon_rate_warn',
-        type=float,
-        default=5.0,
-        help='Abandon rate in percent from which a queue tile turns amber.')
+      '--abandon_rate_alert',
+      type=float,
+      default=10.0,
+      help='Abandon rate in percent from which a queue tile turns red.',
+    )
     group.add_argument(
-        '--abandon_rate_alert',
-        type=float,
-        default=10.0,
-        help='Abandon rate in percent from which a queue tile turns red.')
+      '--service_level_target',
+      type=float,
+      default=80.0,
+      help='Service level target in percent (answered within '
+      '--service_level_seconds of the job, over calls offered); a queue '
+      'below it turns red.',
+    )
     group.add_argument(
-        '--service_level_target',
-        type=float,
-        default=80.0,
-        help='Service level target in percent (answered within '
-        '--service_level_seconds of the job, over calls offered); a queue '
-        'below it turns red.')
-    group.add_argument(
-        '--refresh_seconds',
-        type=float,
-        default=2.0,
-        help='How often the server reads the store; pages get the new '
-        'numbers pushed (server-sent events) right after each read.')
+      '--refresh_seconds',
+      type=float,
+      default=2.0,
+      help='How often the server reads the store; pages get the new '
+      'numbers pushed (server-sent events) right after each read.',
+    )

@@ -1,4 +1,5 @@
 """Options of the CXone interaction flow (volumes, join, patterns)."""
+
 from typing import FrozenSet
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -18,65 +19,73 @@ def parse_statuses(value: str) -> FrozenSet[str]:
 
 class InteractionOptions(PipelineOptions):
   """Interaction volumes per channel, the customer join and pattern alerts."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('CXone interactions')
     group.add_argument(
-        '--volume_window_size',
-        type=int,
-        default=10,
-        help='Fixed window size in seconds for interaction volume per '
-        'channel.')
+      '--volume_window_size',
+      type=int,
+      default=10,
+      help='Fixed window size in seconds for interaction volume per channel.',
+    )
     group.add_argument(
-        '--interaction_allowed_lateness',
-        type=int,
-        default=60,
-        help='Seconds after a volume window end during which late '
-        'interactions still update the window row (LATE panes). Later ones '
-        'go to the late output. The call-metrics flow has its own '
-        '--allowed_lateness.')
+      '--interaction_allowed_lateness',
+      type=int,
+      default=60,
+      help='Seconds after a volume window end during which late '
+      'interactions still update the window row (LATE panes). Later ones '
+      'go to the late output. The call-metrics flow has its own '
+      '--allowed_lateness.',
+    )
     group.add_argument(
-        '--interaction_dedupe_ttl',
-        type=int,
-        default=600,
-        help='Seconds of event time during which a re-delivered '
-        'interactionId is recognised as a duplicate (and, whatever the event '
-        'time, during the next 1,000 records of its shard). Keep it above '
-        '--volume_window_size + --interaction_allowed_lateness so that a '
-        'duplicate can never reach the late output. The call-metrics flow '
-        'has its own --dedupe_ttl.')
+      '--interaction_dedupe_ttl',
+      type=int,
+      default=600,
+      help='Seconds of event time during which a re-delivered '
+      'interactionId is recognised as a duplicate (and, whatever the event '
+      'time, during the next 1,000 records of its shard). Keep it above '
+      '--volume_window_size + --interaction_allowed_lateness so that a '
+      'duplicate can never reach the late output. The call-metrics flow '
+      'has its own --dedupe_ttl.',
+    )
     group.add_argument(
-        '--profile_wait',
-        type=int,
-        default=30,
-        help='Seconds of event time an alert waits for a first customer '
-        'profile before going on with tier UNKNOWN.')
+      '--profile_wait',
+      type=int,
+      default=30,
+      help='Seconds of event time an alert waits for a first customer '
+      'profile before going on with tier UNKNOWN.',
+    )
     group.add_argument(
-        '--customer_state_ttl',
-        type=int,
-        default=86400,
-        help='Seconds of event time without activity after which a '
-        "customer's profile state is dropped.")
+      '--customer_state_ttl',
+      type=int,
+      default=86400,
+      help='Seconds of event time without activity after which a '
+      "customer's profile state is dropped.",
+    )
     group.add_argument(
-        '--failure_statuses',
-        default='FAILED',
-        help='Comma-separated interaction statuses that count as failures.')
+      '--failure_statuses',
+      default='FAILED',
+      help='Comma-separated interaction statuses that count as failures.',
+    )
     group.add_argument(
-        '--callback_statuses',
-        default='CALLBACK_REQUESTED',
-        help='Comma-separated interaction statuses that are callback '
-        'requests.')
+      '--callback_statuses',
+      default='CALLBACK_REQUESTED',
+      help='Comma-separated interaction statuses that are callback requests.',
+    )
     group.add_argument(
-        '--pattern_within',
-        type=int,
-        default=30,
-        help='Seconds from the first of three failures to the callback '
-        'request within which the pattern matches (Flink CEP within()).')
+      '--pattern_within',
+      type=int,
+      default=30,
+      help='Seconds from the first of three failures to the callback '
+      'request within which the pattern matches (Flink CEP within()).',
+    )
     group.add_argument(
-        '--pattern_tick',
-        type=int,
-        default=5,
-        help='Seconds of event time: buffered interactions are fed to the '
-        'pattern when the (delayed) watermark passes the next multiple of '
-        'this after them. Larger: fewer timer firings, alerts up to this '
-        'much later, stragglers judged late at this granularity.')
+      '--pattern_tick',
+      type=int,
+      default=5,
+      help='Seconds of event time: buffered interactions are fed to the '
+      'pattern when the (delayed) watermark passes the next multiple of '
+      'this after them. Larger: fewer timer firings, alerts up to this '
+      'much later, stragglers judged late at this granularity.',
+    )

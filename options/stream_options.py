@@ -1,97 +1,112 @@
 """Options shared by every flow: event time, sources and sinks."""
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 
 class EventTimeOptions(PipelineOptions):
   """How event time and the watermark behave, for every flow."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('event time')
     group.add_argument(
-        '--max_out_of_orderness',
-        type=int,
-        default=10,
-        help='Bounded out-of-orderness in seconds: every event-time decision '
-        '(window firing and expiry, pattern order, profile wait) uses the '
-        "source's watermark (the largest event time seen) minus this.")
+      '--max_out_of_orderness',
+      type=int,
+      default=10,
+      help='Bounded out-of-orderness in seconds: every event-time decision '
+      '(window firing and expiry, pattern order, profile wait) uses the '
+      "source's watermark (the largest event time seen) minus this.",
+    )
     group.add_argument(
-        '--key_idle_ttl',
-        type=int,
-        default=900,
-        help='Seconds of event time after its last event during which a key '
-        '(queue, channel) keeps tracking the watermark with a timer at every '
-        'window boundary; after that it keeps its last known watermark, so '
-        'an event of a window that expired while the key was idle longer '
-        'than this opens a row instead of going to the late output.')
+      '--key_idle_ttl',
+      type=int,
+      default=900,
+      help='Seconds of event time after its last event during which a key '
+      '(queue, channel) keeps tracking the watermark with a timer at every '
+      'window boundary; after that it keeps its last known watermark, so '
+      'an event of a window that expired while the key was idle longer '
+      'than this opens a row instead of going to the late output.',
+    )
 
 
 class FieldRuleOptions(PipelineOptions):
   """Limits on untrusted fields, applied by every parser (a record that
   breaks one is a dead letter with the rule's reason)."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('field rules')
     group.add_argument(
-        '--max_id_length',
-        type=int,
-        default=256,
-        help='Most characters of an id or key field (call_uuid, queue_id, '
-        'agent_id, interactionId, customerId, channel, status, tier, '
-        'region...); longer: dead letter field_too_long.')
+      '--max_id_length',
+      type=int,
+      default=256,
+      help='Most characters of an id or key field (call_uuid, queue_id, '
+      'agent_id, interactionId, customerId, channel, status, tier, '
+      'region...); longer: dead letter field_too_long.',
+    )
     group.add_argument(
-        '--max_wait_seconds',
-        type=float,
-        default=86400,
-        help='Largest wait in queue accepted, in seconds; larger: dead letter '
-        'value_out_of_range.')
+      '--max_wait_seconds',
+      type=float,
+      default=86400,
+      help='Largest wait in queue accepted, in seconds; larger: dead letter value_out_of_range.',
+    )
     group.add_argument(
-        '--max_future_skew',
-        type=int,
-        default=300,
-        help='Seconds an event time may be ahead of the processing-time '
-        'clock (producer clock skew); later: dead letter future_timestamp.')
+      '--max_future_skew',
+      type=int,
+      default=300,
+      help='Seconds an event time may be ahead of the processing-time '
+      'clock (producer clock skew); later: dead letter future_timestamp.',
+    )
 
 
 class FileReplayOptions(PipelineOptions):
   """Local replay of JSON-lines files as streams (no Kafka needed)."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('file replay')
     group.add_argument(
-        '--call_events',
-        default=None,
-        help='Path of a JSON-lines file of call events to replay, one event '
-        'per line, file order = arrival order.')
+      '--call_events',
+      default=None,
+      help='Path of a JSON-lines file of call events to replay, one event '
+      'per line, file order = arrival order.',
+    )
     group.add_argument(
-        '--data_actions',
-        default=None,
-        help='Path of a JSON-lines file of CXone Data Action events '
-        '(interactions and customer updates) to replay.')
+      '--data_actions',
+      default=None,
+      help='Path of a JSON-lines file of CXone Data Action events '
+      '(interactions and customer updates) to replay.',
+    )
     group.add_argument(
-        '--replay_poll_size',
-        type=int,
-        default=500,
-        help='Lines delivered per poll of the replay; the watermark advances '
-        'between polls (like Kafka max.poll.records).')
+      '--replay_poll_size',
+      type=int,
+      default=500,
+      help='Lines delivered per poll of the replay; the watermark advances '
+      'between polls (like Kafka max.poll.records).',
+    )
 
 
 class SinkOptions(PipelineOptions):
   """Where results go."""
+
   @classmethod
   def _add_argparse_args(cls, parser):
     # Imported when the flags are declared, not with this module: the
     # registry's factories read these options.
     # pylint: disable=import-outside-toplevel
     from transforms.sink_registry import DEFAULT_SINK, SINKS
+
     group = parser.add_argument_group('sinks')
     group.add_argument(
-        '--sink',
-        action='append',
-        choices=tuple(SINKS),
-        default=None,
-        help=f'Result store, one of {", ".join(SINKS)}; repeat for several '
-        f'(default: {DEFAULT_SINK}).')
+      '--sink',
+      action='append',
+      choices=tuple(SINKS),
+      default=None,
+      help=f'Result store, one of {", ".join(SINKS)}; repeat for several '
+      f'(default: {DEFAULT_SINK}).',
+    )
     group.add_argument(
-        '--sqlite_path',
-        default='./output/contact_center.db',
-        help='SQLite database file of the embedded sink, created on demand.')
+      '--sqlite_path',
+      default='./output/contact_center.db',
+      help='SQLite database file of the embedded sink, created on demand.',
+    )

@@ -6,7 +6,9 @@ point is a module of this package, so this runs before their first import
 of Beam and drops exactly that one record from the root logger, where Beam
 logs it.
 """
+
 import logging
 
 logging.getLogger().addFilter(
-    lambda record: not record.getMessage().startswith('apitools not found'))
+  lambda record: not record.getMessage().startswith('apitools not found')
+)

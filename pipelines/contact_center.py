@@ -10,6 +10,7 @@ Actions to interaction volumes per channel and callback-pattern alerts
 `--help` lists every option. A file replay on the local runner that takes
 more than a few seconds shows its progress on stderr (pipelines/progress.py).
 """
+
 import contextlib
 import functools
 import logging
@@ -17,25 +18,25 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import FlinkRunnerOptions
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 
 from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
 from clients.kafka_check import check_kafka, settings_sources
 from options import help_text, reject_secret_flags
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
-from options.cxone_options import CxoneOptions
 from options.config import CallMetricsConfig, InteractionConfig
+from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, kafka_client_config
-from options.stream_options import EventTimeOptions
-from options.stream_options import FieldRuleOptions
-from options.stream_options import FileReplayOptions
-from options.stream_options import SinkOptions
+from options.stream_options import (
+  EventTimeOptions,
+  FieldRuleOptions,
+  FileReplayOptions,
+  SinkOptions,
+)
 from pipelines import progress
-from pipelines.local_runner import local_streaming_runner
-from pipelines.local_runner import validated_beam
+from pipelines.local_runner import local_streaming_runner, validated_beam
 from transforms.call_flow import CallMetricsFlow
 from transforms.data_actions import data_action_time_ms
 from transforms.formats.registry import call_event_format
@@ -54,19 +55,17 @@ def check_kafka_on_startup(options: PipelineOptions) -> None:
   """Logs in to Kafka with the job's client settings when the job reads or
   writes Kafka (unless --skip_kafka_check); raises KafkaCheckError."""
   kafka = options.view_as(KafkaOptions)
-  uses_kafka = (kafka.source == 'kafka' or
-                'kafka' in (options.view_as(SinkOptions).sink or []))
+  uses_kafka = kafka.source == 'kafka' or 'kafka' in (options.view_as(SinkOptions).sink or [])
   if kafka.skip_kafka_check or not uses_kafka:
     return
   check_kafka(
-      {'bootstrap.servers': kafka.kafka_bootstrap_servers,
-       **kafka_client_config(options)},
-      options.view_as(FlinkRunnerOptions).flink_job_server_jar,
-      settings_sources(kafka.kafka_secret_config_env))
+    {'bootstrap.servers': kafka.kafka_bootstrap_servers, **kafka_client_config(options)},
+    options.view_as(FlinkRunnerOptions).flink_job_server_jar,
+    settings_sources(kafka.kafka_secret_config_env),
+  )
 
 
-def merge_tables(
-    *flows: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollection]:
+def merge_tables(*flows: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollection]:
   """One PCollection per table: tables that several flows write (late
   events, dead letters) are flattened."""
   by_table: Dict[str, List[beam.PCollection]] = {}
@@ -74,59 +73,63 @@ def merge_tables(
     for name, rows in flow.items():
       by_table.setdefault(name, []).append(rows)
   return {
-      name: parts[0] if len(parts) == 1 else
-      (parts | f'Merge[{name}]' >> beam.Flatten())
-      for name, parts in by_table.items()
+    name: parts[0] if len(parts) == 1 else (parts | f'Merge[{name}]' >> beam.Flatten())
+    for name, parts in by_table.items()
   }
 
 
 def read_sources(
-    pipeline: beam.Pipeline, options: PipelineOptions,
-    calls: CallMetricsConfig,
-    interactions: InteractionConfig) -> Dict[str, beam.PCollection]:
+  pipeline: beam.Pipeline,
+  options: PipelineOptions,
+  calls: CallMetricsConfig,
+  interactions: InteractionConfig,
+) -> Dict[str, beam.PCollection]:
   """Source name -> PCollection[SourceRecord], from files or Kafka. A
   replayed file's watermark follows the event times its flow's config
   reads (format and field rules)."""
   kafka = options.view_as(KafkaOptions)
   if kafka.source == 'kafka':
     topics = {
-        CALL_EVENTS_SOURCE: kafka.kafka_call_events_topic,
-        DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
+      CALL_EVENTS_SOURCE: kafka.kafka_call_events_topic,
+      DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
     }
     config = kafka_client_config(options)
     return {
-        name: pipeline | f'Kafka[{topic}]' >> ReadKafkaRecords(
-            topic,
-            kafka.kafka_bootstrap_servers,
-            kafka.kafka_consumer_group,
-            kafka.kafka_expansion_service,
-            config,
-            kafka.max_events_per_second,
-            kafka.kafka_max_num_records)
-        for name, topic in topics.items() if topic
+      name: pipeline
+      | f'Kafka[{topic}]'
+      >> ReadKafkaRecords(
+        topic,
+        kafka.kafka_bootstrap_servers,
+        kafka.kafka_consumer_group,
+        kafka.kafka_expansion_service,
+        config,
+        kafka.max_events_per_second,
+        kafka.kafka_max_num_records,
+      )
+      for name, topic in topics.items()
+      if topic
     }
   replay = options.view_as(FileReplayOptions)
   files = []
   if replay.call_events:
-    event_time_ms = call_event_format(
-        calls.call_event_format).event_time_ms(calls)
-    files.append(
-        ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
+    event_time_ms = call_event_format(calls.call_event_format).event_time_ms(calls)
+    files.append(ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, event_time_ms))
   if replay.data_actions:
     files.append(
-        ReplaySource(
-            DATA_ACTIONS_SOURCE, replay.data_actions,
-            functools.partial(
-                data_action_time_ms, rules=interactions.field_rules)))
+      ReplaySource(
+        DATA_ACTIONS_SOURCE,
+        replay.data_actions,
+        functools.partial(data_action_time_ms, rules=interactions.field_rules),
+      )
+    )
   if not files:
     raise ValueError(
-        'nothing to read: give --call_events=PATH and/or --data_actions=PATH, '
-        'or --source=kafka')
+      'nothing to read: give --call_events=PATH and/or --data_actions=PATH, or --source=kafka'
+    )
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
 
-def build(pipeline: beam.Pipeline,
-          options: PipelineOptions) -> Callable[[], None]:
+def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], None]:
   """Wires sources, flows and sinks into `pipeline`, touching no store.
 
   Returns the launch step that prepares the sinks (files, keyspace,
@@ -140,13 +143,15 @@ def build(pipeline: beam.Pipeline,
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
-        sources[CALL_EVENTS_SOURCE] | 'CallMetrics' >> CallMetricsFlow(
-            source_name=CALL_EVENTS_SOURCE, config=calls))
+      sources[CALL_EVENTS_SOURCE]
+      | 'CallMetrics' >> CallMetricsFlow(source_name=CALL_EVENTS_SOURCE, config=calls)
+    )
   if DATA_ACTIONS_SOURCE in sources:
     flows.append(
-        sources[DATA_ACTIONS_SOURCE]
-        | 'CxoneInteractions' >> CxoneInteractionFlow(
-            source_name=DATA_ACTIONS_SOURCE, config=interactions))
+      sources[DATA_ACTIONS_SOURCE]
+      | 'CxoneInteractions'
+      >> CxoneInteractionFlow(source_name=DATA_ACTIONS_SOURCE, config=interactions)
+    )
   tables = merge_tables(*flows)
   write = WriteTables(sinks_from_options(options), TABLES)
   _ = tables | 'Write' >> write
@@ -154,9 +159,16 @@ def build(pipeline: beam.Pipeline,
 
 
 JOB_OPTIONS = (
-    FileReplayOptions, KafkaOptions, EventTimeOptions, FieldRuleOptions,
-    CallMetricsOptions,
-    InteractionOptions, SinkOptions, CassandraOptions, CxoneOptions)
+  FileReplayOptions,
+  KafkaOptions,
+  EventTimeOptions,
+  FieldRuleOptions,
+  CallMetricsOptions,
+  InteractionOptions,
+  SinkOptions,
+  CassandraOptions,
+  CxoneOptions,
+)
 
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
@@ -181,9 +193,10 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   # Progress is read from the running job's metrics, complete on the local
   # runner only (pipelines/local_runner.py); other runners show none.
   showing = (
-      progress.showing_progress(result, total_lines, progress.stderr_reporter())
-      if runner is not None and validated_beam() and total_lines is not None
-      else contextlib.nullcontext())
+    progress.showing_progress(result, total_lines, progress.stderr_reporter())
+    if runner is not None and validated_beam() and total_lines is not None
+    else contextlib.nullcontext()
+  )
   with showing:
     result.wait_until_finish()
   return result
@@ -194,9 +207,8 @@ def main() -> None:
     print(help_text(JOB_OPTIONS, 'python -m pipelines.contact_center'))
     return
   logging.basicConfig(
-      level=logging.INFO,
-      format='%(asctime)s %(levelname)s %(name)s: %(message)s',
-      force=True)
+    level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s', force=True
+  )
   # The local runner's start notice says nothing the user did not ask for.
   logging.getLogger('apache_beam.runners.direct').setLevel(logging.WARNING)
   try:

@@ -21,6 +21,7 @@ options the job itself refuses with a ValueError); 1 the CXone start-up check
 failed. In both error cases nothing was submitted. Errors are one line each
 on stderr, without a traceback.
 """
+
 import argparse
 import json
 import logging
@@ -35,8 +36,8 @@ _LOGGER = logging.getLogger(__name__)
 
 TEMPLATE_ENV = 'TEMPLATE_METADATA'
 REPO_TEMPLATE = (
-    Path(__file__).resolve().parent.parent / 'templates' / 'contact_center' /
-    'metadata.json')
+  Path(__file__).resolve().parent.parent / 'templates' / 'contact_center' / 'metadata.json'
+)
 USAGE_ERROR = 2
 CHECK_FAILED = 1
 
@@ -87,8 +88,8 @@ def read_parameters_file(path: str) -> Dict[str, List[str]]:
     items = value if isinstance(value, list) else [value]
     if not all(isinstance(v, (str, int, float)) for v in items):
       problems.append(
-          f'parameters file {path}: {name} must be a string, number, boolean '
-          'or a list of them')
+        f'parameters file {path}: {name} must be a string, number, boolean or a list of them'
+      )
       continue
     values[name] = [_as_text(v) for v in items]
   if problems:
@@ -107,33 +108,37 @@ def arg_parser() -> argparse.ArgumentParser:
   """The launcher's own command line (the job's flags come from the
   template)."""
   parser = argparse.ArgumentParser(
-      prog='python -m pipelines.launch',
-      description='Validate typed template parameters and launch the '
-      'contact-center job on the chosen runner.')
+    prog='python -m pipelines.launch',
+    description='Validate typed template parameters and launch the '
+    'contact-center job on the chosen runner.',
+  )
   parser.add_argument(
-      '--template',
-      default=default_template(),
-      help=f'template metadata JSON (default: ${TEMPLATE_ENV}, else '
-      'templates/contact_center/metadata.json of this repository)')
+    '--template',
+    default=default_template(),
+    help=f'template metadata JSON (default: ${TEMPLATE_ENV}, else '
+    'templates/contact_center/metadata.json of this repository)',
+  )
   parser.add_argument(
-      '--parameters',
-      nargs='+',
-      action='extend',
-      default=[],
-      metavar='NAME=VALUE',
-      help='template parameters; repeat a name for a repeatable parameter')
+    '--parameters',
+    nargs='+',
+    action='extend',
+    default=[],
+    metavar='NAME=VALUE',
+    help='template parameters; repeat a name for a repeatable parameter',
+  )
   parser.add_argument(
-      '--parameters_file',
-      metavar='JSON',
-      help='JSON object of parameters; --parameters replace its values')
+    '--parameters_file',
+    metavar='JSON',
+    help='JSON object of parameters; --parameters replace its values',
+  )
   parser.add_argument(
-      '--describe',
-      action='store_true',
-      help="list the template's parameters and exit")
+    '--describe', action='store_true', help="list the template's parameters and exit"
+  )
   parser.add_argument(
-      '--dry_run',
-      action='store_true',
-      help='print the pipeline flags, one per line, and start nothing')
+    '--dry_run',
+    action='store_true',
+    help='print the pipeline flags, one per line, and start nothing',
+  )
   return parser
 
 
@@ -142,9 +147,7 @@ def pipeline_argv(spec: TemplateSpec, args: argparse.Namespace) -> List[str]:
 
   Raises ParameterError.
   """
-  given = (
-      read_parameters_file(args.parameters_file)
-      if args.parameters_file else {})
+  given = read_parameters_file(args.parameters_file) if args.parameters_file else {}
   given.update(parse_words(args.parameters))
   return spec.to_argv(spec.resolve(given))
 
@@ -155,6 +158,7 @@ def start(argv: List[str]) -> int:
   # should be answered at once.
   from clients.cxone import CxoneConfigError, CxoneError
   from pipelines import contact_center
+
   logging.getLogger().setLevel(logging.INFO)
   # Flag names only: values are not secrets by design, but a misused
   # kafka_config could still carry one, and logs travel far.
@@ -164,8 +168,7 @@ def start(argv: List[str]) -> int:
   except (CxoneConfigError, ValueError) as e:
     return fail(e, USAGE_ERROR)
   except CxoneError as e:
-    return fail(f'CXone start-up check failed, job not started: {e}',
-                CHECK_FAILED)
+    return fail(f'CXone start-up check failed, job not started: {e}', CHECK_FAILED)
   return 0
 
 

@@ -81,6 +81,7 @@ BundleBasedDirectRunner and logs once why.
 The main job runs LocalRunner whenever the runner is LOCAL_RUNNER (the
 default), so the option keeps Beam's name for it.
 """
+
 import collections
 import contextlib
 import copy
@@ -93,20 +94,13 @@ from typing import Any, Callable, Iterator, List, Optional, Set, Tuple
 import apache_beam
 from apache_beam.internal import pickler
 from apache_beam.metrics.execution import MetricsContainer
-from apache_beam.options.pipeline_options import DirectOptions
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.runners.direct import evaluation_context
-from apache_beam.runners.direct import executor
-from apache_beam.runners.direct import transform_evaluator
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.direct import evaluation_context, executor, transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
-from apache_beam.runners.runner import PipelineResult
-from apache_beam.runners.runner import PipelineState
-from apache_beam.transforms import core
-from apache_beam.transforms import userstate
+from apache_beam.runners.runner import PipelineResult, PipelineState
+from apache_beam.transforms import core, userstate
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.utils.timestamp import MAX_TIMESTAMP
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 # The Python DirectRunner may try to download the Prism binary and hang
 # offline; the bundle-based runner is local, supports TestStream replay,
@@ -124,14 +118,13 @@ GC_YOUNG_THRESHOLD = 50_000
 Specs = Tuple[Set[userstate.StateSpec], Set[userstate.TimerSpec]]
 
 _uncached_dofn_specs = userstate.get_dofn_specs
-_specs_by_class: 'collections.OrderedDict[type, Specs]' = (
-    collections.OrderedDict())
+_specs_by_class: 'collections.OrderedDict[type, Specs]' = collections.OrderedDict()
 
 
 def _has_own_bound_methods(dofn) -> bool:
   return any(
-      isinstance(value, types.MethodType)
-      for value in getattr(dofn, '__dict__', {}).values())
+    isinstance(value, types.MethodType) for value in getattr(dofn, '__dict__', {}).values()
+  )
 
 
 def cached_dofn_specs(dofn) -> Specs:
@@ -151,7 +144,8 @@ def cached_dofn_specs(dofn) -> Specs:
 
 _uncached_function_arguments = core.get_function_arguments
 _arguments_by_method: 'collections.OrderedDict[Any, Tuple[List[str], List[Any]]]' = (
-    collections.OrderedDict())
+  collections.OrderedDict()
+)
 _ABSENT = object()
 
 
@@ -166,12 +160,10 @@ def _arguments_key(obj: Any, func: str) -> Optional[Any]:
   if on_instance is not _ABSENT:
     return on_instance if isinstance(on_instance, types.FunctionType) else None
   cls = type(obj)
-  return (cls, func) if isinstance(getattr(cls, func, None),
-                                   types.FunctionType) else None
+  return (cls, func) if isinstance(getattr(cls, func, None), types.FunctionType) else None
 
 
-def cached_function_arguments(obj: Any,
-                              func: str) -> Tuple[List[str], List[Any]]:
+def cached_function_arguments(obj: Any, func: str) -> Tuple[List[str], List[Any]]:
   """Same result as `core.get_function_arguments(obj, func)`, computed once
   per class and method when the method is a plain function of the class
   (once per function when it is a plain function on the instance).
@@ -199,6 +191,7 @@ class DoFnCopies:
   set of copies): the lifecycle portable runners give a DoFn instance, so a
   sink keeps its connection for the run instead of reconnecting per bundle.
   """
+
   def __init__(self, make_copy: Callable[[Any], Any] = pickler.roundtrip):
     self._make_copy = make_copy
     self._local = threading.local()
@@ -269,6 +262,7 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   new state lists, shared (encoded) values, as before; global state still
   deep-copied. It also remembers when its earliest timer is due (see
   get_timers)."""
+
   # The earliest armed timer's micros when every armed timer is an
   # event-time timer with a Timestamp, None when that is unknown (not yet
   # computed, or changed since): the timers only change through set_timer,
@@ -296,8 +290,7 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
     self._due_micros = None
     super().clear_timer(*args, **kwargs)
 
-  def get_timers(self, clear=False, watermark=MAX_TIMESTAMP,
-                 processing_time=None):
+  def get_timers(self, clear=False, watermark=MAX_TIMESTAMP, processing_time=None):
     # Asked for every key of every stateful step at every round of the
     # runner, nearly always with no timer due: one integer comparison with
     # the remembered earliest timer answers that case without a Timestamp
@@ -318,8 +311,7 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
     earliest = float('inf')
     for timers in self.timers.values():
       for (_, time_domain, _), timestamp in timers.items():
-        if (time_domain != TimeDomain.WATERMARK or
-            type(timestamp) is not Timestamp):
+        if time_domain != TimeDomain.WATERMARK or type(timestamp) is not Timestamp:
           return float('-inf')
         if timestamp.micros < earliest:
           earliest = timestamp.micros
@@ -328,6 +320,7 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
 
 class _NoElements:
   """Stands in for a bundle whose elements the executor need not scan."""
+
   @staticmethod
   def has_elements() -> bool:
     return False
@@ -336,13 +329,27 @@ class _NoElements:
 class _TransformExecutorWithoutScan(executor.TransformExecutor):
   """Beam's TransformExecutor, minus its scan of every input element for
   the latest window when the step has no side input to look up with it."""
-  def __init__(self, transform_evaluator_registry, evaluation_context_,
-               input_bundle, fired_timers, applied_ptransform,
-               completion_callback, transform_evaluation_state):
+
+  def __init__(
+    self,
+    transform_evaluator_registry,
+    evaluation_context_,
+    input_bundle,
+    fired_timers,
+    applied_ptransform,
+    completion_callback,
+    transform_evaluation_state,
+  ):
     scanned = input_bundle if applied_ptransform.side_inputs else _NoElements()
-    super().__init__(transform_evaluator_registry, evaluation_context_,
-                     scanned, fired_timers, applied_ptransform,
-                     completion_callback, transform_evaluation_state)
+    super().__init__(
+      transform_evaluator_registry,
+      evaluation_context_,
+      scanned,
+      fired_timers,
+      applied_ptransform,
+      completion_callback,
+      transform_evaluation_state,
+    )
     self._input_bundle = input_bundle
 
 
@@ -352,6 +359,7 @@ class _ExecutorSkippingEmptyBundles(executor._ExecutorServiceParallelExecutor):
   bundles ("they do not impact watermarks and should not trigger
   downstream execution"), but the executor still ran each consumer on
   each of them."""
+
   def schedule_consumers(self, committed_bundle) -> None:
     if committed_bundle.has_elements():
       super().schedule_consumers(committed_bundle)
@@ -366,6 +374,7 @@ class _MetricsContainerPerThread:
   scoped states (cached per thread and step) hold this same container, so
   metrics updated during the bundle are the ones the runner commits.
   """
+
   def __init__(self):
     self._local = threading.local()
 
@@ -385,19 +394,18 @@ def _replacements(copies: DoFnCopies) -> List[Tuple[Any, str, Any]]:
   """(module, attribute, LocalRunner's value) for every Beam internal that
   LocalRunner replaces; `copies` serves the evaluators' DoFn copies."""
   return [
-      # The spec lookups of `userstate.is_stateful_dofn` and
-      # `validate_stateful_dofn` go through their module; the evaluator
-      # imported the function by name.
-      (userstate, 'get_dofn_specs', cached_dofn_specs),
-      (transform_evaluator, 'get_dofn_specs', cached_dofn_specs),
-      # The DoFn runner and DoFn.get_function_arguments look it up in core.
-      (core, 'get_function_arguments', cached_function_arguments),
-      (transform_evaluator, 'pickler', copies),
-      (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
-      (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
-      (executor, '_ExecutorServiceParallelExecutor',
-       _ExecutorSkippingEmptyBundles),
-      (executor, 'MetricsContainer', _MetricsContainerPerThread()),
+    # The spec lookups of `userstate.is_stateful_dofn` and
+    # `validate_stateful_dofn` go through their module; the evaluator
+    # imported the function by name.
+    (userstate, 'get_dofn_specs', cached_dofn_specs),
+    (transform_evaluator, 'get_dofn_specs', cached_dofn_specs),
+    # The DoFn runner and DoFn.get_function_arguments look it up in core.
+    (core, 'get_function_arguments', cached_function_arguments),
+    (transform_evaluator, 'pickler', copies),
+    (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
+    (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
+    (executor, '_ExecutorServiceParallelExecutor', _ExecutorSkippingEmptyBundles),
+    (executor, 'MetricsContainer', _MetricsContainerPerThread()),
   ]
 
 
@@ -409,6 +417,7 @@ class _Replacements:
   pipeline run before the first is waited for) share one installation and
   its DoFn copies, torn down when the last of them ends.
   """
+
   def __init__(self):
     self._lock = threading.Lock()
     self._runs = 0
@@ -421,15 +430,14 @@ class _Replacements:
       if not self._runs:
         self._copies = DoFnCopies()
         replacements = _replacements(self._copies)
-        self._originals = [(module, name, getattr(module, name))
-                           for module, name, _ in replacements]
+        self._originals = [
+          (module, name, getattr(module, name)) for module, name, _ in replacements
+        ]
         for module, name, value in replacements:
           setattr(module, name, value)
         self._gc_thresholds = gc.get_threshold()
         gc.freeze()
-        gc.set_threshold(
-            max(GC_YOUNG_THRESHOLD, self._gc_thresholds[0]),
-            *self._gc_thresholds[1:])
+        gc.set_threshold(max(GC_YOUNG_THRESHOLD, self._gc_thresholds[0]), *self._gc_thresholds[1:])
       self._runs += 1
 
   def release(self) -> None:
@@ -473,15 +481,17 @@ def validated_beam() -> bool:
   if version not in _versions_warned_about:
     _versions_warned_about.add(version)
     _LOGGER.warning(
-        'LocalRunner: Apache Beam %s is installed, its replacements of Beam '
-        'internals were validated on %s only; running the plain %s (slower, '
-        'and without the fix for user metrics across bundles)', version,
-        VALIDATED_BEAM_VERSION, LOCAL_RUNNER)
+      'LocalRunner: Apache Beam %s is installed, its replacements of Beam '
+      'internals were validated on %s only; running the plain %s (slower, '
+      'and without the fix for user metrics across bundles)',
+      version,
+      VALIDATED_BEAM_VERSION,
+      LOCAL_RUNNER,
+    )
   return False
 
 
-def _restore_when_finished(result: PipelineResult,
-                           run: contextlib.ExitStack) -> None:
+def _restore_when_finished(result: PipelineResult, run: contextlib.ExitStack) -> None:
   """Closes `run` once `result` reaches a terminal state through its
   wait_until_finish or cancel: the executor runs the pipeline in threads
   of its own after run_pipeline returns."""
@@ -515,6 +525,7 @@ class LocalRunner(BundleBasedDirectRunner):
   every bundle (see module docstring), for the duration of each run and on
   VALIDATED_BEAM_VERSION only. Same results: only the cost of each bundle
   changes, and the metrics it reports are complete."""
+
   def run_pipeline(self, pipeline, options):
     if not validated_beam():
       return super().run_pipeline(pipeline, options)

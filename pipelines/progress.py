@@ -16,6 +16,7 @@ in a worker has to reach the launching process. The main job polls on the
 local runner only, where metrics are complete (pipelines/local_runner.py);
 other runners show no progress.
 """
+
 import contextlib
 import datetime
 import logging
@@ -25,13 +26,11 @@ import time
 from typing import Callable, Iterator, NamedTuple, Optional, TextIO
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricResults
-from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.metrics.metric import MetricResults, MetricsFilter
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.runner import PipelineResult
 
-from transforms import parsing
-from transforms import replay
+from transforms import parsing, replay
 
 _LOGGER = logging.getLogger(__name__)
 # Quiet for a replay shorter than this, then a report at most this often.
@@ -45,6 +44,7 @@ BAR_WIDTH = 24
 class Progress(NamedTuple):
   """Where a replay is: lines delivered of `total_lines`, the largest event
   time among them (None before any valid one), dead letters so far."""
+
   lines: int
   total_lines: int
   event_time_ms: Optional[int]
@@ -70,28 +70,30 @@ def replay_total_lines(pipeline: beam.Pipeline) -> Optional[int]:
 def read_progress(metrics: MetricResults, total_lines: int) -> Progress:
   """The replay's progress in the committed metrics of a job."""
   lines = metrics.query(
-      MetricsFilter().with_namespace(replay.METRICS_NAMESPACE).with_name(
-          replay.LINES_COUNTER))['counters']
+    MetricsFilter().with_namespace(replay.METRICS_NAMESPACE).with_name(replay.LINES_COUNTER)
+  )['counters']
   event_times = metrics.query(
-      MetricsFilter().with_namespace(replay.METRICS_NAMESPACE).with_name(
-          replay.EVENT_TIME_DISTRIBUTION))['distributions']
+    MetricsFilter()
+    .with_namespace(replay.METRICS_NAMESPACE)
+    .with_name(replay.EVENT_TIME_DISTRIBUTION)
+  )['distributions']
   # Every parser counts its dead letters under the name of that output.
-  dead_letters = metrics.query(
-      MetricsFilter().with_name(parsing.DEAD_LETTERS))['counters']
-  maxima = [
-      d.committed.max for d in event_times if d.committed and d.committed.count
-  ]
+  dead_letters = metrics.query(MetricsFilter().with_name(parsing.DEAD_LETTERS))['counters']
+  maxima = [d.committed.max for d in event_times if d.committed and d.committed.count]
   return Progress(
-      sum(c.committed for c in lines), total_lines,
-      max(maxima) if maxima else None,
-      sum(c.committed for c in dead_letters))
+    sum(c.committed for c in lines),
+    total_lines,
+    max(maxima) if maxima else None,
+    sum(c.committed for c in dead_letters),
+  )
 
 
 def _event_time(ms: Optional[int]) -> str:
   if ms is None:
     return '-'
-  return datetime.datetime.fromtimestamp(
-      ms / 1000, tz=datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%SZ')
+  return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc).strftime(
+    '%Y-%m-%d %H:%M:%SZ'
+  )
 
 
 def _fraction(progress: Progress) -> float:
@@ -113,21 +115,25 @@ def _dead_letters(progress: Progress) -> str:
 def progress_line(progress: Progress) -> str:
   """One log line: `replayed 1,000 of 4,000 lines (25%), event time
   2026-11-02 08:05:00Z, 3 dead letters`."""
-  return (f'replayed {progress.lines:,} of {progress.total_lines:,} lines '
-          f'({_percent(progress)}), '
-          f'event time {_event_time(progress.event_time_ms)}, '
-          f'{_dead_letters(progress)}')
+  return (
+    f'replayed {progress.lines:,} of {progress.total_lines:,} lines '
+    f'({_percent(progress)}), '
+    f'event time {_event_time(progress.event_time_ms)}, '
+    f'{_dead_letters(progress)}'
+  )
 
 
 def progress_bar(progress: Progress) -> str:
   """A terminal progress bar: `[######------------------]  25%  1,000/4,000
   lines  event time 2026-11-02 08:05:00Z  3 dead letters`."""
   done = int(_fraction(progress) * BAR_WIDTH)
-  return (f'[{"#" * done}{"-" * (BAR_WIDTH - done)}] '
-          f'{_percent(progress):>4}  '
-          f'{progress.lines:,}/{progress.total_lines:,} lines  '
-          f'event time {_event_time(progress.event_time_ms)}  '
-          f'{_dead_letters(progress)}')
+  return (
+    f'[{"#" * done}{"-" * (BAR_WIDTH - done)}] '
+    f'{_percent(progress):>4}  '
+    f'{progress.lines:,}/{progress.total_lines:,} lines  '
+    f'event time {_event_time(progress.event_time_ms)}  '
+    f'{_dead_letters(progress)}'
+  )
 
 
 class ProgressReporter:
@@ -135,18 +141,19 @@ class ProgressReporter:
   from construction, then at most one per `interval_s` (by `clock`), and
   `finish` completes what was shown. On a terminal `stream` gets a bar
   redrawn in place; otherwise reports are INFO log lines."""
+
   def __init__(
-      self,
-      stream: TextIO,
-      terminal: bool,
-      clock: Callable[[], float] = time.monotonic,
-      first_after_s: float = FIRST_REPORT_AFTER_S,
-      interval_s: Optional[float] = None):
+    self,
+    stream: TextIO,
+    terminal: bool,
+    clock: Callable[[], float] = time.monotonic,
+    first_after_s: float = FIRST_REPORT_AFTER_S,
+    interval_s: Optional[float] = None,
+  ):
     self._stream = stream
     self._terminal = terminal
     self._clock = clock
-    self._interval_s = interval_s or (
-        TERMINAL_INTERVAL_S if terminal else LOG_INTERVAL_S)
+    self._interval_s = interval_s or (TERMINAL_INTERVAL_S if terminal else LOG_INTERVAL_S)
     self._next_at = clock() + first_after_s
     self._shown = False
     self._bar_width = 0
@@ -185,9 +192,8 @@ def stderr_reporter() -> ProgressReporter:
 
 @contextlib.contextmanager
 def showing_progress(
-    result: PipelineResult,
-    total_lines: int,
-    reporter: ProgressReporter) -> Iterator[None]:
+  result: PipelineResult, total_lines: int, reporter: ProgressReporter
+) -> Iterator[None]:
   """Gives `reporter` the progress of `result`'s replay while the block
   runs (typically `result.wait_until_finish()`), from a daemon thread, and
   finishes the report when the block ends, failed or not."""
@@ -208,8 +214,7 @@ def showing_progress(
       if progress is not None:
         reporter.report(progress)
 
-  thread = threading.Thread(
-      target=keep_reporting, name='replay-progress', daemon=True)
+  thread = threading.Thread(target=keep_reporting, name='replay-progress', daemon=True)
   thread.start()
   try:
     yield

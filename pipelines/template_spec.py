@@ -34,18 +34,17 @@ Project extension, in Dataflow's `customMetadata` (string -> string):
 Stdlib only, on purpose: the launcher rejects bad parameters before paying
 for importing Beam.
 """
+
 import difflib
 import json
 import os
 import re
 from dataclasses import dataclass
-from typing import (Dict, Iterable, List, Mapping, Optional, Pattern, Sequence,
-                    Tuple)
+from typing import Dict, Iterable, List, Mapping, Optional, Pattern, Sequence, Tuple
 
 REQUIRED_FIELDS = ('name', 'label', 'helpText', 'isOptional', 'regexes')
 PARAM_TYPES = ('TEXT', 'NUMBER', 'BOOLEAN', 'ENUM')
-EXTENSION_KEYS = ('expected', 'repeated', 'inputFile', 'passThrough',
-                  'sensitive')
+EXTENSION_KEYS = ('expected', 'repeated', 'inputFile', 'passThrough', 'sensitive')
 PASS_THROUGH_TARGETS = ('flink',)
 _URL_SCHEME = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
 
@@ -66,6 +65,7 @@ class ParameterError(ValueError):
 @dataclass(frozen=True)
 class Parameter:
   """One launch parameter, as declared in the metadata file."""
+
   name: str
   label: str
   help_text: str
@@ -113,49 +113,49 @@ class Parameter:
     param_type = raw.get('paramType', 'TEXT')
     if param_type not in PARAM_TYPES:
       raise TemplateError(
-          f'{where}: paramType {param_type!r} is not one of '
-          f'{", ".join(PARAM_TYPES)}')
+        f'{where}: paramType {param_type!r} is not one of {", ".join(PARAM_TYPES)}'
+      )
     enum_values = tuple(o.get('value') for o in raw.get('enumOptions', ()))
     if (param_type == 'ENUM') != bool(enum_values) or not all(
-        isinstance(v, str) for v in enum_values):
+      isinstance(v, str) for v in enum_values
+    ):
       raise TemplateError(
-          f'{where}: enumOptions (with string values) go with paramType ENUM '
-          'and only with it')
+        f'{where}: enumOptions (with string values) go with paramType ENUM and only with it'
+      )
     custom = raw.get('customMetadata', {})
     unknown = sorted(set(custom) - set(EXTENSION_KEYS))
     if unknown:
       raise TemplateError(
-          f'{where}: unknown customMetadata {", ".join(unknown)} (known: '
-          f'{", ".join(EXTENSION_KEYS)})')
+        f'{where}: unknown customMetadata {", ".join(unknown)} (known: {", ".join(EXTENSION_KEYS)})'
+      )
     pass_through = custom.get('passThrough')
     if pass_through is not None and pass_through not in PASS_THROUGH_TARGETS:
-      raise TemplateError(f'{where}: passThrough must be one of '
-                          f'{", ".join(PASS_THROUGH_TARGETS)}')
+      raise TemplateError(f'{where}: passThrough must be one of {", ".join(PASS_THROUGH_TARGETS)}')
     default = raw.get('defaultValue')
     if default is not None and not isinstance(default, str):
       raise TemplateError(f'{where}: defaultValue must be a string')
     parent = raw.get('parentName')
     triggers = tuple(raw.get('parentTriggerValues', ()))
     if bool(parent) != bool(triggers):
-      raise TemplateError(
-          f'{where}: parentName and parentTriggerValues go together')
+      raise TemplateError(f'{where}: parentName and parentTriggerValues go together')
     return cls(
-        name=name,
-        label=raw['label'],
-        help_text=raw['helpText'],
-        optional=raw['isOptional'],
-        regexes=compiled,
-        param_type=param_type,
-        default=default,
-        enum_values=enum_values,
-        group=raw.get('groupName', ''),
-        parent=parent,
-        trigger_values=triggers,
-        expected=custom.get('expected', ''),
-        repeated=custom.get('repeated') == 'true',
-        input_file=custom.get('inputFile') == 'true',
-        pass_through=pass_through,
-        sensitive=custom.get('sensitive') == 'true')
+      name=name,
+      label=raw['label'],
+      help_text=raw['helpText'],
+      optional=raw['isOptional'],
+      regexes=compiled,
+      param_type=param_type,
+      default=default,
+      enum_values=enum_values,
+      group=raw.get('groupName', ''),
+      parent=parent,
+      trigger_values=triggers,
+      expected=custom.get('expected', ''),
+      repeated=custom.get('repeated') == 'true',
+      input_file=custom.get('inputFile') == 'true',
+      pass_through=pass_through,
+      sensitive=custom.get('sensitive') == 'true',
+    )
 
   def describe_expected(self) -> str:
     """What a valid value looks like, in words."""
@@ -163,8 +163,7 @@ class Parameter:
       return 'one of ' + ', '.join(self.enum_values)
     if self.param_type == 'BOOLEAN':
       return 'true or false'
-    return self.expected or 'a value matching ' + ' and '.join(
-        r.pattern for r in self.regexes)
+    return self.expected or 'a value matching ' + ' and '.join(r.pattern for r in self.regexes)
 
   def shown(self, value: str) -> str:
     """`value` as error messages may show it."""
@@ -179,25 +178,20 @@ class Parameter:
   def value_problems(self, values: Sequence[str]) -> List[str]:
     """Problems with the given values alone: count, format, files."""
     if len(values) > 1 and not self.repeated:
-      return [
-          f'parameter {self.name} given {len(values)} times; it takes one '
-          'value'
-      ]
+      return [f'parameter {self.name} given {len(values)} times; it takes one value']
     problems = []
     seen = set()
     for value in values:
       if value in seen:
-        problems.append(
-            f'parameter {self.name}: {self.shown(value)} given twice')
+        problems.append(f'parameter {self.name}: {self.shown(value)} given twice')
       seen.add(value)
       if not self.matches(value):
         problems.append(
-            f'parameter {self.name}: {self.shown(value)} is not valid; '
-            f'expected {self.describe_expected()}')
-      elif (self.input_file and not _URL_SCHEME.match(value) and
-            not os.path.exists(value)):
-        problems.append(
-            f'parameter {self.name}: file {value!r} does not exist')
+          f'parameter {self.name}: {self.shown(value)} is not valid; '
+          f'expected {self.describe_expected()}'
+        )
+      elif self.input_file and not _URL_SCHEME.match(value) and not os.path.exists(value):
+        problems.append(f'parameter {self.name}: file {value!r} does not exist')
     return problems
 
   def flags(self, values: Sequence[str]) -> List[str]:
@@ -210,6 +204,7 @@ class Parameter:
 @dataclass(frozen=True)
 class TemplateSpec:
   """A template: its name, description and parameters in file order."""
+
   name: str
   description: str
   parameters: Dict[str, Parameter]
@@ -246,17 +241,16 @@ class TemplateSpec:
         raise TemplateError(f'parameter {param.name} declared twice')
       if param.parent is not None and param.parent not in parameters:
         raise TemplateError(
-            f'parameter {param.name}: parent {param.parent} must be '
-            'declared before it')
+          f'parameter {param.name}: parent {param.parent} must be declared before it'
+        )
       if param.default is not None and not param.matches(param.default):
         raise TemplateError(
-            f'parameter {param.name}: defaultValue {param.default!r} does '
-            'not match its regexes')
+          f'parameter {param.name}: defaultValue {param.default!r} does not match its regexes'
+        )
       parameters[param.name] = param
     return cls(raw['name'], raw['description'], parameters)
 
-  def resolve(self,
-              given: Mapping[str, Sequence[str]]) -> Dict[str, List[str]]:
+  def resolve(self, given: Mapping[str, Sequence[str]]) -> Dict[str, List[str]]:
     """Checks the given values; returns every applicable parameter that is
     given or has a default, in spec order.
 
@@ -264,8 +258,7 @@ class TemplateSpec:
     counts, repeated values, values not matching their regexes, missing
     input files, parameters that do not apply, missing required ones.
     """
-    problems = [self._unknown(name) for name in given
-                if name not in self.parameters]
+    problems = [self._unknown(name) for name in given if name not in self.parameters]
     effective: Dict[str, List[str]] = {}
     undecided = set()
     for name, param in self.parameters.items():
@@ -280,19 +273,22 @@ class TemplateSpec:
       if not self._applies(param, effective):
         if values:
           problems.append(
-              f'parameter {name} applies only when {param.parent} is '
-              f'{" or ".join(param.trigger_values)} (it is '
-              f'{_shown(effective.get(param.parent))})')
+            f'parameter {name} applies only when {param.parent} is '
+            f'{" or ".join(param.trigger_values)} (it is '
+            f'{_shown(effective.get(param.parent))})'
+          )
         continue
       if not values and param.default is not None:
         values = [param.default]
       if values:
         effective[name] = values
       elif not param.optional:
-        needed = (f' (needed when {param.parent} is '
-                  f'{_shown(effective[param.parent])})' if param.parent else '')
-        problems.append(
-            f'missing required parameter {name}{needed}: {param.label}')
+        needed = (
+          f' (needed when {param.parent} is {_shown(effective[param.parent])})'
+          if param.parent
+          else ''
+        )
+        problems.append(f'missing required parameter {name}{needed}: {param.label}')
     if problems:
       raise ParameterError(problems)
     return effective
@@ -302,7 +298,8 @@ class TemplateSpec:
     """A parent that does not apply, or has no value, is absent from
     `effective`, so its children do not apply either."""
     return param.parent is None or any(
-        v in param.trigger_values for v in effective.get(param.parent, ()))
+      v in param.trigger_values for v in effective.get(param.parent, ())
+    )
 
   def _unknown(self, name: str) -> str:
     close = difflib.get_close_matches(name, self.parameters, n=1)
@@ -331,8 +328,7 @@ class TemplateSpec:
         facts.append(f'default {param.default!r}')
       if param.repeated:
         facts.append('repeatable')
-      lines.append(f'  {param.name} ({", ".join(facts)}): '
-                   f'{param.describe_expected()}')
+      lines.append(f'  {param.name} ({", ".join(facts)}): {param.describe_expected()}')
       lines.append(f'      {param.help_text}')
     return '\n'.join(lines)
 

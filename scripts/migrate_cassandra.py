@@ -7,6 +7,7 @@ the schema this release writes (docs/cassandra_schema.md).
 Stop the jobs writing to the keyspace first. Idempotent: running it again
 does nothing on a migrated keyspace and finishes an interrupted migration.
 """
+
 import argparse
 import sys
 from typing import List, Optional
@@ -21,10 +22,11 @@ from transforms.cassandra_sink import SCHEMA_VERSION, CassandraSettings
 def main(argv: Optional[List[str]] = None) -> None:
   argv = sys.argv[1:] if argv is None else argv
   parser = argparse.ArgumentParser(
-      prog='python -m scripts.migrate_cassandra',
-      description=__doc__,
-      formatter_class=argparse.RawDescriptionHelpFormatter,
-      allow_abbrev=False)
+    prog='python -m scripts.migrate_cassandra',
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    allow_abbrev=False,
+  )
   # pylint: disable=protected-access
   CassandraOptions._add_argparse_args(parser)
   # Strict, unlike a job's options: a mistyped flag must not migrate the
@@ -39,8 +41,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     sys.exit(f'error: {e}')
   for line in done:
     print(line)
-  print(f'keyspace {settings.keyspace} is at schema v{SCHEMA_VERSION}' +
-        ('' if done else ' already: nothing to do'))
+  print(
+    f'keyspace {settings.keyspace} is at schema v{SCHEMA_VERSION}'
+    + ('' if done else ' already: nothing to do')
+  )
 
 
 if __name__ == '__main__':

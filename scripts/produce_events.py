@@ -64,6 +64,7 @@ not depend on the timestamps; rebasing is then harmless.
 Prints the produced count and rate (and the shift) on stdout. Needs
 kafka-python; nothing from the pipeline code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,216 +74,270 @@ import sys
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-MIN_TS_MS = 946_684_800_000    # 2000-01-01T00:00:00Z (inclusive)
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z (inclusive)
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 # The broker's message.timestamp.after.max.ms (scripts/stack/kafka.sh).
 MAX_FUTURE_SKEW_MS = 300_000
-KEY_FIELDS = ("call_uuid", "customerId", "interactionId")
+KEY_FIELDS = ('call_uuid', 'customerId', 'interactionId')
 
 
 def event_time_ms(value: object) -> Optional[int]:
-    """A payload ``timestamp`` as epoch ms if it is a valid event time."""
-    if type(value) is float and value.is_integer():
-        value = int(value)
-    if (type(value) is int and MIN_TS_MS <= value < MAX_TS_MS
-            and value <= time.time() * 1000 + MAX_FUTURE_SKEW_MS):
-        return value
-    return None
+  """A payload ``timestamp`` as epoch ms if it is a valid event time."""
+  if type(value) is float and value.is_integer():
+    value = int(value)
+  if (
+    type(value) is int
+    and MIN_TS_MS <= value < MAX_TS_MS
+    and value <= time.time() * 1000 + MAX_FUTURE_SKEW_MS
+  ):
+    return value
+  return None
 
 
 def _decode(line: bytes) -> Optional[dict]:
-    try:
-        obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
+  try:
+    obj = json.loads(line)
+  except (ValueError, UnicodeDecodeError, RecursionError):
+    return None
+  return obj if isinstance(obj, dict) else None
 
 
 def read_lines(path: str) -> List[bytes]:
-    """The file's lines as bytes, without their newline (file order)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline ending the last line
-    return lines
+  """The file's lines as bytes, without their newline (file order)."""
+  with open(path, 'rb') as f:
+    data = f.read()
+  lines = data.split(b'\n')
+  if lines and lines[-1] == b'':
+    lines.pop()  # the newline ending the last line
+  return lines
 
 
-def rebase_lines(lines: Sequence[bytes], now_ms: int,
-                 align_ms: int = 300_000) -> Tuple[List[bytes], int]:
-    """Shift every valid payload timestamp by one multiple of ``align_ms``,
-    the largest that keeps the end of the ``align_ms`` period holding the
-    newest event at or before ``now_ms`` (so the newest event lands less than
-    2 * ``align_ms`` before now). Out: (new lines, shift in ms). Lines without
-    a valid timestamp are unchanged; rewritten lines are compact JSON in the
-    same key order."""
-    newest = None
-    for line in lines:
-        obj = _decode(line)
-        ts = event_time_ms(obj.get("timestamp")) if obj is not None else None
-        if ts is not None and (newest is None or ts > newest):
-            newest = ts
-    if newest is None:
-        return list(lines), 0
-    if align_ms > 0:
-        shift = now_ms - (newest // align_ms + 1) * align_ms
-        shift -= shift % align_ms
-    else:
-        shift = now_ms - newest
-    out = []
-    for line in lines:
-        obj = _decode(line)
-        ts = event_time_ms(obj.get("timestamp")) if obj is not None else None
-        if ts is None:
-            out.append(line)
-            continue
-        value = obj["timestamp"]
-        obj["timestamp"] = ts + shift if type(value) is int else float(ts + shift)
-        out.append(json.dumps(obj, separators=(",", ":")).encode("utf-8"))
-    return out, shift
-
-
-def key_and_timestamp(line: bytes,
-                      key_field: Optional[str]) -> Tuple[Optional[bytes], Optional[int]]:
+def rebase_lines(
+  lines: Sequence[bytes], now_ms: int, align_ms: int = 300_000
+) -> Tuple[List[bytes], int]:
+  """Shift every valid payload timestamp by one multiple of ``align_ms``,
+  the largest that keeps the end of the ``align_ms`` period holding the
+  newest event at or before ``now_ms`` (so the newest event lands less than
+  2 * ``align_ms`` before now). Out: (new lines, shift in ms). Lines without
+  a valid timestamp are unchanged; rewritten lines are compact JSON in the
+  same key order."""
+  newest = None
+  for line in lines:
     obj = _decode(line)
-    if obj is None:
-        return None, None
-    key = None
-    for field in ((key_field,) if key_field else KEY_FIELDS):
-        value = obj.get(field)
-        if isinstance(value, str) and value:
-            # A lone surrogate (a hostile record) still gets a key.
-            key = value.encode("utf-8", "surrogatepass")
-            break
-    return key, event_time_ms(obj.get("timestamp"))
+    ts = event_time_ms(obj.get('timestamp')) if obj is not None else None
+    if ts is not None and (newest is None or ts > newest):
+      newest = ts
+  if newest is None:
+    return list(lines), 0
+  if align_ms > 0:
+    shift = now_ms - (newest // align_ms + 1) * align_ms
+    shift -= shift % align_ms
+  else:
+    shift = now_ms - newest
+  out = []
+  for line in lines:
+    obj = _decode(line)
+    ts = event_time_ms(obj.get('timestamp')) if obj is not None else None
+    if ts is None:
+      out.append(line)
+      continue
+    value = obj['timestamp']
+    obj['timestamp'] = ts + shift if type(value) is int else float(ts + shift)
+    out.append(json.dumps(obj, separators=(',', ':')).encode('utf-8'))
+  return out, shift
 
 
-def produce_lines(lines: Iterable[bytes], topic: str, bootstrap: str,
-                  key_field: Optional[str] = None, keep_metadata: bool = False,
-                  producer_config: Optional[Dict[str, object]] = None) -> Dict[str, object]:
-    """Send each line as one record, in order; waits until all are acked.
+def key_and_timestamp(
+  line: bytes, key_field: Optional[str]
+) -> Tuple[Optional[bytes], Optional[int]]:
+  obj = _decode(line)
+  if obj is None:
+    return None, None
+  key = None
+  for field in (key_field,) if key_field else KEY_FIELDS:
+    value = obj.get(field)
+    if isinstance(value, str) and value:
+      # A lone surrogate (a hostile record) still gets a key.
+      key = value.encode('utf-8', 'surrogatepass')
+      break
+  return key, event_time_ms(obj.get('timestamp'))
 
-    Out: ``count``, ``seconds``, ``rate``, ``per_partition`` (records sent
-    to each partition of the topic, 0 included) and, with ``keep_metadata``,
-    ``records``: one ``(partition, offset, timestamp_ms)`` per line, in
-    file order. Raises on the first failed send.
-    """
-    from kafka import KafkaProducer  # kafka-python
 
-    config = dict(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                  batch_size=256 * 1024, retries=5,
-                  max_in_flight_requests_per_connection=1,
-                  request_timeout_ms=30_000, max_block_ms=30_000)
-    config.update(producer_config or {})
-    producer = KafkaProducer(**config)
-    futures = []
-    count = 0
-    last_ts: Optional[int] = None
-    t0 = time.monotonic()
-    try:
-        buffered: List[Tuple[bytes, Optional[bytes]]] = []
-        for line in lines:
-            key, ts = key_and_timestamp(line, key_field)
-            if ts is not None:
-                last_ts = ts
-            if last_ts is None:  # hold leading lines until a timestamp is known
-                buffered.append((line, key))
-                continue
-            for held, held_key in buffered:
-                futures.append(producer.send(topic, value=held, key=held_key, timestamp_ms=last_ts))
-                count += 1
-            buffered.clear()
-            futures.append(producer.send(topic, value=line, key=key, timestamp_ms=last_ts))
-            count += 1
-        for held, held_key in buffered:  # no line had a timestamp at all
-            futures.append(producer.send(topic, value=held, key=held_key))
-            count += 1
-        producer.flush()
-        records = []
-        per_partition: Dict[int, int] = {p: 0 for p in producer.partitions_for(topic) or ()}
-        for future in futures:
-            meta = future.get(timeout=60)  # raises the send's error, if any
-            per_partition[meta.partition] = per_partition.get(meta.partition, 0) + 1
-            if keep_metadata:
-                records.append((meta.partition, meta.offset, meta.timestamp))
-    finally:
-        producer.close(timeout=30)
-    seconds = time.monotonic() - t0
-    result: Dict[str, object] = {
-        "count": count, "seconds": seconds,
-        "rate": count / seconds if seconds > 0 else float("inf"),
-        "per_partition": dict(sorted(per_partition.items()))}
-    if keep_metadata:
-        result["records"] = records
-    return result
+def produce_lines(
+  lines: Iterable[bytes],
+  topic: str,
+  bootstrap: str,
+  key_field: Optional[str] = None,
+  keep_metadata: bool = False,
+  producer_config: Optional[Dict[str, object]] = None,
+) -> Dict[str, object]:
+  """Send each line as one record, in order; waits until all are acked.
+
+  Out: ``count``, ``seconds``, ``rate``, ``per_partition`` (records sent
+  to each partition of the topic, 0 included) and, with ``keep_metadata``,
+  ``records``: one ``(partition, offset, timestamp_ms)`` per line, in
+  file order. Raises on the first failed send.
+  """
+  from kafka import KafkaProducer  # kafka-python
+
+  config = dict(
+    bootstrap_servers=bootstrap,
+    acks='all',
+    linger_ms=20,
+    batch_size=256 * 1024,
+    retries=5,
+    max_in_flight_requests_per_connection=1,
+    request_timeout_ms=30_000,
+    max_block_ms=30_000,
+  )
+  config.update(producer_config or {})
+  producer = KafkaProducer(**config)
+  futures = []
+  count = 0
+  last_ts: Optional[int] = None
+  t0 = time.monotonic()
+  try:
+    buffered: List[Tuple[bytes, Optional[bytes]]] = []
+    for line in lines:
+      key, ts = key_and_timestamp(line, key_field)
+      if ts is not None:
+        last_ts = ts
+      if last_ts is None:  # hold leading lines until a timestamp is known
+        buffered.append((line, key))
+        continue
+      for held, held_key in buffered:
+        futures.append(producer.send(topic, value=held, key=held_key, timestamp_ms=last_ts))
+        count += 1
+      buffered.clear()
+      futures.append(producer.send(topic, value=line, key=key, timestamp_ms=last_ts))
+      count += 1
+    for held, held_key in buffered:  # no line had a timestamp at all
+      futures.append(producer.send(topic, value=held, key=held_key))
+      count += 1
+    producer.flush()
+    records = []
+    per_partition: Dict[int, int] = {p: 0 for p in producer.partitions_for(topic) or ()}
+    for future in futures:
+      meta = future.get(timeout=60)  # raises the send's error, if any
+      per_partition[meta.partition] = per_partition.get(meta.partition, 0) + 1
+      if keep_metadata:
+        records.append((meta.partition, meta.offset, meta.timestamp))
+  finally:
+    producer.close(timeout=30)
+  seconds = time.monotonic() - t0
+  result: Dict[str, object] = {
+    'count': count,
+    'seconds': seconds,
+    'rate': count / seconds if seconds > 0 else float('inf'),
+    'per_partition': dict(sorted(per_partition.items())),
+  }
+  if keep_metadata:
+    result['records'] = records
+  return result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Produce a JSON-lines file to a Kafka topic in file order, record "
-        "timestamp = payload event time.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("path", help="JSON-lines file (file order = arrival order)")
-    parser.add_argument("--topic", required=True)
-    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
-    parser.add_argument("--key-field", default=None,
-                        help="payload field used as the record key (default: the first of "
-                        + ", ".join(KEY_FIELDS) + " present)")
-    parser.add_argument("--rebase-to-now", action="store_true",
-                        help="shift event times so the file ends now (see the module doc)")
-    parser.add_argument("--rebase-align-s", type=float, default=300.0,
-                        help="the rebase shift is a multiple of this (0: exact)")
-    parser.add_argument("--rebased-out", default=None,
-                        help="write the produced payloads (after rebasing) to this file")
-    parser.add_argument("--max-request-size", type=int, default=1_048_576,
-                        help="producer max_request_size; the broker's message.max.bytes "
-                        "must allow it too")
-    parser.add_argument("--sasl-user", default=None,
-                        help="log in over SASL_SSL with SCRAM-SHA-512 as this user (the "
-                        "secured broker of scripts/stack.sh up --secure: cc-pipeline)")
-    parser.add_argument("--sasl-password-env", default="KAFKA_PASSWORD",
-                        help="environment variable holding the --sasl-user password")
-    parser.add_argument("--ssl-cafile", default=None,
-                        help="PEM CA of the broker's certificate (with --sasl-user)")
-    args = parser.parse_args(argv)
-    security = {}
-    if args.sasl_user:
-        if args.sasl_password_env not in os.environ:
-            print(f"error: --sasl-user needs the password in ${args.sasl_password_env}",
-                  file=sys.stderr)
-            return 2
-        security = dict(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                        sasl_plain_username=args.sasl_user,
-                        sasl_plain_password=os.environ[args.sasl_password_env],
-                        ssl_cafile=args.ssl_cafile)
+  parser = argparse.ArgumentParser(
+    description='Produce a JSON-lines file to a Kafka topic in file order, record '
+    'timestamp = payload event time.',
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  parser.add_argument('path', help='JSON-lines file (file order = arrival order)')
+  parser.add_argument('--topic', required=True)
+  parser.add_argument('--bootstrap-servers', default='127.0.0.1:9092')
+  parser.add_argument(
+    '--key-field',
+    default=None,
+    help='payload field used as the record key (default: the first of '
+    + ', '.join(KEY_FIELDS)
+    + ' present)',
+  )
+  parser.add_argument(
+    '--rebase-to-now',
+    action='store_true',
+    help='shift event times so the file ends now (see the module doc)',
+  )
+  parser.add_argument(
+    '--rebase-align-s',
+    type=float,
+    default=300.0,
+    help='the rebase shift is a multiple of this (0: exact)',
+  )
+  parser.add_argument(
+    '--rebased-out', default=None, help='write the produced payloads (after rebasing) to this file'
+  )
+  parser.add_argument(
+    '--max-request-size',
+    type=int,
+    default=1_048_576,
+    help="producer max_request_size; the broker's message.max.bytes must allow it too",
+  )
+  parser.add_argument(
+    '--sasl-user',
+    default=None,
+    help='log in over SASL_SSL with SCRAM-SHA-512 as this user (the '
+    'secured broker of scripts/stack.sh up --secure: cc-pipeline)',
+  )
+  parser.add_argument(
+    '--sasl-password-env',
+    default='KAFKA_PASSWORD',
+    help='environment variable holding the --sasl-user password',
+  )
+  parser.add_argument(
+    '--ssl-cafile', default=None, help="PEM CA of the broker's certificate (with --sasl-user)"
+  )
+  args = parser.parse_args(argv)
+  security = {}
+  if args.sasl_user:
+    if args.sasl_password_env not in os.environ:
+      print(f'error: --sasl-user needs the password in ${args.sasl_password_env}', file=sys.stderr)
+      return 2
+    security = dict(
+      security_protocol='SASL_SSL',
+      sasl_mechanism='SCRAM-SHA-512',
+      sasl_plain_username=args.sasl_user,
+      sasl_plain_password=os.environ[args.sasl_password_env],
+      ssl_cafile=args.ssl_cafile,
+    )
 
-    lines = read_lines(args.path)
-    shift = 0
-    if args.rebase_to_now:
-        lines, shift = rebase_lines(lines, int(time.time() * 1000),
-                                    int(args.rebase_align_s * 1000))
-    if args.rebased_out:
-        with open(args.rebased_out, "wb") as f:
-            f.write(b"".join(line + b"\n" for line in lines))
-    too_big = [i for i, line in enumerate(lines, 1) if len(line) > args.max_request_size - 512]
-    if too_big:
-        print(f"error: line(s) {too_big[:5]} exceed the producer's max request size "
-              f"({args.max_request_size} bytes); raise --max-request-size and the "
-              "broker's message.max.bytes, or drop them", file=sys.stderr)
-        return 2
-    result = produce_lines(lines, args.topic, args.bootstrap_servers, args.key_field,
-                           producer_config={"max_request_size": args.max_request_size,
-                                            **security})
-    rebased = f", event times shifted by {shift / 1000:+.0f} s" if args.rebase_to_now else ""
-    print(f"produced {result['count']} records to {args.topic} in {result['seconds']:.2f} s "
-          f"({result['rate']:.0f} records/s){rebased}; per partition {result['per_partition']}")
-    empty = [p for p, n in result["per_partition"].items() if n == 0]
-    if empty:
-        print(f"warning: partition(s) {empty} of {args.topic} got no record from this file; "
-              "a partition that never had one holds the job's watermark (see the doc of "
-              "scripts/produce_events.py)", file=sys.stderr)
-    return 0
+  lines = read_lines(args.path)
+  shift = 0
+  if args.rebase_to_now:
+    lines, shift = rebase_lines(lines, int(time.time() * 1000), int(args.rebase_align_s * 1000))
+  if args.rebased_out:
+    with open(args.rebased_out, 'wb') as f:
+      f.write(b''.join(line + b'\n' for line in lines))
+  too_big = [i for i, line in enumerate(lines, 1) if len(line) > args.max_request_size - 512]
+  if too_big:
+    print(
+      f"error: line(s) {too_big[:5]} exceed the producer's max request size "
+      f'({args.max_request_size} bytes); raise --max-request-size and the '
+      "broker's message.max.bytes, or drop them",
+      file=sys.stderr,
+    )
+    return 2
+  result = produce_lines(
+    lines,
+    args.topic,
+    args.bootstrap_servers,
+    args.key_field,
+    producer_config={'max_request_size': args.max_request_size, **security},
+  )
+  rebased = f', event times shifted by {shift / 1000:+.0f} s' if args.rebase_to_now else ''
+  print(
+    f'produced {result["count"]} records to {args.topic} in {result["seconds"]:.2f} s '
+    f'({result["rate"]:.0f} records/s){rebased}; per partition {result["per_partition"]}'
+  )
+  empty = [p for p, n in result['per_partition'].items() if n == 0]
+  if empty:
+    print(
+      f'warning: partition(s) {empty} of {args.topic} got no record from this file; '
+      "a partition that never had one holds the job's watermark (see the doc of "
+      'scripts/produce_events.py)',
+      file=sys.stderr,
+    )
+  return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,5 +1,6 @@
 """Shared test helpers: local streaming pipeline options and event builders,
 and the `unit` / `integration` markers (pyproject.toml) given by directory."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -17,8 +18,7 @@ _TESTS_DIR = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items) -> None:
   for item in items:
     first = Path(item.fspath).resolve().relative_to(_TESTS_DIR).parts[0]
-    item.add_marker(
-        pytest.mark.integration if first in _INTEGRATION_DIRS else pytest.mark.unit)
+    item.add_marker(pytest.mark.integration if first in _INTEGRATION_DIRS else pytest.mark.unit)
 
 
 # A window-aligned base time (2026-11-02T08:00:00Z) so window arithmetic in
@@ -30,8 +30,7 @@ def streaming_options(**extra) -> PipelineOptions:
   """Options for the main job's local runner (pipelines/local_runner.py):
   the bundle-based direct runner, which needs no network and runs
   TestStream, state and timers."""
-  return PipelineOptions(
-      runner='pipelines.local_runner.LocalRunner', streaming=True, **extra)
+  return PipelineOptions(runner='pipelines.local_runner.LocalRunner', streaming=True, **extra)
 
 
 @pytest.fixture
@@ -40,31 +39,37 @@ def options() -> PipelineOptions:
 
 
 def call(
-    call_uuid: str,
-    at_s: float,
-    queue_id: str = 'Q-1',
-    abandoned: bool = False,
-    wait: float = 5,
-    event_type: str = 'CALL_ENDED',
-    agent_id: Optional[str] = None) -> CallEvent:
+  call_uuid: str,
+  at_s: float,
+  queue_id: str = 'Q-1',
+  abandoned: bool = False,
+  wait: float = 5,
+  event_type: str = 'CALL_ENDED',
+  agent_id: Optional[str] = None,
+) -> CallEvent:
   """A CallEvent at BASE_S + at_s seconds."""
   return CallEvent(
-      call_uuid, event_type, int((BASE_S + at_s) * 1000), queue_id, abandoned,
-      wait, agent_id)
+    call_uuid, event_type, int((BASE_S + at_s) * 1000), queue_id, abandoned, wait, agent_id
+  )
 
 
 def offered(
-    call_id: str,
-    at_s: float,
-    queue_id: str = 'Q-1',
-    abandoned: bool = False,
-    wait: Optional[float] = 5,
-    outcome: Optional[str] = None) -> OfferedCall:
+  call_id: str,
+  at_s: float,
+  queue_id: str = 'Q-1',
+  abandoned: bool = False,
+  wait: Optional[float] = 5,
+  outcome: Optional[str] = None,
+) -> OfferedCall:
   """An OfferedCall leaving its queue at BASE_S + at_s seconds, answered
   unless `abandoned` or another `outcome` is given."""
   return OfferedCall(
-      call_id, queue_id, int((BASE_S + at_s) * 1000),
-      outcome or (ABANDONED if abandoned else ANSWERED), wait)
+    call_id,
+    queue_id,
+    int((BASE_S + at_s) * 1000),
+    outcome or (ABANDONED if abandoned else ANSWERED),
+    wait,
+  )
 
 
 def timed(event) -> TimestampedValue:

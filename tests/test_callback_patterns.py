@@ -1,12 +1,12 @@
 """DetectCallbackPatterns on TestStream: the CEP semantics case by case, and
 a randomized comparison with a brute-force matcher."""
+
 import random
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
-
 
 from scripts.reference.interactions import brute_force_alerts
 from tests.conftest import BASE_S, drain
@@ -33,11 +33,10 @@ def detect(batches, options):
     if watermark_s is not None:
       stream = stream.advance_watermark_to(BASE_S + watermark_s)
   with beam.Pipeline(options=options) as p:
-    out = p | drain(stream) | DetectCallbackPatterns(
-        frozenset({FAILED}), frozenset({CALLBACK}), 30)
+    out = p | drain(stream) | DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), 30)
     alerts = out['matches'] | 'Alerts' >> beam.Map(
-        lambda m: (m.customer_id, m.channel, (m.timestamp - BASE_S * 1000) / 1000,
-                   m.interaction_ids))
+      lambda m: (m.customer_id, m.channel, (m.timestamp - BASE_S * 1000) / 1000, m.interaction_ids)
+    )
     late = out['late'] | 'Late' >> beam.Map(lambda a: a.value.interaction_id)
     yield alerts, late
 
@@ -54,14 +53,14 @@ def seq(*steps, customer='C-1'):
 
 
 def test_three_failures_then_callback_within_30s_matches(options):
-  events = seq(('f1', 0, FAILED), ('f2', 5, FAILED), ('f3', 10, FAILED),
-               ('cb', 20, CALLBACK))
+  events = seq(('f1', 0, FAILED), ('f2', 5, FAILED), ('f3', 10, FAILED), ('cb', 20, CALLBACK))
   check([(events, None)], options, [('C-1', 'voice', 20, 'f1,f2,f3,cb')])
 
 
 def test_four_failures_then_callback_is_one_match_of_the_last_three(options):
-  events = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED),
-               ('f4', 3, FAILED), ('cb', 4, CALLBACK))
+  events = seq(
+    ('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED), ('f4', 3, FAILED), ('cb', 4, CALLBACK)
+  )
   check([(events, None)], options, [('C-1', 'voice', 4, 'f2,f3,f4,cb')])
 
 
@@ -71,24 +70,23 @@ def test_two_failures_then_callback_does_not_match(options):
 
 
 def test_a_success_between_failures_starts_the_count_again(options):
-  events = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED),
-               ('ok', 3, OK), ('cb', 4, CALLBACK))
+  events = seq(
+    ('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED), ('ok', 3, OK), ('cb', 4, CALLBACK)
+  )
   check([(events, None)], options, [])
 
 
-@pytest.mark.parametrize('callback_s, matches', [(29.999, True), (30, False),
-                                                  (31, False)])
-def test_within_is_measured_from_the_first_failure(
-    options, callback_s, matches):
-  events = seq(('f1', 0, FAILED), ('f2', 10, FAILED), ('f3', 20, FAILED),
-               ('cb', callback_s, CALLBACK))
+@pytest.mark.parametrize('callback_s, matches', [(29.999, True), (30, False), (31, False)])
+def test_within_is_measured_from_the_first_failure(options, callback_s, matches):
+  events = seq(
+    ('f1', 0, FAILED), ('f2', 10, FAILED), ('f3', 20, FAILED), ('cb', callback_s, CALLBACK)
+  )
   expected = [('C-1', 'voice', callback_s, 'f1,f2,f3,cb')] if matches else []
   check([(events, None)], options, expected)
 
 
 def test_out_of_order_arrival_is_sorted_by_event_time(options):
-  events = seq(('cb', 20, CALLBACK), ('f2', 5, FAILED), ('f1', 0, FAILED),
-               ('f3', 10, FAILED))
+  events = seq(('cb', 20, CALLBACK), ('f2', 5, FAILED), ('f1', 0, FAILED), ('f3', 10, FAILED))
   check([(events, None)], options, [('C-1', 'voice', 20, 'f1,f2,f3,cb')])
 
 
@@ -114,8 +112,10 @@ def random_stream(rng, customers=4, n=60):
     clock += rng.choice([0.5, 1, 2, 5, 12])
     status = rng.choices([FAILED, CALLBACK, OK], weights=[5, 2, 2])[0]
     events.append(
-        interaction(f'i{k}', clock, status, f'C-{rng.randrange(customers)}',
-                    rng.choice(['voice', 'chat'])))
+      interaction(
+        f'i{k}', clock, status, f'C-{rng.randrange(customers)}', rng.choice(['voice', 'chat'])
+      )
+    )
   arrival = sorted(events, key=lambda i: i.timestamp + rng.uniform(0, 8000))
   return events, arrival
 
@@ -128,23 +128,21 @@ def test_randomized_against_brute_force(options, seed):
   # more than the 8 s arrival shuffle, so nothing is late.
   batches, max_ts = [], 0
   for k in range(0, len(arrival), 7):
-    batch = arrival[k:k + 7]
+    batch = arrival[k : k + 7]
     max_ts = max([max_ts] + [i.timestamp for i in batch])
     batches.append((batch, max_ts / 1000 - BASE_S - 10))
-  expected = brute_force_alerts([(i.customer_id, i.channel, i.status,
-                                  i.timestamp, arrival.index(i))
-                                 for i in arrival])
+  expected = brute_force_alerts(
+    [(i.customer_id, i.channel, i.status, i.timestamp, arrival.index(i)) for i in arrival]
+  )
   expected = sorted((c, ch, (ts - BASE_S * 1000) / 1000) for c, ch, ts in expected)
   for alerts, late in detect(batches, options):
-    assert_that(
-        alerts | 'Key' >> beam.Map(lambda a: a[:3]),
-        equal_to(expected),
-        label='alerts')
+    assert_that(alerts | 'Key' >> beam.Map(lambda a: a[:3]), equal_to(expected), label='alerts')
     assert_that(late, equal_to([]), label='late')
 
 
 class _Cell:
   """A state cell as a runner keeps it: encoded by the step's coder."""
+
   def __init__(self, coder):
     self.coder = coder
     self.encoded = None
@@ -174,7 +172,9 @@ def _run_detector(batches, read_back: bool):
   Returns the matches' ids and the encoded state after every call."""
   # pylint: disable=protected-access
   from apache_beam.utils.timestamp import Timestamp
+
   from transforms import callback_patterns
+
   fn = DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), 30)._fn
   customers = _Cell(callback_patterns.CUSTOMERS_CODER)
   token = _Cell(callback_patterns.TOKEN_CODER)
@@ -190,10 +190,8 @@ def _run_detector(batches, read_back: bool):
     states.append(customers.encoded)
     if customers.encoded is not None:
       # Every write is the text of the whole map, as if encoded anew.
-      plain = callback_patterns._customers_to_plain(
-          customers.coder.decode(customers.encoded))
-      assert customers.encoded[1:].decode() == (
-          callback_patterns.compact_json(plain))
+      plain = callback_patterns._customers_to_plain(customers.coder.decode(customers.encoded))
+      assert customers.encoded[1:].decode() == (callback_patterns.compact_json(plain))
 
   for interactions, watermark_s in batches:
     collect(fn.process((0, interactions), customers, token, wake))
@@ -214,7 +212,7 @@ def test_the_state_written_is_the_state_read_back(seed):
   _, arrival = random_stream(rng)
   batches, max_ts = [], 0
   for k in range(0, len(arrival), 7):
-    batch = arrival[k:k + 7]
+    batch = arrival[k : k + 7]
     max_ts = max([max_ts] + [i.timestamp for i in batch])
     batches.append((batch, max_ts / 1000 - BASE_S - 10))
   batches.append(([], max_ts / 1000 - BASE_S + 3600))

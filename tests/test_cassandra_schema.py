@@ -1,6 +1,7 @@
 """The Cassandra sink without a Cassandra: the committed CQL schema against
 the records, day buckets, pane timestamps, settings hygiene, the retry loop
 and which errors are retried, rejected or fatal."""
+
 import pickle
 import re
 import typing
@@ -8,17 +9,19 @@ from typing import NamedTuple
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from cassandra import (AuthenticationFailed, InvalidRequest, OperationTimedOut,
-                       Unauthorized)
+from cassandra import AuthenticationFailed, InvalidRequest, OperationTimedOut, Unauthorized
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import SyntaxException
 
 from transforms import cassandra_sink
-from transforms.cassandra_sink import (CassandraSettings, CassandraSink,
-                                       CassandraWriteError, CassandraWriter)
+from transforms.cassandra_sink import (
+  CassandraSettings,
+  CassandraSink,
+  CassandraWriteError,
+  CassandraWriter,
+)
 from transforms.records import AbandonMetrics, LateEvent
-from transforms.schema import (ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS,
-                               TABLES)
+from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS, TABLES
 from transforms.sinks import Rejection
 
 KEYSPACE = 'ks'
@@ -34,27 +37,27 @@ def statements():
 
 
 def test_committed_schema_matches_every_record():
-  assert cassandra_sink.schema_mismatches(
-      KEYSPACE, TABLES.values(), statements()) == []
+  assert cassandra_sink.schema_mismatches(KEYSPACE, TABLES.values(), statements()) == []
 
 
 def test_committed_schema_has_no_table_without_a_record():
   created = {
-      m.group(1) for s in statements()
-      for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
-      if m
+    m.group(1)
+    for s in statements()
+    for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
+    if m
   }
   assert created == set(TABLES) | {'schema_version'}
 
 
 def test_schema_creates_the_keyspace_and_records_its_version():
   first, *_, last = statements()
-  assert first == (
-      f'CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = '
-      f'{REPLICATION}')
+  assert first == (f'CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = {REPLICATION}')
   assert re.match(
-      rf'INSERT INTO {KEYSPACE}\.schema_version \(version, .*\)\s+'
-      rf'VALUES \({cassandra_sink.SCHEMA_VERSION},', last), last
+    rf'INSERT INTO {KEYSPACE}\.schema_version \(version, .*\)\s+'
+    rf'VALUES \({cassandra_sink.SCHEMA_VERSION},',
+    last,
+  ), last
 
 
 def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
@@ -63,29 +66,31 @@ def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
     first, *rest = table.primary_key
     assert f'PRIMARY KEY (({first}, day), {", ".join(rest)}))' in cql, cql
     assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
-  assert 'time_to_live' not in cassandra_sink.create_table_cql(
-      KEYSPACE, ABANDON_METRICS)
+  assert 'time_to_live' not in cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
 
 
 def test_the_day_bucket_is_the_utc_day_of_the_record():
   # 2026-11-02T23:59:59.999Z and one millisecond later.
-  event = LateEvent('cc-call-logs', 'c1', 'Q-1', 1793663999999, 0, 300000,
-                    0, 'window_expired', '{}')
+  event = LateEvent(
+    'cc-call-logs', 'c1', 'Q-1', 1793663999999, 0, 300000, 0, 'window_expired', '{}'
+  )
+
   def late_day(late):
     return cassandra_sink.bind_values(LATE_EVENTS, late)[-1]
+
   assert late_day(event) == '2026-11-02'
-  assert late_day(event._replace(event_timestamp=1793664000000)) == (
-      '2026-11-03')
+  assert late_day(event._replace(event_timestamp=1793664000000)) == ('2026-11-03')
   assert cassandra_sink.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
-      f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
-      'event_timestamp, window_start, window_end, watermark, reason, raw, '
-      'day) VALUES (')
+    f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
+    'event_timestamp, window_start, window_end, watermark, reason, raw, '
+    'day) VALUES ('
+  )
 
 
 def test_a_field_added_without_a_schema_change_is_reported():
   grown = NamedTuple(
-      'AbandonMetrics',
-      [*typing.get_type_hints(AbandonMetrics).items(), ('hold_seconds', float)])
+    'AbandonMetrics', [*typing.get_type_hints(AbandonMetrics).items(), ('hold_seconds', float)]
+  )
   table = ABANDON_METRICS._replace(record_type=grown)
 
   [problem] = cassandra_sink.schema_mismatches(KEYSPACE, [table], statements())
@@ -97,43 +102,42 @@ def test_a_field_added_without_a_schema_change_is_reported():
 
 
 def test_a_higher_pane_gets_a_later_write_timestamp():
-  row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 0,
-                       'ON_TIME')
+  row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 0, 'ON_TIME')
   stamps = [
-      cassandra_sink.bind_values(ABANDON_METRICS, row._replace(pane_index=p))
-      [-1] for p in (0, 1, 1, 7)
+    cassandra_sink.bind_values(ABANDON_METRICS, row._replace(pane_index=p))[-1]
+    for p in (0, 1, 1, 7)
   ]
   assert stamps[0] < stamps[1] == stamps[2] < stamps[3]
   assert stamps[3] - cassandra_sink.PANE_TIMESTAMP_BASE_US == 7
-  assert cassandra_sink.insert_cql(
-      KEYSPACE, ABANDON_METRICS).endswith(' USING TIMESTAMP ?')
-  assert 'USING TIMESTAMP' not in cassandra_sink.insert_cql(
-      KEYSPACE, DEAD_LETTERS)
+  assert cassandra_sink.insert_cql(KEYSPACE, ABANDON_METRICS).endswith(' USING TIMESTAMP ?')
+  assert 'USING TIMESTAMP' not in cassandra_sink.insert_cql(KEYSPACE, DEAD_LETTERS)
 
 
 def test_the_password_stays_in_the_environment(monkeypatch):
   monkeypatch.setenv('CC_TEST_CASSANDRA_PW', 's3cr3t-value')
   sink = CassandraSink(
-      settings('--cassandra_username=analytics',
-               '--cassandra_password_env=CC_TEST_CASSANDRA_PW'))
+    settings('--cassandra_username=analytics', '--cassandra_password_env=CC_TEST_CASSANDRA_PW')
+  )
   assert 's3cr3t' not in repr(sink)
   assert b's3cr3t' not in pickle.dumps(sink.write(ABANDON_METRICS))
 
 
-def test_a_username_without_its_password_variable_fails_at_launch(
-    monkeypatch):
+def test_a_username_without_its_password_variable_fails_at_launch(monkeypatch):
   monkeypatch.delenv('CC_TEST_CASSANDRA_PW', raising=False)
   with pytest.raises(ValueError, match='CC_TEST_CASSANDRA_PW'):
-    settings('--cassandra_username=analytics',
-             '--cassandra_password_env=CC_TEST_CASSANDRA_PW')
+    settings('--cassandra_username=analytics', '--cassandra_password_env=CC_TEST_CASSANDRA_PW')
 
 
 @pytest.mark.parametrize(
-    'arg', [
-        '--cassandra_keyspace=drop table x', '--cassandra_keyspace=1ks',
-        "--cassandra_replication='class': 'SimpleStrategy'",
-        '--cassandra_write_concurrency=0', '--cassandra_hosts= , '
-    ])
+  'arg',
+  [
+    '--cassandra_keyspace=drop table x',
+    '--cassandra_keyspace=1ks',
+    "--cassandra_replication='class': 'SimpleStrategy'",
+    '--cassandra_write_concurrency=0',
+    '--cassandra_hosts= , ',
+  ],
+)
 def test_unusable_settings_fail_at_launch(arg):
   with pytest.raises(ValueError):
     settings(arg)
@@ -162,8 +166,7 @@ def fake_cassandra(monkeypatch):
     calls['attempts'].append(list(params))
     return [outcome(p) for p in params]
 
-  monkeypatch.setattr(cassandra_sink, 'connect',
-                      lambda s: (FakeCluster(), FakeSession()))
+  monkeypatch.setattr(cassandra_sink, 'connect', lambda s: (FakeCluster(), FakeSession()))
   monkeypatch.setattr(cassandra_sink, 'execute_concurrent_with_args', execute)
   monkeypatch.setattr(cassandra_sink.time, 'sleep', calls['sleeps'].append)
   return calls
@@ -171,21 +174,19 @@ def fake_cassandra(monkeypatch):
 
 def rows(n):
   return [
-      AbandonMetrics(f'Q{i}', 0, 300_000, 1, 0, 0, 1, 2.0, 0.0, 1.0, 0,
-                     'ON_TIME') for i in range(n)
+    AbandonMetrics(f'Q{i}', 0, 300_000, 1, 0, 0, 1, 2.0, 0.0, 1.0, 0, 'ON_TIME') for i in range(n)
   ]
 
 
 def test_only_failed_rows_are_retried_after_a_backoff(fake_cassandra):
   fake_cassandra['outcomes'] = [
-      lambda p: (p[0] != 'Q1', OperationTimedOut()),
-      lambda p: (True, None),
+    lambda p: (p[0] != 'Q1', OperationTimedOut()),
+    lambda p: (True, None),
   ]
   writer = CassandraWriter(settings())
   writer.upsert(ABANDON_METRICS, rows(3))
 
-  assert [[p[0] for p in a] for a in fake_cassandra['attempts']
-         ] == [['Q0', 'Q1', 'Q2'], ['Q1']]
+  assert [[p[0] for p in a] for a in fake_cassandra['attempts']] == [['Q0', 'Q1', 'Q2'], ['Q1']]
   [delay] = fake_cassandra['sleeps']
   assert 0.5 <= delay <= 1.0
 
@@ -198,55 +199,62 @@ def test_rows_still_failing_after_the_retries_raise(fake_cassandra):
 
   sleeps = fake_cassandra['sleeps']
   assert len(sleeps) == 4 and len(fake_cassandra['attempts']) == 5
-  assert all(cassandra_sink.BACKOFF_BASE_S * 2**i / 2 <= s <=
-             cassandra_sink.BACKOFF_BASE_S * 2**i for i, s in enumerate(sleeps))
+  assert all(
+    cassandra_sink.BACKOFF_BASE_S * 2**i / 2 <= s <= cassandra_sink.BACKOFF_BASE_S * 2**i
+    for i, s in enumerate(sleeps)
+  )
 
 
 KEY_TOO_LONG = InvalidRequest(
-    'Error from server: code=2200 [Invalid query] message="Key length of '
-    '71680 is longer than maximum of 65535"')
+  'Error from server: code=2200 [Invalid query] message="Key length of '
+  '71680 is longer than maximum of 65535"'
+)
 
 
-def test_a_row_cassandra_refuses_is_rejected_and_the_others_written(
-    fake_cassandra):
+def test_a_row_cassandra_refuses_is_rejected_and_the_others_written(fake_cassandra):
   fake_cassandra['outcomes'] = [
-      lambda p: (p[0] != 'Q1', KEY_TOO_LONG),
+    lambda p: (p[0] != 'Q1', KEY_TOO_LONG),
   ]
   rejected = CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(3))
 
-  assert rejected == [
-      Rejection(1, 'rejected_by_sink', f'InvalidRequest: {KEY_TOO_LONG}')
-  ]
+  assert rejected == [Rejection(1, 'rejected_by_sink', f'InvalidRequest: {KEY_TOO_LONG}')]
   assert len(fake_cassandra['attempts']) == 1
   assert fake_cassandra['sleeps'] == []
 
 
 def test_a_row_the_driver_cannot_encode_is_rejected(fake_cassandra):
   fake_cassandra['outcomes'] = [
-      lambda p: (p[0] != 'Q0', UnicodeEncodeError('utf-8', 'Q\ud800', 1, 2,
-                                                   'surrogates not allowed')),
+    lambda p: (
+      p[0] != 'Q0',
+      UnicodeEncodeError('utf-8', 'Q\ud800', 1, 2, 'surrogates not allowed'),
+    ),
   ]
   [rejection] = CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(2))
   assert rejection.index == 0 and rejection.reason == 'not_encodable'
 
 
-def test_a_row_without_a_usable_day_is_rejected_before_writing(
-    fake_cassandra):
+def test_a_row_without_a_usable_day_is_rejected_before_writing(fake_cassandra):
   fake_cassandra['outcomes'] = [lambda p: (True, None)]
-  event = LateEvent('cc-call-logs', 'c1', 'Q-1', 1793606400000, 0, 300000, 0,
-                    'window_expired', '{}')
+  event = LateEvent(
+    'cc-call-logs', 'c1', 'Q-1', 1793606400000, 0, 300000, 0, 'window_expired', '{}'
+  )
   rejected = CassandraWriter(settings()).upsert(
-      LATE_EVENTS, [event._replace(event_timestamp=None), event])
+    LATE_EVENTS, [event._replace(event_timestamp=None), event]
+  )
 
   assert [(r.index, r.reason) for r in rejected] == [(0, 'not_encodable')]
   [written] = fake_cassandra['attempts'][0]
   assert written[-1] == '2026-11-02'
 
 
-@pytest.mark.parametrize('message', [
-    'keyspace ks does not exist', 'table abandon_metrics does not exist',
-    'Undefined column name pane_timing in table ks.abandon_metrics'
-])
+@pytest.mark.parametrize(
+  'message',
+  [
+    'keyspace ks does not exist',
+    'table abandon_metrics does not exist',
+    'Undefined column name pane_timing in table ks.abandon_metrics',
+  ],
+)
 def test_missing_schema_at_write_time_fails_at_once(fake_cassandra, message):
   fake_cassandra['outcomes'] = [lambda p: (False, InvalidRequest(message))]
   with pytest.raises(CassandraWriteError, match='not retried: .*' + message):
@@ -255,34 +263,43 @@ def test_missing_schema_at_write_time_fails_at_once(fake_cassandra, message):
 
 
 AUTH_FAILED = NoHostAvailable(
-    'Unable to connect to any servers', {
-        '10.0.0.1:9042': AuthenticationFailed(
-            'Failed to authenticate to 10.0.0.1:9042: Error from server: '
-            'code=0100 [Bad credentials] message="Provided username '
-            'analytics and/or password are incorrect"'),
-        '10.0.0.2:9042': AuthenticationFailed('Bad credentials'),
-    })
+  'Unable to connect to any servers',
+  {
+    '10.0.0.1:9042': AuthenticationFailed(
+      'Failed to authenticate to 10.0.0.1:9042: Error from server: '
+      'code=0100 [Bad credentials] message="Provided username '
+      'analytics and/or password are incorrect"'
+    ),
+    '10.0.0.2:9042': AuthenticationFailed('Bad credentials'),
+  },
+)
 TLS_FAILED = NoHostAvailable(
-    'Unable to connect to any servers', {
-        '10.0.0.1:9042': PermissionError(
-            1, "Tried connecting to [('10.0.0.1', 9042)]. Last error: [SSL: "
-            'CERTIFICATE_VERIFY_FAILED] certificate verify failed')
-    })
+  'Unable to connect to any servers',
+  {
+    '10.0.0.1:9042': PermissionError(
+      1,
+      "Tried connecting to [('10.0.0.1', 9042)]. Last error: [SSL: "
+      'CERTIFICATE_VERIFY_FAILED] certificate verify failed',
+    )
+  },
+)
 
 
-@pytest.mark.parametrize('error, says', [
-    (AUTH_FAILED, '10.0.0.1:9042: AuthenticationFailed: Failed to '
-     'authenticate'),
+@pytest.mark.parametrize(
+  'error, says',
+  [
+    (AUTH_FAILED, '10.0.0.1:9042: AuthenticationFailed: Failed to authenticate'),
     (TLS_FAILED, 'CERTIFICATE_VERIFY_FAILED'),
-    (Unauthorized('User analytics has no MODIFY permission on <table ks.t>'),
-     'Unauthorized: User analytics has no MODIFY permission'),
-    (InvalidRequest('keyspace ks does not exist'),
-     'InvalidRequest: keyspace ks does not exist'),
-    (SyntaxException(0x2000, 'line 1:20 no viable alternative', None),
-     'SyntaxException'),
-], ids=['auth', 'tls', 'unauthorized', 'no-keyspace', 'syntax'])
-def test_what_no_retry_can_fix_fails_at_once_in_one_line(
-    fake_cassandra, monkeypatch, error, says):
+    (
+      Unauthorized('User analytics has no MODIFY permission on <table ks.t>'),
+      'Unauthorized: User analytics has no MODIFY permission',
+    ),
+    (InvalidRequest('keyspace ks does not exist'), 'InvalidRequest: keyspace ks does not exist'),
+    (SyntaxException(0x2000, 'line 1:20 no viable alternative', None), 'SyntaxException'),
+  ],
+  ids=['auth', 'tls', 'unauthorized', 'no-keyspace', 'syntax'],
+)
+def test_what_no_retry_can_fix_fails_at_once_in_one_line(fake_cassandra, monkeypatch, error, says):
   class RefusingSession:
     def prepare(self, cql):
       raise error
@@ -297,22 +314,22 @@ def test_what_no_retry_can_fix_fails_at_once_in_one_line(
     CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1))
   message = str(raised.value)
   assert message.startswith(
-      'Cassandra refuses writes to cxone_analytics.abandon_metrics, not '
-      'retried: '), message
+    'Cassandra refuses writes to cxone_analytics.abandon_metrics, not retried: '
+  ), message
   assert says in message and '\n' not in message
   assert fake_cassandra['sleeps'] == []
 
 
-def test_a_cluster_that_does_not_answer_is_retried(fake_cassandra,
-                                                   monkeypatch):
+def test_a_cluster_that_does_not_answer_is_retried(fake_cassandra, monkeypatch):
   connects = []
 
   def refuse_once(_):
     connects.append(1)
     if len(connects) == 1:
-      raise NoHostAvailable('Unable to connect to any servers', {
-          '127.0.0.1:9042': ConnectionRefusedError(111, 'Connection refused')
-      })
+      raise NoHostAvailable(
+        'Unable to connect to any servers',
+        {'127.0.0.1:9042': ConnectionRefusedError(111, 'Connection refused')},
+      )
     return FakeCluster(), FakeSession()
 
   monkeypatch.setattr(cassandra_sink, 'connect', refuse_once)

@@ -1,6 +1,7 @@
 """The job's settings (options/config.py): frozen configs built once from
 the options, each flow with its own lateness and duplicate horizon, handed
 to the flows by keyword; a wrong value or keyword fails at once."""
+
 import dataclasses
 import json
 
@@ -11,8 +12,13 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Duration
 
-from options.config import (CallMetricsConfig, EventTimeConfig, FieldRules,
-                            InteractionConfig, seconds)
+from options.config import (
+  CallMetricsConfig,
+  EventTimeConfig,
+  FieldRules,
+  InteractionConfig,
+  seconds,
+)
 from tests.conftest import BASE_S, drain
 from transforms.call_flow import CallMetricsFlow
 from transforms.interaction_flow import CxoneInteractionFlow
@@ -23,8 +29,7 @@ T0 = BASE_S * 1000
 
 def from_flags(*flags: str):
   options = PipelineOptions(list(flags))
-  return (CallMetricsConfig.from_options(options),
-          InteractionConfig.from_options(options))
+  return (CallMetricsConfig.from_options(options), InteractionConfig.from_options(options))
 
 
 def assert_seconds(value, expected: float) -> None:
@@ -35,14 +40,24 @@ def assert_seconds(value, expected: float) -> None:
 
 def test_configs_are_built_from_the_options():
   calls, interactions = from_flags(
-      '--max_out_of_orderness=5', '--key_idle_ttl=300', '--window_size=60',
-      '--allowed_lateness=30', '--dedupe_ttl=120',
-      '--short_abandon_threshold=2.5', '--service_level_seconds=15',
-      '--genesys_max_queue_wait=1800', '--call_event_format=genesys_cloud',
-      '--max_future_skew=60', '--max_id_length=64',
-      '--volume_window_size=20', '--pattern_within=40', '--pattern_tick=2',
-      '--profile_wait=10', '--customer_state_ttl=3600',
-      '--failure_statuses=FAILED,DROPPED')
+    '--max_out_of_orderness=5',
+    '--key_idle_ttl=300',
+    '--window_size=60',
+    '--allowed_lateness=30',
+    '--dedupe_ttl=120',
+    '--short_abandon_threshold=2.5',
+    '--service_level_seconds=15',
+    '--genesys_max_queue_wait=1800',
+    '--call_event_format=genesys_cloud',
+    '--max_future_skew=60',
+    '--max_id_length=64',
+    '--volume_window_size=20',
+    '--pattern_within=40',
+    '--pattern_tick=2',
+    '--profile_wait=10',
+    '--customer_state_ttl=3600',
+    '--failure_statuses=FAILED,DROPPED',
+  )
   assert_seconds(calls.event_time.max_out_of_orderness, 5)
   assert_seconds(calls.event_time.key_idle_ttl, 300)
   assert_seconds(calls.window_size, 60)
@@ -52,8 +67,7 @@ def test_configs_are_built_from_the_options():
   assert calls.short_abandon_threshold_seconds == 2.5
   assert calls.service_level_seconds == 15
   assert calls.call_event_format == 'genesys_cloud'
-  assert calls.field_rules == FieldRules(
-      max_id_length=64, max_future_skew=Duration(seconds=60))
+  assert calls.field_rules == FieldRules(max_id_length=64, max_future_skew=Duration(seconds=60))
   assert_seconds(interactions.window_size, 20)
   assert_seconds(interactions.pattern_within, 40)
   assert_seconds(interactions.pattern_tick, 2)
@@ -67,8 +81,11 @@ def test_configs_are_built_from_the_options():
 
 def test_each_flow_has_its_own_lateness_and_dedupe():
   calls, interactions = from_flags(
-      '--allowed_lateness=30', '--dedupe_ttl=120',
-      '--interaction_allowed_lateness=90', '--interaction_dedupe_ttl=900')
+    '--allowed_lateness=30',
+    '--dedupe_ttl=120',
+    '--interaction_allowed_lateness=90',
+    '--interaction_dedupe_ttl=900',
+  )
   assert_seconds(calls.allowed_lateness, 30)
   assert_seconds(calls.dedupe_ttl, 120)
   assert_seconds(interactions.allowed_lateness, 90)
@@ -102,13 +119,16 @@ def test_an_unknown_keyword_is_refused():
     dataclasses.replace(calls, dedupe_ttl_seconds=Duration(seconds=600))
 
 
-@pytest.mark.parametrize('field, value', [
+@pytest.mark.parametrize(
+  'field, value',
+  [
     ('dedupe_ttl', 600),  # a bare number where a Duration belongs
     ('field_rules', Duration(seconds=900)),  # a value in the wrong field
     ('event_time', FieldRules()),
     ('short_abandon_threshold_seconds', Duration(seconds=2)),
     ('call_event_format', None),
-])
+  ],
+)
 def test_a_value_of_the_wrong_type_is_refused(field, value):
   calls, _ = from_flags()
   with pytest.raises(TypeError, match=f'CallMetricsConfig.{field} must be'):
@@ -125,53 +145,65 @@ def test_a_fraction_of_a_second_is_refused():
 
 def test_a_flow_refuses_another_flows_config_and_positional_arguments():
   calls, interactions = from_flags()
-  with pytest.raises(TypeError, match='must be CallMetricsConfig, got '
-                     'InteractionConfig'):
+  with pytest.raises(TypeError, match='must be CallMetricsConfig, got InteractionConfig'):
     CallMetricsFlow(source_name='cc-call-logs', config=interactions)
-  with pytest.raises(TypeError, match='must be InteractionConfig, got '
-                     'CallMetricsConfig'):
+  with pytest.raises(TypeError, match='must be InteractionConfig, got CallMetricsConfig'):
     CxoneInteractionFlow(source_name='cxone-data-actions', config=calls)
   with pytest.raises(TypeError):
     CallMetricsFlow('cc-call-logs', calls)  # pylint: disable=too-many-function-args
   with pytest.raises(TypeError, match='allowed_lateness'):
     CxoneInteractionFlow(  # pylint: disable=unexpected-keyword-arg
-        source_name='cxone-data-actions', config=interactions,
-        allowed_lateness=Duration(seconds=60))
+      source_name='cxone-data-actions', config=interactions, allowed_lateness=Duration(seconds=60)
+    )
 
 
 def interaction(iid: str, at_s: int) -> SourceRecord:
-  return SourceRecord('cxone-data-actions', f'f:{iid}', json.dumps({
-      'interactionId': iid, 'customerId': 'C-1', 'channel': 'chat',
-      'status': 'COMPLETED', 'timestamp': T0 + at_s * 1000}).encode())
+  return SourceRecord(
+    'cxone-data-actions',
+    f'f:{iid}',
+    json.dumps(
+      {
+        'interactionId': iid,
+        'customerId': 'C-1',
+        'channel': 'chat',
+        'status': 'COMPLETED',
+        'timestamp': T0 + at_s * 1000,
+      }
+    ).encode(),
+  )
 
 
-@pytest.mark.parametrize('flags, late', [
+@pytest.mark.parametrize(
+  'flags, late',
+  [
     ((), ['straggler']),
     # The call flow's lateness does not reach the interaction flow...
     (('--allowed_lateness=120',), ['straggler']),
     # ... its own does: [10 s, 20 s) then expires at 140 s, after 100 s.
     (('--interaction_allowed_lateness=120',), []),
-])
+  ],
+)
 def test_the_interaction_flow_applies_its_own_lateness(options, flags, late):
   _, config = from_flags('--max_out_of_orderness=0', *flags)
   stream = drain(
-      TestStream().add_elements([
-          interaction('a', 1), interaction('b', 12)
-      ]).advance_watermark_to(BASE_S + 100).add_elements([
-          # Window [10 s, 20 s) expires at 20 s + allowed lateness.
-          interaction('straggler', 15)
-      ]))
+    TestStream()
+    .add_elements([interaction('a', 1), interaction('b', 12)])
+    .advance_watermark_to(BASE_S + 100)
+    .add_elements(
+      [
+        # Window [10 s, 20 s) expires at 20 s + allowed lateness.
+        interaction('straggler', 15)
+      ]
+    )
+  )
   with beam.Pipeline(options=options) as p:
-    tables = p | stream | CxoneInteractionFlow(
-        source_name='cxone-data-actions', config=config)
+    tables = p | stream | CxoneInteractionFlow(source_name='cxone-data-actions', config=config)
     assert_that(
-        tables['late_events'] | 'L' >> beam.Map(lambda e: e.event_id),
-        equal_to(late),
-        label='late')
+      tables['late_events'] | 'L' >> beam.Map(lambda e: e.event_id), equal_to(late), label='late'
+    )
     assert_that(
-        tables['interaction_volumes']
-        | 'V' >> beam.Map(
-            lambda v: (v.window_start - T0, v.volume, v.pane_timing)),
-        equal_to([(0, 1, 'ON_TIME'), (10000, 1, 'ON_TIME')] +
-                 ([] if late else [(10000, 2, 'LATE')])),
-        label='volumes')
+      tables['interaction_volumes']
+      | 'V' >> beam.Map(lambda v: (v.window_start - T0, v.volume, v.pane_timing)),
+      equal_to([(0, 1, 'ON_TIME'), (10000, 1, 'ON_TIME')] + ([] if late else [(10000, 2, 'LATE')])),
+      label='volumes',
+    )

@@ -1,5 +1,6 @@
 """The wallboard's HTTP server and options: routes, security headers, bad
 requests, the event stream, a store that stops answering."""
+
 import http.client
 import json
 import re
@@ -9,14 +10,17 @@ import urllib.parse
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import pipelines.contact_center  # pylint: disable=unused-import
 from pipelines.dashboard import __main__ as dashboard_main
 from pipelines.dashboard.config import DashboardConfig
 from pipelines.dashboard.queries import Thresholds, WallboardQueries
 from pipelines.dashboard.server import SnapshotFeed, make_server
 from pipelines.dashboard.stores import SqliteStore, Store
-from tests.support.dashboard_helpers import (HTML_QUEUE_IMG, current_window_start,
-                                     window_row, write_page_rows)
+from tests.support.dashboard_helpers import (
+  HTML_QUEUE_IMG,
+  current_window_start,
+  window_row,
+  write_page_rows,
+)
 from transforms.schema import ABANDON_METRICS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
@@ -25,6 +29,7 @@ START_MS = current_window_start(1_800_000_000)
 
 class SwitchableStore(Store):
   """A store that can be made to fail, as a database going down does."""
+
   def __init__(self, store: Store):
     self.store = store
     self.down = False
@@ -68,7 +73,8 @@ def served(tmp_path):
   server = make_server('127.0.0.1', 0, queries, feed)
   feed.start()
   thread = threading.Thread(
-      target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True
+  )
   thread.start()
   yield f'127.0.0.1:{server.server_address[1]}', writer, feed, store
   server.shutdown()
@@ -108,8 +114,7 @@ def test_page_and_assets_come_with_strict_headers(served):
   for asset in assets:
     response, body = get(address, asset)
     assert response.status == 200, asset
-    assert response.getheader('Content-Type').startswith(
-        types[asset[asset.rindex('.'):]]), asset
+    assert response.getheader('Content-Type').startswith(types[asset[asset.rindex('.') :]]), asset
     assert response.getheader('Content-Security-Policy') == csp
   assert b'innerHTML' not in get(address, '/static/wallboard.js')[1]
 
@@ -121,10 +126,16 @@ def test_snapshot_is_json_with_every_queue(served):
   assert response.getheader('Cache-Control') == 'no-store'
   snapshot = json.loads(body)
   assert {t['queue_id'] for t in snapshot['queues']['tiles']} == {
-      'Q-1', 'Q-2', HTML_QUEUE_IMG, '"><script>window.__xss=1</script>'}
+    'Q-1',
+    'Q-2',
+    HTML_QUEUE_IMG,
+    '"><script>window.__xss=1</script>',
+  }
 
 
-@pytest.mark.parametrize('path, status, message', [
+@pytest.mark.parametrize(
+  'path, status, message',
+  [
     ('/api/trends?hours=0', 400, 'hours must be a whole number from 1 to 24'),
     ('/api/trends?hours=25', 400, 'from 1 to 24'),
     ('/api/trends?hours=1.5', 400, "got '1.5'"),
@@ -140,9 +151,9 @@ def test_snapshot_is_json_with_every_queue(served):
     ('/nothing', 404, 'no such page'),
     ('/static/../server.py', 404, 'no such'),
     ('/static/vendor', 404, 'no such file'),
-])
-def test_bad_requests_get_a_status_and_a_message(served, path, status,
-                                                 message):
+  ],
+)
+def test_bad_requests_get_a_status_and_a_message(served, path, status, message):
   response, body = get(served[0], path)
   assert response.status == status
   error = json.loads(body)['error']
@@ -168,8 +179,8 @@ def test_a_loopback_server_answers_loopback_names_only(served):
 
 def test_queue_detail_and_trends(served):
   response, body = get(
-      served[0], '/api/queue?' + urllib.parse.urlencode({
-          'id': HTML_QUEUE_IMG, 'hours': 1}))
+    served[0], '/api/queue?' + urllib.parse.urlencode({'id': HTML_QUEUE_IMG, 'hours': 1})
+  )
   assert response.status == 200
   detail = json.loads(body)
   assert detail['queue_id'] == HTML_QUEUE_IMG
@@ -202,8 +213,7 @@ def test_the_event_stream_pushes_every_refresh(served):
   first = read_event(response)
   assert first['event'] == 'snapshot'
   assert len(json.loads(first['data'])['queues']['tiles']) == 4
-  writer.upsert(ABANDON_METRICS,
-                [window_row('Q-NEW', START_MS, 40, 2, 30, 400.0)])
+  writer.upsert(ABANDON_METRICS, [window_row('Q-NEW', START_MS, 40, 2, 30, 400.0)])
   feed.refresh()
   second = read_event(response)
   assert int(second['id']) > int(first['id'])
@@ -223,8 +233,7 @@ def test_a_store_that_fails_keeps_the_last_numbers_and_says_why(served):
   assert during['queues'] == before['queues']
   response, body = get(address, '/api/trends?hours=4')
   assert response.status == 500
-  assert json.loads(body) == {
-      'error': 'internal error; the details are in the server log'}
+  assert json.loads(body) == {'error': 'internal error; the details are in the server log'}
   store.down = False
   feed.refresh()
   assert 'store_error' not in json.loads(get(address, '/api/snapshot')[1])
@@ -235,18 +244,30 @@ def config(*flags: str) -> DashboardConfig:
 
 
 def test_options_become_a_frozen_config():
-  c = config('--sqlite_path=/x.db', '--abandon_rate_warn=4',
-             '--abandon_rate_alert=8', '--service_level_target=90',
-             '--max_out_of_orderness=7', '--port=9000')
+  c = config(
+    '--sqlite_path=/x.db',
+    '--abandon_rate_warn=4',
+    '--abandon_rate_alert=8',
+    '--service_level_target=90',
+    '--max_out_of_orderness=7',
+    '--port=9000',
+  )
   assert c.thresholds == Thresholds(0.04, 0.08, 0.9)
   assert (c.store, c.sqlite_path, c.cassandra, c.host, c.port) == (
-      'sqlite', '/x.db', None, '127.0.0.1', 9000)
+    'sqlite',
+    '/x.db',
+    None,
+    '127.0.0.1',
+    9000,
+  )
   assert c.max_out_of_orderness_ms == 7000
   with pytest.raises(AttributeError):
     c.port = 1  # pylint: disable=attribute-defined-outside-init
 
 
-@pytest.mark.parametrize('flags, message', [
+@pytest.mark.parametrize(
+  'flags, message',
+  [
     (['--abandon_rate_warn=12'], 'is above --abandon_rate_alert=10.0'),
     (['--service_level_target=120'], 'a percentage from 0 to 100'),
     (['--abandon_rate_alert=-1', '--abandon_rate_warn=-2'], 'a percentage'),
@@ -254,7 +275,8 @@ def test_options_become_a_frozen_config():
     (['--refresh_seconds=0'], 'at least 0.2'),
     (['--store=cassandra', '--cassandra_consistency=ANY'], 'for writes only'),
     (['--store=cassandra', '--cassandra_keyspace=a;b'], 'keyspace name'),
-])
+  ],
+)
 def test_bad_options_are_refused_with_the_option_to_fix(flags, message):
   with pytest.raises(ValueError, match=re.escape(message)):
     config(*flags)
@@ -266,8 +288,7 @@ def test_the_options_coexist_with_the_job_options():
   PipelineOptions([]).get_all_options()
 
 
-def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path,
-                                                              capsys):
+def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path, capsys):
   with pytest.raises(SystemExit, match="unknown option '--prot=1'"):
     dashboard_main.main(['--prot=1'])
   with pytest.raises(SystemExit, match='no such file; run the job first'):

@@ -1,5 +1,6 @@
 """DedupeByKey on TestStream, and the SQLite sink's idempotent, ordered
 upserts."""
+
 import sqlite3
 
 import apache_beam as beam
@@ -9,9 +10,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import BASE_S, call, drain, timed
 from transforms import dedupe
 from transforms.dedupe import MIN_IDS_BEFORE_COMPACTION, DedupeByKey, _DedupeFn
+from transforms.records import AbandonMetrics, DeadLetter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS
 from transforms.sharding import shard_of
-from transforms.records import AbandonMetrics, DeadLetter
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
 
@@ -23,35 +24,52 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options, monkeypatch):
   # below so a change of sharding cannot quietly void the test).
   assert shard_of('a') == shard_of('a1') != shard_of('b') == shard_of('b5')
   stream = drain(
-      TestStream().add_elements([
-          timed(call('a', 10, wait=1)),
-          timed(call('a', 10, wait=2)),  # re-delivery: dropped
-          timed(call('b', 80)),
-      ]).advance_watermark_to(BASE_S + 605).add_elements([
-          # Neither shard has seen an event past its horizon (610 s, 680 s),
-          # nor has the watermark passed them: both are still duplicates.
-          timed(call('a', 10, wait=3)),
-          timed(call('b', 80, wait=3)),
-      ]).add_elements([
-          # a's shard sees 661 s: past a's horizon (610 s), so 'a' is
-          # forgotten (documented limit). b's shard sees 679 s: before b's
-          # horizon (680 s).
-          timed(call('a1', 661)),
-          timed(call('b5', 679)),
-      ]).add_elements([
-          timed(call('a', 10, wait=4)),
-          timed(call('b', 80, wait=4)),
-      ]))
+    TestStream()
+    .add_elements(
+      [
+        timed(call('a', 10, wait=1)),
+        timed(call('a', 10, wait=2)),  # re-delivery: dropped
+        timed(call('b', 80)),
+      ]
+    )
+    .advance_watermark_to(BASE_S + 605)
+    .add_elements(
+      [
+        # Neither shard has seen an event past its horizon (610 s, 680 s),
+        # nor has the watermark passed them: both are still duplicates.
+        timed(call('a', 10, wait=3)),
+        timed(call('b', 80, wait=3)),
+      ]
+    )
+    .add_elements(
+      [
+        # a's shard sees 661 s: past a's horizon (610 s), so 'a' is
+        # forgotten (documented limit). b's shard sees 679 s: before b's
+        # horizon (680 s).
+        timed(call('a1', 661)),
+        timed(call('b5', 679)),
+      ]
+    )
+    .add_elements(
+      [
+        timed(call('a', 10, wait=4)),
+        timed(call('b', 80, wait=4)),
+      ]
+    )
+  )
   with beam.Pipeline(options=options) as p:
     kept = (
-        p | stream | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
-        | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds)))
-    assert_that(
-        kept, equal_to([('a', 1), ('b', 5), ('a1', 5), ('b5', 5), ('a', 4)]))
+      p
+      | stream
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
+      | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds))
+    )
+    assert_that(kept, equal_to([('a', 1), ('b', 5), ('a1', 5), ('b5', 5), ('a', 4)]))
 
 
 class _Value:
   """What a runner gives the DoFn for a ReadModifyWriteState."""
+
   def __init__(self):
     self.value = None
 
@@ -64,6 +82,7 @@ class _Value:
 
 class _Bag:
   """What a runner gives the DoFn for a BagState."""
+
   def __init__(self):
     self.values = []
 
@@ -79,6 +98,7 @@ class _Bag:
 
 class _Timer:
   """What a runner gives the DoFn for a timer: the last time it was set."""
+
   def __init__(self):
     self.fire_at = None
 
@@ -90,16 +110,14 @@ class _Timer:
 class _Shard:
   """One shard's state, committed only when a batch runs to its end (as a
   runner commits a bundle's state)."""
+
   def __init__(self):
     self.clock, self.ids = _Value(), _Bag()
 
   def run(self, fn, elements, shard=0):
     clock, ids = _Value(), _Bag()
     clock.value, ids.values = self.clock.value, list(self.ids.values)
-    kept = [
-        wv.value.call_uuid
-        for wv in fn.process((shard, elements), clock, ids, _Timer())
-    ]
+    kept = [wv.value.call_uuid for wv in fn.process((shard, elements), clock, ids, _Timer())]
     self.clock, self.ids = clock, ids
     return kept
 
@@ -120,8 +138,7 @@ def test_after_a_far_future_record_ids_are_remembered_by_arrivals():
   far_future = call('future', 0)._replace(timestamp=3_800_000_000_000)
   kept = shard.run(fn, [far_future])
   for i in range(5000):
-    kept += shard.run(fn, [call(f'c{i}', i)] +
-                      ([call(f'c{i - 3}', i - 3)] if i >= 3 else []))
+    kept += shard.run(fn, [call(f'c{i}', i)] + ([call(f'c{i - 3}', i - 3)] if i >= 3 else []))
     stored = sum(len(added) for added in shard.ids.values)
     assert stored <= 2 * MIN_IDS_BEFORE_COMPACTION + 2, (i, stored)
   assert len(kept) == 5001
@@ -136,8 +153,8 @@ def test_a_partition_far_behind_the_shards_clock_still_has_its_duplicates_droppe
   fn, shard = new_fn(), _Shard()
   kept = []
   for k in range(0, 3000, 10):
-    kept += shard.run(fn, fast[k:k + 10])
-    kept += shard.run(fn, slow[k:k + 10] + (slow[k - 15:k - 5] if k >= 15 else []))
+    kept += shard.run(fn, fast[k : k + 10])
+    kept += shard.run(fn, slow[k : k + 10] + (slow[k - 15 : k - 5] if k >= 15 else []))
   assert len(kept) == 6000
 
 
@@ -179,8 +196,7 @@ def test_a_batch_that_fails_half_way_leaves_no_half_updated_copy():
   shard.run(fn, [call('a', 10)])
   clock, ids = _Value(), _Bag()
   clock.value, ids.values = shard.clock.value, list(shard.ids.values)
-  outputs = fn.process((0, [call('b', 20), call('c', 30)]), clock, ids,
-                       _Timer())
+  outputs = fn.process((0, [call('b', 20), call('c', 30)]), clock, ids, _Timer())
   next(outputs)  # 'b' is recorded in fn's working map, then the bundle fails
   outputs.close()
   # The runner retries the bundle on the uncommitted state: 'b' is new.
@@ -193,24 +209,50 @@ def test_a_shard_is_forgotten_once_the_watermark_passes_its_ttl(options):
   # test_state_bounds.py counts what is left) and a re-delivery that late
   # goes through (downstream it is behind every window: a late event).
   stream = drain(
-      TestStream().add_elements([
-          timed(call('a', 10, wait=1)),
-      ]).advance_watermark_to(BASE_S + 609).add_elements([
-          timed(call('a', 10, wait=2)),  # still within the TTL: dropped
-      ]).advance_watermark_to(BASE_S + 611).add_elements([
-          timed(call('a', 10, wait=3)),
-      ]))
+    TestStream()
+    .add_elements(
+      [
+        timed(call('a', 10, wait=1)),
+      ]
+    )
+    .advance_watermark_to(BASE_S + 609)
+    .add_elements(
+      [
+        timed(call('a', 10, wait=2)),  # still within the TTL: dropped
+      ]
+    )
+    .advance_watermark_to(BASE_S + 611)
+    .add_elements(
+      [
+        timed(call('a', 10, wait=3)),
+      ]
+    )
+  )
   with beam.Pipeline(options=options) as p:
     kept = (
-        p | stream | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp,
-                                 600, 'test')
-        | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds)))
+      p
+      | stream
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
+      | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds))
+    )
     assert_that(kept, equal_to([('a', 1), ('a', 3)]))
 
 
 def metrics_row(pane_index, total):
-  return AbandonMetrics('Q-1', 0, 300000, total, 0, 0, total, 0.0, 0.0, 1.0,
-                        pane_index, 'LATE' if pane_index else 'ON_TIME')
+  return AbandonMetrics(
+    'Q-1',
+    0,
+    300000,
+    total,
+    0,
+    0,
+    total,
+    0.0,
+    0.0,
+    1.0,
+    pane_index,
+    'LATE' if pane_index else 'ON_TIME',
+  )
 
 
 def test_sqlite_upsert_converges_whatever_the_order(tmp_path):
@@ -225,8 +267,5 @@ def test_sqlite_upsert_converges_whatever_the_order(tmp_path):
   writer.upsert(DEAD_LETTERS, [letter, letter])
   writer.close()
   conn = sqlite3.connect(path)
-  assert conn.execute(
-      'SELECT pane_index, total_calls FROM abandon_metrics').fetchall() == [
-          (2, 9)
-      ]
+  assert conn.execute('SELECT pane_index, total_calls FROM abandon_metrics').fetchall() == [(2, 9)]
   assert conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone() == (1,)

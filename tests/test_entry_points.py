@@ -1,5 +1,6 @@
 """Every entry point starts quietly: nothing on stderr a user cannot act on
 (Beam's "apitools not found", type-hint warnings), see pipelines/__init__.py."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +10,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize('module, args', [
+@pytest.mark.parametrize(
+  'module, args',
+  [
     ('pipelines.contact_center', ['--help']),
     ('pipelines.launch', ['--describe']),
     ('pipelines.dashboard', ['--help']),
-])
+  ],
+)
 def test_entry_point_prints_nothing_a_user_cannot_act_on(module, args):
   done = subprocess.run(
-      [sys.executable, '-m', module, *args], cwd=REPO, capture_output=True,
-      text=True, timeout=120, check=False)
+    [sys.executable, '-m', module, *args],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+    check=False,
+  )
   assert done.returncode == 0, done.stderr
   assert done.stdout.strip()
   assert 'apitools' not in done.stderr

@@ -1,6 +1,7 @@
 """Building the main job's graph does no I/O on its stores: no file is
 created or written, no connection opened. The sinks are prepared by the
 launch step `build` returns (run() calls it before submitting the job)."""
+
 import contextlib
 import os
 import socket
@@ -16,13 +17,13 @@ from pipelines import contact_center
 from transforms.sink_registry import SINKS, result_sink
 
 JOB_INPUTS = [
-    '--call_events=samples/call_events.jsonl',
-    '--data_actions=samples/data_actions.jsonl', '--streaming'
+  '--call_events=samples/call_events.jsonl',
+  '--data_actions=samples/data_actions.jsonl',
+  '--streaming',
 ]
 # Python's audit events for what a graph build must not do (the replay
 # reading its input files is allowed: it plans the stream from them).
-_IO_EVENTS = ('open', 'os.mkdir', 'os.rename', 'os.remove', 'socket.connect',
-              'sqlite3.connect')
+_IO_EVENTS = ('open', 'os.mkdir', 'os.rename', 'os.remove', 'socket.connect', 'sqlite3.connect')
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
 _recordings: List[List[Tuple[str, tuple]]] = []
 _hooked = False
@@ -77,19 +78,20 @@ def test_building_the_job_creates_no_sqlite_file(tmp_path):
   prepare_sinks()
   with contextlib.closing(sqlite3.connect(path)) as conn:
     tables = {
-        name for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")
+      name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     }
   assert tables == {
-      'abandon_metrics', 'late_events', 'dead_letters', 'interaction_volumes',
-      'pattern_alerts'
+    'abandon_metrics',
+    'late_events',
+    'dead_letters',
+    'interaction_volumes',
+    'pattern_alerts',
   }
 
 
 def test_the_recorder_sees_what_preparing_a_sink_does(tmp_path):
   # The check above can fail: preparing is I/O, and it is recorded.
-  options = PipelineOptions(
-      [*JOB_INPUTS, f'--sqlite_path={tmp_path / "out.db"}'])
+  options = PipelineOptions([*JOB_INPUTS, f'--sqlite_path={tmp_path / "out.db"}'])
   prepare_sinks = contact_center.build(beam.Pipeline(options=options), options)
   with recorded_io() as events:
     prepare_sinks()
@@ -100,8 +102,12 @@ def test_an_unreachable_cassandra_fails_at_launch_not_at_build(tmp_path):
   port = free_port()  # nothing listens there
   db = tmp_path / 'out.db'
   args = [
-      *JOB_INPUTS, '--sink=cassandra', '--sink=sqlite', f'--sqlite_path={db}',
-      '--cassandra_hosts=127.0.0.1', f'--cassandra_port={port}'
+    *JOB_INPUTS,
+    '--sink=cassandra',
+    '--sink=sqlite',
+    f'--sqlite_path={db}',
+    '--cassandra_hosts=127.0.0.1',
+    f'--cassandra_port={port}',
   ]
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)  # Beam makes a temp dir here
@@ -123,9 +129,9 @@ def test_an_unreachable_cassandra_fails_at_launch_not_at_build(tmp_path):
 def test_sinks_come_from_the_registry():
   options = PipelineOptions(['--sqlite_path=unused.db'])
   assert [type(result_sink(name, options)).__name__ for name in SINKS] == [
-      'SqliteSink', 'CassandraSink', 'KafkaSink'
+    'SqliteSink',
+    'CassandraSink',
+    'KafkaSink',
   ]
-  with pytest.raises(ValueError,
-                     match="unknown sink 'parquet'; known: sqlite, "
-                     'cassandra, kafka'):
+  with pytest.raises(ValueError, match="unknown sink 'parquet'; known: sqlite, cassandra, kafka"):
     result_sink('parquet', options)

@@ -1,5 +1,6 @@
 """JoinCustomers on TestStream: latest profile by event time, bounded wait
 for a first profile, state TTL."""
+
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
@@ -13,8 +14,7 @@ TTL_S = 3600
 
 
 def record(iid, at_s, customer='C-1'):
-  return Interaction(iid, customer, 'chat', 'COMPLETED',
-                     int((BASE_S + at_s) * 1000))
+  return Interaction(iid, customer, 'chat', 'COMPLETED', int((BASE_S + at_s) * 1000))
 
 
 def profile(at_s, tier, region='EMEA', customer='C-1'):
@@ -32,8 +32,7 @@ def run_join(batches, options):
     if records:
       stream = stream.add_elements([stamped(r) for r in records], tag='records')
     if profiles:
-      stream = stream.add_elements([stamped(p) for p in profiles],
-                                   tag='profiles')
+      stream = stream.add_elements([stamped(p) for p in profiles], tag='profiles')
     if watermark_s is not None:
       for tag in ('records', 'profiles'):
         stream = stream.advance_watermark_to(BASE_S + watermark_s, tag=tag)
@@ -42,9 +41,10 @@ def run_join(batches, options):
     stream = stream.advance_watermark_to_infinity(tag=tag)
   with beam.Pipeline(options=options) as p:
     streams = p | stream
-    yield ((streams['records'], streams['profiles'])
-           | JoinCustomers(lambda r, prof: (r.interaction_id, prof.tier),
-                           Interaction, WAIT_S, TTL_S))
+    yield (
+      (streams['records'], streams['profiles'])
+      | JoinCustomers(lambda r, prof: (r.interaction_id, prof.tier), Interaction, WAIT_S, TTL_S)
+    )
 
 
 def check(batches, options, expected):
@@ -53,34 +53,58 @@ def check(batches, options, expected):
 
 
 def test_record_after_profile_is_enriched_at_once(options):
-  check([([], [profile(0, 'GOLD')], 5), ([record('i1', 10)], [], None)],
-        options, [('i1', 'GOLD')])
+  check([([], [profile(0, 'GOLD')], 5), ([record('i1', 10)], [], None)], options, [('i1', 'GOLD')])
 
 
 def test_record_waits_for_a_profile_arriving_within_the_wait(options):
-  check([([record('i1', 10)], [], 20), ([], [profile(25, 'SILVER')], None)],
-        options, [('i1', 'SILVER')])
+  check(
+    [([record('i1', 10)], [], 20), ([], [profile(25, 'SILVER')], None)], options, [('i1', 'SILVER')]
+  )
 
 
 def test_record_goes_on_as_unknown_after_the_wait(options):
-  check([([record('i1', 10)], [], 10 + WAIT_S + 1),
-         ([], [profile(60, 'SILVER')], None), ([record('i2', 70)], [], None)],
-        options, [('i1', 'UNKNOWN'), ('i2', 'SILVER')])
+  check(
+    [
+      ([record('i1', 10)], [], 10 + WAIT_S + 1),
+      ([], [profile(60, 'SILVER')], None),
+      ([record('i2', 70)], [], None),
+    ],
+    options,
+    [('i1', 'UNKNOWN'), ('i2', 'SILVER')],
+  )
 
 
 def test_latest_profile_by_event_time_wins_not_latest_arrival(options):
-  check([([], [profile(50, 'PLATINUM')], 55),
-         ([], [profile(40, 'BRONZE')], 60),  # older update delivered late
-         ([record('i1', 70)], [], None)], options, [('i1', 'PLATINUM')])
+  check(
+    [
+      ([], [profile(50, 'PLATINUM')], 55),
+      ([], [profile(40, 'BRONZE')], 60),  # older update delivered late
+      ([record('i1', 70)], [], None),
+    ],
+    options,
+    [('i1', 'PLATINUM')],
+  )
 
 
 def test_profile_state_expires_after_ttl_of_inactivity(options):
-  check([([], [profile(0, 'GOLD')], 10), ([], [], TTL_S + 100),
-         ([record('i1', TTL_S + 200)], [], None)], options, [('i1', 'UNKNOWN')])
+  check(
+    [
+      ([], [profile(0, 'GOLD')], 10),
+      ([], [], TTL_S + 100),
+      ([record('i1', TTL_S + 200)], [], None),
+    ],
+    options,
+    [('i1', 'UNKNOWN')],
+  )
 
 
 def test_activity_keeps_the_profile_alive(options):
-  check([([], [profile(0, 'GOLD')], 10),
-         ([record('i1', TTL_S - 100)], [], TTL_S + 100),
-         ([record('i2', TTL_S + 200)], [], None)], options, [('i1', 'GOLD'),
-                                                            ('i2', 'GOLD')])
+  check(
+    [
+      ([], [profile(0, 'GOLD')], 10),
+      ([record('i1', TTL_S - 100)], [], TTL_S + 100),
+      ([record('i2', TTL_S + 200)], [], None),
+    ],
+    options,
+    [('i1', 'GOLD'), ('i2', 'GOLD')],
+  )

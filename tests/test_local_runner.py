@@ -1,6 +1,7 @@
 """The local runner's cached DoFn introspection gives Beam's own answer, its
 DoFn copies are reused per thread only, and its cheaper bookkeeping keeps
 Beam's behaviour."""
+
 import copy
 import gc
 import logging
@@ -15,24 +16,22 @@ from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.runners.direct import evaluation_context
-from apache_beam.runners.direct import executor
-from apache_beam.runners.direct import transform_evaluator
+from apache_beam.runners.direct import evaluation_context, executor, transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.runners.runner import PipelineState
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.transforms import core
-from apache_beam.transforms import userstate
+from apache_beam.transforms import core, userstate
 from apache_beam.transforms.core import CallableWrapperDoFn
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.trigger import InMemoryUnmergedState
-from apache_beam.transforms.trigger import _ListStateTag
-from apache_beam.transforms.window import FixedWindows
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.transforms.window import IntervalWindow
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.trigger import InMemoryUnmergedState, _ListStateTag
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.window import (
+  FixedWindows,
+  GlobalWindow,
+  IntervalWindow,
+  TimestampedValue,
+)
 from apache_beam.utils.timestamp import Timestamp
 
 from pipelines import local_runner
@@ -62,12 +61,15 @@ class _CollectDoFns(PipelineVisitor):
 def test_every_dofn_of_the_main_job_gets_beams_specs(tmp_path):
   pipeline = beam.Pipeline(options=PipelineOptions())
   build(
-      pipeline,
-      PipelineOptions([
-          f'--call_events={REPO}/samples/call_events.jsonl',
-          f'--data_actions={REPO}/samples/data_actions.jsonl',
-          f'--sqlite_path={tmp_path}/out.db',
-      ]))
+    pipeline,
+    PipelineOptions(
+      [
+        f'--call_events={REPO}/samples/call_events.jsonl',
+        f'--data_actions={REPO}/samples/data_actions.jsonl',
+        f'--sqlite_path={tmp_path}/out.db',
+      ]
+    ),
+  )
   collector = _CollectDoFns()
   pipeline.visit(collector)
   stateful = set()
@@ -75,11 +77,11 @@ def test_every_dofn_of_the_main_job_gets_beams_specs(tmp_path):
     # Twice, and on the copy the runner makes for every bundle: the second
     # lookups are the cached ones.
     for fn in (dofn, dofn, pickler.roundtrip(dofn)):
-      assert _names(local_runner.cached_dofn_specs(fn)) == _names(
-          UNCACHED(fn)), label
+      assert _names(local_runner.cached_dofn_specs(fn)) == _names(UNCACHED(fn)), label
       for method in METHODS:
         assert local_runner.cached_function_arguments(fn, method) == (
-            UNCACHED_ARGUMENTS(fn, method)), (label, method)
+          UNCACHED_ARGUMENTS(fn, method)
+        ), (label, method)
     if any(_names(UNCACHED(dofn))):
       stateful.add(label)
   # The stateful steps of both flows were looked at (dedupe, windows,
@@ -112,15 +114,13 @@ def test_callers_get_their_own_sets():
 
   first, _ = local_runner.cached_dofn_specs(_Stateful())
   first.clear()
-  assert _names(local_runner.cached_dofn_specs(_Stateful())) == (
-      {'seen'}, set())
+  assert _names(local_runner.cached_dofn_specs(_Stateful())) == ({'seen'}, set())
 
 
 def test_the_local_runner_routes_beams_lookups_through_the_cache():
   with local_runner.replaced_beam_internals():
     assert userstate.get_dofn_specs is local_runner.cached_dofn_specs
-    assert userstate.is_stateful_dofn(
-        CallableWrapperDoFn(_Holder().stateful))
+    assert userstate.is_stateful_dofn(CallableWrapperDoFn(_Holder().stateful))
   assert_beams_own_internals()
 
 
@@ -131,12 +131,9 @@ def test_a_method_on_the_instance_is_not_judged_by_its_class():
 
   plain, patched = _Fn(), _Fn()
   patched.process = _Holder().stateful
-  assert local_runner.cached_function_arguments(plain, 'process')[0] == [
-      'element']
-  assert local_runner.cached_function_arguments(patched, 'process')[0] == [
-      'element', 'seen']
-  assert local_runner.cached_function_arguments(plain, 'process')[0] == [
-      'element']
+  assert local_runner.cached_function_arguments(plain, 'process')[0] == ['element']
+  assert local_runner.cached_function_arguments(patched, 'process')[0] == ['element', 'seen']
+  assert local_runner.cached_function_arguments(plain, 'process')[0] == ['element']
 
 
 def test_each_thread_reuses_its_own_copy_of_a_dofn():
@@ -153,8 +150,7 @@ def test_each_thread_reuses_its_own_copy_of_a_dofn():
   # By identity: an equal DoFn gets a copy of its own.
   assert copies.roundtrip(twin) is not first
   other_thread = []
-  worker = threading.Thread(
-      target=lambda: other_thread.append(copies.roundtrip(dofn)))
+  worker = threading.Thread(target=lambda: other_thread.append(copies.roundtrip(dofn)))
   worker.start()
   worker.join()
   assert other_thread[0] is not first
@@ -192,8 +188,7 @@ def test_a_dofn_is_set_up_once_and_torn_down_when_the_run_ends(options):
   for i in range(2, 5):
     stream = stream.add_elements([i]).advance_watermark_to(10 * i)
   with beam.Pipeline(options=options) as p:
-    out = p | stream.advance_watermark_to_infinity() | beam.ParDo(
-        _RecordLifecycle())
+    out = p | stream.advance_watermark_to_infinity() | beam.ParDo(_RecordLifecycle())
     assert_that(out, equal_to([1, 2, 3, 4]))
   bundles = LIFECYCLE.count('bundle')
   assert bundles >= 4, LIFECYCLE
@@ -233,9 +228,12 @@ def test_a_step_runs_on_bundles_with_elements_only(options):
     stream = stream.add_elements([i]).advance_watermark_to(10 * i)
   with beam.Pipeline(options=options) as p:
     split = (
-        p | stream.advance_watermark_to_infinity()
-        | beam.Map(lambda n: n if n % 2 else beam.pvalue.TaggedOutput(
-            'even', n)).with_outputs('even', main='odd'))
+      p
+      | stream.advance_watermark_to_infinity()
+      | beam.Map(lambda n: n if n % 2 else beam.pvalue.TaggedOutput('even', n)).with_outputs(
+        'even', main='odd'
+      )
+    )
     odd = split.odd | 'Odd' >> beam.ParDo(_RecordLifecycle())
     even = split.even | 'Even' >> beam.Map(lambda n: n * 10)
     assert_that(odd, equal_to([1, 3, 5]), label='odd')
@@ -246,10 +244,10 @@ def test_a_step_runs_on_bundles_with_elements_only(options):
 
 def deepcopy_of(state):
   return (
-      {w: dict(t) for w, t in state.timers.items()},
-      {w: {tag: list(v) for tag, v in tags.items()}
-       for w, tags in state.state.items()},
-      copy.deepcopy(state.global_state))
+    {w: dict(t) for w, t in state.timers.items()},
+    {w: {tag: list(v) for tag, v in tags.items()} for w, tags in state.state.items()},
+    copy.deepcopy(state.global_state),
+  )
 
 
 class _AddSideInput(beam.DoFn):
@@ -263,20 +261,25 @@ def test_a_step_with_a_side_input_still_gets_its_window_looked_up(options):
   # a step with a windowed side input needs the scanned window to find the
   # side input's window to wait for (without it the step never runs).
   stream = (
-      TestStream().add_elements([
-          TimestampedValue(1, 1), TimestampedValue(2, 12)
-      ]).advance_watermark_to(20).add_elements([
-          TimestampedValue(3, 15)
-      ]).advance_watermark_to_infinity())
+    TestStream()
+    .add_elements([TimestampedValue(1, 1), TimestampedValue(2, 12)])
+    .advance_watermark_to(20)
+    .add_elements([TimestampedValue(3, 15)])
+    .advance_watermark_to_infinity()
+  )
   with beam.Pipeline(options=options) as p:
     offsets = (
-        p | 'Offsets' >> beam.Create([(100, 1), (1000, 15)])
-        | 'Stamp' >> beam.Map(lambda o: TimestampedValue(o[0], o[1]))
-        | 'OffsetWindows' >> beam.WindowInto(FixedWindows(10)))
+      p
+      | 'Offsets' >> beam.Create([(100, 1), (1000, 15)])
+      | 'Stamp' >> beam.Map(lambda o: TimestampedValue(o[0], o[1]))
+      | 'OffsetWindows' >> beam.WindowInto(FixedWindows(10))
+    )
     out = (
-        p | stream
-        | beam.WindowInto(FixedWindows(10))
-        | beam.ParDo(_AddSideInput(), beam.pvalue.AsList(offsets)))
+      p
+      | stream
+      | beam.WindowInto(FixedWindows(10))
+      | beam.ParDo(_AddSideInput(), beam.pvalue.AsList(offsets))
+    )
     assert_that(out, equal_to([101, 1002, 1003]))
 
 
@@ -290,10 +293,8 @@ def test_a_plain_function_on_the_instance_is_judged_by_that_function():
   plain.setup = lambda: None
   with_context.setup = lambda context=None: None
   for fn in (plain, with_context, plain):
-    assert local_runner.cached_function_arguments(fn, 'setup') == (
-        UNCACHED_ARGUMENTS(fn, 'setup'))
-  assert local_runner.cached_function_arguments(with_context, 'setup') == (
-      ['context'], [None])
+    assert local_runner.cached_function_arguments(fn, 'setup') == (UNCACHED_ARGUMENTS(fn, 'setup'))
+  assert local_runner.cached_function_arguments(with_context, 'setup') == (['context'], [None])
 
 
 @pytest.mark.parametrize('watermark', [0, 4, 5, 6, 9, 10, 100])
@@ -301,19 +302,16 @@ def test_due_timers_are_beams_at_every_watermark(watermark):
   ours = local_runner._KeyedStateSharingTimestamps()  # pylint: disable=protected-access
   beams = InMemoryUnmergedState()
   for state in (ours, beams):
-    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
-                    Timestamp(5), 'a')
-    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
-                    Timestamp(9), 'b')
-    state.set_timer(IntervalWindow(0, 10), 'end', TimeDomain.WATERMARK,
-                    Timestamp(6))
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(5), 'a')
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(9), 'b')
+    state.set_timer(IntervalWindow(0, 10), 'end', TimeDomain.WATERMARK, Timestamp(6))
   at = Timestamp(watermark)
   assert sorted(ours.get_timers(watermark=at)[0], key=str) == sorted(
-      beams.get_timers(watermark=at)[0], key=str)
+    beams.get_timers(watermark=at)[0], key=str
+  )
   # A processing-time timer is reported as such, whatever the watermark.
   for state in (ours, beams):
-    state.set_timer(GlobalWindow(), 'wall', TimeDomain.REAL_TIME,
-                    Timestamp(10**9))
+    state.set_timer(GlobalWindow(), 'wall', TimeDomain.REAL_TIME, Timestamp(10**9))
   assert ours.get_timers(watermark=at, processing_time=Timestamp(0))[1]
 
 
@@ -326,15 +324,14 @@ def test_due_timers_stay_beams_as_timers_change_and_are_copied():
   def same_at(watermark, clear=False):
     at = Timestamp(watermark)
     assert sorted(ours.get_timers(clear, at)[0], key=str) == sorted(
-        beams.get_timers(clear, at)[0], key=str)
+      beams.get_timers(clear, at)[0], key=str
+    )
 
   for state in (ours, beams):
-    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
-                    Timestamp(9), 'a')
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(9), 'a')
   same_at(5)
   for state in (ours, beams):
-    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK,
-                    Timestamp(4), 'b')
+    state.set_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, Timestamp(4), 'b')
   same_at(5)
   for state in (ours, beams):
     state.clear_timer(GlobalWindow(), 'tick', TimeDomain.WATERMARK, 'b')
@@ -350,17 +347,18 @@ def test_due_timers_stay_beams_as_timers_change_and_are_copied():
 # Beam's own values of what LocalRunner replaces, known independently of
 # whether something is replaced now.
 BEAMS_OWN = (
-    (userstate, 'get_dofn_specs', UNCACHED),
-    (transform_evaluator, 'get_dofn_specs', UNCACHED),
-    (core, 'get_function_arguments', UNCACHED_ARGUMENTS),
-    (transform_evaluator, 'pickler', pickler),
-    (evaluation_context, 'DirectUnmergedState',
-     local_runner._KeyedStateSharingTimestamps.__base__),  # pylint: disable=protected-access
-    (executor, 'TransformExecutor',
-     local_runner._TransformExecutorWithoutScan.__base__),  # pylint: disable=protected-access
-    (executor, '_ExecutorServiceParallelExecutor',
-     local_runner._ExecutorSkippingEmptyBundles.__base__),  # pylint: disable=protected-access
-    (executor, 'MetricsContainer', MetricsContainer),
+  (userstate, 'get_dofn_specs', UNCACHED),
+  (transform_evaluator, 'get_dofn_specs', UNCACHED),
+  (core, 'get_function_arguments', UNCACHED_ARGUMENTS),
+  (transform_evaluator, 'pickler', pickler),
+  (evaluation_context, 'DirectUnmergedState', local_runner._KeyedStateSharingTimestamps.__base__),  # pylint: disable=protected-access
+  (executor, 'TransformExecutor', local_runner._TransformExecutorWithoutScan.__base__),  # pylint: disable=protected-access
+  (
+    executor,
+    '_ExecutorServiceParallelExecutor',
+    local_runner._ExecutorSkippingEmptyBundles.__base__,
+  ),  # pylint: disable=protected-access
+  (executor, 'MetricsContainer', MetricsContainer),
 )
 
 
@@ -370,8 +368,9 @@ GC_OWN = gc.get_threshold()
 
 def assert_beams_own_internals():
   replaced = [
-      f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN
-      if getattr(module, name) is not own
+    f'{module.__name__}.{name}'
+    for module, name, own in BEAMS_OWN
+    if getattr(module, name) is not own
   ]
   assert not replaced, replaced
   assert gc.get_threshold() == GC_OWN and gc.get_freeze_count() == 0
@@ -379,8 +378,7 @@ def assert_beams_own_internals():
 
 def assert_replaced_internals():
   kept = [
-      f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN
-      if getattr(module, name) is own
+    f'{module.__name__}.{name}' for module, name, own in BEAMS_OWN if getattr(module, name) is own
   ]
   assert not kept, kept
   assert gc.get_threshold()[0] == local_runner.GC_YOUNG_THRESHOLD
@@ -406,10 +404,8 @@ def counted_in_bundles(runner, process=None) -> int:
   # Each add_elements is a bundle of its own.
   for n in range(BUNDLES):
     stream = stream.add_elements([n])
-  p = beam.Pipeline(
-      runner=runner, options=PipelineOptions([], streaming=True))
-  counted = p | stream.advance_watermark_to_infinity() | beam.ParDo(
-      _CountEach())
+  p = beam.Pipeline(runner=runner, options=PipelineOptions([], streaming=True))
+  counted = p | stream.advance_watermark_to_infinity() | beam.ParDo(_CountEach())
   if process:
     _ = counted | beam.Map(process)
   result = p.run()
@@ -430,8 +426,11 @@ def test_a_plain_direct_runner_after_a_local_run_runs_beam_unchanged():
 def test_the_replacements_last_until_the_run_is_waited_for(options):
   LIFECYCLE.clear()
   p = beam.Pipeline(options=options)
-  _ = p | TestStream().add_elements([1]).advance_watermark_to_infinity(
-  ) | beam.ParDo(_RecordLifecycle())
+  _ = (
+    p
+    | TestStream().add_elements([1]).advance_watermark_to_infinity()
+    | beam.ParDo(_RecordLifecycle())
+  )
   result = p.run()
   # The executor runs the pipeline in its own threads from here on.
   assert_replaced_internals()
@@ -448,8 +447,9 @@ def test_a_failing_run_puts_beams_internals_back_and_tears_down():
   LIFECYCLE.clear()
   stream = TestStream().add_elements([1]).advance_watermark_to_infinity()
   with pytest.raises(Exception, match='cannot take 1'):
-    with beam.Pipeline(runner=local_runner.LocalRunner(),
-                       options=PipelineOptions([], streaming=True)) as p:
+    with beam.Pipeline(
+      runner=local_runner.LocalRunner(), options=PipelineOptions([], streaming=True)
+    ) as p:
       _ = p | stream | beam.ParDo(_RecordLifecycle()) | beam.Map(_fail)
   assert_beams_own_internals()
   assert LIFECYCLE and LIFECYCLE[0] == 'setup'
@@ -468,28 +468,27 @@ def test_overlapping_runs_share_the_replacements_until_the_last_ends(options):
   assert_beams_own_internals()
 
 
-def test_another_beam_release_gets_the_plain_runner_and_one_warning(
-    monkeypatch, caplog):
+def test_another_beam_release_gets_the_plain_runner_and_one_warning(monkeypatch, caplog):
   monkeypatch.setattr(apache_beam, '__version__', '2.99.0')
   with caplog.at_level(logging.WARNING, logger=local_runner.__name__):
     # While it runs, the process runs Beam's runner as is.
     counts = [
-        counted_in_bundles(
-            local_runner.LocalRunner(),
-            process=lambda _: assert_beams_own_internals()) for _ in range(2)
+      counted_in_bundles(local_runner.LocalRunner(), process=lambda _: assert_beams_own_internals())
+      for _ in range(2)
     ]
   assert counts == [1, 1]
-  warnings = [
-      r.getMessage() for r in caplog.records if r.name == local_runner.__name__
-  ]
+  warnings = [r.getMessage() for r in caplog.records if r.name == local_runner.__name__]
   assert len(warnings) == 1, warnings
   assert '2.99.0' in warnings[0] and '2.77.0' in warnings[0], warnings
 
 
 def test_a_cancelled_run_puts_beams_internals_back(options):
   p = beam.Pipeline(options=options)
-  _ = p | TestStream().add_elements([1]).advance_watermark_to_infinity(
-  ) | beam.ParDo(_RecordLifecycle())
+  _ = (
+    p
+    | TestStream().add_elements([1]).advance_watermark_to_infinity()
+    | beam.ParDo(_RecordLifecycle())
+  )
   result = p.run()
   result.cancel()
   assert result.state == PipelineState.CANCELLED

@@ -1,5 +1,6 @@
 """The main job end to end on generated files, against the plain-Python
 reference (scripts/reference/calls.py), plus the randomized conservation law."""
+
 import random
 import sqlite3
 
@@ -12,19 +13,20 @@ from scripts.reference.calls import reference_call_metrics
 from scripts.reference.interactions import reference_interactions
 
 ROW_COLUMNS = (
-    'total_calls, abandoned_calls, short_abandoned_calls, answered_within_sl, '
-    'total_wait_seconds, window_end, abandon_rate, service_level')
+  'total_calls, abandoned_calls, short_abandoned_calls, answered_within_sl, '
+  'total_wait_seconds, window_end, abandon_rate, service_level'
+)
 
 
 def run_main_job(events_path, db_path, *extra):
-  contact_center.run([
-      f'--call_events={events_path}', f'--sqlite_path={db_path}', *extra
-  ])
+  contact_center.run([f'--call_events={events_path}', f'--sqlite_path={db_path}', *extra])
   conn = sqlite3.connect(db_path)
-  rows = {(q, ws): rest
-          for q, ws, *rest in conn.execute(
-              f'SELECT queue_id, window_start, {ROW_COLUMNS} '
-              'FROM abandon_metrics')}
+  rows = {
+    (q, ws): rest
+    for q, ws, *rest in conn.execute(
+      f'SELECT queue_id, window_start, {ROW_COLUMNS} FROM abandon_metrics'
+    )
+  }
   late = [r[0] for r in conn.execute('SELECT event_id FROM late_events')]
   dead = [r[0] for r in conn.execute('SELECT reason FROM dead_letters')]
   conn.close()
@@ -33,24 +35,26 @@ def run_main_job(events_path, db_path, *extra):
 
 def reference_rows(ref):
   from scripts.reference.calls import abandon_rate, service_level
+
   return {
-      key: [
-          r['total_calls'], r['abandoned_calls'], r['short_abandoned_calls'],
-          r['answered_within_sl'],
-          float(r['total_wait_seconds']), r['window_end_ms'],
-          float(abandon_rate(r)),
-          float(service_level(r))
-      ]
-      for key, r in ref.rows.items()
+    key: [
+      r['total_calls'],
+      r['abandoned_calls'],
+      r['short_abandoned_calls'],
+      r['answered_within_sl'],
+      float(r['total_wait_seconds']),
+      r['window_end_ms'],
+      float(abandon_rate(r)),
+      float(service_level(r)),
+    ]
+    for key, r in ref.rows.items()
   }
 
 
 def test_main_job_matches_the_reference(tmp_path):
   events = tmp_path / 'calls.jsonl'
-  counts = write_call_events(
-      str(events), 4000, seed=11, events_per_second=4, oversized=True)
-  rows, late, dead = run_main_job(
-      events, tmp_path / 'out.db', '--short_abandon_threshold=5')
+  counts = write_call_events(str(events), 4000, seed=11, events_per_second=4, oversized=True)
+  rows, late, dead = run_main_job(events, tmp_path / 'out.db', '--short_abandon_threshold=5')
   ref = reference_call_metrics(str(events), short_abandon_threshold_s=5)
 
   assert {k: list(v) for k, v in rows.items()} == reference_rows(ref)
@@ -80,21 +84,22 @@ def test_conservation_under_random_arrival_orders(tmp_path, seed):
   rng = random.Random(seed)
   generated = tmp_path / 'generated.jsonl'
   counts = write_call_events(
-      str(generated),
-      1200,
-      seed=seed,
-      events_per_second=rng.choice([1, 3, 10]),
-      queues=rng.randint(2, 6),
-      too_late_share=rng.uniform(0, 0.05),
-      duplicate_share=rng.uniform(0, 0.05))
+    str(generated),
+    1200,
+    seed=seed,
+    events_per_second=rng.choice([1, 3, 10]),
+    queues=rng.randint(2, 6),
+    too_late_share=rng.uniform(0, 0.05),
+    duplicate_share=rng.uniform(0, 0.05),
+  )
   events = tmp_path / 'arrivals.jsonl'
   shuffled_copy(generated, events, rng, share=rng.uniform(0.01, 0.2))
   poll_size = rng.choice([1, 7, 50, 500])
   # Moved lines can arrive hours of event time after their first copy; the
   # dedupe horizon must cover that for "each event once" to be the contract.
   rows, late, _ = run_main_job(
-      events, tmp_path / 'out.db', f'--replay_poll_size={poll_size}',
-      '--dedupe_ttl=86400')
+    events, tmp_path / 'out.db', f'--replay_poll_size={poll_size}', '--dedupe_ttl=86400'
+  )
 
   assert sum(r[0] for r in rows.values()) + len(late) == counts['valid']
   assert len(set(late)) == len(late)
@@ -116,24 +121,23 @@ def test_both_flows_in_one_job_match_their_references(tmp_path):
   ref = reference_interactions(str(actions))
   conn = sqlite3.connect(db)
   volumes = dict(
-      ((c, ws), v) for c, ws, v in conn.execute(
-          'SELECT channel, window_start, volume FROM interaction_volumes'))
-  alerts = set(
-      conn.execute(
-          'SELECT customer_id, channel, timestamp FROM pattern_alerts'))
+    ((c, ws), v)
+    for c, ws, v in conn.execute('SELECT channel, window_start, volume FROM interaction_volumes')
+  )
+  alerts = set(conn.execute('SELECT customer_id, channel, timestamp FROM pattern_alerts'))
   late_by_reason = {}
   for event_id, reason in conn.execute(
-      "SELECT event_id, reason FROM late_events "
-      "WHERE source = 'cxone-data-actions'"):
+    "SELECT event_id, reason FROM late_events WHERE source = 'cxone-data-actions'"
+  ):
     late_by_reason.setdefault(reason, set()).add(event_id)
   unknown_tiers = conn.execute(
-      "SELECT COUNT(*) FROM pattern_alerts WHERE tier = 'UNKNOWN'").fetchone()
+    "SELECT COUNT(*) FROM pattern_alerts WHERE tier = 'UNKNOWN'"
+  ).fetchone()
   conn.close()
 
   assert volumes == ref.volumes
   assert late_by_reason.get('after_window_expiry', set()) == ref.late_volume_ids
-  assert late_by_reason.get('behind_processed_interactions',
-                            set()) == ref.pattern_late_ids
+  assert late_by_reason.get('behind_processed_interactions', set()) == ref.pattern_late_ids
   assert alerts == ref.alerts and alerts
   assert sum(volumes.values()) + len(ref.late_volume_ids) == counts['interactions']
   assert unknown_tiers[0] < len(alerts)

@@ -2,6 +2,7 @@
 InvalidRecord with a specific reason, and an accepted record is safe for
 every later step (UTF-8 encodable, bounded ids, finite bounded numbers, an
 event time not in the future)."""
+
 import json
 import math
 import time
@@ -12,12 +13,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from options.config import DEFAULT_FIELD_RULES, FieldRules
-from tests.support.poison import (CALL, INTERACTION, NOW_MS, POISON_CALLS,
-                          POISON_DATA_ACTIONS, PROFILE, with_raw_field, with_fields)
+from tests.support.poison import (
+  CALL,
+  INTERACTION,
+  NOW_MS,
+  POISON_CALLS,
+  POISON_DATA_ACTIONS,
+  PROFILE,
+  with_fields,
+  with_raw_field,
+)
 from transforms import parsing
 from transforms.call_events import parse_call_event
 from transforms.data_actions import parse_data_action
 from transforms.records import CustomerProfile
+
 
 @pytest.mark.parametrize('raw, reason', POISON_CALLS)
 def test_poison_call_event_is_rejected_with_its_reason(raw, reason):
@@ -33,22 +43,19 @@ def test_poison_data_action_is_rejected_with_its_reason(raw, reason):
   assert error.value.reason == reason
 
 
-@pytest.mark.parametrize('text, reason, detail', [
-    ('{"a":[1,{"b":[%s]}]}' % ('9' * 21), 'number_out_of_range',
-     'an integer of 21 digits'),
-    ('{"a":-%s}' % ('9' * 21), 'number_out_of_range',
-     'an integer of 22 digits'),
-    ('{"a":[%s,1e400]}' % ('1' * 30), 'number_out_of_range',
-     'an integer of 30 digits'),
-    ('{"a":%s,"b":}' % ('1' * 30), 'number_out_of_range',
-     'an integer of 30 digits'),
-    ('{"a":%s}' % ('1' * 5000), 'number_out_of_range',
-     'an integer of 5000 digits'),
+@pytest.mark.parametrize(
+  'text, reason, detail',
+  [
+    ('{"a":[1,{"b":[%s]}]}' % ('9' * 21), 'number_out_of_range', 'an integer of 21 digits'),
+    ('{"a":-%s}' % ('9' * 21), 'number_out_of_range', 'an integer of 22 digits'),
+    ('{"a":[%s,1e400]}' % ('1' * 30), 'number_out_of_range', 'an integer of 30 digits'),
+    ('{"a":%s,"b":}' % ('1' * 30), 'number_out_of_range', 'an integer of 30 digits'),
+    ('{"a":%s}' % ('1' * 5000), 'number_out_of_range', 'an integer of 5000 digits'),
     ('%s' % ('1' * 25), 'number_out_of_range', 'an integer of 25 digits'),
-    ('{"a":1e400,"b":%s}' % ('1' * 30), 'number_out_of_range',
-     '1e400 does not fit a double'),
+    ('{"a":1e400,"b":%s}' % ('1' * 30), 'number_out_of_range', '1e400 does not fit a double'),
     ('{"a":"%s","b":' % ('1' * 30), 'malformed_json', None),
-])
+  ],
+)
 def test_the_first_problem_of_a_record_is_its_reason(text, reason, detail):
   # Integers are checked after decoding, other checks while decoding: the
   # reason is still the first problem in the text.
@@ -62,18 +69,19 @@ def test_the_first_problem_of_a_record_is_its_reason(text, reason, detail):
 def test_integers_of_up_to_twenty_digits_are_accepted_anywhere():
   text = '{"a":[%s,{"b":-%s}],"c":"%s"}' % ('9' * 20, '9' * 20, '9' * 40)
   assert parsing.decode_json_object(text.encode()) == {
-      'a': [int('9' * 20), {'b': -int('9' * 20)}], 'c': '9' * 40}
+    'a': [int('9' * 20), {'b': -int('9' * 20)}],
+    'c': '9' * 40,
+  }
 
 
 def test_a_byte_order_mark_before_a_record_is_ignored():
   assert parse_call_event(b'\xef\xbb\xbf' + with_fields(CALL)).call_uuid == 'c-1'
-  assert parse_data_action(b'\xef\xbb\xbf' + with_fields(INTERACTION)).channel == (
-      'voice')
+  assert parse_data_action(b'\xef\xbb\xbf' + with_fields(INTERACTION)).channel == ('voice')
 
 
 def test_a_surrogate_pair_is_valid_unicode():
   event = parse_call_event(with_raw_field(CALL, 'queue_id', '"Q-\\ud83d\\ude00"'))
-  assert event.queue_id == 'Q-\U0001F600'
+  assert event.queue_id == 'Q-\U0001f600'
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting():
@@ -82,14 +90,12 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
 
 
 def test_field_rules_are_configurable():
-  rules = FieldRules(
-      max_id_length=10, max_wait_seconds=60, max_future_skew=Duration(0))
+  rules = FieldRules(max_id_length=10, max_wait_seconds=60, max_future_skew=Duration(0))
   for raw, reason in [
-      (with_fields(CALL, queue_id='Q-12345678'), None),
-      (with_fields(CALL, queue_id='Q-123456789'), 'field_too_long'),
-      (with_fields(CALL, wait_time_seconds=61), 'value_out_of_range'),
-      (with_fields(CALL, timestamp=int(time.time() * 1000) + 3_600_000),
-       'future_timestamp'),
+    (with_fields(CALL, queue_id='Q-12345678'), None),
+    (with_fields(CALL, queue_id='Q-123456789'), 'field_too_long'),
+    (with_fields(CALL, wait_time_seconds=61), 'value_out_of_range'),
+    (with_fields(CALL, timestamp=int(time.time() * 1000) + 3_600_000), 'future_timestamp'),
   ]:
     if reason is None:
       assert parse_call_event(raw, rules).queue_id == 'Q-12345678'
@@ -123,7 +129,8 @@ def _assert_safe(record) -> None:
       assert math.isfinite(value)
   json.dumps(record._asdict(), allow_nan=False)
   assert record.timestamp <= int(time.time() * 1000) + (
-      DEFAULT_FIELD_RULES.max_future_skew.micros // 1000)
+    DEFAULT_FIELD_RULES.max_future_skew.micros // 1000
+  )
 
 
 def _parses_totally(parse, raw: bytes):
@@ -137,8 +144,8 @@ def _parses_totally(parse, raw: bytes):
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=300, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow])
+  max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY_SETTINGS
@@ -154,31 +161,52 @@ def test_data_action_parser_is_total_over_arbitrary_bytes(raw):
 
 
 JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() |
-    st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=300) |
-    st.integers(min_value=parsing.MIN_EVENT_TIME_MS, max_value=NOW_MS))
+  st.none()
+  | st.booleans()
+  | st.integers()
+  | st.floats(allow_nan=False, allow_infinity=False)
+  | st.text(max_size=300)
+  | st.integers(min_value=parsing.MIN_EVENT_TIME_MS, max_value=NOW_MS)
+)
 JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.text(max_size=10), children, max_size=4),
-    max_leaves=20)
+  JSON_SCALARS,
+  lambda children: (
+    st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+  ),
+  max_leaves=20,
+)
 # Raw JSON texts no encoder writes but a producer can: escapes, huge and
 # special numbers, deep nesting.
-RAW_JSON_VALUES = st.sampled_from([
-    '"\\ud800"', '"\\udfff x"', '"\\ud83d\\ude00"', '"a\\u0000"', '1' * 500,
-    '1e400', '-1e400', 'NaN', 'Infinity', '[' * 3000 + ']' * 3000, '1e308',
-    '"\\u2029"', '-0', '0.0000000000000000000001'
-])
+RAW_JSON_VALUES = st.sampled_from(
+  [
+    '"\\ud800"',
+    '"\\udfff x"',
+    '"\\ud83d\\ude00"',
+    '"a\\u0000"',
+    '1' * 500,
+    '1e400',
+    '-1e400',
+    'NaN',
+    'Infinity',
+    '[' * 3000 + ']' * 3000,
+    '1e308',
+    '"\\u2029"',
+    '-0',
+    '0.0000000000000000000001',
+  ]
+)
 
 
 def _records(base):
   field = st.sampled_from(sorted(base))
   return st.one_of(
-      st.builds(lambda f, v: with_fields(base, **{f: v}), field, JSON_VALUES),
-      st.builds(lambda f, v: with_raw_field(base, f, v), field, RAW_JSON_VALUES),
-      st.builds(
-          lambda d: json.dumps(dict(base, **d)).encode(),
-          st.dictionaries(field, JSON_VALUES, max_size=len(base))))
+    st.builds(lambda f, v: with_fields(base, **{f: v}), field, JSON_VALUES),
+    st.builds(lambda f, v: with_raw_field(base, f, v), field, RAW_JSON_VALUES),
+    st.builds(
+      lambda d: json.dumps(dict(base, **d)).encode(),
+      st.dictionaries(field, JSON_VALUES, max_size=len(base)),
+    ),
+  )
 
 
 @PROPERTY_SETTINGS

@@ -1,5 +1,6 @@
 """The main job's replay progress: its format, its rate limit (on a fake
 clock), what it reads from a real run's metrics, and a quiet sample run."""
+
 import io
 import logging
 import os
@@ -9,8 +10,7 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import contact_center
-from pipelines import progress
+from pipelines import contact_center, progress
 from pipelines.local_runner import local_streaming_runner
 from pipelines.progress import Progress
 from transforms.call_events import call_event_time_ms
@@ -26,21 +26,25 @@ HALF = Progress(2500, 5000, AT_MS, 3)
 
 def test_a_log_line_says_lines_of_the_total_event_time_and_dead_letters():
   assert progress.progress_line(HALF) == (
-      'replayed 2,500 of 5,000 lines (50%), event time 2026-11-02 08:05:00Z, '
-      '3 dead letters')
+    'replayed 2,500 of 5,000 lines (50%), event time 2026-11-02 08:05:00Z, 3 dead letters'
+  )
   assert progress.progress_line(Progress(0, 10, None, 1)) == (
-      'replayed 0 of 10 lines (0%), event time -, 1 dead letter')
+    'replayed 0 of 10 lines (0%), event time -, 1 dead letter'
+  )
 
 
 def test_a_bar_fills_with_the_lines_replayed():
   assert progress.progress_bar(HALF) == (
-      '[############------------]  50%  2,500/5,000 lines  '
-      'event time 2026-11-02 08:05:00Z  3 dead letters')
+    '[############------------]  50%  2,500/5,000 lines  '
+    'event time 2026-11-02 08:05:00Z  3 dead letters'
+  )
   # Rounded down: 100 % only once every line is in.
   assert progress.progress_bar(Progress(9999, 10000, AT_MS, 0)).startswith(
-      '[#######################-]  99%  9,999/10,000 lines')
+    '[#######################-]  99%  9,999/10,000 lines'
+  )
   assert progress.progress_bar(Progress(0, 0, None, 0)).startswith(
-      '[########################] 100%  0/0 lines')
+    '[########################] 100%  0/0 lines'
+  )
 
 
 class FakeClock:
@@ -80,16 +84,11 @@ def test_log_lines_come_at_most_every_ten_seconds(caplog):
   with caplog.at_level(logging.INFO, logger=progress.__name__):
     _, stream, _ = run_reporter(terminal=False, seconds=30)
   assert stream.getvalue() == ''
-  messages = [
-      r.getMessage() for r in caplog.records if r.name == progress.__name__
-  ]
+  messages = [r.getMessage() for r in caplog.records if r.name == progress.__name__]
   assert messages == [
-      'replayed 500 of 10,000 lines (5%), event time 2026-11-02 08:05:00Z, '
-      '0 dead letters',
-      'replayed 1,500 of 10,000 lines (15%), event time 2026-11-02 08:05:00Z, '
-      '0 dead letters',
-      'replayed 2,500 of 10,000 lines (25%), event time 2026-11-02 08:05:00Z, '
-      '0 dead letters',
+    'replayed 500 of 10,000 lines (5%), event time 2026-11-02 08:05:00Z, 0 dead letters',
+    'replayed 1,500 of 10,000 lines (15%), event time 2026-11-02 08:05:00Z, 0 dead letters',
+    'replayed 2,500 of 10,000 lines (25%), event time 2026-11-02 08:05:00Z, 0 dead letters',
   ]
 
 
@@ -101,8 +100,7 @@ def test_a_short_replay_shows_nothing_not_even_at_the_end():
 
 def test_the_end_redraws_the_bar_over_a_longer_one_and_ends_its_line():
   clock, stream = FakeClock(), io.StringIO()
-  reporter = progress.ProgressReporter(
-      stream, terminal=True, clock=clock, first_after_s=0)
+  reporter = progress.ProgressReporter(stream, terminal=True, clock=clock, first_after_s=0)
   longer = Progress(500, 10000, AT_MS, 1234567)
   reporter.report(longer)
   done = Progress(10000, 10000, AT_MS, 0)
@@ -110,27 +108,23 @@ def test_the_end_redraws_the_bar_over_a_longer_one_and_ends_its_line():
   width = len(progress.progress_bar(longer))
   assert len(progress.progress_bar(done)) < width
   assert stream.getvalue() == (
-      '\r' + progress.progress_bar(longer) +
-      '\r' + progress.progress_bar(done).ljust(width) + '\n')
+    '\r' + progress.progress_bar(longer) + '\r' + progress.progress_bar(done).ljust(width) + '\n'
+  )
 
 
 def test_the_progress_of_a_run_is_read_from_its_metrics(tmp_path):
   db = tmp_path / 'out.db'
-  options = beam.options.pipeline_options.PipelineOptions([
-      f'--call_events={CALL_EVENTS}', f'--data_actions={DATA_ACTIONS}',
-      f'--sqlite_path={db}'
-  ])
-  pipeline = beam.Pipeline(
-      runner=local_streaming_runner(options), options=options)
+  options = beam.options.pipeline_options.PipelineOptions(
+    [f'--call_events={CALL_EVENTS}', f'--data_actions={DATA_ACTIONS}', f'--sqlite_path={db}']
+  )
+  pipeline = beam.Pipeline(runner=local_streaming_runner(options), options=options)
   prepare_sinks = contact_center.build(pipeline, options)
   prepare_sinks()
   total = progress.replay_total_lines(pipeline)
-  assert total == sum(
-      1 for path in (CALL_EVENTS, DATA_ACTIONS) for _ in open(path, 'rb'))
+  assert total == sum(1 for path in (CALL_EVENTS, DATA_ACTIONS) for _ in open(path, 'rb'))
   # A report shown already: the end of the run then shows the last one.
   clock, stream = FakeClock(), io.StringIO()
-  reporter = progress.ProgressReporter(
-      stream, terminal=True, clock=clock, first_after_s=0)
+  reporter = progress.ProgressReporter(stream, terminal=True, clock=clock, first_after_s=0)
   reporter.report(Progress(0, total, None, 0))
   result = pipeline.run()
   with progress.showing_progress(result, total, reporter):
@@ -138,10 +132,14 @@ def test_the_progress_of_a_run_is_read_from_its_metrics(tmp_path):
   with sqlite3.connect(db) as conn:
     dead_letters = conn.execute('select count(*) from dead_letters').fetchone()
   last_event_ms = max(
-      ms for path, event_time_ms in ((CALL_EVENTS, call_event_time_ms),
-                                     (DATA_ACTIONS, data_action_time_ms))
-      for ms in map(event_time_ms, open(path, 'rb').read().splitlines())
-      if ms is not None)
+    ms
+    for path, event_time_ms in (
+      (CALL_EVENTS, call_event_time_ms),
+      (DATA_ACTIONS, data_action_time_ms),
+    )
+    for ms in map(event_time_ms, open(path, 'rb').read().splitlines())
+    if ms is not None
+  )
   final = Progress(total, total, last_event_ms, dead_letters[0])
   assert dead_letters[0] > 0
   last = stream.getvalue().split('\r')[-1]
@@ -156,14 +154,23 @@ def test_a_run_without_a_file_replay_has_no_total():
 def test_the_sample_run_prints_no_beam_warning(tmp_path):
   # As a user runs it, with stderr captured (not a terminal): nothing but
   # progress lines, if the machine is slow enough for any.
-  run = subprocess.run([
-      sys.executable, '-m', 'pipelines.contact_center',
-      f'--call_events={CALL_EVENTS}', f'--data_actions={DATA_ACTIONS}',
-      f'--sqlite_path={tmp_path}/out.db'
-  ], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+  run = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'pipelines.contact_center',
+      f'--call_events={CALL_EVENTS}',
+      f'--data_actions={DATA_ACTIONS}',
+      f'--sqlite_path={tmp_path}/out.db',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=True,
+  )
   assert run.stdout == ''
   unexpected = [
-      line for line in run.stderr.splitlines()
-      if f'INFO {progress.__name__}: replayed ' not in line
+    line for line in run.stderr.splitlines() if f'INFO {progress.__name__}: replayed ' not in line
   ]
   assert not unexpected, run.stderr

@@ -3,6 +3,7 @@
 No services needed: a refused port and a local TLS listener stand in for misconfigured brokers
 (tests/integration/test_secured_stack.py runs the same checks against the secured stack).
 """
+
 import os
 import socket
 import ssl
@@ -14,24 +15,37 @@ import pytest
 from cassandra import AuthenticationFailed
 from cassandra.cluster import NoHostAvailable
 
-from clients.kafka_check import KafkaCheckError, _explain, _properties, _scrub, check_kafka
-from clients.kafka_check import _secret_values
+from clients.kafka_check import (
+  KafkaCheckError,
+  _explain,
+  _properties,
+  _scrub,
+  _secret_values,
+  check_kafka,
+)
 from options import reject_secret_flags
 from pipelines import contact_center
-from transforms.cassandra_sink import CassandraConnectError, CassandraSettings, connect
-from transforms.cassandra_sink import describe_connect_error
+from transforms.cassandra_sink import (
+  CassandraConnectError,
+  CassandraSettings,
+  connect,
+  describe_connect_error,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = 'hunter2-the-secret'
 
 
 # --- flags ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize('argv', [
+@pytest.mark.parametrize(
+  'argv',
+  [
     [f'--cassandra_password={SECRET}'],
     ['--kafka_sasl_jaas', SECRET],
     [f'--cxone_client_secret={SECRET}'],
     [f'--api_token={SECRET}'],
-])
+  ],
+)
 def test_unknown_secret_looking_flag_is_refused_without_its_value(argv):
   with pytest.raises(ValueError) as error:
     reject_secret_flags(argv)
@@ -40,11 +54,15 @@ def test_unknown_secret_looking_flag_is_refused_without_its_value(argv):
 
 
 def test_known_flags_and_other_unknown_flags_pass():
-  reject_secret_flags([
-      '--cassandra_password_env=CASSANDRA_PASSWORD', '--cxone_client_secret_env=X',
+  reject_secret_flags(
+    [
+      '--cassandra_password_env=CASSANDRA_PASSWORD',
+      '--cxone_client_secret_env=X',
       '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG',
       '--checkpointing_interval=5000',  # a Flink pass-through flag: unknown to Python, fine
-      'positional'])
+      'positional',
+    ]
+  )
 
 
 def test_the_job_refuses_the_flag_before_beam_parses_it():
@@ -55,46 +73,71 @@ def test_the_job_refuses_the_flag_before_beam_parses_it():
 
 def _redact(*args: str) -> str:
   done = subprocess.run(
-      ['bash', '-c', 'source scripts/stack/lib.sh; redact_argv "$@"', 'redact', *args], cwd=REPO,
-      env=dict(os.environ, RUN_DIR=os.environ.get('RUN_DIR', str(REPO / '.run'))),
-      capture_output=True, text=True, check=True)
+    ['bash', '-c', 'source scripts/stack/lib.sh; redact_argv "$@"', 'redact', *args],
+    cwd=REPO,
+    env=dict(os.environ, RUN_DIR=os.environ.get('RUN_DIR', str(REPO / '.run'))),
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   return done.stdout.strip()
 
 
 def test_scripts_mask_secret_looking_values_in_argv():
   jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required password="{SECRET}";'
-  out = _redact(f'--cassandra_password={SECRET}', '--db_token', SECRET,
-                f'--kafka_config=sasl.jaas.config={jaas}',
-                f'--kafka_config=ssl.truststore.password={SECRET}',
-                '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG',
-                '--cassandra_password_env=CASSANDRA_PASSWORD', '--sink=kafka')
+  out = _redact(
+    f'--cassandra_password={SECRET}',
+    '--db_token',
+    SECRET,
+    f'--kafka_config=sasl.jaas.config={jaas}',
+    f'--kafka_config=ssl.truststore.password={SECRET}',
+    '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG',
+    '--cassandra_password_env=CASSANDRA_PASSWORD',
+    '--sink=kafka',
+  )
   assert SECRET not in out
-  assert out == ('--cassandra_password=*** --db_token *** --kafka_config=sasl.jaas.config=*** '
-                 '--kafka_config=ssl.truststore.password=*** '
-                 '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG '
-                 '--cassandra_password_env=CASSANDRA_PASSWORD --sink=kafka')
+  assert out == (
+    '--cassandra_password=*** --db_token *** --kafka_config=sasl.jaas.config=*** '
+    '--kafka_config=ssl.truststore.password=*** '
+    '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG '
+    '--cassandra_password_env=CASSANDRA_PASSWORD --sink=kafka'
+  )
 
 
 # --- Cassandra ------------------------------------------------------------------------------------
 def _settings(tmp_path, **changes) -> CassandraSettings:
   ca = tmp_path / 'ca.crt'
   ca.write_text('not read by validate()')
-  base = dict(hosts=('127.0.0.1',), port=9, keyspace='ks',
-              replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
-              consistency='ONE', username='cc_pipeline', password_env='IT_UNIT_CASSANDRA_PW',
-              ssl_ca_file=str(ca), ssl_cert_file=None, ssl_key_file=None,
-              ssl_server_hostname=None, protocol_version=None, local_dc=None,
-              write_concurrency=1, max_retries=0)
+  base = dict(
+    hosts=('127.0.0.1',),
+    port=9,
+    keyspace='ks',
+    replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
+    consistency='ONE',
+    username='cc_pipeline',
+    password_env='IT_UNIT_CASSANDRA_PW',
+    ssl_ca_file=str(ca),
+    ssl_cert_file=None,
+    ssl_key_file=None,
+    ssl_server_hostname=None,
+    protocol_version=None,
+    local_dc=None,
+    write_concurrency=1,
+    max_retries=0,
+  )
   base.update(changes)
   return CassandraSettings(**base)
 
 
-@pytest.mark.parametrize('changes, message', [
+@pytest.mark.parametrize(
+  'changes, message',
+  [
     ({'ssl_ca_file': None, 'ssl_server_hostname': 'db.example'}, 'need TLS'),
     ({'ssl_key_file': __file__}, 'needs --cassandra_ssl_cert_file'),
     ({'ssl_cert_file': '/nonexistent/client.crt'}, 'no such file'),
     ({'protocol_version': 9}, '--cassandra_protocol_version=9'),
-])
+  ],
+)
 def test_invalid_tls_settings_are_refused(tmp_path, monkeypatch, changes, message):
   monkeypatch.setenv('IT_UNIT_CASSANDRA_PW', SECRET)
   with pytest.raises(ValueError) as error:
@@ -120,24 +163,46 @@ def _nha(error: BaseException) -> NoHostAvailable:
   return NoHostAvailable('Unable to connect to any servers', {'10.0.0.1:9142': error})
 
 
-@pytest.mark.parametrize('error, expected', [
-    (AuthenticationFailed('Failed to authenticate to 10.0.0.1:9142: Error from server: code=0100 '
-                          '[Bad credentials] message="Provided username cc_pipeline and/or '
-                          'password are incorrect"'),
-     "Cassandra at 10.0.0.1:9142 rejected the user name or password of role 'cc_pipeline': "
-     'check --cassandra_username and $IT_UNIT_CASSANDRA_PW (--cassandra_password_env)'),
+@pytest.mark.parametrize(
+  'error, expected',
+  [
+    (
+      AuthenticationFailed(
+        'Failed to authenticate to 10.0.0.1:9142: Error from server: code=0100 '
+        '[Bad credentials] message="Provided username cc_pipeline and/or '
+        'password are incorrect"'
+      ),
+      "Cassandra at 10.0.0.1:9142 rejected the user name or password of role 'cc_pipeline': "
+      'check --cassandra_username and $IT_UNIT_CASSANDRA_PW (--cassandra_password_env)',
+    ),
     (AuthenticationFailed('Remote end requires authentication'), 'requires authentication'),
-    (PermissionError(1, "Tried connecting to [('10.0.0.1', 9142)]. Last error: [SSL: "
-                        'CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get '
-                        'local issuer certificate (_ssl.c:1006)'), 'is not signed by the CA in'),
-    (PermissionError(1, "Last error: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
-                        "IP address mismatch, certificate is not valid for '10.0.0.1'."),
-     '--cassandra_ssl_server_hostname'),
-    (ssl.SSLError(1, '[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required'),
-     'requires a client certificate'),
-    (PermissionError(1, 'Last error: [SSL: WRONG_VERSION_NUMBER] wrong version number'),
-     'the port does not speak TLS'),
-])
+    (
+      PermissionError(
+        1,
+        "Tried connecting to [('10.0.0.1', 9142)]. Last error: [SSL: "
+        'CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get '
+        'local issuer certificate (_ssl.c:1006)',
+      ),
+      'is not signed by the CA in',
+    ),
+    (
+      PermissionError(
+        1,
+        'Last error: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: '
+        "IP address mismatch, certificate is not valid for '10.0.0.1'.",
+      ),
+      '--cassandra_ssl_server_hostname',
+    ),
+    (
+      ssl.SSLError(1, '[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required'),
+      'requires a client certificate',
+    ),
+    (
+      PermissionError(1, 'Last error: [SSL: WRONG_VERSION_NUMBER] wrong version number'),
+      'the port does not speak TLS',
+    ),
+  ],
+)
 def test_connect_errors_become_one_line_saying_what_to_fix(tmp_path, error, expected):
   message = describe_connect_error(_nha(error), _settings(tmp_path))
   assert expected in message and '\n' not in message and SECRET not in message
@@ -145,8 +210,9 @@ def test_connect_errors_become_one_line_saying_what_to_fix(tmp_path, error, expe
 
 def test_a_reset_without_tls_suggests_tls(tmp_path):
   message = describe_connect_error(
-      _nha(ConnectionResetError(104, 'Connection reset by peer')),
-      _settings(tmp_path, ssl_ca_file=None))
+    _nha(ConnectionResetError(104, 'Connection reset by peer')),
+    _settings(tmp_path, ssl_ca_file=None),
+  )
   assert 'requires TLS' in message and '--cassandra_ssl_ca_file' in message
 
 
@@ -169,9 +235,26 @@ def tls_listener(tmp_path):
   """A TLS server on a free loopback port that completes handshakes (a TLS Kafka listener as
   a plaintext client sees it)."""
   cert, key = tmp_path / 'srv.crt', tmp_path / 'srv.key'
-  subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-noenc', '-days', '1',
-                  '-subj', '/CN=localhost', '-keyout', str(key), '-out', str(cert)],
-                 check=True, capture_output=True)
+  subprocess.run(
+    [
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-noenc',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      str(key),
+      '-out',
+      str(cert),
+    ],
+    check=True,
+    capture_output=True,
+  )
   context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
   context.load_cert_chain(cert, key)
   server = socket.create_server(('127.0.0.1', 0))
@@ -190,6 +273,7 @@ def tls_listener(tmp_path):
           tls.recv(1)
       except OSError:
         pass
+
   thread = threading.Thread(target=serve, daemon=True)
   thread.start()
   yield server.getsockname()[1]
@@ -208,12 +292,20 @@ def test_check_messages_never_carry_the_secret(monkeypatch):
   monkeypatch.setenv('IT_UNIT_JAAS', f'x required username="u" password="{SECRET}";')
   config = {'sasl.jaas.config': '${env:IT_UNIT_JAAS}', 'sasl.mechanism': 'SCRAM-SHA-512'}
   message = _scrub(
-      _explain('auth', f'login failed for password {SECRET}', ('127.0.0.1', 9094), config,
-               {'sasl.jaas.config': '$IT_UNIT_JAAS (--kafka_secret_config_env)'}),
-      _secret_values(config))
+    _explain(
+      'auth',
+      f'login failed for password {SECRET}',
+      ('127.0.0.1', 9094),
+      config,
+      {'sasl.jaas.config': '$IT_UNIT_JAAS (--kafka_secret_config_env)'},
+    ),
+    _secret_values(config),
+  )
   assert SECRET not in message
-  assert message.startswith('Kafka at 127.0.0.1:9094 rejected the SASL login (SCRAM-SHA-512): '
-                            'check the user and password in $IT_UNIT_JAAS')
+  assert message.startswith(
+    'Kafka at 127.0.0.1:9094 rejected the SASL login (SCRAM-SHA-512): '
+    'check the user and password in $IT_UNIT_JAAS'
+  )
 
 
 def test_settings_reach_the_java_check_as_escaped_properties():

@@ -6,6 +6,7 @@ The state left is read from the runner itself (the bundle-based direct
 runner's committed keyed state of each step), not from counters the steps
 keep about themselves.
 """
+
 from typing import Dict
 
 import apache_beam as beam
@@ -35,18 +36,19 @@ def runner_states(monkeypatch):
     original_init(self, *args, **kwargs)
     contexts.append(self)
 
-  monkeypatch.setattr(evaluation_context.EvaluationContext, '__init__',
-                      recording_init)
+  monkeypatch.setattr(evaluation_context.EvaluationContext, '__init__', recording_init)
 
   def keys_with_state() -> Dict[str, int]:
     # pylint: disable=protected-access
-    (context, ) = contexts
+    (context,) = contexts
     counts = {}
     for transform, keyed in context._transform_keyed_states.items():
       live = [
-          key for key, state in keyed.items()
-          if any(any(tags.values()) for tags in state.state.values()) or
-          any(state.timers.values()) or state.global_state
+        key
+        for key, state in keyed.items()
+        if any(any(tags.values()) for tags in state.state.values())
+        or any(state.timers.values())
+        or state.global_state
       ]
       if keyed:
         counts[transform.full_label] = len(live)
@@ -58,8 +60,9 @@ def runner_states(monkeypatch):
 def _stateful_steps(counts: Dict[str, int], suffix: str) -> Dict[str, int]:
   steps = {label: n for label, n in counts.items() if label.endswith(suffix)}
   assert steps, f'no stateful step ending in {suffix} among {sorted(counts)}'
-  print(f'\n{N_KEYS} distinct keys, watermark past the TTL: keys still '
-        f'holding state or timers {steps}')
+  print(
+    f'\n{N_KEYS} distinct keys, watermark past the TTL: keys still holding state or timers {steps}'
+  )
   return steps
 
 
@@ -69,18 +72,18 @@ def _flood_then_pass_ttl(elements, last_event_s: int) -> TestStream:
   live stream whose key flood has ended, not the end of input."""
   stream = TestStream()
   for i in range(0, len(elements), 500):
-    stream.add_elements(elements[i:i + 500])
+    stream.add_elements(elements[i : i + 500])
   return stream.advance_watermark_to(BASE_S + last_event_s + TTL_S + 3600)
 
 
-def test_a_flood_of_queue_ids_leaves_only_the_shard_clocks(
-    options, runner_states):
-  calls = [timed(offered(f'c{i}', i * 0.1, queue_id=f'Q-{i}'))
-           for i in range(N_KEYS)]
+def test_a_flood_of_queue_ids_leaves_only_the_shard_clocks(options, runner_states):
+  calls = [timed(offered(f'c{i}', i * 0.1, queue_id=f'Q-{i}')) for i in range(N_KEYS)]
   with beam.Pipeline(options=options) as p:
     _ = (
-        p | _flood_then_pass_ttl(calls, N_KEYS // 10)
-        | AbandonRate(300, 60, 0, 20, key_idle_ttl_seconds=TTL_S))
+      p
+      | _flood_then_pass_ttl(calls, N_KEYS // 10)
+      | AbandonRate(300, 60, 0, 20, key_idle_ttl_seconds=TTL_S)
+    )
   left = _stateful_steps(runner_states(), '(_WindowedCombineFn)')
   # One small clock per shard that ever saw a key (windowing.py).
   assert sum(left.values()) <= NUM_SHARDS, left
@@ -90,45 +93,46 @@ def test_a_flood_of_call_ids_leaves_no_dedupe_state(options, runner_states):
   calls = [timed(call(f'c{i}', i * 0.1)) for i in range(N_KEYS)]
   with beam.Pipeline(options=options) as p:
     _ = (
-        p | _flood_then_pass_ttl(calls, N_KEYS // 10)
-        | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL_S,
-                      'test'))
+      p
+      | _flood_then_pass_ttl(calls, N_KEYS // 10)
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL_S, 'test')
+    )
   assert sum(_stateful_steps(runner_states(), '/DropDuplicates').values()) == 0
 
 
 def _interaction(i: int, at_s: float, status: str = 'FAILED') -> Interaction:
-  return Interaction(f'i{i}', f'C-{i}', 'voice', status,
-                     int((BASE_S + at_s) * 1000))
+  return Interaction(f'i{i}', f'C-{i}', 'voice', status, int((BASE_S + at_s) * 1000))
 
 
 def test_a_flood_of_customers_leaves_no_pattern_state(options, runner_states):
-  interactions = [
-      timed(_interaction(i, i * 0.1)) for i in range(N_KEYS)
-  ]
+  interactions = [timed(_interaction(i, i * 0.1)) for i in range(N_KEYS)]
   with beam.Pipeline(options=options) as p:
     _ = (
-        p | _flood_then_pass_ttl(interactions, N_KEYS // 10)
-        | DetectCallbackPatterns(
-            frozenset({'FAILED'}), frozenset({'CALLBACK_REQUESTED'})))
+      p
+      | _flood_then_pass_ttl(interactions, N_KEYS // 10)
+      | DetectCallbackPatterns(frozenset({'FAILED'}), frozenset({'CALLBACK_REQUESTED'}))
+    )
   assert sum(_stateful_steps(runner_states(), '(_DetectFn)').values()) == 0
 
 
 def test_a_flood_of_customers_leaves_no_join_state(options, runner_states):
   stream = TestStream(output_tags=['records', 'profiles'])
   for i in range(0, N_KEYS, 500):
-    stream.add_elements([
-        timed(CustomerProfile(f'C-{j}', 'gold', 'EMEA',
-                              int((BASE_S + j * 0.1) * 1000)))
+    stream.add_elements(
+      [
+        timed(CustomerProfile(f'C-{j}', 'gold', 'EMEA', int((BASE_S + j * 0.1) * 1000)))
         for j in range(i, i + 500)
-    ], tag='profiles')
-    stream.add_elements([
-        timed(_interaction(j, j * 0.1 + 1)) for j in range(i, i + 500, 7)
-    ], tag='records')
+      ],
+      tag='profiles',
+    )
+    stream.add_elements(
+      [timed(_interaction(j, j * 0.1 + 1)) for j in range(i, i + 500, 7)], tag='records'
+    )
   for tag in ('records', 'profiles'):
     stream.advance_watermark_to(BASE_S + N_KEYS // 10 + TTL_S + 3600, tag=tag)
   with beam.Pipeline(options=options) as p:
     streams = p | stream
-    _ = ((streams['records'], streams['profiles'])
-         | JoinCustomers(lambda r, _: r, Interaction, 30,
-                         customer_state_ttl_seconds=TTL_S))
+    _ = (streams['records'], streams['profiles']) | JoinCustomers(
+      lambda r, _: r, Interaction, 30, customer_state_ttl_seconds=TTL_S
+    )
   assert sum(_stateful_steps(runner_states(), '/Join').values()) == 0

@@ -6,15 +6,15 @@ message instead of being misread.
 
 A new format version adds a directory of fixtures; the old ones stay.
 """
+
 import pickle
 from pathlib import Path
 
 import pytest
 
-from transforms import (acd_pairing, callback_patterns, dedupe, join_customers,
-                        windowing)
+from transforms import acd_pairing, callback_patterns, dedupe, join_customers, windowing
 from transforms.records import CustomerProfile, Interaction, PatternMatch
-from transforms.state_coders import StateFormatError, UPGRADE_DOC
+from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
 
@@ -33,8 +33,7 @@ def _shard_state():
 def _customers():
   customer = callback_patterns._CustomerState()  # pylint: disable=protected-access
   failed = Interaction('i-1', 'C-1', 'voice', 'FAILED', 1793606401000)
-  customer.buffer = [(1793606402000, 1,
-                      Interaction('i-2', 'C-1', 'chat', 'FAILED', 1793606402000))]
+  customer.buffer = [(1793606402000, 1, Interaction('i-2', 'C-1', 'chat', 'FAILED', 1793606402000))]
   customer.arrivals = 2
   customer.run = [failed]
   customer.processed_through = 1793606401000
@@ -47,27 +46,52 @@ def _plain_of(coder, value):
 
 # step file -> (coder, a state value as this release holds it)
 CASES = {
-    'windowed_combine.bin': (windowing.SHARD_STATE_CODER, _shard_state()),
-    'dedupe_clock.bin': (dedupe.CLOCK_CODER, dedupe._ShardClock(  # pylint: disable=protected-access
-        b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793606401000, 1200, 1500, 700)),
-    'dedupe_ids.bin': (dedupe.IDS_CODER, {
-        'call-1': [1793607001000, 3], 'call-2': [1793607002000, 4]}),
-    'callback_patterns.bin': (callback_patterns.CUSTOMERS_CODER, _customers()),
-    'callback_patterns_token.bin': (callback_patterns.TOKEN_CODER,
-                                    b'\x01\x02\x03\x04\x05\x06\x07\x08'),
-    'join_profile.bin': (join_customers.PROFILES_CODER, (
-        'p', CustomerProfile('C-1', 'GOLD', 'EMEA', 1793606400000))),
-    'join_activity.bin': (join_customers.PROFILES_CODER, (
-        'r', join_customers._Activity('C-1', 1793606405000))),  # pylint: disable=protected-access
-    'join_waiting.bin': (join_customers.WAITING_CODER, {
-        'C-2': [PatternMatch('C-2', 'voice', 1793606420000, 3,
-                             'REPEATED_FAILURE_CALLBACK', 1793606400000,
-                             'i-1,i-2,i-3,i-4')._asdict()]}),
-    'join_compact_at.bin': (join_customers.COMPACT_AT_CODER, 1793615040000),
-    'acd_pairing_starts.bin': (acd_pairing.STARTS_CODER, {
-        'conv-1:s-1': 1793606400000}),
-    'acd_pairing_ends.bin': (acd_pairing.ENDS_CODER, {
-        'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED')}),
+  'windowed_combine.bin': (windowing.SHARD_STATE_CODER, _shard_state()),
+  'dedupe_clock.bin': (
+    dedupe.CLOCK_CODER,
+    dedupe._ShardClock(  # pylint: disable=protected-access
+      b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793606401000, 1200, 1500, 700
+    ),
+  ),
+  'dedupe_ids.bin': (
+    dedupe.IDS_CODER,
+    {'call-1': [1793607001000, 3], 'call-2': [1793607002000, 4]},
+  ),
+  'callback_patterns.bin': (callback_patterns.CUSTOMERS_CODER, _customers()),
+  'callback_patterns_token.bin': (
+    callback_patterns.TOKEN_CODER,
+    b'\x01\x02\x03\x04\x05\x06\x07\x08',
+  ),
+  'join_profile.bin': (
+    join_customers.PROFILES_CODER,
+    ('p', CustomerProfile('C-1', 'GOLD', 'EMEA', 1793606400000)),
+  ),
+  'join_activity.bin': (
+    join_customers.PROFILES_CODER,
+    ('r', join_customers._Activity('C-1', 1793606405000)),
+  ),  # pylint: disable=protected-access
+  'join_waiting.bin': (
+    join_customers.WAITING_CODER,
+    {
+      'C-2': [
+        PatternMatch(
+          'C-2',
+          'voice',
+          1793606420000,
+          3,
+          'REPEATED_FAILURE_CALLBACK',
+          1793606400000,
+          'i-1,i-2,i-3,i-4',
+        )._asdict()
+      ]
+    },
+  ),
+  'join_compact_at.bin': (join_customers.COMPACT_AT_CODER, 1793615040000),
+  'acd_pairing_starts.bin': (acd_pairing.STARTS_CODER, {'conv-1:s-1': 1793606400000}),
+  'acd_pairing_ends.bin': (
+    acd_pairing.ENDS_CODER,
+    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED')},
+  ),
 }
 
 
@@ -88,7 +112,7 @@ def test_committed_v1_state_is_decoded(name):
 def test_state_of_an_unknown_format_is_refused_with_the_documented_message():
   coder = windowing.SHARD_STATE_CODER
   with pytest.raises(StateFormatError) as error:
-    coder.decode(bytes((9, )) + b'[]')
+    coder.decode(bytes((9,)) + b'[]')
   message = str(error.value)
   assert 'windowed combine: state in format v9' in message
   assert 'this release reads v1' in message and UPGRADE_DOC in message

@@ -1,6 +1,7 @@
 """The main job's stateful steps are the ones docs/upgrades.md lists: a
 renamed or new stateful step changes what a savepoint restores into, so it
 must be a deliberate, documented change."""
+
 from pathlib import Path
 
 import apache_beam as beam
@@ -18,8 +19,7 @@ def _stateful_steps(pipeline: beam.Pipeline) -> list:
 
   class Visitor(beam.pipeline.PipelineVisitor):
     def visit_transform(self, node):
-      if isinstance(node.transform, beam.ParDo) and userstate.is_stateful_dofn(
-          node.transform.fn):
+      if isinstance(node.transform, beam.ParDo) and userstate.is_stateful_dofn(node.transform.fn):
         steps.append(node.full_label)
 
   pipeline.visit(Visitor())
@@ -29,12 +29,15 @@ def _stateful_steps(pipeline: beam.Pipeline) -> list:
 def test_the_stateful_steps_are_the_documented_ones(tmp_path):
   steps = set()
   for call_event_format in FORMATS:
-    options = PipelineOptions([
+    options = PipelineOptions(
+      [
         '--call_events=samples/call_events.jsonl',
         '--data_actions=samples/data_actions.jsonl',
         f'--call_event_format={call_event_format}',
-        f'--sqlite_path={tmp_path / "out.db"}', '--streaming'
-    ])
+        f'--sqlite_path={tmp_path / "out.db"}',
+        '--streaming',
+      ]
+    )
     pipeline = beam.Pipeline(options=options)
     contact_center.build(pipeline, options)
     steps.update(_stateful_steps(pipeline))
@@ -45,7 +48,4 @@ def _documented_steps() -> list:
   """The first column of docs/upgrades.md's table of stateful steps."""
   text = (REPO / 'docs' / 'upgrades.md').read_text()
   section = text.split('## The stateful steps', 1)[1].split('\n## ', 1)[0]
-  return [
-      line.split('`')[1] for line in section.splitlines()
-      if line.startswith('| `')
-  ]
+  return [line.split('`')[1] for line in section.splitlines() if line.startswith('| `')]

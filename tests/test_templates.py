@@ -9,6 +9,7 @@ bad parameters are refused with specific messages before anything starts,
 that a launch gives the reference results, and that the image is pinned,
 complete and free of secrets.
 """
+
 import argparse
 import json
 import os
@@ -23,10 +24,12 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 from unittest import mock
 
 import pytest
-from apache_beam.options.pipeline_options import FlinkRunnerOptions
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import PortableOptions
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import (
+  FlinkRunnerOptions,
+  PipelineOptions,
+  PortableOptions,
+  StandardOptions,
+)
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -34,8 +37,12 @@ from pipelines import contact_center, launch
 from pipelines.template_spec import TemplateSpec
 from scripts.reference.calls import reference_call_metrics
 from scripts.reference.interactions import reference_interactions
-from tests.test_cxone_client import ACTION_ID, CLIENT_ID, SECRET
-from tests.test_cxone_client import fake  # noqa: F401  (pytest fixture)
+from tests.test_cxone_client import (
+  ACTION_ID,
+  CLIENT_ID,
+  SECRET,
+  fake,  # noqa: F401  (pytest fixture)
+)
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
 from transforms.sink_registry import DEFAULT_SINK
 
@@ -52,19 +59,19 @@ RUNNER_OPTIONS = (StandardOptions, FlinkRunnerOptions, PortableOptions)
 # template parameters, and why. A new option must become a parameter or be
 # listed here.
 EXCLUDED = {
-    'streaming': 'run() always sets it: the job is a streaming job',
-    'resource_hints': 'neither runner offered honours resource hints',
-    'auto_unique_labels': 'a development aid; the job names its transforms',
-    'no_wait_until_finish': 'run() waits for the job by design',
-    'flink_version': 'flink_job_server_jar is required and fixes the version',
-    'flink_submit_uber_jar': 'the job server always runs from the shipped jar',
-    'job_endpoint': 'FlinkRunner starts its own job server from the jar',
-    'artifact_endpoint': 'the job server started by FlinkRunner serves them',
-    'job_server_timeout': "Beam's 300 s suits the local job server",
-    'environment_options': 'environment_config covers the environments used',
-    'sdk_worker_parallelism': 'one SDK worker per task slot, the default',
-    'environment_cache_millis': 'a tuning knob of DOCKER environments',
-    'output_executable_path': 'builds a jar instead of launching a job',
+  'streaming': 'run() always sets it: the job is a streaming job',
+  'resource_hints': 'neither runner offered honours resource hints',
+  'auto_unique_labels': 'a development aid; the job names its transforms',
+  'no_wait_until_finish': 'run() waits for the job by design',
+  'flink_version': 'flink_job_server_jar is required and fixes the version',
+  'flink_submit_uber_jar': 'the job server always runs from the shipped jar',
+  'job_endpoint': 'FlinkRunner starts its own job server from the jar',
+  'artifact_endpoint': 'the job server started by FlinkRunner serves them',
+  'job_server_timeout': "Beam's 300 s suits the local job server",
+  'environment_options': 'environment_config covers the environments used',
+  'sdk_worker_parallelism': 'one SDK worker per task slot, the default',
+  'environment_cache_millis': 'a tuning knob of DOCKER environments',
+  'output_executable_path': 'builds a jar instead of launching a job',
 }
 # Job options whose argparse default is None but whose code applies one:
 # sinks_from_options() writes to DEFAULT_SINK when no --sink is given.
@@ -111,10 +118,10 @@ def test_every_option_a_user_sets_is_a_parameter():
   options = declared_options(contact_center.JOB_OPTIONS + RUNNER_OPTIONS)
   missing = sorted(set(options) - set(SPEC.parameters) - set(EXCLUDED))
   assert not missing, (
-      f'options without a template parameter: {missing}; add them to '
-      f'{TEMPLATE.relative_to(REPO)} or, with a reason, to EXCLUDED')
-  stale = sorted(
-      n for n in EXCLUDED if n not in options or n in SPEC.parameters)
+    f'options without a template parameter: {missing}; add them to '
+    f'{TEMPLATE.relative_to(REPO)} or, with a reason, to EXCLUDED'
+  )
+  stale = sorted(n for n in EXCLUDED if n not in options or n in SPEC.parameters)
   assert not stale, f'EXCLUDED entries: no option, or a parameter: {stale}'
 
 
@@ -151,7 +158,9 @@ def test_regexes_accept_the_defaults_and_enum_values():
         assert param.matches(value), f'{name} rejects {value!r}'
 
 
-@pytest.mark.parametrize('name, value, valid', [
+@pytest.mark.parametrize(
+  'name, value, valid',
+  [
     ('window_size', '300', True),
     ('window_size', '0', False),
     ('window_size', '5m', False),
@@ -181,7 +190,8 @@ def test_regexes_accept_the_defaults_and_enum_values():
     ('flink_master', 'flink', False),
     ('state_backend_storage_path', 'file:///var/ck', True),
     ('state_backend_storage_path', '/var/ck', False),
-])
+  ],
+)
 def test_regexes_validate_types(name, value, valid):
   assert SPEC.parameters[name].matches(value) == valid
 
@@ -189,44 +199,74 @@ def test_regexes_validate_types(name, value, valid):
 # --- the launcher: refusals --------------------------------------------------
 
 
-def launch_process(*parameters: str, env: Optional[Dict[str, str]] = None
-                  ) -> subprocess.CompletedProcess:
+def launch_process(
+  *parameters: str, env: Optional[Dict[str, str]] = None
+) -> subprocess.CompletedProcess:
   """`python -m pipelines.launch --parameters ...` in the repository."""
   return subprocess.run(
-      [sys.executable, '-m', 'pipelines.launch', f'--template={TEMPLATE}',
-       '--parameters', *parameters],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    [
+      sys.executable,
+      '-m',
+      'pipelines.launch',
+      f'--template={TEMPLATE}',
+      '--parameters',
+      *parameters,
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
-@pytest.mark.parametrize('parameters, message', [
-    (['windw_size=60'],
-     "unknown parameter 'windw_size'; did you mean window_size?"),
-    (['validate_cxone=true', 'cxone_token_url=https://x.example.com/token',
-      'cxone_client_id=c', 'cxone_action_id=a'],
-     'missing required parameter cxone_base_url (needed when validate_cxone '
-     'is true)'),
-    (['window_size=5m'],
-     "parameter window_size: '5m' is not valid; expected a whole number of "
-     'seconds > 0'),
-    (['sink=bigquery'],
-     "parameter sink: 'bigquery' is not valid; expected one of sqlite, "
-     'cassandra, kafka'),
-    (['kafka_bootstrap_servers=broker-1'],
-     "parameter kafka_bootstrap_servers: 'broker-1' is not valid; expected "
-     'comma-separated host:port pairs'),
+@pytest.mark.parametrize(
+  'parameters, message',
+  [
+    (['windw_size=60'], "unknown parameter 'windw_size'; did you mean window_size?"),
+    (
+      [
+        'validate_cxone=true',
+        'cxone_token_url=https://x.example.com/token',
+        'cxone_client_id=c',
+        'cxone_action_id=a',
+      ],
+      'missing required parameter cxone_base_url (needed when validate_cxone is true)',
+    ),
+    (
+      ['window_size=5m'],
+      "parameter window_size: '5m' is not valid; expected a whole number of seconds > 0",
+    ),
+    (
+      ['sink=bigquery'],
+      "parameter sink: 'bigquery' is not valid; expected one of sqlite, cassandra, kafka",
+    ),
+    (
+      ['kafka_bootstrap_servers=broker-1'],
+      "parameter kafka_bootstrap_servers: 'broker-1' is not valid; expected "
+      'comma-separated host:port pairs',
+    ),
     (['sink=sqlite', 'sink=sqlite'], "parameter sink: 'sqlite' given twice"),
-    (['window_size=60', 'window_size=120'],
-     'parameter window_size given 2 times; it takes one value'),
-    (['flink_master=[local]'],
-     'parameter flink_master applies only when runner is FlinkRunner (it is '
-     'BundleBasedDirectRunner)'),
-    (['runner=FlinkRunner'],
-     'missing required parameter flink_job_server_jar (needed when runner is '
-     'FlinkRunner)'),
-    (['data_actions=no/such/file.jsonl'],
-     "parameter data_actions: file 'no/such/file.jsonl' does not exist"),
+    (
+      ['window_size=60', 'window_size=120'],
+      'parameter window_size given 2 times; it takes one value',
+    ),
+    (
+      ['flink_master=[local]'],
+      'parameter flink_master applies only when runner is FlinkRunner (it is '
+      'BundleBasedDirectRunner)',
+    ),
+    (
+      ['runner=FlinkRunner'],
+      'missing required parameter flink_job_server_jar (needed when runner is FlinkRunner)',
+    ),
+    (
+      ['data_actions=no/such/file.jsonl'],
+      "parameter data_actions: file 'no/such/file.jsonl' does not exist",
+    ),
     (['window_size'], "expected name=value, got 'window_size'"),
-])
+  ],
+)
 def test_launcher_refuses_bad_parameters(parameters, message):
   proc = launch_process(*VALID, *parameters)
   assert proc.returncode == 2, proc.stderr
@@ -236,13 +276,15 @@ def test_launcher_refuses_bad_parameters(parameters, message):
 
 
 def test_launcher_reports_every_problem_and_hides_credentials():
-  proc = launch_process('window_size=0', 'source=kafak',
-                        'kafka_config=sasl.jaas.config=hunter2')
+  proc = launch_process('window_size=0', 'source=kafak', 'kafka_config=sasl.jaas.config=hunter2')
   assert proc.returncode == 2
   lines = proc.stderr.splitlines()
   assert len(lines) == 3, proc.stderr
   assert [line.split(':')[1] for line in lines] == [
-      ' parameter source', ' parameter kafka_config', ' parameter window_size']
+    ' parameter source',
+    ' parameter kafka_config',
+    ' parameter window_size',
+  ]
   assert "'sasl.jaas.config=...' is not valid" in proc.stderr
   assert 'hunter2' not in proc.stderr
 
@@ -260,19 +302,33 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
   jar = tmp_path / 'job-server.jar'
   jar.touch()
   argv = dry_run(
-      capsys, '--parameters', *VALID, 'runner=FlinkRunner',
-      f'flink_job_server_jar={jar}', 'environment_type=EXTERNAL',
-      'environment_config=127.0.0.1:50000', 'checkpointing_interval=60000',
-      'state_backend=rocksdb', 'state_backend_storage_path=file:///tmp/ck',
-      'finish_bundle_before_checkpointing=true', 'validate_cxone=false')
+    capsys,
+    '--parameters',
+    *VALID,
+    'runner=FlinkRunner',
+    f'flink_job_server_jar={jar}',
+    'environment_type=EXTERNAL',
+    'environment_config=127.0.0.1:50000',
+    'checkpointing_interval=60000',
+    'state_backend=rocksdb',
+    'state_backend_storage_path=file:///tmp/ck',
+    'finish_bundle_before_checkpointing=true',
+    'validate_cxone=false',
+  )
 
-  assert {'--runner=FlinkRunner', '--flink_master=[auto]',
-          f'--flink_job_server_jar={jar}', '--environment_type=EXTERNAL',
-          '--environment_config=127.0.0.1:50000',
-          '--checkpointing_interval=60000', '--state_backend=rocksdb',
-          '--state_backend_storage_path=file:///tmp/ck',
-          '--finish_bundle_before_checkpointing', '--window_size=300',
-          '--sink=sqlite'} <= set(argv)
+  assert {
+    '--runner=FlinkRunner',
+    '--flink_master=[auto]',
+    f'--flink_job_server_jar={jar}',
+    '--environment_type=EXTERNAL',
+    '--environment_config=127.0.0.1:50000',
+    '--checkpointing_interval=60000',
+    '--state_backend=rocksdb',
+    '--state_backend_storage_path=file:///tmp/ck',
+    '--finish_bundle_before_checkpointing',
+    '--window_size=300',
+    '--sink=sqlite',
+  } <= set(argv)
   assert not [a for a in argv if a.startswith(('--validate_cxone', '--cxone'))]
   # Beam keeps the Flink-only flags for the job server, as the Flink tests
   # (tests/flink) rely on.
@@ -283,14 +339,24 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
 
 def test_parameters_file_with_command_line_overrides(tmp_path, capsys):
   params = tmp_path / 'params.json'
-  params.write_text(json.dumps({
-      'call_events': str(CALL_EVENTS), 'window_size': 60,
-      'validate_cxone': False, 'sink': ['sqlite', 'kafka'],
-      'short_abandon_threshold': 2.5}))
-  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters',
-                 'window_size=120')
-  assert {'--window_size=120', '--sink=sqlite', '--sink=kafka',
-          '--short_abandon_threshold=2.5'} <= set(argv)
+  params.write_text(
+    json.dumps(
+      {
+        'call_events': str(CALL_EVENTS),
+        'window_size': 60,
+        'validate_cxone': False,
+        'sink': ['sqlite', 'kafka'],
+        'short_abandon_threshold': 2.5,
+      }
+    )
+  )
+  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters', 'window_size=120')
+  assert {
+    '--window_size=120',
+    '--sink=sqlite',
+    '--sink=kafka',
+    '--short_abandon_threshold=2.5',
+  } <= set(argv)
 
   params.write_text(json.dumps({'window_size': {'seconds': 60}}))
   assert launch.main([f'--parameters_file={params}']) == 2
@@ -301,49 +367,66 @@ def test_parameters_file_with_command_line_overrides(tmp_path, capsys):
 # --- the launcher: launches --------------------------------------------------
 
 
-def test_launch_on_the_direct_runner_matches_the_references(
-    tmp_path, fake, monkeypatch):  # noqa: F811  (fixture)
+def test_launch_on_the_direct_runner_matches_the_references(tmp_path, fake, monkeypatch):  # noqa: F811  (fixture)
   db = tmp_path / 'out.db'
   monkeypatch.setenv('CXONE_CLIENT_SECRET', SECRET)
   # Non-default window and poll sizes, so the parameters demonstrably reach
   # the job; the CXone check passes against the fake tenant first.
-  code = launch.main([
-      '--parameters', f'call_events={CALL_EVENTS}',
-      f'data_actions={DATA_ACTIONS}', f'sqlite_path={db}', 'window_size=60',
-      'replay_poll_size=1000', 'validate_cxone=true',
-      f'cxone_base_url={fake.url}', f'cxone_token_url={fake.url}/oauth/token',
-      f'cxone_client_id={CLIENT_ID}', f'cxone_action_id={ACTION_ID}'])
+  code = launch.main(
+    [
+      '--parameters',
+      f'call_events={CALL_EVENTS}',
+      f'data_actions={DATA_ACTIONS}',
+      f'sqlite_path={db}',
+      'window_size=60',
+      'replay_poll_size=1000',
+      'validate_cxone=true',
+      f'cxone_base_url={fake.url}',
+      f'cxone_token_url={fake.url}/oauth/token',
+      f'cxone_client_id={CLIENT_ID}',
+      f'cxone_action_id={ACTION_ID}',
+    ]
+  )
   assert code == 0
   assert fake.action_calls == 1
 
-  calls = reference_call_metrics(str(CALL_EVENTS), window_size_s=60,
-                                 poll_size=1000)
+  calls = reference_call_metrics(str(CALL_EVENTS), window_size_s=60, poll_size=1000)
   interactions = reference_interactions(str(DATA_ACTIONS), poll_size=1000)
   with sqlite3.connect(db) as conn:
-    rows = {(q, ws): list(rest) for q, ws, *rest in conn.execute(
-        f'SELECT queue_id, window_start, {ROW_COLUMNS} FROM abandon_metrics')}
-    late = [r[0] for r in conn.execute(
-        "SELECT event_id FROM late_events WHERE source = 'cc-call-logs'")]
-    volumes = {(c, ws): v for c, ws, v in conn.execute(
-        'SELECT channel, window_start, volume FROM interaction_volumes')}
-    alerts = set(conn.execute(
-        'SELECT customer_id, channel, timestamp FROM pattern_alerts'))
+    rows = {
+      (q, ws): list(rest)
+      for q, ws, *rest in conn.execute(
+        f'SELECT queue_id, window_start, {ROW_COLUMNS} FROM abandon_metrics'
+      )
+    }
+    late = [
+      r[0] for r in conn.execute("SELECT event_id FROM late_events WHERE source = 'cc-call-logs'")
+    ]
+    volumes = {
+      (c, ws): v
+      for c, ws, v in conn.execute('SELECT channel, window_start, volume FROM interaction_volumes')
+    }
+    alerts = set(conn.execute('SELECT customer_id, channel, timestamp FROM pattern_alerts'))
   assert rows == reference_rows(calls) and rows
   assert sorted(late) == sorted(calls.late) and late
   assert volumes == interactions.volumes and volumes
   assert alerts == interactions.alerts and alerts
 
 
-def test_failed_cxone_check_stops_the_launch_before_the_pipeline(
-    tmp_path, fake):  # noqa: F811  (fixture)
+def test_failed_cxone_check_stops_the_launch_before_the_pipeline(tmp_path, fake):  # noqa: F811  (fixture)
   db = tmp_path / 'out.db'
   wrong = 'wrong-secret-4711'
   proc = launch_process(
-      *VALID, f'sqlite_path={db}', 'validate_cxone=true',
-      f'cxone_base_url={fake.url}', f'cxone_token_url={fake.url}/oauth/token',
-      f'cxone_client_id={CLIENT_ID}', f'cxone_action_id={ACTION_ID}',
-      'cxone_max_retries=0',
-      env={**os.environ, 'CXONE_CLIENT_SECRET': wrong})
+    *VALID,
+    f'sqlite_path={db}',
+    'validate_cxone=true',
+    f'cxone_base_url={fake.url}',
+    f'cxone_token_url={fake.url}/oauth/token',
+    f'cxone_client_id={CLIENT_ID}',
+    f'cxone_action_id={ACTION_ID}',
+    'cxone_max_retries=0',
+    env={**os.environ, 'CXONE_CLIENT_SECRET': wrong},
+  )
 
   assert proc.returncode == 1, proc.stderr
   assert 'error: CXone start-up check failed, job not started' in proc.stderr
@@ -358,9 +441,14 @@ def test_failed_cxone_check_stops_the_launch_before_the_pipeline(
 def test_missing_secret_is_a_usage_error(fake):  # noqa: F811  (fixture)
   env = {k: v for k, v in os.environ.items() if k != 'CXONE_CLIENT_SECRET'}
   proc = launch_process(
-      *VALID, 'validate_cxone=true', f'cxone_base_url={fake.url}',
-      f'cxone_token_url={fake.url}/oauth/token',
-      f'cxone_client_id={CLIENT_ID}', f'cxone_action_id={ACTION_ID}', env=env)
+    *VALID,
+    'validate_cxone=true',
+    f'cxone_base_url={fake.url}',
+    f'cxone_token_url={fake.url}/oauth/token',
+    f'cxone_client_id={CLIENT_ID}',
+    f'cxone_action_id={ACTION_ID}',
+    env=env,
+  )
   assert proc.returncode == 2, proc.stderr
   assert 'environment variable CXONE_CLIENT_SECRET' in proc.stderr
   assert fake.token_calls == 0
@@ -397,6 +485,7 @@ class Image(NamedTuple):
 def image() -> Image:
   """The Dockerfile, parsed into build stages."""
   from dockerfile_parse import DockerfileParser  # setup.py's test extra
+
   parsed = DockerfileParser(path=str(REPO / 'Dockerfile'))
   stages: List[Stage] = []
   for item in parsed.structure:
@@ -404,8 +493,7 @@ def image() -> Image:
       base, *alias = item['value'].split()
       stages.append(Stage(alias[-1] if alias else None, base, []))
     elif item['instruction'] != 'COMMENT':
-      stages[-1].instructions.append(
-          Instruction(item['instruction'], item['value']))
+      stages[-1].instructions.append(Instruction(item['instruction'], item['value']))
   return Image(stages, parsed.envs)
 
 
@@ -426,8 +514,9 @@ def setup_kwargs() -> dict:
 
 def test_image_is_the_pinned_beam_sdk_for_our_python(image):
   kwargs = setup_kwargs()
-  beam = next(Requirement(r) for r in kwargs['install_requires']
-              if Requirement(r).name == 'apache-beam')
+  beam = next(
+    Requirement(r) for r in kwargs['install_requires'] if Requirement(r).name == 'apache-beam'
+  )
   pinned = str(beam.specifier).removeprefix('==')
   names = {s.name for s in image.stages}
   for stage in image.stages:
@@ -439,21 +528,20 @@ def test_image_is_the_pinned_beam_sdk_for_our_python(image):
     assert tag == pinned, f'{stage.image}: setup.py pins apache-beam {beam}'
     assert python in SpecifierSet(kwargs['python_requires'])
     assert python == f'{sys.version_info.major}.{sys.version_info.minor}', (
-        f'{stage.image}: the tests run on Python {sys.version.split()[0]}')
+      f'{stage.image}: the tests run on Python {sys.version.split()[0]}'
+    )
 
 
 def test_image_launches_the_template_with_the_jars_inside(image):
   final = image.final
-  assert json.loads(final.all('ENTRYPOINT')[-1]) == [
-      'python', '-m', 'pipelines.launch']
+  assert json.loads(final.all('ENTRYPOINT')[-1]) == ['python', '-m', 'pipelines.launch']
   assert any('pip install --no-cache-dir .' in run for run in final.all('RUN'))
   copies = [copy_parts(v) for v in final.all('COPY')]
   metadata = image.env[launch.TEMPLATE_ENV]
   assert (None, ['templates/contact_center/metadata.json'], metadata) in copies
   # The jars come from a build stage that runs the project's fetch scripts.
   origins = {origin for origin, _, _ in copies if origin}
-  fetches = ' '.join(run for s in image.stages if s.name in origins
-                     for run in s.all('RUN'))
+  fetches = ' '.join(run for s in image.stages if s.name in origins for run in s.all('RUN'))
   assert 'scripts/stack/fetch_jars.sh' in fetches
   assert 'scripts/stack/fetch_flink.sh' in fetches
 
@@ -463,16 +551,23 @@ def test_the_package_installed_in_the_image_is_complete(tmp_path):
   CQL schema...), not only what an editable install happens to see."""
   roots = sorted({p.split('.')[0] for p in setup_kwargs()['packages']})
   tracked = subprocess.run(
-      ['git', 'ls-files', '--', 'setup.py', *roots], cwd=REPO,
-      capture_output=True, text=True, check=True).stdout.split()
+    ['git', 'ls-files', '--', 'setup.py', *roots],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout.split()
   source = tmp_path / 'src'
   for path in tracked:
     (source / path).parent.mkdir(parents=True, exist_ok=True)
     (source / path).write_bytes((REPO / path).read_bytes())
   build = tmp_path / 'build'
   subprocess.run(
-      [sys.executable, 'setup.py', '-q', 'build', f'--build-lib={build}'],
-      cwd=source, capture_output=True, check=True)
+    [sys.executable, 'setup.py', '-q', 'build', f'--build-lib={build}'],
+    cwd=source,
+    capture_output=True,
+    check=True,
+  )
   built = {str(p.relative_to(build)) for p in build.rglob('*') if p.is_file()}
   missing = sorted(set(tracked) - {'setup.py'} - built)
   assert not missing, f'setup.py does not install {missing} (package_data?)'
@@ -488,9 +583,12 @@ def test_image_copies_only_files_of_the_repository(image):
         assert (REPO / source).exists(), f'COPY {source}: no such file'
         # Ignored files (.run/, .venv/) are not in a clean checkout.
         listed = subprocess.run(
-            ['git', 'ls-files', '--cached', '--others', '--exclude-standard',
-             '--', source], cwd=REPO, capture_output=True, text=True,
-            check=True).stdout
+          ['git', 'ls-files', '--cached', '--others', '--exclude-standard', '--', source],
+          cwd=REPO,
+          capture_output=True,
+          text=True,
+          check=True,
+        ).stdout
         assert listed, f'COPY {source}: ignored by git, not in a checkout'
 
 

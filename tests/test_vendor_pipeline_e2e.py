@@ -1,6 +1,7 @@
 """The main job end to end on the vendor formats: the committed samples and
 randomly reordered generated streams, against the plain-Python reference
 (scripts/reference/vendors.py); the sample replayed by scripts/run_local.sh."""
+
 import os
 import random
 import sqlite3
@@ -15,8 +16,10 @@ from scripts.reference.vendors import ROW_FIELDS, reference_vendor_metrics
 from tests.test_pipeline_e2e import shuffled_copy
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = {GENESYS: REPO / 'samples' / 'genesys_cloud.jsonl',
-           CONNECT: REPO / 'samples' / 'amazon_connect.jsonl'}
+SAMPLES = {
+  GENESYS: REPO / 'samples' / 'genesys_cloud.jsonl',
+  CONNECT: REPO / 'samples' / 'amazon_connect.jsonl',
+}
 # The malformed lines of the committed samples: one of each kind.
 SAMPLE_MALFORMED = {GENESYS: 16, CONNECT: 18}
 
@@ -28,28 +31,36 @@ def _rounded(value):
 
 def run_job(path, fmt, db, *extra):
   """Runs the job; returns (rows, late call ids, dead-letter reasons)."""
-  contact_center.run([f'--call_events={path}', f'--call_event_format={fmt}',
-                      f'--sqlite_path={db}', *extra])
+  contact_center.run(
+    [f'--call_events={path}', f'--call_event_format={fmt}', f'--sqlite_path={db}', *extra]
+  )
   with sqlite3.connect(db) as conn:
-    rows = {(q, ws): [_rounded(v) for v in rest] for q, ws, *rest in conn.execute(
-        f'SELECT queue_id, window_start, {", ".join(ROW_FIELDS)}, window_end '
-        'FROM abandon_metrics')}
+    rows = {
+      (q, ws): [_rounded(v) for v in rest]
+      for q, ws, *rest in conn.execute(
+        f'SELECT queue_id, window_start, {", ".join(ROW_FIELDS)}, window_end FROM abandon_metrics'
+      )
+    }
     late = sorted(r[0] for r in conn.execute('SELECT event_id FROM late_events'))
     dead = [r[0] for r in conn.execute('SELECT reason FROM dead_letters')]
   return rows, late, dead
 
 
 def expected_rows(ref):
-  return {key: [_rounded(row[f]) for f in ROW_FIELDS] + [row['window_end_ms']]
-          for key, row in ref.rows.items()}
+  return {
+    key: [_rounded(row[f]) for f in ROW_FIELDS] + [row['window_end_ms']]
+    for key, row in ref.rows.items()
+  }
 
 
-@pytest.mark.parametrize('fmt, extra, reference_options', [
+@pytest.mark.parametrize(
+  'fmt, extra, reference_options',
+  [
     (GENESYS, [], {}),
     (CONNECT, ['--allowed_lateness=3600'], {'allowed_lateness_s': 3600}),
-])
-def test_committed_sample_matches_the_reference(tmp_path, fmt, extra,
-                                                reference_options):
+  ],
+)
+def test_committed_sample_matches_the_reference(tmp_path, fmt, extra, reference_options):
   rows, late, dead = run_job(SAMPLES[fmt], fmt, tmp_path / 'out.db', *extra)
   ref = reference_vendor_metrics(str(SAMPLES[fmt]), fmt, **reference_options)
   assert rows == expected_rows(ref) and rows
@@ -68,11 +79,19 @@ def test_random_arrival_orders_match_the_reference(tmp_path, fmt, seed):
   rng = random.Random(seed)
   generated = tmp_path / 'generated.jsonl'
   write_vendor_events(
-      str(generated), fmt, 600, seed, events_per_second=rng.choice([0.5, 2, 8]),
-      queues=rng.randint(2, 6), missing_start_share=rng.uniform(0, 0.2),
-      delayed_start_share=rng.uniform(0, 0.2),
-      too_late_share=rng.uniform(0, 0.05), duplicate_share=rng.uniform(0, 0.1),
-      update_share=0.05, oversized=seed == 0)
+    str(generated),
+    fmt,
+    600,
+    seed,
+    events_per_second=rng.choice([0.5, 2, 8]),
+    queues=rng.randint(2, 6),
+    missing_start_share=rng.uniform(0, 0.2),
+    delayed_start_share=rng.uniform(0, 0.2),
+    too_late_share=rng.uniform(0, 0.05),
+    duplicate_share=rng.uniform(0, 0.1),
+    update_share=0.05,
+    oversized=seed == 0,
+  )
   path = tmp_path / 'arrivals.jsonl'
   shuffled_copy(generated, path, rng, share=rng.uniform(0.01, 0.1))
   poll_size = rng.choice([1, 7, 50, 500])
@@ -81,12 +100,23 @@ def test_random_arrival_orders_match_the_reference(tmp_path, fmt, seed):
   # Moved lines can arrive long after their first copy: the dedupe horizon
   # must cover that for "each call once" to be the contract.
   rows, late, _ = run_job(
-      path, fmt, tmp_path / 'out.db', f'--replay_poll_size={poll_size}',
-      f'--allowed_lateness={lateness}', '--short_abandon_threshold=5',
-      f'--connect_queue_key={queue_key}', '--dedupe_ttl=86400')
+    path,
+    fmt,
+    tmp_path / 'out.db',
+    f'--replay_poll_size={poll_size}',
+    f'--allowed_lateness={lateness}',
+    '--short_abandon_threshold=5',
+    f'--connect_queue_key={queue_key}',
+    '--dedupe_ttl=86400',
+  )
   ref = reference_vendor_metrics(
-      str(path), fmt, poll_size=poll_size, allowed_lateness_s=lateness,
-      short_abandon_threshold_s=5, connect_queue_key=queue_key)
+    str(path),
+    fmt,
+    poll_size=poll_size,
+    allowed_lateness_s=lateness,
+    short_abandon_threshold_s=5,
+    connect_queue_key=queue_key,
+  )
   assert rows == expected_rows(ref)
   assert late == sorted(ref.late)
   assert sum(r[0] for r in rows.values()) + len(late) == ref.offered
@@ -95,10 +125,17 @@ def test_random_arrival_orders_match_the_reference(tmp_path, fmt, seed):
 def test_run_local_replays_a_vendor_sample(tmp_path):
   db = tmp_path / 'local.db'
   proc = subprocess.run(
-      [str(REPO / 'scripts' / 'run_local.sh'), f'--call_events={SAMPLES[GENESYS]}',
-       '--call_event_format=genesys_cloud'],
-      cwd=REPO, env={**os.environ, 'SQLITE_PATH': str(db)}, capture_output=True,
-      text=True, timeout=600)
+    [
+      str(REPO / 'scripts' / 'run_local.sh'),
+      f'--call_events={SAMPLES[GENESYS]}',
+      '--call_event_format=genesys_cloud',
+    ],
+    cwd=REPO,
+    env={**os.environ, 'SQLITE_PATH': str(db)},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'abandon_metrics rows: 32' in proc.stdout
   with sqlite3.connect(db) as conn:

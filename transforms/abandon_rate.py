@@ -1,4 +1,5 @@
 """AbandonRate: per-queue abandon statistics in fixed event-time windows."""
+
 import functools
 import operator
 from decimal import ROUND_HALF_UP, Decimal
@@ -6,13 +7,15 @@ from typing import Iterable, List, NamedTuple
 
 import apache_beam as beam
 
-from transforms.metric_definitions import (ABANDON_RATE_DEFINITIONS,
-                                           DEFAULT_ABANDON_RATE,
-                                           DEFAULT_SERVICE_LEVEL,
-                                           SERVICE_LEVEL_DEFINITIONS, Counts,
-                                           definition)
-from transforms.records import (ABANDONED, ANSWERED, FLOW_OUT, AbandonMetrics,
-                                OfferedCall)
+from transforms.metric_definitions import (
+  ABANDON_RATE_DEFINITIONS,
+  DEFAULT_ABANDON_RATE,
+  DEFAULT_SERVICE_LEVEL,
+  SERVICE_LEVEL_DEFINITIONS,
+  Counts,
+  definition,
+)
+from transforms.records import ABANDONED, ANSWERED, FLOW_OUT, AbandonMetrics, OfferedCall
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
@@ -21,6 +24,7 @@ _FOUR_PLACES = Decimal('0.0001')
 
 class AbandonStats(NamedTuple):
   """The sums AbandonStatsFn keeps (see AbandonMetrics for each)."""
+
   total_calls: int
   answered_calls: int
   abandoned_calls: int
@@ -49,8 +53,8 @@ def rounded_ratio(numerator: int, denominator: int) -> float:
   if denominator == 0:
     return 0.0
   return float(
-      (Decimal(numerator) / Decimal(denominator)).quantize(
-          _FOUR_PLACES, rounding=ROUND_HALF_UP))
+    (Decimal(numerator) / Decimal(denominator)).quantize(_FOUR_PLACES, rounding=ROUND_HALF_UP)
+  )
 
 
 class AbandonStatsFn(beam.CombineFn):
@@ -65,9 +69,8 @@ class AbandonStatsFn(beam.CombineFn):
   and is counted in `wait_unknown_calls` (and, answered, in
   `answered_wait_unknown_calls`, the ASA denominator's correction).
   """
-  def __init__(
-      self, short_abandon_threshold_seconds: float,
-      service_level_seconds: float):
+
+  def __init__(self, short_abandon_threshold_seconds: float, service_level_seconds: float):
     self._short_threshold = short_abandon_threshold_seconds
     self._sl_seconds = service_level_seconds
 
@@ -114,45 +117,47 @@ class AbandonStatsFn(beam.CombineFn):
 
 def _counts(stats: AbandonStats) -> Counts:
   return Counts(
-      offered=stats.total_calls,
-      abandoned=stats.abandoned_calls,
-      short_abandoned=stats.short_abandoned_calls,
-      answered_within=stats.answered_within_sl,
-      abandoned_within=stats.abandoned_within_sl)
+    offered=stats.total_calls,
+    abandoned=stats.abandoned_calls,
+    short_abandoned=stats.short_abandoned_calls,
+    answered_within=stats.answered_within_sl,
+    abandoned_within=stats.abandoned_within_sl,
+  )
 
 
-def to_abandon_metrics(pane: WindowPane,
-                       abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
-                       service_level_definition: str = DEFAULT_SERVICE_LEVEL
-                       ) -> AbandonMetrics:
+def to_abandon_metrics(
+  pane: WindowPane,
+  abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
+  service_level_definition: str = DEFAULT_SERVICE_LEVEL,
+) -> AbandonMetrics:
   """The row of a pane, its rates by the named definitions
   (transforms/metric_definitions.py)."""
   stats: AbandonStats = pane.result
   counts = _counts(stats)
   abandon_rate = definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
-  service_level = definition(SERVICE_LEVEL_DEFINITIONS,
-                             service_level_definition)
+  service_level = definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
   return AbandonMetrics(
-      queue_id=pane.key,
-      window_start=pane.window_start,
-      window_end=pane.window_end,
-      total_calls=stats.total_calls,
-      abandoned_calls=stats.abandoned_calls,
-      short_abandoned_calls=stats.short_abandoned_calls,
-      answered_within_sl=stats.answered_within_sl,
-      total_wait_seconds=float(stats.total_wait_seconds),
-      abandon_rate=rounded_ratio(*abandon_rate(counts)),
-      service_level=rounded_ratio(*service_level(counts)),
-      pane_index=pane.pane_index,
-      pane_timing=pane.timing,
-      answered_calls=stats.answered_calls,
-      flow_out_calls=stats.flow_out_calls,
-      abandoned_within_sl=stats.abandoned_within_sl,
-      wait_unknown_calls=stats.wait_unknown_calls,
-      answered_wait_unknown_calls=stats.answered_wait_unknown_calls,
-      answered_wait_seconds=float(stats.answered_wait_seconds),
-      abandon_rate_definition=abandon_rate_definition,
-      service_level_definition=service_level_definition)
+    queue_id=pane.key,
+    window_start=pane.window_start,
+    window_end=pane.window_end,
+    total_calls=stats.total_calls,
+    abandoned_calls=stats.abandoned_calls,
+    short_abandoned_calls=stats.short_abandoned_calls,
+    answered_within_sl=stats.answered_within_sl,
+    total_wait_seconds=float(stats.total_wait_seconds),
+    abandon_rate=rounded_ratio(*abandon_rate(counts)),
+    service_level=rounded_ratio(*service_level(counts)),
+    pane_index=pane.pane_index,
+    pane_timing=pane.timing,
+    answered_calls=stats.answered_calls,
+    flow_out_calls=stats.flow_out_calls,
+    abandoned_within_sl=stats.abandoned_within_sl,
+    wait_unknown_calls=stats.wait_unknown_calls,
+    answered_wait_unknown_calls=stats.answered_wait_unknown_calls,
+    answered_wait_seconds=float(stats.answered_wait_seconds),
+    abandon_rate_definition=abandon_rate_definition,
+    service_level_definition=service_level_definition,
+  )
 
 
 class AbandonRate(WindowedMetric):
@@ -168,28 +173,32 @@ class AbandonRate(WindowedMetric):
   (default abandoned/offered and answered within target/offered), rounded
   half-up to 4 places, 0 when the denominator is 0.
   """
+
   def __init__(
-      self,
-      window_size_seconds: int,
-      allowed_lateness_seconds: int,
-      short_abandon_threshold_seconds: float,
-      service_level_seconds: float,
-      key_idle_ttl_seconds: int,
-      max_out_of_orderness_seconds: int = 0,
-      abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
-      service_level_definition: str = DEFAULT_SERVICE_LEVEL):
+    self,
+    window_size_seconds: int,
+    allowed_lateness_seconds: int,
+    short_abandon_threshold_seconds: float,
+    service_level_seconds: float,
+    key_idle_ttl_seconds: int,
+    max_out_of_orderness_seconds: int = 0,
+    abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
+    service_level_definition: str = DEFAULT_SERVICE_LEVEL,
+  ):
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
     definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
     super().__init__(
-        AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
-        operator.attrgetter('queue_id'),
-        functools.partial(
-            to_abandon_metrics,
-            abandon_rate_definition=abandon_rate_definition,
-            service_level_definition=service_level_definition),
-        window_size_seconds,
-        allowed_lateness_seconds,
-        key_idle_ttl_seconds,
-        metrics_namespace='abandon_rate',
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
+      AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
+      operator.attrgetter('queue_id'),
+      functools.partial(
+        to_abandon_metrics,
+        abandon_rate_definition=abandon_rate_definition,
+        service_level_definition=service_level_definition,
+      ),
+      window_size_seconds,
+      allowed_lateness_seconds,
+      key_idle_ttl_seconds,
+      metrics_namespace='abandon_rate',
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+    )

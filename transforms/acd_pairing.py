@@ -28,14 +28,13 @@ timer at the shard's earliest deadline, on the tick grid
 (transforms/event_time.py) so that all shards wake in the same rounds when
 the watermark jumps.
 """
+
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.userstate import TimerSpec
-from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
@@ -56,12 +55,11 @@ _Ends = Dict[str, Tuple[int, str, str]]
 STARTS_CODER = VersionedStateCoder('acd pairing starts', 1, dict, {1: dict})
 # Format v1: {call_id: [end_ms, queue_id, outcome]}.
 ENDS_CODER = VersionedStateCoder(
-    'acd pairing ends', 1, dict,
-    {1: lambda plain: {k: tuple(v) for k, v in plain.items()}})
+  'acd pairing ends', 1, dict, {1: lambda plain: {k: tuple(v) for k, v in plain.items()}}
+)
 
 
-def _offered(call_id: str, end: Tuple[int, str, str],
-             start_ms: Optional[int]) -> OfferedCall:
+def _offered(call_id: str, end: Tuple[int, str, str], start_ms: Optional[int]) -> OfferedCall:
   end_ms, queue_id, outcome = end
   wait = None
   if start_ms is not None and end_ms >= start_ms:
@@ -74,19 +72,16 @@ class _PairFn(beam.DoFn):
   ENDS = ReadModifyWriteStateSpec('ends', ENDS_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
-  def __init__(self, max_queue_wait_ms: int, max_out_of_orderness_ms: int,
-               metrics_namespace: str):
+  def __init__(self, max_queue_wait_ms: int, max_out_of_orderness_ms: int, metrics_namespace: str):
     self._max_wait_ms = max_queue_wait_ms
     self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._paired = Metrics.counter(metrics_namespace, 'paired')
     self._negative = Metrics.counter(metrics_namespace, 'negative_waits')
     self._ends_alone = Metrics.counter(metrics_namespace, 'ends_without_start')
-    self._starts_alone = Metrics.counter(
-        metrics_namespace, 'starts_without_end')
+    self._starts_alone = Metrics.counter(metrics_namespace, 'starts_without_end')
     self._repeated = Metrics.counter(metrics_namespace, 'repeated_in_pairing')
 
-  def _emit(self, call_id: str, end: Tuple[int, str, str],
-            start_ms: Optional[int]):
+  def _emit(self, call_id: str, end: Tuple[int, str, str], start_ms: Optional[int]):
     offered = _offered(call_id, end, start_ms)
     if start_ms is not None:
       self._paired.inc()
@@ -97,11 +92,12 @@ class _PairFn(beam.DoFn):
     return at_event_time(offered, offered.timestamp)
 
   def process(
-      self,
-      batch: Tuple[int, List[AcdEvent]],
-      starts_state=beam.DoFn.StateParam(STARTS),
-      ends_state=beam.DoFn.StateParam(ENDS),
-      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    self,
+    batch: Tuple[int, List[AcdEvent]],
+    starts_state=beam.DoFn.StateParam(STARTS),
+    ends_state=beam.DoFn.StateParam(ENDS),
+    wake=beam.DoFn.TimerParam(WAKE),
+  ) -> Iterator:
     starts: _Starts = starts_state.read() or {}
     ends: _Ends = ends_state.read() or {}
     for event in batch[1]:
@@ -129,27 +125,26 @@ class _PairFn(beam.DoFn):
 
   @on_timer(WAKE)
   def on_wake(
-      self,
-      fired=beam.DoFn.TimestampParam,
-      starts_state=beam.DoFn.StateParam(STARTS),
-      ends_state=beam.DoFn.StateParam(ENDS),
-      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    self,
+    fired=beam.DoFn.TimestampParam,
+    starts_state=beam.DoFn.StateParam(STARTS),
+    ends_state=beam.DoFn.StateParam(ENDS),
+    wake=beam.DoFn.TimerParam(WAKE),
+  ) -> Iterator:
     now_ms = self._event_time.fired_ms(fired)
     starts: _Starts = starts_state.read() or {}
     ends: _Ends = ends_state.read() or {}
     # Sorted: the same order on every runner and replay.
     for call_id in sorted(c for c, end in ends.items() if end[0] <= now_ms):
       yield self._emit(call_id, ends.pop(call_id), None)
-    expired = [c for c, start_ms in starts.items()
-               if start_ms + self._max_wait_ms <= now_ms]
+    expired = [c for c, start_ms in starts.items() if start_ms + self._max_wait_ms <= now_ms]
     for call_id in expired:
       del starts[call_id]
     if expired:
       self._starts_alone.inc(len(expired))
     self._store(starts_state, starts, ends_state, ends, wake)
 
-  def _store(self, starts_state, starts: _Starts, ends_state, ends: _Ends,
-             wake) -> None:
+  def _store(self, starts_state, starts: _Starts, ends_state, ends: _Ends, wake) -> None:
     """Writes the maps back (clears empty ones) and arms the timer at the
     earliest deadline, on the grid."""
     deadlines = [end[0] for end in ends.values()]
@@ -175,19 +170,22 @@ class PairAcdSessions(beam.PTransform):
   Counters in `metrics_namespace`: `paired`, `negative_waits`,
   `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
   """
-  def __init__(self, max_queue_wait_seconds: int,
-               max_out_of_orderness_seconds: int, metrics_namespace: str):
+
+  def __init__(
+    self, max_queue_wait_seconds: int, max_out_of_orderness_seconds: int, metrics_namespace: str
+  ):
     super().__init__()
     if max_queue_wait_seconds <= 0:
       raise ValueError(
-          f'max queue wait (--genesys_max_queue_wait) must be > 0, got '
-          f'{max_queue_wait_seconds}')
-    self._fn = _PairFn(max_queue_wait_seconds * 1000,
-                       max_out_of_orderness_seconds * 1000, metrics_namespace)
+        f'max queue wait (--genesys_max_queue_wait) must be > 0, got {max_queue_wait_seconds}'
+      )
+    self._fn = _PairFn(
+      max_queue_wait_seconds * 1000, max_out_of_orderness_seconds * 1000, metrics_namespace
+    )
 
   def expand(self, events):
     return (
-        events
-        | 'BatchPerShard' >> BatchPerKey(
-            lambda e: shard_of(e.call_id), lambda e: e.timestamp, int)
-        | 'Pair' >> beam.ParDo(self._fn).with_output_types(OfferedCall))
+      events
+      | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(e.call_id), lambda e: e.timestamp, int)
+      | 'Pair' >> beam.ParDo(self._fn).with_output_types(OfferedCall)
+    )

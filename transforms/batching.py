@@ -11,6 +11,7 @@ input watermark, exactly as if the stateful step had received them one by
 one. No state, no timers, no waiting: the batch is emitted when the bundle
 finishes, so latency is unchanged.
 """
+
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import apache_beam as beam
@@ -19,8 +20,7 @@ from transforms.event_time import at_event_time
 
 
 class _BatchPerKeyFn(beam.DoFn):
-  def __init__(self, key_fn: Callable[[Any], Any],
-               event_time_ms: Callable[[Any], int]):
+  def __init__(self, key_fn: Callable[[Any], Any], event_time_ms: Callable[[Any], int]):
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._batches: Dict[Any, List[Any]] = {}
@@ -62,8 +62,10 @@ class BatchPerKey(beam.PTransform):
   per key with that key's elements in arrival order, timestamped with the
   bundle's earliest event time, in the global window.
   """
-  def __init__(self, key_fn: Callable[[Any], Any],
-               event_time_ms: Callable[[Any], int], key_type: type = str):
+
+  def __init__(
+    self, key_fn: Callable[[Any], Any], event_time_ms: Callable[[Any], int], key_type: type = str
+  ):
     super().__init__()
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
@@ -73,6 +75,6 @@ class BatchPerKey(beam.PTransform):
     # Typed output, so the stateful consumer gets a deterministic key coder
     # and the records keep their registered coders inside the list.
     element_type = pcoll.element_type or Any
-    return pcoll | beam.ParDo(
-        _BatchPerKeyFn(self._key_fn, self._event_time_ms)).with_output_types(
-            Tuple[self._key_type, List[element_type]])
+    return pcoll | beam.ParDo(_BatchPerKeyFn(self._key_fn, self._event_time_ms)).with_output_types(
+      Tuple[self._key_type, List[element_type]]
+    )

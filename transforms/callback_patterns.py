@@ -25,28 +25,32 @@ with its real semantics:
 Partial matches need only the current run of failures. Customers are
 spread over shard keys (transforms/sharding.py), each shard holding its
 active customers with one timer. A customer's state is dropped once the
-watermark is `within` past its last processed interaction, so state stays bounded by the customers active
-in the last `within`; an interaction arriving even later than that (behind
-the watermark by more than `within`) can no longer be told late nor join a
-partial match that was already dropped.
+watermark is `within` past its last processed interaction, so state stays
+bounded by the customers active in the last `within`; an interaction
+arriving even later than that (behind the watermark by more than `within`)
+can no longer be told late nor join a partial match that was already
+dropped.
 """
+
 import os
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.userstate import TimerSpec
-from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import shard_of
-from transforms.state_coders import (VersionedStateCoder, compact_json,
-                                     record_from_plain, record_to_plain)
+from transforms.state_coders import (
+  VersionedStateCoder,
+  compact_json,
+  record_from_plain,
+  record_to_plain,
+)
 from transforms.windowing import LateArrival
 
 LATE = 'late'
@@ -64,8 +68,8 @@ DEFAULT_TICK_SECONDS = 5
 class _CustomerState:
   """Buffered interactions, the current run of failures and the time up to
   which this customer's interactions were processed."""
-  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through', 'encoded',
-               'deadline_ms')
+
+  __slots__ = ('buffer', 'arrivals', 'run', 'processed_through', 'encoded', 'deadline_ms')
 
   def __init__(self):
     self.buffer: List[Tuple[int, int, Interaction]] = []
@@ -85,16 +89,15 @@ class _CustomerState:
 
 def _customer_to_plain(c: _CustomerState) -> list:
   return [
-      [[ts, arrival, record_to_plain(i)] for ts, arrival, i in c.buffer],
-      c.arrivals, [record_to_plain(i) for i in c.run], c.processed_through
+    [[ts, arrival, record_to_plain(i)] for ts, arrival, i in c.buffer],
+    c.arrivals,
+    [record_to_plain(i) for i in c.run],
+    c.processed_through,
   ]
 
 
 def _customers_to_plain(customers: Dict[str, _CustomerState]) -> dict:
-  return {
-      customer_id: _customer_to_plain(c)
-      for customer_id, c in customers.items()
-  }
+  return {customer_id: _customer_to_plain(c) for customer_id, c in customers.items()}
 
 
 def _customers_to_json(customers: Dict[str, _CustomerState]) -> str:
@@ -104,8 +107,7 @@ def _customers_to_json(customers: Dict[str, _CustomerState]) -> str:
   items = []
   for customer_id, c in customers.items():
     if c.encoded is None:
-      c.encoded = (
-          f'{compact_json(customer_id)}:{compact_json(_customer_to_plain(c))}')
+      c.encoded = f'{compact_json(customer_id)}:{compact_json(_customer_to_plain(c))}'
     items.append(c.encoded)
   return '{' + ','.join(items) + '}'
 
@@ -114,8 +116,9 @@ def _customers_from_plain_v1(plain: dict) -> Dict[str, _CustomerState]:
   customers = {}
   for customer_id, (buffer, arrivals, run, processed_through) in plain.items():
     customer = customers[customer_id] = _CustomerState()
-    customer.buffer = [(ts, arrival, record_from_plain(Interaction, i))
-                       for ts, arrival, i in buffer]
+    customer.buffer = [
+      (ts, arrival, record_from_plain(Interaction, i)) for ts, arrival, i in buffer
+    ]
     customer.arrivals = arrivals
     customer.run = [record_from_plain(Interaction, i) for i in run]
     customer.processed_through = processed_through
@@ -125,26 +128,27 @@ def _customers_from_plain_v1(plain: dict) -> Dict[str, _CustomerState]:
 # Format v1: {customer_id: [[[event_ms, arrival, interaction], ...] buffered,
 # arrivals, [interaction, ...] current run, processed_through]}.
 CUSTOMERS_CODER = VersionedStateCoder(
-    'callback patterns', 1, _customers_to_plain, {1: _customers_from_plain_v1},
-    to_json=_customers_to_json)
+  'callback patterns',
+  1,
+  _customers_to_plain,
+  {1: _customers_from_plain_v1},
+  to_json=_customers_to_json,
+)
 # Format v1: a random token as hex, new at every write of the customers.
-TOKEN_CODER = VersionedStateCoder(
-    'callback patterns token', 1, bytes.hex, {1: bytes.fromhex})
+TOKEN_CODER = VersionedStateCoder('callback patterns token', 1, bytes.hex, {1: bytes.fromhex})
 
 
 class CallbackPatternMatcher:
   """The pattern's state machine over one customer's ordered interactions."""
+
   def __init__(
-      self,
-      failure_statuses: FrozenSet[str],
-      callback_statuses: FrozenSet[str],
-      within_ms: int):
+    self, failure_statuses: FrozenSet[str], callback_statuses: FrozenSet[str], within_ms: int
+  ):
     self._failures = failure_statuses
     self._callbacks = callback_statuses
     self._within_ms = within_ms
 
-  def advance(self, run: List[Interaction],
-              interaction: Interaction) -> Optional[PatternMatch]:
+  def advance(self, run: List[Interaction], interaction: Interaction) -> Optional[PatternMatch]:
     """Feeds one interaction; updates `run` in place; returns a match."""
     if interaction.status in self._failures:
       run.append(interaction)
@@ -152,19 +156,18 @@ class CallbackPatternMatcher:
       del run[:-FAILURES_IN_PATTERN]
       return None
     match = None
-    if interaction.status in self._callbacks and len(
-        run) == FAILURES_IN_PATTERN:
+    if interaction.status in self._callbacks and len(run) == FAILURES_IN_PATTERN:
       first = run[0]
       if interaction.timestamp - first.timestamp < self._within_ms:
         match = PatternMatch(
-            customer_id=interaction.customer_id,
-            channel=interaction.channel,
-            timestamp=interaction.timestamp,
-            failure_count=FAILURES_IN_PATTERN,
-            alert_type=ALERT_TYPE,
-            first_failure_timestamp=first.timestamp,
-            interaction_ids=','.join(
-                i.interaction_id for i in (*run, interaction)))
+          customer_id=interaction.customer_id,
+          channel=interaction.channel,
+          timestamp=interaction.timestamp,
+          failure_count=FAILURES_IN_PATTERN,
+          alert_type=ALERT_TYPE,
+          first_failure_timestamp=first.timestamp,
+          interaction_ids=','.join(i.interaction_id for i in (*run, interaction)),
+        )
     run.clear()
     return match
 
@@ -186,13 +189,18 @@ class _DetectFn(beam.DoFn):
   changes at every write, and the instance's copy is current while it
   carries the same token (random, so that a restored state or a retried
   bundle never matches a later copy)."""
+
   CUSTOMERS = ReadModifyWriteStateSpec('customers', CUSTOMERS_CODER)
   TOKEN = ReadModifyWriteStateSpec('customers_token', TOKEN_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
   def __init__(
-      self, matcher: CallbackPatternMatcher, within_ms: int, tick_ms: int,
-      max_out_of_orderness_ms: int):
+    self,
+    matcher: CallbackPatternMatcher,
+    within_ms: int,
+    tick_ms: int,
+    max_out_of_orderness_ms: int,
+  ):
     self._matcher = matcher
     self._within_ms = within_ms
     self._tick_ms = tick_ms
@@ -200,8 +208,7 @@ class _DetectFn(beam.DoFn):
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
     # shard -> (token, customers) as of this instance's last write.
-    self._customers_by_shard: Dict[int, Tuple[bytes, Dict[str,
-                                                           _CustomerState]]] = {}
+    self._customers_by_shard: Dict[int, Tuple[bytes, Dict[str, _CustomerState]]] = {}
 
   def _read(self, shard: int, state, token_state) -> Dict[str, _CustomerState]:
     # Taken out of the copies while the batch or wake-up runs: if the bundle
@@ -213,8 +220,7 @@ class _DetectFn(beam.DoFn):
       return copy[1]
     return state.read() or {}
 
-  def _write(self, shard: int, state, token_state,
-             customers: Dict[str, _CustomerState]) -> None:
+  def _write(self, shard: int, state, token_state, customers: Dict[str, _CustomerState]) -> None:
     state.write(customers)
     token = os.urandom(8)
     token_state.write(token)
@@ -227,9 +233,7 @@ class _DetectFn(beam.DoFn):
       if customer.buffer:
         customer.deadline_ms = self._next_tick(min(customer.buffer)[0])
       else:
-        start = (
-            customer.run[0].timestamp
-            if customer.run else customer.processed_through)
+        start = customer.run[0].timestamp if customer.run else customer.processed_through
         customer.deadline_ms = self._next_tick(start + self._within_ms)
     return customer.deadline_ms
 
@@ -238,33 +242,39 @@ class _DetectFn(beam.DoFn):
 
   def _arm(self, wake, customers: Dict[str, _CustomerState]) -> None:
     if customers:
-      self._event_time.set(
-          wake, min(self._deadline(c) for c in customers.values()))
+      self._event_time.set(wake, min(self._deadline(c) for c in customers.values()))
 
   def process(
-      self,
-      batch: Tuple[int, List[Interaction]],
-      state=beam.DoFn.StateParam(CUSTOMERS),
-      token_state=beam.DoFn.StateParam(TOKEN),
-      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    self,
+    batch: Tuple[int, List[Interaction]],
+    state=beam.DoFn.StateParam(CUSTOMERS),
+    token_state=beam.DoFn.StateParam(TOKEN),
+    wake=beam.DoFn.TimerParam(WAKE),
+  ) -> Iterator:
     shard = batch[0]
     customers = self._read(shard, state, token_state)
     buffered = False
     for interaction in batch[1]:
       customer = customers.get(interaction.customer_id) or _CustomerState()
-      if (customer.processed_through is not None and
-          interaction.timestamp < customer.processed_through):
+      if (
+        customer.processed_through is not None
+        and interaction.timestamp < customer.processed_through
+      ):
         self._late.inc()
         yield beam.pvalue.TaggedOutput(
-            LATE,
-            LateArrival(
-                interaction.customer_id, interaction, interaction.timestamp,
-                interaction.timestamp, interaction.timestamp,
-                customer.processed_through))
+          LATE,
+          LateArrival(
+            interaction.customer_id,
+            interaction,
+            interaction.timestamp,
+            interaction.timestamp,
+            interaction.timestamp,
+            customer.processed_through,
+          ),
+        )
         continue
       customer.changed()
-      customer.buffer.append(
-          (interaction.timestamp, customer.arrivals, interaction))
+      customer.buffer.append((interaction.timestamp, customer.arrivals, interaction))
       customer.arrivals += 1
       customers[interaction.customer_id] = customer
       buffered = True
@@ -277,12 +287,13 @@ class _DetectFn(beam.DoFn):
 
   @on_timer(WAKE)
   def on_wake(
-      self,
-      shard=beam.DoFn.KeyParam,
-      fired=beam.DoFn.TimestampParam,
-      state=beam.DoFn.StateParam(CUSTOMERS),
-      token_state=beam.DoFn.StateParam(TOKEN),
-      wake=beam.DoFn.TimerParam(WAKE)) -> Iterator:
+    self,
+    shard=beam.DoFn.KeyParam,
+    fired=beam.DoFn.TimestampParam,
+    state=beam.DoFn.StateParam(CUSTOMERS),
+    token_state=beam.DoFn.StateParam(TOKEN),
+    wake=beam.DoFn.TimerParam(WAKE),
+  ) -> Iterator:
     customers = self._read(shard, state, token_state)
     watermark_ms = self._event_time.fired_ms(fired)
     for customer_id in sorted(customers):
@@ -301,14 +312,13 @@ class _DetectFn(beam.DoFn):
       state.clear()
       token_state.clear()
 
-  def _flush(self, customer: _CustomerState,
-             watermark_ms: int) -> Iterator[WindowedValue]:
+  def _flush(self, customer: _CustomerState, watermark_ms: int) -> Iterator[WindowedValue]:
     """Feeds the buffered interactions the watermark passed, in (event
     time, arrival) order, to the matcher."""
     customer.changed()
     customer.buffer.sort()
     ready = [item for item in customer.buffer if item[0] <= watermark_ms]
-    customer.buffer = customer.buffer[len(ready):]
+    customer.buffer = customer.buffer[len(ready) :]
     for event_ms, _, interaction in ready:
       customer.processed_through = event_ms
       match = self._matcher.advance(customer.run, interaction)
@@ -329,29 +339,36 @@ class DetectCallbackPatterns(beam.PTransform):
       later interactions of their customer had been processed.
   See the module docstring for the exact semantics.
   """
+
   def __init__(
-      self,
-      failure_statuses: FrozenSet[str],
-      callback_statuses: FrozenSet[str],
-      within_seconds: int = 30,
-      max_out_of_orderness_seconds: int = 0,
-      tick_seconds: int = DEFAULT_TICK_SECONDS):
+    self,
+    failure_statuses: FrozenSet[str],
+    callback_statuses: FrozenSet[str],
+    within_seconds: int = 30,
+    max_out_of_orderness_seconds: int = 0,
+    tick_seconds: int = DEFAULT_TICK_SECONDS,
+  ):
     super().__init__()
     if failure_statuses & callback_statuses:
       raise ValueError(
-          'a status cannot be both a failure and a callback: '
-          f'{sorted(failure_statuses & callback_statuses)}')
+        'a status cannot be both a failure and a callback: '
+        f'{sorted(failure_statuses & callback_statuses)}'
+      )
     if tick_seconds <= 0:
       raise ValueError(f'pattern tick must be > 0, got {tick_seconds}')
     within_ms = within_seconds * 1000
     self._fn = _DetectFn(
-        CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
-        within_ms, tick_seconds * 1000, max_out_of_orderness_seconds * 1000)
+      CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
+      within_ms,
+      tick_seconds * 1000,
+      max_out_of_orderness_seconds * 1000,
+    )
 
   def expand(self, interactions):
     detected = (
-        interactions
-        | 'BatchPerShard' >> BatchPerKey(
-            lambda i: shard_of(i.customer_id), lambda i: i.timestamp, int)
-        | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches'))
+      interactions
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda i: shard_of(i.customer_id), lambda i: i.timestamp, int)
+      | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches')
+    )
     return {'matches': detected.matches, 'late': detected.late}

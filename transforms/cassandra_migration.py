@@ -15,22 +15,32 @@ was interrupted is finished by running it again. A step is a function
 record needs no new step (`add_missing_columns` covers every table), a
 changed primary key needs `rebuild_with_key` for its table.
 """
+
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
-from typing import Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from transforms.cassandra_sink import (CQL_TYPES, DDL_TIMEOUT_S,
-                                       SCHEMA_VERSION, CassandraSettings,
-                                       StoredTable, bind_values,
-                                       cassandra_columns, connect_at_launch,
-                                       create_table_cql, insert_cql, key_cql,
-                                       key_layout, schema_refusal,
-                                       schema_statements,
-                                       stored_schema_version, stored_table)
+from transforms.cassandra_sink import (
+  CQL_TYPES,
+  DDL_TIMEOUT_S,
+  SCHEMA_VERSION,
+  CassandraSettings,
+  StoredTable,
+  bind_values,
+  cassandra_columns,
+  connect_at_launch,
+  create_table_cql,
+  insert_cql,
+  key_cql,
+  key_layout,
+  schema_refusal,
+  schema_statements,
+  stored_schema_version,
+  stored_table,
+)
 from transforms.schema import DEAD_LETTERS, LATE_EVENTS, TABLES, Table
 
 Step = Callable[[Session, CassandraSettings], List[str]]
@@ -43,70 +53,94 @@ STAGING_SUFFIX = '_migrating'
 
 
 def _rows(
-    session: Session, keyspace: str, name: str,
-    stored: StoredTable) -> Iterator[Tuple[Dict[str, Any], Optional[int]]]:
+  session: Session, keyspace: str, name: str, stored: StoredTable
+) -> Iterator[Tuple[Dict[str, Any], Optional[int]]]:
   """Every row of `keyspace.name` with its write time: the latest of its
   regular columns' (None for a row of key columns only)."""
   names = list(stored.columns)
   keys = set(stored.key.partition_key) | set(stored.key.clustering)
   regular = [n for n in names if n not in keys]
   select = ', '.join(names + [f'writetime({n})' for n in regular])
-  statement = SimpleStatement(
-      f'SELECT {select} FROM {keyspace}.{name}', fetch_size=COPY_PAGE_ROWS)
+  statement = SimpleStatement(f'SELECT {select} FROM {keyspace}.{name}', fetch_size=COPY_PAGE_ROWS)
   for row in session.execute(statement, timeout=DDL_TIMEOUT_S):
-    times = [t for t in row[len(names):] if t is not None]
-    yield dict(zip(names, row[:len(names)])), max(times, default=None)
+    times = [t for t in row[len(names) :] if t is not None]
+    yield dict(zip(names, row[: len(names)])), max(times, default=None)
 
 
-def _write_all(session: Session, settings: CassandraSettings, cql: str,
-               params: Iterator[Sequence]) -> int:
+def _write_all(
+  session: Session, settings: CassandraSettings, cql: str, params: Iterator[Sequence]
+) -> int:
   """Executes `cql` once per parameter tuple; returns how many."""
   results = execute_concurrent_with_args(
-      session,
-      session.prepare(cql),
-      params,
-      concurrency=settings.write_concurrency,
-      raise_on_first_error=True,
-      results_generator=True)
+    session,
+    session.prepare(cql),
+    params,
+    concurrency=settings.write_concurrency,
+    raise_on_first_error=True,
+    results_generator=True,
+  )
   return sum(1 for _ in results)
 
 
-def _copy_as_is(session: Session, settings: CassandraSettings, name: str,
-                stored: StoredTable, target: str) -> int:
+def _copy_as_is(
+  session: Session, settings: CassandraSettings, name: str, stored: StoredTable, target: str
+) -> int:
   """Copies every row of `name` into `target` (same layout), keeping its
   write time."""
   keyspace = settings.keyspace
   names = list(stored.columns)
-  cql = (f'INSERT INTO {keyspace}.{target} ({", ".join(names)}) '
-         f'VALUES ({", ".join("?" for _ in names)}) USING TIMESTAMP ?')
+  cql = (
+    f'INSERT INTO {keyspace}.{target} ({", ".join(names)}) '
+    f'VALUES ({", ".join("?" for _ in names)}) USING TIMESTAMP ?'
+  )
   now_us = int(time.time() * 1e6)
-  return _write_all(session, settings, cql,
-                    ((*values.values(), written or now_us)
-                     for values, written in _rows(session, keyspace, name,
-                                                  stored)))
+  return _write_all(
+    session,
+    settings,
+    cql,
+    (
+      (*values.values(), written or now_us)
+      for values, written in _rows(session, keyspace, name, stored)
+    ),
+  )
 
 
-def _copy_as_records(session: Session, settings: CassandraSettings,
-                     table: Table, staging: str, stored: StoredTable,
-                     fills: Mapping[str, Fill]) -> int:
+def _copy_as_records(
+  session: Session,
+  settings: CassandraSettings,
+  table: Table,
+  staging: str,
+  stored: StoredTable,
+  fills: Mapping[str, Fill],
+) -> int:
   """Copies every row of `staging` into `table` as the sink writes it
   (day bucket, pane timestamp); columns `staging` lacks come from `fills`,
   else are null."""
+
   def record(values, written):
-    return table.record_type(**{
-        name: values[name] if name in values else
-        fills[name](values, written) if name in fills else None
+    return table.record_type(
+      **{
+        name: values[name]
+        if name in values
+        else fills[name](values, written)
+        if name in fills
+        else None
         for name, _ in table.columns
-    })
+      }
+    )
 
   return _write_all(
-      session, settings, insert_cql(settings.keyspace, table),
-      (bind_values(table, record(values, written)) for values, written in
-       _rows(session, settings.keyspace, staging, stored)))
+    session,
+    settings,
+    insert_cql(settings.keyspace, table),
+    (
+      bind_values(table, record(values, written))
+      for values, written in _rows(session, settings.keyspace, staging, stored)
+    ),
+  )
 
 
-def rebuild_with_key(table: Table,
-                     fills: Optional[Mapping[str, Fill]] = None) -> Step:
+def rebuild_with_key(table: Table, fills: Optional[Mapping[str, Fill]] = None) -> Step:
   """A step rebuilding `table` if the keyspace holds it with another
   primary key, which Cassandra cannot change: its rows are copied to
   `<table>_migrating`, the table is dropped, created anew and the rows are
@@ -122,22 +156,22 @@ def rebuild_with_key(table: Table,
     if current is not None and current.key != key_layout(table):
       columns = ', '.join(f'{n} {t}' for n, t in current.columns.items())
       session.execute(
-          f'CREATE TABLE IF NOT EXISTS {keyspace}.{staging} ({columns}, '
-          f'PRIMARY KEY {key_cql(current.key)})', timeout=DDL_TIMEOUT_S)
+        f'CREATE TABLE IF NOT EXISTS {keyspace}.{staging} ({columns}, '
+        f'PRIMARY KEY {key_cql(current.key)})',
+        timeout=DDL_TIMEOUT_S,
+      )
       copied = _copy_as_is(session, settings, table.name, current, staging)
-      session.execute(f'DROP TABLE {keyspace}.{table.name}',
-                      timeout=DDL_TIMEOUT_S)
-      done.append(f'{table.name}: {copied} rows copied to {staging}, '
-                  f'table dropped')
+      session.execute(f'DROP TABLE {keyspace}.{table.name}', timeout=DDL_TIMEOUT_S)
+      done.append(f'{table.name}: {copied} rows copied to {staging}, table dropped')
     old = stored_table(session, keyspace, staging)
     if old is not None:
       session.execute(create_table_cql(keyspace, table), timeout=DDL_TIMEOUT_S)
       copied = _copy_as_records(session, settings, table, staging, old, fills)
-      session.execute(f'DROP TABLE {keyspace}.{staging}',
-                      timeout=DDL_TIMEOUT_S)
+      session.execute(f'DROP TABLE {keyspace}.{staging}', timeout=DDL_TIMEOUT_S)
       done.append(
-          f'{table.name}: created with PRIMARY KEY '
-          f'{key_cql(key_layout(table))}, {copied} rows copied back')
+        f'{table.name}: created with PRIMARY KEY '
+        f'{key_cql(key_layout(table))}, {copied} rows copied back'
+      )
     return done
 
   return step
@@ -146,17 +180,20 @@ def rebuild_with_key(table: Table,
 def add_missing_columns(table: Table) -> Step:
   """A step adding the columns of `table`'s record that the stored table
   lacks (its rows get null there)."""
+
   def step(session: Session, settings: CassandraSettings) -> List[str]:
     stored = stored_table(session, settings.keyspace, table.name)
     if stored is None:
       return []  # created by record_version
-    missing = [(name, CQL_TYPES[kind])
-               for name, kind in cassandra_columns(table)
-               if name not in stored.columns]
+    missing = [
+      (name, CQL_TYPES[kind])
+      for name, kind in cassandra_columns(table)
+      if name not in stored.columns
+    ]
     for name, cql_type in missing:
       session.execute(
-          f'ALTER TABLE {settings.keyspace}.{table.name} ADD {name} '
-          f'{cql_type}', timeout=DDL_TIMEOUT_S)
+        f'ALTER TABLE {settings.keyspace}.{table.name} ADD {name} {cql_type}', timeout=DDL_TIMEOUT_S
+      )
     return [f'{table.name}: added {n} {t}' for n, t in missing]
 
   return step
@@ -182,11 +219,11 @@ def written_at_ms(values: Dict[str, Any], written_us: Optional[int]) -> int:
 
 
 MIGRATION_STEPS: Tuple[Step, ...] = (
-    # v1 -> v2: day buckets in the partition keys, dead letters' received_at.
-    rebuild_with_key(LATE_EVENTS),
-    rebuild_with_key(DEAD_LETTERS, {'received_at': written_at_ms}),
-    *(add_missing_columns(table) for table in TABLES.values()),
-    record_version,
+  # v1 -> v2: day buckets in the partition keys, dead letters' received_at.
+  rebuild_with_key(LATE_EVENTS),
+  rebuild_with_key(DEAD_LETTERS, {'received_at': written_at_ms}),
+  *(add_missing_columns(table) for table in TABLES.values()),
+  record_version,
 )
 
 
@@ -198,20 +235,22 @@ def migrate(settings: CassandraSettings) -> List[str]:
   keyspace = settings.keyspace
   cluster, session = connect_at_launch(settings)
   try:
-    if not list(session.execute(
-        'SELECT keyspace_name FROM system_schema.keyspaces '
-        'WHERE keyspace_name = %s', (keyspace,))):
+    if not list(
+      session.execute(
+        'SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s', (keyspace,)
+      )
+    ):
       raise ValueError(
-          f'keyspace {keyspace} does not exist: nothing to migrate (a job '
-          'creates it with the current schema)')
+        f'keyspace {keyspace} does not exist: nothing to migrate (a job '
+        'creates it with the current schema)'
+      )
     version = stored_schema_version(session, keyspace)
     if version is not None and version > SCHEMA_VERSION:
       raise ValueError(
-          f'keyspace {keyspace} has schema v{version}, newer than the '
-          f'v{SCHEMA_VERSION} of this release')
-    done = [
-        line for step in MIGRATION_STEPS for line in step(session, settings)
-    ]
+        f'keyspace {keyspace} has schema v{version}, newer than the '
+        f'v{SCHEMA_VERSION} of this release'
+      )
+    done = [line for step in MIGRATION_STEPS for line in step(session, settings)]
     refusal = schema_refusal(session, keyspace, TABLES.values())
     if refusal:
       raise RuntimeError(f'keyspace {keyspace} still outdated: {refusal}')

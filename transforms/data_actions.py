@@ -1,5 +1,6 @@
 """ParseDataActions: raw `cxone-data-actions` records to interactions and
 customer-profile updates."""
+
 from typing import Iterator, Optional, Union
 
 import apache_beam as beam
@@ -8,8 +9,7 @@ from apache_beam.metrics import Metrics
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.event_time import at_event_time
-from transforms.records import (CustomerProfile, DeadLetter, Interaction,
-                                SourceRecord)
+from transforms.records import CustomerProfile, DeadLetter, Interaction, SourceRecord
 
 CUSTOMER_UPDATES = 'customer_updates'
 DEAD_LETTERS = parsing.DEAD_LETTERS
@@ -17,8 +17,7 @@ CUSTOMER_UPDATE_RECORD_TYPE = 'customer_update'
 
 
 def parse_data_action(
-    raw: bytes,
-    rules: FieldRules = DEFAULT_FIELD_RULES
+  raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES
 ) -> Union[Interaction, CustomerProfile]:
   """Validates one raw record as an interaction or a customer update.
 
@@ -28,33 +27,31 @@ def parse_data_action(
   nothing else whatever the bytes.
   """
   obj = parsing.decode_json_object(raw)
-  record_type: Optional[str] = parsing.optional_str(
-      obj, 'recordType', rules)
+  record_type: Optional[str] = parsing.optional_str(obj, 'recordType', rules)
   if record_type == CUSTOMER_UPDATE_RECORD_TYPE:
     return CustomerProfile(
-        customer_id=parsing.required_str(obj, 'customerId', rules),
-        tier=parsing.required_str(obj, 'tier', rules),
-        region=parsing.required_str(obj, 'region', rules),
-        timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules))
-  if record_type is not None:
-    raise parsing.InvalidRecord(
-        'unknown_record_type', f'recordType {record_type[:100]!r}')
-  return Interaction(
-      interaction_id=parsing.required_str(obj, 'interactionId', rules),
       customer_id=parsing.required_str(obj, 'customerId', rules),
-      channel=parsing.required_str(obj, 'channel', rules),
-      status=parsing.required_str(obj, 'status', rules),
-      timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules))
+      tier=parsing.required_str(obj, 'tier', rules),
+      region=parsing.required_str(obj, 'region', rules),
+      timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules),
+    )
+  if record_type is not None:
+    raise parsing.InvalidRecord('unknown_record_type', f'recordType {record_type[:100]!r}')
+  return Interaction(
+    interaction_id=parsing.required_str(obj, 'interactionId', rules),
+    customer_id=parsing.required_str(obj, 'customerId', rules),
+    channel=parsing.required_str(obj, 'channel', rules),
+    status=parsing.required_str(obj, 'status', rules),
+    timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules),
+  )
 
 
 def data_action_time_ms(
-    raw: bytes,
-    above_ms: Optional[int] = None,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
+  raw: bytes, above_ms: Optional[int] = None, rules: FieldRules = DEFAULT_FIELD_RULES
+) -> Optional[int]:
   """Event time of a valid record of either kind (above `above_ms` if
   given), else None (for the replay watermark)."""
-  return parsing.event_time_or_none(
-      lambda r: parse_data_action(r, rules), raw, above_ms)
+  return parsing.event_time_or_none(lambda r: parse_data_action(r, rules), raw, above_ms)
 
 
 class _ParseDataActionsFn(beam.DoFn):
@@ -88,6 +85,7 @@ class ParseDataActions(beam.PTransform):
     `dead_letters`: PCollection[DeadLetter] with a specific reason.
   `rules`: the limits on ids and event time (options/config.py).
   """
+
   def __init__(self, rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._rules = rules
@@ -96,6 +94,5 @@ class ParseDataActions(beam.PTransform):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     return records | beam.ParDo(_ParseDataActionsFn(self._rules)).with_output_types(
-        Interaction, **{CUSTOMER_UPDATES: CustomerProfile,
-                        DEAD_LETTERS: DeadLetter}).with_outputs(
-            CUSTOMER_UPDATES, DEAD_LETTERS, main='interactions')
+      Interaction, **{CUSTOMER_UPDATES: CustomerProfile, DEAD_LETTERS: DeadLetter}
+    ).with_outputs(CUSTOMER_UPDATES, DEAD_LETTERS, main='interactions')

@@ -1,20 +1,22 @@
 """DedupeByKey: drop re-deliveries of the same record (at-least-once sources)."""
+
 import os
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import BagStateSpec
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.userstate import TimerSpec
-from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.sharding import shard_of
 from transforms.state_coders import VersionedStateCoder
-
 
 # A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
 # one map) when it stores twice as many as it kept at its last compaction,
@@ -34,6 +36,7 @@ MIN_RECORDS_REMEMBERED = 1000
 
 class _ShardClock(NamedTuple):
   """The small part of a shard's state, read at every batch."""
+
   # Changes at every write; the DoFn instance's copy of the ids is current
   # only while it carries the same token (random, so that a state restored
   # from a checkpoint or a retried bundle never matches a later copy).
@@ -58,8 +61,8 @@ def _clock_from_plain_v1(plain: list) -> _ShardClock:
 
 # Format v1: [token as hex, latest_ms, arrivals, stored, kept].
 CLOCK_CODER = VersionedStateCoder(
-    'dedupe clock', 1, lambda c: [c.token.hex(), *c[1:]],
-    {1: _clock_from_plain_v1})
+  'dedupe clock', 1, lambda c: [c.token.hex(), *c[1:]], {1: _clock_from_plain_v1}
+)
 # Format v1: {id: [expiry_ms, arrival]}; kept as lists (read by index only).
 IDS_CODER = VersionedStateCoder('dedupe ids', 1, dict, {1: dict})
 
@@ -84,20 +87,22 @@ class _DedupeFn(beam.DoFn):
   # records (a flood of ids that ended) leaves nothing behind.
   EXPIRE = TimerSpec('expire', TimeDomain.WATERMARK)
 
-  def __init__(self, key_fn: Callable[[Any], str],
-               event_time_ms: Callable[[Any], int], ttl_seconds: int,
-               metrics_namespace: str):
+  def __init__(
+    self,
+    key_fn: Callable[[Any], str],
+    event_time_ms: Callable[[Any], int],
+    ttl_seconds: int,
+    metrics_namespace: str,
+  ):
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._ttl_ms = ttl_seconds * 1000
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
-    self._expired_shards = Metrics.counter(
-        metrics_namespace, 'dedupe_shards_expired')
+    self._expired_shards = Metrics.counter(metrics_namespace, 'dedupe_shards_expired')
     # shard -> (token, ids) as of this instance's last write.
     self._ids_by_shard: Dict[int, Tuple[bytes, _Ids]] = {}
 
-  def _read_ids(self, shard: int, clock: Optional[_ShardClock],
-                ids_state) -> _Ids:
+  def _read_ids(self, shard: int, clock: Optional[_ShardClock], ids_state) -> _Ids:
     # Taken out of the copies while the batch runs: if the bundle fails
     # half-way, the next attempt reads the state instead of a half-updated
     # map.
@@ -112,11 +117,12 @@ class _DedupeFn(beam.DoFn):
     return seen
 
   def process(
-      self,
-      batch: Tuple[int, List[Any]],
-      clock_state=beam.DoFn.StateParam(CLOCK),
-      ids_state=beam.DoFn.StateParam(IDS),
-      expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+    self,
+    batch: Tuple[int, List[Any]],
+    clock_state=beam.DoFn.StateParam(CLOCK),
+    ids_state=beam.DoFn.StateParam(IDS),
+    expire=beam.DoFn.TimerParam(EXPIRE),
+  ) -> Iterator[Any]:
     shard, elements = batch
     clock = clock_state.read()
     seen = self._read_ids(shard, clock, ids_state)
@@ -139,8 +145,8 @@ class _DedupeFn(beam.DoFn):
       # held every downstream window back one step per runner round trip.
       known = known_id(record_id)
       if known is not None and (
-          known[0] > latest_ms or
-          known[1] > arrivals - MIN_RECORDS_REMEMBERED):
+        known[0] > latest_ms or known[1] > arrivals - MIN_RECORDS_REMEMBERED
+      ):
         duplicates += 1
         continue
       seen[record_id] = added[record_id] = (event_ms + ttl_ms, arrivals)
@@ -151,10 +157,7 @@ class _DedupeFn(beam.DoFn):
     kept = clock.kept if clock else 0
     if stored >= 2 * max(kept, MIN_IDS_BEFORE_COMPACTION):
       remembered_since = arrivals - MIN_RECORDS_REMEMBERED
-      seen = {
-          k: v for k, v in seen.items()
-          if v[0] > latest_ms or v[1] > remembered_since
-      }
+      seen = {k: v for k, v in seen.items() if v[0] > latest_ms or v[1] > remembered_since}
       ids_state.clear()
       if seen:
         ids_state.add(seen)
@@ -169,10 +172,11 @@ class _DedupeFn(beam.DoFn):
 
   @on_timer(EXPIRE)
   def on_expire(
-      self,
-      key=beam.DoFn.KeyParam,
-      clock_state=beam.DoFn.StateParam(CLOCK),
-      ids_state=beam.DoFn.StateParam(IDS)) -> None:
+    self,
+    key=beam.DoFn.KeyParam,
+    clock_state=beam.DoFn.StateParam(CLOCK),
+    ids_state=beam.DoFn.StateParam(IDS),
+  ) -> None:
     self._ids_by_shard.pop(key, None)
     clock_state.clear()
     ids_state.clear()
@@ -198,12 +202,14 @@ class DedupeByKey(beam.PTransform):
   once the watermark passes the shard's latest event time + TTL, all of it
   is dropped (a re-delivery that late is behind every window's lateness).
   """
+
   def __init__(
-      self,
-      key_fn: Callable[[Any], str],
-      event_time_ms: Callable[[Any], int],
-      ttl_seconds: int,
-      metrics_namespace: str):
+    self,
+    key_fn: Callable[[Any], str],
+    event_time_ms: Callable[[Any], int],
+    ttl_seconds: int,
+    metrics_namespace: str,
+  ):
     super().__init__()
     if ttl_seconds <= 0:
       raise ValueError(f'dedupe TTL must be > 0, got {ttl_seconds}')
@@ -214,8 +220,7 @@ class DedupeByKey(beam.PTransform):
   def expand(self, pcoll):
     key_fn = self._key_fn
     return (
-        pcoll
-        | 'BatchPerShard' >> BatchPerKey(
-            lambda e: shard_of(key_fn(e)), self._event_time_ms, int)
-        | 'DropDuplicates' >> beam.ParDo(self._fn).with_output_types(
-            pcoll.element_type))
+      pcoll
+      | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(key_fn(e)), self._event_time_ms, int)
+      | 'DropDuplicates' >> beam.ParDo(self._fn).with_output_types(pcoll.element_type)
+    )

@@ -5,6 +5,7 @@ event time seen. Every event-time decision of the pipeline is made on that
 watermark minus `--max_out_of_orderness`; stateful DoFns do it by setting
 their timers that much later and reading fired timers that much earlier.
 """
+
 from typing import Any, NamedTuple
 
 from apache_beam.transforms.window import GlobalWindow
@@ -13,28 +14,27 @@ from apache_beam.utils.timestamp import Timestamp
 
 # The windows of an element in the global window (a tuple: shared, never
 # mutated).
-IN_GLOBAL_WINDOW = (GlobalWindow(), )
+IN_GLOBAL_WINDOW = (GlobalWindow(),)
 
 
 class DelayedClock(NamedTuple):
   """Translates between delayed event time (ms) and timer timestamps."""
+
   max_out_of_orderness_ms: int
 
   def set(self, timer, effective_ms: int, tag: str = '') -> None:
     """Sets `timer` (its dynamic tag `tag`) to fire when the delayed
     watermark reaches the time."""
     timer.set(
-        Timestamp(
-            micros=(effective_ms + self.max_out_of_orderness_ms) * 1000),
-        dynamic_timer_tag=tag)
+      Timestamp(micros=(effective_ms + self.max_out_of_orderness_ms) * 1000), dynamic_timer_tag=tag
+    )
 
   def fired_ms(self, fired: Timestamp) -> int:
     """The delayed event time a fired timer stands for."""
     return fired.micros // 1000 - self.max_out_of_orderness_ms
 
 
-def at_event_time(value: Any,
-                  event_ms: int) -> windowed_value.WindowedValue:
+def at_event_time(value: Any, event_ms: int) -> windowed_value.WindowedValue:
   """`value` stamped with its event time (epoch ms), in the global window.
 
   For DoFns whose input is in the global window (every step before the

@@ -1,5 +1,6 @@
 """CxoneInteractionFlow: CXone Data Action records to interaction volumes and
 callback-pattern alerts."""
+
 import apache_beam as beam
 
 from options.config import InteractionConfig, seconds
@@ -14,18 +15,18 @@ from transforms.windowing import to_late_event
 BEHIND_PROCESSED_INTERACTIONS = 'behind_processed_interactions'
 
 
-def to_pattern_alert(match: PatternMatch,
-                     profile: CustomerProfile) -> PatternAlert:
+def to_pattern_alert(match: PatternMatch, profile: CustomerProfile) -> PatternAlert:
   return PatternAlert(
-      customer_id=match.customer_id,
-      channel=match.channel,
-      timestamp=match.timestamp,
-      failure_count=match.failure_count,
-      alert_type=match.alert_type,
-      tier=profile.tier,
-      region=profile.region,
-      first_failure_timestamp=match.first_failure_timestamp,
-      interaction_ids=match.interaction_ids)
+    customer_id=match.customer_id,
+    channel=match.channel,
+    timestamp=match.timestamp,
+    failure_count=match.failure_count,
+    alert_type=match.alert_type,
+    tier=profile.tier,
+    region=profile.region,
+    first_failure_timestamp=match.first_failure_timestamp,
+    interaction_ids=match.interaction_ids,
+  )
 
 
 class CxoneInteractionFlow(beam.PTransform):
@@ -45,53 +46,56 @@ class CxoneInteractionFlow(beam.PTransform):
   matches are joined with profiles: the join's wait for a profile then only
   delays alerts, never the event-time order the pattern depends on.
   """
+
   def __init__(self, *, source_name: str, config: InteractionConfig):
     super().__init__()
     config = InteractionConfig.checked(config)
     self._source_name = source_name
     self._field_rules = config.field_rules
     self._dedupe_ttl_seconds = seconds(config.dedupe_ttl)
-    max_out_of_orderness_seconds = seconds(
-        config.event_time.max_out_of_orderness)
+    max_out_of_orderness_seconds = seconds(config.event_time.max_out_of_orderness)
     self._volumes = InteractionVolumes(
-        window_size_seconds=seconds(config.window_size),
-        allowed_lateness_seconds=seconds(config.allowed_lateness),
-        key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
+      window_size_seconds=seconds(config.window_size),
+      allowed_lateness_seconds=seconds(config.allowed_lateness),
+      key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+    )
     self._patterns = DetectCallbackPatterns(
-        failure_statuses=config.failure_statuses,
-        callback_statuses=config.callback_statuses,
-        within_seconds=seconds(config.pattern_within),
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds,
-        tick_seconds=seconds(config.pattern_tick))
+      failure_statuses=config.failure_statuses,
+      callback_statuses=config.callback_statuses,
+      within_seconds=seconds(config.pattern_within),
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      tick_seconds=seconds(config.pattern_tick),
+    )
     self._join = JoinCustomers(
-        to_pattern_alert,
-        PatternMatch,
-        profile_wait_seconds=seconds(config.profile_wait),
-        customer_state_ttl_seconds=seconds(config.customer_state_ttl),
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
+      to_pattern_alert,
+      PatternMatch,
+      profile_wait_seconds=seconds(config.profile_wait),
+      customer_state_ttl_seconds=seconds(config.customer_state_ttl),
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+    )
 
   def expand(self, records):
     source = self._source_name
     parsed = records | 'Parse' >> ParseDataActions(self._field_rules)
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
-        lambda i: i.interaction_id, lambda i: i.timestamp,
-        self._dedupe_ttl_seconds, 'data_actions')
+      lambda i: i.interaction_id, lambda i: i.timestamp, self._dedupe_ttl_seconds, 'data_actions'
+    )
     volumes = interactions | 'Volumes' >> self._volumes
     patterns = interactions | 'Patterns' >> self._patterns
-    alerts = ((patterns['matches'], parsed.customer_updates)
-              | 'JoinCustomers' >> self._join)
+    alerts = (patterns['matches'], parsed.customer_updates) | 'JoinCustomers' >> self._join
     late = (
-        volumes['late'] | 'LateVolumeRows' >> beam.Map(
-            lambda a: to_late_event(source, a, a.value.interaction_id)),
-        patterns['late'] | 'LatePatternRows' >> beam.Map(
-            lambda a: to_late_event(
-                source, a, a.value.interaction_id,
-                BEHIND_PROCESSED_INTERACTIONS)),
+      volumes['late']
+      | 'LateVolumeRows' >> beam.Map(lambda a: to_late_event(source, a, a.value.interaction_id)),
+      patterns['late']
+      | 'LatePatternRows'
+      >> beam.Map(
+        lambda a: to_late_event(source, a, a.value.interaction_id, BEHIND_PROCESSED_INTERACTIONS)
+      ),
     ) | 'Late' >> beam.Flatten()
     return {
-        'interaction_volumes': volumes['rows'],
-        'pattern_alerts': alerts,
-        'late_events': late,
-        'dead_letters': parsed.dead_letters,
+      'interaction_volumes': volumes['rows'],
+      'pattern_alerts': alerts,
+      'late_events': late,
+      'dead_letters': parsed.dead_letters,
     }

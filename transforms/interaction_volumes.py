@@ -1,5 +1,6 @@
 """InteractionVolumes: interaction count per channel in fixed event-time
 windows."""
+
 import operator
 
 from apache_beam.transforms.combiners import CountCombineFn
@@ -11,12 +12,13 @@ from transforms.windowing import WindowPane
 
 def to_interaction_volume(pane: WindowPane) -> InteractionVolume:
   return InteractionVolume(
-      channel=pane.key,
-      window_start=pane.window_start,
-      window_end=pane.window_end,
-      volume=pane.result,
-      pane_index=pane.pane_index,
-      pane_timing=pane.timing)
+    channel=pane.key,
+    window_start=pane.window_start,
+    window_end=pane.window_end,
+    volume=pane.result,
+    pane_index=pane.pane_index,
+    pane_timing=pane.timing,
+  )
 
 
 class InteractionVolumes(WindowedMetric):
@@ -30,18 +32,21 @@ class InteractionVolumes(WindowedMetric):
       updates within allowed lateness).
     `late`: PCollection[LateArrival] whose `value` is the Interaction.
   """
+
   def __init__(
-      self,
-      window_size_seconds: int,
-      allowed_lateness_seconds: int,
-      key_idle_ttl_seconds: int,
-      max_out_of_orderness_seconds: int = 0):
+    self,
+    window_size_seconds: int,
+    allowed_lateness_seconds: int,
+    key_idle_ttl_seconds: int,
+    max_out_of_orderness_seconds: int = 0,
+  ):
     super().__init__(
-        CountCombineFn(),
-        operator.attrgetter('channel'),
-        to_interaction_volume,
-        window_size_seconds,
-        allowed_lateness_seconds,
-        key_idle_ttl_seconds,
-        metrics_namespace='interaction_volumes',
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
+      CountCombineFn(),
+      operator.attrgetter('channel'),
+      to_interaction_volume,
+      window_size_seconds,
+      allowed_lateness_seconds,
+      key_idle_ttl_seconds,
+      metrics_namespace='interaction_volumes',
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+    )

@@ -14,22 +14,23 @@ Semantics:
     on a grid of a tenth of the TTL shared by all shards, so at most that
     much later), so state stays bounded with millions of customers.
 """
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
-                    Tuple, Type)
+
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Tuple, Type
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import BagStateSpec
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.userstate import TimerSpec
-from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import CustomerProfile
 from transforms.sharding import KeyByShard
-from transforms.state_coders import (VersionedStateCoder, record_from_plain,
-                                     record_to_plain)
+from transforms.state_coders import VersionedStateCoder, record_from_plain, record_to_plain
 
 UNKNOWN = 'UNKNOWN'
 _RECORD = 'r'
@@ -42,28 +43,28 @@ def unknown_profile(customer_id: str, timestamp: int) -> CustomerProfile:
 
 class _Activity(NamedTuple):
   """What compaction keeps of a customer's records: when it was active."""
+
   customer_id: str
   timestamp: int
 
 
 def _profile_entry_from_plain_v1(plain: list) -> Tuple[str, Any]:
   kind, value = plain
-  return kind, record_from_plain(
-      CustomerProfile if kind == _PROFILE else _Activity, value)
+  return kind, record_from_plain(CustomerProfile if kind == _PROFILE else _Activity, value)
 
 
 # Format v1: [kind, record as a field-name map], kind "p" (a profile) or
 # "r" (a customer's activity marker).
 PROFILES_CODER = VersionedStateCoder(
-    'customer join profiles', 1,
-    lambda entry: [entry[0], record_to_plain(entry[1])],
-    {1: _profile_entry_from_plain_v1})
+  'customer join profiles',
+  1,
+  lambda entry: [entry[0], record_to_plain(entry[1])],
+  {1: _profile_entry_from_plain_v1},
+)
 # Format v1: {customer_id: [waiting record as a field-name map, ...]}.
-WAITING_CODER = VersionedStateCoder(
-    'customer join waiting', 1, dict, {1: dict})
+WAITING_CODER = VersionedStateCoder('customer join waiting', 1, dict, {1: dict})
 # Format v1: the next compaction time (epoch ms).
-COMPACT_AT_CODER = VersionedStateCoder(
-    'customer join compaction', 1, int, {1: int})
+COMPACT_AT_CODER = VersionedStateCoder('customer join compaction', 1, int, {1: int})
 
 
 class _JoinFn(beam.DoFn):
@@ -76,6 +77,7 @@ class _JoinFn(beam.DoFn):
   customers inactive for the TTL. Records waiting for a first profile sit
   in a small map with one timer at the earliest deadline.
   """
+
   PROFILES = BagStateSpec('profiles', PROFILES_CODER)
   WAITING = ReadModifyWriteStateSpec('waiting', WAITING_CODER)
   COMPACT_AT = ReadModifyWriteStateSpec('compact_at', COMPACT_AT_CODER)
@@ -83,9 +85,13 @@ class _JoinFn(beam.DoFn):
   COMPACT = TimerSpec('compact', TimeDomain.WATERMARK)
 
   def __init__(
-      self, enrich: Callable[[Any, CustomerProfile], Any],
-      record_type: Type[NamedTuple], profile_wait_ms: int, ttl_ms: int,
-      max_out_of_orderness_ms: int):
+    self,
+    enrich: Callable[[Any, CustomerProfile], Any],
+    record_type: Type[NamedTuple],
+    profile_wait_ms: int,
+    ttl_ms: int,
+    max_out_of_orderness_ms: int,
+  ):
     self._enrich = enrich
     self._record_type = record_type
     self._wait_ms = profile_wait_ms
@@ -102,29 +108,33 @@ class _JoinFn(beam.DoFn):
     # Kept as field-name maps (state_coders.py): the coder is declared on
     # the class, the record type is this instance's.
     return {
-        customer_id: [record_from_plain(self._record_type, r) for r in records]
-        for customer_id, records in (waiting_state.read() or {}).items()
+      customer_id: [record_from_plain(self._record_type, r) for r in records]
+      for customer_id, records in (waiting_state.read() or {}).items()
     }
 
   @staticmethod
   def _write_waiting(waiting_state, waiting: Dict[str, List]) -> None:
-    waiting_state.write({
+    waiting_state.write(
+      {
         customer_id: [record_to_plain(r) for r in records]
         for customer_id, records in waiting.items()
-    })
+      }
+    )
 
   def process(
-      self,
-      sharded,
-      profiles=beam.DoFn.StateParam(PROFILES),
-      waiting_state=beam.DoFn.StateParam(WAITING),
-      compact_at=beam.DoFn.StateParam(COMPACT_AT),
-      wait=beam.DoFn.TimerParam(WAIT),
-      compact=beam.DoFn.TimerParam(COMPACT)) -> Iterator:
+    self,
+    sharded,
+    profiles=beam.DoFn.StateParam(PROFILES),
+    waiting_state=beam.DoFn.StateParam(WAITING),
+    compact_at=beam.DoFn.StateParam(COMPACT_AT),
+    wait=beam.DoFn.TimerParam(WAIT),
+    compact=beam.DoFn.TimerParam(COMPACT),
+  ) -> Iterator:
     kind, value = sharded[1]
     # Records count as activity too, so they go in the bag as markers.
-    profiles.add((kind, value if kind == _PROFILE else _Activity(
-        value.customer_id, value.timestamp)))
+    profiles.add(
+      (kind, value if kind == _PROFILE else _Activity(value.customer_id, value.timestamp))
+    )
     if compact_at.read() is None:
       first_ms = self._compaction_time(value.timestamp + self._ttl_ms)
       compact_at.write(first_ms)
@@ -149,10 +159,11 @@ class _JoinFn(beam.DoFn):
 
   @on_timer(WAIT)
   def on_wait(
-      self,
-      fired=beam.DoFn.TimestampParam,
-      waiting_state=beam.DoFn.StateParam(WAITING),
-      wait=beam.DoFn.TimerParam(WAIT)) -> Iterator:
+    self,
+    fired=beam.DoFn.TimestampParam,
+    waiting_state=beam.DoFn.StateParam(WAITING),
+    wait=beam.DoFn.TimerParam(WAIT),
+  ) -> Iterator:
     deadline_ms = self._event_time.fired_ms(fired) - self._wait_ms
     waiting = self._read_waiting(waiting_state)
     for customer_id in sorted(waiting):
@@ -174,18 +185,20 @@ class _JoinFn(beam.DoFn):
 
   @on_timer(COMPACT)
   def on_compact(
-      self,
-      fired=beam.DoFn.TimestampParam,
-      profiles=beam.DoFn.StateParam(PROFILES),
-      compact_at=beam.DoFn.StateParam(COMPACT_AT),
-      compact=beam.DoFn.TimerParam(COMPACT)):
+    self,
+    fired=beam.DoFn.TimestampParam,
+    profiles=beam.DoFn.StateParam(PROFILES),
+    compact_at=beam.DoFn.StateParam(COMPACT_AT),
+    compact=beam.DoFn.TimerParam(COMPACT),
+  ):
     now_ms = self._event_time.fired_ms(fired)
     entries = list(profiles.read())
     latest = _latest_profiles(entries)
     last_active: Dict[str, int] = {}
     for _, value in entries:
       last_active[value.customer_id] = max(
-          last_active.get(value.customer_id, value.timestamp), value.timestamp)
+        last_active.get(value.customer_id, value.timestamp), value.timestamp
+      )
     alive = {c for c, t in last_active.items() if t + self._ttl_ms > now_ms}
     self._expired.inc(len(last_active) - len(alive))
     profiles.clear()
@@ -194,23 +207,19 @@ class _JoinFn(beam.DoFn):
       # profile (if any).
       if customer_id in latest:
         profiles.add((_PROFILE, latest[customer_id]))
-      if customer_id not in latest or latest[customer_id].timestamp < (
-          last_active[customer_id]):
-        profiles.add((_RECORD, _Activity(customer_id,
-                                         last_active[customer_id])))
+      if customer_id not in latest or latest[customer_id].timestamp < (last_active[customer_id]):
+        profiles.add((_RECORD, _Activity(customer_id, last_active[customer_id])))
     if alive:
       # On the grid: one compaction per step drops every customer expired
       # by then, instead of one wake-up per customer's own expiry time.
-      next_ms = self._compaction_time(
-          min(last_active[c] for c in alive) + self._ttl_ms)
+      next_ms = self._compaction_time(min(last_active[c] for c in alive) + self._ttl_ms)
       compact_at.write(next_ms)
       self._event_time.set(compact, next_ms)
     else:
       compact_at.clear()
 
 
-def _latest_profiles(entries: Iterable[Tuple[str, Any]]
-                     ) -> Dict[str, CustomerProfile]:
+def _latest_profiles(entries: Iterable[Tuple[str, Any]]) -> Dict[str, CustomerProfile]:
   """The latest profile by event time per customer; among equal times the
   later arrival wins."""
   latest: Dict[str, CustomerProfile] = {}
@@ -237,30 +246,38 @@ class JoinCustomers(beam.PTransform):
   record's time; `profile` has tier/region `UNKNOWN` when none arrived
   within `profile_wait_seconds`.
   """
+
   def __init__(
-      self,
-      enrich: Callable[[Any, CustomerProfile], Any],
-      record_type: Type[NamedTuple],
-      profile_wait_seconds: int,
-      customer_state_ttl_seconds: int,
-      max_out_of_orderness_seconds: int = 0):
+    self,
+    enrich: Callable[[Any, CustomerProfile], Any],
+    record_type: Type[NamedTuple],
+    profile_wait_seconds: int,
+    customer_state_ttl_seconds: int,
+    max_out_of_orderness_seconds: int = 0,
+  ):
     super().__init__()
     if customer_state_ttl_seconds <= profile_wait_seconds:
       raise ValueError(
-          'customer state TTL must exceed the profile wait: '
-          f'{customer_state_ttl_seconds} <= {profile_wait_seconds}')
+        'customer state TTL must exceed the profile wait: '
+        f'{customer_state_ttl_seconds} <= {profile_wait_seconds}'
+      )
     self._fn = _JoinFn(
-        enrich, record_type, profile_wait_seconds * 1000, customer_state_ttl_seconds * 1000,
-        max_out_of_orderness_seconds * 1000)
+      enrich,
+      record_type,
+      profile_wait_seconds * 1000,
+      customer_state_ttl_seconds * 1000,
+      max_out_of_orderness_seconds * 1000,
+    )
 
   # Unannotated: Beam takes an expand() input hint for one PCollection's
   # type and warns on a pair of them (the docstring says what comes in).
   def expand(self, inputs):
     records, profiles = inputs
     tagged_records = records | 'TagRecords' >> beam.Map(lambda r: (_RECORD, r))
-    tagged_profiles = profiles | 'TagProfiles' >> beam.Map(
-        lambda p: (_PROFILE, p))
-    return ((tagged_records, tagged_profiles)
-            | 'Merge' >> beam.Flatten()
-            | 'Shard' >> KeyByShard(lambda tagged: tagged[1].customer_id)
-            | 'Join' >> beam.ParDo(self._fn))
+    tagged_profiles = profiles | 'TagProfiles' >> beam.Map(lambda p: (_PROFILE, p))
+    return (
+      (tagged_records, tagged_profiles)
+      | 'Merge' >> beam.Flatten()
+      | 'Shard' >> KeyByShard(lambda tagged: tagged[1].customer_id)
+      | 'Join' >> beam.ParDo(self._fn)
+    )

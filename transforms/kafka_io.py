@@ -22,6 +22,7 @@ policy keeps a partition that never had one at -inf, and with it the whole
 source (measured on Flink: no window ever fired with 1 of 3 partitions
 empty). Create topics with no more partitions than producers fill.
 """
+
 import json
 import math
 import time
@@ -32,23 +33,21 @@ import numpy as np
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.transforms.external import ExternalTransform
-from apache_beam.transforms.external import NamedTupleBasedPayloadBuilder
+from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPayloadBuilder
 from apache_beam.transforms.window import GlobalWindows
 
 from options.kafka_options import KafkaOptions, kafka_client_config
 from transforms.records import DeadLetter, SourceRecord
 from transforms.schema import Table
-from transforms.sinks import REJECTED, ResultSink, primary_key_json
-from transforms.sinks import rejected_row
+from transforms.sinks import REJECTED, ResultSink, primary_key_json, rejected_row
 
 # Result table -> topic; the names the stack scripts create.
 TOPICS: Dict[str, str] = {
-    'abandon_metrics': 'cc-abandon-metrics',
-    'late_events': 'cc-late-events',
-    'dead_letters': 'cc-dead-letters',
-    'pattern_alerts': 'cxone-pattern-alerts',
-    'interaction_volumes': 'cxone-interaction-volumes',
+  'abandon_metrics': 'cc-abandon-metrics',
+  'late_events': 'cc-late-events',
+  'dead_letters': 'cc-dead-letters',
+  'pattern_alerts': 'cxone-pattern-alerts',
+  'interaction_volumes': 'cxone-interaction-volumes',
 }
 
 # The producer's default max.request.size. It refuses a record whose size
@@ -66,6 +65,7 @@ class _ThrottleFn(beam.DoFn):
   Kafka consumer instead of records being discarded as in the seed's
   limiter. The cap applies per DoFn instance (per parallel reader).
   """
+
   def __init__(self, max_per_second: float):
     self._rate = max_per_second
     self._waited_ms = Metrics.counter('kafka_source', 'throttled_ms')
@@ -90,6 +90,7 @@ class _ThrottleFn(beam.DoFn):
 
 class Throttle(beam.PTransform):
   """Caps the element rate; blocks, never drops. Input = output."""
+
   def __init__(self, max_per_second: float):
     super().__init__()
     if max_per_second <= 0:
@@ -108,6 +109,7 @@ class _ReadPayload(NamedTuple):
   on the Beam 2.62 KafkaIO that matches our Flink job server with "missing a
   setter setDynamicReadPollIntervalSeconds"; newer services take this subset
   too (absent fields keep their defaults)."""
+
   consumer_config: Mapping[str, str]
   topics: List[str]
   key_deserializer: str
@@ -124,33 +126,37 @@ class _ReadPayload(NamedTuple):
 
 
 def _read_from_kafka_with_metadata(
-    consumer_config, topics, max_num_records,
-    expansion_service) -> ExternalTransform:
+  consumer_config, topics, max_num_records, expansion_service
+) -> ExternalTransform:
   return ExternalTransform(
-      ReadFromKafka.URN_WITH_METADATA,
-      NamedTupleBasedPayloadBuilder(
-          _ReadPayload(
-              consumer_config=consumer_config,
-              topics=topics,
-              key_deserializer=ReadFromKafka.byte_array_deserializer,
-              value_deserializer=ReadFromKafka.byte_array_deserializer,
-              start_read_time=None,
-              max_num_records=max_num_records,
-              max_read_time=None,
-              commit_offset_in_finalize=True,
-              timestamp_policy=ReadFromKafka.create_time_policy,
-              consumer_polling_timeout=2,
-              redistribute=False,
-              redistribute_num_keys=np.int32(0),
-              allow_duplicates=False)),
-      expansion_service)
+    ReadFromKafka.URN_WITH_METADATA,
+    NamedTupleBasedPayloadBuilder(
+      _ReadPayload(
+        consumer_config=consumer_config,
+        topics=topics,
+        key_deserializer=ReadFromKafka.byte_array_deserializer,
+        value_deserializer=ReadFromKafka.byte_array_deserializer,
+        start_read_time=None,
+        max_num_records=max_num_records,
+        max_read_time=None,
+        commit_offset_in_finalize=True,
+        timestamp_policy=ReadFromKafka.create_time_policy,
+        consumer_polling_timeout=2,
+        redistribute=False,
+        redistribute_num_keys=np.int32(0),
+        allow_duplicates=False,
+      )
+    ),
+    expansion_service,
+  )
 
 
 def _to_source_record(row) -> SourceRecord:
   return SourceRecord(
-      source=row.topic,
-      origin=f'{row.topic}/{row.partition}@{row.offset}',
-      raw=bytes(row.value or b''))
+    source=row.topic,
+    origin=f'{row.topic}/{row.partition}@{row.offset}',
+    raw=bytes(row.value or b''),
+  )
 
 
 class ReadKafkaRecords(beam.PTransform):
@@ -164,24 +170,26 @@ class ReadKafkaRecords(beam.PTransform):
   `consumer_config` is passed to the Kafka consumer as is (SASL/TLS
   settings included) and never logged.
   """
+
   def __init__(
-      self,
-      topic: str,
-      bootstrap_servers: str,
-      group_id: str,
-      expansion_service: str,
-      consumer_config: Optional[Mapping[str, str]] = None,
-      max_events_per_second: Optional[float] = None,
-      max_num_records: Optional[int] = None):
+    self,
+    topic: str,
+    bootstrap_servers: str,
+    group_id: str,
+    expansion_service: str,
+    consumer_config: Optional[Mapping[str, str]] = None,
+    max_events_per_second: Optional[float] = None,
+    max_num_records: Optional[int] = None,
+  ):
     super().__init__()
     self._topic = topic
     self._config = {
-        'bootstrap.servers': bootstrap_servers,
-        'group.id': group_id,
-        'auto.offset.reset': 'earliest',
-        # Offsets move only with checkpoints (commit_offset_in_finalize).
-        'enable.auto.commit': 'false',
-        **(consumer_config or {}),
+      'bootstrap.servers': bootstrap_servers,
+      'group.id': group_id,
+      'auto.offset.reset': 'earliest',
+      # Offsets move only with checkpoints (commit_offset_in_finalize).
+      'enable.auto.commit': 'false',
+      **(consumer_config or {}),
     }
     self._expansion_service = expansion_service
     self._max_events_per_second = max_events_per_second
@@ -189,11 +197,13 @@ class ReadKafkaRecords(beam.PTransform):
 
   def expand(self, pbegin):
     records = (
-        pbegin
-        | 'ReadFromKafka' >> _read_from_kafka_with_metadata(
-            self._config, [self._topic], self._max_num_records,
-            self._expansion_service)
-        | 'ToSourceRecord' >> beam.Map(_to_source_record))
+      pbegin
+      | 'ReadFromKafka'
+      >> _read_from_kafka_with_metadata(
+        self._config, [self._topic], self._max_num_records, self._expansion_service
+      )
+      | 'ToSourceRecord' >> beam.Map(_to_source_record)
+    )
     if self._max_events_per_second:
       records = records | 'Throttle' >> Throttle(self._max_events_per_second)
     return records
@@ -209,8 +219,7 @@ def to_kafka_kv(table: Table, row: tuple) -> Tuple[bytes, bytes]:
   infinity): consumers' strict parsers would refuse them.
   """
   key = primary_key_json(table, row).encode('utf-8')
-  value = json.dumps(
-      row._asdict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
+  value = json.dumps(row._asdict(), sort_keys=True, ensure_ascii=False, allow_nan=False)
   return key, value.encode('utf-8')
 
 
@@ -223,14 +232,16 @@ def max_request_size(producer_config: Mapping[str, str]) -> int:
     size = 0
   if size <= RECORD_OVERHEAD_BYTES:
     raise ValueError(
-        f'Kafka producer setting max.request.size={value!r}: expected a size '
-        f'in bytes above {RECORD_OVERHEAD_BYTES}')
+      f'Kafka producer setting max.request.size={value!r}: expected a size '
+      f'in bytes above {RECORD_OVERHEAD_BYTES}'
+    )
   return size
 
 
 class _ToKafkaRecordFn(beam.DoFn):
   """Rows to (key, value); rows the producer would refuse to the
   `rejected` output as dead letters."""
+
   def __init__(self, table: Table, max_request_bytes: int):
     self._table = table
     self._max_bytes = max_request_bytes
@@ -242,8 +253,7 @@ class _ToKafkaRecordFn(beam.DoFn):
       reason, detail = 'not_encodable', str(e)
     except ValueError as e:
       fields = [
-          name for name, v in row._asdict().items()
-          if isinstance(v, float) and not math.isfinite(v)
+        name for name, v in row._asdict().items() if isinstance(v, float) and not math.isfinite(v)
       ]
       reason, detail = 'not_strict_json', f'{e}: {", ".join(fields)}'
     else:
@@ -252,8 +262,10 @@ class _ToKafkaRecordFn(beam.DoFn):
         yield key, value
         return
       reason = 'row_too_large'
-      detail = (f'{size} bytes with the record overhead; the producer takes '
-                f'at most {self._max_bytes} (max.request.size)')
+      detail = (
+        f'{size} bytes with the record overhead; the producer takes '
+        f'at most {self._max_bytes} (max.request.size)'
+      )
     letter = rejected_row('kafka', self._table, row, reason, detail)
     if letter is not None:
       yield beam.pvalue.TaggedOutput(REJECTED, letter)
@@ -271,24 +283,25 @@ class ToKafkaRecords(beam.PTransform):
   `max_request_bytes` with the record overhead), counted per table and
   reason.
   """
+
   def __init__(self, table: Table, max_request_bytes: int):
     super().__init__()
     self._fn = _ToKafkaRecordFn(table, max_request_bytes)
 
   def expand(self, rows):
     return rows | beam.ParDo(self._fn).with_output_types(
-        beam.typehints.KV[bytes, bytes], **{
-            REJECTED: DeadLetter
-        }).with_outputs(REJECTED, main='records')
+      beam.typehints.KV[bytes, bytes], **{REJECTED: DeadLetter}
+    ).with_outputs(REJECTED, main='records')
 
 
 class WriteTableToKafka(beam.PTransform):
   """Rows of one table to a topic. Input: PCollection[table.record_type].
   Output: PCollection[DeadLetter] in the global window, the rows not sent
   because the producer would refuse them (`ToKafkaRecords`' `rejected`)."""
+
   def __init__(
-      self, table: Table, topic: str, producer_config: Mapping[str, str],
-      expansion_service: str):
+    self, table: Table, topic: str, producer_config: Mapping[str, str], expansion_service: str
+  ):
     super().__init__()
     self._table = table
     self._topic = topic
@@ -297,12 +310,10 @@ class WriteTableToKafka(beam.PTransform):
     self._expansion_service = expansion_service
 
   def expand(self, rows):
-    records = rows | 'ToKV' >> ToKafkaRecords(
-        self._table, self._max_request_size)
+    records = rows | 'ToKV' >> ToKafkaRecords(self._table, self._max_request_size)
     _ = records.records | 'WriteToKafka' >> WriteToKafka(
-        producer_config=self._config,
-        topic=self._topic,
-        expansion_service=self._expansion_service)
+      producer_config=self._config, topic=self._topic, expansion_service=self._expansion_service
+    )
     # In the global window, like WriteRows' output, so the dead letters of
     # every table can be flattened into one write.
     return records[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
@@ -312,14 +323,14 @@ class KafkaSink(ResultSink):
   """Writes each table to its topic (TOPICS) as JSON keyed by the row key
   (`primary_key_json`), so a compacted topic keeps the latest pane of every
   row. `max.request.size` in `producer_config` sets the size check."""
+
   def __init__(
-      self,
-      bootstrap_servers: str,
-      expansion_service: str,
-      producer_config: Optional[Mapping[str, str]] = None):
-    self._config = {
-        'bootstrap.servers': bootstrap_servers, **(producer_config or {})
-    }
+    self,
+    bootstrap_servers: str,
+    expansion_service: str,
+    producer_config: Optional[Mapping[str, str]] = None,
+  ):
+    self._config = {'bootstrap.servers': bootstrap_servers, **(producer_config or {})}
     self._expansion_service = expansion_service
 
   @classmethod
@@ -327,9 +338,9 @@ class KafkaSink(ResultSink):
     """The sink configured by `KafkaOptions`; raises ValueError for client
     settings that cannot work (parse_client_config)."""
     kafka = options.view_as(KafkaOptions)
-    return cls(kafka.kafka_bootstrap_servers, kafka.kafka_expansion_service,
-               kafka_client_config(options))
+    return cls(
+      kafka.kafka_bootstrap_servers, kafka.kafka_expansion_service, kafka_client_config(options)
+    )
 
   def write(self, table: Table) -> WriteTableToKafka:
-    return WriteTableToKafka(
-        table, TOPICS[table.name], self._config, self._expansion_service)
+    return WriteTableToKafka(table, TOPICS[table.name], self._config, self._expansion_service)

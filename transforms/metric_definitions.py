@@ -21,11 +21,13 @@ counted in `wait_unknown_calls`) is offered and answered or abandoned like
 any other, but never short and never within the target: no definition can
 credit a wait nobody measured.
 """
+
 from typing import Callable, Dict, NamedTuple, Tuple
 
 
 class Counts(NamedTuple):
   """A window's counts, as the definitions read them."""
+
   offered: int
   abandoned: int
   short_abandoned: int
@@ -88,15 +90,15 @@ def exclude_short_abandons_service_level(c: Counts) -> Ratio:
 Definition = Callable[[Counts], Ratio]
 
 ABANDON_RATE_DEFINITIONS: Dict[str, Definition] = {
-    'abandoned_over_offered': abandoned_over_offered,
-    'exclude_short_abandons': exclude_short_abandons_abandon_rate,
+  'abandoned_over_offered': abandoned_over_offered,
+  'exclude_short_abandons': exclude_short_abandons_abandon_rate,
 }
 SERVICE_LEVEL_DEFINITIONS: Dict[str, Definition] = {
-    'answered_within_over_offered': answered_within_over_offered,
-    'abandons_ignored': abandons_ignored,
-    'abandons_negative': abandons_negative,
-    'abandons_positive': abandons_positive,
-    'exclude_short_abandons': exclude_short_abandons_service_level,
+  'answered_within_over_offered': answered_within_over_offered,
+  'abandons_ignored': abandons_ignored,
+  'abandons_negative': abandons_negative,
+  'abandons_positive': abandons_positive,
+  'exclude_short_abandons': exclude_short_abandons_service_level,
 }
 DEFAULT_ABANDON_RATE = 'abandoned_over_offered'
 DEFAULT_SERVICE_LEVEL = 'answered_within_over_offered'
@@ -105,6 +107,5 @@ DEFAULT_SERVICE_LEVEL = 'answered_within_over_offered'
 def definition(kind: Dict[str, Definition], name: str) -> Definition:
   """`kind[name]`; raises ValueError naming the known definitions."""
   if name not in kind:
-    raise ValueError(
-        f'unknown definition {name!r}; known: {", ".join(kind)}')
+    raise ValueError(f'unknown definition {name!r}; known: {", ".join(kind)}')
   return kind[name]

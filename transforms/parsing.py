@@ -5,6 +5,7 @@ Every flow's parser (`ParseCallEvents`, `ParseDataActions`) validates its own
 schema with these helpers, so one bad record is described the same way
 whichever topic it came from, and a DoFn never raises on bad data.
 """
+
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ UTF8_BOM = b'\xef\xbb\xbf'
 
 class InvalidRecord(Exception):
   """A record failed validation; `reason` is a stable code for metrics."""
+
   def __init__(self, reason: str, detail: str):
     super().__init__(f'{reason}: {detail}')
     self.reason = reason
@@ -47,16 +49,14 @@ class InvalidRecord(Exception):
 
 def _bounded_int(text: str) -> int:
   if len(text.lstrip('-')) > MAX_INTEGER_DIGITS:
-    raise InvalidRecord(
-        'number_out_of_range', f'an integer of {len(text)} digits')
+    raise InvalidRecord('number_out_of_range', f'an integer of {len(text)} digits')
   return int(text)
 
 
 def _finite_float(text: str) -> float:
   value = float(text)
   if not math.isfinite(value):
-    raise InvalidRecord(
-        'number_out_of_range', f'{text[:40]} does not fit a double')
+    raise InvalidRecord('number_out_of_range', f'{text[:40]} does not fit a double')
   return value
 
 
@@ -65,15 +65,14 @@ def _no_constant(name: str):
 
 
 _DECODER = json.JSONDecoder(
-    parse_int=_bounded_int, parse_float=_finite_float,
-    parse_constant=_no_constant)
+  parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+)
 # The same checks but integers, which the C scanner then decodes itself (a
 # Python call per integer doubled the decoding time): `_decode` looks at
 # the integers afterwards and leaves any record this one rejects or that
 # holds a long integer to _DECODER, so the outcome and the reason are
 # _DECODER's.
-_FAST_DECODER = json.JSONDecoder(
-    parse_float=_finite_float, parse_constant=_no_constant)
+_FAST_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
 _FAST_SCAN = _FAST_DECODER.scan_once
 _INTEGER_LIMIT = 10**MAX_INTEGER_DIGITS
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -94,8 +93,7 @@ def _check_depth(text: str) -> None:
     if bracket.group() in '[{':
       depth += 1
       if depth > MAX_JSON_DEPTH:
-        raise InvalidRecord(
-            'too_deeply_nested', f'more than {MAX_JSON_DEPTH} nested levels')
+        raise InvalidRecord('too_deeply_nested', f'more than {MAX_JSON_DEPTH} nested levels')
     else:
       depth -= 1
 
@@ -107,8 +105,7 @@ def _check_unicode(value: Any) -> None:
     try:
       value.encode('utf-8')
     except UnicodeEncodeError:
-      raise InvalidRecord(
-          'invalid_unicode', 'a string holds a lone surrogate escape') from None
+      raise InvalidRecord('invalid_unicode', 'a string holds a lone surrogate escape') from None
   elif isinstance(value, dict):
     for key, item in value.items():
       _check_unicode(key)
@@ -160,10 +157,9 @@ def decode_json_object(raw: bytes) -> Dict[str, Any]:
   checks leave the decoder nothing to raise but ValueError (malformed).
   """
   if raw.startswith(UTF8_BOM):
-    raw = raw[len(UTF8_BOM):]
+    raw = raw[len(UTF8_BOM) :]
   if len(raw) > MAX_RECORD_BYTES:
-    raise InvalidRecord(
-        'oversized_record', f'{len(raw)} bytes > {MAX_RECORD_BYTES}')
+    raise InvalidRecord('oversized_record', f'{len(raw)} bytes > {MAX_RECORD_BYTES}')
   try:
     text = raw.decode('utf-8')
   except UnicodeDecodeError as e:
@@ -173,8 +169,7 @@ def decode_json_object(raw: bytes) -> Dict[str, Any]:
   _check_depth(text)
   value = _decode(text)
   if not isinstance(value, dict):
-    raise InvalidRecord(
-        'not_a_json_object', f'top-level JSON is {type(value).__name__}')
+    raise InvalidRecord('not_a_json_object', f'top-level JSON is {type(value).__name__}')
   if _SURROGATE_ESCAPE.search(text):
     _check_unicode(value)
   return value
@@ -194,36 +189,30 @@ _CONTROL_CHARACTER = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
 def _checked_text(value: str, name: str, rules: FieldRules) -> str:
   if len(value) > rules.max_id_length:
     raise InvalidRecord(
-        'field_too_long',
-        f'"{name}" has {len(value)} characters > {rules.max_id_length}')
+      'field_too_long', f'"{name}" has {len(value)} characters > {rules.max_id_length}'
+    )
   if not value or value.isspace():
     raise InvalidRecord('empty_field', f'"{name}" is empty')
   # Printable ASCII holds no control character: most ids are, and the two
   # checks are much cheaper than the search.
-  if not (value.isascii() and value.isprintable()) and (
-      _CONTROL_CHARACTER.search(value)):
-    raise InvalidRecord(
-        'control_character', f'"{name}" contains a control character')
+  if not (value.isascii() and value.isprintable()) and (_CONTROL_CHARACTER.search(value)):
+    raise InvalidRecord('control_character', f'"{name}" contains a control character')
   return value
 
 
-def required_str(
-    obj: Dict[str, Any], name: str,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> str:
+def required_str(obj: Dict[str, Any], name: str, rules: FieldRules = DEFAULT_FIELD_RULES) -> str:
   """A non-empty string field within the id rules (length, no controls)."""
   value = obj.get(name)
   if type(value) is not str:
     value = _field(obj, name)
     if not isinstance(value, str):
-      raise InvalidRecord(
-          'wrong_type',
-          f'"{name}" must be a string, got {type(value).__name__}')
+      raise InvalidRecord('wrong_type', f'"{name}" must be a string, got {type(value).__name__}')
   return _checked_text(value, name, rules)
 
 
 def optional_str(
-    obj: Dict[str, Any], name: str,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[str]:
+  obj: Dict[str, Any], name: str, rules: FieldRules = DEFAULT_FIELD_RULES
+) -> Optional[str]:
   """Like required_str, but a missing, null or blank field is None (a
   producer's way of saying "none", e.g. no agent on an abandoned call)."""
   value = obj.get(name)
@@ -231,8 +220,8 @@ def optional_str(
     return None
   if not isinstance(value, str):
     raise InvalidRecord(
-        'wrong_type',
-        f'"{name}" must be a string or null, got {type(value).__name__}')
+      'wrong_type', f'"{name}" must be a string or null, got {type(value).__name__}'
+    )
   if not value.strip():
     return None
   return _checked_text(value, name, rules)
@@ -241,33 +230,31 @@ def optional_str(
 def required_bool(obj: Dict[str, Any], name: str) -> bool:
   value = _field(obj, name)
   if not isinstance(value, bool):
-    raise InvalidRecord(
-        'wrong_type', f'"{name}" must be a boolean, got {type(value).__name__}')
+    raise InvalidRecord('wrong_type', f'"{name}" must be a boolean, got {type(value).__name__}')
   return value
 
 
 def required_non_negative_number(
-    obj: Dict[str, Any], name: str,
-    maximum: Optional[float] = None) -> float:
+  obj: Dict[str, Any], name: str, maximum: Optional[float] = None
+) -> float:
   """A finite number in [0, maximum]."""
   value = _field(obj, name)
   if isinstance(value, bool) or not isinstance(value, (int, float)):
-    raise InvalidRecord(
-        'wrong_type', f'"{name}" must be a number, got {type(value).__name__}')
+    raise InvalidRecord('wrong_type', f'"{name}" must be a number, got {type(value).__name__}')
   # Finite: decode_json_object rejects what does not fit a double.
   if value < 0:
     raise InvalidRecord('negative_value', f'"{name}" is {value}')
   if maximum is not None and value > maximum:
-    raise InvalidRecord(
-        'value_out_of_range', f'"{name}" is {value:.6g} > {maximum:g}')
+    raise InvalidRecord('value_out_of_range', f'"{name}" is {value:.6g} > {maximum:g}')
   return value
 
 
 def required_event_time_ms(
-    obj: Dict[str, Any],
-    name: str = 'timestamp',
-    rules: FieldRules = DEFAULT_FIELD_RULES,
-    now_ms: Optional[int] = None) -> int:
+  obj: Dict[str, Any],
+  name: str = 'timestamp',
+  rules: FieldRules = DEFAULT_FIELD_RULES,
+  now_ms: Optional[int] = None,
+) -> int:
   """An epoch-millisecond event time within plausible bounds and no later
   than the processing-time clock (`now_ms`, default: now) plus the allowed
   future skew."""
@@ -278,22 +265,22 @@ def required_event_time_ms(
     value = int(value)
   if isinstance(value, bool) or not isinstance(value, int):
     raise InvalidRecord(
-        'wrong_type',
-        f'"{name}" must be epoch milliseconds (integer), '
-        f'got {type(value).__name__}')
+      'wrong_type', f'"{name}" must be epoch milliseconds (integer), got {type(value).__name__}'
+    )
   if not MIN_EVENT_TIME_MS <= value < MAX_EVENT_TIME_MS:
     raise InvalidRecord(
-        'absurd_timestamp',
-        f'"{name}"={value} is outside [{MIN_EVENT_TIME_MS}, '
-        f'{MAX_EVENT_TIME_MS}) epoch ms')
+      'absurd_timestamp',
+      f'"{name}"={value} is outside [{MIN_EVENT_TIME_MS}, {MAX_EVENT_TIME_MS}) epoch ms',
+    )
   if now_ms is None:
     now_ms = int(time.time() * 1000)
   max_skew_ms = millis(rules.max_future_skew)
   if value > now_ms + max_skew_ms:
     raise InvalidRecord(
-        'future_timestamp',
-        f'"{name}"={value} is {(value - now_ms) / 1000:.0f} s ahead of the '
-        f'clock (at most {max_skew_ms // 1000} s)')
+      'future_timestamp',
+      f'"{name}"={value} is {(value - now_ms) / 1000:.0f} s ahead of the '
+      f'clock (at most {max_skew_ms // 1000} s)',
+    )
   return value
 
 
@@ -313,28 +300,28 @@ def as_invalid_record(error: Exception) -> InvalidRecord:
 
 def dead_letter(record: SourceRecord, error: InvalidRecord) -> DeadLetter:
   """A dead letter carrying a safely truncated, always-decodable raw record."""
-  raw_text = record.raw[:MAX_DEAD_LETTER_RAW_CHARS].decode(
-      'utf-8', errors='backslashreplace')
+  raw_text = record.raw[:MAX_DEAD_LETTER_RAW_CHARS].decode('utf-8', errors='backslashreplace')
   return DeadLetter(
-      source=record.source,
-      origin=record.origin,
-      reason=error.reason,
-      detail=error.detail[:500],
-      raw=raw_text,
-      raw_size=len(record.raw),
-      received_at=int(time.time() * 1000))
+    source=record.source,
+    origin=record.origin,
+    reason=error.reason,
+    detail=error.detail[:500],
+    raw=raw_text,
+    raw_size=len(record.raw),
+    received_at=int(time.time() * 1000),
+  )
 
 
 def dead_letter_output(
-    record: SourceRecord, error: Exception,
-    metrics_namespace: str) -> beam.pvalue.TaggedOutput:
+  record: SourceRecord, error: Exception, metrics_namespace: str
+) -> beam.pvalue.TaggedOutput:
   """The `dead_letters` output of a parser for a rejected record, counted
   in total and per reason. Any exception is accepted (as_invalid_record):
   whatever a parser raises, the record becomes one dead letter."""
   if not isinstance(error, InvalidRecord):
     logging.getLogger(__name__).warning(
-        'parser raised %s on %s: record sent to dead letters',
-        type(error).__name__, record.origin)
+      'parser raised %s on %s: record sent to dead letters', type(error).__name__, record.origin
+    )
   error = as_invalid_record(error)
   Metrics.counter(metrics_namespace, 'dead_letters').inc()
   Metrics.counter(metrics_namespace, f'dead_letter_{error.reason}').inc()
@@ -346,8 +333,9 @@ def dead_letter_output(
 _PLAIN_EVENT_TIME = re.compile(rb'"timestamp"\s*:\s*(\d{1,16})\s*[,}]')
 
 
-def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes,
-                       above_ms: Optional[int] = None) -> Optional[int]:
+def event_time_or_none(
+  parse: Callable[[bytes], Any], raw: bytes, above_ms: Optional[int] = None
+) -> Optional[int]:
   """`parse(raw).timestamp`, or None for an invalid record: sources that
   model a watermark advance it with valid records only.
 
@@ -361,8 +349,7 @@ def event_time_or_none(parse: Callable[[bytes], Any], raw: bytes,
   scan: most records of a stream are not the newest yet, and parsing them
   all was a tenth of a local run.)
   """
-  if (above_ms is not None and b'\\' not in raw and
-      raw.count(b'"timestamp"') == 1):
+  if above_ms is not None and b'\\' not in raw and raw.count(b'"timestamp"') == 1:
     plain = _PLAIN_EVENT_TIME.search(raw)
     if plain is not None and int(plain.group(1)) <= above_ms:
       return None

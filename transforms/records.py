@@ -7,6 +7,7 @@ deterministically instead of falling back to pickling.
 Times are epoch milliseconds (ints) everywhere, as in the source payloads and
 the sink tables.
 """
+
 from typing import NamedTuple, Optional
 
 import apache_beam as beam
@@ -18,6 +19,7 @@ class SourceRecord(NamedTuple):
   `origin` says where it came from ("file.jsonl:42", "topic/0@1234"), so a dead
   letter can be traced back and re-delivered records map to the same row.
   """
+
   source: str
   origin: str
   raw: bytes
@@ -30,6 +32,7 @@ class DeadLetter(NamedTuple):
   record may carry no usable event time, and operators ask "what went wrong
   in the last hour".
   """
+
   source: str
   origin: str
   reason: str
@@ -41,6 +44,7 @@ class DeadLetter(NamedTuple):
 
 class CallEvent(NamedTuple):
   """A validated call event (the seed's `cc-call-logs` schema)."""
+
   call_uuid: str
   event_type: str
   timestamp: int
@@ -70,6 +74,7 @@ class OfferedCall(NamedTuple):
   queue, None when the source did not tell it (a Genesys acd.end whose
   acd.start never arrived).
   """
+
   call_id: str
   queue_id: str
   timestamp: int
@@ -86,6 +91,7 @@ class AcdEvent(NamedTuple):
   """A validated Genesys Cloud `acd.start` or `acd.end` conversation detail
   event. `call_id` is conversationId:sessionId; `outcome` is one of
   OUTCOMES for an end, None for a start."""
+
   kind: str
   call_id: str
   queue_id: str
@@ -99,6 +105,7 @@ class LateEvent(NamedTuple):
   `watermark` is the event-time the pipeline knew to have passed when it
   routed the event (a lower bound of the runner's watermark).
   """
+
   source: str
   event_id: str
   key: str
@@ -121,6 +128,7 @@ class AbandonMetrics(NamedTuple):
   grows with each pane of the same row, so sinks can apply panes idempotently
   and in order.
   """
+
   queue_id: str
   window_start: int
   window_end: int
@@ -149,6 +157,7 @@ class AbandonMetrics(NamedTuple):
 
 class Interaction(NamedTuple):
   """A validated CXone interaction event (`cxone-data-actions`)."""
+
   interaction_id: str
   customer_id: str
   channel: str
@@ -158,6 +167,7 @@ class Interaction(NamedTuple):
 
 class CustomerProfile(NamedTuple):
   """A customer-profile update (`recordType: customer_update`)."""
+
   customer_id: str
   tier: str
   region: str
@@ -166,6 +176,7 @@ class CustomerProfile(NamedTuple):
 
 class InteractionVolume(NamedTuple):
   """One pane of the interaction count for a channel and a fixed window."""
+
   channel: str
   window_start: int
   window_end: int
@@ -180,6 +191,7 @@ class PatternMatch(NamedTuple):
   `timestamp` and `channel` are the callback's; `first_failure_timestamp`
   is where the 30 s of `within` started.
   """
+
   customer_id: str
   channel: str
   timestamp: int
@@ -192,6 +204,7 @@ class PatternMatch(NamedTuple):
 class PatternAlert(NamedTuple):
   """A pattern match enriched with the customer's profile (the seed's
   `pattern_alerts` schema plus tier and region)."""
+
   customer_id: str
   channel: str
   timestamp: int
@@ -203,8 +216,18 @@ class PatternAlert(NamedTuple):
   interaction_ids: str
 
 
-for _record in (SourceRecord, DeadLetter, CallEvent, OfferedCall, AcdEvent,
-                LateEvent, AbandonMetrics,
-                Interaction, CustomerProfile, InteractionVolume, PatternMatch,
-                PatternAlert):
+for _record in (
+  SourceRecord,
+  DeadLetter,
+  CallEvent,
+  OfferedCall,
+  AcdEvent,
+  LateEvent,
+  AbandonMetrics,
+  Interaction,
+  CustomerProfile,
+  InteractionVolume,
+  PatternMatch,
+  PatternAlert,
+):
   beam.coders.registry.register_coder(_record, beam.coders.RowCoder)

@@ -21,6 +21,7 @@ counts the lines it delivered (counter `replay/lines`) and the largest event
 time among them (distribution `replay/event_time_ms`, its max), which a
 launcher can poll from the running job's metrics (pipelines/progress.py).
 """
+
 import itertools
 import json
 import os
@@ -42,6 +43,7 @@ class ReplaySource(NamedTuple):
   """One file to replay. `event_time_ms(raw, above_ms)` returns a valid
   record's event time if it is above `above_ms` (None: any), else None:
   None for a record that must not advance the watermark."""
+
   name: str
   path: str
   event_time_ms: Callable[[bytes, Optional[int]], Optional[int]]
@@ -78,8 +80,9 @@ def _polls(source: ReplaySource, poll_size: int) -> List[_Chunk]:
         event_ms = source.event_time_ms(line.rstrip(b'\n'), max_event_ms)
         if event_ms is not None:
           max_event_ms = event_ms
-      chunk = _Chunk(source.name, source.path, offset, f.tell() - offset,
-                     line_no, len(lines), max_event_ms)
+      chunk = _Chunk(
+        source.name, source.path, offset, f.tell() - offset, line_no, len(lines), max_event_ms
+      )
       polls.append(chunk)
       line_no += len(lines)
   return polls
@@ -88,8 +91,7 @@ def _polls(source: ReplaySource, poll_size: int) -> List[_Chunk]:
 class _ReadChunkFn(beam.DoFn):
   def __init__(self):
     self._lines = Metrics.counter(METRICS_NAMESPACE, LINES_COUNTER)
-    self._event_time = Metrics.distribution(
-        METRICS_NAMESPACE, EVENT_TIME_DISTRIBUTION)
+    self._event_time = Metrics.distribution(METRICS_NAMESPACE, EVENT_TIME_DISTRIBUTION)
 
   def process(self, encoded: bytes) -> Iterator[SourceRecord]:
     chunk = _Chunk(*json.loads(encoded))
@@ -114,10 +116,8 @@ class ReplayFiles(beam.PTransform):
   Output: dict source name -> PCollection[SourceRecord] (raw bytes, one per
   line, `origin` = "file:line"), unbounded, in the global window.
   """
-  def __init__(
-      self,
-      sources: List[ReplaySource],
-      poll_size: int):
+
+  def __init__(self, sources: List[ReplaySource], poll_size: int):
     super().__init__()
     if poll_size <= 0:
       raise ValueError(f'poll size must be > 0, got {poll_size}')
@@ -137,15 +137,12 @@ class ReplayFiles(beam.PTransform):
   @property
   def total_lines(self) -> int:
     """Lines the replay delivers, all sources together."""
-    return sum(
-        chunk.lines for polls in self._source_polls() for chunk in polls)
+    return sum(chunk.lines for polls in self._source_polls() for chunk in polls)
 
   def _test_stream(self) -> TestStream:
     # Chunks travel as JSON bytes: a runner that executes TestStream itself
     # (Flink) must decode the payload with a coder Java knows.
-    stream = TestStream(
-        coder=beam.coders.BytesCoder(),
-        output_tags=[s.name for s in self._sources])
+    stream = TestStream(coder=beam.coders.BytesCoder(), output_tags=[s.name for s in self._sources])
     per_source = self._source_polls()
     watermarks: Dict[str, Timestamp] = {}
     # Round-robin interleaving: deterministic, and no source starves another.
@@ -153,8 +150,8 @@ class ReplayFiles(beam.PTransform):
       for chunk in round_polls:
         current = watermarks.get(chunk.source, MIN_TIMESTAMP)
         stream.add_elements(
-            [beam.window.TimestampedValue(json.dumps(chunk).encode(), current)],
-            tag=chunk.source)
+          [beam.window.TimestampedValue(json.dumps(chunk).encode(), current)], tag=chunk.source
+        )
         if chunk.event_time_ms is not None:
           new = Timestamp(micros=chunk.event_time_ms * 1000)
           if new > current:
@@ -171,8 +168,8 @@ class ReplayFiles(beam.PTransform):
       # runner and the SDK must both read these as plain bytes.
       polls.element_type = bytes
     return {
-        s.name: streams[s.name] | f'Read[{s.name}]' >> beam.ParDo(_ReadChunkFn())
-        for s in self._sources
+      s.name: streams[s.name] | f'Read[{s.name}]' >> beam.ParDo(_ReadChunkFn())
+      for s in self._sources
     }
 
 

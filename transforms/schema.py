@@ -8,12 +8,18 @@ produces.
 Some stores partition time series by a UTC day (`DayBucket`): a column of
 the store, derived from a time column of the record, not a record field.
 """
+
 import datetime
 import typing
 from typing import Dict, NamedTuple, Optional, Tuple, Type
 
-from transforms.records import (AbandonMetrics, DeadLetter, InteractionVolume,
-                                LateEvent, PatternAlert)
+from transforms.records import (
+  AbandonMetrics,
+  DeadLetter,
+  InteractionVolume,
+  LateEvent,
+  PatternAlert,
+)
 
 
 class DayBucket(NamedTuple):
@@ -23,14 +29,14 @@ class DayBucket(NamedTuple):
   Stores whose partitions must stay bounded (Cassandra) add it to the
   partition key of an append-only table; others ignore it.
   """
+
   column: str
   source_column: str
 
   def value(self, row: tuple) -> str:
     """The bucket of `row`. Raises TypeError or OverflowError when the
     source column is not an epoch-ms integer within datetime's range."""
-    when = _EPOCH + datetime.timedelta(
-        milliseconds=getattr(row, self.source_column))
+    when = _EPOCH + datetime.timedelta(milliseconds=getattr(row, self.source_column))
     return when.strftime('%Y-%m-%d')
 
 
@@ -45,6 +51,7 @@ class Table(NamedTuple):
   stored row, so out-of-order or repeated writes converge.
   `day_bucket`: see DayBucket; for tables that grow with time, not with keys.
   """
+
   name: str
   record_type: Type[tuple]
   primary_key: Tuple[str, ...]
@@ -55,8 +62,7 @@ class Table(NamedTuple):
   def columns(self) -> Tuple[Tuple[str, type], ...]:
     """(name, python type) pairs in record order; Optional[X] becomes X."""
     hints = typing.get_type_hints(self.record_type)
-    return tuple((name, _base_type(hints[name]))
-                 for name in self.record_type._fields)
+    return tuple((name, _base_type(hints[name])) for name in self.record_type._fields)
 
 
 def _base_type(hint) -> type:
@@ -65,26 +71,27 @@ def _base_type(hint) -> type:
 
 
 ABANDON_METRICS = Table(
-    'abandon_metrics', AbandonMetrics, ('queue_id', 'window_start'),
-    version_column='pane_index')
+  'abandon_metrics', AbandonMetrics, ('queue_id', 'window_start'), version_column='pane_index'
+)
 INTERACTION_VOLUMES = Table(
-    'interaction_volumes', InteractionVolume, ('channel', 'window_start'),
-    version_column='pane_index')
-PATTERN_ALERTS = Table(
-    'pattern_alerts', PatternAlert, ('customer_id', 'channel', 'timestamp'))
+  'interaction_volumes', InteractionVolume, ('channel', 'window_start'), version_column='pane_index'
+)
+PATTERN_ALERTS = Table('pattern_alerts', PatternAlert, ('customer_id', 'channel', 'timestamp'))
 # One event can be late for two reasons (a volume window and the pattern
 # order), hence the reason in the key.
 # Late events by the day of their event time, dead letters by the day they
 # were rejected (a bad record may have no event time).
 LATE_EVENTS = Table(
-    'late_events', LateEvent, ('source', 'event_id', 'reason'),
-    day_bucket=DayBucket('day', 'event_timestamp'))
+  'late_events',
+  LateEvent,
+  ('source', 'event_id', 'reason'),
+  day_bucket=DayBucket('day', 'event_timestamp'),
+)
 DEAD_LETTERS = Table(
-    'dead_letters', DeadLetter, ('source', 'origin'),
-    day_bucket=DayBucket('day', 'received_at'))
+  'dead_letters', DeadLetter, ('source', 'origin'), day_bucket=DayBucket('day', 'received_at')
+)
 
 TABLES: Dict[str, Table] = {
-    t.name: t for t in (
-        ABANDON_METRICS, INTERACTION_VOLUMES, PATTERN_ALERTS, LATE_EVENTS,
-        DEAD_LETTERS)
+  t.name: t
+  for t in (ABANDON_METRICS, INTERACTION_VOLUMES, PATTERN_ALERTS, LATE_EVENTS, DEAD_LETTERS)
 }

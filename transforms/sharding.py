@@ -8,6 +8,7 @@ one timer per id is overhead everywhere. A shard keeps the state of its ids
 in one map with one timer. The shard count bounds the step's parallelism,
 so it is far above any parallelism this pipeline runs with.
 """
+
 import zlib
 from typing import Any, Callable, Tuple
 
@@ -23,11 +24,11 @@ def shard_of(key: str, num_shards: int = NUM_SHARDS) -> int:
 
 class KeyByShard(beam.PTransform):
   """PCollection[T] -> PCollection[(shard, T)], shard = shard_of(key_fn(T))."""
+
   def __init__(self, key_fn: Callable[[Any], str]):
     super().__init__()
     self._key_fn = key_fn
 
   def expand(self, pcoll):
     key_fn = self._key_fn
-    return pcoll | beam.Map(lambda e: (shard_of(key_fn(e)), e)).with_output_types(
-        Tuple[int, Any])
+    return pcoll | beam.Map(lambda e: (shard_of(key_fn(e)), e)).with_output_types(Tuple[int, Any])

@@ -5,6 +5,7 @@ options. Building one validates its settings and does no I/O; the store is
 prepared (files, keyspace, tables) by the launch step,
 `ResultSink.prepare`.
 """
+
 from typing import Callable, Dict, List
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -19,9 +20,9 @@ SinkFactory = Callable[[PipelineOptions], ResultSink]
 
 # In the order --help and the template list them.
 SINKS: Dict[str, SinkFactory] = {
-    'sqlite': SqliteSink.from_options,
-    'cassandra': CassandraSink.from_options,
-    'kafka': KafkaSink.from_options,
+  'sqlite': SqliteSink.from_options,
+  'cassandra': CassandraSink.from_options,
+  'kafka': KafkaSink.from_options,
 }
 # The store written when no --sink is given: embedded, needs no service.
 DEFAULT_SINK = 'sqlite'
@@ -38,6 +39,5 @@ def result_sink(name: str, options: PipelineOptions) -> ResultSink:
 def sinks_from_options(options: PipelineOptions) -> List[ResultSink]:
   """The sinks `--sink` names (DEFAULT_SINK when none), in that order."""
   return [
-      result_sink(name, options)
-      for name in options.view_as(SinkOptions).sink or [DEFAULT_SINK]
+    result_sink(name, options) for name in options.view_as(SinkOptions).sink or [DEFAULT_SINK]
   ]

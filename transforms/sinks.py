@@ -13,12 +13,12 @@ and its write transform outputs it as a DeadLetter, which `WriteTables`
 writes to the same sink's dead_letters table. A bundle never fails forever
 on one row.
 """
+
 import abc
 import hashlib
 import json
 import logging
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple
-from typing import Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam import typehints
@@ -46,6 +46,7 @@ class Rejection(NamedTuple):
   `reason` a stable code (`rejected_by_sink`, `not_encodable`, ...);
   `detail` the store's message.
   """
+
   index: int
   reason: str
   detail: str
@@ -59,6 +60,7 @@ class ResultSink(abc.ABC):
   touches the store, called by the launcher after the graph is built and
   before the job is submitted (`pipelines/contact_center.py`).
   """
+
   def prepare(self, tables: Iterable[Table]) -> None:  # noqa: B027 (optional)
     """Creates the tables before the job starts, so the workers and the
     readers find them even when a table never receives a row; raises
@@ -74,6 +76,7 @@ class ResultSink(abc.ABC):
 
 class RowWriter(abc.ABC):
   """Upserts rows into one store; one instance per DoFn instance (worker)."""
+
   @abc.abstractmethod
   def open(self) -> None:
     """Connects to the store."""
@@ -93,24 +96,27 @@ def primary_key_json(table: Table, row: tuple) -> str:
   `["Q-1",1793606400000]`: unambiguous whatever characters the values hold,
   unlike a separator-joined string. Raises ValueError for a value that is
   not strict JSON (NaN, infinity)."""
-  return json.dumps([getattr(row, k) for k in table.primary_key],
-                    separators=(',', ':'), ensure_ascii=False,
-                    allow_nan=False)
+  return json.dumps(
+    [getattr(row, k) for k in table.primary_key],
+    separators=(',', ':'),
+    ensure_ascii=False,
+    allow_nan=False,
+  )
 
 
 def _origin(table: Table, row: tuple) -> str:
   """'table:key' for a rejected row; ASCII, bounded, the same for the same
   key (a re-delivered row upserts the same dead letter)."""
-  key = json.dumps([getattr(row, k) for k in table.primary_key],
-                   separators=(',', ':'), default=str)
+  key = json.dumps([getattr(row, k) for k in table.primary_key], separators=(',', ':'), default=str)
   if len(key) > MAX_ORIGIN_KEY_CHARS:
     digest = hashlib.sha256(key.encode('ascii')).hexdigest()[:32]
-    key = f'{key[:MAX_ORIGIN_KEY_CHARS - 48]}...sha256:{digest}'
+    key = f'{key[: MAX_ORIGIN_KEY_CHARS - 48]}...sha256:{digest}'
   return f'{table.name}:{key}'
 
 
-def rejected_row(sink: str, table: Table, row: tuple, reason: str,
-                 detail: str) -> Optional[DeadLetter]:
+def rejected_row(
+  sink: str, table: Table, row: tuple, reason: str, detail: str
+) -> Optional[DeadLetter]:
   """The dead letter of `row` rejected by `sink` ('cassandra', ...) for
   `reason`, counted per table and reason (namespace `sink`,
   `<table>_rejected_<reason>`).
@@ -121,20 +127,25 @@ def rejected_row(sink: str, table: Table, row: tuple, reason: str,
   Metrics.counter('sink', f'{table.name}_rejected_{reason}').inc()
   if table.record_type is DeadLetter:
     _LOGGER.error(
-        '%s sink rejected the dead letter %.256r from %.256r (reason %.64r), '
-        'not stored: %s: %.500s', sink, row.origin, row.source, row.reason,
-        reason, detail)
+      '%s sink rejected the dead letter %.256r from %.256r (reason %.64r), not stored: %s: %.500s',
+      sink,
+      row.origin,
+      row.source,
+      row.reason,
+      reason,
+      detail,
+    )
     return None
   raw = json.dumps(row._asdict(), default=str).encode('ascii')
   return dead_letter(
-      SourceRecord(f'sink:{sink}', _origin(table, row), raw),
-      InvalidRecord(reason, detail))
+    SourceRecord(f'sink:{sink}', _origin(table, row), raw), InvalidRecord(reason, detail)
+  )
 
 
 class _WriteRowsFn(beam.DoFn):
   def __init__(
-      self, writer_factory: Callable[[], RowWriter], table: Table,
-      batch_size: int, sink: str):
+    self, writer_factory: Callable[[], RowWriter], table: Table, batch_size: int, sink: str
+  ):
     self._writer_factory = writer_factory
     self._table = table
     self._batch_size = batch_size
@@ -175,14 +186,13 @@ class _WriteRowsFn(beam.DoFn):
     rejections = self._writer.upsert(self._table, rows)
     self._rows_written.inc(len(rows) - len(rejections))
     for index, reason, detail in rejections:
-      letter = rejected_row(self._sink, self._table, rows[index], reason,
-                            detail)
+      letter = rejected_row(self._sink, self._table, rows[index], reason, detail)
       if letter is not None:
         # Explicitly windowed: finish_bundle has no input element to take
         # the window from (WriteRows puts the output in the global window).
         yield beam.pvalue.TaggedOutput(
-            REJECTED,
-            WindowedValue(letter, timestamps[index], (GlobalWindow(),)))
+          REJECTED, WindowedValue(letter, timestamps[index], (GlobalWindow(),))
+        )
 
 
 class WriteRows(beam.PTransform):
@@ -192,18 +202,17 @@ class WriteRows(beam.PTransform):
   the global window, the rows the store rejected (the DoFn's `rejected`
   tagged output), with source `sink:<sink>` and origin `table:key`.
   """
+
   def __init__(
-      self,
-      writer_factory: Callable[[], RowWriter],
-      table: Table,
-      sink: str,
-      batch_size: int = 500):
+    self, writer_factory: Callable[[], RowWriter], table: Table, sink: str, batch_size: int = 500
+  ):
     super().__init__()
     self._fn = _WriteRowsFn(writer_factory, table, batch_size, sink)
 
   def expand(self, rows):
     outputs = rows | 'Upsert' >> beam.ParDo(self._fn).with_output_types(
-        typehints.Any, **{REJECTED: DeadLetter}).with_outputs(REJECTED)
+      typehints.Any, **{REJECTED: DeadLetter}
+    ).with_outputs(REJECTED)
     # Re-windowed because the elements are global but the declared windowing
     # is the input's, and Flatten with other dead letters needs it equal.
     return outputs[REJECTED] | 'Rejected' >> beam.WindowInto(GlobalWindows())
@@ -219,6 +228,7 @@ class WriteTables(beam.PTransform):
   Applying this transform prepares nothing: `prepare` must run before the
   pipeline does.
   """
+
   def __init__(self, sinks: Iterable[ResultSink], tables: Dict[str, Table]):
     super().__init__()
     self._sinks = list(sinks)
@@ -229,10 +239,7 @@ class WriteTables(beam.PTransform):
     tables and dead_letters (where its rejected rows go). Raises
     ValueError, in one line, when a sink refuses the job."""
     dead_letters = self._tables[DEAD_LETTERS.name]
-    tables = [
-        *(self._tables[name] for name in names if name != dead_letters.name),
-        dead_letters
-    ]
+    tables = [*(self._tables[name] for name in names if name != dead_letters.name), dead_letters]
     for sink in self._sinks:
       sink.prepare(tables)
 
@@ -246,11 +253,10 @@ class WriteTables(beam.PTransform):
       label = type(sink).__name__
       letters = [pcolls[n] for n in pcolls if n == dead_letters.name]
       for name in others:
-        letters.append(
-            pcolls[name]
-            | f'{label}[{name}]' >> sink.write(self._tables[name]))
+        letters.append(pcolls[name] | f'{label}[{name}]' >> sink.write(self._tables[name]))
       _ = (
-          letters
-          | f'{label}[rejected]' >> beam.Flatten(pipeline=pipeline)
-          | f'{label}[dead_letters]' >> sink.write(dead_letters))
+        letters
+        | f'{label}[rejected]' >> beam.Flatten(pipeline=pipeline)
+        | f'{label}[dead_letters]' >> sink.write(dead_letters)
+      )
     return beam.pvalue.PDone(pipeline)

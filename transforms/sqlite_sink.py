@@ -1,4 +1,5 @@
 """SqliteSink: the embedded default store, for local runs with no services."""
+
 import contextlib
 import os
 import sqlite3
@@ -17,18 +18,18 @@ _SQL_TYPES = {str: 'TEXT', int: 'INTEGER', float: 'REAL', bool: 'INTEGER'}
 # constraint, a value over SQLITE_MAX_LENGTH). Others (locked, disk full)
 # concern the whole batch.
 _ROW_ERRORS = {
-    'not_encodable': (OverflowError, UnicodeEncodeError),
-    'rejected_by_sink': (sqlite3.IntegrityError, sqlite3.DataError),
+  'not_encodable': (OverflowError, UnicodeEncodeError),
+  'rejected_by_sink': (sqlite3.IntegrityError, sqlite3.DataError),
 }
 _ANY_ROW_ERROR = tuple(e for errors in _ROW_ERRORS.values() for e in errors)
 
 
 def create_table_sql(table: Table) -> str:
-  columns = ', '.join(
-      f'{name} {_SQL_TYPES[kind]}' for name, kind in table.columns)
+  columns = ', '.join(f'{name} {_SQL_TYPES[kind]}' for name, kind in table.columns)
   return (
-      f'CREATE TABLE IF NOT EXISTS {table.name} ({columns}, '
-      f'PRIMARY KEY ({", ".join(table.primary_key)}))')
+    f'CREATE TABLE IF NOT EXISTS {table.name} ({columns}, '
+    f'PRIMARY KEY ({", ".join(table.primary_key)}))'
+  )
 
 
 def missing_columns_sql(table: Table, existing: Iterable[str]) -> List[str]:
@@ -36,19 +37,20 @@ def missing_columns_sql(table: Table, existing: Iterable[str]) -> List[str]:
   by an older release lacks (its rows get NULL there)."""
   have = set(existing)
   return [
-      f'ALTER TABLE {table.name} ADD COLUMN {name} {_SQL_TYPES[kind]}'
-      for name, kind in table.columns if name not in have
+    f'ALTER TABLE {table.name} ADD COLUMN {name} {_SQL_TYPES[kind]}'
+    for name, kind in table.columns
+    if name not in have
   ]
 
 
 def upsert_sql(table: Table) -> str:
   names = [name for name, _ in table.columns]
-  updates = ', '.join(
-      f'{n} = excluded.{n}' for n in names if n not in table.primary_key)
+  updates = ', '.join(f'{n} = excluded.{n}' for n in names if n not in table.primary_key)
   sql = (
-      f'INSERT INTO {table.name} ({", ".join(names)}) '
-      f'VALUES ({", ".join("?" for _ in names)}) '
-      f'ON CONFLICT ({", ".join(table.primary_key)}) DO UPDATE SET {updates}')
+    f'INSERT INTO {table.name} ({", ".join(names)}) '
+    f'VALUES ({", ".join("?" for _ in names)}) '
+    f'ON CONFLICT ({", ".join(table.primary_key)}) DO UPDATE SET {updates}'
+  )
   if table.version_column:
     v = table.version_column
     sql += f' WHERE excluded.{v} >= {table.name}.{v}'
@@ -57,6 +59,7 @@ def upsert_sql(table: Table) -> str:
 
 class SqliteWriter(RowWriter):
   """Upserts into a SQLite file, creating it and its tables on demand."""
+
   def __init__(self, path: str):
     self._path = path
     self._conn = None
@@ -65,8 +68,7 @@ class SqliteWriter(RowWriter):
     # Several DoFn instances may write the same file from different threads;
     # WAL (set once by SqliteSink.prepare) plus a busy timeout lets them take
     # turns instead of failing.
-    self._conn = sqlite3.connect(
-        self._path, timeout=60, check_same_thread=False)
+    self._conn = sqlite3.connect(self._path, timeout=60, check_same_thread=False)
     # Per connection. In WAL mode NORMAL never corrupts the file; a power
     # cut may roll back the last commits, which the source re-delivers and
     # the upserts rewrite. FULL syncs every bundle's commit: 0.18 against
@@ -87,8 +89,7 @@ class SqliteWriter(RowWriter):
         try:
           self._conn.execute(sql, row)
         except _ANY_ROW_ERROR as e:
-          reason = next(r for r, errors in _ROW_ERRORS.items()
-                        if isinstance(e, errors))
+          reason = next(r for r, errors in _ROW_ERRORS.items() if isinstance(e, errors))
           rejected.append(Rejection(index, reason, f'{type(e).__name__}: {e}'))
     return rejected
 
@@ -100,6 +101,7 @@ class SqliteWriter(RowWriter):
 
 class SqliteSink(ResultSink):
   """Writes every table into one SQLite database file."""
+
   def __init__(self, path: str):
     self._path = path
 
@@ -121,10 +123,7 @@ class SqliteSink(ResultSink):
         conn.execute(create_table_sql(table))
         # A file written by an older release: its tables get the columns
         # the records have grown since.
-        existing = [
-            column[1]
-            for column in conn.execute(f'PRAGMA table_info({table.name})')
-        ]
+        existing = [column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')]
         for statement in missing_columns_sql(table, existing):
           conn.execute(statement)
 

@@ -12,6 +12,7 @@ message says what to do (docs/upgrades.md), instead of being misread.
 A step changes its format by adding a version: the new encoder, and a
 decoder for every older version still to be read.
 """
+
 import json
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Type
 
@@ -47,23 +48,28 @@ class VersionedStateCoder(Coder):
   `compact_json(to_plain(value))`, for a large cell that can reuse the
   text of its unchanged parts.
   """
+
   def __init__(
-      self, step: str, version: int, to_plain: Callable[[Any], Any],
-      decoders: Mapping[int, Callable[[Any], Any]],
-      to_json: Optional[Callable[[Any], str]] = None):
+    self,
+    step: str,
+    version: int,
+    to_plain: Callable[[Any], Any],
+    decoders: Mapping[int, Callable[[Any], Any]],
+    to_json: Optional[Callable[[Any], str]] = None,
+  ):
     if not 1 <= version < _PICKLE_PROTOCOL_MARK or version not in decoders:
       raise ValueError(f'{step}: format v{version} needs a decoder, 1..127')
     self._step = step
     self._version = version
-    self._prefix = bytes((version, ))
+    self._prefix = bytes((version,))
     self._to_plain = to_plain
     self._to_json = to_json
     self._decoders = dict(decoders)
 
   def encode(self, value: Any) -> bytes:
     text = (
-        self._to_json(value) if self._to_json is not None else
-        _ENCODER.encode(self._to_plain(value)))
+      self._to_json(value) if self._to_json is not None else _ENCODER.encode(self._to_plain(value))
+    )
     return self._prefix + text.encode('utf-8')
 
   def decode(self, encoded: bytes) -> Any:
@@ -75,8 +81,9 @@ class VersionedStateCoder(Coder):
       return decoder(json.loads(encoded[1:]))
     except (ValueError, TypeError, KeyError, IndexError) as e:
       raise StateFormatError(
-          f'{self._step}: state in format v{version} does not decode '
-          f'({type(e).__name__}: {e}); see {UPGRADE_DOC}') from None
+        f'{self._step}: state in format v{version} does not decode '
+        f'({type(e).__name__}: {e}); see {UPGRADE_DOC}'
+      ) from None
 
   def _unreadable(self, version) -> str:
     readable = ', '.join(f'v{v}' for v in sorted(self._decoders))
@@ -87,16 +94,18 @@ class VersionedStateCoder(Coder):
     else:
       written = f'state in format v{version} (a newer release?)'
     return (
-        f'{self._step}: {written}; this release reads {readable}. Restore '
-        'the savepoint with the release that wrote it, or start this '
-        f'release without it after draining the job; see {UPGRADE_DOC}')
+      f'{self._step}: {written}; this release reads {readable}. Restore '
+      'the savepoint with the release that wrote it, or start this '
+      f'release without it after draining the job; see {UPGRADE_DOC}'
+    )
 
   def is_deterministic(self) -> bool:
     return False  # JSON object order follows insertion; never a key coder
 
   def __eq__(self, other):
-    return (type(self) is type(other) and self._step == other._step and
-            self._version == other._version)
+    return (
+      type(self) is type(other) and self._step == other._step and self._version == other._version
+    )
 
   def __hash__(self):
     return hash((type(self), self._step, self._version))
@@ -111,8 +120,7 @@ def record_to_plain(record: NamedTuple) -> Dict[str, Any]:
   return record._asdict()
 
 
-def record_from_plain(record_type: Type[NamedTuple],
-                      plain: Dict[str, Any]) -> NamedTuple:
+def record_from_plain(record_type: Type[NamedTuple], plain: Dict[str, Any]) -> NamedTuple:
   """The inverse of record_to_plain; a missing or unknown field raises
   TypeError (a format change that needs a new version)."""
   return record_type(**plain)

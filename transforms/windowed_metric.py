@@ -1,4 +1,5 @@
 """WindowedMetric: a metric per key in fixed event-time windows, as rows."""
+
 import operator
 from typing import Any, Callable, NamedTuple
 
@@ -26,31 +27,34 @@ class WindowedMetric(beam.PTransform):
   so a savepoint restores into `<label>/Window/Combine/...`
   (docs/upgrades.md).
   """
+
   def __init__(
-      self,
-      combine_fn: beam.CombineFn,
-      key_fn: Callable[[Any], str],
-      to_row: Callable[[WindowPane], NamedTuple],
-      window_size_seconds: int,
-      allowed_lateness_seconds: int,
-      key_idle_ttl_seconds: int,
-      metrics_namespace: str,
-      max_out_of_orderness_seconds: int = 0):
+    self,
+    combine_fn: beam.CombineFn,
+    key_fn: Callable[[Any], str],
+    to_row: Callable[[WindowPane], NamedTuple],
+    window_size_seconds: int,
+    allowed_lateness_seconds: int,
+    key_idle_ttl_seconds: int,
+    metrics_namespace: str,
+    max_out_of_orderness_seconds: int = 0,
+  ):
     super().__init__()
     self._to_row = to_row
     self._windowed = WindowedCombinePerKey(
-        combine_fn,
-        key_fn,
-        _EVENT_TIME_MS,
-        window_size_seconds,
-        allowed_lateness_seconds,
-        key_idle_ttl_seconds,
-        metrics_namespace=metrics_namespace,
-        max_out_of_orderness_seconds=max_out_of_orderness_seconds)
+      combine_fn,
+      key_fn,
+      _EVENT_TIME_MS,
+      window_size_seconds,
+      allowed_lateness_seconds,
+      key_idle_ttl_seconds,
+      metrics_namespace=metrics_namespace,
+      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+    )
 
   def expand(self, records):
     windowed = records | 'Window' >> self._windowed
     return {
-        'rows': windowed.panes | 'ToRows' >> beam.Map(self._to_row),
-        'late': windowed.late,
+      'rows': windowed.panes | 'ToRows' >> beam.Map(self._to_row),
+      'late': windowed.late,
     }

@@ -48,15 +48,14 @@ single tick walks a watermark jump (a backlog being read) one boundary per
 round trip; on Flink that held rows back for minutes after the input was
 read. With TICKS_AHEAD ticks armed, a round covers that many boundaries.
 """
+
 import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
-from apache_beam.transforms.userstate import TimerSpec
-from apache_beam.transforms.userstate import on_timer
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
@@ -75,6 +74,7 @@ LATE_PANE = 'LATE'
 
 class WindowPane(NamedTuple):
   """The accumulated result of one (key, window) as of one firing."""
+
   key: str
   window_start: int
   window_end: int
@@ -85,6 +85,7 @@ class WindowPane(NamedTuple):
 
 class LateArrival(NamedTuple):
   """An element that arrived after its window's expiry."""
+
   key: str
   value: Any
   event_timestamp: int
@@ -95,6 +96,7 @@ class LateArrival(NamedTuple):
 
 class _OpenWindow:
   """Per-window state: the accumulator and how many panes were emitted."""
+
   __slots__ = ('accumulator', 'panes_emitted', 'end_passed')
 
   def __init__(self, accumulator: Any, end_passed: bool):
@@ -108,6 +110,7 @@ class _OpenWindow:
 
 class _KeyWindows:
   """One key's open windows and the end of its latest window with data."""
+
   __slots__ = ('last_active', 'windows')
 
   def __init__(self):
@@ -118,6 +121,7 @@ class _KeyWindows:
 class _ShardState:
   """Everything one shard needs: its watermark clock, its keys' open windows
   and its armed ticks (see the module docstring)."""
+
   __slots__ = ('clock', 'keys', 'armed_through', 'ticks')
 
   def __init__(self):
@@ -132,14 +136,16 @@ class _ShardState:
 
 def _shard_to_plain(shard: _ShardState) -> list:
   return [
-      shard.clock, shard.armed_through, shard.ticks, {
-          key: [
-              k.last_active,
-              [[start, w.accumulator, w.panes_emitted, w.end_passed]
-               for start, w in k.windows.items()]
-          ]
-          for key, k in shard.keys.items()
-      }
+    shard.clock,
+    shard.armed_through,
+    shard.ticks,
+    {
+      key: [
+        k.last_active,
+        [[start, w.accumulator, w.panes_emitted, w.end_passed] for start, w in k.windows.items()],
+      ]
+      for key, k in shard.keys.items()
+    },
   ]
 
 
@@ -159,7 +165,8 @@ def _shard_from_plain_v1(plain: list) -> _ShardState:
 # Format v1: [clock, armed_through, ticks, {key: [last_active, [[window
 # start, accumulator, panes emitted, end passed], ...]]}].
 SHARD_STATE_CODER = VersionedStateCoder(
-    'windowed combine', 1, _shard_to_plain, {1: _shard_from_plain_v1})
+  'windowed combine', 1, _shard_to_plain, {1: _shard_from_plain_v1}
+)
 
 
 class _WindowedCombineFn(beam.DoFn):
@@ -167,15 +174,16 @@ class _WindowedCombineFn(beam.DoFn):
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
 
   def __init__(
-      self,
-      combine_fn: beam.CombineFn,
-      key_fn: Callable[[Any], str],
-      event_time_ms: Callable[[Any], int],
-      window_size_ms: int,
-      allowed_lateness_ms: int,
-      key_idle_ttl_ms: int,
-      max_out_of_orderness_ms: int,
-      metrics_namespace: str):
+    self,
+    combine_fn: beam.CombineFn,
+    key_fn: Callable[[Any], str],
+    event_time_ms: Callable[[Any], int],
+    window_size_ms: int,
+    allowed_lateness_ms: int,
+    key_idle_ttl_ms: int,
+    max_out_of_orderness_ms: int,
+    metrics_namespace: str,
+  ):
     self._combine_fn = combine_fn
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
@@ -186,8 +194,7 @@ class _WindowedCombineFn(beam.DoFn):
     self._late_events = Metrics.counter(metrics_namespace, 'late_events')
     self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
-    self._idle_keys_dropped = Metrics.counter(
-        metrics_namespace, 'idle_keys_dropped')
+    self._idle_keys_dropped = Metrics.counter(metrics_namespace, 'idle_keys_dropped')
 
   def setup(self):
     self._combine_fn.setup()
@@ -196,10 +203,11 @@ class _WindowedCombineFn(beam.DoFn):
     self._combine_fn.teardown()
 
   def process(
-      self,
-      batch: Tuple[int, List[Any]],
-      state=beam.DoFn.StateParam(STATE),
-      fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
+    self,
+    batch: Tuple[int, List[Any]],
+    state=beam.DoFn.StateParam(STATE),
+    fire=beam.DoFn.TimerParam(FIRE),
+  ) -> Iterator:
     _, values = batch
     shard = state.read() or _ShardState()
     clock = shard.clock
@@ -216,8 +224,7 @@ class _WindowedCombineFn(beam.DoFn):
       end = start + self._size
       if clock is not None and end + self._lateness <= clock:
         self._late_events.inc()
-        yield beam.pvalue.TaggedOutput(
-            LATE, LateArrival(key, value, event_ms, start, end, clock))
+        yield beam.pvalue.TaggedOutput(LATE, LateArrival(key, value, event_ms, start, end, clock))
         continue
       key_windows = shard.keys.get(key)
       if key_windows is None:
@@ -225,8 +232,8 @@ class _WindowedCombineFn(beam.DoFn):
       window = key_windows.windows.get(start)
       if window is None:
         window = _OpenWindow(
-            self._combine_fn.create_accumulator(),
-            end_passed=clock is not None and end <= clock)
+          self._combine_fn.create_accumulator(), end_passed=clock is not None and end <= clock
+        )
         key_windows.windows[start] = window
       window.accumulator = self._combine_fn.add_input(window.accumulator, value)
       key_windows.last_active = max(key_windows.last_active or end, end)
@@ -243,10 +250,11 @@ class _WindowedCombineFn(beam.DoFn):
 
   @on_timer(FIRE)
   def on_fire(
-      self,
-      fire_timestamp=beam.DoFn.TimestampParam,
-      state=beam.DoFn.StateParam(STATE),
-      fire=beam.DoFn.TimerParam(FIRE)) -> Iterator:
+    self,
+    fire_timestamp=beam.DoFn.TimestampParam,
+    state=beam.DoFn.StateParam(STATE),
+    fire=beam.DoFn.TimerParam(FIRE),
+  ) -> Iterator:
     shard = state.read()
     if shard is None:
       return
@@ -264,8 +272,7 @@ class _WindowedCombineFn(beam.DoFn):
           yield self._pane(key, start, window, ON_TIME_PANE)
         if end + self._lateness <= clock:
           del key_windows.windows[start]
-      if not key_windows.windows and (
-          clock - key_windows.last_active >= self._idle_ttl):
+      if not key_windows.windows and (clock - key_windows.last_active >= self._idle_ttl):
         # Idle past its TTL with nothing open: forgotten, so a flood of
         # distinct keys leaves no state behind. The shard's clock stays and
         # still judges the key's late events.
@@ -274,24 +281,22 @@ class _WindowedCombineFn(beam.DoFn):
     self._arm(fire, shard)  # before the write: arming updates the state
     state.write(shard)
 
-  def _pane(self, key: str, start: int, window: _OpenWindow,
-            timing: str) -> WindowPane:
+  def _pane(self, key: str, start: int, window: _OpenWindow, timing: str) -> WindowPane:
     pane = WindowPane(
-        key=key,
-        window_start=start,
-        window_end=start + self._size,
-        result=self._combine_fn.extract_output(
-            self._combine_fn.compact(window.accumulator)),
-        pane_index=window.panes_emitted,
-        timing=timing)
+      key=key,
+      window_start=start,
+      window_end=start + self._size,
+      result=self._combine_fn.extract_output(self._combine_fn.compact(window.accumulator)),
+      pane_index=window.panes_emitted,
+      timing=timing,
+    )
     window.panes_emitted += 1
     return pane
 
   def _next_boundary(self, after_ms: int) -> int:
     """The first window end or window expiry on the grid after a time."""
     next_end = (after_ms // self._size + 1) * self._size
-    next_expiry = ((after_ms - self._lateness) // self._size + 1) * (
-        self._size) + self._lateness
+    next_expiry = ((after_ms - self._lateness) // self._size + 1) * (self._size) + self._lateness
     return min(next_end, next_expiry)
 
   def _arm(self, fire, shard: _ShardState) -> None:
@@ -336,59 +341,60 @@ class WindowedCombinePerKey(beam.PTransform):
   Conservation: each input element is in the last pane of exactly one
   (key, window), or once in `late`.
   """
+
   def __init__(
-      self,
-      combine_fn: beam.CombineFn,
-      key_fn: Callable[[Any], str],
-      event_time_ms: Callable[[Any], int],
-      window_size_seconds: int,
-      allowed_lateness_seconds: int,
-      key_idle_ttl_seconds: int,
-      metrics_namespace: str,
-      max_out_of_orderness_seconds: int = 0):
+    self,
+    combine_fn: beam.CombineFn,
+    key_fn: Callable[[Any], str],
+    event_time_ms: Callable[[Any], int],
+    window_size_seconds: int,
+    allowed_lateness_seconds: int,
+    key_idle_ttl_seconds: int,
+    metrics_namespace: str,
+    max_out_of_orderness_seconds: int = 0,
+  ):
     super().__init__()
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     if window_size_seconds <= 0:
       raise ValueError(f'window size must be > 0, got {window_size_seconds}')
     if allowed_lateness_seconds < 0:
-      raise ValueError(
-          f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
+      raise ValueError(f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
     self._fn = _WindowedCombineFn(
-        combine_fn,
-        key_fn,
-        event_time_ms,
-        window_size_seconds * 1000,
-        allowed_lateness_seconds * 1000,
-        key_idle_ttl_seconds * 1000,
-        max_out_of_orderness_seconds * 1000,
-        metrics_namespace)
+      combine_fn,
+      key_fn,
+      event_time_ms,
+      window_size_seconds * 1000,
+      allowed_lateness_seconds * 1000,
+      key_idle_ttl_seconds * 1000,
+      max_out_of_orderness_seconds * 1000,
+      metrics_namespace,
+    )
 
   def expand(self, pcoll):
     key_fn = self._key_fn
     return (
-        pcoll
-        | 'BatchPerShard' >> BatchPerKey(
-            lambda v: shard_of(key_fn(v)), self._event_time_ms, int)
-        | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes'))
+      pcoll
+      | 'BatchPerShard' >> BatchPerKey(lambda v: shard_of(key_fn(v)), self._event_time_ms, int)
+      | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes')
+    )
 
 
 AFTER_WINDOW_EXPIRY = 'after_window_expiry'
 
 
 def to_late_event(
-    source: str,
-    arrival: LateArrival,
-    event_id: str,
-    reason: str = AFTER_WINDOW_EXPIRY) -> LateEvent:
+  source: str, arrival: LateArrival, event_id: str, reason: str = AFTER_WINDOW_EXPIRY
+) -> LateEvent:
   """The late-events table row for a late arrival of a NamedTuple record."""
   return LateEvent(
-      source=source,
-      event_id=event_id,
-      key=arrival.key,
-      event_timestamp=arrival.event_timestamp,
-      window_start=arrival.window_start,
-      window_end=arrival.window_end,
-      watermark=arrival.watermark,
-      reason=reason,
-      raw=json.dumps(arrival.value._asdict(), sort_keys=True))
+    source=source,
+    event_id=event_id,
+    key=arrival.key,
+    event_timestamp=arrival.event_timestamp,
+    window_start=arrival.window_start,
+    window_end=arrival.window_end,
+    watermark=arrival.watermark,
+    reason=reason,
+    raw=json.dumps(arrival.value._asdict(), sort_keys=True),
+  )

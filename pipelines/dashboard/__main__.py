@@ -7,6 +7,7 @@ Prints the page's address once it listens; `--help` lists the options.
 Exits with a one-line message (no traceback) on bad options or a store it
 cannot open.
 """
+
 import logging
 import signal
 import sys
@@ -23,10 +24,11 @@ from pipelines.dashboard.stores import StoreError
 
 PROG = 'python -m pipelines.dashboard'
 DESCRIPTION = (
-    'The live SLA wallboard over the job\'s result tables. It reads the '
-    'store of --store: the file of --sqlite_path, or the keyspace of the '
-    '--cassandra_* connection options (their write settings are ignored); '
-    'give --max_out_of_orderness as the job had it.')
+  "The live SLA wallboard over the job's result tables. It reads the "
+  'store of --store: the file of --sqlite_path, or the keyspace of the '
+  '--cassandra_* connection options (their write settings are ignored); '
+  'give --max_out_of_orderness as the job had it.'
+)
 
 
 def serve(config: DashboardConfig) -> None:
@@ -35,8 +37,7 @@ def serve(config: DashboardConfig) -> None:
   # A stop by the service manager (SIGTERM) cleans up like Ctrl-C.
   previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
   try:
-    queries = WallboardQueries(
-        store, config.thresholds, config.max_out_of_orderness_ms)
+    queries = WallboardQueries(store, config.thresholds, config.max_out_of_orderness_ms)
     feed = SnapshotFeed(queries, config.refresh_seconds)
     server = make_server(config.host, config.port, queries, feed)
     feed.start()
@@ -60,8 +61,7 @@ def main(argv: Optional[List[str]] = None) -> None:
   _, unknown = parser.parse_known_args(argv)
   if unknown:
     sys.exit(f'error: unknown option {unknown[0]!r} (see --help)')
-  logging.basicConfig(
-      level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
   try:
     serve(DashboardConfig.from_options(PipelineOptions(argv)))
   except KeyboardInterrupt:

@@ -15,6 +15,7 @@ failure a 500 whose details stay in the server log. When the server listens
 on a loopback address it answers only requests addressed to a loopback name,
 so a web page elsewhere cannot read it through DNS rebinding.
 """
+
 import http.server
 import ipaddress
 import json
@@ -32,22 +33,24 @@ _LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = pathlib.Path(__file__).parent / 'static'
 CONTENT_TYPES = {
-    '.html': 'text/html; charset=utf-8',
-    '.js': 'text/javascript; charset=utf-8',
-    '.css': 'text/css; charset=utf-8',
-    '.svg': 'image/svg+xml',
-    '': 'text/plain; charset=utf-8',  # LICENSE
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '': 'text/plain; charset=utf-8',  # LICENSE
 }
 SECURITY_HEADERS = (
-    ('Content-Security-Policy',
-     "default-src 'none'; script-src 'self'; style-src 'self'; "
-     "img-src 'self'; connect-src 'self'; base-uri 'none'; "
-     "form-action 'none'; frame-ancestors 'none'"),
-    ('X-Content-Type-Options', 'nosniff'),
-    ('X-Frame-Options', 'DENY'),
-    ('Referrer-Policy', 'no-referrer'),
-    ('Cross-Origin-Opener-Policy', 'same-origin'),
-    ('Cross-Origin-Resource-Policy', 'same-origin'),
+  (
+    'Content-Security-Policy',
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+  ),
+  ('X-Content-Type-Options', 'nosniff'),
+  ('X-Frame-Options', 'DENY'),
+  ('Referrer-Policy', 'no-referrer'),
+  ('Cross-Origin-Opener-Policy', 'same-origin'),
+  ('Cross-Origin-Resource-Policy', 'same-origin'),
 )
 DEFAULT_HOURS = 4
 MAX_QUEUE_ID_LENGTH = 256
@@ -62,6 +65,7 @@ def _json(value: Any) -> bytes:
 
 class Published(NamedTuple):
   """One snapshot as sent: `sequence` grows with every read of the store."""
+
   sequence: int
   body: bytes
 
@@ -74,6 +78,7 @@ class SnapshotFeed:
   again with a `store_error`, so pages keep their numbers and say why they
   stopped moving.
   """
+
   def __init__(self, queries: WallboardQueries, refresh_seconds: float):
     self._queries = queries
     self._refresh = refresh_seconds
@@ -82,8 +87,7 @@ class SnapshotFeed:
     self._last_good: Optional[Dict[str, Any]] = None
     self._failing = False
     self._stopped = threading.Event()
-    self._thread = threading.Thread(
-        target=self._run, name='wallboard-feed', daemon=True)
+    self._thread = threading.Thread(target=self._run, name='wallboard-feed', daemon=True)
 
   def start(self) -> None:
     """Publishes a first snapshot, then keeps refreshing in the thread."""
@@ -109,9 +113,7 @@ class SnapshotFeed:
     """The first snapshot after `sequence`, or the current one after
     `timeout` seconds or when the feed stops."""
     with self._changed:
-      self._changed.wait_for(
-          lambda: self._published.sequence > sequence or self.stopped,
-          timeout)
+      self._changed.wait_for(lambda: self._published.sequence > sequence or self.stopped, timeout)
       return self._published
 
   def refresh(self) -> None:
@@ -125,13 +127,9 @@ class SnapshotFeed:
       self._failing = False
     except Exception as e:  # pylint: disable=broad-except
       if not self._failing:  # one traceback per outage, not one per read
-        _LOGGER.exception('reading the store failed; retrying every %.1f s',
-                       self._refresh)
+        _LOGGER.exception('reading the store failed; retrying every %.1f s', self._refresh)
       self._failing = True
-      body = _json({
-          **(self._last_good or {}),
-          'store_error': f'{type(e).__name__}: {e}'[:300]
-      })
+      body = _json({**(self._last_good or {}), 'store_error': f'{type(e).__name__}: {e}'[:300]})
     with self._changed:
       self._published = Published(self._published.sequence + 1, body)
       self._changed.notify_all()
@@ -143,6 +141,7 @@ class SnapshotFeed:
 
 class BadRequest(ValueError):
   """A request the server refuses; the message is shown to the caller."""
+
   def __init__(self, status: int, message: str):
     super().__init__(message)
     self.status = status
@@ -153,16 +152,16 @@ def _params(query: str, allowed: Tuple[str, ...]) -> Dict[str, str]:
   repeated or malformed parameters."""
   try:
     pairs = urllib.parse.parse_qsl(
-        query, keep_blank_values=True, strict_parsing=bool(query),
-        max_num_fields=len(allowed) + 1)
+      query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=len(allowed) + 1
+    )
   except ValueError:
     raise BadRequest(400, 'malformed query string') from None
   params: Dict[str, str] = {}
   for name, value in pairs:
     if name not in allowed:
       raise BadRequest(
-          400, f'unknown parameter {name[:40]!r}; this endpoint takes '
-          f'{", ".join(allowed) or "none"}')
+        400, f'unknown parameter {name[:40]!r}; this endpoint takes {", ".join(allowed) or "none"}'
+      )
     if name in params:
       raise BadRequest(400, f'parameter {name!r} given twice')
     params[name] = value
@@ -171,11 +170,10 @@ def _params(query: str, allowed: Tuple[str, ...]) -> Dict[str, str]:
 
 def _hours(params: Dict[str, str]) -> int:
   value = params.get('hours', str(DEFAULT_HOURS))
-  if not (value.isascii() and value.isdigit() and
-          1 <= int(value) <= MAX_TREND_HOURS):
+  if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_TREND_HOURS):
     raise BadRequest(
-        400, f'hours must be a whole number from 1 to {MAX_TREND_HOURS}, '
-        f'got {value[:40]!r}')
+      400, f'hours must be a whole number from 1 to {MAX_TREND_HOURS}, got {value[:40]!r}'
+    )
   return int(value)
 
 
@@ -184,8 +182,7 @@ def _queue_id(params: Dict[str, str]) -> str:
   if not value:
     raise BadRequest(400, 'give the queue: /api/queue?id=QUEUE_ID')
   if len(value) > MAX_QUEUE_ID_LENGTH:
-    raise BadRequest(
-        400, f'queue id longer than {MAX_QUEUE_ID_LENGTH} characters')
+    raise BadRequest(400, f'queue id longer than {MAX_QUEUE_ID_LENGTH} characters')
   return value
 
 
@@ -198,11 +195,10 @@ def _is_loopback(host: str) -> bool:
 
 class WallboardServer(http.server.ThreadingHTTPServer):
   """Serves the page and the API of one `WallboardQueries`."""
+
   daemon_threads = True
 
-  def __init__(
-      self, address: Tuple[str, int], queries: WallboardQueries,
-      feed: SnapshotFeed):
+  def __init__(self, address: Tuple[str, int], queries: WallboardQueries, feed: SnapshotFeed):
     if ':' in address[0]:
       self.address_family = socket.AF_INET6
     self.queries = queries
@@ -210,8 +206,9 @@ class WallboardServer(http.server.ThreadingHTTPServer):
     self.event_streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
     # Loaded once: the only files served, whatever path is asked for.
     self.static: Dict[str, bytes] = {
-        path.relative_to(STATIC_DIR).as_posix(): path.read_bytes()
-        for path in STATIC_DIR.rglob('*') if path.is_file()
+      path.relative_to(STATIC_DIR).as_posix(): path.read_bytes()
+      for path in STATIC_DIR.rglob('*')
+      if path.is_file()
     }
     super().__init__(address, _Handler)
     self.loopback_only = _is_loopback(address[0])
@@ -256,15 +253,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       pass  # the client went away or stopped reading
     except Exception:  # pylint: disable=broad-except
       _LOGGER.exception('GET %s failed', url.path)
-      self._send_json(
-          {'error': 'internal error; the details are in the server log'}, 500)
+      self._send_json({'error': 'internal error; the details are in the server log'}, 500)
 
   def _method_not_allowed(self) -> None:
-    self._send_json({'error': 'only GET is served here'}, 405,
-                    extra=(('Allow', 'GET'), ))
+    self._send_json({'error': 'only GET is served here'}, 405, extra=(('Allow', 'GET'),))
 
-  do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = (
-      _method_not_allowed)
+  do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _method_not_allowed
 
   def _check_host(self) -> None:
     if not self.server.loopback_only:
@@ -275,21 +269,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       host = None
     if not (host and _is_loopback(host)):
       raise BadRequest(
-          421, 'this wallboard listens on a loopback address and answers '
-          'requests for localhost or 127.0.0.1 only')
+        421,
+        'this wallboard listens on a loopback address and answers '
+        'requests for localhost or 127.0.0.1 only',
+      )
 
   def _route(self, path: str) -> Callable[[str], None]:
     routes = {
-        '/': self._page,
-        '/api/snapshot': self._snapshot,
-        '/api/events': self._events,
-        '/api/trends': self._trends,
-        '/api/queue': self._queue,
+      '/': self._page,
+      '/api/snapshot': self._snapshot,
+      '/api/events': self._events,
+      '/api/trends': self._trends,
+      '/api/queue': self._queue,
     }
     if path in routes:
       return routes[path]
     if path.startswith('/static/'):
-      return lambda query: self._static(path[len('/static/'):], query)
+      return lambda query: self._static(path[len('/static/') :], query)
     raise BadRequest(404, f'no such page {path[:80]!r}')
 
   def _page(self, query: str) -> None:
@@ -300,16 +296,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     body = self.server.static.get(name)
     if body is None:
       raise BadRequest(404, f'no such file {name[:80]!r}')
-    self._send(body, CONTENT_TYPES.get(pathlib.PurePosixPath(name).suffix,
-                                       'application/octet-stream'),
-               cache='no-cache')
+    self._send(
+      body,
+      CONTENT_TYPES.get(pathlib.PurePosixPath(name).suffix, 'application/octet-stream'),
+      cache='no-cache',
+    )
 
   def _snapshot(self, query: str) -> None:
     _params(query, ())
     self._send(self.server.feed.current().body, 'application/json')
 
   def _trends(self, query: str) -> None:
-    hours = _hours(_params(query, ('hours', )))
+    hours = _hours(_params(query, ('hours',)))
     self._send_json(self.server.queries.queue_trends(hours))
 
   def _queue(self, query: str) -> None:
@@ -323,8 +321,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     _params(query, ())
     if not self.server.event_streams.acquire(blocking=False):
       raise BadRequest(
-          503, f'more than {MAX_EVENT_STREAMS} pages are streaming; poll '
-          '/api/snapshot instead')
+        503, f'more than {MAX_EVENT_STREAMS} pages are streaming; poll /api/snapshot instead'
+      )
     try:
       self.send_response(200)
       self.send_header('Content-Type', 'text/event-stream; charset=utf-8')
@@ -348,16 +346,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _write_event(self, published: Published) -> None:
     # The JSON holds no raw newline (json.dumps escapes them), so it is
     # one `data:` line.
-    self.wfile.write(b'retry: 3000\nid: %d\nevent: snapshot\ndata: %s\n\n' %
-                     (published.sequence, published.body))
+    self.wfile.write(
+      b'retry: 3000\nid: %d\nevent: snapshot\ndata: %s\n\n' % (published.sequence, published.body)
+    )
 
-  def _send_json(self, value: Any, status: int = 200,
-                 extra: Tuple[Tuple[str, str], ...] = ()) -> None:
+  def _send_json(
+    self, value: Any, status: int = 200, extra: Tuple[Tuple[str, str], ...] = ()
+  ) -> None:
     self._send(_json(value), 'application/json', status, extra=extra)
 
-  def _send(self, body: bytes, content_type: str, status: int = 200,
-            cache: str = 'no-store',
-            extra: Tuple[Tuple[str, str], ...] = ()) -> None:
+  def _send(
+    self,
+    body: bytes,
+    content_type: str,
+    status: int = 200,
+    cache: str = 'no-store',
+    extra: Tuple[Tuple[str, str], ...] = (),
+  ) -> None:
     self.send_response(status)
     self.send_header('Content-Type', content_type)
     self.send_header('Content-Length', str(len(body)))
@@ -369,8 +374,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.wfile.write(body)
 
 
-def make_server(host: str, port: int, queries: WallboardQueries,
-                feed: SnapshotFeed) -> WallboardServer:
+def make_server(
+  host: str, port: int, queries: WallboardQueries, feed: SnapshotFeed
+) -> WallboardServer:
   """A bound server (port 0: any free port, see `.url`); call
   `serve_forever()`."""
   return WallboardServer((host, port), queries, feed)

@@ -12,13 +12,13 @@ Cassandra answers "newest rows of one partition" from its clustering order
 any other question is a scan, filtered by the server, of at most
 `scan_limit` rows, reported as incomplete when it stops there.
 """
+
 import abc
 import heapq
 import pathlib
 import sqlite3
 import threading
-from typing import (Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional,
-                    Sequence, Tuple)
+from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from cassandra.query import SimpleStatement
 
@@ -38,18 +38,21 @@ class StoreError(RuntimeError):
 class Rows(NamedTuple):
   """Rows, newest first; `complete` is False when a scan stopped at the
   store's scan limit, so the rows are the newest of those scanned only."""
+
   rows: List[Row]
   complete: bool
 
 
 class Counts(NamedTuple):
   """Row counts per group; `complete` as in `Rows`."""
+
   counts: Dict[Tuple[Any, ...], int]
   complete: bool
 
 
 class Store(abc.ABC):
   """The result tables, read-only."""
+
   @abc.abstractmethod
   def columns(self, table: Table) -> FrozenSet[str]:
     """The table's columns as the store has them now."""
@@ -60,23 +63,25 @@ class Store(abc.ABC):
 
   @abc.abstractmethod
   def newest(
-      self,
-      table: Table,
-      columns: Sequence[str],
-      time_column: str,
-      limit: int,
-      equal: Optional[Mapping[str, Any]] = None,
-      since_ms: Optional[int] = None) -> Rows:
+    self,
+    table: Table,
+    columns: Sequence[str],
+    time_column: str,
+    limit: int,
+    equal: Optional[Mapping[str, Any]] = None,
+    since_ms: Optional[int] = None,
+  ) -> Rows:
     """Up to `limit` rows with `column = value` for each item of `equal`
     and `time_column >= since_ms`, largest `time_column` first."""
 
   @abc.abstractmethod
   def count(
-      self,
-      table: Table,
-      group_by: Sequence[str],
-      time_column: Optional[str] = None,
-      since_ms: Optional[int] = None) -> Counts:
+    self,
+    table: Table,
+    group_by: Sequence[str],
+    time_column: Optional[str] = None,
+    since_ms: Optional[int] = None,
+  ) -> Counts:
     """Rows per distinct `group_by` values (with `time_column >=
     since_ms` when given)."""
 
@@ -85,8 +90,9 @@ class Store(abc.ABC):
     """Releases connections."""
 
 
-def _where(equal: Mapping[str, Any], time_column: Optional[str],
-           since_ms: Optional[int]) -> Tuple[str, List[Any]]:
+def _where(
+  equal: Mapping[str, Any], time_column: Optional[str], since_ms: Optional[int]
+) -> Tuple[str, List[Any]]:
   """` WHERE a = ? AND t >= ?` (or '') and its parameters; the same text is
   valid SQL and CQL."""
   terms = [f'{name} = ?' for name in equal]
@@ -103,22 +109,22 @@ class SqliteStore(Store):
   One connection, shared by the server's threads in turn. Each read sees
   the last commit of the job writing the file (WAL mode).
   """
+
   def __init__(self, path: str):
     file = pathlib.Path(path).resolve()
     if not file.is_file():
       raise StoreError(
-          f'--sqlite_path={path}: no such file; run the job first (e.g. '
-          'scripts/run_local.sh)')
+        f'--sqlite_path={path}: no such file; run the job first (e.g. scripts/run_local.sh)'
+      )
     # mode=ro: the wallboard can never write the job's results.
     self._conn = sqlite3.connect(
-        f'{file.as_uri()}?mode=ro', uri=True, check_same_thread=False,
-        timeout=10)
+      f'{file.as_uri()}?mode=ro', uri=True, check_same_thread=False, timeout=10
+    )
     self._conn.row_factory = sqlite3.Row
     self._lock = threading.Lock()
     try:
       present = {
-          name for (name, ) in self._read(
-              "SELECT name FROM sqlite_master WHERE type = 'table'")
+        name for (name,) in self._read("SELECT name FROM sqlite_master WHERE type = 'table'")
       }
     except sqlite3.DatabaseError as e:
       self._conn.close()
@@ -127,38 +133,32 @@ class SqliteStore(Store):
     if missing:
       self._conn.close()
       raise StoreError(
-          f'--sqlite_path={path}: not a result store of the job, it has no '
-          f'table {", ".join(missing)}')
+        f'--sqlite_path={path}: not a result store of the job, it has no table {", ".join(missing)}'
+      )
 
   def _read(self, sql: str, params: Sequence[Any] = ()) -> List[sqlite3.Row]:
     with self._lock:
       return self._conn.execute(sql, params).fetchall()
 
   def columns(self, table: Table) -> FrozenSet[str]:
-    return frozenset(
-        row['name'] for row in self._read(f'PRAGMA table_info({table.name})'))
+    return frozenset(row['name'] for row in self._read(f'PRAGMA table_info({table.name})'))
 
   def keys(self, table: Table) -> List[str]:
     key = table.primary_key[0]
-    return [
-        row[0] for row in self._read(
-            f'SELECT DISTINCT {key} FROM {table.name} ORDER BY {key}')
-    ]
+    return [row[0] for row in self._read(f'SELECT DISTINCT {key} FROM {table.name} ORDER BY {key}')]
 
-  def newest(self, table, columns, time_column, limit, equal=None,
-             since_ms=None) -> Rows:
+  def newest(self, table, columns, time_column, limit, equal=None, since_ms=None) -> Rows:
     where, params = _where(equal or {}, time_column, since_ms)
     rows = self._read(
-        f'SELECT {", ".join(columns)} FROM {table.name}{where} '
-        f'ORDER BY {time_column} DESC LIMIT ?', [*params, limit])
+      f'SELECT {", ".join(columns)} FROM {table.name}{where} ORDER BY {time_column} DESC LIMIT ?',
+      [*params, limit],
+    )
     return Rows([dict(row) for row in rows], True)
 
   def count(self, table, group_by, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
     names = ', '.join(group_by)
-    rows = self._read(
-        f'SELECT {names}, COUNT(*) FROM {table.name}{where} GROUP BY {names}',
-        params)
+    rows = self._read(f'SELECT {names}, COUNT(*) FROM {table.name}{where} GROUP BY {names}', params)
     return Counts({tuple(row)[:-1]: row[-1] for row in rows}, True)
 
   def close(self) -> None:
@@ -172,17 +172,18 @@ class CassandraStore(Store):
   A role with SELECT permission on the keyspace is all it needs
   (`--cassandra_username`, password from `--cassandra_password_env`).
   """
-  def __init__(self, settings: CassandraSettings,
-               scan_limit: int = DEFAULT_SCAN_LIMIT):
+
+  def __init__(self, settings: CassandraSettings, scan_limit: int = DEFAULT_SCAN_LIMIT):
     self._keyspace = settings.keyspace
     self._scan_limit = scan_limit
     self._cluster, self._session = connect(settings)
     self._prepared: Dict[str, Any] = {}
     try:
       present = {
-          row.table_name for row in self._session.execute(
-              'SELECT table_name FROM system_schema.tables '
-              'WHERE keyspace_name = %s', (self._keyspace, ))
+        row.table_name
+        for row in self._session.execute(
+          'SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s', (self._keyspace,)
+        )
       }
     except BaseException:
       self._cluster.shutdown()
@@ -191,8 +192,9 @@ class CassandraStore(Store):
     if missing:
       self._cluster.shutdown()
       raise StoreError(
-          f'--cassandra_keyspace={self._keyspace}: no table '
-          f'{", ".join(missing)}; run the job with --sink=cassandra first')
+        f'--cassandra_keyspace={self._keyspace}: no table '
+        f'{", ".join(missing)}; run the job with --sink=cassandra first'
+      )
 
   def _execute(self, cql: str, params: Sequence[Any]):
     """Runs a prepared statement (prepared once per text), paged."""
@@ -205,41 +207,43 @@ class CassandraStore(Store):
 
   def columns(self, table: Table) -> FrozenSet[str]:
     return frozenset(
-        row.column_name for row in self._session.execute(
-            SimpleStatement(
-                'SELECT column_name FROM system_schema.columns '
-                'WHERE keyspace_name = %s AND table_name = %s'),
-            (self._keyspace, table.name)))
+      row.column_name
+      for row in self._session.execute(
+        SimpleStatement(
+          'SELECT column_name FROM system_schema.columns '
+          'WHERE keyspace_name = %s AND table_name = %s'
+        ),
+        (self._keyspace, table.name),
+      )
+    )
 
   def keys(self, table: Table) -> List[str]:
     key = table.primary_key[0]
     return sorted(
-        row[0] for row in self._execute(
-            f'SELECT DISTINCT {key} FROM {self._keyspace}.{table.name}', []))
+      row[0]
+      for row in self._execute(f'SELECT DISTINCT {key} FROM {self._keyspace}.{table.name}', [])
+    )
 
-  def newest(self, table, columns, time_column, limit, equal=None,
-             since_ms=None) -> Rows:
+  def newest(self, table, columns, time_column, limit, equal=None, since_ms=None) -> Rows:
     equal = dict(equal or {})
     where, params = _where(equal, time_column, since_ms)
     select = f'SELECT {", ".join(columns)} FROM {self._keyspace}.{table.name}'
     partition, clustering = table.primary_key[0], table.primary_key[1:2]
-    if set(equal) == {partition} and clustering == (time_column, ):
+    if set(equal) == {partition} and clustering == (time_column,):
       # One partition, read backwards along its clustering order.
-      rows = self._execute(
-          f'{select}{where} ORDER BY {time_column} DESC LIMIT ?',
-          [*params, limit])
+      rows = self._execute(f'{select}{where} ORDER BY {time_column} DESC LIMIT ?', [*params, limit])
       return Rows([row._asdict() for row in rows], True)
-    scanned = self._scan(
-        f'{select}{where}{" ALLOW FILTERING" if where else ""}', params)
-    newest = heapq.nlargest(
-        limit, scanned.rows, key=lambda row: row[time_column])
+    scanned = self._scan(f'{select}{where}{" ALLOW FILTERING" if where else ""}', params)
+    newest = heapq.nlargest(limit, scanned.rows, key=lambda row: row[time_column])
     return Rows(newest, scanned.complete)
 
   def count(self, table, group_by, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
     scanned = self._scan(
-        f'SELECT {", ".join(group_by)} FROM {self._keyspace}.{table.name}'
-        f'{where}{" ALLOW FILTERING" if where else ""}', params)
+      f'SELECT {", ".join(group_by)} FROM {self._keyspace}.{table.name}'
+      f'{where}{" ALLOW FILTERING" if where else ""}',
+      params,
+    )
     counts: Dict[Tuple[Any, ...], int] = {}
     for row in scanned.rows:
       group = tuple(row[name] for name in group_by)

@@ -12,8 +12,8 @@
 3. submits the main job with scripts/submit_flink.sh cluster (checkpoints every 60 s,
    RocksDB, Cassandra sink into a fresh keyspace);
 4. polls Cassandra every second until the rows equal the reference, sampling Flink REST
-   (back-pressure), the offsets committed by the job's consumer group, and the CPU of the TaskManager JVM and the Python SDK
-   workers from /proc meanwhile; cancels the job.
+   (back-pressure), the offsets committed by the job's consumer group, and the CPU of the
+   TaskManager JVM and the Python SDK workers from /proc meanwhile; cancels the job.
 With --peer flink-sql, between 2. and 3. the same job runs as native Flink SQL on the same
 cluster and topic (scripts/bench/flink_sql.py), and the run reports both processed rates, their
 ratio and whether both produced the same windows (docs/benchmarks.md).
@@ -27,27 +27,28 @@ polling; Cassandra writetime() cannot be used: the sink writes versioned rows wi
 TIMESTAMP = fixed base + pane index). As the whole file is a backlog of historic event time,
 this latency is mostly the lag of reading the backlog, not a steady-state latency.
 """
+
 import argparse
 import json
 import os
 import random
 import statistics
-import threading
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
-REPO = Path(__file__).resolve().parents[2]
-
 from scripts.bench import flink_sql
 from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference.calls import reference_call_metrics
+
+REPO = Path(__file__).resolve().parents[2]
 
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
 REST = 'http://127.0.0.1:8081'
@@ -116,6 +117,7 @@ class CpuSampler:
 class LiveProducer(threading.Thread):
   """Produces calls stamped with the send time, `rate` per second for `seconds`: event time
   = wall time, so a window's row can appear window_end + watermark delay at the earliest."""
+
   def __init__(self, topic, bootstrap, rate, seconds):
     super().__init__(daemon=True)
     self.topic, self.bootstrap, self.rate, self.seconds = topic, bootstrap, rate, seconds
@@ -127,6 +129,7 @@ class LiveProducer(threading.Thread):
   def run(self):
     try:
       from kafka import KafkaProducer
+
       producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks='all', linger_ms=5)
       rng = random.Random(11)
       lines = []
@@ -137,12 +140,18 @@ class LiveProducer(threading.Thread):
         while sent < due:
           now = int(time.time() * 1000)
           abandoned = rng.random() < 0.1
-          line = json.dumps({
+          line = json.dumps(
+            {
               'call_uuid': str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-              'event_type': 'CALL_ENDED', 'timestamp': now,
-              'queue_id': f'Q-LIVE-{rng.randint(1, 8)}', 'abandoned': abandoned,
+              'event_type': 'CALL_ENDED',
+              'timestamp': now,
+              'queue_id': f'Q-LIVE-{rng.randint(1, 8)}',
+              'abandoned': abandoned,
               'wait_time_seconds': rng.randint(0, 90),
-              'agent_id': None if abandoned else 'A-LIVE'}, separators=(',', ':')).encode()
+              'agent_id': None if abandoned else 'A-LIVE',
+            },
+            separators=(',', ':'),
+          ).encode()
           producer.send(self.topic, value=line, timestamp_ms=now)
           lines.append(line)
           sent += 1
@@ -157,21 +166,32 @@ class LiveProducer(threading.Thread):
 def run_peer(args, topic: str, work: Path, records: int) -> Dict:
   """The native Flink SQL job on the benchmark's topic: its rate (blackhole sink), then its
   rows (a Kafka topic, read back), each after checking the topic still holds every record."""
-  sql = dict(topic=topic, bootstrap=args.bootstrap, parallelism=args.parallelism,
-             window_s=args.window_size, checkpoint_ms=args.checkpoint_ms,
-             state_backend=args.peer_state_backend)
+  sql = dict(
+    topic=topic,
+    bootstrap=args.bootstrap,
+    parallelism=args.parallelism,
+    window_s=args.window_size,
+    checkpoint_ms=args.checkpoint_ms,
+    state_backend=args.peer_state_backend,
+  )
   flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rate run')
-  rate = flink_sql.run_job(flink_sql.render_sql(job_name=f'{topic}-sql-rate', rows_topic=None,
-                                                **sql), work)
-  print(f'flink sql: {records} records in {rate["seconds"]:.1f} s (RUNNING -> FINISHED)',
-        flush=True)
+  rate = flink_sql.run_job(
+    flink_sql.render_sql(job_name=f'{topic}-sql-rate', rows_topic=None, **sql), work
+  )
+  print(
+    f'flink sql: {records} records in {rate["seconds"]:.1f} s (RUNNING -> FINISHED)', flush=True
+  )
   flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rows run')
   rows_topic = f'{topic}-sql-rows'
-  flink_sql.run_job(flink_sql.render_sql(job_name=f'{topic}-sql-rows', rows_topic=rows_topic,
-                                         **sql), work)
-  return {'jid': rate['jid'], 'seconds (job RUNNING -> FINISHED)': round(rate['seconds'], 2),
-          'processed_events_per_s': round(records / rate['seconds']),
-          'rows': flink_sql.read_rows(rows_topic, args.bootstrap)}
+  flink_sql.run_job(
+    flink_sql.render_sql(job_name=f'{topic}-sql-rows', rows_topic=rows_topic, **sql), work
+  )
+  return {
+    'jid': rate['jid'],
+    'seconds (job RUNNING -> FINISHED)': round(rate['seconds'], 2),
+    'processed_events_per_s': round(records / rate['seconds']),
+    'rows': flink_sql.read_rows(rows_topic, args.bootstrap),
+  }
 
 
 def main(argv=None) -> int:
@@ -184,19 +204,35 @@ def main(argv=None) -> int:
   p.add_argument('--workdir', default=None)
   p.add_argument('--keep', action='store_true', help='keep topic and keyspace')
   p.add_argument('--window-size', type=int, default=60, help='job --window_size (s)')
-  p.add_argument('--checkpoint-ms', type=int, default=10000,
-                 help='job --checkpointing_interval: offsets are committed when a checkpoint '
-                 'completes, which is how the processed rate is measured')
-  p.add_argument('--live-seconds', type=float, default=150,
-                 help='after the backlog, produce calls stamped with the send time for this '
-                 'long; row latency is measured on the windows of this live phase (0: none)')
+  p.add_argument(
+    '--checkpoint-ms',
+    type=int,
+    default=10000,
+    help='job --checkpointing_interval: offsets are committed when a checkpoint '
+    'completes, which is how the processed rate is measured',
+  )
+  p.add_argument(
+    '--live-seconds',
+    type=float,
+    default=150,
+    help='after the backlog, produce calls stamped with the send time for this '
+    'long; row latency is measured on the windows of this live phase (0: none)',
+  )
   p.add_argument('--live-rate', type=float, default=200, help='live calls per second')
-  p.add_argument('--peer', choices=['flink-sql'], default=None,
-                 help='before the Beam job, run the same job as native Flink SQL '
-                 '(scripts/bench/abandon_rate.sql) on the same cluster and topic: once into a '
-                 'blackhole sink for its rate, once into a topic for its rows')
-  p.add_argument('--peer-state-backend', choices=['rocksdb', 'hashmap'], default='rocksdb',
-                 help="the peer's state backend: RocksDB as the Beam job's, or the heap")
+  p.add_argument(
+    '--peer',
+    choices=['flink-sql'],
+    default=None,
+    help='before the Beam job, run the same job as native Flink SQL '
+    '(scripts/bench/abandon_rate.sql) on the same cluster and topic: once into a '
+    'blackhole sink for its rate, once into a topic for its rows',
+  )
+  p.add_argument(
+    '--peer-state-backend',
+    choices=['rocksdb', 'hashmap'],
+    default='rocksdb',
+    help="the peer's state backend: RocksDB as the Beam job's, or the heap",
+  )
   p.add_argument('job_args', nargs='*', help='extra job args for submit_flink.sh')
   args = p.parse_args(argv)
 
@@ -211,42 +247,65 @@ def main(argv=None) -> int:
 
   t = time.monotonic()
   gen = work / 'calls.jsonl'
-  counts = write_call_events(str(gen), args.events, seed=7, jitter_seconds=5.0,
-                             too_late_share=0.0, late_within_lateness_share=0.0,
-                             start_ms=DEFAULT_START_MS)
+  counts = write_call_events(
+    str(gen),
+    args.events,
+    seed=7,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+    start_ms=DEFAULT_START_MS,
+  )
   # aligned to the window: the newest window ends at or before now, so no row waits for
   # processing time to reach a window end (that would count as slowness of the job)
-  lines, _ = rebase_lines(read_lines(str(gen)), int(time.time() * 1000),
-                          align_ms=args.window_size * 1000)
+  lines, _ = rebase_lines(
+    read_lines(str(gen)), int(time.time() * 1000), align_ms=args.window_size * 1000
+  )
   produced = work / 'produced.jsonl'
   produced.write_bytes(b''.join(line + b'\n' for line in lines))
   ref = reference_call_metrics(str(produced), window_size_s=args.window_size)
   assert not ref.late
   expected = {k: r['total_calls'] for k, r in ref.rows.items()}
-  print(f'generated {len(lines)} lines ({counts["valid"]} calls, {len(expected)} rows expected)'
-        f' in {time.monotonic() - t:.1f} s', flush=True)
+  print(
+    f'generated {len(lines)} lines ({counts["valid"]} calls, {len(expected)} rows expected)'
+    f' in {time.monotonic() - t:.1f} s',
+    flush=True,
+  )
 
   admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
   admin.create_topics([NewTopic(topic, args.partitions, 1)])
   cluster = Cluster(['127.0.0.1'])
   session = cluster.connect()
   t_first_produce = time.time()
-  prod = produce_lines(lines, topic, args.bootstrap,
-                       producer_config={'max_in_flight_requests_per_connection': 5})
-  print(f'produced {prod["count"]} records in {prod["seconds"]:.1f} s '
-        f'({prod["rate"]:.0f}/s)', flush=True)
+  prod = produce_lines(
+    lines, topic, args.bootstrap, producer_config={'max_in_flight_requests_per_connection': 5}
+  )
+  print(
+    f'produced {prod["count"]} records in {prod["seconds"]:.1f} s ({prod["rate"]:.0f}/s)',
+    flush=True,
+  )
   result['produce_rate'] = round(prod['rate'])
 
-  cmd = [str(REPO / 'scripts' / 'submit_flink.sh'), 'cluster', '--detach',
-         f'--job_name={name}', f'--kafka_call_events_topic={topic}',
-         f'--kafka_consumer_group={name}', '--sink=cassandra',
-         f'--cassandra_keyspace={keyspace}', f'--parallelism={args.parallelism}',
-         f'--window_size={args.window_size}',
-         f'--checkpointing_interval={args.checkpoint_ms}',
-         *args.job_args]
+  cmd = [
+    str(REPO / 'scripts' / 'submit_flink.sh'),
+    'cluster',
+    '--detach',
+    f'--job_name={name}',
+    f'--kafka_call_events_topic={topic}',
+    f'--kafka_consumer_group={name}',
+    '--sink=cassandra',
+    f'--cassandra_keyspace={keyspace}',
+    f'--parallelism={args.parallelism}',
+    f'--window_size={args.window_size}',
+    f'--checkpointing_interval={args.checkpoint_ms}',
+    *args.job_args,
+  ]
   while True:  # the cluster has 2 slots: another job would starve ours, or ours it
-    busy = [j['name'] for j in rest('/jobs/overview')['jobs']
-            if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')]
+    busy = [
+      j['name']
+      for j in rest('/jobs/overview')['jobs']
+      if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')
+    ]
     if not busy:
       break
     print(f'waiting for the cluster: {busy}', flush=True)
@@ -267,8 +326,9 @@ def main(argv=None) -> int:
       admin.delete_topics([t for t in admin.list_topics() if t.startswith(topic)])
     return 1
   t_running = time.time()
-  jobs = sorted((j for j in rest('/jobs/overview')['jobs'] if j['name'] == name),
-                key=lambda j: j['start-time'])
+  jobs = sorted(
+    (j for j in rest('/jobs/overview')['jobs'] if j['name'] == name), key=lambda j: j['start-time']
+  )
   jid = jobs[-1]['jid']
   print(f'job {jid} RUNNING {t_running - t_submit:.1f} s after submit', flush=True)
 
@@ -288,8 +348,12 @@ def main(argv=None) -> int:
     while time.monotonic() < deadline:
       now = time.time()
       try:
-        rows = list(session.execute(
-            f'SELECT queue_id, window_start, window_end, total_calls FROM {keyspace}.abandon_metrics'))
+        rows = list(
+          session.execute(
+            'SELECT queue_id, window_start, window_end, total_calls'
+            f' FROM {keyspace}.abandon_metrics'
+          )
+        )
       except Exception:  # pylint: disable=broad-except
         rows = []
       current = {}
@@ -304,9 +368,16 @@ def main(argv=None) -> int:
         job = rest(f'/jobs/{jid}')
         # until all are committed: with few windows the rows can be complete before that
         if not committed_counts or committed_counts[-1][1] < len(lines):
-          committed_counts.append((now, sum(
-              meta.offset for meta in
-              admin.list_group_offsets(name).get(name, {}).values() if meta.offset > 0)))
+          committed_counts.append(
+            (
+              now,
+              sum(
+                meta.offset
+                for meta in admin.list_group_offsets(name).get(name, {}).values()
+                if meta.offset > 0
+              ),
+            )
+          )
         if len(committed_counts) % 10 == 3:
           for v in job['vertices']:
             bp = rest(f'/jobs/{jid}/vertices/{v["id"]}/backpressure')
@@ -335,22 +406,26 @@ def main(argv=None) -> int:
         live_ref = reference_call_metrics(str(produced), window_size_s=args.window_size)
         assert not live_ref.late, f'{len(live_ref.late)} late in the live phase'
         expected = {k: r['total_calls'] for k, r in live_ref.rows.items()}
-        print(f'live phase done: {len(live.lines)} calls, {len(expected)} rows expected',
-              flush=True)
+        print(
+          f'live phase done: {len(live.lines)} calls, {len(expected)} rows expected', flush=True
+        )
       elif live is not None and live.counted and current == expected:
         ok = True
         break
       time.sleep(1)
     t_done = backlog_done or (max(seen.values()) if seen else time.time())
     if args.peer:
-      beam_rows = {(r.queue_id, r.window_start): (r.total_calls, r.abandoned_calls)
-                   for r in session.execute(
-                       f'SELECT queue_id, window_start, total_calls, abandoned_calls '
-                       f'FROM {keyspace}.abandon_metrics')
-                   if not r.queue_id.startswith('Q-LIVE')}
+      beam_rows = {
+        (r.queue_id, r.window_start): (r.total_calls, r.abandoned_calls)
+        for r in session.execute(
+          f'SELECT queue_id, window_start, total_calls, abandoned_calls '
+          f'FROM {keyspace}.abandon_metrics'
+        )
+        if not r.queue_id.startswith('Q-LIVE')
+      }
       result['flink_sql']['rows_vs_beam'] = flink_sql.compare_rows(
-          result['flink_sql'].pop('rows'), beam_rows,
-          flink_sql.lenient_lines(lines, args.window_size))
+        result['flink_sql'].pop('rows'), beam_rows, flink_sql.lenient_lines(lines, args.window_size)
+      )
   finally:
     try:
       rest(f'/jobs/{jid}?mode=cancel', method='PATCH')
@@ -376,28 +451,37 @@ def main(argv=None) -> int:
   if moving:
     # From the job's start: the first commit already covers records processed before it.
     done = next((t for t, c in moving if c >= n), None)
-    result['processed_events_per_s (job RUNNING -> all offsets committed)'] = round(
-        n / (done - t_running)) if done else None
+    result['processed_events_per_s (job RUNNING -> all offsets committed)'] = (
+      round(n / (done - t_running)) if done else None
+    )
     result['offsets_committed'] = f'{moving[-1][1]} of {n}'
+
   def pct(keys):
     lat = sorted(seen[k] - (window_end[k] / 1000 + 10) for k in keys)
     if not lat:
       return None
-    return {'rows': len(lat), 'p50': round(statistics.median(lat), 1),
-            'p99': round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
-            'max': round(lat[-1], 1)}
+    return {
+      'rows': len(lat),
+      'p50': round(statistics.median(lat), 1),
+      'p99': round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+      'max': round(lat[-1], 1),
+    }
+
   if live is not None:
     result['live_calls'] = len(live.lines or [])
     result['live_row_latency_s'] = pct([k for k in seen if k[0].startswith('Q-LIVE')])
   result['backlog_row_lag_s'] = pct([k for k in seen if not k[0].startswith('Q-LIVE')])
-  result['latency_note'] = ('time a row is first seen in Cassandra (1 s polls) - (window_end '
-                            '+ 10 s watermark delay); backlog rows: lag of reading historic '
-                            'event time, live rows: steady-state latency')
+  result['latency_note'] = (
+    'time a row is first seen in Cassandra (1 s polls) - (window_end '
+    '+ 10 s watermark delay); backlog rows: lag of reading historic '
+    'event time, live rows: steady-state latency'
+  )
   if args.peer:
     peer = result['flink_sql']
     ours = result.get('processed_events_per_s (job RUNNING -> all offsets committed)')
     peer['ratio beam/flink_sql (processed rates)'] = (
-        f'1/{peer["processed_events_per_s"] / ours:.1f}' if ours else None)
+      f'1/{peer["processed_events_per_s"] / ours:.1f}' if ours else None
+    )
   result['cpu'] = cpu.report()
   result['backpressure'] = {k: v[-3:] for k, v in backpressure.items()}
   print(json.dumps(result, indent=2, default=str))

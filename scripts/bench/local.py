@@ -14,6 +14,7 @@ whether the job's final rows equal the reference's (exit 1 if not).
         --events 1000000 --customers 100000
     .venv/bin/python -m scripts.bench.local --flow calls --job floor
 """
+
 import argparse
 import json
 import os
@@ -24,62 +25,89 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from scripts.datagen.calls import write_call_events
 from scripts.datagen.data_actions import write_data_actions
 from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
 from scripts.reference.interactions import reference_interactions
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 FLOWS = {
-    # flow: (generate(path, n, seed, customers), reference(path), job flag)
-    'calls': (
-        lambda path, n, seed, customers: write_call_events(path, n, seed=seed),
-        reference_call_metrics, '--call_events'),
-    'interactions': (
-        lambda path, n, seed, customers: write_data_actions(
-            path, n, seed=seed, customers=customers),
-        reference_interactions, '--data_actions'),
+  # flow: (generate(path, n, seed, customers), reference(path), job flag)
+  'calls': (
+    lambda path, n, seed, customers: write_call_events(path, n, seed=seed),
+    reference_call_metrics,
+    '--call_events',
+  ),
+  'interactions': (
+    lambda path, n, seed, customers: write_data_actions(path, n, seed=seed, customers=customers),
+    reference_interactions,
+    '--data_actions',
+  ),
 }
 
 
 def _call_rows_differ(ref, conn) -> list:
   """Which tables of the calls flow differ from the reference."""
-  rows = {(q, ws): list(rest) for q, ws, *rest in conn.execute(
+  rows = {
+    (q, ws): list(rest)
+    for q, ws, *rest in conn.execute(
       'SELECT queue_id, window_start, total_calls, abandoned_calls, '
       'short_abandoned_calls, answered_within_sl, total_wait_seconds, '
-      'window_end, abandon_rate, service_level FROM abandon_metrics')}
+      'window_end, abandon_rate, service_level FROM abandon_metrics'
+    )
+  }
   expected = {
-      key: [r['total_calls'], r['abandoned_calls'],
-            r['short_abandoned_calls'], r['answered_within_sl'],
-            float(r['total_wait_seconds']), r['window_end_ms'],
-            float(abandon_rate(r)), float(service_level(r))]
-      for key, r in ref.rows.items()}
+    key: [
+      r['total_calls'],
+      r['abandoned_calls'],
+      r['short_abandoned_calls'],
+      r['answered_within_sl'],
+      float(r['total_wait_seconds']),
+      r['window_end_ms'],
+      float(abandon_rate(r)),
+      float(service_level(r)),
+    ]
+    for key, r in ref.rows.items()
+  }
   late = sorted(r[0] for r in conn.execute('SELECT event_id FROM late_events'))
   dead = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()[0]
-  return [name for name, same in (
-      ('abandon_metrics', rows == expected), ('late_events', late == sorted(ref.late)),
-      ('dead_letters', dead == ref.dead_letter_count)) if not same]
+  return [
+    name
+    for name, same in (
+      ('abandon_metrics', rows == expected),
+      ('late_events', late == sorted(ref.late)),
+      ('dead_letters', dead == ref.dead_letter_count),
+    )
+    if not same
+  ]
 
 
 def _interaction_rows_differ(ref, conn) -> list:
   """Which tables of the interactions flow differ from the reference."""
-  volumes = {(c, ws): v for c, ws, v in conn.execute(
-      'SELECT channel, window_start, volume FROM interaction_volumes')}
-  alerts = set(conn.execute(
-      'SELECT customer_id, channel, timestamp FROM pattern_alerts'))
+  volumes = {
+    (c, ws): v
+    for c, ws, v in conn.execute('SELECT channel, window_start, volume FROM interaction_volumes')
+  }
+  alerts = set(conn.execute('SELECT customer_id, channel, timestamp FROM pattern_alerts'))
   late = {}
-  for event_id, reason in conn.execute(
-      'SELECT event_id, reason FROM late_events'):
+  for event_id, reason in conn.execute('SELECT event_id, reason FROM late_events'):
     late.setdefault(reason, set()).add(event_id)
   dead = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()[0]
-  return [name for name, same in (
+  return [
+    name
+    for name, same in (
       ('interaction_volumes', volumes == ref.volumes),
       ('pattern_alerts', alerts == ref.alerts),
-      ('late_events', late.get('after_window_expiry', set()) == (
-          ref.late_volume_ids) and late.get(
-              'behind_processed_interactions', set()) == ref.pattern_late_ids),
-      ('dead_letters', dead == ref.dead_letter_count)) if not same]
+      (
+        'late_events',
+        late.get('after_window_expiry', set()) == (ref.late_volume_ids)
+        and late.get('behind_processed_interactions', set()) == ref.pattern_late_ids,
+      ),
+      ('dead_letters', dead == ref.dead_letter_count),
+    )
+    if not same
+  ]
 
 
 ROWS_DIFFER = {'calls': _call_rows_differ, 'interactions': _interaction_rows_differ}
@@ -102,17 +130,19 @@ def main() -> None:
   parser.add_argument('--flow', choices=sorted(FLOWS), default='calls')
   parser.add_argument('--events', type=int, default=1_000_000)
   parser.add_argument(
-      '--customers', type=int, default=100_000,
-      help='distinct customers (interactions flow)')
+    '--customers', type=int, default=100_000, help='distinct customers (interactions flow)'
+  )
   parser.add_argument('--seed', type=int, default=42)
   parser.add_argument(
-      '--job', choices=('main', 'floor'), default='main',
-      help='main: the main job; floor: scripts/bench/replay_floor.py, the same '
-      'replay and parsing with a plain WindowInto | CombinePerKey (calls '
-      'flow only), i.e. what the runner costs before our transforms')
+    '--job',
+    choices=('main', 'floor'),
+    default='main',
+    help='main: the main job; floor: scripts/bench/replay_floor.py, the same '
+    'replay and parsing with a plain WindowInto | CombinePerKey (calls '
+    'flow only), i.e. what the runner costs before our transforms',
+  )
   parser.add_argument('--workdir', default=None, help='keep files here')
-  parser.add_argument(
-      'job_args', nargs='*', help='extra main-job options, after --')
+  parser.add_argument('job_args', nargs='*', help='extra main-job options, after --')
   args = parser.parse_args()
   if args.job == 'floor' and args.flow != 'calls':
     parser.error('--job floor runs the calls flow only')
@@ -124,8 +154,7 @@ def main() -> None:
   db_path = os.path.join(workdir, 'bench.db')
   t0 = time.perf_counter()
   counts = generate(events_path, args.events, args.seed, args.customers)
-  print(f'generated {counts["lines"]} lines in '
-        f'{time.perf_counter() - t0:.1f} s: {events_path}')
+  print(f'generated {counts["lines"]} lines in {time.perf_counter() - t0:.1f} s: {events_path}')
 
   t0 = time.perf_counter()
   expected = reference(events_path)
@@ -136,15 +165,19 @@ def main() -> None:
     os.remove(db_path)
   t0 = time.perf_counter()
   module = 'scripts.bench.replay_floor' if args.job == 'floor' else 'pipelines.contact_center'
-  job = subprocess.Popen([
-      sys.executable, '-m', module,
+  job = subprocess.Popen(
+    [
+      sys.executable,
+      '-m',
+      module,
       f'{job_flag}={events_path}',
       *([f'--sqlite_path={db_path}'] if args.job == 'main' else []),
-      *args.job_args
-  ],
-                         cwd=REPO,
-                         stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+      *args.job_args,
+    ],
+    cwd=REPO,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   # The job's own peak RSS (VmHWM), read while it runs: getrusage of the
   # children would also count this process's size at fork time.
   job_peak_kib = 0
@@ -158,15 +191,15 @@ def main() -> None:
 
   lines = counts['lines']
   report = {
-      'flow': args.flow,
-      'job': args.job,
-      'lines': lines,
-      'reference_events_per_s': round(lines / ref_s),
-      'pipeline_events_per_s': round(lines / job_s),
-      'pipeline_to_reference_ratio': f'1/{ref_s and job_s / ref_s:.1f}',
-      'reference_peak_rss_mib': round(ref_rss_mib),
-      'pipeline_peak_rss_mib': round(job_rss_mib),
-      'pipeline_wall_s': round(job_s, 1),
+    'flow': args.flow,
+    'job': args.job,
+    'lines': lines,
+    'reference_events_per_s': round(lines / ref_s),
+    'pipeline_events_per_s': round(lines / job_s),
+    'pipeline_to_reference_ratio': f'1/{ref_s and job_s / ref_s:.1f}',
+    'reference_peak_rss_mib': round(ref_rss_mib),
+    'pipeline_peak_rss_mib': round(job_rss_mib),
+    'pipeline_wall_s': round(job_s, 1),
   }
   if args.job == 'main':
     conn = sqlite3.connect(db_path)

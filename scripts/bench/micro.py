@@ -18,28 +18,23 @@ test):
 6. one bundle's commit of 3 upserted rows into the SQLite sink's WAL-mode
    file, with synchronous=FULL (SQLite's default) and NORMAL (the sink's).
 """
+
 import argparse
 import itertools
 import os
 import sqlite3
-import sys
 import tempfile
 import time
 import timeit
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
 from types import SimpleNamespace
 
 from apache_beam import pvalue
-from apache_beam.runners.direct import evaluation_context
-from apache_beam.runners.direct import executor
+from apache_beam.runners.direct import evaluation_context, executor
 from apache_beam.runners.direct.bundle_factory import _Bundle
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.trigger import _ListStateTag
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.transforms.window import GlobalWindows, TimestampedValue, WindowFn
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows, TimestampedValue, WindowFn
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -47,6 +42,8 @@ from pipelines import local_runner
 from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from transforms.call_events import call_event_time_ms
 from transforms.event_time import at_event_time
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _us_per_call(fn, number: int) -> float:
@@ -61,25 +58,30 @@ def stamping() -> None:
     context = WindowFn.AssignContext(stamped.timestamp, stamped.value)
     return WindowedValue(stamped.value, stamped.timestamp, windows.assign(context))
 
-  print(f'TimestampedValue + window assignment: '
-        f'{_us_per_call(runner_assigns_window, 200_000):.2f} us/element')
-  print(f'at_event_time:                        '
-        f'{_us_per_call(lambda: at_event_time(1, DEFAULT_START_MS), 200_000):.2f} us/element')
+  print(
+    f'TimestampedValue + window assignment: '
+    f'{_us_per_call(runner_assigns_window, 200_000):.2f} us/element'
+  )
+  print(
+    f'at_event_time:                        '
+    f'{_us_per_call(lambda: at_event_time(1, DEFAULT_START_MS), 200_000):.2f} us/element'
+  )
 
 
 def bundles() -> None:
   outputs = [at_event_time(i, DEFAULT_START_MS + 37 * i) for i in range(500)]
   pcoll = pvalue.PCollection(None)
   for stacked in (True, False):
-    def fill():
+
+    def fill(stacked=stacked):
       bundle = _Bundle(pcoll, stacked)
       for output in outputs:
         bundle.add(output)
       bundle.commit(None)
       return list(bundle.get_elements_iterable())
+
     per_element = _us_per_call(fill, 200) / len(outputs)
-    print(f'bundle add, {"stacked" if stacked else "unstacked"}: '
-          f'{per_element:.2f} us/element')
+    print(f'bundle add, {"stacked" if stacked else "unstacked"}: {per_element:.2f} us/element')
 
 
 def replay_scan(events: int) -> None:
@@ -99,21 +101,24 @@ def replay_scan(events: int) -> None:
       running_max = event_ms
   shortcut_s = time.perf_counter() - t
   assert running_max == parsed_max
-  print(f'replay scan of {len(lines)} lines: every record parsed {every_record_s:.2f} s, '
-        f'only records that could move the watermark {shortcut_s:.2f} s')
+  print(
+    f'replay scan of {len(lines)} lines: every record parsed {every_record_s:.2f} s, '
+    f'only records that could move the watermark {shortcut_s:.2f} s'
+  )
 
 
 def keyed_state_copies() -> None:
   window, tag = GlobalWindow(), _ListStateTag('state')
-  for cls in (evaluation_context.DirectUnmergedState,
-              local_runner._KeyedStateSharingTimestamps):  # pylint: disable=protected-access
+  for cls in (evaluation_context.DirectUnmergedState, local_runner._KeyedStateSharingTimestamps):  # pylint: disable=protected-access
     state = cls()
     for tick in range(8):
-      state.set_timer(window, 'tick', TimeDomain.WATERMARK,
-                      Timestamp(micros=tick * 300_000_000), f'tick-{tick}')
+      state.set_timer(
+        window, 'tick', TimeDomain.WATERMARK, Timestamp(micros=tick * 300_000_000), f'tick-{tick}'
+      )
     state.add_state(window, tag, b'accumulators')
-    print(f'keyed state copy, {cls.__name__}: '
-          f'{_us_per_call(state.copy, 20_000):.2f} us/key and bundle')
+    print(
+      f'keyed state copy, {cls.__name__}: {_us_per_call(state.copy, 20_000):.2f} us/key and bundle'
+    )
 
 
 def executor_scans() -> None:
@@ -122,11 +127,14 @@ def executor_scans() -> None:
     bundle.add(at_event_time(i, DEFAULT_START_MS + i))
   bundle.commit(None)
   step = SimpleNamespace(side_inputs=())
-  for cls in (executor.TransformExecutor,
-              local_runner._TransformExecutorWithoutScan):  # pylint: disable=protected-access
-    create = lambda: cls(None, None, bundle, None, step, None, None)
-    print(f'executor for a 500-element bundle, {cls.__name__}: '
-          f'{_us_per_call(create, 2_000):.1f} us')
+  for cls in (executor.TransformExecutor, local_runner._TransformExecutorWithoutScan):  # pylint: disable=protected-access
+
+    def create(cls=cls):
+      return cls(None, None, bundle, None, step, None, None)
+
+    print(
+      f'executor for a 500-element bundle, {cls.__name__}: {_us_per_call(create, 2_000):.1f} us'
+    )
 
 
 def sqlite_commits() -> None:
@@ -143,18 +151,19 @@ def sqlite_commits() -> None:
         value = f'{next(updates):0200d}'
         with conn:
           conn.executemany(
-              'INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
-              [(k, value) for k in range(3)])
+            'INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+            [(k, value) for k in range(3)],
+          )
 
-      print(f'SQLite commit, synchronous={synchronous}: '
-            f'{_us_per_call(commit, 500) / 1000:.2f} ms')
+      print(f'SQLite commit, synchronous={synchronous}: {_us_per_call(commit, 500) / 1000:.2f} ms')
     conn.close()
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--events', type=int, default=200_000,
-                      help='calls in the file of the replay-scan benchmark')
+  parser.add_argument(
+    '--events', type=int, default=200_000, help='calls in the file of the replay-scan benchmark'
+  )
   args = parser.parse_args()
   stamping()
   bundles()

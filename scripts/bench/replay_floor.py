@@ -8,6 +8,7 @@ costs beyond this is ours; up to this, it is the runner's.
     .venv/bin/python -m scripts.bench.replay_floor --call_events=FILE
     .venv/bin/python -m scripts.bench.local --flow calls --job floor
 """
+
 import logging
 import sys
 from typing import List, Optional
@@ -33,15 +34,21 @@ def run(argv: Optional[List[str]] = None) -> None:
     raise ValueError('give --call_events=FILE')
   window_size = options.view_as(CallMetricsOptions).window_size
   with beam.Pipeline(runner=runner, options=options) as pipeline:
-    records = (pipeline | 'Replay' >> ReplayFiles(
+    records = (
+      pipeline
+      | 'Replay'
+      >> ReplayFiles(
         [ReplaySource(CALL_EVENTS_SOURCE, replay.call_events, call_event_time_ms)],
-        replay.replay_poll_size))[CALL_EVENTS_SOURCE]
+        replay.replay_poll_size,
+      )
+    )[CALL_EVENTS_SOURCE]
     events = (records | 'Parse' >> ParseCallEvents()).events
     _ = (
-        events
-        | 'KeyByQueue' >> beam.Map(lambda e: (e.queue_id, e))
-        | 'Window' >> beam.WindowInto(window.FixedWindows(window_size))
-        | 'Count' >> beam.CombinePerKey(CountCombineFn()))
+      events
+      | 'KeyByQueue' >> beam.Map(lambda e: (e.queue_id, e))
+      | 'Window' >> beam.WindowInto(window.FixedWindows(window_size))
+      | 'Count' >> beam.CombinePerKey(CountCombineFn())
+    )
 
 
 if __name__ == '__main__':

@@ -40,6 +40,7 @@ The committed samples were made with::
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,15 +54,35 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from scripts.datagen.calls import (
-    DEFAULT_START_MS, MAX_LINE_BYTES, TALK_CAP_S, WAIT_CAP_S, _SHAPE_MAX,
-    _SHAPE_MEAN, _hour_of_day, _window_end_ms, diurnal_shape, queue_profiles)
+  _SHAPE_MAX,
+  _SHAPE_MEAN,
+  DEFAULT_START_MS,
+  MAX_LINE_BYTES,
+  TALK_CAP_S,
+  WAIT_CAP_S,
+  _hour_of_day,
+  _window_end_ms,
+  diurnal_shape,
+  queue_profiles,
+)
 from scripts.datagen.common import (
-    ArrivalStream, _cumulative, _dumps, _pick, _share, add_malformed_arguments,
-    add_start_argument, check_shares, generator_arg_parser, plan_malformed,
-    reset_counts, run_generator_cli, write_to)
+  ArrivalStream,
+  _cumulative,
+  _dumps,
+  _pick,
+  _share,
+  add_malformed_arguments,
+  add_start_argument,
+  check_shares,
+  generator_arg_parser,
+  plan_malformed,
+  reset_counts,
+  run_generator_cli,
+  write_to,
+)
 
-GENESYS = "genesys_cloud"
-CONNECT = "amazon_connect"
+GENESYS = 'genesys_cloud'
+CONNECT = 'amazon_connect'
 FORMATS = (GENESYS, CONNECT)
 DEFAULT_CALLS = 20_000
 
@@ -73,553 +94,715 @@ _DELAYED_START_S = (30.0, 90.0)
 _UPDATE_DELAY_S = (60.0, 600.0)
 
 GENESYS_MALFORMED_KINDS: Tuple[str, ...] = (
-    "not_json", "truncated_json", "json_array", "detail_not_object",
-    "missing_topic_name", "unknown_topic", "topic_conversation_mismatch",
-    "missing_event_body", "missing_event_time", "event_time_as_string",
-    "event_time_1970", "missing_session_id", "empty_queue_id",
-    "unknown_acd_outcome", "empty_line", "invalid_utf8",
+  'not_json',
+  'truncated_json',
+  'json_array',
+  'detail_not_object',
+  'missing_topic_name',
+  'unknown_topic',
+  'topic_conversation_mismatch',
+  'missing_event_body',
+  'missing_event_time',
+  'event_time_as_string',
+  'event_time_1970',
+  'missing_session_id',
+  'empty_queue_id',
+  'unknown_acd_outcome',
+  'empty_line',
+  'invalid_utf8',
 )
 CONNECT_MALFORMED_KINDS: Tuple[str, ...] = (
-    "not_json", "truncated_json", "json_array", "missing_contact_id",
-    "queue_not_object", "missing_dequeue_timestamp", "dequeue_not_iso",
-    "dequeue_without_offset", "dequeue_as_epoch_number", "dequeue_before_enqueue",
-    "dequeue_1970", "negative_duration", "duration_as_string", "agent_not_object",
-    "connected_timestamp_garbage", "empty_queue_name", "empty_line",
-    "invalid_utf8",
+  'not_json',
+  'truncated_json',
+  'json_array',
+  'missing_contact_id',
+  'queue_not_object',
+  'missing_dequeue_timestamp',
+  'dequeue_not_iso',
+  'dequeue_without_offset',
+  'dequeue_as_epoch_number',
+  'dequeue_before_enqueue',
+  'dequeue_1970',
+  'negative_duration',
+  'duration_as_string',
+  'agent_not_object',
+  'connected_timestamp_garbage',
+  'empty_queue_name',
+  'empty_line',
+  'invalid_utf8',
 )
-OVERSIZED_KIND = "oversized"
+OVERSIZED_KIND = 'oversized'
 MALFORMED_KINDS = {GENESYS: GENESYS_MALFORMED_KINDS, CONNECT: CONNECT_MALFORMED_KINDS}
 
 
 def iso_utc(ms: int) -> str:
-    """``ms`` as ISO-8601 UTC with a ``Z``, milliseconds only when not 0."""
-    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
+  """``ms`` as ISO-8601 UTC with a ``Z``, milliseconds only when not 0."""
+  moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc)
+  text = moment.strftime('%Y-%m-%dT%H:%M:%S')
+  return f'{text}.{ms % 1000:03d}Z' if ms % 1000 else f'{text}Z'
 
 
 def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+  return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 # --------------------------------------------------------------------------
 # The simulated calls
 # --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SimCall:
-    """One simulated contact. ``queued``: it entered queue ``queue`` at
-    ``enqueue_ms`` and left it ``wait_ms`` later with ``outcome``
-    (ANSWERED, ABANDONED, FLOW_OUT or UNKNOWN); otherwise only its IVR ran
-    (ending at ``enqueue_ms``)."""
+  """One simulated contact. ``queued``: it entered queue ``queue`` at
+  ``enqueue_ms`` and left it ``wait_ms`` later with ``outcome``
+  (ANSWERED, ABANDONED, FLOW_OUT or UNKNOWN); otherwise only its IVR ran
+  (ending at ``enqueue_ms``)."""
 
-    index: int
-    queued: bool
-    queue: int
-    enqueue_ms: int
-    wait_ms: int
-    outcome: str
-    talk_ms: int
-    ivr_ms: int
-    acw_ms: int
-    media: str
+  index: int
+  queued: bool
+  queue: int
+  enqueue_ms: int
+  wait_ms: int
+  outcome: str
+  talk_ms: int
+  ivr_ms: int
+  acw_ms: int
+  media: str
 
 
-def simulate_calls(n: int, seed: int, start_ms: int, events_per_second: float,
-                   queues: int, never_queued_share: float, flow_out_share: float,
-                   unknown_outcome_share: float) -> Iterator[SimCall]:
-    """``n`` contacts in enqueue-time order, drawn from ``{seed}:calls``."""
-    rng = random.Random(f"{seed}:calls")
-    profiles = queue_profiles(queues)
-    cum_weights = _cumulative(p.weight for p in profiles)
-    t_ms = float(start_ms)
-    for i in range(n):
-        shape = diurnal_shape(_hour_of_day(t_ms))
-        t_ms += rng.expovariate(events_per_second * shape / _SHAPE_MEAN) * 1000.0
-        load = shape / _SHAPE_MAX
-        queue = profiles.index(_pick(rng, profiles, cum_weights))
-        prof = profiles[queue]
-        congestion = 0.6 + 0.8 * load
-        ivr_ms = rng.randint(5, IVR_MAX_S) * 1000
-        media = rng.choices(("VOICE", "CHAT", "MESSAGE"), (0.85, 0.1, 0.05))[0]
-        if rng.random() < never_queued_share:
-            yield SimCall(i, False, queue, int(t_ms), 0, "", 0, ivr_ms, 0, media)
-            continue
-        abandoned = rng.random() < prof.abandon_propensity * (0.75 + 0.5 * load)
-        if abandoned:
-            outcome = "ABANDONED"
-            if rng.random() < 0.25:
-                wait = rng.uniform(0, 4.5)  # short abandons, often misdials
-            else:
-                wait = rng.lognormvariate(math.log(45.0 * prof.wait_scale * congestion), 0.8)
-        else:
-            outcome = "ANSWERED"
-            draw = rng.random()
-            if draw < flow_out_share:
-                outcome = "FLOW_OUT"
-            elif draw < flow_out_share + unknown_outcome_share:
-                outcome = "UNKNOWN"
-            wait = rng.lognormvariate(math.log(12.0 * prof.wait_scale * congestion), 0.9)
-        wait_ms = int(min(wait, WAIT_CAP_S) * 1000)
-        talk_ms = 0 if outcome != "ANSWERED" else int(
-            min(rng.lognormvariate(math.log(240.0), 0.6), TALK_CAP_S) * 1000)
-        acw_ms = rng.randint(0, ACW_MAX_S) * 1000 if outcome == "ANSWERED" else 0
-        yield SimCall(i, True, queue, int(t_ms), wait_ms, outcome, talk_ms, ivr_ms,
-                      acw_ms, media)
+def simulate_calls(
+  n: int,
+  seed: int,
+  start_ms: int,
+  events_per_second: float,
+  queues: int,
+  never_queued_share: float,
+  flow_out_share: float,
+  unknown_outcome_share: float,
+) -> Iterator[SimCall]:
+  """``n`` contacts in enqueue-time order, drawn from ``{seed}:calls``."""
+  rng = random.Random(f'{seed}:calls')
+  profiles = queue_profiles(queues)
+  cum_weights = _cumulative(p.weight for p in profiles)
+  t_ms = float(start_ms)
+  for i in range(n):
+    shape = diurnal_shape(_hour_of_day(t_ms))
+    t_ms += rng.expovariate(events_per_second * shape / _SHAPE_MEAN) * 1000.0
+    load = shape / _SHAPE_MAX
+    queue = profiles.index(_pick(rng, profiles, cum_weights))
+    prof = profiles[queue]
+    congestion = 0.6 + 0.8 * load
+    ivr_ms = rng.randint(5, IVR_MAX_S) * 1000
+    media = rng.choices(('VOICE', 'CHAT', 'MESSAGE'), (0.85, 0.1, 0.05))[0]
+    if rng.random() < never_queued_share:
+      yield SimCall(i, False, queue, int(t_ms), 0, '', 0, ivr_ms, 0, media)
+      continue
+    abandoned = rng.random() < prof.abandon_propensity * (0.75 + 0.5 * load)
+    if abandoned:
+      outcome = 'ABANDONED'
+      if rng.random() < 0.25:
+        wait = rng.uniform(0, 4.5)  # short abandons, often misdials
+      else:
+        wait = rng.lognormvariate(math.log(45.0 * prof.wait_scale * congestion), 0.8)
+    else:
+      outcome = 'ANSWERED'
+      draw = rng.random()
+      if draw < flow_out_share:
+        outcome = 'FLOW_OUT'
+      elif draw < flow_out_share + unknown_outcome_share:
+        outcome = 'UNKNOWN'
+      wait = rng.lognormvariate(math.log(12.0 * prof.wait_scale * congestion), 0.9)
+    wait_ms = int(min(wait, WAIT_CAP_S) * 1000)
+    talk_ms = (
+      0
+      if outcome != 'ANSWERED'
+      else int(min(rng.lognormvariate(math.log(240.0), 0.6), TALK_CAP_S) * 1000)
+    )
+    acw_ms = rng.randint(0, ACW_MAX_S) * 1000 if outcome == 'ANSWERED' else 0
+    yield SimCall(i, True, queue, int(t_ms), wait_ms, outcome, talk_ms, ivr_ms, acw_ms, media)
 
 
 # --------------------------------------------------------------------------
 # Genesys Cloud rendering
 # --------------------------------------------------------------------------
 
-_GENESYS_OUTCOMES = {"ANSWERED": "ANSWERED", "ABANDONED": "ABANDON",
-                     "FLOW_OUT": "FLOW_OUT", "UNKNOWN": "UNKNOWN"}
-_DISCONNECT = {"ANSWERED": "TRANSFER", "ABANDONED": "ENDPOINT",
-               "FLOW_OUT": "TRANSFER", "UNKNOWN": "SYSTEM"}
-EVENTBRIDGE_SOURCE = "aws.partner/genesys.com/cloud/8f0a4f7e-2f1c-4a8e-9d57-0c3b7c9b1a11/cc-analytics"
+_GENESYS_OUTCOMES = {
+  'ANSWERED': 'ANSWERED',
+  'ABANDONED': 'ABANDON',
+  'FLOW_OUT': 'FLOW_OUT',
+  'UNKNOWN': 'UNKNOWN',
+}
+_DISCONNECT = {
+  'ANSWERED': 'TRANSFER',
+  'ABANDONED': 'ENDPOINT',
+  'FLOW_OUT': 'TRANSFER',
+  'UNKNOWN': 'SYSTEM',
+}
+EVENTBRIDGE_SOURCE = (
+  'aws.partner/genesys.com/cloud/8f0a4f7e-2f1c-4a8e-9d57-0c3b7c9b1a11/cc-analytics'
+)
 
 
 def genesys_topic(conversation_id: str, suffix: str) -> str:
-    return f"v2.detail.events.conversation.{conversation_id}.{suffix}"
+  return f'v2.detail.events.conversation.{conversation_id}.{suffix}'
 
 
-def _genesys_record(rng: random.Random, bare: bool, topic: str,
-                    body: dict) -> dict:
-    notification = {"topicName": topic, "version": "2", "eventBody": body,
-                    "metadata": {"CorrelationId": _uuid(rng)}}
-    if bare:
-        return notification
-    return {"version": "0", "id": _uuid(rng), "detail-type": topic,
-            "source": EVENTBRIDGE_SOURCE, "account": "123456789012",
-            "time": iso_utc(body["eventTime"] - body["eventTime"] % 1000),
-            "region": "us-east-1", "resources": [], "detail": notification}
+def _genesys_record(rng: random.Random, bare: bool, topic: str, body: dict) -> dict:
+  notification = {
+    'topicName': topic,
+    'version': '2',
+    'eventBody': body,
+    'metadata': {'CorrelationId': _uuid(rng)},
+  }
+  if bare:
+    return notification
+  return {
+    'version': '0',
+    'id': _uuid(rng),
+    'detail-type': topic,
+    'source': EVENTBRIDGE_SOURCE,
+    'account': '123456789012',
+    'time': iso_utc(body['eventTime'] - body['eventTime'] % 1000),
+    'region': 'us-east-1',
+    'resources': [],
+    'detail': notification,
+  }
 
 
 def _notification(record: dict) -> dict:
-    return record["detail"] if "detail" in record else record
+  return record['detail'] if 'detail' in record else record
 
 
 def genesys_malformed_line(kind: str, record: dict) -> bytes:
-    """One malformed line of ``kind`` shaped like ``record`` (an acd.end
-    record of either form); each kind breaks exactly one thing."""
-    rec = copy.deepcopy(record)
-    note = _notification(rec)
-    body = note["eventBody"]
-    if kind == "not_json":
-        return b"acd.end conversation=" + body["conversationId"].encode()
-    if kind == "truncated_json":
-        full = _dumps(rec)
-        return full[: len(full) // 2]
-    if kind == "json_array":
-        return _dumps([note["topicName"], body["eventTime"]])
-    if kind == "detail_not_object":
-        return _dumps({"version": "0", "detail-type": note["topicName"],
-                       "detail": _dumps(note).decode()})
-    if kind == "missing_topic_name":
-        del note["topicName"]
-    elif kind == "unknown_topic":
-        note["topicName"] = "conversation.acd.end"
-    elif kind == "topic_conversation_mismatch":
-        note["topicName"] = genesys_topic(str(uuid.UUID(int=1)), "acd.end")
-    elif kind == "missing_event_body":
-        del note["eventBody"]
-    elif kind == "missing_event_time":
-        del body["eventTime"]
-    elif kind == "event_time_as_string":
-        body["eventTime"] = str(body["eventTime"])
-    elif kind == "event_time_1970":
-        body["eventTime"] //= 1000
-    elif kind == "missing_session_id":
-        del body["sessionId"]
-    elif kind == "empty_queue_id":
-        body["queueId"] = ""
-    elif kind == "unknown_acd_outcome":
-        body["acdOutcome"] = "OutdatedSdkVersion"
-    elif kind == "empty_line":
-        return b""
-    elif kind == "invalid_utf8":
-        return _dumps(rec).replace(b'"queueId"', b'"ani":"Ren\xe9e \xff","queueId"', 1)
-    elif kind == OVERSIZED_KIND:
-        body["subject"] = "x" * (MAX_LINE_BYTES + 16)
-    else:
-        raise ValueError(f"unknown malformed kind {kind!r}")
-    return _dumps(rec)
+  """One malformed line of ``kind`` shaped like ``record`` (an acd.end
+  record of either form); each kind breaks exactly one thing."""
+  rec = copy.deepcopy(record)
+  note = _notification(rec)
+  body = note['eventBody']
+  if kind == 'not_json':
+    return b'acd.end conversation=' + body['conversationId'].encode()
+  if kind == 'truncated_json':
+    full = _dumps(rec)
+    return full[: len(full) // 2]
+  if kind == 'json_array':
+    return _dumps([note['topicName'], body['eventTime']])
+  if kind == 'detail_not_object':
+    return _dumps(
+      {'version': '0', 'detail-type': note['topicName'], 'detail': _dumps(note).decode()}
+    )
+  if kind == 'missing_topic_name':
+    del note['topicName']
+  elif kind == 'unknown_topic':
+    note['topicName'] = 'conversation.acd.end'
+  elif kind == 'topic_conversation_mismatch':
+    note['topicName'] = genesys_topic(str(uuid.UUID(int=1)), 'acd.end')
+  elif kind == 'missing_event_body':
+    del note['eventBody']
+  elif kind == 'missing_event_time':
+    del body['eventTime']
+  elif kind == 'event_time_as_string':
+    body['eventTime'] = str(body['eventTime'])
+  elif kind == 'event_time_1970':
+    body['eventTime'] //= 1000
+  elif kind == 'missing_session_id':
+    del body['sessionId']
+  elif kind == 'empty_queue_id':
+    body['queueId'] = ''
+  elif kind == 'unknown_acd_outcome':
+    body['acdOutcome'] = 'OutdatedSdkVersion'
+  elif kind == 'empty_line':
+    return b''
+  elif kind == 'invalid_utf8':
+    return _dumps(rec).replace(b'"queueId"', b'"ani":"Ren\xe9e \xff","queueId"', 1)
+  elif kind == OVERSIZED_KIND:
+    body['subject'] = 'x' * (MAX_LINE_BYTES + 16)
+  else:
+    raise ValueError(f'unknown malformed kind {kind!r}')
+  return _dumps(rec)
 
 
-def _genesys_records(call: SimCall, rng: random.Random, queue_ids: List[str],
-                     bare: bool) -> Dict[str, Tuple[int, dict]]:
-    """The notifications of one call: suffix -> (eventTime, record)."""
-    conversation = _uuid(rng)
-    customer = _uuid(rng)
-    session = _uuid(rng)
-    base = {"conversationId": conversation, "participantId": customer,
-            "sessionId": session, "mediaType": call.media, "direction": "INBOUND",
-            "ani": f"tel:+1555{rng.randint(1000000, 9999999)}"}
-    out: Dict[str, Tuple[int, dict]] = {}
+def _genesys_records(
+  call: SimCall, rng: random.Random, queue_ids: List[str], bare: bool
+) -> Dict[str, Tuple[int, dict]]:
+  """The notifications of one call: suffix -> (eventTime, record)."""
+  conversation = _uuid(rng)
+  customer = _uuid(rng)
+  session = _uuid(rng)
+  base = {
+    'conversationId': conversation,
+    'participantId': customer,
+    'sessionId': session,
+    'mediaType': call.media,
+    'direction': 'INBOUND',
+    'ani': f'tel:+1555{rng.randint(1000000, 9999999)}',
+  }
+  out: Dict[str, Tuple[int, dict]] = {}
 
-    def add(suffix: str, at_ms: int, extra: dict) -> None:
-        body = {"eventTime": at_ms, **base, **extra}
-        out[suffix] = (at_ms, _genesys_record(rng, bare, genesys_topic(conversation, suffix),
-                                              body))
+  def add(suffix: str, at_ms: int, extra: dict) -> None:
+    body = {'eventTime': at_ms, **base, **extra}
+    out[suffix] = (at_ms, _genesys_record(rng, bare, genesys_topic(conversation, suffix), body))
 
-    if not call.queued:  # the IVR flow ended the call
-        add("flow.end", call.enqueue_ms, {"flowType": "INBOUNDCALL",
-                                          "disconnectType": "ENDPOINT"})
-        add("customer.end", call.enqueue_ms + 500, {"disconnectType": "ENDPOINT"})
-        return out
-    queue_id = queue_ids[call.queue]
-    add("acd.start", call.enqueue_ms, {"queueId": queue_id})
-    end_ms = call.enqueue_ms + call.wait_ms
-    end_extra = {"queueId": queue_id, "acdOutcome": _GENESYS_OUTCOMES[call.outcome],
-                 "disconnectType": _DISCONNECT[call.outcome],
-                 "connectedDurationMs": call.wait_ms}
-    if call.outcome == "ANSWERED":
-        end_extra["answeredUserId"] = _uuid(rng)
-    add("acd.end", end_ms, end_extra)
-    add("customer.end", end_ms + call.talk_ms + 500, {"disconnectType": "ENDPOINT"})
+  if not call.queued:  # the IVR flow ended the call
+    add('flow.end', call.enqueue_ms, {'flowType': 'INBOUNDCALL', 'disconnectType': 'ENDPOINT'})
+    add('customer.end', call.enqueue_ms + 500, {'disconnectType': 'ENDPOINT'})
     return out
+  queue_id = queue_ids[call.queue]
+  add('acd.start', call.enqueue_ms, {'queueId': queue_id})
+  end_ms = call.enqueue_ms + call.wait_ms
+  end_extra = {
+    'queueId': queue_id,
+    'acdOutcome': _GENESYS_OUTCOMES[call.outcome],
+    'disconnectType': _DISCONNECT[call.outcome],
+    'connectedDurationMs': call.wait_ms,
+  }
+  if call.outcome == 'ANSWERED':
+    end_extra['answeredUserId'] = _uuid(rng)
+  add('acd.end', end_ms, end_extra)
+  add('customer.end', end_ms + call.talk_ms + 500, {'disconnectType': 'ENDPOINT'})
+  return out
 
 
 # --------------------------------------------------------------------------
 # Amazon Connect rendering
 # --------------------------------------------------------------------------
 
-_CONNECT_QUEUE_NAMES = ("GeneralSupport", "Billing", "Sales", "TechSupport",
-                        "Retention", "Claims", "Priority", "Spanish")
-CONNECT_INSTANCE = "arn:aws:connect:us-east-1:123456789012:instance/2b7e6f1c-4d0a-4c7e-9a55-7f0e1d2c3b4a"
+_CONNECT_QUEUE_NAMES = (
+  'GeneralSupport',
+  'Billing',
+  'Sales',
+  'TechSupport',
+  'Retention',
+  'Claims',
+  'Priority',
+  'Spanish',
+)
+CONNECT_INSTANCE = (
+  'arn:aws:connect:us-east-1:123456789012:instance/2b7e6f1c-4d0a-4c7e-9a55-7f0e1d2c3b4a'
+)
 
 
 def connect_queue_name(index: int) -> str:
-    base = _CONNECT_QUEUE_NAMES[index % len(_CONNECT_QUEUE_NAMES)]
-    return base if index < len(_CONNECT_QUEUE_NAMES) else f"{base}{index // len(_CONNECT_QUEUE_NAMES) + 1}"
+  base = _CONNECT_QUEUE_NAMES[index % len(_CONNECT_QUEUE_NAMES)]
+  return (
+    base if index < len(_CONNECT_QUEUE_NAMES) else f'{base}{index // len(_CONNECT_QUEUE_NAMES) + 1}'
+  )
 
 
 def connect_malformed_line(kind: str, record: dict) -> bytes:
-    """One malformed line of ``kind`` shaped like ``record`` (a queued CTR);
-    each kind breaks exactly one thing."""
-    rec = copy.deepcopy(record)
-    queue = rec["Queue"]
-    if kind == "not_json":
-        return b"CTR ContactId=" + rec["ContactId"].encode()
-    if kind == "truncated_json":
-        full = _dumps(rec)
-        return full[: len(full) // 2]
-    if kind == "json_array":
-        return _dumps([rec["ContactId"], queue["Name"]])
-    if kind == "missing_contact_id":
-        del rec["ContactId"]
-    elif kind == "queue_not_object":
-        rec["Queue"] = queue["Name"]
-    elif kind == "missing_dequeue_timestamp":
-        del queue["DequeueTimestamp"]
-    elif kind == "dequeue_not_iso":
-        queue["DequeueTimestamp"] = "yesterday afternoon"
-    elif kind == "dequeue_without_offset":
-        queue["DequeueTimestamp"] = queue["DequeueTimestamp"].rstrip("Z")
-    elif kind == "dequeue_as_epoch_number":
-        queue["DequeueTimestamp"] = 1793606400000
-    elif kind == "dequeue_before_enqueue":
-        queue["EnqueueTimestamp"], queue["DequeueTimestamp"] = (
-            queue["DequeueTimestamp"][:-3] + "59Z", queue["EnqueueTimestamp"][:-3] + "00Z")
-    elif kind == "dequeue_1970":
-        queue["DequeueTimestamp"] = "1970-01-01T00:00:05Z"
-    elif kind == "negative_duration":
-        queue["Duration"] = -3
-    elif kind == "duration_as_string":
-        queue["Duration"] = str(queue["Duration"])
-    elif kind == "agent_not_object":
-        rec["Agent"] = "agent-7"
-    elif kind == "connected_timestamp_garbage":
-        rec["Agent"] = {"Username": "agent-7", "ConnectedToAgentTimestamp": "2026-13-45T99:00:00Z"}
-    elif kind == "empty_queue_name":
-        queue["Name"] = ""
-    elif kind == "empty_line":
-        return b""
-    elif kind == "invalid_utf8":
-        return _dumps(rec).replace(b'"Channel"', b'"Notes":"Ren\xe9e \xff","Channel"', 1)
-    elif kind == OVERSIZED_KIND:
-        rec["Attributes"] = {"notes": "x" * (MAX_LINE_BYTES + 16)}
-    else:
-        raise ValueError(f"unknown malformed kind {kind!r}")
-    return _dumps(rec)
+  """One malformed line of ``kind`` shaped like ``record`` (a queued CTR);
+  each kind breaks exactly one thing."""
+  rec = copy.deepcopy(record)
+  queue = rec['Queue']
+  if kind == 'not_json':
+    return b'CTR ContactId=' + rec['ContactId'].encode()
+  if kind == 'truncated_json':
+    full = _dumps(rec)
+    return full[: len(full) // 2]
+  if kind == 'json_array':
+    return _dumps([rec['ContactId'], queue['Name']])
+  if kind == 'missing_contact_id':
+    del rec['ContactId']
+  elif kind == 'queue_not_object':
+    rec['Queue'] = queue['Name']
+  elif kind == 'missing_dequeue_timestamp':
+    del queue['DequeueTimestamp']
+  elif kind == 'dequeue_not_iso':
+    queue['DequeueTimestamp'] = 'yesterday afternoon'
+  elif kind == 'dequeue_without_offset':
+    queue['DequeueTimestamp'] = queue['DequeueTimestamp'].rstrip('Z')
+  elif kind == 'dequeue_as_epoch_number':
+    queue['DequeueTimestamp'] = 1793606400000
+  elif kind == 'dequeue_before_enqueue':
+    queue['EnqueueTimestamp'], queue['DequeueTimestamp'] = (
+      queue['DequeueTimestamp'][:-3] + '59Z',
+      queue['EnqueueTimestamp'][:-3] + '00Z',
+    )
+  elif kind == 'dequeue_1970':
+    queue['DequeueTimestamp'] = '1970-01-01T00:00:05Z'
+  elif kind == 'negative_duration':
+    queue['Duration'] = -3
+  elif kind == 'duration_as_string':
+    queue['Duration'] = str(queue['Duration'])
+  elif kind == 'agent_not_object':
+    rec['Agent'] = 'agent-7'
+  elif kind == 'connected_timestamp_garbage':
+    rec['Agent'] = {'Username': 'agent-7', 'ConnectedToAgentTimestamp': '2026-13-45T99:00:00Z'}
+  elif kind == 'empty_queue_name':
+    queue['Name'] = ''
+  elif kind == 'empty_line':
+    return b''
+  elif kind == 'invalid_utf8':
+    return _dumps(rec).replace(b'"Channel"', b'"Notes":"Ren\xe9e \xff","Channel"', 1)
+  elif kind == OVERSIZED_KIND:
+    rec['Attributes'] = {'notes': 'x' * (MAX_LINE_BYTES + 16)}
+  else:
+    raise ValueError(f'unknown malformed kind {kind!r}')
+  return _dumps(rec)
 
 
 def _connect_record(call: SimCall, rng: random.Random, queue_arns: List[str]) -> Tuple[int, dict]:
-    """(LastUpdateTimestamp ms, CTR) of one contact, at second resolution as
-    Amazon Connect writes them."""
-    enqueue_s = call.enqueue_ms // 1000
-    initiation_s = enqueue_s - call.ivr_ms // 1000
-    contact_id = _uuid(rng)
-    record = {
-        "AWSAccountId": "123456789012", "AWSContactTraceRecordFormatVersion": "2017-03-10",
-        "ContactId": contact_id, "InitialContactId": None, "PreviousContactId": None,
-        "NextContactId": None, "Channel": call.media if call.media != "MESSAGE" else "CHAT",
-        "InitiationMethod": "INBOUND", "InstanceARN": CONNECT_INSTANCE,
-        "InitiationTimestamp": iso_utc(initiation_s * 1000),
-        "ConnectedToSystemTimestamp": iso_utc(initiation_s * 1000),
-        "CustomerEndpoint": {"Address": f"+1555{rng.randint(1000000, 9999999)}",
-                             "Type": "TELEPHONE_NUMBER"},
-        "SystemEndpoint": {"Address": "+18005550100", "Type": "TELEPHONE_NUMBER"},
-        "Queue": None, "Agent": None, "Attributes": {}, "Recording": None,
+  """(LastUpdateTimestamp ms, CTR) of one contact, at second resolution as
+  Amazon Connect writes them."""
+  enqueue_s = call.enqueue_ms // 1000
+  initiation_s = enqueue_s - call.ivr_ms // 1000
+  contact_id = _uuid(rng)
+  record = {
+    'AWSAccountId': '123456789012',
+    'AWSContactTraceRecordFormatVersion': '2017-03-10',
+    'ContactId': contact_id,
+    'InitialContactId': None,
+    'PreviousContactId': None,
+    'NextContactId': None,
+    'Channel': call.media if call.media != 'MESSAGE' else 'CHAT',
+    'InitiationMethod': 'INBOUND',
+    'InstanceARN': CONNECT_INSTANCE,
+    'InitiationTimestamp': iso_utc(initiation_s * 1000),
+    'ConnectedToSystemTimestamp': iso_utc(initiation_s * 1000),
+    'CustomerEndpoint': {
+      'Address': f'+1555{rng.randint(1000000, 9999999)}',
+      'Type': 'TELEPHONE_NUMBER',
+    },
+    'SystemEndpoint': {'Address': '+18005550100', 'Type': 'TELEPHONE_NUMBER'},
+    'Queue': None,
+    'Agent': None,
+    'Attributes': {},
+    'Recording': None,
+  }
+  if not call.queued:
+    disconnect_s = enqueue_s
+    record['DisconnectReason'] = 'CONTACT_FLOW_DISCONNECT'
+  else:
+    dequeue_s = (call.enqueue_ms + call.wait_ms) // 1000
+    queue_name = connect_queue_name(call.queue)
+    record['Queue'] = {
+      'ARN': queue_arns[call.queue],
+      'Name': queue_name,
+      'EnqueueTimestamp': iso_utc(enqueue_s * 1000),
+      'DequeueTimestamp': iso_utc(dequeue_s * 1000),
+      'Duration': dequeue_s - enqueue_s,
     }
-    if not call.queued:
-        disconnect_s = enqueue_s
-        record["DisconnectReason"] = "CONTACT_FLOW_DISCONNECT"
+    if call.outcome == 'ANSWERED':
+      talk_s = call.talk_ms // 1000
+      disconnect_s = dequeue_s + talk_s
+      record['Agent'] = {
+        'ARN': f'{CONNECT_INSTANCE}/agent/{_uuid(rng)}',
+        'Username': f'agent-{call.queue}-{rng.randint(1, 12)}',
+        'ConnectedToAgentTimestamp': iso_utc(dequeue_s * 1000),
+        'AgentInteractionDuration': talk_s,
+        'CustomerHoldDuration': 0,
+        'AfterContactWorkDuration': call.acw_ms // 1000,
+        'AfterContactWorkStartTimestamp': iso_utc(disconnect_s * 1000),
+        'AfterContactWorkEndTimestamp': iso_utc(disconnect_s * 1000 + call.acw_ms),
+      }
+      record['DisconnectReason'] = rng.choice(('CUSTOMER_DISCONNECT', 'AGENT_DISCONNECT'))
     else:
-        dequeue_s = (call.enqueue_ms + call.wait_ms) // 1000
-        queue_name = connect_queue_name(call.queue)
-        record["Queue"] = {"ARN": queue_arns[call.queue], "Name": queue_name,
-                           "EnqueueTimestamp": iso_utc(enqueue_s * 1000),
-                           "DequeueTimestamp": iso_utc(dequeue_s * 1000),
-                           "Duration": dequeue_s - enqueue_s}
-        if call.outcome == "ANSWERED":
-            talk_s = call.talk_ms // 1000
-            disconnect_s = dequeue_s + talk_s
-            record["Agent"] = {
-                "ARN": f"{CONNECT_INSTANCE}/agent/{_uuid(rng)}",
-                "Username": f"agent-{call.queue}-{rng.randint(1, 12)}",
-                "ConnectedToAgentTimestamp": iso_utc(dequeue_s * 1000),
-                "AgentInteractionDuration": talk_s, "CustomerHoldDuration": 0,
-                "AfterContactWorkDuration": call.acw_ms // 1000,
-                "AfterContactWorkStartTimestamp": iso_utc(disconnect_s * 1000),
-                "AfterContactWorkEndTimestamp": iso_utc(disconnect_s * 1000 + call.acw_ms)}
-            record["DisconnectReason"] = rng.choice(("CUSTOMER_DISCONNECT", "AGENT_DISCONNECT"))
-        else:
-            disconnect_s = dequeue_s
-            record["DisconnectReason"] = "CUSTOMER_DISCONNECT"
-    record["DisconnectTimestamp"] = iso_utc(disconnect_s * 1000)
-    last_update_ms = disconnect_s * 1000 + call.acw_ms + rng.randint(1, 5) * 1000
-    record["LastUpdateTimestamp"] = iso_utc(last_update_ms)
-    return last_update_ms, record
+      disconnect_s = dequeue_s
+      record['DisconnectReason'] = 'CUSTOMER_DISCONNECT'
+  record['DisconnectTimestamp'] = iso_utc(disconnect_s * 1000)
+  last_update_ms = disconnect_s * 1000 + call.acw_ms + rng.randint(1, 5) * 1000
+  record['LastUpdateTimestamp'] = iso_utc(last_update_ms)
+  return last_update_ms, record
 
 
 # --------------------------------------------------------------------------
 # Arrival order
 # --------------------------------------------------------------------------
 
+
 def generate_vendor_events(
-        fmt: str,
-        n: int,
-        seed: int,
-        *,
-        start_ms: int = DEFAULT_START_MS,
-        events_per_second: float = 5.0,
-        queues: int = 8,
-        jitter_seconds: float = 8.0,
-        too_late_share: float = 0.005,
-        too_late_seconds: float = 600.0,
-        late_within_lateness_share: float = 0.01,
-        duplicate_share: float = 0.01,
-        never_queued_share: float = 0.05,
-        flow_out_share: float = 0.03,
-        unknown_outcome_share: float = 0.003,
-        missing_start_share: float = 0.005,
-        delayed_start_share: float = 0.005,
-        bare_share: float = 0.1,
-        update_share: float = 0.01,
-        clean_tail_seconds: float = 0.0,
-        malformed: Optional[int] = None,
-        oversized: bool = False,
-        window_size_s: int = 300,
-        allowed_lateness_s: int = 60,
-        max_out_of_orderness_s: int = 10,
-        stats: Optional[Dict[str, int]] = None,
+  fmt: str,
+  n: int,
+  seed: int,
+  *,
+  start_ms: int = DEFAULT_START_MS,
+  events_per_second: float = 5.0,
+  queues: int = 8,
+  jitter_seconds: float = 8.0,
+  too_late_share: float = 0.005,
+  too_late_seconds: float = 600.0,
+  late_within_lateness_share: float = 0.01,
+  duplicate_share: float = 0.01,
+  never_queued_share: float = 0.05,
+  flow_out_share: float = 0.03,
+  unknown_outcome_share: float = 0.003,
+  missing_start_share: float = 0.005,
+  delayed_start_share: float = 0.005,
+  bare_share: float = 0.1,
+  update_share: float = 0.01,
+  clean_tail_seconds: float = 0.0,
+  malformed: Optional[int] = None,
+  oversized: bool = False,
+  window_size_s: int = 300,
+  allowed_lateness_s: int = 60,
+  max_out_of_orderness_s: int = 10,
+  stats: Optional[Dict[str, int]] = None,
 ) -> Iterator[bytes]:
-    """Yield the lines of a vendor stream of format ``fmt`` (``GENESYS`` or
-    ``CONNECT``) for ``n`` contacts, in arrival order, as bytes without a
-    newline.
+  """Yield the lines of a vendor stream of format ``fmt`` (``GENESYS`` or
+  ``CONNECT``) for ``n`` contacts, in arrival order, as bytes without a
+  newline.
 
-    Shares are fractions of the contacts (Genesys-only: ``flow_out_share``,
-    ``unknown_outcome_share``, ``missing_start_share``,
-    ``delayed_start_share``, ``bare_share``; Connect-only:
-    ``update_share``). ``clean_tail_seconds``: no missing or delayed starts
-    among the calls of the last that many seconds (a replay cannot wait
-    for starts past its end). ``malformed``: the number of malformed lines
-    (default one of each kind). ``stats`` is filled with the counts of what
-    was written: ``lines``, ``offered`` (distinct acd.end / queued CTRs),
-    ``duplicates``, ``malformed``, ``passed_over`` (other Genesys topics,
-    never-queued CTRs), ``missing_starts``, ``delayed_starts``,
-    ``updates``, ``too_late``, ``late_within_lateness``.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
-    if n < 0 or events_per_second <= 0:
-        raise ValueError("need n >= 0 and events_per_second > 0")
-    check_shares(("too_late_share", too_late_share),
-                 ("late_within_lateness_share", late_within_lateness_share),
-                 ("duplicate_share", duplicate_share),
-                 ("never_queued_share", never_queued_share),
-                 ("flow_out_share", flow_out_share),
-                 ("unknown_outcome_share", unknown_outcome_share),
-                 ("missing_start_share", missing_start_share),
-                 ("delayed_start_share", delayed_start_share),
-                 ("bare_share", bare_share), ("update_share", update_share))
-    rng_ids = random.Random(f"{seed}:ids")
-    rng_disorder = random.Random(f"{seed}:disorder")
-    rng_dup = random.Random(f"{seed}:dup")
-    rng_bad = random.Random(f"{seed}:malformed")
-    window_ms = window_size_s * 1000
-    kinds = MALFORMED_KINDS[fmt]
-    # One line per call is a safe slot count for the malformed lines.
-    bad_positions = plan_malformed(rng_bad, kinds, OVERSIZED_KIND, oversized, malformed, n)
-    counts = reset_counts(stats, ("lines", "offered", "duplicates", "malformed",
-                                  "passed_over", "missing_starts", "delayed_starts",
-                                  "updates", "too_late", "late_within_lateness"))
-    queue_ids = [_uuid(rng_ids) for _ in range(queues)]
-    queue_arns = [f"{CONNECT_INSTANCE}/queue/{_uuid(rng_ids)}" for _ in range(queues)]
-    make_bad: Callable[[str, dict], bytes] = (
-        genesys_malformed_line if fmt == GENESYS else connect_malformed_line)
-    # Malformed lines are shaped like the last offered call's record, or
-    # like a made-up one (own random stream) before there is any.
-    made_up = SimCall(-1, True, 0, int(start_ms), 5000, "ANSWERED", 60_000, 5000, 0, "VOICE")
-    template: Dict[str, dict] = {
-        "last": (_genesys_records(made_up, rng_bad, queue_ids, False)["acd.end"][1]
-                 if fmt == GENESYS else _connect_record(made_up, rng_bad, queue_arns)[1])}
+  Shares are fractions of the contacts (Genesys-only: ``flow_out_share``,
+  ``unknown_outcome_share``, ``missing_start_share``,
+  ``delayed_start_share``, ``bare_share``; Connect-only:
+  ``update_share``). ``clean_tail_seconds``: no missing or delayed starts
+  among the calls of the last that many seconds (a replay cannot wait
+  for starts past its end). ``malformed``: the number of malformed lines
+  (default one of each kind). ``stats`` is filled with the counts of what
+  was written: ``lines``, ``offered`` (distinct acd.end / queued CTRs),
+  ``duplicates``, ``malformed``, ``passed_over`` (other Genesys topics,
+  never-queued CTRs), ``missing_starts``, ``delayed_starts``,
+  ``updates``, ``too_late``, ``late_within_lateness``.
+  """
+  if fmt not in FORMATS:
+    raise ValueError(f'format must be one of {FORMATS}')
+  if n < 0 or events_per_second <= 0:
+    raise ValueError('need n >= 0 and events_per_second > 0')
+  check_shares(
+    ('too_late_share', too_late_share),
+    ('late_within_lateness_share', late_within_lateness_share),
+    ('duplicate_share', duplicate_share),
+    ('never_queued_share', never_queued_share),
+    ('flow_out_share', flow_out_share),
+    ('unknown_outcome_share', unknown_outcome_share),
+    ('missing_start_share', missing_start_share),
+    ('delayed_start_share', delayed_start_share),
+    ('bare_share', bare_share),
+    ('update_share', update_share),
+  )
+  rng_ids = random.Random(f'{seed}:ids')
+  rng_disorder = random.Random(f'{seed}:disorder')
+  rng_dup = random.Random(f'{seed}:dup')
+  rng_bad = random.Random(f'{seed}:malformed')
+  window_ms = window_size_s * 1000
+  kinds = MALFORMED_KINDS[fmt]
+  # One line per call is a safe slot count for the malformed lines.
+  bad_positions = plan_malformed(rng_bad, kinds, OVERSIZED_KIND, oversized, malformed, n)
+  counts = reset_counts(
+    stats,
+    (
+      'lines',
+      'offered',
+      'duplicates',
+      'malformed',
+      'passed_over',
+      'missing_starts',
+      'delayed_starts',
+      'updates',
+      'too_late',
+      'late_within_lateness',
+    ),
+  )
+  queue_ids = [_uuid(rng_ids) for _ in range(queues)]
+  queue_arns = [f'{CONNECT_INSTANCE}/queue/{_uuid(rng_ids)}' for _ in range(queues)]
+  make_bad: Callable[[str, dict], bytes] = (
+    genesys_malformed_line if fmt == GENESYS else connect_malformed_line
+  )
+  # Malformed lines are shaped like the last offered call's record, or
+  # like a made-up one (own random stream) before there is any.
+  made_up = SimCall(-1, True, 0, int(start_ms), 5000, 'ANSWERED', 60_000, 5000, 0, 'VOICE')
+  template: Dict[str, dict] = {
+    'last': (
+      _genesys_records(made_up, rng_bad, queue_ids, False)['acd.end'][1]
+      if fmt == GENESYS
+      else _connect_record(made_up, rng_bad, queue_arns)[1]
+    )
+  }
 
-    def _remember(record: dict) -> None:
-        if (_notification(record).get("topicName", "").endswith(".acd.end")
-                if fmt == GENESYS else record.get("Queue") is not None):
-            template["last"] = record
+  def _remember(record: dict) -> None:
+    if (
+      _notification(record).get('topicName', '').endswith('.acd.end')
+      if fmt == GENESYS
+      else record.get('Queue') is not None
+    ):
+      template['last'] = record
 
-    def _malformed(kind: str, record: dict) -> bytes:
-        return make_bad(kind, template["last"])
+  def _malformed(kind: str, record: dict) -> bytes:
+    return make_bad(kind, template['last'])
 
-    stream = ArrivalStream(bad_positions, rng_dup, counts, _malformed, _remember)
-    sim_args = (n, seed, start_ms, events_per_second, queues, never_queued_share,
-                flow_out_share if fmt == GENESYS else 0,
-                unknown_outcome_share if fmt == GENESYS else 0)
-    tail_from_ms = math.inf
-    if clean_tail_seconds > 0:
-        last_ms = None
-        for call in simulate_calls(*sim_args):
-            last_ms = call.enqueue_ms
-        if last_ms is not None:
-            tail_from_ms = last_ms - clean_tail_seconds * 1000
-
-    def _arrival(event_ms: int, delayed: str) -> float:
-        if delayed == "too_late":
-            return event_ms + too_late_seconds * 1000 + rng_disorder.uniform(0, jitter_seconds) * 1000
-        if delayed == "within":
-            hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
-            return (_window_end_ms(event_ms, window_ms) + max_out_of_orderness_s * 1000
-                    + rng_disorder.uniform(5.0, hi) * 1000)
-        return event_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
-
+  stream = ArrivalStream(bad_positions, rng_dup, counts, _malformed, _remember)
+  sim_args = (
+    n,
+    seed,
+    start_ms,
+    events_per_second,
+    queues,
+    never_queued_share,
+    flow_out_share if fmt == GENESYS else 0,
+    unknown_outcome_share if fmt == GENESYS else 0,
+  )
+  tail_from_ms = math.inf
+  if clean_tail_seconds > 0:
+    last_ms = None
     for call in simulate_calls(*sim_args):
-        draw = rng_disorder.random()
-        delayed = ("too_late" if draw < too_late_share else
-                   "within" if draw < too_late_share + late_within_lateness_share else "")
-        dup = rng_dup.random() < duplicate_share
-        in_tail = call.enqueue_ms >= tail_from_ms
-        if fmt == GENESYS:
-            bare = rng_disorder.random() < bare_share
-            records = _genesys_records(call, rng_ids, queue_ids, bare)
-            start_fate = rng_disorder.random()
-            for suffix, (event_ms, record) in records.items():
-                if suffix == "acd.start":
-                    if not in_tail and start_fate < missing_start_share:
-                        counts["missing_starts"] += 1
-                        continue
-                    arrival = _arrival(event_ms, "")
-                    if not in_tail and start_fate < missing_start_share + delayed_start_share:
-                        # Behind its end by more than the out-of-orderness
-                        # bound: the end is counted first, wait unknown.
-                        counts["delayed_starts"] += 1
-                        end_ms = records["acd.end"][0]
-                        arrival = max(arrival, end_ms + (max_out_of_orderness_s + jitter_seconds
-                                                         + rng_disorder.uniform(*_DELAYED_START_S)) * 1000)
-                elif suffix == "acd.end":
-                    counts["offered"] += 1
-                    arrival = _arrival(event_ms, delayed)
-                else:
-                    counts["passed_over"] += 1
-                    arrival = _arrival(event_ms, "")
-                stream.push(arrival, _dumps(record), dup and suffix.startswith("acd"), record)
+      last_ms = call.enqueue_ms
+    if last_ms is not None:
+      tail_from_ms = last_ms - clean_tail_seconds * 1000
+
+  def _arrival(event_ms: int, delayed: str) -> float:
+    if delayed == 'too_late':
+      return event_ms + too_late_seconds * 1000 + rng_disorder.uniform(0, jitter_seconds) * 1000
+    if delayed == 'within':
+      hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
+      return (
+        _window_end_ms(event_ms, window_ms)
+        + max_out_of_orderness_s * 1000
+        + rng_disorder.uniform(5.0, hi) * 1000
+      )
+    return event_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
+
+  for call in simulate_calls(*sim_args):
+    draw = rng_disorder.random()
+    delayed = (
+      'too_late'
+      if draw < too_late_share
+      else 'within'
+      if draw < too_late_share + late_within_lateness_share
+      else ''
+    )
+    dup = rng_dup.random() < duplicate_share
+    in_tail = call.enqueue_ms >= tail_from_ms
+    if fmt == GENESYS:
+      bare = rng_disorder.random() < bare_share
+      records = _genesys_records(call, rng_ids, queue_ids, bare)
+      start_fate = rng_disorder.random()
+      for suffix, (event_ms, record) in records.items():
+        if suffix == 'acd.start':
+          if not in_tail and start_fate < missing_start_share:
+            counts['missing_starts'] += 1
+            continue
+          arrival = _arrival(event_ms, '')
+          if not in_tail and start_fate < missing_start_share + delayed_start_share:
+            # Behind its end by more than the out-of-orderness
+            # bound: the end is counted first, wait unknown.
+            counts['delayed_starts'] += 1
+            end_ms = records['acd.end'][0]
+            arrival = max(
+              arrival,
+              end_ms
+              + (max_out_of_orderness_s + jitter_seconds + rng_disorder.uniform(*_DELAYED_START_S))
+              * 1000,
+            )
+        elif suffix == 'acd.end':
+          counts['offered'] += 1
+          arrival = _arrival(event_ms, delayed)
         else:
-            last_update_ms, record = _connect_record(call, rng_ids, queue_arns)
-            counts["passed_over" if record["Queue"] is None else "offered"] += 1
-            # Sent when the record is complete (after talk and after-contact
-            # work), through Kinesis.
-            arrival = last_update_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
-            if delayed == "too_late":
-                arrival += too_late_seconds * 1000
-            elif delayed == "within":
-                dequeue_ms = (call.enqueue_ms + call.wait_ms) // 1000 * 1000
-                arrival = max(arrival, _arrival(dequeue_ms, delayed))
-            stream.push(arrival, _dumps(record), dup, record)
-            if rng_disorder.random() < update_share:
-                counts["updates"] += 1
-                update = copy.deepcopy(record)
-                later_ms = last_update_ms + int(rng_disorder.uniform(*_UPDATE_DELAY_S) * 1000)
-                update["LastUpdateTimestamp"] = iso_utc(later_ms // 1000 * 1000)
-                update["Attributes"] = {"surveyScore": str(rng_disorder.randint(1, 5))}
-                stream.push(later_ms + rng_disorder.uniform(0, jitter_seconds) * 1000,
-                            _dumps(update), False, update)
-        if delayed == "too_late":
-            counts["too_late"] += 1
-        elif delayed == "within":
-            counts["late_within_lateness"] += 1
-        # Every record of a contact arrives after its enqueue time: whatever
-        # arrives before the current contact's can be written.
-        yield from stream.drain(call.enqueue_ms)
-    yield from stream.drain(math.inf)
-    yield from stream.flush(template["last"])
+          counts['passed_over'] += 1
+          arrival = _arrival(event_ms, '')
+        stream.push(arrival, _dumps(record), dup and suffix.startswith('acd'), record)
+    else:
+      last_update_ms, record = _connect_record(call, rng_ids, queue_arns)
+      counts['passed_over' if record['Queue'] is None else 'offered'] += 1
+      # Sent when the record is complete (after talk and after-contact
+      # work), through Kinesis.
+      arrival = last_update_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
+      if delayed == 'too_late':
+        arrival += too_late_seconds * 1000
+      elif delayed == 'within':
+        dequeue_ms = (call.enqueue_ms + call.wait_ms) // 1000 * 1000
+        arrival = max(arrival, _arrival(dequeue_ms, delayed))
+      stream.push(arrival, _dumps(record), dup, record)
+      if rng_disorder.random() < update_share:
+        counts['updates'] += 1
+        update = copy.deepcopy(record)
+        later_ms = last_update_ms + int(rng_disorder.uniform(*_UPDATE_DELAY_S) * 1000)
+        update['LastUpdateTimestamp'] = iso_utc(later_ms // 1000 * 1000)
+        update['Attributes'] = {'surveyScore': str(rng_disorder.randint(1, 5))}
+        stream.push(
+          later_ms + rng_disorder.uniform(0, jitter_seconds) * 1000, _dumps(update), False, update
+        )
+    if delayed == 'too_late':
+      counts['too_late'] += 1
+    elif delayed == 'within':
+      counts['late_within_lateness'] += 1
+    # Every record of a contact arrives after its enqueue time: whatever
+    # arrives before the current contact's can be written.
+    yield from stream.drain(call.enqueue_ms)
+  yield from stream.drain(math.inf)
+  yield from stream.flush(template['last'])
 
 
 def write_vendor_events(path: str, fmt: str, n: int, seed: int, **options) -> Dict[str, int]:
-    """Write ``generate_vendor_events(fmt, n, seed, **options)`` to ``path``
-    (``"-"``: stdout); return the counts (see ``generate_vendor_events``)."""
-    stats: Dict[str, int] = {}
-    write_to(path, generate_vendor_events(fmt, n, seed, stats=stats, **options))
-    return stats
+  """Write ``generate_vendor_events(fmt, n, seed, **options)`` to ``path``
+  (``"-"``: stdout); return the counts (see ``generate_vendor_events``)."""
+  stats: Dict[str, int] = {}
+  write_to(path, generate_vendor_events(fmt, n, seed, stats=stats, **options))
+  return stats
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser."""
-    p = generator_arg_parser(
-        "Generate a seeded JSON-lines vendor stream (Genesys Cloud notifications or "
-        "Amazon Connect contact records); file order is arrival order.",
-        "--calls", DEFAULT_CALLS, "number of contacts")
-    p.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
-    add_start_argument(p, DEFAULT_START_MS, "contact")
-    p.add_argument("--events-per-second", type=float, default=5.0,
-                   help="average contact rate over 24 h (diurnal curve)")
-    p.add_argument("--queues", type=int, default=8)
-    p.add_argument("--jitter-seconds", type=float, default=8.0,
-                   help="every record arrives U(0, this) after it was emitted")
-    p.add_argument("--too-late-share", type=_share, default=0.005)
-    p.add_argument("--too-late-seconds", type=float, default=600.0)
-    p.add_argument("--late-within-lateness-share", type=_share, default=0.01)
-    p.add_argument("--duplicate-share", type=_share, default=0.01,
-                   help="share of contacts whose records are re-delivered 1-30 lines later")
-    p.add_argument("--never-queued-share", type=_share, default=0.05)
-    p.add_argument("--flow-out-share", type=_share, default=0.03, help="Genesys only")
-    p.add_argument("--unknown-outcome-share", type=_share, default=0.003, help="Genesys only")
-    p.add_argument("--missing-start-share", type=_share, default=0.005,
-                   help="Genesys: acd.start never delivered")
-    p.add_argument("--delayed-start-share", type=_share, default=0.005,
-                   help="Genesys: acd.start delivered after its end was counted")
-    p.add_argument("--bare-share", type=_share, default=0.1,
-                   help="Genesys: share of bare notifications (not EventBridge events)")
-    p.add_argument("--update-share", type=_share, default=0.01,
-                   help="Connect: share of contacts sent again as an updated record")
-    p.add_argument("--clean-tail-seconds", type=float, default=0.0)
-    add_malformed_arguments(p, max(len(k) for k in MALFORMED_KINDS.values()))
-    p.add_argument("--window-size-s", type=int, default=300)
-    p.add_argument("--allowed-lateness-s", type=int, default=60)
-    p.add_argument("--max-out-of-orderness-s", type=int, default=10)
-    return p
+  """The CLI's argument parser."""
+  p = generator_arg_parser(
+    'Generate a seeded JSON-lines vendor stream (Genesys Cloud notifications or '
+    'Amazon Connect contact records); file order is arrival order.',
+    '--calls',
+    DEFAULT_CALLS,
+    'number of contacts',
+  )
+  p.add_argument('--format', required=True, choices=FORMATS, dest='fmt')
+  add_start_argument(p, DEFAULT_START_MS, 'contact')
+  p.add_argument(
+    '--events-per-second',
+    type=float,
+    default=5.0,
+    help='average contact rate over 24 h (diurnal curve)',
+  )
+  p.add_argument('--queues', type=int, default=8)
+  p.add_argument(
+    '--jitter-seconds',
+    type=float,
+    default=8.0,
+    help='every record arrives U(0, this) after it was emitted',
+  )
+  p.add_argument('--too-late-share', type=_share, default=0.005)
+  p.add_argument('--too-late-seconds', type=float, default=600.0)
+  p.add_argument('--late-within-lateness-share', type=_share, default=0.01)
+  p.add_argument(
+    '--duplicate-share',
+    type=_share,
+    default=0.01,
+    help='share of contacts whose records are re-delivered 1-30 lines later',
+  )
+  p.add_argument('--never-queued-share', type=_share, default=0.05)
+  p.add_argument('--flow-out-share', type=_share, default=0.03, help='Genesys only')
+  p.add_argument('--unknown-outcome-share', type=_share, default=0.003, help='Genesys only')
+  p.add_argument(
+    '--missing-start-share', type=_share, default=0.005, help='Genesys: acd.start never delivered'
+  )
+  p.add_argument(
+    '--delayed-start-share',
+    type=_share,
+    default=0.005,
+    help='Genesys: acd.start delivered after its end was counted',
+  )
+  p.add_argument(
+    '--bare-share',
+    type=_share,
+    default=0.1,
+    help='Genesys: share of bare notifications (not EventBridge events)',
+  )
+  p.add_argument(
+    '--update-share',
+    type=_share,
+    default=0.01,
+    help='Connect: share of contacts sent again as an updated record',
+  )
+  p.add_argument('--clean-tail-seconds', type=float, default=0.0)
+  add_malformed_arguments(p, max(len(k) for k in MALFORMED_KINDS.values()))
+  p.add_argument('--window-size-s', type=int, default=300)
+  p.add_argument('--allowed-lateness-s', type=int, default=60)
+  p.add_argument('--max-out-of-orderness-s', type=int, default=10)
+  return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI entry point: write the file, print the counts to stderr."""
-    parser = build_arg_parser()
+  """CLI entry point: write the file, print the counts to stderr."""
+  parser = build_arg_parser()
 
-    def write(out: str, n: int, seed: int, fmt: str, **options) -> Dict[str, int]:
-        return write_vendor_events(out, fmt, n, seed, **options)
+  def write(out: str, n: int, seed: int, fmt: str, **options) -> Dict[str, int]:
+    return write_vendor_events(out, fmt, n, seed, **options)
 
-    return run_generator_cli(parser, "calls", write, argv)
+  return run_generator_cli(parser, 'calls', write, argv)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == '__main__':
+  sys.exit(main())

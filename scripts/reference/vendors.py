@@ -34,6 +34,7 @@ gate). Semantics:
   waits (all, and answered), wait sums over known waits (all, answered).
   Rates: ``rate(row, definition)``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,386 +47,475 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from scripts.reference.calls import (MAX_TS_MS, MAX_WAIT_S, MIN_TS_MS, KeyedLateGate, Timing,
-                               add_delivery_arguments, iter_polls,
-                               latest_valid_ts_ms, load_json_object,
-                               record_delivery, timestamp_ms, valid_optional_text,
-                               valid_text, watermark_before_poll)
+from scripts.reference.calls import (
+  MAX_TS_MS,
+  MAX_WAIT_S,
+  MIN_TS_MS,
+  KeyedLateGate,
+  Timing,
+  add_delivery_arguments,
+  iter_polls,
+  latest_valid_ts_ms,
+  load_json_object,
+  record_delivery,
+  timestamp_ms,
+  valid_optional_text,
+  valid_text,
+  watermark_before_poll,
+)
 
-GENESYS = "genesys_cloud"
-CONNECT = "amazon_connect"
+GENESYS = 'genesys_cloud'
+CONNECT = 'amazon_connect'
 TICK_MS = 5000
-_FOUR = Decimal("0.0001")
-_ACD_TOPIC = re.compile(r"v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)")
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-                  r"(Z|[+-]\d{2}:\d{2})")
-_OUTCOMES = {"ANSWERED": "ANSWERED", "ABANDON": "ABANDONED", "FLOW_OUT": "FLOW_OUT",
-             "UNKNOWN": "UNKNOWN"}
+_FOUR = Decimal('0.0001')
+_ACD_TOPIC = re.compile(r'v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)')
+_ISO = re.compile(
+  r'(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?'
+  r'(Z|[+-]\d{2}:\d{2})'
+)
+_OUTCOMES = {
+  'ANSWERED': 'ANSWERED',
+  'ABANDON': 'ABANDONED',
+  'FLOW_OUT': 'FLOW_OUT',
+  'UNKNOWN': 'UNKNOWN',
+}
 
 # (call_id, queue_id, event time ms, outcome, wait seconds or None)
 Offered = Tuple[str, str, int, str, Optional[float]]
-ROW_FIELDS = ("total_calls", "answered_calls", "abandoned_calls", "short_abandoned_calls",
-              "flow_out_calls", "answered_within_sl", "abandoned_within_sl",
-              "wait_unknown_calls", "answered_wait_unknown_calls", "total_wait_seconds",
-              "answered_wait_seconds")
+ROW_FIELDS = (
+  'total_calls',
+  'answered_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'flow_out_calls',
+  'answered_within_sl',
+  'abandoned_within_sl',
+  'wait_unknown_calls',
+  'answered_wait_unknown_calls',
+  'total_wait_seconds',
+  'answered_wait_seconds',
+)
 
 
 _text = valid_text
 
 
 def iso_ms(value: object) -> Optional[int]:
-    """An ISO-8601 date-time string with a UTC offset as epoch ms (fraction
-    truncated to ms), if valid and in [2000, 2100); else None."""
-    if type(value) is not str or len(value) > 35:
-        return None
-    m = _ISO.fullmatch(value)
-    if m is None:
-        return None
-    y, mo, d, h, mi, s, frac, off = m.groups()
-    try:
-        moment = datetime.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s),
-                                   tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return None
-    offset_min = 0
-    if off != "Z":
-        hours, minutes = int(off[1:3]), int(off[4:6])
-        if hours > 23 or minutes > 59:
-            return None
-        offset_min = (hours * 60 + minutes) * (1 if off[0] == "+" else -1)
-    seconds = int(moment.timestamp()) - offset_min * 60
-    ms = seconds * 1000 + int((frac or "0").ljust(3, "0")[:3])
-    return ms if MIN_TS_MS <= ms < MAX_TS_MS and ms <= latest_valid_ts_ms() else None
+  """An ISO-8601 date-time string with a UTC offset as epoch ms (fraction
+  truncated to ms), if valid and in [2000, 2100); else None."""
+  if type(value) is not str or len(value) > 35:
+    return None
+  m = _ISO.fullmatch(value)
+  if m is None:
+    return None
+  y, mo, d, h, mi, s, frac, off = m.groups()
+  try:
+    moment = datetime.datetime(
+      int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=datetime.timezone.utc
+    )
+  except ValueError:
+    return None
+  offset_min = 0
+  if off != 'Z':
+    hours, minutes = int(off[1:3]), int(off[4:6])
+    if hours > 23 or minutes > 59:
+      return None
+    offset_min = (hours * 60 + minutes) * (1 if off[0] == '+' else -1)
+  seconds = int(moment.timestamp()) - offset_min * 60
+  ms = seconds * 1000 + int((frac or '0').ljust(3, '0')[:3])
+  return ms if MIN_TS_MS <= ms < MAX_TS_MS and ms <= latest_valid_ts_ms() else None
 
 
 def parse_genesys(raw: bytes) -> Tuple[str, Optional[tuple]]:
-    """``("dead", None)``, ``("other", None)`` for another topic, or
-    ``("start"|"end", (call_id, queue_id, eventTime, outcome))``."""
-    obj = load_json_object(raw)
-    if obj is None:
-        return "dead", None
-    note = obj.get("detail") if "detail" in obj else obj
-    if type(note) is not dict or not _text(note.get("topicName")):
-        return "dead", None
-    match = _ACD_TOPIC.fullmatch(note["topicName"])
-    if match is None:
-        return ("other" if note["topicName"].startswith("v2.") else "dead"), None
-    body = note.get("eventBody")
-    if type(body) is not dict:
-        return "dead", None
-    ts = timestamp_ms(body.get("eventTime"), latest_valid_ts_ms())
-    conversation, session, queue = (body.get("conversationId"), body.get("sessionId"),
-                                    body.get("queueId"))
-    if (ts is None or not _text(conversation) or conversation != match.group(1)
-            or not _text(session) or not _text(queue)
-            or not all(valid_optional_text(body.get(k))
-                       for k in ("mediaType", "participantId", "disconnectType"))):
-        return "dead", None
-    kind = "start" if match.group(2) == "acd.start" else "end"
-    outcome = None
-    if kind == "end":
-        outcome = _OUTCOMES.get(body.get("acdOutcome")) if _text(body.get("acdOutcome")) else None
-        if outcome is None:
-            return "dead", None
-    return kind, (f"{conversation}:{session}", queue, ts, outcome)
+  """``("dead", None)``, ``("other", None)`` for another topic, or
+  ``("start"|"end", (call_id, queue_id, eventTime, outcome))``."""
+  obj = load_json_object(raw)
+  if obj is None:
+    return 'dead', None
+  note = obj.get('detail') if 'detail' in obj else obj
+  if type(note) is not dict or not _text(note.get('topicName')):
+    return 'dead', None
+  match = _ACD_TOPIC.fullmatch(note['topicName'])
+  if match is None:
+    return ('other' if note['topicName'].startswith('v2.') else 'dead'), None
+  body = note.get('eventBody')
+  if type(body) is not dict:
+    return 'dead', None
+  ts = timestamp_ms(body.get('eventTime'), latest_valid_ts_ms())
+  conversation, session, queue = (
+    body.get('conversationId'),
+    body.get('sessionId'),
+    body.get('queueId'),
+  )
+  if (
+    ts is None
+    or not _text(conversation)
+    or conversation != match.group(1)
+    or not _text(session)
+    or not _text(queue)
+    or not all(
+      valid_optional_text(body.get(k)) for k in ('mediaType', 'participantId', 'disconnectType')
+    )
+  ):
+    return 'dead', None
+  kind = 'start' if match.group(2) == 'acd.start' else 'end'
+  outcome = None
+  if kind == 'end':
+    outcome = _OUTCOMES.get(body.get('acdOutcome')) if _text(body.get('acdOutcome')) else None
+    if outcome is None:
+      return 'dead', None
+  return kind, (f'{conversation}:{session}', queue, ts, outcome)
 
 
-def parse_connect(raw: bytes, queue_key: str = "Name") -> Tuple[str, Optional[Offered]]:
-    """``("dead", None)``, ``("never_queued", None)`` or ``("offered",
-    offered)`` for one contact record; ``queue_key`` is ``Name`` or ``ARN``."""
-    rec = load_json_object(raw)
-    if rec is None or not _text(rec.get("ContactId")) or not _text(rec.get("Channel")):
-        return "dead", None
-    if iso_ms(rec.get("InitiationTimestamp")) is None:
-        return "dead", None
-    for name in ("DisconnectTimestamp", "LastUpdateTimestamp"):
-        if rec.get(name) is not None and iso_ms(rec[name]) is None:
-            return "dead", None
-    queue, agent = rec.get("Queue"), rec.get("Agent")
-    if (queue is not None and type(queue) is not dict) or (
-            agent is not None and type(agent) is not dict):
-        return "dead", None
-    connected = None if agent is None else agent.get("ConnectedToAgentTimestamp")
-    if connected is not None and iso_ms(connected) is None:
-        return "dead", None
-    if queue is None:
-        return "never_queued", None
-    other_key = "ARN" if queue_key == "Name" else "Name"
-    enq, deq, dur = (iso_ms(queue.get("EnqueueTimestamp")),
-                     iso_ms(queue.get("DequeueTimestamp")), queue.get("Duration"))
-    if (not _text(queue.get(queue_key))
-            or not valid_optional_text(queue.get(other_key))
-            or enq is None or deq is None or deq < enq
-            or type(dur) not in (int, float) or not 0 <= dur <= MAX_WAIT_S):
-        return "dead", None
-    outcome = "ABANDONED" if connected is None else "ANSWERED"
-    return "offered", (rec["ContactId"], queue[queue_key], deq, outcome, dur)
+def parse_connect(raw: bytes, queue_key: str = 'Name') -> Tuple[str, Optional[Offered]]:
+  """``("dead", None)``, ``("never_queued", None)`` or ``("offered",
+  offered)`` for one contact record; ``queue_key`` is ``Name`` or ``ARN``."""
+  rec = load_json_object(raw)
+  if rec is None or not _text(rec.get('ContactId')) or not _text(rec.get('Channel')):
+    return 'dead', None
+  if iso_ms(rec.get('InitiationTimestamp')) is None:
+    return 'dead', None
+  for name in ('DisconnectTimestamp', 'LastUpdateTimestamp'):
+    if rec.get(name) is not None and iso_ms(rec[name]) is None:
+      return 'dead', None
+  queue, agent = rec.get('Queue'), rec.get('Agent')
+  if (queue is not None and type(queue) is not dict) or (
+    agent is not None and type(agent) is not dict
+  ):
+    return 'dead', None
+  connected = None if agent is None else agent.get('ConnectedToAgentTimestamp')
+  if connected is not None and iso_ms(connected) is None:
+    return 'dead', None
+  if queue is None:
+    return 'never_queued', None
+  other_key = 'ARN' if queue_key == 'Name' else 'Name'
+  enq, deq, dur = (
+    iso_ms(queue.get('EnqueueTimestamp')),
+    iso_ms(queue.get('DequeueTimestamp')),
+    queue.get('Duration'),
+  )
+  if (
+    not _text(queue.get(queue_key))
+    or not valid_optional_text(queue.get(other_key))
+    or enq is None
+    or deq is None
+    or deq < enq
+    or type(dur) not in (int, float)
+    or not 0 <= dur <= MAX_WAIT_S
+  ):
+    return 'dead', None
+  outcome = 'ABANDONED' if connected is None else 'ANSWERED'
+  return 'offered', (rec['ContactId'], queue[queue_key], deq, outcome, dur)
 
 
 @dataclass
 class VendorReference:
-    """What the pipeline must produce for one vendor file.
+  """What the pipeline must produce for one vendor file.
 
-    ``rows``: (queue_id, window_start_ms) -> dict of ROW_FIELDS and
-    ``window_end_ms``; ``late``: call ids routed to the late output. Counts:
-    ``offered`` (distinct offered calls, = rows' total + late),
-    ``dead_letter_count``, ``duplicates``, ``passed_over``, and for
-    Genesys ``paired``, ``ends_without_start``, ``starts_without_end``,
-    ``negative_waits``.
-    """
+  ``rows``: (queue_id, window_start_ms) -> dict of ROW_FIELDS and
+  ``window_end_ms``; ``late``: call ids routed to the late output. Counts:
+  ``offered`` (distinct offered calls, = rows' total + late),
+  ``dead_letter_count``, ``duplicates``, ``passed_over``, and for
+  Genesys ``paired``, ``ends_without_start``, ``starts_without_end``,
+  ``negative_waits``.
+  """
 
-    rows: Dict[Tuple[str, int], dict] = field(default_factory=dict)
-    late: Set[str] = field(default_factory=set)
-    offered: int = 0
-    dead_letter_count: int = 0
-    duplicates: int = 0
-    passed_over: int = 0
-    paired: int = 0
-    ends_without_start: int = 0
-    starts_without_end: int = 0
-    negative_waits: int = 0
-    late_pane_events: int = 0
-    lines: int = 0
-    polls: int = 0
-    final_watermark_ms: Optional[int] = None
+  rows: Dict[Tuple[str, int], dict] = field(default_factory=dict)
+  late: Set[str] = field(default_factory=set)
+  offered: int = 0
+  dead_letter_count: int = 0
+  duplicates: int = 0
+  passed_over: int = 0
+  paired: int = 0
+  ends_without_start: int = 0
+  starts_without_end: int = 0
+  negative_waits: int = 0
+  late_pane_events: int = 0
+  lines: int = 0
+  polls: int = 0
+  final_watermark_ms: Optional[int] = None
 
 
 class _Counter:
-    """Admits offered calls through the late gate and sums the rows."""
+  """Admits offered calls through the late gate and sums the rows."""
 
-    def __init__(self, res: VendorReference, gate: KeyedLateGate, short_s: float,
-                 sl_s: float) -> None:
-        self.res, self.gate, self.short_s, self.sl_s = res, gate, short_s, sl_s
+  def __init__(
+    self, res: VendorReference, gate: KeyedLateGate, short_s: float, sl_s: float
+  ) -> None:
+    self.res, self.gate, self.short_s, self.sl_s = res, gate, short_s, sl_s
 
-    def add(self, call: Offered) -> None:
-        call_id, queue, ts, outcome, wait = call
-        self.res.offered += 1
-        start = self.gate.admit(queue, ts)
-        if start is None:
-            self.res.late.add(call_id)
-            return
-        row = self.res.rows.get((queue, start))
-        if row is None:
-            row = self.res.rows[(queue, start)] = dict.fromkeys(ROW_FIELDS, 0)
-            row["window_end_ms"] = start + self.gate.window_ms
-        row["total_calls"] += 1
-        known = wait is not None
-        if not known:
-            row["wait_unknown_calls"] += 1
-        else:
-            row["total_wait_seconds"] += wait
-        if outcome == "ABANDONED":
-            row["abandoned_calls"] += 1
-            if known and wait < self.short_s:
-                row["short_abandoned_calls"] += 1
-            if known and wait <= self.sl_s:
-                row["abandoned_within_sl"] += 1
-        elif outcome == "ANSWERED":
-            row["answered_calls"] += 1
-            if not known:
-                row["answered_wait_unknown_calls"] += 1
-            else:
-                row["answered_wait_seconds"] += wait
-                if wait <= self.sl_s:
-                    row["answered_within_sl"] += 1
-        elif outcome == "FLOW_OUT":
-            row["flow_out_calls"] += 1
+  def add(self, call: Offered) -> None:
+    call_id, queue, ts, outcome, wait = call
+    self.res.offered += 1
+    start = self.gate.admit(queue, ts)
+    if start is None:
+      self.res.late.add(call_id)
+      return
+    row = self.res.rows.get((queue, start))
+    if row is None:
+      row = self.res.rows[(queue, start)] = dict.fromkeys(ROW_FIELDS, 0)
+      row['window_end_ms'] = start + self.gate.window_ms
+    row['total_calls'] += 1
+    known = wait is not None
+    if not known:
+      row['wait_unknown_calls'] += 1
+    else:
+      row['total_wait_seconds'] += wait
+    if outcome == 'ABANDONED':
+      row['abandoned_calls'] += 1
+      if known and wait < self.short_s:
+        row['short_abandoned_calls'] += 1
+      if known and wait <= self.sl_s:
+        row['abandoned_within_sl'] += 1
+    elif outcome == 'ANSWERED':
+      row['answered_calls'] += 1
+      if not known:
+        row['answered_wait_unknown_calls'] += 1
+      else:
+        row['answered_wait_seconds'] += wait
+        if wait <= self.sl_s:
+          row['answered_within_sl'] += 1
+    elif outcome == 'FLOW_OUT':
+      row['flow_out_calls'] += 1
 
 
 def _ceil(ms: int) -> int:
-    return -(-ms // TICK_MS) * TICK_MS
+  return -(-ms // TICK_MS) * TICK_MS
 
 
 def reference_vendor_metrics(
-        path: str,
-        fmt: str,
-        window_size_s: int = 300,
-        allowed_lateness_s: int = 60,
-        max_out_of_orderness_s: int = 10,
-        poll_size: int = 500,
-        short_abandon_threshold_s: float = 0,
-        service_level_s: float = 20,
-        max_queue_wait_s: int = 3600,
-        connect_queue_key: str = "name",
+  path: str,
+  fmt: str,
+  window_size_s: int = 300,
+  allowed_lateness_s: int = 60,
+  max_out_of_orderness_s: int = 10,
+  poll_size: int = 500,
+  short_abandon_threshold_s: float = 0,
+  service_level_s: float = 20,
+  max_queue_wait_s: int = 3600,
+  connect_queue_key: str = 'name',
 ) -> VendorReference:
-    """The final rows the pipeline must produce for the vendor file at
-    ``path`` (format ``fmt``), delivered in polls of ``poll_size`` lines."""
-    if fmt not in (GENESYS, CONNECT):
-        raise ValueError(f"unknown format {fmt!r}")
-    ooo_ms = max_out_of_orderness_s * 1000
-    max_wait_ms = max_queue_wait_s * 1000
-    gate = KeyedLateGate(window_size_s * 1000, allowed_lateness_s * 1000)
-    res = VendorReference()
-    counter = _Counter(res, gate, short_abandon_threshold_s, service_level_s)
-    queue_key = "ARN" if connect_queue_key == "arn" else "Name"
-    seen: Set[object] = set()
-    starts: Dict[str, int] = {}
-    ends: Dict[str, tuple] = {}  # call_id -> (queue, ts, outcome)
-    max_ts: Optional[int] = None
-    n = polls = 0
+  """The final rows the pipeline must produce for the vendor file at
+  ``path`` (format ``fmt``), delivered in polls of ``poll_size`` lines."""
+  if fmt not in (GENESYS, CONNECT):
+    raise ValueError(f'unknown format {fmt!r}')
+  ooo_ms = max_out_of_orderness_s * 1000
+  max_wait_ms = max_queue_wait_s * 1000
+  gate = KeyedLateGate(window_size_s * 1000, allowed_lateness_s * 1000)
+  res = VendorReference()
+  counter = _Counter(res, gate, short_abandon_threshold_s, service_level_s)
+  queue_key = 'ARN' if connect_queue_key == 'arn' else 'Name'
+  seen: Set[object] = set()
+  starts: Dict[str, int] = {}
+  ends: Dict[str, tuple] = {}  # call_id -> (queue, ts, outcome)
+  max_ts: Optional[int] = None
+  n = polls = 0
 
-    def pair(call_id: str, end: tuple, start_ms: Optional[int]) -> Offered:
-        queue, ts, outcome = end
-        wait = None
-        if start_ms is None:
-            res.ends_without_start += 1
+  def pair(call_id: str, end: tuple, start_ms: Optional[int]) -> Offered:
+    queue, ts, outcome = end
+    wait = None
+    if start_ms is None:
+      res.ends_without_start += 1
+    else:
+      res.paired += 1
+      if ts >= start_ms:
+        wait = (ts - start_ms) / 1000
+      else:
+        res.negative_waits += 1
+    return call_id, queue, ts, outcome, wait
+
+  def timers(watermark: float) -> List[Offered]:
+    released = [
+      pair(c, ends.pop(c), None)
+      for c in sorted(c for c, e in ends.items() if _ceil(e[1]) <= watermark)
+    ]
+    for call_id in [c for c, s in starts.items() if _ceil(s + max_wait_ms) <= watermark]:
+      del starts[call_id]
+      res.starts_without_end += 1
+    return released
+
+  with open(path, 'rb') as f:
+    for poll in iter_polls(f, poll_size):
+      polls += 1
+      watermark = watermark_before_poll(max_ts, ooo_ms)
+      gate.start_poll(watermark)
+      released = timers(watermark)
+      if released:
+        for call in released:
+          counter.add(call)
+        gate.start_poll(watermark)  # they count for the clocks from here
+      for raw in poll:
+        n += 1
+        if raw[-1:] == b'\n':
+          raw = raw[:-1]
+        if fmt == CONNECT:
+          kind, offered = parse_connect(raw, queue_key)
+          if kind == 'dead':
+            res.dead_letter_count += 1
+            continue
+          if kind == 'never_queued':
+            res.passed_over += 1
+            continue
+          ts = offered[2]
+          max_ts = ts if max_ts is None or ts > max_ts else max_ts
+          if offered[0] in seen:
+            res.duplicates += 1
+            continue
+          seen.add(offered[0])
+          counter.add(offered)
+          continue
+        kind, event = parse_genesys(raw)
+        if kind == 'dead':
+          res.dead_letter_count += 1
+          continue
+        if kind == 'other':
+          res.passed_over += 1
+          continue
+        call_id, queue, ts, outcome = event
+        max_ts = ts if max_ts is None or ts > max_ts else max_ts
+        if (kind, call_id) in seen:
+          res.duplicates += 1
+          continue
+        seen.add((kind, call_id))
+        if kind == 'start':
+          if call_id in ends:
+            counter.add(pair(call_id, ends.pop(call_id), ts))
+          else:
+            starts[call_id] = ts
+        elif call_id in starts:
+          counter.add(pair(call_id, (queue, ts, outcome), starts.pop(call_id)))
         else:
-            res.paired += 1
-            if ts >= start_ms:
-                wait = (ts - start_ms) / 1000
-            else:
-                res.negative_waits += 1
-        return call_id, queue, ts, outcome, wait
-
-    def timers(watermark: float) -> List[Offered]:
-        released = [pair(c, ends.pop(c), None)
-                    for c in sorted(c for c, e in ends.items() if _ceil(e[1]) <= watermark)]
-        for call_id in [c for c, s in starts.items() if _ceil(s + max_wait_ms) <= watermark]:
-            del starts[call_id]
-            res.starts_without_end += 1
-        return released
-
-    with open(path, "rb") as f:
-        for poll in iter_polls(f, poll_size):
-            polls += 1
-            watermark = watermark_before_poll(max_ts, ooo_ms)
-            gate.start_poll(watermark)
-            released = timers(watermark)
-            if released:
-                for call in released:
-                    counter.add(call)
-                gate.start_poll(watermark)  # they count for the clocks from here
-            for raw in poll:
-                n += 1
-                if raw[-1:] == b"\n":
-                    raw = raw[:-1]
-                if fmt == CONNECT:
-                    kind, offered = parse_connect(raw, queue_key)
-                    if kind == "dead":
-                        res.dead_letter_count += 1
-                        continue
-                    if kind == "never_queued":
-                        res.passed_over += 1
-                        continue
-                    ts = offered[2]
-                    max_ts = ts if max_ts is None or ts > max_ts else max_ts
-                    if offered[0] in seen:
-                        res.duplicates += 1
-                        continue
-                    seen.add(offered[0])
-                    counter.add(offered)
-                    continue
-                kind, event = parse_genesys(raw)
-                if kind == "dead":
-                    res.dead_letter_count += 1
-                    continue
-                if kind == "other":
-                    res.passed_over += 1
-                    continue
-                call_id, queue, ts, outcome = event
-                max_ts = ts if max_ts is None or ts > max_ts else max_ts
-                if (kind, call_id) in seen:
-                    res.duplicates += 1
-                    continue
-                seen.add((kind, call_id))
-                if kind == "start":
-                    if call_id in ends:
-                        counter.add(pair(call_id, ends.pop(call_id), ts))
-                    else:
-                        starts[call_id] = ts
-                elif call_id in starts:
-                    counter.add(pair(call_id, (queue, ts, outcome), starts.pop(call_id)))
-                else:
-                    ends[call_id] = (queue, ts, outcome)
-            # Ends that arrived behind their release point count in this
-            # poll (their timer fires before the next one).
-            for call in [pair(c, ends.pop(c), None)
-                         for c in sorted(c for c, e in ends.items()
-                                         if _ceil(e[1]) <= watermark)]:
-                counter.add(call)
-    # After the last poll the watermark advances once more, to the last
-    # event time, then to +inf (the end of the input).
-    for watermark in (watermark_before_poll(max_ts, ooo_ms), math.inf):
-        gate.start_poll(watermark)
-        for call in timers(watermark):
-            counter.add(call)
-    record_delivery(res, gate, n, polls, max_ts, ooo_ms)
-    return res
+          ends[call_id] = (queue, ts, outcome)
+      # Ends that arrived behind their release point count in this
+      # poll (their timer fires before the next one).
+      for call in [
+        pair(c, ends.pop(c), None)
+        for c in sorted(c for c, e in ends.items() if _ceil(e[1]) <= watermark)
+      ]:
+        counter.add(call)
+  # After the last poll the watermark advances once more, to the last
+  # event time, then to +inf (the end of the input).
+  for watermark in (watermark_before_poll(max_ts, ooo_ms), math.inf):
+    gate.start_poll(watermark)
+    for call in timers(watermark):
+      counter.add(call)
+  record_delivery(res, gate, n, polls, max_ts, ooo_ms)
+  return res
 
 
 def _ratio(num: int, den: int) -> Decimal:
-    if not den:
-        return Decimal("0.0000")
-    return (Decimal(num) / Decimal(den)).quantize(_FOUR, rounding=ROUND_HALF_UP)
+  if not den:
+    return Decimal('0.0000')
+  return (Decimal(num) / Decimal(den)).quantize(_FOUR, rounding=ROUND_HALF_UP)
 
 
 ABANDON_RATE = {
-    "abandoned_over_offered": lambda r: (r["abandoned_calls"], r["total_calls"]),
-    "exclude_short_abandons": lambda r: (r["abandoned_calls"] - r["short_abandoned_calls"],
-                                         r["total_calls"] - r["short_abandoned_calls"]),
+  'abandoned_over_offered': lambda r: (r['abandoned_calls'], r['total_calls']),
+  'exclude_short_abandons': lambda r: (
+    r['abandoned_calls'] - r['short_abandoned_calls'],
+    r['total_calls'] - r['short_abandoned_calls'],
+  ),
 }
 SERVICE_LEVEL = {
-    "answered_within_over_offered": lambda r: (r["answered_within_sl"], r["total_calls"]),
-    "abandons_ignored": lambda r: (r["answered_within_sl"],
-                                   r["total_calls"] - r["abandoned_within_sl"]),
-    "abandons_negative": lambda r: (r["answered_within_sl"], r["total_calls"]),
-    "abandons_positive": lambda r: (r["answered_within_sl"] + r["abandoned_within_sl"],
-                                    r["total_calls"]),
-    "exclude_short_abandons": lambda r: (r["answered_within_sl"],
-                                         r["total_calls"] - r["short_abandoned_calls"]),
+  'answered_within_over_offered': lambda r: (r['answered_within_sl'], r['total_calls']),
+  'abandons_ignored': lambda r: (
+    r['answered_within_sl'],
+    r['total_calls'] - r['abandoned_within_sl'],
+  ),
+  'abandons_negative': lambda r: (r['answered_within_sl'], r['total_calls']),
+  'abandons_positive': lambda r: (
+    r['answered_within_sl'] + r['abandoned_within_sl'],
+    r['total_calls'],
+  ),
+  'exclude_short_abandons': lambda r: (
+    r['answered_within_sl'],
+    r['total_calls'] - r['short_abandoned_calls'],
+  ),
 }
 
 
 def rate(row: dict, definitions: Dict[str, object], name: str) -> Decimal:
-    """The rate of ``row`` by the definition ``name`` of ``definitions``
-    (``ABANDON_RATE`` or ``SERVICE_LEVEL``), 4 places half-up, 0 for an
-    empty denominator."""
-    return _ratio(*definitions[name](row))
+  """The rate of ``row`` by the definition ``name`` of ``definitions``
+  (``ABANDON_RATE`` or ``SERVICE_LEVEL``), 4 places half-up, 0 for an
+  empty denominator."""
+  return _ratio(*definitions[name](row))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI: the reference rows of a vendor file as JSON, or a summary."""
-    p = argparse.ArgumentParser(
-        description="Reference (bare-Python) call metrics for a vendor JSON-lines file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("path")
-    p.add_argument("--format", required=True, choices=(GENESYS, CONNECT), dest="fmt")
-    add_delivery_arguments(p, "--window-size-s", 300)
-    p.add_argument("--short-abandon-threshold-s", type=float, default=0)
-    p.add_argument("--service-level-s", type=float, default=20)
-    p.add_argument("--max-queue-wait-s", type=int, default=3600)
-    p.add_argument("--connect-queue-key", choices=("name", "arn"), default="name")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    res, timing = Timing.run(lambda: reference_vendor_metrics(
-        args.path, args.fmt, args.window_size_s, args.allowed_lateness_s,
-        args.max_out_of_orderness_s, args.poll_size, args.short_abandon_threshold_s,
-        args.service_level_s, args.max_queue_wait_s, args.connect_queue_key))
-    counts = {k: getattr(res, k) for k in (
-        "lines", "polls", "offered", "dead_letter_count", "duplicates", "passed_over",
-        "paired", "ends_without_start", "starts_without_end", "negative_waits",
-        "late_pane_events")}
-    if args.json:
-        rows = [{"queue_id": q, "window_start_ms": s, **r,
-                 **{f"abandon_rate[{d}]": str(rate(r, ABANDON_RATE, d)) for d in ABANDON_RATE},
-                 **{f"service_level[{d}]": str(rate(r, SERVICE_LEVEL, d)) for d in SERVICE_LEVEL}}
-                for (q, s), r in sorted(res.rows.items())]
-        json.dump({**counts, "late": sorted(res.late), "rows": rows,
-                   **timing.json_fields(res.lines)}, sys.stdout, indent=1)
-        print()
-        return 0
-    for key, value in counts.items():
-        print(f"{key:<20} {value}")
-    print(f"{'rows':<20} {len(res.rows)}; late {len(res.late)}")
-    total = {k: sum(r[k] for r in res.rows.values()) for k in ROW_FIELDS}
-    for d in ABANDON_RATE:
-        print(f"abandon rate  {d:<30} {rate(total, ABANDON_RATE, d)}")
-    for d in SERVICE_LEVEL:
-        print(f"service level {d:<30} {rate(total, SERVICE_LEVEL, d)}")
-    for line in timing.summary_lines(res.lines, 21):
-        print(line)
+  """CLI: the reference rows of a vendor file as JSON, or a summary."""
+  p = argparse.ArgumentParser(
+    description='Reference (bare-Python) call metrics for a vendor JSON-lines file.',
+    formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+  )
+  p.add_argument('path')
+  p.add_argument('--format', required=True, choices=(GENESYS, CONNECT), dest='fmt')
+  add_delivery_arguments(p, '--window-size-s', 300)
+  p.add_argument('--short-abandon-threshold-s', type=float, default=0)
+  p.add_argument('--service-level-s', type=float, default=20)
+  p.add_argument('--max-queue-wait-s', type=int, default=3600)
+  p.add_argument('--connect-queue-key', choices=('name', 'arn'), default='name')
+  p.add_argument('--json', action='store_true')
+  args = p.parse_args(argv)
+  res, timing = Timing.run(
+    lambda: reference_vendor_metrics(
+      args.path,
+      args.fmt,
+      args.window_size_s,
+      args.allowed_lateness_s,
+      args.max_out_of_orderness_s,
+      args.poll_size,
+      args.short_abandon_threshold_s,
+      args.service_level_s,
+      args.max_queue_wait_s,
+      args.connect_queue_key,
+    )
+  )
+  counts = {
+    k: getattr(res, k)
+    for k in (
+      'lines',
+      'polls',
+      'offered',
+      'dead_letter_count',
+      'duplicates',
+      'passed_over',
+      'paired',
+      'ends_without_start',
+      'starts_without_end',
+      'negative_waits',
+      'late_pane_events',
+    )
+  }
+  if args.json:
+    rows = [
+      {
+        'queue_id': q,
+        'window_start_ms': s,
+        **r,
+        **{f'abandon_rate[{d}]': str(rate(r, ABANDON_RATE, d)) for d in ABANDON_RATE},
+        **{f'service_level[{d}]': str(rate(r, SERVICE_LEVEL, d)) for d in SERVICE_LEVEL},
+      }
+      for (q, s), r in sorted(res.rows.items())
+    ]
+    json.dump(
+      {**counts, 'late': sorted(res.late), 'rows': rows, **timing.json_fields(res.lines)},
+      sys.stdout,
+      indent=1,
+    )
+    print()
     return 0
+  for key, value in counts.items():
+    print(f'{key:<20} {value}')
+  print(f'{"rows":<20} {len(res.rows)}; late {len(res.late)}')
+  total = {k: sum(r[k] for r in res.rows.values()) for k in ROW_FIELDS}
+  for d in ABANDON_RATE:
+    print(f'abandon rate  {d:<30} {rate(total, ABANDON_RATE, d)}')
+  for d in SERVICE_LEVEL:
+    print(f'service level {d:<30} {rate(total, SERVICE_LEVEL, d)}')
+  for line in timing.summary_lines(res.lines, 21):
+    print(line)
+  return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == '__main__':
+  sys.exit(main())

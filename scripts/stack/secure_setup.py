@@ -16,6 +16,7 @@ paths and user names come from its stack.env.
 
 Needs kafka-python and cassandra-driver (the project's venv); nothing from the pipeline code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ def read_env_file(path: Path) -> Dict[str, str]:
 
 class Secure:
   """The files of one $RUN_DIR/secure directory."""
+
   def __init__(self, directory: str):
     self.dir = Path(directory)
     self.stack = read_env_file(self.dir / 'stack.env')
@@ -61,15 +63,21 @@ class Secure:
 def kafka_users(secure: Secure, broker: str, bootstrap: str) -> None:
   from kafka import KafkaAdminClient  # pylint: disable=import-outside-toplevel
   from kafka.admin import UserScramCredentialUpsertion  # pylint: disable=import-outside-toplevel
+
   user = secure.stack['SECURE_KAFKA_USER']
   password = secure.password('kafka-pipeline')
   admin = KafkaAdminClient(
-      bootstrap_servers=broker, security_protocol='SSL', ssl_cafile=secure.stack['SECURE_CA_FILE'],
-      ssl_certfile=str(secure.dir / 'kafka-broker.crt'),
-      ssl_keyfile=str(secure.dir / 'kafka-broker.key'), request_timeout_ms=30000)
+    bootstrap_servers=broker,
+    security_protocol='SSL',
+    ssl_cafile=secure.stack['SECURE_CA_FILE'],
+    ssl_certfile=str(secure.dir / 'kafka-broker.crt'),
+    ssl_keyfile=str(secure.dir / 'kafka-broker.key'),
+    request_timeout_ms=30000,
+  )
   try:
     admin.alter_user_scram_credentials(
-        [UserScramCredentialUpsertion(user, KAFKA_MECHANISM, password)])
+      [UserScramCredentialUpsertion(user, KAFKA_MECHANISM, password)]
+    )
   finally:
     admin.close()
   # The credential reaches the SASL listener through the metadata log: retry the first login.
@@ -77,19 +85,27 @@ def kafka_users(secure: Secure, broker: str, bootstrap: str) -> None:
   while True:
     try:
       client = KafkaAdminClient(
-          bootstrap_servers=bootstrap, security_protocol='SASL_SSL',
-          sasl_mechanism=KAFKA_MECHANISM, sasl_plain_username=user, sasl_plain_password=password,
-          ssl_cafile=secure.stack['SECURE_CA_FILE'], request_timeout_ms=15000)
+        bootstrap_servers=bootstrap,
+        security_protocol='SASL_SSL',
+        sasl_mechanism=KAFKA_MECHANISM,
+        sasl_plain_username=user,
+        sasl_plain_password=password,
+        ssl_cafile=secure.stack['SECURE_CA_FILE'],
+        request_timeout_ms=15000,
+      )
       topics = client.list_topics()
       client.close()
       break
     except Exception as exc:  # pylint: disable=broad-except
       if time.monotonic() > deadline:
-        raise SystemExit(f'kafka-users: SASL_SSL login of {user} on {bootstrap} failed: '
-                         f'{type(exc).__name__}') from None
+        raise SystemExit(
+          f'kafka-users: SASL_SSL login of {user} on {bootstrap} failed: {type(exc).__name__}'
+        ) from None
       time.sleep(1)
-  print(f'kafka-users: {user} ({KAFKA_MECHANISM}) logs in on {bootstrap} over SASL_SSL; '
-        f'{len(topics)} topics visible')
+  print(
+    f'kafka-users: {user} ({KAFKA_MECHANISM}) logs in on {bootstrap} over SASL_SSL; '
+    f'{len(topics)} topics visible'
+  )
 
 
 # --- Cassandra -----------------------------------------------------------------------------------
@@ -98,11 +114,18 @@ def cassandra_session(secure: Secure, port: int, credentials: Tuple[str, str]):
   from cassandra import ProtocolVersion  # pylint: disable=import-outside-toplevel
   from cassandra.auth import PlainTextAuthProvider  # pylint: disable=import-outside-toplevel
   from cassandra.cluster import Cluster  # pylint: disable=import-outside-toplevel
+
   context, options = secure.cassandra_ssl()
   cluster = Cluster(
-      [secure.stack['SECURE_CASSANDRA_HOST']], port=port, ssl_context=context, ssl_options=options,
-      auth_provider=PlainTextAuthProvider(*credentials), protocol_version=ProtocolVersion.V5,
-      connect_timeout=5, control_connection_timeout=5)
+    [secure.stack['SECURE_CASSANDRA_HOST']],
+    port=port,
+    ssl_context=context,
+    ssl_options=options,
+    auth_provider=PlainTextAuthProvider(*credentials),
+    protocol_version=ProtocolVersion.V5,
+    connect_timeout=5,
+    control_connection_timeout=5,
+  )
   try:
     return cluster, cluster.connect()
   except BaseException:
@@ -117,6 +140,7 @@ def admin_credentials(secure: Secure) -> Tuple[str, str]:
 def cassandra_login(secure: Secure, port: int) -> Optional[Tuple[object, object, str]]:
   """(cluster, session, role) with the admin role, else the default role, else None."""
   from cassandra.cluster import NoHostAvailable  # pylint: disable=import-outside-toplevel
+
   for credentials in (admin_credentials(secure), DEFAULT_CASSANDRA_ROLE):
     try:
       cluster, session = cassandra_session(secure, port, credentials)
@@ -132,7 +156,7 @@ def cassandra_ping(secure: Secure, port: int) -> int:
     return 1
   cluster, session, role = login
   try:
-    print(f"{session.execute('SELECT release_version FROM system.local').one()[0]} (as {role})")
+    print(f'{session.execute("SELECT release_version FROM system.local").one()[0]} (as {role})')
   finally:
     cluster.shutdown()
   return 0
@@ -148,8 +172,11 @@ def cassandra_roles(secure: Secure, port: int) -> None:
   try:
     if role != admin:
       # A node that was never set up: the default superuser creates ours, then goes.
-      session.execute(f'CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND LOGIN = true '
-                      'AND PASSWORD = %s', (admin_password,))
+      session.execute(
+        f'CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND LOGIN = true '
+        'AND PASSWORD = %s',
+        (admin_password,),
+      )
       cluster.shutdown()
       cluster, session = _retry_login(secure, port, (admin, admin_password))
     session.execute(f'DROP ROLE IF EXISTS {DEFAULT_CASSANDRA_ROLE[0]}')
@@ -167,6 +194,7 @@ def cassandra_roles(secure: Secure, port: int) -> None:
 
 def _can_login(secure: Secure, port: int, credentials: Tuple[str, str]) -> bool:
   from cassandra.cluster import NoHostAvailable  # pylint: disable=import-outside-toplevel
+
   try:
     cluster, _ = cassandra_session(secure, port, credentials)
   except NoHostAvailable:
@@ -177,6 +205,7 @@ def _can_login(secure: Secure, port: int, credentials: Tuple[str, str]) -> bool:
 
 def _retry_login(secure: Secure, port: int, credentials: Tuple[str, str]):
   from cassandra.cluster import NoHostAvailable  # pylint: disable=import-outside-toplevel
+
   deadline = time.monotonic() + 30
   while True:
     try:

@@ -15,6 +15,7 @@ only. scripts/flink.sh runs it.
 pool passes its own size to every SdkHarness, and Beam's pool passes 0: no
 cache, every state read of every bundle is a round trip to Flink).
 """
+
 import argparse
 import atexit
 import logging
@@ -32,22 +33,22 @@ _LOGGER = logging.getLogger(__name__)
 def serve(host: str, port: int, state_cache_mb: int = 0) -> None:
   """Serves the pool on host:port until interrupted; workers cache state_cache_mb."""
   server = grpc.server(
-      thread_pool_executor.shared_unbounded_instance(),
-      # as worker_pool_main: the runner keeps idle connections open
-      options=[('grpc.http2.max_pings_without_data', 0),
-               ('grpc.http2.max_ping_strikes', 0)])
+    thread_pool_executor.shared_unbounded_instance(),
+    # as worker_pool_main: the runner keeps idle connections open
+    options=[('grpc.http2.max_pings_without_data', 0), ('grpc.http2.max_ping_strikes', 0)],
+  )
   bound = server.add_insecure_port(f'{host}:{port}')
   if not bound:
     sys.exit(f'worker pool: cannot listen on {host}:{port}')
   pool = worker_pool_main.BeamFnExternalWorkerPoolServicer(
-      use_process=True, state_cache_size=state_cache_mb << 20)
-  beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(
-      pool, server)
+    use_process=True, state_cache_size=state_cache_mb << 20
+  )
+  beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(pool, server)
   server.start()
   # pylint: disable=protected-access
-  atexit.register(lambda: [
-      worker_pool_main.kill_process_gracefully(p)
-      for p in pool._worker_processes.values()])
+  atexit.register(
+    lambda: [worker_pool_main.kill_process_gracefully(p) for p in pool._worker_processes.values()]
+  )
   _LOGGER.info('Listening for workers at %s:%d', host, bound)
   try:
     while True:
@@ -60,9 +61,12 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
   parser.add_argument('--host', default='127.0.0.1')
   parser.add_argument('--service_port', type=int, required=True)
-  parser.add_argument('--state_cache_mb', type=int, default=0,
-                      help='MiB of user state each SDK worker caches across bundles '
-                      '(0: none, as Beam\'s own pool)')
+  parser.add_argument(
+    '--state_cache_mb',
+    type=int,
+    default=0,
+    help="MiB of user state each SDK worker caches across bundles (0: none, as Beam's own pool)",
+  )
   args, _ = parser.parse_known_args(argv)
   logging.getLogger().setLevel(logging.INFO)
   serve(args.host, args.service_port, args.state_cache_mb)

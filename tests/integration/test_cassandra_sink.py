@@ -3,6 +3,7 @@
 Each test works in its own keyspace and drops it. They fail (never skip)
 when Cassandra is down.
 """
+
 import datetime
 import logging
 import os
@@ -24,15 +25,19 @@ from cassandra.cluster import NoHostAvailable
 from pipelines import contact_center
 from scripts.datagen.calls import write_call_events
 from scripts.reference.calls import reference_call_metrics
-from tests.support.beam_metrics import committed_counters
 from tests.conftest import streaming_options
 from tests.integration.test_services import _assert_reachable
+from tests.support.beam_metrics import committed_counters
 from tests.test_pipeline_e2e import ROW_COLUMNS, reference_rows
 from transforms import cassandra_migration, cassandra_sink
-from transforms.cassandra_sink import (PANE_TIMESTAMP_BASE_US,
-                                       CassandraSettings, CassandraSink,
-                                       CassandraWriteError, CassandraWriter,
-                                       connect)
+from transforms.cassandra_sink import (
+  PANE_TIMESTAMP_BASE_US,
+  CassandraSettings,
+  CassandraSink,
+  CassandraWriteError,
+  CassandraWriter,
+  connect,
+)
 from transforms.records import AbandonMetrics
 from transforms.schema import TABLES, Table
 from transforms.sinks import WriteTables
@@ -45,15 +50,14 @@ def cassandra_args(cassandra_hosts, cassandra_port) -> List[str]:
   """Sink options for a fresh keyspace, dropped after the test."""
   _assert_reachable(cassandra_hosts[0], cassandra_port, 'Cassandra')
   args = [
-      f'--cassandra_hosts={",".join(cassandra_hosts)}',
-      f'--cassandra_port={cassandra_port}',
-      f'--cassandra_keyspace=it_sink_{uuid.uuid4().hex[:12]}'
+    f'--cassandra_hosts={",".join(cassandra_hosts)}',
+    f'--cassandra_port={cassandra_port}',
+    f'--cassandra_keyspace=it_sink_{uuid.uuid4().hex[:12]}',
   ]
   yield args
   cluster, session = connect(settings_of(args))
   try:
-    session.execute(
-        f'DROP KEYSPACE IF EXISTS {settings_of(args).keyspace}', timeout=60)
+    session.execute(f'DROP KEYSPACE IF EXISTS {settings_of(args).keyspace}', timeout=60)
   finally:
     cluster.shutdown()
 
@@ -93,8 +97,8 @@ def sample_row(table: Table, version: int) -> tuple:
 def read_all(session, keyspace: str, table: Table) -> List[tuple]:
   names = ', '.join(name for name, _ in table.columns)
   return [
-      table.record_type(*row)
-      for row in session.execute(f'SELECT {names} FROM {keyspace}.{table.name}')
+    table.record_type(*row)
+    for row in session.execute(f'SELECT {names} FROM {keyspace}.{table.name}')
   ]
 
 
@@ -106,16 +110,13 @@ def test_writer_upserts_every_table(cassandra_args, session):
   try:
     for table in TABLES.values():
       writer.upsert(table, [sample_row(table, 1)])
-      assert read_all(session, settings.keyspace, table) == [
-          sample_row(table, 1)], table.name
+      assert read_all(session, settings.keyspace, table) == [sample_row(table, 1)], table.name
       # The same key again: an upsert, not a second row.
       writer.upsert(table, [sample_row(table, 2)])
-      assert read_all(session, settings.keyspace, table) == [
-          sample_row(table, 2)], table.name
+      assert read_all(session, settings.keyspace, table) == [sample_row(table, 2)], table.name
   finally:
     writer.close()
-  [version] = session.execute(
-      f'SELECT version FROM {settings.keyspace}.schema_version')
+  [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
   assert version.version == cassandra_sink.SCHEMA_VERSION == 2
 
 
@@ -129,11 +130,13 @@ def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
     for table in versioned:
       for pane, expected in ((2, 2), (1, 2), (2, 2), (0, 2), (3, 3)):
         writer.upsert(table, [sample_row(table, pane)])
-        assert read_all(session, settings.keyspace, table) == [
-            sample_row(table, expected)], (table.name, pane)
+        assert read_all(session, settings.keyspace, table) == [sample_row(table, expected)], (
+          table.name,
+          pane,
+        )
       [stamp] = session.execute(
-          f'SELECT writetime({table.version_column}) AS t '
-          f'FROM {settings.keyspace}.{table.name}')
+        f'SELECT writetime({table.version_column}) AS t FROM {settings.keyspace}.{table.name}'
+      )
       assert stamp.t == PANE_TIMESTAMP_BASE_US + 3
   finally:
     writer.close()
@@ -142,22 +145,19 @@ def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
 def run_job(events: str, cassandra_args: List[str], *extra: str):
   """Runs the main job into Cassandra; returns its wall time in seconds."""
   started = time.monotonic()
-  contact_center.run([
-      f'--call_events={events}', '--sink=cassandra', *cassandra_args, *extra
-  ])
+  contact_center.run([f'--call_events={events}', '--sink=cassandra', *cassandra_args, *extra])
   return time.monotonic() - started
 
 
-def assert_rows_match_reference(session, keyspace: str, events: str,
-                                **reference_args) -> None:
-  rows = {(q, ws): list(rest)
-          for q, ws, *rest in session.execute(
-              f'SELECT queue_id, window_start, {ROW_COLUMNS} '
-              f'FROM {keyspace}.abandon_metrics')}
-  late = [r.event_id for r in session.execute(
-      f'SELECT event_id FROM {keyspace}.late_events')]
-  dead = [r.reason for r in session.execute(
-      f'SELECT reason FROM {keyspace}.dead_letters')]
+def assert_rows_match_reference(session, keyspace: str, events: str, **reference_args) -> None:
+  rows = {
+    (q, ws): list(rest)
+    for q, ws, *rest in session.execute(
+      f'SELECT queue_id, window_start, {ROW_COLUMNS} FROM {keyspace}.abandon_metrics'
+    )
+  }
+  late = [r.event_id for r in session.execute(f'SELECT event_id FROM {keyspace}.late_events')]
+  dead = [r.reason for r in session.execute(f'SELECT reason FROM {keyspace}.dead_letters')]
   ref = reference_call_metrics(events, **reference_args)
   assert rows == reference_rows(ref)
   assert sorted(late) == sorted(ref.late)
@@ -166,20 +166,20 @@ def assert_rows_match_reference(session, keyspace: str, events: str,
 
 def test_main_job_writes_the_reference_rows(cassandra_args, session, tmp_path):
   events = str(tmp_path / 'calls.jsonl')
-  counts = write_call_events(
-      events, 4000, seed=11, events_per_second=4, oversized=True)
+  counts = write_call_events(events, 4000, seed=11, events_per_second=4, oversized=True)
   seconds = run_job(events, cassandra_args, '--short_abandon_threshold=5')
   print(f'main job, 4000 calls into Cassandra: {seconds:.1f} s')
 
   assert_rows_match_reference(
-      session, settings_of(cassandra_args).keyspace, events,
-      short_abandon_threshold_s=5)
+    session, settings_of(cassandra_args).keyspace, events, short_abandon_threshold_s=5
+  )
   assert counts['malformed'] > 0
 
 
 class CassandraRestart(threading.Thread):
   """Restarts Cassandra once `ready()` holds (rows are being written), unless
   `job_done` is set first; records when the node was down."""
+
   def __init__(self, ready, job_done: threading.Event, env: Dict[str, str]):
     super().__init__(daemon=True)
     self._ready = ready
@@ -206,31 +206,36 @@ class CassandraRestart(threading.Thread):
         self.error = self.error or e
 
   def _script(self, action):
-    subprocess.run([os.path.join(SCRIPTS, 'stack', 'cassandra.sh'), action],
-                   check=True, timeout=300, env=self._env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+      [os.path.join(SCRIPTS, 'stack', 'cassandra.sh'), action],
+      check=True,
+      timeout=300,
+      env=self._env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+    )
 
 
 def test_main_job_rides_out_a_cassandra_restart(
-    cassandra_args, session, tmp_path, cassandra_hosts, cassandra_port,
-    caplog):
+  cassandra_args, session, tmp_path, cassandra_hosts, cassandra_port, caplog
+):
   events = str(tmp_path / 'calls.jsonl')
   write_call_events(events, 20000, seed=5, events_per_second=4)
   keyspace = settings_of(cassandra_args).keyspace
 
   def rows_are_being_written():
     try:
-      return session.execute(
-          f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] > 0
+      return session.execute(f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] > 0
     except Exception:  # pylint: disable=broad-except
       return False  # the keyspace does not exist yet
 
   caplog.set_level(logging.WARNING, logger=cassandra_sink.__name__)
   job_done = threading.Event()
   restart = CassandraRestart(
-      rows_are_being_written, job_done,
-      dict(os.environ, CASSANDRA_HOST=cassandra_hosts[0],
-           CASSANDRA_PORT=str(cassandra_port)))
+    rows_are_being_written,
+    job_done,
+    dict(os.environ, CASSANDRA_HOST=cassandra_hosts[0], CASSANDRA_PORT=str(cassandra_port)),
+  )
   restart.start()
   try:
     seconds = run_job(events, cassandra_args)
@@ -240,13 +245,13 @@ def test_main_job_rides_out_a_cassandra_restart(
 
   assert restart.error is None, restart.error
   assert restart.stopped_at is not None, 'the job ended before the restart'
-  print(f'Cassandra down for {restart.started_at - restart.stopped_at:.1f} s '
-        f'of a {seconds:.1f} s job')
+  print(
+    f'Cassandra down for {restart.started_at - restart.stopped_at:.1f} s of a {seconds:.1f} s job'
+  )
   # The retry log lines, not Beam metrics: the local runner's metric
   # results miss most bundles' updates.
   retries = [
-      r for r in caplog.records
-      if r.name == cassandra_sink.__name__ and 'retry' in r.getMessage()
+    r for r in caplog.records if r.name == cassandra_sink.__name__ and 'retry' in r.getMessage()
   ]
   assert retries, 'no write met the outage: the test proved nothing'
   # The test's own session reconnects on the driver's backoff (up to 5 s
@@ -268,22 +273,22 @@ def wait_until_answering(session, timeout_s: float) -> None:
 
 
 def metrics_row(queue_id: str) -> AbandonMetrics:
-  return AbandonMetrics(queue_id, 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3,
-                        0, 'ON_TIME')
+  return AbandonMetrics(queue_id, 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 0, 'ON_TIME')
 
 
 def utc_day_now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
 
 
-def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args,
-                                                       session):
+def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args, session):
   # Built here, not parsed: the parsers cap ids far below 64 KiB.
   oversized = metrics_row('Q' * (70 * 1024))
   settings = settings_of(cassandra_args)
   pipeline = beam.Pipeline(options=streaming_options())
-  rows = pipeline | TestStream().add_elements(
-      [metrics_row('Q-1'), oversized]).advance_watermark_to_infinity()
+  rows = (
+    pipeline
+    | TestStream().add_elements([metrics_row('Q-1'), oversized]).advance_watermark_to_infinity()
+  )
   write = WriteTables([CassandraSink(settings)], TABLES)
   _ = {'abandon_metrics': rows} | write
   write.prepare(['abandon_metrics'])
@@ -292,26 +297,26 @@ def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args,
   result.wait_until_finish()
 
   keyspace = settings.keyspace
-  assert [r.queue_id for r in session.execute(
-      f'SELECT queue_id FROM {keyspace}.abandon_metrics')] == ['Q-1']
+  assert [
+    r.queue_id for r in session.execute(f'SELECT queue_id FROM {keyspace}.abandon_metrics')
+  ] == ['Q-1']
   # Read as an operator would: one source's dead letters of one day.
   [letter] = session.execute(
-      f'SELECT origin, reason, detail, raw_size, received_at, '
-      f'TTL(reason) AS ttl FROM {keyspace}.dead_letters '
-      "WHERE source = 'sink:cassandra' AND day = %s", (day,))
+    f'SELECT origin, reason, detail, raw_size, received_at, '
+    f'TTL(reason) AS ttl FROM {keyspace}.dead_letters '
+    "WHERE source = 'sink:cassandra' AND day = %s",
+    (day,),
+  )
   assert letter.reason == 'rejected_by_sink'
-  assert 'Key length of 71680 is longer than maximum of 65535' in (
-      letter.detail)
+  assert 'Key length of 71680 is longer than maximum of 65535' in (letter.detail)
   assert letter.origin.startswith('abandon_metrics:["QQQ')
   assert len(letter.origin) < 300
   assert letter.raw_size > 70 * 1024
   assert 0 < letter.ttl <= cassandra_sink.BUCKETED_TABLE_TTL_S
-  assert committed_counters(result, 'sink')[
-      'abandon_metrics_rejected_rejected_by_sink'] == 1
+  assert committed_counters(result, 'sink')['abandon_metrics_rejected_rejected_by_sink'] == 1
 
 
-def test_an_unknown_keyspace_fails_at_once_without_retrying(
-    cassandra_args, caplog):
+def test_an_unknown_keyspace_fails_at_once_without_retrying(cassandra_args, caplog):
   # Never prepared: the keyspace does not exist. With 8 retries the backoff
   # alone would wait over a minute.
   settings = settings_of([*cassandra_args, '--cassandra_max_retries=8'])
@@ -323,9 +328,10 @@ def test_an_unknown_keyspace_fails_at_once_without_retrying(
   finally:
     writer.close()
   assert str(raised.value) == (
-      f'Cassandra refuses writes to {settings.keyspace}.abandon_metrics, not '
-      'retried: InvalidRequest: Error from server: code=2200 [Invalid query] '
-      f'message="keyspace {settings.keyspace} does not exist"')
+    f'Cassandra refuses writes to {settings.keyspace}.abandon_metrics, not '
+    'retried: InvalidRequest: Error from server: code=2200 [Invalid query] '
+    f'message="keyspace {settings.keyspace} does not exist"'
+  )
   assert [r for r in caplog.records if 'retry' in r.getMessage()] == []
 
 
@@ -335,64 +341,84 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def test_a_launch_against_an_unreachable_cassandra_is_one_error_line(
-    tmp_path):
+def test_a_launch_against_an_unreachable_cassandra_is_one_error_line(tmp_path):
   port = free_port()  # nothing listens there
   job = subprocess.run(
-      [sys.executable, '-m', 'pipelines.contact_center',
-       '--call_events=samples/call_events.jsonl', '--sink=cassandra',
-       '--cassandra_hosts=127.0.0.1', f'--cassandra_port={port}'],
-      cwd=os.path.join(SCRIPTS, '..'), capture_output=True, text=True,
-      timeout=300)
+    [
+      sys.executable,
+      '-m',
+      'pipelines.contact_center',
+      '--call_events=samples/call_events.jsonl',
+      '--sink=cassandra',
+      '--cassandra_hosts=127.0.0.1',
+      f'--cassandra_port={port}',
+    ],
+    cwd=os.path.join(SCRIPTS, '..'),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert job.returncode == 1
   assert 'Traceback' not in job.stderr, job.stderr
   assert job.stderr.splitlines()[-1].startswith(
-      f'error: Cassandra at 127.0.0.1:{port}: connection refused; check '
-      '--cassandra_hosts, --cassandra_port'), job.stderr
+    f'error: Cassandra at 127.0.0.1:{port}: connection refused; check '
+    '--cassandra_hosts, --cassandra_port'
+  ), job.stderr
 
 
 def create_v1_keyspace(session, keyspace: str) -> None:
   """The keyspace as the release with schema v1 created it, with rows."""
   for statement in cassandra_sink.schema_statements(
-      keyspace, "{'class': 'SimpleStrategy', 'replication_factor': 1}",
-      version=1):
+    keyspace, "{'class': 'SimpleStrategy', 'replication_factor': 1}", version=1
+  ):
     session.execute(statement, timeout=60)
   for i in range(3):
     session.execute(
-        f'INSERT INTO {keyspace}.late_events (source, event_id, key, '
-        'event_timestamp, window_start, window_end, watermark, reason, raw) '
-        "VALUES ('cc-call-logs', %s, 'Q-1', %s, 0, 300000, 400000, "
-        "'window_expired', '{}')",
-        (f'late-{i}', 1793606400000 + i * 86_400_000))
+      f'INSERT INTO {keyspace}.late_events (source, event_id, key, '
+      'event_timestamp, window_start, window_end, watermark, reason, raw) '
+      "VALUES ('cc-call-logs', %s, 'Q-1', %s, 0, 300000, 400000, "
+      "'window_expired', '{}')",
+      (f'late-{i}', 1793606400000 + i * 86_400_000),
+    )
     session.execute(
-        f'INSERT INTO {keyspace}.dead_letters (source, origin, reason, '
-        "detail, raw, raw_size) VALUES ('cc-call-logs', %s, 'malformed_json', "
-        "'x', '{', 1) USING TIMESTAMP %s",
-        (f'calls.jsonl:{i}', 1793606400000_000 + i))
+      f'INSERT INTO {keyspace}.dead_letters (source, origin, reason, '
+      "detail, raw, raw_size) VALUES ('cc-call-logs', %s, 'malformed_json', "
+      "'x', '{', 1) USING TIMESTAMP %s",
+      (f'calls.jsonl:{i}', 1793606400000_000 + i),
+    )
   session.execute(
-      f'INSERT INTO {keyspace}.abandon_metrics (queue_id, window_start, '
-      "total_calls) VALUES ('Q-old', 0, 7)")
+    f'INSERT INTO {keyspace}.abandon_metrics (queue_id, window_start, '
+    "total_calls) VALUES ('Q-old', 0, 7)"
+  )
 
 
 def migrate_command(cassandra_args) -> subprocess.CompletedProcess:
   return subprocess.run(
-      [sys.executable, '-m', 'scripts.migrate_cassandra', *cassandra_args],
-      cwd=os.path.join(SCRIPTS, '..'), capture_output=True, text=True,
-      timeout=600)
+    [sys.executable, '-m', 'scripts.migrate_cassandra', *cassandra_args],
+    cwd=os.path.join(SCRIPTS, '..'),
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
 
 
 # What the migration adds to a v1 abandon_metrics (the vendor numerators).
 ABANDON_METRICS_V2_COLUMNS_ADDED = [
-    f'abandon_metrics: added {column}' for column in (
-        'answered_calls bigint', 'flow_out_calls bigint',
-        'abandoned_within_sl bigint', 'wait_unknown_calls bigint',
-        'answered_wait_unknown_calls bigint', 'answered_wait_seconds double',
-        'abandon_rate_definition text', 'service_level_definition text')
+  f'abandon_metrics: added {column}'
+  for column in (
+    'answered_calls bigint',
+    'flow_out_calls bigint',
+    'abandoned_within_sl bigint',
+    'wait_unknown_calls bigint',
+    'answered_wait_unknown_calls bigint',
+    'answered_wait_seconds double',
+    'abandon_rate_definition text',
+    'service_level_definition text',
+  )
 ]
 
 
-def test_a_v1_keyspace_is_refused_then_migrated_then_written(
-    cassandra_args, session, tmp_path):
+def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, session, tmp_path):
   settings = settings_of(cassandra_args)
   keyspace = settings.keyspace
   create_v1_keyspace(session, keyspace)
@@ -400,58 +426,58 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(
-      f'Cassandra keyspace {keyspace} has schema v1, not v2 ('), message
-  assert ('late_events has PRIMARY KEY (source, event_id, reason), not '
-          '((source, day), event_id, reason);') in message
-  assert (f'"python -m scripts.migrate_cassandra '
-          f'--cassandra_keyspace={keyspace}"') in message
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v2 ('), message
+  assert (
+    'late_events has PRIMARY KEY (source, event_id, reason), not ((source, day), event_id, reason);'
+  ) in message
+  assert (f'"python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}"') in message
 
   migrated = migrate_command(cassandra_args)
   assert migrated.returncode == 0, migrated.stderr
   assert migrated.stdout.splitlines() == [
-      'late_events: 3 rows copied to late_events_migrating, table dropped',
-      'late_events: created with PRIMARY KEY ((source, day), event_id, '
-      'reason), 3 rows copied back',
-      'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
-      'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
-      'copied back',
-      *ABANDON_METRICS_V2_COLUMNS_ADDED,
-      'schema version 2 recorded',
-      f'keyspace {keyspace} is at schema v2',
+    'late_events: 3 rows copied to late_events_migrating, table dropped',
+    'late_events: created with PRIMARY KEY ((source, day), event_id, reason), 3 rows copied back',
+    'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
+    'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
+    *ABANDON_METRICS_V2_COLUMNS_ADDED,
+    'schema version 2 recorded',
+    f'keyspace {keyspace} is at schema v2',
   ]
-  late = sorted(session.execute(
-      f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events'))
+  late = sorted(
+    session.execute(f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events')
+  )
   assert [(r.event_id, r.day) for r in late] == [
-      ('late-0', '2026-11-02'), ('late-1', '2026-11-03'),
-      ('late-2', '2026-11-04')]
+    ('late-0', '2026-11-02'),
+    ('late-1', '2026-11-03'),
+    ('late-2', '2026-11-04'),
+  ]
   # received_at of the old dead letters: their write time (docs).
-  dead = sorted(session.execute(
-      f'SELECT origin, received_at, day FROM {keyspace}.dead_letters'))
+  dead = sorted(session.execute(f'SELECT origin, received_at, day FROM {keyspace}.dead_letters'))
   assert [(r.origin, r.received_at, r.day) for r in dead] == [
-      (f'calls.jsonl:{i}', 1793606400000, '2026-11-02') for i in range(3)]
-  assert [tuple(r) for r in session.execute(
-      f'SELECT queue_id, total_calls FROM {keyspace}.abandon_metrics')] == [
-          ('Q-old', 7)]
-  assert sorted(r.version for r in session.execute(
-      f'SELECT version FROM {keyspace}.schema_version')) == [1, 2]
+    (f'calls.jsonl:{i}', 1793606400000, '2026-11-02') for i in range(3)
+  ]
+  assert [
+    tuple(r)
+    for r in session.execute(f'SELECT queue_id, total_calls FROM {keyspace}.abandon_metrics')
+  ] == [('Q-old', 7)]
+  assert sorted(
+    r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
+  ) == [1, 2]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-      f'keyspace {keyspace} is at schema v2 already: nothing to do']
+    f'keyspace {keyspace} is at schema v2 already: nothing to do'
+  ]
 
   events = str(tmp_path / 'calls.jsonl')
   write_call_events(events, 300, seed=3, events_per_second=4)
   run_job(events, cassandra_args)
-  assert session.execute(
-      f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] > 1
-  assert session.execute(
-      f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] > 3
+  assert session.execute(f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] > 1
+  assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] > 3
 
 
-def test_an_interrupted_migration_finishes_when_run_again(
-    cassandra_args, session, monkeypatch):
+def test_an_interrupted_migration_finishes_when_run_again(cassandra_args, session, monkeypatch):
   settings = settings_of(cassandra_args)
   keyspace = settings.keyspace
   create_v1_keyspace(session, keyspace)
@@ -463,8 +489,7 @@ def test_an_interrupted_migration_finishes_when_run_again(
       raise KeyboardInterrupt('operator pressed ^C')
     return copy_back(session_, settings_, table, *args)
 
-  monkeypatch.setattr(cassandra_migration, '_copy_as_records',
-                      crash_after_half)
+  monkeypatch.setattr(cassandra_migration, '_copy_as_records', crash_after_half)
   with pytest.raises(KeyboardInterrupt):
     cassandra_migration.migrate(settings)
   # dead_letters is gone, its rows only in the staging table: the job must
@@ -474,12 +499,10 @@ def test_an_interrupted_migration_finishes_when_run_again(
 
   monkeypatch.setattr(cassandra_migration, '_copy_as_records', copy_back)
   assert cassandra_migration.migrate(settings) == [
-      'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows '
-      'copied back', *ABANDON_METRICS_V2_COLUMNS_ADDED,
-      'schema version 2 recorded'
+    'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
+    *ABANDON_METRICS_V2_COLUMNS_ADDED,
+    'schema version 2 recorded',
   ]
-  assert session.execute(
-      f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
-  assert session.execute(
-      f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
+  assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
+  assert session.execute(f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
   CassandraSink(settings).prepare(TABLES.values())

@@ -3,6 +3,7 @@ headless Chromium, and the query layer giving the same numbers as over
 SQLite for the same rows. Each test writes a fresh keyspace with the
 project's CassandraSink/CassandraWriter. Fails (never skips) when Cassandra
 is down."""
+
 import sqlite3
 import time
 
@@ -12,12 +13,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import contact_center
 from pipelines.dashboard.queries import Thresholds, WallboardQueries
 from pipelines.dashboard.stores import CassandraStore, SqliteStore, StoreError
-from tests.support.dashboard_helpers import (REPO, check_page, chromium,
-                                     current_window_start, wallboard,
-                                     write_page_rows)
 from tests.integration.conftest import assert_reachable
-from transforms.cassandra_sink import (CassandraSettings, CassandraSink,
-                                       CassandraWriter)
+from tests.support.dashboard_helpers import (
+  REPO,
+  check_page,
+  chromium,
+  current_window_start,
+  wallboard,
+  write_page_rows,
+)
+from transforms.cassandra_sink import CassandraSettings, CassandraSink, CassandraWriter
 from transforms.schema import DEAD_LETTERS, TABLES
 
 THRESHOLDS = Thresholds(0.05, 0.10, 0.80)
@@ -25,12 +30,13 @@ THRESHOLDS = Thresholds(0.05, 0.10, 0.80)
 
 @pytest.fixture
 def flags(cassandra_hosts, cassandra_port, fresh_keyspace):
-  assert_reachable(f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra',
-                   'start it with scripts/stack.sh up')
+  assert_reachable(
+    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
+  )
   return [
-      f'--cassandra_hosts={",".join(cassandra_hosts)}',
-      f'--cassandra_port={cassandra_port}',
-      f'--cassandra_keyspace={fresh_keyspace}'
+    f'--cassandra_hosts={",".join(cassandra_hosts)}',
+    f'--cassandra_port={cassandra_port}',
+    f'--cassandra_keyspace={fresh_keyspace}',
   ]
 
 
@@ -48,33 +54,37 @@ def writer(flags):
 def test_page_over_cassandra(flags, writer):
   start = current_window_start(time.time())
   expected = write_page_rows(writer, start)
-  with wallboard(['--store=cassandra', *flags,
-                  '--refresh_seconds=0.5']) as url, chromium() as driver:
+  with (
+    wallboard(['--store=cassandra', *flags, '--refresh_seconds=0.5']) as url,
+    chromium() as driver,
+  ):
     check_page(driver, url, writer, start, expected, 'wallboard-cassandra')
 
 
-def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer,
-                                                       tmp_path):
+def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
   db = str(tmp_path / 'sample.db')
-  contact_center.run([
+  contact_center.run(
+    [
       f'--call_events={REPO / "samples" / "call_events.jsonl"}',
       f'--data_actions={REPO / "samples" / "data_actions.jsonl"}',
-      f'--sqlite_path={db}'
-  ])
+      f'--sqlite_path={db}',
+    ]
+  )
   with sqlite3.connect(db) as conn:
     for table in TABLES.values():
       names = ', '.join(name for name, _ in table.columns)
-      writer.upsert(table, [
-          table.record_type(*row)
-          for row in conn.execute(f'SELECT {names} FROM {table.name}')
-      ])
+      writer.upsert(
+        table,
+        [table.record_type(*row) for row in conn.execute(f'SELECT {names} FROM {table.name}')],
+      )
   settings = CassandraSettings.from_options(PipelineOptions(flags))
   now = 1_800_000_000  # a fixed clock: lag and staleness compare too
   sqlite_store, cassandra_store = SqliteStore(db), CassandraStore(settings)
   try:
     on_sqlite, on_cassandra = (
-        WallboardQueries(store, THRESHOLDS, 10_000, clock=lambda: now)
-        for store in (sqlite_store, cassandra_store))
+      WallboardQueries(store, THRESHOLDS, 10_000, clock=lambda: now)
+      for store in (sqlite_store, cassandra_store)
+    )
     snapshot = on_sqlite.snapshot()
     assert len(snapshot['queues']['tiles']) == 8
     assert snapshot['health']['late_events']['total'] > 0
@@ -83,8 +93,7 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer,
       assert on_cassandra.queue_trends(hours) == on_sqlite.queue_trends(hours)
 
     def by_watermark(detail):
-      detail['late_events'].sort(
-          key=lambda e: (-e['watermark'], e['event_id']))
+      detail['late_events'].sort(key=lambda e: (-e['watermark'], e['event_id']))
       return detail
 
     detail = by_watermark(on_sqlite.queue_detail('Q-101', 4))

@@ -7,6 +7,7 @@ timestamp, which would otherwise move KafkaIO's CreateTime watermark (scripts/st
 
   .venv/bin/python -m pytest tests/integration/test_flink_poison.py -v -s
 """
+
 import json
 import random
 import time
@@ -18,20 +19,37 @@ from kafka import KafkaProducer
 from kafka.errors import InvalidTimestampError
 
 from pipelines import contact_center
-from scripts.datagen.data_actions import write_data_actions
 from scripts.datagen.calls import write_call_events
+from scripts.datagen.data_actions import write_data_actions
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference.calls import reference_call_metrics
 from scripts.reference.interactions import reference_interactions
-from tests.support.flink_rest import completed_checkpoints, rest
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
-    cluster_job_args, stop_cluster_job, _consume, _end_offsets, _reference_rows, _root_exception,
-    _table, _wait_for_free_slots, flink_cluster, new_topic)
+  _consume,
+  _end_offsets,
+  _reference_rows,
+  _root_exception,
+  _table,
+  _wait_for_free_slots,
+  cluster_job_args,
+  flink_cluster,
+  new_topic,
+  stop_cluster_job,
+)
+from tests.support.flink_rest import completed_checkpoints, rest
 from tests.support.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
 
-ROW_COLUMNS = ('total_calls', 'abandoned_calls', 'short_abandoned_calls', 'answered_within_sl',
-               'total_wait_seconds', 'window_end', 'abandon_rate', 'service_level')
+ROW_COLUMNS = (
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'total_wait_seconds',
+  'window_end',
+  'abandon_rate',
+  'service_level',
+)
 
 
 def _poisoned(lines, poison, seed):
@@ -54,8 +72,9 @@ def _produce(tmp, name, lines, topic, bootstrap):
 
 def _expected_dead(topic, lines, records, poison):
   reasons = dict(poison)
-  return {f'{topic}/{p}@{o}': reasons[line]
-          for line, (p, o, _) in zip(lines, records) if line in reasons}
+  return {
+    f'{topic}/{p}@{o}': reasons[line] for line, (p, o, _) in zip(lines, records) if line in reasons
+  }
 
 
 def test_the_broker_refuses_a_far_future_record_timestamp(kafka_bootstrap, new_topic):
@@ -70,24 +89,39 @@ def test_the_broker_refuses_a_far_future_record_timestamp(kafka_bootstrap, new_t
 
 
 def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
-    flink_cluster, new_topic, tmp_path, kafka_bootstrap, expansion_service,
-    flink_job_server_jar):
+  flink_cluster, new_topic, tmp_path, kafka_bootstrap, expansion_service, flink_job_server_jar
+):
   generated_calls = tmp_path / 'calls.jsonl'
   generated_actions = tmp_path / 'actions.jsonl'
-  write_call_events(str(generated_calls), 800, seed=31, events_per_second=5,
-                    jitter_seconds=5.0, too_late_share=0.0, late_within_lateness_share=0.0)
+  write_call_events(
+    str(generated_calls),
+    800,
+    seed=31,
+    events_per_second=5,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+  )
   write_data_actions(str(generated_actions), 1500, seed=32, too_late_share=0.0)
   calls_topic, actions_topic = new_topic('it-poison-calls'), new_topic('it-poison-actions')
   calls_path, call_lines, call_records = _produce(
-      tmp_path, 'calls', _poisoned(read_lines(str(generated_calls)), POISON_CALLS, 3),
-      calls_topic, kafka_bootstrap)
+    tmp_path,
+    'calls',
+    _poisoned(read_lines(str(generated_calls)), POISON_CALLS, 3),
+    calls_topic,
+    kafka_bootstrap,
+  )
   actions_path, action_lines, action_records = _produce(
-      tmp_path, 'actions',
-      _poisoned(read_lines(str(generated_actions)), POISON_DATA_ACTIONS, 4),
-      actions_topic, kafka_bootstrap)
+    tmp_path,
+    'actions',
+    _poisoned(read_lines(str(generated_actions)), POISON_DATA_ACTIONS, 4),
+    actions_topic,
+    kafka_bootstrap,
+  )
   expected_dead = _expected_dead(calls_topic, call_lines, call_records, POISON_CALLS)
   expected_dead.update(
-      _expected_dead(actions_topic, action_lines, action_records, POISON_DATA_ACTIONS))
+    _expected_dead(actions_topic, action_lines, action_records, POISON_DATA_ACTIONS)
+  )
   assert len(expected_dead) == len(POISON_CALLS) + len(POISON_DATA_ACTIONS)
 
   calls_ref = reference_call_metrics(str(calls_path))
@@ -99,10 +133,17 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
   db = tmp_path / 'poison.db'
   job_name = f'it-poison-{calls_topic}'
   args = cluster_job_args(
-      job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
-      f'--kafka_call_events_topic={calls_topic}', f'--kafka_data_actions_topic={actions_topic}',
-      f'--kafka_consumer_group=it-{calls_topic}', '--sink=sqlite', '--sink=kafka',
-      f'--sqlite_path={db}')
+    job_name,
+    flink_job_server_jar,
+    kafka_bootstrap,
+    expansion_service,
+    f'--kafka_call_events_topic={calls_topic}',
+    f'--kafka_data_actions_topic={actions_topic}',
+    f'--kafka_consumer_group=it-{calls_topic}',
+    '--sink=sqlite',
+    '--sink=kafka',
+    f'--sqlite_path={db}',
+  )
   _wait_for_free_slots(2)
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
@@ -118,41 +159,53 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
       if jobs:
         jid = jobs[0]['jid']
         assert jobs[0]['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), (
-            f"job {jobs[0]['state']}: {_root_exception(jid)}")
+          f'job {jobs[0]["state"]}: {_root_exception(jid)}'
+        )
         restarts = rest(f'/jobs/{jid}/metrics?get=numRestarts')
         assert all(int(m['value']) == 0 for m in restarts), (
-            f'the job restarted: {_root_exception(jid)}')
+          f'the job restarted: {_root_exception(jid)}'
+        )
       try:
         observed = {
-            'rows': {(r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-                     for r in _table(db, 'abandon_metrics')},
-            'volumes': {(r['channel'], r['window_start']): r['volume']
-                        for r in _table(db, 'interaction_volumes')},
-            'alerts': {(r['customer_id'], r['channel'], r['timestamp'])
-                       for r in _table(db, 'pattern_alerts')},
-            'dead': {r['origin']: r['reason'] for r in _table(db, 'dead_letters')},
+          'rows': {
+            (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
+            for r in _table(db, 'abandon_metrics')
+          },
+          'volumes': {
+            (r['channel'], r['window_start']): r['volume']
+            for r in _table(db, 'interaction_volumes')
+          },
+          'alerts': {
+            (r['customer_id'], r['channel'], r['timestamp']) for r in _table(db, 'pattern_alerts')
+          },
+          'dead': {r['origin']: r['reason'] for r in _table(db, 'dead_letters')},
         }
       except Exception:  # pylint: disable=broad-except
         observed = {}  # no tables yet
-      if (observed.get('rows') == expected_rows
-          and observed.get('volumes') == actions_ref.volumes
-          and observed.get('alerts') == actions_ref.alerts
-          and {o: observed['dead'].get(o) for o in expected_dead} == expected_dead
-          and jid and completed_checkpoints(jid) >= 1):
+      if (
+        observed.get('rows') == expected_rows
+        and observed.get('volumes') == actions_ref.volumes
+        and observed.get('alerts') == actions_ref.alerts
+        and {o: observed['dead'].get(o) for o in expected_dead} == expected_dead
+        and jid
+        and completed_checkpoints(jid) >= 1
+      ):
         break
       assert time.monotonic() < deadline, (
-          f"after 400 s: {len(observed.get('rows') or {})} of {len(expected_rows)} rows, "
-          f"{len(observed.get('volumes') or {})} of {len(actions_ref.volumes)} volumes, "
-          f"{len(observed.get('alerts') or ())} of {len(actions_ref.alerts)} alerts, "
-          f"{sum(o in observed.get('dead', {}) for o in expected_dead)} of "
-          f"{len(expected_dead)} poison dead letters")
+        f'after 400 s: {len(observed.get("rows") or {})} of {len(expected_rows)} rows, '
+        f'{len(observed.get("volumes") or {})} of {len(actions_ref.volumes)} volumes, '
+        f'{len(observed.get("alerts") or ())} of {len(actions_ref.alerts)} alerts, '
+        f'{sum(o in observed.get("dead", {}) for o in expected_dead)} of '
+        f'{len(expected_dead)} poison dead letters'
+      )
       time.sleep(3)
-    print(f'\npoison on Flink: rows, volumes, alerts exact, {len(expected_dead)} poison dead '
-          f'letters, 0 restarts after {time.monotonic() - t0:.1f} s')
+    print(
+      f'\npoison on Flink: rows, volumes, alerts exact, {len(expected_dead)} poison dead '
+      f'letters, 0 restarts after {time.monotonic() - t0:.1f} s'
+    )
   finally:
     stop_cluster_job(job_name, result)
 
-  on_topic = [json.loads(value) for _, value in
-              _consume(kafka_bootstrap, dead_topic_start)]
+  on_topic = [json.loads(value) for _, value in _consume(kafka_bootstrap, dead_topic_start)]
   topic_reasons = {d['origin']: d['reason'] for d in on_topic}
   assert {o: topic_reasons.get(o) for o in expected_dead} == expected_dead

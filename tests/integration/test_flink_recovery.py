@@ -15,6 +15,7 @@ of exactly what was produced: no loss, no double counting.
 
   .venv/bin/python -m pytest tests/integration/test_flink_recovery.py -v -s
 """
+
 import os
 import signal
 import subprocess
@@ -31,11 +32,11 @@ from kafka.admin import NewTopic
 from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
-from tests.support.flink_rest import checkpoint_stats, completed_checkpoints, rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script
+from tests.support.flink_rest import checkpoint_stats, completed_checkpoints, rest
 
 PARTITIONS = 2
-CALLS = 1500          # ~1,600 lines; at 100 calls/s around midday, ~18 s of event time a half
+CALLS = 1500  # ~1,600 lines; at 100 calls/s around midday, ~18 s of event time a half
 WINDOW_S = 10
 LATENESS_S = 300
 TM_MARKER = '-Dccstack.svc=flink-taskmanager'
@@ -73,16 +74,19 @@ def _committed(bootstrap: str, group: str, attempts: int = 30) -> Dict[int, int]
   On a fresh broker the group coordinator (and __consumer_offsets) comes up
   on first use: COORDINATOR_NOT_AVAILABLE / LOAD_IN_PROGRESS are retried.
   """
-  transient = (kafka_errors.CoordinatorNotAvailableError,
-               kafka_errors.CoordinatorLoadInProgressError,
-               kafka_errors.NotCoordinatorError)
+  transient = (
+    kafka_errors.CoordinatorNotAvailableError,
+    kafka_errors.CoordinatorLoadInProgressError,
+    kafka_errors.NotCoordinatorError,
+  )
   for attempt in range(attempts):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
       # kafka-python 2.0 names it list_consumer_group_offsets, 2.1+ list_group_offsets
       list_offsets = getattr(admin, 'list_consumer_group_offsets', None)
-      offsets = list_offsets(group) if list_offsets else admin.list_group_offsets(
-          group).get(group, {})
+      offsets = (
+        list_offsets(group) if list_offsets else admin.list_group_offsets(group).get(group, {})
+      )
       break
     except transient:
       if attempt == attempts - 1:
@@ -103,8 +107,11 @@ def _end_offsets(bootstrap: str, topic: str) -> Dict[int, int]:
 
 
 def _others_running(own: Optional[str] = None) -> List[str]:
-  return [f"{j['name']} ({j['state']})" for j in rest('/jobs/overview')['jobs']
-          if j['jid'] != own and j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')]
+  return [
+    f'{j["name"]} ({j["state"]})'
+    for j in rest('/jobs/overview')['jobs']
+    if j['jid'] != own and j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')
+  ]
 
 
 def _wait_cluster_free(own: Optional[str] = None, timeout: float = 900):
@@ -129,10 +136,19 @@ def _rows(session, keyspace: str) -> Optional[dict]:
     result = session.execute(f'SELECT * FROM {keyspace}.abandon_metrics', timeout=30)
   except Exception:  # pylint: disable=broad-except
     return None  # keyspace/table not created yet
-  return {(r.queue_id, r.window_start): (
-      r.total_calls, r.abandoned_calls, r.short_abandoned_calls, r.answered_within_sl,
-      round(r.total_wait_seconds, 6), r.window_end, r.abandon_rate, r.service_level)
-          for r in result}
+  return {
+    (r.queue_id, r.window_start): (
+      r.total_calls,
+      r.abandoned_calls,
+      r.short_abandoned_calls,
+      r.answered_within_sl,
+      round(r.total_wait_seconds, 6),
+      r.window_end,
+      r.abandon_rate,
+      r.service_level,
+    )
+    for r in result
+  }
 
 
 def _count(session, keyspace: str, table: str) -> int:
@@ -143,13 +159,21 @@ def _count(session, keyspace: str, table: str) -> int:
 
 
 def _expected(path: Path) -> dict:
-  ref = reference_call_metrics(str(path), window_size_s=WINDOW_S,
-                               allowed_lateness_s=LATENESS_S)
+  ref = reference_call_metrics(str(path), window_size_s=WINDOW_S, allowed_lateness_s=LATENESS_S)
   assert not ref.late, 'the produced data must have no late events (see module doc)'
-  return {key: (r['total_calls'], r['abandoned_calls'], r['short_abandoned_calls'],
-                r['answered_within_sl'], round(float(r['total_wait_seconds']), 6),
-                r['window_end_ms'], float(abandon_rate(r)), float(service_level(r)))
-          for key, r in ref.rows.items()}
+  return {
+    key: (
+      r['total_calls'],
+      r['abandoned_calls'],
+      r['short_abandoned_calls'],
+      r['answered_within_sl'],
+      round(float(r['total_wait_seconds']), 6),
+      r['window_end_ms'],
+      float(abandon_rate(r)),
+      float(service_level(r)),
+    )
+    for key, r in ref.rows.items()
+  }
 
 
 def _diff(rows: Optional[dict], expected: dict) -> str:
@@ -158,12 +182,15 @@ def _diff(rows: Optional[dict], expected: dict) -> str:
   wrong = [k for k in expected if k in rows and rows[k] != expected[k]]
   extra = [k for k in rows if k not in expected]
   sample = {k: (rows[k], expected[k]) for k in wrong[:3]}
-  return (f'{len(rows)} rows for {len(expected)} expected: {len(missing)} missing, '
-          f'{len(wrong)} differ {sample}, {len(extra)} unexpected')
+  return (
+    f'{len(rows)} rows for {len(expected)} expected: {len(missing)} missing, '
+    f'{len(wrong)} differ {sample}, {len(extra)} unexpected'
+  )
 
 
-def wait_for_rows(session, keyspace: str, expected: dict, jid: Optional[str] = None,
-                  timeout: float = 300) -> None:
+def wait_for_rows(
+  session, keyspace: str, expected: dict, jid: Optional[str] = None, timeout: float = 300
+) -> None:
   """Waits until the Cassandra rows equal `expected`; with `jid`, fails as soon as that job is
   no longer running or recovering."""
   last = {}
@@ -173,6 +200,7 @@ def wait_for_rows(session, keyspace: str, expected: dict, jid: Optional[str] = N
     if jid is not None:
       assert _job(jid)['state'] in ('RUNNING', 'RESTARTING', 'INITIALIZING'), _job(jid)
     return last['rows'] == expected
+
   try:
     _wait('rows equal the reference', converged, timeout, 1)
   except AssertionError as exc:
@@ -182,12 +210,19 @@ def wait_for_rows(session, keyspace: str, expected: dict, jid: Optional[str] = N
 class Halves:
   """The generated file in two halves, each rebased to 'now' when it is produced; `path`
   accumulates exactly what the topic holds (the reference's input)."""
+
   def __init__(self, work: Path, seed: int):
     generated = work / 'calls.jsonl'
     self.counts = write_call_events(
-        str(generated), CALLS, seed=seed, start_ms=DEFAULT_START_MS + 12 * 3600 * 1000,
-        events_per_second=100, jitter_seconds=5.0, too_late_share=0.0,
-        late_within_lateness_share=0.0)
+      str(generated),
+      CALLS,
+      seed=seed,
+      start_ms=DEFAULT_START_MS + 12 * 3600 * 1000,
+      events_per_second=100,
+      jitter_seconds=5.0,
+      too_late_share=0.0,
+      late_within_lateness_share=0.0,
+    )
     lines = read_lines(str(generated))
     half = len(lines) // 2
     self.parts = [lines[:half], lines[half:]]
@@ -210,8 +245,9 @@ def topic(kafka_bootstrap):
   assert_reachable(kafka_bootstrap, 'Kafka', 'start it with scripts/stack.sh up')
   name = f'it-recovery-{uuid.uuid4().hex[:10]}'
   admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
-  admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)],
-                      timeout_ms=30000)
+  admin.create_topics(
+    [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)], timeout_ms=30000
+  )
   yield name
   try:
     admin.delete_topics([name], timeout_ms=30000)
@@ -222,12 +258,18 @@ def topic(kafka_bootstrap):
 
 class Submitted:
   """A job submitted with scripts/submit_flink.sh cluster --detach."""
+
   def __init__(self, name: str, args: List[str]):
     self.name = name
     t0 = time.monotonic()
-    proc = subprocess.run([SUBMIT, 'cluster', '--detach', f'--job_name={name}', *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=420,
-                          env=dict(os.environ, RUN_DIR=str(RUN_DIR)))
+    proc = subprocess.run(
+      [SUBMIT, 'cluster', '--detach', f'--job_name={name}', *args],
+      cwd=REPO,
+      capture_output=True,
+      text=True,
+      timeout=420,
+      env=dict(os.environ, RUN_DIR=str(RUN_DIR)),
+    )
     assert proc.returncode == 0, f'submit_flink.sh failed:\n{proc.stdout}\n{proc.stderr[-4000:]}'
     self.submit_s = time.monotonic() - t0
     self.client_pid = int((RUN_DIR / 'pids' / f'submit-{name}.pid').read_text())
@@ -247,8 +289,9 @@ class Submitted:
     try:
       if _job(self.jid)['state'] not in ('CANCELED', 'FINISHED', 'FAILED'):
         rest(f'/jobs/{self.jid}?mode=cancel', method='PATCH')
-      _wait('job cancelled', lambda: _job(self.jid)['state'] in (
-          'CANCELED', 'FINISHED', 'FAILED'), 60)
+      _wait(
+        'job cancelled', lambda: _job(self.jid)['state'] in ('CANCELED', 'FINISHED', 'FAILED'), 60
+      )
     finally:
       deadline = time.monotonic() + 60
       while self.client_alive() and time.monotonic() < deadline:
@@ -259,19 +302,30 @@ class Submitted:
 
 def _job_args(topic: str, keyspace: str, group: str, interval_ms: int = 3000) -> List[str]:
   return [
-      f'--kafka_call_events_topic={topic}', f'--kafka_consumer_group={group}',
-      '--sink=cassandra', f'--cassandra_keyspace={keyspace}',
-      f'--window_size={WINDOW_S}', f'--allowed_lateness={LATENESS_S}',
-      f'--checkpointing_interval={interval_ms}', '--min_pause_between_checkpoints=1000',
-      '--checkpoint_timeout_millis=60000',
-      '--number_of_execution_retries=10', '--execution_retry_delay=2000',
+    f'--kafka_call_events_topic={topic}',
+    f'--kafka_consumer_group={group}',
+    '--sink=cassandra',
+    f'--cassandra_keyspace={keyspace}',
+    f'--window_size={WINDOW_S}',
+    f'--allowed_lateness={LATENESS_S}',
+    f'--checkpointing_interval={interval_ms}',
+    '--min_pause_between_checkpoints=1000',
+    '--checkpoint_timeout_millis=60000',
+    '--number_of_execution_retries=10',
+    '--execution_retry_delay=2000',
   ]
 
 
 # --- the tests -----------------------------------------------------------------------------------
 def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
-    flink_standalone, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
-    expansion_service, tmp_path):
+  flink_standalone,
+  topic,
+  fresh_keyspace,
+  cassandra_session,
+  kafka_bootstrap,
+  expansion_service,
+  tmp_path,
+):
   """kill -9 of the TaskManager mid-run: Flink's restart strategy restores the last completed
   checkpoint on a TaskManager started again by this test; the rows end exact."""
   group = f'it-{topic}'
@@ -282,17 +336,22 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     t_p1 = time.monotonic()
     data.produce(0, topic, kafka_bootstrap)
     # a checkpoint has completed since part 1 was read: offsets committed on finalize
-    _wait('offsets committed after a checkpoint', lambda: sum(
-        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    _wait(
+      'offsets committed after a checkpoint',
+      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      120,
+    )
     assert completed_checkpoints(job.jid) >= 1
     committed_at_kill = _committed(kafka_bootstrap, group)
     rows_at_kill = len(_rows(cassandra_session, fresh_keyspace) or {})
     ckpt_at_kill = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
     tm = _tm_pid()
     assert not _others_running(job.jid), f'not killing the TaskManager of {_others_running()}'
-    print(f'  kill -9 TaskManager pid {tm} {time.monotonic() - t_p1:.1f} s after half 1 was '
-          f'produced: checkpoint #{ckpt_at_kill["id"]} completed, committed '
-          f'{committed_at_kill}, {rows_at_kill} rows written')
+    print(
+      f'  kill -9 TaskManager pid {tm} {time.monotonic() - t_p1:.1f} s after half 1 was '
+      f'produced: checkpoint #{ckpt_at_kill["id"]} completed, committed '
+      f'{committed_at_kill}, {rows_at_kill} rows written'
+    )
     t_kill = time.monotonic()
     os.kill(tm, signal.SIGKILL)
     _wait('TaskManager gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
@@ -300,11 +359,19 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     start = flink_script('start')
     assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
     t_tm = time.monotonic() - t_kill
-    _wait('job noticed the failure', lambda: _job(job.jid)['state'] != 'RUNNING'
-          or _restored_checkpoints(job.jid) > 0, 120, 0.2)
+    _wait(
+      'job noticed the failure',
+      lambda: _job(job.jid)['state'] != 'RUNNING' or _restored_checkpoints(job.jid) > 0,
+      120,
+      0.2,
+    )
     t_detect = time.monotonic() - t_kill
-    _wait('job RUNNING again with all tasks', lambda: _all_tasks_running(job.jid)
-          and _restored_checkpoints(job.jid) >= 1, 300, 0.2)
+    _wait(
+      'job RUNNING again with all tasks',
+      lambda: _all_tasks_running(job.jid) and _restored_checkpoints(job.jid) >= 1,
+      300,
+      0.2,
+    )
     t_running = time.monotonic() - t_kill
     restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
     assert restored and restored['id'] >= ckpt_at_kill['id'], restored
@@ -314,19 +381,20 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     t_rows = time.monotonic() - t_kill
     # every record is read once the job is through: offsets committed up to the end
     end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
-          60, 1)
+    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
     final_committed = _committed(kafka_bootstrap, group)
     assert all(final_committed[p] >= committed_at_kill.get(p, 0) for p in final_committed)
     dead = _count(cassandra_session, fresh_keyspace, 'dead_letters')
     late = _count(cassandra_session, fresh_keyspace, 'late_events')
-    print(f'  recovery: TaskManager restarted {t_tm:.1f} s after the kill, failure seen at '
-          f'{t_detect:.1f} s, job RUNNING again (all tasks, checkpoint #{restored["id"]} '
-          f'restored) at {t_running:.1f} s, rows complete and exact ({len(expected)} rows, '
-          f'{sum(v[0] for v in expected.values())} calls) at {t_rows:.1f} s after the kill\n'
-          f'  offsets: committed at kill {committed_at_kill}, checkpoint restored '
-          f'#{restored["id"]}, final {final_committed} = end {end}; dead letters {dead}, '
-          f'late events {late}')
+    print(
+      f'  recovery: TaskManager restarted {t_tm:.1f} s after the kill, failure seen at '
+      f'{t_detect:.1f} s, job RUNNING again (all tasks, checkpoint #{restored["id"]} '
+      f'restored) at {t_running:.1f} s, rows complete and exact ({len(expected)} rows, '
+      f'{sum(v[0] for v in expected.values())} calls) at {t_rows:.1f} s after the kill\n'
+      f'  offsets: committed at kill {committed_at_kill}, checkpoint restored '
+      f'#{restored["id"]}, final {final_committed} = end {end}; dead letters {dead}, '
+      f'late events {late}'
+    )
     assert sum(v[0] for v in expected.values()) == data.counts['valid'] == CALLS
     assert dead == data.counts['malformed']
     assert late == 0
@@ -336,8 +404,9 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
 
 def _stop_with_savepoint(jid: str) -> str:
   target = f'file://{RUN_DIR}/flink/savepoints'
-  trigger = rest(f'/jobs/{jid}/stop', method='POST',
-                  body={'targetDirectory': target, 'drain': False})['request-id']
+  trigger = rest(
+    f'/jobs/{jid}/stop', method='POST', body={'targetDirectory': target, 'drain': False}
+  )['request-id']
 
   def done():
     status = rest(f'/jobs/{jid}/savepoints/{trigger}')
@@ -346,12 +415,19 @@ def _stop_with_savepoint(jid: str) -> str:
     operation = status['operation']
     assert 'failure-cause' not in operation, operation
     return operation['location']
+
   return _wait('stop-with-savepoint completed', done, 180, 0.5)
 
 
 def test_stop_with_savepoint_and_resume(
-    flink_standalone, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
-    expansion_service, tmp_path):
+  flink_standalone,
+  topic,
+  fresh_keyspace,
+  cassandra_session,
+  kafka_bootstrap,
+  expansion_service,
+  tmp_path,
+):
   """Stop with a savepoint (drain false) while windows are open, produce more, resubmit with
   --savepoint_path: the rows end equal to the reference of everything produced."""
   group = f'it-{topic}'
@@ -362,8 +438,11 @@ def test_stop_with_savepoint_and_resume(
   second = None
   try:
     data.produce(0, topic, kafka_bootstrap)
-    _wait('offsets committed after a checkpoint', lambda: sum(
-        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    _wait(
+      'offsets committed after a checkpoint',
+      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      120,
+    )
     t0 = time.monotonic()
     location = _stop_with_savepoint(first.jid)
     t_sp = time.monotonic() - t0
@@ -371,21 +450,23 @@ def test_stop_with_savepoint_and_resume(
     _wait('first client exited', lambda: not first.client_alive(), 60)
     rows_at_stop = len(_rows(cassandra_session, fresh_keyspace) or {})
     committed_at_stop = _committed(kafka_bootstrap, group)
-    print(f'  savepoint {location} in {t_sp:.1f} s; {rows_at_stop} rows, committed '
-          f'{committed_at_stop}')
+    print(
+      f'  savepoint {location} in {t_sp:.1f} s; {rows_at_stop} rows, committed {committed_at_stop}'
+    )
     data.produce(1, topic, kafka_bootstrap)
     second = Submitted(f'it-sp2-{topic}', [*args, f'--savepoint_path={location}'])
     restored = rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
     assert restored and restored['is_savepoint'], restored
-    print(f"  resubmitted job restored {restored['external_path']}")
+    print(f'  resubmitted job restored {restored["external_path"]}')
     expected = _expected(data.path)
     t1 = time.monotonic()
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
     end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
-          60, 1)
-    print(f'  resumed from the savepoint: rows exact ({len(expected)}) {time.monotonic() - t1:.1f}'
-          f' s after the resubmitted job ran; offsets {end}')
+    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
+    print(
+      f'  resumed from the savepoint: rows exact ({len(expected)}) {time.monotonic() - t1:.1f}'
+      f' s after the resubmitted job ran; offsets {end}'
+    )
     assert _count(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
     assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
   finally:

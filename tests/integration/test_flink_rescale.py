@@ -13,6 +13,7 @@ The cluster goes back to one TaskManager afterwards (the other cluster tests ass
 
   .venv/bin/python -m pytest tests/integration/test_flink_rescale.py -v -s
 """
+
 import os
 import signal
 import time
@@ -24,12 +25,26 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from scripts.produce_events import key_and_timestamp, rebase_lines
-from tests.support.flink_rest import completed_checkpoints, rest
 from tests.integration.conftest import RUN_DIR, flink_script
 from tests.integration.test_flink_recovery import (
-    LATENESS_S, WINDOW_S, Halves, Submitted, _all_tasks_running, _committed, _count,
-    _end_offsets, _expected, _job, _job_args, _restored_checkpoints, _stop_with_savepoint,
-    _wait, _wait_cluster_free, topic, wait_for_rows)  # noqa: F401  (fixture)
+  LATENESS_S,
+  WINDOW_S,
+  Halves,
+  Submitted,
+  _all_tasks_running,
+  _committed,
+  _count,
+  _end_offsets,
+  _expected,
+  _job,
+  _job_args,
+  _restored_checkpoints,
+  _stop_with_savepoint,
+  _wait,
+  _wait_cluster_free,
+  wait_for_rows,
+)  # noqa: F401  (fixture)
+from tests.support.flink_rest import completed_checkpoints, rest
 
 TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
 
@@ -53,8 +68,16 @@ def _parallelism(jid: str) -> set:
 
 @pytest.mark.parametrize('before, after', [(2, 4), (4, 2)])
 def test_rescale_from_a_savepoint_keeps_every_count(
-    two_taskmanagers, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
-    expansion_service, tmp_path, before, after):
+  two_taskmanagers,
+  topic,
+  fresh_keyspace,
+  cassandra_session,
+  kafka_bootstrap,
+  expansion_service,
+  tmp_path,
+  before,
+  after,
+):
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=50 + before)
   args = _job_args(topic, fresh_keyspace, group)
@@ -64,14 +87,18 @@ def test_rescale_from_a_savepoint_keeps_every_count(
   try:
     assert _parallelism(first.jid) == {before}
     data.produce(0, topic, kafka_bootstrap)
-    _wait('offsets committed after a checkpoint', lambda: sum(
-        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    _wait(
+      'offsets committed after a checkpoint',
+      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      120,
+    )
     location = _stop_with_savepoint(first.jid)
     _wait('first job FINISHED', lambda: _job(first.jid)['state'] == 'FINISHED', 60)
     _wait('first client exited', lambda: not first.client_alive(), 60)
     data.produce(1, topic, kafka_bootstrap)
-    second = Submitted(f'it-scale{after}-{topic}',
-                       [*args, f'--parallelism={after}', f'--savepoint_path={location}'])
+    second = Submitted(
+      f'it-scale{after}-{topic}', [*args, f'--parallelism={after}', f'--savepoint_path={location}']
+    )
     restored = rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
     assert restored and restored['is_savepoint'], restored
     assert _parallelism(second.jid) == {after}
@@ -79,11 +106,12 @@ def test_rescale_from_a_savepoint_keeps_every_count(
     expected = _expected(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
     end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end,
-          60, 1)
-    print(f'\n  rescaled {before} -> {after} from {location}: rows exact ({len(expected)} rows, '
-          f'{sum(v[0] for v in expected.values())} calls) {time.monotonic() - t0:.1f} s after '
-          f'the resumed job ran')
+    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
+    print(
+      f'\n  rescaled {before} -> {after} from {location}: rows exact ({len(expected)} rows, '
+      f'{sum(v[0] for v in expected.values())} calls) {time.monotonic() - t0:.1f} s after '
+      f'the resumed job ran'
+    )
     assert sum(v[0] for v in expected.values()) == data.counts['valid']
     assert _count(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
     assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
@@ -101,18 +129,28 @@ def _tm2_pid() -> int:
 
 
 def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
-    two_taskmanagers, topic, fresh_keyspace, cassandra_session, kafka_bootstrap,
-    expansion_service, tmp_path):
+  two_taskmanagers,
+  topic,
+  fresh_keyspace,
+  cassandra_session,
+  kafka_bootstrap,
+  expansion_service,
+  tmp_path,
+):
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=61)
   _wait_cluster_free()
   # Parallelism 4 fills both TaskManagers, so the killed one surely runs part of the job.
-  job = Submitted(f'it-tmkill-{topic}',
-                  [*_job_args(topic, fresh_keyspace, group), '--parallelism=4'])
+  job = Submitted(
+    f'it-tmkill-{topic}', [*_job_args(topic, fresh_keyspace, group), '--parallelism=4']
+  )
   try:
     data.produce(0, topic, kafka_bootstrap)
-    _wait('offsets committed after a checkpoint', lambda: sum(
-        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    _wait(
+      'offsets committed after a checkpoint',
+      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      120,
+    )
     ckpt = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
     tm = _tm2_pid()
     t_kill = time.monotonic()
@@ -120,8 +158,12 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
     _wait('TaskManager 2 gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
     start = flink_script('start', '--taskmanagers', '2')
     assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
-    _wait('job RUNNING again from a checkpoint', lambda: _all_tasks_running(job.jid)
-          and _restored_checkpoints(job.jid) >= 1, 300, 0.2)
+    _wait(
+      'job RUNNING again from a checkpoint',
+      lambda: _all_tasks_running(job.jid) and _restored_checkpoints(job.jid) >= 1,
+      300,
+      0.2,
+    )
     t_running = time.monotonic() - t_kill
     restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
     assert restored['id'] >= ckpt['id'], restored
@@ -129,17 +171,19 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
     expected = _expected(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
     t_rows = time.monotonic() - t_kill
-    print(f'\n  one of two TaskManagers killed: job RUNNING again (checkpoint '
-          f'#{restored["id"]} restored) {t_running:.1f} s after the kill, rows exact '
-          f'({len(expected)} rows) {t_rows:.1f} s after it')
+    print(
+      f'\n  one of two TaskManagers killed: job RUNNING again (checkpoint '
+      f'#{restored["id"]} restored) {t_running:.1f} s after the kill, rows exact '
+      f'({len(expected)} rows) {t_rows:.1f} s after it'
+    )
     assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
   finally:
     job.cancel()
 
 
 def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
-    two_taskmanagers, fresh_keyspace, cassandra_session, kafka_bootstrap, expansion_service,
-    tmp_path):
+  two_taskmanagers, fresh_keyspace, cassandra_session, kafka_bootstrap, expansion_service, tmp_path
+):
   """4 partitions read at parallelism 2. Every partition gets records from the first half;
   the second half goes to 3 of them and partition 3 stays idle from then on (minutes): its
   watermark follows processing time once it has no backlog (KafkaIO CreateTime policy), so
@@ -147,12 +191,12 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
   delay the last window's row appears."""
   topic = f'it-idle-{uuid.uuid4().hex[:10]}'
   admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
-  admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)],
-                      timeout_ms=30000)
+  admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)], timeout_ms=30000)
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=71)
-  producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks='all',
-                           max_in_flight_requests_per_connection=1)
+  producer = KafkaProducer(
+    bootstrap_servers=kafka_bootstrap, acks='all', max_in_flight_requests_per_connection=1
+  )
 
   def produce(index, partitions):
     lines, _ = rebase_lines(data.parts[index], int(time.time() * 1000), align_ms=0)
@@ -160,20 +204,23 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
     for i, line in enumerate(lines):
       _, ts = key_and_timestamp(line, None)
       last_ts = ts if ts is not None else last_ts
-      producer.send(topic, value=line, partition=partitions[i % len(partitions)],
-                    timestamp_ms=last_ts)
+      producer.send(
+        topic, value=line, partition=partitions[i % len(partitions)], timestamp_ms=last_ts
+      )
     producer.flush()
     with open(data.path, 'ab') as f:
       f.write(b''.join(line + b'\n' for line in lines))
     return lines
 
   _wait_cluster_free()
-  job = Submitted(f'it-idle-{topic}',
-                  [*_job_args(topic, fresh_keyspace, group), '--parallelism=2'])
+  job = Submitted(f'it-idle-{topic}', [*_job_args(topic, fresh_keyspace, group), '--parallelism=2'])
   try:
     produce(0, [0, 1, 2, 3])
-    _wait('offsets committed after a checkpoint', lambda: sum(
-        _committed(kafka_bootstrap, group).values()) > 0, 120)
+    _wait(
+      'offsets committed after a checkpoint',
+      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      120,
+    )
     lines = produce(1, [0, 1, 2])
     newest_ms = max(ts for ts in (key_and_timestamp(line, None)[1] for line in lines) if ts)
     last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000
@@ -183,8 +230,10 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
     # Data rebased to now: event time is wall-clock time, so this is how late the last window
     # closed after its end plus the watermark delay (--max_out_of_orderness, 10 s).
     lag_s = (closed_ms - last_window_end_ms) / 1000 - 10
-    print(f'\n  4 partitions at parallelism 2, partition 3 idle: every window closed, the last '
-          f'one {lag_s:.1f} s after its end + watermark delay (allowed lateness {LATENESS_S} s)')
+    print(
+      f'\n  4 partitions at parallelism 2, partition 3 idle: every window closed, the last '
+      f'one {lag_s:.1f} s after its end + watermark delay (allowed lateness {LATENESS_S} s)'
+    )
     assert lag_s < 180, f'the last window closed {lag_s:.0f} s late'
     assert completed_checkpoints(job.jid) >= 1
   finally:

@@ -19,6 +19,7 @@ and offsets committed on checkpoints; it polls until the rows are right, then ca
 
   .venv/bin/python -m pytest tests/integration/test_kafka_flink.py -v -s
 """
+
 import json
 import os
 import sqlite3
@@ -37,17 +38,29 @@ from kafka.admin import NewTopic
 from pipelines import contact_center
 from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import (abandon_rate, parse_valid_event, reference_call_metrics,
-                               service_level)
+from scripts.reference.calls import (
+  abandon_rate,
+  parse_valid_event,
+  reference_call_metrics,
+  service_level,
+)
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.support.flink_rest import completed_checkpoints, rest
 from transforms.kafka_io import TOPICS, ReadKafkaRecords
 
-CALLS = 2000         # distinct calls; ~2,130 lines with duplicates, other types, malformed
+CALLS = 2000  # distinct calls; ~2,130 lines with duplicates, other types, malformed
 PARTITIONS = 2
 WORKER_POOL = '127.0.0.1:50000'
-ROW_COLUMNS = ('total_calls', 'abandoned_calls', 'short_abandoned_calls', 'answered_within_sl',
-               'total_wait_seconds', 'window_end', 'abandon_rate', 'service_level')
+ROW_COLUMNS = (
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'total_wait_seconds',
+  'window_end',
+  'abandon_rate',
+  'service_level',
+)
 
 
 @pytest.fixture(scope='module')
@@ -59,8 +72,9 @@ def new_topic(kafka_bootstrap):
 
   def create(prefix):
     name = f'{prefix}-{uuid.uuid4().hex[:10]}'
-    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)],
-                        timeout_ms=30000)
+    admin.create_topics(
+      [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)], timeout_ms=30000
+    )
     created.append(name)
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
     try:
@@ -91,19 +105,32 @@ def produced(tmp_path_factory, topic, kafka_bootstrap):
   work = tmp_path_factory.mktemp('kafka_flink')
   generated = work / 'calls.jsonl'
   counts = write_call_events(
-      str(generated), CALLS, seed=23, events_per_second=5, jitter_seconds=5.0,
-      too_late_share=0.0, late_within_lateness_share=0.0)
+    str(generated),
+    CALLS,
+    seed=23,
+    events_per_second=5,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+  )
   lines, shift_ms = rebase_lines(read_lines(str(generated)), int(time.time() * 1000))
   path = work / 'calls.produced.jsonl'  # exactly what the topic holds
   path.write_bytes(b''.join(line + b'\n' for line in lines))
   result = produce_lines(lines, topic, kafka_bootstrap, keep_metadata=True)
-  print(f"\nproduced {result['count']} records to {topic} ({PARTITIONS} partitions) in "
-        f"{result['seconds']:.2f} s ({result['rate']:.0f}/s); event times shifted by "
-        f"{shift_ms / 86400000:+.1f} days")
+  print(
+    f'\nproduced {result["count"]} records to {topic} ({PARTITIONS} partitions) in '
+    f'{result["seconds"]:.2f} s ({result["rate"]:.0f}/s); event times shifted by '
+    f'{shift_ms / 86400000:+.1f} days'
+  )
   assert result['count'] == len(lines) == counts['lines']
   assert len({p for p, _, _ in result['records']}) == PARTITIONS
-  return {'path': path, 'lines': lines, 'records': result['records'], 'counts': counts,
-          'work': work}
+  return {
+    'path': path,
+    'lines': lines,
+    'records': result['records'],
+    'counts': counts,
+    'work': work,
+  }
 
 
 def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
@@ -143,14 +170,20 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   sink_topics = (TOPICS['abandon_metrics'], TOPICS['dead_letters'])
   before = {t: _end_offsets(kafka_bootstrap, t) for t in sink_topics}
   args = [
-      '--runner=FlinkRunner', '--flink_master=[local]',
-      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=LOOPBACK',
-      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
-      f'--kafka_expansion_service={expansion_service}',
-      f'--kafka_call_events_topic={topic}', '--kafka_data_actions_topic=',
-      f"--kafka_max_num_records={len(produced['lines'])}",
-      f'--kafka_consumer_group=it-{topic}',
-      '--sink=sqlite', '--sink=kafka', f'--sqlite_path={db}',
+    '--runner=FlinkRunner',
+    '--flink_master=[local]',
+    f'--flink_job_server_jar={flink_job_server_jar}',
+    '--environment_type=LOOPBACK',
+    '--source=kafka',
+    f'--kafka_bootstrap_servers={kafka_bootstrap}',
+    f'--kafka_expansion_service={expansion_service}',
+    f'--kafka_call_events_topic={topic}',
+    '--kafka_data_actions_topic=',
+    f'--kafka_max_num_records={len(produced["lines"])}',
+    f'--kafka_consumer_group=it-{topic}',
+    '--sink=sqlite',
+    '--sink=kafka',
+    f'--sqlite_path={db}',
   ]
   t0 = time.monotonic()
   result = contact_center.run(args)
@@ -162,10 +195,17 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
 
 def _reference_rows(ref) -> Dict[tuple, list]:
   return {
-      key: [r['total_calls'], r['abandoned_calls'], r['short_abandoned_calls'],
-            r['answered_within_sl'], float(r['total_wait_seconds']), r['window_end_ms'],
-            float(abandon_rate(r)), float(service_level(r))]
-      for key, r in ref.rows.items()
+    key: [
+      r['total_calls'],
+      r['abandoned_calls'],
+      r['short_abandoned_calls'],
+      r['answered_within_sl'],
+      float(r['total_wait_seconds']),
+      r['window_end_ms'],
+      float(abandon_rate(r)),
+      float(service_level(r)),
+    ]
+    for key, r in ref.rows.items()
   }
 
 
@@ -181,17 +221,21 @@ def _table(db, name) -> List[dict]:
 def test_call_metrics_from_kafka_match_the_reference(kafka_job, produced):
   ref = reference_call_metrics(str(produced['path']))
   assert not ref.late, 'the produced file must have no late events (see module doc)'
-  rows = {(r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-          for r in _table(kafka_job['db'], 'abandon_metrics')}
+  rows = {
+    (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
+    for r in _table(kafka_job['db'], 'abandon_metrics')
+  }
   assert rows == _reference_rows(ref)
   assert sum(r[0] for r in rows.values()) == produced['counts']['valid'] == CALLS
   assert _table(kafka_job['db'], 'late_events') == []
 
 
 def test_malformed_records_are_dead_letters_with_their_offsets(kafka_job, produced, topic):
-  expected = {f'{topic}/{p}@{o}'
-              for line, (p, o, _) in zip(produced['lines'], produced['records'])
-              if parse_valid_event(line) is None}
+  expected = {
+    f'{topic}/{p}@{o}'
+    for line, (p, o, _) in zip(produced['lines'], produced['records'])
+    if parse_valid_event(line) is None
+  }
   assert len(expected) == produced['counts']['malformed'] > 0
   dead = _table(kafka_job['db'], 'dead_letters')
   assert {d['origin'] for d in dead} == expected
@@ -203,22 +247,24 @@ def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, top
   """--sink=kafka: every abandon_metrics row is on cc-abandon-metrics as JSON keyed by
   `["<queue_id>",<window_start>]` (last record per key = the row), dead letters on
   cc-dead-letters keyed by `["<source>","<origin>"]`."""
-  rows = {(r['queue_id'], r['window_start']): r
-          for r in _table(kafka_job['db'], 'abandon_metrics')}
+  rows = {(r['queue_id'], r['window_start']): r for r in _table(kafka_job['db'], 'abandon_metrics')}
   latest = {}
   for key, value in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['abandon_metrics']]):
     latest[tuple(json.loads(key))] = json.loads(value)
   ours = {k: v for k, v in latest.items() if k in rows}
   assert ours == rows, f'{len(ours)} of {len(rows)} rows on the topic, or values differ'
 
-  dead_keys = {tuple(json.loads(key)) for key, _ in
-               _consume(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])}
+  dead_keys = {
+    tuple(json.loads(key))
+    for key, _ in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])
+  }
   dead = {(d['source'], d['origin']) for d in _table(kafka_job['db'], 'dead_letters')}
   assert dead and dead <= dead_keys
 
 
 def test_expansion_service_gives_embedded_java_and_a_native_unbounded_read(
-    expansion_service, kafka_bootstrap):
+  expansion_service, kafka_bootstrap
+):
   """The service's settings the Flink jobs depend on (scripts/stack/expansion_service.sh): Java
   transforms in the EMBEDDED environment (DOCKER fails here), and an unbounded read expanded to
   the native Read primitive (use_deprecated_read), as the SDF read fails on checkpoints."""
@@ -226,8 +272,11 @@ def test_expansion_service_gives_embedded_java_and_a_native_unbounded_read(
   _ = pipeline | ReadKafkaRecords('probe', kafka_bootstrap, 'probe', expansion_service)
   proto = pipeline.to_runner_api()
   envs = proto.components.environments
-  read = {t.spec.urn: t for t in proto.components.transforms.values()
-          if 'ReadFromKafka' in t.unique_name and not t.subtransforms}
+  read = {
+    t.spec.urn: t
+    for t in proto.components.transforms.values()
+    if 'ReadFromKafka' in t.unique_name and not t.subtransforms
+  }
   java_envs = {envs[t.environment_id].urn for t in read.values() if t.environment_id}
   assert java_envs == {'EMBEDDED'}, java_envs
   assert 'beam:transform:read:v1' in read, sorted(read)
@@ -242,10 +291,12 @@ def flink_cluster(flink_job_server_jar):
   env['PATH'] = f'{os.path.dirname(sys.executable)}{os.pathsep}{env.get("PATH", "")}'
   env.setdefault('BEAM_PYTHON', sys.executable)  # the worker pool runs this interpreter
   script = str(REPO / 'scripts' / 'flink.sh')
-  was_running = subprocess.run([script, 'status'], cwd=REPO, env=env,
-                               capture_output=True).returncode == 0
-  start = subprocess.run([script, 'start'], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=300)
+  was_running = (
+    subprocess.run([script, 'status'], cwd=REPO, env=env, capture_output=True).returncode == 0
+  )
+  start = subprocess.run(
+    [script, 'start'], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+  )
   assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
   yield
   if not was_running:
@@ -258,14 +309,17 @@ def _cancel_flink_job(job_name, timeout=60):
   submission thread, and the Flink job keeps running (and holding its slots)."""
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
-    live = [j for j in rest('/jobs/overview')['jobs']
-            if j['name'] == job_name and j['state'] not in ('CANCELED', 'FAILED', 'FINISHED')]
+    live = [
+      j
+      for j in rest('/jobs/overview')['jobs']
+      if j['name'] == job_name and j['state'] not in ('CANCELED', 'FAILED', 'FINISHED')
+    ]
     if not live:
       return
     for job in live:
       if job['state'] != 'CANCELLING':
         try:
-          rest(f"/jobs/{job['jid']}?mode=cancel", method='PATCH')
+          rest(f'/jobs/{job["jid"]}?mode=cancel', method='PATCH')
         except OSError:
           pass  # it may have become terminal meanwhile
     time.sleep(1)
@@ -289,8 +343,9 @@ def _root_exception(jid):
     text = rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
   except OSError:
     return ''
-  return '\n'.join(
-      line for line in text.splitlines() if 'Exception' in line or 'Error' in line)[:2000]
+  return '\n'.join(line for line in text.splitlines() if 'Exception' in line or 'Error' in line)[
+    :2000
+  ]
 
 
 def _wait_for_free_slots(slots, timeout=180):
@@ -300,8 +355,9 @@ def _wait_for_free_slots(slots, timeout=180):
   while rest('/overview')['slots-available'] < slots:
     if time.monotonic() > deadline:
       running = [j['name'] for j in rest('/jobs/overview')['jobs'] if j['state'] == 'RUNNING']
-      raise AssertionError(f'no {slots} free slots on the Flink cluster after {timeout} s; '
-                           f'running jobs: {running}')
+      raise AssertionError(
+        f'no {slots} free slots on the Flink cluster after {timeout} s; running jobs: {running}'
+      )
     time.sleep(2)
 
 
@@ -313,25 +369,32 @@ def _committed(bootstrap, group):
     admin.close()
 
 
-def cluster_job_args(job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
-                     *job_args):
+def cluster_job_args(job_name, flink_job_server_jar, kafka_bootstrap, expansion_service, *job_args):
   """The main job reading Kafka unbounded on the local cluster: EXTERNAL workers of the
   pool, parallelism 2, RocksDB checkpoints every 5 s; `job_args` add topics and sinks."""
   return [
-      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
-      f'--flink_job_server_jar={flink_job_server_jar}', '--environment_type=EXTERNAL',
-      f'--environment_config={WORKER_POOL}', '--parallelism=2', f'--job_name={job_name}',
-      '--checkpointing_interval=5000', '--state_backend=rocksdb',
-      f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
-      '--finish_bundle_before_checkpointing', '--streaming',
-      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
-      f'--kafka_expansion_service={expansion_service}', *job_args,
+    '--runner=FlinkRunner',
+    '--flink_master=127.0.0.1:8081',
+    f'--flink_job_server_jar={flink_job_server_jar}',
+    '--environment_type=EXTERNAL',
+    f'--environment_config={WORKER_POOL}',
+    '--parallelism=2',
+    f'--job_name={job_name}',
+    '--checkpointing_interval=5000',
+    '--state_backend=rocksdb',
+    f'--state_backend_storage_path=file://{RUN_DIR}/flink/checkpoints',
+    '--finish_bundle_before_checkpointing',
+    '--streaming',
+    '--source=kafka',
+    f'--kafka_bootstrap_servers={kafka_bootstrap}',
+    f'--kafka_expansion_service={expansion_service}',
+    *job_args,
   ]
 
 
 def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
-    flink_cluster, new_topic, produced, kafka_bootstrap, expansion_service,
-    flink_job_server_jar):
+  flink_cluster, new_topic, produced, kafka_bootstrap, expansion_service, flink_job_server_jar
+):
   """Unbounded KafkaIO (native Read) on the cluster, EXTERNAL workers, RocksDB checkpoints:
   the rows converge to the reference, checkpoints complete, offsets are committed."""
   topic = new_topic('it-calls-cluster')
@@ -340,9 +403,15 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
   group = f'it-{topic}'
   job_name = f'it-kafka-{topic}'
   args = cluster_job_args(
-      job_name, flink_job_server_jar, kafka_bootstrap, expansion_service,
-      f'--kafka_call_events_topic={topic}', '--kafka_data_actions_topic=',
-      f'--kafka_consumer_group={group}', f'--sqlite_path={db}')
+    job_name,
+    flink_job_server_jar,
+    kafka_bootstrap,
+    expansion_service,
+    f'--kafka_call_events_topic={topic}',
+    '--kafka_data_actions_topic=',
+    f'--kafka_consumer_group={group}',
+    f'--sqlite_path={db}',
+  )
   expected = _reference_rows(reference_call_metrics(str(produced['path'])))
   _wait_for_free_slots(2)
   t0 = time.monotonic()
@@ -357,8 +426,10 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     while True:
       rows, ckpt = None, 0
       try:
-        rows = {(r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-                for r in _table(db, 'abandon_metrics')}
+        rows = {
+          (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
+          for r in _table(db, 'abandon_metrics')
+        }
       except sqlite3.OperationalError:
         pass  # no table yet
       jobs = [j for j in rest('/jobs/overview')['jobs'] if j['name'] == job_name]
@@ -366,19 +437,23 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
         state = jobs[0]
         # RESTARTING is tolerated until the deadline (e.g. waiting for free slots)
         assert state['state'] not in ('FAILED', 'CANCELED', 'FINISHED'), (
-            f"job {state['state']}: {_root_exception(state['jid'])}")
+          f'job {state["state"]}: {_root_exception(state["jid"])}'
+        )
         ckpt = completed_checkpoints(state['jid'])
       committed = _committed(kafka_bootstrap, group)
       if rows == expected and ckpt >= 1 and committed == len(produced['lines']):
         break
       assert time.monotonic() < deadline, (
-          f'after 300 s: {len(rows or {})} of {len(expected)} rows '
-          f'({"equal" if rows == expected else "differ"}), {ckpt} checkpoints, '
-          f'{committed} of {len(produced["lines"])} offsets committed; job {state.get("state")}'
-          f' {_root_exception(state["jid"]) if state else ""}')
+        f'after 300 s: {len(rows or {})} of {len(expected)} rows '
+        f'({"equal" if rows == expected else "differ"}), {ckpt} checkpoints, '
+        f'{committed} of {len(produced["lines"])} offsets committed; job {state.get("state")}'
+        f' {_root_exception(state["jid"]) if state else ""}'
+      )
       time.sleep(3)
-    print(f'\nFlink cluster job: rows exact, {ckpt} checkpoints, {committed} offsets committed '
-          f'after {time.monotonic() - t0:.1f} s\n  ' + ' '.join(args))
+    print(
+      f'\nFlink cluster job: rows exact, {ckpt} checkpoints, {committed} offsets committed '
+      f'after {time.monotonic() - t0:.1f} s\n  ' + ' '.join(args)
+    )
   finally:
     stop_cluster_job(job_name, result)
   assert len(_table(db, 'dead_letters')) == produced['counts']['malformed']

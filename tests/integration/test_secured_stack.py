@@ -20,6 +20,7 @@ the job's secret variables (scripts/flink.sh passes $RUN_DIR/secure/secrets.env)
 
   flock /tmp/flink.lock .venv/bin/python -m pytest tests/integration/test_secured_stack.py -v -s
 """
+
 import os
 import re
 import sqlite3
@@ -37,10 +38,19 @@ from kafka.admin import NewTopic
 from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.stack.secure_setup import Secure, cassandra_session, read_env_file
-from tests.support.flink_rest import rest
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.integration.test_flink_recovery import (
-    CALLS, Submitted, _diff, _expected, _job_args, _rows, _tm_pid, _wait, _wait_cluster_free)
+  CALLS,
+  Submitted,
+  _diff,
+  _expected,
+  _job_args,
+  _rows,
+  _tm_pid,
+  _wait,
+  _wait_cluster_free,
+)
+from tests.support.flink_rest import rest
 from transforms.cassandra_sink import CassandraConnectError, CassandraSettings, CassandraWriter
 from transforms.kafka_io import TOPICS
 from transforms.records import AbandonMetrics
@@ -48,14 +58,22 @@ from transforms.schema import ABANDON_METRICS
 
 SECURE = RUN_DIR / 'secure'
 # What the stack files hold: non-secret settings, the job's secrets, the operator's secrets.
-STACK_KEYS = ('SECURE_KAFKA_BOOTSTRAP', 'SECURE_CA_FILE', 'SECURE_CASSANDRA_HOST',
-              'SECURE_CASSANDRA_PORT', 'SECURE_CASSANDRA_TLS_NAME', 'SECURE_CASSANDRA_USER',
-              'SECURE_CASSANDRA_ADMIN_USER', 'SECURE_CLIENT_CERT', 'SECURE_CLIENT_KEY',
-              'SECURE_KAFKA_USER')
+STACK_KEYS = (
+  'SECURE_KAFKA_BOOTSTRAP',
+  'SECURE_CA_FILE',
+  'SECURE_CASSANDRA_HOST',
+  'SECURE_CASSANDRA_PORT',
+  'SECURE_CASSANDRA_TLS_NAME',
+  'SECURE_CASSANDRA_USER',
+  'SECURE_CASSANDRA_ADMIN_USER',
+  'SECURE_CLIENT_CERT',
+  'SECURE_CLIENT_KEY',
+  'SECURE_KAFKA_USER',
+)
 JOB_SECRETS = ('KAFKA_SASL_JAAS_CONFIG', 'CASSANDRA_PASSWORD')
 ADMIN_SECRETS = ('CASSANDRA_ADMIN_PASSWORD',)
-LAUNCH_TIMEOUT_S = 120   # a failed launch must end well before a retry budget would
-FAIL_FAST_S = 45         # Beam's import and the JVM of the Kafka check included
+LAUNCH_TIMEOUT_S = 120  # a failed launch must end well before a retry budget would
+FAIL_FAST_S = 45  # Beam's import and the JVM of the Kafka check included
 
 
 @pytest.fixture(scope='module')
@@ -67,15 +85,22 @@ def secure() -> Dict[str, str]:
     path = SECURE / name
     if path.is_file():
       values.update(read_env_file(path))
-  values.update({k: os.environ[k] for k in STACK_KEYS + JOB_SECRETS + ADMIN_SECRETS
-                 if k in os.environ})
+  values.update(
+    {k: os.environ[k] for k in STACK_KEYS + JOB_SECRETS + ADMIN_SECRETS if k in os.environ}
+  )
   missing = [k for k in STACK_KEYS + JOB_SECRETS + ADMIN_SECRETS if not values.get(k)]
-  assert not missing, (f'{missing} neither in the environment nor in {SECURE}: start the secured '
-                       'pair with scripts/stack.sh up --secure')
-  assert_reachable(values['SECURE_KAFKA_BOOTSTRAP'], 'secured Kafka',
-                   'scripts/stack.sh up --secure')
-  assert_reachable(f"{values['SECURE_CASSANDRA_HOST']}:{values['SECURE_CASSANDRA_PORT']}",
-                   'secured Cassandra', 'scripts/stack.sh up --secure')
+  assert not missing, (
+    f'{missing} neither in the environment nor in {SECURE}: start the secured '
+    'pair with scripts/stack.sh up --secure'
+  )
+  assert_reachable(
+    values['SECURE_KAFKA_BOOTSTRAP'], 'secured Kafka', 'scripts/stack.sh up --secure'
+  )
+  assert_reachable(
+    f'{values["SECURE_CASSANDRA_HOST"]}:{values["SECURE_CASSANDRA_PORT"]}',
+    'secured Cassandra',
+    'scripts/stack.sh up --secure',
+  )
   return values
 
 
@@ -85,35 +110,42 @@ def _kafka_password(secure) -> str:
 
 def _kafka_python(secure, password=None) -> dict:
   """kafka-python settings of the job's SCRAM user (tests produce and read with it)."""
-  return dict(bootstrap_servers=secure['SECURE_KAFKA_BOOTSTRAP'], security_protocol='SASL_SSL',
-              sasl_mechanism='SCRAM-SHA-512', sasl_plain_username=secure['SECURE_KAFKA_USER'],
-              sasl_plain_password=password or _kafka_password(secure),
-              ssl_cafile=secure['SECURE_CA_FILE'])
+  return dict(
+    bootstrap_servers=secure['SECURE_KAFKA_BOOTSTRAP'],
+    security_protocol='SASL_SSL',
+    sasl_mechanism='SCRAM-SHA-512',
+    sasl_plain_username=secure['SECURE_KAFKA_USER'],
+    sasl_plain_password=password or _kafka_password(secure),
+    ssl_cafile=secure['SECURE_CA_FILE'],
+  )
 
 
 def _secret_values(secure) -> Dict[str, str]:
-  return {'Kafka password': _kafka_password(secure),
-          'KAFKA_SASL_JAAS_CONFIG': secure['KAFKA_SASL_JAAS_CONFIG'],
-          'CASSANDRA_PASSWORD': secure['CASSANDRA_PASSWORD'],
-          'CASSANDRA_ADMIN_PASSWORD': secure['CASSANDRA_ADMIN_PASSWORD']}
+  return {
+    'Kafka password': _kafka_password(secure),
+    'KAFKA_SASL_JAAS_CONFIG': secure['KAFKA_SASL_JAAS_CONFIG'],
+    'CASSANDRA_PASSWORD': secure['CASSANDRA_PASSWORD'],
+    'CASSANDRA_ADMIN_PASSWORD': secure['CASSANDRA_ADMIN_PASSWORD'],
+  }
 
 
 def job_flags(secure) -> List[str]:
   """The flags of a job on the secured pair; no secret among them, only variable names."""
   return [
-      f"--kafka_bootstrap_servers={secure['SECURE_KAFKA_BOOTSTRAP']}",
-      '--kafka_config=security.protocol=SASL_SSL', '--kafka_config=sasl.mechanism=SCRAM-SHA-512',
-      '--kafka_config=ssl.truststore.type=PEM',
-      f"--kafka_config=ssl.truststore.location={secure['SECURE_CA_FILE']}",
-      '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG',
-      f"--cassandra_hosts={secure['SECURE_CASSANDRA_HOST']}",
-      f"--cassandra_port={secure['SECURE_CASSANDRA_PORT']}",
-      f"--cassandra_username={secure['SECURE_CASSANDRA_USER']}",
-      '--cassandra_password_env=CASSANDRA_PASSWORD',
-      f"--cassandra_ssl_ca_file={secure['SECURE_CA_FILE']}",
-      f"--cassandra_ssl_cert_file={secure['SECURE_CLIENT_CERT']}",
-      f"--cassandra_ssl_key_file={secure['SECURE_CLIENT_KEY']}",
-      f"--cassandra_ssl_server_hostname={secure['SECURE_CASSANDRA_TLS_NAME']}",
+    f'--kafka_bootstrap_servers={secure["SECURE_KAFKA_BOOTSTRAP"]}',
+    '--kafka_config=security.protocol=SASL_SSL',
+    '--kafka_config=sasl.mechanism=SCRAM-SHA-512',
+    '--kafka_config=ssl.truststore.type=PEM',
+    f'--kafka_config=ssl.truststore.location={secure["SECURE_CA_FILE"]}',
+    '--kafka_secret_config_env=sasl.jaas.config=KAFKA_SASL_JAAS_CONFIG',
+    f'--cassandra_hosts={secure["SECURE_CASSANDRA_HOST"]}',
+    f'--cassandra_port={secure["SECURE_CASSANDRA_PORT"]}',
+    f'--cassandra_username={secure["SECURE_CASSANDRA_USER"]}',
+    '--cassandra_password_env=CASSANDRA_PASSWORD',
+    f'--cassandra_ssl_ca_file={secure["SECURE_CA_FILE"]}',
+    f'--cassandra_ssl_cert_file={secure["SECURE_CLIENT_CERT"]}',
+    f'--cassandra_ssl_key_file={secure["SECURE_CLIENT_KEY"]}',
+    f'--cassandra_ssl_server_hostname={secure["SECURE_CASSANDRA_TLS_NAME"]}',
   ]
 
 
@@ -121,8 +153,10 @@ def job_flags(secure) -> List[str]:
 def admin_session(secure):
   """A Cassandra session as the secured node's superuser (reads rows, drops keyspaces)."""
   cluster, session = cassandra_session(
-      Secure(str(SECURE)), int(secure['SECURE_CASSANDRA_PORT']),
-      (secure['SECURE_CASSANDRA_ADMIN_USER'], secure['CASSANDRA_ADMIN_PASSWORD']))
+    Secure(str(SECURE)),
+    int(secure['SECURE_CASSANDRA_PORT']),
+    (secure['SECURE_CASSANDRA_ADMIN_USER'], secure['CASSANDRA_ADMIN_PASSWORD']),
+  )
   yield session
   cluster.shutdown()
 
@@ -137,8 +171,9 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   environ = Path(f'/proc/{tm}/environ').read_bytes().split(b'\0')
   tm_env = {item.split(b'=', 1)[0].decode() for item in environ}  # names only
   assert set(JOB_SECRETS) <= tm_env, (
-      f'the TaskManager (pid {tm}) was started without {sorted(set(JOB_SECRETS) - tm_env)}: '
-      'restart the cluster with scripts/flink.sh restart (it passes $RUN_DIR/secure/secrets.env)')
+    f'the TaskManager (pid {tm}) was started without {sorted(set(JOB_SECRETS) - tm_env)}: '
+    'restart the cluster with scripts/flink.sh restart (it passes $RUN_DIR/secure/secrets.env)'
+  )
   work = tmp_path_factory.mktemp('secured')
   topic, keyspace = f'it-secure-{uuid.uuid4().hex[:10]}', f'it_secure_{uuid.uuid4().hex[:10]}'
   admin = KafkaAdminClient(**_kafka_python(secure), request_timeout_ms=30000)
@@ -146,20 +181,35 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   sink_topics = [TOPICS['abandon_metrics'], TOPICS['dead_letters']]
   before = {t: _end_offsets(secure, t) for t in sink_topics}
   generated = work / 'calls.jsonl'
-  counts = write_call_events(str(generated), CALLS, seed=47,
-                             start_ms=DEFAULT_START_MS + 12 * 3600 * 1000, events_per_second=100,
-                             jitter_seconds=5.0, too_late_share=0.0, late_within_lateness_share=0.0)
+  counts = write_call_events(
+    str(generated),
+    CALLS,
+    seed=47,
+    start_ms=DEFAULT_START_MS + 12 * 3600 * 1000,
+    events_per_second=100,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+  )
   lines, _ = rebase_lines(read_lines(str(generated)), int(time.time() * 1000), align_ms=0)
   produced = work / 'produced.jsonl'
   produced.write_bytes(b''.join(line + b'\n' for line in lines))
-  sent = produce_lines(lines, topic, secure['SECURE_KAFKA_BOOTSTRAP'],
-                       producer_config={k: v for k, v in _kafka_python(secure).items()
-                                        if k != 'bootstrap_servers'})
+  sent = produce_lines(
+    lines,
+    topic,
+    secure['SECURE_KAFKA_BOOTSTRAP'],
+    producer_config={k: v for k, v in _kafka_python(secure).items() if k != 'bootstrap_servers'},
+  )
   assert sent['count'] == len(lines) and all(sent['per_partition'].values())
   expected = _expected(produced)
   db = work / 'out.db'
-  args = [*_job_args(topic, keyspace, f'it-{topic}'), '--sink=kafka', '--sink=sqlite',
-          f'--sqlite_path={db}', *job_flags(secure)]
+  args = [
+    *_job_args(topic, keyspace, f'it-{topic}'),
+    '--sink=kafka',
+    '--sink=sqlite',
+    f'--sqlite_path={db}',
+    *job_flags(secure),
+  ]
   mp = pytest.MonkeyPatch()  # the launcher and its job server need the job's secrets
   for name in JOB_SECRETS:
     mp.setenv(name, secure[name])
@@ -174,19 +224,24 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
       last['rows'] = _rows(admin_session, keyspace)
       assert rest(f'/jobs/{job.jid}')['state'] in ('RUNNING', 'CREATED', 'INITIALIZING')
       return last['rows'] == expected
+
     try:
       _wait('rows equal the reference', converged, 300, 1)
     except AssertionError as exc:
       raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
     rows_s = time.monotonic() - t0
     seen = {
-        'rest': {p: rest(p.format(jid=job.jid)) for p in
-                 ('/jobs/{jid}', '/jobs/{jid}/config', '/jobs/{jid}/plan')},
-        'ps': subprocess.run(['ps', '-eo', 'pid,args', '--no-headers', '-ww'], capture_output=True,
-                             text=True, check=True).stdout,
-        'listeners': subprocess.run(['ss', '-Hltnp'], capture_output=True, text=True,
-                                    check=True).stdout,
-        'pids': _stack_pids(),
+      'rest': {
+        p: rest(p.format(jid=job.jid))
+        for p in ('/jobs/{jid}', '/jobs/{jid}/config', '/jobs/{jid}/plan')
+      },
+      'ps': subprocess.run(
+        ['ps', '-eo', 'pid,args', '--no-headers', '-ww'], capture_output=True, text=True, check=True
+      ).stdout,
+      'listeners': subprocess.run(
+        ['ss', '-Hltnp'], capture_output=True, text=True, check=True
+      ).stdout,
+      'pids': _stack_pids(),
     }
   finally:
     if job is not None:
@@ -194,12 +249,20 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
     mp.undo()
   seen['kafka_out'] = {t: _read_from(secure, before[t]) for t in sink_topics}
   seen['cassandra_out'] = [
-      repr(list(admin_session.execute(f'SELECT * FROM {keyspace}.{table}', timeout=30)))
-      for table in ('abandon_metrics', 'dead_letters', 'late_events')]
+    repr(list(admin_session.execute(f'SELECT * FROM {keyspace}.{table}', timeout=30)))
+    for table in ('abandon_metrics', 'dead_letters', 'late_events')
+  ]
   seen['sqlite_out'] = db
   print(f'\n  secured job {job.jid}: {len(expected)} rows exact after {rows_s:.1f} s')
-  yield {'expected': expected, 'counts': counts, 'keyspace': keyspace, 'db': db,
-         'job': job, 'seen': seen, 'topic': topic}
+  yield {
+    'expected': expected,
+    'counts': counts,
+    'keyspace': keyspace,
+    'db': db,
+    'job': job,
+    'seen': seen,
+    'topic': topic,
+  }
   try:
     admin_session.execute(f'DROP KEYSPACE IF EXISTS {keyspace}', timeout=60)
     admin.delete_topics([topic], timeout_ms=30000)
@@ -246,8 +309,9 @@ def _stack_pids() -> Dict[int, str]:
     except ValueError:
       continue
   for leader, svc in list(pids.items()):
-    group = subprocess.run(['ps', '-o', 'pid=', '-g', str(leader)], capture_output=True,
-                           text=True).stdout.split()
+    group = subprocess.run(
+      ['ps', '-o', 'pid=', '-g', str(leader)], capture_output=True, text=True
+    ).stdout.split()
     pids.update({int(p): f'{svc}/child' for p in group if int(p) not in pids})
   return pids
 
@@ -260,7 +324,8 @@ def test_secured_end_to_end_rows_equal_the_reference(secured_job, admin_session)
   conn = sqlite3.connect(secured_job['db'])
   try:
     assert conn.execute('SELECT COUNT(*) FROM abandon_metrics').fetchone()[0] == len(
-        secured_job['expected'])
+      secured_job['expected']
+    )
   finally:
     conn.close()
   rows = {r.split(b' ', 1)[0] for r in secured_job['seen']['kafka_out'][TOPICS['abandon_metrics']]}
@@ -281,8 +346,12 @@ def _files_to_search() -> List[Path]:
     dirs[:] = [d for d in dirs if here / d not in skip_dirs]
     for name in names:
       path = here / name
-      if (path in skip_files or path.suffix in ('.key', '.pem') or not path.is_file() or
-          (any(d in path.parents for d in plain_data) and path.suffix != '.log')):
+      if (
+        path in skip_files
+        or path.suffix in ('.key', '.pem')
+        or not path.is_file()
+        or (any(d in path.parents for d in plain_data) and path.suffix != '.log')
+      ):
         continue
       files.append(path)
   return files
@@ -298,12 +367,20 @@ def test_no_secret_in_logs_rest_processes_outputs_or_submitted_job(secure, secur
   places['Cassandra tables'] = '\n'.join(seen['cassandra_out'])
   conn = sqlite3.connect(seen['sqlite_out'])
   try:
-    places['SQLite output'] = repr([conn.execute(f'SELECT * FROM {t}').fetchall() for t in (
-        'abandon_metrics', 'dead_letters', 'late_events')])
+    places['SQLite output'] = repr(
+      [
+        conn.execute(f'SELECT * FROM {t}').fetchall()
+        for t in ('abandon_metrics', 'dead_letters', 'late_events')
+      ]
+    )
   finally:
     conn.close()
-  found = [f'{what} in {where}' for where, text in places.items()
-           for what, value in secrets.items() if value in text]
+  found = [
+    f'{what} in {where}'
+    for where, text in places.items()
+    for what, value in secrets.items()
+    if value in text
+  ]
   files = _files_to_search()
   assert any('submit-' in f.name for f in files), 'the job-server/launcher log was not searched'
   assert any(f.name.startswith('expansion_service') for f in files)
@@ -315,8 +392,10 @@ def test_no_secret_in_logs_rest_processes_outputs_or_submitted_job(secure, secur
       continue  # removed since listed (Kafka deletes the segments of deleted topics)
     searched_bytes += len(data)
     found += [f'{what} in {path}' for what, value in secrets.items() if value.encode() in data]
-  print(f'\n  searched {len(places)} answers/outputs and {len(files)} files '
-        f'({searched_bytes / 1e6:.0f} MB) for {len(secrets)} secrets')
+  print(
+    f'\n  searched {len(places)} answers/outputs and {len(files)} files '
+    f'({searched_bytes / 1e6:.0f} MB) for {len(secrets)} secrets'
+  )
   assert not found, found
 
 
@@ -329,19 +408,36 @@ def test_everything_the_stack_started_listens_on_loopback(secured_job):
     for pid in map(int, re.findall(r'pid=(\d+)', line)):
       if pid in pids:
         listening.setdefault(pids[pid], []).append(address)
-  job_server = f"submit-{secured_job['job'].name}/child"
-  for svc in ('kafka', 'kafka-secure', 'cassandra', 'cassandra-secure', 'expansion_service',
-              'flink-jobmanager', 'flink-taskmanager', 'flink-worker-pool', job_server):
+  job_server = f'submit-{secured_job["job"].name}/child'
+  for svc in (
+    'kafka',
+    'kafka-secure',
+    'cassandra',
+    'cassandra-secure',
+    'expansion_service',
+    'flink-jobmanager',
+    'flink-taskmanager',
+    'flink-worker-pool',
+    job_server,
+  ):
     assert listening.get(svc), f'{svc}: no listening socket found ({sorted(listening)})'
-  open_wide = {svc: [a for a in addresses if not re.match(r'(127\.|\[::ffff:127\.|\[::1\])', a)]
-               for svc, addresses in listening.items()}
+  open_wide = {
+    svc: [a for a in addresses if not re.match(r'(127\.|\[::ffff:127\.|\[::1\])', a)]
+    for svc, addresses in listening.items()
+  }
   assert not any(open_wide.values()), {s: a for s, a in open_wide.items() if a}
 
 
 # --- misconfigurations at launch ----------------------------------------------------------------
 def _launch(args: List[str], env: Dict[str, str]) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, '-m', 'pipelines.contact_center', *args], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
+  return subprocess.run(
+    [sys.executable, '-m', 'pipelines.contact_center', *args],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=LAUNCH_TIMEOUT_S,
+  )
 
 
 def _replace_flag(flags: List[str], name: str, value: str) -> List[str]:
@@ -350,17 +446,17 @@ def _replace_flag(flags: List[str], name: str, value: str) -> List[str]:
 
 WRONG_PASSWORD = 'Wr0ng-pa55word-for-the-test'
 NEGATIVES = {
-    # case: (what it changes, a fragment of the expected message)
-    'wrong Kafka password': ('kafka_password', 'rejected the SASL login'),
-    'plaintext client against the Kafka TLS listener': ('kafka_plaintext', 'expects TLS'),
-    'untrusted CA for Kafka': ('kafka_ca', 'not signed by a CA'),
-    'Kafka secret variable not set': ('kafka_env', 'environment variable NOT_SET_JAAS'),
-    'wrong Cassandra password': ('cassandra_password', 'rejected the user name or password'),
-    'plaintext client against the Cassandra TLS port': ('cassandra_plaintext', 'requires TLS'),
-    'untrusted CA for Cassandra': ('cassandra_ca', 'not signed by'),
-    'Cassandra certificate host name': ('cassandra_hostname', '--cassandra_ssl_server_hostname'),
-    'Cassandra client certificate missing': ('cassandra_no_cert', 'requires a client certificate'),
-    'secret-looking unknown flag': ('flag', 'looks like a secret'),
+  # case: (what it changes, a fragment of the expected message)
+  'wrong Kafka password': ('kafka_password', 'rejected the SASL login'),
+  'plaintext client against the Kafka TLS listener': ('kafka_plaintext', 'expects TLS'),
+  'untrusted CA for Kafka': ('kafka_ca', 'not signed by a CA'),
+  'Kafka secret variable not set': ('kafka_env', 'environment variable NOT_SET_JAAS'),
+  'wrong Cassandra password': ('cassandra_password', 'rejected the user name or password'),
+  'plaintext client against the Cassandra TLS port': ('cassandra_plaintext', 'requires TLS'),
+  'untrusted CA for Cassandra': ('cassandra_ca', 'not signed by'),
+  'Cassandra certificate host name': ('cassandra_hostname', '--cassandra_ssl_server_hostname'),
+  'Cassandra client certificate missing': ('cassandra_no_cert', 'requires a client certificate'),
+  'secret-looking unknown flag': ('flag', 'looks like a secret'),
 }
 
 
@@ -369,24 +465,35 @@ def _negative_launch(case: str, secure, jar: str):
   flags = job_flags(secure)
   kafka = case.startswith('kafka')
   if kafka:  # the Kafka check runs before the graph is built: no job server, no cluster
-    base = ['--runner=FlinkRunner', '--flink_master=[local]', f'--flink_job_server_jar={jar}',
-            '--environment_type=LOOPBACK', '--source=kafka', '--kafka_data_actions_topic=',
-            '--sink=kafka']
+    base = [
+      '--runner=FlinkRunner',
+      '--flink_master=[local]',
+      f'--flink_job_server_jar={jar}',
+      '--environment_type=LOOPBACK',
+      '--source=kafka',
+      '--kafka_data_actions_topic=',
+      '--sink=kafka',
+    ]
     flags = [f for f in flags if f.startswith('--kafka')]
   else:  # the Cassandra sink connects at launch, before the job is submitted
-    base = [f'--call_events={REPO / "samples" / "call_events.jsonl"}', '--sink=cassandra',
-            f'--cassandra_keyspace=it_never_{uuid.uuid4().hex[:8]}']
+    base = [
+      f'--call_events={REPO / "samples" / "call_events.jsonl"}',
+      '--sink=cassandra',
+      f'--cassandra_keyspace=it_never_{uuid.uuid4().hex[:8]}',
+    ]
     flags = [f for f in flags if f.startswith('--cassandra')]
   wrong = None
   if case == 'kafka_password':
     wrong = WRONG_PASSWORD
     env['KAFKA_SASL_JAAS_CONFIG'] = secure['KAFKA_SASL_JAAS_CONFIG'].replace(
-        _kafka_password(secure), WRONG_PASSWORD)
+      _kafka_password(secure), WRONG_PASSWORD
+    )
   elif case == 'kafka_plaintext':
     flags = [f for f in flags if f.startswith('--kafka_bootstrap')]
   elif case == 'kafka_ca':
-    flags = _replace_flag(flags, 'kafka_config=ssl.truststore.location',
-                          '/etc/ssl/certs/ca-certificates.crt')
+    flags = _replace_flag(
+      flags, 'kafka_config=ssl.truststore.location', '/etc/ssl/certs/ca-certificates.crt'
+    )
   elif case == 'kafka_env':
     flags = _replace_flag(flags, 'kafka_secret_config_env', 'sasl.jaas.config=NOT_SET_JAAS')
   elif case == 'cassandra_password':
@@ -426,14 +533,22 @@ def test_misconfiguration_fails_fast_with_one_line(name, secure, flink_job_serve
 # --- misconfigured workers -----------------------------------------------------------------------
 def _worker_settings(secure, **changes) -> CassandraSettings:
   base = dict(
-      hosts=(secure['SECURE_CASSANDRA_HOST'],), port=int(secure['SECURE_CASSANDRA_PORT']),
-      keyspace='it_never_created',
-      replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
-      consistency='LOCAL_QUORUM', username=secure['SECURE_CASSANDRA_USER'],
-      password_env='IT_WORKER_CASSANDRA_PASSWORD', ssl_ca_file=secure['SECURE_CA_FILE'],
-      ssl_cert_file=secure['SECURE_CLIENT_CERT'], ssl_key_file=secure['SECURE_CLIENT_KEY'],
-      ssl_server_hostname=secure['SECURE_CASSANDRA_TLS_NAME'], protocol_version=None,
-      local_dc=None, write_concurrency=4, max_retries=10)
+    hosts=(secure['SECURE_CASSANDRA_HOST'],),
+    port=int(secure['SECURE_CASSANDRA_PORT']),
+    keyspace='it_never_created',
+    replication="{'class': 'SimpleStrategy', 'replication_factor': 1}",
+    consistency='LOCAL_QUORUM',
+    username=secure['SECURE_CASSANDRA_USER'],
+    password_env='IT_WORKER_CASSANDRA_PASSWORD',
+    ssl_ca_file=secure['SECURE_CA_FILE'],
+    ssl_cert_file=secure['SECURE_CLIENT_CERT'],
+    ssl_key_file=secure['SECURE_CLIENT_KEY'],
+    ssl_server_hostname=secure['SECURE_CASSANDRA_TLS_NAME'],
+    protocol_version=None,
+    local_dc=None,
+    write_concurrency=4,
+    max_retries=10,
+  )
   base.update(changes)
   return CassandraSettings(**base)
 
@@ -441,12 +556,16 @@ def _worker_settings(secure, **changes) -> CassandraSettings:
 ROW = AbandonMetrics('Q-1', 0, 10000, 1, 0, 0, 1, 5.0, 0.0, 1.0, 0, 'ON_TIME')
 
 
-@pytest.mark.parametrize('password, fragment', [
+@pytest.mark.parametrize(
+  'password, fragment',
+  [
     (WRONG_PASSWORD, 'rejected the user name or password'),
     (None, 'IT_WORKER_CASSANDRA_PASSWORD (--cassandra_password_env) is not set'),
-])
-def test_worker_with_a_bad_cassandra_password_fails_at_once(secure, monkeypatch, password,
-                                                            fragment):
+  ],
+)
+def test_worker_with_a_bad_cassandra_password_fails_at_once(
+  secure, monkeypatch, password, fragment
+):
   """With max_retries=10 a retried failure would take minutes (1 s doubling to 20 s)."""
   if password is None:
     monkeypatch.delenv('IT_WORKER_CASSANDRA_PASSWORD', raising=False)

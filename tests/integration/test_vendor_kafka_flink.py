@@ -23,6 +23,7 @@ nothing skips. Run it alone and under the cluster's lock:
 
   flock /tmp/flink.lock .venv/bin/python -m pytest tests/integration/test_vendor_kafka_flink.py
 """
+
 import sqlite3
 import time
 
@@ -31,11 +32,19 @@ import pytest
 from pipelines import contact_center
 from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference.vendors import (ROW_FIELDS, parse_connect, parse_genesys,
-                                       reference_vendor_metrics)
-from tests.support.flink_rest import rest
+from scripts.reference.vendors import (
+  ROW_FIELDS,
+  parse_connect,
+  parse_genesys,
+  reference_vendor_metrics,
+)
 from tests.integration.test_kafka_flink import (  # noqa: F401 (fixture)
-    PARTITIONS, _table, _wait_for_free_slots, new_topic)
+  PARTITIONS,
+  _table,
+  _wait_for_free_slots,
+  new_topic,
+)
+from tests.support.flink_rest import rest
 
 CALLS = 800
 
@@ -46,13 +55,27 @@ def _rounded(value):
 
 @pytest.mark.parametrize('fmt', [GENESYS, CONNECT])
 def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
-    fmt, tmp_path, new_topic, kafka_bootstrap, expansion_service,
-    flink_job_server_jar, flink_standalone):
+  fmt,
+  tmp_path,
+  new_topic,
+  kafka_bootstrap,
+  expansion_service,
+  flink_job_server_jar,
+  flink_standalone,
+):
   path = tmp_path / f'{fmt}.jsonl'
   counts = write_vendor_events(
-      str(path), fmt, CALLS, 31, events_per_second=4, jitter_seconds=5.0,
-      too_late_share=0.0, late_within_lateness_share=0.0,
-      missing_start_share=0.0, delayed_start_share=0.01)
+    str(path),
+    fmt,
+    CALLS,
+    31,
+    events_per_second=4,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+    missing_start_share=0.0,
+    delayed_start_share=0.01,
+  )
   lines = read_lines(str(path))
   topic = new_topic(f'it-{fmt.replace("_", "-")}')
   produced = produce_lines(lines, topic, kafka_bootstrap, keep_metadata=True)
@@ -62,44 +85,58 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
   db = tmp_path / 'out.db'
   job_name = f'it-vendor-{topic}'
   args = [
-      '--runner=FlinkRunner', '--flink_master=127.0.0.1:8081',
-      f'--flink_job_server_jar={flink_job_server_jar}',
-      '--environment_type=LOOPBACK',
-      '--parallelism=2', f'--job_name={job_name}',
-      '--source=kafka', f'--kafka_bootstrap_servers={kafka_bootstrap}',
-      f'--kafka_expansion_service={expansion_service}',
-      f'--kafka_call_events_topic={topic}', '--kafka_data_actions_topic=',
-      f'--kafka_max_num_records={len(lines)}',
-      f'--kafka_consumer_group=it-{topic}', f'--call_event_format={fmt}',
-      '--short_abandon_threshold=5', '--service_level_definition=abandons_positive',
-      f'--sqlite_path={db}',
+    '--runner=FlinkRunner',
+    '--flink_master=127.0.0.1:8081',
+    f'--flink_job_server_jar={flink_job_server_jar}',
+    '--environment_type=LOOPBACK',
+    '--parallelism=2',
+    f'--job_name={job_name}',
+    '--source=kafka',
+    f'--kafka_bootstrap_servers={kafka_bootstrap}',
+    f'--kafka_expansion_service={expansion_service}',
+    f'--kafka_call_events_topic={topic}',
+    '--kafka_data_actions_topic=',
+    f'--kafka_max_num_records={len(lines)}',
+    f'--kafka_consumer_group=it-{topic}',
+    f'--call_event_format={fmt}',
+    '--short_abandon_threshold=5',
+    '--service_level_definition=abandons_positive',
+    f'--sqlite_path={db}',
   ]
   _wait_for_free_slots(2)
   t0 = time.monotonic()
   result = contact_center.run(args)
-  print(f'\n{fmt}: Flink cluster job {result.state} in {time.monotonic() - t0:.1f} s; '
-        f'{len(lines)} records\n  ' + ' '.join(args))
+  print(
+    f'\n{fmt}: Flink cluster job {result.state} in {time.monotonic() - t0:.1f} s; '
+    f'{len(lines)} records\n  ' + ' '.join(args)
+  )
   assert str(result.state).endswith('DONE'), result.state
-  assert not [j for j in rest('/jobs/overview')['jobs']
-              if j['name'] == job_name and j['state'] == 'RUNNING']
+  assert not [
+    j for j in rest('/jobs/overview')['jobs'] if j['name'] == job_name and j['state'] == 'RUNNING'
+  ]
 
-  ref = reference_vendor_metrics(str(path), fmt, poll_size=len(lines),
-                                 short_abandon_threshold_s=5)
+  ref = reference_vendor_metrics(str(path), fmt, poll_size=len(lines), short_abandon_threshold_s=5)
   assert not ref.late and ref.ends_without_start == 0
-  expected = {key: [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end_ms']]
-              for key, r in ref.rows.items()}
-  rows = {(r['queue_id'], r['window_start']):
-          [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end']]
-          for r in _table(db, 'abandon_metrics')}
+  expected = {
+    key: [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end_ms']] for key, r in ref.rows.items()
+  }
+  rows = {
+    (r['queue_id'], r['window_start']): [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end']]
+    for r in _table(db, 'abandon_metrics')
+  }
   assert rows == expected and rows
   assert sum(r[0] for r in rows.values()) == ref.offered == counts['offered']
   assert {r['service_level_definition'] for r in _table(db, 'abandon_metrics')} == {
-      'abandons_positive'}
+    'abandons_positive'
+  }
   assert _table(db, 'late_events') == []
 
   parse = parse_genesys if fmt == GENESYS else parse_connect
-  malformed = {f'{topic}/{p}@{o}' for line, (p, o, _) in zip(lines, produced['records'])
-               if parse(line)[0] == 'dead'}
+  malformed = {
+    f'{topic}/{p}@{o}'
+    for line, (p, o, _) in zip(lines, produced['records'])
+    if parse(line)[0] == 'dead'
+  }
   assert len(malformed) == counts['malformed'] > 0
   with sqlite3.connect(db) as conn:
     dead = {r[0] for r in conn.execute('SELECT origin FROM dead_letters')}

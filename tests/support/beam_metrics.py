@@ -1,5 +1,6 @@
 """Reads a finished pipeline's Beam counters, as an operator's dashboard
 would."""
+
 from typing import Dict
 
 from apache_beam.metrics.metric import MetricsFilter

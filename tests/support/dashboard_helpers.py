@@ -1,6 +1,7 @@
 """Helpers of the wallboard tests: result rows of the real record types, the
 wallboard as a subprocess, headless Chromium, and the page checks that the
 SQLite and Cassandra page tests share."""
+
 import contextlib
 import os
 import pathlib
@@ -14,18 +15,26 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, Iterator, List, Sequence
 
 from selenium import webdriver
-from selenium.common.exceptions import (NoAlertPresentException,
-                                        StaleElementReferenceException)
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from transforms.abandon_rate import rounded_ratio
-from transforms.records import (AbandonMetrics, DeadLetter, InteractionVolume,
-                                LateEvent, PatternAlert)
-from transforms.schema import (ABANDON_METRICS, DEAD_LETTERS,
-                               INTERACTION_VOLUMES, LATE_EVENTS,
-                               PATTERN_ALERTS)
+from transforms.records import (
+  AbandonMetrics,
+  DeadLetter,
+  InteractionVolume,
+  LateEvent,
+  PatternAlert,
+)
+from transforms.schema import (
+  ABANDON_METRICS,
+  DEAD_LETTERS,
+  INTERACTION_VOLUMES,
+  LATE_EVENTS,
+  PATTERN_ALERTS,
+)
 from transforms.sinks import RowWriter
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -46,20 +55,35 @@ HTML_RAW = '{"queue_id": "Q-1", "note": "<script>window.__xss=3</script>"}'
 def percent_text(fraction: float) -> str:
   """How the page writes a rate the job rounded to 4 places: one decimal,
   half up (0.0625 -> '6.3 %')."""
-  value = (Decimal(repr(fraction)) * 100).quantize(Decimal('0.1'),
-                                                  ROUND_HALF_UP)
+  value = (Decimal(repr(fraction)) * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)
   return f'{value} %'
 
 
-def window_row(queue_id: str, start_ms: int, total: int, abandoned: int,
-               answered_within_sl: int, wait_seconds: float, pane: int = 0,
-               size_ms: int = WINDOW_MS) -> AbandonMetrics:
+def window_row(
+  queue_id: str,
+  start_ms: int,
+  total: int,
+  abandoned: int,
+  answered_within_sl: int,
+  wait_seconds: float,
+  pane: int = 0,
+  size_ms: int = WINDOW_MS,
+) -> AbandonMetrics:
   """One abandon_metrics row, rates derived like the job's."""
   return AbandonMetrics(
-      queue_id, start_ms, start_ms + size_ms, total, abandoned, 0,
-      answered_within_sl, wait_seconds, rounded_ratio(abandoned, total),
-      rounded_ratio(answered_within_sl, total), pane,
-      'ON_TIME' if pane == 0 else 'LATE')
+    queue_id,
+    start_ms,
+    start_ms + size_ms,
+    total,
+    abandoned,
+    0,
+    answered_within_sl,
+    wait_seconds,
+    rounded_ratio(abandoned, total),
+    rounded_ratio(answered_within_sl, total),
+    pane,
+    'ON_TIME' if pane == 0 else 'LATE',
+  )
 
 
 def current_window_start(now_s: float) -> int:
@@ -71,38 +95,69 @@ def write_page_rows(writer: RowWriter, start_ms: int) -> Dict[str, str]:
   """The rows of the page scenario; returns queue id -> the rate text its
   tile must show."""
   rows = [
-      # Q-1's older window (50 %) must not be its tile.
-      window_row('Q-1', start_ms - WINDOW_MS, 10, 5, 4, 100.0),
-      window_row('Q-1', start_ms, 16, 1, 13, 160.0),  # 6.25 % -> 6.3 %
-      window_row('Q-2', start_ms, 2000, 149, 1500, 24000.0),  # 7.45 -> 7.5
-      window_row(HTML_QUEUE_IMG, start_ms, 10, 1, 9, 50.0),  # 10.0 %
-      window_row(HTML_QUEUE_SCRIPT, start_ms, 5, 1, 4, 50.0),  # 20.0 %
+    # Q-1's older window (50 %) must not be its tile.
+    window_row('Q-1', start_ms - WINDOW_MS, 10, 5, 4, 100.0),
+    window_row('Q-1', start_ms, 16, 1, 13, 160.0),  # 6.25 % -> 6.3 %
+    window_row('Q-2', start_ms, 2000, 149, 1500, 24000.0),  # 7.45 -> 7.5
+    window_row(HTML_QUEUE_IMG, start_ms, 10, 1, 9, 50.0),  # 10.0 %
+    window_row(HTML_QUEUE_SCRIPT, start_ms, 5, 1, 4, 50.0),  # 20.0 %
   ]
   writer.upsert(ABANDON_METRICS, rows)
-  writer.upsert(INTERACTION_VOLUMES, [
-      InteractionVolume(HTML_CHANNEL, start_ms, start_ms + WINDOW_MS, 42, 0,
-                        'ON_TIME')
-  ])
-  writer.upsert(PATTERN_ALERTS, [
-      PatternAlert(HTML_CUSTOMER, 'voice', start_ms + 1_000, 3,
-                   'REPEATED_FAILURE_CALLBACK', 'GOLD', 'EMEA',
-                   start_ms - 20_000, 'i1,i2,i3,i4')
-  ])
-  writer.upsert(LATE_EVENTS, [
-      LateEvent('cc-call-logs', 'late-1', 'Q-1', start_ms - 2 * WINDOW_MS,
-                start_ms - 2 * WINDOW_MS, start_ms - WINDOW_MS, start_ms,
-                'after_window_expiry', HTML_RAW)
-  ])
-  writer.upsert(DEAD_LETTERS, [
-      DeadLetter('cc-call-logs', 'calls.jsonl:7', 'malformed_json',
-                 'Expecting value', '<script>window.__xss=4</script>', 31,
-                 start_ms + WINDOW_MS)
-  ])
+  writer.upsert(
+    INTERACTION_VOLUMES,
+    [InteractionVolume(HTML_CHANNEL, start_ms, start_ms + WINDOW_MS, 42, 0, 'ON_TIME')],
+  )
+  writer.upsert(
+    PATTERN_ALERTS,
+    [
+      PatternAlert(
+        HTML_CUSTOMER,
+        'voice',
+        start_ms + 1_000,
+        3,
+        'REPEATED_FAILURE_CALLBACK',
+        'GOLD',
+        'EMEA',
+        start_ms - 20_000,
+        'i1,i2,i3,i4',
+      )
+    ],
+  )
+  writer.upsert(
+    LATE_EVENTS,
+    [
+      LateEvent(
+        'cc-call-logs',
+        'late-1',
+        'Q-1',
+        start_ms - 2 * WINDOW_MS,
+        start_ms - 2 * WINDOW_MS,
+        start_ms - WINDOW_MS,
+        start_ms,
+        'after_window_expiry',
+        HTML_RAW,
+      )
+    ],
+  )
+  writer.upsert(
+    DEAD_LETTERS,
+    [
+      DeadLetter(
+        'cc-call-logs',
+        'calls.jsonl:7',
+        'malformed_json',
+        'Expecting value',
+        '<script>window.__xss=4</script>',
+        31,
+        start_ms + WINDOW_MS,
+      )
+    ],
+  )
   return {
-      'Q-1': '6.3 %',
-      'Q-2': '7.5 %',
-      HTML_QUEUE_IMG: '10.0 %',
-      HTML_QUEUE_SCRIPT: '20.0 %',
+    'Q-1': '6.3 %',
+    'Q-2': '7.5 %',
+    HTML_QUEUE_IMG: '10.0 %',
+    HTML_QUEUE_SCRIPT: '20.0 %',
   }
 
 
@@ -111,16 +166,17 @@ def wallboard(args: Sequence[str]) -> Iterator[str]:
   """`python -m pipelines.dashboard ARGS --port=0` as a subprocess; yields
   the page's URL and stops the server afterwards."""
   process = subprocess.Popen(
-      [sys.executable, '-m', 'pipelines.dashboard', '--port=0', *args],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    [sys.executable, '-m', 'pipelines.dashboard', '--port=0', *args],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    env=dict(os.environ, PYTHONUNBUFFERED='1'),
+  )
   lines: 'queue.Queue[str]' = queue.Queue()
-  threading.Thread(
-      target=lambda: [lines.put(line) for line in process.stdout],
-      daemon=True).start()
+  threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
   stderr: List[str] = []
-  threading.Thread(
-      target=lambda: stderr.extend(process.stderr), daemon=True).start()
+  threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True).start()
   try:
     url = None
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -129,8 +185,8 @@ def wallboard(args: Sequence[str]) -> Iterator[str]:
         line = lines.get(timeout=0.5)
       except queue.Empty:
         assert process.poll() is None, (
-            f'the wallboard exited ({process.returncode}):\n'
-            f'{"".join(stderr)[-3000:]}')
+          f'the wallboard exited ({process.returncode}):\n{"".join(stderr)[-3000:]}'
+        )
         continue
       if line.startswith('Wallboard on '):
         url = line.split()[2]
@@ -150,21 +206,28 @@ def chromium() -> Iterator[webdriver.Chrome]:
   """Headless Debian Chromium through its chromedriver, 1920x1080."""
   binary, driver_path = shutil.which('chromium'), shutil.which('chromedriver')
   assert binary and driver_path, (
-      'the page tests need chromium and chromedriver on PATH: run '
-      'scripts/stack/install_browser.sh (as root; scripts/test.sh does)')
+    'the page tests need chromium and chromedriver on PATH: run '
+    'scripts/stack/install_browser.sh (as root; scripts/test.sh does)'
+  )
   options = webdriver.ChromeOptions()
   options.binary_location = binary
-  for arg in ('--headless=new', '--disable-gpu', '--disable-dev-shm-usage',
-              '--window-size=1920,1080', '--hide-scrollbars'):
+  for arg in (
+    '--headless=new',
+    '--disable-gpu',
+    '--disable-dev-shm-usage',
+    '--window-size=1920,1080',
+    '--hide-scrollbars',
+  ):
     options.add_argument(arg)
   if os.geteuid() == 0:
     options.add_argument('--no-sandbox')  # Chromium refuses root otherwise
   options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
   driver = webdriver.Chrome(service=Service(driver_path), options=options)
   try:
-    driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
-        'width': 1920, 'height': 1080, 'deviceScaleFactor': 1,
-        'mobile': False})
+    driver.execute_cdp_cmd(
+      'Emulation.setDeviceMetricsOverride',
+      {'width': 1920, 'height': 1080, 'deviceScaleFactor': 1, 'mobile': False},
+    )
     yield driver
   finally:
     driver.quit()
@@ -173,9 +236,10 @@ def chromium() -> Iterator[webdriver.Chrome]:
 def tiles(driver) -> Dict[str, str]:
   """Queue id -> abandon rate text of every tile on the page."""
   return {
-      tile.find_element(By.CLASS_NAME, 'tile-queue').text:
-      tile.find_element(By.CLASS_NAME, 'tile-rate').text
-      for tile in driver.find_elements(By.CSS_SELECTOR, '#tiles .tile')
+    tile.find_element(By.CLASS_NAME, 'tile-queue').text: tile.find_element(
+      By.CLASS_NAME, 'tile-rate'
+    ).text
+    for tile in driver.find_elements(By.CSS_SELECTOR, '#tiles .tile')
   }
 
 
@@ -190,8 +254,10 @@ def wait_for(driver, condition, timeout: float, message: str):
   """`condition(driver)` once truthy; fails with `message` after `timeout`
   seconds. Stale elements (the page re-renders) are retried."""
   return WebDriverWait(
-      driver, timeout, poll_frequency=0.2,
-      ignored_exceptions=(AssertionError, StaleElementReferenceException)
+    driver,
+    timeout,
+    poll_frequency=0.2,
+    ignored_exceptions=(AssertionError, StaleElementReferenceException),
   ).until(condition, message)
 
 
@@ -204,9 +270,10 @@ def assert_nothing_executed(driver) -> None:
   except NoAlertPresentException:
     pass
   assert driver.execute_script('return window.__xss') is None
-  assert driver.execute_script(
-      "return document.querySelectorAll('img, b, script:not([src])').length"
-  ) == 0
+  assert (
+    driver.execute_script("return document.querySelectorAll('img, b, script:not([src])').length")
+    == 0
+  )
 
 
 def assert_no_console_errors(driver) -> None:
@@ -223,40 +290,42 @@ def screenshot(driver, name: str) -> pathlib.Path:
   return path
 
 
-def check_page(driver, url: str, writer: RowWriter, start_ms: int,
-               expected: Dict[str, str], artifact: str) -> None:
+def check_page(
+  driver, url: str, writer: RowWriter, start_ms: int, expected: Dict[str, str], artifact: str
+) -> None:
   """The page scenario on rows of `write_page_rows`: every queue's tile and
   rate, data shown as text and nothing run, a row written afterwards on the
   page without a reload, the drill-down; screenshots ARTIFACT.png and
   ARTIFACT-detail.png."""
   driver.get(url)
-  wait_for(driver, lambda d: tiles(d) == expected, 30,
-           f'tiles {expected} not shown')
+  wait_for(driver, lambda d: tiles(d) == expected, 30, f'tiles {expected} not shown')
   assert_nothing_executed(driver)
-  alert_customers = [
-      td.text for td in driver.find_elements(By.CSS_SELECTOR,
-                                             '#alerts td.customer')
-  ]
+  alert_customers = [td.text for td in driver.find_elements(By.CSS_SELECTOR, '#alerts td.customer')]
   assert alert_customers == [HTML_CUSTOMER]
   legend = [
-      node.text for node in driver.find_elements(
-          By.CSS_SELECTOR, '#chart-volume .u-legend .u-label')
+    node.text for node in driver.find_elements(By.CSS_SELECTOR, '#chart-volume .u-legend .u-label')
   ]
   assert HTML_CHANNEL in legend, legend
   assert driver.find_elements(By.CSS_SELECTOR, '#banners .banner') == []
 
   # Live: a new queue and a late pane of Q-2, without reloading the page.
   driver.execute_script('window.__sameDocument = true')
-  writer.upsert(ABANDON_METRICS, [
+  writer.upsert(
+    ABANDON_METRICS,
+    [
       window_row('Q-NEW', start_ms, 40, 2, 30, 400.0),  # 5.0 %
       window_row('Q-2', start_ms, 2010, 161, 1500, 24100.0, pane=1),  # 8.0 %
-  ])
+    ],
+  )
   wait_for(
-      driver, lambda d: tiles(d) == {
-          **expected, 'Q-NEW': '5.0 %', 'Q-2': '8.0 %'
-      } and 'late update #1' in tile(d, 'Q-2').find_element(
-          By.CLASS_NAME, 'tile-window').text, LIVE_UPDATE_TIMEOUT_S,
-      f'the written rows did not appear within {LIVE_UPDATE_TIMEOUT_S} s')
+    driver,
+    lambda d: (
+      tiles(d) == {**expected, 'Q-NEW': '5.0 %', 'Q-2': '8.0 %'}
+      and 'late update #1' in tile(d, 'Q-2').find_element(By.CLASS_NAME, 'tile-window').text
+    ),
+    LIVE_UPDATE_TIMEOUT_S,
+    f'the written rows did not appear within {LIVE_UPDATE_TIMEOUT_S} s',
+  )
   assert driver.execute_script('return window.__sameDocument') is True
 
   screenshot(driver, artifact + '.png')
@@ -264,22 +333,30 @@ def check_page(driver, url: str, writer: RowWriter, start_ms: int,
   # Drill-down of Q-1: its two windows and its late event, raw as text.
   tile(driver, 'Q-1').click()
   wait_for(
-      driver, lambda d: len(d.find_elements(
-          By.CSS_SELECTOR, '#detail-windows tbody tr')) == 2 and
-      d.find_element(By.CSS_SELECTOR, '#detail-late td.raw').text == HTML_RAW,
-      10, 'the drill-down of Q-1 did not show')
+    driver,
+    lambda d: (
+      len(d.find_elements(By.CSS_SELECTOR, '#detail-windows tbody tr')) == 2
+      and d.find_element(By.CSS_SELECTOR, '#detail-late td.raw').text == HTML_RAW
+    ),
+    10,
+    'the drill-down of Q-1 did not show',
+  )
   assert driver.find_element(By.ID, 'detail-queue').text == 'Q-1'
   rates = [
-      td.text for td in driver.find_elements(
-          By.CSS_SELECTOR, '#detail-windows tbody td:nth-child(4)')
+    td.text for td in driver.find_elements(By.CSS_SELECTOR, '#detail-windows tbody td:nth-child(4)')
   ]
   assert rates == ['6.3 %', '50.0 %']
   driver.find_element(By.ID, 'detail-close').click()
   tile(driver, HTML_QUEUE_SCRIPT).click()
-  wait_for(driver, lambda d: d.find_element(By.ID, 'detail-queue').text ==
-           HTML_QUEUE_SCRIPT and d.find_elements(
-               By.CSS_SELECTOR, '#detail-windows tbody tr td.num'), 10,
-           'the drill-down of an HTML-looking queue id did not show')
+  wait_for(
+    driver,
+    lambda d: (
+      d.find_element(By.ID, 'detail-queue').text == HTML_QUEUE_SCRIPT
+      and d.find_elements(By.CSS_SELECTOR, '#detail-windows tbody tr td.num')
+    ),
+    10,
+    'the drill-down of an HTML-looking queue id did not show',
+  )
   assert_nothing_executed(driver)
   assert_no_console_errors(driver)
   screenshot(driver, artifact + '-detail.png')

@@ -29,6 +29,7 @@ Also checked: `Channel` (string), `InitiationTimestamp` (ISO-8601),
 the same contact (a newer `LastUpdateTimestamp`) is a duplicate. Queued
 contacts advance the replay watermark with their `DequeueTimestamp`.
 """
+
 from typing import Iterator, Optional
 
 import apache_beam as beam
@@ -39,16 +40,15 @@ from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
 from transforms.formats import fields
-from transforms.records import (ABANDONED, ANSWERED, DeadLetter, OfferedCall,
-                                SourceRecord)
+from transforms.records import ABANDONED, ANSWERED, DeadLetter, OfferedCall, SourceRecord
 
 METRICS_NAMESPACE = 'amazon_connect'
 QUEUE_KEYS = {'name': 'Name', 'arn': 'ARN'}
 
 
 def parse_contact_record(
-    raw: bytes, queue_key: str = 'name',
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[OfferedCall]:
+  raw: bytes, queue_key: str = 'name', rules: FieldRules = DEFAULT_FIELD_RULES
+) -> Optional[OfferedCall]:
   """One raw CTR as an OfferedCall; None for a valid contact that never
   queued. `queue_key` is a key of QUEUE_KEYS. Raises parsing.InvalidRecord
   with a specific reason."""
@@ -60,8 +60,11 @@ def parse_contact_record(
     fields.optional_iso_time_ms(obj, name, rules)
   queue = fields.optional_object(obj, 'Queue')
   agent = fields.optional_object(obj, 'Agent')
-  connected_ms = None if agent is None else fields.optional_iso_time_ms(
-      agent, 'ConnectedToAgentTimestamp', rules)
+  connected_ms = (
+    None
+    if agent is None
+    else fields.optional_iso_time_ms(agent, 'ConnectedToAgentTimestamp', rules)
+  )
   if queue is None:
     return None
   key_field = QUEUE_KEYS[queue_key]
@@ -73,30 +76,35 @@ def parse_contact_record(
   dequeued_ms = fields.required_iso_time_ms(queue, 'DequeueTimestamp', rules)
   if dequeued_ms < enqueued_ms:
     raise parsing.InvalidRecord(
-        'dequeue_before_enqueue',
-        f'"Queue.DequeueTimestamp" is {enqueued_ms - dequeued_ms} ms before '
-        '"Queue.EnqueueTimestamp"')
-  wait = parsing.required_non_negative_number(
-      queue, 'Duration', rules.max_wait_seconds)
+      'dequeue_before_enqueue',
+      f'"Queue.DequeueTimestamp" is {enqueued_ms - dequeued_ms} ms before "Queue.EnqueueTimestamp"',
+    )
+  wait = parsing.required_non_negative_number(queue, 'Duration', rules.max_wait_seconds)
   return OfferedCall(
-      call_id=contact_id,
-      queue_id=queue_id,
-      timestamp=dequeued_ms,
-      outcome=ABANDONED if connected_ms is None else ANSWERED,
-      wait_seconds=wait)
+    call_id=contact_id,
+    queue_id=queue_id,
+    timestamp=dequeued_ms,
+    outcome=ABANDONED if connected_ms is None else ANSWERED,
+    wait_seconds=wait,
+  )
 
 
 def contact_record_time_ms(
-    raw: bytes, above_ms: Optional[int] = None, queue_key: str = 'name',
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
+  raw: bytes,
+  above_ms: Optional[int] = None,
+  queue_key: str = 'name',
+  rules: FieldRules = DEFAULT_FIELD_RULES,
+) -> Optional[int]:
   """The `Queue.DequeueTimestamp` of a valid queued CTR (above `above_ms`
   if given), else None (for the replay watermark)."""
+
   def queued(record: bytes) -> OfferedCall:
     offered = parse_contact_record(record, queue_key, rules)
     if offered is None:
       # A contact that never queued has no event time the metrics use.
       raise parsing.InvalidRecord('never_queued', 'no Queue')
     return offered
+
   return fields.event_time_above(queued, raw, above_ms)
 
 
@@ -129,14 +137,14 @@ class ConnectOfferedCalls(beam.PTransform):
   event-timed at `Queue.DequeueTimestamp`; `dead_letters`:
   PCollection[DeadLetter].
   """
-  def __init__(self, dedupe_ttl_seconds: int, queue_key: str,
-               rules: FieldRules = DEFAULT_FIELD_RULES):
+
+  def __init__(
+    self, dedupe_ttl_seconds: int, queue_key: str, rules: FieldRules = DEFAULT_FIELD_RULES
+  ):
     super().__init__()
     self._rules = rules
     if queue_key not in QUEUE_KEYS:
-      raise ValueError(
-          f'queue key must be one of {", ".join(QUEUE_KEYS)}, '
-          f'got {queue_key!r}')
+      raise ValueError(f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
     self._dedupe_ttl = dedupe_ttl_seconds
     self._queue_key = queue_key
 
@@ -144,10 +152,11 @@ class ConnectOfferedCalls(beam.PTransform):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     parsed = records | 'Parse' >> beam.ParDo(
-        _ParseConnectFn(self._queue_key, self._rules)).with_output_types(
-            OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
-                parsing.DEAD_LETTERS, main='offered')
+      _ParseConnectFn(self._queue_key, self._rules)
+    ).with_output_types(OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
+      parsing.DEAD_LETTERS, main='offered'
+    )
     offered = parsed.offered | 'Dedupe' >> DedupeByKey(
-        lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl,
-        METRICS_NAMESPACE)
+      lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+    )
     return {'offered': offered, 'dead_letters': parsed.dead_letters}

@@ -34,6 +34,7 @@ and `disconnectType` are strings or null. Other fields (`ani`, `dnis`,
 `connectedDurationMs`...) are neither checked nor used. Valid acd.start and
 acd.end records advance the replay watermark; passed-over topics do not.
 """
+
 import re
 from typing import Any, Dict, Iterator, Optional
 
@@ -46,23 +47,30 @@ from transforms.acd_pairing import PairAcdSessions
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
 from transforms.formats import fields
-from transforms.records import (ABANDONED, ACD_END, ACD_START, ANSWERED,
-                                FLOW_OUT, UNKNOWN_OUTCOME, AcdEvent,
-                                DeadLetter, SourceRecord)
+from transforms.records import (
+  ABANDONED,
+  ACD_END,
+  ACD_START,
+  ANSWERED,
+  FLOW_OUT,
+  UNKNOWN_OUTCOME,
+  AcdEvent,
+  DeadLetter,
+  SourceRecord,
+)
 
 METRICS_NAMESPACE = 'genesys_cloud'
 # The conversation id is whatever sits between the prefix and the last two
 # dot-separated parts, for acd topics.
-_ACD_TOPIC = re.compile(
-    r'v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)')
+_ACD_TOPIC = re.compile(r'v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)')
 # Genesys notification topics all start with it; anything else is not a
 # Genesys Cloud notification at all.
 _GENESYS_TOPIC_PREFIX = 'v2.'
 _ACD_OUTCOMES = {
-    'ANSWERED': ANSWERED,
-    'ABANDON': ABANDONED,
-    'FLOW_OUT': FLOW_OUT,
-    'UNKNOWN': UNKNOWN_OUTCOME,
+  'ANSWERED': ANSWERED,
+  'ABANDON': ABANDONED,
+  'FLOW_OUT': FLOW_OUT,
+  'UNKNOWN': UNKNOWN_OUTCOME,
 }
 
 
@@ -71,9 +79,7 @@ def _notification(obj: Dict[str, Any]) -> Dict[str, Any]:
   return fields.required_object(obj, 'detail') if 'detail' in obj else obj
 
 
-def parse_genesys_event(
-    raw: bytes,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[AcdEvent]:
+def parse_genesys_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[AcdEvent]:
   """One raw record as an AcdEvent; None for a valid notification of another
   topic. Raises parsing.InvalidRecord with a specific reason."""
   notification = _notification(parsing.decode_json_object(raw))
@@ -82,17 +88,17 @@ def parse_genesys_event(
   if match is None:
     if topic.startswith(_GENESYS_TOPIC_PREFIX):
       return None
-    raise parsing.InvalidRecord(
-        'unknown_topic', f'"topicName" {topic[:100]!r} is no Genesys topic')
+    raise parsing.InvalidRecord('unknown_topic', f'"topicName" {topic[:100]!r} is no Genesys topic')
   topic_conversation, kind = match.groups()
   body = fields.required_object(notification, 'eventBody')
   timestamp = parsing.required_event_time_ms(body, 'eventTime', rules)
   conversation_id = parsing.required_str(body, 'conversationId', rules)
   if conversation_id != topic_conversation:
     raise parsing.InvalidRecord(
-        'topic_mismatch',
-        f'"topicName" names conversation {topic_conversation[:60]!r}, '
-        f'"eventBody.conversationId" is {conversation_id[:60]!r}')
+      'topic_mismatch',
+      f'"topicName" names conversation {topic_conversation[:60]!r}, '
+      f'"eventBody.conversationId" is {conversation_id[:60]!r}',
+    )
   session_id = parsing.required_str(body, 'sessionId', rules)
   queue_id = parsing.required_str(body, 'queueId', rules)
   for name in ('mediaType', 'participantId', 'disconnectType'):
@@ -103,15 +109,16 @@ def parse_genesys_event(
     outcome = _ACD_OUTCOMES.get(acd_outcome)
     if outcome is None:
       raise parsing.InvalidRecord(
-          'unknown_enum_value',
-          f'"acdOutcome" {acd_outcome[:40]!r} is not one of '
-          f'{", ".join(sorted(_ACD_OUTCOMES))}')
+        'unknown_enum_value',
+        f'"acdOutcome" {acd_outcome[:40]!r} is not one of {", ".join(sorted(_ACD_OUTCOMES))}',
+      )
   return AcdEvent(
-      kind=kind,
-      call_id=f'{conversation_id}:{session_id}',
-      queue_id=queue_id,
-      timestamp=timestamp,
-      outcome=outcome)
+    kind=kind,
+    call_id=f'{conversation_id}:{session_id}',
+    queue_id=queue_id,
+    timestamp=timestamp,
+    outcome=outcome,
+  )
 
 
 def _acd_event(raw: bytes, rules: FieldRules) -> AcdEvent:
@@ -124,13 +131,11 @@ def _acd_event(raw: bytes, rules: FieldRules) -> AcdEvent:
 
 
 def genesys_event_time_ms(
-    raw: bytes,
-    above_ms: Optional[int] = None,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
+  raw: bytes, above_ms: Optional[int] = None, rules: FieldRules = DEFAULT_FIELD_RULES
+) -> Optional[int]:
   """The event time of a valid acd.start or acd.end (above `above_ms` if
   given), else None (for the replay watermark)."""
-  return fields.event_time_above(
-      lambda r: _acd_event(r, rules), raw, above_ms)
+  return fields.event_time_above(lambda r: _acd_event(r, rules), raw, above_ms)
 
 
 class _ParseGenesysFn(beam.DoFn):
@@ -163,27 +168,31 @@ class GenesysOfferedCalls(beam.PTransform):
   Re-deliveries (EventBridge delivers at least once) are dropped per topic
   and session before pairing (`genesys_cloud/duplicates`).
   """
-  def __init__(self, dedupe_ttl_seconds: int, max_queue_wait_seconds: int,
-               max_out_of_orderness_seconds: int,
-               rules: FieldRules = DEFAULT_FIELD_RULES):
+
+  def __init__(
+    self,
+    dedupe_ttl_seconds: int,
+    max_queue_wait_seconds: int,
+    max_out_of_orderness_seconds: int,
+    rules: FieldRules = DEFAULT_FIELD_RULES,
+  ):
     super().__init__()
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
     self._pairing = PairAcdSessions(
-        max_queue_wait_seconds, max_out_of_orderness_seconds,
-        METRICS_NAMESPACE)
+      max_queue_wait_seconds, max_out_of_orderness_seconds, METRICS_NAMESPACE
+    )
 
   def expand(self, records):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
-    parsed = records | 'Parse' >> beam.ParDo(
-        _ParseGenesysFn(self._rules)).with_output_types(
-            AcdEvent, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
-                parsing.DEAD_LETTERS, main='events')
+    parsed = records | 'Parse' >> beam.ParDo(_ParseGenesysFn(self._rules)).with_output_types(
+      AcdEvent, **{parsing.DEAD_LETTERS: DeadLetter}
+    ).with_outputs(parsing.DEAD_LETTERS, main='events')
     events = parsed.events | 'Dedupe' >> DedupeByKey(
-        lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp,
-        self._dedupe_ttl, METRICS_NAMESPACE)
+      lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+    )
     return {
-        'offered': events | 'Pair' >> self._pairing,
-        'dead_letters': parsed.dead_letters,
+      'offered': events | 'Pair' >> self._pairing,
+      'dead_letters': parsed.dead_letters,
     }

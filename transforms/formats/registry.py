@@ -5,6 +5,7 @@ it, and with which event time) and the call-metrics flow its
 `offered calls` transform: raw records to de-duplicated OfferedCall records
 plus dead letters.
 """
+
 import functools
 from typing import Callable, Dict, NamedTuple, Optional
 
@@ -21,33 +22,38 @@ class CallEventFormat(NamedTuple):
   `offered_calls(config)`: the PTransform from PCollection[SourceRecord]
   to {'offered': PCollection[OfferedCall], 'dead_letters': ...}. Both read
   what they need from the call-metrics flow's config."""
+
   event_time_ms: Callable[[CallMetricsConfig], EventTimeFn]
   offered_calls: Callable[[CallMetricsConfig], beam.PTransform]
 
 
 FORMATS: Dict[str, CallEventFormat] = {
-    'seed': CallEventFormat(
-        lambda c: functools.partial(
-            seed.call_event_time_ms, rules=c.field_rules),
-        lambda c: seed.SeedOfferedCalls(seconds(c.dedupe_ttl), c.field_rules)),
-    'genesys_cloud': CallEventFormat(
-        lambda c: functools.partial(
-            genesys_cloud.genesys_event_time_ms, rules=c.field_rules),
-        lambda c: genesys_cloud.GenesysOfferedCalls(
-            seconds(c.dedupe_ttl), seconds(c.genesys_max_queue_wait),
-            seconds(c.event_time.max_out_of_orderness), c.field_rules)),
-    'amazon_connect': CallEventFormat(
-        lambda c: functools.partial(
-            amazon_connect.contact_record_time_ms,
-            queue_key=c.connect_queue_key, rules=c.field_rules),
-        lambda c: amazon_connect.ConnectOfferedCalls(
-            seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules)),
+  'seed': CallEventFormat(
+    lambda c: functools.partial(seed.call_event_time_ms, rules=c.field_rules),
+    lambda c: seed.SeedOfferedCalls(seconds(c.dedupe_ttl), c.field_rules),
+  ),
+  'genesys_cloud': CallEventFormat(
+    lambda c: functools.partial(genesys_cloud.genesys_event_time_ms, rules=c.field_rules),
+    lambda c: genesys_cloud.GenesysOfferedCalls(
+      seconds(c.dedupe_ttl),
+      seconds(c.genesys_max_queue_wait),
+      seconds(c.event_time.max_out_of_orderness),
+      c.field_rules,
+    ),
+  ),
+  'amazon_connect': CallEventFormat(
+    lambda c: functools.partial(
+      amazon_connect.contact_record_time_ms, queue_key=c.connect_queue_key, rules=c.field_rules
+    ),
+    lambda c: amazon_connect.ConnectOfferedCalls(
+      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules
+    ),
+  ),
 }
 
 
 def call_event_format(name: str) -> CallEventFormat:
   """The format called `name`; raises ValueError naming the known ones."""
   if name not in FORMATS:
-    raise ValueError(
-        f'unknown call event format {name!r}; known: {", ".join(FORMATS)}')
+    raise ValueError(f'unknown call event format {name!r}; known: {", ".join(FORMATS)}')
   return FORMATS[name]

@@ -17,6 +17,7 @@ Field mapping to OfferedCall (transforms/records.py):
 `agent_id` (string or null) is validated, not used. Every valid event of
 any type advances the replay watermark.
 """
+
 from typing import Iterator, Optional
 
 import apache_beam as beam
@@ -26,17 +27,14 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
-from transforms.records import (ABANDONED, ANSWERED, CallEvent, DeadLetter,
-                                OfferedCall, SourceRecord)
+from transforms.records import ABANDONED, ANSWERED, CallEvent, DeadLetter, OfferedCall, SourceRecord
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
 METRICS_NAMESPACE = 'call_events'
 
 
-def parse_call_event(
-    raw: bytes,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> CallEvent:
+def parse_call_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> CallEvent:
   """Validates one raw record against the call-event schema.
 
   Raises parsing.InvalidRecord with a specific reason on any problem, and
@@ -44,35 +42,36 @@ def parse_call_event(
   """
   obj = parsing.decode_json_object(raw)
   return CallEvent(
-      call_uuid=parsing.required_str(obj, 'call_uuid', rules),
-      event_type=parsing.required_str(obj, 'event_type', rules),
-      timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules),
-      queue_id=parsing.required_str(obj, 'queue_id', rules),
-      abandoned=parsing.required_bool(obj, 'abandoned'),
-      wait_time_seconds=parsing.required_non_negative_number(
-          obj, 'wait_time_seconds', rules.max_wait_seconds),
-      agent_id=parsing.optional_str(obj, 'agent_id', rules))
+    call_uuid=parsing.required_str(obj, 'call_uuid', rules),
+    event_type=parsing.required_str(obj, 'event_type', rules),
+    timestamp=parsing.required_event_time_ms(obj, 'timestamp', rules),
+    queue_id=parsing.required_str(obj, 'queue_id', rules),
+    abandoned=parsing.required_bool(obj, 'abandoned'),
+    wait_time_seconds=parsing.required_non_negative_number(
+      obj, 'wait_time_seconds', rules.max_wait_seconds
+    ),
+    agent_id=parsing.optional_str(obj, 'agent_id', rules),
+  )
 
 
 def call_event_time_ms(
-    raw: bytes,
-    above_ms: Optional[int] = None,
-    rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[int]:
+  raw: bytes, above_ms: Optional[int] = None, rules: FieldRules = DEFAULT_FIELD_RULES
+) -> Optional[int]:
   """The event time of a valid call event of any type (above `above_ms`
   if given), else None: every valid event advances a replayed watermark,
   whatever its type."""
-  return parsing.event_time_or_none(
-      lambda r: parse_call_event(r, rules), raw, above_ms)
+  return parsing.event_time_or_none(lambda r: parse_call_event(r, rules), raw, above_ms)
 
 
 def to_offered_call(event: CallEvent) -> OfferedCall:
   """The offered call a `CALL_ENDED` event stands for."""
   return OfferedCall(
-      call_id=event.call_uuid,
-      queue_id=event.queue_id,
-      timestamp=event.timestamp,
-      outcome=ABANDONED if event.abandoned else ANSWERED,
-      wait_seconds=event.wait_time_seconds)
+    call_id=event.call_uuid,
+    queue_id=event.queue_id,
+    timestamp=event.timestamp,
+    outcome=ABANDONED if event.abandoned else ANSWERED,
+    wait_seconds=event.wait_time_seconds,
+  )
 
 
 class _ParseCallEventsFn(beam.DoFn):
@@ -109,6 +108,7 @@ class ParseCallEvents(beam.PTransform):
   passed over. `rules`: the limits on ids, waits and event time
   (options/config.py: FieldRules).
   """
+
   def __init__(self, rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._rules = rules
@@ -117,8 +117,8 @@ class ParseCallEvents(beam.PTransform):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     return records | beam.ParDo(_ParseCallEventsFn(self._rules)).with_output_types(
-        OfferedCall, **{DEAD_LETTERS: DeadLetter}).with_outputs(
-            DEAD_LETTERS, main='events')
+      OfferedCall, **{DEAD_LETTERS: DeadLetter}
+    ).with_outputs(DEAD_LETTERS, main='events')
 
 
 class SeedOfferedCalls(beam.PTransform):
@@ -129,9 +129,8 @@ class SeedOfferedCalls(beam.PTransform):
   each `call_uuid` (re-deliveries counted in `call_events/duplicates`),
   event-timed; `dead_letters`: PCollection[DeadLetter].
   """
-  def __init__(
-      self, dedupe_ttl_seconds: int,
-      rules: FieldRules = DEFAULT_FIELD_RULES):
+
+  def __init__(self, dedupe_ttl_seconds: int, rules: FieldRules = DEFAULT_FIELD_RULES):
     super().__init__()
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
@@ -139,6 +138,6 @@ class SeedOfferedCalls(beam.PTransform):
   def expand(self, records):
     parsed = records | 'Parse' >> ParseCallEvents(self._rules)
     offered = parsed.events | 'Dedupe' >> DedupeByKey(
-        lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl,
-        METRICS_NAMESPACE)
+      lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+    )
     return {'offered': offered, 'dead_letters': parsed.dead_letters}
