@@ -27,7 +27,7 @@ import time
 
 from scripts.datagen.calls import write_call_events
 from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
+from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from scripts.reference.interactions import reference_interactions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,24 +52,10 @@ def _call_rows_differ(ref, conn) -> list:
   rows = {
     (q, ws): list(rest)
     for q, ws, *rest in conn.execute(
-      'SELECT queue_id, window_start, total_calls, abandoned_calls, '
-      'short_abandoned_calls, answered_within_sl, total_wait_seconds, '
-      'window_end, abandon_rate, service_level FROM abandon_metrics'
+      f'SELECT queue_id, window_start, {", ".join(ROW_COLUMNS)} FROM abandon_metrics'
     )
   }
-  expected = {
-    key: [
-      r['total_calls'],
-      r['abandoned_calls'],
-      r['short_abandoned_calls'],
-      r['answered_within_sl'],
-      float(r['total_wait_seconds']),
-      r['window_end_ms'],
-      float(abandon_rate(r)),
-      float(service_level(r)),
-    ]
-    for key, r in ref.rows.items()
-  }
+  expected = comparable_rows(ref)
   late = sorted(r[0] for r in conn.execute('SELECT event_id FROM late_events'))
   dead = conn.execute('SELECT COUNT(*) FROM dead_letters').fetchone()[0]
   return [

@@ -135,6 +135,38 @@ def service_level(row: dict) -> Decimal:
   return _ratio(row['answered_within_sl'], row['total_calls'])
 
 
+# The abandon_metrics columns the tests and benchmarks compare, in the order
+# of `comparable_rows`' values.
+ROW_COLUMNS = (
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'total_wait_seconds',
+  'window_end',
+  'abandon_rate',
+  'service_level',
+)
+
+
+def comparable_rows(result: ReferenceResult) -> Dict[Tuple[str, int], list]:
+  """(queue_id, window_start) -> the ROW_COLUMNS values of the reference's
+  final rows, typed as the job's stores return them."""
+  return {
+    key: [
+      r['total_calls'],
+      r['abandoned_calls'],
+      r['short_abandoned_calls'],
+      r['answered_within_sl'],
+      float(r['total_wait_seconds']),
+      r['window_end_ms'],
+      float(abandon_rate(r)),
+      float(service_level(r)),
+    ]
+    for key, r in result.rows.items()
+  }
+
+
 # --------------------------------------------------------------------------
 # Shared pieces of the delivery model (also used by reference_interactions)
 # --------------------------------------------------------------------------

@@ -22,12 +22,11 @@ from pipelines import contact_center
 from scripts.datagen.calls import write_call_events
 from scripts.datagen.data_actions import write_data_actions
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import reference_call_metrics
+from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from scripts.reference.interactions import reference_interactions
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
   _consume,
   _end_offsets,
-  _reference_rows,
   _root_exception,
   _table,
   _wait_for_free_slots,
@@ -39,17 +38,6 @@ from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
 from tests.support.flink_rest import completed_checkpoints, rest
 from tests.support.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
-
-ROW_COLUMNS = (
-  'total_calls',
-  'abandoned_calls',
-  'short_abandoned_calls',
-  'answered_within_sl',
-  'total_wait_seconds',
-  'window_end',
-  'abandon_rate',
-  'service_level',
-)
 
 
 def _poisoned(lines, poison, seed):
@@ -126,7 +114,7 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
 
   calls_ref = reference_call_metrics(str(calls_path))
   assert not calls_ref.late
-  expected_rows = _reference_rows(calls_ref)
+  expected_rows = comparable_rows(calls_ref)
   actions_ref = reference_interactions(str(actions_path))
   dead_topic_start = _end_offsets(kafka_bootstrap, TOPICS['dead_letters'])
 

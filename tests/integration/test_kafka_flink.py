@@ -39,10 +39,10 @@ from pipelines import contact_center
 from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.reference.calls import (
-  abandon_rate,
+  ROW_COLUMNS,
+  comparable_rows,
   parse_valid_event,
   reference_call_metrics,
-  service_level,
 )
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.support.flink_rest import completed_checkpoints, rest
@@ -51,16 +51,6 @@ from transforms.kafka_io import TOPICS, ReadKafkaRecords
 CALLS = 2000  # distinct calls; ~2,130 lines with duplicates, other types, malformed
 PARTITIONS = 2
 WORKER_POOL = '127.0.0.1:50000'
-ROW_COLUMNS = (
-  'total_calls',
-  'abandoned_calls',
-  'short_abandoned_calls',
-  'answered_within_sl',
-  'total_wait_seconds',
-  'window_end',
-  'abandon_rate',
-  'service_level',
-)
 
 
 @pytest.fixture(scope='module')
@@ -193,22 +183,6 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   return {'db': db, 'before': before, 'wall': wall}
 
 
-def _reference_rows(ref) -> Dict[tuple, list]:
-  return {
-    key: [
-      r['total_calls'],
-      r['abandoned_calls'],
-      r['short_abandoned_calls'],
-      r['answered_within_sl'],
-      float(r['total_wait_seconds']),
-      r['window_end_ms'],
-      float(abandon_rate(r)),
-      float(service_level(r)),
-    ]
-    for key, r in ref.rows.items()
-  }
-
-
 def _table(db, name) -> List[dict]:
   conn = sqlite3.connect(db)
   conn.row_factory = sqlite3.Row
@@ -225,7 +199,7 @@ def test_call_metrics_from_kafka_match_the_reference(kafka_job, produced):
     (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
     for r in _table(kafka_job['db'], 'abandon_metrics')
   }
-  assert rows == _reference_rows(ref)
+  assert rows == comparable_rows(ref)
   assert sum(r[0] for r in rows.values()) == produced['counts']['valid'] == CALLS
   assert _table(kafka_job['db'], 'late_events') == []
 
@@ -412,7 +386,7 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     f'--kafka_consumer_group={group}',
     f'--sqlite_path={db}',
   )
-  expected = _reference_rows(reference_call_metrics(str(produced['path'])))
+  expected = comparable_rows(reference_call_metrics(str(produced['path'])))
   _wait_for_free_slots(2)
   t0 = time.monotonic()
   options = PipelineOptions(args)
