@@ -42,8 +42,9 @@ from tests.integration.test_flink_recovery import (
   _stop_with_savepoint,
   _wait,
   _wait_cluster_free,
+  topic,  # noqa: F401 (a fixture the tests take as an argument)
   wait_for_rows,
-)  # noqa: F401  (fixture)
+)
 from tests.support.flink_rest import completed_checkpoints, rest
 
 TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
