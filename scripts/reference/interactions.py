@@ -121,7 +121,6 @@ class InteractionsReference:
   final_watermark_ms: Optional[int] = None
 
 
-@dataclass
 class _PatternCustomer:
   """One customer's sequence for the pattern, since it was last forgotten.
 
@@ -129,13 +128,16 @@ class _PatternCustomer:
   ``processed_through``: timestamp of the last processed; ``trailing``:
   timestamps of the trailing consecutive failures processed (at most
   three); ``items``: the sequence's accepted interactions (ts, arrival,
-  status, channel); ``version``: bumped at every rescheduling."""
+  status, channel); ``due``: when it next needs the watermark."""
 
-  pending: List[Tuple[int, int, str]] = field(default_factory=list)
-  processed_through: Optional[int] = None
-  trailing: List[int] = field(default_factory=list)
-  items: List[Tuple[int, int, str, str]] = field(default_factory=list)
-  version: int = 0
+  __slots__ = ('pending', 'processed_through', 'trailing', 'items', 'due')
+
+  def __init__(self):
+    self.pending: List[Tuple[int, int, str]] = []
+    self.processed_through: Optional[int] = None
+    self.trailing: List[int] = []
+    self.items: List[Tuple[int, int, str, str]] = []
+    self.due: Optional[int] = None
 
 
 def _ceil_tick(ms: int, tick_ms: int) -> int:
@@ -248,24 +250,26 @@ def reference_interactions(
   late_volume = res.late_volume_ids
   pattern_late = res.pattern_late_ids
   seen: Set[str] = set()
-  # Pattern state: the customers remembered, and when each is next due as
-  # a heap of (due_ms, version, customer), stale entries skipped;
-  # ``sequences``: the item lists of forgotten customers' sequences.
+  # Pattern state: the customers remembered, and when each is due as a
+  # heap of (due_ms, customer), entries whose customer is no longer due
+  # then skipped; ``sequences``: the forgotten customers' sequences.
   within_ms = int(within_s * 1000)
   customers: Dict[str, _PatternCustomer] = {}
-  due: List[Tuple[int, int, str]] = []
+  due: List[Tuple[int, str]] = []
   sequences: List[Tuple[str, List[Tuple[int, int, str, str]]]] = []
   failures, callbacks = frozenset(failure_statuses), frozenset(callback_statuses)
 
   def schedule(customer: str, c: _PatternCustomer) -> None:
-    c.version += 1
-    heapq.heappush(due, (_due_ms(c, within_ms, tick_ms), c.version, customer))
+    at = _due_ms(c, within_ms, tick_ms)
+    if at != c.due:
+      c.due = at
+      heapq.heappush(due, (at, customer))
 
   def advance_watermark(watermark: float) -> None:
     while due and due[0][0] <= watermark:
-      at, version, customer = heapq.heappop(due)
+      at, customer = heapq.heappop(due)
       c = customers.get(customer)
-      if c is None or c.version != version:
+      if c is None or c.due != at:
         continue
       c.pending.sort()
       k = 0
@@ -340,7 +344,10 @@ def reference_interactions(
         status = intern(rec['status'])
         c.pending.append((ts, pos, status))
         c.items.append((ts, pos, status, channel))
-        schedule(customer, c)
+        tick = -(-ts // tick_ms) * tick_ms
+        if c.due is None or tick < c.due:
+          c.due = tick
+          heapq.heappush(due, (tick, customer))
 
   alerts = res.alerts
   sequences.extend((customer, c.items) for customer, c in customers.items())
