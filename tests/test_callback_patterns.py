@@ -1,6 +1,7 @@
 """DetectCallbackPatterns on TestStream: the CEP semantics case by case, and
 a randomized comparison with a brute-force matcher."""
 
+import json
 import random
 
 import apache_beam as beam
@@ -8,7 +9,7 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from scripts.reference.interactions import brute_force_alerts
+from scripts.reference.interactions import brute_force_alerts, reference_interactions
 from tests.conftest import BASE_S, drain
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.records import Interaction
@@ -101,6 +102,52 @@ def test_interaction_behind_processed_ones_goes_late(options):
   first = seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('ok', 10, OK))
   straggler = seq(('f0', 5, FAILED))
   check([(first, 20), (straggler, None)], options, [], ['f0'])
+
+
+def test_a_forgotten_customer_starts_afresh_as_in_the_reference(options, tmp_path):
+  """An interaction arriving more than `within` behind the watermark, after
+  its customer's state was dropped (state bound), is neither late nor part
+  of the dropped partial match: it starts the customer afresh. The job and
+  the reference (scripts/reference/interactions.py) agree on it."""
+  polls = [
+    # C-1's partial match f1 f2 f3; the watermark then jumps to 63 s, past
+    # 30 s (the tick `within` after f1), where C-1 is forgotten.
+    seq(('f1', 0, FAILED), ('f2', 1, FAILED), ('f3', 2, FAILED))
+    + seq(('a1', 4, OK), customer='C-2'),
+    seq(('z1', 60, OK), customer='C-2')
+    + seq(('z2', 61, OK), ('z3', 62, OK), ('z4', 63, OK), customer='C-3'),
+    # 61.5 s behind the watermark, behind f3: fresh, not late, and cb does
+    # not complete f1 f2 f3 (no alert at 3 s); y is behind C-2's processed
+    # z1, which is remembered: late.
+    seq(('x', 1.5, OK), ('cb', 3, CALLBACK))
+    + seq(('y', 59, OK), customer='C-2')
+    + seq(('pad', 64, OK), customer='C-3'),
+    # Past 35 s, C-1 is forgotten again: a new sequence, which matches.
+    seq(('g1', 10, FAILED), ('g2', 11, FAILED), ('g3', 12, FAILED), ('gcb', 13, CALLBACK)),
+  ]
+  lines = [
+    json.dumps(
+      {
+        'interactionId': i.interaction_id,
+        'customerId': i.customer_id,
+        'channel': i.channel,
+        'status': i.status,
+        'timestamp': i.timestamp,
+      }
+    )
+    for poll in polls
+    for i in poll
+  ]
+  path = tmp_path / 'stream.jsonl'
+  path.write_text(''.join(line + '\n' for line in lines))
+  ref = reference_interactions(str(path), max_out_of_orderness_s=0, poll_size=4)
+  assert ref.alerts == {('C-1', 'voice', (BASE_S + 13) * 1000)}
+  assert ref.pattern_late_ids == {'y'}
+
+  # The watermark after each poll: the largest event time so far, as the
+  # reference's (none after the last poll: it does not advance).
+  batches = [(poll, max(i.timestamp for i in poll) / 1000 - BASE_S) for poll in polls[:-1]]
+  check(batches + [(polls[-1], None)], options, [('C-1', 'voice', 13, 'g1,g2,g3,gcb')], ['y'])
 
 
 def random_stream(rng, customers=4, n=60):

@@ -700,7 +700,9 @@ def test_equal_timestamp_is_not_late_and_orders_by_arrival(tmp_path):
     ia('F1', 'A', F, B),
     ia('F2', 'A', F, B + 1 * S),
     ia('F3', 'A', F, B + 2 * S),
-    ia('Z-1', 'Z', OK, B + 40 * S),
+    # The watermark (B + 25 s) passes F1-F3 but not the tick where A,
+    # pending F1 F2 F3, would be forgotten (B + 30 s).
+    ia('Z-1', 'Z', OK, B + 35 * S),
     # Same timestamp as the processed F3: not late; after it in
     # (timestamp, arrival) order, so F1 F2 F3 CB matches.
     ia('CB', 'A', CB, B + 2 * S),

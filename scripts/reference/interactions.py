@@ -34,14 +34,28 @@ Semantics:
 * Volumes: key = channel, fixed windows, allowed lateness, the per-key
   clock rule of ``scripts/reference/calls.py`` (``KeyedLateGate``).
 * Pattern, per customer: an interaction arriving in poll p is LATE iff an
-  accepted interaction of the same customer from a poll < p has a timestamp
-  <= W_p (the pipeline has already processed it in event-time order) and >
-  the interaction's timestamp. Accepted interactions are ordered per
-  customer by (timestamp, arrival position); every index i where items i,
+  accepted interaction of the same customer's current sequence (see the
+  state bound below) has been processed (from a poll < p, its tick <= W_p)
+  and has a timestamp > the interaction's timestamp. Accepted interactions
+  are ordered per customer sequence by (timestamp, arrival position); every
+  index i where items i,
   i+1, i+2 are failures, item i+3 is a callback and ts[i+3] - ts[i] <
   within (Flink CEP ``times(3).consecutive().next().within()``, NO_SKIP;
   exactly ``within`` is pruned) gives the alert (customer, channel of item
   i+3, timestamp of item i+3).
+* Pattern state bound, per customer: an accepted interaction is processed
+  at the first whole ``pattern_tick_s`` of event time at or after its
+  timestamp, once the watermark reaches it; the customer is then due at
+  that tick for its earliest unprocessed interaction, else at the first
+  whole tick at or after ``within`` past S, where S is the first of its
+  pending failures (the trailing consecutive failures, at most three, of its
+  processed interactions, less than ``within`` before its last processed
+  one) or, with none pending, its last processed interaction. When the
+  watermark reaches a due time D, its interactions up to D are processed;
+  if none is left unprocessed and its new due time is <= D, the customer is
+  FORGOTTEN: a later interaction of it is never late and starts a new
+  sequence (no match spans two sequences), processed at its own tick
+  (at the next poll when the watermark is already past it).
 """
 
 from __future__ import annotations
@@ -49,7 +63,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -106,6 +119,38 @@ class InteractionsReference:
   lines: int = 0
   polls: int = 0
   final_watermark_ms: Optional[int] = None
+
+
+class _PatternCustomer:
+  """One customer's sequence for the pattern, since it was last forgotten.
+
+  ``pending``: accepted, not yet processed (timestamp, arrival, status);
+  ``processed_through``: timestamp of the last processed; ``trailing``:
+  timestamps of the trailing consecutive failures processed (at most
+  three); ``items``: the sequence's accepted interactions (ts, arrival,
+  status, channel); ``due``: when it next needs the watermark."""
+
+  __slots__ = ('pending', 'processed_through', 'trailing', 'items', 'due')
+
+  def __init__(self):
+    self.pending: List[Tuple[int, int, str]] = []
+    self.processed_through: Optional[int] = None
+    self.trailing: List[int] = []
+    self.items: List[Tuple[int, int, str, str]] = []
+    self.due: Optional[int] = None
+
+
+def _ceil_tick(ms: int, tick_ms: int) -> int:
+  return -(-ms // tick_ms) * tick_ms
+
+
+def _due_ms(c: _PatternCustomer, within_ms: int, tick_ms: int) -> int:
+  """When ``c`` next needs the watermark (the rule in the module docstring)."""
+  if c.pending:
+    return _ceil_tick(min(c.pending)[0], tick_ms)
+  pt = c.processed_through
+  start = next((t for t in c.trailing if pt - t < within_ms), pt)
+  return _ceil_tick(start + within_ms, tick_ms)
 
 
 def parse_data_action(raw: bytes) -> Optional[Tuple[str, dict]]:
@@ -205,17 +250,44 @@ def reference_interactions(
   late_volume = res.late_volume_ids
   pattern_late = res.pattern_late_ids
   seen: Set[str] = set()
-  # Pattern state. processed_max: per customer, the max timestamp of its
-  # accepted interactions that the pipeline has processed (from earlier
-  # polls, processed once the watermark reaches the next whole
-  # ``pattern_tick_s`` after the timestamp, as the pipeline's detector
-  # does). unprocessed: accepted interactions of earlier polls still ahead
-  # of the watermark, as a heap of (tick, ts, customer); this_poll:
-  # accepted in the current poll.
-  processed_max: Dict[str, int] = {}
-  unprocessed: List[Tuple[int, int, str]] = []
-  this_poll: List[Tuple[int, int, str]] = []
-  by_customer: Dict[str, List[Tuple[int, int, str, str]]] = {}
+  # Pattern state: the customers remembered, and when each is due as a
+  # heap of (due_ms, customer), entries whose customer is no longer due
+  # then skipped; ``sequences``: the forgotten customers' sequences.
+  within_ms = int(within_s * 1000)
+  customers: Dict[str, _PatternCustomer] = {}
+  due: List[Tuple[int, str]] = []
+  sequences: List[Tuple[str, List[Tuple[int, int, str, str]]]] = []
+  failures, callbacks = frozenset(failure_statuses), frozenset(callback_statuses)
+
+  def schedule(customer: str, c: _PatternCustomer) -> None:
+    at = _due_ms(c, within_ms, tick_ms)
+    if at != c.due:
+      c.due = at
+      heapq.heappush(due, (at, customer))
+
+  def advance_watermark(watermark: float) -> None:
+    while due and due[0][0] <= watermark:
+      at, customer = heapq.heappop(due)
+      c = customers.get(customer)
+      if c is None or c.due != at:
+        continue
+      c.pending.sort()
+      k = 0
+      while k < len(c.pending) and c.pending[k][0] <= at:
+        ts, _, status = c.pending[k]
+        k += 1
+        c.processed_through = ts
+        if status in failures:
+          c.trailing = (c.trailing + [ts])[-3:]
+        else:
+          c.trailing = []
+      del c.pending[:k]
+      if not c.pending and _due_ms(c, within_ms, tick_ms) <= at:
+        sequences.append((customer, c.items))
+        del customers[customer]
+      else:
+        schedule(customer, c)
+
   intern = sys.intern  # a few channel/status strings, a million references
 
   max_ts: Optional[int] = None
@@ -226,14 +298,9 @@ def reference_interactions(
       polls += 1
       watermark = watermark_before_poll(max_ts, ooo_ms)
       gate.start_poll(watermark)
-      for item in this_poll:
-        heapq.heappush(unprocessed, item)
-      this_poll = []
-      # The pipeline processes buffered events once the watermark
-      # passes them; pops come in ascending ts, so the last is the max.
-      while unprocessed and unprocessed[0][0] <= watermark:
-        _, ts, customer = heapq.heappop(unprocessed)
-        processed_max[customer] = max(processed_max.get(customer, ts), ts)
+      # Due times up to the poll's watermark, before the poll's own
+      # interactions arrive (the pipeline's timers fire between polls).
+      advance_watermark(watermark)
 
       for raw in poll:
         pos = n
@@ -268,22 +335,26 @@ def reference_interactions(
           key = (channel, start)
           volumes[key] = volumes.get(key, 0) + 1
 
-        if processed_max.get(customer, -math.inf) > ts:
+        c = customers.get(customer)
+        if c is None:
+          c = customers[customer] = _PatternCustomer()
+        elif c.processed_through is not None and ts < c.processed_through:
           pattern_late.add(iid)
           continue
-        # Processed when the watermark reaches the next whole tick.
-        this_poll.append((-(-ts // tick_ms) * tick_ms, ts, customer))
-        items = by_customer.get(customer)
-        if items is None:
-          items = by_customer[customer] = []
-        items.append((ts, pos, intern(rec['status']), channel))
+        status = intern(rec['status'])
+        c.pending.append((ts, pos, status))
+        c.items.append((ts, pos, status, channel))
+        tick = -(-ts // tick_ms) * tick_ms
+        if c.due is None or tick < c.due:
+          c.due = tick
+          heapq.heappush(due, (tick, customer))
 
   alerts = res.alerts
-  failures, callbacks = frozenset(failure_statuses), frozenset(callback_statuses)
-  for customer, items in by_customer.items():
+  sequences.extend((customer, c.items) for customer, c in customers.items())
+  for customer, items in sequences:
     if len(items) > 3:
       items.sort()
-      _alerts_in_order(customer, items, failures, callbacks, within_s * 1000, alerts)
+      _alerts_in_order(customer, items, failures, callbacks, within_ms, alerts)
 
   res.dead_letter_count = dead
   res.duplicates = dups
