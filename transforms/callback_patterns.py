@@ -25,11 +25,12 @@ with its real semantics:
 Partial matches need only the current run of failures. Customers are
 spread over shard keys (transforms/sharding.py), each shard holding its
 active customers with one timer. A customer's state is dropped once the
-watermark is `within` past its last processed interaction, so state stays
-bounded by the customers active in the last `within`; an interaction
-arriving even later than that (behind the watermark by more than `within`)
-can no longer be told late nor join a partial match that was already
-dropped.
+watermark passes the tick `within` after the first failure of its current
+run (the run can no longer match), or, with no run, `within` after its last
+processed interaction; so state stays bounded by the customers active in
+the last `within`. An interaction of a dropped customer is never late: it
+starts the customer afresh and joins no earlier partial match
+(scripts/reference/interactions.py states the same rule).
 """
 
 import os
