@@ -11,6 +11,9 @@
 #   --state_backend=rocksdb --state_backend_storage_path=file://$RUN_DIR/flink/checkpoints
 #   --finish_bundle_before_checkpointing (without it window output was lost under checkpointing)
 #   --max_bundle_size=5000 (Flink's 1000 costs a state round trip per key 5 times as often)
+#   --object_reuse (chained operators hand records on instead of copying each through its
+#   coder: the copies were 29 % of the TaskManager's CPU; Beam transforms never mutate their
+#   inputs; docs/benchmarks.md)
 #   --max_parallelism=128 (Flink's key groups: fixed for the life of the job's state, so a
 #   savepoint can be resumed at any parallelism up to it; docs/upgrades.md)
 #   --job_name=cc-<mode>-<time>; cluster: --parallelism=$PARALLELISM (2) and
@@ -88,7 +91,7 @@ DEFAULTS=(
   --checkpointing_interval=60000 --checkpointing_mode=EXACTLY_ONCE
   --min_pause_between_checkpoints=5000 --checkpoint_timeout_millis=300000
   --state_backend=rocksdb "--state_backend_storage_path=file://$CKPT_DIR"
-  --finish_bundle_before_checkpointing --max_bundle_size=5000
+  --finish_bundle_before_checkpointing --max_bundle_size=5000 --object_reuse
   --max_parallelism=128
 )
 if [[ $MODE == local ]]; then
