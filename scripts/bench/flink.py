@@ -88,30 +88,49 @@ def processes() -> Dict[str, List[int]]:
 
 
 class CpuSampler:
+  """CPU ticks of the TaskManager and the SDK workers, sampled at wall-clock times (the
+  benchmark's other timestamps are wall clock too)."""
+
   def __init__(self):
-    self.t0 = time.monotonic()
-    self.start = {}
     self.samples = []
 
   def sample(self):
-    now = time.monotonic()
+    now = time.time()
     current = {k: {p: cpu_ticks(p) for p in pids} for k, pids in processes().items()}
     self.samples.append((now, current))
+
+  def used_seconds(self, until: Optional[float] = None) -> Dict[str, float]:
+    """CPU seconds each kind of process used from the first sample to the last one taken at
+    or before `until` (all samples when None); processes started later count from zero."""
+    taken = [s for s in self.samples if until is None or s[0] <= until]
+    if len(taken) < 2:
+      return {}
+    a, b = self.samples[0][1], taken[-1][1]
+    return {
+      kind: sum(
+        ticks - (a.get(kind, {}).get(pid) or 0)
+        for pid, ticks in b[kind].items()
+        if ticks is not None
+      )
+      / TICK
+      for kind in b
+    }
 
   def report(self) -> Dict[str, str]:
     if len(self.samples) < 2:
       return {}
-    (t_a, a), (t_b, b) = self.samples[0], self.samples[-1]
-    out = {}
-    for kind in b:
-      used = 0
-      for pid, ticks in b[kind].items():
-        if ticks is None:
-          continue
-        used += ticks - (a.get(kind, {}).get(pid) or 0)
-      pct = 100.0 * used / TICK / (t_b - t_a)
-      out[kind] = f'{pct:.0f}% of one core over the run ({len(b[kind])} processes)'
-    return out
+    elapsed = self.samples[-1][0] - self.samples[0][0]
+    last = self.samples[-1][1]
+    return {
+      kind: f'{100.0 * used / elapsed:.0f}% of one core over the run ({len(last[kind])} processes)'
+      for kind, used in self.used_seconds().items()
+    }
+
+
+def cpu_ms_per_1000(used_seconds: float, events: int) -> float:
+  """CPU milliseconds per 1,000 events: the cost of the work, which other tenants of the machine
+  change far less than they change a rate."""
+  return round(1e6 * used_seconds / events, 1)
 
 
 class LiveProducer(threading.Thread):
@@ -175,9 +194,12 @@ def run_peer(args, topic: str, work: Path, records: int) -> Dict:
     state_backend=args.peer_state_backend,
   )
   flink_sql.require_records(topic, args.bootstrap, records, 'the Flink SQL rate run')
+  cpu = CpuSampler()
+  cpu.sample()
   rate = flink_sql.run_job(
     flink_sql.render_sql(job_name=f'{topic}-sql-rate', rows_topic=None, **sql), work
   )
+  cpu.sample()
   print(
     f'flink sql: {records} records in {rate["seconds"]:.1f} s (RUNNING -> FINISHED)', flush=True
   )
@@ -190,6 +212,10 @@ def run_peer(args, topic: str, work: Path, records: int) -> Dict:
     'jid': rate['jid'],
     'seconds (job RUNNING -> FINISHED)': round(rate['seconds'], 2),
     'processed_events_per_s': round(records / rate['seconds']),
+    # The job runs in the TaskManager; its submission (sql-client) and startup are included.
+    'taskmanager_cpu_ms_per_1000_events': cpu_ms_per_1000(
+      cpu.used_seconds().get('taskmanager', 0.0), records
+    ),
     'rows': flink_sql.read_rows(rows_topic, args.bootstrap),
   }
 
@@ -414,7 +440,7 @@ def main(argv=None) -> int:
         break
       time.sleep(1)
     t_done = backlog_done or (max(seen.values()) if seen else time.time())
-    if args.peer:
+    if args.peer and args.job == 'main':
       beam_rows = {
         (r.queue_id, r.window_start): (r.total_calls, r.abandoned_calls)
         for r in session.execute(
@@ -455,6 +481,12 @@ def main(argv=None) -> int:
       round(n / (done - t_running)) if done else None
     )
     result['offsets_committed'] = f'{moving[-1][1]} of {n}'
+    if done:
+      used = cpu.used_seconds(until=done)
+      result['cpu_ms_per_1000_events (job RUNNING -> all offsets committed)'] = {
+        **{kind: cpu_ms_per_1000(seconds, n) for kind, seconds in used.items()},
+        'total': cpu_ms_per_1000(sum(used.values()), n),
+      }
 
   def pct(keys):
     lat = sorted(seen[k] - (window_end[k] / 1000 + 10) for k in keys)
@@ -482,6 +514,11 @@ def main(argv=None) -> int:
     peer['ratio beam/flink_sql (processed rates)'] = (
       f'1/{peer["processed_events_per_s"] / ours:.1f}' if ours else None
     )
+    our_cost = result.get('cpu_ms_per_1000_events (job RUNNING -> all offsets committed)')
+    if our_cost and peer['taskmanager_cpu_ms_per_1000_events']:
+      peer['ratio beam/flink_sql (CPU per event)'] = (
+        f'{our_cost["total"] / peer["taskmanager_cpu_ms_per_1000_events"]:.1f}x'
+      )
   result['cpu'] = cpu.report()
   result['backpressure'] = {k: v[-3:] for k, v in backpressure.items()}
   print(json.dumps(result, indent=2, default=str))
