@@ -31,7 +31,8 @@
 # Needs: scripts/stack.sh up (Kafka, Cassandra, expansion service); cluster: scripts/flink.sh start.
 # Env: PARALLELISM (cluster: 2), WORKER_POOL (127.0.0.1:50000), FLINK_REST_PORT (8081),
 #      KAFKA_BOOTSTRAP (127.0.0.1:9092), KAFKA_EXPANSION_SERVICE (127.0.0.1:8097),
-#      BEAM_PYTHON (the venv python), SUBMIT_TIMEOUT (detach: 300 s until RUNNING).
+#      BEAM_PYTHON (the venv python), SUBMIT_TIMEOUT (detach: 300 s until RUNNING),
+#      PIPELINE_MODULE (pipelines.contact_center; the benchmark's floor job replaces it).
 # Secured clusters: the job's secrets must be in this script's environment (the launcher and
 # the job server it starts read them) and in the TaskManagers' (scripts/flink.sh FLINK_ENV_FILE);
 # see docs/secured_clusters.md for the flags.
@@ -56,6 +57,8 @@ POOL=${WORKER_POOL:-$HOST:50000}
 KAFKA=${KAFKA_BOOTSTRAP:-$HOST:9092}
 EXPANSION=${KAFKA_EXPANSION_SERVICE:-$HOST:8097}
 PY=${BEAM_PYTHON:-$REPO_ROOT/.venv/bin/python}
+# The benchmark's floor job (scripts/bench/flink_floor.py) is submitted the same way.
+PIPELINE_MODULE=${PIPELINE_MODULE:-pipelines.contact_center}
 [[ -x "$PY" ]] || die "pipeline python not found at $PY (set BEAM_PYTHON)"
 ENV_FILE=$JARS_DIR/flink-job-server/flink.env
 CKPT_DIR=$RUN_DIR/flink/checkpoints
@@ -162,15 +165,15 @@ print(jobs[-1]["jid"], jobs[-1]["state"]) if jobs else None' "$JOB_NAME"
 export PATH="$(dirname "$PY"):$PATH"
 cd "$REPO_ROOT"
 # secret-looking values masked (lib.sh redact_argv); the job itself refuses such flags
-log "submit: $PY -m pipelines.contact_center $(redact_argv "${ARGS[@]}")"
+log "submit: $PY -m $PIPELINE_MODULE $(redact_argv "${ARGS[@]}")"
 if ((DETACH == 0)); then
   watch_info ""
-  exec "$PY" -m pipelines.contact_center "${ARGS[@]}"
+  exec "$PY" -m "$PIPELINE_MODULE" "${ARGS[@]}"
 fi
 
 SUBMIT_LOG=$LOG_DIR/submit-$JOB_NAME.log
 SUBMIT_PID=$PID_DIR/submit-$JOB_NAME.pid
-setsid nohup "$PY" -m pipelines.contact_center "${ARGS[@]}" </dev/null >>"$SUBMIT_LOG" 2>&1 &
+setsid nohup "$PY" -m "$PIPELINE_MODULE" "${ARGS[@]}" </dev/null >>"$SUBMIT_LOG" 2>&1 &
 pid=$!
 echo "$pid" >"$SUBMIT_PID"
 log "submit: pid $pid, log $SUBMIT_LOG"
