@@ -4,7 +4,8 @@
 #   scripts/submit_flink.sh cluster [--detach] [extra job args...]   # scripts/flink.sh cluster,
 #                                                                    # EXTERNAL worker pool
 # Defaults (each one is dropped when the extra args give the same option, so e.g.
-# --checkpointing_interval=5000 or --sink=cassandra replaces it):
+# --checkpointing_interval=5000 or --sink=cassandra replaces it, and --object_reuse=false
+# turns a flag off):
 #   --source=kafka --kafka_data_actions_topic= --sink=cassandra --sink=kafka --streaming
 #   --checkpointing_interval=60000 --checkpointing_mode=EXACTLY_ONCE
 #   --min_pause_between_checkpoints=5000 --checkpoint_timeout_millis=300000
@@ -110,7 +111,9 @@ for d in "${DEFAULTS[@]}"; do
   given "$key" || ARGS+=("$d")
 done
 given sink || ARGS+=(--sink=cassandra --sink=kafka)
-ARGS+=("${EXTRA[@]}")
+# Beam's launcher takes the runner's boolean options as bare flags only: --<flag>=false turns a
+# default flag above off by leaving it out.
+for a in "${EXTRA[@]}"; do [[ "$a" == --*=false && " ${DEFAULTS[*]} " == *" ${a%=false} "* ]] || ARGS+=("$a"); done
 
 # --- preflight: fail with a hint instead of hanging on an unreachable address ------------------
 hostport_open() { port_open "${1%:*}" "${1##*:}"; }
