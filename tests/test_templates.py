@@ -312,6 +312,7 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
     'state_backend=rocksdb',
     'state_backend_storage_path=file:///tmp/ck',
     'finish_bundle_before_checkpointing=true',
+    'object_reuse=true',
     'validate_cxone=false',
   )
 
@@ -325,6 +326,7 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
     '--state_backend=rocksdb',
     '--state_backend_storage_path=file:///tmp/ck',
     '--finish_bundle_before_checkpointing',
+    '--object_reuse',
     '--window_size=300',
     '--sink=sqlite',
   } <= set(argv)
