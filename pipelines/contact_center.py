@@ -78,6 +78,21 @@ def merge_tables(*flows: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollect
   }
 
 
+def read_kafka_topic(options: PipelineOptions, topic: str) -> ReadKafkaRecords:
+  """The job's Kafka source for one topic, as the Kafka options configure it
+  (also the benchmark floor's, scripts/bench/flink_floor.py)."""
+  kafka = options.view_as(KafkaOptions)
+  return ReadKafkaRecords(
+    topic,
+    kafka.kafka_bootstrap_servers,
+    kafka.kafka_consumer_group,
+    kafka.kafka_expansion_service,
+    kafka_client_config(options),
+    kafka.max_events_per_second,
+    kafka.kafka_max_num_records,
+  )
+
+
 def read_sources(
   pipeline: beam.Pipeline,
   options: PipelineOptions,
@@ -93,19 +108,8 @@ def read_sources(
       CALL_EVENTS_SOURCE: kafka.kafka_call_events_topic,
       DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
     }
-    config = kafka_client_config(options)
     return {
-      name: pipeline
-      | f'Kafka[{topic}]'
-      >> ReadKafkaRecords(
-        topic,
-        kafka.kafka_bootstrap_servers,
-        kafka.kafka_consumer_group,
-        kafka.kafka_expansion_service,
-        config,
-        kafka.max_events_per_second,
-        kafka.kafka_max_num_records,
-      )
+      name: pipeline | f'Kafka[{topic}]' >> read_kafka_topic(options, topic)
       for name, topic in topics.items()
       if topic
     }

@@ -4,7 +4,7 @@ Python workers, and nothing else.
     PIPELINE_MODULE=scripts.bench.flink_floor scripts/submit_flink.sh cluster [job args...]
 
 (`python -m scripts.bench.flink --job floor` does that.) Input: the call-events topic through
-ReadKafkaRecords (transforms/kafka_io.py), exactly as pipelines/contact_center.py reads it.
+the main job's own source (`read_kafka_topic`, pipelines/contact_center.py).
 Each record's size is taken in Python and dropped: no parsing, no state, no shuffle, no sink.
 What this costs per event is what every Beam Python job on this runner pays before its own work
 (docs/benchmarks.md compares it with the main job and the native Flink SQL job in one run).
@@ -17,26 +17,15 @@ from typing import List, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import pipelines  # noqa: F401  (the entry points' logging filter)
-from options.kafka_options import KafkaOptions, kafka_client_config
-from transforms.kafka_io import ReadKafkaRecords
+from options.kafka_options import KafkaOptions
+from pipelines.contact_center import read_kafka_topic
 
 
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
-  kafka = options.view_as(KafkaOptions)
-  topic = kafka.kafka_call_events_topic
+  topic = options.view_as(KafkaOptions).kafka_call_events_topic
   _ = (
     pipeline
-    | f'Kafka[{topic}]'
-    >> ReadKafkaRecords(
-      topic,
-      kafka.kafka_bootstrap_servers,
-      kafka.kafka_consumer_group,
-      kafka.kafka_expansion_service,
-      kafka_client_config(options),
-      kafka.max_events_per_second,
-      kafka.kafka_max_num_records,
-    )
+    | f'Kafka[{topic}]' >> read_kafka_topic(options, topic)
     | 'Size' >> beam.Map(lambda record: len(record.raw))
     | 'Drop' >> beam.Filter(lambda size: False)
   )
