@@ -90,6 +90,9 @@ def flink_job_server_jar() -> str:
   assert Path(jar).is_file(), f'Flink job-server jar missing: {jar} (scripts/stack/fetch_flink.sh)'
   with zipfile.ZipFile(jar) as z:
     names = set(z.namelist())
+    # The source's metrics patch (scripts/stack/flink_pom.xml): a stock class refreshes every
+    # metric after each record read, a fifth of the TaskManager's CPU (docs/benchmarks.md).
+    reader = z.read('org/apache/beam/runners/flink/metrics/ReaderInvocationUtil.class')
   for cls in (
     'org/apache/beam/sdk/io/kafka/KafkaIO.class',
     'org/apache/kafka/clients/consumer/KafkaConsumer.class',
@@ -99,9 +102,6 @@ def flink_job_server_jar() -> str:
       f'{jar} lacks {cls}: EMBEDDED KafkaIO cannot run in it; rebuild it with '
       'FORCE=1 scripts/stack/fetch_flink.sh (scripts/stack/flink_pom.xml shades KafkaIO in)'
     )
-    # The source's metrics patch (scripts/stack/flink_pom.xml): a stock class refreshes every
-    # metric after each record read, a fifth of the TaskManager's CPU (docs/benchmarks.md).
-    reader = z.read('org/apache/beam/runners/flink/metrics/ReaderInvocationUtil.class')
   assert b'updateMetricsAtMostEverySecond' in reader, (
     f'{jar} has the stock ReaderInvocationUtil: rebuild it with FORCE=1 '
     'scripts/stack/fetch_flink.sh (scripts/stack/flink_pom.xml patches it)'
