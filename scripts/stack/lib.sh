@@ -126,8 +126,13 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 wait_until() {
   local svc=$1 timeout=$2; shift 2
   local deadline=$((SECONDS + timeout))
+  local pid
+  pid=$(<"$(pid_file "$svc")")
   until "$@" >/dev/null 2>&1; do
-    if ! svc_pid "$svc" >/dev/null; then
+    # The pid start_daemon just wrote, not svc_pid: until its subshell has closed its
+    # descriptors and exec'd, the process does not carry the service marker yet, and a slow
+    # exec read as "exited during start-up".
+    if [[ ! "$(ps -o stat= -p "$pid" 2>/dev/null)" =~ ^[^Z] ]]; then  # gone, or a zombie
       tail -n 40 "$LOG_DIR/$svc.log" >&2 || true
       die "$svc: process exited during start-up (log: $LOG_DIR/$svc.log)"
     fi
