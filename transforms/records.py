@@ -54,6 +54,17 @@ class CallEvent(NamedTuple):
   agent_id: Optional[str]
 
 
+# Channels of offered contacts, lower case, as every sink keys them. The
+# vendor formats map their own names onto these (transforms/formats/,
+# docs/vendor_formats.md); the seed format's calls are voice.
+VOICE = 'voice'
+CHAT = 'chat'
+EMAIL = 'email'
+TASK = 'task'
+MESSAGE = 'message'
+CALLBACK = 'callback'
+CHANNELS = (VOICE, CHAT, EMAIL, TASK, MESSAGE, CALLBACK)
+
 # The outcome of an offered call in its queue.
 ANSWERED = 'ANSWERED'
 ABANDONED = 'ABANDONED'
@@ -153,6 +164,9 @@ class AbandonMetrics(NamedTuple):
   answered_wait_seconds: float = 0.0
   abandon_rate_definition: str = ''
   service_level_definition: str = ''
+  # The contact's channel (lower case, CHANNELS), part of the row's key;
+  # stores written before it existed hold voice calls only.
+  channel: str = VOICE
 
 
 class Interaction(NamedTuple):

@@ -71,7 +71,10 @@ def _base_type(hint) -> type:
 
 
 ABANDON_METRICS = Table(
-  'abandon_metrics', AbandonMetrics, ('queue_id', 'window_start'), version_column='pane_index'
+  'abandon_metrics',
+  AbandonMetrics,
+  ('queue_id', 'channel', 'window_start'),
+  version_column='pane_index',
 )
 INTERACTION_VOLUMES = Table(
   'interaction_volumes', InteractionVolume, ('channel', 'window_start'), version_column='pane_index'
