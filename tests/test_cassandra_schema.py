@@ -13,14 +13,14 @@ from cassandra import AuthenticationFailed, InvalidRequest, OperationTimedOut, U
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import SyntaxException
 
-from transforms import cassandra_sink
+from transforms import cassandra_migration, cassandra_sink
 from transforms.cassandra_sink import (
   CassandraSettings,
   CassandraSink,
   CassandraWriteError,
   CassandraWriter,
 )
-from transforms.records import AbandonMetrics, LateEvent
+from transforms.records import VOICE, AbandonMetrics, LateEvent
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS, TABLES
 from transforms.sinks import Rejection
 
@@ -67,6 +67,61 @@ def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
     assert f'PRIMARY KEY (({first}, day), {", ".join(rest)}))' in cql, cql
     assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
   assert 'time_to_live' not in cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
+
+
+def test_abandon_metrics_is_one_partition_per_queue_clustered_by_channel_and_window():
+  assert cassandra_sink.key_layout(ABANDON_METRICS) == cassandra_sink.KeyLayout(
+    ('queue_id',), ('channel', 'window_start')
+  )
+  cql = cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
+  assert cql.endswith(', channel text, PRIMARY KEY (queue_id, channel, window_start))'), cql
+  # v2 stays as released: the migration and its tests create v2 keyspaces.
+  [v2_create] = [
+    s
+    for s in cassandra_sink.schema_statements(KEYSPACE, REPLICATION, version=2)
+    if '.abandon_metrics (' in s
+  ]
+  assert 'channel' not in v2_create and 'PRIMARY KEY (queue_id, window_start)' in v2_create
+
+
+def test_the_migration_rebuilds_abandon_metrics_before_adding_columns():
+  # add_missing_columns first would add channel to the old layout as a
+  # regular column; the rebuild must see the table without it.
+  assert [step.__name__ for step in cassandra_migration.MIGRATION_STEPS] == [
+    'rebuild_with_key(late_events)',
+    'rebuild_with_key(dead_letters)',
+    'rebuild_with_key(abandon_metrics)',
+    *(f'add_missing_columns({name})' for name in TABLES),
+    'record_version',
+  ]
+
+
+def v2_row(row: AbandonMetrics) -> dict:
+  """`row` as a v2 keyspace holds it: every column but channel."""
+  return {name: value for name, value in row._asdict().items() if name != 'channel'}
+
+
+# The fills of the v2 -> v3 rebuild of abandon_metrics.
+CHANNEL_FILL = {'channel': cassandra_migration.record_default(ABANDON_METRICS, 'channel')}
+
+
+def test_a_v2_row_is_migrated_as_the_sink_writes_a_voice_row():
+  row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 4, 'LATE')
+  assert row.channel == VOICE
+  written_us = cassandra_sink.PANE_TIMESTAMP_BASE_US + 4
+
+  for old in (v2_row(row), {**v2_row(row), 'channel': None}):
+    migrated = cassandra_migration.migrated_values(ABANDON_METRICS, old, written_us, CHANNEL_FILL)
+    assert migrated == cassandra_sink.bind_values(ABANDON_METRICS, row)
+
+
+def test_a_row_without_a_pane_keeps_its_write_time():
+  # Written by hand (the sink always sets the pane): its timestamp stays.
+  old = {'queue_id': 'Q-old', 'window_start': 0, 'total_calls': 7}
+  migrated = cassandra_migration.migrated_values(ABANDON_METRICS, old, 1_234, CHANNEL_FILL)
+  columns = tuple(VOICE if name == 'channel' else old.get(name) for name in AbandonMetrics._fields)
+  assert migrated == (*columns, 1_234)
+  assert len(migrated) == cassandra_sink.insert_cql(KEYSPACE, ABANDON_METRICS).count('?')
 
 
 def test_the_day_bucket_is_the_utc_day_of_the_record():

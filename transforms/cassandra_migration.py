@@ -41,11 +41,11 @@ from transforms.cassandra_sink import (
   stored_schema_version,
   stored_table,
 )
-from transforms.schema import DEAD_LETTERS, LATE_EVENTS, TABLES, Table
+from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS, TABLES, Table
 
 Step = Callable[[Session, CassandraSettings], List[str]]
-# A value for a column the old table lacks: f(old row's columns, the row's
-# write time in microseconds or None).
+# A value for a column the old table lacks or holds null: f(old row's
+# columns, the row's write time in microseconds or None).
 Fill = Callable[[Dict[str, Any], Optional[int]], Any]
 
 COPY_PAGE_ROWS = 1000
@@ -105,6 +105,31 @@ def _copy_as_is(
   )
 
 
+def migrated_values(
+  table: Table,
+  values: Dict[str, Any],
+  written_us: Optional[int],
+  fills: Mapping[str, Fill],
+) -> tuple:
+  """The parameters of `insert_cql(table)` for an old row (`values`, its
+  write time `written_us`): the record the sink would write, with the
+  columns the old row lacks or holds null taken from `fills`, else null. A
+  versioned row without its version (written by hand; the sink always sets
+  it) keeps its own write time, or now."""
+
+  def column(name: str) -> Any:
+    value = values.get(name)
+    if value is None and name in fills:
+      return fills[name](values, written_us)
+    return value
+
+  record = table.record_type(**{name: column(name) for name, _ in table.columns})
+  if table.version_column is None or getattr(record, table.version_column) is not None:
+    return bind_values(table, record)
+  unversioned = bind_values(table._replace(version_column=None), record)
+  return (*unversioned, written_us or int(time.time() * 1e6))
+
+
 def _copy_as_records(
   session: Session,
   settings: CassandraSettings,
@@ -114,27 +139,13 @@ def _copy_as_records(
   fills: Mapping[str, Fill],
 ) -> int:
   """Copies every row of `staging` into `table` as the sink writes it
-  (day bucket, pane timestamp); columns `staging` lacks come from `fills`,
-  else are null."""
-
-  def record(values, written):
-    return table.record_type(
-      **{
-        name: values[name]
-        if name in values
-        else fills[name](values, written)
-        if name in fills
-        else None
-        for name, _ in table.columns
-      }
-    )
-
+  (migrated_values)."""
   return _write_all(
     session,
     settings,
     insert_cql(settings.keyspace, table),
     (
-      bind_values(table, record(values, written))
+      migrated_values(table, values, written, fills)
       for values, written in _rows(session, settings.keyspace, staging, stored)
     ),
   )
@@ -174,6 +185,7 @@ def rebuild_with_key(table: Table, fills: Optional[Mapping[str, Fill]] = None) -
       )
     return done
 
+  step.__name__ = f'rebuild_with_key({table.name})'
   return step
 
 
@@ -196,6 +208,7 @@ def add_missing_columns(table: Table) -> Step:
       )
     return [f'{table.name}: added {n} {t}' for n, t in missing]
 
+  step.__name__ = f'add_missing_columns({table.name})'
   return step
 
 
@@ -218,10 +231,21 @@ def written_at_ms(values: Dict[str, Any], written_us: Optional[int]) -> int:
   return 0 if written_us is None else written_us // 1000
 
 
+def record_default(table: Table, column: str) -> Fill:
+  """The record's default for `column`, for rows written before the column
+  existed (the default says what they held)."""
+  value = table.record_type._field_defaults[column]
+  return lambda values, written_us: value
+
+
 MIGRATION_STEPS: Tuple[Step, ...] = (
   # v1 -> v2: day buckets in the partition keys, dead letters' received_at.
   rebuild_with_key(LATE_EVENTS),
   rebuild_with_key(DEAD_LETTERS, {'received_at': written_at_ms}),
+  # v2 -> v3: channel in the key of abandon_metrics; older rows are voice.
+  # Before add_missing_columns, which would add channel to the old layout
+  # as a regular column, null in every row.
+  rebuild_with_key(ABANDON_METRICS, {'channel': record_default(ABANDON_METRICS, 'channel')}),
   *(add_missing_columns(table) for table in TABLES.values()),
   record_version,
 )
