@@ -38,13 +38,17 @@ class SwitchableStore(Store):
     if self.down:
       raise ConnectionError('store down')
 
+  def check(self):
+    self._check()
+    self.store.check()
+
   def columns(self, table):
     self._check()
     return self.store.columns(table)
 
-  def keys(self, table):
+  def latest(self, *args, **kwargs):
     self._check()
-    return self.store.keys(table)
+    return self.store.latest(*args, **kwargs)
 
   def newest(self, *args, **kwargs):
     self._check()
@@ -203,7 +207,7 @@ def read_event(response) -> dict:
     fields[name] = value
 
 
-def test_the_event_stream_pushes_every_refresh(served):
+def test_the_event_stream_pushes_what_changed_at_every_refresh(served):
   address, writer, feed, _ = served
   conn = http.client.HTTPConnection(address, timeout=30)
   conn.request('GET', '/api/events')
@@ -217,9 +221,17 @@ def test_the_event_stream_pushes_every_refresh(served):
   feed.refresh()
   second = read_event(response)
   assert int(second['id']) > int(first['id'])
-  snapshot = json.loads(second['data'])
-  assert 'Q-NEW' in {t['queue_id'] for t in snapshot['queues']['tiles']}
-  assert snapshot['data_version'] != json.loads(first['data'])['data_version']
+  assert second['event'] == 'delta'
+  delta = json.loads(second['data'])
+  # Only the new queue's tile: the others did not change.
+  assert [t['queue_id'] for t in delta['queues']['changed']] == ['Q-NEW']
+  assert delta['queues']['removed'] == []
+  assert 'Q-NEW' in delta['queues']['order'] and len(delta['queues']['order']) == 5
+  assert delta['data_version'] != json.loads(first['data'])['data_version']
+  assert 'alerts' not in delta and 'volumes' not in delta
+  feed.refresh()  # nothing new: the clock only
+  third = json.loads(read_event(response)['data'])
+  assert set(third) == {'data_version', 'health'}
   conn.close()
 
 

@@ -106,7 +106,7 @@ def test_a_refused_row_becomes_a_dead_letter_in_the_same_store(options, tmp_path
   )
   assert [row[:3] for row in letters] == [
     ('cc-call-logs', 'calls.jsonl:7', 'malformed_json'),
-    ('sink:sqlite', 'abandon_metrics:["Q-2",0]', 'not_encodable'),
+    ('sink:sqlite', 'abandon_metrics:["Q-2","voice",0]', 'not_encodable'),
   ]
   _, _, _, detail, raw, raw_size, received_at = letters[1]
   assert 'too large' in detail and f'"total_calls": {2**70}' in raw
@@ -129,7 +129,7 @@ def test_write_rows_outputs_the_refused_rows_of_full_batches_too(options, tmp_pa
   )
   assert_that(
     rejected | beam.Map(lambda d: (d.source, d.origin, d.reason)),
-    equal_to([('sink:sqlite', 'abandon_metrics:["Q-2",0]', 'not_encodable')]),
+    equal_to([('sink:sqlite', 'abandon_metrics:["Q-2","voice",0]', 'not_encodable')]),
   )
   pipeline.run().wait_until_finish()
   assert table_rows(path, 'SELECT queue_id FROM abandon_metrics ORDER BY queue_id') == [

@@ -1,9 +1,23 @@
-"""SqliteSink: the embedded default store, for local runs with no services."""
+"""SqliteSink: the embedded default store, for local runs with no services.
 
+The store is one SQLite file in WAL mode. `--sqlite_path` may name it or a
+symbolic link to it: `new_run_path` and `publish` build a store under a
+fresh file and swap the stable name to it in one atomic rename, so readers
+(the wallboard) never see an empty or half-written store and never share a
+write-ahead log with another run (SQLite names the `-wal` and `-shm` files
+after the resolved file). `python -m transforms.sqlite_sink` runs them for
+scripts/run_local.sh.
+"""
+
+import argparse
 import contextlib
+import datetime
+import logging
 import os
+import pathlib
 import sqlite3
-from typing import Iterable, List, Sequence
+import sys
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -22,6 +36,8 @@ _ROW_ERRORS = {
   'rejected_by_sink': (sqlite3.IntegrityError, sqlite3.DataError),
 }
 _ANY_ROW_ERROR = tuple(e for errors in _ROW_ERRORS.values() for e in errors)
+RUNS_SUFFIX = '.runs'
+_LOGGER = logging.getLogger(__name__)
 
 
 def create_table_sql(table: Table) -> str:
@@ -41,6 +57,44 @@ def missing_columns_sql(table: Table, existing: Iterable[str]) -> List[str]:
     for name, kind in table.columns
     if name not in have
   ]
+
+
+def stored_primary_key(conn: sqlite3.Connection, table: Table) -> Tuple[str, ...]:
+  """The primary key of `table` as the file has it (empty if no table)."""
+  info = conn.execute(f'PRAGMA table_info({table.name})').fetchall()
+  # Column 5 is the column's 1-based position in the key, 0 outside it.
+  return tuple(column[1] for column in sorted((c for c in info if c[5]), key=lambda c: c[5]))
+
+
+def rebuild_table(conn: sqlite3.Connection, table: Table) -> int:
+  """Recreates `table` with the record's columns and primary key and copies
+  its rows, in the caller's transaction; returns the number of rows.
+
+  For a table whose key changed (SQLite cannot alter a primary key). A
+  column the old table lacks takes the record's default for every old row
+  (e.g. abandon_metrics.channel 'voice': the earlier releases counted voice
+  calls only), NULL where the record has none.
+  """
+  have = {column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')}
+  defaults = table.record_type._field_defaults
+  names = [name for name, _ in table.columns]
+  values, params = [], []
+  for name in names:
+    if name in have:
+      values.append(name)
+    else:
+      values.append('?')
+      params.append(defaults.get(name))
+  rebuilt = f'{table.name}__rebuilt'
+  conn.execute(f'DROP TABLE IF EXISTS {rebuilt}')
+  conn.execute(create_table_sql(table._replace(name=rebuilt)))
+  copied = conn.execute(
+    f'INSERT INTO {rebuilt} ({", ".join(names)}) SELECT {", ".join(values)} FROM {table.name}',
+    params,
+  ).rowcount
+  conn.execute(f'DROP TABLE {table.name}')
+  conn.execute(f'ALTER TABLE {rebuilt} RENAME TO {table.name}')
+  return copied
 
 
 def upsert_sql(table: Table) -> str:
@@ -68,7 +122,7 @@ class SqliteWriter(RowWriter):
     # Several DoFn instances may write the same file from different threads;
     # WAL (set once by SqliteSink.prepare) plus a busy timeout lets them take
     # turns instead of failing.
-    self._conn = sqlite3.connect(self._path, timeout=60, check_same_thread=False)
+    self._conn = sqlite3.connect(os.path.realpath(self._path), timeout=60, check_same_thread=False)
     # Per connection. In WAL mode NORMAL never corrupts the file; a power
     # cut may roll back the last commits, which the source re-delivers and
     # the upserts rewrite. FULL syncs every bundle's commit: 0.18 against
@@ -111,22 +165,116 @@ class SqliteSink(ResultSink):
     return cls(options.view_as(SinkOptions).sqlite_path)
 
   def prepare(self, tables: Iterable[Table]) -> None:
-    """Creates the file, its directory and the tables, and adds the
-    columns a file of an older release lacks. Runs where the job is
-    launched: the embedded sink serves workers on that machine (the local
-    runner, a local Flink cluster)."""
-    os.makedirs(os.path.dirname(os.path.abspath(self._path)), exist_ok=True)
-    with contextlib.closing(sqlite3.connect(self._path)) as conn, conn:
+    """Creates the file, its directory and the tables, or brings a file of
+    an earlier release up to date in one transaction: columns the records
+    have grown since are added (NULL in its rows), a table whose primary
+    key changed is rebuilt (`rebuild_table`). An existing store keeps its
+    rows, so a job restarted on it upserts on top of them. Runs where the
+    job is launched: the embedded sink serves workers on that machine (the
+    local runner, a local Flink cluster)."""
+    path = os.path.realpath(self._path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # isolation_level None: the transaction below is explicit, DDL included.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=60)) as conn:
       # Persistent in the file; switching it from parallel writers races.
       conn.execute('PRAGMA journal_mode=WAL')
-      for table in tables:
-        conn.execute(create_table_sql(table))
-        # A file written by an older release: its tables get the columns
-        # the records have grown since.
-        existing = [column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')]
-        for statement in missing_columns_sql(table, existing):
-          conn.execute(statement)
+      conn.execute('BEGIN IMMEDIATE')
+      try:
+        rebuilt = [self._prepare_table(conn, table) for table in tables]
+        conn.execute('COMMIT')
+      except BaseException:
+        conn.execute('ROLLBACK')
+        raise
+    for table, rows in (r for r in rebuilt if r):
+      _LOGGER.info(
+        'sqlite store %s: %s rebuilt with primary key (%s), %d rows kept',
+        self._path,
+        table.name,
+        ', '.join(table.primary_key),
+        rows,
+      )
+
+  @staticmethod
+  def _prepare_table(conn: sqlite3.Connection, table: Table) -> Optional[Tuple[Table, int]]:
+    """Creates or updates one table; (table, rows) when it was rebuilt."""
+    key = stored_primary_key(conn, table)
+    if key and key != table.primary_key:
+      return table, rebuild_table(conn, table)
+    conn.execute(create_table_sql(table))
+    existing = [column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')]
+    for statement in missing_columns_sql(table, existing):
+      conn.execute(statement)
+    return None
 
   def write(self, table: Table) -> WriteRows:
     path = self._path
     return WriteRows(lambda: SqliteWriter(path), table, 'sqlite')
+
+
+def new_run_path(stable: str) -> str:
+  """A fresh file for one run's store, next to `stable` in the directory
+  STABLE.runs/ (created), named by the UTC time and the process id."""
+  stable_path = pathlib.Path(stable)
+  runs = stable_path.parent / (stable_path.name + RUNS_SUFFIX)
+  runs.mkdir(parents=True, exist_ok=True)
+  when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
+  return str(runs / f'{when}-{os.getpid()}.db')
+
+
+def _remove_journals(path: pathlib.Path) -> None:
+  for suffix in ('-wal', '-shm'):
+    path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def publish(stable: str, run_path: str) -> str:
+  """Points `stable` at the store `run_path` (a symbolic link, replaced
+  in one rename: a reader opens either the old store or the new one, whole)
+  and removes the runs before the previous one, whose readers have had a
+  whole run to move on. Returns the one line it logged."""
+  stable_path, run = pathlib.Path(stable), pathlib.Path(run_path).resolve()
+  if not run.is_file():
+    raise FileNotFoundError(f'{run_path}: no such store to publish')
+  previous = stable_path.resolve() if stable_path.exists() else None
+  link = stable_path.with_name(f'.{stable_path.name}.{os.getpid()}.link')
+  link.unlink(missing_ok=True)
+  # Relative, so the directory can move with its runs.
+  link.symlink_to(os.path.relpath(run, stable_path.parent.resolve()))
+  os.replace(link, stable_path)
+  keep = {run, previous}
+  for old in run.parent.glob('*.db'):
+    if old not in keep:
+      old.unlink()
+      _remove_journals(old)
+  # Journals named after the stable name belong to a plain file it named
+  # before (a store of an earlier release, now unlinked): a store created
+  # there later must not pick them up (readers keep theirs open).
+  _remove_journals(stable_path)
+  line = f'sqlite store {stable} is now {run}' + (f' (was {previous})' if previous else '')
+  _LOGGER.info(line)
+  return line
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  """`new STABLE`: prints a fresh run path; `publish STABLE RUN`: swaps
+  STABLE to RUN and prints what it did."""
+  parser = argparse.ArgumentParser(
+    prog='python -m transforms.sqlite_sink',
+    description='Builds a SQLite store under a fresh file and swaps a stable name to it.',
+  )
+  commands = parser.add_subparsers(dest='command', required=True)
+  commands.add_parser('new', help='print a fresh file for a run').add_argument('stable')
+  publish_args = commands.add_parser('publish', help='point STABLE at RUN atomically')
+  publish_args.add_argument('stable')
+  publish_args.add_argument('run')
+  args = parser.parse_args(argv)
+  if args.command == 'new':
+    print(new_run_path(args.stable))
+    return
+  try:
+    print(publish(args.stable, args.run))
+  except OSError as e:
+    sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+  main()

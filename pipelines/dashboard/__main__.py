@@ -39,7 +39,7 @@ def serve(config: DashboardConfig) -> None:
   try:
     queries = WallboardQueries(store, config.thresholds, config.max_out_of_orderness_ms)
     feed = SnapshotFeed(queries, config.refresh_seconds)
-    server = make_server(config.host, config.port, queries, feed)
+    server = make_server(config.host, config.port, queries, feed, config.queue_groups)
     feed.start()
     try:
       print(f'Wallboard on {server.url} (Ctrl-C stops it)', flush=True)

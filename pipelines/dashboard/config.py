@@ -1,17 +1,34 @@
 """The wallboard's settings, validated once from its options."""
 
-from typing import NamedTuple, Optional
+import json
+import pathlib
+from typing import Dict, NamedTuple, Optional, Tuple
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cassandra_options import CassandraOptions
 from options.dashboard_options import DashboardOptions
 from options.stream_options import EventTimeOptions, SinkOptions
-from pipelines.dashboard.queries import Thresholds
+from pipelines.dashboard.queries import MAX_TEXT, Thresholds
 from pipelines.dashboard.stores import CassandraStore, SqliteStore, Store
 from transforms.cassandra_sink import CassandraSettings
 
-OPTIONS = (DashboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
+
+class WallboardViewOptions(PipelineOptions):
+  """What pages may ask to see."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument_group('wallboard').add_argument(
+      '--queue_groups',
+      default=None,
+      help='JSON file of queue groups, {"group name": ["queue id", ...], '
+      '...}: a page opened as /?group=NAME shows those queues only.',
+    )
+
+
+OPTIONS = (DashboardOptions, WallboardViewOptions, SinkOptions, EventTimeOptions, CassandraOptions)
+MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024
 # Consistency levels a write may use but a read may not.
 _WRITE_ONLY_CONSISTENCY = ('ANY', 'EACH_QUORUM')
 MIN_REFRESH_SECONDS = 0.2
@@ -28,6 +45,7 @@ class DashboardConfig(NamedTuple):
   thresholds: Thresholds
   max_out_of_orderness_ms: int
   refresh_seconds: float
+  queue_groups: Dict[str, Tuple[str, ...]] = {}
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'DashboardConfig':
@@ -64,6 +82,7 @@ class DashboardConfig(NamedTuple):
       ),
       max_out_of_orderness_ms=(options.view_as(EventTimeOptions).max_out_of_orderness * 1000),
       refresh_seconds=o.refresh_seconds,
+      queue_groups=load_queue_groups(options.view_as(WallboardViewOptions).queue_groups),
     )
 
   def open_store(self) -> Store:
@@ -72,3 +91,36 @@ class DashboardConfig(NamedTuple):
     if self.store == 'cassandra':
       return CassandraStore(self.cassandra)
     return SqliteStore(self.sqlite_path)
+
+
+def load_queue_groups(path: Optional[str]) -> Dict[str, Tuple[str, ...]]:
+  """The groups of a `--queue_groups` file: a JSON object of group name
+  to a list of queue ids ({} without a file). Raises ValueError saying
+  what is wrong with it."""
+  if not path:
+    return {}
+  flag = f'--queue_groups={path}'
+  file = pathlib.Path(path)
+  try:
+    if file.stat().st_size > MAX_GROUPS_FILE_BYTES:
+      raise ValueError(f'{flag}: larger than {MAX_GROUPS_FILE_BYTES // 2**20} MiB')
+    groups = json.loads(file.read_text(encoding='utf-8'))
+  except OSError as e:
+    raise ValueError(f'{flag}: {e.strerror}') from None
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f'{flag}: not JSON ({e})') from None
+  if not isinstance(groups, dict):
+    raise ValueError(f'{flag}: a JSON object of group name -> list of queue ids')
+  for name, queues in groups.items():
+    if not 0 < len(name) <= MAX_TEXT:
+      raise ValueError(f'{flag}: a group name of 1 to {MAX_TEXT} characters, got {name[:40]!r}')
+    if not (
+      isinstance(queues, list)
+      and queues
+      and all(isinstance(q, str) and 0 < len(q) <= MAX_TEXT for q in queues)
+    ):
+      raise ValueError(
+        f'{flag}: group {name[:40]!r} must be a non-empty list of queue ids '
+        f'(strings of 1 to {MAX_TEXT} characters)'
+      )
+  return {name: tuple(dict.fromkeys(queues)) for name, queues in groups.items()}

@@ -1,31 +1,42 @@
 """The wallboard's numbers, computed from a `Store` (pipelines/dashboard/
 stores.py).
 
-In: the result tables of transforms/schema.py. Out: plain dicts and lists
-(JSON-ready, times in epoch ms, rates as fractions) for the page:
-- `latest_windows`: one tile per queue, its newest window (the row holds
-  the highest pane: the sinks upsert one row per (queue, window start));
-- `queue_trends`, `channel_volumes`: series aligned on window starts, for
-  charts;
-- `pattern_alerts`: the newest alerts first;
-- `health`: how far each flow's newest window lags behind now, late events
-  per reason over the last hour of data and dead letters per reason over
-  the last hour;
-- `queue_detail`: one queue's windows and late events.
+In: the result tables of transforms/schema.py, as any release wrote them
+(columns a release did not have read as absent or NULL and show as "–";
+`abandon_metrics` without `channel` holds voice calls). Out: plain dicts and
+lists (JSON-ready, times in epoch ms, rates as fractions) for the page.
+
+`read()` reads the store once into a `Board`: one tile per queue (its
+newest window start, its channels summed), the newest pattern alerts, the
+busiest interaction channels, late events and dead letters per reason (the
+largest groups, and how many there are in all). `view(board, queues,
+tiles)` is what one page shows of it: the queues of its filter, all of them
+when they fit in `tiles`, else the worst `tiles` and a summary of the rest;
+its size is bounded whatever the number of queues, channels or reasons.
+`queue_trends` and `queue_detail` read a few queues' windows.
 
 Time ranges ("the last hour") end at the newest window end of the data, not
 at the wall clock: a replayed or delayed stream still shows its last hour,
-and `health` says how old that is. Rates and service level are the job's
-columns (abandoned / offered, answered within the service level / offered).
+and `health` says how old that is.
 """
 
 import hashlib
 import json
+import math
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from pipelines.contact_center import CALL_EVENTS_SOURCE
 from pipelines.dashboard.stores import Row, Store
+from transforms.abandon_rate import rounded_ratio
+from transforms.metric_definitions import (
+  ABANDON_RATE_DEFINITIONS,
+  DEFAULT_ABANDON_RATE,
+  DEFAULT_SERVICE_LEVEL,
+  SERVICE_LEVEL_DEFINITIONS,
+  Counts,
+)
+from transforms.records import AbandonMetrics
 from transforms.schema import (
   ABANDON_METRICS,
   DEAD_LETTERS,
@@ -37,9 +48,24 @@ from transforms.schema import (
 
 HOUR_MS = 3_600_000
 MAX_TREND_HOURS = 24
-MAX_WINDOWS_PER_KEY = 10_000
+# Rows read per queue or channel for a chart or a drill-down.
+MAX_ROWS_PER_KEY = 5_000
 ALERT_LIMIT = 20
 LATE_EVENT_LIMIT = 50
+# Groups of late events and dead letters (source, reason) sent to the page.
+COUNT_LIMIT = 8
+# Queues with a line in the trend charts, channels in the volume chart.
+MAX_SERIES = 10
+DEFAULT_TILES = 60
+MAX_TILES = 500
+# Windows per page of a drill-down, channels per window (the rest summed).
+WINDOWS_PER_PAGE = 48
+MAX_CHANNELS_SHOWN = 12
+# Longest text of the data sent as is: longer values are cut with '…'
+# (queue ids up to the longest a drill-down accepts), raw events at RAW_CHARS.
+MAX_TEXT = 256
+RAW_CHARS = 4_096
+VOICE = AbandonMetrics._field_defaults['channel']
 
 WINDOW_COLUMNS = (
   'queue_id',
@@ -54,11 +80,29 @@ WINDOW_COLUMNS = (
   'pane_index',
   'pane_timing',
 )
-# Average speed of answer needs the answered calls' wait and their count.
-# Until abandon_metrics has both columns, the tiles show the average wait of
-# all calls offered (total_wait_seconds / total_calls), labelled 'avg wait';
-# once a store has them they are selected and the label becomes 'ASA'.
+# Columns added by later releases, selected when the store has them.
+# Average speed of answer needs the answered calls' wait and their count:
+# without them the tiles show the average wait of all calls offered
+# (total_wait_seconds / total_calls), labelled 'avg wait'.
 ASA_COLUMNS = ('answered_wait_seconds', 'answered_calls', 'answered_wait_unknown_calls')
+# Recomputing a rate over several channels needs the definitions' counts.
+DEFINITION_COLUMNS = (
+  'short_abandoned_calls',
+  'abandoned_within_sl',
+  'abandon_rate_definition',
+  'service_level_definition',
+)
+CHANNEL_COLUMN = 'channel'
+# Summed over the channels of a window (None when a channel's is unknown).
+SUMMED = (
+  'total_calls',
+  'abandoned_calls',
+  'answered_within_sl',
+  'total_wait_seconds',
+  'short_abandoned_calls',
+  'abandoned_within_sl',
+  *ASA_COLUMNS,
+)
 VOLUME_COLUMNS = ('channel', 'window_start', 'window_end', 'volume')
 ALERT_COLUMNS = (
   'customer_id',
@@ -96,52 +140,144 @@ class Thresholds(NamedTuple):
   service_level_target: float
 
 
-def abandon_status(rate: float, thresholds: Thresholds) -> str:
-  """'ok', 'warn' or 'alert' for an abandon rate (a fraction)."""
+def abandon_status(rate: Optional[float], thresholds: Thresholds) -> str:
+  """'ok', 'warn' or 'alert' for an abandon rate (a fraction); 'idle'
+  when it is unknown."""
+  if rate is None:
+    return 'idle'
   if rate >= thresholds.abandon_rate_alert:
     return 'alert'
   return 'warn' if rate >= thresholds.abandon_rate_warn else 'ok'
 
 
-def service_level_status(level: float, thresholds: Thresholds) -> str:
-  """'ok' at or above the target, else 'alert'."""
+def service_level_status(level: Optional[float], thresholds: Thresholds) -> str:
+  """'ok' at or above the target, else 'alert'; 'idle' when unknown."""
+  if level is None:
+    return 'idle'
   return 'ok' if level >= thresholds.service_level_target else 'alert'
 
 
-_SEVERITY = ('ok', 'warn', 'alert')
+_SEVERITY = ('idle', 'ok', 'warn', 'alert')
 
 
-def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
-  """A window of abandon_metrics as the page shows it."""
-  offered = row['total_calls']
+def clip(value: Any, limit: int = MAX_TEXT) -> Any:
+  """A text of the data cut to `limit` characters (with '…'); other values
+  as they are."""
+  if isinstance(value, str) and len(value) > limit:
+    return value[: limit - 1] + '…'
+  return value
+
+
+def _finite(value: Any) -> Any:
+  """None for a float that JSON cannot carry (NaN, infinity)."""
+  return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _sum(rows: Sequence[Row], column: str) -> Any:
+  """The column's sum over `rows`; None if a row lacks it (an earlier
+  release) or holds NULL."""
+  values = [row.get(column) for row in rows]
+  return None if None in values else sum(values)
+
+
+def _definition_rate(
+  total: Row, rows: Sequence[Row], column: str, definitions: Dict[str, Any], default: str
+) -> Optional[float]:
+  """A rate of summed channels from the summed counts, under the channels'
+  definition (the default for rows of a release before definitions)."""
+  names = {row.get(column) or default for row in rows}
+  if len(names) != 1 or next(iter(names)) not in definitions:
+    return None  # channels under different definitions have no one rate
+  counts = Counts(
+    total['total_calls'],
+    total['abandoned_calls'],
+    total['short_abandoned_calls'] or 0,
+    total['answered_within_sl'],
+    total['abandoned_within_sl'] or 0,
+  )
+  if None in counts:
+    return None
+  return rounded_ratio(*definitions[next(iter(names))](counts))
+
+
+def combine(rows: Sequence[Row]) -> Row:
+  """The channels of one queue's window as one row: counts summed, rates
+  recomputed from the sums (never averaged); one channel is its own row."""
+  first = rows[0]
+  if len(rows) == 1:
+    return {**first, 'channels': [first.get(CHANNEL_COLUMN, VOICE)]}
+  total = {**first, **{column: _sum(rows, column) for column in SUMMED}}
+  total['abandon_rate'] = _definition_rate(
+    total, rows, 'abandon_rate_definition', ABANDON_RATE_DEFINITIONS, DEFAULT_ABANDON_RATE
+  )
+  total['service_level'] = _definition_rate(
+    total, rows, 'service_level_definition', SERVICE_LEVEL_DEFINITIONS, DEFAULT_SERVICE_LEVEL
+  )
+  newest_pane = max(rows, key=lambda row: row['pane_index'] or 0)
+  total['pane_index'], total['pane_timing'] = newest_pane['pane_index'], newest_pane['pane_timing']
+  total['window_end'] = max(row['window_end'] for row in rows)
+  total['channels'] = sorted(row.get(CHANNEL_COLUMN, VOICE) for row in rows)
+  return total
+
+
+def _wait(row: Row, has_asa: bool) -> Optional[float]:
   if has_asa:
     # ASA over the answered calls whose wait is known (transforms/
     # metric_definitions.py, docs/metric_definitions.md).
-    answered = row['answered_calls'] - row['answered_wait_unknown_calls']
-    wait = row['answered_wait_seconds'] / answered if answered else None
-  else:
-    wait = row['total_wait_seconds'] / offered if offered else None
+    answered, unknown, wait = (
+      row[c] for c in ('answered_calls', 'answered_wait_unknown_calls', 'answered_wait_seconds')
+    )
+    if None in (answered, unknown, wait) or answered - unknown <= 0:
+      return None
+    return wait / (answered - unknown)
+  offered, wait = row['total_calls'], row['total_wait_seconds']
+  return wait / offered if offered and wait is not None else None
+
+
+def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
+  """A window of abandon_metrics (one channel or `combine`d) as the page
+  shows it."""
+  offered = row['total_calls']
   out = {
-    'queue_id': row['queue_id'],
+    'queue_id': clip(row['queue_id']),
     'window_start': row['window_start'],
     'window_end': row['window_end'],
     'offered': offered,
     'abandoned': row['abandoned_calls'],
-    'abandon_rate': row['abandon_rate'],
-    'service_level': row['service_level'],
-    'wait_seconds': wait,
+    'abandon_rate': _finite(row['abandon_rate']),
+    'service_level': _finite(row['service_level']),
+    'wait_seconds': _finite(_wait(row, has_asa)),
     'pane_index': row['pane_index'],
-    'pane_timing': row['pane_timing'],
+    'pane_timing': clip(row['pane_timing']),
   }
   if offered:
-    out['abandon_status'] = abandon_status(row['abandon_rate'], thresholds)
-    out['service_level_status'] = service_level_status(row['service_level'], thresholds)
+    out['abandon_status'] = abandon_status(out['abandon_rate'], thresholds)
+    out['service_level_status'] = service_level_status(out['service_level'], thresholds)
     out['status'] = max(out['abandon_status'], out['service_level_status'], key=_SEVERITY.index)
   else:
-    # A window without calls has no rate to judge.
-    out['abandon_status'] = out['service_level_status'] = 'idle'
-    out['status'] = 'idle'
+    # A window without calls (or an unknown count) has no rate to judge.
+    out['abandon_status'] = out['service_level_status'] = out['status'] = 'idle'
   return out
+
+
+def _by_window(rows: Iterable[Row]) -> Dict[Tuple[str, int], List[Row]]:
+  """Rows per (queue, window start), in the order met."""
+  grouped: Dict[Tuple[str, int], List[Row]] = {}
+  for row in rows:
+    grouped.setdefault((row['queue_id'], row['window_start']), []).append(row)
+  return grouped
+
+
+def worst_first(tile: Row) -> Tuple[Any, ...]:
+  """Sort key of tiles, worst first: status, then abandon rate, then
+  service level, then queue id."""
+  return (
+    -_SEVERITY.index(tile['status']),
+    not tile['current'],
+    -(tile['abandon_rate'] or 0),
+    tile['service_level'] if tile['service_level'] is not None else 1,
+    tile['queue_id'],
+  )
 
 
 def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, Any]:
@@ -155,12 +291,28 @@ def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, A
     for row in rows:
       for field in fields:
         values[field][position[row['window_start']]] = row[field]
-    out.append({'key': key, **values})
+    out.append({'key': clip(key), **values})
   return {'x': x, 'series': out}
 
 
-def _newest_end(rows: Sequence[Row]) -> Optional[int]:
+def _newest_end(rows: Iterable[Row]) -> Optional[int]:
   return max((row['window_end'] for row in rows), default=None)
+
+
+def _version(value: Any) -> str:
+  return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Board(NamedTuple):
+  """One read of the store: every queue's tile (by queue id, the full id)
+  and the sections that do not depend on a page's filter."""
+
+  tiles: Dict[str, Row]
+  wait_label: str
+  newest_window_end: Optional[int]
+  volumes: Dict[str, Any]
+  alerts: Dict[str, Any]
+  health: Dict[str, Any]
 
 
 class WallboardQueries:
@@ -178,67 +330,72 @@ class WallboardQueries:
     self._max_out_of_orderness_ms = max_out_of_orderness_ms
     self._clock = clock
 
-  def _has_asa(self) -> bool:
-    return set(ASA_COLUMNS) <= self._store.columns(ABANDON_METRICS)
+  @property
+  def thresholds(self) -> Thresholds:
+    return self._thresholds
 
-  def _window_columns(self, has_asa: bool) -> Sequence[str]:
-    return WINDOW_COLUMNS + (ASA_COLUMNS if has_asa else ())
-
-  def _latest_rows(self, table: Table, columns: Sequence[str]) -> List[Row]:
-    """The newest row of each key of `table`."""
-    latest = []
-    for key in self._store.keys(table):
-      rows = self._store.newest(
-        table, columns, 'window_start', 1, equal={table.primary_key[0]: key}
-      ).rows
-      latest.extend(rows)
-    return latest
-
-  def _windows_since(
-    self, table: Table, columns: Sequence[str], key: str, since_ms: int
-  ) -> List[Row]:
-    """`key`'s windows starting at or after `since_ms`, oldest first."""
-    rows = self._store.newest(
-      table,
-      columns,
-      'window_start',
-      MAX_WINDOWS_PER_KEY,
-      equal={table.primary_key[0]: key},
-      since_ms=since_ms,
-    ).rows
-    return rows[::-1]
+  def _window_columns(self) -> Tuple[Sequence[str], bool]:
+    """The abandon_metrics columns to select from this store, and whether
+    it has the ASA columns."""
+    have = self._store.columns(ABANDON_METRICS)
+    has_asa = set(ASA_COLUMNS) <= have
+    later = (*ASA_COLUMNS, *DEFINITION_COLUMNS, CHANNEL_COLUMN)
+    return WINDOW_COLUMNS + tuple(c for c in later if c in have), has_asa
 
   def latest_windows(self) -> Dict[str, Any]:
-    """Tiles: the newest window of each queue. `current` is False for a
-    queue whose newest window is older than the newest window of all."""
-    has_asa = self._has_asa()
-    return self._tiles(self._latest_rows(ABANDON_METRICS, self._window_columns(has_asa)), has_asa)
+    """Tiles of every queue, sorted by queue id: its newest window, its channels
+    summed. `current` is False for a queue whose newest window is older than
+    the newest window of all."""
+    self._store.check()
+    queues = self._tiles()[0]
+    return {**queues, 'tiles': sorted(queues['tiles'].values(), key=lambda t: t['queue_id'])}
 
-  def _tiles(self, rows: List[Row], has_asa: bool) -> Dict[str, Any]:
-    newest_start = max((row['window_start'] for row in rows), default=None)
-    tiles = []
-    for row in rows:
+  def _tiles(self) -> Tuple[Dict[str, Any], List[Row]]:
+    """The tiles and the raw newest rows (for the health)."""
+    columns, has_asa = self._window_columns()
+    rows = self._store.latest(ABANDON_METRICS, columns).rows
+    windows = [combine(channels) for channels in _by_window(rows).values()]
+    newest_start = max((row['window_start'] for row in windows), default=None)
+    tiles = {}
+    for row in windows:
       tile = _window_row(row, self._thresholds, has_asa)
       tile['current'] = row['window_start'] == newest_start
-      tiles.append(tile)
+      tile['channels'] = [clip(c) for c in row['channels'][:MAX_CHANNELS_SHOWN]]
+      tiles[row['queue_id']] = tile
     return {
       'wait_label': 'ASA' if has_asa else 'avg wait',
       'newest_window_end': _newest_end(rows),
       'tiles': tiles,
-    }
+    }, rows
 
-  def queue_trends(self, hours: int) -> Dict[str, Any]:
-    """Abandon rate and calls offered per queue and window, over the
-    `hours` before the newest window end."""
-    columns = ('queue_id', 'window_start', 'window_end', 'abandon_rate', 'total_calls')
-    latest = self._latest_rows(ABANDON_METRICS, columns)
-    until = _newest_end(latest)
+  def _series(self, table: Table, columns: Sequence[str], key: str, since_ms: int) -> List[Row]:
+    """`key`'s rows with a window starting at or after `since_ms`."""
+    return self._store.newest(
+      table,
+      columns,
+      'window_start',
+      MAX_ROWS_PER_KEY,
+      equal={table.primary_key[0]: key},
+      since_ms=since_ms,
+    ).rows
+
+  def queue_trends(
+    self, hours: int, queue_ids: Sequence[str], until: Optional[int]
+  ) -> Dict[str, Any]:
+    """Abandon rate and calls offered of `queue_ids` (their channels
+    summed) per window, over the `hours` before `until` (the newest window
+    end of a `Board`; None: no windows)."""
+    self._store.check()
+    columns, _ = self._window_columns()
     if until is None:
       return {'hours': hours, 'until_ms': None, 'x': [], 'series': []}
     since = until - hours * HOUR_MS
     series = {
-      row['queue_id']: self._windows_since(ABANDON_METRICS, columns, row['queue_id'], since)
-      for row in latest
+      queue: [
+        combine(rows)
+        for rows in _by_window(self._series(ABANDON_METRICS, columns, queue, since)).values()
+      ]
+      for queue in queue_ids
     }
     return {
       'hours': hours,
@@ -247,27 +404,37 @@ class WallboardQueries:
     }
 
   def channel_volumes(self, hours: int = 1) -> Dict[str, Any]:
-    """Interactions per channel and window over the `hours` before the
-    newest interaction window end."""
-    return self._volumes(self._latest_rows(INTERACTION_VOLUMES, VOLUME_COLUMNS), hours)
+    """Interactions per window of the MAX_SERIES channels with the most in
+    their newest window, over the `hours` before the newest window end;
+    `more` channels are left out."""
+    self._store.check()
+    return self._volumes(self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows, hours)
 
   def _volumes(self, latest: List[Row], hours: int) -> Dict[str, Any]:
     until = _newest_end(latest)
     if until is None:
-      return {'hours': hours, 'until_ms': None, 'x': [], 'series': []}
+      return {'hours': hours, 'until_ms': None, 'x': [], 'series': [], 'more': 0}
     since = until - hours * HOUR_MS
+    recent = [row for row in latest if row['window_start'] >= since]
+    busiest = sorted(recent, key=lambda row: (-(row['volume'] or 0), row['channel']))[:MAX_SERIES]
     series = {
-      row['channel']: self._windows_since(
-        INTERACTION_VOLUMES, VOLUME_COLUMNS, row['channel'], since
-      )
-      for row in latest
+      row['channel']: self._series(INTERACTION_VOLUMES, VOLUME_COLUMNS, row['channel'], since)
+      for row in busiest
     }
-    return {'hours': hours, 'until_ms': until, **_aligned(series, ('volume',))}
+    return {
+      'hours': hours,
+      'until_ms': until,
+      **_aligned(series, ('volume',)),
+      'more': len(recent) - len(busiest),
+    }
 
   def pattern_alerts(self, limit: int = ALERT_LIMIT) -> Dict[str, Any]:
     """The newest pattern alerts first."""
     result = self._store.newest(PATTERN_ALERTS, ALERT_COLUMNS, 'timestamp', limit)
-    return {'alerts': result.rows, 'complete': result.complete}
+    return {
+      'alerts': [{name: clip(value) for name, value in row.items()} for row in result.rows],
+      'complete': result.complete,
+    }
 
   def _flow_health(self, name: str, latest: List[Row], now_ms: int) -> Dict[str, Any]:
     """Lag and staleness of a flow, from the newest row of each of its
@@ -299,30 +466,22 @@ class WallboardQueries:
 
   def _counts(self, table: Table, time_column: str, since_ms: Optional[int]) -> Dict[str, Any]:
     """Rows per (source, reason) with `time_column >= since_ms`, or of all
-    time when `since_ms` is None or the store lacks the column."""
+    time when `since_ms` is None or the store lacks the column: the
+    COUNT_LIMIT largest groups, and the rows and groups in all."""
     if time_column not in self._store.columns(table):
       since_ms = None
-    result = self._store.count(table, ('source', 'reason'), time_column, since_ms)
+    result = self._store.count(table, ('source', 'reason'), COUNT_LIMIT, time_column, since_ms)
     counts = [
-      {'source': source, 'reason': reason, 'count': n}
+      {'source': clip(source), 'reason': clip(reason), 'count': n}
       for (source, reason), n in result.counts.items()
     ]
-    counts.sort(key=lambda c: (-c['count'], c['source'], c['reason']))
     return {
       'since_ms': since_ms,
-      'total': sum(c['count'] for c in counts),
+      'total': result.total,
+      'groups': result.groups,
       'counts': counts,
       'complete': result.complete,
     }
-
-  def health(self) -> Dict[str, Any]:
-    """Lag and staleness per flow; late events per reason over the last
-    hour of data, dead letters per reason."""
-    columns = ('window_start', 'window_end')
-    return self._health(
-      self._latest_rows(ABANDON_METRICS, ('queue_id', *columns)),
-      self._latest_rows(INTERACTION_VOLUMES, ('channel', *columns)),
-    )
 
   def _health(self, latest_calls: List[Row], latest_volumes: List[Row]) -> Dict[str, Any]:
     now_ms = int(self._clock() * 1000)
@@ -340,34 +499,111 @@ class WallboardQueries:
       'dead_letters': self._counts(DEAD_LETTERS, DEAD_LETTER_TIME_COLUMN, now_ms - HOUR_MS),
     }
 
+  def health(self) -> Dict[str, Any]:
+    """Lag and staleness per flow; late events per reason over the last
+    hour of data, dead letters per reason."""
+    return self.read().health
+
+  def read(self) -> Board:
+    """Reads the store once: everything the pages show besides trends and
+    drill-downs."""
+    self._store.check()
+    queues, latest_calls = self._tiles()
+    latest_volumes = self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows
+    return Board(
+      tiles=queues['tiles'],
+      wait_label=queues['wait_label'],
+      newest_window_end=queues['newest_window_end'],
+      volumes=self._volumes(latest_volumes, 1),
+      alerts=self.pattern_alerts(),
+      health=self._health(latest_calls, latest_volumes),
+    )
+
+  def view(self, board: Board, queues: Optional[Sequence[str]], tiles: int) -> Dict[str, Any]:
+    """What a page shows of `board`: the tiles of `queues` (all queues when
+    None), by queue id when at most `tiles` of them, else the worst `tiles`
+    first and `rest` summarising the others; the other sections as read.
+    `data_version` changes exactly when a number shown does (not when only
+    the clock moved)."""
+    if queues is None:
+      chosen = list(board.tiles.values())
+    else:
+      chosen = [board.tiles[q] for q in dict.fromkeys(queues) if q in board.tiles]
+    if len(chosen) <= tiles:
+      shown, others = sorted(chosen, key=lambda t: t['queue_id']), []
+    else:
+      ranked = sorted(chosen, key=worst_first)
+      shown, others = ranked[:tiles], ranked[tiles:]
+    rest = {
+      'queues': len(others),
+      'statuses': {s: sum(1 for t in others if t['status'] == s) for s in _SEVERITY if others},
+      'offered': sum(t['offered'] or 0 for t in others),
+      'abandoned': sum(t['abandoned'] or 0 for t in others),
+    }
+    data = {
+      'queues': {
+        'wait_label': board.wait_label,
+        'newest_window_end': board.newest_window_end,
+        'tiles': shown,
+        'rest': rest,
+        'selected': len(chosen),
+        'missing': 0 if queues is None else len(set(queues)) - len(chosen),
+      },
+      'volumes': board.volumes,
+      'alerts': board.alerts,
+    }
+    health = board.health
+    # Counts only: the dead letters' hour moves with the clock.
+    observed = [
+      data,
+      [flow['newest_window_end'] for flow in health['flows']],
+      health['late_events']['counts'],
+      health['dead_letters']['counts'],
+    ]
+    return {
+      'data_version': _version(observed),
+      'thresholds': self._thresholds._asdict(),
+      'health': health,
+      **data,
+    }
+
+  def snapshot(self) -> Dict[str, Any]:
+    """The view of all queues with the default number of tiles."""
+    return self.view(self.read(), None, DEFAULT_TILES)
+
   def queue_exists(self, queue_id: str) -> bool:
+    self._store.check()
     return bool(
       self._store.newest(
         ABANDON_METRICS, ('window_start',), 'window_start', 1, equal={'queue_id': queue_id}
       ).rows
     )
 
-  def queue_detail(self, queue_id: str, hours: int) -> Dict[str, Any]:
-    """One queue's windows over the `hours` before its newest window end
-    (newest first) and its newest late events."""
-    has_asa = self._has_asa()
-    columns = self._window_columns(has_asa)
+  def queue_detail(self, queue_id: str, hours: int, page: int = 0) -> Dict[str, Any]:
+    """One queue's windows over the `hours` before its newest window end,
+    newest first, WINDOWS_PER_PAGE from page `page` (0 the newest): the
+    queue's total and, per channel, its own row (the MAX_CHANNELS_SHOWN
+    largest; `other_channels` sums the rest); and its newest late events."""
+    self._store.check()
+    columns, has_asa = self._window_columns()
     latest = self._store.newest(
-      ABANDON_METRICS, columns, 'window_start', 1, equal={'queue_id': queue_id}
+      ABANDON_METRICS, ('window_end',), 'window_start', 1, equal={'queue_id': queue_id}
     ).rows
-    windows = []
+    windows, complete, pages = [], True, 0
     if latest:
-      windows = [
-        _window_row(row, self._thresholds, has_asa)
-        for row in self._store.newest(
-          ABANDON_METRICS,
-          columns,
-          'window_start',
-          MAX_WINDOWS_PER_KEY,
-          equal={'queue_id': queue_id},
-          since_ms=latest[0]['window_end'] - hours * HOUR_MS,
-        ).rows
-      ]
+      read = self._store.newest(
+        ABANDON_METRICS,
+        columns,
+        'window_start',
+        MAX_ROWS_PER_KEY,
+        equal={'queue_id': queue_id},
+        since_ms=latest[0]['window_end'] - hours * HOUR_MS,
+      )
+      complete = read.complete and len(read.rows) < MAX_ROWS_PER_KEY
+      grouped = sorted(_by_window(read.rows).items(), key=lambda item: -item[0][1])
+      pages = -(-len(grouped) // WINDOWS_PER_PAGE)
+      for _, rows in grouped[page * WINDOWS_PER_PAGE : (page + 1) * WINDOWS_PER_PAGE]:
+        windows.append(self._detail_window(rows, has_asa))
     late = self._store.newest(
       LATE_EVENTS,
       LATE_EVENT_COLUMNS,
@@ -376,40 +612,37 @@ class WallboardQueries:
       equal={'source': CALL_EVENTS_SOURCE, 'key': queue_id},
     )
     return {
-      'queue_id': queue_id,
+      'queue_id': clip(queue_id),
       'hours': hours,
+      'page': page,
+      'pages': pages,
       'wait_label': 'ASA' if has_asa else 'avg wait',
       'windows': windows,
-      'late_events': late.rows,
+      'windows_complete': complete,
+      'late_events': [
+        {name: clip(value, RAW_CHARS if name == 'raw' else MAX_TEXT) for name, value in e.items()}
+        for e in late.rows
+      ],
       'late_events_complete': late.complete,
     }
 
-  def snapshot(self) -> Dict[str, Any]:
-    """Everything the page shows besides trends and drill-down.
-    `data_version` changes exactly when a number read from the store
-    does (not when only the clock moved)."""
-    # The newest row of each queue and channel, read once for the tiles,
-    # the volumes and the health.
-    has_asa = self._has_asa()
-    calls = self._latest_rows(ABANDON_METRICS, self._window_columns(has_asa))
-    volumes = self._latest_rows(INTERACTION_VOLUMES, VOLUME_COLUMNS)
-    data = {
-      'queues': self._tiles(calls, has_asa),
-      'volumes': self._volumes(volumes, 1),
-      'alerts': self.pattern_alerts(),
-    }
-    health = self._health(calls, volumes)
-    # Counts only: the dead letters' hour moves with the clock.
-    observed = [
-      data,
-      [flow['newest_window_end'] for flow in health['flows']],
-      health['late_events']['counts'],
-      health['dead_letters']['counts'],
+  def _detail_window(self, rows: List[Row], has_asa: bool) -> Row:
+    """A window of the drill-down: the total and its channels."""
+    window = _window_row(combine(rows), self._thresholds, has_asa)
+    by_size = sorted(
+      rows, key=lambda row: (-(row['total_calls'] or 0), row.get(CHANNEL_COLUMN, VOICE))
+    )
+    shown, others = by_size[:MAX_CHANNELS_SHOWN], by_size[MAX_CHANNELS_SHOWN:]
+    window['channels'] = [
+      {
+        'channel': clip(row.get(CHANNEL_COLUMN, VOICE)),
+        **_window_row(row, self._thresholds, has_asa),
+      }
+      for row in shown
     ]
-    data_version = hashlib.sha256(json.dumps(observed, sort_keys=True).encode()).hexdigest()[:16]
-    return {
-      'data_version': data_version,
-      'thresholds': self._thresholds._asdict(),
-      'health': health,
-      **data,
-    }
+    window['other_channels'] = (
+      {'channels': len(others), **_window_row(combine(others), self._thresholds, has_asa)}
+      if others
+      else None
+    )
+    return window

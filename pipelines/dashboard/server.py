@@ -2,13 +2,21 @@
 
 - `GET /`: the page (static/index.html), which loads static/wallboard.js;
 - `GET /api/snapshot`: tiles, volumes, alerts and health (queries.py);
-- `GET /api/events`: the same snapshot as server-sent events, pushed after
-  every read of the store (`--refresh_seconds`);
-- `GET /api/trends?hours=H`: abandon rate and calls offered per queue;
-- `GET /api/queue?id=Q&hours=H`: one queue's windows and late events.
+- `GET /api/events`: the same as server-sent events: the whole view first,
+  then after every read of the store (`--refresh_seconds`) what changed;
+- `GET /api/trends?hours=H`: abandon rate and calls offered of the first
+  queues shown;
+- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows and late events.
 
-A background thread reads the store and publishes the snapshot; requests
-never wait on each other's queries for it. Every response carries a strict
+The page, the snapshot, the events and the trends take a filter:
+`queues=Q1,Q2` or `group=G` (a group of `--queue_groups`), and `tiles=N`
+(how many tiles at most; beyond, the worst N and a summary of the rest).
+
+A background thread reads the store and publishes a `Board`; requests
+build their view of it (cached per read and filter) and never wait on each
+other's queries for it. Connections are capped, each has a whole-request
+deadline, and the listen backlog takes a wall of screens reconnecting at
+once. Every response carries a strict
 Content-Security-Policy (scripts and styles only from this server, nothing
 inline) and nosniff. Bad parameters get a 400 with a message; an unexpected
 failure a 500 whose details stay in the server log. When the server listens
@@ -16,6 +24,7 @@ on a loopback address it answers only requests addressed to a loopback name,
 so a web page elsewhere cannot read it through DNS rebinding.
 """
 
+import collections
 import http.server
 import ipaddress
 import json
@@ -24,10 +33,19 @@ import pathlib
 import socket
 import socketserver
 import threading
+import time
 import urllib.parse
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from pipelines.dashboard.queries import MAX_TREND_HOURS, WallboardQueries
+from pipelines.dashboard.queries import (
+  DEFAULT_TILES,
+  MAX_SERIES,
+  MAX_TEXT,
+  MAX_TILES,
+  MAX_TREND_HOURS,
+  Board,
+  WallboardQueries,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,10 +71,21 @@ SECURITY_HEADERS = (
   ('Cross-Origin-Resource-Policy', 'same-origin'),
 )
 DEFAULT_HOURS = 4
-MAX_QUEUE_ID_LENGTH = 256
-MAX_EVENT_STREAMS = 64
+MAX_QUEUE_ID_LENGTH = MAX_TEXT
+MAX_FILTER_QUEUES = 1_000
+MAX_PAGE = 10_000
+# A wall of screens: every page holds an event stream and fetches a few
+# more things at a time.
+MAX_EVENT_STREAMS = 200
+MAX_CONNECTIONS = 256
+LISTEN_BACKLOG = 256
 KEEPALIVE_SECONDS = 15
-REQUEST_TIMEOUT_SECONDS = 30
+# Per read or write of a socket, and for a whole request (all but an
+# event stream, once it streams): a client that trickles bytes is cut off.
+REQUEST_TIMEOUT_SECONDS = 10
+REQUEST_DEADLINE_SECONDS = 30
+# Views kept per (read, filter): pages of the same filter share one.
+VIEW_CACHE_SIZE = 64
 
 
 def _json(value: Any) -> bytes:
@@ -64,33 +93,47 @@ def _json(value: Any) -> bytes:
 
 
 class Published(NamedTuple):
-  """One snapshot as sent: `sequence` grows with every read of the store."""
+  """One read of the store: `sequence` grows with every read; `board` is
+  the last good read (None before any), `error` why this read failed."""
 
   sequence: int
-  body: bytes
+  board: Optional[Board]
+  error: Optional[str]
+
+
+class Filter(NamedTuple):
+  """A page's choice of queues (None: all) and its number of tiles."""
+
+  queues: Optional[Tuple[str, ...]]
+  tiles: int
 
 
 class SnapshotFeed:
-  """Reads `queries.snapshot()` every `refresh_seconds` in a thread and
-  wakes the event streams waiting for it.
+  """Reads `queries.read()` every `refresh_seconds` in a thread (or as
+  often as a read takes, if longer, so reading a big store never takes
+  more than half a core) and wakes the event streams waiting for it.
 
-  When a read fails (the store is down), the last snapshot is published
-  again with a `store_error`, so pages keep their numbers and say why they
-  stopped moving.
+  When a read fails (the store is down or being replaced), the last board
+  is published again with an `error`, so pages keep their numbers and say
+  why they stopped moving.
   """
 
   def __init__(self, queries: WallboardQueries, refresh_seconds: float):
     self._queries = queries
     self._refresh = refresh_seconds
     self._changed = threading.Condition()
-    self._published = Published(0, b'')
-    self._last_good: Optional[Dict[str, Any]] = None
+    self._published = Published(0, None, None)
+    self._views: 'collections.OrderedDict[Tuple[int, Filter], Dict[str, Any]]' = (
+      collections.OrderedDict()
+    )
+    self._views_lock = threading.Lock()
     self._failing = False
+    self._read_seconds = 0.0
     self._stopped = threading.Event()
     self._thread = threading.Thread(target=self._run, name='wallboard-feed', daemon=True)
 
   def start(self) -> None:
-    """Publishes a first snapshot, then keeps refreshing in the thread."""
+    """Publishes a first read, then keeps refreshing in the thread."""
     self.refresh()
     self._thread.start()
 
@@ -110,18 +153,37 @@ class SnapshotFeed:
       return self._published
 
   def wait_newer(self, sequence: int, timeout: float) -> Published:
-    """The first snapshot after `sequence`, or the current one after
+    """The first read after `sequence`, or the current one after
     `timeout` seconds or when the feed stops."""
     with self._changed:
       self._changed.wait_for(lambda: self._published.sequence > sequence or self.stopped, timeout)
       return self._published
 
+  def view(self, published: Published, page: Filter) -> Dict[str, Any]:
+    """`queries.view` of a published read for a page's filter (shared by
+    the pages of the same filter), with `store_error` when the read
+    failed."""
+    key = (published.sequence, page)
+    with self._views_lock:
+      cached = self._views.get(key)
+    if cached is None:
+      cached = {}
+      if published.board is not None:
+        cached = self._queries.view(published.board, page.queues, page.tiles)
+      if published.error:
+        cached = {**cached, 'store_error': published.error}
+      with self._views_lock:
+        self._views[key] = cached
+        while len(self._views) > VIEW_CACHE_SIZE:
+          self._views.popitem(last=False)
+    return cached
+
   def refresh(self) -> None:
     """Reads the store once and publishes the result."""
+    started = time.monotonic()
+    board, error = self._published.board, None
     try:
-      snapshot = self._queries.snapshot()
-      body = _json(snapshot)  # inside: a NaN read from the store raises
-      self._last_good = snapshot
+      board = self._queries.read()
       if self._failing:
         _LOGGER.info('the store is readable again')
       self._failing = False
@@ -129,13 +191,14 @@ class SnapshotFeed:
       if not self._failing:  # one traceback per outage, not one per read
         _LOGGER.exception('reading the store failed; retrying every %.1f s', self._refresh)
       self._failing = True
-      body = _json({**(self._last_good or {}), 'store_error': f'{type(e).__name__}: {e}'[:300]})
+      error = f'{type(e).__name__}: {e}'[:300]
+    self._read_seconds = time.monotonic() - started
     with self._changed:
-      self._published = Published(self._published.sequence + 1, body)
+      self._published = Published(self._published.sequence + 1, board, error)
       self._changed.notify_all()
 
   def _run(self) -> None:
-    while not self._stopped.wait(self._refresh):
+    while not self._stopped.wait(max(self._refresh, self._read_seconds)):
       self.refresh()
 
 
@@ -168,13 +231,52 @@ def _params(query: str, allowed: Tuple[str, ...]) -> Dict[str, str]:
   return params
 
 
-def _hours(params: Dict[str, str]) -> int:
-  value = params.get('hours', str(DEFAULT_HOURS))
-  if not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_TREND_HOURS):
-    raise BadRequest(
-      400, f'hours must be a whole number from 1 to {MAX_TREND_HOURS}, got {value[:40]!r}'
-    )
-  return int(value)
+def _whole_number(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+  """The parameter `name` (or `default`) as an int from `low` to `high`;
+  BadRequest otherwise. Digits are counted before converting: Python
+  refuses to convert thousands of them."""
+  value = params.get(name, str(default))
+  digits = value.lstrip('0') or '0'
+  if not (
+    value.isascii()
+    and value.isdigit()
+    and len(digits) <= len(str(high))
+    and low <= int(digits) <= high
+  ):
+    raise BadRequest(400, f'{name} must be a whole number from {low} to {high}, got {value[:40]!r}')
+  return int(digits)
+
+
+def _hours(params: Mapping[str, str]) -> int:
+  return _whole_number(params, 'hours', DEFAULT_HOURS, 1, MAX_TREND_HOURS)
+
+
+FILTER_PARAMS = ('queues', 'group', 'tiles')
+
+
+def _filter(params: Mapping[str, str], groups: Mapping[str, Sequence[str]]) -> Filter:
+  """A page's filter from `queues=Q1,Q2` or `group=G`, and `tiles=N`."""
+  tiles = _whole_number(params, 'tiles', DEFAULT_TILES, 1, MAX_TILES)
+  if 'queues' in params and 'group' in params:
+    raise BadRequest(400, 'give queues or group, not both')
+  if 'group' in params:
+    name = params['group']
+    if name not in groups:
+      known = ', '.join(sorted(groups)[:10]) or 'none: start the wallboard with --queue_groups'
+      raise BadRequest(400, f'no queue group {name[:80]!r}; groups: {known}')
+    return Filter(tuple(groups[name]), tiles)
+  if 'queues' in params:
+    queues = tuple(q for q in params['queues'].split(',') if q)
+    if not queues:
+      raise BadRequest(400, 'queues: give queue ids separated by commas')
+    if len(queues) > MAX_FILTER_QUEUES:
+      raise BadRequest(
+        400, f'queues: at most {MAX_FILTER_QUEUES} ids, got {len(queues)}; use a group'
+      )
+    if max(len(q) for q in queues) > MAX_QUEUE_ID_LENGTH:
+      raise BadRequest(400, f'queues: an id longer than {MAX_QUEUE_ID_LENGTH} characters')
+    return Filter(queues, tiles)
+  return Filter(None, tiles)
 
 
 def _queue_id(params: Dict[str, str]) -> str:
@@ -194,16 +296,26 @@ def _is_loopback(host: str) -> bool:
 
 
 class WallboardServer(http.server.ThreadingHTTPServer):
-  """Serves the page and the API of one `WallboardQueries`."""
+  """Serves the page and the API of one `WallboardQueries`; `groups` are
+  the queue groups of `?group=`."""
 
   daemon_threads = True
+  request_queue_size = LISTEN_BACKLOG
 
-  def __init__(self, address: Tuple[str, int], queries: WallboardQueries, feed: SnapshotFeed):
+  def __init__(
+    self,
+    address: Tuple[str, int],
+    queries: WallboardQueries,
+    feed: SnapshotFeed,
+    groups: Optional[Mapping[str, Sequence[str]]] = None,
+  ):
     if ':' in address[0]:
       self.address_family = socket.AF_INET6
     self.queries = queries
     self.feed = feed
+    self.groups = dict(groups or {})
     self.event_streams = threading.BoundedSemaphore(MAX_EVENT_STREAMS)
+    self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
     # Loaded once: the only files served, whatever path is asked for.
     self.static: Dict[str, bytes] = {
       path.relative_to(STATIC_DIR).as_posix(): path.read_bytes()
@@ -219,15 +331,89 @@ class WallboardServer(http.server.ThreadingHTTPServer):
     socketserver.TCPServer.server_bind(self)
     self.server_name, self.server_port = self.server_address[:2]
 
+  def process_request(self, request: socket.socket, client_address: Any) -> None:
+    # Beyond the cap a connection is answered at once, without a thread.
+    if not self.connections.acquire(blocking=False):
+      try:
+        request.settimeout(1)
+        request.sendall(_refusal())
+      except OSError:
+        pass
+      self.shutdown_request(request)
+      return
+    try:
+      super().process_request(request, client_address)
+    except BaseException:
+      self.connections.release()
+      raise
+
+  def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+    try:
+      super().process_request_thread(request, client_address)
+    finally:
+      self.connections.release()
+
   @property
   def url(self) -> str:
     host, port = self.server_address[:2]
     return f'http://{f"[{host}]" if ":" in host else host}:{port}/'
 
 
+def _refusal() -> bytes:
+  body = _json({'error': f'more than {MAX_CONNECTIONS} connections open; retry shortly'})
+  return (
+    b'HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n'
+    b'Retry-After: 2\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' % (len(body), body)
+  )
+
+
+def _delta(before: Dict[str, Any], after: Dict[str, Any]) -> Dict[str, Any]:
+  """What changed from view `before` to view `after`: the sections that
+  changed, and of the tiles only those that changed (`changed`), the ids
+  no longer shown (`removed`) and the order of all shown (`order`)."""
+  delta = {
+    name: value for name, value in after.items() if name != 'queues' and before.get(name) != value
+  }
+  delta['data_version'] = after.get('data_version')
+  delta['health'] = after.get('health')  # the clock moved
+  if 'store_error' in before and 'store_error' not in after:
+    delta['store_error'] = None
+  old, new = before.get('queues'), after.get('queues')
+  if new is not None and old != new:
+    shown = {tile['queue_id']: tile for tile in (old or {}).get('tiles', [])}
+    delta['queues'] = {
+      **{name: value for name, value in new.items() if name != 'tiles'},
+      'changed': [tile for tile in new['tiles'] if shown.get(tile['queue_id']) != tile],
+      'removed': sorted(set(shown) - {tile['queue_id'] for tile in new['tiles']}),
+      'order': [tile['queue_id'] for tile in new['tiles']],
+    }
+  return delta
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
   server: WallboardServer
   timeout = REQUEST_TIMEOUT_SECONDS
+
+  def setup(self) -> None:
+    super().setup()
+    # The whole request, headers to last byte: a per-read timeout alone
+    # lets a client that sends a byte now and then hold the thread forever.
+    self._deadline = threading.Timer(REQUEST_DEADLINE_SECONDS, self._cut_off)
+    self._deadline.daemon = True
+    self._deadline.start()
+
+  def _cut_off(self) -> None:
+    try:
+      self.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+      pass
+
+  def finish(self) -> None:
+    self._deadline.cancel()
+    try:
+      super().finish()
+    except OSError:
+      pass  # cut off mid-response
 
   def version_string(self) -> str:
     return 'wallboard'  # not the Python version
@@ -288,8 +474,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return lambda query: self._static(path[len('/static/') :], query)
     raise BadRequest(404, f'no such page {path[:80]!r}')
 
+  def _filter(self, query: str, *extra: str) -> Tuple[Filter, Dict[str, str]]:
+    params = _params(query, (*FILTER_PARAMS, *extra))
+    return _filter(params, self.server.groups), params
+
   def _page(self, query: str) -> None:
-    self._static('index.html', query)
+    self._filter(query)  # the page's script passes them on to the API
+    self._static('index.html', '')
 
   def _static(self, name: str, query: str) -> None:
     _params(query, ())
@@ -303,22 +494,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     )
 
   def _snapshot(self, query: str) -> None:
-    _params(query, ())
-    self._send(self.server.feed.current().body, 'application/json')
+    page, _ = self._filter(query)
+    feed = self.server.feed
+    self._send_json(feed.view(feed.current(), page))
 
   def _trends(self, query: str) -> None:
-    hours = _hours(_params(query, ('hours',)))
-    self._send_json(self.server.queries.queue_trends(hours))
+    page, params = self._filter(query, 'hours')
+    hours = _hours(params)
+    feed = self.server.feed
+    published = feed.current()
+    shown = feed.view(published, page).get('queues', {}).get('tiles', [])
+    until = published.board.newest_window_end if published.board else None
+    # The lines of the first tiles: the worst when the view is cut.
+    queue_ids = [tile['queue_id'] for tile in shown[:MAX_SERIES]]
+    self._send_json(self.server.queries.queue_trends(hours, queue_ids, until))
 
   def _queue(self, query: str) -> None:
-    params = _params(query, ('id', 'hours'))
+    params = _params(query, ('id', 'hours', 'page'))
     queue_id, hours = _queue_id(params), _hours(params)
+    page = _whole_number(params, 'page', 0, 0, MAX_PAGE)
     if not self.server.queries.queue_exists(queue_id):
       raise BadRequest(404, f'no windows for queue {queue_id[:80]!r}')
-    self._send_json(self.server.queries.queue_detail(queue_id, hours))
+    detail = self.server.queries.queue_detail(queue_id, hours, page)
+    if page and page >= detail['pages']:
+      raise BadRequest(404, f'no page {page}: the queue has {detail["pages"]} pages of windows')
+    self._send_json(detail)
 
   def _events(self, query: str) -> None:
-    _params(query, ())
+    page, _ = self._filter(query)
     if not self.server.event_streams.acquire(blocking=False):
       raise BadRequest(
         503, f'more than {MAX_EVENT_STREAMS} pages are streaming; poll /api/snapshot instead'
@@ -329,25 +532,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.send_header('Cache-Control', 'no-store')
       self.end_headers()
       self.close_connection = True
+      # A stream lives on: the per-write timeout bounds a stalled reader.
+      self._deadline.cancel()
       feed = self.server.feed
       published = feed.current()
-      self._write_event(published)
+      view = feed.view(published, page)
+      self._write_event(published.sequence, 'snapshot', view)
       while not feed.stopped:
         newer = feed.wait_newer(published.sequence, KEEPALIVE_SECONDS)
         if newer.sequence == published.sequence:
           self.wfile.write(b': keep-alive\n\n')  # proxies close idle streams
         else:
-          published = newer
-          self._write_event(published)
+          published, before = newer, view
+          view = feed.view(published, page)
+          self._write_event(published.sequence, 'delta', _delta(before, view))
         self.wfile.flush()
     finally:
       self.server.event_streams.release()
 
-  def _write_event(self, published: Published) -> None:
+  def _write_event(self, sequence: int, name: str, value: Any) -> None:
     # The JSON holds no raw newline (json.dumps escapes them), so it is
     # one `data:` line.
     self.wfile.write(
-      b'retry: 3000\nid: %d\nevent: snapshot\ndata: %s\n\n' % (published.sequence, published.body)
+      b'retry: 3000\nid: %d\nevent: %s\ndata: %s\n\n' % (sequence, name.encode(), _json(value))
     )
 
   def _send_json(
@@ -375,8 +582,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def make_server(
-  host: str, port: int, queries: WallboardQueries, feed: SnapshotFeed
+  host: str,
+  port: int,
+  queries: WallboardQueries,
+  feed: SnapshotFeed,
+  groups: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> WallboardServer:
   """A bound server (port 0: any free port, see `.url`); call
   `serve_forever()`."""
-  return WallboardServer((host, port), queries, feed)
+  return WallboardServer((host, port), queries, feed, groups)

@@ -7,14 +7,24 @@ tables that gain columns keep working. Table and column names come from
 transforms/schema.py and the query layer, never from a request; values are
 bound parameters.
 
-Cassandra answers "newest rows of one partition" from its clustering order
-(abandon_metrics and interaction_volumes are clustered by window_start);
-any other question is a scan, filtered by the server, of at most
-`scan_limit` rows, reported as incomplete when it stops there.
+Keys: a table's partition is its first primary-key column
+(`Table.primary_key[0]`, e.g. queue_id); its time column is the last
+(window_start). `latest` answers "the newest rows of every key" in one
+query on SQLite; Cassandra answers it from each partition's clustering
+order, skipping from one group of the middle key columns (e.g. channel) to
+the next. Any other question on Cassandra is a scan, filtered by the
+server, of at most `scan_limit` rows, reported as incomplete when it stops
+there.
+
+A SQLite store replaced at its path (a new run published by
+transforms/sqlite_sink.publish, or a file copied over it) is noticed by
+`check`, which reopens it and logs one line.
 """
 
 import abc
 import heapq
+import logging
+import os
 import pathlib
 import sqlite3
 import threading
@@ -26,6 +36,7 @@ from transforms.cassandra_sink import CassandraSettings, connect
 from transforms.schema import TABLES, Table
 
 Row = Dict[str, Any]
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_SCAN_LIMIT = 100_000
 _FETCH_SIZE = 5_000
@@ -44,10 +55,18 @@ class Rows(NamedTuple):
 
 
 class Counts(NamedTuple):
-  """Row counts per group; `complete` as in `Rows`."""
+  """Row counts of the `limit` largest groups (most rows first), the rows
+  and groups in all; `complete` as in `Rows`."""
 
   counts: Dict[Tuple[Any, ...], int]
+  total: int
+  groups: int
   complete: bool
+
+
+def _top(counts: Mapping[Tuple[Any, ...], int], limit: int, complete: bool) -> Counts:
+  top = heapq.nsmallest(limit, counts.items(), key=lambda item: (-item[1], item[0]))
+  return Counts(dict(top), sum(counts.values()), len(counts), complete)
 
 
 class Store(abc.ABC):
@@ -57,9 +76,15 @@ class Store(abc.ABC):
   def columns(self, table: Table) -> FrozenSet[str]:
     """The table's columns as the store has them now."""
 
+  def check(self) -> None:  # noqa: B027 (optional: stores that cannot be replaced)
+    """Called before each group of reads: reopens a store that was
+    replaced; raises StoreError when it cannot be read now."""
+
   @abc.abstractmethod
-  def keys(self, table: Table) -> List[str]:
-    """Distinct values of the table's first primary-key column, sorted."""
+  def latest(self, table: Table, columns: Sequence[str]) -> Rows:
+    """For each value of the table's partition column, its rows at the
+    largest value of its time column (the last primary-key column): e.g.
+    every channel's row of each queue's newest window start."""
 
   @abc.abstractmethod
   def newest(
@@ -79,11 +104,12 @@ class Store(abc.ABC):
     self,
     table: Table,
     group_by: Sequence[str],
+    limit: int,
     time_column: Optional[str] = None,
     since_ms: Optional[int] = None,
   ) -> Counts:
     """Rows per distinct `group_by` values (with `time_column >=
-    since_ms` when given)."""
+    since_ms` when given): the `limit` largest groups."""
 
   @abc.abstractmethod
   def close(self) -> None:
@@ -107,34 +133,65 @@ class SqliteStore(Store):
   """The SQLite file of the embedded sink, opened read-only.
 
   One connection, shared by the server's threads in turn. Each read sees
-  the last commit of the job writing the file (WAL mode).
+  the last commit of the job writing the file (WAL mode). `path` may be a
+  symbolic link (transforms/sqlite_sink.publish): the file it names is
+  opened, and `check` reopens when the path names another file.
   """
 
   def __init__(self, path: str):
+    self._path = path
+    self._lock = threading.Lock()
+    self._conn, self._identity = self._open()
+
+  def _open(self) -> Tuple[sqlite3.Connection, Tuple[int, int]]:
+    """A connection to the file `path` names now, and its identity."""
+    path = self._path
     file = pathlib.Path(path).resolve()
-    if not file.is_file():
+    try:
+      stat = file.stat()
+    except FileNotFoundError:
       raise StoreError(
         f'--sqlite_path={path}: no such file; run the job first (e.g. scripts/run_local.sh)'
-      )
+      ) from None
     # mode=ro: the wallboard can never write the job's results.
-    self._conn = sqlite3.connect(
+    conn = sqlite3.connect(
       f'{file.as_uri()}?mode=ro', uri=True, check_same_thread=False, timeout=10
     )
-    self._conn.row_factory = sqlite3.Row
-    self._lock = threading.Lock()
+    conn.row_factory = sqlite3.Row
     try:
       present = {
-        name for (name,) in self._read("SELECT name FROM sqlite_master WHERE type = 'table'")
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
       }
     except sqlite3.DatabaseError as e:
-      self._conn.close()
+      conn.close()
       raise StoreError(f'--sqlite_path={path}: not a SQLite database ({e})') from e
     missing = sorted(set(TABLES) - present)
     if missing:
-      self._conn.close()
+      conn.close()
       raise StoreError(
         f'--sqlite_path={path}: not a result store of the job, it has no table {", ".join(missing)}'
       )
+    return conn, (stat.st_dev, stat.st_ino)
+
+  def check(self) -> None:
+    try:
+      stat = pathlib.Path(self._path).resolve().stat()
+    except FileNotFoundError:
+      raise StoreError(
+        f'--sqlite_path={self._path}: the file is gone (removed, or being replaced); '
+        'showing the last numbers read'
+      ) from None
+    if (stat.st_dev, stat.st_ino) == self._identity:
+      return
+    conn, identity = self._open()
+    with self._lock:
+      old, self._conn, self._identity = self._conn, conn, identity
+    old.close()
+    _LOGGER.info(
+      'the store %s is another file now (%s); reopened it',
+      self._path,
+      os.path.realpath(self._path),
+    )
 
   def _read(self, sql: str, params: Sequence[Any] = ()) -> List[sqlite3.Row]:
     with self._lock:
@@ -143,9 +200,15 @@ class SqliteStore(Store):
   def columns(self, table: Table) -> FrozenSet[str]:
     return frozenset(row['name'] for row in self._read(f'PRAGMA table_info({table.name})'))
 
-  def keys(self, table: Table) -> List[str]:
-    key = table.primary_key[0]
-    return [row[0] for row in self._read(f'SELECT DISTINCT {key} FROM {table.name} ORDER BY {key}')]
+  def latest(self, table, columns) -> Rows:
+    key, time = table.primary_key[0], table.primary_key[-1]
+    names = ', '.join(f't.{name}' for name in columns)
+    rows = self._read(
+      f'SELECT {names} FROM {table.name} t JOIN '
+      f'(SELECT {key} AS k, MAX({time}) AS newest FROM {table.name} GROUP BY {key}) l '
+      f'ON t.{key} = l.k AND t.{time} = l.newest ORDER BY t.{key}'
+    )
+    return Rows([dict(row) for row in rows], True)
 
   def newest(self, table, columns, time_column, limit, equal=None, since_ms=None) -> Rows:
     where, params = _where(equal or {}, time_column, since_ms)
@@ -155,11 +218,13 @@ class SqliteStore(Store):
     )
     return Rows([dict(row) for row in rows], True)
 
-  def count(self, table, group_by, time_column=None, since_ms=None) -> Counts:
+  def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
     names = ', '.join(group_by)
-    rows = self._read(f'SELECT {names}, COUNT(*) FROM {table.name}{where} GROUP BY {names}', params)
-    return Counts({tuple(row)[:-1]: row[-1] for row in rows}, True)
+    grouped = f'SELECT {names}, COUNT(*) AS n FROM {table.name}{where} GROUP BY {names}'
+    [(total, groups)] = self._read(f'SELECT TOTAL(n), COUNT(*) FROM ({grouped})', params)
+    rows = self._read(f'{grouped} ORDER BY n DESC, {names} LIMIT ?', [*params, limit])
+    return Counts({tuple(row)[:-1]: row[-1] for row in rows}, int(total), groups, True)
 
   def close(self) -> None:
     with self._lock:
@@ -178,6 +243,7 @@ class CassandraStore(Store):
     self._scan_limit = scan_limit
     self._cluster, self._session = connect(settings)
     self._prepared: Dict[str, Any] = {}
+    self._layouts: Dict[str, List[Tuple[str, str]]] = {}
     try:
       present = {
         row.table_name
@@ -205,39 +271,110 @@ class CassandraStore(Store):
       self._prepared[cql] = statement
     return self._session.execute(statement, list(params))
 
-  def columns(self, table: Table) -> FrozenSet[str]:
-    return frozenset(
-      row.column_name
-      for row in self._session.execute(
+  def _schema(self, table: Table) -> List[Any]:
+    return list(
+      self._session.execute(
         SimpleStatement(
-          'SELECT column_name FROM system_schema.columns '
+          'SELECT column_name, kind, position, clustering_order FROM system_schema.columns '
           'WHERE keyspace_name = %s AND table_name = %s'
         ),
         (self._keyspace, table.name),
       )
     )
 
-  def keys(self, table: Table) -> List[str]:
+  def columns(self, table: Table) -> FrozenSet[str]:
+    return frozenset(row.column_name for row in self._schema(table))
+
+  def _clustering(self, table: Table) -> List[Tuple[str, str]]:
+    """(column, 'asc' or 'desc') of the table's clustering columns as the
+    keyspace has them (a keyspace of an earlier schema version may lack
+    some), in key order; cached."""
+    layout = self._layouts.get(table.name)
+    if layout is None:
+      rows = sorted(
+        (r for r in self._schema(table) if r.kind == 'clustering'), key=lambda r: r.position
+      )
+      layout = self._layouts[table.name] = [(r.column_name, r.clustering_order) for r in rows]
+    return layout
+
+  def _order_newest_first(self, table: Table) -> str:
+    """` ORDER BY ...` that reads a partition's clustering order with its
+    time column (the last) descending: CQL orders all clustering columns
+    as declared or all reversed."""
+    clustering = self._clustering(table)
+    reverse = clustering[-1][1] == 'asc'
+    flip = {'asc': 'DESC', 'desc': 'ASC'} if reverse else {'asc': 'ASC', 'desc': 'DESC'}
+    return ' ORDER BY ' + ', '.join(f'{name} {flip[order]}' for name, order in clustering)
+
+  def latest(self, table, columns) -> Rows:
     key = table.primary_key[0]
-    return sorted(
-      row[0]
-      for row in self._execute(f'SELECT DISTINCT {key} FROM {self._keyspace}.{table.name}', [])
-    )
+    source = f'{self._keyspace}.{table.name}'
+    clustering = self._clustering(table)
+    middle = [name for name, _ in clustering[:-1]]
+    order = self._order_newest_first(table)
+    rows = []
+    for (value,) in self._execute(f'SELECT DISTINCT {key} FROM {source}', []):
+      newest = []
+      for group in self._groups(table, value, middle):
+        equal = {key: value, **dict(zip(middle, group))}
+        where, params = _where(equal, None, None)
+        newest.extend(
+          r._asdict()
+          for r in self._execute(
+            f'SELECT {", ".join(columns)} FROM {source}{where}{order} LIMIT 1', params
+          )
+        )
+      time = clustering[-1][0]
+      top = max((row[time] for row in newest), default=None)
+      rows.extend(row for row in newest if row[time] == top)
+    rows.sort(key=lambda row: row[key])
+    return Rows(rows, True)
+
+  def _groups(self, table: Table, value: Any, middle: List[str]):
+    """The distinct values of the `middle` clustering columns in the
+    partition `value`, one read each: from one group to the first row
+    after it in clustering order (a skip scan)."""
+    if not middle:
+      yield ()
+      return
+    key = table.primary_key[0]
+    source = f'{self._keyspace}.{table.name}'
+    names = ', '.join(middle)
+    # The first middle column's declared order says which way is "after".
+    after = '>' if self._clustering(table)[0][1] == 'asc' else '<'
+    marks = ', '.join('?' for _ in middle)
+    group = None
+    while True:
+      if group is None:
+        cql, params = f'SELECT {names} FROM {source} WHERE {key} = ? LIMIT 1', [value]
+      else:
+        cql = (
+          f'SELECT {names} FROM {source} WHERE {key} = ? AND ({names}) {after} ({marks}) LIMIT 1'
+        )
+        params = [value, *group]
+      found = [tuple(row) for row in self._execute(cql, params)]
+      if not found:
+        return
+      group = found[0]
+      yield group
 
   def newest(self, table, columns, time_column, limit, equal=None, since_ms=None) -> Rows:
     equal = dict(equal or {})
     where, params = _where(equal, time_column, since_ms)
     select = f'SELECT {", ".join(columns)} FROM {self._keyspace}.{table.name}'
-    partition, clustering = table.primary_key[0], table.primary_key[1:2]
-    if set(equal) == {partition} and clustering == (time_column,):
-      # One partition, read backwards along its clustering order.
-      rows = self._execute(f'{select}{where} ORDER BY {time_column} DESC LIMIT ?', [*params, limit])
+    clustering = [name for name, _ in self._clustering(table)]
+    key_prefix = {table.primary_key[0], *clustering[:-1]}
+    if set(equal) == key_prefix and clustering[-1:] == [time_column]:
+      # One group of one partition, read backwards along its clustering order.
+      order = self._order_newest_first(table)
+      rows = self._execute(f'{select}{where}{order} LIMIT ?', [*params, limit])
       return Rows([row._asdict() for row in rows], True)
+    # Restricted to a partition, the scan reads that partition only.
     scanned = self._scan(f'{select}{where}{" ALLOW FILTERING" if where else ""}', params)
     newest = heapq.nlargest(limit, scanned.rows, key=lambda row: row[time_column])
     return Rows(newest, scanned.complete)
 
-  def count(self, table, group_by, time_column=None, since_ms=None) -> Counts:
+  def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
     scanned = self._scan(
       f'SELECT {", ".join(group_by)} FROM {self._keyspace}.{table.name}'
@@ -248,7 +385,7 @@ class CassandraStore(Store):
     for row in scanned.rows:
       group = tuple(row[name] for name in group_by)
       counts[group] = counts.get(group, 0) + 1
-    return Counts(counts, scanned.complete)
+    return _top(counts, limit, scanned.complete)
 
   def _scan(self, cql: str, params: Sequence[Any]) -> Rows:
     rows = []

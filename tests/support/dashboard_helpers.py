@@ -343,7 +343,7 @@ def check_page(
   )
   assert driver.find_element(By.ID, 'detail-queue').text == 'Q-1'
   rates = [
-    td.text for td in driver.find_elements(By.CSS_SELECTOR, '#detail-windows tbody td:nth-child(4)')
+    td.text for td in driver.find_elements(By.CSS_SELECTOR, '#detail-windows tbody td:nth-child(5)')
   ]
   assert rates == ['6.3 %', '50.0 %']
   driver.find_element(By.ID, 'detail-close').click()

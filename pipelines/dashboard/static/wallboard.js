@@ -1,10 +1,13 @@
 // The SLA wallboard page: renders /api/snapshot (pushed through
 // /api/events), /api/trends and /api/queue.
 //
-// Every string from the data (queue ids, customer ids, channels, raw
-// events) is untrusted: it only ever reaches the page as textContent, a
-// Text node or a property such as title, never as HTML. Class names come
-// from fixed lists, not from the data.
+// Every string from the data (queue ids, customer ids, channels, reasons,
+// raw events) is untrusted: it only ever reaches the page as textContent, a
+// Text node or a property such as title, never as HTML, and through
+// shown(): control and bidirectional formatting characters appear as
+// \uXXXX escapes and the text is isolated (<bdi> or class "data", CSS
+// unicode-bidi: isolate), so 'Q-\u202eLIVE' cannot read as another queue
+// nor reorder the text around it. Class names come from fixed lists.
 'use strict';
 
 (function () {
@@ -18,12 +21,26 @@
   const POLL_MS = 2000;
   const CHART_HEIGHT = 200;
   const COUNT_ROWS = 4;
+  // The page's filter, passed on to the API: ?queues=Q1,Q2 or ?group=G,
+  // and ?tiles=N.
+  const FILTER = (() => {
+    const params = new URLSearchParams(window.location.search);
+    const kept = new URLSearchParams();
+    for (const name of ['queues', 'group', 'tiles']) {
+      if (params.has(name)) kept.set(name, params.get(name));
+    }
+    return kept;
+  })();
+  // Control (Cc), format (Cf: bidi overrides, isolates, marks, zero
+  // widths) and separator (Zl, Zp) characters.
+  const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 
   const state = {
     snapshot: null,
     dataVersion: null,
     hours: '4',
     queue: null,
+    detailPage: 0,
     charts: {},
     polling: null,
   };
@@ -33,17 +50,34 @@
     return document.getElementById(id);
   }
 
+  // A string of the data as shown: invisible characters as escapes.
+  function shown(value) {
+    if (value === null || value === undefined) return '–';
+    return String(value).replace(INVISIBLE, c =>
+      '\\u' + c.codePointAt(0).toString(16).padStart(4, '0'));
+  }
+
   // el('td', {text: value, className: 'num'}, [children]): children are
-  // nodes or strings (which become Text nodes).
+  // nodes or strings (which become Text nodes). {data: value}: a string of
+  // the data, through shown() and isolated.
   function el(tag, props, children) {
     const node = document.createElement(tag);
     const p = props || {};
     if (p.text !== undefined) node.textContent = String(p.text);
-    if (p.className) node.className = p.className;
-    if (p.title !== undefined) node.title = String(p.title);
+    if (p.data !== undefined) {
+      node.textContent = shown(p.data);
+      node.classList.add('data');
+    }
+    if (p.className) node.classList.add(...p.className.split(' '));
+    if (p.title !== undefined) node.title = shown(p.title);
     if (p.type) node.type = p.type;
     for (const child of children || []) node.append(child);
     return node;
+  }
+
+  // Data inside a sentence.
+  function bdi(value) {
+    return el('bdi', {data: value});
   }
 
   function level(value) {
@@ -106,7 +140,7 @@
   function pane(timing, index) {
     if (timing === 'ON_TIME') return 'on time';
     if (timing === 'LATE') return 'late update #' + index;
-    return String(timing).toLowerCase() + ' #' + index;
+    return shown(timing).toLowerCase() + ' #' + index;
   }
 
   // --- header, banners --------------------------------------------------
@@ -124,7 +158,7 @@
       banners.push(el('div', {className: 'banner alert'}, [
         el('strong', {text: 'Cannot read the results store. '}),
         'Showing the last numbers read. ',
-        el('span', {className: 'dim', text: s.store_error})]));
+        el('span', {className: 'dim', data: s.store_error})]));
     }
     const flows = (s.health && s.health.flows) || [];
     const empty = flows.filter(f => f.stale && f.newest_window_end === null);
@@ -153,8 +187,9 @@
     const classes = ['tile', 'status-' + level(t.status)];
     if (!t.current) classes.push('old');
     if (t.queue_id === state.queue) classes.push('selected');
+    const channels = t.channels && t.channels.length > 1 ? t.channels : [];
     const button = el('button', {className: classes.join(' '), type: 'button', title: t.queue_id}, [
-      el('div', {className: 'tile-queue', text: t.queue_id}),
+      el('div', {className: 'tile-queue', data: t.queue_id}),
       el('div', {className: 'tile-rate level-' + level(t.abandon_status), text: pct(t.abandon_rate)}),
       el('div', {className: 'tile-caption', text: 'abandon rate'}),
       el('div', {className: 'tile-sl level-' + level(t.service_level_status)}, [
@@ -167,18 +202,40 @@
       el('div', {className: 'tile-window', text:
         (t.current ? '' : 'last window ') + windowRange(t.window_start, t.window_end) +
         ' · ' + pane(t.pane_timing, t.pane_index)}),
-    ]);
+    ].concat(channels.length ? [el('div', {className: 'tile-channels'},
+      channels.flatMap((c, i) => (i ? [' + ', bdi(c)] : [bdi(c)])))] : []));
     button.dataset.queue = t.queue_id;
     button.addEventListener('click', () => openDetail(t.queue_id));
     return button;
   }
 
+  // The queues a view leaves out, in one tile.
+  function restTile(rest) {
+    const statuses = ['alert', 'warn', 'ok', 'idle'].filter(s => rest.statuses[s]);
+    return el('div', {className: 'tile tile-rest'}, [
+      el('div', {className: 'tile-queue', text: '+ ' + count(rest.queues) + ' more queues'}),
+      el('div', {className: 'tile-caption', text: 'not as bad as those shown'}),
+      el('dl', {className: 'tile-stats'}, statuses.flatMap(s => [
+        el('dt', {className: 'level-' + s, text: s}),
+        el('dd', {className: 'rest-' + s, text: count(rest.statuses[s])})]).concat([
+        el('dt', {text: 'offered'}), el('dd', {text: count(rest.offered)}),
+        el('dt', {text: 'abandoned'}), el('dd', {text: count(rest.abandoned)})])),
+    ]);
+  }
+
   function renderTiles(queues) {
+    const scope = FILTER.has('group') ? ['group ', bdi(FILTER.get('group')), ' · '] :
+      FILTER.has('queues') ? ['chosen queues · '] : [];
+    $('tiles-scope').replaceChildren(...scope, count(queues.selected) + ' queues' +
+      (queues.missing ? ', ' + count(queues.missing) + ' without windows' : '') +
+      (queues.rest.queues ? ' · the worst ' + queues.tiles.length + ' first' : ''));
     if (!queues.tiles.length) {
       $('tiles').replaceChildren(el('p', {className: 'empty', text: 'No queue windows yet.'}));
       return;
     }
-    $('tiles').replaceChildren(...queues.tiles.map(t => tile(t, queues.wait_label)));
+    const tiles = queues.tiles.map(t => tile(t, queues.wait_label));
+    if (queues.rest.queues) tiles.push(restTile(queues.rest));
+    $('tiles').replaceChildren(...tiles);
   }
 
   // --- charts (uPlot) ---------------------------------------------------
@@ -245,7 +302,7 @@
     const palette = colors(trends.series.map(s => s.key));
     const n = trends.x.length;
     const rates = trends.series.map(s => ({
-      label: s.key,
+      label: shown(s.key),
       stroke: palette.get(s.key),
       values: s.abandon_rate.map(v => (v === null ? null : v * 100)),
     }));
@@ -254,14 +311,16 @@
       {label: 'alert', stroke: '#ec5f59', dash: [6, 4], values: new Array(n).fill(t.abandon_rate_alert * 100)});
     chart('rate', $('chart-rate'), trends.x, rates, v => v.toFixed(v < 10 && v % 1 ? 1 : 0) + ' %');
     chart('offered', $('chart-offered'), trends.x, trends.series.map(s => ({
-      label: s.key, stroke: palette.get(s.key), values: s.total_calls})), v => String(Math.round(v)));
+      label: shown(s.key), stroke: palette.get(s.key), values: s.total_calls})), v => String(Math.round(v)));
     $('offered-hours').textContent = '· last ' + trends.hours + ' h of data';
   }
 
   function renderVolumes(volumes) {
     const palette = colors(volumes.series.map(s => s.key));
     chart('volume', $('chart-volume'), volumes.x, volumes.series.map(s => ({
-      label: s.key, stroke: palette.get(s.key), values: s.volume})), v => String(Math.round(v)));
+      label: shown(s.key), stroke: palette.get(s.key), values: s.volume})), v => String(Math.round(v)));
+    $('volume-more').textContent = volumes.more ?
+      '· the ' + volumes.series.length + ' busiest; ' + count(volumes.more) + ' more channels not drawn' : '';
   }
 
   // --- tables -----------------------------------------------------------
@@ -279,34 +338,37 @@
   function renderAlerts(alerts) {
     const rows = alerts.alerts.map(a => el('tr', {}, [
       el('td', {text: shortDateTimeFormat.format(new Date(a.timestamp))}),
-      el('td', {className: 'customer', text: a.customer_id}),
+      el('td', {className: 'customer', data: a.customer_id}),
       el('td', {}, [el('span', {
         className: 'tier tier-' + (TIERS.includes(a.tier) ? a.tier.toLowerCase() : 'other'),
-        text: a.tier})]),
-      el('td', {text: a.region}),
-      el('td', {text: a.channel}),
+        data: a.tier})]),
+      el('td', {data: a.region}),
+      el('td', {data: a.channel}),
       el('td', {className: 'num', text: count(a.failure_count)}),
     ]));
     fillTable($('alerts'), rows, 6, 'No pattern alerts.');
   }
 
-  // Counts per (source, reason) as a table: a row per reason (most first),
-  // a column per source, at most COUNT_ROWS rows and a row for the rest.
-  function countTable(table, counts) {
+  // The largest counts per (source, reason) as a table: a row per reason
+  // (most first), a column per source, at most COUNT_ROWS rows and a row
+  // for the rest of `summary` (total rows and groups of the store).
+  function countTable(table, summary) {
+    const counts = summary.counts;
     const sources = [...new Set(counts.map(c => c.source))].sort();
     const totals = new Map();
     for (const c of counts) totals.set(c.reason, (totals.get(c.reason) || 0) + c.count);
     const reasons = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a) || (a < b ? -1 : 1));
     const byKey = new Map(counts.map(c => [c.source + '\u0000' + c.reason, c.count]));
     table.tHead.replaceChildren(el('tr', {}, [el('th', {text: 'reason'})].concat(
-      sources.map(source => el('th', {className: 'num', text: source})))));
-    const rows = reasons.slice(0, COUNT_ROWS).map(reason => el('tr', {}, [el('td', {text: reason})].concat(
+      sources.map(source => el('th', {className: 'num', data: source})))));
+    const rows = reasons.slice(0, COUNT_ROWS).map(reason => el('tr', {}, [el('td', {data: reason})].concat(
       sources.map(source => el('td', {className: 'num',
         text: count(byKey.get(source + '\u0000' + reason) || 0)})))));
-    const rest = reasons.slice(COUNT_ROWS);
-    if (rest.length) {
-      const more = el('td', {className: 'dim', text: '+ ' + rest.length + ' more reasons, ' +
-        count(rest.reduce((n, r) => n + totals.get(r), 0)) + ' in all'});
+    const listed = counts.filter(c => reasons.indexOf(c.reason) < COUNT_ROWS);
+    const moreGroups = summary.groups - listed.length;
+    if (moreGroups > 0) {
+      const more = el('td', {className: 'dim', text: '+ ' + count(moreGroups) + ' more reasons and sources, ' +
+        count(summary.total - listed.reduce((n, c) => n + c.count, 0)) + ' in all'});
       more.colSpan = 1 + sources.length;
       rows.push(el('tr', {}, [more]));
     }
@@ -332,15 +394,16 @@
       '· received in the last hour';
     $('late-total').textContent = (late.complete ? '' : '≥ ') + count(late.total);
     $('dead-total').textContent = (dead.complete ? '' : '≥ ') + count(dead.total);
-    countTable($('late'), late.counts);
-    countTable($('dead'), dead.counts);
+    countTable($('late'), late);
+    countTable($('dead'), dead);
   }
 
   // --- drill-down -------------------------------------------------------
   function openDetail(queueId) {
     state.queue = queueId;
+    state.detailPage = 0;
     $('detail').hidden = false;
-    $('detail-queue').textContent = queueId;
+    $('detail-queue').replaceChildren(bdi(queueId));
     for (const node of document.querySelectorAll('.tile')) {
       node.classList.toggle('selected', node.dataset.queue === queueId);
     }
@@ -353,30 +416,54 @@
     for (const node of document.querySelectorAll('.tile.selected')) node.classList.remove('selected');
   }
 
-  function renderDetail(d) {
-    $('detail-scope').textContent = '· last ' + d.hours + ' h of its windows';
-    $('detail-wait-label').textContent = d.wait_label;
-    fillTable($('detail-windows'), d.windows.map(w => el('tr', {}, [
+  // A row of the drill-down: a window's total (`channel` a node or text)
+  // or one of its channels.
+  function windowCells(w, channel, className) {
+    return el('tr', {className: className}, [
       el('td', {text: windowRange(w.window_start, w.window_end), title: dateTime(w.window_start)}),
+      el('td', {className: 'channel'}, [channel]),
       el('td', {className: 'num', text: count(w.offered)}),
       el('td', {className: 'num', text: count(w.abandoned)}),
       el('td', {className: 'num level-' + level(w.abandon_status), text: pct(w.abandon_rate)}),
       el('td', {className: 'num level-' + level(w.service_level_status), text: pct(w.service_level)}),
       el('td', {className: 'num', text: wait(w.wait_seconds)}),
       el('td', {text: pane(w.pane_timing, w.pane_index)}),
-    ])), 7, 'No windows.');
+    ]);
+  }
+
+  function detailRows(w) {
+    if (w.channels.length === 1 && !w.other_channels) {
+      return [windowCells(w, bdi(w.channels[0].channel), 'window')];
+    }
+    const rows = [windowCells(w, 'all channels', 'window')];
+    for (const c of w.channels) rows.push(windowCells(c, bdi(c.channel), 'channel-row'));
+    if (w.other_channels) {
+      rows.push(windowCells(w.other_channels,
+        count(w.other_channels.channels) + ' more channels', 'channel-row'));
+    }
+    return rows;
+  }
+
+  function renderDetail(d) {
+    $('detail-scope').textContent = '· last ' + d.hours + ' h of its windows' +
+      (d.windows_complete ? '' : ' (the newest only)');
+    $('detail-wait-label').textContent = d.wait_label;
+    fillTable($('detail-windows'), d.windows.flatMap(detailRows), 8, 'No windows.');
+    $('detail-page').textContent = d.pages > 1 ? 'page ' + (d.page + 1) + ' of ' + d.pages : '';
+    $('detail-newer').disabled = d.page === 0;
+    $('detail-older').disabled = d.page + 1 >= d.pages;
     fillTable($('detail-late'), d.late_events.map(e => el('tr', {}, [
       el('td', {text: secondsFormat.format(new Date(e.event_timestamp))}),
       el('td', {text: windowRange(e.window_start, e.window_end)}),
       el('td', {text: secondsFormat.format(new Date(e.watermark))}),
-      el('td', {text: e.reason}),
-      el('td', {className: 'mono', text: e.event_id}),
-      el('td', {className: 'mono raw', text: e.raw, title: e.raw}),
+      el('td', {data: e.reason}),
+      el('td', {className: 'mono', data: e.event_id}),
+      el('td', {className: 'mono raw', data: e.raw, title: e.raw}),
     ])), 6, 'No late events for this queue.');
   }
 
   function detailError(message) {
-    fillTable($('detail-windows'), [], 7, message);
+    fillTable($('detail-windows'), [], 8, message);
     fillTable($('detail-late'), [], 6, '');
   }
 
@@ -390,7 +477,9 @@
 
   async function fetchTrends() {
     try {
-      renderTrends(await getJson('/api/trends?hours=' + state.hours));
+      const query = new URLSearchParams(FILTER);
+      query.set('hours', state.hours);
+      renderTrends(await getJson('/api/trends?' + query));
     } catch (e) {
       chartMessage('rate', $('chart-rate'), 'Trends unavailable: ' + e.message);
       chartMessage('offered', $('chart-offered'), 'Trends unavailable: ' + e.message);
@@ -401,7 +490,8 @@
     const queueId = state.queue;
     if (queueId === null) return;
     try {
-      const d = await getJson('/api/queue?id=' + encodeURIComponent(queueId) + '&hours=' + state.hours);
+      const query = new URLSearchParams({id: queueId, hours: state.hours, page: state.detailPage});
+      const d = await getJson('/api/queue?' + query);
       if (state.queue === queueId) renderDetail(d);
     } catch (e) {
       if (state.queue === queueId) detailError(e.message);
@@ -428,12 +518,31 @@
     fetchDetail();
   }
 
+  // A `delta` event on the last view: its changed sections replace
+  // theirs; of the tiles, the changed ones, in the order given.
+  function merge(s, delta) {
+    const next = Object.assign({}, s);
+    for (const [name, value] of Object.entries(delta)) {
+      if (name !== 'queues') next[name] = value;
+    }
+    if (delta.store_error === null) delete next.store_error;
+    if (delta.queues) {
+      const byId = new Map(((s.queues && s.queues.tiles) || []).map(t => [t.queue_id, t]));
+      for (const t of delta.queues.changed) byId.set(t.queue_id, t);
+      const queues = Object.assign({}, delta.queues);
+      delete queues.changed; delete queues.removed; delete queues.order;
+      queues.tiles = delta.queues.order.map(id => byId.get(id));
+      next.queues = queues;
+    }
+    return next;
+  }
+
   function startPolling() {
     if (state.polling) return;
     setConnection('polling');
     const poll = async () => {
       try {
-        apply(await getJson('/api/snapshot'));
+        apply(await getJson('/api/snapshot?' + FILTER));
         setConnection('polling');
       } catch (e) {
         setConnection('reconnecting');
@@ -448,10 +557,13 @@
       startPolling();
       return;
     }
-    const events = new EventSource('/api/events');
+    const events = new EventSource('/api/events?' + FILTER);
     events.addEventListener('snapshot', message => {
       setConnection('live');
       apply(JSON.parse(message.data));
+    });
+    events.addEventListener('delta', message => {
+      if (state.snapshot) apply(merge(state.snapshot, JSON.parse(message.data)));
     });
     events.onerror = () => {
       // CLOSED: the server refused the stream (e.g. too many pages); the
@@ -469,6 +581,12 @@
       fetchDetail();
     });
     $('detail-close').addEventListener('click', closeDetail);
+    for (const [id, step] of [['detail-newer', -1], ['detail-older', 1]]) {
+      $(id).addEventListener('click', () => {
+        state.detailPage = Math.max(0, state.detailPage + step);
+        fetchDetail();
+      });
+    }
     document.addEventListener('keydown', event => {
       if (event.key === 'Escape') closeDetail();
     });
