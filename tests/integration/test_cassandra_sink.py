@@ -37,11 +37,12 @@ from transforms.cassandra_sink import (
   CassandraWriter,
   connect,
 )
-from transforms.records import AbandonMetrics
-from transforms.schema import TABLES, Table
+from transforms.records import CHAT, VOICE, AbandonMetrics
+from transforms.schema import ABANDON_METRICS, TABLES, Table
 from transforms.sinks import WriteTables
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts')
+REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
   finally:
     writer.close()
   [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_sink.SCHEMA_VERSION == 2
+  assert version.version == cassandra_sink.SCHEMA_VERSION == 3
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -151,10 +152,13 @@ def run_job(events: str, cassandra_args: List[str], *extra: str):
 def assert_rows_match_reference(session, keyspace: str, events: str, **reference_args) -> None:
   rows = {
     (q, ws): list(rest)
-    for q, ws, *rest in session.execute(
-      f'SELECT queue_id, window_start, {", ".join(ROW_COLUMNS)} FROM {keyspace}.abandon_metrics'
+    for q, channel, ws, *rest in session.execute(
+      f'SELECT queue_id, channel, window_start, {", ".join(ROW_COLUMNS)} '
+      f'FROM {keyspace}.abandon_metrics'
     )
+    if channel == VOICE  # the seed format's calls; any other channel fails below
   }
+  assert session.execute(f'SELECT count(*) FROM {keyspace}.abandon_metrics').one()[0] == len(rows)
   late = [r.event_id for r in session.execute(f'SELECT event_id FROM {keyspace}.late_events')]
   dead = [r.reason for r in session.execute(f'SELECT reason FROM {keyspace}.dead_letters')]
   ref = reference_call_metrics(events, **reference_args)
@@ -367,9 +371,7 @@ def test_a_launch_against_an_unreachable_cassandra_is_one_error_line(tmp_path):
 
 def create_v1_keyspace(session, keyspace: str) -> None:
   """The keyspace as the release with schema v1 created it, with rows."""
-  for statement in cassandra_sink.schema_statements(
-    keyspace, "{'class': 'SimpleStrategy', 'replication_factor': 1}", version=1
-  ):
+  for statement in cassandra_sink.schema_statements(keyspace, REPLICATION, version=1):
     session.execute(statement, timeout=60)
   for i in range(3):
     session.execute(
@@ -401,20 +403,15 @@ def migrate_command(cassandra_args) -> subprocess.CompletedProcess:
   )
 
 
-# What the migration adds to a v1 abandon_metrics (the vendor numerators).
-ABANDON_METRICS_V2_COLUMNS_ADDED = [
-  f'abandon_metrics: added {column}'
-  for column in (
-    'answered_calls bigint',
-    'flow_out_calls bigint',
-    'abandoned_within_sl bigint',
-    'wait_unknown_calls bigint',
-    'answered_wait_unknown_calls bigint',
-    'answered_wait_seconds double',
-    'abandon_rate_definition text',
-    'service_level_definition text',
-  )
-]
+def abandon_metrics_rebuilt(rows: int) -> List[str]:
+  """What the migration prints when it gives abandon_metrics (of v1 or v2,
+  holding `rows` rows) the v3 key; the vendor numerators of v2 come with
+  it."""
+  return [
+    f'abandon_metrics: {rows} rows copied to abandon_metrics_migrating, table dropped',
+    'abandon_metrics: created with PRIMARY KEY (queue_id, channel, window_start), '
+    f'{rows} rows copied back',
+  ]
 
 
 def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, session, tmp_path):
@@ -425,7 +422,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v2 ('), message
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v3 ('), message
   assert (
     'late_events has PRIMARY KEY (source, event_id, reason), not ((source, day), event_id, reason);'
   ) in message
@@ -438,9 +435,9 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
     'late_events: created with PRIMARY KEY ((source, day), event_id, reason), 3 rows copied back',
     'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
-    *ABANDON_METRICS_V2_COLUMNS_ADDED,
-    'schema version 2 recorded',
-    f'keyspace {keyspace} is at schema v2',
+    *abandon_metrics_rebuilt(1),
+    'schema version 3 recorded',
+    f'keyspace {keyspace} is at schema v3',
   ]
   late = sorted(
     session.execute(f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events')
@@ -457,16 +454,18 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   ]
   assert [
     tuple(r)
-    for r in session.execute(f'SELECT queue_id, total_calls FROM {keyspace}.abandon_metrics')
-  ] == [('Q-old', 7)]
+    for r in session.execute(
+      f'SELECT queue_id, channel, total_calls FROM {keyspace}.abandon_metrics'
+    )
+  ] == [('Q-old', VOICE, 7)]
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [1, 2]
+  ) == [1, 3]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v2 already: nothing to do'
+    f'keyspace {keyspace} is at schema v3 already: nothing to do'
   ]
 
   events = str(tmp_path / 'calls.jsonl')
@@ -499,9 +498,137 @@ def test_an_interrupted_migration_finishes_when_run_again(cassandra_args, sessio
   monkeypatch.setattr(cassandra_migration, '_copy_as_records', copy_back)
   assert cassandra_migration.migrate(settings) == [
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
-    *ABANDON_METRICS_V2_COLUMNS_ADDED,
-    'schema version 2 recorded',
+    *abandon_metrics_rebuilt(1),
+    'schema version 3 recorded',
   ]
   assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
   assert session.execute(f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
   CassandraSink(settings).prepare(TABLES.values())
+
+
+# abandon_metrics as schema v2 has it: every column of the record but channel.
+V2_ABANDON_METRICS_COLUMNS = [name for name in AbandonMetrics._fields if name != 'channel']
+
+
+def create_v2_keyspace(session, keyspace: str, rows: List[AbandonMetrics]) -> None:
+  """The keyspace as the release with schema v2 created it, with `rows`
+  written as its sink wrote them (pane timestamps, no channel)."""
+  for statement in cassandra_sink.schema_statements(keyspace, REPLICATION, version=2):
+    session.execute(statement, timeout=60)
+  names = V2_ABANDON_METRICS_COLUMNS
+  insert = session.prepare(
+    f'INSERT INTO {keyspace}.abandon_metrics ({", ".join(names)}) '
+    f'VALUES ({", ".join("?" for _ in names)}) USING TIMESTAMP ?'
+  )
+  for row in rows:
+    session.execute(
+      insert, [*(getattr(row, n) for n in names), PANE_TIMESTAMP_BASE_US + row.pane_index]
+    )
+
+
+def v2_rows() -> List[AbandonMetrics]:
+  """Rows of two queues and two windows, with the vendor numerators set."""
+  return [
+    metrics_row(queue)._replace(
+      window_start=start,
+      window_end=start + 300_000,
+      pane_index=pane,
+      answered_calls=2,
+      abandon_rate_definition='genesys',
+    )
+    for queue, start, pane in (('Q-1', 0, 0), ('Q-1', 300_000, 2), ('Q-2', 0, 1))
+  ]
+
+
+def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
+  settings = settings_of(cassandra_args)
+  keyspace = settings.keyspace
+  create_v2_keyspace(session, keyspace, v2_rows())
+
+  with pytest.raises(ValueError) as refused:
+    CassandraSink(settings).prepare(TABLES.values())
+  assert str(refused.value) == (
+    f'Cassandra keyspace {keyspace} has schema v2, not v3 (abandon_metrics has '
+    'PRIMARY KEY (queue_id, window_start), not (queue_id, channel, window_start); '
+    'abandon_metrics lacks channel): stop the jobs writing to it and migrate it '
+    f'with "python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}" '
+    "and the job's other --cassandra_* options (docs/cassandra_schema.md)"
+  )
+  # Refused before applying anything: the table keeps its v2 layout.
+  assert 'channel' not in cassandra_sink.stored_table(session, keyspace, 'abandon_metrics').columns
+
+
+def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, session):
+  settings = settings_of(cassandra_args)
+  keyspace = settings.keyspace
+  rows = v2_rows()
+  create_v2_keyspace(session, keyspace, rows)
+
+  migrated = migrate_command(cassandra_args)
+  assert migrated.returncode == 0, migrated.stderr
+  assert migrated.stdout.splitlines() == [
+    *abandon_metrics_rebuilt(3),
+    'schema version 3 recorded',
+    f'keyspace {keyspace} is at schema v3',
+  ]
+  assert all(row.channel == VOICE for row in rows)
+  assert sorted(read_all(session, keyspace, ABANDON_METRICS)) == sorted(rows)
+  # Each row keeps its pane's write timestamp, so later panes still win.
+  stamps = {
+    (r.queue_id, r.window_start): r.t
+    for r in session.execute(
+      f'SELECT queue_id, window_start, writetime(total_calls) AS t FROM {keyspace}.abandon_metrics'
+    )
+  }
+  assert stamps == {
+    (r.queue_id, r.window_start): PANE_TIMESTAMP_BASE_US + r.pane_index for r in rows
+  }
+  assert sorted(
+    r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
+  ) == [2, 3]
+
+  again = migrate_command(cassandra_args)
+  assert again.returncode == 0, again.stderr
+  assert again.stdout.splitlines() == [
+    f'keyspace {keyspace} is at schema v3 already: nothing to do'
+  ]
+
+  CassandraSink(settings).prepare(TABLES.values())
+  writer = CassandraWriter(settings)
+  try:
+    newest = rows[1]  # pane 2
+    # An earlier pane of a migrated row loses; the same window of another
+    # channel is a row of its own.
+    writer.upsert(
+      ABANDON_METRICS,
+      [newest._replace(pane_index=1, total_calls=99), newest._replace(channel=CHAT)],
+    )
+  finally:
+    writer.close()
+  assert sorted(read_all(session, keyspace, ABANDON_METRICS)) == sorted(
+    [*rows, newest._replace(channel=CHAT)]
+  )
+
+
+def test_two_channels_of_one_queue_and_window_are_two_rows(cassandra_args, session):
+  settings = settings_of(cassandra_args)
+  keyspace = settings.keyspace
+  CassandraSink(settings).prepare(TABLES.values())
+  voice = metrics_row('Q-1')
+  chat = voice._replace(channel=CHAT, total_calls=5, abandoned_calls=0)
+  writer = CassandraWriter(settings)
+  try:
+    writer.upsert(ABANDON_METRICS, [voice, chat])
+    # A later pane of one channel updates that channel's row only.
+    writer.upsert(ABANDON_METRICS, [chat._replace(pane_index=1, total_calls=6)])
+  finally:
+    writer.close()
+
+  # One partition per queue, its rows clustered by channel, then window.
+  assert [
+    (r.channel, r.window_start, r.total_calls)
+    for r in session.execute(
+      f'SELECT channel, window_start, total_calls FROM {keyspace}.abandon_metrics '
+      "WHERE queue_id = 'Q-1'"
+    )
+  ] == [(CHAT, 0, 6), (VOICE, 0, 3)]
