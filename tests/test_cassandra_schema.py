@@ -74,7 +74,9 @@ def test_abandon_metrics_is_one_partition_per_queue_clustered_by_channel_and_win
     ('queue_id',), ('channel', 'window_start')
   )
   cql = cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
-  assert cql.endswith(', channel text, PRIMARY KEY (queue_id, channel, window_start))'), cql
+  assert cql.endswith(
+    ', channel text, queue_name text, PRIMARY KEY (queue_id, channel, window_start))'
+  ), cql
   # v2 stays as released: the migration and its tests create v2 keyspaces.
   [v2_create] = [
     s
