@@ -186,7 +186,8 @@ class SqliteSink(ResultSink):
         conn.execute('ROLLBACK')
         raise
     for table, rows in (r for r in rebuilt if r):
-      _LOGGER.info(
+      # Warning: a migration must show at the job's default log level.
+      _LOGGER.warning(
         'sqlite store %s: %s rebuilt with primary key (%s), %d rows kept',
         self._path,
         table.name,

@@ -61,7 +61,11 @@ def main(argv: Optional[List[str]] = None) -> None:
   _, unknown = parser.parse_known_args(argv)
   if unknown:
     sys.exit(f'error: unknown option {unknown[0]!r} (see --help)')
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  # force: importing Beam already gave the root logger a handler at WARNING,
+  # which would swallow the INFO lines (store reopened, readable again).
+  logging.basicConfig(
+    level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s', force=True
+  )
   try:
     serve(DashboardConfig.from_options(PipelineOptions(argv)))
   except KeyboardInterrupt:

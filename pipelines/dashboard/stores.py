@@ -340,17 +340,17 @@ class CassandraStore(Store):
     key = table.primary_key[0]
     source = f'{self._keyspace}.{table.name}'
     names = ', '.join(middle)
-    # The first middle column's declared order says which way is "after".
+    # The first middle column's declared order says which way is "after";
+    # several columns compare as one tuple.
     after = '>' if self._clustering(table)[0][1] == 'asc' else '<'
     marks = ', '.join('?' for _ in middle)
+    relation = f'{names} {after} ?' if len(middle) == 1 else f'({names}) {after} ({marks})'
     group = None
     while True:
       if group is None:
         cql, params = f'SELECT {names} FROM {source} WHERE {key} = ? LIMIT 1', [value]
       else:
-        cql = (
-          f'SELECT {names} FROM {source} WHERE {key} = ? AND ({names}) {after} ({marks}) LIMIT 1'
-        )
+        cql = f'SELECT {names} FROM {source} WHERE {key} = ? AND {relation} LIMIT 1'
         params = [value, *group]
       found = [tuple(row) for row in self._execute(cql, params)]
       if not found:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
@@ -162,9 +162,10 @@ def write_page_rows(writer: RowWriter, start_ms: int) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def wallboard(args: Sequence[str]) -> Iterator[str]:
+def wallboard(args: Sequence[str], log: Optional[List[str]] = None) -> Iterator[str]:
   """`python -m pipelines.dashboard ARGS --port=0` as a subprocess; yields
-  the page's URL and stops the server afterwards."""
+  the page's URL and stops the server afterwards. Its log lines (stderr)
+  are appended to `log` as they come."""
   process = subprocess.Popen(
     [sys.executable, '-m', 'pipelines.dashboard', '--port=0', *args],
     cwd=REPO,
@@ -175,8 +176,10 @@ def wallboard(args: Sequence[str]) -> Iterator[str]:
   )
   lines: 'queue.Queue[str]' = queue.Queue()
   threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-  stderr: List[str] = []
-  threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True).start()
+  stderr: List[str] = [] if log is None else log
+  threading.Thread(
+    target=lambda: [stderr.append(line) for line in process.stderr], daemon=True
+  ).start()
   try:
     url = None
     deadline = time.monotonic() + START_TIMEOUT_S
