@@ -150,7 +150,7 @@ def test_service_level_status_at_the_edges(level, expected):
 def test_trends_are_the_windows_of_the_last_hours(db, hours):
   q = queries_on(db)
   board = q.read()
-  trends = q.queue_trends(hours, sorted(board.tiles), board.newest_window_end)
+  trends = q.queue_trends(hours, sorted(board.queues), board.newest_window_end)
   [until] = [r['m'] for r in sql(db, 'SELECT MAX(window_end) AS m FROM abandon_metrics')]
   rows = sql(
     db,

@@ -234,6 +234,16 @@ def _wait(row: Row, has_asa: bool) -> Optional[float]:
   return wait / offered if offered and wait is not None else None
 
 
+def _statuses(row: Row, thresholds: Thresholds) -> Tuple[str, str, str]:
+  """(abandon status, service-level status, the worse) of a window."""
+  if not row['total_calls']:
+    # A window without calls (or an unknown count) has no rate to judge.
+    return 'idle', 'idle', 'idle'
+  rate = abandon_status(_finite(row['abandon_rate']), thresholds)
+  level = service_level_status(_finite(row['service_level']), thresholds)
+  return rate, level, max(rate, level, key=_SEVERITY.index)
+
+
 def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
   """A window of abandon_metrics (one channel or `combine`d) as the page
   shows it."""
@@ -250,13 +260,7 @@ def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
     'pane_index': row['pane_index'],
     'pane_timing': clip(row['pane_timing']),
   }
-  if offered:
-    out['abandon_status'] = abandon_status(out['abandon_rate'], thresholds)
-    out['service_level_status'] = service_level_status(out['service_level'], thresholds)
-    out['status'] = max(out['abandon_status'], out['service_level_status'], key=_SEVERITY.index)
-  else:
-    # A window without calls (or an unknown count) has no rate to judge.
-    out['abandon_status'] = out['service_level_status'] = out['status'] = 'idle'
+  out['abandon_status'], out['service_level_status'], out['status'] = _statuses(row, thresholds)
   return out
 
 
@@ -268,16 +272,27 @@ def _by_window(rows: Iterable[Row]) -> Dict[Tuple[str, int], List[Row]]:
   return grouped
 
 
-def worst_first(tile: Row) -> Tuple[Any, ...]:
-  """Sort key of tiles, worst first: status, then abandon rate, then
-  service level, then queue id."""
-  return (
-    -_SEVERITY.index(tile['status']),
-    not tile['current'],
-    -(tile['abandon_rate'] or 0),
-    tile['service_level'] if tile['service_level'] is not None else 1,
-    tile['queue_id'],
+class Rank(NamedTuple):
+  """What a view needs of a queue it does not show: `key` sorts worst
+  first (status, current window, abandon rate, service level, id)."""
+
+  key: Tuple[Any, ...]
+  status: str
+  offered: Optional[int]
+  abandoned: Optional[int]
+
+
+def _rank(row: Row, current: bool, thresholds: Thresholds) -> Rank:
+  status = _statuses(row, thresholds)[2]
+  rate, level = _finite(row['abandon_rate']), _finite(row['service_level'])
+  key = (
+    -_SEVERITY.index(status),
+    not current,
+    -(rate or 0),
+    level if level is not None else 1,
+    row['queue_id'],
   )
+  return Rank(key, status, row['total_calls'], row['abandoned_calls'])
 
 
 def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, Any]:
@@ -299,16 +314,23 @@ def _newest_end(rows: Iterable[Row]) -> Optional[int]:
   return max((row['window_end'] for row in rows), default=None)
 
 
+def _wait_label(has_asa: bool) -> str:
+  return 'ASA' if has_asa else 'avg wait'
+
+
 def _version(value: Any) -> str:
   return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Board(NamedTuple):
-  """One read of the store: every queue's tile (by queue id, the full id)
-  and the sections that do not depend on a page's filter."""
+  """One read of the store: every queue's channel rows of its newest window
+  and its `Rank` (by queue id), and the sections that do not depend on a
+  page's filter. Tiles are built for the queues a view shows only."""
 
-  tiles: Dict[str, Row]
-  wait_label: str
+  queues: Dict[str, List[Row]]
+  ranks: Dict[str, Rank]
+  newest_start: Optional[int]
+  has_asa: bool
   newest_window_end: Optional[int]
   volumes: Dict[str, Any]
   alerts: Dict[str, Any]
@@ -343,30 +365,23 @@ class WallboardQueries:
     return WINDOW_COLUMNS + tuple(c for c in later if c in have), has_asa
 
   def latest_windows(self) -> Dict[str, Any]:
-    """Tiles of every queue, sorted by queue id: its newest window, its channels
-    summed. `current` is False for a queue whose newest window is older than
-    the newest window of all."""
-    self._store.check()
-    queues = self._tiles()[0]
-    return {**queues, 'tiles': sorted(queues['tiles'].values(), key=lambda t: t['queue_id'])}
-
-  def _tiles(self) -> Tuple[Dict[str, Any], List[Row]]:
-    """The tiles and the raw newest rows (for the health)."""
-    columns, has_asa = self._window_columns()
-    rows = self._store.latest(ABANDON_METRICS, columns).rows
-    windows = [combine(channels) for channels in _by_window(rows).values()]
-    newest_start = max((row['window_start'] for row in windows), default=None)
-    tiles = {}
-    for row in windows:
-      tile = _window_row(row, self._thresholds, has_asa)
-      tile['current'] = row['window_start'] == newest_start
-      tile['channels'] = [clip(c) for c in row['channels'][:MAX_CHANNELS_SHOWN]]
-      tiles[row['queue_id']] = tile
+    """Tiles of every queue, sorted by queue id: its newest window, its
+    channels summed. `current` is False for a queue whose newest window is
+    older than the newest window of all."""
+    board = self.read()
     return {
-      'wait_label': 'ASA' if has_asa else 'avg wait',
-      'newest_window_end': _newest_end(rows),
-      'tiles': tiles,
-    }, rows
+      'wait_label': _wait_label(board.has_asa),
+      'newest_window_end': board.newest_window_end,
+      'tiles': [self._tile(board, queue) for queue in sorted(board.queues)],
+    }
+
+  def _tile(self, board: Board, queue_id: str) -> Row:
+    rows = board.queues[queue_id]
+    total = combine(rows)
+    tile = _window_row(total, self._thresholds, board.has_asa)
+    tile['current'] = total['window_start'] == board.newest_start
+    tile['channels'] = [clip(c) for c in total['channels'][:MAX_CHANNELS_SHOWN]]
+    return tile
 
   def _series(self, table: Table, columns: Sequence[str], key: str, since_ms: int) -> List[Row]:
     """`key`'s rows with a window starting at or after `since_ms`."""
@@ -508,12 +523,26 @@ class WallboardQueries:
     """Reads the store once: everything the pages show besides trends and
     drill-downs."""
     self._store.check()
-    queues, latest_calls = self._tiles()
+    columns, has_asa = self._window_columns()
+    latest_calls = self._store.latest(ABANDON_METRICS, columns).rows
+    queues = {queue: rows for (queue, _), rows in _by_window(latest_calls).items()}
+    newest_start = max((row['window_start'] for row in latest_calls), default=None)
+    ranks = {
+      # One channel is its own total: no copy for the many single-channel queues.
+      queue: _rank(
+        rows[0] if len(rows) == 1 else combine(rows),
+        rows[0]['window_start'] == newest_start,
+        self._thresholds,
+      )
+      for queue, rows in queues.items()
+    }
     latest_volumes = self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows
     return Board(
-      tiles=queues['tiles'],
-      wait_label=queues['wait_label'],
-      newest_window_end=queues['newest_window_end'],
+      queues=queues,
+      ranks=ranks,
+      newest_start=newest_start,
+      has_asa=has_asa,
+      newest_window_end=_newest_end(latest_calls),
       volumes=self._volumes(latest_volumes, 1),
       alerts=self.pattern_alerts(),
       health=self._health(latest_calls, latest_volumes),
@@ -525,26 +554,30 @@ class WallboardQueries:
     first and `rest` summarising the others; the other sections as read.
     `data_version` changes exactly when a number shown does (not when only
     the clock moved)."""
+    ranks = board.ranks
     if queues is None:
-      chosen = list(board.tiles.values())
+      chosen = list(ranks)
     else:
-      chosen = [board.tiles[q] for q in dict.fromkeys(queues) if q in board.tiles]
+      chosen = [q for q in dict.fromkeys(queues) if q in ranks]
     if len(chosen) <= tiles:
-      shown, others = sorted(chosen, key=lambda t: t['queue_id']), []
+      shown, others = sorted(chosen), []
     else:
-      ranked = sorted(chosen, key=worst_first)
-      shown, others = ranked[:tiles], ranked[tiles:]
+      ranked = sorted(chosen, key=lambda q: ranks[q].key)
+      shown, others = ranked[:tiles], [ranks[q] for q in ranked[tiles:]]
+    statuses: Dict[str, int] = {}
+    for rank in others:
+      statuses[rank.status] = statuses.get(rank.status, 0) + 1
     rest = {
       'queues': len(others),
-      'statuses': {s: sum(1 for t in others if t['status'] == s) for s in _SEVERITY if others},
-      'offered': sum(t['offered'] or 0 for t in others),
-      'abandoned': sum(t['abandoned'] or 0 for t in others),
+      'statuses': statuses,
+      'offered': sum(r.offered or 0 for r in others),
+      'abandoned': sum(r.abandoned or 0 for r in others),
     }
     data = {
       'queues': {
-        'wait_label': board.wait_label,
+        'wait_label': _wait_label(board.has_asa),
         'newest_window_end': board.newest_window_end,
-        'tiles': shown,
+        'tiles': [self._tile(board, queue) for queue in shown],
         'rest': rest,
         'selected': len(chosen),
         'missing': 0 if queues is None else len(set(queues)) - len(chosen),
@@ -616,7 +649,7 @@ class WallboardQueries:
       'hours': hours,
       'page': page,
       'pages': pages,
-      'wait_label': 'ASA' if has_asa else 'avg wait',
+      'wait_label': _wait_label(has_asa),
       'windows': windows,
       'windows_complete': complete,
       'late_events': [

@@ -157,7 +157,6 @@ class SqliteStore(Store):
     conn = sqlite3.connect(
       f'{file.as_uri()}?mode=ro', uri=True, check_same_thread=False, timeout=10
     )
-    conn.row_factory = sqlite3.Row
     try:
       present = {
         name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -193,22 +192,26 @@ class SqliteStore(Store):
       os.path.realpath(self._path),
     )
 
-  def _read(self, sql: str, params: Sequence[Any] = ()) -> List[sqlite3.Row]:
+  def _read(self, sql: str, params: Sequence[Any] = ()) -> List[Row]:
     with self._lock:
-      return self._conn.execute(sql, params).fetchall()
+      cursor = self._conn.execute(sql, params)
+      rows = cursor.fetchall()
+    # zip over the names: twice as fast as sqlite3.Row then dict.
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in rows]
 
   def columns(self, table: Table) -> FrozenSet[str]:
     return frozenset(row['name'] for row in self._read(f'PRAGMA table_info({table.name})'))
 
   def latest(self, table, columns) -> Rows:
     key, time = table.primary_key[0], table.primary_key[-1]
-    names = ', '.join(f't.{name}' for name in columns)
+    names = ', '.join(f't.{name} AS {name}' for name in columns)
     rows = self._read(
       f'SELECT {names} FROM {table.name} t JOIN '
       f'(SELECT {key} AS k, MAX({time}) AS newest FROM {table.name} GROUP BY {key}) l '
       f'ON t.{key} = l.k AND t.{time} = l.newest ORDER BY t.{key}'
     )
-    return Rows([dict(row) for row in rows], True)
+    return Rows(rows, True)
 
   def newest(self, table, columns, time_column, limit, equal=None, since_ms=None) -> Rows:
     where, params = _where(equal or {}, time_column, since_ms)
@@ -216,15 +219,16 @@ class SqliteStore(Store):
       f'SELECT {", ".join(columns)} FROM {table.name}{where} ORDER BY {time_column} DESC LIMIT ?',
       [*params, limit],
     )
-    return Rows([dict(row) for row in rows], True)
+    return Rows(rows, True)
 
   def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
     names = ', '.join(group_by)
     grouped = f'SELECT {names}, COUNT(*) AS n FROM {table.name}{where} GROUP BY {names}'
-    [(total, groups)] = self._read(f'SELECT TOTAL(n), COUNT(*) FROM ({grouped})', params)
+    [totals] = self._read(f'SELECT TOTAL(n) AS t, COUNT(*) AS g FROM ({grouped})', params)
     rows = self._read(f'{grouped} ORDER BY n DESC, {names} LIMIT ?', [*params, limit])
-    return Counts({tuple(row)[:-1]: row[-1] for row in rows}, int(total), groups, True)
+    counts = {tuple(row[name] for name in group_by): row['n'] for row in rows}
+    return Counts(counts, int(totals['t']), totals['g'], True)
 
   def close(self) -> None:
     with self._lock:
