@@ -14,6 +14,19 @@ SERVICE_LEVEL_DEFINITIONS = (
   'exclude_short_abandons',
 )
 CONNECT_QUEUE_KEYS = ('name', 'arn')
+# transforms/records.py CHANNELS, spelled out for the same reason.
+CHANNELS = (
+  'voice',
+  'chat',
+  'email',
+  'task',
+  'message',
+  'callback',
+  'video',
+  'cobrowse',
+  'screenshare',
+  'unknown',
+)
 
 
 class CallMetricsOptions(PipelineOptions):
@@ -65,6 +78,35 @@ class CallMetricsOptions(PipelineOptions):
       help='genesys_cloud: seconds of event time an acd.start waits for '
       'its acd.end before it is dropped (bounds the pairing state); a '
       'call that waited longer counts with its wait unknown.',
+    )
+    group.add_argument(
+      '--genesys_callback_max_queue_wait',
+      type=int,
+      default=86400,
+      help='genesys_cloud: as --genesys_max_queue_wait, for callbacks '
+      '(mediaType CALLBACK), which routinely wait hours for an agent.',
+    )
+    group.add_argument(
+      '--genesys_trigger_topic',
+      default=None,
+      help='genesys_cloud: the topic of the Process Automation trigger '
+      'whose bare event bodies this job reads, e.g. '
+      "'v2.detail.events.conversation.{id}.acd.end'; unset, a bare "
+      "body's topic is told by its fields (docs/vendor_formats.md).",
+    )
+    group.add_argument(
+      '--channels',
+      default=','.join(CHANNELS),
+      help='Comma-separated channels whose contacts the call metrics count '
+      f'({", ".join(CHANNELS)}); contacts of other channels are passed '
+      'over and counted.',
+    )
+    group.add_argument(
+      '--queue_names',
+      default=None,
+      help='A CSV (queue_id,queue_name) or JSON object file naming queue '
+      'ids, e.g. exported from the Genesys Cloud queues API; outputs and '
+      'the wallboard show the names; unknown ids stay ids.',
     )
     group.add_argument(
       '--window_size',

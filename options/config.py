@@ -17,11 +17,12 @@ exactly 2.3 s across the threshold).
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import FrozenSet, Type, TypeVar
+from typing import FrozenSet, Mapping, Optional, Type, TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.timestamp import Duration
 
+from options.call_inputs import load_queue_names, parse_channels, trigger_topic_kind
 from options.call_metrics_options import CallMetricsOptions
 from options.interaction_options import InteractionOptions, parse_statuses
 from options.stream_options import EventTimeOptions, FieldRuleOptions
@@ -49,6 +50,8 @@ def _check_types(config: object) -> None:
   for field in dataclasses.fields(config):
     value = getattr(config, field.name)
     expected = typing.get_origin(field.type) or field.type
+    if expected is typing.Union:  # Optional[X]
+      expected = tuple(typing.get_origin(a) or a for a in typing.get_args(field.type))
     if expected is float:
       expected = (int, float)
     if isinstance(value, bool) or not isinstance(value, expected):
@@ -169,6 +172,12 @@ class CallMetricsConfig(FlowConfig):
   service_level_seconds: float
   connect_queue_key: str
   genesys_max_queue_wait: Duration
+  genesys_callback_max_queue_wait: Duration
+  # `acd.start` or `acd.end`: the topic of bare Genesys bodies
+  # (--genesys_trigger_topic); None: told by their fields.
+  genesys_trigger_kind: Optional[str]
+  channels: FrozenSet[str]
+  queue_names: Mapping[str, str]
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
@@ -186,6 +195,10 @@ class CallMetricsConfig(FlowConfig):
       service_level_seconds=o.service_level_seconds,
       connect_queue_key=o.connect_queue_key,
       genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait),
+      genesys_callback_max_queue_wait=Duration(seconds=o.genesys_callback_max_queue_wait),
+      genesys_trigger_kind=trigger_topic_kind(o.genesys_trigger_topic),
+      channels=parse_channels(o.channels),
+      queue_names=load_queue_names(o.queue_names),
     )
 
 

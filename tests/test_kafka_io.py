@@ -41,7 +41,7 @@ def metrics_row(queue_id='Q-1', wait=40.0) -> AbandonMetrics:
 def test_rows_are_json_keyed_by_primary_key():
   row = metrics_row()
   key, value = to_kafka_kv(ABANDON_METRICS, row)
-  assert key == b'["Q-1",1000]'
+  assert key == b'["Q-1","voice",1000]'
   assert json.loads(value) == row._asdict()
 
 
@@ -71,10 +71,10 @@ def check_rejected(letters):
   by_reason = {d.reason: d for d in letters}
   assert len(letters) == len(by_reason) == 3, letters
   assert {d.source for d in letters} == {'sink:kafka'}
-  assert by_reason['not_strict_json'].origin == ('abandon_metrics:["Q-inf",1000]')
+  assert by_reason['not_strict_json'].origin == ('abandon_metrics:["Q-inf","voice",1000]')
   assert 'total_wait_seconds' in by_reason['not_strict_json'].detail
   # The origin is ASCII: the lone surrogate is escaped.
-  assert by_reason['not_encodable'].origin == ('abandon_metrics:["Q-\\ud800",1000]')
+  assert by_reason['not_encodable'].origin == ('abandon_metrics:["Q-\\ud800","voice",1000]')
   too_large = by_reason['row_too_large']
   assert too_large.origin.startswith('abandon_metrics:["QQQQ')
   assert len(too_large.origin) < 300 and '...sha256:' in too_large.origin

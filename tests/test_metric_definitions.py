@@ -131,9 +131,9 @@ def test_rates_equal_the_reference_per_definition(streams, fmt, service_level, a
   }
   with sqlite3.connect(db) as conn:
     rows = {
-      (q, ws): tuple(rest)
-      for q, ws, *rest in conn.execute(
-        'SELECT queue_id, window_start, abandon_rate, service_level, '
+      (q, c, ws): tuple(rest)
+      for q, c, ws, *rest in conn.execute(
+        'SELECT queue_id, channel, window_start, abandon_rate, service_level, '
         'abandon_rate_definition, service_level_definition '
         'FROM abandon_metrics'
       )

@@ -26,6 +26,7 @@ from transforms.acd_pairing import PairAcdSessions
 from transforms.formats import fields
 from transforms.formats.amazon_connect import (
   ConnectOfferedCalls,
+  PassedOver,
   contact_record_time_ms,
   parse_contact_record,
 )
@@ -108,7 +109,10 @@ def ctr(contact_id='ct-1', dequeue='2026-11-02T08:00:42Z', duration=12, agent=Tr
     },
     'Agent': ({'Username': 'a-1', 'ConnectedToAgentTimestamp': dequeue} if agent else None),
     'Attributes': {'timestamp': 5},
+    'DisconnectReason': 'CUSTOMER_DISCONNECT',
   }
+  if not agent:  # the caller hung up in queue
+    record['DisconnectTimestamp'] = dequeue
   record.update(changes)
   return record
 
@@ -119,7 +123,9 @@ def ctr(contact_id='ct-1', dequeue='2026-11-02T08:00:42Z', duration=12, agent=Tr
 @pytest.mark.parametrize('bare', [False, True])
 def test_acd_end_of_either_form_is_an_offered_call_half(bare):
   event = parse_genesys_event(raw(genesys(bare=bare)))
-  assert event == AcdEvent(ACD_END, f'{CONVERSATION}:{SESSION}', QUEUE, BASE_MS + 30_000, ANSWERED)
+  assert event == AcdEvent(
+    ACD_END, f'{CONVERSATION}:{SESSION}', QUEUE, BASE_MS + 30_000, ANSWERED, 'voice'
+  )
 
 
 @pytest.mark.parametrize(
@@ -169,6 +175,8 @@ GENESYS_REASON = {
   'missing_session_id': 'missing_field',
   'empty_queue_id': 'empty_field',
   'unknown_acd_outcome': 'unknown_enum_value',
+  'unknown_media_type': 'unknown_enum_value',
+  'contact_record_instead': 'wrong_stream',
   'empty_line': 'empty_record',
   'invalid_utf8': 'invalid_utf8',
   OVERSIZED_KIND: 'oversized_record',
@@ -422,7 +430,10 @@ def test_answered_and_abandoned_contacts():
   answered = parse_contact_record(raw(ctr()))
   assert answered == OfferedCall('ct-1', 'Billing', BASE_MS + 42_000, ANSWERED, 12)
   assert parse_contact_record(raw(ctr(agent=False))).outcome == ABANDONED
-  no_connection = ctr(Agent={'Username': 'a', 'ConnectedToAgentTimestamp': None})
+  no_connection = ctr(
+    Agent={'Username': 'a', 'ConnectedToAgentTimestamp': None},
+    DisconnectTimestamp='2026-11-02T08:00:42Z',
+  )
   assert parse_contact_record(raw(no_connection)).outcome == ABANDONED
 
 
@@ -438,7 +449,7 @@ def test_a_contact_that_never_queued_is_passed_over(queue):
     record['Queue'] = None
   else:
     del record['Queue']
-  assert parse_contact_record(raw(record)) is None
+  assert parse_contact_record(raw(record)) == PassedOver('never_queued')
   assert contact_record_time_ms(raw(record)) is None
 
 
@@ -472,6 +483,9 @@ CONNECT_REASON = {
   'agent_not_object': 'wrong_type',
   'connected_timestamp_garbage': 'malformed_timestamp',
   'empty_queue_name': 'empty_field',
+  'unknown_channel': 'unknown_enum_value',
+  'unknown_initiation_method': 'unknown_enum_value',
+  'contact_event_instead': 'wrong_stream',
   'empty_line': 'empty_record',
   'invalid_utf8': 'invalid_utf8',
   OVERSIZED_KIND: 'oversized_record',

@@ -33,6 +33,7 @@ def note(
   queue: str = 'Q-1',
   outcome: str = 'ANSWERED',
   conversation: str = CONV,
+  media: str = 'VOICE',
 ) -> bytes:
   """A bare Genesys notification line."""
   body = {
@@ -40,6 +41,7 @@ def note(
     'conversationId': conversation,
     'sessionId': session,
     'queueId': queue,
+    'mediaType': media,
   }
   if suffix == 'acd.end':
     body['acdOutcome'] = outcome
@@ -51,10 +53,14 @@ def note(
 def ctr(
   contact: str, dequeue: str, duration: int = 10, agent: bool = True, queue: str = 'Billing'
 ) -> bytes:
+  """A contact record line; without an agent, the caller hung up in queue."""
   return json.dumps(
     {
       'ContactId': contact,
       'Channel': 'VOICE',
+      'InitiationMethod': 'INBOUND',
+      'DisconnectReason': 'CUSTOMER_DISCONNECT',
+      'DisconnectTimestamp': dequeue,
       'InitiationTimestamp': '2026-11-02T07:59:00Z',
       'Queue': {
         'Name': queue,
@@ -101,7 +107,9 @@ def test_reference_counts_what_the_generator_wrote(tmp_path, fmt):
   assert res.lines == counts['lines']
   assert res.offered == counts['offered']
   assert res.dead_letter_count == counts['malformed'] == len(gen.MALFORMED_KINDS[fmt]) + 1
-  assert res.duplicates == counts['duplicates'] + counts['updates']
+  # Updates written within the de-duplication TTL are duplicates, later
+  # ones record updates.
+  assert res.duplicates + len(res.record_updates) == counts['duplicates'] + counts['updates']
   assert res.offered == sum(r['total_calls'] for r in res.rows.values()) + len(res.late)
   if fmt == gen.GENESYS:
     assert res.passed_over == counts['passed_over']  # customer.end
@@ -230,7 +238,7 @@ def test_connect_queue_key_and_first_arrival_wins(tmp_path):
     ],
   )
   res = ref.reference_vendor_metrics(str(path), ref.CONNECT, connect_queue_key='arn')
-  assert set(res.rows) == {('arn:q/Billing', B)}
+  assert set(res.rows) == {('arn:q/Billing', 'voice', B)}
   assert res.duplicates == 1
 
 
@@ -252,8 +260,13 @@ def test_iso_times(text, ms):
 
 
 def test_committed_samples_were_made_by_the_documented_commands(tmp_path):
-  for fmt, calls, seed, rate in ((gen.GENESYS, 500, 14, 0.5), (gen.CONNECT, 800, 15, 0.8)):
+  for fmt, calls, seed, rate, shares in (
+    (gen.GENESYS, 500, 14, 0.5, {'body_share': 0.1, 'callback_share': 0.05}),
+    (gen.CONNECT, 800, 15, 0.8, {'callback_share': 0.15, 'outbound_share': 0.05}),
+  ):
     out = tmp_path / f'{fmt}.jsonl'
-    gen.write_vendor_events(str(out), fmt, calls, seed, events_per_second=rate)
+    gen.write_vendor_events(str(out), fmt, calls, seed, events_per_second=rate, **shares)
     assert out.read_bytes() == (REPO / 'samples' / f'{fmt}.jsonl').read_bytes(), fmt
     assert f'--calls {calls} --seed {seed} --events-per-second {rate}' in gen.__doc__
+    flags = ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in shares.items())
+    assert flags in gen.__doc__.replace('\\\n       ', ''), flags

@@ -1,9 +1,9 @@
-"""AbandonRate: per-queue abandon statistics in fixed event-time windows."""
+"""AbandonRate: abandon statistics per queue and channel in fixed event-time
+windows."""
 
 import functools
-import operator
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable, List, NamedTuple
+from typing import Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 
@@ -15,11 +15,36 @@ from transforms.metric_definitions import (
   Counts,
   definition,
 )
-from transforms.records import ABANDONED, ANSWERED, FLOW_OUT, AbandonMetrics, OfferedCall
+from transforms.records import (
+  ABANDONED,
+  ANSWERED,
+  CHANNELS,
+  FLOW_OUT,
+  VOICE,
+  AbandonMetrics,
+  OfferedCall,
+)
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
 _FOUR_PLACES = Decimal('0.0001')
+# Between the channel and the queue id in a row key: channels (CHANNELS)
+# never hold it, so the first one splits the key whatever the queue id.
+_KEY_SEPARATOR = '|'
+
+
+def row_key(call: OfferedCall) -> str:
+  """The windowed step's key of a call: its channel and queue."""
+  return f'{call.channel}{_KEY_SEPARATOR}{call.queue_id}'
+
+
+def split_row_key(key: str) -> Tuple[str, str]:
+  """(queue_id, channel) of a row_key. A key of state written before
+  channels existed is a bare queue id: voice."""
+  channel, separator, queue_id = key.partition(_KEY_SEPARATOR)
+  if not separator or channel not in CHANNELS:
+    return key, VOICE
+  return queue_id, channel
 
 
 class AbandonStats(NamedTuple):
@@ -129,15 +154,18 @@ def to_abandon_metrics(
   pane: WindowPane,
   abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
   service_level_definition: str = DEFAULT_SERVICE_LEVEL,
+  queue_names: Optional[Mapping[str, str]] = None,
 ) -> AbandonMetrics:
   """The row of a pane, its rates by the named definitions
-  (transforms/metric_definitions.py)."""
+  (transforms/metric_definitions.py), its queue named by `queue_names`
+  (the id where it has none)."""
+  queue_id, channel = split_row_key(pane.key)
   stats: AbandonStats = pane.result
   counts = _counts(stats)
   abandon_rate = definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
   service_level = definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
   return AbandonMetrics(
-    queue_id=pane.key,
+    queue_id=queue_id,
     window_start=pane.window_start,
     window_end=pane.window_end,
     total_calls=stats.total_calls,
@@ -157,12 +185,14 @@ def to_abandon_metrics(
     answered_wait_seconds=float(stats.answered_wait_seconds),
     abandon_rate_definition=abandon_rate_definition,
     service_level_definition=service_level_definition,
+    channel=channel,
+    queue_name=(queue_names or {}).get(queue_id, queue_id),
   )
 
 
 class AbandonRate(WindowedMetric):
-  """Abandon statistics per queue and fixed window: the WindowedMetric of
-  AbandonStatsFn per `queue_id`.
+  """Abandon statistics per queue, channel and fixed window: the
+  WindowedMetric of AbandonStatsFn per `row_key` (channel and queue id).
 
   Input: PCollection[OfferedCall] (deduplicated, event-timed).
   Outputs (a dict):
@@ -184,17 +214,21 @@ class AbandonRate(WindowedMetric):
     max_out_of_orderness_seconds: int = 0,
     abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
     service_level_definition: str = DEFAULT_SERVICE_LEVEL,
+    queue_names: Optional[Mapping[str, str]] = None,
   ):
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
     definition(SERVICE_LEVEL_DEFINITIONS, service_level_definition)
     super().__init__(
       AbandonStatsFn(short_abandon_threshold_seconds, service_level_seconds),
-      operator.attrgetter('queue_id'),
+      row_key,
       functools.partial(
         to_abandon_metrics,
         abandon_rate_definition=abandon_rate_definition,
         service_level_definition=service_level_definition,
+        # A plain dict: the function is pickled with the step, and a
+        # read-only mapping proxy cannot be.
+        queue_names=dict(queue_names or {}),
       ),
       window_size_seconds,
       allowed_lateness_seconds,

@@ -16,7 +16,9 @@ Semantics, per session (`call_id` = conversationId:sessionId):
     close; the local runner routes them to the late output (counted, not
     lost);
   * a start waits for its end until the watermark is `max_queue_wait` past
-    it (rounded up to the tick), then it is dropped (`starts_without_end`):
+    it (`callback_max_queue_wait` for a callback: callbacks routinely wait
+    hours for an agent), rounded up to the tick, then it is dropped
+    (`starts_without_end`):
     the call is still in queue after that long, or its end was lost; if the
     end comes later it counts with its wait unknown.
 So state is bounded by the sessions in queue within `max_queue_wait`
@@ -38,7 +40,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
-from transforms.records import ACD_START, AcdEvent, OfferedCall
+from transforms.records import ACD_START, CALLBACK, VOICE, AcdEvent, OfferedCall
 from transforms.sharding import shard_of
 from transforms.state_coders import VersionedStateCoder
 
@@ -47,24 +49,41 @@ from transforms.state_coders import VersionedStateCoder
 TICK_SECONDS = 5
 TICK_MS = TICK_SECONDS * 1000
 
-# call_id -> start eventTime (ms).
-_Starts = Dict[str, int]
-# call_id -> (end eventTime ms, queue_id, outcome).
-_Ends = Dict[str, Tuple[int, str, str]]
-# Format v1 (transforms/state_coders.py): {call_id: start_ms}.
-STARTS_CODER = VersionedStateCoder('acd pairing starts', 1, dict, {1: dict})
-# Format v1: {call_id: [end_ms, queue_id, outcome]}.
+# call_id -> (start eventTime ms, channel).
+_Starts = Dict[str, Tuple[int, str]]
+# call_id -> (end eventTime ms, queue_id, outcome, channel).
+_End = Tuple[int, str, str, str]
+_Ends = Dict[str, _End]
+
+
+def _tuples(plain: dict) -> dict:
+  return {k: tuple(v) for k, v in plain.items()}
+
+
+# Format v2 (transforms/state_coders.py): {call_id: [start_ms, channel]};
+# v1 ({call_id: start_ms}) was written before channels: voice.
+STARTS_CODER = VersionedStateCoder(
+  'acd pairing starts',
+  2,
+  dict,
+  {1: lambda plain: {k: (v, VOICE) for k, v in plain.items()}, 2: _tuples},
+)
+# Format v2: {call_id: [end_ms, queue_id, outcome, channel]}; v1 lacks the
+# channel: voice.
 ENDS_CODER = VersionedStateCoder(
-  'acd pairing ends', 1, dict, {1: lambda plain: {k: tuple(v) for k, v in plain.items()}}
+  'acd pairing ends',
+  2,
+  dict,
+  {1: lambda plain: {k: (*v, VOICE) for k, v in plain.items()}, 2: _tuples},
 )
 
 
-def _offered(call_id: str, end: Tuple[int, str, str], start_ms: Optional[int]) -> OfferedCall:
-  end_ms, queue_id, outcome = end
+def _offered(call_id: str, end: _End, start_ms: Optional[int]) -> OfferedCall:
+  end_ms, queue_id, outcome, channel = end
   wait = None
   if start_ms is not None and end_ms >= start_ms:
     wait = (end_ms - start_ms) / 1000
-  return OfferedCall(call_id, queue_id, end_ms, outcome, wait)
+  return OfferedCall(call_id, queue_id, end_ms, outcome, wait, channel)
 
 
 class _PairFn(beam.DoFn):
@@ -72,8 +91,15 @@ class _PairFn(beam.DoFn):
   ENDS = ReadModifyWriteStateSpec('ends', ENDS_CODER)
   WAKE = TimerSpec('wake', TimeDomain.WATERMARK)
 
-  def __init__(self, max_queue_wait_ms: int, max_out_of_orderness_ms: int, metrics_namespace: str):
+  def __init__(
+    self,
+    max_queue_wait_ms: int,
+    max_out_of_orderness_ms: int,
+    metrics_namespace: str,
+    callback_max_queue_wait_ms: int,
+  ):
     self._max_wait_ms = max_queue_wait_ms
+    self._callback_max_wait_ms = callback_max_queue_wait_ms
     self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._paired = Metrics.counter(metrics_namespace, 'paired')
     self._negative = Metrics.counter(metrics_namespace, 'negative_waits')
@@ -81,7 +107,11 @@ class _PairFn(beam.DoFn):
     self._starts_alone = Metrics.counter(metrics_namespace, 'starts_without_end')
     self._repeated = Metrics.counter(metrics_namespace, 'repeated_in_pairing')
 
-  def _emit(self, call_id: str, end: Tuple[int, str, str], start_ms: Optional[int]):
+  def _deadline(self, start: Tuple[int, str]) -> int:
+    start_ms, channel = start
+    return start_ms + (self._callback_max_wait_ms if channel == CALLBACK else self._max_wait_ms)
+
+  def _emit(self, call_id: str, end: _End, start_ms: Optional[int]):
     offered = _offered(call_id, end, start_ms)
     if start_ms is not None:
       self._paired.inc()
@@ -108,19 +138,19 @@ class _PairFn(beam.DoFn):
           continue
         end = ends.pop(call_id, None)
         if end is None:
-          starts[call_id] = event.timestamp
+          starts[call_id] = (event.timestamp, event.channel)
         else:
           yield self._emit(call_id, end, event.timestamp)
         continue
-      end = (event.timestamp, event.queue_id, event.outcome)
+      end = (event.timestamp, event.queue_id, event.outcome, event.channel)
       if call_id in ends:
         self._repeated.inc()
         continue
-      start_ms = starts.pop(call_id, None)
-      if start_ms is None:
+      start = starts.pop(call_id, None)
+      if start is None:
         ends[call_id] = end
       else:
-        yield self._emit(call_id, end, start_ms)
+        yield self._emit(call_id, end, start[0])
     self._store(starts_state, starts, ends_state, ends, wake)
 
   @on_timer(WAKE)
@@ -137,7 +167,7 @@ class _PairFn(beam.DoFn):
     # Sorted: the same order on every runner and replay.
     for call_id in sorted(c for c, end in ends.items() if end[0] <= now_ms):
       yield self._emit(call_id, ends.pop(call_id), None)
-    expired = [c for c, start_ms in starts.items() if start_ms + self._max_wait_ms <= now_ms]
+    expired = [c for c, start in starts.items() if self._deadline(start) <= now_ms]
     for call_id in expired:
       del starts[call_id]
     if expired:
@@ -149,7 +179,7 @@ class _PairFn(beam.DoFn):
     earliest deadline, on the grid."""
     deadlines = [end[0] for end in ends.values()]
     if starts:
-      deadlines.append(min(starts.values()) + self._max_wait_ms)
+      deadlines.append(min(self._deadline(start) for start in starts.values()))
     for state, value in ((starts_state, starts), (ends_state, ends)):
       if value:
         state.write(value)
@@ -169,18 +199,31 @@ class PairAcdSessions(beam.PTransform):
   the end.
   Counters in `metrics_namespace`: `paired`, `negative_waits`,
   `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
+  A callback's start waits `callback_max_queue_wait_seconds` (default: the
+  same as the others).
   """
 
   def __init__(
-    self, max_queue_wait_seconds: int, max_out_of_orderness_seconds: int, metrics_namespace: str
+    self,
+    max_queue_wait_seconds: int,
+    max_out_of_orderness_seconds: int,
+    metrics_namespace: str,
+    callback_max_queue_wait_seconds: Optional[int] = None,
   ):
     super().__init__()
-    if max_queue_wait_seconds <= 0:
-      raise ValueError(
-        f'max queue wait (--genesys_max_queue_wait) must be > 0, got {max_queue_wait_seconds}'
-      )
+    if callback_max_queue_wait_seconds is None:
+      callback_max_queue_wait_seconds = max_queue_wait_seconds
+    for flag, value in (
+      ('--genesys_max_queue_wait', max_queue_wait_seconds),
+      ('--genesys_callback_max_queue_wait', callback_max_queue_wait_seconds),
+    ):
+      if value <= 0:
+        raise ValueError(f'max queue wait ({flag}) must be > 0, got {value}')
     self._fn = _PairFn(
-      max_queue_wait_seconds * 1000, max_out_of_orderness_seconds * 1000, metrics_namespace
+      max_queue_wait_seconds * 1000,
+      max_out_of_orderness_seconds * 1000,
+      metrics_namespace,
+      callback_max_queue_wait_seconds * 1000,
     )
 
   def expand(self, events):

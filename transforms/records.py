@@ -54,16 +54,28 @@ class CallEvent(NamedTuple):
   agent_id: Optional[str]
 
 
-# Channels of offered contacts, lower case, as every sink keys them. The
-# vendor formats map their own names onto these (transforms/formats/,
-# docs/vendor_formats.md); the seed format's calls are voice.
+# Channels of offered contacts, lower case, as every sink keys them. Each
+# vendor format maps its own documented values onto these
+# (transforms/formats/, docs/vendor_formats.md); the seed format's calls are
+# voice. Genesys' media types add video, cobrowse, screenshare and unknown.
 VOICE = 'voice'
 CHAT = 'chat'
 EMAIL = 'email'
 TASK = 'task'
 MESSAGE = 'message'
 CALLBACK = 'callback'
-CHANNELS = (VOICE, CHAT, EMAIL, TASK, MESSAGE, CALLBACK)
+CHANNELS = (
+  VOICE,
+  CHAT,
+  EMAIL,
+  TASK,
+  MESSAGE,
+  CALLBACK,
+  'video',
+  'cobrowse',
+  'screenshare',
+  'unknown',
+)
 
 # The outcome of an offered call in its queue.
 ANSWERED = 'ANSWERED'
@@ -83,7 +95,12 @@ class OfferedCall(NamedTuple):
   `timestamp` is when the call left the queue (epoch ms), which decides its
   window; `outcome` is one of OUTCOMES; `wait_seconds` is its time in
   queue, None when the source did not tell it (a Genesys acd.end whose
-  acd.start never arrived).
+  acd.start never arrived); `channel` is one of CHANNELS.
+  `record_updated_at`: set (epoch ms, the source's LastUpdateTimestamp)
+  when the source re-sent this contact's record more than the
+  de-duplication TTL after the contact ended (an Amazon Connect update):
+  such a copy is never counted again but routed to the late events as
+  `record_update` (transforms/call_flow.py).
   """
 
   call_id: str
@@ -91,6 +108,8 @@ class OfferedCall(NamedTuple):
   timestamp: int
   outcome: str
   wait_seconds: Optional[float]
+  channel: str = VOICE
+  record_updated_at: Optional[int] = None
 
 
 # The two halves of a Genesys Cloud ACD session.
@@ -101,20 +120,24 @@ ACD_END = 'acd.end'
 class AcdEvent(NamedTuple):
   """A validated Genesys Cloud `acd.start` or `acd.end` conversation detail
   event. `call_id` is conversationId:sessionId; `outcome` is one of
-  OUTCOMES for an end, None for a start."""
+  OUTCOMES for an end, None for a start; `channel` is one of CHANNELS
+  (from `mediaType`)."""
 
   kind: str
   call_id: str
   queue_id: str
   timestamp: int
   outcome: Optional[str]
+  channel: str = VOICE
 
 
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
   `watermark` is the event-time the pipeline knew to have passed when it
-  routed the event (a lower bound of the runner's watermark).
+  routed the event (a lower bound of the runner's watermark); for a
+  `record_update`, routed without consulting the watermark, it is when the
+  source re-wrote the record (its LastUpdateTimestamp).
   """
 
   source: str
@@ -167,6 +190,8 @@ class AbandonMetrics(NamedTuple):
   # The contact's channel (lower case, CHANNELS), part of the row's key;
   # stores written before it existed hold voice calls only.
   channel: str = VOICE
+  # The queue's name from --queue_names, else its id.
+  queue_name: str = ''
 
 
 class Interaction(NamedTuple):

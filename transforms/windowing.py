@@ -35,12 +35,17 @@ cannot be judged late; its window is opened and reported like any other
 Bounded state: a key with no open window and no element for
 `key_idle_ttl_seconds` of event time is dropped from its shard, so a flood
 of distinct keys (queue ids, channels) leaves nothing behind but the
-shard's clock: at most NUM_SHARDS small records per step. The clock stays,
-so a forgotten key's late events are still judged late, and a window that
-already has a row is never re-opened by them. A shard whose keys are all
-gone stops ticking; its clock then lags the watermark, and an element that
-is late only by more than that lag opens a row for its window (counted,
-never lost).
+shard's clock: at most NUM_SHARDS small records per step. The clock stays
+and keeps ticking at every boundary after its keys are gone, so a
+forgotten key's late events are still judged late and a window that
+already has a row is never re-opened by them, however long the gap in
+event time. The lateness rule is therefore one, stated in docs/design.md
+("When an event is late") and followed by the references: an event is
+late iff its window's end + allowed lateness is at or behind the watermark
+and its shard's clock has fired once. Ticks end only when the input does:
+a shard without keys also arms one timer at the end of the global window,
+which fires only when the watermark reaches it (end of input); from then
+on it arms nothing, so a replay still finishes.
 
 Why several ticks, each with its own dynamic timer tag: a fired timer can
 only arm the next one, which fires in a later round of the runner, so a
@@ -56,6 +61,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
@@ -68,6 +74,10 @@ LATE = 'late'
 TICKS_AHEAD = 8
 # The timer tag of a key whose clock has not fired yet.
 FIRST_TAG = 'first'
+# The timer tag of the end-of-input wake-up of a shard without keys.
+END_TAG = 'end'
+# The last timestamp a timer of the global window can have (epoch ms).
+_GLOBAL_WINDOW_END_MS = GlobalWindow().max_timestamp().micros // 1000
 ON_TIME_PANE = 'ON_TIME'
 LATE_PANE = 'LATE'
 
@@ -191,6 +201,9 @@ class _WindowedCombineFn(beam.DoFn):
     self._size = window_size_ms
     self._lateness = allowed_lateness_ms
     self._idle_ttl = key_idle_ttl_ms
+    # The end of input in the delayed time of the clock: only the
+    # watermark's final jump passes it.
+    self._end_of_input_ms = _GLOBAL_WINDOW_END_MS - max_out_of_orderness_ms
     self._late_events = Metrics.counter(metrics_namespace, 'late_events')
     self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
@@ -308,8 +321,12 @@ class _WindowedCombineFn(beam.DoFn):
       if starts:
         self._event_time.set(fire, min(starts) + self._size, FIRST_TAG)
       return
+    if clock >= self._end_of_input_ms:
+      return  # the input has ended: nothing more to judge
     if not shard.keys:
-      return  # all keys forgotten: the armed ticks run out, the shard sleeps
+      # All keys forgotten: the ticks go on (the clock must keep judging
+      # their late events), until the input ends.
+      self._event_time.set(fire, self._end_of_input_ms, END_TAG)
     boundary = clock
     for _ in range(TICKS_AHEAD):
       boundary = self._next_boundary(boundary)

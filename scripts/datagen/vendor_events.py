@@ -34,9 +34,11 @@ malformed lines (one of each kind by default) is inserted.
 The committed samples were made with::
 
     python -m scripts.datagen.vendor_events --format genesys_cloud \\
-        --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5
+        --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5 \\
+        --body-share 0.1 --callback-share 0.05
     python -m scripts.datagen.vendor_events --format amazon_connect \\
-        --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8
+        --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8 \\
+        --callback-share 0.15 --outbound-share 0.05
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
 """
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime
 import math
 import random
@@ -108,6 +111,8 @@ GENESYS_MALFORMED_KINDS: Tuple[str, ...] = (
   'missing_session_id',
   'empty_queue_id',
   'unknown_acd_outcome',
+  'unknown_media_type',
+  'contact_record_instead',
   'empty_line',
   'invalid_utf8',
 )
@@ -128,6 +133,9 @@ CONNECT_MALFORMED_KINDS: Tuple[str, ...] = (
   'agent_not_object',
   'connected_timestamp_garbage',
   'empty_queue_name',
+  'unknown_channel',
+  'unknown_initiation_method',
+  'contact_event_instead',
   'empty_line',
   'invalid_utf8',
 )
@@ -247,14 +255,22 @@ def genesys_topic(conversation_id: str, suffix: str) -> str:
   return f'v2.detail.events.conversation.{conversation_id}.{suffix}'
 
 
-def _genesys_record(rng: random.Random, bare: bool, topic: str, body: dict) -> dict:
+# How a Genesys record is delivered: an EventBridge event, the bare
+# notification, or the bare event body (Process Automation triggers and
+# their webhooks).
+EVENTBRIDGE, NOTIFICATION, BODY = 'eventbridge', 'notification', 'body'
+
+
+def _genesys_record(rng: random.Random, form: str, topic: str, body: dict) -> dict:
+  if form == BODY:
+    return body
   notification = {
     'topicName': topic,
     'version': '2',
     'eventBody': body,
     'metadata': {'CorrelationId': _uuid(rng)},
   }
-  if bare:
+  if form == NOTIFICATION:
     return notification
   return {
     'version': '0',
@@ -310,6 +326,19 @@ def genesys_malformed_line(kind: str, record: dict) -> bytes:
     body['queueId'] = ''
   elif kind == 'unknown_acd_outcome':
     body['acdOutcome'] = 'OutdatedSdkVersion'
+  elif kind == 'unknown_media_type':
+    body['mediaType'] = 'FAX'
+  elif kind == 'contact_record_instead':
+    # A contact record on the Genesys topic: another stream, not a broken
+    # notification.
+    return _dumps(
+      {
+        'AWSContactTraceRecordFormatVersion': '2017-03-10',
+        'ContactId': body['conversationId'],
+        'Channel': 'VOICE',
+        'InitiationMethod': 'INBOUND',
+      }
+    )
   elif kind == 'empty_line':
     return b''
   elif kind == 'invalid_utf8':
@@ -322,9 +351,10 @@ def genesys_malformed_line(kind: str, record: dict) -> bytes:
 
 
 def _genesys_records(
-  call: SimCall, rng: random.Random, queue_ids: List[str], bare: bool
+  call: SimCall, rng: random.Random, queue_ids: List[str], form: str
 ) -> Dict[str, Tuple[int, dict]]:
-  """The notifications of one call: suffix -> (eventTime, record)."""
+  """The notifications of one call, delivered in ``form``: suffix ->
+  (eventTime, record)."""
   conversation = _uuid(rng)
   customer = _uuid(rng)
   session = _uuid(rng)
@@ -340,7 +370,7 @@ def _genesys_records(
 
   def add(suffix: str, at_ms: int, extra: dict) -> None:
     body = {'eventTime': at_ms, **base, **extra}
-    out[suffix] = (at_ms, _genesys_record(rng, bare, genesys_topic(conversation, suffix), body))
+    out[suffix] = (at_ms, _genesys_record(rng, form, genesys_topic(conversation, suffix), body))
 
   if not call.queued:  # the IVR flow ended the call
     add('flow.end', call.enqueue_ms, {'flowType': 'INBOUNDCALL', 'disconnectType': 'ENDPOINT'})
@@ -429,6 +459,12 @@ def connect_malformed_line(kind: str, record: dict) -> bytes:
     rec['Agent'] = {'Username': 'agent-7', 'ConnectedToAgentTimestamp': '2026-13-45T99:00:00Z'}
   elif kind == 'empty_queue_name':
     queue['Name'] = ''
+  elif kind == 'unknown_channel':
+    rec['Channel'] = 'CARRIER_PIGEON'
+  elif kind == 'unknown_initiation_method':
+    rec['InitiationMethod'] = 'TELEPATHY'
+  elif kind == 'contact_event_instead':
+    return _dumps(connect_contact_event(rec, 'QUEUED'))
   elif kind == 'empty_line':
     return b''
   elif kind == 'invalid_utf8':
@@ -440,9 +476,48 @@ def connect_malformed_line(kind: str, record: dict) -> bytes:
   return _dumps(rec)
 
 
-def _connect_record(call: SimCall, rng: random.Random, queue_arns: List[str]) -> Tuple[int, dict]:
+def connect_contact_event(record: dict, event_type: str) -> dict:
+  """The Amazon Connect contact event (EventBridge, "Amazon Connect Contact
+  Event") of a contact record's contact, as Amazon's contact events data
+  model shows one: a stream of its own, which the contact-record format
+  must recognise rather than misreport."""
+  queue = record.get('Queue') or {}
+  return {
+    'version': '0',
+    'id': str(uuid.UUID(int=7)),
+    'detail-type': 'Amazon Connect Contact Event',
+    'source': 'aws.connect',
+    'account': record.get('AWSAccountId', '123456789012'),
+    'time': record.get('InitiationTimestamp'),
+    'region': 'us-east-1',
+    'resources': [record.get('InstanceARN', CONNECT_INSTANCE)],
+    'detail': {
+      'eventType': event_type,
+      'contactId': record['ContactId'],
+      'channel': record.get('Channel'),
+      'instanceArn': record.get('InstanceARN', CONNECT_INSTANCE),
+      'initiationMethod': record.get('InitiationMethod'),
+      'queueInfo': {
+        'queueArn': queue.get('ARN'),
+        'enqueueTimestamp': queue.get('EnqueueTimestamp'),
+      },
+    },
+  }
+
+
+def _connect_record(
+  call: SimCall,
+  rng: random.Random,
+  queue_arns: List[str],
+  method: str = 'INBOUND',
+  callback_id: Optional[str] = None,
+  previous_id: Optional[str] = None,
+) -> Tuple[int, dict]:
   """(LastUpdateTimestamp ms, CTR) of one contact, at second resolution as
-  Amazon Connect writes them."""
+  Amazon Connect writes them. ``method``: its InitiationMethod;
+  ``callback_id``: the queued callback this inbound contact asked for (its
+  flow then hangs up: ``NextContactId``, ``CONTACT_FLOW_DISCONNECT``);
+  ``previous_id``: the contact a callback leg continues."""
   enqueue_s = call.enqueue_ms // 1000
   initiation_s = enqueue_s - call.ivr_ms // 1000
   contact_id = _uuid(rng)
@@ -451,10 +526,10 @@ def _connect_record(call: SimCall, rng: random.Random, queue_arns: List[str]) ->
     'AWSContactTraceRecordFormatVersion': '2017-03-10',
     'ContactId': contact_id,
     'InitialContactId': None,
-    'PreviousContactId': None,
+    'PreviousContactId': previous_id,
     'NextContactId': None,
     'Channel': call.media if call.media != 'MESSAGE' else 'CHAT',
-    'InitiationMethod': 'INBOUND',
+    'InitiationMethod': method,
     'InstanceARN': CONNECT_INSTANCE,
     'InitiationTimestamp': iso_utc(initiation_s * 1000),
     'ConnectedToSystemTimestamp': iso_utc(initiation_s * 1000),
@@ -495,13 +570,69 @@ def _connect_record(call: SimCall, rng: random.Random, queue_arns: List[str]) ->
         'AfterContactWorkEndTimestamp': iso_utc(disconnect_s * 1000 + call.acw_ms),
       }
       record['DisconnectReason'] = rng.choice(('CUSTOMER_DISCONNECT', 'AGENT_DISCONNECT'))
+    elif callback_id is not None:
+      disconnect_s = dequeue_s
+      record['NextContactId'] = callback_id
+      record['DisconnectReason'] = 'CONTACT_FLOW_DISCONNECT'
+    elif call.outcome == 'FLOW_OUT' and rng.random() < 0.5:
+      # Transferred out of the queue to an external number.
+      disconnect_s = dequeue_s + rng.randint(30, 600)
+      record['NextContactId'] = _uuid(rng)
+      record['TransferredToEndpoint'] = {
+        'Address': f'+1555{rng.randint(1000000, 9999999)}',
+        'Type': 'TELEPHONE_NUMBER',
+      }
+      record['DisconnectReason'] = 'THIRD_PARTY_DISCONNECT'
+    elif call.outcome == 'FLOW_OUT':
+      # A queue time-out to a voicemail flow, which then hangs up.
+      disconnect_s = dequeue_s + rng.randint(20, 90)
+      record['DisconnectReason'] = 'CONTACT_FLOW_DISCONNECT'
     else:
       disconnect_s = dequeue_s
-      record['DisconnectReason'] = 'CUSTOMER_DISCONNECT'
+      if call.outcome == 'ABANDONED':
+        record['DisconnectReason'] = 'CUSTOMER_DISCONNECT'
+      # UNKNOWN: a record that does not say why the contact ended.
   record['DisconnectTimestamp'] = iso_utc(disconnect_s * 1000)
   last_update_ms = disconnect_s * 1000 + call.acw_ms + rng.randint(1, 5) * 1000
   record['LastUpdateTimestamp'] = iso_utc(last_update_ms)
   return last_update_ms, record
+
+
+def _connect_legs(
+  call: SimCall, callback_id: Optional[str], outbound: bool
+) -> Iterator[Tuple[str, SimCall]]:
+  """The further contact records of a contact: its queued callback
+  (created at the inbound leg's dequeue, queued after a 99 s initial delay
+  as in Amazon's queued-callback example, answered) and an agent's outbound
+  follow-up call through the same queue."""
+  dequeue_ms = call.enqueue_ms + call.wait_ms
+  if callback_id is not None:
+    yield (
+      'CALLBACK',
+      dataclasses.replace(
+        call,
+        enqueue_ms=dequeue_ms + 99_000,
+        wait_ms=min(call.wait_ms * 4, 900_000),
+        outcome='ANSWERED',
+        talk_ms=180_000,
+        ivr_ms=99_000,
+        acw_ms=30_000,
+      ),
+    )
+  if outbound and call.queued:
+    yield (
+      'OUTBOUND',
+      dataclasses.replace(
+        call,
+        enqueue_ms=dequeue_ms + call.talk_ms + 60_000,
+        wait_ms=2_000,
+        outcome='ANSWERED',
+        talk_ms=120_000,
+        ivr_ms=0,
+        acw_ms=10_000,
+        media='VOICE',
+      ),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -528,7 +659,10 @@ def generate_vendor_events(
   missing_start_share: float = 0.005,
   delayed_start_share: float = 0.005,
   bare_share: float = 0.1,
+  body_share: float = 0.0,
   update_share: float = 0.01,
+  callback_share: float = 0.0,
+  outbound_share: float = 0.0,
   clean_tail_seconds: float = 0.0,
   malformed: Optional[int] = None,
   oversized: bool = False,
@@ -541,17 +675,24 @@ def generate_vendor_events(
   ``CONNECT``) for ``n`` contacts, in arrival order, as bytes without a
   newline.
 
-  Shares are fractions of the contacts (Genesys-only: ``flow_out_share``,
-  ``unknown_outcome_share``, ``missing_start_share``,
-  ``delayed_start_share``, ``bare_share``; Connect-only:
-  ``update_share``). ``clean_tail_seconds``: no missing or delayed starts
+  Shares are fractions of the contacts (Genesys-only:
+  ``missing_start_share``, ``delayed_start_share``, ``bare_share`` (bare
+  notifications), ``body_share`` (bare event bodies, as Process Automation
+  triggers deliver them); ``callback_share``: for Genesys, voice calls
+  rendered as callbacks (mediaType CALLBACK, waits of 30 min to 5 h);
+  Connect-only: ``update_share``, ``callback_share`` (abandoned voice
+  contacts that ask for a queued callback instead: the inbound leg flows
+  out, a CALLBACK leg is queued 99 s later and answered) and
+  ``outbound_share`` (an agent's OUTBOUND call through the queue follows
+  the contact: not offered)). ``clean_tail_seconds``: no missing or delayed starts
   among the calls of the last that many seconds (a replay cannot wait
   for starts past its end). ``malformed``: the number of malformed lines
   (default one of each kind). ``stats`` is filled with the counts of what
   was written: ``lines``, ``offered`` (distinct acd.end / queued CTRs),
   ``duplicates``, ``malformed``, ``passed_over`` (other Genesys topics,
   never-queued CTRs), ``missing_starts``, ``delayed_starts``,
-  ``updates``, ``too_late``, ``late_within_lateness``.
+  ``updates``, ``too_late``, ``late_within_lateness``, ``callbacks``,
+  ``outbound``.
   """
   if fmt not in FORMATS:
     raise ValueError(f'format must be one of {FORMATS}')
@@ -567,7 +708,10 @@ def generate_vendor_events(
     ('missing_start_share', missing_start_share),
     ('delayed_start_share', delayed_start_share),
     ('bare_share', bare_share),
+    ('body_share', body_share),
     ('update_share', update_share),
+    ('callback_share', callback_share),
+    ('outbound_share', outbound_share),
   )
   rng_ids = random.Random(f'{seed}:ids')
   rng_disorder = random.Random(f'{seed}:disorder')
@@ -590,6 +734,8 @@ def generate_vendor_events(
       'updates',
       'too_late',
       'late_within_lateness',
+      'callbacks',
+      'outbound',
     ),
   )
   queue_ids = [_uuid(rng_ids) for _ in range(queues)]
@@ -602,7 +748,7 @@ def generate_vendor_events(
   made_up = SimCall(-1, True, 0, int(start_ms), 5000, 'ANSWERED', 60_000, 5000, 0, 'VOICE')
   template: Dict[str, dict] = {
     'last': (
-      _genesys_records(made_up, rng_bad, queue_ids, False)['acd.end'][1]
+      _genesys_records(made_up, rng_bad, queue_ids, EVENTBRIDGE)['acd.end'][1]
       if fmt == GENESYS
       else _connect_record(made_up, rng_bad, queue_arns)[1]
     )
@@ -610,7 +756,7 @@ def generate_vendor_events(
 
   def _remember(record: dict) -> None:
     if (
-      _notification(record).get('topicName', '').endswith('.acd.end')
+      str(_notification(record).get('topicName', '')).endswith('.acd.end')
       if fmt == GENESYS
       else record.get('Queue') is not None
     ):
@@ -627,8 +773,8 @@ def generate_vendor_events(
     events_per_second,
     queues,
     never_queued_share,
-    flow_out_share if fmt == GENESYS else 0,
-    unknown_outcome_share if fmt == GENESYS else 0,
+    flow_out_share,
+    unknown_outcome_share,
   )
   tail_from_ms = math.inf
   if clean_tail_seconds > 0:
@@ -662,8 +808,21 @@ def generate_vendor_events(
     dup = rng_dup.random() < duplicate_share
     in_tail = call.enqueue_ms >= tail_from_ms
     if fmt == GENESYS:
-      bare = rng_disorder.random() < bare_share
-      records = _genesys_records(call, rng_ids, queue_ids, bare)
+      draw = rng_disorder.random()
+      form = (
+        NOTIFICATION
+        if draw < bare_share
+        else BODY
+        if draw < bare_share + body_share
+        else EVENTBRIDGE
+      )
+      if call.queued and call.media == 'VOICE' and rng_disorder.random() < callback_share:
+        # A callback waits for an agent far longer than a live call.
+        counts['callbacks'] += 1
+        call = dataclasses.replace(
+          call, media='CALLBACK', wait_ms=min(call.wait_ms * 60 + 1_800_000, 5 * 3_600_000)
+        )
+      records = _genesys_records(call, rng_ids, queue_ids, form)
       start_fate = rng_disorder.random()
       for suffix, (event_ms, record) in records.items():
         if suffix == 'acd.start':
@@ -690,8 +849,32 @@ def generate_vendor_events(
           arrival = _arrival(event_ms, '')
         stream.push(arrival, _dumps(record), dup and suffix.startswith('acd'), record)
     else:
-      last_update_ms, record = _connect_record(call, rng_ids, queue_arns)
+      callback_id = None
+      if (
+        call.queued
+        and call.outcome == 'ABANDONED'
+        and call.media == 'VOICE'
+        and rng_disorder.random() < callback_share
+      ):
+        callback_id = _uuid(rng_ids)
+      last_update_ms, record = _connect_record(call, rng_ids, queue_arns, callback_id=callback_id)
       counts['passed_over' if record['Queue'] is None else 'offered'] += 1
+      for method, leg in _connect_legs(call, callback_id, rng_disorder.random() < outbound_share):
+        leg_update_ms, leg_record = _connect_record(
+          leg, rng_ids, queue_arns, method=method, previous_id=record['ContactId']
+        )
+        if method == 'CALLBACK':
+          leg_record['ContactId'] = callback_id
+          counts['callbacks'] += 1
+          counts['offered'] += 1
+        else:
+          counts['outbound'] += 1
+        stream.push(
+          leg_update_ms + rng_disorder.uniform(0, jitter_seconds) * 1000,
+          _dumps(leg_record),
+          False,
+          leg_record,
+        )
       # Sent when the record is complete (after talk and after-contact
       # work), through Kinesis.
       arrival = last_update_ms + rng_disorder.uniform(0, jitter_seconds) * 1000
@@ -763,8 +946,18 @@ def build_arg_parser() -> argparse.ArgumentParser:
     help='share of contacts whose records are re-delivered 1-30 lines later',
   )
   p.add_argument('--never-queued-share', type=_share, default=0.05)
-  p.add_argument('--flow-out-share', type=_share, default=0.03, help='Genesys only')
-  p.add_argument('--unknown-outcome-share', type=_share, default=0.003, help='Genesys only')
+  p.add_argument(
+    '--flow-out-share',
+    type=_share,
+    default=0.03,
+    help='left the queue neither answered nor abandoned (transfer, time-out)',
+  )
+  p.add_argument(
+    '--unknown-outcome-share',
+    type=_share,
+    default=0.003,
+    help='outcome not told (Genesys UNKNOWN; Connect: no DisconnectReason)',
+  )
   p.add_argument(
     '--missing-start-share', type=_share, default=0.005, help='Genesys: acd.start never delivered'
   )
@@ -781,10 +974,29 @@ def build_arg_parser() -> argparse.ArgumentParser:
     help='Genesys: share of bare notifications (not EventBridge events)',
   )
   p.add_argument(
+    '--body-share',
+    type=_share,
+    default=0.0,
+    help='Genesys: share of bare event bodies (Process Automation triggers, webhooks)',
+  )
+  p.add_argument(
     '--update-share',
     type=_share,
     default=0.01,
     help='Connect: share of contacts sent again as an updated record',
+  )
+  p.add_argument(
+    '--callback-share',
+    type=_share,
+    default=0.0,
+    help='Genesys: voice calls that are callbacks; Connect: abandoned voice '
+    'contacts that ask for a queued callback instead',
+  )
+  p.add_argument(
+    '--outbound-share',
+    type=_share,
+    default=0.0,
+    help="Connect: contacts followed by an agent's outbound call through the queue",
   )
   p.add_argument('--clean-tail-seconds', type=float, default=0.0)
   add_malformed_arguments(p, max(len(k) for k in MALFORMED_KINDS.values()))

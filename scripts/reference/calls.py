@@ -547,7 +547,9 @@ def reference_call_metrics(
           continue
         seen.add(cu)
 
-        start = admit(q, ts)
+        # The pipeline keys its windows by channel and queue; the seed's
+        # calls are voice.
+        start = admit(f'voice|{q}', ts)
         if start is None:
           late.add(cu)
           continue

@@ -12,8 +12,28 @@ gate). Semantics:
   (``iso_ms``). Valid acd.start/acd.end notifications (Genesys) and valid
   queued contact records (Connect), duplicates included, advance the
   watermark with their event time (``eventTime``, ``Queue.DequeueTimestamp``).
+* Genesys deliveries: an EventBridge event, a bare notification, or a bare
+  event body (no ``topicName``): ``acdOutcome`` makes it an acd.end,
+  ``userId`` or no ``queueId`` another topic, else an acd.start (or the
+  kind ``trigger_kind`` names). ``mediaType`` is required and one of
+  Genesys' documented values; its lower case is the channel.
+* Connect: ``Channel`` (VOICE, CHAT, TASK, EMAIL) and ``InitiationMethod``
+  are required and documented values. Offered: queued contacts of
+  INBOUND, TRANSFER, QUEUE_TRANSFER, CALLBACK, WEBRTC_API, and API except
+  on VOICE; the others are passed over. Channel: ``callback`` for
+  CALLBACK, else ``Channel`` lower case. Outcome: answered with an agent
+  connection; else flow-out when transferred (``TransferredToEndpoint``
+  or ``NextContactId``) or disconnected otherwise than by the customer,
+  or by the customer a second or more after the dequeue; abandoned when
+  the customer disconnected in queue; unknown without
+  ``DisconnectReason``. A copy whose ``LastUpdateTimestamp`` is more than
+  ``dedupe_ttl_s`` after the contact ended (disconnect, or the end of
+  after-contact work) is an update: never de-duplicated nor counted, it is
+  routed late (``record_updates``) whatever the windows.
 * De-duplication: first arrival per (topic, conversationId:sessionId)
   (Genesys) or per ``ContactId`` (Connect).
+* Rows per (queue, channel, window); the late gate keys them by
+  ``channel|queue`` as the pipeline does.
 * Genesys pairing, per conversationId:sessionId: the second of start and
   end to arrive completes the call (wait = end - start, unknown if
   negative). An end still alone when the watermark reaches its eventTime
@@ -22,7 +42,8 @@ gate). Semantics:
   with that watermark before the poll's own records (and counted for the
   queues' clocks from that poll on); one that arrives already behind that
   point counts in its own poll. A start alone when the watermark reaches
-  its eventTime + ``max_queue_wait_s`` (rounded up to 5 s) is dropped.
+  its eventTime + ``max_queue_wait_s`` (``callback_max_queue_wait_s``
+  for a callback; rounded up to 5 s) is dropped.
   After the last poll the watermark moves once more (to the last event
   time, releasing as above), then to +inf: the ends still alone (the last
   few seconds of the input) are counted then, late for every queue with an
@@ -80,8 +101,17 @@ _OUTCOMES = {
   'UNKNOWN': 'UNKNOWN',
 }
 
-# (call_id, queue_id, event time ms, outcome, wait seconds or None)
-Offered = Tuple[str, str, int, str, Optional[float]]
+# (call_id, queue_id, event time ms, outcome, wait seconds or None,
+# channel, record update)
+Offered = Tuple[str, str, int, str, Optional[float], str, bool]
+MEDIA_TYPES = {
+  m: m.lower()
+  for m in ('VOICE', 'CHAT', 'EMAIL', 'CALLBACK', 'MESSAGE', 'VIDEO', 'COBROWSE', 'SCREENSHARE')
+}
+MEDIA_TYPES['UNKNOWN'] = 'unknown'
+CONNECT_CHANNELS = {'VOICE': 'voice', 'CHAT': 'chat', 'TASK': 'task', 'EMAIL': 'email'}
+CONNECT_OFFERED = {'INBOUND', 'TRANSFER', 'QUEUE_TRANSFER', 'CALLBACK', 'API', 'WEBRTC_API'}
+CONNECT_OWN_LEGS = {'OUTBOUND', 'EXTERNAL_OUTBOUND', 'MONITOR', 'DISCONNECT', 'AGENT_REPLY', 'FLOW'}
 ROW_FIELDS = (
   'total_calls',
   'answered_calls',
@@ -126,21 +156,42 @@ def iso_ms(value: object) -> Optional[int]:
   return ms if MIN_TS_MS <= ms < MAX_TS_MS and ms <= latest_valid_ts_ms() else None
 
 
-def parse_genesys(raw: bytes) -> Tuple[str, Optional[tuple]]:
+def parse_genesys(raw: bytes, trigger_kind: Optional[str] = None) -> Tuple[str, Optional[tuple]]:
   """``("dead", None)``, ``("other", None)`` for another topic, or
-  ``("start"|"end", (call_id, queue_id, eventTime, outcome))``."""
+  ``("start"|"end", (call_id, queue_id, eventTime, outcome, channel))``.
+  ``trigger_kind``: "start" or "end", the topic of bare bodies."""
   obj = load_json_object(raw)
   if obj is None:
     return 'dead', None
   note = obj.get('detail') if 'detail' in obj else obj
-  if type(note) is not dict or not _text(note.get('topicName')):
+  if type(note) is not dict:
     return 'dead', None
-  match = _ACD_TOPIC.fullmatch(note['topicName'])
-  if match is None:
-    return ('other' if note['topicName'].startswith('v2.') else 'dead'), None
-  body = note.get('eventBody')
-  if type(body) is not dict:
-    return 'dead', None
+  if 'topicName' not in note and 'eventBody' not in note:
+    body = note
+    if timestamp_ms(body.get('eventTime'), latest_valid_ts_ms()) is None or not _text(
+      body.get('conversationId')
+    ):
+      return 'dead', None
+    if trigger_kind is not None:
+      kind = trigger_kind
+    elif 'acdOutcome' in body:
+      kind = 'end'
+    elif 'userId' in body or 'queueId' not in body:
+      return 'other', None
+    else:
+      kind = 'start'
+    topic_conversation = body['conversationId']
+  else:
+    if not _text(note.get('topicName')):
+      return 'dead', None
+    match = _ACD_TOPIC.fullmatch(note['topicName'])
+    if match is None:
+      return ('other' if note['topicName'].startswith('v2.') else 'dead'), None
+    body = note.get('eventBody')
+    if type(body) is not dict:
+      return 'dead', None
+    topic_conversation = match.group(1)
+    kind = 'start' if match.group(2) == 'acd.start' else 'end'
   ts = timestamp_ms(body.get('eventTime'), latest_valid_ts_ms())
   conversation, session, queue = (
     body.get('conversationId'),
@@ -150,41 +201,52 @@ def parse_genesys(raw: bytes) -> Tuple[str, Optional[tuple]]:
   if (
     ts is None
     or not _text(conversation)
-    or conversation != match.group(1)
+    or conversation != topic_conversation
     or not _text(session)
     or not _text(queue)
-    or not all(
-      valid_optional_text(body.get(k)) for k in ('mediaType', 'participantId', 'disconnectType')
-    )
+    or body.get('mediaType') not in MEDIA_TYPES
+    or not all(valid_optional_text(body.get(k)) for k in ('participantId', 'disconnectType'))
   ):
     return 'dead', None
-  kind = 'start' if match.group(2) == 'acd.start' else 'end'
   outcome = None
   if kind == 'end':
     outcome = _OUTCOMES.get(body.get('acdOutcome')) if _text(body.get('acdOutcome')) else None
     if outcome is None:
       return 'dead', None
-  return kind, (f'{conversation}:{session}', queue, ts, outcome)
+  return kind, (f'{conversation}:{session}', queue, ts, outcome, MEDIA_TYPES[body['mediaType']])
 
 
-def parse_connect(raw: bytes, queue_key: str = 'Name') -> Tuple[str, Optional[Offered]]:
-  """``("dead", None)``, ``("never_queued", None)`` or ``("offered",
-  offered)`` for one contact record; ``queue_key`` is ``Name`` or ``ARN``."""
+def parse_connect(
+  raw: bytes, queue_key: str = 'Name', update_after_ms: Optional[int] = None
+) -> Tuple[str, Optional[Offered]]:
+  """``("dead", None)``, ``("never_queued"|"not_inbound", None)`` or
+  ``("offered", offered)`` for one contact record; ``queue_key`` is
+  ``Name`` or ``ARN``."""
   rec = load_json_object(raw)
-  if rec is None or not _text(rec.get('ContactId')) or not _text(rec.get('Channel')):
+  if (
+    rec is None
+    or not _text(rec.get('ContactId'))
+    or rec.get('Channel') not in CONNECT_CHANNELS
+    or rec.get('InitiationMethod') not in CONNECT_OFFERED | CONNECT_OWN_LEGS
+  ):
     return 'dead', None
   if iso_ms(rec.get('InitiationTimestamp')) is None:
     return 'dead', None
   for name in ('DisconnectTimestamp', 'LastUpdateTimestamp'):
     if rec.get(name) is not None and iso_ms(rec[name]) is None:
       return 'dead', None
-  queue, agent = rec.get('Queue'), rec.get('Agent')
-  if (queue is not None and type(queue) is not dict) or (
-    agent is not None and type(agent) is not dict
+  if not valid_optional_text(rec.get('DisconnectReason')) or not valid_optional_text(
+    rec.get('NextContactId')
   ):
+    return 'dead', None
+  queue, agent, transfer = rec.get('Queue'), rec.get('Agent'), rec.get('TransferredToEndpoint')
+  if any(v is not None and type(v) is not dict for v in (queue, agent, transfer)):
     return 'dead', None
   connected = None if agent is None else agent.get('ConnectedToAgentTimestamp')
   if connected is not None and iso_ms(connected) is None:
+    return 'dead', None
+  acw_end = None if agent is None else agent.get('AfterContactWorkEndTimestamp')
+  if acw_end is not None and iso_ms(acw_end) is None:
     return 'dead', None
   if queue is None:
     return 'never_queued', None
@@ -204,25 +266,57 @@ def parse_connect(raw: bytes, queue_key: str = 'Name') -> Tuple[str, Optional[Of
     or not 0 <= dur <= MAX_WAIT_S
   ):
     return 'dead', None
-  outcome = 'ABANDONED' if connected is None else 'ANSWERED'
-  return 'offered', (rec['ContactId'], queue[queue_key], deq, outcome, dur)
+  method = rec['InitiationMethod']
+  if method in CONNECT_OWN_LEGS or (method == 'API' and rec['Channel'] == 'VOICE'):
+    return 'not_inbound', None
+  disconnected = (
+    None if rec.get('DisconnectTimestamp') is None else iso_ms(rec['DisconnectTimestamp'])
+  )
+  reason = rec.get('DisconnectReason')
+  if connected is not None:
+    outcome = 'ANSWERED'
+  elif transfer is not None or rec.get('NextContactId') is not None:
+    outcome = 'FLOW_OUT'
+  elif reason is None:
+    outcome = 'UNKNOWN'
+  elif reason != 'CUSTOMER_DISCONNECT':
+    outcome = 'FLOW_OUT'
+  elif disconnected is not None and disconnected - deq >= 1000:
+    outcome = 'FLOW_OUT'
+  else:
+    outcome = 'ABANDONED'
+  ends = [t for t in (disconnected, None if acw_end is None else iso_ms(acw_end)) if t is not None]
+  updated = None if rec.get('LastUpdateTimestamp') is None else iso_ms(rec['LastUpdateTimestamp'])
+  update = (
+    update_after_ms is not None
+    and updated is not None
+    and bool(ends)
+    and updated - max(ends) > update_after_ms
+  )
+  channel = 'callback' if method == 'CALLBACK' else CONNECT_CHANNELS[rec['Channel']]
+  return 'offered', (rec['ContactId'], queue[queue_key], deq, outcome, dur, channel, update)
 
 
 @dataclass
 class VendorReference:
   """What the pipeline must produce for one vendor file.
 
-  ``rows``: (queue_id, window_start_ms) -> dict of ROW_FIELDS and
-  ``window_end_ms``; ``late``: call ids routed to the late output. Counts:
-  ``offered`` (distinct offered calls, = rows' total + late),
-  ``dead_letter_count``, ``duplicates``, ``passed_over``, and for
+  ``rows``: (queue_id, channel, window_start_ms) -> dict of ROW_FIELDS and
+  ``window_end_ms``; ``late``: call ids routed to the late output, of which
+  ``record_updates`` are Connect updates. Counts: ``offered`` (distinct
+  offered calls of the counted channels, = rows' total + late),
+  ``dead_letter_count``, ``duplicates``, ``passed_over`` (never queued,
+  other topics), ``not_inbound`` (Connect), ``other_channels``, and for
   Genesys ``paired``, ``ends_without_start``, ``starts_without_end``,
   ``negative_waits``.
   """
 
-  rows: Dict[Tuple[str, int], dict] = field(default_factory=dict)
+  rows: Dict[Tuple[str, str, int], dict] = field(default_factory=dict)
   late: Set[str] = field(default_factory=set)
+  record_updates: Set[str] = field(default_factory=set)
   offered: int = 0
+  not_inbound: int = 0
+  other_channels: int = 0
   dead_letter_count: int = 0
   duplicates: int = 0
   passed_over: int = 0
@@ -240,20 +334,29 @@ class _Counter:
   """Admits offered calls through the late gate and sums the rows."""
 
   def __init__(
-    self, res: VendorReference, gate: KeyedLateGate, short_s: float, sl_s: float
+    self,
+    res: VendorReference,
+    gate: KeyedLateGate,
+    short_s: float,
+    sl_s: float,
+    channels: Optional[Set[str]] = None,
   ) -> None:
     self.res, self.gate, self.short_s, self.sl_s = res, gate, short_s, sl_s
+    self.channels = channels
 
   def add(self, call: Offered) -> None:
-    call_id, queue, ts, outcome, wait = call
+    call_id, queue, ts, outcome, wait, channel, _ = call
+    if self.channels is not None and channel not in self.channels:
+      self.res.other_channels += 1
+      return
     self.res.offered += 1
-    start = self.gate.admit(queue, ts)
+    start = self.gate.admit(f'{channel}|{queue}', ts)
     if start is None:
       self.res.late.add(call_id)
       return
-    row = self.res.rows.get((queue, start))
+    row = self.res.rows.get((queue, channel, start))
     if row is None:
-      row = self.res.rows[(queue, start)] = dict.fromkeys(ROW_FIELDS, 0)
+      row = self.res.rows[(queue, channel, start)] = dict.fromkeys(ROW_FIELDS, 0)
       row['window_end_ms'] = start + self.gate.window_ms
     row['total_calls'] += 1
     known = wait is not None
@@ -294,25 +397,36 @@ def reference_vendor_metrics(
   service_level_s: float = 20,
   max_queue_wait_s: int = 3600,
   connect_queue_key: str = 'name',
+  callback_max_queue_wait_s: int = 86400,
+  dedupe_ttl_s: int = 600,
+  trigger_kind: Optional[str] = None,
+  channels: Optional[Set[str]] = None,
 ) -> VendorReference:
   """The final rows the pipeline must produce for the vendor file at
-  ``path`` (format ``fmt``), delivered in polls of ``poll_size`` lines."""
+  ``path`` (format ``fmt``), delivered in polls of ``poll_size`` lines;
+  ``channels`` (None: all) are the channels counted."""
   if fmt not in (GENESYS, CONNECT):
     raise ValueError(f'unknown format {fmt!r}')
   ooo_ms = max_out_of_orderness_s * 1000
   max_wait_ms = max_queue_wait_s * 1000
+  callback_max_wait_ms = callback_max_queue_wait_s * 1000
   gate = KeyedLateGate(window_size_s * 1000, allowed_lateness_s * 1000)
   res = VendorReference()
-  counter = _Counter(res, gate, short_abandon_threshold_s, service_level_s)
+  counter = _Counter(res, gate, short_abandon_threshold_s, service_level_s, channels)
   queue_key = 'ARN' if connect_queue_key == 'arn' else 'Name'
   seen: Set[object] = set()
-  starts: Dict[str, int] = {}
-  ends: Dict[str, tuple] = {}  # call_id -> (queue, ts, outcome)
+  starts: Dict[str, Tuple[int, str]] = {}  # call_id -> (ts, channel)
+  ends: Dict[str, tuple] = {}  # call_id -> (queue, ts, outcome, channel)
+
+  def deadline(start: Tuple[int, str]) -> int:
+    ts, channel = start
+    return ts + (callback_max_wait_ms if channel == 'callback' else max_wait_ms)
+
   max_ts: Optional[int] = None
   n = polls = 0
 
   def pair(call_id: str, end: tuple, start_ms: Optional[int]) -> Offered:
-    queue, ts, outcome = end
+    queue, ts, outcome, channel = end
     wait = None
     if start_ms is None:
       res.ends_without_start += 1
@@ -322,14 +436,14 @@ def reference_vendor_metrics(
         wait = (ts - start_ms) / 1000
       else:
         res.negative_waits += 1
-    return call_id, queue, ts, outcome, wait
+    return call_id, queue, ts, outcome, wait, channel, False
 
   def timers(watermark: float) -> List[Offered]:
     released = [
       pair(c, ends.pop(c), None)
       for c in sorted(c for c, e in ends.items() if _ceil(e[1]) <= watermark)
     ]
-    for call_id in [c for c, s in starts.items() if _ceil(s + max_wait_ms) <= watermark]:
+    for call_id in [c for c, s in starts.items() if _ceil(deadline(s)) <= watermark]:
       del starts[call_id]
       res.starts_without_end += 1
     return released
@@ -349,29 +463,35 @@ def reference_vendor_metrics(
         if raw[-1:] == b'\n':
           raw = raw[:-1]
         if fmt == CONNECT:
-          kind, offered = parse_connect(raw, queue_key)
+          kind, offered = parse_connect(raw, queue_key, dedupe_ttl_s * 1000)
           if kind == 'dead':
             res.dead_letter_count += 1
             continue
           if kind == 'never_queued':
             res.passed_over += 1
             continue
+          if kind == 'not_inbound':
+            res.not_inbound += 1
+            continue
           ts = offered[2]
           max_ts = ts if max_ts is None or ts > max_ts else max_ts
+          if offered[6]:
+            res.record_updates.add(offered[0])
+            continue
           if offered[0] in seen:
             res.duplicates += 1
             continue
           seen.add(offered[0])
           counter.add(offered)
           continue
-        kind, event = parse_genesys(raw)
+        kind, event = parse_genesys(raw, trigger_kind)
         if kind == 'dead':
           res.dead_letter_count += 1
           continue
         if kind == 'other':
           res.passed_over += 1
           continue
-        call_id, queue, ts, outcome = event
+        call_id, queue, ts, outcome, channel = event
         max_ts = ts if max_ts is None or ts > max_ts else max_ts
         if (kind, call_id) in seen:
           res.duplicates += 1
@@ -381,11 +501,11 @@ def reference_vendor_metrics(
           if call_id in ends:
             counter.add(pair(call_id, ends.pop(call_id), ts))
           else:
-            starts[call_id] = ts
+            starts[call_id] = (ts, channel)
         elif call_id in starts:
-          counter.add(pair(call_id, (queue, ts, outcome), starts.pop(call_id)))
+          counter.add(pair(call_id, (queue, ts, outcome, channel), starts.pop(call_id)[0]))
         else:
-          ends[call_id] = (queue, ts, outcome)
+          ends[call_id] = (queue, ts, outcome, channel)
       # Ends that arrived behind their release point count in this
       # poll (their timer fires before the next one).
       for call in [
@@ -454,6 +574,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   p.add_argument('--service-level-s', type=float, default=20)
   p.add_argument('--max-queue-wait-s', type=int, default=3600)
   p.add_argument('--connect-queue-key', choices=('name', 'arn'), default='name')
+  p.add_argument('--callback-max-queue-wait-s', type=int, default=86400)
+  p.add_argument('--dedupe-ttl-s', type=int, default=600)
+  p.add_argument('--genesys-trigger-kind', choices=('start', 'end'), default=None)
+  p.add_argument('--channels', default=None, help='comma-separated; default: all')
   p.add_argument('--json', action='store_true')
   args = p.parse_args(argv)
   res, timing = Timing.run(
@@ -468,6 +592,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       args.service_level_s,
       args.max_queue_wait_s,
       args.connect_queue_key,
+      args.callback_max_queue_wait_s,
+      args.dedupe_ttl_s,
+      args.genesys_trigger_kind,
+      None if args.channels is None else set(args.channels.split(',')),
     )
   )
   counts = {
@@ -479,6 +607,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       'dead_letter_count',
       'duplicates',
       'passed_over',
+      'not_inbound',
+      'other_channels',
       'paired',
       'ends_without_start',
       'starts_without_end',
@@ -490,15 +620,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = [
       {
         'queue_id': q,
+        'channel': c,
         'window_start_ms': s,
         **r,
         **{f'abandon_rate[{d}]': str(rate(r, ABANDON_RATE, d)) for d in ABANDON_RATE},
         **{f'service_level[{d}]': str(rate(r, SERVICE_LEVEL, d)) for d in SERVICE_LEVEL},
       }
-      for (q, s), r in sorted(res.rows.items())
+      for (q, c, s), r in sorted(res.rows.items())
     ]
     json.dump(
-      {**counts, 'late': sorted(res.late), 'rows': rows, **timing.json_fields(res.lines)},
+      {
+        **counts,
+        'late': sorted(res.late),
+        'record_updates': sorted(res.record_updates),
+        'rows': rows,
+        **timing.json_fields(res.lines),
+      },
       sys.stdout,
       indent=1,
     )

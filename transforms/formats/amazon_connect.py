@@ -1,36 +1,53 @@
-"""Amazon Connect contact trace records (`amazon_connect` format).
+"""Amazon Connect contact records (`amazon_connect` format).
 
 Each record is one contact record (CTR) as the contact-record export
 streams it through Kinesis to Kafka, one JSON object per record. Field names
-are Amazon's (Amazon Connect Administrator Guide, "Contact records data
-model"); times are ISO-8601 strings (transforms/formats/fields.py).
+and values are Amazon's (Amazon Connect Administrator Guide, "Contact
+records data model" and "Contact initiation methods"); times are ISO-8601
+strings (transforms/formats/fields.py). Which contacts count, and how, is
+Amazon's own definition (Administrator Guide, "Real-time metrics
+definitions": Abandoned is "disconnected by the customer while in the
+queue", and "contacts queued for callback are not counted as abandoned");
+the table per record kind is in docs/vendor_formats.md.
 
 | OfferedCall    | CTR field                         | rule                   |
 |----------------|-----------------------------------|------------------------|
-| (filter)       | `Queue`                           | an object: one offered |
-|                |                                   | call; null or missing: |
-|                |                                   | never queued, passed   |
-|                |                                   | over, counted          |
+| (filter)       | `Queue`                           | an object: queued;     |
+|                |                                   | null: passed over      |
+|                |                                   | (`never_queued`)       |
+| (filter)       | `InitiationMethod`, `Channel`     | customer contacts only |
+|                |                                   | (INBOUND_METHODS; API  |
+|                |                                   | except for VOICE);     |
+|                |                                   | others passed over     |
+|                |                                   | (`not_inbound`)        |
 | `call_id`      | `ContactId`                       | de-duplicated (records |
 |                |                                   | come at least once)    |
 | `queue_id`     | `Queue.Name` (`Queue.ARN` with    |                        |
 |                | `--connect_queue_key=arn`)        |                        |
+| `channel`      | `Channel` lower case; `callback`  | VOICE, CHAT, TASK,     |
+|                | for InitiationMethod CALLBACK     | EMAIL                  |
 | `timestamp`    | `Queue.DequeueTimestamp`          | decides the window     |
-| `outcome`      | `Agent.ConnectedToAgentTimestamp` | set: ANSWERED; `Agent` |
-|                |                                   | null or without it:    |
-|                |                                   | ABANDONED              |
+| `outcome`      | see `connect_outcome`             |                        |
 | `wait_seconds` | `Queue.Duration` (seconds)        | always known           |
+| `record_updat- | `LastUpdateTimestamp`             | more than the de-dup   |
+|  ed_at`        |                                   | TTL after the contact  |
+|                |                                   | ended: an update       |
 
-Also checked: `Channel` (string), `InitiationTimestamp` (ISO-8601),
-`DisconnectTimestamp` and `LastUpdateTimestamp` (ISO-8601 or null),
-`Queue.EnqueueTimestamp` (ISO-8601, not after `DequeueTimestamp`:
-`dequeue_before_enqueue`), the other queue key (string or null), `Agent`
-(object or null). The first arrival of a `ContactId` wins; a later update of
-the same contact (a newer `LastUpdateTimestamp`) is a duplicate. Queued
-contacts advance the replay watermark with their `DequeueTimestamp`.
+Also checked: `InitiationTimestamp` (ISO-8601), `DisconnectTimestamp` and
+`LastUpdateTimestamp` (ISO-8601 or null), `Queue.EnqueueTimestamp`
+(ISO-8601, not after `DequeueTimestamp`: `dequeue_before_enqueue`), the
+other queue key (string or null), `Agent` and `TransferredToEndpoint`
+(objects or null), `NextContactId` and `DisconnectReason` (strings or
+null). The first arrival of a `ContactId` wins; a later copy within the
+de-duplication TTL is a duplicate. A copy written more than the TTL after
+the contact ended (disconnect or end of after-contact work) is an update:
+it bypasses the de-duplication, whose memory of the id is gone or going,
+and leaves on `record_updates`, so it can never count twice whatever the
+de-duplication still remembers. Queued contacts advance the replay
+watermark with their `DequeueTimestamp`.
 """
 
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -39,25 +56,119 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
-from transforms.formats import fields
-from transforms.records import ABANDONED, ANSWERED, DeadLetter, OfferedCall, SourceRecord
+from transforms.formats import fields, streams
+from transforms.records import (
+  ABANDONED,
+  ANSWERED,
+  CALLBACK,
+  CHAT,
+  EMAIL,
+  FLOW_OUT,
+  TASK,
+  UNKNOWN_OUTCOME,
+  VOICE,
+  DeadLetter,
+  OfferedCall,
+  SourceRecord,
+)
 
 METRICS_NAMESPACE = 'amazon_connect'
+RECORD_UPDATES = 'record_updates'
 QUEUE_KEYS = {'name': 'Name', 'arn': 'ARN'}
+# `Channel`'s documented values ("Contact records data model").
+CHANNELS = {'VOICE': VOICE, 'CHAT': CHAT, 'TASK': TASK, 'EMAIL': EMAIL}
+# `InitiationMethod`'s documented values ("Contact initiation methods"):
+# those that put a customer's contact into a queue are offered; the others
+# are the contact center's own legs (an agent's or a campaign's outbound
+# call, a supervisor monitoring, the disconnect flow, an agent's e-mail
+# reply, an e-mail a flow sends), which a queue may route but which no
+# customer waits for.
+INBOUND_METHODS = frozenset(
+  {'INBOUND', 'TRANSFER', 'QUEUE_TRANSFER', 'CALLBACK', 'API', 'WEBRTC_API'}
+)
+OWN_LEG_METHODS = frozenset(
+  {'OUTBOUND', 'EXTERNAL_OUTBOUND', 'MONITOR', 'DISCONNECT', 'AGENT_REPLY', 'FLOW'}
+)
+# API on VOICE is StartOutboundVoiceContact (an outbound call placed in a
+# queue for an agent); on chats, tasks and e-mails it is how a customer's
+# contact is started (StartChatContact...).
+OUTBOUND_API_CHANNEL = 'VOICE'
+CUSTOMER_DISCONNECT = 'CUSTOMER_DISCONNECT'
+# CTR times have whole seconds: a customer who hung up in queue left it at
+# the second of the disconnect.
+_SAME_SECOND_MS = 1000
 
 
-def parse_contact_record(
-  raw: bytes, queue_key: str = 'name', rules: FieldRules = DEFAULT_FIELD_RULES
-) -> Optional[OfferedCall]:
-  """One raw CTR as an OfferedCall; None for a valid contact that never
-  queued. `queue_key` is a key of QUEUE_KEYS. Raises parsing.InvalidRecord
-  with a specific reason."""
-  obj = parsing.decode_json_object(raw)
+class PassedOver(NamedTuple):
+  """A valid contact record that is no offered contact; `reason` names the
+  counter (`never_queued`, `not_inbound`)."""
+
+  reason: str
+
+
+def connect_outcome(
+  connected: bool,
+  transferred: bool,
+  disconnect_reason: Optional[str],
+  dequeued_ms: int,
+  disconnected_ms: Optional[int],
+) -> str:
+  """The outcome of a queued contact, by Amazon's definitions:
+  ANSWERED when an agent was connected; FLOW_OUT when it left the queue
+  otherwise than by the customer hanging up in it (a transfer out, shown by
+  `TransferredToEndpoint` or `NextContactId`, which is also how a queued
+  callback's inbound leg continues; a flow disconnect; a time-out; any
+  other disconnect reason; a customer who hung up later than the dequeue,
+  after the flow had taken the contact out of the queue); ABANDONED when
+  the customer disconnected while in the queue; UNKNOWN when the record
+  does not say (no `DisconnectReason`)."""
+  if connected:
+    return ANSWERED
+  if transferred:
+    return FLOW_OUT
+  if disconnect_reason is None:
+    return UNKNOWN_OUTCOME
+  if disconnect_reason != CUSTOMER_DISCONNECT:
+    return FLOW_OUT
+  if disconnected_ms is not None and disconnected_ms - dequeued_ms >= _SAME_SECOND_MS:
+    return FLOW_OUT
+  return ABANDONED
+
+
+def _contact_end_ms(obj: Dict[str, Any], agent: Optional[Dict[str, Any]], rules) -> Optional[int]:
+  """When the contact's first record is written: its disconnect, or the
+  end of the agent's after-contact work."""
+  ends = [fields.optional_iso_time_ms(obj, 'DisconnectTimestamp', rules)]
+  if agent is not None:
+    ends.append(fields.optional_iso_time_ms(agent, 'AfterContactWorkEndTimestamp', rules))
+  known = [end for end in ends if end is not None]
+  return max(known) if known else None
+
+
+def _contact_record(
+  obj: Dict[str, Any], queue_key: str, rules: FieldRules, update_after_ms: Optional[int]
+) -> Union[OfferedCall, PassedOver]:
   contact_id = parsing.required_str(obj, 'ContactId', rules)
-  parsing.required_str(obj, 'Channel', rules)
+  channel_name = parsing.required_str(obj, 'Channel', rules)
+  channel = CHANNELS.get(channel_name)
+  if channel is None:
+    raise parsing.InvalidRecord(
+      'unknown_enum_value',
+      f'"Channel" {channel_name[:40]!r} is not one of {", ".join(sorted(CHANNELS))}',
+    )
+  method = parsing.required_str(obj, 'InitiationMethod', rules)
+  if method not in INBOUND_METHODS and method not in OWN_LEG_METHODS:
+    raise parsing.InvalidRecord(
+      'unknown_enum_value',
+      f'"InitiationMethod" {method[:40]!r} is not one of '
+      f'{", ".join(sorted(INBOUND_METHODS | OWN_LEG_METHODS))}',
+    )
   fields.required_iso_time_ms(obj, 'InitiationTimestamp', rules)
-  for name in ('DisconnectTimestamp', 'LastUpdateTimestamp'):
-    fields.optional_iso_time_ms(obj, name, rules)
+  disconnected_ms = fields.optional_iso_time_ms(obj, 'DisconnectTimestamp', rules)
+  updated_ms = fields.optional_iso_time_ms(obj, 'LastUpdateTimestamp', rules)
+  disconnect_reason = parsing.optional_str(obj, 'DisconnectReason', rules)
+  next_contact = parsing.optional_str(obj, 'NextContactId', rules)
+  transferred_to = fields.optional_object(obj, 'TransferredToEndpoint')
   queue = fields.optional_object(obj, 'Queue')
   agent = fields.optional_object(obj, 'Agent')
   connected_ms = (
@@ -65,8 +176,9 @@ def parse_contact_record(
     if agent is None
     else fields.optional_iso_time_ms(agent, 'ConnectedToAgentTimestamp', rules)
   )
+  ended_ms = _contact_end_ms(obj, agent, rules)
   if queue is None:
-    return None
+    return PassedOver('never_queued')
   key_field = QUEUE_KEYS[queue_key]
   queue_id = parsing.required_str(queue, key_field, rules)
   for other in QUEUE_KEYS.values():
@@ -80,13 +192,48 @@ def parse_contact_record(
       f'"Queue.DequeueTimestamp" is {enqueued_ms - dequeued_ms} ms before "Queue.EnqueueTimestamp"',
     )
   wait = parsing.required_non_negative_number(queue, 'Duration', rules.max_wait_seconds)
+  if method in OWN_LEG_METHODS or (method == 'API' and channel_name == OUTBOUND_API_CHANNEL):
+    return PassedOver('not_inbound')
   return OfferedCall(
     call_id=contact_id,
     queue_id=queue_id,
     timestamp=dequeued_ms,
-    outcome=ABANDONED if connected_ms is None else ANSWERED,
+    outcome=connect_outcome(
+      connected_ms is not None,
+      transferred_to is not None or next_contact is not None,
+      disconnect_reason,
+      dequeued_ms,
+      disconnected_ms,
+    ),
     wait_seconds=wait,
+    channel=CALLBACK if method == 'CALLBACK' else channel,
+    record_updated_at=(
+      updated_ms
+      if update_after_ms is not None
+      and updated_ms is not None
+      and ended_ms is not None
+      and updated_ms - ended_ms > update_after_ms
+      else None
+    ),
   )
+
+
+def parse_contact_record(
+  raw: bytes,
+  queue_key: str = 'name',
+  rules: FieldRules = DEFAULT_FIELD_RULES,
+  update_after_ms: Optional[int] = None,
+) -> Union[OfferedCall, PassedOver]:
+  """One raw CTR as an OfferedCall, or PassedOver for a valid contact that
+  is not offered. `queue_key` is a key of QUEUE_KEYS; a copy whose
+  `LastUpdateTimestamp` is more than `update_after_ms` after the contact
+  ended gets `record_updated_at`. Raises parsing.InvalidRecord with a
+  specific reason (`wrong_stream` for a record of another stream)."""
+  obj = parsing.decode_json_object(raw)
+  try:
+    return _contact_record(obj, queue_key, rules, update_after_ms)
+  except parsing.InvalidRecord as error:
+    raise streams.refuse_other_stream(obj, streams.AMAZON_CONNECT, error) from None
 
 
 def contact_record_time_ms(
@@ -100,29 +247,40 @@ def contact_record_time_ms(
 
   def queued(record: bytes) -> OfferedCall:
     offered = parse_contact_record(record, queue_key, rules)
-    if offered is None:
-      # A contact that never queued has no event time the metrics use.
-      raise parsing.InvalidRecord('never_queued', 'no Queue')
+    if isinstance(offered, PassedOver):
+      # A contact that is not offered has no event time the metrics use.
+      raise parsing.InvalidRecord(offered.reason, 'not an offered contact')
     return offered
 
   return fields.event_time_above(queued, raw, above_ms)
 
 
 class _ParseConnectFn(beam.DoFn):
-  def __init__(self, queue_key: str, rules: FieldRules):
+  def __init__(self, queue_key: str, rules: FieldRules, update_after_ms: int):
     self._queue_key = queue_key
     self._rules = rules
+    self._update_after_ms = update_after_ms
     self._queued = Metrics.counter(METRICS_NAMESPACE, 'queued_contacts')
-    self._never_queued = Metrics.counter(METRICS_NAMESPACE, 'never_queued')
+    self._updates = Metrics.counter(METRICS_NAMESPACE, 'record_updates')
+    self._passed_over = {
+      reason: Metrics.counter(METRICS_NAMESPACE, reason)
+      for reason in ('never_queued', 'not_inbound')
+    }
 
   def process(self, record: SourceRecord) -> Iterator:
     try:
-      offered = parse_contact_record(record.raw, self._queue_key, self._rules)
+      offered = parse_contact_record(
+        record.raw, self._queue_key, self._rules, self._update_after_ms
+      )
     except Exception as error:  # pylint: disable=broad-except
       yield parsing.dead_letter_output(record, error, METRICS_NAMESPACE)
       return
-    if offered is None:
-      self._never_queued.inc()
+    if isinstance(offered, PassedOver):
+      self._passed_over[offered.reason].inc()
+      return
+    if offered.record_updated_at is not None:
+      self._updates.inc()
+      yield beam.pvalue.TaggedOutput(RECORD_UPDATES, at_event_time(offered, offered.timestamp))
       return
     self._queued.inc()
     yield at_event_time(offered, offered.timestamp)
@@ -133,8 +291,11 @@ class ConnectOfferedCalls(beam.PTransform):
 
   Input: PCollection[SourceRecord].
   Output: dict `offered`: PCollection[OfferedCall], the first arrival of
-  each queued `ContactId` (later ones counted in `amazon_connect/duplicates`),
-  event-timed at `Queue.DequeueTimestamp`; `dead_letters`:
+  each offered `ContactId` within the de-duplication TTL (later ones
+  counted in `amazon_connect/duplicates`), event-timed at
+  `Queue.DequeueTimestamp`; `record_updates`: PCollection[OfferedCall],
+  the copies written more than the TTL after the contact ended (counted in
+  `amazon_connect/record_updates`, never in `offered`); `dead_letters`:
   PCollection[DeadLetter].
   """
 
@@ -152,11 +313,15 @@ class ConnectOfferedCalls(beam.PTransform):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     parsed = records | 'Parse' >> beam.ParDo(
-      _ParseConnectFn(self._queue_key, self._rules)
-    ).with_output_types(OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
-      parsing.DEAD_LETTERS, main='offered'
-    )
+      _ParseConnectFn(self._queue_key, self._rules, self._dedupe_ttl * 1000)
+    ).with_output_types(
+      OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter, RECORD_UPDATES: OfferedCall}
+    ).with_outputs(parsing.DEAD_LETTERS, RECORD_UPDATES, main='offered')
     offered = parsed.offered | 'Dedupe' >> DedupeByKey(
       lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
     )
-    return {'offered': offered, 'dead_letters': parsed.dead_letters}
+    return {
+      'offered': offered,
+      RECORD_UPDATES: parsed[RECORD_UPDATES],
+      'dead_letters': parsed.dead_letters,
+    }

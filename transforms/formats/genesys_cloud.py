@@ -1,12 +1,20 @@
 """Genesys Cloud conversation detail events (`genesys_cloud` format).
 
-Each record is one notification, as Amazon EventBridge delivers it from a
-Genesys Cloud partner event bus: an EventBridge event whose `detail` holds
-`topicName`, `version`, `eventBody` and `metadata`; the bare notification
-(`{topicName, version, eventBody, metadata}` at the top level) is accepted
-too. Field names are Genesys' (platform API client docs,
-`AcdStartDetailEventTopicAcdStartEvent` and
-`AcdEndDetailEventTopicAcdEndEvent`); `eventBody.` is left out below.
+Each record is one notification, delivered by any of Genesys' paths
+(docs/vendor_formats.md, "Genesys Cloud delivery paths"):
+- Amazon EventBridge from a Genesys Cloud partner event bus: an EventBridge
+  event whose `detail` holds `topicName`, `version`, `eventBody` and
+  `metadata`;
+- the notification itself (`{topicName, version, eventBody, metadata}` at
+  the top level), as the notification API's WebSocket channel sends it;
+- the bare event body, with no `topicName`, as Process Automation triggers
+  and their webhooks deliver it. Its topic is the one a trigger names
+  (`--genesys_trigger_topic`), or else told by the body's own fields: only
+  `acd.end` carries `acdOutcome`, only the `user.*` topics carry `userId`,
+  and `acd.start` carries `queueId` (platform API client docs,
+  `AcdStartDetailEventTopicAcdStartEvent`,
+  `AcdEndDetailEventTopicAcdEndEvent`, `UserEndDetailEventTopicUserEndEvent`).
+Field names are Genesys'; `eventBody.` is left out below.
 
 | OfferedCall    | Genesys field                   | rule                     |
 |----------------|---------------------------------|--------------------------|
@@ -14,6 +22,7 @@ too. Field names are Genesys' (platform API client docs,
 | `call_id`      | `conversationId`, `sessionId`   | "conversationId:session- |
 |                |                                 | Id"; de-duplicated (2)   |
 | `queue_id`     | `queueId` of the acd.end        |                          |
+| `channel`      | `mediaType` of the acd.end      | lower case (MEDIA_TYPES) |
 | `timestamp`    | `eventTime` (epoch ms), acd.end | decides the window       |
 | `outcome`      | `acdOutcome`                    | ANSWERED, ABANDON (as    |
 |                |                                 | ABANDONED), FLOW_OUT,    |
@@ -26,13 +35,16 @@ too. Field names are Genesys' (platform API client docs,
 `flow.end`...) are passed over and counted (`other_topics`); a topic
 outside `v2.` is a dead letter (`unknown_topic`).
 (2) Per topic and call id: EventBridge delivers at least once.
-(3) transforms/acd_pairing.py, per conversationId:sessionId.
+(3) transforms/acd_pairing.py, per conversationId:sessionId; a start waits
+for its end `--genesys_max_queue_wait`, a callback's
+`--genesys_callback_max_queue_wait` (callbacks wait hours).
 
 Also checked: the conversation id in `topicName` equals
-`eventBody.conversationId` (`topic_mismatch`), `mediaType`, `participantId`
-and `disconnectType` are strings or null. Other fields (`ani`, `dnis`,
-`connectedDurationMs`...) are neither checked nor used. Valid acd.start and
-acd.end records advance the replay watermark; passed-over topics do not.
+`eventBody.conversationId` (`topic_mismatch`), `mediaType` is one of
+Genesys' documented values, `participantId` and `disconnectType` are
+strings or null. Other fields (`ani`, `dnis`, `connectedDurationMs`...) are
+neither checked nor used. Valid acd.start and acd.end records advance the
+replay watermark; passed-over topics do not.
 """
 
 import re
@@ -46,7 +58,7 @@ from transforms import parsing
 from transforms.acd_pairing import PairAcdSessions
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
-from transforms.formats import fields
+from transforms.formats import fields, streams
 from transforms.records import (
   ABANDONED,
   ACD_END,
@@ -72,28 +84,62 @@ _ACD_OUTCOMES = {
   'FLOW_OUT': FLOW_OUT,
   'UNKNOWN': UNKNOWN_OUTCOME,
 }
+# `mediaType`'s documented values (MediaTypeEnum of the acd events), as
+# channels (transforms/records.py CHANNELS).
+MEDIA_TYPES = {
+  name: name.lower()
+  for name in (
+    'VOICE',
+    'CHAT',
+    'EMAIL',
+    'CALLBACK',
+    'MESSAGE',
+    'VIDEO',
+    'COBROWSE',
+    'SCREENSHARE',
+    'UNKNOWN',
+  )
+}
 
 
-def _notification(obj: Dict[str, Any]) -> Dict[str, Any]:
-  """The notification inside an EventBridge event, or the bare one."""
-  return fields.required_object(obj, 'detail') if 'detail' in obj else obj
+def _body_kind(body: Dict[str, Any], trigger_kind: Optional[str]) -> Optional[str]:
+  """The acd topic of a bare event body, None for another topic."""
+  if trigger_kind is not None:
+    return trigger_kind
+  if 'acdOutcome' in body:
+    return ACD_END
+  if 'userId' in body or 'queueId' not in body:
+    return None
+  return ACD_START
 
 
-def parse_genesys_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> Optional[AcdEvent]:
-  """One raw record as an AcdEvent; None for a valid notification of another
-  topic. Raises parsing.InvalidRecord with a specific reason."""
-  notification = _notification(parsing.decode_json_object(raw))
-  topic = parsing.required_str(notification, 'topicName', rules)
-  match = _ACD_TOPIC.fullmatch(topic)
-  if match is None:
-    if topic.startswith(_GENESYS_TOPIC_PREFIX):
+def _acd_fields(
+  notification: Dict[str, Any], rules: FieldRules, trigger_kind: Optional[str]
+) -> Optional[AcdEvent]:
+  topic = notification.get('topicName')
+  if topic is None and 'eventBody' not in notification:
+    # A bare body: every conversation detail event has these two.
+    body = notification
+    parsing.required_event_time_ms(body, 'eventTime', rules)
+    parsing.required_str(body, 'conversationId', rules)
+    kind = _body_kind(body, trigger_kind)
+    if kind is None:
       return None
-    raise parsing.InvalidRecord('unknown_topic', f'"topicName" {topic[:100]!r} is no Genesys topic')
-  topic_conversation, kind = match.groups()
-  body = fields.required_object(notification, 'eventBody')
+    topic_conversation = None
+  else:
+    topic = parsing.required_str(notification, 'topicName', rules)
+    match = _ACD_TOPIC.fullmatch(topic)
+    if match is None:
+      if topic.startswith(_GENESYS_TOPIC_PREFIX):
+        return None
+      raise parsing.InvalidRecord(
+        'unknown_topic', f'"topicName" {topic[:100]!r} is no Genesys topic'
+      )
+    topic_conversation, kind = match.groups()
+    body = fields.required_object(notification, 'eventBody')
   timestamp = parsing.required_event_time_ms(body, 'eventTime', rules)
   conversation_id = parsing.required_str(body, 'conversationId', rules)
-  if conversation_id != topic_conversation:
+  if topic_conversation is not None and conversation_id != topic_conversation:
     raise parsing.InvalidRecord(
       'topic_mismatch',
       f'"topicName" names conversation {topic_conversation[:60]!r}, '
@@ -101,7 +147,14 @@ def parse_genesys_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> 
     )
   session_id = parsing.required_str(body, 'sessionId', rules)
   queue_id = parsing.required_str(body, 'queueId', rules)
-  for name in ('mediaType', 'participantId', 'disconnectType'):
+  media_type = parsing.required_str(body, 'mediaType', rules)
+  channel = MEDIA_TYPES.get(media_type)
+  if channel is None:
+    raise parsing.InvalidRecord(
+      'unknown_enum_value',
+      f'"mediaType" {media_type[:40]!r} is not one of {", ".join(sorted(MEDIA_TYPES))}',
+    )
+  for name in ('participantId', 'disconnectType'):
     parsing.optional_str(body, name, rules)
   outcome = None
   if kind == ACD_END:
@@ -118,11 +171,27 @@ def parse_genesys_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> 
     queue_id=queue_id,
     timestamp=timestamp,
     outcome=outcome,
+    channel=channel,
   )
 
 
-def _acd_event(raw: bytes, rules: FieldRules) -> AcdEvent:
-  event = parse_genesys_event(raw, rules)
+def parse_genesys_event(
+  raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES, trigger_kind: Optional[str] = None
+) -> Optional[AcdEvent]:
+  """One raw record as an AcdEvent; None for a valid notification of another
+  topic. `trigger_kind` (trigger_topic_kind) names the topic of bare
+  bodies. Raises parsing.InvalidRecord with a specific reason
+  (`wrong_stream` for a record of another stream)."""
+  obj = parsing.decode_json_object(raw)
+  try:
+    notification = fields.required_object(obj, 'detail') if 'detail' in obj else obj
+    return _acd_fields(notification, rules, trigger_kind)
+  except parsing.InvalidRecord as error:
+    raise streams.refuse_other_stream(obj, streams.GENESYS_CLOUD, error) from None
+
+
+def _acd_event(raw: bytes, rules: FieldRules, trigger_kind: Optional[str]) -> AcdEvent:
+  event = parse_genesys_event(raw, rules, trigger_kind)
   if event is None:
     # Only for the watermark scan below: a passed-over topic has no event
     # time the metrics use.
@@ -131,23 +200,27 @@ def _acd_event(raw: bytes, rules: FieldRules) -> AcdEvent:
 
 
 def genesys_event_time_ms(
-  raw: bytes, above_ms: Optional[int] = None, rules: FieldRules = DEFAULT_FIELD_RULES
+  raw: bytes,
+  above_ms: Optional[int] = None,
+  rules: FieldRules = DEFAULT_FIELD_RULES,
+  trigger_kind: Optional[str] = None,
 ) -> Optional[int]:
   """The event time of a valid acd.start or acd.end (above `above_ms` if
   given), else None (for the replay watermark)."""
-  return fields.event_time_above(lambda r: _acd_event(r, rules), raw, above_ms)
+  return fields.event_time_above(lambda r: _acd_event(r, rules, trigger_kind), raw, above_ms)
 
 
 class _ParseGenesysFn(beam.DoFn):
-  def __init__(self, rules: FieldRules):
+  def __init__(self, rules: FieldRules, trigger_kind: Optional[str]):
     self._rules = rules
+    self._trigger_kind = trigger_kind
     self._starts = Metrics.counter(METRICS_NAMESPACE, 'acd_starts')
     self._ends = Metrics.counter(METRICS_NAMESPACE, 'acd_ends')
     self._other_topics = Metrics.counter(METRICS_NAMESPACE, 'other_topics')
 
   def process(self, record: SourceRecord) -> Iterator:
     try:
-      event = parse_genesys_event(record.raw, self._rules)
+      event = parse_genesys_event(record.raw, self._rules, self._trigger_kind)
     except Exception as error:  # pylint: disable=broad-except
       yield parsing.dead_letter_output(record, error, METRICS_NAMESPACE)
       return
@@ -175,20 +248,28 @@ class GenesysOfferedCalls(beam.PTransform):
     max_queue_wait_seconds: int,
     max_out_of_orderness_seconds: int,
     rules: FieldRules = DEFAULT_FIELD_RULES,
+    callback_max_queue_wait_seconds: Optional[int] = None,
+    trigger_kind: Optional[str] = None,
   ):
     super().__init__()
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
+    self._trigger_kind = trigger_kind
     self._pairing = PairAcdSessions(
-      max_queue_wait_seconds, max_out_of_orderness_seconds, METRICS_NAMESPACE
+      max_queue_wait_seconds,
+      max_out_of_orderness_seconds,
+      METRICS_NAMESPACE,
+      callback_max_queue_wait_seconds,
     )
 
   def expand(self, records):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
-    parsed = records | 'Parse' >> beam.ParDo(_ParseGenesysFn(self._rules)).with_output_types(
-      AcdEvent, **{parsing.DEAD_LETTERS: DeadLetter}
-    ).with_outputs(parsing.DEAD_LETTERS, main='events')
+    parsed = records | 'Parse' >> beam.ParDo(
+      _ParseGenesysFn(self._rules, self._trigger_kind)
+    ).with_output_types(AcdEvent, **{parsing.DEAD_LETTERS: DeadLetter}).with_outputs(
+      parsing.DEAD_LETTERS, main='events'
+    )
     events = parsed.events | 'Dedupe' >> DedupeByKey(
       lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
     )

@@ -33,12 +33,18 @@ FORMATS: Dict[str, CallEventFormat] = {
     lambda c: seed.SeedOfferedCalls(seconds(c.dedupe_ttl), c.field_rules),
   ),
   'genesys_cloud': CallEventFormat(
-    lambda c: functools.partial(genesys_cloud.genesys_event_time_ms, rules=c.field_rules),
+    lambda c: functools.partial(
+      genesys_cloud.genesys_event_time_ms,
+      rules=c.field_rules,
+      trigger_kind=c.genesys_trigger_kind,
+    ),
     lambda c: genesys_cloud.GenesysOfferedCalls(
       seconds(c.dedupe_ttl),
       seconds(c.genesys_max_queue_wait),
       seconds(c.event_time.max_out_of_orderness),
       c.field_rules,
+      callback_max_queue_wait_seconds=seconds(c.genesys_callback_max_queue_wait),
+      trigger_kind=c.genesys_trigger_kind,
     ),
   ),
   'amazon_connect': CallEventFormat(

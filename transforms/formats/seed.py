@@ -13,12 +13,13 @@ Field mapping to OfferedCall (transforms/records.py):
 | `outcome`      | `abandoned` (boolean)      | true ABANDONED, false         |
 |                |                            | ANSWERED (no flow-outs)       |
 | `wait_seconds` | `wait_time_seconds` (>= 0) | always known                  |
+| `channel`      | (none)                     | voice: the seed's calls       |
 
 `agent_id` (string or null) is validated, not used. Every valid event of
 any type advances the replay watermark.
 """
 
-from typing import Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -27,6 +28,7 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
+from transforms.formats import streams
 from transforms.records import ABANDONED, ANSWERED, CallEvent, DeadLetter, OfferedCall, SourceRecord
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
@@ -37,10 +39,18 @@ METRICS_NAMESPACE = 'call_events'
 def parse_call_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> CallEvent:
   """Validates one raw record against the call-event schema.
 
-  Raises parsing.InvalidRecord with a specific reason on any problem, and
-  nothing else whatever the bytes.
+  Raises parsing.InvalidRecord with a specific reason on any problem
+  (`wrong_stream` for a record of another stream), and nothing else
+  whatever the bytes.
   """
   obj = parsing.decode_json_object(raw)
+  try:
+    return _call_event(obj, rules)
+  except parsing.InvalidRecord as error:
+    raise streams.refuse_other_stream(obj, streams.SEED, error) from None
+
+
+def _call_event(obj: Dict[str, Any], rules: FieldRules) -> CallEvent:
   return CallEvent(
     call_uuid=parsing.required_str(obj, 'call_uuid', rules),
     event_type=parsing.required_str(obj, 'event_type', rules),
