@@ -242,12 +242,12 @@ def tiles(driver) -> Dict[str, str]:
     tile.find_element(By.CLASS_NAME, 'tile-queue').text: tile.find_element(
       By.CLASS_NAME, 'tile-rate'
     ).text
-    for tile in driver.find_elements(By.CSS_SELECTOR, '#tiles .tile')
+    for tile in driver.find_elements(By.CSS_SELECTOR, '#tiles button.tile')
   }
 
 
 def tile(driver, queue_id: str):
-  for node in driver.find_elements(By.CSS_SELECTOR, '#tiles .tile'):
+  for node in driver.find_elements(By.CSS_SELECTOR, '#tiles button.tile'):
     if node.get_attribute('data-queue') == queue_id:
       return node
   raise AssertionError(f'no tile for {queue_id!r}')

@@ -452,6 +452,7 @@
     $('detail-page').textContent = d.pages > 1 ? 'page ' + (d.page + 1) + ' of ' + d.pages : '';
     $('detail-newer').disabled = d.page === 0;
     $('detail-older').disabled = d.page + 1 >= d.pages;
+    $('detail-newer').hidden = $('detail-older').hidden = d.pages <= 1;
     fillTable($('detail-late'), d.late_events.map(e => el('tr', {}, [
       el('td', {text: secondsFormat.format(new Date(e.event_timestamp))}),
       el('td', {text: windowRange(e.window_start, e.window_end)}),
