@@ -75,6 +75,11 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
     late_within_lateness_share=0.0,
     missing_start_share=0.0,
     delayed_start_share=0.01,
+    # Every delivery path and channel rule: bare bodies and callbacks
+    # (Genesys), queued callbacks and outbound legs (Connect).
+    body_share=0.1 if fmt == GENESYS else 0.0,
+    callback_share=0.05,
+    outbound_share=0.05 if fmt == CONNECT else 0.0,
   )
   lines = read_lines(str(path))
   topic = new_topic(f'it-{fmt.replace("_", "-")}')
@@ -121,7 +126,8 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
     key: [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end_ms']] for key, r in ref.rows.items()
   }
   rows = {
-    (r['queue_id'], r['window_start']): [_rounded(r[f]) for f in ROW_FIELDS] + [r['window_end']]
+    (r['queue_id'], r['channel'], r['window_start']): [_rounded(r[f]) for f in ROW_FIELDS]
+    + [r['window_end']]
     for r in _table(db, 'abandon_metrics')
   }
   assert rows == expected and rows
@@ -129,7 +135,11 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
   assert {r['service_level_definition'] for r in _table(db, 'abandon_metrics')} == {
     'abandons_positive'
   }
-  assert _table(db, 'late_events') == []
+  # Only the Connect records re-sent past the de-duplication TTL.
+  late = _table(db, 'late_events')
+  assert {r['reason'] for r in late} <= {'record_update'}
+  assert sorted(r['event_id'] for r in late) == sorted(ref.record_updates)
+  assert len({r['channel'] for r in _table(db, 'abandon_metrics')}) > 1
 
   parse = parse_genesys if fmt == GENESYS else parse_connect
   malformed = {
