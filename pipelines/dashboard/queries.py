@@ -620,7 +620,11 @@ class WallboardQueries:
     self._store.check()
     columns, has_asa = self._window_columns()
     latest = self._store.newest(
-      ABANDON_METRICS, ('window_end',), 'window_start', 1, equal={'queue_id': queue_id}
+      ABANDON_METRICS,
+      ('window_start', 'window_end'),
+      'window_start',
+      1,
+      equal={'queue_id': queue_id},
     ).rows
     windows, complete, pages = [], True, 0
     if latest:

@@ -97,7 +97,8 @@ class Store(abc.ABC):
     since_ms: Optional[int] = None,
   ) -> Rows:
     """Up to `limit` rows with `column = value` for each item of `equal`
-    and `time_column >= since_ms`, largest `time_column` first."""
+    and `time_column >= since_ms`, largest `time_column` first; `columns`
+    include `time_column`."""
 
   @abc.abstractmethod
   def count(

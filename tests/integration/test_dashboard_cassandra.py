@@ -20,10 +20,12 @@ from tests.support.dashboard_helpers import (
   chromium,
   current_window_start,
   wallboard,
+  window_row,
   write_page_rows,
 )
 from transforms.cassandra_sink import CassandraSettings, CassandraSink, CassandraWriter
-from transforms.schema import DEAD_LETTERS, TABLES
+from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
+from transforms.sqlite_sink import SqliteWriter
 
 THRESHOLDS = Thresholds(0.05, 0.10, 0.80)
 
@@ -77,6 +79,20 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
         table,
         [table.record_type(*row) for row in conn.execute(f'SELECT {names} FROM {table.name}')],
       )
+    [(start,)] = conn.execute(
+      "SELECT MAX(window_start) FROM abandon_metrics WHERE queue_id = 'Q-101'"
+    )
+  # A second and a third channel of Q-101's newest window, in both stores:
+  # tiles sum them, drill-downs split them (v3: clustered by channel).
+  channels = [
+    window_row('Q-101', start, 4, 3, 1, 8.0)._replace(channel=channel)
+    for channel in ('chat', 'email')
+  ]
+  writer.upsert(ABANDON_METRICS, channels)
+  sqlite_writer = SqliteWriter(db)
+  sqlite_writer.open()
+  sqlite_writer.upsert(ABANDON_METRICS, channels)
+  sqlite_writer.close()
   settings = CassandraSettings.from_options(PipelineOptions(flags))
   now = 1_800_000_000  # a fixed clock: lag and staleness compare too
   sqlite_store, cassandra_store = SqliteStore(db), CassandraStore(settings)
@@ -88,9 +104,17 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
     snapshot = on_sqlite.snapshot()
     assert len(snapshot['queues']['tiles']) == 8
     assert snapshot['health']['late_events']['total'] > 0
+    [mixed] = [t for t in snapshot['queues']['tiles'] if t['queue_id'] == 'Q-101']
+    assert mixed['channels'] == ['chat', 'email', 'voice']
     assert on_cassandra.snapshot() == snapshot
+    queues, until = (
+      [t['queue_id'] for t in snapshot['queues']['tiles']],
+      snapshot['queues']['newest_window_end'],
+    )
     for hours in (1, 24):
-      assert on_cassandra.queue_trends(hours) == on_sqlite.queue_trends(hours)
+      assert on_cassandra.queue_trends(hours, queues, until) == on_sqlite.queue_trends(
+        hours, queues, until
+      )
 
     def by_watermark(detail):
       detail['late_events'].sort(key=lambda e: (-e['watermark'], e['event_id']))
@@ -98,6 +122,7 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
 
     detail = by_watermark(on_sqlite.queue_detail('Q-101', 4))
     assert len(detail['late_events']) == 3
+    assert len(detail['windows'][0]['channels']) == 3
     assert by_watermark(on_cassandra.queue_detail('Q-101', 4)) == detail
     assert on_cassandra.queue_exists('Q-101')
     assert not on_cassandra.queue_exists('Q-999')
@@ -108,10 +133,10 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
   # A scan stops at the store's limit and says so.
   capped = CassandraStore(settings, scan_limit=5)
   try:
-    counts = capped.count(DEAD_LETTERS, ('source', 'reason'))
+    counts = capped.count(DEAD_LETTERS, ('source', 'reason'), 100)
   finally:
     capped.close()
-  assert (sum(counts.counts.values()), counts.complete) == (5, False)
+  assert (counts.total, sum(counts.counts.values()), counts.complete) == (5, 5, False)
 
 
 def test_a_keyspace_without_the_tables_is_a_clear_error(flags):
