@@ -21,11 +21,10 @@ class EventTimeOptions(PipelineOptions):
       '--key_idle_ttl',
       type=int,
       default=900,
-      help='Seconds of event time after its last event during which a key '
-      '(queue, channel) keeps tracking the watermark with a timer at every '
-      'window boundary; after that it keeps its last known watermark, so '
-      'an event of a window that expired while the key was idle longer '
-      'than this opens a row instead of going to the late output.',
+      help='Seconds of event time after its last event and its last open '
+      'window during which a key (queue and channel, interaction channel) '
+      'keeps its state; after that it is forgotten. Its shard keeps judging '
+      'lateness for it (docs/design.md, "When an event is late").',
     )
 
 
