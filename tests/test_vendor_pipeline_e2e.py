@@ -162,7 +162,7 @@ def test_run_local_replays_a_vendor_sample(tmp_path):
     timeout=600,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'abandon_metrics rows: 32' in proc.stdout
+  assert 'abandon_metrics rows: 87' in proc.stdout
   with sqlite3.connect(db) as conn:
     sources = {r[0] for r in conn.execute('SELECT source FROM dead_letters')}
     queues = {r[0] for r in conn.execute('SELECT queue_id FROM abandon_metrics')}
