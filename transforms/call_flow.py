@@ -6,6 +6,7 @@ from options.config import CallMetricsConfig, seconds
 from transforms.abandon_rate import AbandonRate, split_row_key
 from transforms.channel_filter import KeepChannels
 from transforms.formats import registry
+from transforms.formats.amazon_connect import RECORD_UPDATES
 from transforms.records import CHANNELS, LateEvent, OfferedCall
 from transforms.windowing import AFTER_WINDOW_EXPIRY, LateArrival, to_late_event
 
@@ -85,9 +86,9 @@ class CallMetricsFlow(beam.PTransform):
     windowed = offered | 'AbandonRate' >> self._abandon_rate
     source = self._source_name
     late = windowed['late'] | 'LateRows' >> beam.Map(lambda a: _late_row(source, a))
-    if 'record_updates' in calls:
+    if RECORD_UPDATES in calls:
       window_ms = self._window_ms
-      updates = calls['record_updates'] | 'UpdateRows' >> beam.Map(
+      updates = calls[RECORD_UPDATES] | 'UpdateRows' >> beam.Map(
         lambda c: _update_row(source, window_ms, c)
       )
       late = (late, updates) | 'LateEvents' >> beam.Flatten()
