@@ -314,6 +314,11 @@ def _newest_end(rows: Iterable[Row]) -> Optional[int]:
   return max((row['window_end'] for row in rows), default=None)
 
 
+def _compact(rows: Sequence[Row], columns: Sequence[str]) -> Tuple[tuple, ...]:
+  """Rows as tuples of their values in `columns` order."""
+  return tuple(tuple(row[name] for name in columns) for row in rows)
+
+
 def _wait_label(has_asa: bool) -> str:
   return 'ASA' if has_asa else 'avg wait'
 
@@ -324,10 +329,12 @@ def _version(value: Any) -> str:
 
 class Board(NamedTuple):
   """One read of the store: every queue's channel rows of its newest window
-  and its `Rank` (by queue id), and the sections that do not depend on a
-  page's filter. Tiles are built for the queues a view shows only."""
+  (tuples of `columns`: a board of 100,000 queues stays in tens of MiB) and
+  its `Rank` (by queue id), and the sections that do not depend on a page's
+  filter. Tiles are built for the queues a view shows only."""
 
-  queues: Dict[str, List[Row]]
+  columns: Tuple[str, ...]
+  queues: Dict[str, Tuple[tuple, ...]]
   ranks: Dict[str, Rank]
   newest_start: Optional[int]
   has_asa: bool
@@ -376,8 +383,7 @@ class WallboardQueries:
     }
 
   def _tile(self, board: Board, queue_id: str) -> Row:
-    rows = board.queues[queue_id]
-    total = combine(rows)
+    total = combine([dict(zip(board.columns, values)) for values in board.queues[queue_id]])
     tile = _window_row(total, self._thresholds, board.has_asa)
     tile['current'] = total['window_start'] == board.newest_start
     tile['channels'] = [clip(c) for c in total['channels'][:MAX_CHANNELS_SHOWN]]
@@ -525,7 +531,7 @@ class WallboardQueries:
     self._store.check()
     columns, has_asa = self._window_columns()
     latest_calls = self._store.latest(ABANDON_METRICS, columns).rows
-    queues = {queue: rows for (queue, _), rows in _by_window(latest_calls).items()}
+    by_queue = {queue: rows for (queue, _), rows in _by_window(latest_calls).items()}
     newest_start = max((row['window_start'] for row in latest_calls), default=None)
     ranks = {
       # One channel is its own total: no copy for the many single-channel queues.
@@ -534,11 +540,12 @@ class WallboardQueries:
         rows[0]['window_start'] == newest_start,
         self._thresholds,
       )
-      for queue, rows in queues.items()
+      for queue, rows in by_queue.items()
     }
     latest_volumes = self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows
     return Board(
-      queues=queues,
+      columns=tuple(columns),
+      queues={queue: _compact(rows, columns) for queue, rows in by_queue.items()},
       ranks=ranks,
       newest_start=newest_start,
       has_asa=has_asa,
