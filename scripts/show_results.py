@@ -23,17 +23,17 @@ def main() -> None:
   conn = sqlite3.connect(args.db)
   print('abandon_metrics (latest windows first):')
   print(
-    f'  {"queue":<8} {"window (UTC)":<20} {"calls":>6} {"aband.":>6} '
+    f'  {"queue":<8} {"channel":<8} {"window (UTC)":<20} {"calls":>6} {"aband.":>6} '
     f'{"rate":>7} {"SL":>7} {"pane":>8}'
   )
-  for q, start, total, abandoned, rate, sl, pane, timing in conn.execute(
-    'SELECT queue_id, window_start, total_calls, abandoned_calls, '
+  for q, channel, start, total, abandoned, rate, sl, pane, timing in conn.execute(
+    'SELECT queue_id, channel, window_start, total_calls, abandoned_calls, '
     'abandon_rate, service_level, pane_index, pane_timing '
-    'FROM abandon_metrics ORDER BY window_start DESC, queue_id LIMIT ?',
+    'FROM abandon_metrics ORDER BY window_start DESC, queue_id, channel LIMIT ?',
     (args.limit,),
   ):
     print(
-      f'  {q:<8} {_utc(start):<20} {total:>6} {abandoned:>6} '
+      f'  {q:<8} {channel:<8} {_utc(start):<20} {total:>6} {abandoned:>6} '
       f'{rate:>7.4f} {sl:>7.4f} {timing:>5}#{pane}'
     )
   print('pattern_alerts (three failures then a callback within 30 s):')

@@ -21,6 +21,7 @@ and `health` says how old that is.
 """
 
 import hashlib
+import heapq
 import json
 import math
 import time
@@ -319,6 +320,13 @@ def _compact(rows: Sequence[Row], columns: Sequence[str]) -> Tuple[tuple, ...]:
   return tuple(tuple(row[name] for name in columns) for row in rows)
 
 
+def _chosen(board: 'Board', queues: Optional[Sequence[str]]) -> List[str]:
+  """The queues of `queues` (all when None) that have windows."""
+  if queues is None:
+    return list(board.ranks)
+  return [q for q in dict.fromkeys(queues) if q in board.ranks]
+
+
 def _wait_label(has_asa: bool) -> str:
   return 'ASA' if has_asa else 'avg wait'
 
@@ -562,10 +570,7 @@ class WallboardQueries:
     `data_version` changes exactly when a number shown does (not when only
     the clock moved)."""
     ranks = board.ranks
-    if queues is None:
-      chosen = list(ranks)
-    else:
-      chosen = [q for q in dict.fromkeys(queues) if q in ranks]
+    chosen = _chosen(board, queues)
     if len(chosen) <= tiles:
       shown, others = sorted(chosen), []
     else:
@@ -606,6 +611,11 @@ class WallboardQueries:
       'health': health,
       **data,
     }
+
+  @staticmethod
+  def worst(board: Board, queues: Optional[Sequence[str]], count: int) -> List[str]:
+    """The ids of the `count` worst queues of `queues` (all when None)."""
+    return heapq.nsmallest(count, _chosen(board, queues), key=lambda q: board.ranks[q].key)
 
   def snapshot(self) -> Dict[str, Any]:
     """The view of all queues with the default number of tiles."""

@@ -4,8 +4,8 @@
 - `GET /api/snapshot`: tiles, volumes, alerts and health (queries.py);
 - `GET /api/events`: the same as server-sent events: the whole view first,
   then after every read of the store (`--refresh_seconds`) what changed;
-- `GET /api/trends?hours=H`: abandon rate and calls offered of the first
-  queues shown;
+- `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
+  queues of the view;
 - `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows and late events.
 
 The page, the snapshot, the events and the trends take a filter:
@@ -501,13 +501,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _trends(self, query: str) -> None:
     page, params = self._filter(query, 'hours')
     hours = _hours(params)
-    feed = self.server.feed
-    published = feed.current()
-    shown = feed.view(published, page).get('queues', {}).get('tiles', [])
-    until = published.board.newest_window_end if published.board else None
-    # The lines of the first tiles: the worst when the view is cut.
-    queue_ids = [tile['queue_id'] for tile in shown[:MAX_SERIES]]
-    self._send_json(self.server.queries.queue_trends(hours, queue_ids, until))
+    board = self.server.feed.current().board
+    if board is None:
+      raise BadRequest(503, 'the store has not been read yet; retry shortly')
+    queries = self.server.queries
+    # A line for each of the worst queues of the view.
+    queue_ids = sorted(queries.worst(board, page.queues, MAX_SERIES))
+    self._send_json(queries.queue_trends(hours, queue_ids, board.newest_window_end))
 
   def _queue(self, query: str) -> None:
     params = _params(query, ('id', 'hours', 'page'))
