@@ -45,7 +45,7 @@ def write_rows(path: str, start: int) -> None:
     writer.upsert(
       ABANDON_METRICS,
       [
-        window_row('Q-EVIL', start, 10, 0, 10, 10.0),
+        window_row('Q-EVIL', start, 10, 0, 10, 10.0)._replace(queue_name=f'Sales {RLO}UE'),
         window_row(SPOOF, start, 10, 5, 2, 10.0),  # 50 %: the worst
         window_row(ARABIC, start, 10, 2, 8, 10.0),  # 20 %
         window_row('Q-MIX', start, 16, 1, 13, 160.0),  # voice 1 of 16
@@ -104,6 +104,11 @@ def test_invisible_characters_show_as_escapes_and_data_is_isolated(tmp_path):
     assert 'CH-\\u2067x\\u2069' in legend
     assert 'bad\\u202ejson' in driver.find_element(By.ID, 'dead').text
     assert tile(driver, SPOOF).get_attribute('title') == SHOWN_SPOOF
+    # A queue's name (the job's --queue_names) heads its tile, isolated too.
+    name = tile(driver, 'Q-EVIL').find_element(By.CLASS_NAME, 'tile-name')
+    assert name.text == 'Sales \\u202eUE'
+    assert name.value_of_css_property('unicode-bidi') == 'isolate'
+    assert tile(driver, SPOOF).find_elements(By.CLASS_NAME, 'tile-name') == []
 
     # Q-MIX: voice and chat summed on the tile (4 of 20), split below.
     assert shown['Q-MIX'] == '20.0 %'

@@ -94,6 +94,8 @@ DEFINITION_COLUMNS = (
   'service_level_definition',
 )
 CHANNEL_COLUMN = 'channel'
+# The queue's name (the job's --queue_names), shown beside its id.
+NAME_COLUMN = 'queue_name'
 # Summed over the channels of a window (None when a channel's is unknown).
 SUMMED = (
   'total_calls',
@@ -251,6 +253,8 @@ def _window_row(row: Row, thresholds: Thresholds, has_asa: bool) -> Row:
   offered = row['total_calls']
   out = {
     'queue_id': clip(row['queue_id']),
+    # None without a name of its own (a store before names, or none given).
+    'queue_name': clip(row.get(NAME_COLUMN)) or None,
     'window_start': row['window_start'],
     'window_end': row['window_end'],
     'offered': offered,
@@ -376,7 +380,7 @@ class WallboardQueries:
     it has the ASA columns."""
     have = self._store.columns(ABANDON_METRICS)
     has_asa = set(ASA_COLUMNS) <= have
-    later = (*ASA_COLUMNS, *DEFINITION_COLUMNS, CHANNEL_COLUMN)
+    later = (*ASA_COLUMNS, *DEFINITION_COLUMNS, CHANNEL_COLUMN, NAME_COLUMN)
     return WINDOW_COLUMNS + tuple(c for c in later if c in have), has_asa
 
   def latest_windows(self) -> Dict[str, Any]:

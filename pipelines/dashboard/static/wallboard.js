@@ -188,8 +188,10 @@
     if (!t.current) classes.push('old');
     if (t.queue_id === state.queue) classes.push('selected');
     const channels = t.channels && t.channels.length > 1 ? t.channels : [];
+    const named = t.queue_name && t.queue_name !== t.queue_id;
     const button = el('button', {className: classes.join(' '), type: 'button', title: t.queue_id}, [
-      el('div', {className: 'tile-queue', data: t.queue_id}),
+      ...(named ? [el('div', {className: 'tile-name', data: t.queue_name})] : []),
+      el('div', {className: 'tile-queue' + (named ? ' tile-id' : ''), data: t.queue_id}),
       el('div', {className: 'tile-rate level-' + level(t.abandon_status), text: pct(t.abandon_rate)}),
       el('div', {className: 'tile-caption', text: 'abandon rate'}),
       el('div', {className: 'tile-sl level-' + level(t.service_level_status)}, [
@@ -205,7 +207,7 @@
     ].concat(channels.length ? [el('div', {className: 'tile-channels'},
       channels.flatMap((c, i) => (i ? [' + ', bdi(c)] : [bdi(c)])))] : []));
     button.dataset.queue = t.queue_id;
-    button.addEventListener('click', () => openDetail(t.queue_id));
+    button.addEventListener('click', () => openDetail(t.queue_id, t.queue_name));
     return button;
   }
 
@@ -399,11 +401,12 @@
   }
 
   // --- drill-down -------------------------------------------------------
-  function openDetail(queueId) {
+  function openDetail(queueId, queueName) {
     state.queue = queueId;
     state.detailPage = 0;
     $('detail').hidden = false;
     $('detail-queue').replaceChildren(bdi(queueId));
+    $('detail-name').replaceChildren(...(queueName && queueName !== queueId ? [bdi(queueName)] : []));
     for (const node of document.querySelectorAll('.tile')) {
       node.classList.toggle('selected', node.dataset.queue === queueId);
     }
