@@ -89,6 +89,7 @@ INBOUND_METHODS = frozenset(
 OWN_LEG_METHODS = frozenset(
   {'OUTBOUND', 'EXTERNAL_OUTBOUND', 'MONITOR', 'DISCONNECT', 'AGENT_REPLY', 'FLOW'}
 )
+_INITIATION_METHODS = {m: m for m in INBOUND_METHODS | OWN_LEG_METHODS}
 # API on VOICE is StartOutboundVoiceContact (an outbound call placed in a
 # queue for an agent); on chats, tasks and e-mails it is how a customer's
 # contact is started (StartChatContact...).
@@ -149,20 +150,8 @@ def _contact_record(
   obj: Dict[str, Any], queue_key: str, rules: FieldRules, update_after_ms: Optional[int]
 ) -> Union[OfferedCall, PassedOver]:
   contact_id = parsing.required_str(obj, 'ContactId', rules)
-  channel_name = parsing.required_str(obj, 'Channel', rules)
-  channel = CHANNELS.get(channel_name)
-  if channel is None:
-    raise parsing.InvalidRecord(
-      'unknown_enum_value',
-      f'"Channel" {channel_name[:40]!r} is not one of {", ".join(sorted(CHANNELS))}',
-    )
-  method = parsing.required_str(obj, 'InitiationMethod', rules)
-  if method not in INBOUND_METHODS and method not in OWN_LEG_METHODS:
-    raise parsing.InvalidRecord(
-      'unknown_enum_value',
-      f'"InitiationMethod" {method[:40]!r} is not one of '
-      f'{", ".join(sorted(INBOUND_METHODS | OWN_LEG_METHODS))}',
-    )
+  channel = fields.required_enum(obj, 'Channel', CHANNELS, rules)
+  method = fields.required_enum(obj, 'InitiationMethod', _INITIATION_METHODS, rules)
   fields.required_iso_time_ms(obj, 'InitiationTimestamp', rules)
   disconnected_ms = fields.optional_iso_time_ms(obj, 'DisconnectTimestamp', rules)
   updated_ms = fields.optional_iso_time_ms(obj, 'LastUpdateTimestamp', rules)
@@ -192,7 +181,7 @@ def _contact_record(
       f'"Queue.DequeueTimestamp" is {enqueued_ms - dequeued_ms} ms before "Queue.EnqueueTimestamp"',
     )
   wait = parsing.required_non_negative_number(queue, 'Duration', rules.max_wait_seconds)
-  if method in OWN_LEG_METHODS or (method == 'API' and channel_name == OUTBOUND_API_CHANNEL):
+  if method in OWN_LEG_METHODS or (method == 'API' and channel == CHANNELS[OUTBOUND_API_CHANNEL]):
     return PassedOver('not_inbound')
   return OfferedCall(
     call_id=contact_id,

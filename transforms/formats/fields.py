@@ -10,7 +10,7 @@ InvalidRecord with a specific reason, never another exception.
 
 import datetime
 import re
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar
 
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
@@ -45,6 +45,26 @@ def required_object(obj: Dict[str, Any], name: str) -> Dict[str, Any]:
   if value is None:
     raise parsing.InvalidRecord('missing_field', f'"{name}" is missing or null')
   return value
+
+
+_Value = TypeVar('_Value')
+
+
+def required_enum(
+  obj: Dict[str, Any],
+  name: str,
+  choices: Mapping[str, _Value],
+  rules: FieldRules = DEFAULT_FIELD_RULES,
+) -> _Value:
+  """What `choices` maps the string field `name` to: a vendor's documented
+  enum value. Raises InvalidRecord `unknown_enum_value` naming the known
+  values for any other string (and the string rules' reasons)."""
+  value = parsing.required_str(obj, name, rules)
+  if value not in choices:
+    raise parsing.InvalidRecord(
+      'unknown_enum_value', f'"{name}" {value[:40]!r} is not one of {", ".join(sorted(choices))}'
+    )
+  return choices[value]
 
 
 def iso_time_ms(value: str, name: str, rules: FieldRules = DEFAULT_FIELD_RULES) -> int:

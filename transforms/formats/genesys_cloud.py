@@ -147,24 +147,12 @@ def _acd_fields(
     )
   session_id = parsing.required_str(body, 'sessionId', rules)
   queue_id = parsing.required_str(body, 'queueId', rules)
-  media_type = parsing.required_str(body, 'mediaType', rules)
-  channel = MEDIA_TYPES.get(media_type)
-  if channel is None:
-    raise parsing.InvalidRecord(
-      'unknown_enum_value',
-      f'"mediaType" {media_type[:40]!r} is not one of {", ".join(sorted(MEDIA_TYPES))}',
-    )
+  channel = fields.required_enum(body, 'mediaType', MEDIA_TYPES, rules)
   for name in ('participantId', 'disconnectType'):
     parsing.optional_str(body, name, rules)
   outcome = None
   if kind == ACD_END:
-    acd_outcome = parsing.required_str(body, 'acdOutcome', rules)
-    outcome = _ACD_OUTCOMES.get(acd_outcome)
-    if outcome is None:
-      raise parsing.InvalidRecord(
-        'unknown_enum_value',
-        f'"acdOutcome" {acd_outcome[:40]!r} is not one of {", ".join(sorted(_ACD_OUTCOMES))}',
-      )
+    outcome = fields.required_enum(body, 'acdOutcome', _ACD_OUTCOMES, rules)
   return AcdEvent(
     kind=kind,
     call_id=f'{conversation_id}:{session_id}',
