@@ -53,6 +53,12 @@ class DashboardOptions(PipelineOptions):
       'below it turns red.',
     )
     group.add_argument(
+      '--queue_groups',
+      default=None,
+      help='JSON file of queue groups, {"group name": ["queue id", ...], '
+      '...}: a page opened as /?group=NAME shows those queues only.',
+    )
+    group.add_argument(
       '--refresh_seconds',
       type=float,
       default=2.0,

@@ -13,21 +13,7 @@ from pipelines.dashboard.queries import MAX_TEXT, Thresholds
 from pipelines.dashboard.stores import CassandraStore, SqliteStore, Store
 from transforms.cassandra_sink import CassandraSettings
 
-
-class WallboardViewOptions(PipelineOptions):
-  """What pages may ask to see."""
-
-  @classmethod
-  def _add_argparse_args(cls, parser):
-    parser.add_argument_group('wallboard').add_argument(
-      '--queue_groups',
-      default=None,
-      help='JSON file of queue groups, {"group name": ["queue id", ...], '
-      '...}: a page opened as /?group=NAME shows those queues only.',
-    )
-
-
-OPTIONS = (DashboardOptions, WallboardViewOptions, SinkOptions, EventTimeOptions, CassandraOptions)
+OPTIONS = (DashboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
 MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024
 # Consistency levels a write may use but a read may not.
 _WRITE_ONLY_CONSISTENCY = ('ANY', 'EACH_QUORUM')
@@ -82,7 +68,7 @@ class DashboardConfig(NamedTuple):
       ),
       max_out_of_orderness_ms=(options.view_as(EventTimeOptions).max_out_of_orderness * 1000),
       refresh_seconds=o.refresh_seconds,
-      queue_groups=load_queue_groups(options.view_as(WallboardViewOptions).queue_groups),
+      queue_groups=load_queue_groups(options.view_as(DashboardOptions).queue_groups),
     )
 
   def open_store(self) -> Store:
