@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up the project and the headless browser of the page tests
-# (scripts/stack/install_browser.sh), brings up the real services the integration
+# Sets up the project, the headless browser of the page tests
+# (scripts/stack/install_browser.sh) and Prometheus of the operators' tests
+# (scripts/stack/install_prometheus.sh), brings up the real services the integration
 # tests talk to (Kafka, Cassandra and the secured Kafka + Cassandra pair:
 # scripts/stack.sh up --secure), runs the whole test suite and brings the
 # services down again. `.ci/run` calls exactly this. The code style is checked
@@ -18,6 +19,8 @@ scripts/setup.sh
 .venv/bin/ruff format --check --quiet .
 # The wallboard's page tests drive Debian's chromium through chromedriver.
 scripts/stack/install_browser.sh
+# promtool checks the alert rules; a prometheus server scrapes the job's /metrics.
+scripts/stack/install_prometheus.sh
 # Services this run started are stopped on the way out, whatever happens.
 if ! scripts/stack.sh status >/dev/null 2>&1; then
   trap 'scripts/stack.sh down || true' EXIT
