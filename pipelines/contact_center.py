@@ -8,7 +8,9 @@ Flows: call records to abandon metrics per queue (`--call_events`, in the
 Actions to interaction volumes per channel and callback-pattern alerts
 (`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
 `--help` lists every option. A file replay on the local runner that takes
-more than a few seconds shows its progress on stderr (pipelines/progress.py).
+more than a few seconds shows its progress on stderr (pipelines/progress.py);
+with `--metrics_port` the local runner serves the job's metrics to
+Prometheus (pipelines/metrics_server.py).
 """
 
 import contextlib
@@ -29,19 +31,21 @@ from options.config import CallMetricsConfig, InteractionConfig
 from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, kafka_client_config
+from options.metrics_options import MetricsOptions
 from options.stream_options import (
   EventTimeOptions,
   FieldRuleOptions,
   FileReplayOptions,
   SinkOptions,
 )
-from pipelines import progress
+from pipelines import metrics_server, progress
 from pipelines.local_runner import local_streaming_runner, validated_beam
 from transforms.call_flow import CallMetricsFlow
 from transforms.data_actions import data_action_time_ms
 from transforms.formats.registry import call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import ReadKafkaRecords
+from transforms.operator_metrics import CountTableRows
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
 from transforms.sink_registry import sinks_from_options
@@ -159,6 +163,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
   tables = merge_tables(*flows)
   write = WriteTables(sinks_from_options(options), TABLES)
   _ = tables | 'Write' >> write
+  _ = tables | 'OperatorMetrics' >> CountTableRows()
   return functools.partial(write.prepare, list(tables))
 
 
@@ -172,6 +177,7 @@ JOB_OPTIONS = (
   SinkOptions,
   CassandraOptions,
   CxoneOptions,
+  MetricsOptions,
 )
 
 
@@ -185,6 +191,12 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
     validate_on_startup(CxoneConfig.from_options(options))
   check_kafka_on_startup(options)
   runner = local_streaming_runner(options)
+  metrics = options.view_as(MetricsOptions)
+  if metrics.metrics_port is not None and runner is None:
+    raise ValueError(
+      "--metrics_port serves the local runner's metrics; on Flink, scrape "
+      "Flink's Prometheus reporter (scripts/flink.sh, docs/operations.md)"
+    )
   pipeline = beam.Pipeline(runner=runner, options=options)
   prepare_sinks = build(pipeline, options)
   # After the graph is built (no I/O), before the job is submitted: the
@@ -193,16 +205,28 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   # error saying what to fix.
   prepare_sinks()
   total_lines = progress.replay_total_lines(pipeline)
-  result = pipeline.run()
-  # Progress is read from the running job's metrics, complete on the local
-  # runner only (pipelines/local_runner.py); other runners show none.
-  showing = (
-    progress.showing_progress(result, total_lines, progress.stderr_reporter())
-    if runner is not None and validated_beam() and total_lines is not None
+  # Bound before the launch, so a port in use stops it; it answers the
+  # job's metrics once the job runs (pipelines/metrics_server.py).
+  serving = (
+    metrics_server.serving_metrics(
+      metrics.metrics_address, metrics.metrics_port, metrics.metrics_final_scrape_wait
+    )
+    if metrics.metrics_port is not None
     else contextlib.nullcontext()
   )
-  with showing:
-    result.wait_until_finish()
+  with serving as server:
+    result = pipeline.run()
+    if server is not None:
+      server.read_metrics = result.metrics
+    # Progress is read from the running job's metrics, complete on the local
+    # runner only (pipelines/local_runner.py); other runners show none.
+    showing = (
+      progress.showing_progress(result, total_lines, progress.stderr_reporter())
+      if runner is not None and validated_beam() and total_lines is not None
+      else contextlib.nullcontext()
+    )
+    with showing:
+      result.wait_until_finish()
   return result
 
 
