@@ -69,9 +69,12 @@ def test_scrapes_of_a_running_job(tmp_path):
   finally:
     job.kill() if job.poll() is None else None
   assert job.wait(timeout=60) == 0, (tmp_path / 'job.log').read_text()[-3000:]
-  assert len(bodies) >= 2, 'scraped while running and after it finished'
-
   final = parse(bodies[-1])
+  lines = ('contact_center_beam_metric_total', (('name', 'lines'), ('namespace', 'replay')))
+  assert final[lines] == len(stream.path.read_bytes().splitlines())
+  # Scraped while the replay ran, too.
+  assert any(0 < parse(body).get(lines, 0) < final[lines] for body in bodies[:-1]), len(bodies)
+
   assert by_reason(final, 'contact_center_dead_letters_total') == stream.dead_letters
   assert by_reason(final, 'contact_center_late_events_total') == {
     'after_window_expiry': stream.late_events

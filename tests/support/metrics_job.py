@@ -16,6 +16,9 @@ from tests.test_poison_job import poisoned_copy
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = 'cc-call-logs'
+# One line per poll: the replay then runs a few seconds, long enough to be
+# scraped while it runs.
+POLL_SIZE = 1
 
 
 class KnownStream(NamedTuple):
@@ -38,7 +41,7 @@ def known_stream(tmp_path: Path) -> KnownStream:
   )
   path = tmp_path / 'calls.jsonl'
   expected = poisoned_copy(generated, path, POISON_CALLS, seed=29)
-  reference = reference_call_metrics(str(path))
+  reference = reference_call_metrics(str(path), poll_size=POLL_SIZE)
   assert reference.dead_letter_count == len(expected)
   assert reference.late, 'the stream must have late events to count'
   return KnownStream(
@@ -62,6 +65,7 @@ def start_job(stream: KnownStream, tmp_path: Path, port: int, extra: List[str]) 
         f'--call_events={stream.path}',
         f'--sqlite_path={tmp_path / "out.db"}',
         f'--metrics_port={port}',
+        f'--replay_poll_size={POLL_SIZE}',
         *extra,
       ],
       cwd=REPO,
