@@ -168,11 +168,13 @@ def _number(value: float) -> str:
 
 def exposition(results: Dict[str, list], now_s: float) -> str:
   """The Prometheus text format of a MetricResults.query() answer: each
-  family's HELP and TYPE, then its series sorted."""
-  by_family: Dict[str, List[str]] = {}
+  family's HELP and TYPE, then its series sorted. Every family is
+  declared, with no series until the job counts one (a sink that never
+  retried), as Prometheus' own client libraries do."""
+  by_family: Dict[str, List[str]] = {family: [] for family in FAMILIES}
   for family, labels, value in samples(results, now_s):
     line = f'{PREFIX}{series(family, **labels)} {_number(value)}'
-    by_family.setdefault(_family_of(family), []).append(line)
+    by_family[_family_of(family)].append(line)
   lines = []
   for family in sorted(by_family):
     kind, text = FAMILIES[family]

@@ -2,23 +2,28 @@
 pipelines/metrics_server.py): scraped while a stream with known poison and
 late records runs, its last answer has the exact dead letters and late
 events by reason and the event-time lag of the newest window, in a format
-`promtool check metrics` (Debian's prometheus package) accepts."""
+`promtool check metrics` (Debian's prometheus package) accepts; and every
+metric the Grafana dashboard (deploy/grafana/contact-center.json) queries
+is in that scrape."""
 
+import json
+import re
 import shutil
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Set, Tuple
 
 import pytest
 
 from pipelines import contact_center
-from tests.support.metrics_job import SOURCE, known_stream, start_job
+from tests.support.metrics_job import REPO, SOURCE, KnownStream, known_stream, start_job
 from tests.test_graph_build import free_port
 
 Series = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
+DASHBOARD = REPO / 'deploy' / 'grafana' / 'contact-center.json'
 
 
 def parse(body: str) -> Series:
@@ -60,7 +65,17 @@ def scrape_until_stopped(url: str, job: subprocess.Popen) -> Tuple[List[str], fl
   raise AssertionError('the job did not stop serving /metrics in 300 s')
 
 
-def test_scrapes_of_a_running_job(tmp_path):
+class Scraped(NamedTuple):
+  stream: KnownStream
+  bodies: List[str]
+  last_at: float
+
+
+@pytest.fixture(scope='module')
+def scraped(tmp_path_factory) -> Iterator[Scraped]:
+  """Every answer of /metrics while the job ran the known stream and
+  after it finished, and the time of the last one."""
+  tmp_path = tmp_path_factory.mktemp('metrics_job')
   stream = known_stream(tmp_path)
   port = free_port()
   job = start_job(stream, tmp_path, port, ['--metrics_final_scrape_wait=60'])
@@ -69,6 +84,11 @@ def test_scrapes_of_a_running_job(tmp_path):
   finally:
     job.kill() if job.poll() is None else None
   assert job.wait(timeout=60) == 0, (tmp_path / 'job.log').read_text()[-3000:]
+  yield Scraped(stream, bodies, last_at)
+
+
+def test_scrapes_of_a_running_job(scraped):
+  stream, bodies, last_at = scraped
   final = parse(bodies[-1])
   lines = ('contact_center_beam_metric_total', (('name', 'lines'), ('namespace', 'replay')))
   assert final[lines] == len(stream.path.read_bytes().splitlines())
@@ -119,3 +139,58 @@ def test_a_port_in_use_stops_the_launch(tmp_path):
           f'--sqlite_path={tmp_path / "out.db"}',
         ]
       )
+
+
+# PromQL words that are not metric names: aggregations, their modifiers,
+# set operators (functions are told by the parenthesis after them).
+_PROMQL_WORDS = {'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool'}
+_PROMQL_WORDS |= {'and', 'or', 'unless', 'sum', 'min', 'max', 'avg', 'count', 'topk', 'bottomk'}
+
+
+def dashboard_queries(dashboard: dict) -> List[str]:
+  """Every PromQL expression of the dashboard: panel targets and variables."""
+  queries = [t['expr'] for panel in dashboard['panels'] for t in panel['targets']]
+  for variable in dashboard['templating']['list']:
+    match = re.fullmatch(r'label_values\((\w+), *\w+\)', variable['definition'])
+    assert match, variable['definition']
+    queries.append(match.group(1))
+  return queries
+
+
+def metric_names(expr: str) -> Set[str]:
+  """The metric names an expression selects: its identifiers once label
+  matchers, ranges, strings, grouping clauses and function calls are out."""
+  expr = re.sub(r'"(?:[^"\\]|\\.)*"', '', expr)
+  expr = re.sub(r'\{[^}]*\}|\[[^\]]*\]', '', expr)
+  expr = re.sub(r'\b(?:by|without|on|ignoring|group_left|group_right) *\([^)]*\)', '', expr)
+  names = set(re.findall(r'\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?! *\()', expr))
+  return names - _PROMQL_WORDS
+
+
+def test_metric_names_of_a_query():
+  assert metric_names(
+    'sum by (source, reason) (rate(a_total{job=~"$job", x="sum"}[5m])) / on (x) b * 1000'
+  ) == {'a_total', 'b'}
+
+
+def test_dashboard_is_importable_and_queries_only_exported_metrics(scraped):
+  dashboard = json.loads(DASHBOARD.read_text())
+  # What Grafana's import needs: a title and uid, the data source as an
+  # import input every query uses, panels with unique ids and a place.
+  assert dashboard['title'] and dashboard['uid']
+  inputs = {i['name']: i for i in dashboard['__inputs']}
+  assert inputs['DS_PROMETHEUS']['pluginId'] == 'prometheus'
+  ids = [panel['id'] for panel in dashboard['panels']]
+  assert len(ids) == len(set(ids))
+  for panel in dashboard['panels']:
+    assert set(panel['gridPos']) == {'x', 'y', 'w', 'h'}, panel['title']
+    assert panel['targets'], panel['title']
+    for target in [panel, *panel['targets']]:
+      assert target['datasource'] == {'type': 'prometheus', 'uid': '${DS_PROMETHEUS}'}
+
+  # Declared families count: a sink that never retried has no series yet.
+  body = scraped.bodies[-1]
+  exported = {name for name, _ in parse(body)} | set(re.findall(r'^# TYPE (\S+)', body, re.M))
+  queried = set().union(*(metric_names(q) for q in dashboard_queries(dashboard)))
+  assert queried, 'the dashboard queries no metric'
+  assert queried <= exported, sorted(queried - exported)

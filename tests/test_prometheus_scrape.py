@@ -1,8 +1,9 @@
 """A real Prometheus server (Debian's `prometheus` package, on loopback,
 started here) scrapes the job's /metrics while the job runs a stream with
 known poison and late records; Prometheus' HTTP API then answers the exact
-dead letters and late events by reason, and it has loaded
-deploy/prometheus/alerts.yml."""
+dead letters and late events by reason, it has loaded
+deploy/prometheus/alerts.yml, and it evaluates every query of the Grafana
+dashboard."""
 
 import json
 import shutil
@@ -18,6 +19,7 @@ import yaml
 
 from tests.support.metrics_job import SOURCE, known_stream, start_job
 from tests.test_graph_build import free_port
+from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries
 from tests.test_prometheus_rules import RULES
 
 SCRAPE_INTERVAL = '1s'
@@ -131,3 +133,8 @@ def test_prometheus_has_the_exact_counts_by_reason(prometheus, tmp_path):
   }
   assert set(rules) == expected
   assert all(rule['health'] == 'ok' for rule in rules.values()), rules
+
+  # Every dashboard query is valid PromQL (api() asserts success; a job of
+  # a few seconds is too short for the rates to have series).
+  for query in dashboard_queries(json.loads(DASHBOARD.read_text())):
+    server.api('query', query=query.replace('$job', 'contact-center'))
