@@ -28,6 +28,12 @@
 # KAFKA_SASL_JAAS_CONFIG for Kafka's ${env:...} placeholders and CASSANDRA_PASSWORD for the
 # Cassandra sink. Never on a command line; `status` shows the variable names only. A file
 # changed later takes effect on `restart`. FLINK_ENV_FILE= (empty) passes none.
+# Prometheus: FLINK_PROMETHEUS_PORTS=9249-9259 enables Flink's Prometheus reporter (the
+# distribution's plugins/metrics-prometheus jar, the cluster's Flink version): each JobManager and
+# TaskManager serves /metrics on the first free port of the range, with Flink's own metrics
+# (checkpoints, watermarks, back pressure) and the job's Beam counters. Off by default: Flink's
+# reporter has no bind address and listens on every interface, unlike the rest of the cluster;
+# scrape it on 127.0.0.1 and keep the ports closed to the network (docs/operations.md).
 # Env: FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), WORKER_POOL_PORT (50000), FLINK_SLOTS (2),
 #      FLINK_JM_MEMORY (1536m), FLINK_TM_MEMORY (3072m, per TaskManager: two fit beside Kafka,
 #      Cassandra and the tests on a 24 GiB machine), FLINK_TASKMANAGERS (1),
@@ -40,6 +46,7 @@ REST_PORT=${FLINK_REST_PORT:-8081}
 RPC_PORT=${FLINK_RPC_PORT:-6123}
 POOL_PORT=${WORKER_POOL_PORT:-50000}
 SLOTS=${FLINK_SLOTS:-2}
+PROMETHEUS_PORTS=${FLINK_PROMETHEUS_PORTS:-}
 JM_MEM=${FLINK_JM_MEMORY:-1536m}
 TM_MEM=${FLINK_TM_MEMORY:-3072m}
 FLINK_RUN=$RUN_DIR/flink
@@ -159,6 +166,19 @@ restart-strategy.exponential-delay.backoff-multiplier: 2.0
 restart-strategy.exponential-delay.jitter-factor: 0.1
 restart-strategy.exponential-delay.reset-backoff-threshold: 10 min
 EOF
+  if [[ -n "$PROMETHEUS_PORTS" ]]; then
+    [[ "$PROMETHEUS_PORTS" =~ ^[0-9]+(-[0-9]+)?$ ]] ||
+      die "FLINK_PROMETHEUS_PORTS must be a port or a range like 9249-9259 (got '$PROMETHEUS_PORTS')"
+    # Flink loads reporters from plugins/ of its distribution, the jar of its own version.
+    [[ -f "$FLINK_HOME/plugins/metrics-prometheus/flink-metrics-prometheus-$FLINK_VERSION.jar" ]] ||
+      die "no plugins/metrics-prometheus/flink-metrics-prometheus-$FLINK_VERSION.jar in $FLINK_HOME"
+    cat >>"$CONF_DIR/config.yaml" <<EOF
+
+# Prometheus reporter (FLINK_PROMETHEUS_PORTS): /metrics of each process on the first free port.
+metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
+metrics.reporter.prom.port: $PROMETHEUS_PORTS
+EOF
+  fi
 }
 
 # Exports FLINK_ENV_FILE's variables to what this script starts next; records their names.
@@ -253,6 +273,7 @@ status() {
   print_status $SVC_POOL "$HOST:$POOL_PORT" || rc=3
   echo "worker env: $(cat "$WORKER_ENV_NAMES" 2>/dev/null || echo unknown)"
   echo "web UI: $UI_URL"
+  echo "prometheus reporter: $(sed -n 's/^metrics.reporter.prom.port: /ports /p' "$CONF_DIR/config.yaml" 2>/dev/null | grep . || echo off)"
   if ov=$(curl -fsS --max-time 2 "$UI_URL/overview" 2>/dev/null); then
     echo "REST /overview: answers: $ov"
   else

@@ -1,6 +1,7 @@
 """deploy/prometheus/alerts.yml: valid rules (`promtool check rules`) that
 pass their unit tests (`promtool test rules alerts_test.yml`), and every
-alert is shown firing in those tests. promtool is Debian's `prometheus`
+alert is shown firing in those tests; deploy/prometheus/prometheus.yml is
+a valid configuration. promtool is Debian's `prometheus`
 package (scripts/stack/install_prometheus.sh); without it these tests fail."""
 
 import shutil
@@ -49,3 +50,9 @@ def test_every_alert_is_tested_firing():
     if case.get('exp_alerts')
   }
   assert set(alert_names()) <= fired, set(alert_names()) - fired
+
+
+def test_prometheus_config_is_valid():
+  # Also checks the rule files it names and its Flink relabelling rules.
+  run = promtool('check', 'config', 'prometheus.yml')
+  assert run.returncode == 0, run.stdout + run.stderr

@@ -3,8 +3,10 @@ started here) scrapes the job's /metrics while the job runs a stream with
 known poison and late records; Prometheus' HTTP API then answers the exact
 dead letters and late events by reason, it has loaded
 deploy/prometheus/alerts.yml, and it evaluates every query of the Grafana
-dashboard."""
+dashboard. The server runs deploy/prometheus/prometheus.yml with the test's
+targets."""
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -12,7 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 import pytest
 import yaml
@@ -22,7 +24,8 @@ from tests.test_graph_build import free_port
 from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries
 from tests.test_prometheus_rules import RULES
 
-SCRAPE_INTERVAL = '1s'
+INTERVAL = '1s'
+CONFIG = RULES.parent / 'prometheus.yml'
 
 
 class Prometheus:
@@ -47,27 +50,29 @@ class Prometheus:
     return {r['metric']['reason']: float(r['value'][1]) for r in data['result']}
 
 
-@pytest.fixture
-def prometheus(tmp_path) -> Iterator[tuple]:
-  """(Prometheus, the job's metrics port it scrapes as job contact-center)."""
+def prometheus_config(targets: Dict[str, List[str]]) -> dict:
+  """deploy/prometheus/prometheus.yml with its rules, scraping and
+  evaluating every second, its scrape jobs named in `targets` (job ->
+  host:port list) on those targets and the others left out."""
+  config = yaml.safe_load(CONFIG.read_text())
+  config['global'] = {'scrape_interval': INTERVAL, 'evaluation_interval': INTERVAL}
+  config['rule_files'] = [str(CONFIG.parent / f) for f in config['rule_files']]
+  jobs = [job for job in config['scrape_configs'] if job['job_name'] in targets]
+  assert {job['job_name'] for job in jobs} == set(targets)
+  for job in jobs:
+    job['static_configs'] = [{'targets': targets[job['job_name']]}]
+  config['scrape_configs'] = jobs
+  return config
+
+
+@contextlib.contextmanager
+def running_prometheus(tmp_path: Path, targets: Dict[str, List[str]]) -> Iterator[Prometheus]:
+  """A Prometheus server on a free loopback port, with prometheus_config(targets)."""
   binary = shutil.which('prometheus')
   assert binary, 'prometheus not found: run scripts/stack/install_prometheus.sh'
-  port, metrics_port = free_port(), free_port()
+  port = free_port()
   config = tmp_path / 'prometheus.yml'
-  config.write_text(
-    yaml.safe_dump(
-      {
-        'global': {'scrape_interval': SCRAPE_INTERVAL, 'evaluation_interval': SCRAPE_INTERVAL},
-        'rule_files': [str(RULES)],
-        'scrape_configs': [
-          {
-            'job_name': 'contact-center',
-            'static_configs': [{'targets': [f'127.0.0.1:{metrics_port}']}],
-          }
-        ],
-      }
-    )
-  )
+  config.write_text(yaml.safe_dump(prometheus_config(targets)))
   log = open(tmp_path / 'prometheus.log', 'wb')  # noqa: SIM115  (the server writes it)
   with log:
     server = subprocess.Popen(
@@ -82,10 +87,18 @@ def prometheus(tmp_path) -> Iterator[tuple]:
     )
   try:
     wait_ready(f'http://127.0.0.1:{port}/-/ready', server, tmp_path / 'prometheus.log')
-    yield Prometheus(port), metrics_port
+    yield Prometheus(port)
   finally:
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture
+def prometheus(tmp_path) -> Iterator[tuple]:
+  """(Prometheus, the job's metrics port it scrapes as job contact-center)."""
+  metrics_port = free_port()
+  with running_prometheus(tmp_path, {'contact-center': [f'127.0.0.1:{metrics_port}']}) as server:
+    yield server, metrics_port
 
 
 def wait_ready(url: str, server: subprocess.Popen, log: Path) -> None:
