@@ -219,9 +219,12 @@ def test_malformed_records_are_dead_letters_with_their_offsets(kafka_job, produc
 
 def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, topic):
   """--sink=kafka: every abandon_metrics row is on cc-abandon-metrics as JSON keyed by
-  `["<queue_id>",<window_start>]` (last record per key = the row), dead letters on
-  cc-dead-letters keyed by `["<source>","<origin>"]`."""
-  rows = {(r['queue_id'], r['window_start']): r for r in _table(kafka_job['db'], 'abandon_metrics')}
+  `["<queue_id>","<channel>",<window_start>]` (last record per key = the row), dead
+  letters on cc-dead-letters keyed by `["<source>","<origin>"]`."""
+  rows = {
+    (r['queue_id'], r['channel'], r['window_start']): r
+    for r in _table(kafka_job['db'], 'abandon_metrics')
+  }
   latest = {}
   for key, value in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['abandon_metrics']]):
     latest[tuple(json.loads(key))] = json.loads(value)
