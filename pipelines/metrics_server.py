@@ -162,8 +162,15 @@ def _family_of(sample_family: str) -> str:
   return sample_family
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+  """A sample value as the Prometheus text format writes it."""
   return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def family_lines(name: str, kind: str, text: str, samples: List[str]) -> List[str]:
+  """One metric family in the text format: HELP, TYPE, its sample lines
+  sorted."""
+  return [f'# HELP {name} {text}', f'# TYPE {name} {kind}', *sorted(samples)]
 
 
 def exposition(results: Dict[str, list], now_s: float) -> str:
@@ -173,13 +180,11 @@ def exposition(results: Dict[str, list], now_s: float) -> str:
   retried), as Prometheus' own client libraries do."""
   by_family: Dict[str, List[str]] = {family: [] for family in FAMILIES}
   for family, labels, value in samples(results, now_s):
-    line = f'{PREFIX}{series(family, **labels)} {_number(value)}'
+    line = f'{PREFIX}{series(family, **labels)} {number(value)}'
     by_family[_family_of(family)].append(line)
   lines = []
   for family in sorted(by_family):
-    kind, text = FAMILIES[family]
-    lines += [f'# HELP {PREFIX}{family} {text}', f'# TYPE {PREFIX}{family} {kind}']
-    lines += sorted(by_family[family])
+    lines += family_lines(f'{PREFIX}{family}', *FAMILIES[family], by_family[family])
   return '\n'.join(lines) + '\n'
 
 

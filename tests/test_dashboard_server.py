@@ -1,9 +1,12 @@
 """The wallboard's HTTP server and options: routes, security headers, bad
-requests, the event stream, a store that stops answering."""
+requests, the event stream, a store that stops answering, the server's own
+/metrics."""
 
 import http.client
 import json
 import re
+import shutil
+import subprocess
 import threading
 import urllib.parse
 
@@ -307,3 +310,49 @@ def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path, capsys):
     dashboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
   dashboard_main.main(['--help'])
   assert '--abandon_rate_warn' in capsys.readouterr().out
+
+
+def _metrics(address: str) -> dict:
+  """The wallboard's /metrics as series -> value, checked by promtool."""
+  response, body = get(address, '/metrics')
+  assert response.status == 200
+  assert response.getheader('Content-Type').startswith('text/plain; version=0.0.4')
+  promtool = shutil.which('promtool')
+  assert promtool, 'promtool not found: run scripts/stack/install_prometheus.sh'
+  checked = subprocess.run(
+    [promtool, 'check', 'metrics'], input=body, capture_output=True, timeout=60
+  )
+  assert checked.returncode == 0, checked.stderr.decode()
+  return {
+    name: float(value)
+    for name, value in (
+      line.rsplit(' ', 1) for line in body.decode().splitlines() if not line.startswith('#')
+    )
+  }
+
+
+def test_metrics_count_requests_by_route_and_status_streams_and_store_reads(served):
+  address, _, feed, store = served
+  get(address, '/')
+  get(address, '/api/snapshot')
+  get(address, '/api/queue?id=Q-1&hours=99999999999')  # 400
+  for i in range(5):  # a scan of paths adds no series
+    get(address, f'/no/such/page/{i}')
+  conn = http.client.HTTPConnection(address, timeout=30)
+  conn.request('GET', '/api/events')
+  stream = conn.getresponse()
+  stream.readline()
+  store.down = True
+  feed.refresh()
+  metrics = _metrics(address)
+  assert metrics['contact_center_wallboard_requests_total{route="/",status="200"}'] == 1
+  assert metrics['contact_center_wallboard_requests_total{route="/api/snapshot",status="200"}'] == 1
+  assert metrics['contact_center_wallboard_requests_total{route="/api/queue",status="400"}'] == 1
+  assert metrics['contact_center_wallboard_requests_total{route="other",status="404"}'] == 5
+  assert metrics['contact_center_wallboard_requests_total{route="/api/events",status="200"}'] == 1
+  assert metrics['contact_center_wallboard_open_event_streams'] == 1
+  assert metrics['contact_center_wallboard_store_read_seconds_count'] == 2  # start + refresh
+  assert metrics['contact_center_wallboard_store_read_seconds_sum'] > 0
+  assert metrics['contact_center_wallboard_store_read_errors_total'] == 1
+  assert not [name for name in metrics if 'no/such' in name]
+  conn.close()

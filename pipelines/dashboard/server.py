@@ -6,7 +6,8 @@
   then after every read of the store (`--refresh_seconds`) what changed;
 - `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
   queues of the view;
-- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows and late events.
+- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows and late events;
+- `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
 
 The page, the snapshot, the events and the trends take a filter:
 `queues=Q1,Q2` or `group=G` (a group of `--queue_groups`), and `tiles=N`
@@ -37,6 +38,7 @@ import time
 import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from pipelines.dashboard.metrics import OTHER_ROUTE, WallboardMetrics
 from pipelines.dashboard.queries import (
   DEFAULT_TILES,
   MAX_SERIES,
@@ -46,10 +48,14 @@ from pipelines.dashboard.queries import (
   Board,
   WallboardQueries,
 )
+from pipelines.metrics_server import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 _LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = pathlib.Path(__file__).parent / 'static'
+STATIC_ROUTE = '/static/'
+# The routes of _Handler._route, the only values of the metrics' route label.
+ROUTES = ('/', '/api/snapshot', '/api/events', '/api/trends', '/api/queue', '/metrics')
 CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -129,6 +135,7 @@ class SnapshotFeed:
     self._views_lock = threading.Lock()
     self._failing = False
     self._read_seconds = 0.0
+    self.metrics = WallboardMetrics()
     self._stopped = threading.Event()
     self._thread = threading.Thread(target=self._run, name='wallboard-feed', daemon=True)
 
@@ -193,6 +200,7 @@ class SnapshotFeed:
       self._failing = True
       error = f'{type(e).__name__}: {e}'[:300]
     self._read_seconds = time.monotonic() - started
+    self.metrics.store_read(self._read_seconds, error is not None)
     with self._changed:
       self._published = Published(self._published.sequence + 1, board, error)
       self._changed.notify_all()
@@ -288,6 +296,14 @@ def _queue_id(params: Dict[str, str]) -> str:
   return value
 
 
+def _route_label(request_path: str) -> str:
+  """The route a request path is served by, for the metrics' label."""
+  path = urllib.parse.urlsplit(request_path).path
+  if path in ROUTES:
+    return path
+  return STATIC_ROUTE if path.startswith(STATIC_ROUTE) else OTHER_ROUTE
+
+
 def _is_loopback(host: str) -> bool:
   try:
     return ipaddress.ip_address(host).is_loopback
@@ -334,6 +350,7 @@ class WallboardServer(http.server.ThreadingHTTPServer):
   def process_request(self, request: socket.socket, client_address: Any) -> None:
     # Beyond the cap a connection is answered at once, without a thread.
     if not self.connections.acquire(blocking=False):
+      self.feed.metrics.refused()
       try:
         request.settimeout(1)
         request.sendall(_refusal())
@@ -460,6 +477,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         'requests for localhost or 127.0.0.1 only',
       )
 
+  def send_response(self, code: int, message: Optional[str] = None) -> None:
+    self.server.feed.metrics.request(_route_label(self.path), code)
+    super().send_response(code, message)
+
   def _route(self, path: str) -> Callable[[str], None]:
     routes = {
       '/': self._page,
@@ -467,12 +488,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       '/api/events': self._events,
       '/api/trends': self._trends,
       '/api/queue': self._queue,
+      '/metrics': self._metrics,
     }
     if path in routes:
       return routes[path]
-    if path.startswith('/static/'):
-      return lambda query: self._static(path[len('/static/') :], query)
+    if path.startswith(STATIC_ROUTE):
+      return lambda query: self._static(path[len(STATIC_ROUTE) :], query)
     raise BadRequest(404, f'no such page {path[:80]!r}')
+
+  def _metrics(self, query: str) -> None:
+    _params(query, ())
+    self._send(self.server.feed.metrics.exposition().encode('utf-8'), METRICS_CONTENT_TYPE)
 
   def _filter(self, query: str, *extra: str) -> Tuple[Filter, Dict[str, str]]:
     params = _params(query, (*FILTER_PARAMS, *extra))
@@ -535,18 +561,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       # A stream lives on: the per-write timeout bounds a stalled reader.
       self._deadline.cancel()
       feed = self.server.feed
-      published = feed.current()
-      view = feed.view(published, page)
-      self._write_event(published.sequence, 'snapshot', view)
-      while not feed.stopped:
-        newer = feed.wait_newer(published.sequence, KEEPALIVE_SECONDS)
-        if newer.sequence == published.sequence:
-          self.wfile.write(b': keep-alive\n\n')  # proxies close idle streams
-        else:
-          published, before = newer, view
-          view = feed.view(published, page)
-          self._write_event(published.sequence, 'delta', _delta(before, view))
-        self.wfile.flush()
+      with feed.metrics.streaming():
+        published = feed.current()
+        view = feed.view(published, page)
+        self._write_event(published.sequence, 'snapshot', view)
+        while not feed.stopped:
+          newer = feed.wait_newer(published.sequence, KEEPALIVE_SECONDS)
+          if newer.sequence == published.sequence:
+            self.wfile.write(b': keep-alive\n\n')  # proxies close idle streams
+          else:
+            published, before = newer, view
+            view = feed.view(published, page)
+            self._write_event(published.sequence, 'delta', _delta(before, view))
+          self.wfile.flush()
     finally:
       self.server.event_streams.release()
 
