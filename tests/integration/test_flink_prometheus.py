@@ -1,37 +1,63 @@
 """Flink's Prometheus reporter (scripts/flink.sh with FLINK_PROMETHEUS_PORTS)
 scraped by a real Prometheus with deploy/prometheus/prometheus.yml: the
 JobManager and the TaskManager answer on the reporter's ports with Flink's
-metrics, and while the main job runs on the cluster, every Flink metric the
-alert rules (deploy/prometheus/alerts.yml) and the Grafana dashboard
-(deploy/grafana/contact-center.json) use is scraped.
+metrics; and while the main job reads Kafka on the cluster (unbounded, so
+its series stay in the reporter until the test cancels it), Prometheus has
+the exact dead letters and late events by reason of the produced stream
+(the plain-Python reference of scripts/reference/calls.py), under the local
+runner's names the configuration's relabelling gives Flink's flattened Beam
+counters, and every Flink metric the alert rules
+(deploy/prometheus/alerts.yml) and the Grafana dashboard
+(deploy/grafana/contact-center.json) use, KafkaIO's backlog among them.
 
-The job's own series on Flink (Beam counters, which the configuration's
-relabelling rules rename to the local runner's names) are not asserted
-here: a replayed file's job reports them when its bundles finish and drops
-them from the reporter the moment it ends, so a scrape sees them or not;
-a Kafka-fed job that keeps running is the setting for that.
-
-The cluster must have the reporter: a cluster this module finds running
+Needs Kafka and the KafkaIO expansion service (scripts/stack.sh up). The
+cluster must have the reporter: a cluster this module finds running
 without it is a failure (it is not restarted under another test's feet)."""
 
+import collections
 import json
 import os
+import re
+import sqlite3
 import subprocess
-import sys
 import time
-from typing import Iterator, List, Set
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Set, Tuple
 
+import apache_beam as beam
 import pytest
 import yaml
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import contact_center
+from pipelines.contact_center import CALL_EVENTS_SOURCE
+from scripts.datagen.calls import write_call_events
+from scripts.produce_events import produce_lines, read_lines
+from scripts.reference.calls import comparable_rows, reference_call_metrics
 from tests.integration.conftest import REPO, RUN_DIR, _script_env, flink_script
+from tests.integration.test_flink_poison import _poisoned
+from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
+  PARTITIONS,
+  _root_exception,
+  _table,
+  _wait_for_free_slots,
+  cluster_job_args,
+  new_topic,
+  stop_cluster_job,
+)
+from tests.support.flink_rest import rest
+from tests.support.poison import POISON_CALLS
 from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries, metric_names
 from tests.test_prometheus_rules import RULES
-from tests.test_prometheus_scrape import running_prometheus
+from tests.test_prometheus_scrape import Prometheus, running_prometheus
+from transforms.windowing import AFTER_WINDOW_EXPIRY
 
 REPORTER_PORTS = os.environ.get('FLINK_PROMETHEUS_PORTS', '9249-9259')
-REST_PORT = os.environ.get('FLINK_REST_PORT', '8081')
-POOL_PORT = os.environ.get('WORKER_POOL_PORT', '50000')
+# KafkaIO's reader gauge of the records not read yet, per split (Beam's
+# source.splits/<split>.backlog_elements), as prometheus.yml relabels it.
+KAFKA_BACKLOG = 'flink_taskmanager_job_task_operator_source_splits_backlog_elements'
+# How long the job may take to reach each state the test waits for.
+WAIT_SECONDS = 90
 
 
 def reporter_targets() -> List[str]:
@@ -96,36 +122,174 @@ def flink_metrics_used() -> Set[str]:
   return {name for name in names if name.startswith('flink_')}
 
 
-def test_flink_metrics_of_the_rules_and_dashboard_are_scraped(flink_with_reporter, tmp_path):
+class KafkaStream(NamedTuple):
+  """Call events produced in two rounds, and what the job must count on
+  them (the plain-Python reference of scripts/reference/calls.py)."""
+
+  first: List[bytes]  # valid calls over about 12 minutes, the poison between them
+  second: List[bytes]  # calls of the first window, produced once that window expired
+  first_window_start_ms: int
+  dead_letters: Dict[str, int]
+  late_events: int
+
+
+def kafka_stream(tmp_path: Path) -> KafkaStream:
+  """The first round ends now; the second lies in its first window or
+  before, so once the job has closed the first round's second window (its
+  shards' clocks passed the first window's expiry), every call of the
+  second round is late, whatever the batches Kafka delivers."""
+  generated = tmp_path / 'first.jsonl'
+  write_call_events(
+    str(generated),
+    720,
+    seed=29,
+    events_per_second=1,
+    jitter_seconds=5.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+    malformed=0,
+  )
+  first = _poisoned(read_lines(str(generated)), POISON_CALLS, 29)
+  (tmp_path / 'first.produced.jsonl').write_bytes(b''.join(line + b'\n' for line in first))
+  windows = comparable_rows(reference_call_metrics(str(tmp_path / 'first.produced.jsonl')))
+  start = min(window_start for _, window_start in windows)
+  late = tmp_path / 'second.jsonl'
+  write_call_events(
+    str(late),
+    30,
+    seed=30,
+    start_ms=start + 30_000,
+    events_per_second=1,
+    jitter_seconds=0.0,
+    too_late_share=0.0,
+    late_within_lateness_share=0.0,
+    duplicate_share=0.0,
+    malformed=0,
+  )
+  second = read_lines(str(late))
+  both = tmp_path / 'both.jsonl'
+  both.write_bytes(b''.join(line + b'\n' for line in first + second))
+  # The job reads each round after the other: one poll each.
+  reference = reference_call_metrics(str(both), poll_size=len(first))
+  assert reference.dead_letter_count == len(POISON_CALLS)
+  assert reference.late, 'the second round must be late'
+  return KafkaStream(
+    first,
+    second,
+    start,
+    dict(collections.Counter(reason for _, reason in POISON_CALLS)),
+    len(reference.late),
+  )
+
+
+def flink_label(text: str) -> str:
+  """A label value as Flink's reporter writes it: [a-zA-Z0-9:_] kept, the
+  rest _."""
+  return re.sub(r'[^a-zA-Z0-9:_]', '_', text)
+
+
+def by_reason(server: Prometheus, metric: str, job_name: str) -> Dict[Tuple[str, str], float]:
+  """(source, reason) -> `metric` of the Flink job summed over its
+  operators and subtasks (each reports its own)."""
+  selector = f'{metric}{{job="flink", job_name="{flink_label(job_name)}"}}'
+  data = server.api('query', query=f'sum by (source, reason) ({selector})')
+  return {
+    (r['metric']['source'], r['metric']['reason']): float(r['value'][1]) for r in data['result']
+  }
+
+
+def newest_window_start(db: Path) -> int:
+  try:
+    return max((r['window_start'] for r in _table(db, 'abandon_metrics')), default=0)
+  except sqlite3.OperationalError:
+    return 0  # no table yet
+
+
+def wait_for(what: str, observe: Callable[[], Any], expected: Any, job_name: str) -> None:
+  """Polls `observe` until it answers `expected`; fails, with its last
+  answer, when the job stops running or after WAIT_SECONDS."""
+  deadline = time.monotonic() + WAIT_SECONDS
+  while (observed := observe()) != expected:
+    jobs = [j for j in rest('/jobs/overview')['jobs'] if j['name'] == job_name]
+    assert not jobs or jobs[0]['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), (
+      f'job {jobs[0]["state"]}: {_root_exception(jobs[0]["jid"])}'
+    )
+    assert time.monotonic() < deadline, (
+      f'{what}: {observed} after {WAIT_SECONDS} s, expected {expected}'
+    )
+    time.sleep(1)
+
+
+def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
+  flink_with_reporter, new_topic, tmp_path, kafka_bootstrap, expansion_service
+):
+  """While the main job reads Kafka on the cluster, Prometheus (scraping
+  the reporter through deploy/prometheus/prometheus.yml's relabelling) has
+  the exact dead letters and late events by reason of the produced stream,
+  the Kafka reader's backlog, and every Flink metric the alert rules and
+  the dashboard use; then the job is cancelled."""
   used = flink_metrics_used()
-  assert {'flink_jobmanager_job_numberOfFailedCheckpoints'} < used
+  assert {KAFKA_BACKLOG, 'flink_jobmanager_job_numberOfFailedCheckpoints'} < used
+  stream = kafka_stream(tmp_path)
+  topic = new_topic('it-prom-calls')
+  produce_lines(stream.first, topic, kafka_bootstrap)
+  db = tmp_path / 'out.db'
+  job_name = f'it-prom-{topic}'
+  args = cluster_job_args(
+    job_name,
+    flink_with_reporter,
+    kafka_bootstrap,
+    expansion_service,
+    f'--kafka_call_events_topic={topic}',
+    '--kafka_data_actions_topic=',
+    f'--kafka_consumer_group=it-{topic}',
+    f'--sqlite_path={db}',
+  )
   with running_prometheus(tmp_path, {'flink': reporter_targets()}) as server:
-    job = subprocess.run(
-      [
-        sys.executable,
-        '-m',
-        'pipelines.contact_center',
-        '--runner=FlinkRunner',
-        f'--flink_master=127.0.0.1:{REST_PORT}',
-        f'--flink_job_server_jar={flink_with_reporter}',
-        '--environment_type=EXTERNAL',
-        f'--environment_config=127.0.0.1:{POOL_PORT}',
-        f'--call_events={REPO / "samples" / "call_events.jsonl"}',
-        f'--sqlite_path={tmp_path / "out.db"}',
-        '--checkpointing_interval=1000',
-      ],
-      cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=str(REPO)),
-      capture_output=True,
-      text=True,
-      timeout=600,
-    )
-    assert job.returncode == 0, job.stderr[-3000:]
-    time.sleep(2)  # a last scrape
-    # A job's series leave the reporter when it ends: what was scraped while it ran.
-    missing = sorted(
-      name
-      for name in used
-      if not server.api('query', query=f'last_over_time({name}{{job="flink"}}[10m])')['result']
-    )
-    assert not missing, missing
+    _wait_for_free_slots(2)
+    options = PipelineOptions(args)
+    pipeline = beam.Pipeline(options=options)
+    contact_center.build(pipeline, options)()
+    result = pipeline.run()
+    try:
+      # The second window closed, so the watermark passed the first one's
+      # expiry, and with it every shard's clock (its timers fire first).
+      wait_for(
+        'a row of the second window',
+        lambda: newest_window_start(db) >= stream.first_window_start_ms + 300_000,
+        True,
+        job_name,
+      )
+      produce_lines(stream.second, topic, kafka_bootstrap)
+      # Dead letters name the topic, late events the stream.
+      wait_for(
+        'dead letters and late events by source and reason',
+        lambda: [
+          by_reason(server, 'contact_center_dead_letters_total', job_name),
+          by_reason(server, 'contact_center_late_events_total', job_name),
+        ],
+        [
+          {(flink_label(topic), reason): n for reason, n in stream.dead_letters.items()},
+          {(flink_label(CALL_EVENTS_SOURCE), AFTER_WINDOW_EXPIRY): stream.late_events},
+        ],
+        job_name,
+      )
+      wait_for(
+        'Flink metrics of the rules and the dashboard not scraped',
+        lambda: [n for n in sorted(used) if not server.api('query', query=n)['result']],
+        [],
+        job_name,
+      )
+      # Both rounds read: each split's backlog came down to 0.
+      backlog = f'{KAFKA_BACKLOG}{{job="flink", job_name="{flink_label(job_name)}"}}'
+      wait_for(
+        'the backlog by split',
+        lambda: {
+          r['metric']['split']: float(r['value'][1])
+          for r in server.api('query', query=backlog)['result']
+        },
+        {str(split): 0.0 for split in range(PARTITIONS)},
+        job_name,
+      )
+    finally:
+      stop_cluster_job(job_name, result)
