@@ -134,7 +134,7 @@ class KafkaStream(NamedTuple):
 
 
 def kafka_stream(tmp_path: Path) -> KafkaStream:
-  """The first round ends now; the second lies in its first window or
+  """The first round ends about now; the second lies in its first window or
   before, so once the job has closed the first round's second window (its
   shards' clocks passed the first window's expiry), every call of the
   second round is late, whatever the batches Kafka delivers."""
@@ -245,7 +245,19 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
     f'--kafka_consumer_group=it-{topic}',
     f'--sqlite_path={db}',
   )
+  # Dead letters name the topic, late events the stream.
+  expected = [
+    {(flink_label(topic), reason): n for reason, n in stream.dead_letters.items()},
+    {(flink_label(CALL_EVENTS_SOURCE), AFTER_WINDOW_EXPIRY): stream.late_events},
+  ]
   with running_prometheus(tmp_path, {'flink': reporter_targets()}) as server:
+
+    def counts() -> List[Dict[Tuple[str, str], float]]:
+      return [
+        by_reason(server, 'contact_center_dead_letters_total', job_name),
+        by_reason(server, 'contact_center_late_events_total', job_name),
+      ]
+
     _wait_for_free_slots(2)
     options = PipelineOptions(args)
     pipeline = beam.Pipeline(options=options)
@@ -261,19 +273,7 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
         job_name,
       )
       produce_lines(stream.second, topic, kafka_bootstrap)
-      # Dead letters name the topic, late events the stream.
-      wait_for(
-        'dead letters and late events by source and reason',
-        lambda: [
-          by_reason(server, 'contact_center_dead_letters_total', job_name),
-          by_reason(server, 'contact_center_late_events_total', job_name),
-        ],
-        [
-          {(flink_label(topic), reason): n for reason, n in stream.dead_letters.items()},
-          {(flink_label(CALL_EVENTS_SOURCE), AFTER_WINDOW_EXPIRY): stream.late_events},
-        ],
-        job_name,
-      )
+      wait_for('dead letters and late events by source and reason', counts, expected, job_name)
       wait_for(
         'Flink metrics of the rules and the dashboard not scraped',
         lambda: [n for n in sorted(used) if not server.api('query', query=n)['result']],
@@ -291,5 +291,7 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
         {str(split): 0.0 for split in range(PARTITIONS)},
         job_name,
       )
+      # Everything read, the counts stayed exact (none counted twice).
+      assert counts() == expected
     finally:
       stop_cluster_job(job_name, result)
