@@ -126,11 +126,6 @@ def samples(results: Dict[str, list], now_s: float) -> List[Sample]:
     ns, name, dist = result.key.metric.namespace, result.key.metric.name, _value(result)
     if not dist or not dist.count:
       continue
-    if ns == NAMESPACE:
-      metric, labels = parse_series(name)
-      if metric == operator_metrics.WINDOW_END_MS:
-        add('newest_window_end_timestamp_seconds', labels, dist.max / 1000, max)
-      continue
     labels = {'namespace': ns, 'name': name}
     add('beam_distribution_sum', labels, dist.sum)
     add('beam_distribution_count', labels, dist.count)
@@ -139,7 +134,13 @@ def samples(results: Dict[str, list], now_s: float) -> List[Sample]:
   for result in results['gauges']:
     gauge = _value(result)
     if gauge is not None and gauge.value is not None:
-      labels = {'namespace': result.key.metric.namespace, 'name': result.key.metric.name}
+      ns, name = result.key.metric.namespace, result.key.metric.name
+      if ns == NAMESPACE:
+        metric, labels = parse_series(name)
+        if metric == operator_metrics.NEWEST_WINDOW_END_MS:
+          add('newest_window_end_timestamp_seconds', labels, gauge.value / 1000, max)
+        continue
+      labels = {'namespace': ns, 'name': name}
       # The newest of several steps' gauges, as Beam combines gauges.
       add('beam_metric_value', labels, (gauge.timestamp, gauge.value), max)
   out = [

@@ -5,9 +5,12 @@ Prometheus under the same names.
 Per table row (one step beside the sinks, `CountTableRows`):
 - late_events rows: counter `late_events_total{source, reason}`;
 - dead_letters rows: counter `dead_letters_total{source, reason}`;
-- abandon_metrics and interaction_volumes rows: distribution
-  `window_end_milliseconds{table}`, whose max is the end of the newest
-  window handed to the sinks (the event-time lag is now minus that).
+- abandon_metrics and interaction_volumes rows: gauge
+  `newest_window_end_milliseconds{table}`, the end of the newest window a
+  step instance handed to the sinks (the event-time lag is now minus the
+  largest of them). A gauge, not a distribution: Flink's reporter exports
+  Beam gauges as numbers but Beam distributions as 0, and the lag must be
+  alertable there too (deploy/prometheus/alerts.yml records it).
 
 Each Beam metric is in namespace NAMESPACE and named by its Prometheus
 series (`name{label="value",...}`), so the exporter needs no table of them.
@@ -27,7 +30,7 @@ from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, INTERACTION_VOLUMES
 NAMESPACE = 'contact_center'
 LATE_EVENTS_TOTAL = 'late_events_total'
 DEAD_LETTERS_TOTAL = 'dead_letters_total'
-WINDOW_END_MS = 'window_end_milliseconds'
+NEWEST_WINDOW_END_MS = 'newest_window_end_milliseconds'
 # Tables of windowed results: their newest window end is the output's event time.
 WINDOWED_TABLES = (ABANDON_METRICS.name, INTERACTION_VOLUMES.name)
 
@@ -64,15 +67,16 @@ class _CountRowsFn(beam.DoFn):
 
   def __init__(self, table: str):
     self._table = table
+    self._newest_ms = None
 
   def process(self, row) -> None:
     if self._table in (LATE_EVENTS.name, DEAD_LETTERS.name):
       metric = LATE_EVENTS_TOTAL if self._table == LATE_EVENTS.name else DEAD_LETTERS_TOTAL
       Metrics.counter(NAMESPACE, series(metric, source=row.source, reason=row.reason)).inc()
-    else:
-      Metrics.distribution(NAMESPACE, series(WINDOW_END_MS, table=self._table)).update(
-        row.window_end
-      )
+    elif self._newest_ms is None or row.window_end > self._newest_ms:
+      # A gauge keeps the value set last: set only the largest end seen.
+      self._newest_ms = row.window_end
+      Metrics.gauge(NAMESPACE, series(NEWEST_WINDOW_END_MS, table=self._table)).set(row.window_end)
 
 
 class CountTableRows(beam.PTransform):

@@ -291,6 +291,29 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
         {str(split): 0.0 for split in range(PARTITIONS)},
         job_name,
       )
+      # The event-time lag on Flink: the newest window end per table
+      # (relabelled from the reporter) is the newest row written, and the
+      # recording rule of alerts.yml makes it the lag the alert reads.
+      series = f'{{job="flink", job_name="{flink_label(job_name)}", table="abandon_metrics"}}'
+      wait_for(
+        'the newest window end written',
+        lambda: [
+          float(r['value'][1])
+          for r in server.api(
+            'query', query=f'max(contact_center_newest_window_end_milliseconds{series})'
+          )['result']
+        ],
+        [float(newest_window_start(db) + 300_000)],
+        job_name,
+      )
+      wait_for(
+        'the recorded event-time lag',
+        lambda: bool(
+          server.api('query', query=f'contact_center_event_time_lag_seconds{series} > 0')['result']
+        ),
+        True,
+        job_name,
+      )
       # Everything read, the counts stayed exact (none counted twice).
       assert counts() == expected
     finally:
