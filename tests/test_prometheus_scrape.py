@@ -3,8 +3,8 @@ started here) scrapes the job's /metrics while the job runs a stream with
 known poison and late records; Prometheus' HTTP API then answers the exact
 dead letters and late events by reason, it has loaded
 deploy/prometheus/alerts.yml, and it evaluates every query of the Grafana
-dashboard. The server runs deploy/prometheus/prometheus.yml with the test's
-targets."""
+dashboard. It also scrapes a running wallboard's own /metrics. The server
+runs deploy/prometheus/prometheus.yml with the test's targets."""
 
 import contextlib
 import json
@@ -19,10 +19,13 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
+from tests.support.dashboard_helpers import wallboard
 from tests.support.metrics_job import SOURCE, known_stream, start_job
 from tests.test_graph_build import free_port
 from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries
 from tests.test_prometheus_rules import RULES
+from transforms.schema import TABLES
+from transforms.sqlite_sink import SqliteSink
 
 INTERVAL = '1s'
 CONFIG = RULES.parent / 'prometheus.yml'
@@ -152,3 +155,33 @@ def test_prometheus_has_the_exact_counts_by_reason(prometheus, tmp_path):
   # a few seconds is too short for the rates to have series).
   for query in dashboard_queries(json.loads(DASHBOARD.read_text())):
     server.api('query', query=query.replace('$job', 'contact-center'))
+
+
+def test_prometheus_scrapes_the_wallboard(tmp_path):
+  """The wallboard process's own /metrics, as the `wallboard` job of
+  deploy/prometheus/prometheus.yml scrapes it: requests by route, reads of
+  the store."""
+  db = tmp_path / 'results.db'
+  SqliteSink(str(db)).prepare(TABLES.values())
+  with wallboard([f'--sqlite_path={db}', '--refresh_seconds=0.5']) as url:
+    target = urllib.parse.urlsplit(url).netloc
+    with running_prometheus(tmp_path, {'wallboard': [target]}) as server:
+      for _ in range(3):
+        with urllib.request.urlopen(f'{url}api/snapshot', timeout=10) as response:
+          assert response.status == 200
+
+      def scraped(query: str) -> List[float]:
+        return [float(r['value'][1]) for r in server.api('query', query=query)['result']]
+
+      snapshots = (
+        'contact_center_wallboard_requests_total'
+        '{job="wallboard", route="/api/snapshot", status="200"}'
+      )
+      deadline = time.monotonic() + 60
+      while scraped(snapshots) != [3.0] and time.monotonic() < deadline:
+        time.sleep(0.5)
+      assert scraped(snapshots) == [3.0]
+      assert scraped('up{job="wallboard"}') == [1.0]
+      [reads] = scraped('contact_center_wallboard_store_read_seconds_count{job="wallboard"}')
+      assert reads >= 1
+      assert scraped('contact_center_wallboard_store_read_errors_total{job="wallboard"}') == [0.0]
