@@ -63,6 +63,10 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
     'gauge',
     'Seconds from the end of the newest window of the table handed to the sinks to now.',
   ),
+  'live_state_entries': (
+    'gauge',
+    'Entries a shard of a stateful step holds (keys, ids, waiting sessions), by step and shard.',
+  ),
   'sink_rows_written_total': ('counter', 'Rows the sinks wrote, by table (summed over sinks).'),
   'sink_rejected_rows_total': (
     'counter',
@@ -75,6 +79,8 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
   'beam_distribution_min': ('gauge', 'Smallest value of a Beam distribution.'),
   'beam_distribution_max': ('gauge', 'Largest value of a Beam distribution.'),
 }
+# Families whose values are merged as (timestamp, value): the newest wins.
+_TIMESTAMPED = ('beam_metric_value', 'live_state_entries')
 # Beam counters of the sinks (transforms/sinks.py, transforms/cassandra_sink.py).
 _SINK_NAMESPACE = 'sink'
 _RETRIES = {('cassandra_sink', 'write_retries'): 'cassandra'}
@@ -139,12 +145,15 @@ def samples(results: Dict[str, list], now_s: float) -> List[Sample]:
         metric, labels = parse_series(name)
         if metric == operator_metrics.NEWEST_WINDOW_END_MS:
           add('newest_window_end_timestamp_seconds', labels, gauge.value / 1000, max)
+        elif metric == operator_metrics.LIVE_STATE_ENTRIES:
+          # One writer per shard; the newest value of its steps.
+          add('live_state_entries', labels, (gauge.timestamp, gauge.value), max)
         continue
       labels = {'namespace': ns, 'name': name}
       # The newest of several steps' gauges, as Beam combines gauges.
       add('beam_metric_value', labels, (gauge.timestamp, gauge.value), max)
   out = [
-    (family, dict(labels), value[1] if family == 'beam_metric_value' else value)
+    (family, dict(labels), value[1] if family in _TIMESTAMPED else value)
     for (family, labels), value in totals.items()
   ]
   out += [

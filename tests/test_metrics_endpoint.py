@@ -106,6 +106,20 @@ def test_scrapes_of_a_running_job(scraped):
   assert 0 <= last_at - newest - lag < 10
   rows = final[('contact_center_sink_rows_written_total', (('table', 'dead_letters'),))]
   assert rows == sum(stream.dead_letters.values())
+
+  # Live state by step and shard: held while the replay ran, all of it
+  # released once it ended (nothing is kept forever).
+  def live(body: str) -> Dict[str, float]:
+    steps: Dict[str, float] = {}
+    for (family, labels), value in parse(body).items():
+      if family == 'contact_center_live_state_entries':
+        step = dict(labels)['step']
+        steps[step] = steps.get(step, 0) + value
+    return steps
+
+  assert {'call_events_dedupe', 'abandon_rate_windows'} <= set(live(bodies[-1]))
+  assert any(live(body).get('abandon_rate_windows', 0) > 0 for body in bodies[:-1])
+  assert set(live(bodies[-1]).values()) == {0}
   # Beam's own counters too, by namespace and name.
   assert final[
     ('contact_center_beam_metric_total', (('name', 'dead_letters'), ('namespace', 'call_events')))

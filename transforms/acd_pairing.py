@@ -40,6 +40,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
+from transforms.operator_metrics import set_live_state_entries
 from transforms.records import ACD_START, CALLBACK, VOICE, AcdEvent, OfferedCall
 from transforms.sharding import shard_of
 from transforms.state_coders import VersionedStateCoder
@@ -106,6 +107,7 @@ class _PairFn(beam.DoFn):
     self._ends_alone = Metrics.counter(metrics_namespace, 'ends_without_start')
     self._starts_alone = Metrics.counter(metrics_namespace, 'starts_without_end')
     self._repeated = Metrics.counter(metrics_namespace, 'repeated_in_pairing')
+    self._state_step = f'{metrics_namespace}_pairing'
 
   def _deadline(self, start: Tuple[int, str]) -> int:
     start_ms, channel = start
@@ -130,6 +132,7 @@ class _PairFn(beam.DoFn):
   ) -> Iterator:
     starts: _Starts = starts_state.read() or {}
     ends: _Ends = ends_state.read() or {}
+    shard = batch[0]
     for event in batch[1]:
       call_id = event.call_id
       if event.kind == ACD_START:
@@ -151,12 +154,13 @@ class _PairFn(beam.DoFn):
         ends[call_id] = end
       else:
         yield self._emit(call_id, end, start[0])
-    self._store(starts_state, starts, ends_state, ends, wake)
+    self._store(shard, starts_state, starts, ends_state, ends, wake)
 
   @on_timer(WAKE)
   def on_wake(
     self,
     fired=beam.DoFn.TimestampParam,
+    shard=beam.DoFn.KeyParam,
     starts_state=beam.DoFn.StateParam(STARTS),
     ends_state=beam.DoFn.StateParam(ENDS),
     wake=beam.DoFn.TimerParam(WAKE),
@@ -172,11 +176,14 @@ class _PairFn(beam.DoFn):
       del starts[call_id]
     if expired:
       self._starts_alone.inc(len(expired))
-    self._store(starts_state, starts, ends_state, ends, wake)
+    self._store(shard, starts_state, starts, ends_state, ends, wake)
 
-  def _store(self, starts_state, starts: _Starts, ends_state, ends: _Ends, wake) -> None:
-    """Writes the maps back (clears empty ones) and arms the timer at the
-    earliest deadline, on the grid."""
+  def _store(
+    self, shard: int, starts_state, starts: _Starts, ends_state, ends: _Ends, wake
+  ) -> None:
+    """Writes the maps back (clears empty ones), counts the sessions held
+    and arms the timer at the earliest deadline, on the grid."""
+    set_live_state_entries(self._state_step, shard, len(starts) + len(ends))
     deadlines = [end[0] for end in ends.values()]
     if starts:
       deadlines.append(min(self._deadline(start) for start in starts.values()))

@@ -15,6 +15,7 @@ from apache_beam.transforms.userstate import (
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
+from transforms.operator_metrics import set_live_state_entries
 from transforms.sharding import shard_of
 from transforms.state_coders import VersionedStateCoder
 
@@ -99,6 +100,7 @@ class _DedupeFn(beam.DoFn):
     self._ttl_ms = ttl_seconds * 1000
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
     self._expired_shards = Metrics.counter(metrics_namespace, 'dedupe_shards_expired')
+    self._state_step = f'{metrics_namespace}_dedupe'
     # shard -> (token, ids) as of this instance's last write.
     self._ids_by_shard: Dict[int, Tuple[bytes, _Ids]] = {}
 
@@ -166,6 +168,8 @@ class _DedupeFn(beam.DoFn):
       ids_state.add(added)
     token = os.urandom(8)
     clock_state.write(_ShardClock(token, latest_ms, arrivals, stored, kept))
+    # The ids the state holds, forgotten ones until the next compaction.
+    set_live_state_entries(self._state_step, shard, stored)
     self._ids_by_shard[shard] = (token, seen)
     if clock is None or latest_ms > clock.latest_ms:
       _NO_DELAY.set(expire, latest_ms + self._ttl_ms)
@@ -181,6 +185,7 @@ class _DedupeFn(beam.DoFn):
     clock_state.clear()
     ids_state.clear()
     self._expired_shards.inc()
+    set_live_state_entries(self._state_step, key, 0)
 
 
 class DedupeByKey(beam.PTransform):

@@ -12,6 +12,14 @@ Per table row (one step beside the sinks, `CountTableRows`):
   Beam gauges as numbers but Beam distributions as 0, and the lag must be
   alertable there too (deploy/prometheus/alerts.yml records it).
 
+Per shard of a stateful step (its own code calls `set_live_state_entries`
+after each write of the shard's state): gauge
+`live_state_entries{step, shard}`, the entries the shard holds (keys of the
+windowed steps, ids of the de-duplication, waiting sessions of the Genesys
+pairing); summed by step it is the step's live state, and a replay that
+ended leaves 0 (nothing held forever). Shards are a fixed set
+(transforms/sharding.py), so the label stays bounded.
+
 Each Beam metric is in namespace NAMESPACE and named by its Prometheus
 series (`name{label="value",...}`), so the exporter needs no table of them.
 Label values are the job's own bounded sets: source names (the job's
@@ -31,6 +39,7 @@ NAMESPACE = 'contact_center'
 LATE_EVENTS_TOTAL = 'late_events_total'
 DEAD_LETTERS_TOTAL = 'dead_letters_total'
 NEWEST_WINDOW_END_MS = 'newest_window_end_milliseconds'
+LIVE_STATE_ENTRIES = 'live_state_entries'
 # Tables of windowed results: their newest window end is the output's event time.
 WINDOWED_TABLES = (ABANDON_METRICS.name, INTERACTION_VOLUMES.name)
 
@@ -48,6 +57,12 @@ def series(metric: str, **labels: str) -> str:
     f'{k}="{"".join(_ESCAPES.get(c, c) for c in str(v))}"' for k, v in sorted(labels.items())
   )
   return f'{metric}{{{body}}}'
+
+
+def set_live_state_entries(step: str, shard: int, entries: int) -> None:
+  """Sets the live_state_entries gauge of one shard of `step` (lower case
+  and `_` only: Flink's reporter keeps those as they are)."""
+  Metrics.gauge(NAMESPACE, series(LIVE_STATE_ENTRIES, step=step, shard=str(shard))).set(entries)
 
 
 def parse_series(name: str) -> Tuple[str, Dict[str, str]]:

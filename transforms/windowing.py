@@ -65,6 +65,7 @@ from apache_beam.transforms.window import GlobalWindow
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
+from transforms.operator_metrics import set_live_state_entries
 from transforms.records import LateEvent
 from transforms.sharding import shard_of
 from transforms.state_coders import VersionedStateCoder
@@ -208,6 +209,7 @@ class _WindowedCombineFn(beam.DoFn):
     self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
     self._idle_keys_dropped = Metrics.counter(metrics_namespace, 'idle_keys_dropped')
+    self._state_step = f'{metrics_namespace}_windows'
 
   def setup(self):
     self._combine_fn.setup()
@@ -221,7 +223,7 @@ class _WindowedCombineFn(beam.DoFn):
     state=beam.DoFn.StateParam(STATE),
     fire=beam.DoFn.TimerParam(FIRE),
   ) -> Iterator:
-    _, values = batch
+    shard_id, values = batch
     shard = state.read() or _ShardState()
     clock = shard.clock
     # Windows whose end has passed and that took elements of this batch: one
@@ -260,11 +262,13 @@ class _WindowedCombineFn(beam.DoFn):
       yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
     self._arm(fire, shard)  # before the write: arming updates the state
     state.write(shard)
+    set_live_state_entries(self._state_step, shard_id, len(shard.keys))
 
   @on_timer(FIRE)
   def on_fire(
     self,
     fire_timestamp=beam.DoFn.TimestampParam,
+    shard_id=beam.DoFn.KeyParam,
     state=beam.DoFn.StateParam(STATE),
     fire=beam.DoFn.TimerParam(FIRE),
   ) -> Iterator:
@@ -293,6 +297,7 @@ class _WindowedCombineFn(beam.DoFn):
         self._idle_keys_dropped.inc()
     self._arm(fire, shard)  # before the write: arming updates the state
     state.write(shard)
+    set_live_state_entries(self._state_step, shard_id, len(shard.keys))
 
   def _pane(self, key: str, start: int, window: _OpenWindow, timing: str) -> WindowPane:
     pane = WindowPane(

@@ -314,6 +314,20 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
         True,
         job_name,
       )
+      # Live state by step, relabelled from the shards' gauges.
+      live = (
+        'sum by (step) (contact_center_live_state_entries'
+        f'{{job="flink", job_name="{flink_label(job_name)}"}})'
+      )
+      wait_for(
+        'live state of the windowed and de-duplication steps',
+        lambda: (
+          {'abandon_rate_windows', 'call_events_dedupe'}
+          <= {r['metric']['step'] for r in server.api('query', query=live)['result']}
+        ),
+        True,
+        job_name,
+      )
       # Everything read, the counts stayed exact (none counted twice).
       assert counts() == expected
     finally:
