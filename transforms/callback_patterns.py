@@ -44,6 +44,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
+from transforms.operator_metrics import set_live_state_entries
 from transforms.records import Interaction, PatternMatch
 from transforms.sharding import shard_of
 from transforms.state_coders import (
@@ -53,6 +54,9 @@ from transforms.state_coders import (
   record_to_plain,
 )
 from transforms.windowing import LateArrival
+
+# The customers a shard holds (transforms/operator_metrics.py).
+LIVE_STATE_STEP = 'callback_patterns_customers'
 
 LATE = 'late'
 ALERT_TYPE = 'REPEATED_FAILURE_CALLBACK'
@@ -226,6 +230,7 @@ class _DetectFn(beam.DoFn):
     token = os.urandom(8)
     token_state.write(token)
     self._customers_by_shard[shard] = (token, customers)
+    set_live_state_entries(LIVE_STATE_STEP, shard, len(customers))
 
   def _deadline(self, customer: _CustomerState) -> int:
     """When the customer needs attention, in delayed event time: its oldest
@@ -312,6 +317,7 @@ class _DetectFn(beam.DoFn):
     else:
       state.clear()
       token_state.clear()
+      set_live_state_entries(LIVE_STATE_STEP, shard, 0)
 
   def _flush(self, customer: _CustomerState, watermark_ms: int) -> Iterator[WindowedValue]:
     """Feeds the buffered interactions the watermark passed, in (event
