@@ -48,6 +48,8 @@ TOPICS: Dict[str, str] = {
   'dead_letters': 'cc-dead-letters',
   'pattern_alerts': 'cxone-pattern-alerts',
   'interaction_volumes': 'cxone-interaction-volumes',
+  'queue_status': 'cc-queue-status',
+  'waiting_contacts': 'cc-waiting-contacts',
 }
 
 # The producer's default max.request.size. It refuses a record whose size

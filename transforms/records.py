@@ -131,6 +131,71 @@ class AcdEvent(NamedTuple):
   channel: str = VOICE
 
 
+# A contact entering or leaving a queue (QueueTransition.kind): the input of
+# the live floor (transforms/queue_status.py), from each format's lifecycle
+# events.
+QUEUE_ENTERED = 'ENTERED'
+QUEUE_LEFT = 'LEFT'
+
+
+class QueueTransition(NamedTuple):
+  """A contact entering (`kind` QUEUE_ENTERED) or leaving (QUEUE_LEFT) a
+  queue at event time `timestamp` (epoch ms), on `channel` (CHANNELS).
+
+  `entered_at`: on a QUEUE_LEFT, when the contact entered the queue if the
+  source says so (Amazon Connect's `queueInfo.enqueueTimestamp`), else None.
+  `outcome`: on a QUEUE_LEFT, one of OUTCOMES if the source says why it left
+  (answered, abandoned...), else None.
+  """
+
+  contact_id: str
+  queue_id: str
+  channel: str
+  kind: str
+  timestamp: int
+  entered_at: Optional[int] = None
+  outcome: Optional[str] = None
+
+
+class QueueStatus(NamedTuple):
+  """The live state of one queue and channel (table `queue_status`).
+
+  `waiting`: contacts in the queue now; `oldest_waiting_since`: the event
+  time (epoch ms) the longest-waiting of them entered, None when none
+  waits; `longest_wait_seconds`: its wait as of `as_of`, 0 when none waits;
+  `as_of`: the event time the row reflects (epoch ms); `updated_at`: when
+  the job wrote it (processing time, epoch ms), which orders the rows of
+  one key in every sink.
+  """
+
+  queue_id: str
+  channel: str
+  waiting: int
+  oldest_waiting_since: Optional[int]
+  longest_wait_seconds: float
+  as_of: int
+  updated_at: int
+  queue_name: str = ''
+
+
+class WaitingContacts(NamedTuple):
+  """The contacts waiting now in one queue and channel (table
+  `waiting_contacts`), oldest first, at most `--max_waiting_listed` of
+  them: `contacts` is a JSON list of {"contact_id": str, "since": epoch
+  ms}; `waiting` counts them all, listed or not. One row per queue and
+  channel, replaced as a whole, so a contact that leaves the queue leaves
+  the row with no delete in any sink. `as_of` and `updated_at` as in
+  QueueStatus.
+  """
+
+  queue_id: str
+  channel: str
+  contacts: str
+  waiting: int
+  as_of: int
+  updated_at: int
+
+
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
@@ -261,6 +326,9 @@ for _record in (
   CallEvent,
   OfferedCall,
   AcdEvent,
+  QueueTransition,
+  QueueStatus,
+  WaitingContacts,
   LateEvent,
   AbandonMetrics,
   Interaction,

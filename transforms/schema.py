@@ -19,6 +19,8 @@ from transforms.records import (
   InteractionVolume,
   LateEvent,
   PatternAlert,
+  QueueStatus,
+  WaitingContacts,
 )
 
 
@@ -94,7 +96,25 @@ DEAD_LETTERS = Table(
   'dead_letters', DeadLetter, ('source', 'origin'), day_bucket=DayBucket('day', 'received_at')
 )
 
+# The live floor: one row per queue and channel, replaced as it changes;
+# `updated_at` (processing time) orders the rows, so a restarted job's rows
+# replace an earlier run's.
+QUEUE_STATUS = Table(
+  'queue_status', QueueStatus, ('queue_id', 'channel'), version_column='updated_at'
+)
+WAITING_CONTACTS = Table(
+  'waiting_contacts', WaitingContacts, ('queue_id', 'channel'), version_column='updated_at'
+)
+
 TABLES: Dict[str, Table] = {
   t.name: t
-  for t in (ABANDON_METRICS, INTERACTION_VOLUMES, PATTERN_ALERTS, LATE_EVENTS, DEAD_LETTERS)
+  for t in (
+    ABANDON_METRICS,
+    INTERACTION_VOLUMES,
+    PATTERN_ALERTS,
+    LATE_EVENTS,
+    DEAD_LETTERS,
+    QUEUE_STATUS,
+    WAITING_CONTACTS,
+  )
 }

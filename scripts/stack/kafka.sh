@@ -38,6 +38,8 @@ fi
 BOOTSTRAP=$HOST:$PORT
 INPUT_TOPICS=(cc-call-logs cxone-data-actions)
 OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes)
+# One record per queue and channel, each replacing the last: compacted.
+SNAPSHOT_TOPICS=(cc-queue-status cc-waiting-contacts)
 
 listener_config() {
   if ((SECURE)); then
@@ -154,13 +156,15 @@ healthy() { port_open "$HOST" "$PORT" && list_topics >/dev/null; }
 create_topics() {  # missing topics only; one TopicCommand JVM per topic, run in parallel
   local existing t n pids=() failed=0 p
   existing=$(list_topics) || die "$SVC: broker does not answer metadata requests on $TOOLS_BOOTSTRAP"
-  for t in "${INPUT_TOPICS[@]}" "${OUTPUT_TOPICS[@]}"; do
+  for t in "${INPUT_TOPICS[@]}" "${OUTPUT_TOPICS[@]}" "${SNAPSHOT_TOPICS[@]}"; do
     if grep -qx -- "$t" <<<"$existing"; then continue; fi
     n=${KAFKA_OUTPUT_PARTITIONS:-1}
     [[ " ${INPUT_TOPICS[*]} " == *" $t "* ]] && n=${KAFKA_INPUT_PARTITIONS:-2}
+    topic_config=()
+    [[ " ${SNAPSHOT_TOPICS[*]} " == *" $t "* ]] && topic_config=(--config cleanup.policy=compact)
     log "$SVC: creating topic $t ($n partitions)"
     kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$TOOLS_BOOTSTRAP" "${TOOLS_AUTH[@]}" \
-      --create --if-not-exists --topic "$t" --partitions "$n" --replication-factor 1 >/dev/null &
+      --create --if-not-exists --topic "$t" --partitions "$n" --replication-factor 1 "${topic_config[@]}" >/dev/null &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
