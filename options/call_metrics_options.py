@@ -4,7 +4,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 # The choices are spelled out, not imported: options/ stays free of the
 # transforms; tests/test_metric_definitions.py checks they match.
-CALL_EVENT_FORMATS = ('seed', 'genesys_cloud', 'amazon_connect')
+CALL_EVENT_FORMATS = ('seed', 'genesys_cloud', 'amazon_connect', 'amazon_connect_events')
 ABANDON_RATE_DEFINITIONS = ('abandoned_over_offered', 'exclude_short_abandons')
 SERVICE_LEVEL_DEFINITIONS = (
   'answered_within_over_offered',
@@ -42,8 +42,9 @@ class CallMetricsOptions(PipelineOptions):
       default='seed',
       help='Format of the call records, from files and Kafka alike: seed '
       '(the cc-call-logs schema), genesys_cloud (conversation detail '
-      'notifications through Amazon EventBridge, or bare) or '
-      'amazon_connect (contact trace records through Kinesis).',
+      'notifications through Amazon EventBridge, or bare), '
+      'amazon_connect (contact trace records through Kinesis) or '
+      'amazon_connect_events (contact events through Amazon EventBridge).',
     )
     group.add_argument(
       '--abandon_rate_definition',

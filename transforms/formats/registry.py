@@ -12,7 +12,7 @@ from typing import Callable, Dict, NamedTuple, Optional
 import apache_beam as beam
 
 from options.config import CallMetricsConfig, seconds
-from transforms.formats import amazon_connect, genesys_cloud, seed
+from transforms.formats import amazon_connect, amazon_connect_events, genesys_cloud, seed
 
 EventTimeFn = Callable[[bytes, Optional[int]], Optional[int]]
 
@@ -52,6 +52,16 @@ FORMATS: Dict[str, CallEventFormat] = {
       amazon_connect.contact_record_time_ms, queue_key=c.connect_queue_key, rules=c.field_rules
     ),
     lambda c: amazon_connect.ConnectOfferedCalls(
+      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules
+    ),
+  ),
+  'amazon_connect_events': CallEventFormat(
+    lambda c: functools.partial(
+      amazon_connect_events.contact_event_time_ms,
+      queue_key=c.connect_queue_key,
+      rules=c.field_rules,
+    ),
+    lambda c: amazon_connect_events.ConnectContactEventsCalls(
       seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules
     ),
   ),
