@@ -25,6 +25,7 @@ from apache_beam.utils.timestamp import Duration
 from options.call_inputs import load_queue_names, parse_channels, trigger_topic_kind
 from options.call_metrics_options import CallMetricsOptions
 from options.interaction_options import InteractionOptions, parse_statuses
+from options.live_floor_options import LiveFloorOptions
 from options.stream_options import EventTimeOptions, FieldRuleOptions
 
 _MICROS_PER_SECOND = 1_000_000
@@ -126,6 +127,45 @@ class EventTimeConfig:
     _check_types(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LiveFloorConfig:
+  """The live half of the call flow (LiveFloorOptions).
+
+  `status_interval`: processing time between refreshes of a waiting
+  queue's status; `max_queue_wait`: event time after which a waiting
+  contact's exit counts as lost; `max_waiting_listed`: waiting contacts
+  listed per queue; `early_firing`: processing time between EARLY panes of
+  the open window, Duration(0) for none.
+  """
+
+  status_interval: Duration = Duration(seconds=5)
+  max_queue_wait: Duration = Duration(seconds=14400)
+  max_waiting_listed: int = 100
+  early_firing: Duration = Duration(seconds=10)
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'LiveFloorConfig':
+    """Raises ValueError for a value out of range."""
+    o = options.view_as(LiveFloorOptions)
+    return cls(
+      status_interval=Duration(seconds=o.status_interval),
+      max_queue_wait=Duration(seconds=o.max_queue_wait),
+      max_waiting_listed=o.max_waiting_listed,
+      early_firing=Duration(seconds=o.early_firing_seconds),
+    )
+
+  def __post_init__(self):
+    _check_types(self)
+    if self.status_interval <= Duration(0):
+      raise ValueError(f'--status_interval must be > 0, got {self.status_interval!r}')
+    if self.max_queue_wait <= Duration(0):
+      raise ValueError(f'--max_queue_wait must be > 0, got {self.max_queue_wait!r}')
+    if self.max_waiting_listed < 0:
+      raise ValueError(f'--max_waiting_listed must be >= 0, got {self.max_waiting_listed}')
+    if self.early_firing < Duration(0):
+      raise ValueError(f'--early_firing_seconds must be >= 0, got {self.early_firing!r}')
+
+
 _Config = TypeVar('_Config', bound='FlowConfig')
 
 
@@ -178,6 +218,7 @@ class CallMetricsConfig(FlowConfig):
   genesys_trigger_kind: Optional[str]
   channels: FrozenSet[str]
   queue_names: Mapping[str, str]
+  live_floor: LiveFloorConfig = dataclasses.field(default_factory=LiveFloorConfig)
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
@@ -199,6 +240,7 @@ class CallMetricsConfig(FlowConfig):
       genesys_trigger_kind=trigger_topic_kind(o.genesys_trigger_topic),
       channels=parse_channels(o.channels),
       queue_names=load_queue_names(o.queue_names),
+      live_floor=LiveFloorConfig.from_options(options),
     )
 
 

@@ -31,6 +31,7 @@ from options.config import CallMetricsConfig, InteractionConfig
 from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, kafka_client_config
+from options.live_floor_options import LiveFloorOptions
 from options.metrics_options import MetricsOptions
 from options.stream_options import (
   EventTimeOptions,
@@ -173,6 +174,7 @@ JOB_OPTIONS = (
   EventTimeOptions,
   FieldRuleOptions,
   CallMetricsOptions,
+  LiveFloorOptions,
   InteractionOptions,
   SinkOptions,
   CassandraOptions,

@@ -86,6 +86,8 @@ def test_building_the_job_creates_no_sqlite_file(tmp_path):
     'dead_letters',
     'interaction_volumes',
     'pattern_alerts',
+    'queue_status',
+    'waiting_contacts',
   }
 
 

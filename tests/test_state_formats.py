@@ -12,22 +12,38 @@ from pathlib import Path
 
 import pytest
 
-from transforms import acd_pairing, callback_patterns, dedupe, join_customers, windowing
+from transforms import acd_pairing, callback_patterns, dedupe, join_customers, queue_status, windowing
 from transforms.records import CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
 
 
-def _shard_state():
+def _shard_state(early_due: bool = False, early_at=None):
   shard = windowing._ShardState()  # pylint: disable=protected-access
   shard.clock, shard.armed_through, shard.ticks = 1793606700000, 1793607060000, 17
+  shard.early_at = early_at
   key = shard.keys['Q-1'] = windowing._KeyWindows()  # pylint: disable=protected-access
   key.last_active = 1793607000000
   window = windowing._OpenWindow([12, 3, 1, 7, 321.5], True)  # pylint: disable=protected-access
   window.panes_emitted = 2
+  window.early_due = early_due
   key.windows[1793606700000] = window
   return shard
+
+
+def _queue_state():
+  queue = queue_status._QueueState()  # pylint: disable=protected-access
+  contact = queue_status._Contact  # pylint: disable=protected-access
+  queue.contacts = {
+    'c-1': contact(True, 1793606401000, 1793606400000),
+    'c-2': contact(False, 1793606405000, 1793606405000),
+  }
+  queue.clock, queue.clock_seen_at = 1793606405000, 1796629000000
+  queue.last_status = [1, 1793606400000, 1793606405000]
+  queue.last_listed = [1, [['c-1', 1793606400000]]]
+  queue.refresh_at = 1796629005000
+  return queue
 
 
 def _customers():
@@ -46,7 +62,7 @@ def _plain_of(coder, value):
 
 # step file -> (coder, a state value as this release holds it)
 CASES = {
-  'windowed_combine.bin': (windowing.SHARD_STATE_CODER, _shard_state()),
+  'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
   'dedupe_clock.bin': (
     dedupe.CLOCK_CODER,
     dedupe._ShardClock(  # pylint: disable=protected-access
@@ -92,6 +108,14 @@ CASES = {
 # state decodes to now, the fixture directory of the format written now, a
 # value of that format).
 MOVED_ON = {
+  # v2: the early firing armed and each open window's pending early pane;
+  # v1 cells, written before early panes, have none pending.
+  'windowed_combine.bin': (
+    windowing.SHARD_STATE_CODER,
+    _shard_state(),
+    'state_v2',
+    _shard_state(early_due=True, early_at=1796629010000),
+  ),
   # v2: the channel of each start and end (Genesys mediaType); v1 cells,
   # written before channels, hold voice calls.
   'acd_pairing_starts.bin': (

@@ -3,9 +3,10 @@ windows."""
 
 import functools
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Callable, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.metric_definitions import (
   ABANDON_RATE_DEFINITIONS,
@@ -196,8 +197,10 @@ class AbandonRate(WindowedMetric):
 
   Input: PCollection[OfferedCall] (deduplicated, event-timed).
   Outputs (a dict):
-    `rows`: PCollection[AbandonMetrics], one row per pane (ON_TIME, then LATE
-      updates within allowed lateness; accumulating).
+    `rows`: PCollection[AbandonMetrics], one row per pane (EARLY figures
+      so far of the open window every `early_firing_seconds` of processing
+      time if set, ON_TIME, then LATE updates within allowed lateness;
+      accumulating).
     `late`: PCollection[LateArrival] whose `value` is the OfferedCall.
   Rates: by the named definitions of transforms/metric_definitions.py
   (default abandoned/offered and answered within target/offered), rounded
@@ -215,6 +218,8 @@ class AbandonRate(WindowedMetric):
     abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
     service_level_definition: str = DEFAULT_SERVICE_LEVEL,
     queue_names: Optional[Mapping[str, str]] = None,
+    early_firing_seconds: int = 0,
+    processing_clock: Callable[[], Timestamp] = Timestamp.now,
   ):
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
@@ -235,4 +240,6 @@ class AbandonRate(WindowedMetric):
       key_idle_ttl_seconds,
       metrics_namespace='abandon_rate',
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      early_firing_seconds=early_firing_seconds,
+      processing_clock=processing_clock,
     )

@@ -2,17 +2,22 @@
 
 import apache_beam as beam
 
-from options.config import CallMetricsConfig, seconds
+from options.config import CallMetricsConfig, millis, seconds
 from transforms.abandon_rate import AbandonRate, split_row_key
 from transforms.channel_filter import KeepChannels
 from transforms.formats import registry
 from transforms.formats.amazon_connect import RECORD_UPDATES
-from transforms.records import CHANNELS, LateEvent, OfferedCall
+from transforms.parsing import QUEUE_TRANSITIONS
+from transforms.queue_status import LOST_CONTACTS, WAITING_CONTACTS, LiveQueueStatus
+from transforms.records import CHANNELS, LateEvent, OfferedCall, QueueTransition
 from transforms.windowing import AFTER_WINDOW_EXPIRY, LateArrival, to_late_event
 
 # The late reason of a contact record the source re-sent long after the
 # contact (transforms/records.py OfferedCall.record_updated_at).
 RECORD_UPDATE = 'record_update'
+# The late reason of a contact dropped from its queue's live state after
+# --max_queue_wait without an exit event (transforms/queue_status.py).
+QUEUE_EXIT_LOST = 'queue_exit_lost'
 
 
 def _late_row(source: str, arrival: LateArrival) -> LateEvent:
@@ -34,6 +39,20 @@ def _update_row(source: str, window_ms: int, call: OfferedCall) -> LateEvent:
   return to_late_event(source, arrival, call.call_id, RECORD_UPDATE)
 
 
+def _lost_row(source: str, max_queue_wait_ms: int, entry: QueueTransition) -> LateEvent:
+  """The late_events row of a contact whose exit never came: the span it was
+  held for (entry to entry + max queue wait), by its queue."""
+  arrival = LateArrival(
+    entry.queue_id,
+    entry,
+    entry.timestamp,
+    entry.timestamp,
+    entry.timestamp + max_queue_wait_ms,
+    entry.timestamp + max_queue_wait_ms,
+  )
+  return to_late_event(source, arrival, entry.contact_id, QUEUE_EXIT_LOST)
+
+
 class CallMetricsFlow(beam.PTransform):
   """Raw call records of one input format to abandon metrics, late events
   and dead letters.
@@ -43,7 +62,8 @@ class CallMetricsFlow(beam.PTransform):
   (transforms/formats/registry.py). `config`: the flow's settings
   (options/config.py), by keyword.
   Output: dict table name -> PCollection:
-    `abandon_metrics`: AbandonMetrics panes per queue, channel and window,
+    `abandon_metrics`: AbandonMetrics panes per queue, channel and window
+      (EARLY ones of the open window every `--early_firing_seconds`),
       rates by the named definitions (transforms/metric_definitions.py),
       queues named by `config.queue_names`; only the channels of
       `config.channels` (the others counted in
@@ -51,7 +71,12 @@ class CallMetricsFlow(beam.PTransform):
     `late_events`: LateEvent for calls that arrived after their window's
       expiry (never silently dropped), reason `after_window_expiry`; and
       (Amazon Connect) the contact records re-sent long after the contact,
-      reason `record_update`.
+      reason `record_update`; and the waiting contacts dropped after
+      `--max_queue_wait` without an exit, reason `queue_exit_lost`.
+    `queue_status`, `waiting_contacts`: the live floor (QueueStatus,
+      WaitingContacts per queue and channel; transforms/queue_status.py),
+      from the formats whose records tell queue entries and exits (not
+      `amazon_connect` contact records, which come after the contact).
     `dead_letters`: DeadLetter for every record that failed validation.
   """
 
@@ -61,9 +86,14 @@ class CallMetricsFlow(beam.PTransform):
     self._source_name = source_name
     self._window_ms = seconds(config.window_size) * 1000
     self._offered_calls = registry.call_event_format(config.call_event_format).offered_calls(config)
-    # No step at all when every channel counts (the default).
-    self._keep_channels = (
-      None if config.channels >= set(CHANNELS) else KeepChannels(config.channels)
+    self._channels = None if config.channels >= set(CHANNELS) else config.channels
+    live_floor = config.live_floor
+    self._max_queue_wait_ms = millis(live_floor.max_queue_wait)
+    self._live_queue_status = LiveQueueStatus(
+      max_queue_wait=live_floor.max_queue_wait,
+      status_interval=live_floor.status_interval,
+      max_waiting_listed=live_floor.max_waiting_listed,
+      queue_names=config.queue_names,
     )
     event_time = config.event_time
     self._abandon_rate = AbandonRate(
@@ -76,24 +106,41 @@ class CallMetricsFlow(beam.PTransform):
       abandon_rate_definition=config.abandon_rate_definition,
       service_level_definition=config.service_level_definition,
       queue_names=config.queue_names,
+      early_firing_seconds=seconds(live_floor.early_firing),
     )
 
   def expand(self, records):
     calls = records | 'OfferedCalls' >> self._offered_calls
-    offered = calls['offered']
-    if self._keep_channels is not None:
-      offered = offered | 'KeepChannels' >> self._keep_channels
-    windowed = offered | 'AbandonRate' >> self._abandon_rate
+    calls = {name: self._kept(name, rows) for name, rows in calls.items()}
+    windowed = calls['offered'] | 'AbandonRate' >> self._abandon_rate
     source = self._source_name
-    late = windowed['late'] | 'LateRows' >> beam.Map(lambda a: _late_row(source, a))
+    late = [windowed['late'] | 'LateRows' >> beam.Map(lambda a: _late_row(source, a))]
+    tables = {'abandon_metrics': windowed['rows']}
     if RECORD_UPDATES in calls:
       window_ms = self._window_ms
-      updates = calls[RECORD_UPDATES] | 'UpdateRows' >> beam.Map(
-        lambda c: _update_row(source, window_ms, c)
+      late.append(
+        calls[RECORD_UPDATES]
+        | 'UpdateRows' >> beam.Map(lambda c: _update_row(source, window_ms, c))
       )
-      late = (late, updates) | 'LateEvents' >> beam.Flatten()
+    if QUEUE_TRANSITIONS in calls:
+      live = calls[QUEUE_TRANSITIONS] | 'LiveQueueStatus' >> self._live_queue_status
+      max_wait_ms = self._max_queue_wait_ms
+      late.append(
+        live[LOST_CONTACTS] | 'LostRows' >> beam.Map(lambda e: _lost_row(source, max_wait_ms, e))
+      )
+      tables['queue_status'] = live['queue_status']
+      tables[WAITING_CONTACTS] = live[WAITING_CONTACTS]
     return {
-      'abandon_metrics': windowed['rows'],
-      'late_events': late,
+      **tables,
+      'late_events': late[0] if len(late) == 1 else late | 'LateEvents' >> beam.Flatten(),
       'dead_letters': calls['dead_letters'],
     }
+
+  def _kept(self, name: str, records: beam.PCollection) -> beam.PCollection:
+    """`records` of the counted channels (`--channels`); dead letters are
+    kept whatever their channel. No step at all when every channel counts
+    (the default)."""
+    if self._channels is None or name == 'dead_letters':
+      return records
+    counter = 'other_channels' if name == 'offered' else f'other_channels_{name}'
+    return records | f'KeepChannels[{name}]' >> KeepChannels(self._channels, counter)

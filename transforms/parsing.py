@@ -20,6 +20,9 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules, millis
 from transforms.records import DeadLetter, SourceRecord
 
 DEAD_LETTERS = 'dead_letters'
+# The output of every call-event format's queue entries and exits
+# (QueueTransition), the input of the live floor (transforms/queue_status.py).
+QUEUE_TRANSITIONS = 'queue_transitions'
 
 MAX_RECORD_BYTES = 1024 * 1024
 # Dead letters keep enough of the raw record to diagnose it, never megabytes.

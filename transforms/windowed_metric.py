@@ -4,6 +4,7 @@ import operator
 from typing import Any, Callable, NamedTuple
 
 import apache_beam as beam
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.windowing import WindowedCombinePerKey, WindowPane
 
@@ -17,9 +18,11 @@ class WindowedMetric(beam.PTransform):
   Input: PCollection of deduplicated records whose `timestamp` field is
   their event time in epoch ms.
   Outputs (a dict):
-    `rows`: PCollection of `to_row(pane)` for every WindowPane (ON_TIME when
-      the watermark passes the window end, then accumulating LATE updates
-      within allowed lateness; `pane_index` orders them).
+    `rows`: PCollection of `to_row(pane)` for every WindowPane (EARLY ones
+      of the open window every `early_firing_seconds` of processing time if
+      set, ON_TIME when the watermark passes the window end, then
+      accumulating LATE updates within allowed lateness; `pane_index` orders
+      them).
     `late`: PCollection[LateArrival] whose `value` is the input record, for
       records after their window's end + allowed lateness.
   State, lateness and metrics (namespace `metrics_namespace`) are
@@ -38,6 +41,8 @@ class WindowedMetric(beam.PTransform):
     key_idle_ttl_seconds: int,
     metrics_namespace: str,
     max_out_of_orderness_seconds: int = 0,
+    early_firing_seconds: int = 0,
+    processing_clock: Callable[[], Timestamp] = Timestamp.now,
   ):
     super().__init__()
     self._to_row = to_row
@@ -50,6 +55,8 @@ class WindowedMetric(beam.PTransform):
       key_idle_ttl_seconds,
       metrics_namespace=metrics_namespace,
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      early_firing_seconds=early_firing_seconds,
+      processing_clock=processing_clock,
     )
 
   def expand(self, records):

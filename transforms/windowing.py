@@ -62,6 +62,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
@@ -81,6 +82,7 @@ END_TAG = 'end'
 _GLOBAL_WINDOW_END_MS = GlobalWindow().max_timestamp().micros // 1000
 ON_TIME_PANE = 'ON_TIME'
 LATE_PANE = 'LATE'
+EARLY_PANE = 'EARLY'
 
 
 class WindowPane(NamedTuple):
@@ -108,7 +110,7 @@ class LateArrival(NamedTuple):
 class _OpenWindow:
   """Per-window state: the accumulator and how many panes were emitted."""
 
-  __slots__ = ('accumulator', 'panes_emitted', 'end_passed')
+  __slots__ = ('accumulator', 'panes_emitted', 'end_passed', 'early_due')
 
   def __init__(self, accumulator: Any, end_passed: bool):
     self.accumulator = accumulator
@@ -117,6 +119,9 @@ class _OpenWindow:
     # element produces a LATE pane at once (accumulating), like Beam's
     # AfterWatermark(late=AfterCount(1)).
     self.end_passed = end_passed
+    # True while the open window took elements its last pane does not
+    # show: the next early firing reports it.
+    self.early_due = False
 
 
 class _KeyWindows:
@@ -133,7 +138,7 @@ class _ShardState:
   """Everything one shard needs: its watermark clock, its keys' open windows
   and its armed ticks (see the module docstring)."""
 
-  __slots__ = ('clock', 'keys', 'armed_through', 'ticks')
+  __slots__ = ('clock', 'keys', 'armed_through', 'ticks', 'early_at')
 
   def __init__(self):
     self.clock: Optional[int] = None
@@ -143,6 +148,8 @@ class _ShardState:
     # armed at any time have distinct tags.
     self.armed_through: Optional[int] = None
     self.ticks = 0
+    # The processing time (ms) the early firing is armed at, None when not.
+    self.early_at: Optional[int] = None
 
 
 def _shard_to_plain(shard: _ShardState) -> list:
@@ -153,36 +160,47 @@ def _shard_to_plain(shard: _ShardState) -> list:
     {
       key: [
         k.last_active,
-        [[start, w.accumulator, w.panes_emitted, w.end_passed] for start, w in k.windows.items()],
+        [
+          [start, w.accumulator, w.panes_emitted, w.end_passed, w.early_due]
+          for start, w in k.windows.items()
+        ],
       ]
       for key, k in shard.keys.items()
     },
+    shard.early_at,
   ]
 
 
-def _shard_from_plain_v1(plain: list) -> _ShardState:
+def _shard_from_plain(plain: list) -> _ShardState:
+  # v1 has neither early_at nor a window's early_due: no early firing
+  # pending, as in the release that wrote it.
   shard = _ShardState()
-  shard.clock, shard.armed_through, shard.ticks, keys = plain
+  shard.clock, shard.armed_through, shard.ticks, keys = plain[:4]
+  shard.early_at = plain[4] if len(plain) > 4 else None
   for key, (last_active, windows) in keys.items():
     key_windows = shard.keys[key] = _KeyWindows()
     key_windows.last_active = last_active
-    for start, accumulator, panes_emitted, end_passed in windows:
+    for start, accumulator, panes_emitted, end_passed, *early_due in windows:
       window = _OpenWindow(accumulator, end_passed)
       window.panes_emitted = panes_emitted
+      window.early_due = bool(early_due and early_due[0])
       key_windows.windows[start] = window
   return shard
 
 
-# Format v1: [clock, armed_through, ticks, {key: [last_active, [[window
-# start, accumulator, panes emitted, end passed], ...]]}].
+# Format v2: [clock, armed_through, ticks, {key: [last_active, [[window
+# start, accumulator, panes emitted, end passed, early due], ...]]}, early
+# firing armed at (processing ms) or null]. v1: the same without the early
+# fields.
 SHARD_STATE_CODER = VersionedStateCoder(
-  'windowed combine', 1, _shard_to_plain, {1: _shard_from_plain_v1}
+  'windowed combine', 2, _shard_to_plain, {1: _shard_from_plain, 2: _shard_from_plain}
 )
 
 
 class _WindowedCombineFn(beam.DoFn):
   STATE = ReadModifyWriteStateSpec('shard_state', SHARD_STATE_CODER)
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
+  EARLY = TimerSpec('early', TimeDomain.REAL_TIME)
 
   def __init__(
     self,
@@ -194,8 +212,12 @@ class _WindowedCombineFn(beam.DoFn):
     key_idle_ttl_ms: int,
     max_out_of_orderness_ms: int,
     metrics_namespace: str,
+    early_firing_ms: int = 0,
+    processing_clock: Callable[[], Timestamp] = Timestamp.now,
   ):
     self._combine_fn = combine_fn
+    self._early_firing_ms = early_firing_ms
+    self._processing_clock = processing_clock
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
     self._event_time = DelayedClock(max_out_of_orderness_ms)
@@ -208,6 +230,7 @@ class _WindowedCombineFn(beam.DoFn):
     self._late_events = Metrics.counter(metrics_namespace, 'late_events')
     self._on_time_panes = Metrics.counter(metrics_namespace, 'on_time_panes')
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
+    self._early_panes = Metrics.counter(metrics_namespace, 'early_panes')
     self._idle_keys_dropped = Metrics.counter(metrics_namespace, 'idle_keys_dropped')
     self._state_step = f'{metrics_namespace}_windows'
 
@@ -222,6 +245,7 @@ class _WindowedCombineFn(beam.DoFn):
     batch: Tuple[int, List[Any]],
     state=beam.DoFn.StateParam(STATE),
     fire=beam.DoFn.TimerParam(FIRE),
+    early=beam.DoFn.TimerParam(EARLY),
   ) -> Iterator:
     shard_id, values = batch
     shard = state.read() or _ShardState()
@@ -255,12 +279,15 @@ class _WindowedCombineFn(beam.DoFn):
       accepted = True
       if window.end_passed:
         late_updates[(key, start)] = window
+      else:
+        window.early_due = True
     if not accepted:
       return
     for key, start in sorted(late_updates):
       self._late_panes.inc()
       yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
     self._arm(fire, shard)  # before the write: arming updates the state
+    self._arm_early(early, shard)
     state.write(shard)
     set_live_state_entries(self._state_step, shard_id, len(shard.keys))
 
@@ -299,6 +326,41 @@ class _WindowedCombineFn(beam.DoFn):
     state.write(shard)
     set_live_state_entries(self._state_step, shard_id, len(shard.keys))
 
+  @on_timer(EARLY)
+  def on_early(
+    self,
+    fired=beam.DoFn.TimestampParam,
+    shard_id=beam.DoFn.KeyParam,
+    state=beam.DoFn.StateParam(STATE),
+    early=beam.DoFn.TimerParam(EARLY),
+  ) -> Iterator:
+    """The figures so far of the open windows that took elements since
+    their last pane: one EARLY pane each. Armed again only by new elements,
+    so a quiet shard has no timer."""
+    shard = state.read()
+    if shard is None or shard.early_at is None:
+      return
+    shard.early_at = None
+    for key in sorted(shard.keys):
+      windows = shard.keys[key].windows
+      for start in sorted(windows):
+        window = windows[start]
+        if window.early_due and not window.end_passed:
+          self._early_panes.inc()
+          yield self._pane(key, start, window, EARLY_PANE)
+    state.write(shard)
+
+  def _arm_early(self, early, shard: _ShardState) -> None:
+    """Arms the early firing `early_firing_ms` of processing time from now
+    when a window awaits one and none is armed."""
+    if not self._early_firing_ms or shard.early_at is not None:
+      return
+    if shard.clock is not None and shard.clock >= self._end_of_input_ms:
+      return  # the input has ended: the ON_TIME panes are out
+    now_ms = self._processing_clock().micros // 1000
+    shard.early_at = now_ms + self._early_firing_ms
+    early.set(Timestamp(micros=shard.early_at * 1000))
+
   def _pane(self, key: str, start: int, window: _OpenWindow, timing: str) -> WindowPane:
     pane = WindowPane(
       key=key,
@@ -309,6 +371,7 @@ class _WindowedCombineFn(beam.DoFn):
       timing=timing,
     )
     window.panes_emitted += 1
+    window.early_due = False
     return pane
 
   def _next_boundary(self, after_ms: int) -> int:
@@ -353,11 +416,15 @@ class WindowedCombinePerKey(beam.PTransform):
   bundle's elements are batched per shard of their key
   (transforms/batching.py, transforms/sharding.py) before the stateful step.
   Outputs (a DoOutputsTuple):
-    main: PCollection[WindowPane] with `result` = combine_fn's output. One
-      ON_TIME pane when the watermark passes the window end, then one LATE
-      pane per batch of elements that arrives within allowed lateness; panes
-      accumulate, `pane_index` orders them, so the last pane of a (key,
-      window) counts every element accepted into it.
+    main: PCollection[WindowPane] with `result` = combine_fn's output. With
+      `early_firing_seconds`, EARLY panes of the open window, at most one
+      per that much processing time and only after new elements (the
+      figures so far; a runner without processing-time timers, like the
+      local runner outside TestStream, fires none); one ON_TIME pane when
+      the watermark passes the window end, then one LATE pane per batch of
+      elements that arrives within allowed lateness; panes accumulate,
+      `pane_index` orders them, so the last pane of a (key, window) counts
+      every element accepted into it.
     `late`: PCollection[LateArrival], elements that arrived after their
       window's end + allowed lateness.
   Conservation: each input element is in the last pane of exactly one
@@ -374,6 +441,8 @@ class WindowedCombinePerKey(beam.PTransform):
     key_idle_ttl_seconds: int,
     metrics_namespace: str,
     max_out_of_orderness_seconds: int = 0,
+    early_firing_seconds: int = 0,
+    processing_clock: Callable[[], Timestamp] = Timestamp.now,
   ):
     super().__init__()
     self._key_fn = key_fn
@@ -391,6 +460,8 @@ class WindowedCombinePerKey(beam.PTransform):
       key_idle_ttl_seconds * 1000,
       max_out_of_orderness_seconds * 1000,
       metrics_namespace,
+      early_firing_seconds * 1000,
+      processing_clock,
     )
 
   def expand(self, pcoll):

@@ -65,9 +65,12 @@ from transforms.records import (
   ACD_START,
   ANSWERED,
   FLOW_OUT,
+  QUEUE_ENTERED,
+  QUEUE_LEFT,
   UNKNOWN_OUTCOME,
   AcdEvent,
   DeadLetter,
+  QueueTransition,
   SourceRecord,
 )
 
@@ -198,6 +201,19 @@ def genesys_event_time_ms(
   return fields.event_time_above(lambda r: _acd_event(r, rules, trigger_kind), raw, above_ms)
 
 
+def to_queue_transition(event: AcdEvent) -> QueueTransition:
+  """The queue transition of an ACD session half: acd.start enters its
+  queue, acd.end leaves it with its outcome (the session is the contact:
+  a transfer to another queue is a new session)."""
+  if event.kind == ACD_START:
+    return QueueTransition(
+      event.call_id, event.queue_id, event.channel, QUEUE_ENTERED, event.timestamp
+    )
+  return QueueTransition(
+    event.call_id, event.queue_id, event.channel, QUEUE_LEFT, event.timestamp, None, event.outcome
+  )
+
+
 class _ParseGenesysFn(beam.DoFn):
   def __init__(self, rules: FieldRules, trigger_kind: Optional[str]):
     self._rules = rules
@@ -225,7 +241,9 @@ class GenesysOfferedCalls(beam.PTransform):
   Input: PCollection[SourceRecord].
   Output: dict `offered`: PCollection[OfferedCall], one per acd.end, with
   the wait its acd.start gives (see transforms/acd_pairing.py), event-timed
-  at the acd.end; `dead_letters`: PCollection[DeadLetter].
+  at the acd.end; `queue_transitions`: PCollection[QueueTransition], each
+  acd.start and acd.end as it came (LiveQueueStatus resolves duplicates
+  and disorder); `dead_letters`: PCollection[DeadLetter].
   Re-deliveries (EventBridge delivers at least once) are dropped per topic
   and session before pairing (`genesys_cloud/duplicates`).
   """
@@ -263,5 +281,7 @@ class GenesysOfferedCalls(beam.PTransform):
     )
     return {
       'offered': events | 'Pair' >> self._pairing,
+      parsing.QUEUE_TRANSITIONS: parsed.events
+      | 'QueueTransitions' >> beam.Map(to_queue_transition).with_output_types(QueueTransition),
       'dead_letters': parsed.dead_letters,
     }

@@ -17,6 +17,12 @@ Field mapping to OfferedCall (transforms/records.py):
 
 `agent_id` (string or null) is validated, not used. Every valid event of
 any type advances the replay watermark.
+
+Queue transitions (the live floor, transforms/queue_status.py), channel
+voice: `CALL_QUEUED` enters the call's queue at `timestamp`;
+`CALL_ANSWERED` leaves it (ANSWERED); `CALL_ENDED` leaves it too, ABANDONED
+when `abandoned` is true, else ANSWERED (a call answered earlier has left
+already: its end changes nothing). `CALL_STARTED` is before the queue.
 """
 
 from typing import Any, Dict, Iterator, Optional
@@ -29,11 +35,23 @@ from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
 from transforms.formats import streams
-from transforms.records import ABANDONED, ANSWERED, CallEvent, DeadLetter, OfferedCall, SourceRecord
+from transforms.records import (
+  ABANDONED,
+  ANSWERED,
+  QUEUE_ENTERED,
+  QUEUE_LEFT,
+  VOICE,
+  CallEvent,
+  DeadLetter,
+  OfferedCall,
+  QueueTransition,
+  SourceRecord,
+)
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
 METRICS_NAMESPACE = 'call_events'
+QUEUE_TRANSITIONS = parsing.QUEUE_TRANSITIONS
 
 
 def parse_call_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> CallEvent:
@@ -48,6 +66,22 @@ def parse_call_event(raw: bytes, rules: FieldRules = DEFAULT_FIELD_RULES) -> Cal
     return _call_event(obj, rules)
   except parsing.InvalidRecord as error:
     raise streams.refuse_other_stream(obj, streams.SEED, error) from None
+
+
+def to_queue_transition(event: CallEvent) -> Optional[QueueTransition]:
+  """The queue transition a lifecycle event stands for, None for one
+  outside the queue (`CALL_STARTED`, unknown types)."""
+  if event.event_type == 'CALL_QUEUED':
+    kind, outcome = QUEUE_ENTERED, None
+  elif event.event_type == 'CALL_ANSWERED':
+    kind, outcome = QUEUE_LEFT, ANSWERED
+  elif event.event_type == METRICS_EVENT_TYPE:
+    kind, outcome = QUEUE_LEFT, ABANDONED if event.abandoned else ANSWERED
+  else:
+    return None
+  return QueueTransition(
+    event.call_uuid, event.queue_id, VOICE, kind, event.timestamp, None, outcome
+  )
 
 
 def _call_event(obj: Dict[str, Any], rules: FieldRules) -> CallEvent:
@@ -96,9 +130,14 @@ class _ParseCallEventsFn(beam.DoFn):
     except Exception as error:  # pylint: disable=broad-except
       yield parsing.dead_letter_output(record, error, METRICS_NAMESPACE)
       return
+    transition = to_queue_transition(event)
+    if transition is not None:
+      yield beam.pvalue.TaggedOutput(
+        QUEUE_TRANSITIONS, at_event_time(transition, transition.timestamp)
+      )
     if event.event_type != METRICS_EVENT_TYPE:
-      # Lifecycle events (CALL_STARTED, CALL_QUEUED...) are valid but carry
-      # nothing the metrics use; count them so their volume stays visible.
+      # Lifecycle events (CALL_STARTED, CALL_QUEUED...) carry nothing the
+      # windowed metrics use; count them so their volume stays visible.
       self._other_types.inc()
       return
     self._parsed.inc()
@@ -112,6 +151,8 @@ class ParseCallEvents(beam.PTransform):
   Outputs (a DoOutputsTuple):
     main: PCollection[OfferedCall], one per `CALL_ENDED` event, timestamped
       with its payload `timestamp` (never broker or processing time).
+    `queue_transitions`: PCollection[QueueTransition] of the queue entries
+      and exits (`to_queue_transition`), event-timed.
     `dead_letters`: PCollection[DeadLetter] with a specific reason for every
       malformed, mistyped, absurd or oversized record.
   Well-formed events of other types are counted (`other_event_types`) and
@@ -127,8 +168,8 @@ class ParseCallEvents(beam.PTransform):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     return records | beam.ParDo(_ParseCallEventsFn(self._rules)).with_output_types(
-      OfferedCall, **{DEAD_LETTERS: DeadLetter}
-    ).with_outputs(DEAD_LETTERS, main='events')
+      OfferedCall, **{DEAD_LETTERS: DeadLetter, QUEUE_TRANSITIONS: QueueTransition}
+    ).with_outputs(DEAD_LETTERS, QUEUE_TRANSITIONS, main='events')
 
 
 class SeedOfferedCalls(beam.PTransform):
@@ -137,7 +178,9 @@ class SeedOfferedCalls(beam.PTransform):
   Input: PCollection[SourceRecord].
   Output: dict `offered`: PCollection[OfferedCall], the first arrival of
   each `call_uuid` (re-deliveries counted in `call_events/duplicates`),
-  event-timed; `dead_letters`: PCollection[DeadLetter].
+  event-timed; `queue_transitions`: PCollection[QueueTransition], every
+  entry and exit as it came (LiveQueueStatus resolves duplicates);
+  `dead_letters`: PCollection[DeadLetter].
   """
 
   def __init__(self, dedupe_ttl_seconds: int, rules: FieldRules = DEFAULT_FIELD_RULES):
@@ -150,4 +193,8 @@ class SeedOfferedCalls(beam.PTransform):
     offered = parsed.events | 'Dedupe' >> DedupeByKey(
       lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
     )
-    return {'offered': offered, 'dead_letters': parsed.dead_letters}
+    return {
+      'offered': offered,
+      QUEUE_TRANSITIONS: parsed[QUEUE_TRANSITIONS],
+      'dead_letters': parsed.dead_letters,
+    }
