@@ -26,6 +26,21 @@ the handle times (the tests use 3600). A share of contacts never queued
 (``Queue`` null), a share is sent again later as an updated record (same
 ``ContactId``, newer ``LastUpdateTimestamp``).
 
+``--format amazon_connect_events``: the Amazon Connect contact events
+(Amazon EventBridge, "Amazon Connect Contact Event") of the same contacts,
+each arriving ``U(0, jitter)`` after its event time, in no order: INITIATED,
+QUEUED at the enqueue time, then CONNECTED_TO_AGENT at the answer and
+DISCONNECTED / COMPLETED at the end of the call, or DISCONNECTED when the
+contact left the queue unanswered (``disconnectReason``
+CUSTOMER_DISCONNECT for a caller who hung up, CONTACT_FLOW_DISCONNECT for a
+flow-out, none for an unknown outcome); a share of flow-outs are queue
+transfers (the leg ends in the flow, a QUEUE_TRANSFER contact of its own
+is queued in another queue and answered); contacts that never queued have
+INITIATED and DISCONNECTED without ``queueInfo``; a share of lines
+(``--bare-share``) is the bare ``detail``; ``--callback-share`` and
+``--outbound-share`` as for contact records (an outbound API call through
+the queue, not offered).
+
 Both: a share of calls is delayed past window end + allowed lateness or
 into the late-pane interval (as in ``scripts/datagen/calls.py``), a share of
 lines is re-delivered byte for byte 1-30 lines later, and a cycled list of
@@ -39,6 +54,10 @@ The committed samples were made with::
     python -m scripts.datagen.vendor_events --format amazon_connect \\
         --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8 \\
         --callback-share 0.15 --outbound-share 0.05
+    python -m scripts.datagen.vendor_events --format amazon_connect_events \\
+        --out samples/amazon_connect_events.jsonl --calls 300 --seed 16 \\
+        --events-per-second 0.5 --callback-share 0.15 --outbound-share 0.05 \\
+        --unknown-outcome-share 0.01
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
 """
@@ -86,7 +105,8 @@ from scripts.datagen.common import (
 
 GENESYS = 'genesys_cloud'
 CONNECT = 'amazon_connect'
-FORMATS = (GENESYS, CONNECT)
+CONNECT_EVENTS = 'amazon_connect_events'
+FORMATS = (GENESYS, CONNECT, CONNECT_EVENTS)
 DEFAULT_CALLS = 20_000
 
 ACW_MAX_S = 120
@@ -139,8 +159,32 @@ CONNECT_MALFORMED_KINDS: Tuple[str, ...] = (
   'empty_line',
   'invalid_utf8',
 )
+CONNECT_EVENTS_MALFORMED_KINDS: Tuple[str, ...] = (
+  'not_json',
+  'truncated_json',
+  'json_array',
+  'detail_not_object',
+  'other_detail_type',
+  'missing_contact_id',
+  'missing_event_type',
+  'queue_info_not_object',
+  'missing_enqueue_timestamp',
+  'enqueue_without_offset',
+  'enqueue_as_epoch_number',
+  'enqueue_1970',
+  'queue_arn_without_queue',
+  'unknown_channel',
+  'unknown_initiation_method',
+  'contact_record_instead',
+  'empty_line',
+  'invalid_utf8',
+)
 OVERSIZED_KIND = 'oversized'
-MALFORMED_KINDS = {GENESYS: GENESYS_MALFORMED_KINDS, CONNECT: CONNECT_MALFORMED_KINDS}
+MALFORMED_KINDS = {
+  GENESYS: GENESYS_MALFORMED_KINDS,
+  CONNECT: CONNECT_MALFORMED_KINDS,
+  CONNECT_EVENTS: CONNECT_EVENTS_MALFORMED_KINDS,
+}
 
 
 def iso_utc(ms: int) -> str:
@@ -636,6 +680,208 @@ def _connect_legs(
 
 
 # --------------------------------------------------------------------------
+# Amazon Connect contact events rendering
+# --------------------------------------------------------------------------
+
+
+def contact_event(
+  event_type: str,
+  contact_id: str,
+  at_ms: int,
+  channel: str,
+  method: str,
+  initiated_ms: int,
+  queue_arn: Optional[str] = None,
+  enqueue_ms: Optional[int] = None,
+  connected_ms: Optional[int] = None,
+  disconnected_ms: Optional[int] = None,
+  reason: Optional[str] = None,
+  previous_id: Optional[str] = None,
+) -> dict:
+  """One Amazon Connect contact event as EventBridge delivers it, shaped
+  like the samples of Amazon's "Amazon Connect contact events" page
+  (https://docs.aws.amazon.com/connect/latest/adminguide/contact-events.html)."""
+  detail: dict = {
+    'eventType': event_type,
+    'contactId': contact_id,
+    'channel': channel,
+    'instanceArn': CONNECT_INSTANCE,
+    'initiationMethod': method,
+    'initiationTimestamp': iso_utc_ms(initiated_ms),
+  }
+  if previous_id is not None:
+    detail['previousContactId'] = previous_id
+  if queue_arn is not None:
+    detail['queueInfo'] = {
+      'queueType': 'STANDARD',
+      'queueArn': queue_arn,
+      'enqueueTimestamp': iso_utc_ms(enqueue_ms),
+    }
+  if connected_ms is not None:
+    detail['agentInfo'] = {
+      'agentArn': f'{CONNECT_INSTANCE}/agent/{uuid.UUID(int=connected_ms % 977)}',
+      'connectedToAgentTimestamp': iso_utc_ms(connected_ms),
+    }
+  if disconnected_ms is not None:
+    detail['disconnectTimestamp'] = iso_utc_ms(disconnected_ms)
+  if reason is not None:
+    detail['disconnectReason'] = reason
+  detail['tags'] = {'aws:connect:instanceId': CONNECT_INSTANCE.rsplit('/', 1)[1]}
+  return {
+    'version': '0',
+    'id': str(uuid.UUID(int=(at_ms * 7919 + len(contact_id)) % (1 << 122), version=4)),
+    'detail-type': 'Amazon Connect Contact Event',
+    'source': 'aws.connect',
+    'account': '123456789012',
+    'time': iso_utc(at_ms // 1000 * 1000),
+    'region': 'us-east-1',
+    'resources': [f'{CONNECT_INSTANCE}/contact/{contact_id}', CONNECT_INSTANCE],
+    'detail': detail,
+  }
+
+
+def iso_utc_ms(ms: int) -> str:
+  """``ms`` as contact events write times: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'``."""
+  return iso_utc(ms // 1000 * 1000)[:-1] + f'.{ms % 1000:03d}Z'
+
+
+def connect_events_malformed_line(kind: str, record: dict) -> bytes:
+  """One malformed line of ``kind`` shaped like ``record`` (a contact event
+  of a queued contact); each kind breaks exactly one thing."""
+  rec = copy.deepcopy(record)
+  detail = rec['detail'] if 'detail' in rec else rec
+  queue = detail['queueInfo']
+  if kind == 'not_json':
+    return b'contact event ' + detail['contactId'].encode()
+  if kind == 'truncated_json':
+    full = _dumps(rec)
+    return full[: len(full) // 2]
+  if kind == 'json_array':
+    return _dumps([detail['contactId'], detail['eventType']])
+  if kind == 'detail_not_object':
+    rec = {'detail-type': 'Amazon Connect Contact Event', 'source': 'aws.connect', 'detail': 'x'}
+  elif kind == 'other_detail_type':
+    rec = {'detail-type': 'Contact Lens Realtime Rules Matched', 'detail': detail}
+  elif kind == 'missing_contact_id':
+    del detail['contactId']
+  elif kind == 'missing_event_type':
+    del detail['eventType']
+  elif kind == 'queue_info_not_object':
+    detail['queueInfo'] = queue['queueArn']
+  elif kind == 'missing_enqueue_timestamp':
+    del queue['enqueueTimestamp']
+  elif kind == 'enqueue_without_offset':
+    queue['enqueueTimestamp'] = queue['enqueueTimestamp'].rstrip('Z')
+  elif kind == 'enqueue_as_epoch_number':
+    queue['enqueueTimestamp'] = 1793606400000
+  elif kind == 'enqueue_1970':
+    queue['enqueueTimestamp'] = '1970-01-02T00:00:05.000Z'
+  elif kind == 'queue_arn_without_queue':
+    queue['queueArn'] = 'arn'
+  elif kind == 'unknown_channel':
+    detail['channel'] = 'CARRIER_PIGEON'
+  elif kind == 'unknown_initiation_method':
+    detail['initiationMethod'] = 'TELEPATHY'
+  elif kind == 'contact_record_instead':
+    return _dumps(
+      {
+        'AWSContactTraceRecordFormatVersion': '2017-03-10',
+        'ContactId': detail['contactId'],
+        'Channel': 'VOICE',
+        'Queue': {'ARN': queue['queueArn'], 'EnqueueTimestamp': queue['enqueueTimestamp']},
+      }
+    )
+  elif kind == 'empty_line':
+    return b''
+  elif kind == 'invalid_utf8':
+    return _dumps(rec).replace(b'"contactId"', b'"notes":"Ren\xe9e \xff","contactId"', 1)
+  elif kind == OVERSIZED_KIND:
+    detail['attributes'] = {'notes': 'x' * (MAX_LINE_BYTES + 16)}
+  else:
+    raise ValueError(f'unknown malformed kind {kind!r}')
+  return _dumps(rec)
+
+
+def _connect_events(
+  call: SimCall,
+  rng: random.Random,
+  queue_arns: List[str],
+  method: str = 'INBOUND',
+  callback_id: Optional[str] = None,
+  transfer_id: Optional[str] = None,
+  contact_id: Optional[str] = None,
+  previous_id: Optional[str] = None,
+) -> Tuple[str, List[Tuple[int, str, dict]]]:
+  """(contactId, [(event time ms, role, event)]) of one contact; ``role``
+  is ``queued``, ``left`` (the event that takes it out of the queue),
+  ``after`` (events after the answer) or ``other``. ``callback_id``: the
+  queued callback this contact asked for (its flow then ends the leg);
+  ``transfer_id``: the contact that continues this flow-out in another
+  queue."""
+  contact_id = contact_id or _uuid(rng)
+  channel = call.media if call.media != 'MESSAGE' else 'CHAT'
+  initiated_ms = call.enqueue_ms - call.ivr_ms
+  base = dict(
+    contact_id=contact_id,
+    channel=channel,
+    method=method,
+    initiated_ms=initiated_ms,
+    previous_id=previous_id,
+  )
+  events = [(initiated_ms, 'other', contact_event('INITIATED', at_ms=initiated_ms, **base))]
+  if not call.queued:
+    events.append(
+      (
+        call.enqueue_ms,
+        'other',
+        contact_event(
+          'DISCONNECTED',
+          at_ms=call.enqueue_ms,
+          disconnected_ms=call.enqueue_ms,
+          reason='CONTACT_FLOW_DISCONNECT',
+          **base,
+        ),
+      )
+    )
+    return contact_id, events
+  queued = dict(base, queue_arn=queue_arns[call.queue], enqueue_ms=call.enqueue_ms)
+  left_ms = call.enqueue_ms + call.wait_ms
+  events.append(
+    (call.enqueue_ms, 'queued', contact_event('QUEUED', at_ms=call.enqueue_ms, **queued))
+  )
+  if call.outcome == 'ANSWERED':
+    answered = dict(queued, connected_ms=left_ms)
+    end_ms = left_ms + call.talk_ms
+    reason = rng.choice(('CUSTOMER_DISCONNECT', 'AGENT_DISCONNECT'))
+    events.append((left_ms, 'left', contact_event('CONNECTED_TO_AGENT', at_ms=left_ms, **answered)))
+    for event_type, at_ms in (('DISCONNECTED', end_ms), ('COMPLETED', end_ms + call.acw_ms)):
+      events.append(
+        (
+          at_ms,
+          'after',
+          contact_event(event_type, at_ms=at_ms, disconnected_ms=end_ms, reason=reason, **answered),
+        )
+      )
+    return contact_id, events
+  if callback_id is not None or transfer_id is not None or call.outcome == 'FLOW_OUT':
+    reason = 'CONTACT_FLOW_DISCONNECT'
+  elif call.outcome == 'ABANDONED':
+    reason = 'CUSTOMER_DISCONNECT'
+  else:
+    reason = None  # UNKNOWN: an event that does not say why
+  events.append(
+    (
+      left_ms,
+      'left',
+      contact_event(
+        'DISCONNECTED', at_ms=left_ms, disconnected_ms=left_ms, reason=reason, **queued
+      ),
+    )
+  )
+  return contact_id, events
+
+
+# --------------------------------------------------------------------------
 # Arrival order
 # --------------------------------------------------------------------------
 
@@ -661,6 +907,7 @@ def generate_vendor_events(
   bare_share: float = 0.1,
   body_share: float = 0.0,
   update_share: float = 0.01,
+  transfer_share: float = 0.5,
   callback_share: float = 0.0,
   outbound_share: float = 0.0,
   clean_tail_seconds: float = 0.0,
@@ -684,7 +931,11 @@ def generate_vendor_events(
   contacts that ask for a queued callback instead: the inbound leg flows
   out, a CALLBACK leg is queued 99 s later and answered) and
   ``outbound_share`` (an agent's OUTBOUND call through the queue follows
-  the contact: not offered)). ``clean_tail_seconds``: no missing or delayed starts
+  the contact: not offered)); ``CONNECT_EVENTS``: ``bare_share`` (bare
+  ``detail`` lines), ``transfer_share`` (flow-outs that are queue transfers
+  to another queue, where the new contact is answered), ``callback_share``
+  and ``outbound_share`` (an API voice contact through the queue: not
+  offered) as for Connect. ``clean_tail_seconds``: no missing or delayed starts
   among the calls of the last that many seconds (a replay cannot wait
   for starts past its end). ``malformed``: the number of malformed lines
   (default one of each kind). ``stats`` is filled with the counts of what
@@ -710,6 +961,7 @@ def generate_vendor_events(
     ('bare_share', bare_share),
     ('body_share', body_share),
     ('update_share', update_share),
+    ('transfer_share', transfer_share),
     ('callback_share', callback_share),
     ('outbound_share', outbound_share),
   )
@@ -736,13 +988,16 @@ def generate_vendor_events(
       'late_within_lateness',
       'callbacks',
       'outbound',
+      'transfers',
     ),
   )
   queue_ids = [_uuid(rng_ids) for _ in range(queues)]
   queue_arns = [f'{CONNECT_INSTANCE}/queue/{_uuid(rng_ids)}' for _ in range(queues)]
-  make_bad: Callable[[str, dict], bytes] = (
-    genesys_malformed_line if fmt == GENESYS else connect_malformed_line
-  )
+  make_bad: Callable[[str, dict], bytes] = {
+    GENESYS: genesys_malformed_line,
+    CONNECT: connect_malformed_line,
+    CONNECT_EVENTS: connect_events_malformed_line,
+  }[fmt]
   # Malformed lines are shaped like the last offered call's record, or
   # like a made-up one (own random stream) before there is any.
   made_up = SimCall(-1, True, 0, int(start_ms), 5000, 'ANSWERED', 60_000, 5000, 0, 'VOICE')
@@ -751,15 +1006,19 @@ def generate_vendor_events(
       _genesys_records(made_up, rng_bad, queue_ids, EVENTBRIDGE)['acd.end'][1]
       if fmt == GENESYS
       else _connect_record(made_up, rng_bad, queue_arns)[1]
+      if fmt == CONNECT
+      else _connect_events(made_up, rng_bad, queue_arns)[1][1][2]
     )
   }
 
   def _remember(record: dict) -> None:
-    if (
-      str(_notification(record).get('topicName', '')).endswith('.acd.end')
-      if fmt == GENESYS
-      else record.get('Queue') is not None
-    ):
+    if fmt == GENESYS:
+      keep = str(_notification(record).get('topicName', '')).endswith('.acd.end')
+    elif fmt == CONNECT:
+      keep = record.get('Queue') is not None
+    else:
+      keep = 'queueInfo' in record.get('detail', record)
+    if keep:
       template['last'] = record
 
   def _malformed(kind: str, record: dict) -> bytes:
@@ -848,6 +1107,22 @@ def generate_vendor_events(
           counts['passed_over'] += 1
           arrival = _arrival(event_ms, '')
         stream.push(arrival, _dumps(record), dup and suffix.startswith('acd'), record)
+    elif fmt == CONNECT_EVENTS:
+      _push_contact_events(
+        call,
+        stream,
+        counts,
+        rng_ids,
+        rng_disorder,
+        queue_arns,
+        delayed,
+        dup,
+        _arrival,
+        bare_share,
+        transfer_share,
+        callback_share,
+        outbound_share,
+      )
     else:
       callback_id = None
       if (
@@ -904,6 +1179,101 @@ def generate_vendor_events(
   yield from stream.flush(template['last'])
 
 
+def _push_contact_events(
+  call: SimCall,
+  stream,
+  counts: Dict[str, int],
+  rng_ids: random.Random,
+  rng_disorder: random.Random,
+  queue_arns: List[str],
+  delayed: str,
+  dup: bool,
+  arrival_of: Callable[[int, str], float],
+  bare_share: float,
+  transfer_share: float,
+  callback_share: float,
+  outbound_share: float,
+) -> None:
+  """Schedules the contact events of ``call`` and of the contacts that
+  continue it (a queued callback, a queue transfer, an outbound API call)."""
+  callback_id = transfer_id = None
+  if call.queued and call.outcome == 'ABANDONED' and call.media == 'VOICE':
+    if rng_disorder.random() < callback_share:
+      callback_id = _uuid(rng_ids)
+  elif call.queued and call.outcome == 'FLOW_OUT' and rng_disorder.random() < transfer_share:
+    transfer_id = _uuid(rng_ids)
+  contact_id, events = _connect_events(
+    call, rng_ids, queue_arns, callback_id=callback_id, transfer_id=transfer_id
+  )
+  contacts = [('', events)]
+  left_ms = call.enqueue_ms + call.wait_ms
+  if callback_id is not None:
+    counts['callbacks'] += 1
+    leg = dataclasses.replace(
+      call,
+      enqueue_ms=left_ms + 99_000,
+      wait_ms=min(call.wait_ms * 4, 900_000),
+      outcome='ANSWERED',
+      talk_ms=180_000,
+      ivr_ms=99_000,
+      acw_ms=30_000,
+    )
+    contacts.append(
+      (
+        'callback',
+        _connect_events(
+          leg, rng_ids, queue_arns, 'CALLBACK', contact_id=callback_id, previous_id=contact_id
+        )[1],
+      )
+    )
+  if transfer_id is not None:
+    counts['transfers'] += 1
+    leg = dataclasses.replace(
+      call,
+      queue=(call.queue + 1) % len(queue_arns),
+      enqueue_ms=left_ms,
+      wait_ms=rng_disorder.randint(2, 60) * 1000,
+      outcome='ANSWERED',
+      talk_ms=120_000,
+      ivr_ms=0,
+    )
+    contacts.append(
+      (
+        'transfer',
+        _connect_events(
+          leg,
+          rng_ids,
+          queue_arns,
+          'QUEUE_TRANSFER',
+          contact_id=transfer_id,
+          previous_id=contact_id,
+        )[1],
+      )
+    )
+  if call.queued and rng_disorder.random() < outbound_share:
+    counts['outbound'] += 1
+    leg = dataclasses.replace(
+      call,
+      enqueue_ms=left_ms + call.talk_ms + 60_000,
+      wait_ms=2_000,
+      outcome='ANSWERED',
+      talk_ms=120_000,
+      ivr_ms=0,
+      media='VOICE',
+    )
+    contacts.append(('outbound', _connect_events(leg, rng_ids, queue_arns, 'API')[1]))
+  for leg_kind, leg_events in contacts:
+    for event_ms, role, event in leg_events:
+      if role == 'left' and leg_kind != 'outbound':
+        counts['offered'] += 1
+      elif role != 'queued':
+        counts['passed_over'] += 1
+      # Only the contact's own queue exit is delayed: the late calls.
+      arrival = arrival_of(event_ms, delayed if role == 'left' and not leg_kind else '')
+      record = event['detail'] if rng_disorder.random() < bare_share else event
+      stream.push(arrival, _dumps(record), dup and role in ('queued', 'left'), record)
+
+
 def write_vendor_events(path: str, fmt: str, n: int, seed: int, **options) -> Dict[str, int]:
   """Write ``generate_vendor_events(fmt, n, seed, **options)`` to ``path``
   (``"-"``: stdout); return the counts (see ``generate_vendor_events``)."""
@@ -915,8 +1285,8 @@ def write_vendor_events(path: str, fmt: str, n: int, seed: int, **options) -> Di
 def build_arg_parser() -> argparse.ArgumentParser:
   """The CLI's argument parser."""
   p = generator_arg_parser(
-    'Generate a seeded JSON-lines vendor stream (Genesys Cloud notifications or '
-    'Amazon Connect contact records); file order is arrival order.',
+    'Generate a seeded JSON-lines vendor stream (Genesys Cloud notifications, '
+    'Amazon Connect contact records or contact events); file order is arrival order.',
     '--calls',
     DEFAULT_CALLS,
     'number of contacts',
@@ -984,6 +1354,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     type=_share,
     default=0.01,
     help='Connect: share of contacts sent again as an updated record',
+  )
+  p.add_argument(
+    '--transfer-share',
+    type=_share,
+    default=0.5,
+    help='Connect contact events: flow-outs that are transfers to another queue',
   )
   p.add_argument(
     '--callback-share',
