@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference for the call-metrics pipeline on the vendor formats
-(``--call_event_format=genesys_cloud|amazon_connect``): the FINAL rows, in
+(``--call_event_format=genesys_cloud|amazon_connect|amazon_connect_events``):
+the FINAL rows, in
 plain Python, for a JSON-lines file replayed in polls of ``poll_size`` lines.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
@@ -30,8 +31,28 @@ gate). Semantics:
   ``dedupe_ttl_s`` after the contact ended (disconnect, or the end of
   after-contact work) is an update: never de-duplicated nor counted, it is
   routed late (``record_updates``) whatever the windows.
+* Connect contact events (``parse_connect_event``): an EventBridge event
+  (``detail-type`` "Amazon Connect Contact Event", ``detail`` an object) or
+  a bare ``detail``; each field is read under its camelCase name, else its
+  PascalCase one. Any ``eventType`` but QUEUED, CONNECTED_TO_AGENT and
+  DISCONNECTED is passed over unchecked. Those three need ``contactId``,
+  ``initiationMethod`` (Connect's values), ``channel`` (Connect's values in
+  any case); ``queueInfo`` and ``agentInfo`` objects or absent;
+  ``agentInfo.connectedToAgentTimestamp`` and ``disconnectTimestamp`` ISO
+  times, absent, or in the first second of 1970 (Amazon's placeholder:
+  none). No ``queueInfo``: passed over; else ``queueArn`` must end in
+  ``/queue/<id>`` (the queue is that id, or the whole ARN with
+  ``connect_queue_key='arn'``) and ``enqueueTimestamp`` is a required ISO
+  time. Own legs (as for contact records): not inbound. QUEUED: enters
+  the queue at ``enqueueTimestamp`` (moves the watermark, offers
+  nothing). CONNECTED_TO_AGENT: offered, answered, at the connection
+  (required). DISCONNECTED with a connection: passed over; without: offered
+  at ``disconnectTimestamp`` (required), abandoned for ``disconnectReason``
+  CUSTOMER_DISCONNECT, unknown without one, flow-out otherwise. The time
+  left may not precede ``enqueueTimestamp``, the wait (their difference)
+  is at most ``MAX_WAIT_S``. Channel ``callback`` for CALLBACK.
 * De-duplication: first arrival per (topic, conversationId:sessionId)
-  (Genesys) or per ``ContactId`` (Connect).
+  (Genesys) or per ``ContactId`` / ``contactId`` (Connect).
 * Rows per (queue, channel, window); the late gate keys them by
   ``channel|queue`` as the pipeline does.
 * Genesys pairing, per conversationId:sessionId: the second of start and
@@ -87,6 +108,8 @@ from scripts.reference.calls import (
 
 GENESYS = 'genesys_cloud'
 CONNECT = 'amazon_connect'
+CONNECT_EVENTS = 'amazon_connect_events'
+FORMATS = (GENESYS, CONNECT, CONNECT_EVENTS)
 TICK_MS = 5000
 _FOUR = Decimal('0.0001')
 _ACD_TOPIC = re.compile(r'v2\.detail\.events\.conversation\.([^.]+)\.(acd\.start|acd\.end)')
@@ -297,6 +320,107 @@ def parse_connect(
   return 'offered', (rec['ContactId'], queue[queue_key], deq, outcome, dur, channel, update)
 
 
+_QUEUE_ARN_TAIL = re.compile(r'.*/queue/([^/]+)')
+_CONTACT_EVENT_TYPES = ('QUEUED', 'CONNECTED_TO_AGENT', 'DISCONNECTED')
+
+
+def _camel_or_pascal(obj: dict, camel: str) -> object:
+  if camel in obj:
+    return obj[camel]
+  return obj.get(camel[0].upper() + camel[1:])
+
+
+def _event_time(value: object) -> Tuple[bool, Optional[int]]:
+  """(valid, ms or None) of an optional contact-event time."""
+  if value is None or (type(value) is str and value.startswith('1970-01-01T00:00:00')):
+    return True, None
+  ms = iso_ms(value)
+  return ms is not None, ms
+
+
+def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optional[tuple]]:
+  """``("dead", None)``, ``(reason, None)`` for a valid event passed over
+  (``other_event_types``, ``never_queued``, ``not_inbound``,
+  ``after_answer``), ``("entered", ts)`` for a QUEUED event or
+  ``("offered", offered)`` for the event that took a queued contact out of
+  its queue; ``queue_key`` is ``name`` (the queue id of the ARN) or
+  ``arn``."""
+  rec = load_json_object(raw)
+  if rec is None:
+    return 'dead', None
+  if 'detail-type' in rec:
+    if rec['detail-type'] != 'Amazon Connect Contact Event' or type(rec.get('detail')) is not dict:
+      return 'dead', None
+    rec = rec['detail']
+  event_type = _camel_or_pascal(rec, 'eventType')
+  if not _text(event_type):
+    return 'dead', None
+  if event_type not in _CONTACT_EVENT_TYPES:
+    return 'other_event_types', None
+  contact_id = _camel_or_pascal(rec, 'contactId')
+  method = _camel_or_pascal(rec, 'initiationMethod')
+  channel = _camel_or_pascal(rec, 'channel')
+  queue = _camel_or_pascal(rec, 'queueInfo')
+  agent = _camel_or_pascal(rec, 'agentInfo')
+  if (
+    not _text(contact_id)
+    or method not in CONNECT_OFFERED | CONNECT_OWN_LEGS
+    or not _text(channel)
+    or channel.upper() not in CONNECT_CHANNELS
+    or any(v is not None and type(v) is not dict for v in (queue, agent))
+  ):
+    return 'dead', None
+  ok_connected, connected = _event_time(
+    None if agent is None else _camel_or_pascal(agent, 'connectedToAgentTimestamp')
+  )
+  ok_disconnected, disconnected = _event_time(_camel_or_pascal(rec, 'disconnectTimestamp'))
+  reason = _camel_or_pascal(rec, 'disconnectReason')
+  if not ok_connected or not ok_disconnected or not valid_optional_text(reason):
+    return 'dead', None
+  if queue is None:
+    return 'never_queued', None
+  arn = _camel_or_pascal(queue, 'queueArn')
+  tail = _QUEUE_ARN_TAIL.fullmatch(arn) if _text(arn) else None
+  enqueued = iso_ms(_camel_or_pascal(queue, 'enqueueTimestamp'))
+  if tail is None or enqueued is None:
+    return 'dead', None
+  if method in CONNECT_OWN_LEGS or (method == 'API' and channel.upper() == 'VOICE'):
+    return 'not_inbound', None
+  if event_type == 'QUEUED':
+    return 'entered', (enqueued,)
+  if event_type == 'CONNECTED_TO_AGENT':
+    if connected is None:
+      return 'dead', None
+    left, outcome = connected, 'ANSWERED'
+  elif connected is not None:
+    return 'after_answer', None
+  elif disconnected is None:
+    return 'dead', None
+  else:
+    left = disconnected
+    reason = reason if reason is None or reason.strip() else None
+    outcome = (
+      'UNKNOWN'
+      if reason is None
+      else 'ABANDONED'
+      if reason == 'CUSTOMER_DISCONNECT'
+      else 'FLOW_OUT'
+    )
+  if left < enqueued or (left - enqueued) / 1000 > MAX_WAIT_S:
+    return 'dead', None
+  queue_id = arn if queue_key == 'arn' else tail.group(1)
+  channel_name = 'callback' if method == 'CALLBACK' else CONNECT_CHANNELS[channel.upper()]
+  return 'offered', (
+    contact_id,
+    queue_id,
+    left,
+    outcome,
+    (left - enqueued) / 1000,
+    channel_name,
+    False,
+  )
+
+
 @dataclass
 class VendorReference:
   """What the pipeline must produce for one vendor file.
@@ -306,7 +430,9 @@ class VendorReference:
   ``record_updates`` are Connect updates. Counts: ``offered`` (distinct
   offered calls of the counted channels, = rows' total + late),
   ``dead_letter_count``, ``duplicates``, ``passed_over`` (never queued,
-  other topics), ``not_inbound`` (Connect), ``other_channels``, and for
+  other topics or event types, contact events after the answer),
+  ``not_inbound`` (Connect), ``entered`` (contact events: QUEUED events,
+  re-deliveries included), ``other_channels``, and for
   Genesys ``paired``, ``ends_without_start``, ``starts_without_end``,
   ``negative_waits``.
   """
@@ -315,6 +441,7 @@ class VendorReference:
   late: Set[str] = field(default_factory=set)
   record_updates: Set[str] = field(default_factory=set)
   offered: int = 0
+  entered: int = 0
   not_inbound: int = 0
   other_channels: int = 0
   dead_letter_count: int = 0
@@ -405,7 +532,7 @@ def reference_vendor_metrics(
   """The final rows the pipeline must produce for the vendor file at
   ``path`` (format ``fmt``), delivered in polls of ``poll_size`` lines;
   ``channels`` (None: all) are the channels counted."""
-  if fmt not in (GENESYS, CONNECT):
+  if fmt not in FORMATS:
     raise ValueError(f'unknown format {fmt!r}')
   ooo_ms = max_out_of_orderness_s * 1000
   max_wait_ms = max_queue_wait_s * 1000
@@ -462,6 +589,28 @@ def reference_vendor_metrics(
         n += 1
         if raw[-1:] == b'\n':
           raw = raw[:-1]
+        if fmt == CONNECT_EVENTS:
+          kind, event = parse_connect_event(raw, connect_queue_key)
+          if kind == 'dead':
+            res.dead_letter_count += 1
+            continue
+          if kind == 'not_inbound':
+            res.not_inbound += 1
+            continue
+          if kind not in ('entered', 'offered'):
+            res.passed_over += 1
+            continue
+          ts = event[0] if kind == 'entered' else event[2]
+          max_ts = ts if max_ts is None or ts > max_ts else max_ts
+          if kind == 'entered':
+            res.entered += 1
+            continue
+          if event[0] in seen:
+            res.duplicates += 1
+            continue
+          seen.add(event[0])
+          counter.add(event)
+          continue
         if fmt == CONNECT:
           kind, offered = parse_connect(raw, queue_key, dedupe_ttl_s * 1000)
           if kind == 'dead':
@@ -568,7 +717,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
   )
   p.add_argument('path')
-  p.add_argument('--format', required=True, choices=(GENESYS, CONNECT), dest='fmt')
+  p.add_argument('--format', required=True, choices=FORMATS, dest='fmt')
   add_delivery_arguments(p, '--window-size-s', 300)
   p.add_argument('--short-abandon-threshold-s', type=float, default=0)
   p.add_argument('--service-level-s', type=float, default=20)
