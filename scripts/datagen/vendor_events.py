@@ -30,8 +30,8 @@ the handle times (the tests use 3600). A share of contacts never queued
 (Amazon EventBridge, "Amazon Connect Contact Event") of the same contacts,
 each arriving ``U(0, jitter)`` after its event time, in no order: INITIATED,
 QUEUED at the enqueue time, then CONNECTED_TO_AGENT at the answer and
-DISCONNECTED / COMPLETED at the end of the call, or DISCONNECTED when the
-contact left the queue unanswered (``disconnectReason``
+DISCONNECTED / COMPLETED at the end of the call, or DISCONNECTED and
+COMPLETED when the contact left the queue unanswered (``disconnectReason``
 CUSTOMER_DISCONNECT for a caller who hung up, CONTACT_FLOW_DISCONNECT for a
 flow-out, none for an unknown outcome); a share of flow-outs are queue
 transfers (the leg ends in the flow, a QUEUE_TRANSFER contact of its own
@@ -814,7 +814,8 @@ def _connect_events(
 ) -> Tuple[str, List[Tuple[int, str, dict]]]:
   """(contactId, [(event time ms, role, event)]) of one contact; ``role``
   is ``queued``, ``left`` (the event that takes it out of the queue),
-  ``after`` (events after the answer) or ``other``. ``callback_id``: the
+  ``completed`` (the COMPLETED that repeats an unanswered contact's
+  DISCONNECTED), ``after`` (events after the answer) or ``other``. ``callback_id``: the
   queued callback this contact asked for (its flow then ends the leg);
   ``transfer_id``: the contact that continues this flow-out in another
   queue."""
@@ -869,15 +870,15 @@ def _connect_events(
     reason = 'CUSTOMER_DISCONNECT'
   else:
     reason = None  # UNKNOWN: an event that does not say why
-  events.append(
-    (
-      left_ms,
-      'left',
-      contact_event(
-        'DISCONNECTED', at_ms=left_ms, disconnected_ms=left_ms, reason=reason, **queued
-      ),
+  # COMPLETED follows at once "with the same data" (no after-contact work).
+  for event_type, role in (('DISCONNECTED', 'left'), ('COMPLETED', 'completed')):
+    events.append(
+      (
+        left_ms,
+        role,
+        contact_event(event_type, at_ms=left_ms, disconnected_ms=left_ms, reason=reason, **queued),
+      )
     )
-  )
   return contact_id, events
 
 
@@ -1269,7 +1270,8 @@ def _push_contact_events(
       elif role != 'queued':
         counts['passed_over'] += 1
       # Only the contact's own queue exit is delayed: the late calls.
-      arrival = arrival_of(event_ms, delayed if role == 'left' and not leg_kind else '')
+      leaving = role in ('left', 'completed') and not leg_kind
+      arrival = arrival_of(event_ms, delayed if leaving else '')
       record = event['detail'] if rng_disorder.random() < bare_share else event
       stream.push(arrival, _dumps(record), dup and role in ('queued', 'left'), record)
 

@@ -34,19 +34,21 @@ gate). Semantics:
 * Connect contact events (``parse_connect_event``): an EventBridge event
   (``detail-type`` "Amazon Connect Contact Event", ``detail`` an object) or
   a bare ``detail``; each field is read under its camelCase name, else its
-  PascalCase one. Any ``eventType`` but QUEUED, CONNECTED_TO_AGENT and
-  DISCONNECTED is passed over unchecked. Those three need ``contactId``,
-  ``initiationMethod`` (Connect's values), ``channel`` (Connect's values in
-  any case); ``queueInfo`` and ``agentInfo`` objects or absent;
-  ``agentInfo.connectedToAgentTimestamp`` and ``disconnectTimestamp`` ISO
-  times, absent, or in the first second of 1970 (Amazon's placeholder:
-  none). No ``queueInfo``: passed over; else ``queueArn`` must end in
+  PascalCase one. Any ``eventType`` but QUEUED, CONNECTED_TO_AGENT,
+  DISCONNECTED and COMPLETED is passed over unchecked. Those four need
+  ``contactId``, ``initiationMethod`` (Connect's values), ``channel``
+  (Connect's values in any case); ``queueInfo`` and ``agentInfo``
+  objects or absent; ``agentInfo.connectedToAgentTimestamp`` and
+  ``disconnectTimestamp`` ISO times, absent, or in the first second of
+  1970 (Amazon's placeholder: none). No ``queueInfo``: passed over;
+  else ``queueArn`` must end in
   ``/queue/<id>`` (the queue is that id, or the whole ARN with
   ``connect_queue_key='arn'``) and ``enqueueTimestamp`` is a required ISO
   time. Own legs (as for contact records): not inbound. QUEUED: enters
   the queue at ``enqueueTimestamp`` (moves the watermark, offers
   nothing). CONNECTED_TO_AGENT: offered, answered, at the connection
-  (required). DISCONNECTED with a connection: passed over; without: offered
+  (required). DISCONNECTED or COMPLETED with a connection: moves the
+  watermark to the connection, offers nothing; without: offered
   at ``disconnectTimestamp`` (required), abandoned for ``disconnectReason``
   CUSTOMER_DISCONNECT, unknown without one, flow-out otherwise. The time
   left may not precede ``enqueueTimestamp``, the wait (their difference)
@@ -321,7 +323,7 @@ def parse_connect(
 
 
 _QUEUE_ARN_TAIL = re.compile(r'.*/queue/([^/]+)')
-_CONTACT_EVENT_TYPES = ('QUEUED', 'CONNECTED_TO_AGENT', 'DISCONNECTED')
+_CONTACT_EVENT_TYPES = ('QUEUED', 'CONNECTED_TO_AGENT', 'DISCONNECTED', 'COMPLETED')
 
 
 def _camel_or_pascal(obj: dict, camel: str) -> object:
@@ -340,10 +342,11 @@ def _event_time(value: object) -> Tuple[bool, Optional[int]]:
 
 def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optional[tuple]]:
   """``("dead", None)``, ``(reason, None)`` for a valid event passed over
-  (``other_event_types``, ``never_queued``, ``not_inbound``,
-  ``after_answer``), ``("entered", ts)`` for a QUEUED event or
-  ``("offered", offered)`` for the event that took a queued contact out of
-  its queue; ``queue_key`` is ``name`` (the queue id of the ARN) or
+  (``other_event_types``, ``never_queued``, ``not_inbound``),
+  ``("entered", (ts,))`` for a QUEUED event, ``("answered_before",
+  (ts,))`` for the DISCONNECTED or COMPLETED of a contact an agent took
+  (it left at ``ts``, counted by its CONNECTED_TO_AGENT) or ``("offered",
+  offered)``; ``queue_key`` is ``name`` (the queue id of the ARN) or
   ``arn``."""
   rec = load_json_object(raw)
   if rec is None:
@@ -393,7 +396,9 @@ def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optio
       return 'dead', None
     left, outcome = connected, 'ANSWERED'
   elif connected is not None:
-    return 'after_answer', None
+    if connected < enqueued or (connected - enqueued) / 1000 > MAX_WAIT_S:
+      return 'dead', None
+    return 'answered_before', (connected,)
   elif disconnected is None:
     return 'dead', None
   else:
@@ -597,13 +602,15 @@ def reference_vendor_metrics(
           if kind == 'not_inbound':
             res.not_inbound += 1
             continue
-          if kind not in ('entered', 'offered'):
+          if kind not in ('entered', 'answered_before', 'offered'):
             res.passed_over += 1
             continue
-          ts = event[0] if kind == 'entered' else event[2]
+          ts = event[2] if kind == 'offered' else event[0]
           max_ts = ts if max_ts is None or ts > max_ts else max_ts
           if kind == 'entered':
             res.entered += 1
+            continue
+          if kind == 'answered_before':
             continue
           if event[0] in seen:
             res.duplicates += 1

@@ -24,14 +24,23 @@ contact that no agent took shows `"1970-01-01T00:00:00.001Z"` in
 | CONNECTED_TO_AGENT         | LEFT, ANSWERED, at `agent- | ANSWERED, wait =       |
 |                            | Info.connectedToAgentTime- | connected - enqueued   |
 |                            | stamp`                     |                        |
-| DISCONNECTED, no agent     | LEFT at `disconnectTime-   | outcome by             |
-| connected                  | stamp`                     | `disconnectReason`:    |
+| DISCONNECTED or COMPLETED, | LEFT at `disconnectTime-   | outcome by             |
+| no agent connected         | stamp`                     | `disconnectReason`:    |
 |                            |                            | CUSTOMER_DISCONNECT    |
 |                            |                            | ABANDONED, another     |
 |                            |                            | FLOW_OUT, none UNKNOWN |
-| DISCONNECTED after an      | none: it left the queue at | none (`after_answer`)  |
-| agent connected            | CONNECTED_TO_AGENT         |                        |
+| DISCONNECTED or COMPLETED  | LEFT, ANSWERED, at the     | none: counted at       |
+| after an agent connected   | connection again           | CONNECTED_TO_AGENT     |
 | any other type             | none (`other_event_types`) | none                   |
+
+Amazon publishes events "on a best effort basis", in no order, and
+COMPLETED "immediately after the DISCONNECT event with the same data" when
+there is no after-contact work: so every event that tells a contact is out
+of its queue says so (a lost CONNECTED_TO_AGENT or DISCONNECTED does not
+leave a contact waiting on the live floor for ever), and transitions are
+at least once. An answered call is offered only by its CONNECTED_TO_AGENT:
+its DISCONNECTED comes a talk time later, past what the de-duplication
+may remember, and would count it twice.
 
 Only queued contacts count (`queueInfo` set; else `never_queued`), and
 only the customers' contacts: the initiation methods of the contact
@@ -84,6 +93,8 @@ CONTACT_EVENT_DETAIL_TYPE = streams.CONNECT_CONTACT_EVENT
 QUEUED = 'QUEUED'
 CONNECTED_TO_AGENT = 'CONNECTED_TO_AGENT'
 DISCONNECTED = 'DISCONNECTED'
+COMPLETED = 'COMPLETED'
+_LEAVING = (DISCONNECTED, COMPLETED)
 _INITIATION_METHODS = {m: m for m in INBOUND_METHODS | OWN_LEG_METHODS}
 # A queue ARN ends in `queue/<queue id>` ("arn:aws:connect:<region>:
 # <account>:instance/<instance id>/queue/<queue id>"); only that tail is
@@ -92,7 +103,7 @@ _QUEUE_ARN = re.compile(r'.*/queue/([^/]+)')
 # Amazon's sample of a contact not connected to an agent carries
 # "1970-01-01T00:00:00.001Z": a placeholder, not a time.
 _UNSET_TIME_PREFIX = '1970-01-01T00:00:00'
-PASSED_OVER_REASONS = ('other_event_types', 'never_queued', 'not_inbound', 'after_answer')
+PASSED_OVER_REASONS = ('other_event_types', 'never_queued', 'not_inbound')
 
 
 class PassedOver(NamedTuple):
@@ -105,7 +116,8 @@ class PassedOver(NamedTuple):
 class ContactEvent(NamedTuple):
   """A contact event that moves a contact in or out of a queue:
   `transition` at event time `timestamp` (epoch ms), and the `offered`
-  call when the contact left the queue (None when it entered)."""
+  call when the contact left the queue (None when it entered, and on the
+  DISCONNECTED or COMPLETED of a call an agent answered)."""
 
   transition: QueueTransition
   offered: Optional[OfferedCall]
@@ -211,7 +223,7 @@ def _contact_event(
 ) -> Union[ContactEvent, PassedOver]:
   detail = _detail(obj, rules)
   event_type = parsing.required_str(detail, _name(detail, 'eventType'), rules)
-  if event_type not in (QUEUED, CONNECTED_TO_AGENT, DISCONNECTED):
+  if event_type not in (QUEUED, CONNECTED_TO_AGENT, *_LEAVING):
     # New event types come without notice (Amazon: "Continue functioning
     # when new event types are introduced"); their shape is not ours to
     # check.
@@ -251,9 +263,10 @@ def _contact_event(
       )
     return _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules)
   if connected_ms is not None:
-    # An agent took it: it left the queue at CONNECTED_TO_AGENT, which
-    # counted it.
-    return PassedOver('after_answer')
+    # An agent took it: it left the queue at the connection, where
+    # CONNECTED_TO_AGENT counted it.
+    left = _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules)
+    return left._replace(offered=None)
   if disconnected_ms is None:
     raise parsing.InvalidRecord('missing_field', '"disconnectTimestamp" is missing or null')
   return _left(
@@ -317,11 +330,9 @@ class _ParseContactEventsFn(beam.DoFn):
     yield beam.pvalue.TaggedOutput(
       QUEUE_TRANSITIONS, at_event_time(event.transition, event.timestamp)
     )
-    if event.offered is None:
-      self._entered.inc()
-      return
-    self._left.inc()
-    yield at_event_time(event.offered, event.timestamp)
+    (self._entered if event.transition.kind == QUEUE_ENTERED else self._left).inc()
+    if event.offered is not None:
+      yield at_event_time(event.offered, event.timestamp)
 
 
 class ConnectContactEventsCalls(beam.PTransform):
@@ -332,10 +343,13 @@ class ConnectContactEventsCalls(beam.PTransform):
   event or its bare `detail`).
   Output: dict `queue_transitions`: PCollection[QueueTransition], ENTERED at
   each QUEUED event's enqueue time and LEFT (with `entered_at` and the
-  outcome) at the CONNECTED_TO_AGENT or DISCONNECTED event that takes a
-  queued contact out of its queue, event-timed, one per event delivered
-  (re-deliveries included); `offered`: PCollection[OfferedCall], one per
-  LEFT, the first arrival of each `contactId` within the de-duplication TTL
+  outcome) for each CONNECTED_TO_AGENT, DISCONNECTED or COMPLETED event of
+  a queued contact, at the time it left the queue, event-timed, one per
+  event delivered (at least once: re-deliveries, and the DISCONNECTED and
+  COMPLETED that repeat a LEFT); `offered`: PCollection[OfferedCall] from
+  the CONNECTED_TO_AGENT events and the DISCONNECTED or COMPLETED events
+  of contacts no agent took, the first arrival of each `contactId` within
+  the de-duplication TTL
   (later ones counted in `amazon_connect_events/duplicates`), event-timed
   when it left the queue; `dead_letters`: PCollection[DeadLetter]. Counters
   in `amazon_connect_events`: `queue_entered`, `queue_left`, and the
