@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from transforms import acd_pairing, callback_patterns, dedupe, join_customers, queue_status, windowing
+from transforms import (
+  acd_pairing,
+  callback_patterns,
+  dedupe,
+  join_customers,
+  queue_status,
+  windowing,
+)
 from transforms.records import CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
@@ -43,6 +50,7 @@ def _queue_state():
   queue.last_status = [1, 1793606400000, 1793606405000]
   queue.last_listed = [1, [['c-1', 1793606400000]]]
   queue.refresh_at = 1796629005000
+  queue.revision = 1796629000000123
   return queue
 
 

@@ -78,7 +78,15 @@ class _Contact:
 class _QueueState:
   """One queue and channel: its contacts, clock and what was last written."""
 
-  __slots__ = ('contacts', 'clock', 'clock_seen_at', 'last_status', 'last_listed', 'refresh_at')
+  __slots__ = (
+    'contacts',
+    'clock',
+    'clock_seen_at',
+    'last_status',
+    'last_listed',
+    'refresh_at',
+    'revision',
+  )
 
   def __init__(self):
     self.contacts: Dict[str, _Contact] = {}
@@ -92,6 +100,10 @@ class _QueueState:
     self.last_listed: Optional[list] = None
     # The processing time (ms) the refresh timer is armed at, None when not.
     self.refresh_at: Optional[int] = None
+    # The `revision` of the key's last rows (processing time in us, made
+    # strictly increasing): sinks keep the highest, and Cassandra resolves
+    # two writes with one timestamp by their values, not their order.
+    self.revision: int = 0
 
 
 def _state_to_plain(state: _QueueState) -> list:
@@ -102,20 +114,22 @@ def _state_to_plain(state: _QueueState) -> list:
     state.last_status,
     state.last_listed,
     state.refresh_at,
+    state.revision,
   ]
 
 
 def _state_from_plain_v1(plain: list) -> _QueueState:
   state = _QueueState()
   contacts, state.clock, state.clock_seen_at, state.last_status, state.last_listed = plain[:5]
-  state.refresh_at = plain[5]
+  state.refresh_at, state.revision = plain[5:7]
   state.contacts = {c: _Contact(bool(e), at, since) for c, (e, at, since) in contacts.items()}
   return state
 
 
 # Format v1: [{contact id: [entered 0/1, at, since]}, clock, clock seen at,
 # last status [waiting, oldest, as_of] or null, last listed [waiting,
-# [[contact id, since], ...]] or null, refresh at or null] (docs/upgrades.md).
+# [[contact id, since], ...]] or null, refresh at or null, revision]
+# (docs/upgrades.md).
 QUEUE_STATE_CODER = VersionedStateCoder(
   'queue status', 1, _state_to_plain, {1: _state_from_plain_v1}
 )
@@ -259,6 +273,13 @@ class _LiveQueueStatusFn(beam.DoFn):
     oldest = waiting[0][0] if waiting else None
     status = [len(waiting), oldest, as_of]
     queue_id, channel = _split_key(key)
+    listed = [
+      len(waiting),
+      [[c, since] for since, c in waiting[: self._settings.max_waiting_listed]],
+    ]
+    if not (refreshed or status != queue.last_status or listed != queue.last_listed):
+      return
+    revision = queue.revision = max(self._processing_clock().micros, queue.revision + 1)
     if refreshed or status != queue.last_status:
       queue.last_status = status
       yield QueueStatus(
@@ -270,11 +291,8 @@ class _LiveQueueStatusFn(beam.DoFn):
         as_of=as_of,
         updated_at=now_ms,
         queue_name=self._settings.queue_names.get(queue_id, queue_id),
+        revision=revision,
       )
-    listed = [
-      len(waiting),
-      [[c, since] for since, c in waiting[: self._settings.max_waiting_listed]],
-    ]
     if listed != queue.last_listed:
       queue.last_listed = listed
       yield beam.pvalue.TaggedOutput(
@@ -288,6 +306,7 @@ class _LiveQueueStatusFn(beam.DoFn):
           waiting=len(waiting),
           as_of=as_of,
           updated_at=now_ms,
+          revision=revision,
         ),
       )
 

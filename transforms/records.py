@@ -164,8 +164,9 @@ class QueueStatus(NamedTuple):
   time (epoch ms) the longest-waiting of them entered, None when none
   waits; `longest_wait_seconds`: its wait as of `as_of`, 0 when none waits;
   `as_of`: the event time the row reflects (epoch ms); `updated_at`: when
-  the job wrote it (processing time, epoch ms), which orders the rows of
-  one key in every sink.
+  the job wrote it (processing time, epoch ms); `revision`: orders the rows
+  of one key in every sink (processing time in microseconds, strictly
+  increasing per key, so two rows of one millisecond keep their order).
   """
 
   queue_id: str
@@ -176,6 +177,7 @@ class QueueStatus(NamedTuple):
   as_of: int
   updated_at: int
   queue_name: str = ''
+  revision: int = 0
 
 
 class WaitingContacts(NamedTuple):
@@ -184,8 +186,8 @@ class WaitingContacts(NamedTuple):
   them: `contacts` is a JSON list of {"contact_id": str, "since": epoch
   ms}; `waiting` counts them all, listed or not. One row per queue and
   channel, replaced as a whole, so a contact that leaves the queue leaves
-  the row with no delete in any sink. `as_of` and `updated_at` as in
-  QueueStatus.
+  the row with no delete in any sink. `as_of`, `updated_at` and `revision`
+  as in QueueStatus.
   """
 
   queue_id: str
@@ -194,6 +196,7 @@ class WaitingContacts(NamedTuple):
   waiting: int
   as_of: int
   updated_at: int
+  revision: int = 0
 
 
 class LateEvent(NamedTuple):

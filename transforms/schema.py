@@ -97,13 +97,13 @@ DEAD_LETTERS = Table(
 )
 
 # The live floor: one row per queue and channel, replaced as it changes;
-# `updated_at` (processing time) orders the rows, so a restarted job's rows
-# replace an earlier run's.
+# `revision` (processing time in us) orders the rows, so a restarted job's
+# rows replace an earlier run's.
 QUEUE_STATUS = Table(
-  'queue_status', QueueStatus, ('queue_id', 'channel'), version_column='updated_at'
+  'queue_status', QueueStatus, ('queue_id', 'channel'), version_column='revision'
 )
 WAITING_CONTACTS = Table(
-  'waiting_contacts', WaitingContacts, ('queue_id', 'channel'), version_column='updated_at'
+  'waiting_contacts', WaitingContacts, ('queue_id', 'channel'), version_column='revision'
 )
 
 TABLES: Dict[str, Table] = {
