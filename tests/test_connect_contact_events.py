@@ -11,6 +11,7 @@ import collections
 import copy
 import json
 import random
+import sqlite3
 from pathlib import Path
 
 import apache_beam as beam
@@ -19,7 +20,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from scripts.datagen.vendor_events import CONNECT_EVENTS, write_vendor_events
-from scripts.reference.vendors import reference_vendor_metrics
+from scripts.reference.queue_status import reference_queue_status
+from scripts.reference.vendors import connect_event_transitions, reference_vendor_metrics
 from tests.conftest import drain
 from tests.test_pipeline_e2e import shuffled_copy
 from tests.test_vendor_pipeline_e2e import expected_rows, run_job
@@ -351,6 +353,31 @@ def test_committed_sample_matches_the_reference(tmp_path):
   assert ref.duplicates and ref.not_inbound and ref.passed_over and ref.entered
   outcomes = {f: sum(r[i] for r in rows.values()) for i, f in ((1, 'answered'), (2, 'abandoned'))}
   assert outcomes['answered'] and outcomes['abandoned']
+
+
+@pytest.mark.parametrize('lines', [None, 800])
+def test_the_live_floor_of_the_sample_matches_the_queue_status_reference(tmp_path, lines):
+  # The first 800 lines stop mid-stream, with contacts still waiting.
+  path = tmp_path / 'events.jsonl'
+  path.write_bytes(b''.join(SAMPLE.read_bytes().splitlines(keepends=True)[:lines]))
+  db = tmp_path / 'live.db'
+  run_job(path, CONNECT_EVENTS, db)
+  with sqlite3.connect(db) as conn:
+    rows = {
+      (q, c): (w, o, a)
+      for q, c, w, o, a in conn.execute(
+        'SELECT queue_id, channel, waiting, oldest_waiting_since, as_of FROM queue_status'
+      )
+    }
+  ref = reference_queue_status(connect_event_transitions(str(path)), 14_400_000, 100)
+  expected = {
+    key: (s.waiting, s.oldest_waiting_since, s.as_of)
+    for key, s in ref.last_emitted_status().items()
+  }
+  assert rows == expected and rows
+  waiting = sum(w for w, _, _ in rows.values())
+  # Every queued contact of the whole sample left its queue.
+  assert waiting > 0 if lines else waiting == 0
 
 
 @pytest.mark.parametrize('seed', range(2))

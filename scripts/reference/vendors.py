@@ -343,11 +343,11 @@ def _event_time(value: object) -> Tuple[bool, Optional[int]]:
 def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optional[tuple]]:
   """``("dead", None)``, ``(reason, None)`` for a valid event passed over
   (``other_event_types``, ``never_queued``, ``not_inbound``),
-  ``("entered", (ts,))`` for a QUEUED event, ``("answered_before",
-  (ts,))`` for the DISCONNECTED or COMPLETED of a contact an agent took
-  (it left at ``ts``, counted by its CONNECTED_TO_AGENT) or ``("offered",
-  offered)``; ``queue_key`` is ``name`` (the queue id of the ARN) or
-  ``arn``."""
+  ``("entered", (ts, contact, queue, channel))`` for a QUEUED event,
+  ``("answered_before", (ts, contact, queue, channel))`` for the
+  DISCONNECTED or COMPLETED of a contact an agent took (it left at ``ts``,
+  counted by its CONNECTED_TO_AGENT) or ``("offered", offered)``;
+  ``queue_key`` is ``name`` (the queue id of the ARN) or ``arn``."""
   rec = load_json_object(raw)
   if rec is None:
     return 'dead', None
@@ -389,8 +389,10 @@ def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optio
     return 'dead', None
   if method in CONNECT_OWN_LEGS or (method == 'API' and channel.upper() == 'VOICE'):
     return 'not_inbound', None
+  queue_id = arn if queue_key == 'arn' else tail.group(1)
+  channel_name = 'callback' if method == 'CALLBACK' else CONNECT_CHANNELS[channel.upper()]
   if event_type == 'QUEUED':
-    return 'entered', (enqueued,)
+    return 'entered', (enqueued, contact_id, queue_id, channel_name)
   if event_type == 'CONNECTED_TO_AGENT':
     if connected is None:
       return 'dead', None
@@ -398,7 +400,7 @@ def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optio
   elif connected is not None:
     if connected < enqueued or (connected - enqueued) / 1000 > MAX_WAIT_S:
       return 'dead', None
-    return 'answered_before', (connected,)
+    return 'answered_before', (connected, contact_id, queue_id, channel_name)
   elif disconnected is None:
     return 'dead', None
   else:
@@ -413,8 +415,6 @@ def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optio
     )
   if left < enqueued or (left - enqueued) / 1000 > MAX_WAIT_S:
     return 'dead', None
-  queue_id = arn if queue_key == 'arn' else tail.group(1)
-  channel_name = 'callback' if method == 'CALLBACK' else CONNECT_CHANNELS[channel.upper()]
   return 'offered', (
     contact_id,
     queue_id,
@@ -424,6 +424,34 @@ def parse_connect_event(raw: bytes, queue_key: str = 'name') -> Tuple[str, Optio
     channel_name,
     False,
   )
+
+
+def connect_event_transitions(path: str, queue_key: str = 'name') -> List[dict]:
+  """The queue transitions of a contact-event file, in arrival order: a
+  QUEUED event enters its queue at its enqueue time, every event that
+  tells a queued contact left leaves it at that time (re-deliveries
+  included), as dicts with ``contact_id``, ``queue_id``, ``channel``,
+  ``kind`` (ENTERED, LEFT) and ``timestamp``."""
+  transitions = []
+  with open(path, 'rb') as f:
+    for raw in f:
+      kind, event = parse_connect_event(raw.rstrip(b'\n'), queue_key)
+      if kind == 'offered':
+        contact, queue, ts, channel = event[0], event[1], event[2], event[5]
+      elif kind in ('entered', 'answered_before'):
+        ts, contact, queue, channel = event
+      else:
+        continue
+      transitions.append(
+        {
+          'contact_id': contact,
+          'queue_id': queue,
+          'channel': channel,
+          'kind': 'ENTERED' if kind == 'entered' else 'LEFT',
+          'timestamp': ts,
+        }
+      )
+  return transitions
 
 
 @dataclass

@@ -88,7 +88,7 @@ from transforms.records import (
 )
 
 METRICS_NAMESPACE = 'amazon_connect_events'
-QUEUE_TRANSITIONS = 'queue_transitions'
+QUEUE_TRANSITIONS = parsing.QUEUE_TRANSITIONS
 CONTACT_EVENT_DETAIL_TYPE = streams.CONNECT_CONTACT_EVENT
 QUEUED = 'QUEUED'
 CONNECTED_TO_AGENT = 'CONNECTED_TO_AGENT'
