@@ -121,12 +121,12 @@ def test_a_re_entry_while_waiting_keeps_the_first_entry_time():
   assert ref.status(KEY).waiting == 0
 
 
-def test_an_entry_older_than_the_latest_entry_is_ignored():
-  # The rule checks staleness first: an entry arriving after a later one
-  # does not move `since` back (arrival order matters here, unlike for an
-  # entry and its exit).
+def test_a_waiting_contact_waits_since_its_earliest_entry_in_any_order():
+  # Arrival order does not matter: an earlier entry arriving second moves
+  # `since` back, as it would have been first in event time.
   ref = ref_of(entered('a', 20), entered('a', 10))
-  assert ref.status(KEY) == Status(1, ms(20), 0.0, ms(20))
+  assert ref.status(KEY) == Status(1, ms(10), 10.0, ms(20))
+  assert ref.status(KEY) == ref_of(entered('a', 10), entered('a', 20)).status(KEY)
 
 
 def test_a_contact_that_left_can_enter_again_later():

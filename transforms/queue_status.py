@@ -9,12 +9,14 @@ changes.
 The rules, which the reference (scripts/reference/queue_status.py) follows
 on its own:
 - Per contact the latest transition by event time wins, so a start and an
-  end that arrive out of order, or twice, leave the same state: an entry
-  older than the contact's known exit is stale; an exit at or after its
-  entry removes it and stays as a tombstone, so the entry arriving after
-  its own exit adds nothing. A contact entering again while it waits keeps
-  its first entry time. An exit of a contact the key never saw removes
-  nothing and is counted (`exits_without_entry`).
+  end that arrive out of order, or twice, leave the same state: an entry at
+  or before the contact's known exit is stale; an exit at or after its
+  latest entry removes it and stays as a tombstone, so the entry arriving
+  after its own exit adds nothing. A waiting contact waits since its
+  earliest entry seen, whatever the order they came in. An exit of a
+  contact the key has not seen removes nothing and is counted
+  (`exits_without_entry`: lost entries, and exits that overtook their
+  entry).
 - The key's clock is the latest event time among its own transitions (never
   other keys'): the `as_of` of its rows. A waiting contact whose entry is
   more than `max_queue_wait` behind the clock lost its exit: it is dropped,
@@ -202,9 +204,13 @@ class _LiveQueueStatusFn(beam.DoFn):
   ) -> Iterator:
     queue = state.read()
     if queue is None or queue.refresh_at is None:
-      return  # the input ended (on_end), or nothing waits
+      return  # the input ended (on_end)
     now_ms = max(self._now_ms(), fired.micros // 1000)
     queue.refresh_at = None
+    if not any(x.entered for x in queue.contacts.values()):
+      # Nobody waits since the timer was armed: the last row says so.
+      state.write(queue)
+      return
     held = len(queue.contacts)
     as_of = queue.clock + max(0, now_ms - queue.clock_seen_at)
     lost = self._expire(key, queue, as_of)
@@ -228,11 +234,11 @@ class _LiveQueueStatusFn(beam.DoFn):
     contact_id, at = transition.contact_id, transition.timestamp
     known = queue.contacts.get(contact_id)
     if transition.kind == QUEUE_ENTERED:
-      if known is not None and (known.at > at or (known.at == at and not known.entered)):
-        self._stale_transitions.inc()
-      elif known is not None and known.entered:
+      if known is not None and known.entered:
         known.since = min(known.since, at)
         known.at = max(known.at, at)
+      elif known is not None and known.at >= at:
+        self._stale_transitions.inc()
       else:
         queue.contacts[contact_id] = _Contact(True, at, at)
     elif transition.kind == QUEUE_LEFT:

@@ -19,9 +19,9 @@ Semantics (the job's contract):
   arrival order.
 * Per contact the latest transition by event time wins. A contact is either
   waiting (since S, latest entry A) or gone (a tombstone at A), or unknown.
-  ENTERED at t: ignored if the contact's latest transition is after t, or
-  at t and an exit; a waiting contact stays waiting with S = min(S, t),
-  A = max(A, t); otherwise (unknown, or gone before t) it waits since t.
+  ENTERED at t: a waiting contact stays waiting with S = min(S, t),
+  A = max(A, t); a gone contact whose exit is at or after t stays gone;
+  otherwise (unknown, or gone before t) it waits since t.
   LEFT at t: ignored if the contact's latest transition is after t; else the
   contact is gone at t; an unknown contact's exit is also counted as an
   exit without entry.
@@ -150,14 +150,13 @@ class QueueStatusReference:
     waiting = state.waiting.get(contact)
     gone_at = state.gone.get(contact)
     if kind == ENTERED:
-      latest = waiting[1] if waiting is not None else gone_at
-      if latest is not None and (latest > t or (latest == t and waiting is None)):
-        pass  # a later transition, or an exit at the same time, wins
-      elif waiting is not None:
-        # Latest entry <= t here, so `since` can only stay: a re-entry while
-        # waiting keeps the first entry time.
+      if waiting is not None:
+        # Waiting still: since the earliest entry seen, whatever the order
+        # the entries arrived in.
         waiting[0] = min(waiting[0], t)
         waiting[1] = max(waiting[1], t)
+      elif gone_at is not None and gone_at >= t:
+        pass  # its exit, at or after this entry, wins
       else:
         state.gone.pop(contact, None)
         state.waiting[contact] = [t, t]
