@@ -19,10 +19,20 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
+from scripts.datagen import vendor_events as gen
 from scripts.datagen.vendor_events import CONNECT_EVENTS, write_vendor_events
 from scripts.reference.queue_status import reference_queue_status
-from scripts.reference.vendors import connect_event_transitions, reference_vendor_metrics
+from scripts.reference.vendors import (
+  connect_event_transitions,
+  parse_connect_event,
+  reference_vendor_metrics,
+)
 from tests.conftest import drain
+from tests.support.reference_helpers import (
+  assert_same_seed_same_bytes,
+  redelivery_gaps,
+  run_generator_cli,
+)
 from tests.test_pipeline_e2e import shuffled_copy
 from tests.test_vendor_pipeline_e2e import expected_rows, run_job
 from transforms import parsing
@@ -435,3 +445,62 @@ def test_parsed_events_are_contact_events_or_passed_over():
     except parsing.InvalidRecord:
       continue
     assert isinstance(event, (ContactEvent, PassedOver))
+
+
+# --------------------------------------------------------------------------
+# the generator and the reference
+# --------------------------------------------------------------------------
+
+
+def test_generator_same_seed_same_bytes(tmp_path):
+  assert_same_seed_same_bytes(lambda seed: gen.generate_vendor_events(CONNECT_EVENTS, 300, seed))
+  in_process = tmp_path / 'a.jsonl'
+  gen.write_vendor_events(str(in_process), CONNECT_EVENTS, 200, 3)
+  run_generator_cli(
+    'scripts.datagen.vendor_events',
+    ['--format', CONNECT_EVENTS, '--out', 'b.jsonl', '--calls', '200', '--seed', '3'],
+    tmp_path,
+    hash_seed='123',
+  )
+  assert (tmp_path / 'b.jsonl').read_bytes() == in_process.read_bytes()
+
+
+def test_reference_counts_what_the_generator_wrote(tmp_path):
+  path = tmp_path / 's.jsonl'
+  counts = gen.write_vendor_events(
+    str(path),
+    CONNECT_EVENTS,
+    2000,
+    9,
+    events_per_second=4,
+    callback_share=0.3,
+    outbound_share=0.1,
+    flow_out_share=0.1,
+    oversized=True,
+  )
+  res = reference_vendor_metrics(str(path), CONNECT_EVENTS, allowed_lateness_s=3600)
+  assert res.lines == counts['lines']
+  assert res.offered == counts['offered']
+  kinds = gen.MALFORMED_KINDS[CONNECT_EVENTS]
+  assert res.dead_letter_count == counts['malformed'] == len(kinds) + 1
+  assert counts['callbacks'] and counts['transfers'] and counts['outbound'] and res.not_inbound
+  assert res.offered == sum(r['total_calls'] for r in res.rows.values()) + len(res.late)
+  assert res.duplicates >= counts['duplicates']
+
+
+def test_redeliveries_come_within_thirty_lines():
+  lines = gen.generate_vendor_events(CONNECT_EVENTS, 2000, 4, malformed=0, duplicate_share=0.05)
+  gaps = redelivery_gaps(lines)
+  assert gaps and all(1 <= g <= 40 for g in gaps)
+
+
+@pytest.mark.parametrize('kind', gen.CONNECT_EVENTS_MALFORMED_KINDS + (gen.OVERSIZED_KIND,))
+def test_every_generated_malformed_kind_is_a_dead_letter_for_job_and_reference(kind):
+  [case] = [c for c in CASES if c['case'] == 'answered voice call']
+  valid = case['records'][0]
+  assert parse_connect_event(_raw(valid))[0] == 'entered'
+  line = gen.connect_events_malformed_line(kind, valid)
+  assert parse_connect_event(line) == ('dead', None)
+  with pytest.raises(parsing.InvalidRecord) as error:
+    parse_contact_event(line)
+  assert error.value.reason != parsing.PARSER_ERROR
