@@ -380,7 +380,7 @@ def check_page(
     driver,
     lambda d: (
       tiles(d) == {**expected, 'Q-NEW': '5.0 %', 'Q-2': '8.0 %'}
-      and 'late update #1' in tile(d, 'Q-2').find_element(By.CLASS_NAME, 'tile-window').text
+      and 'late update' in tile(d, 'Q-2').find_element(By.CLASS_NAME, 'tile-window').text
     ),
     LIVE_UPDATE_TIMEOUT_S,
     f'the written rows did not appear within {LIVE_UPDATE_TIMEOUT_S} s',

@@ -166,7 +166,8 @@
   function pane(timing, index) {
     if (timing === 'EARLY') return 'so far';
     if (timing === 'ON_TIME') return 'on time';
-    if (timing === 'LATE') return 'late update #' + index;
+    // pane_index counts the EARLY panes too: no number for late updates.
+    if (timing === 'LATE') return 'late update';
     return shown(timing).toLowerCase() + ' #' + index;
   }
 
