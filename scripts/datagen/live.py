@@ -47,9 +47,11 @@ same seed and times, same records), so tests run them without Kafka.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import dataclasses
 import heapq
+import itertools
 import json
 import math
 import os
@@ -59,7 +61,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from scripts.datagen.calls import (
   IVR_MAX_S,
@@ -92,8 +94,8 @@ WARM_HANDLE_TIMES = 4  # agents log in and out at most this often
 SHORT_ABANDON_SHARE = 0.1  # hang up within SHORT_ABANDON_S: misdials
 SHORT_ABANDON_S = 5.0
 # A queue's mean patience is this over its abandon propensity: 0.07 (the
-# biggest queue) is about 2 minutes, 0.18 (the worst) 45 s.
-PATIENCE_FACTOR_S = 8.0
+# biggest queue) is about 3 minutes, 0.18 (the worst) about one.
+PATIENCE_FACTOR_S = 12.0
 
 
 # --------------------------------------------------------------------------
@@ -218,7 +220,7 @@ class CallFloor:
       )
       for p in profiles
     ]
-    self._cum_shares = list(_running_sum(q.share for q in self.queues))
+    self._cum_shares = list(itertools.accumulate(q.share for q in self.queues))
     self._heap: List[Tuple[int, int, int, object]] = []
     self._seq = 0
     self.open = True
@@ -289,7 +291,8 @@ class CallFloor:
     rng = self._rng
     if rng.random() >= self.clock.load(t_ms):
       return  # thinned: the curve is below the peak now
-    qi = _bisect(self._cum_shares, rng.random())
+    # min(): rounding may leave the last cumulative share just under 1.
+    qi = min(bisect.bisect_right(self._cum_shares, rng.random()), len(self.queues) - 1)
     queue = self.queues[qi]
     if rng.random() < SHORT_ABANDON_SHARE:
       patience_s = rng.uniform(0.0, SHORT_ABANDON_S)
@@ -374,25 +377,6 @@ class CallFloor:
       'wait_time_seconds': wait_s,
       'agent_id': call.agent_id,
     }
-
-
-def _running_sum(values: Iterable[float]) -> Iterable[float]:
-  acc = 0.0
-  for v in values:
-    acc += v
-    yield acc
-
-
-def _bisect(cum: List[float], u: float) -> int:
-  # The first bucket whose cumulative share passes u (u in [0, 1)).
-  lo, hi = 0, len(cum) - 1
-  while lo < hi:
-    mid = (lo + hi) // 2
-    if cum[mid] > u:
-      hi = mid
-    else:
-      lo = mid + 1
-  return lo
 
 
 # --------------------------------------------------------------------------
