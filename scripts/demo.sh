@@ -122,12 +122,19 @@ if [[ $MODE == cluster ]]; then
 fi
 
 # --- the job ---------------------------------------------------------------------------------
+# Flink ends a bundle after 1 s by default, and each Python stage holds its output until then:
+# 200 ms bundles bring an event to its queue_status row in under 2 s (docs/benchmarks.md, "Live
+# floor latency"). An option of the same name after -- replaces it.
+BUNDLE_TIME=(--max_bundle_time_mills=200)
+for a in ${JOB_ARGS[@]+"${JOB_ARGS[@]}"}; do
+  [[ "$a" == --max_bundle_time_mills=* ]] && BUNDLE_TIME=()
+done
 RUN_DB=$("$PY" -m transforms.sqlite_sink new "$DB")
 log "demo: submitting $JOB_NAME ($MODE) into $RUN_DB"
 "$SCRIPTS_DIR/submit_flink.sh" "$MODE" --detach "--job_name=$JOB_NAME" \
   --sink=sqlite "--sqlite_path=$RUN_DB" --kafka_data_actions_topic=cxone-data-actions \
   "--kafka_consumer_group=$JOB_NAME" --kafka_config=auto.offset.reset=latest \
-  ${JOB_ARGS[@]+"${JOB_ARGS[@]}"} >&2
+  ${BUNDLE_TIME[@]+"${BUNDLE_TIME[@]}"} ${JOB_ARGS[@]+"${JOB_ARGS[@]}"} >&2
 SUBMIT_PID=$(<"$PID_DIR/submit-$JOB_NAME.pid")
 if [[ $MODE == cluster ]]; then
   JID=$(curl -fsS --max-time 5 "$UI_URL/jobs/overview" | "$PY" -c '

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from scripts.bench.live_latency import early_panes, status_latency
+from scripts.bench.live_latency import early_panes, final_waiting_agrees, status_latency
 from scripts.datagen.data_actions import PLANTED_CASES, planted_customer_id
 from scripts.datagen.live import (
   CallFloor,
@@ -280,7 +280,8 @@ def test_live_latency_matches_rows_to_the_events_that_caused_them():
   assert got['send_to_row_read_s'] == {'count': 4, 'p50': 0.35, 'p99': 0.7, 'max': 0.7}
   assert got['events_without_row'] == 1
   assert got['refresh_rows'] == 1
-  assert got['rows_whose_waiting_is_the_floor_s'] == '3 of 3'
+  assert final_waiting_agrees(rows, {'QL-101': 0, 'QL-102': 0})['equal'] == 2
+  assert final_waiting_agrees(rows, {'QL-101': 1})['differ'] == {'QL-101': (0, 1)}
   assert status_latency(sent, rows, since_ms=1600)['send_to_row_read_s']['count'] == 2
 
   window = 300_000
