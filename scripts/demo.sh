@@ -58,7 +58,7 @@ cleaned=0
 cleanup() {
   ((cleaned)) && return 0
   cleaned=1
-  trap '' INT TERM  # a second Ctrl-C must not cut the clean-up short
+  trap '' INT TERM HUP  # a second Ctrl-C, or the terminal closing, must not cut it short
   log "demo: stopping what it started"
   # The generator first: its last records flushed while the job still reads.
   stop_pid "$GEN_PID" generator 15
@@ -100,6 +100,7 @@ stop_group() {  # <leader pid> <what> <timeout_s>: the whole process group
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP  # the terminal closed: stop everything too
 
 # --- services: only those not running yet, and remembered to be stopped ---------------------
 ensure() {  # <name> <status command...> -- <start command...>
