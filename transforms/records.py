@@ -8,7 +8,7 @@ Times are epoch milliseconds (ints) everywhere, as in the source payloads and
 the sink tables.
 """
 
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import apache_beam as beam
 
@@ -199,6 +199,52 @@ class WaitingContacts(NamedTuple):
   revision: int = 0
 
 
+# An agent's state (AgentEvent.state), each vendor's states mapped onto
+# these (docs/vendor_formats.md): ready for the next contact, on one (on
+# hold counts as on a contact in the status, apart in the handle time),
+# wrapping one up, not ready (with a reason), logged out.
+AGENT_AVAILABLE = 'available'
+AGENT_ON_CONTACT = 'on_contact'
+AGENT_ON_HOLD = 'on_hold'
+AGENT_AFTER_CONTACT_WORK = 'after_contact_work'
+AGENT_NOT_READY = 'not_ready'
+AGENT_LOGGED_OUT = 'logged_out'
+AGENT_STATES = (
+  AGENT_AVAILABLE,
+  AGENT_ON_CONTACT,
+  AGENT_ON_HOLD,
+  AGENT_AFTER_CONTACT_WORK,
+  AGENT_NOT_READY,
+  AGENT_LOGGED_OUT,
+)
+
+
+class AgentEvent(NamedTuple):
+  """One agent's state from `since` (epoch ms), the common record of every
+  agent-event format (transforms/formats/agent_*.py).
+
+  `timestamp`: the event's own time (epoch ms), its event time; `since`:
+  when the state began per the source (Amazon Connect's
+  AgentStatus.StartTimestamp), `timestamp` when the source does not say.
+  `state`: one of AGENT_STATES; `reason`: the not-ready reason (the
+  vendor's status name), '' in other states. `queues`: the queue ids the
+  agent takes contacts from; `channels`: the channels (CHANNELS) it
+  serves. `contact_id`: the contact it is on or wrapping up, '' if none.
+  `heartbeat`: True when the source only says the agent is still there
+  (Connect HEART_BEAT): it refreshes the agent, never changes its state.
+  """
+
+  agent_id: str
+  timestamp: int
+  since: int
+  state: str
+  reason: str
+  queues: List[str]
+  channels: List[str]
+  contact_id: str = ''
+  heartbeat: bool = False
+
+
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
@@ -332,6 +378,7 @@ for _record in (
   QueueTransition,
   QueueStatus,
   WaitingContacts,
+  AgentEvent,
   LateEvent,
   AbandonMetrics,
   Interaction,
