@@ -53,6 +53,20 @@ class DashboardOptions(PipelineOptions):
       'below it turns red.',
     )
     group.add_argument(
+      '--longest_wait_warn',
+      type=float,
+      default=60.0,
+      help='Seconds the longest-waiting contact of a queue has waited from '
+      'which its longest wait (and the tile) turns amber.',
+    )
+    group.add_argument(
+      '--longest_wait_alert',
+      type=float,
+      default=120.0,
+      help='Seconds the longest-waiting contact of a queue has waited from '
+      'which its longest wait (and the tile) turns red.',
+    )
+    group.add_argument(
       '--queue_groups',
       default=None,
       help='JSON file of queue groups, {"group name": ["queue id", ...], '

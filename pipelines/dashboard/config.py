@@ -18,6 +18,8 @@ MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024
 # Consistency levels a write may use but a read may not.
 _WRITE_ONLY_CONSISTENCY = ('ANY', 'EACH_QUORUM')
 MIN_REFRESH_SECONDS = 0.2
+# Longest-wait thresholds beyond a day are a typo (milliseconds?).
+MAX_WAIT_THRESHOLD_SECONDS = 86_400
 
 
 class DashboardConfig(NamedTuple):
@@ -45,6 +47,17 @@ class DashboardConfig(NamedTuple):
         f'--abandon_rate_warn={o.abandon_rate_warn} is above '
         f'--abandon_rate_alert={o.abandon_rate_alert}'
       )
+    for name in ('longest_wait_warn', 'longest_wait_alert'):
+      # NaN fails both comparisons, so it is refused too.
+      if not 0 <= getattr(o, name) <= MAX_WAIT_THRESHOLD_SECONDS:
+        raise ValueError(
+          f'--{name}={getattr(o, name)}: seconds from 0 to {MAX_WAIT_THRESHOLD_SECONDS}'
+        )
+    if o.longest_wait_warn > o.longest_wait_alert:
+      raise ValueError(
+        f'--longest_wait_warn={o.longest_wait_warn} is above '
+        f'--longest_wait_alert={o.longest_wait_alert}'
+      )
     if not 0 <= o.port <= 65535:
       raise ValueError(f'--port={o.port}: a TCP port from 0 (any free port) to 65535')
     if o.refresh_seconds < MIN_REFRESH_SECONDS:
@@ -64,7 +77,11 @@ class DashboardConfig(NamedTuple):
       host=o.host,
       port=o.port,
       thresholds=Thresholds(
-        o.abandon_rate_warn / 100, o.abandon_rate_alert / 100, o.service_level_target / 100
+        o.abandon_rate_warn / 100,
+        o.abandon_rate_alert / 100,
+        o.service_level_target / 100,
+        o.longest_wait_warn,
+        o.longest_wait_alert,
       ),
       max_out_of_orderness_ms=(options.view_as(EventTimeOptions).max_out_of_orderness * 1000),
       refresh_seconds=o.refresh_seconds,

@@ -15,6 +15,19 @@ when they fit in `tiles`, else the worst `tiles` and a summary of the rest;
 its size is bounded whatever the number of queues, channels or reasons.
 `queue_trends` and `queue_detail` read a few queues' windows.
 
+The live floor (tables `queue_status` and `waiting_contacts`, one row per
+queue and channel, replaced as contacts enter and leave): each tile carries
+its queue's `live` figures (contacts waiting now, summed over channels, and
+the longest wait: the row of the channel whose contact has waited longest,
+with the event times `oldest_waiting_since` and `as_of` and the processing
+time `updated_at`, from which the page lets the wait tick on); a queue with
+contacts waiting but no window yet has a tile too. A drill-down lists the
+queue's waiting contacts. A store without these tables (an earlier
+release) has no live figures. Their values come from the producer and are
+checked: a count or time that is not a whole number in range reads as
+unknown, a list of contacts that is not the JSON the job writes is left out
+and counted.
+
 Time ranges ("the last hour") end at the newest window end of the data, not
 at the wall clock: a replayed or delayed stream still shows its last hour,
 and `health` says how old that is.
@@ -44,6 +57,8 @@ from transforms.schema import (
   INTERACTION_VOLUMES,
   LATE_EVENTS,
   PATTERN_ALERTS,
+  QUEUE_STATUS,
+  WAITING_CONTACTS,
   Table,
 )
 
@@ -67,6 +82,8 @@ MAX_CHANNELS_SHOWN = 12
 MAX_TEXT = 256
 RAW_CHARS = 4_096
 VOICE = AbandonMetrics._field_defaults['channel']
+# The pane of a window still open (early firings): its figures so far.
+EARLY = 'EARLY'
 
 WINDOW_COLUMNS = (
   'queue_id',
@@ -134,13 +151,43 @@ LATE_EVENT_TIME_COLUMN = 'watermark'
 # count all time.
 DEAD_LETTER_TIME_COLUMN = 'received_at'
 
+# The live floor. queue_status's `queue_name` is selected when present.
+LIVE_COLUMNS = (
+  'queue_id',
+  'channel',
+  'waiting',
+  'oldest_waiting_since',
+  'longest_wait_seconds',
+  'as_of',
+  'updated_at',
+)
+WAITING_COLUMNS = ('queue_id', 'channel', 'contacts', 'waiting', 'as_of', 'updated_at')
+# Both tables order a key's rows by `updated_at` (processing time).
+LIVE_TIME_COLUMN = 'updated_at'
+# queue_status rows held per read (one per queue and channel; the most
+# recently updated when there are more): a few hundred bytes each.
+MAX_LIVE_ROWS = 200_000
+# A drill-down's waiting_contacts rows (channels of the queue) and the
+# contacts it lists of them, oldest first (the job lists at most 100 per
+# channel).
+MAX_WAITING_ROWS = 50
+MAX_WAITING_LISTED = 100
+# The longest `contacts` JSON parsed: 100 contacts of 256-character ids,
+# every character escaped, fit; a longer one is not the job's.
+MAX_CONTACTS_JSON = 256 * 1024
+# Whole numbers the page can hold exactly (JavaScript's safe integers).
+MAX_WHOLE = 2**53 - 1
+
 
 class Thresholds(NamedTuple):
-  """SLA thresholds as fractions (0.05 = 5 %)."""
+  """SLA thresholds as fractions (0.05 = 5 %); the longest wait's in
+  seconds (defaults: the options' defaults)."""
 
   abandon_rate_warn: float
   abandon_rate_alert: float
   service_level_target: float
+  longest_wait_warn: float = 60.0
+  longest_wait_alert: float = 120.0
 
 
 def abandon_status(rate: Optional[float], thresholds: Thresholds) -> str:
@@ -160,7 +207,21 @@ def service_level_status(level: Optional[float], thresholds: Thresholds) -> str:
   return 'ok' if level >= thresholds.service_level_target else 'alert'
 
 
+def longest_wait_status(seconds: Optional[float], thresholds: Thresholds) -> str:
+  """'ok', 'warn' or 'alert' for the longest wait of a queue now (0 when
+  nobody waits); 'idle' when it is unknown."""
+  if seconds is None:
+    return 'idle'
+  if seconds >= thresholds.longest_wait_alert:
+    return 'alert'
+  return 'warn' if seconds >= thresholds.longest_wait_warn else 'ok'
+
+
 _SEVERITY = ('idle', 'ok', 'warn', 'alert')
+
+
+def _worse(*statuses: str) -> str:
+  return max(statuses, key=_SEVERITY.index)
 
 
 def clip(value: Any, limit: int = MAX_TEXT) -> Any:
@@ -218,6 +279,11 @@ def combine(rows: Sequence[Row]) -> Row:
   )
   newest_pane = max(rows, key=lambda row: row['pane_index'] or 0)
   total['pane_index'], total['pane_timing'] = newest_pane['pane_index'], newest_pane['pane_timing']
+  # A channel's early pane makes the sum a figure so far, whatever pane
+  # the others are at: its final counts are still to come.
+  early = [row for row in rows if row['pane_timing'] == EARLY]
+  if early:
+    total['pane_index'], total['pane_timing'] = early[0]['pane_index'], EARLY
   total['window_end'] = max(row['window_end'] for row in rows)
   total['channels'] = sorted(row.get(CHANNEL_COLUMN, VOICE) for row in rows)
   return total
@@ -279,25 +345,151 @@ def _by_window(rows: Iterable[Row]) -> Dict[Tuple[str, int], List[Row]]:
 
 class Rank(NamedTuple):
   """What a view needs of a queue it does not show: `key` sorts worst
-  first (status, current window, abandon rate, service level, id)."""
+  first (status, current window, abandon rate, service level, id);
+  `status` is the worse of its window's and its longest wait's now."""
 
   key: Tuple[Any, ...]
   status: str
   offered: Optional[int]
   abandoned: Optional[int]
+  waiting: Optional[int] = None
 
 
-def _rank(row: Row, current: bool, thresholds: Thresholds) -> Rank:
-  status = _statuses(row, thresholds)[2]
-  rate, level = _finite(row['abandon_rate']), _finite(row['service_level'])
+def _rank(
+  queue_id: str,
+  row: Optional[Row],
+  current: bool,
+  thresholds: Thresholds,
+  live: Optional[Row] = None,
+) -> Rank:
+  """`row`: the queue's newest window (None: none yet); `live`: its
+  `_live_tile` (None: no live row)."""
+  status = 'idle' if row is None else _statuses(row, thresholds)[2]
+  waiting = None
+  if live is not None:
+    waiting = live['waiting']
+    status = _worse(status, longest_wait_status(_seconds(live['wait_now_ms']), thresholds))
+  row = row or {}
+  rate, level = _finite(row.get('abandon_rate')), _finite(row.get('service_level'))
   key = (
     -_SEVERITY.index(status),
     not current,
     -(rate or 0),
     level if level is not None else 1,
-    row['queue_id'],
+    queue_id,
   )
-  return Rank(key, status, row['total_calls'], row['abandoned_calls'])
+  return Rank(key, status, row.get('total_calls'), row.get('abandoned_calls'), waiting)
+
+
+# --- the live floor -------------------------------------------------------
+# A queue_status row as the board holds it (checked values, in this order).
+LIVE_FIELDS = (
+  'channel',
+  'waiting',
+  'oldest_waiting_since',
+  'as_of',
+  'updated_at',
+  'wait_ms',
+  'queue_name',
+)
+
+
+def _whole(value: Any) -> Optional[int]:
+  """A count or an epoch-ms time of the producer: a whole number from 0 to
+  MAX_WHOLE, else None (unknown). SQLite keeps whatever type was written."""
+  if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WHOLE:
+    return value
+  return None
+
+
+def _seconds(ms: Optional[int]) -> Optional[float]:
+  return None if ms is None else ms / 1000
+
+
+def _live_channel(row: Row) -> Row:
+  """A queue_status row with its values checked. `wait_ms`: the longest
+  wait as of `as_of`, from `oldest_waiting_since` and `as_of` (both event
+  time), else the row's `longest_wait_seconds`; 0 when nobody waits, None
+  when unknown."""
+  waiting = _whole(row['waiting'])
+  since, as_of = _whole(row['oldest_waiting_since']), _whole(row['as_of'])
+  longest = row['longest_wait_seconds']
+  if waiting == 0:
+    since, wait_ms = None, 0
+  elif since is not None and as_of is not None:
+    wait_ms = max(0, as_of - since)
+  elif (
+    isinstance(longest, (int, float))
+    and not isinstance(longest, bool)
+    and math.isfinite(longest)
+    and longest >= 0
+  ):
+    wait_ms = min(round(longest * 1000), MAX_WHOLE)
+  else:
+    wait_ms = None
+  channel = row['channel']
+  return {
+    'channel': clip(channel) if isinstance(channel, str) else '',
+    'waiting': waiting,
+    'oldest_waiting_since': since,
+    'as_of': as_of,
+    'updated_at': _whole(row['updated_at']),
+    'wait_ms': wait_ms,
+    'queue_name': clip(row.get(NAME_COLUMN)) if isinstance(row.get(NAME_COLUMN), str) else None,
+  }
+
+
+def _wait_now(channel: Row, now_ms: int) -> Optional[int]:
+  """A channel's longest wait at `now_ms` (processing time): its wait as
+  of the row plus the time since the job wrote the row. Event time and
+  processing time are never compared."""
+  if channel['wait_ms'] is None or channel['waiting'] == 0:
+    return channel['wait_ms']
+  updated = channel['updated_at']
+  return channel['wait_ms'] + (0 if updated is None else max(0, now_ms - updated))
+
+
+def _live_tile(channels: Sequence[Row], now_ms: int) -> Row:
+  """A queue's live figures over its channels (`_live_channel`s): the
+  contacts waiting, summed (None if a channel's count is unknown), and the
+  row of the channel whose contact has waited longest now, from which the
+  page lets the wait tick on (`ticking`: somebody waits)."""
+  channels = sorted(channels, key=lambda c: c['channel'])
+  known = [(c, w) for c in channels for w in [_wait_now(c, now_ms)] if w is not None]
+  longest, wait_now = max(known, key=lambda cw: cw[1]) if known else (channels[0], None)
+  counts = [c['waiting'] for c in channels]
+  return {
+    'waiting': None if None in counts else sum(counts),
+    'wait_ms': longest['wait_ms'],
+    'wait_now_ms': wait_now,
+    'ticking': longest['wait_ms'] is not None and longest['waiting'] != 0,
+    'oldest_waiting_since': longest['oldest_waiting_since'],
+    'as_of': longest['as_of'],
+    'updated_at': longest['updated_at'],
+    'channels': [c['channel'] for c in channels[:MAX_CHANNELS_SHOWN]],
+  }
+
+
+def parse_contacts(text: Any) -> Optional[Tuple[List[Row], int]]:
+  """The contacts of a waiting_contacts row (a JSON list of {"contact_id",
+  "since"}): the valid ones (ids cut at MAX_TEXT), and how many items were
+  not; None when it is not such a list (or longer than MAX_CONTACTS_JSON,
+  or nested deeper than the parser goes)."""
+  if not isinstance(text, str) or len(text) > MAX_CONTACTS_JSON:
+    return None
+  try:
+    items = json.loads(text)
+  except (ValueError, RecursionError):
+    return None
+  if not isinstance(items, list):
+    return None
+  contacts = []
+  for item in items:
+    if isinstance(item, dict):
+      contact_id, since = item.get('contact_id'), _whole(item.get('since'))
+      if isinstance(contact_id, str) and contact_id and since is not None:
+        contacts.append({'contact_id': clip(contact_id), 'since': since})
+  return contacts, len(items) - len(contacts)
 
 
 def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, Any]:
@@ -313,6 +505,29 @@ def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, A
         values[field][position[row['window_start']]] = row[field]
     out.append({'key': clip(key), **values})
   return {'x': x, 'series': out}
+
+
+def _no_window_tile(queue_id: str) -> Row:
+  """The tile of a queue with live figures but no window yet: the fields
+  of `_window_row`, unknown."""
+  return {
+    'queue_id': clip(queue_id),
+    'queue_name': None,
+    'window_start': None,
+    'window_end': None,
+    'offered': None,
+    'abandoned': None,
+    'abandon_rate': None,
+    'service_level': None,
+    'wait_seconds': None,
+    'pane_index': None,
+    'pane_timing': None,
+    'abandon_status': 'idle',
+    'service_level_status': 'idle',
+    'status': 'idle',
+    'current': False,
+    'channels': [],
+  }
 
 
 def _newest_end(rows: Iterable[Row]) -> Optional[int]:
@@ -342,8 +557,12 @@ def _version(value: Any) -> str:
 class Board(NamedTuple):
   """One read of the store: every queue's channel rows of its newest window
   (tuples of `columns`: a board of 100,000 queues stays in tens of MiB) and
-  its `Rank` (by queue id), and the sections that do not depend on a page's
-  filter. Tiles are built for the queues a view shows only."""
+  its `Rank` (by queue id, queues with live rows but no window included),
+  and the sections that do not depend on a page's filter. Tiles are built
+  for the queues a view shows only. `live`: each queue's queue_status rows
+  (tuples of LIVE_FIELDS); `live_available`: the store has the table, with
+  rows; `live_complete`: all its rows were read (at most MAX_LIVE_ROWS);
+  `now_ms`: when it was read (processing time)."""
 
   columns: Tuple[str, ...]
   queues: Dict[str, Tuple[tuple, ...]]
@@ -354,6 +573,10 @@ class Board(NamedTuple):
   volumes: Dict[str, Any]
   alerts: Dict[str, Any]
   health: Dict[str, Any]
+  live: Dict[str, Tuple[tuple, ...]] = {}
+  live_available: bool = False
+  live_complete: bool = True
+  now_ms: int = 0
 
 
 class WallboardQueries:
@@ -395,10 +618,24 @@ class WallboardQueries:
     }
 
   def _tile(self, board: Board, queue_id: str) -> Row:
-    total = combine([dict(zip(board.columns, values)) for values in board.queues[queue_id]])
-    tile = _window_row(total, self._thresholds, board.has_asa)
-    tile['current'] = total['window_start'] == board.newest_start
-    tile['channels'] = [clip(c) for c in total['channels'][:MAX_CHANNELS_SHOWN]]
+    windows = board.queues.get(queue_id)
+    if windows:
+      total = combine([dict(zip(board.columns, values)) for values in windows])
+      tile = _window_row(total, self._thresholds, board.has_asa)
+      tile['current'] = total['window_start'] == board.newest_start
+      tile['channels'] = [clip(c) for c in total['channels'][:MAX_CHANNELS_SHOWN]]
+    else:
+      tile = _no_window_tile(queue_id)
+    live = board.live.get(queue_id)
+    tile['live'] = None
+    if live:
+      channels = [dict(zip(LIVE_FIELDS, values)) for values in live]
+      tile['live'] = _live_tile(channels, board.now_ms)
+      # The wait now moves with the clock: the page computes it, and the
+      # tile changes only when a row does.
+      del tile['live']['wait_now_ms']
+      if not tile['queue_name']:
+        tile['queue_name'] = next((c['queue_name'] for c in channels if c['queue_name']), None)
     return tile
 
   def _series(self, table: Table, columns: Sequence[str], key: str, since_ms: int) -> List[Row]:
@@ -516,8 +753,9 @@ class WallboardQueries:
       'complete': result.complete,
     }
 
-  def _health(self, latest_calls: List[Row], latest_volumes: List[Row]) -> Dict[str, Any]:
-    now_ms = int(self._clock() * 1000)
+  def _health(
+    self, latest_calls: List[Row], latest_volumes: List[Row], now_ms: int
+  ) -> Dict[str, Any]:
     flows = [
       self._flow_health('call metrics', latest_calls, now_ms),
       self._flow_health('interaction volumes', latest_volumes, now_ms),
@@ -541,19 +779,25 @@ class WallboardQueries:
     """Reads the store once: everything the pages show besides trends and
     drill-downs."""
     self._store.check()
+    now_ms = int(self._clock() * 1000)
     columns, has_asa = self._window_columns()
     latest_calls = self._store.latest(ABANDON_METRICS, columns).rows
     by_queue = {queue: rows for (queue, _), rows in _by_window(latest_calls).items()}
     newest_start = max((row['window_start'] for row in latest_calls), default=None)
-    ranks = {
-      # One channel is its own total: no copy for the many single-channel queues.
-      queue: _rank(
-        rows[0] if len(rows) == 1 else combine(rows),
-        rows[0]['window_start'] == newest_start,
+    live, live_available, live_complete = self._read_live()
+    ranks = {}
+    # Windows' queues in their order, then the queues with live rows only.
+    for queue in [*by_queue, *(q for q in live if q not in by_queue)]:
+      rows = by_queue.get(queue)
+      channels = live.get(queue)
+      ranks[queue] = _rank(
+        queue,
+        # One channel is its own total: no copy for the many single-channel queues.
+        None if rows is None else rows[0] if len(rows) == 1 else combine(rows),
+        rows is not None and rows[0]['window_start'] == newest_start,
         self._thresholds,
+        None if channels is None else _live_tile(channels, now_ms),
       )
-      for queue, rows in by_queue.items()
-    }
     latest_volumes = self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows
     return Board(
       columns=tuple(columns),
@@ -564,8 +808,34 @@ class WallboardQueries:
       newest_window_end=_newest_end(latest_calls),
       volumes=self._volumes(latest_volumes, 1),
       alerts=self.pattern_alerts(),
-      health=self._health(latest_calls, latest_volumes),
+      health=self._health(latest_calls, latest_volumes, now_ms),
+      live={
+        queue: tuple(tuple(c[name] for name in LIVE_FIELDS) for c in channels)
+        for queue, channels in live.items()
+      },
+      live_available=live_available,
+      live_complete=live_complete,
+      now_ms=now_ms,
     )
+
+  def _read_live(self) -> Tuple[Dict[str, List[Row]], bool, bool]:
+    """queue_status as `_live_channel`s per queue id, whether the store
+    has the table with rows, and whether every row was read (else the
+    MAX_LIVE_ROWS most recently updated are). A row without a queue id is
+    skipped."""
+    have = self._store.columns(QUEUE_STATUS)
+    if not set(LIVE_COLUMNS) <= have:
+      return {}, False, True
+    columns = LIVE_COLUMNS + ((NAME_COLUMN,) if NAME_COLUMN in have else ())
+    read = self._store.newest(QUEUE_STATUS, columns, LIVE_TIME_COLUMN, MAX_LIVE_ROWS)
+    live: Dict[str, List[Row]] = {}
+    for row in read.rows:
+      queue = row['queue_id']
+      if isinstance(queue, str) and queue:
+        live.setdefault(queue, []).append(_live_channel(row))
+    # An empty table is a job (or an input format) that reports no live
+    # floor yet: tiles without live figures rather than dashes on each.
+    return live, bool(live), read.complete and len(read.rows) < MAX_LIVE_ROWS
 
   def view(self, board: Board, queues: Optional[Sequence[str]], tiles: int) -> Dict[str, Any]:
     """What a page shows of `board`: the tiles of `queues` (all queues when
@@ -588,6 +858,7 @@ class WallboardQueries:
       'statuses': statuses,
       'offered': sum(r.offered or 0 for r in others),
       'abandoned': sum(r.abandoned or 0 for r in others),
+      'waiting': sum(r.waiting or 0 for r in others),
     }
     data = {
       'queues': {
@@ -597,6 +868,7 @@ class WallboardQueries:
         'rest': rest,
         'selected': len(chosen),
         'missing': 0 if queues is None else len(set(queues)) - len(chosen),
+        'live': {'available': board.live_available, 'complete': board.live_complete},
       },
       'volumes': board.volumes,
       'alerts': board.alerts,
@@ -618,20 +890,86 @@ class WallboardQueries:
 
   @staticmethod
   def worst(board: Board, queues: Optional[Sequence[str]], count: int) -> List[str]:
-    """The ids of the `count` worst queues of `queues` (all when None)."""
-    return heapq.nsmallest(count, _chosen(board, queues), key=lambda q: board.ranks[q].key)
+    """The ids of the `count` worst queues of `queues` (all when None)
+    that have windows: the trend charts draw windows, so a queue with live
+    figures only would be an empty line."""
+    with_windows = [q for q in _chosen(board, queues) if q in board.queues]
+    return heapq.nsmallest(count, with_windows, key=lambda q: board.ranks[q].key)
 
   def snapshot(self) -> Dict[str, Any]:
     """The view of all queues with the default number of tiles."""
     return self.view(self.read(), None, DEFAULT_TILES)
 
   def queue_exists(self, queue_id: str) -> bool:
+    """Whether the queue has a window or a live row."""
     self._store.check()
+    if self._store.newest(
+      ABANDON_METRICS, ('window_start',), 'window_start', 1, equal={'queue_id': queue_id}
+    ).rows:
+      return True
+    if LIVE_TIME_COLUMN not in self._store.columns(QUEUE_STATUS):
+      return False
     return bool(
       self._store.newest(
-        ABANDON_METRICS, ('window_start',), 'window_start', 1, equal={'queue_id': queue_id}
+        QUEUE_STATUS, (LIVE_TIME_COLUMN,), LIVE_TIME_COLUMN, 1, equal={'queue_id': queue_id}
       ).rows
     )
+
+  def waiting_contacts(self, queue_id: str) -> Dict[str, Any]:
+    """The contacts waiting in a queue now, over its channels, oldest
+    first (at most MAX_WAITING_LISTED): each with its channel and its
+    row's `as_of` and `updated_at`, from which the page ticks its wait.
+    `waiting`: the contacts waiting in all (listed or not); `complete`:
+    all are listed; `unreadable`: rows or items that were not the job's
+    JSON. `available` is False on a store without the table."""
+    if not set(WAITING_COLUMNS) <= self._store.columns(WAITING_CONTACTS):
+      return {
+        'available': False,
+        'waiting': None,
+        'contacts': [],
+        'complete': True,
+        'unreadable': 0,
+      }
+    read = self._store.newest(
+      WAITING_CONTACTS,
+      WAITING_COLUMNS,
+      LIVE_TIME_COLUMN,
+      MAX_WAITING_ROWS,
+      equal={'queue_id': queue_id},
+    )
+    contacts: List[Row] = []
+    waiting: Optional[int] = 0
+    unreadable = 0
+    for row in read.rows:
+      parsed = parse_contacts(row['contacts'])
+      count = _whole(row['waiting'])
+      if parsed is None:
+        unreadable += 1
+      else:
+        unreadable += parsed[1]
+        channel = clip(row['channel']) if isinstance(row['channel'], str) else ''
+        as_of, updated = _whole(row['as_of']), _whole(row['updated_at'])
+        contacts.extend(
+          {**c, 'channel': channel, 'as_of': as_of, 'updated_at': updated} for c in parsed[0]
+        )
+        if count is None:
+          count = len(parsed[0])
+      waiting = None if waiting is None or count is None else waiting + count
+    listed = heapq.nsmallest(
+      MAX_WAITING_LISTED, contacts, key=lambda c: (c['since'], c['contact_id'], c['channel'])
+    )
+    return {
+      'available': True,
+      'waiting': waiting,
+      'contacts': listed,
+      'complete': (
+        read.complete
+        and len(read.rows) < MAX_WAITING_ROWS
+        and not unreadable
+        and len(listed) == waiting
+      ),
+      'unreadable': unreadable,
+    }
 
   def queue_detail(self, queue_id: str, hours: int, page: int = 0) -> Dict[str, Any]:
     """One queue's windows over the `hours` before its newest window end,
@@ -682,6 +1020,7 @@ class WallboardQueries:
         for e in late.rows
       ],
       'late_events_complete': late.complete,
+      'waiting': self.waiting_contacts(queue_id),
     }
 
   def _detail_window(self, rows: List[Row], has_asa: bool) -> Row:

@@ -1,12 +1,14 @@
 """The wallboard's web server: one page, its static files and JSON endpoints.
 
 - `GET /`: the page (static/index.html), which loads static/wallboard.js;
-- `GET /api/snapshot`: tiles, volumes, alerts and health (queries.py);
+- `GET /api/snapshot`: tiles (with each queue's live figures: contacts
+  waiting, longest wait), volumes, alerts and health (queries.py);
 - `GET /api/events`: the same as server-sent events: the whole view first,
   then after every read of the store (`--refresh_seconds`) what changed;
 - `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
   queues of the view;
-- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows and late events;
+- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows, late events
+  and waiting contacts;
 - `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
 
 The page, the snapshot, the events and the trends take a filter:

@@ -16,6 +16,14 @@ the next. Any other question on Cassandra is a scan, filtered by the
 server, of at most `scan_limit` rows, reported as incomplete when it stops
 there.
 
+The live tables (`queue_status`, `waiting_contacts`: LIVE_TABLES) are
+optional: a store written by a release before them (an older file or
+keyspace) opens, and `columns` of such a table is empty, so the query
+layer shows no live figures instead of failing. They hold one row per
+queue and channel: the query layer reads queue_status whole (`newest`
+without `equal`: SQLite keeps the most recently updated rows up to the
+limit, Cassandra scans up to `scan_limit`) and waiting_contacts by queue.
+
 A SQLite store replaced at its path (a new run published by
 transforms/sqlite_sink.publish, or a file copied over it) is noticed by
 `check`, which reopens it and logs one line.
@@ -33,12 +41,16 @@ from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Se
 from cassandra.query import SimpleStatement
 
 from transforms.cassandra_sink import CassandraSettings, connect
-from transforms.schema import TABLES, Table
+from transforms.schema import QUEUE_STATUS, TABLES, WAITING_CONTACTS, Table
 
 Row = Dict[str, Any]
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_SCAN_LIMIT = 100_000
+# Tables of a later release than some stores still read: absent, they read
+# as having no columns (and so no rows) instead of refusing the store.
+LIVE_TABLES = frozenset({QUEUE_STATUS.name, WAITING_CONTACTS.name})
+REQUIRED_TABLES = frozenset(TABLES) - LIVE_TABLES
 _FETCH_SIZE = 5_000
 
 
@@ -74,7 +86,8 @@ class Store(abc.ABC):
 
   @abc.abstractmethod
   def columns(self, table: Table) -> FrozenSet[str]:
-    """The table's columns as the store has them now."""
+    """The table's columns as the store has them now; none for a table
+    the store does not have (LIVE_TABLES of an earlier release)."""
 
   def check(self) -> None:  # noqa: B027 (optional: stores that cannot be replaced)
     """Called before each group of reads: reopens a store that was
@@ -165,7 +178,7 @@ class SqliteStore(Store):
     except sqlite3.DatabaseError as e:
       conn.close()
       raise StoreError(f'--sqlite_path={path}: not a SQLite database ({e})') from e
-    missing = sorted(set(TABLES) - present)
+    missing = sorted(REQUIRED_TABLES - present)
     if missing:
       conn.close()
       raise StoreError(
@@ -259,7 +272,7 @@ class CassandraStore(Store):
     except BaseException:
       self._cluster.shutdown()
       raise
-    missing = sorted(set(TABLES) - present)
+    missing = sorted(REQUIRED_TABLES - present)
     if missing:
       self._cluster.shutdown()
       raise StoreError(
@@ -296,10 +309,13 @@ class CassandraStore(Store):
     some), in key order; cached."""
     layout = self._layouts.get(table.name)
     if layout is None:
-      rows = sorted(
-        (r for r in self._schema(table) if r.kind == 'clustering'), key=lambda r: r.position
-      )
-      layout = self._layouts[table.name] = [(r.column_name, r.clustering_order) for r in rows]
+      schema = self._schema(table)
+      rows = sorted((r for r in schema if r.kind == 'clustering'), key=lambda r: r.position)
+      layout = [(r.column_name, r.clustering_order) for r in rows]
+      # Not cached while the table is missing: the job may create it
+      # (a live table of a later release) while the wallboard runs.
+      if schema:
+        self._layouts[table.name] = layout
     return layout
 
   def _order_newest_first(self, table: Table) -> str:
@@ -376,7 +392,12 @@ class CassandraStore(Store):
       return Rows([row._asdict() for row in rows], True)
     # Restricted to a partition, the scan reads that partition only.
     scanned = self._scan(f'{select}{where}{" ALLOW FILTERING" if where else ""}', params)
-    newest = heapq.nlargest(limit, scanned.rows, key=lambda row: row[time_column])
+    # A regular column (the live tables' updated_at) may hold null.
+    newest = heapq.nlargest(
+      limit,
+      scanned.rows,
+      key=lambda row: (row[time_column] is not None, row[time_column] or 0),
+    )
     return Rows(newest, scanned.complete)
 
   def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:

@@ -3,6 +3,7 @@ wallboard as a subprocess, headless Chromium, and the page checks that the
 SQLite and Cassandra page tests share."""
 
 import contextlib
+import json
 import os
 import pathlib
 import queue
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
@@ -27,6 +28,8 @@ from transforms.records import (
   InteractionVolume,
   LateEvent,
   PatternAlert,
+  QueueStatus,
+  WaitingContacts,
 )
 from transforms.schema import (
   ABANDON_METRICS,
@@ -84,6 +87,59 @@ def window_row(
     pane,
     'ON_TIME' if pane == 0 else 'LATE',
   )
+
+
+def queue_status_row(
+  queue_id: str,
+  waiting: int,
+  oldest_ms: Optional[int],
+  as_of_ms: int,
+  updated_at_ms: int,
+  channel: str = 'voice',
+  name: str = '',
+) -> QueueStatus:
+  """One queue_status row as the job writes it: the longest wait is the
+  oldest contact's as of `as_of_ms`, 0 when nobody waits."""
+  longest = 0.0 if oldest_ms is None else (as_of_ms - oldest_ms) / 1000
+  return QueueStatus(queue_id, channel, waiting, oldest_ms, longest, as_of_ms, updated_at_ms, name)
+
+
+def waiting_contacts_row(
+  queue_id: str,
+  contacts: Sequence[Tuple[str, int]],
+  as_of_ms: int,
+  updated_at_ms: int,
+  channel: str = 'voice',
+) -> WaitingContacts:
+  """One waiting_contacts row of (contact id, since ms), listed oldest
+  first as the job lists them."""
+  listed = [{'contact_id': c, 'since': since} for c, since in sorted(contacts, key=lambda c: c[1])]
+  return WaitingContacts(
+    queue_id, channel, json.dumps(listed), len(contacts), as_of_ms, updated_at_ms
+  )
+
+
+def clock_seconds(text: str) -> int:
+  """Seconds of a tile's longest wait as the page writes it: '4:05',
+  '1:02:05'."""
+  seconds = 0
+  for part in text.split(':'):
+    seconds = seconds * 60 + int(part)
+  return seconds
+
+
+def live_figures(driver) -> Dict[str, Tuple[str, str]]:
+  """Queue id -> (waiting now, longest wait) texts of every tile with live
+  figures."""
+  figures = {}
+  for node in driver.find_elements(By.CSS_SELECTOR, '#tiles button.tile'):
+    live = node.find_elements(By.CLASS_NAME, 'tile-live')
+    if live:
+      figures[node.get_attribute('data-queue')] = (
+        live[0].find_element(By.CLASS_NAME, 'tile-waiting').text,
+        live[0].find_element(By.CLASS_NAME, 'tile-longest').text,
+      )
+  return figures
 
 
 def current_window_start(now_s: float) -> int:
@@ -324,7 +380,7 @@ def check_page(
     driver,
     lambda d: (
       tiles(d) == {**expected, 'Q-NEW': '5.0 %', 'Q-2': '8.0 %'}
-      and 'late update #1' in tile(d, 'Q-2').find_element(By.CLASS_NAME, 'tile-window').text
+      and 'late update' in tile(d, 'Q-2').find_element(By.CLASS_NAME, 'tile-window').text
     ),
     LIVE_UPDATE_TIMEOUT_S,
     f'the written rows did not appear within {LIVE_UPDATE_TIMEOUT_S} s',

@@ -1,6 +1,14 @@
 // The SLA wallboard page: renders /api/snapshot (pushed through
 // /api/events), /api/trends and /api/queue.
 //
+// Live figures (contacts waiting, longest wait) tick every second between
+// updates: a wait is the row's wait as of its event time `as_of` (from
+// `oldest_waiting_since`, both event time) plus the processing time since
+// the job wrote the row (`updated_at`), on the server's clock as estimated
+// from the `health.now_ms` of each update and the browser's monotonic
+// clock since it arrived. The browser's own date is never compared with
+// the data's times: a wall display's clock may be wrong.
+//
 // Every string from the data (queue ids, customer ids, channels, reasons,
 // raw events) is untrusted: it only ever reaches the page as textContent, a
 // Text node or a property such as title, never as HTML, and through
@@ -19,6 +27,11 @@
   const TIERS = ['PLATINUM', 'GOLD', 'SILVER', 'BRONZE'];
   const HOURS = ['1', '4', '8', '24'];
   const POLL_MS = 2000;
+  const TICK_MS = 1000;
+  const SEVERITY = ['idle', 'ok', 'warn', 'alert'];
+  // A server clock estimate further behind than this is the server's
+  // clock stepped back (or a new server): start over from it.
+  const CLOCK_STEP_MS = 60000;
   const CHART_HEIGHT = 200;
   const COUNT_ROWS = 4;
   // The page's filter, passed on to the API: ?queues=Q1,Q2 or ?group=G,
@@ -43,7 +56,11 @@
     detailPage: 0,
     charts: {},
     polling: null,
+    // server clock (ms) minus performance.now() (see serverNow).
+    clockOffset: null,
   };
+  // A ticking wait's node -> what it is computed from (see liveWait).
+  const ticking = new WeakMap();
 
   // --- DOM, text only ---------------------------------------------------
   function $(id) {
@@ -137,19 +154,37 @@
     return sec + ' s';
   }
 
+  // A wait as a clock, short enough for a tile: 4:05, 1:02:05.
+  function clockWait(seconds) {
+    if (seconds === null || seconds === undefined) return '–';
+    const s = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
+    const sec = String(s % 60).padStart(2, '0');
+    return h ? h + ':' + String(m).padStart(2, '0') + ':' + sec : m + ':' + sec;
+  }
+
   function pane(timing, index) {
+    if (timing === 'EARLY') return 'so far';
     if (timing === 'ON_TIME') return 'on time';
-    if (timing === 'LATE') return 'late update #' + index;
+    // pane_index counts the EARLY panes too: no number for late updates.
+    if (timing === 'LATE') return 'late update';
     return shown(timing).toLowerCase() + ' #' + index;
   }
 
   // --- header, banners --------------------------------------------------
-  function renderLegend(t) {
-    $('legend').replaceChildren(
+  function renderLegend(t, live) {
+    const chips = [
       el('span', {className: 'chip level-ok', text: 'abandon < ' + pct(t.abandon_rate_warn)}),
       el('span', {className: 'chip level-warn', text: '≥ ' + pct(t.abandon_rate_warn)}),
       el('span', {className: 'chip level-alert', text: '≥ ' + pct(t.abandon_rate_alert)}),
-      el('span', {className: 'chip', text: 'service level target ' + pct(t.service_level_target)}));
+      el('span', {className: 'chip', text: 'service level target ' + pct(t.service_level_target)})];
+    if (live) {
+      chips.push(
+        el('span', {className: 'chip level-warn',
+          text: 'longest wait ≥ ' + duration(t.longest_wait_warn * 1000)}),
+        el('span', {className: 'chip level-alert', text: '≥ ' + duration(t.longest_wait_alert * 1000)}));
+    }
+    $('legend').replaceChildren(...chips);
   }
 
   function renderBanners(s) {
@@ -182,18 +217,106 @@
     node.textContent = mode;
   }
 
+  // --- live figures -----------------------------------------------------
+  // health.now_ms of an update just arrived: it was read before it was
+  // sent, so now - offset only underestimates the server's clock; the
+  // largest estimate is the best.
+  function noteServerTime(nowMs) {
+    if (typeof nowMs !== 'number' || !isFinite(nowMs)) return;
+    const offset = nowMs - performance.now();
+    if (state.clockOffset === null || offset > state.clockOffset ||
+        offset < state.clockOffset - CLOCK_STEP_MS) {
+      state.clockOffset = offset;
+    }
+  }
+
+  function serverNow() {
+    return state.clockOffset === null ? null : performance.now() + state.clockOffset;
+  }
+
+  // spec: {baseMs: the wait as of the row (null: unknown), updatedAt: when
+  // the job wrote the row, ticking: somebody waits}.
+  function liveWait(spec, now) {
+    if (spec.baseMs === null || spec.baseMs === undefined) return null;
+    if (!spec.ticking || now === null || typeof spec.updatedAt !== 'number') return spec.baseMs;
+    return spec.baseMs + Math.max(0, now - spec.updatedAt);
+  }
+
+  function waitLevel(seconds, t) {
+    if (seconds === null || !t) return 'idle';
+    if (seconds >= t.longest_wait_alert) return 'alert';
+    return seconds >= t.longest_wait_warn ? 'warn' : 'ok';
+  }
+
+  function setClass(node, prefix, value) {
+    for (const name of SEVERITY) node.classList.toggle(prefix + name, name === value);
+  }
+
+  // Every ticking wait on the page, from its row and the time since.
+  function tick() {
+    const now = serverNow();
+    const thresholds = state.snapshot && state.snapshot.thresholds;
+    for (const node of document.querySelectorAll('.ticking')) {
+      const spec = ticking.get(node);
+      if (!spec) continue;
+      const ms = liveWait(spec, now);
+      const seconds = ms === null ? null : ms / 1000;
+      // Whole seconds elapsed, as the tile's clock counts them.
+      node.textContent = spec.clock ? clockWait(seconds) :
+        wait(seconds === null ? null : Math.floor(seconds));
+      if (spec.tile) {
+        // The tile's top bar: the worse of its window's and its wait's.
+        const lvl = waitLevel(seconds, thresholds);
+        setClass(node, 'level-', lvl);
+        const worse = SEVERITY.indexOf(lvl) > SEVERITY.indexOf(spec.status) ? lvl : spec.status;
+        setClass(spec.tile, 'status-', worse);
+      }
+    }
+  }
+
+  // The first figures of a tile: contacts waiting now, the longest wait.
+  function liveFigures(t) {
+    const live = t.live;
+    const longest = el('div', {className: 'tile-longest ticking'});
+    const spec = {
+      baseMs: live ? live.wait_ms : null,
+      updatedAt: live ? live.updated_at : null,
+      ticking: Boolean(live && live.ticking),
+      clock: true,
+      status: level(t.status),
+      tile: null,
+    };
+    ticking.set(longest, spec);
+    const node = el('div', {className: 'tile-live'}, [
+      el('div', {className: 'tile-live-figure'}, [
+        el('div', {className: 'tile-waiting', text: live ? count(live.waiting) : '–'}),
+        el('div', {className: 'tile-caption', text: 'waiting now'})]),
+      el('div', {className: 'tile-live-figure'}, [
+        longest, el('div', {className: 'tile-caption', text: 'longest wait'})]),
+    ]);
+    return {node: node, spec: spec};
+  }
+
   // --- tiles ------------------------------------------------------------
-  function tile(t, waitLabel) {
+  function tile(t, waitLabel, liveAvailable) {
     const classes = ['tile', 'status-' + level(t.status)];
-    if (!t.current) classes.push('old');
+    const windowless = t.window_start === null || t.window_start === undefined;
+    if (!t.current && !windowless) classes.push('old');
     if (t.queue_id === state.queue) classes.push('selected');
     const channels = t.channels && t.channels.length > 1 ? t.channels : [];
     const named = t.queue_name && t.queue_name !== t.queue_id;
+    const live = liveAvailable ? liveFigures(t) : null;
+    const soFar = t.pane_timing === 'EARLY' ? ' so far' : '';
+    const windowText = windowless ? 'no window yet' :
+      (t.current ? '' : 'last window ') + windowRange(t.window_start, t.window_end) +
+      ' · ' + pane(t.pane_timing, t.pane_index);
+    if (soFar) classes.push('so-far');
     const button = el('button', {className: classes.join(' '), type: 'button', title: t.queue_id}, [
       ...(named ? [el('div', {className: 'tile-name', data: t.queue_name})] : []),
       el('div', {className: 'tile-queue' + (named ? ' tile-id' : ''), data: t.queue_id}),
+      ...(live ? [live.node] : []),
       el('div', {className: 'tile-rate level-' + level(t.abandon_status), text: pct(t.abandon_rate)}),
-      el('div', {className: 'tile-caption', text: 'abandon rate'}),
+      el('div', {className: 'tile-caption', text: 'abandon rate' + soFar}),
       el('div', {className: 'tile-sl level-' + level(t.service_level_status)}, [
         el('span', {className: 'tile-sl-value', text: pct(t.service_level)}),
         el('span', {className: 'tile-caption', text: ' service level'})]),
@@ -201,18 +324,17 @@
         el('dt', {text: 'offered'}), el('dd', {className: 'tile-offered', text: count(t.offered)}),
         el('dt', {text: 'abandoned'}), el('dd', {className: 'tile-abandoned', text: count(t.abandoned)}),
         el('dt', {text: waitLabel}), el('dd', {className: 'tile-wait', text: wait(t.wait_seconds)})]),
-      el('div', {className: 'tile-window', text:
-        (t.current ? '' : 'last window ') + windowRange(t.window_start, t.window_end) +
-        ' · ' + pane(t.pane_timing, t.pane_index)}),
+      el('div', {className: 'tile-window', text: windowText}),
     ].concat(channels.length ? [el('div', {className: 'tile-channels'},
       channels.flatMap((c, i) => (i ? [' + ', bdi(c)] : [bdi(c)])))] : []));
+    if (live) live.spec.tile = button;
     button.dataset.queue = t.queue_id;
     button.addEventListener('click', () => openDetail(t.queue_id, t.queue_name));
     return button;
   }
 
   // The queues a view leaves out, in one tile.
-  function restTile(rest) {
+  function restTile(rest, liveAvailable) {
     const statuses = ['alert', 'warn', 'ok', 'idle'].filter(s => rest.statuses[s]);
     return el('div', {className: 'tile tile-rest'}, [
       el('div', {className: 'tile-queue', text: '+ ' + count(rest.queues) + ' more queues'}),
@@ -221,23 +343,32 @@
         el('dt', {className: 'level-' + s, text: s}),
         el('dd', {className: 'rest-' + s, text: count(rest.statuses[s])})]).concat([
         el('dt', {text: 'offered'}), el('dd', {text: count(rest.offered)}),
-        el('dt', {text: 'abandoned'}), el('dd', {text: count(rest.abandoned)})])),
+        el('dt', {text: 'abandoned'}), el('dd', {text: count(rest.abandoned)})]).concat(
+        liveAvailable ? [el('dt', {text: 'waiting now'}),
+          el('dd', {className: 'rest-waiting', text: count(rest.waiting)})] : [])),
     ]);
   }
 
+  function liveAvailable(queues) {
+    return Boolean(queues.live && queues.live.available);
+  }
+
   function renderTiles(queues) {
+    const live = liveAvailable(queues);
     const scope = FILTER.has('group') ? ['group ', bdi(FILTER.get('group')), ' · '] :
       FILTER.has('queues') ? ['chosen queues · '] : [];
     $('tiles-scope').replaceChildren(...scope, count(queues.selected) + ' queues' +
-      (queues.missing ? ', ' + count(queues.missing) + ' without windows' : '') +
-      (queues.rest.queues ? ' · the worst ' + queues.tiles.length + ' first' : ''));
+      (queues.missing ? ', ' + count(queues.missing) + ' without windows or live figures' : '') +
+      (queues.rest.queues ? ' · the worst ' + queues.tiles.length + ' first' : '') +
+      (live && !queues.live.complete ? ' · live figures of the most recently updated queues only' : ''));
     if (!queues.tiles.length) {
       $('tiles').replaceChildren(el('p', {className: 'empty', text: 'No queue windows yet.'}));
       return;
     }
-    const tiles = queues.tiles.map(t => tile(t, queues.wait_label));
-    if (queues.rest.queues) tiles.push(restTile(queues.rest));
+    const tiles = queues.tiles.map(t => tile(t, queues.wait_label, live));
+    if (queues.rest.queues) tiles.push(restTile(queues.rest, live));
     $('tiles').replaceChildren(...tiles);
+    tick();
   }
 
   // --- charts (uPlot) ---------------------------------------------------
@@ -407,6 +538,9 @@
     $('detail').hidden = false;
     $('detail-queue').replaceChildren(bdi(queueId));
     $('detail-name').replaceChildren(...(queueName && queueName !== queueId ? [bdi(queueName)] : []));
+    // The previous queue's contacts must not show under this one's name.
+    $('detail-live').hidden = true;
+    $('detail-waiting').tBodies[0].replaceChildren();
     for (const node of document.querySelectorAll('.tile')) {
       node.classList.toggle('selected', node.dataset.queue === queueId);
     }
@@ -447,7 +581,35 @@
     return rows;
   }
 
+  // The contacts waiting in the queue now, oldest first, their waits ticking.
+  function renderWaiting(w) {
+    // Shown where the tiles show live figures (the store has live rows).
+    const shownHere = Boolean(w && w.available && state.snapshot && state.snapshot.queues &&
+      liveAvailable(state.snapshot.queues));
+    $('detail-live').hidden = !shownHere;
+    if (!shownHere) return;
+    $('detail-waiting-scope').textContent = '· ' + count(w.waiting) + ' waiting' +
+      (w.complete ? '' : ', the ' + count(w.contacts.length) + ' longest-waiting listed') +
+      (w.unreadable ? ' · ' + count(w.unreadable) + ' unreadable entries left out' : '');
+    fillTable($('detail-waiting'), w.contacts.map(c => {
+      const waitCell = el('td', {className: 'num ticking'});
+      ticking.set(waitCell, {
+        baseMs: typeof c.as_of === 'number' ? Math.max(0, c.as_of - c.since) : null,
+        updatedAt: c.updated_at,
+        ticking: true,
+      });
+      return el('tr', {}, [
+        el('td', {className: 'mono contact', data: c.contact_id, title: c.contact_id}),
+        el('td', {data: c.channel}),
+        el('td', {text: secondsFormat.format(new Date(c.since)), title: dateTime(c.since)}),
+        waitCell,
+      ]);
+    }), 4, 'Nobody waiting.');
+    tick();
+  }
+
   function renderDetail(d) {
+    renderWaiting(d.waiting);
     $('detail-scope').textContent = '· last ' + d.hours + ' h of its windows' +
       (d.windows_complete ? '' : ' (the newest only)');
     $('detail-wait-label').textContent = d.wait_label;
@@ -467,6 +629,7 @@
   }
 
   function detailError(message) {
+    $('detail-live').hidden = true;
     fillTable($('detail-windows'), [], 8, message);
     fillTable($('detail-late'), [], 6, '');
   }
@@ -508,12 +671,16 @@
     state.snapshot = s;
     renderBanners(s);
     if (!s.queues) return; // the store has never been read
+    noteServerTime(s.health.now_ms);
     $('now-time').textContent = dateTime(s.health.now_ms);
     renderFlows(s.health);
     if (s.data_version === state.dataVersion) return;
     state.dataVersion = s.data_version;
-    $('data-time').textContent = dateTime(s.queues.newest_window_end);
-    renderLegend(s.thresholds);
+    // An open window's early pane ends in the future: its data is as of
+    // now (the server's clock), not of its end.
+    const end = s.queues.newest_window_end;
+    $('data-time').textContent = dateTime(end === null ? null : Math.min(end, s.health.now_ms));
+    renderLegend(s.thresholds, liveAvailable(s.queues));
     renderTiles(s.queues);
     renderVolumes(s.volumes);
     renderAlerts(s.alerts);
@@ -604,6 +771,7 @@
         }
       }, 150);
     });
+    setInterval(tick, TICK_MS);
     connect();
   }
 
