@@ -245,6 +245,104 @@ class AgentEvent(NamedTuple):
   heartbeat: bool = False
 
 
+class AgentPresence(NamedTuple):
+  """An agent's state in one queue and channel it serves, as of `as_of`
+  (epoch ms): the agent-status step's input. `state` AGENT_LOGGED_OUT
+  removes the agent from the queue's row (it logged out, or left the
+  queue's routing profile)."""
+
+  queue_id: str
+  channel: str
+  agent_id: str
+  state: str
+  reason: str
+  as_of: int
+
+
+class AgentSpan(NamedTuple):
+  """A stretch [`start`, `end`) of one agent's state inside one window of
+  the grid (epoch ms): the agent metrics' input. `handled` is 1 on the span
+  that ends the agent's work on a contact (it left the contact and its
+  after-contact work), else 0. `queues` and `channels`: where the agent
+  counts. `timestamp` = `start`, the event time that decides its window."""
+
+  agent_id: str
+  state: str
+  reason: str
+  start: int
+  end: int
+  queues: List[str]
+  channels: List[str]
+  contact_id: str
+  handled: int
+  timestamp: int
+
+
+class AgentStatus(NamedTuple):
+  """Agents by state in one queue and channel now (table `agent_status`):
+  `logged_in` = `available` + `on_contact` (on hold included) +
+  `after_contact_work` + `not_ready`; `not_ready_reasons`: a JSON object of
+  reason -> agents. `as_of`, `updated_at` and `revision` as in
+  QueueStatus."""
+
+  queue_id: str
+  channel: str
+  logged_in: int
+  available: int
+  on_contact: int
+  after_contact_work: int
+  not_ready: int
+  not_ready_reasons: str
+  as_of: int
+  updated_at: int
+  revision: int
+  queue_name: str = ''
+
+
+class AgentMetrics(NamedTuple):
+  """One pane of agent time per queue, channel and window (table
+  `agent_metrics`): contacts handled, seconds talking (on a contact, not
+  holding), holding, in after-contact work, available and not ready, summed
+  over the queue's agents; `aht_seconds` = (talk + hold + after-contact
+  work) / handled (0 when none), `occupancy` = (talk + hold + after-contact
+  work) / (that + available) (0 when none). Panes as in AbandonMetrics."""
+
+  queue_id: str
+  channel: str
+  window_start: int
+  window_end: int
+  handled_contacts: int
+  talk_seconds: float
+  hold_seconds: float
+  after_contact_work_seconds: float
+  available_seconds: float
+  not_ready_seconds: float
+  aht_seconds: float
+  occupancy: float
+  pane_index: int
+  pane_timing: str
+  queue_name: str = ''
+
+
+class AgentActivity(NamedTuple):
+  """One pane of one agent's time per window (table `agent_activity`, kept
+  30 days): the figures of AgentMetrics for the agent alone."""
+
+  agent_id: str
+  window_start: int
+  window_end: int
+  handled_contacts: int
+  talk_seconds: float
+  hold_seconds: float
+  after_contact_work_seconds: float
+  available_seconds: float
+  not_ready_seconds: float
+  aht_seconds: float
+  occupancy: float
+  pane_index: int
+  pane_timing: str
+
+
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
@@ -379,6 +477,11 @@ for _record in (
   QueueStatus,
   WaitingContacts,
   AgentEvent,
+  AgentPresence,
+  AgentSpan,
+  AgentStatus,
+  AgentMetrics,
+  AgentActivity,
   LateEvent,
   AbandonMetrics,
   Interaction,
