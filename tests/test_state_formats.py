@@ -14,13 +14,15 @@ import pytest
 
 from transforms import (
   acd_pairing,
+  agent_states,
+  agent_status,
   callback_patterns,
   dedupe,
   join_customers,
   queue_status,
   windowing,
 )
-from transforms.records import CustomerProfile, Interaction, PatternMatch
+from transforms.records import AgentEvent, CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
@@ -68,9 +70,30 @@ def _plain_of(coder, value):
   return coder._to_plain(value)  # pylint: disable=protected-access
 
 
+def _agent():
+  agent = agent_states._Agent(  # pylint: disable=protected-access
+    AgentEvent(
+      'A-1', 1793606460000, 1793606460000, 'on_contact', '', ['Q-1', 'Q-2'], ['voice'], 'c-1'
+    )
+  )
+  agent.reported_through = 1793606700000
+  agent.last_seen = 1793606720000
+  return agent
+
+
+def _queue_agents():
+  queue = agent_status._QueueAgents()  # pylint: disable=protected-access
+  queue.agents = {'A-1': ['on_contact', '', 1793606460000], 'A-2': ['not_ready', 'Break', 1]}
+  queue.last_row = [0, 1, 0, 1, {'Break': 1}]
+  queue.revision = 1796629000000123
+  return queue
+
+
 # step file -> (coder, a state value as this release holds it)
 CASES = {
   'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
+  'agent_state.bin': (agent_states.AGENT_STATE_CODER, _agent()),
+  'agent_status.bin': (agent_status.QUEUE_AGENTS_CODER, _queue_agents()),
   'dedupe_clock.bin': (
     dedupe.CLOCK_CODER,
     dedupe._ShardClock(  # pylint: disable=protected-access

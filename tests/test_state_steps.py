@@ -33,6 +33,7 @@ def test_the_stateful_steps_are_the_documented_ones(tmp_path):
       [
         '--call_events=samples/call_events.jsonl',
         '--data_actions=samples/data_actions.jsonl',
+        '--agent_events=samples/call_events.jsonl',
         f'--call_event_format={call_event_format}',
         f'--sqlite_path={tmp_path / "out.db"}',
         '--streaming',
