@@ -12,7 +12,7 @@ from typing import Callable, Dict, NamedTuple
 import apache_beam as beam
 
 from options.config import AgentConfig
-from transforms.formats import agent_seed
+from transforms.formats import agent_genesys_cloud, agent_seed
 from transforms.formats.registry import EventTimeFn
 
 
@@ -25,6 +25,12 @@ AGENT_FORMATS: Dict[str, AgentEventFormat] = {
   'seed': AgentEventFormat(
     lambda c: functools.partial(agent_seed.agent_event_time_ms, rules=c.field_rules),
     lambda c: agent_seed.SeedAgentEvents(c.field_rules),
+  ),
+  'genesys_cloud': AgentEventFormat(
+    lambda c: functools.partial(
+      agent_genesys_cloud.genesys_agent_event_time_ms, rules=c.field_rules
+    ),
+    agent_genesys_cloud.GenesysAgentEvents,
   ),
 }
 
