@@ -405,10 +405,23 @@ class _UserState:
   conversationId -> _Session; `channels`: those handled since the login;
   `logged_out_at`: set when only the logout is left (a tombstone);
   `last`: [state, reason, contact, channels, timestamp] of the last
-  AgentEvent written; `clock`: the latest time of a notification applied.
+  AgentEvent written; `clock`: the latest time of a notification applied;
+  `finished_at`: the latest acw event's time; `ready_at`: the latest
+  routing IDLE's (every session before it is over, after-call work
+  included, whatever came since).
   """
 
-  __slots__ = ('routing', 'presence', 'sessions', 'channels', 'logged_out_at', 'last', 'clock')
+  __slots__ = (
+    'routing',
+    'presence',
+    'sessions',
+    'channels',
+    'logged_out_at',
+    'last',
+    'clock',
+    'finished_at',
+    'ready_at',
+  )
 
   def __init__(self):
     self.routing: Optional[list] = None
@@ -418,6 +431,8 @@ class _UserState:
     self.logged_out_at: Optional[int] = None
     self.last: Optional[list] = None
     self.clock: Optional[int] = None
+    self.finished_at: Optional[int] = None
+    self.ready_at: Optional[int] = None
 
 
 def _state_to_plain(state: _UserState) -> list:
@@ -429,13 +444,15 @@ def _state_to_plain(state: _UserState) -> list:
     state.logged_out_at,
     state.last,
     state.clock,
+    state.finished_at,
+    state.ready_at,
   ]
 
 
 def _state_from_plain_v1(plain: list) -> _UserState:
   state = _UserState()
   state.routing, state.presence, sessions, state.channels = plain[:4]
-  state.logged_out_at, state.last, state.clock = plain[4:7]
+  state.logged_out_at, state.last, state.clock, state.finished_at, state.ready_at = plain[4:9]
   state.sessions = {c: _Session(*s) for c, s in sessions.items()}
   return state
 
@@ -443,7 +460,8 @@ def _state_from_plain_v1(plain: list) -> _UserState:
 # Format v1: [routing [status, at] or null, presence [system, definition
 # id, at] or null, {conversation id: [start, end, acw, channel]}, channels,
 # logged out at or null, last [state, reason, contact, channels, timestamp]
-# or null, clock or null] (docs/upgrades.md).
+# or null, clock or null, finished at or null, ready at or null]
+# (docs/upgrades.md).
 USER_STATE_CODER = VersionedStateCoder(
   'genesys user state', 1, _state_to_plain, {1: _state_from_plain_v1}
 )
@@ -462,6 +480,18 @@ def _session_channels(sessions: List[_Session], known: List[str]) -> List[str]:
   return told or known or [VOICE]
 
 
+def _finished_at(user: _UserState, horizon: int) -> Optional[int]:
+  """When the user's last session was last known finished: its acw
+  event, or the end of an ACW that timed out."""
+  timed_out = [
+    s.end + ACW_TIMEOUT_MS
+    for s in user.sessions.values()
+    if s.end is not None and (s.acw is None or s.acw < s.end) and s.end < horizon
+  ]
+  candidates = timed_out + ([user.finished_at] if user.finished_at is not None else [])
+  return max(candidates) if candidates else None
+
+
 def derive(user: _UserState) -> Optional[_Derived]:
   """The agent state the user's notifications give (module docstring),
   None before any routing status or presence."""
@@ -474,7 +504,7 @@ def derive(user: _UserState) -> Optional[_Derived]:
     and (routing is None or presence[2] >= routing[1])
   ):
     return _Derived(AGENT_LOGGED_OUT, '', '', user.channels or [VOICE], presence[2])
-  ready_at = routing[1] if routing is not None and routing[0] == IDLE else None
+  ready_at = user.ready_at
   after = (lambda t: True) if ready_at is None else (lambda t: t > ready_at)
   open_ = [
     (s.start, c, s)
@@ -525,13 +555,18 @@ def derive(user: _UserState) -> Optional[_Derived]:
   if status == IDLE:
     return _Derived(AGENT_AVAILABLE, '', '', channels, since)
   if status in (INTERACTING, COMMUNICATING):
+    finished_at = _finished_at(user, horizon)
+    if finished_at is not None and finished_at >= since:
+      # The interactions the status was about are over, after-call work
+      # included; Genesys' IDLE follows (or was lost).
+      return _Derived(AGENT_AVAILABLE, '', '', channels, finished_at)
     return _Derived(AGENT_ON_CONTACT, '', '', channels, since)
   if status == NOT_RESPONDING:
     return _Derived(AGENT_NOT_READY, NOT_RESPONDING, '', channels, since)
   if presence is None or presence[0] == ON_QUEUE:
     return _Derived(AGENT_NOT_READY, OFF_QUEUE, '', channels, since)
   if presence[0] == OFFLINE:
-    return _Derived(AGENT_LOGGED_OUT, '', '', channels, since)
+    return _Derived(AGENT_LOGGED_OUT, '', '', channels, presence[2])
   return _Derived(AGENT_NOT_READY, presence[0] or presence[1], '', channels, since)
 
 
@@ -550,6 +585,8 @@ def apply(user: _UserState, note: GenesysUserNotification) -> int:
     outcome = _newer(user.routing, 1, at, [note.value, at])
     if outcome == _Outcome.APPLIED:
       user.routing = [note.value, at]
+      if note.value == IDLE and (user.ready_at is None or at > user.ready_at):
+        user.ready_at = at
   elif note.kind == PRESENCE:
     outcome = _newer(user.presence, 2, at, [note.value, note.detail, at])
     if outcome == _Outcome.APPLIED:
@@ -565,6 +602,8 @@ def apply(user: _UserState, note: GenesysUserNotification) -> int:
     else:
       setattr(session, slot, at)
       outcome = _Outcome.APPLIED
+      if note.kind == ACW and (user.finished_at is None or at > user.finished_at):
+        user.finished_at = at
     if note.value:
       session.channel = note.value
       if note.value not in user.channels:
@@ -584,7 +623,7 @@ def _prune(user: _UserState, dedupe_ttl_ms: int) -> int:
   """Drops the sessions the state no longer needs; returns how many."""
   if user.clock is None:
     return 0
-  ready_at = user.routing[1] if user.routing is not None and user.routing[0] == IDLE else None
+  ready_at = user.ready_at
   gone = []
   for conversation, s in user.sessions.items():
     latest = s.latest()
@@ -646,11 +685,14 @@ class _UserStateFn(beam.DoFn):
       if derived is None:
         continue
       key = [derived.state, derived.reason, derived.contact_id, derived.channels]
-      if user.last is not None and user.last[:4] == key:
+      if user.last is not None and (
+        user.last[:4] == key or user.last[0] == derived.state == AGENT_LOGGED_OUT
+      ):
         continue
-      # Never behind the user's last event: a late notification that changes
-      # the state changes it as of what the state already reflects.
-      timestamp = max(note.timestamp, user.last[4] if user.last else note.timestamp)
+      # Strictly after the user's last event, so the events of a user are
+      # ordered by their times: a late notification that changes the state
+      # changes it as of what the state already reflects (+1 ms).
+      timestamp = note.timestamp if user.last is None else max(note.timestamp, user.last[4] + 1)
       user.last = key + [timestamp]
       self._events.inc()
       yield at_event_time(
@@ -677,6 +719,7 @@ class _UserStateFn(beam.DoFn):
     user.routing = None
     user.sessions = {}
     user.channels = []
+    user.finished_at = None
     user.logged_out_at = max(user.logged_out_at or 0, user.presence[2])
     self._clock.set(forget, max(user.clock or 0, user.logged_out_at) + self._dedupe_ttl_ms)
 
