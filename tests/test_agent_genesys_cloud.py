@@ -19,6 +19,7 @@ from apache_beam.utils.timestamp import Duration
 
 from options.call_inputs import load_queue_members
 from options.config import AgentConfig, EventTimeConfig, FieldRules
+from scripts.datagen import genesys_agent_events
 from tests.conftest import BASE_S, drain
 from tests.support.beam_metrics import committed_counters
 from transforms import parsing
@@ -464,20 +465,29 @@ def _same(got, expected):
 
 
 def _generate(tmp_path, name, *args):
-  path = tmp_path / name
+  path, members = tmp_path / name, tmp_path / f'{name}.members.json'
   subprocess.run(
-    [sys.executable, '-m', 'scripts.datagen.genesys_agent_events', '--out', str(path), *args],
+    [
+      sys.executable,
+      '-m',
+      'scripts.datagen.genesys_agent_events',
+      '--out',
+      str(path),
+      '--members',
+      str(members),
+      *args,
+    ],
     check=True,
     cwd=Path(__file__).parent.parent,
   )
-  return path.read_bytes()
+  return path.read_bytes(), members.read_bytes()
 
 
 def test_generator_same_seed_same_bytes_and_makes_the_sample(tmp_path):
   first = _generate(tmp_path, 'a.jsonl')
   assert first == _generate(tmp_path, 'b.jsonl')
-  assert first == SAMPLE.read_bytes()
-  assert _generate(tmp_path, 'c.jsonl', '--seed', '8') != first
+  assert first == (SAMPLE.read_bytes(), MEMBERS_FILE.read_bytes())
+  assert _generate(tmp_path, 'c.jsonl', '--seed', '8')[0] != first[0]
 
 
 def test_sample_parses_with_only_its_malformed_lines_dead(options):
@@ -488,7 +498,7 @@ def test_sample_parses_with_only_its_malformed_lines_dead(options):
       genesys.parse_genesys_agent_notification(line)
     except parsing.InvalidRecord as error:
       dead.append(error.reason)
-  assert sorted(dead) == sorted(json.loads(SAMPLE.with_suffix('.dead.json').read_text()))
+  assert sorted(dead) == sorted(genesys_agent_events.MALFORMED_REASONS)
   records = [SourceRecord('sample', f's:{i}', line) for i, line in enumerate(lines)]
   p, out = _run(TestStream().add_elements(records), options)
   assert_that(
@@ -498,4 +508,9 @@ def test_sample_parses_with_only_its_malformed_lines_dead(options):
       {'available', 'on_contact', 'after_contact_work', 'not_ready', 'logged_out'},
     ),
   )
-  p.run().wait_until_finish()
+  result = p.run()
+  result.wait_until_finish()
+  counters = committed_counters(result, genesys.METRICS_NAMESPACE)
+  assert counters['dead_letters'] == len(genesys_agent_events.MALFORMED_REASONS)
+  assert counters['other_topics'] == 5
+  assert counters['users_without_queues'] >= 3  # the supervisor's presences
