@@ -12,7 +12,7 @@ from typing import Callable, Dict, NamedTuple
 import apache_beam as beam
 
 from options.config import AgentConfig
-from transforms.formats import agent_genesys_cloud, agent_seed
+from transforms.formats import agent_amazon_connect, agent_genesys_cloud, agent_seed
 from transforms.formats.registry import EventTimeFn
 
 
@@ -31,6 +31,12 @@ AGENT_FORMATS: Dict[str, AgentEventFormat] = {
       agent_genesys_cloud.genesys_agent_event_time_ms, rules=c.field_rules
     ),
     agent_genesys_cloud.GenesysAgentEvents,
+  ),
+  'amazon_connect': AgentEventFormat(
+    lambda c: functools.partial(
+      agent_amazon_connect.connect_agent_event_time_ms, rules=c.field_rules
+    ),
+    agent_amazon_connect.ConnectAgentEvents,
   ),
 }
 
