@@ -432,6 +432,35 @@ def test_after_a_logout_older_notifications_are_stale_and_a_login_starts_over(op
   assert counters['logouts'] == 1
 
 
+def test_a_logged_out_user_is_forgotten_after_the_duplicate_horizon(options):
+  """Before the horizon a notification older than the logout is stale
+  (above); once the delayed watermark passes the logout + dedupe_ttl,
+  nothing is kept: the same notification is news."""
+  horizon_s = 100 + 600 + 10
+  stream = (
+    TestStream()
+    .add_elements(_records([presence(U3, 'On Queue', 10), routing(U3, 'IDLE', 10)]))
+    .add_elements(_records([presence(U3, 'Offline', 100)], 10))
+    .advance_watermark_to(BASE_S + horizon_s + 1)
+    .add_elements(_records([routing(U3, 'IDLE', 50)], 20))
+  )
+  p, out = _run(stream, options)
+  queues = ['5f4e3d2c-aaaa-4bbb-8ccc-000000000002']
+  assert_that(
+    out['agent_events'],
+    equal_to(
+      [
+        event('available', 10, user=U3, queues=queues),
+        event('logged_out', 100, user=U3, queues=queues),
+        event('available', 50, user=U3, queues=queues),
+      ]
+    ),
+  )
+  result = p.run()
+  result.wait_until_finish()
+  assert 'stale_notifications' not in committed_counters(result, genesys.METRICS_NAMESPACE)
+
+
 def test_fixture_records_on_a_test_stream(options):
   records = [r for case in CASES['cases'] for r in case['records']]
   p, out = _run(TestStream().add_elements(_records(records)), options)

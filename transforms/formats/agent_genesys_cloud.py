@@ -49,8 +49,18 @@ Genesys names no queues in these events: `--queue_members` (user id ->
 queue ids) does. A user not in it is passed over and counted
 (`genesys_agents/users_without_queues`).
 
-The state mapping (docs/vendor_formats.md, "Genesys Cloud agent states"),
-by precedence, on the latest notification of each kind by its own time:
+Genesys' definitions (Genesys Cloud Resource Center, glossary "Agent
+status", https://help.mypurecloud.com/glossary/agent-status/, and "Routing
+status"): On Queue (IDLE) "not currently on an interaction"; Interacting
+"handling an interaction with a customer or completing after-call work";
+Communicating "on a non-ACD call"; Not Responding "did not answer an
+offered interaction ... does not receive new interactions"; Available,
+Busy, Away, Break, Meal, Meeting, Training "not On Queue and has chosen
+the user status"; Offline "logged off Genesys Cloud". Interacting covers
+both on a contact and its wrap-up, so the user.start, user.end and acw
+events tell them apart. The state mapping (docs/vendor_formats.md,
+"Genesys Cloud agent states"), by precedence, on the latest notification
+of each kind by its own time:
 1. presence Offline, newer than the routing status: logged_out.
 2. an open session (a user.start and no later user.end) started after the
    latest routing IDLE: on_contact, `contact_id` its conversationId.
@@ -65,9 +75,20 @@ by precedence, on the latest notification of each kind by its own time:
    system presence as reason (its definition id when it has none;
    'OFF_QUEUE' when the presence is unknown or OnQueue), logged_out when
    the presence is Offline.
+4a. INTERACTING or COMMUNICATING that began before the latest acw event
+   (or ACW timeout) and no session open or in ACW: the interactions it was
+   about are over, available (the IDLE that follows may come later).
 Channels: the mediaTypes of the sessions the state is about (on_contact,
 after_contact_work), else those the user handled since logging in, else
 voice.
+
+An AgentEvent is written when the state, reason, contact or channels
+change; its `timestamp` is the notification's time, but strictly after the
+user's previous event (a late notification that changes the state changes
+it as of what the state already reflects, +1 ms), so a user's events are
+ordered by time; `since` is when the state began per Genesys (the routing
+status's `startTime`, the presence's `modifiedDate`, the session's
+user.start or user.end).
 
 The state per user id (its natural key, step `UserState`) holds the
 latest routing status and presence, the user's sessions and the last
@@ -75,10 +96,12 @@ AgentEvent written; VersionedStateCoder v1 (USER_STATE_CODER). A
 notification older than the same kind's known one (for a session, than
 the same session's start, end or acw) is counted (`stale_notifications`;
 an exact repeat: `duplicates`) and changes nothing. Bounded: a logout
-drops everything but the logout time, itself cleared `dedupe_ttl` of
-event time later (notifications older than the logout are stale until
-then); a finished session is kept `dedupe_ttl` (a re-delivered user.start
-reopens nothing), any session at most MAX_SESSION_AGE_MS, at most
+drops everything but the Offline presence and the logout time (a
+notification older than the logout is stale), and an event-time timer
+clears those too once the delayed watermark is `dedupe_ttl` (the flow's
+duplicate horizon) past the user's last notification, if still logged out;
+a finished session is kept `dedupe_ttl` (a re-delivered user.start reopens
+nothing), any session at most MAX_SESSION_AGE_MS, at most
 MAX_SESSIONS_PER_USER per user; users are those of `--queue_members`.
 """
 
@@ -758,6 +781,7 @@ class GenesysAgentEvents(beam.PTransform):
 
   def __init__(self, config: AgentConfig):
     super().__init__()
+    config = AgentConfig.checked(config)
     self._rules = config.field_rules
     self._members = dict(config.queue_members)
     self._dedupe_ttl_ms = millis(config.dedupe_ttl)
