@@ -291,6 +291,9 @@ class AgentConfig(FlowConfig):
   queue_members: Mapping[str, Tuple[str, ...]]
   agent_silence_timeout: Duration
   queue_names: Mapping[str, str]
+  # amazon_connect: queues by the id at the end of their ARN, or the ARN
+  # (--connect_queue_key; agent events carry no queue names).
+  connect_queue_key: str = 'name'
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'AgentConfig':
@@ -307,6 +310,7 @@ class AgentConfig(FlowConfig):
       queue_members=load_queue_members(o.queue_members),
       agent_silence_timeout=Duration(seconds=o.agent_silence_timeout),
       queue_names=load_queue_names(calls.queue_names),
+      connect_queue_key=calls.connect_queue_key,
     )
 
   def __post_init__(self):

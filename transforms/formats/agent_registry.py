@@ -34,9 +34,11 @@ AGENT_FORMATS: Dict[str, AgentEventFormat] = {
   ),
   'amazon_connect': AgentEventFormat(
     lambda c: functools.partial(
-      agent_amazon_connect.connect_agent_event_time_ms, rules=c.field_rules
+      agent_amazon_connect.connect_agent_event_time_ms,
+      rules=c.field_rules,
+      queue_key=c.connect_queue_key,
     ),
-    agent_amazon_connect.ConnectAgentEvents,
+    lambda c: agent_amazon_connect.ConnectAgentEvents(c, c.connect_queue_key),
   ),
 }
 
