@@ -297,7 +297,7 @@ def test_state_coder_round_trip():
   user = genesys._UserState()
   for n in SHIFT[:11]:
     genesys.apply(user, genesys.parse_genesys_agent_notification(_raw(n)))
-  user.last = ['on_contact', '', 'c2', ['chat'], B + 200_000]
+  user.last = ['on_contact', '', 'c2', ['chat'], B + 200_000, B + 200_000]
   user.logged_out_at = B
   encoded = genesys.USER_STATE_CODER.encode(user)
   assert encoded[0] == 1
@@ -316,6 +316,9 @@ def test_state_coder_round_trip():
 def _run(stream, options):
   p = beam.Pipeline(options=options)
   out = p | drain(stream) | genesys.GenesysAgentEvents(_config())
+  # The states; heartbeats apart (test_heartbeats_while_logged_in).
+  out['heartbeats'] = out['agent_events'] | 'Heartbeats' >> beam.Filter(lambda e: e.heartbeat)
+  out['agent_events'] = out['agent_events'] | 'States' >> beam.Filter(lambda e: not e.heartbeat)
   return p, out
 
 
@@ -349,10 +352,12 @@ def test_a_shift_notification_by_notification_reversed_in_pairs_with_redeliverie
   def check(events):
     # The last state is the shift's, and every state on the way one of
     # those above.
-    # (Its timestamp is the OFF_QUEUE's, delivered before the logout: an
-    # event never goes behind the user's last.)
+    # (Its times follow the OFF_QUEUE's, delivered before the logout: a
+    # user's events never go back in time.)
     last = max(events, key=lambda e: e.timestamp)
-    assert (last.state, last.since) == ('logged_out', SHIFT_EVENTS[-1].since)
+    assert last.state == 'logged_out'
+    assert 0 < last.since - SHIFT_EVENTS[-1].since <= 101
+    assert sorted(events, key=lambda e: e.timestamp) == sorted(events, key=lambda e: e.since)
     unknown = {(e.state, e.reason, e.contact_id) for e in events} - expected_states
     assert not unknown, unknown
 
@@ -430,6 +435,30 @@ def test_after_a_logout_older_notifications_are_stale_and_a_login_starts_over(op
   counters = committed_counters(result, genesys.METRICS_NAMESPACE)
   assert counters['stale_notifications'] == 1
   assert counters['logouts'] == 1
+
+
+def test_heartbeats_while_logged_in(options):
+  """Genesys says nothing while a state holds: a logged-in user is
+  refreshed every third of the silence timeout of event time after its
+  latest event, on that grid; not once logged out."""
+  stream = (
+    TestStream()
+    .add_elements(_records([presence(U1, 'On Queue', 10), routing(U1, 'IDLE', 10)]))
+    .add_elements(_records([presence(U1, 'Meal', 100)], 10))
+    .advance_watermark_to(BASE_S + 2000)
+    .add_elements(_records([presence(U1, 'Offline', 2000)], 20))
+  )
+  p, out = _run(stream, options)
+  assert_that(
+    out['heartbeats'] | beam.Map(lambda e: ((e.timestamp - B) // 1000, e.since == e.timestamp)),
+    equal_to([(600, True), (900, True), (1200, True), (1500, True), (1800, True)]),
+  )
+  assert_that(
+    out['agent_events'] | beam.Map(lambda e: (e.state, e.reason)),
+    equal_to([('available', ''), ('not_ready', 'MEAL'), ('logged_out', '')]),
+    label='states',
+  )
+  p.run().wait_until_finish()
 
 
 def test_a_logged_out_user_is_forgotten_after_the_duplicate_horizon(options):
@@ -530,13 +559,23 @@ def test_sample_parses_with_only_its_malformed_lines_dead(options):
   assert sorted(dead) == sorted(genesys_agent_events.MALFORMED_REASONS)
   records = [SourceRecord('sample', f's:{i}', line) for i, line in enumerate(lines)]
   p, out = _run(TestStream().add_elements(records), options)
-  assert_that(
-    out['agent_events'],
-    lambda events: _same(
+
+  def check(events):
+    _same(
       {e.state for e in events},
       {'available', 'on_contact', 'after_contact_work', 'not_ready', 'logged_out'},
-    ),
-  )
+    )
+    # Each user's events in one order by `timestamp` and by `since` (the
+    # agent-state step resolves by `since`), strictly.
+    by_user = {}
+    for e in sorted(events, key=lambda e: e.timestamp):
+      by_user.setdefault(e.agent_id, []).append(e)
+    for user_events in by_user.values():
+      assert all(a.since < b.since for a, b in zip(user_events, user_events[1:]))
+      assert all(a.timestamp < b.timestamp for a, b in zip(user_events, user_events[1:]))
+      assert user_events[-1].state == 'logged_out'
+
+  assert_that(out['agent_events'], check)
   result = p.run()
   result.wait_until_finish()
   counters = committed_counters(result, genesys.METRICS_NAMESPACE)

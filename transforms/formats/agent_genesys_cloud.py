@@ -116,7 +116,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from options.config import DEFAULT_FIELD_RULES, AgentConfig, FieldRules, millis
 from transforms import parsing
 from transforms.batching import BatchPerKey
-from transforms.event_time import DelayedClock, at_event_time
+from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.formats import fields, streams
 from transforms.formats.genesys_cloud import MEDIA_TYPES
 from transforms.records import (
@@ -178,6 +178,10 @@ ACW_TIMEOUT_MS = 60 * 60 * 1000
 # of Genesys').
 MAX_SESSION_AGE_MS = 24 * 60 * 60 * 1000
 MAX_SESSIONS_PER_USER = 50
+# Heartbeats of a logged-in user stop this long after its latest
+# notification: longer than any shift, so the user most likely lost its
+# logout.
+MAX_HEARTBEAT_SILENCE_MS = 12 * 60 * 60 * 1000
 
 _USER_TOPIC = re.compile(r'v2\.users\.([^.]+)\.((?i:routingstatus)|presence)')
 _CONVERSATION_TOPIC = re.compile(
@@ -427,8 +431,9 @@ class _UserState:
   [system presence, definition id, at] of the latest presence; `sessions`:
   conversationId -> _Session; `channels`: those handled since the login;
   `logged_out_at`: set when only the logout is left (a tombstone);
-  `last`: [state, reason, contact, channels, timestamp] of the last
-  AgentEvent written; `clock`: the latest time of a notification applied;
+  `last`: [state, reason, contact, channels, timestamp, since] of the last
+  AgentEvent written (a heartbeat moves its timestamp); `clock`: the
+  latest time of a notification applied;
   `finished_at`: the latest acw event's time; `ready_at`: the latest
   routing IDLE's (every session before it is over, after-call work
   included, whatever came since).
@@ -482,8 +487,8 @@ def _state_from_plain_v1(plain: list) -> _UserState:
 
 # Format v1: [routing [status, at] or null, presence [system, definition
 # id, at] or null, {conversation id: [start, end, acw, channel]}, channels,
-# logged out at or null, last [state, reason, contact, channels, timestamp]
-# or null, clock or null, finished at or null, ready at or null]
+# logged out at or null, last [state, reason, contact, channels, timestamp,
+# since] or null, clock or null, finished at or null, ready at or null]
 # (docs/upgrades.md).
 USER_STATE_CODER = VersionedStateCoder(
   'genesys user state', 1, _state_to_plain, {1: _state_from_plain_v1}
@@ -668,15 +673,20 @@ def _prune(user: _UserState, dedupe_ttl_ms: int) -> int:
 class _UserStateFn(beam.DoFn):
   STATE = ReadModifyWriteStateSpec('genesys_user', USER_STATE_CODER)
   FORGET = TimerSpec('forget', TimeDomain.WATERMARK)
+  HEARTBEAT = TimerSpec('heartbeat', TimeDomain.WATERMARK)
 
   def __init__(
     self,
     queue_members: Dict[str, Tuple[str, ...]],
     dedupe_ttl_ms: int,
     max_out_of_orderness_ms: int,
+    heartbeat_ms: int,
   ):
     self._members = queue_members
     self._dedupe_ttl_ms = dedupe_ttl_ms
+    self._heartbeat_ms = heartbeat_ms
+    self._heartbeats = Metrics.counter(METRICS_NAMESPACE, 'heartbeats')
+    self._heartbeats_stopped = Metrics.counter(METRICS_NAMESPACE, 'heartbeats_stopped')
     self._clock = DelayedClock(max_out_of_orderness_ms)
     self._stale = Metrics.counter(METRICS_NAMESPACE, 'stale_notifications')
     self._duplicates = Metrics.counter(METRICS_NAMESPACE, 'duplicates')
@@ -689,6 +699,7 @@ class _UserStateFn(beam.DoFn):
     batch: Tuple[str, List[GenesysUserNotification]],
     state=beam.DoFn.StateParam(STATE),
     forget=beam.DoFn.TimerParam(FORGET),
+    heartbeat=beam.DoFn.TimerParam(HEARTBEAT),
   ) -> Iterator:
     user_id, notes = batch
     user = state.read() or _UserState()
@@ -712,17 +723,22 @@ class _UserStateFn(beam.DoFn):
         user.last[:4] == key or user.last[0] == derived.state == AGENT_LOGGED_OUT
       ):
         continue
-      # Strictly after the user's last event, so the events of a user are
-      # ordered by their times: a late notification that changes the state
-      # changes it as of what the state already reflects (+1 ms).
-      timestamp = note.timestamp if user.last is None else max(note.timestamp, user.last[4] + 1)
-      user.last = key + [timestamp]
+      # `since` and `timestamp` strictly after the user's last event's, so
+      # a user's events are ordered by either (the agent-state step resolves
+      # by `since`): a late notification that changes the state changes it
+      # as of what the state already reflects (+1 ms).
+      since, timestamp = derived.since, note.timestamp
+      if user.last is not None:
+        since = max(since, user.last[5] + 1)
+        timestamp = max(timestamp, user.last[4] + 1)
+      timestamp = max(timestamp, since)
+      user.last = key + [timestamp, since]
       self._events.inc()
       yield at_event_time(
         AgentEvent(
           agent_id=user_id,
           timestamp=timestamp,
-          since=min(derived.since, timestamp),
+          since=since,
           state=derived.state,
           reason=derived.reason,
           queues=queues,
@@ -734,6 +750,43 @@ class _UserStateFn(beam.DoFn):
       if derived.state == AGENT_LOGGED_OUT and user.presence is not None:
         self._logouts.inc()
         self._log_out(user, forget)
+    self._arm_heartbeat(user, heartbeat)
+    state.write(user)
+
+  def _arm_heartbeat(self, user: _UserState, heartbeat) -> None:
+    """While the user is logged in, wakes it HEARTBEAT_EVERY after its
+    latest event (on the grid of that step)."""
+    derived = derive(user)
+    if user.last is None or derived is None or derived.state == AGENT_LOGGED_OUT:
+      return
+    latest = max(user.clock or 0, user.last[4])
+    self._clock.set(heartbeat, ceil_to_grid(latest + self._heartbeat_ms, self._heartbeat_ms))
+
+  @on_timer(HEARTBEAT)
+  def on_heartbeat(
+    self,
+    user_id=beam.DoFn.KeyParam,
+    fired=beam.DoFn.TimestampParam,
+    state=beam.DoFn.StateParam(STATE),
+    heartbeat=beam.DoFn.TimerParam(HEARTBEAT),
+  ) -> Iterator:
+    user = state.read()
+    if user is None or user.last is None:
+      return
+    derived = derive(user)
+    if derived is None or derived.state == AGENT_LOGGED_OUT:
+      return  # nothing to refresh; a login arms it again
+    at = self._clock.fired_ms(fired)
+    if at - (user.clock or 0) > MAX_HEARTBEAT_SILENCE_MS:
+      # Silent for longer than any shift: its logout was most likely lost;
+      # the agent-state step's silence timeout logs it out.
+      self._heartbeats_stopped.inc()
+      return
+    if at > user.last[4]:
+      user.last[4] = at
+      self._heartbeats.inc()
+      yield at_event_time(AgentEvent(user_id, at, at, '', '', [], [], '', True), at)
+    self._clock.set(heartbeat, at + self._heartbeat_ms)
     state.write(user)
 
   def _log_out(self, user: _UserState, forget) -> None:
@@ -786,6 +839,9 @@ class GenesysAgentEvents(beam.PTransform):
     self._members = dict(config.queue_members)
     self._dedupe_ttl_ms = millis(config.dedupe_ttl)
     self._max_out_of_orderness_ms = millis(config.event_time.max_out_of_orderness)
+    # A third of the silence timeout: a heartbeat reaches the agent-state
+    # step well before it would take the agent as silent, even a late one.
+    self._heartbeat_ms = max(1000, millis(config.agent_silence_timeout) // 3)
 
   def expand(self, records):
     parsed = records | 'Parse' >> beam.ParDo(
@@ -798,7 +854,9 @@ class GenesysAgentEvents(beam.PTransform):
       | 'BatchPerUser' >> BatchPerKey(lambda n: n.user_id, lambda n: n.timestamp, str)
       | 'UserState'
       >> beam.ParDo(
-        _UserStateFn(self._members, self._dedupe_ttl_ms, self._max_out_of_orderness_ms)
+        _UserStateFn(
+          self._members, self._dedupe_ttl_ms, self._max_out_of_orderness_ms, self._heartbeat_ms
+        )
       ).with_output_types(AgentEvent)
     )
     return {AGENT_EVENTS: events, parsing.DEAD_LETTERS: parsed.dead_letters}
