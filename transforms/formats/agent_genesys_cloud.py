@@ -83,12 +83,20 @@ after_contact_work), else those the user handled since logging in, else
 voice.
 
 An AgentEvent is written when the state, reason, contact or channels
-change; its `timestamp` is the notification's time, but strictly after the
-user's previous event (a late notification that changes the state changes
-it as of what the state already reflects, +1 ms), so a user's events are
-ordered by time; `since` is when the state began per Genesys (the routing
-status's `startTime`, the presence's `modifiedDate`, the session's
-user.start or user.end).
+change. `since` is when the state began per Genesys (the routing status's
+`startTime`, the presence's `modifiedDate`, the session's user.start or
+user.end) and `timestamp` the notification's time, both strictly after
+the user's previous event's (+1 ms when a late notification changes the
+state as of what the state already reflects): the agent-state step
+resolves an agent's events by `since`, so they never go back.
+
+Heartbeats: Genesys says nothing while a state holds (a meal, a long
+call), and the agent-state step takes an agent silent for
+`--agent_silence_timeout` as logged out. While a user is logged in, an
+event-time timer writes a heartbeat AgentEvent (`heartbeat` True, as the
+seed format's) every third of that timeout after its latest event, on
+that grid, for at most MAX_HEARTBEAT_SILENCE_MS after its latest
+notification (longer than any shift: its logout was most likely lost).
 
 The state per user id (its natural key, step `UserState`) holds the
 latest routing status and presence, the user's sessions and the last
