@@ -31,9 +31,12 @@ MyPureCloud/platform-client-sdk-python and -java, `docs/<Model>.md` and
   `AcwDetailEventTopicAfterCallWorkEvent` {`eventTime` (epoch ms),
   `conversationId`, `sessionId`, `mediaType`, `userId`, `queueId`...; the
   acw also `wrapupCode`, `wrapupNotes`, `wrapupDurationMs`}. The acw event
-  is the after-call-work completion event ("Topic for analytics detail
+  is read as the after-call-work completion ("Topic for analytics detail
   event type: AfterCallWorkEvent containing agent wrapups", the Genesys
-  Cloud available-topics list).
+  Developer Center's available topics, as reproduced in
+  https://splunk.github.io/terraform-genesyscloud-aws/GenesysCloudTopics;
+  the SDK describes no field, integration guides built on the topic call
+  it the "ACW completion event").
 
 Delivery, as transforms/formats/genesys_cloud.py: an Amazon EventBridge
 event whose `detail` is the notification, the notification itself
