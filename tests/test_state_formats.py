@@ -22,6 +22,7 @@ from transforms import (
   queue_status,
   windowing,
 )
+from transforms.formats import agent_genesys_cloud
 from transforms.records import AgentEvent, CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
@@ -89,11 +90,25 @@ def _queue_agents():
   return queue
 
 
+def _genesys_user():
+  user = agent_genesys_cloud._UserState()  # pylint: disable=protected-access
+  session = agent_genesys_cloud._Session  # pylint: disable=protected-access
+  user.routing = ['INTERACTING', 1793606460000]
+  user.presence = ['On Queue', 'e08eaf1b-ee47-4fa9-a231-1200e284798f', 1793606400000]
+  user.sessions = {'conv-1': session(1793606460000, None, None, 'voice')}
+  user.channels = ['voice']
+  user.last = ['on_contact', '', 'conv-1', ['voice'], 1793606460000, 1793606460000]
+  user.clock = 1793606460000
+  user.ready_at = 1793606400000
+  return user
+
+
 # step file -> (coder, a state value as this release holds it)
 CASES = {
   'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
   'agent_state.bin': (agent_states.AGENT_STATE_CODER, _agent()),
   'agent_status.bin': (agent_status.QUEUE_AGENTS_CODER, _queue_agents()),
+  'genesys_user_state.bin': (agent_genesys_cloud.USER_STATE_CODER, _genesys_user()),
   'dedupe_clock.bin': (
     dedupe.CLOCK_CODER,
     dedupe._ShardClock(  # pylint: disable=protected-access
