@@ -268,6 +268,9 @@ def test_occupancy_and_aht_are_recomputed_from_the_channels_summed_seconds(agent
   assert series['Q-1']['aht_seconds'] == [pytest.approx(130.0), pytest.approx(700 / 6)]
   # Q-2 handled nothing and was never available: no figure, not 0.
   assert (series['Q-2']['occupancy'], series['Q-2']['aht_seconds']) == ([None, None], [None, None])
+  # A store with agents but no call windows: the agents' newest window end.
+  alone = queries.agent_trends(1, ['Q-1'], None)
+  assert (alone['until_ms'], alone['x']) == (START + WINDOW_MS, [START - WINDOW_MS, START])
 
 
 def test_agent_seconds_out_of_range_read_as_unknown():
@@ -400,7 +403,9 @@ def test_the_trends_endpoint_draws_occupancy_and_aht_of_the_same_queues(agents_d
 
     status, trends = get('/api/trends?hours=1')
     assert status == 200
-    assert [s['key'] for s in trends['series']] == [s['key'] for s in trends['agents']['series']]
+    assert [s['key'] for s in trends['series']] == ['Q-1', 'Q-2', 'Q-3', 'Q-4']
+    # The worst queues with agents: Q-4 has none, Q-STAFF no window.
+    assert [s['key'] for s in trends['agents']['series']] == ['Q-1', 'Q-2', 'Q-3', 'Q-STAFF']
     assert trends['agents']['available'] is True
     status, detail = get('/api/queue?id=Q-STAFF')
     assert status == 200 and detail['agents']['channels'][0]['available'] == 4

@@ -1212,6 +1212,14 @@ class WallboardQueries:
     with_windows = [q for q in _chosen(board, queues) if q in board.queues]
     return heapq.nsmallest(count, with_windows, key=lambda q: board.ranks[q].key)
 
+  @staticmethod
+  def worst_staffed(board: Board, queues: Optional[Sequence[str]], count: int) -> List[str]:
+    """The ids of the `count` worst queues of `queues` (all when None)
+    that have agent rows: the occupancy and AHT charts draw agents, and the
+    queues agents log in to need not be those with windows."""
+    staffed = [q for q in _chosen(board, queues) if q in board.agents]
+    return heapq.nsmallest(count, staffed, key=lambda q: board.ranks[q].key)
+
   def snapshot(self) -> Dict[str, Any]:
     """The view of all queues with the default number of tiles."""
     return self.view(self.read(), None, DEFAULT_TILES)
@@ -1262,10 +1270,25 @@ class WallboardQueries:
   ) -> Dict[str, Any]:
     """Occupancy and AHT of `queue_ids` (their channels summed,
     `agent_window`) per window of agent_metrics, over the `hours` before
-    `until` (as in `queue_trends`). `available` is False on a store
-    without the table."""
+    `until` (as in `queue_trends`; None: the newest agent window end of
+    those queues, for a store with agents but no call windows).
+    `available` is False on a store without the table."""
     self._store.check()
     available = set(AGENT_METRIC_COLUMNS) <= self._store.columns(AGENT_METRICS)
+    if available and until is None:
+      ends = [
+        row['window_end']
+        for queue in queue_ids
+        for row in self._store.newest(
+          AGENT_METRICS,
+          ('window_start', 'window_end'),
+          'window_start',
+          1,
+          equal={'queue_id': queue},
+        ).rows
+        if _whole(row['window_end']) is not None
+      ]
+      until = max(ends, default=None)
     if not available or until is None:
       return {'available': available, 'hours': hours, 'until_ms': until, 'x': [], 'series': []}
     since = until - hours * HOUR_MS

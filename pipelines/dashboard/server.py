@@ -7,7 +7,8 @@
 - `GET /api/events`: the same as server-sent events: the whole view first,
   then after every read of the store (`--refresh_seconds`) what changed;
 - `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
-  queues of the view, and their agents' occupancy and AHT (`agents`);
+  queues of the view, and occupancy and AHT of its worst queues with
+  agents (`agents`);
 - `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows, late events,
   waiting contacts and agents by state per channel;
 - `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
@@ -537,8 +538,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # A line for each of the worst queues of the view.
     queue_ids = sorted(queries.worst(board, page.queues, MAX_SERIES))
     trends = queries.queue_trends(hours, queue_ids, board.newest_window_end)
-    # Occupancy and AHT of the same queues, over the same hours.
-    trends['agents'] = queries.agent_trends(hours, queue_ids, board.newest_window_end)
+    # Occupancy and AHT over the same hours, of the worst queues with agents.
+    staffed = sorted(queries.worst_staffed(board, page.queues, MAX_SERIES))
+    trends['agents'] = queries.agent_trends(hours, staffed, board.newest_window_end)
     self._send_json(trends)
 
   def _queue(self, query: str) -> None:
