@@ -34,6 +34,10 @@ LIST ORDER IS ARRIVAL ORDER, with the disorder the job copes with:
   to ``redelivery_ms`` later;
 * ``stale_share``: an agent's state event of a few changes before is sent
   again after newer ones (a producer retry): stale on arrival;
+* ``after_logout_share`` (0 by default): of the logouts, the share whose
+  agent's previous state event is re-delivered after the logout (older
+  than the logout: stale to the reference; the job as it stands logs the
+  agent in again, tests/test_agents_reference.py);
 * ``malformed`` malformed lines (default one of each kind in
   MALFORMED_KINDS, with the dead-letter reason the job gives them) at
   random places.
@@ -91,6 +95,7 @@ COUNT_KEYS = (
   'relogins',
   'duplicates',
   'stale_resends',
+  'after_logout_resends',
   'malformed',
 )
 
@@ -247,6 +252,7 @@ def generate_agent_events(
   duplicate_share: float = 0.03,
   stale_share: float = 0.02,
   silent_share: float = 0.2,
+  after_logout_share: float = 0.0,
   malformed: Optional[int] = None,
   stats: Optional[Dict[str, int]] = None,
 ) -> List[Line]:
@@ -256,6 +262,7 @@ def generate_agent_events(
     ('duplicate_share', duplicate_share),
     ('stale_share', stale_share),
     ('silent_share', silent_share),
+    ('after_logout_share', after_logout_share),
   )
   if agents < 1 or duration_ms <= 0 or disorder_ms < 0 or heartbeat_ms <= 10 * S:
     raise ValueError('need agents >= 1, duration > 0, disorder >= 0, heartbeat > 10 s')
@@ -314,6 +321,13 @@ def generate_agent_events(
 
     for i, (arrival, record) in enumerate(states):
       push(arrival, Line(_dumps(record), record, None, 'state'))
+      # No draw at the default share: the same seed, the same file as before.
+      if after_logout_share and i in shift.logouts and rng.random() < after_logout_share:
+        # The state before the logout re-delivered after it (off by
+        # default: see the module docstring).
+        old = states[i - 1][1]
+        counts['after_logout_resends'] += 1
+        push(arrival + rng.randint(1, redelivery_ms), Line(_dumps(old), old, None, 'stale'))
       if rng.random() < duplicate_share:
         again = arrival + rng.randint(1, redelivery_ms)
         if before_logout(again, record['timestamp']):

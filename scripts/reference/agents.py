@@ -53,7 +53,9 @@ Semantics (the job's contract):
   b < last_seen + silence_timeout attributes [R, b) (R becomes b); then if
   L = last_seen + silence_timeout <= W the agent is logged out at L (a
   change at L: [R, L) attributed, the contact handled if any) and counted
-  (``silent_logouts``). A boundary equal to L comes first. ``finish()`` is
+  (``silent_logouts``). At a boundary equal to L the logout comes first
+  (the boundary is not cut: the contact ends in the window before, as the
+  local runner fires the job's two timers). ``finish()`` is
   the end of the input: every agent still logged in is logged out at its
   L so (the watermark at infinity).
 * Agents by state per (queue, channel): the logged-in agents serving it
@@ -290,7 +292,7 @@ class AgentsReference:
       agent = self._in[agent_id]
       logout_at = agent.last_seen + self.silence_ms
       boundary = (agent.reported // self.window_ms + 1) * self.window_ms
-      while boundary <= watermark_ms and boundary <= logout_at:
+      while boundary <= watermark_ms and boundary < logout_at:
         self._attribute(agent_id, agent, boundary)
         boundary += self.window_ms
       if logout_at <= watermark_ms:
