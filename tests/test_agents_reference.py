@@ -192,6 +192,12 @@ def test_a_change_ends_the_old_state_at_its_since():
   assert time_of(per_agent(ref)[0]) == (0, 0, 0, 0, 100.0, 200.0)
   assert time_of(per_agent(ref)[300]) == (0, 0, 0, 0, 0, 50.0)
   assert ref.logged_in() == [] and ref.silent_logouts == 0
+  # (handled, ms of talk, hold, ACW, available, not ready)
+  assert ref.agent_window_ms() == {
+    ('A', T0): (0, 0, 0, 0, 100_000, 200_000),
+    ('A', T0 + W): (0, 0, 0, 0, 0, 50_000),
+  }
+  assert ref.queue_window_ms() == {(*KEY, w): t for (_, w), t in ref.agent_window_ms().items()}
 
 
 def test_time_is_cut_at_each_boundary_the_watermark_passes():

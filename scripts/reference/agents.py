@@ -407,6 +407,22 @@ class AgentsReference:
   def statuses(self) -> Dict[Place, Counts]:
     return {place: self.status(place) for place in self.places}
 
+  def queue_window_ms(self) -> Dict[Tuple[str, str, int], Tuple[int, ...]]:
+    """(queue, channel, window start) -> (handled, then milliseconds of
+    talk, hold, ACW, available, not ready)."""
+    return {
+      (q, c, w): tuple(acc)
+      for (q, c), windows in self._queue_time.items()
+      for w, acc in windows.items()
+    }
+
+  def agent_window_ms(self) -> Dict[Tuple[str, int], Tuple[int, ...]]:
+    """(agent, window start) -> (handled, then milliseconds per state as
+    in queue_window_ms)."""
+    return {
+      (a, w): tuple(acc) for a, windows in self._agent_time.items() for w, acc in windows.items()
+    }
+
   def queue_windows(self) -> Dict[Tuple[str, str, int], Figures]:
     """(queue, channel, window start) -> figures."""
     return {
