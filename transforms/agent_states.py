@@ -7,7 +7,9 @@ reference (scripts/reference/agents.py) follows on its own:
   state the agent is in (an earlier `since`) changes nothing and is
   counted (`agents/stale_events`); one that repeats the current state
   (re-delivery) changes nothing. A heartbeat only says the agent is still
-  there; of an agent not logged in it is counted and passed over.
+  there; of an agent not logged in it is counted and passed over. A logout
+  leaves a tombstone for `silence_timeout`, so an event older than the
+  logout (a re-delivery) is stale too, not a new login.
 - Time is attributed as it passes: the agent's current state is cut at
   every window boundary of the grid when the watermark reaches it, and at
   each change, into AgentSpans of one window each, so a long stretch of
@@ -120,6 +122,11 @@ AGENT_STATE_CODER = VersionedStateCoder(
 )
 
 
+def _logged_in(agent: Optional[_Agent]) -> bool:
+  """An agent in a state, not a logout's tombstone (nor unknown)."""
+  return agent is not None and agent.state != AGENT_LOGGED_OUT
+
+
 def window_pieces(start: int, end: int, window_ms: int) -> List[Tuple[int, int]]:
   """[start, end) cut at the window grid's boundaries: one piece per
   window, in order; [] for an empty stretch."""
@@ -156,22 +163,25 @@ class _AgentStatesFn(beam.DoFn):
   ) -> Iterator:
     agent_id, events = batch
     agent: Optional[_Agent] = state.read()
-    was_in = agent is not None
+    was_in = _logged_in(agent)
     for event in events:
       if event.heartbeat:
-        if agent is None:
-          self._unknown_heartbeats.inc()
-        else:
+        if _logged_in(agent):
           agent.last_seen = max(agent.last_seen, event.timestamp)
+        else:
+          self._unknown_heartbeats.inc()
         continue
       if agent is not None:
-        agent.last_seen = max(agent.last_seen, event.timestamp)
+        if _logged_in(agent):
+          agent.last_seen = max(agent.last_seen, event.timestamp)
         if event.since < agent.since:
           self._stale.inc()
           continue
         if agent.same_state(event):
           continue
-      elif event.state == AGENT_LOGGED_OUT:
+        if not _logged_in(agent):
+          agent = None  # a login after the logout: nothing of it carries on
+      if agent is None and event.state == AGENT_LOGGED_OUT:
         continue  # logged out already: nothing to end
       self._changes.inc()
       agent = yield from self._change(agent_id, agent, event)
@@ -187,8 +197,8 @@ class _AgentStatesFn(beam.DoFn):
     silence=beam.DoFn.TimerParam(SILENCE),
   ) -> Iterator:
     agent = state.read()
-    if agent is None:
-      return
+    if not _logged_in(agent):
+      return  # a boundary armed before the logout
     at_ms = fired.micros // 1000
     # Never past the silence logout: the silence timer ends the agent there.
     through = min(at_ms, agent.last_seen + self._silence_ms)
@@ -207,6 +217,11 @@ class _AgentStatesFn(beam.DoFn):
     agent = state.read()
     if agent is None:
       return
+    if not _logged_in(agent):
+      # The logout's tombstone has judged late events long enough.
+      if fired.micros // 1000 >= agent.since + self._silence_ms:
+        state.clear()
+      return
     logout_at = agent.last_seen + self._silence_ms
     if fired.micros // 1000 < logout_at:
       return  # heard from since the timer was armed; re-armed then
@@ -219,7 +234,9 @@ class _AgentStatesFn(beam.DoFn):
 
   def _change(self, agent_id: str, agent: Optional[_Agent], event: AgentEvent) -> Iterator:
     """Ends the current state at the event's `since` (spans, presence) and
-    returns the agent in the new state, None once logged out."""
+    returns the agent in the new state: once logged out, a tombstone that
+    only remembers when (`since`), so events older than the logout stay
+    stale."""
     if agent is not None:
       ends_contact = agent.contact_id != '' and (
         event.contact_id != agent.contact_id or event.state not in _CONTACT_WORK
@@ -243,8 +260,6 @@ class _AgentStatesFn(beam.DoFn):
         AGENT_PRESENCE,
         AgentPresence(queue_id, channel, agent_id, event.state, event.reason, as_of),
       )
-    if event.state == AGENT_LOGGED_OUT:
-      return None
     last_seen = event.timestamp if agent is None else max(agent.last_seen, event.timestamp)
     reported_through = event.since if agent is None else max(agent.reported_through, event.since)
     agent = _Agent(event)
@@ -272,7 +287,12 @@ class _AgentStatesFn(beam.DoFn):
     if handled and not pieces and agent.contact_id:
       # The contact ended at a boundary already reported: an empty span
       # still counts it as handled.
+      # Work that ended exactly at the boundary reported last counts in the
+      # window of its last millisecond (the same whichever of two timers at
+      # one boundary fires first); work that ended behind it counts from
+      # the boundary, as its state's time does.
       at = max(agent.reported_through, through)
+      stamp = at - 1 if through == agent.reported_through else at
       yield AgentSpan(
         agent_id,
         agent.state,
@@ -283,22 +303,28 @@ class _AgentStatesFn(beam.DoFn):
         agent.channels,
         agent.contact_id,
         1,
-        at,
+        stamp,
       )
     agent.reported_through = max(agent.reported_through, through)
 
   def _keep(self, agent: Optional[_Agent], was_in: bool, state, boundary, silence) -> None:
     """Writes the agent (clears it once logged out) and arms its timers: the
     next window boundary and its silence logout."""
+    now_in = _logged_in(agent)
+    if now_in != was_in:
+      self._logged_in.inc(1 if now_in else -1)
     if agent is None:
-      if was_in:
-        self._logged_in.dec()
       state.clear()
       boundary.clear()
       silence.clear()
       return
-    if not was_in:
-      self._logged_in.inc()
+    if not now_in:
+      # A tombstone: no time to report; forgotten a silence timeout after
+      # the logout.
+      boundary.clear()
+      silence.set(Timestamp(micros=(agent.since + self._silence_ms) * 1000))
+      state.write(agent)
+      return
     next_boundary = (agent.reported_through // self._window_ms + 1) * self._window_ms
     boundary.set(Timestamp(micros=next_boundary * 1000))
     silence.set(Timestamp(micros=(agent.last_seen + self._silence_ms) * 1000))
