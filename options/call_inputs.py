@@ -1,5 +1,6 @@
 """Values of the call-metrics options that need more than a type: the
-channel filter, the Genesys trigger topic and the queue-name file.
+channel filter, the Genesys trigger topic, the queue-name file and the
+agents' queue-membership file.
 
 Each turns one option into a checked, immutable value once, before the
 graph is built (options/config.py), and raises ValueError with a message
@@ -10,7 +11,7 @@ import csv
 import json
 import re
 import types
-from typing import Dict, FrozenSet, Mapping, Optional
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
 from options.call_metrics_options import CHANNELS
 
@@ -107,3 +108,41 @@ def load_queue_names(path: Optional[str]) -> Mapping[str, str]:
   if len(names) > MAX_QUEUE_NAMES:
     raise ValueError(f'--queue_names={path}: more than {MAX_QUEUE_NAMES:,} queues')
   return types.MappingProxyType(names)
+
+
+# A membership file is a configuration export too.
+MAX_QUEUE_MEMBERS = 1_000_000
+MAX_QUEUES_PER_AGENT = 1_000
+
+
+def load_queue_members(path: Optional[str]) -> Mapping[str, Tuple[str, ...]]:
+  """`--queue_members` as a read-only map of agent id -> its queue ids
+  (empty when unset): a JSON object {"<user id>": ["<queue id>", ...]}.
+  Raises ValueError naming the file and the entry at fault."""
+  if path is None:
+    return types.MappingProxyType({})
+  try:
+    with open(path, encoding='utf-8') as file:
+      members = json.load(file)
+  except (OSError, UnicodeDecodeError) as e:
+    raise ValueError(f'--queue_members={path}: cannot read it ({type(e).__name__})') from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f'--queue_members={path}: not JSON ({e.msg}, line {e.lineno})') from None
+  if not isinstance(members, dict):
+    raise ValueError(f'--queue_members={path}: expected a JSON object of agent id -> queue ids')
+  if len(members) > MAX_QUEUE_MEMBERS:
+    raise ValueError(f'--queue_members={path}: more than {MAX_QUEUE_MEMBERS:,} agents')
+  checked = {}
+  for agent_id, queues in members.items():
+    if (
+      not agent_id
+      or not isinstance(queues, list)
+      or len(queues) > MAX_QUEUES_PER_AGENT
+      or not all(isinstance(q, str) and q for q in queues)
+    ):
+      raise ValueError(
+        f'--queue_members={path}: agent {agent_id[:100]!r}: expected a list of '
+        f'at most {MAX_QUEUES_PER_AGENT} non-empty queue ids'
+      )
+    checked[agent_id] = tuple(sorted(set(queues)))
+  return types.MappingProxyType(checked)

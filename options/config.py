@@ -17,12 +17,18 @@ exactly 2.3 s across the threshold).
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import FrozenSet, Mapping, Optional, Type, TypeVar
+from typing import FrozenSet, Mapping, Optional, Tuple, Type, TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.timestamp import Duration
 
-from options.call_inputs import load_queue_names, parse_channels, trigger_topic_kind
+from options.agent_options import AgentOptions
+from options.call_inputs import (
+  load_queue_members,
+  load_queue_names,
+  parse_channels,
+  trigger_topic_kind,
+)
 from options.call_metrics_options import CallMetricsOptions
 from options.interaction_options import InteractionOptions, parse_statuses
 from options.live_floor_options import LiveFloorOptions
@@ -273,3 +279,41 @@ class InteractionConfig(FlowConfig):
       profile_wait=Duration(seconds=o.profile_wait),
       customer_state_ttl=Duration(seconds=o.customer_state_ttl),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig(FlowConfig):
+  """The agent flow (AgentOptions): its input format, queue membership and
+  silence timeout. Its windows, lateness and duplicate horizon are the call
+  metrics' (the same rules and late output, on the same grid)."""
+
+  agent_event_format: str
+  queue_members: Mapping[str, Tuple[str, ...]]
+  agent_silence_timeout: Duration
+  queue_names: Mapping[str, str]
+  # amazon_connect: queues by the id at the end of their ARN, or the ARN
+  # (--connect_queue_key; agent events carry no queue names).
+  connect_queue_key: str = 'name'
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'AgentConfig':
+    """Raises ValueError for an unreadable --queue_members file."""
+    calls = options.view_as(CallMetricsOptions)
+    o = options.view_as(AgentOptions)
+    return cls(
+      event_time=EventTimeConfig.from_options(options),
+      field_rules=FieldRules.from_options(options),
+      window_size=Duration(seconds=calls.window_size),
+      allowed_lateness=Duration(seconds=calls.allowed_lateness),
+      dedupe_ttl=Duration(seconds=calls.dedupe_ttl),
+      agent_event_format=o.agent_event_format,
+      queue_members=load_queue_members(o.queue_members),
+      agent_silence_timeout=Duration(seconds=o.agent_silence_timeout),
+      queue_names=load_queue_names(calls.queue_names),
+      connect_queue_key=calls.connect_queue_key,
+    )
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.agent_silence_timeout <= Duration(0):
+      raise ValueError(f'--agent_silence_timeout must be > 0, got {self.agent_silence_timeout!r}')

@@ -3,11 +3,13 @@
     python -m pipelines.contact_center --call_events=samples/call_events.jsonl \
         --data_actions=samples/data_actions.jsonl
 
-Flows: call records to abandon metrics per queue (`--call_events`, in the
-`--call_event_format` seed, genesys_cloud or amazon_connect), CXone Data
-Actions to interaction volumes per channel and callback-pattern alerts
-(`--data_actions`); either or both. Sinks: `--sink` (default sqlite).
-`--help` lists every option. A file replay on the local runner that takes
+Flows: call records to abandon metrics per queue and the live floor
+(`--call_events`, in the `--call_event_format` seed, genesys_cloud,
+amazon_connect or amazon_connect_events), CXone Data Actions to
+interaction volumes per channel and callback-pattern alerts
+(`--data_actions`), agent events to agents by state and agent metrics
+(`--agent_events`, in `--agent_event_format`); any of them. Sinks:
+`--sink` (default sqlite). `--help` lists every option. A file replay on the local runner that takes
 more than a few seconds shows its progress on stderr (pipelines/progress.py);
 with `--metrics_port` the local runner serves the job's metrics to
 Prometheus (pipelines/metrics_server.py).
@@ -25,9 +27,10 @@ from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOpt
 from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
 from clients.kafka_check import check_kafka, settings_sources
 from options import help_text, reject_secret_flags
+from options.agent_options import AgentOptions
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
-from options.config import CallMetricsConfig, InteractionConfig
+from options.config import AgentConfig, CallMetricsConfig, InteractionConfig
 from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
 from options.kafka_options import KafkaOptions, kafka_client_config
@@ -41,8 +44,10 @@ from options.stream_options import (
 )
 from pipelines import metrics_server, progress
 from pipelines.local_runner import local_streaming_runner, validated_beam
+from transforms.agent_flow import AgentFlow
 from transforms.call_flow import CallMetricsFlow
 from transforms.data_actions import data_action_time_ms
+from transforms.formats.agent_registry import agent_event_format
 from transforms.formats.registry import call_event_format
 from transforms.interaction_flow import CxoneInteractionFlow
 from transforms.kafka_io import ReadKafkaRecords
@@ -54,6 +59,7 @@ from transforms.sinks import WriteTables
 
 CALL_EVENTS_SOURCE = 'cc-call-logs'
 DATA_ACTIONS_SOURCE = 'cxone-data-actions'
+AGENT_EVENTS_SOURCE = 'cc-agent-events'
 
 
 def check_kafka_on_startup(options: PipelineOptions) -> None:
@@ -103,6 +109,7 @@ def read_sources(
   options: PipelineOptions,
   calls: CallMetricsConfig,
   interactions: InteractionConfig,
+  agents: AgentConfig,
 ) -> Dict[str, beam.PCollection]:
   """Source name -> PCollection[SourceRecord], from files or Kafka. A
   replayed file's watermark follows the event times its flow's config
@@ -112,6 +119,7 @@ def read_sources(
     topics = {
       CALL_EVENTS_SOURCE: kafka.kafka_call_events_topic,
       DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
+      AGENT_EVENTS_SOURCE: options.view_as(AgentOptions).kafka_agent_events_topic,
     }
     return {
       name: pipeline | f'Kafka[{topic}]' >> read_kafka_topic(options, topic)
@@ -131,9 +139,14 @@ def read_sources(
         functools.partial(data_action_time_ms, rules=interactions.field_rules),
       )
     )
+  agent_events = options.view_as(AgentOptions).agent_events
+  if agent_events:
+    event_time_ms = agent_event_format(agents.agent_event_format).event_time_ms(agents)
+    files.append(ReplaySource(AGENT_EVENTS_SOURCE, agent_events, event_time_ms))
   if not files:
     raise ValueError(
-      'nothing to read: give --call_events=PATH and/or --data_actions=PATH, or --source=kafka'
+      'nothing to read: give --call_events=PATH, --data_actions=PATH and/or '
+      '--agent_events=PATH, or --source=kafka'
     )
   return pipeline | 'Replay' >> ReplayFiles(files, replay.replay_poll_size)
 
@@ -148,7 +161,8 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
   """
   calls = CallMetricsConfig.from_options(options)
   interactions = InteractionConfig.from_options(options)
-  sources = read_sources(pipeline, options, calls, interactions)
+  agents = AgentConfig.from_options(options)
+  sources = read_sources(pipeline, options, calls, interactions, agents)
   flows = []
   if CALL_EVENTS_SOURCE in sources:
     flows.append(
@@ -160,6 +174,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
       sources[DATA_ACTIONS_SOURCE]
       | 'CxoneInteractions'
       >> CxoneInteractionFlow(source_name=DATA_ACTIONS_SOURCE, config=interactions)
+    )
+  if AGENT_EVENTS_SOURCE in sources:
+    flows.append(
+      sources[AGENT_EVENTS_SOURCE]
+      | 'Agents' >> AgentFlow(source_name=AGENT_EVENTS_SOURCE, config=agents)
     )
   tables = merge_tables(*flows)
   write = WriteTables(sinks_from_options(options), TABLES)
@@ -176,6 +195,7 @@ JOB_OPTIONS = (
   CallMetricsOptions,
   LiveFloorOptions,
   InteractionOptions,
+  AgentOptions,
   SinkOptions,
   CassandraOptions,
   CxoneOptions,

@@ -14,13 +14,16 @@ import pytest
 
 from transforms import (
   acd_pairing,
+  agent_states,
+  agent_status,
   callback_patterns,
   dedupe,
   join_customers,
   queue_status,
   windowing,
 )
-from transforms.records import CustomerProfile, Interaction, PatternMatch
+from transforms.formats import agent_genesys_cloud
+from transforms.records import AgentEvent, CustomerProfile, Interaction, PatternMatch
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
@@ -68,9 +71,44 @@ def _plain_of(coder, value):
   return coder._to_plain(value)  # pylint: disable=protected-access
 
 
+def _agent():
+  agent = agent_states._Agent(  # pylint: disable=protected-access
+    AgentEvent(
+      'A-1', 1793606460000, 1793606460000, 'on_contact', '', ['Q-1', 'Q-2'], ['voice'], 'c-1'
+    )
+  )
+  agent.reported_through = 1793606700000
+  agent.last_seen = 1793606720000
+  return agent
+
+
+def _queue_agents():
+  queue = agent_status._QueueAgents()  # pylint: disable=protected-access
+  queue.agents = {'A-1': ['on_contact', '', 1793606460000], 'A-2': ['not_ready', 'Break', 1]}
+  queue.last_row = [0, 1, 0, 1, {'Break': 1}]
+  queue.revision = 1796629000000123
+  return queue
+
+
+def _genesys_user():
+  user = agent_genesys_cloud._UserState()  # pylint: disable=protected-access
+  session = agent_genesys_cloud._Session  # pylint: disable=protected-access
+  user.routing = ['INTERACTING', 1793606460000]
+  user.presence = ['On Queue', 'e08eaf1b-ee47-4fa9-a231-1200e284798f', 1793606400000]
+  user.sessions = {'conv-1': session(1793606460000, None, None, 'voice')}
+  user.channels = ['voice']
+  user.last = ['on_contact', '', 'conv-1', ['voice'], 1793606460000, 1793606460000]
+  user.clock = 1793606460000
+  user.ready_at = 1793606400000
+  return user
+
+
 # step file -> (coder, a state value as this release holds it)
 CASES = {
   'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
+  'agent_state.bin': (agent_states.AGENT_STATE_CODER, _agent()),
+  'agent_status.bin': (agent_status.QUEUE_AGENTS_CODER, _queue_agents()),
+  'genesys_user_state.bin': (agent_genesys_cloud.USER_STATE_CODER, _genesys_user()),
   'dedupe_clock.bin': (
     dedupe.CLOCK_CODER,
     dedupe._ShardClock(  # pylint: disable=protected-access

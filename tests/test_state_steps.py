@@ -9,6 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms import userstate
 
 from pipelines import contact_center
+from transforms.formats.agent_registry import AGENT_FORMATS
 from transforms.formats.registry import FORMATS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +29,17 @@ def _stateful_steps(pipeline: beam.Pipeline) -> list:
 
 def test_the_stateful_steps_are_the_documented_ones(tmp_path):
   steps = set()
-  for call_event_format in FORMATS:
+  # Every call format beside every agent format (zip: each of both at least
+  # once; the flows' steps do not depend on each other).
+  agent_formats = list(AGENT_FORMATS) * len(FORMATS)
+  for call_event_format, agent_event_format in zip(FORMATS, agent_formats):
     options = PipelineOptions(
       [
         '--call_events=samples/call_events.jsonl',
         '--data_actions=samples/data_actions.jsonl',
+        '--agent_events=samples/call_events.jsonl',
         f'--call_event_format={call_event_format}',
+        f'--agent_event_format={agent_event_format}',
         f'--sqlite_path={tmp_path / "out.db"}',
         '--streaming',
       ]

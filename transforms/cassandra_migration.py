@@ -246,8 +246,9 @@ MIGRATION_STEPS: Tuple[Step, ...] = (
   # Before add_missing_columns, which would add channel to the old layout
   # as a regular column, null in every row.
   rebuild_with_key(ABANDON_METRICS, {'channel': record_default(ABANDON_METRICS, 'channel')}),
-  # v3 -> v4: queue_status and waiting_contacts, new tables that
-  # record_version creates.
+  # v3 -> v4: queue_status and waiting_contacts; v4 -> v5: agent_status,
+  # agent_metrics and agent_activity: new tables that record_version
+  # creates.
   *(add_missing_columns(table) for table in TABLES.values()),
   record_version,
 )

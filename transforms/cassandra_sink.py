@@ -77,7 +77,7 @@ from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), 'cql')
 CQL_TYPES = {str: 'text', int: 'bigint', float: 'double', bool: 'boolean'}
 

@@ -50,6 +50,9 @@ TOPICS: Dict[str, str] = {
   'interaction_volumes': 'cxone-interaction-volumes',
   'queue_status': 'cc-queue-status',
   'waiting_contacts': 'cc-waiting-contacts',
+  'agent_status': 'cc-agent-status',
+  'agent_metrics': 'cc-agent-metrics',
+  'agent_activity': 'cc-agent-activity',
 }
 
 # The producer's default max.request.size. It refuses a record whose size

@@ -8,7 +8,7 @@ Times are epoch milliseconds (ints) everywhere, as in the source payloads and
 the sink tables.
 """
 
-from typing import NamedTuple, Optional
+from typing import List, NamedTuple, Optional
 
 import apache_beam as beam
 
@@ -199,6 +199,150 @@ class WaitingContacts(NamedTuple):
   revision: int = 0
 
 
+# An agent's state (AgentEvent.state), each vendor's states mapped onto
+# these (docs/vendor_formats.md): ready for the next contact, on one (on
+# hold counts as on a contact in the status, apart in the handle time),
+# wrapping one up, not ready (with a reason), logged out.
+AGENT_AVAILABLE = 'available'
+AGENT_ON_CONTACT = 'on_contact'
+AGENT_ON_HOLD = 'on_hold'
+AGENT_AFTER_CONTACT_WORK = 'after_contact_work'
+AGENT_NOT_READY = 'not_ready'
+AGENT_LOGGED_OUT = 'logged_out'
+AGENT_STATES = (
+  AGENT_AVAILABLE,
+  AGENT_ON_CONTACT,
+  AGENT_ON_HOLD,
+  AGENT_AFTER_CONTACT_WORK,
+  AGENT_NOT_READY,
+  AGENT_LOGGED_OUT,
+)
+
+
+class AgentEvent(NamedTuple):
+  """One agent's state from `since` (epoch ms), the common record of every
+  agent-event format (transforms/formats/agent_*.py).
+
+  `timestamp`: the event's own time (epoch ms), its event time; `since`:
+  when the state began per the source (Amazon Connect's
+  AgentStatus.StartTimestamp), `timestamp` when the source does not say.
+  `state`: one of AGENT_STATES; `reason`: the not-ready reason (the
+  vendor's status name), '' in other states. `queues`: the queue ids the
+  agent takes contacts from; `channels`: the channels (CHANNELS) it
+  serves. `contact_id`: the contact it is on or wrapping up, '' if none.
+  `heartbeat`: True when the source only says the agent is still there
+  (Connect HEART_BEAT): it refreshes the agent, never changes its state.
+  """
+
+  agent_id: str
+  timestamp: int
+  since: int
+  state: str
+  reason: str
+  queues: List[str]
+  channels: List[str]
+  contact_id: str = ''
+  heartbeat: bool = False
+
+
+class AgentPresence(NamedTuple):
+  """An agent's state in one queue and channel it serves, as of `as_of`
+  (epoch ms): the agent-status step's input. `state` AGENT_LOGGED_OUT
+  removes the agent from the queue's row (it logged out, or left the
+  queue's routing profile)."""
+
+  queue_id: str
+  channel: str
+  agent_id: str
+  state: str
+  reason: str
+  as_of: int
+
+
+class AgentSpan(NamedTuple):
+  """A stretch [`start`, `end`) of one agent's state inside one window of
+  the grid (epoch ms): the agent metrics' input. `handled` is 1 on the span
+  that ends the agent's work on a contact (it left the contact and its
+  after-contact work), else 0. `queues` and `channels`: where the agent
+  counts. `timestamp` = `start`, the event time that decides its window."""
+
+  agent_id: str
+  state: str
+  reason: str
+  start: int
+  end: int
+  queues: List[str]
+  channels: List[str]
+  contact_id: str
+  handled: int
+  timestamp: int
+
+
+class AgentStatus(NamedTuple):
+  """Agents by state in one queue and channel now (table `agent_status`):
+  `logged_in` = `available` + `on_contact` (on hold included) +
+  `after_contact_work` + `not_ready`; `not_ready_reasons`: a JSON object of
+  reason -> agents. `as_of`, `updated_at` and `revision` as in
+  QueueStatus."""
+
+  queue_id: str
+  channel: str
+  logged_in: int
+  available: int
+  on_contact: int
+  after_contact_work: int
+  not_ready: int
+  not_ready_reasons: str
+  as_of: int
+  updated_at: int
+  revision: int
+  queue_name: str = ''
+
+
+class AgentMetrics(NamedTuple):
+  """One pane of agent time per queue, channel and window (table
+  `agent_metrics`): contacts handled, seconds talking (on a contact, not
+  holding), holding, in after-contact work, available and not ready, summed
+  over the queue's agents; `aht_seconds` = (talk + hold + after-contact
+  work) / handled (0 when none), `occupancy` = (talk + hold + after-contact
+  work) / (that + available) (0 when none). Panes as in AbandonMetrics."""
+
+  queue_id: str
+  channel: str
+  window_start: int
+  window_end: int
+  handled_contacts: int
+  talk_seconds: float
+  hold_seconds: float
+  after_contact_work_seconds: float
+  available_seconds: float
+  not_ready_seconds: float
+  aht_seconds: float
+  occupancy: float
+  pane_index: int
+  pane_timing: str
+  queue_name: str = ''
+
+
+class AgentActivity(NamedTuple):
+  """One pane of one agent's time per window (table `agent_activity`, kept
+  30 days): the figures of AgentMetrics for the agent alone."""
+
+  agent_id: str
+  window_start: int
+  window_end: int
+  handled_contacts: int
+  talk_seconds: float
+  hold_seconds: float
+  after_contact_work_seconds: float
+  available_seconds: float
+  not_ready_seconds: float
+  aht_seconds: float
+  occupancy: float
+  pane_index: int
+  pane_timing: str
+
+
 class LateEvent(NamedTuple):
   """An event that reached its window after the window had expired.
 
@@ -332,6 +476,12 @@ for _record in (
   QueueTransition,
   QueueStatus,
   WaitingContacts,
+  AgentEvent,
+  AgentPresence,
+  AgentSpan,
+  AgentStatus,
+  AgentMetrics,
+  AgentActivity,
   LateEvent,
   AbandonMetrics,
   Interaction,

@@ -15,6 +15,9 @@ from typing import Dict, NamedTuple, Optional, Tuple, Type
 
 from transforms.records import (
   AbandonMetrics,
+  AgentActivity,
+  AgentMetrics,
+  AgentStatus,
   DeadLetter,
   InteractionVolume,
   LateEvent,
@@ -106,6 +109,26 @@ WAITING_CONTACTS = Table(
   'waiting_contacts', WaitingContacts, ('queue_id', 'channel'), version_column='revision'
 )
 
+# Agents: by state per queue and channel now (replaced as it changes), and
+# their time per window per queue and channel and per agent; an agent's
+# own rows are kept 30 days (by day, as the late events).
+AGENT_STATUS = Table(
+  'agent_status', AgentStatus, ('queue_id', 'channel'), version_column='revision'
+)
+AGENT_METRICS = Table(
+  'agent_metrics',
+  AgentMetrics,
+  ('queue_id', 'channel', 'window_start'),
+  version_column='pane_index',
+)
+AGENT_ACTIVITY = Table(
+  'agent_activity',
+  AgentActivity,
+  ('agent_id', 'window_start'),
+  version_column='pane_index',
+  day_bucket=DayBucket('day', 'window_start'),
+)
+
 TABLES: Dict[str, Table] = {
   t.name: t
   for t in (
@@ -116,5 +139,8 @@ TABLES: Dict[str, Table] = {
     DEAD_LETTERS,
     QUEUE_STATUS,
     WAITING_CONTACTS,
+    AGENT_STATUS,
+    AGENT_METRICS,
+    AGENT_ACTIVITY,
   )
 }

@@ -28,6 +28,20 @@ checked: a count or time that is not a whole number in range reads as
 unknown, a list of contacts that is not the JSON the job writes is left out
 and counted.
 
+Staffing (tables `agent_status`, one row per queue and channel replaced as
+agents change state, and `agent_metrics`, agent time per queue, channel and
+window): each tile carries its queue's `agents` by state, summed over
+channels, and `no_agent` when contacts wait in it and none of its agents is
+available; the view carries `staffing`, the totals of its queues (logged
+in, by state, the not-ready reasons with most agents); `agent_trends` draws
+occupancy and average handle time of a few queues and `queue_agents` lists
+a queue's agents by state and reason per channel. A store without these
+tables (an earlier release, or a job given no agent events) has no staffing
+figures. Their values are the producer's and are checked like the live
+floor's: counts that are not whole numbers in range read as unknown, reasons
+are text only (cut at MAX_TEXT, at most MAX_REASONS_KEPT per row), a reasons
+entry that is not the JSON object the job writes is counted as unreadable.
+
 Time ranges ("the last hour") end at the newest window end of the data, not
 at the wall clock: a replayed or delayed stream still shows its last hour,
 and `health` says how old that is.
@@ -38,7 +52,18 @@ import heapq
 import json
 import math
 import time
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+  Any,
+  Callable,
+  Dict,
+  FrozenSet,
+  Iterable,
+  List,
+  NamedTuple,
+  Optional,
+  Sequence,
+  Tuple,
+)
 
 from pipelines.contact_center import CALL_EVENTS_SOURCE
 from pipelines.dashboard.stores import Row, Store
@@ -53,6 +78,8 @@ from transforms.metric_definitions import (
 from transforms.records import AbandonMetrics
 from transforms.schema import (
   ABANDON_METRICS,
+  AGENT_METRICS,
+  AGENT_STATUS,
   DEAD_LETTERS,
   INTERACTION_VOLUMES,
   LATE_EVENTS,
@@ -177,6 +204,51 @@ MAX_WAITING_LISTED = 100
 MAX_CONTACTS_JSON = 256 * 1024
 # Whole numbers the page can hold exactly (JavaScript's safe integers).
 MAX_WHOLE = 2**53 - 1
+
+# Staffing. agent_status's `queue_name` is selected when present.
+AGENT_STATUS_COLUMNS = (
+  'queue_id',
+  'channel',
+  'logged_in',
+  'available',
+  'on_contact',
+  'after_contact_work',
+  'not_ready',
+  'not_ready_reasons',
+  'as_of',
+  'updated_at',
+)
+# A logged-in agent's states, in the order the page shows them.
+AGENT_STATES = ('available', 'on_contact', 'after_contact_work', 'not_ready')
+AGENT_COUNTS = ('logged_in', *AGENT_STATES)
+AGENT_METRIC_COLUMNS = (
+  'queue_id',
+  'channel',
+  'window_start',
+  'window_end',
+  'handled_contacts',
+  'talk_seconds',
+  'hold_seconds',
+  'after_contact_work_seconds',
+  'available_seconds',
+  'not_ready_seconds',
+)
+# Agent time that is work on contacts: occupancy's and AHT's numerator.
+BUSY_SECONDS = ('talk_seconds', 'hold_seconds', 'after_contact_work_seconds')
+# agent_status rows held per read, as queue_status's (one per queue and
+# channel; the most recently updated when there are more), and read for a
+# drill-down (the queue's channels).
+MAX_AGENT_ROWS = MAX_LIVE_ROWS
+MAX_AGENT_CHANNELS = 50
+# A row's not_ready_reasons: the longest JSON parsed, the reasons kept
+# (those with most agents; the others summed), the distinct reasons a
+# staffing panel adds up before counting new ones as "other": a producer
+# inventing reasons cannot grow a read without bound.
+MAX_REASONS_JSON = 64 * 1024
+MAX_REASONS_KEPT = 20
+MAX_DISTINCT_REASONS = 10_000
+# Agent seconds beyond this (about 31,700 years) are not a window's.
+MAX_AGENT_SECONDS = 1e12
 
 
 class Thresholds(NamedTuple):
@@ -353,6 +425,7 @@ class Rank(NamedTuple):
   offered: Optional[int]
   abandoned: Optional[int]
   waiting: Optional[int] = None
+  no_agent: bool = False
 
 
 def _rank(
@@ -361,9 +434,11 @@ def _rank(
   current: bool,
   thresholds: Thresholds,
   live: Optional[Row] = None,
+  no_agent: bool = False,
 ) -> Rank:
   """`row`: the queue's newest window (None: none yet); `live`: its
-  `_live_tile` (None: no live row)."""
+  `_live_tile` (None: no live row); `no_agent`: contacts wait in it and no
+  agent is available (such a queue goes first: nobody will answer them)."""
   status = 'idle' if row is None else _statuses(row, thresholds)[2]
   waiting = None
   if live is not None:
@@ -372,13 +447,14 @@ def _rank(
   row = row or {}
   rate, level = _finite(row.get('abandon_rate')), _finite(row.get('service_level'))
   key = (
+    not no_agent,
     -_SEVERITY.index(status),
     not current,
     -(rate or 0),
     level if level is not None else 1,
     queue_id,
   )
-  return Rank(key, status, row.get('total_calls'), row.get('abandoned_calls'), waiting)
+  return Rank(key, status, row.get('total_calls'), row.get('abandoned_calls'), waiting, no_agent)
 
 
 # --- the live floor -------------------------------------------------------
@@ -492,6 +568,188 @@ def parse_contacts(text: Any) -> Optional[Tuple[List[Row], int]]:
   return contacts, len(items) - len(contacts)
 
 
+# --- staffing ---------------------------------------------------------------
+# An agent_status row as the board holds it (checked values, in this order).
+AGENT_FIELDS = (
+  'channel',
+  *AGENT_COUNTS,
+  'reasons',
+  'other_reason_agents',
+  'other_reasons',
+  'unreadable',
+  'as_of',
+  'updated_at',
+  'queue_name',
+)
+
+
+class Reasons(NamedTuple):
+  """The not-ready reasons of an agent_status row: `kept`, (reason,
+  agents) pairs of the reasons with most agents, most first; the agents
+  and the number of the reasons not kept; `unreadable`, entries that are
+  not a reason with a whole number of agents."""
+
+  kept: Tuple[Tuple[str, int], ...]
+  other_agents: int
+  other_reasons: int
+  unreadable: int
+
+
+def parse_reasons(text: Any) -> Optional[Reasons]:
+  """A row's `not_ready_reasons` (a JSON object of reason -> agents; empty:
+  none); None when it is not such an object (or longer than
+  MAX_REASONS_JSON, or nested deeper than the parser goes). Reasons are
+  cut at MAX_TEXT (two reasons alike up to there are one) and only the
+  MAX_REASONS_KEPT with most agents are kept."""
+  if text == '':
+    return Reasons((), 0, 0, 0)
+  if not isinstance(text, str) or len(text) > MAX_REASONS_JSON:
+    return None
+  try:
+    items = json.loads(text)
+  except (ValueError, RecursionError):
+    return None
+  if not isinstance(items, dict):
+    return None
+  reasons: Dict[str, int] = {}
+  unreadable = 0
+  for reason, agents in items.items():
+    agents = _whole(agents)
+    if reason and agents is not None:
+      reason = clip(reason)
+      reasons[reason] = min(reasons.get(reason, 0) + agents, MAX_WHOLE)
+    else:
+      unreadable += 1
+  ordered = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+  kept, others = ordered[:MAX_REASONS_KEPT], ordered[MAX_REASONS_KEPT:]
+  return Reasons(tuple(kept), sum(n for _, n in others), len(others), unreadable)
+
+
+def _agent_channel(row: Row) -> Row:
+  """An agent_status row with its values checked (AGENT_FIELDS)."""
+  reasons = parse_reasons(row['not_ready_reasons'])
+  channel, name = row['channel'], row.get(NAME_COLUMN)
+  return {
+    'channel': clip(channel) if isinstance(channel, str) else '',
+    **{name: _whole(row[name]) for name in AGENT_COUNTS},
+    'reasons': () if reasons is None else reasons.kept,
+    'other_reason_agents': 0 if reasons is None else reasons.other_agents,
+    'other_reasons': 0 if reasons is None else reasons.other_reasons,
+    # A whole entry that is not the job's JSON counts as one.
+    'unreadable': 1 if reasons is None else reasons.unreadable,
+    'as_of': _whole(row['as_of']),
+    'updated_at': _whole(row['updated_at']),
+    'queue_name': clip(name) if isinstance(name, str) else None,
+  }
+
+
+def _agent_tile(channels: Sequence[Row]) -> Row:
+  """A queue's agents by state over its channels (`_agent_channel`s):
+  each count summed, None when a channel's is unknown."""
+  out: Row = {}
+  for name in AGENT_COUNTS:
+    values = [c[name] for c in channels]
+    out[name] = None if None in values else sum(values)
+  out['channels'] = sorted(c['channel'] for c in channels)[:MAX_CHANNELS_SHOWN]
+  return out
+
+
+def _no_agent(waiting: Optional[int], agents: Optional[Row], agents_complete: bool) -> bool:
+  """The highlight rule: contacts wait in the queue (its channels summed)
+  and none of its agents is available. A queue without agent_status rows
+  has none logged in, unless the read stopped at MAX_AGENT_ROWS (its rows
+  may be among those not read); an unknown count decides nothing."""
+  if not waiting:
+    return False
+  if agents is None:
+    return agents_complete
+  return agents['available'] == 0
+
+
+def _staffing(board: 'Board', queues: Iterable[str]) -> Row:
+  """The staffing panel over `queues`: agents logged in and by state
+  (`totals`), summed over the queues' channels (a row's unknown count is left out and
+  counted in `unknown`), the COUNT_LIMIT not-ready reasons with most
+  agents (`more_reasons` others with `more_agents` agents), the queues
+  with agent rows and those highlighted (`no_agent_queues`)."""
+  totals = dict.fromkeys(AGENT_COUNTS, 0)
+  reasons: Dict[str, int] = {}
+  staffed = no_agent = unknown = unreadable = other_agents = other_reasons = 0
+  for queue in queues:
+    no_agent += queue in board.no_agent
+    channels = board.agents.get(queue)
+    if not channels:
+      continue
+    staffed += 1
+    for values in channels:
+      channel = dict(zip(AGENT_FIELDS, values))
+      unknown += any(channel[name] is None for name in AGENT_COUNTS)
+      for name in AGENT_COUNTS:
+        totals[name] += channel[name] or 0
+      unreadable += channel['unreadable']
+      other_agents += channel['other_reason_agents']
+      other_reasons += channel['other_reasons']
+      for reason, agents in channel['reasons']:
+        if reason in reasons or len(reasons) < MAX_DISTINCT_REASONS:
+          reasons[reason] = reasons.get(reason, 0) + agents
+        else:
+          other_agents += agents
+          other_reasons += 1
+  top = heapq.nsmallest(COUNT_LIMIT, reasons.items(), key=lambda item: (-item[1], item[0]))
+  listed = sum(n for _, n in top)
+  return {
+    'available': board.agents_available,
+    'complete': board.agents_complete,
+    'queues': staffed,
+    'no_agent_queues': no_agent,
+    'totals': totals,
+    'unknown': unknown,
+    'reasons': [{'reason': reason, 'agents': n} for reason, n in top],
+    # Channels' reasons beyond their kept ones cannot be told apart: each
+    # counts as one more reason.
+    'more_reasons': len(reasons) - len(top) + other_reasons,
+    'more_agents': sum(reasons.values()) - listed + other_agents,
+    'unreadable': unreadable,
+  }
+
+
+def _agent_seconds(value: Any) -> Optional[float]:
+  """Agent seconds of the producer: a finite number from 0 to
+  MAX_AGENT_SECONDS, else None (unknown)."""
+  if (
+    isinstance(value, (int, float))
+    and not isinstance(value, bool)
+    and math.isfinite(value)
+    and 0 <= value <= MAX_AGENT_SECONDS
+  ):
+    return float(value)
+  return None
+
+
+def agent_window(rows: Sequence[Row]) -> Row:
+  """One queue's agent_metrics rows of one window (its channels) as the
+  trend charts draw it: occupancy, (talk + hold + after-contact work) /
+  (that + available), and AHT, the same over the contacts handled,
+  recomputed from the channels' summed seconds, never averaged (for one
+  channel, the job's formula on its own seconds). None where the
+  denominator is 0 (the job writes 0 there, which would draw as an idle
+  queue) or a value is not a number in range."""
+  busy: Optional[float] = 0.0
+  available: Optional[float] = 0.0
+  handled: Optional[int] = 0
+  for row in rows:
+    parts = [_agent_seconds(row[name]) for name in BUSY_SECONDS]
+    idle, count = _agent_seconds(row['available_seconds']), _whole(row['handled_contacts'])
+    busy = None if busy is None or None in parts else busy + sum(parts)
+    available = None if available is None or idle is None else available + idle
+    handled = None if handled is None or count is None else handled + count
+  occupancy = None
+  if busy is not None and available is not None and busy + available > 0:
+    occupancy = busy / (busy + available)
+  aht = busy / handled if busy is not None and handled else None
+  return {'window_start': rows[0]['window_start'], 'occupancy': occupancy, 'aht_seconds': aht}
+
+
 def _aligned(series: Dict[str, List[Row]], fields: Sequence[str]) -> Dict[str, Any]:
   """Rows per key -> one x axis (window starts, ascending) and, per key and
   field, values on that axis (None where the key has no window)."""
@@ -562,7 +820,10 @@ class Board(NamedTuple):
   for the queues a view shows only. `live`: each queue's queue_status rows
   (tuples of LIVE_FIELDS); `live_available`: the store has the table, with
   rows; `live_complete`: all its rows were read (at most MAX_LIVE_ROWS);
-  `now_ms`: when it was read (processing time)."""
+  `now_ms`: when it was read (processing time). `agents`: each queue's
+  agent_status rows (tuples of AGENT_FIELDS), `agents_available` and
+  `agents_complete` as for `live`; `no_agent`: the queues highlighted
+  (`_no_agent`); `staffing`: the staffing panel of all queues."""
 
   columns: Tuple[str, ...]
   queues: Dict[str, Tuple[tuple, ...]]
@@ -577,6 +838,11 @@ class Board(NamedTuple):
   live_available: bool = False
   live_complete: bool = True
   now_ms: int = 0
+  agents: Dict[str, Tuple[tuple, ...]] = {}
+  agents_available: bool = False
+  agents_complete: bool = True
+  no_agent: FrozenSet[str] = frozenset()
+  staffing: Optional[Row] = None
 
 
 class WallboardQueries:
@@ -636,6 +902,14 @@ class WallboardQueries:
       del tile['live']['wait_now_ms']
       if not tile['queue_name']:
         tile['queue_name'] = next((c['queue_name'] for c in channels if c['queue_name']), None)
+    agents = board.agents.get(queue_id)
+    tile['agents'] = None
+    if agents:
+      channels = [dict(zip(AGENT_FIELDS, values)) for values in agents]
+      tile['agents'] = _agent_tile(channels)
+      if not tile['queue_name']:
+        tile['queue_name'] = next((c['queue_name'] for c in channels if c['queue_name']), None)
+    tile['no_agent'] = queue_id in board.no_agent
     return tile
 
   def _series(self, table: Table, columns: Sequence[str], key: str, since_ms: int) -> List[Row]:
@@ -785,21 +1059,34 @@ class WallboardQueries:
     by_queue = {queue: rows for (queue, _), rows in _by_window(latest_calls).items()}
     newest_start = max((row['window_start'] for row in latest_calls), default=None)
     live, live_available, live_complete = self._read_live()
+    agents, agents_available, agents_complete = self._read_agents()
     ranks = {}
-    # Windows' queues in their order, then the queues with live rows only.
-    for queue in [*by_queue, *(q for q in live if q not in by_queue)]:
+    no_agent = set()
+    # Windows' queues in their order, then the queues with live rows only,
+    # then those with agents only (staffed, nobody has called yet).
+    for queue in dict.fromkeys([*by_queue, *live, *agents]):
       rows = by_queue.get(queue)
       channels = live.get(queue)
+      live_tile = None if channels is None else _live_tile(channels, now_ms)
+      staffed = agents.get(queue)
+      unstaffed = agents_available and _no_agent(
+        None if live_tile is None else live_tile['waiting'],
+        None if staffed is None else _agent_tile(staffed),
+        agents_complete,
+      )
+      if unstaffed:
+        no_agent.add(queue)
       ranks[queue] = _rank(
         queue,
         # One channel is its own total: no copy for the many single-channel queues.
         None if rows is None else rows[0] if len(rows) == 1 else combine(rows),
         rows is not None and rows[0]['window_start'] == newest_start,
         self._thresholds,
-        None if channels is None else _live_tile(channels, now_ms),
+        live_tile,
+        unstaffed,
       )
     latest_volumes = self._store.latest(INTERACTION_VOLUMES, VOLUME_COLUMNS).rows
-    return Board(
+    board = Board(
       columns=tuple(columns),
       queues={queue: _compact(rows, columns) for queue, rows in by_queue.items()},
       ranks=ranks,
@@ -816,7 +1103,33 @@ class WallboardQueries:
       live_available=live_available,
       live_complete=live_complete,
       now_ms=now_ms,
+      agents={
+        queue: tuple(tuple(c[name] for name in AGENT_FIELDS) for c in channels)
+        for queue, channels in agents.items()
+      },
+      agents_available=agents_available,
+      agents_complete=agents_complete,
+      no_agent=frozenset(no_agent),
     )
+    # The panel of the unfiltered view, once per read: summing 100,000
+    # queues per page would cost each page that.
+    return board._replace(staffing=_staffing(board, board.ranks))
+
+  def _read_agents(self) -> Tuple[Dict[str, List[Row]], bool, bool]:
+    """agent_status as `_agent_channel`s per queue id, whether the store
+    has the table with rows, and whether every row was read (else the
+    MAX_AGENT_ROWS most recently updated are), as `_read_live`."""
+    have = self._store.columns(AGENT_STATUS)
+    if not set(AGENT_STATUS_COLUMNS) <= have:
+      return {}, False, True
+    columns = AGENT_STATUS_COLUMNS + ((NAME_COLUMN,) if NAME_COLUMN in have else ())
+    read = self._store.newest(AGENT_STATUS, columns, LIVE_TIME_COLUMN, MAX_AGENT_ROWS)
+    agents: Dict[str, List[Row]] = {}
+    for row in read.rows:
+      queue = row['queue_id']
+      if isinstance(queue, str) and queue:
+        agents.setdefault(queue, []).append(_agent_channel(row))
+    return agents, bool(agents), read.complete and len(read.rows) < MAX_AGENT_ROWS
 
   def _read_live(self) -> Tuple[Dict[str, List[Row]], bool, bool]:
     """queue_status as `_live_channel`s per queue id, whether the store
@@ -859,6 +1172,7 @@ class WallboardQueries:
       'offered': sum(r.offered or 0 for r in others),
       'abandoned': sum(r.abandoned or 0 for r in others),
       'waiting': sum(r.waiting or 0 for r in others),
+      'no_agent': sum(r.no_agent for r in others),
     }
     data = {
       'queues': {
@@ -869,7 +1183,9 @@ class WallboardQueries:
         'selected': len(chosen),
         'missing': 0 if queues is None else len(set(queues)) - len(chosen),
         'live': {'available': board.live_available, 'complete': board.live_complete},
+        'agents': {'available': board.agents_available, 'complete': board.agents_complete},
       },
+      'staffing': board.staffing if queues is None else _staffing(board, chosen),
       'volumes': board.volumes,
       'alerts': board.alerts,
     }
@@ -896,6 +1212,14 @@ class WallboardQueries:
     with_windows = [q for q in _chosen(board, queues) if q in board.queues]
     return heapq.nsmallest(count, with_windows, key=lambda q: board.ranks[q].key)
 
+  @staticmethod
+  def worst_staffed(board: Board, queues: Optional[Sequence[str]], count: int) -> List[str]:
+    """The ids of the `count` worst queues of `queues` (all when None)
+    that have agent rows: the occupancy and AHT charts draw agents, and the
+    queues agents log in to need not be those with windows."""
+    staffed = [q for q in _chosen(board, queues) if q in board.agents]
+    return heapq.nsmallest(count, staffed, key=lambda q: board.ranks[q].key)
+
   def snapshot(self) -> Dict[str, Any]:
     """The view of all queues with the default number of tiles."""
     return self.view(self.read(), None, DEFAULT_TILES)
@@ -907,13 +1231,82 @@ class WallboardQueries:
       ABANDON_METRICS, ('window_start',), 'window_start', 1, equal={'queue_id': queue_id}
     ).rows:
       return True
-    if LIVE_TIME_COLUMN not in self._store.columns(QUEUE_STATUS):
-      return False
-    return bool(
-      self._store.newest(
-        QUEUE_STATUS, (LIVE_TIME_COLUMN,), LIVE_TIME_COLUMN, 1, equal={'queue_id': queue_id}
-      ).rows
+    # A queue with live rows or agents only (no window yet) has a tile too.
+    for table in (QUEUE_STATUS, AGENT_STATUS):
+      if LIVE_TIME_COLUMN in self._store.columns(table) and (
+        self._store.newest(
+          table, (LIVE_TIME_COLUMN,), LIVE_TIME_COLUMN, 1, equal={'queue_id': queue_id}
+        ).rows
+      ):
+        return True
+    return False
+
+  def queue_agents(self, queue_id: str) -> Dict[str, Any]:
+    """A queue's agents by state and its not-ready reasons, per channel (at
+    most MAX_AGENT_CHANNELS, by channel name), from agent_status.
+    `available` is False on a store without the table; `complete`: every
+    channel row was read."""
+    if not set(AGENT_STATUS_COLUMNS) <= self._store.columns(AGENT_STATUS):
+      return {'available': False, 'channels': [], 'complete': True}
+    read = self._store.newest(
+      AGENT_STATUS,
+      AGENT_STATUS_COLUMNS,
+      LIVE_TIME_COLUMN,
+      MAX_AGENT_CHANNELS,
+      equal={'queue_id': queue_id},
     )
+    channels = sorted((_agent_channel(row) for row in read.rows), key=lambda c: c['channel'])
+    for channel in channels:
+      del channel['queue_name']
+      channel['reasons'] = [{'reason': r, 'agents': n} for r, n in channel['reasons']]
+    return {
+      'available': True,
+      'channels': channels,
+      'complete': read.complete and len(read.rows) < MAX_AGENT_CHANNELS,
+    }
+
+  def agent_trends(
+    self, hours: int, queue_ids: Sequence[str], until: Optional[int]
+  ) -> Dict[str, Any]:
+    """Occupancy and AHT of `queue_ids` (their channels summed,
+    `agent_window`) per window of agent_metrics, over the `hours` before
+    `until` (as in `queue_trends`; None: the newest agent window end of
+    those queues, for a store with agents but no call windows).
+    `available` is False on a store without the table."""
+    self._store.check()
+    available = set(AGENT_METRIC_COLUMNS) <= self._store.columns(AGENT_METRICS)
+    if available and until is None:
+      ends = [
+        row['window_end']
+        for queue in queue_ids
+        for row in self._store.newest(
+          AGENT_METRICS,
+          ('window_start', 'window_end'),
+          'window_start',
+          1,
+          equal={'queue_id': queue},
+        ).rows
+        if _whole(row['window_end']) is not None
+      ]
+      until = max(ends, default=None)
+    if not available or until is None:
+      return {'available': available, 'hours': hours, 'until_ms': until, 'x': [], 'series': []}
+    since = until - hours * HOUR_MS
+    series = {
+      queue: [
+        agent_window(rows)
+        for rows in _by_window(
+          self._series(AGENT_METRICS, AGENT_METRIC_COLUMNS, queue, since)
+        ).values()
+      ]
+      for queue in queue_ids
+    }
+    return {
+      'available': True,
+      'hours': hours,
+      'until_ms': until,
+      **_aligned(series, ('occupancy', 'aht_seconds')),
+    }
 
   def waiting_contacts(self, queue_id: str) -> Dict[str, Any]:
     """The contacts waiting in a queue now, over its channels, oldest
@@ -1021,6 +1414,7 @@ class WallboardQueries:
       ],
       'late_events_complete': late.complete,
       'waiting': self.waiting_contacts(queue_id),
+      'agents': self.queue_agents(queue_id),
     }
 
   def _detail_window(self, rows: List[Row], has_asa: bool) -> Row:

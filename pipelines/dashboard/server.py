@@ -2,13 +2,15 @@
 
 - `GET /`: the page (static/index.html), which loads static/wallboard.js;
 - `GET /api/snapshot`: tiles (with each queue's live figures: contacts
-  waiting, longest wait), volumes, alerts and health (queries.py);
+  waiting, longest wait; and its agents by state), the staffing panel,
+  volumes, alerts and health (queries.py);
 - `GET /api/events`: the same as server-sent events: the whole view first,
   then after every read of the store (`--refresh_seconds`) what changed;
 - `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
-  queues of the view;
-- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows, late events
-  and waiting contacts;
+  queues of the view, and occupancy and AHT of its worst queues with
+  agents (`agents`);
+- `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows, late events,
+  waiting contacts and agents by state per channel;
 - `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
 
 The page, the snapshot, the events and the trends take a filter:
@@ -535,7 +537,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     queries = self.server.queries
     # A line for each of the worst queues of the view.
     queue_ids = sorted(queries.worst(board, page.queues, MAX_SERIES))
-    self._send_json(queries.queue_trends(hours, queue_ids, board.newest_window_end))
+    trends = queries.queue_trends(hours, queue_ids, board.newest_window_end)
+    # Occupancy and AHT over the same hours, of the worst queues with agents.
+    staffed = sorted(queries.worst_staffed(board, page.queues, MAX_SERIES))
+    trends['agents'] = queries.agent_trends(hours, staffed, board.newest_window_end)
+    self._send_json(trends)
 
   def _queue(self, query: str) -> None:
     params = _params(query, ('id', 'hours', 'page'))

@@ -16,13 +16,16 @@ the next. Any other question on Cassandra is a scan, filtered by the
 server, of at most `scan_limit` rows, reported as incomplete when it stops
 there.
 
-The live tables (`queue_status`, `waiting_contacts`: LIVE_TABLES) are
-optional: a store written by a release before them (an older file or
-keyspace) opens, and `columns` of such a table is empty, so the query
-layer shows no live figures instead of failing. They hold one row per
-queue and channel: the query layer reads queue_status whole (`newest`
-without `equal`: SQLite keeps the most recently updated rows up to the
-limit, Cassandra scans up to `scan_limit`) and waiting_contacts by queue.
+The live tables (`queue_status`, `waiting_contacts`: LIVE_TABLES) and the
+agent tables (`agent_status`, `agent_metrics`, `agent_activity`:
+AGENT_TABLES) are optional: a store written by a release before them (an
+older file or keyspace), or by a job given no agent events (it creates no
+agent tables), opens, and `columns` of such a table is empty, so the query
+layer shows no live or staffing figures instead of failing. queue_status
+and agent_status hold one row per queue and channel: the query layer reads
+them whole (`newest` without `equal`: SQLite keeps the most recently
+updated rows up to the limit, Cassandra scans up to `scan_limit`), and
+waiting_contacts, agent_status and agent_metrics by queue.
 
 A SQLite store replaced at its path (a new run published by
 transforms/sqlite_sink.publish, or a file copied over it) is noticed by
@@ -41,7 +44,15 @@ from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Se
 from cassandra.query import SimpleStatement
 
 from transforms.cassandra_sink import CassandraSettings, connect
-from transforms.schema import QUEUE_STATUS, TABLES, WAITING_CONTACTS, Table
+from transforms.schema import (
+  AGENT_ACTIVITY,
+  AGENT_METRICS,
+  AGENT_STATUS,
+  QUEUE_STATUS,
+  TABLES,
+  WAITING_CONTACTS,
+  Table,
+)
 
 Row = Dict[str, Any]
 _LOGGER = logging.getLogger(__name__)
@@ -50,7 +61,10 @@ DEFAULT_SCAN_LIMIT = 100_000
 # Tables of a later release than some stores still read: absent, they read
 # as having no columns (and so no rows) instead of refusing the store.
 LIVE_TABLES = frozenset({QUEUE_STATUS.name, WAITING_CONTACTS.name})
-REQUIRED_TABLES = frozenset(TABLES) - LIVE_TABLES
+# The job creates these only when given agent events.
+AGENT_TABLES = frozenset({AGENT_STATUS.name, AGENT_METRICS.name, AGENT_ACTIVITY.name})
+OPTIONAL_TABLES = LIVE_TABLES | AGENT_TABLES
+REQUIRED_TABLES = frozenset(TABLES) - OPTIONAL_TABLES
 _FETCH_SIZE = 5_000
 
 
@@ -87,7 +101,8 @@ class Store(abc.ABC):
   @abc.abstractmethod
   def columns(self, table: Table) -> FrozenSet[str]:
     """The table's columns as the store has them now; none for a table
-    the store does not have (LIVE_TABLES of an earlier release)."""
+    the store does not have (OPTIONAL_TABLES of an earlier release or
+    of a job without agent events)."""
 
   def check(self) -> None:  # noqa: B027 (optional: stores that cannot be replaced)
     """Called before each group of reads: reopens a store that was

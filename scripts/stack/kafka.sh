@@ -36,10 +36,10 @@ else
   TOOLS_AUTH=()
 fi
 BOOTSTRAP=$HOST:$PORT
-INPUT_TOPICS=(cc-call-logs cxone-data-actions)
-OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes)
+INPUT_TOPICS=(cc-call-logs cxone-data-actions cc-agent-events)
+OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes cc-agent-metrics cc-agent-activity)
 # One record per queue and channel, each replacing the last: compacted.
-SNAPSHOT_TOPICS=(cc-queue-status cc-waiting-contacts)
+SNAPSHOT_TOPICS=(cc-queue-status cc-waiting-contacts cc-agent-status)
 
 listener_config() {
   if ((SECURE)); then

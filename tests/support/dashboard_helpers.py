@@ -24,6 +24,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from transforms.abandon_rate import rounded_ratio
 from transforms.records import (
   AbandonMetrics,
+  AgentMetrics,
+  AgentStatus,
   DeadLetter,
   InteractionVolume,
   LateEvent,
@@ -116,6 +118,90 @@ def waiting_contacts_row(
   listed = [{'contact_id': c, 'since': since} for c, since in sorted(contacts, key=lambda c: c[1])]
   return WaitingContacts(
     queue_id, channel, json.dumps(listed), len(contacts), as_of_ms, updated_at_ms
+  )
+
+
+def agent_status_row(
+  queue_id: str,
+  available: int,
+  on_contact: int,
+  after_contact_work: int,
+  reasons: Dict[str, int],
+  as_of_ms: int,
+  updated_at_ms: int,
+  channel: str = 'voice',
+  name: str = '',
+) -> AgentStatus:
+  """One agent_status row as the job writes it: not ready = the agents of
+  `reasons`, logged in = all four states."""
+  not_ready = sum(reasons.values())
+  return AgentStatus(
+    queue_id,
+    channel,
+    available + on_contact + after_contact_work + not_ready,
+    available,
+    on_contact,
+    after_contact_work,
+    not_ready,
+    json.dumps(reasons),
+    as_of_ms,
+    updated_at_ms,
+    updated_at_ms * 1000,
+    name,
+  )
+
+
+def agent_metrics_row(
+  queue_id: str,
+  start_ms: int,
+  handled: int,
+  talk: float,
+  hold: float,
+  acw: float,
+  available: float,
+  not_ready: float = 0.0,
+  channel: str = 'voice',
+) -> AgentMetrics:
+  """One agent_metrics pane, AHT and occupancy derived like the job's."""
+  busy = talk + hold + acw
+  return AgentMetrics(
+    queue_id,
+    channel,
+    start_ms,
+    start_ms + WINDOW_MS,
+    handled,
+    talk,
+    hold,
+    acw,
+    available,
+    not_ready,
+    busy / handled if handled else 0.0,
+    busy / (busy + available) if busy + available else 0.0,
+    0,
+    'ON_TIME',
+  )
+
+
+def staffing_lines(driver) -> Dict[str, Tuple[str, ...]]:
+  """Queue id -> (available, on contact, ACW, not ready) texts of every
+  tile with a staffing line."""
+  lines = {}
+  for node in driver.find_elements(By.CSS_SELECTOR, '#tiles button.tile'):
+    line = node.find_elements(By.CLASS_NAME, 'tile-agents')
+    if line:
+      lines[node.get_attribute('data-queue')] = tuple(
+        figure.text for figure in line[0].find_elements(By.CLASS_NAME, 'agents-figure')
+      )
+  return lines
+
+
+def no_agent_queues(driver) -> List[str]:
+  """Queue ids of the tiles highlighted for contacts waiting without an
+  available agent (class and visible marker both)."""
+  return sorted(
+    node.get_attribute('data-queue')
+    for node in driver.find_elements(By.CSS_SELECTOR, '#tiles button.tile.no-agent')
+    if any(m.is_displayed() for m in node.find_elements(By.CLASS_NAME, 'tile-no-agent'))
   )
 
 

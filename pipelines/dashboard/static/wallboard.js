@@ -9,6 +9,12 @@
 // clock since it arrived. The browser's own date is never compared with
 // the data's times: a wall display's clock may be wrong.
 //
+// Staffing (when the store has agent rows): each tile's agents available /
+// on contact / in after-contact work / not ready, a tile highlighted
+// (class no-agent and a marker) when contacts wait and no agent is
+// available (the server decides: `no_agent`), the staffing panel, the
+// occupancy and AHT charts and the drill-down's agents per channel.
+//
 // Every string from the data (queue ids, customer ids, channels, reasons,
 // raw events) is untrusted: it only ever reaches the page as textContent, a
 // Text node or a property such as title, never as HTML, and through
@@ -172,7 +178,7 @@
   }
 
   // --- header, banners --------------------------------------------------
-  function renderLegend(t, live) {
+  function renderLegend(t, live, staffed) {
     const chips = [
       el('span', {className: 'chip level-ok', text: 'abandon < ' + pct(t.abandon_rate_warn)}),
       el('span', {className: 'chip level-warn', text: '≥ ' + pct(t.abandon_rate_warn)}),
@@ -183,6 +189,9 @@
         el('span', {className: 'chip level-warn',
           text: 'longest wait ≥ ' + duration(t.longest_wait_warn * 1000)}),
         el('span', {className: 'chip level-alert', text: '≥ ' + duration(t.longest_wait_alert * 1000)}));
+    }
+    if (staffed) {
+      chips.push(el('span', {className: 'chip chip-no-agent', text: '⚠ waiting, no agent available'}));
     }
     $('legend').replaceChildren(...chips);
   }
@@ -297,12 +306,68 @@
     return {node: node, spec: spec};
   }
 
+  // --- staffing -----------------------------------------------------------
+  const AGENT_STATES = [
+    ['available', 'available'], ['on_contact', 'on contact'],
+    ['after_contact_work', 'ACW'], ['not_ready', 'not ready']];
+
+  // A tile's line of agents by state, its channels summed. A queue
+  // without agent rows has none logged in, unless the server read only
+  // the most recently updated rows (then it is unknown).
+  function agentLine(t, agents) {
+    const a = t.agents || (agents.complete ?
+      {logged_in: 0, available: 0, on_contact: 0, after_contact_work: 0, not_ready: 0} : null);
+    return el('div', {className: 'tile-agents',
+      title: a ? 'agents logged in: ' + count(a.logged_in) : 'agents unknown'},
+    AGENT_STATES.map(([key, caption]) => el('div', {className: 'agents-state agents-' + key}, [
+      el('div', {className: 'agents-figure', text: a ? count(a[key]) : '–'}),
+      el('div', {className: 'tile-caption', text: caption})])));
+  }
+
+  function staffingShown() {
+    const staffing = state.snapshot && state.snapshot.staffing;
+    return Boolean(staffing && staffing.available);
+  }
+
+  // Totals of the view's queues: logged in, by state, not-ready reasons.
+  function renderStaffing(staffing) {
+    const shownHere = Boolean(staffing && staffing.available);
+    $('staffing').hidden = !shownHere;
+    if (!shownHere) return;
+    $('staffing-scope').textContent = '· ' + count(staffing.queues) + ' queues with agents' +
+      (staffing.complete ? '' : ' · of the most recently updated queues only') +
+      (staffing.unknown ? ' · ' + count(staffing.unknown) + ' rows with unknown counts left out' : '');
+    const totals = staffing.totals;
+    $('staffing-totals').replaceChildren(...[['logged_in', 'logged in']].concat(AGENT_STATES).map(
+      ([key, caption]) => el('div', {className: 'staffing-state staffing-' + key}, [
+        el('div', {className: 'staffing-figure', text: count(totals[key])}),
+        el('div', {className: 'tile-caption', text: caption})])));
+    const unstaffed = staffing.no_agent_queues;
+    $('staffing-no-agent').replaceChildren(...(unstaffed ? [el('div', {className: 'staffing-alert',
+      text: '⚠ ' + count(unstaffed) + (unstaffed === 1 ? ' queue has' : ' queues have') +
+        ' contacts waiting and no agent available'})] : []));
+    const rows = staffing.reasons.map(r => el('tr', {}, [
+      el('td', {data: r.reason}), el('td', {className: 'num', text: count(r.agents)})]));
+    if (staffing.more_reasons > 0) {
+      const more = el('td', {className: 'dim', text: '+ ' + count(staffing.more_reasons) +
+        ' more reasons, ' + count(staffing.more_agents) + ' agents'});
+      more.colSpan = 2;
+      rows.push(el('tr', {}, [more]));
+    }
+    $('reasons-scope').textContent = staffing.unreadable ?
+      '· ' + count(staffing.unreadable) + ' unreadable entries left out' : '';
+    fillTable($('reasons'), rows, 2, 'No agent is not ready.');
+  }
+
   // --- tiles ------------------------------------------------------------
-  function tile(t, waitLabel, liveAvailable) {
+  function tile(t, waitLabel, liveAvailable, agents) {
     const classes = ['tile', 'status-' + level(t.status)];
     const windowless = t.window_start === null || t.window_start === undefined;
     if (!t.current && !windowless) classes.push('old');
     if (t.queue_id === state.queue) classes.push('selected');
+    const staffed = Boolean(agents && agents.available);
+    const unstaffed = staffed && t.no_agent === true;
+    if (unstaffed) classes.push('no-agent');
     const channels = t.channels && t.channels.length > 1 ? t.channels : [];
     const named = t.queue_name && t.queue_name !== t.queue_id;
     const live = liveAvailable ? liveFigures(t) : null;
@@ -314,7 +379,9 @@
     const button = el('button', {className: classes.join(' '), type: 'button', title: t.queue_id}, [
       ...(named ? [el('div', {className: 'tile-name', data: t.queue_name})] : []),
       el('div', {className: 'tile-queue' + (named ? ' tile-id' : ''), data: t.queue_id}),
+      ...(unstaffed ? [el('div', {className: 'tile-no-agent', text: '⚠ no agent available'})] : []),
       ...(live ? [live.node] : []),
+      ...(staffed ? [agentLine(t, agents)] : []),
       el('div', {className: 'tile-rate level-' + level(t.abandon_status), text: pct(t.abandon_rate)}),
       el('div', {className: 'tile-caption', text: 'abandon rate' + soFar}),
       el('div', {className: 'tile-sl level-' + level(t.service_level_status)}, [
@@ -334,7 +401,7 @@
   }
 
   // The queues a view leaves out, in one tile.
-  function restTile(rest, liveAvailable) {
+  function restTile(rest, liveAvailable, staffed) {
     const statuses = ['alert', 'warn', 'ok', 'idle'].filter(s => rest.statuses[s]);
     return el('div', {className: 'tile tile-rest'}, [
       el('div', {className: 'tile-queue', text: '+ ' + count(rest.queues) + ' more queues'}),
@@ -345,7 +412,9 @@
         el('dt', {text: 'offered'}), el('dd', {text: count(rest.offered)}),
         el('dt', {text: 'abandoned'}), el('dd', {text: count(rest.abandoned)})]).concat(
         liveAvailable ? [el('dt', {text: 'waiting now'}),
-          el('dd', {className: 'rest-waiting', text: count(rest.waiting)})] : [])),
+          el('dd', {className: 'rest-waiting', text: count(rest.waiting)})] : []).concat(
+        staffed ? [el('dt', {text: 'waiting, no agent'}),
+          el('dd', {className: 'rest-no-agent', text: count(rest.no_agent)})] : [])),
     ]);
   }
 
@@ -365,8 +434,9 @@
       $('tiles').replaceChildren(el('p', {className: 'empty', text: 'No queue windows yet.'}));
       return;
     }
-    const tiles = queues.tiles.map(t => tile(t, queues.wait_label, live));
-    if (queues.rest.queues) tiles.push(restTile(queues.rest, live));
+    const agents = queues.agents;
+    const tiles = queues.tiles.map(t => tile(t, queues.wait_label, live, agents));
+    if (queues.rest.queues) tiles.push(restTile(queues.rest, live, Boolean(agents && agents.available)));
     $('tiles').replaceChildren(...tiles);
     tick();
   }
@@ -446,6 +516,19 @@
     chart('offered', $('chart-offered'), trends.x, trends.series.map(s => ({
       label: shown(s.key), stroke: palette.get(s.key), values: s.total_calls})), v => String(Math.round(v)));
     $('offered-hours').textContent = '· last ' + trends.hours + ' h of data';
+    renderAgentTrends(trends.agents);
+  }
+
+  // Occupancy and AHT of the same queues, where the page shows staffing.
+  function renderAgentTrends(agents) {
+    if (!agents || !agents.available || !staffingShown()) return;
+    const palette = colors(agents.series.map(s => s.key));
+    chart('occupancy', $('chart-occupancy'), agents.x, agents.series.map(s => ({
+      label: shown(s.key), stroke: palette.get(s.key),
+      values: s.occupancy.map(v => (v === null ? null : v * 100))})), v => v.toFixed(0) + ' %');
+    chart('aht', $('chart-aht'), agents.x, agents.series.map(s => ({
+      label: shown(s.key), stroke: palette.get(s.key), values: s.aht_seconds})), v => clockWait(v));
+    $('agent-hours').textContent = '· last ' + agents.hours + ' h of data';
   }
 
   function renderVolumes(volumes) {
@@ -541,6 +624,8 @@
     // The previous queue's contacts must not show under this one's name.
     $('detail-live').hidden = true;
     $('detail-waiting').tBodies[0].replaceChildren();
+    $('detail-agents').hidden = true;
+    $('detail-agents-table').tBodies[0].replaceChildren();
     for (const node of document.querySelectorAll('.tile')) {
       node.classList.toggle('selected', node.dataset.queue === queueId);
     }
@@ -608,8 +693,39 @@
     tick();
   }
 
+  // A channel's not-ready reasons: "Break 2 · Lunch 1", reasons as data.
+  function reasonCell(c) {
+    const parts = [];
+    for (const r of c.reasons) {
+      if (parts.length) parts.push(' · ');
+      parts.push(el('span', {className: 'reason'}, [bdi(r.reason), ' ' + count(r.agents)]));
+    }
+    if (c.other_reasons) {
+      parts.push((parts.length ? ' · ' : '') + '+ ' + count(c.other_reasons) + ' more reasons, ' +
+        count(c.other_reason_agents) + ' agents');
+    }
+    if (c.unreadable) parts.push((parts.length ? ' · ' : '') + count(c.unreadable) + ' unreadable');
+    return el('td', {className: 'reasons'}, parts.length ? parts : ['–']);
+  }
+
+  // The queue's agents by state per channel, where the page shows staffing.
+  function renderAgents(a) {
+    const shownHere = Boolean(a && a.available && staffingShown());
+    $('detail-agents').hidden = !shownHere;
+    if (!shownHere) return;
+    $('detail-agents-scope').textContent = '· per channel' +
+      (a.complete ? '' : ', the first ' + count(a.channels.length) + ' channels');
+    fillTable($('detail-agents-table'), a.channels.map(c => el('tr', {}, [
+      el('td', {data: c.channel}),
+      el('td', {className: 'num', text: count(c.logged_in)}),
+      ...AGENT_STATES.map(([key]) => el('td', {className: 'num agents-' + key, text: count(c[key])})),
+      reasonCell(c),
+    ])), 7, 'No agents logged in to this queue.');
+  }
+
   function renderDetail(d) {
     renderWaiting(d.waiting);
+    renderAgents(d.agents);
     $('detail-scope').textContent = '· last ' + d.hours + ' h of its windows' +
       (d.windows_complete ? '' : ' (the newest only)');
     $('detail-wait-label').textContent = d.wait_label;
@@ -630,6 +746,7 @@
 
   function detailError(message) {
     $('detail-live').hidden = true;
+    $('detail-agents').hidden = true;
     fillTable($('detail-windows'), [], 8, message);
     fillTable($('detail-late'), [], 6, '');
   }
@@ -650,6 +767,10 @@
     } catch (e) {
       chartMessage('rate', $('chart-rate'), 'Trends unavailable: ' + e.message);
       chartMessage('offered', $('chart-offered'), 'Trends unavailable: ' + e.message);
+      if (staffingShown()) {
+        chartMessage('occupancy', $('chart-occupancy'), 'Trends unavailable: ' + e.message);
+        chartMessage('aht', $('chart-aht'), 'Trends unavailable: ' + e.message);
+      }
     }
   }
 
@@ -680,7 +801,9 @@
     // now (the server's clock), not of its end.
     const end = s.queues.newest_window_end;
     $('data-time').textContent = dateTime(end === null ? null : Math.min(end, s.health.now_ms));
-    renderLegend(s.thresholds, liveAvailable(s.queues));
+    renderLegend(s.thresholds, liveAvailable(s.queues), Boolean(s.staffing && s.staffing.available));
+    // Before the trends: the agent charts are drawn only where it shows.
+    renderStaffing(s.staffing);
     renderTiles(s.queues);
     renderVolumes(s.volumes);
     renderAlerts(s.alerts);
