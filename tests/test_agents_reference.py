@@ -26,11 +26,9 @@ The status step's processing clock is the runner's TestStream clock (one
 second per poll, deterministic), so a row's updated_at says which poll
 wrote it.
 
-Two tests fail on the job as it stands, on purpose (the last two): an
-agent's state re-delivered after its logout is older than the logout, so
-the reference ignores it as stale; the job forgets an agent once it logged
-out and takes the copy as a new login. The generator's default never sends
-such a copy, so the other comparisons do not hinge on it.
+The last two tests send an agent's state again after its logout: older
+than the logout, it is stale (the job keeps the logout as a tombstone for
+the silence timeout), not a new login.
 """
 
 import json
@@ -665,10 +663,8 @@ def test_the_job_agrees_with_the_reference_at_the_rules_boundaries(runner_clock)
 def test_an_event_older_than_the_logout_does_not_log_the_agent_in_again(runner_clock):
   """A re-delivery of an agent's state that arrives after its logout (at
   least once delivery, a producer retry) is older than the logout: the
-  agent stays logged out. The job forgets an agent once it logged out, so
-  it takes such an event as a new login (shown on_contact in agent_status,
-  then 900 s of talk time until the silence logout): this test fails on
-  the job as it stands."""
+  agent stays logged out, not shown on_contact in agent_status with talk
+  time until a silence logout."""
   polls = [
     [ev('A', 0, 'available')],
     [ev('A', 50, 'on_contact', contact='c1')],

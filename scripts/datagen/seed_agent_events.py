@@ -28,16 +28,16 @@ LIST ORDER IS ARRIVAL ORDER, with the disorder the job copes with:
 * each record arrives ``U(0, disorder_ms)`` after its event time (an
   agent's changes of a few seconds overtake one another: the older one is
   stale when it arrives); an agent's logout is never overtaken by its own
-  earlier state events, nor are they re-sent after it (the job forgets an
-  agent once it logged out);
+  earlier state events, nor are they re-sent after it unless
+  ``after_logout_share`` asks for it;
 * ``duplicate_share`` of the records are re-delivered, the same bytes, up
   to ``redelivery_ms`` later;
 * ``stale_share``: an agent's state event of a few changes before is sent
   again after newer ones (a producer retry): stale on arrival;
 * ``after_logout_share`` (0 by default): of the logouts, the share whose
   agent's previous state event is re-delivered after the logout (older
-  than the logout: stale to the reference; the job as it stands logs the
-  agent in again, tests/test_agents_reference.py);
+  than the logout: stale, as the logout's tombstone tells the job;
+  tests/test_agents_reference.py);
 * ``malformed`` malformed lines (default one of each kind in
   MALFORMED_KINDS, with the dead-letter reason the job gives them) at
   random places.
