@@ -10,9 +10,9 @@
 #     --queues N     queues (8); --day-minutes M: a whole day passes in M minutes (20)
 #     --port P       the wallboard's port (8050); --duration S: stop by itself after S seconds
 #     after --:      options for the job (scripts/submit_flink.sh's, e.g. --early_firing_seconds=5)
-# Prints the wallboard's address once the job runs; Ctrl-C (or SIGTERM) stops everything the demo
-# started: generator, job, wallboard, and the services it started (Kafka, the KafkaIO expansion
-# service, the Flink cluster); services that were already running are left running.
+# Prints the wallboard's address once the job runs; Ctrl-C (SIGTERM, the terminal closing) stops
+# everything the demo started: generator, job, wallboard, and the services it started (Kafka, the
+# KafkaIO expansion service, the Flink cluster); services that were already running keep running.
 # The job is submitted by scripts/submit_flink.sh (its production defaults) with --sink=sqlite
 # into a fresh store that output/demo.db (SQLITE_PATH) then points at, as scripts/run_local.sh's;
 # it reads cc-call-logs and cxone-data-actions from their end under a consumer group of its own
@@ -46,7 +46,8 @@ cd "$REPO_ROOT"
 PY=$REPO_ROOT/.venv/bin/python
 KAFKA=${KAFKA_BOOTSTRAP:-127.0.0.1:9092}
 UI_URL="http://127.0.0.1:${FLINK_REST_PORT:-8081}"
-DB=${SQLITE_PATH:-$REPO_ROOT/output/demo.db}
+# Absolute: the cluster's workers write it from the worker pool's directory.
+DB=$(realpath -m "${SQLITE_PATH:-output/demo.db}")
 JOB_NAME=cc-demo-$(date +%Y%m%d-%H%M%S)
 BOARD_LOG=$LOG_DIR/demo-wallboard.log
 LIVE_LOG=$LOG_DIR/demo-live.log
