@@ -47,7 +47,7 @@ PY=$REPO_ROOT/.venv/bin/python
 KAFKA=${KAFKA_BOOTSTRAP:-127.0.0.1:9092}
 UI_URL="http://127.0.0.1:${FLINK_REST_PORT:-8081}"
 # Absolute: the cluster's workers write it from the worker pool's directory.
-DB=$(realpath -m "${SQLITE_PATH:-output/demo.db}")
+DB=$(realpath -m -s "${SQLITE_PATH:-output/demo.db}")  # -s: the link itself
 JOB_NAME=cc-demo-$(date +%Y%m%d-%H%M%S)
 BOARD_LOG=$LOG_DIR/demo-wallboard.log
 LIVE_LOG=$LOG_DIR/demo-live.log
