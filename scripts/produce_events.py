@@ -236,6 +236,26 @@ def produce_lines(
   return result
 
 
+def security_config(
+  sasl_user: Optional[str], password_env: str, ssl_cafile: Optional[str]
+) -> Dict[str, object]:
+  """kafka-python settings of --sasl-user, --sasl-password-env and
+  --ssl-cafile (SCRAM-SHA-512 over SASL_SSL, the
+  secured broker of scripts/stack.sh up --secure); {} without a user.
+  Raises ValueError when the password variable is not set."""
+  if not sasl_user:
+    return {}
+  if password_env not in os.environ:
+    raise ValueError(f'--sasl-user needs the password in ${password_env}')
+  return dict(
+    security_protocol='SASL_SSL',
+    sasl_mechanism='SCRAM-SHA-512',
+    sasl_plain_username=sasl_user,
+    sasl_plain_password=os.environ[password_env],
+    ssl_cafile=ssl_cafile,
+  )
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(
     description='Produce a JSON-lines file to a Kafka topic in file order, record '
@@ -287,18 +307,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     '--ssl-cafile', default=None, help="PEM CA of the broker's certificate (with --sasl-user)"
   )
   args = parser.parse_args(argv)
-  security = {}
-  if args.sasl_user:
-    if args.sasl_password_env not in os.environ:
-      print(f'error: --sasl-user needs the password in ${args.sasl_password_env}', file=sys.stderr)
-      return 2
-    security = dict(
-      security_protocol='SASL_SSL',
-      sasl_mechanism='SCRAM-SHA-512',
-      sasl_plain_username=args.sasl_user,
-      sasl_plain_password=os.environ[args.sasl_password_env],
-      ssl_cafile=args.ssl_cafile,
-    )
+  try:
+    security = security_config(args.sasl_user, args.sasl_password_env, args.ssl_cafile)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
 
   lines = read_lines(args.path)
   shift = 0

@@ -54,7 +54,6 @@ import heapq
 import itertools
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -72,7 +71,7 @@ from scripts.datagen.calls import (
 )
 from scripts.datagen.common import _dumps
 from scripts.datagen.data_actions import PLANTED_INTERACTIONS, generate_data_actions
-from scripts.produce_events import key_and_timestamp
+from scripts.produce_events import key_and_timestamp, security_config
 
 CALLS_TOPIC = 'cc-call-logs'
 DATA_ACTIONS_TOPIC = 'cxone-data-actions'
@@ -540,26 +539,6 @@ def run_paced(
 # --------------------------------------------------------------------------
 # Kafka and the CLI
 # --------------------------------------------------------------------------
-
-
-def security_config(
-  sasl_user: Optional[str], password_env: str, ssl_cafile: Optional[str]
-) -> Dict[str, object]:
-  """kafka-python settings of scripts/produce_events.py's --sasl-user,
-  --sasl-password-env and --ssl-cafile (SCRAM-SHA-512 over SASL_SSL, the
-  secured broker of scripts/stack.sh up --secure); {} without a user.
-  Raises ValueError when the password variable is not set."""
-  if not sasl_user:
-    return {}
-  if password_env not in os.environ:
-    raise ValueError(f'--sasl-user needs the password in ${password_env}')
-  return dict(
-    security_protocol='SASL_SSL',
-    sasl_mechanism='SCRAM-SHA-512',
-    sasl_plain_username=sasl_user,
-    sasl_plain_password=os.environ[password_env],
-    ssl_cafile=ssl_cafile,
-  )
 
 
 def kafka_send(bootstrap: str, security: Dict[str, object]) -> Tuple[Send, Callable[[], None]]:
