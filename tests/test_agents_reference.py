@@ -37,10 +37,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import pytest
-from apache_beam.runners.direct import clock as direct_clock
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from scripts.datagen.seed_agent_events import generate_agent_events
 from scripts.reference.agents import (
@@ -53,6 +52,7 @@ from scripts.reference.agents import (
 )
 from tests.conftest import BASE_S, streaming_options
 from tests.support.beam_metrics import committed_counters
+from tests.support.runner_clock import COLLECTED, collect, runner_clock, runner_now  # noqa: F401 (fixture)
 
 T0 = BASE_S * 1000
 S = 1000
@@ -378,37 +378,6 @@ COUNT_KINDS = (
 # (b) The job against the reference
 # ---------------------------------------------------------------------------
 
-_COLLECTED: List[Tuple[str, Any]] = []
-_CLOCKS: List[Any] = []
-
-
-def _collect(element: Any, output: str) -> Tuple:
-  _COLLECTED.append((output, element))
-  return ()
-
-
-def _runner_clock() -> Timestamp:
-  """The status step's processing clock: the runner's TestStream clock."""
-  # pylint: disable=protected-access
-  return _CLOCKS[-1]._current_time
-
-
-@pytest.fixture
-def runner_clock(monkeypatch):
-  """Records the direct runner's TestStream clock when a run makes it."""
-  original_init = direct_clock.TestClock.__init__
-
-  def recording_init(self, *args, **kwargs):
-    original_init(self, *args, **kwargs)
-    _CLOCKS.append(self)
-
-  monkeypatch.setattr(direct_clock.TestClock, '__init__', recording_init)
-  _CLOCKS.clear()
-  _COLLECTED.clear()
-  yield
-  _CLOCKS.clear()
-  _COLLECTED.clear()
-
 
 def _agent_event(record: Dict[str, Any]):
   """The job's AgentEvent of a reference dict or seed record, by the
@@ -438,7 +407,7 @@ def run_job(polls: Sequence[Sequence[Dict[str, Any]]], tail: Sequence[int]):
   """Runs the agent steps on the local runner: one poll per second of
   processing time, the watermark after each at the largest event time so
   far, then at each of `tail` (epoch ms, one second apart), then infinity.
-  Returns the pipeline result; the rows are in _COLLECTED."""
+  Returns the pipeline result; the rows are in COLLECTED."""
   from transforms.agent_metrics import AgentActivityPerAgent, AgentMetricsPerQueue
   from transforms.agent_states import AGENT_PRESENCE, AgentStates
   from transforms.agent_status import AgentStatusPerQueue
@@ -477,9 +446,7 @@ def run_job(polls: Sequence[Sequence[Dict[str, Any]]], tail: Sequence[int]):
       metrics_namespace=NAMESPACE,
     )
   )
-  status = states[AGENT_PRESENCE] | AgentStatusPerQueue(
-    queue_names={}, processing_clock=_runner_clock
-  )
+  status = states[AGENT_PRESENCE] | AgentStatusPerQueue(queue_names={}, processing_clock=runner_now)
   metrics = states['agent_spans'] | 'Metrics' >> AgentMetricsPerQueue(queue_names={}, **windows)
   activity = states['agent_spans'] | 'Activity' >> AgentActivityPerAgent(**windows)
   outputs = {
@@ -489,7 +456,7 @@ def run_job(polls: Sequence[Sequence[Dict[str, Any]]], tail: Sequence[int]):
     'late': (metrics['late'], activity['late']) | beam.Flatten(),
   }
   for name, rows in outputs.items():
-    _ = rows | f'Collect {name}' >> beam.FlatMap(_collect, name)
+    _ = rows | f'Collect {name}' >> beam.FlatMap(collect, name)
   result = pipeline.run()
   result.wait_until_finish()
   return result
@@ -509,7 +476,7 @@ def _counts_of(row) -> Counts:
 
 def _latest_status(now_ms: int) -> Dict[Tuple[str, str], Any]:
   latest: Dict[Tuple[str, str], Any] = {}
-  for output, row in _COLLECTED:
+  for output, row in COLLECTED:
     if output == 'agent_status' and row.updated_at <= now_ms:
       latest[(row.queue_id, row.channel)] = row
   return latest
@@ -518,7 +485,7 @@ def _latest_status(now_ms: int) -> Dict[Tuple[str, str], Any]:
 def _final_panes(output: str, key) -> Dict[Any, Any]:
   """Key -> the row of the highest pane of each window."""
   final: Dict[Any, Any] = {}
-  for name, row in _COLLECTED:
+  for name, row in COLLECTED:
     if name == output:
       k = key(row)
       if k not in final or row.pane_index > final[k].pane_index:
@@ -585,7 +552,7 @@ def check_job(polls: Sequence[Sequence[Dict[str, Any]]]) -> AgentsReference:
     assert metrics[key].window_end == key[2] + W
   for key, want in want_activity.items():
     assert _figures_of_row(activity[key]) == want, key
-  assert [row for name, row in _COLLECTED if name == 'late'] == []
+  assert [row for name, row in COLLECTED if name == 'late'] == []
   counters = committed_counters(result, NAMESPACE)
   assert counters.get('stale_events', 0) == ref.stale_events
   assert counters.get('silent_logouts', 0) == ref.silent_logouts

@@ -22,10 +22,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import pytest
-from apache_beam.runners.direct import clock as direct_clock
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from scripts.datagen.queue_transitions import Transition, generate_transitions
 from scripts.reference.queue_status import (
@@ -39,6 +38,7 @@ from scripts.reference.queue_status import (
 )
 from tests.conftest import BASE_S, streaming_options
 from tests.support.beam_metrics import committed_counters
+from tests.support.runner_clock import COLLECTED, collect, runner_clock, runner_now  # noqa: F401 (fixture)
 
 T0 = BASE_S * 1000
 S = 1000
@@ -252,43 +252,6 @@ def test_the_generator_is_seeded_and_has_every_kind_of_disorder():
 # (b) The job against the reference
 # ---------------------------------------------------------------------------
 
-# What the job emitted, in order, as (output name, element): filled by
-# `_collect` (the local runner runs every step in this process, on one
-# worker thread).
-_COLLECTED: List[Tuple[str, Any]] = []
-# The runner's TestStream clocks, the latest last (see `runner_clock`).
-_CLOCKS: List[Any] = []
-
-
-def _collect(element: Any, output: str) -> Tuple:
-  _COLLECTED.append((output, element))
-  return ()
-
-
-def _runner_clock() -> Timestamp:
-  """The job's processing clock: the runner's TestStream clock, so rows
-  carry the processing time of the poll that wrote them and the job's
-  refresh reads the time its timers fire on."""
-  # pylint: disable=protected-access
-  return _CLOCKS[-1]._current_time
-
-
-@pytest.fixture
-def runner_clock(monkeypatch):
-  """Records the direct runner's TestStream clock when a run makes it."""
-  original_init = direct_clock.TestClock.__init__
-
-  def recording_init(self, *args, **kwargs):
-    original_init(self, *args, **kwargs)
-    _CLOCKS.append(self)
-
-  monkeypatch.setattr(direct_clock.TestClock, '__init__', recording_init)
-  _CLOCKS.clear()
-  _COLLECTED.clear()
-  yield
-  _CLOCKS.clear()
-  _COLLECTED.clear()
-
 
 # One step of the TestStream: ('poll', transitions) after processing time
 # advanced by `advance_s`, or ('wait', advance_s) alone.
@@ -305,7 +268,7 @@ def run_job(
 ):
   """Runs LiveQueueStatus on the local runner over `steps`; the watermark
   follows each poll, `watermark_lag_ms` behind its latest event. Returns
-  the pipeline result; the rows are in _COLLECTED."""
+  the pipeline result; the rows are in COLLECTED."""
   from transforms.queue_status import LiveQueueStatus
 
   stream = TestStream()
@@ -332,11 +295,11 @@ def run_job(
       max_waiting_listed=listed,
       queue_names=QUEUE_NAMES,
       metrics_namespace=NAMESPACE,
-      processing_clock=_runner_clock,
+      processing_clock=runner_now,
     )
   )
   for name in ('queue_status', 'waiting_contacts', 'lost_contacts'):
-    _ = outputs[name] | f'Collect {name}' >> beam.FlatMap(_collect, name)
+    _ = outputs[name] | f'Collect {name}' >> beam.FlatMap(collect, name)
   result = pipeline.run()
   result.wait_until_finish()
   return result
@@ -356,7 +319,7 @@ def _latest_rows(now_ms: int) -> Tuple[Dict[Any, Any], Dict[Any, Any]]:
   wrote at processing time <= now_ms."""
   status: Dict[Any, Any] = {}
   waiting: Dict[Any, Any] = {}
-  for output, row in _COLLECTED:
+  for output, row in COLLECTED:
     if output == 'lost_contacts' or row.updated_at > now_ms:
       continue
     target = status if output == 'queue_status' else waiting
@@ -434,7 +397,7 @@ def check_revisions() -> None:
   """Each key's rows of each output carry strictly increasing revisions in
   the order the job wrote them (the sinks keep the highest)."""
   last: Dict[Any, int] = {}
-  for output, row in _COLLECTED:
+  for output, row in COLLECTED:
     if output == 'lost_contacts' or not hasattr(row, 'revision'):
       continue
     key = (output, row.queue_id, row.channel)
@@ -443,7 +406,7 @@ def check_revisions() -> None:
 
 
 def _lost_rows() -> List[Lost]:
-  rows = [row for output, row in _COLLECTED if output == 'lost_contacts']
+  rows = [row for output, row in COLLECTED if output == 'lost_contacts']
   assert {row.kind for row in rows} <= {ENTERED}
   return sorted(Lost(row.queue_id, row.channel, row.contact_id, row.timestamp) for row in rows)
 
@@ -561,7 +524,7 @@ def check_steps(steps: Sequence[Step], first_due: Dict[Any, int], poll_times: Se
   check_revisions()
   job_refreshes = sorted(
     (row.updated_at, (row.queue_id, row.channel), _status_of(row))
-    for output, row in _COLLECTED
+    for output, row in COLLECTED
     if output == 'queue_status' and row.updated_at not in poll_times
   )
   return ref, refreshes, job_refreshes, result
