@@ -62,6 +62,21 @@ def rest(path: str, method: str = 'GET'):
   return json.loads(raw) if raw else {}
 
 
+def wait_for_free_cluster() -> None:
+  """Waits until no job runs on the cluster: it has 2 slots, so another
+  job would starve a benchmark's, or the benchmark it."""
+  while True:
+    busy = [
+      j['name']
+      for j in rest('/jobs/overview')['jobs']
+      if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')
+    ]
+    if not busy:
+      return
+    print(f'waiting for the cluster: {busy}', flush=True)
+    time.sleep(10)
+
+
 def cpu_ticks(pid: int) -> Optional[int]:
   try:
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
@@ -334,16 +349,7 @@ def main(argv=None) -> int:
     f'--checkpointing_interval={args.checkpoint_ms}',
     *args.job_args,
   ]
-  while True:  # the cluster has 2 slots: another job would starve ours, or ours it
-    busy = [
-      j['name']
-      for j in rest('/jobs/overview')['jobs']
-      if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')
-    ]
-    if not busy:
-      break
-    print(f'waiting for the cluster: {busy}', flush=True)
-    time.sleep(10)
+  wait_for_free_cluster()
   if args.peer:
     try:
       result['flink_sql'] = run_peer(args, topic, work, len(lines))

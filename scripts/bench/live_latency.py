@@ -47,7 +47,7 @@ import uuid
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from scripts.bench.flink import rest
+from scripts.bench.flink import rest, wait_for_free_cluster
 from scripts.datagen.live import CallFloor, DayClock, kafka_send, run_paced
 
 REPO = Path(__file__).resolve().parents[2]
@@ -262,16 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   sent: List[Tuple[dict, int]] = []
   result: Dict[str, object] = {'command': command}
   try:
-    while True:  # the cluster has 2 slots: another job would starve ours, or ours it
-      busy = [
-        j['name']
-        for j in rest('/jobs/overview')['jobs']
-        if j['state'] not in ('CANCELED', 'FINISHED', 'FAILED')
-      ]
-      if not busy:
-        break
-      print(f'waiting for the cluster: {busy}', flush=True)
-      time.sleep(10)
+    wait_for_free_cluster()
     t_submit = time.time()
     sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     if sub.returncode:
