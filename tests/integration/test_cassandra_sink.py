@@ -117,7 +117,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
   finally:
     writer.close()
   [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_sink.SCHEMA_VERSION == 3
+  assert version.version == cassandra_sink.SCHEMA_VERSION == 5
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -422,7 +422,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v3 ('), message
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v5 ('), message
   assert (
     'late_events has PRIMARY KEY (source, event_id, reason), not ((source, day), event_id, reason);'
   ) in message
@@ -436,8 +436,8 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
     'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 3 recorded',
-    f'keyspace {keyspace} is at schema v3',
+    'schema version 5 recorded',
+    f'keyspace {keyspace} is at schema v5',
   ]
   late = sorted(
     session.execute(f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events')
@@ -460,12 +460,12 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   ] == [('Q-old', VOICE, 7)]
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [1, 3]
+  ) == [1, 5]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v3 already: nothing to do'
+    f'keyspace {keyspace} is at schema v5 already: nothing to do'
   ]
 
   events = str(tmp_path / 'calls.jsonl')
@@ -499,7 +499,7 @@ def test_an_interrupted_migration_finishes_when_run_again(cassandra_args, sessio
   assert cassandra_migration.migrate(settings) == [
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 3 recorded',
+    'schema version 5 recorded',
   ]
   assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
   assert session.execute(f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
@@ -551,7 +551,7 @@ def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   assert str(refused.value) == (
-    f'Cassandra keyspace {keyspace} has schema v2, not v3 (abandon_metrics has '
+    f'Cassandra keyspace {keyspace} has schema v2, not v5 (abandon_metrics has '
     'PRIMARY KEY (queue_id, window_start), not (queue_id, channel, window_start); '
     'abandon_metrics lacks channel, queue_name): stop the jobs writing to it and migrate it '
     f'with "python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}" '
@@ -571,8 +571,8 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   assert migrated.returncode == 0, migrated.stderr
   assert migrated.stdout.splitlines() == [
     *abandon_metrics_rebuilt(3),
-    'schema version 3 recorded',
-    f'keyspace {keyspace} is at schema v3',
+    'schema version 5 recorded',
+    f'keyspace {keyspace} is at schema v5',
   ]
   assert all(row.channel == VOICE for row in rows)
   # Written before queue names existed: null there, as v3_schema.cql says.
@@ -590,12 +590,12 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   }
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [2, 3]
+  ) == [2, 5]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v3 already: nothing to do'
+    f'keyspace {keyspace} is at schema v5 already: nothing to do'
   ]
 
   CassandraSink(settings).prepare(TABLES.values())

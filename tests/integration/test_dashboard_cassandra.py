@@ -73,7 +73,11 @@ def test_the_same_rows_give_the_same_numbers_as_sqlite(flags, writer, tmp_path):
     ]
   )
   with sqlite3.connect(db) as conn:
-    for table in TABLES.values():
+    # The tables of the flows the job ran (no agent events here).
+    present = {
+      name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    for table in (t for t in TABLES.values() if t.name in present):
       names = ', '.join(name for name, _ in table.columns)
       writer.upsert(
         table,
