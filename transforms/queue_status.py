@@ -219,13 +219,18 @@ class _LiveQueueStatusFn(beam.DoFn):
     self._keep(queue, state, refresh, now_ms)
 
   @on_timer(END)
-  def on_end(self, state=beam.DoFn.StateParam(STATE)) -> None:
-    # The input ended (a replay): the state stays for the final rows, no
-    # refresh is armed again.
+  def on_end(
+    self, state=beam.DoFn.StateParam(STATE), refresh=beam.DoFn.TimerParam(REFRESH)
+  ) -> None:
+    # The input ended (a bounded read): the state stays for the final rows,
+    # and the armed refresh goes. A processing-time timer holds the step's
+    # output watermark until it fires, and Flink fires none once the input
+    # ended: the job would never finish.
     queue = state.read()
     if queue is not None and queue.refresh_at is not None:
       queue.refresh_at = None
       state.write(queue)
+    refresh.clear()
 
   def _now_ms(self) -> int:
     return self._processing_clock().micros // 1000

@@ -298,6 +298,7 @@ class _WindowedCombineFn(beam.DoFn):
     shard_id=beam.DoFn.KeyParam,
     state=beam.DoFn.StateParam(STATE),
     fire=beam.DoFn.TimerParam(FIRE),
+    early=beam.DoFn.TimerParam(EARLY),
   ) -> Iterator:
     shard = state.read()
     if shard is None:
@@ -322,6 +323,14 @@ class _WindowedCombineFn(beam.DoFn):
         # still judges the key's late events.
         del shard.keys[key]
         self._idle_keys_dropped.inc()
+    if shard.early_at is not None and all(
+      w.end_passed for k in shard.keys.values() for w in k.windows.values()
+    ):
+      # No open window left to report early. A processing-time timer holds
+      # the step's output watermark until it fires, and Flink fires none
+      # once a bounded input ended: the job would never finish.
+      shard.early_at = None
+      early.clear()
     self._arm(fire, shard)  # before the write: arming updates the state
     state.write(shard)
     set_live_state_entries(self._state_step, shard_id, len(shard.keys))
