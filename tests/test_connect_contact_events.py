@@ -379,7 +379,9 @@ def test_the_live_floor_of_the_sample_matches_the_queue_status_reference(tmp_pat
         'SELECT queue_id, channel, waiting, oldest_waiting_since, as_of FROM queue_status'
       )
     }
-  ref = reference_queue_status(connect_event_transitions(str(path)), 14_400_000, 100)
+  ref = reference_queue_status(
+    connect_event_transitions(str(path)), 14_400_000, 100, tombstone_ttl_ms=600_000
+  )
   expected = {
     key: (s.waiting, s.oldest_waiting_since, s.as_of)
     for key, s in ref.last_emitted_status().items()

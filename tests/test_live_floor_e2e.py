@@ -22,6 +22,8 @@ from transforms.records import VOICE
 
 T0 = 1793606400000
 MAX_QUEUE_WAIT_S = 600
+# The flow forgets exits after --dedupe_ttl (its default here).
+DEDUPE_TTL_S = 600
 
 
 class Step(NamedTuple):
@@ -111,7 +113,7 @@ FORMATS = [
 
 
 def _reference(fmt: Format) -> QueueStatusReference:
-  ref = QueueStatusReference(MAX_QUEUE_WAIT_S * 1000, 100)
+  ref = QueueStatusReference(MAX_QUEUE_WAIT_S * 1000, 100, DEDUPE_TTL_S * 1000)
   for step in SCENARIO:
     ref.apply(
       {

@@ -129,7 +129,7 @@ def test_the_job_s_rules_see_the_floor_s_waiting_contacts():
   # The job's live-floor contract, through its independent reference: every
   # second of a compressed morning, it counts who waits as the floor does.
   floor = CallFloor(DayClock(START, day_minutes=20), 20.0, 8, seed=5)
-  ref = QueueStatusReference(4 * 3600 * 1000, 100)
+  ref = QueueStatusReference(4 * 3600 * 1000, 100, tombstone_ttl_ms=600 * 1000)
   kinds = {'CALL_QUEUED': 'ENTERED', 'CALL_ANSWERED': 'LEFT', 'CALL_ENDED': 'LEFT'}
   busiest = 0
   for second in range(1, 241):

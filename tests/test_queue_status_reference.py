@@ -265,6 +265,7 @@ def run_job(
   status_interval_s: float,
   listed: int,
   watermark_lag_ms: int,
+  tombstone_ttl_s: Optional[float] = None,
 ):
   """Runs LiveQueueStatus on the local runner over `steps`; the watermark
   follows each poll, `watermark_lag_ms` behind its latest event. Returns
@@ -291,6 +292,7 @@ def run_job(
     | stream
     | LiveQueueStatus(
       max_queue_wait=Duration(seconds=max_queue_wait_s),
+      tombstone_ttl=None if tombstone_ttl_s is None else Duration(seconds=tombstone_ttl_s),
       status_interval=Duration(seconds=status_interval_s),
       max_waiting_listed=listed,
       queue_names=QUEUE_NAMES,
@@ -333,8 +335,8 @@ class _Expected:
   status last changed and the clock range the as_of of its listed
   contacts may come from."""
 
-  def __init__(self, max_queue_wait_ms: int, listed: int):
-    self.ref = QueueStatusReference(max_queue_wait_ms, listed)
+  def __init__(self, max_queue_wait_ms: int, listed: int, tombstone_ttl_ms: Optional[int] = None):
+    self.ref = QueueStatusReference(max_queue_wait_ms, listed, tombstone_ttl_ms)
     self.status_changed_at: Dict[Any, int] = {}
     self.listed_since_clock: Dict[Any, int] = {}
     self._last_status: Dict[Any, Status] = {}
@@ -412,7 +414,11 @@ def _lost_rows() -> List[Lost]:
 
 
 def check_polls(
-  polls: List[List[Any]], max_queue_wait_s: float, listed: int, watermark_lag_ms: int
+  polls: List[List[Any]],
+  max_queue_wait_s: float,
+  listed: int,
+  watermark_lag_ms: int,
+  tombstone_ttl_s: Optional[float] = None,
 ) -> QueueStatusReference:
   """Runs the job over `polls` (one poll per POLL_S of processing time,
   no refresh due) and checks, after every poll, its latest rows per key
@@ -425,8 +431,13 @@ def check_polls(
     status_interval_s=86400,
     listed=listed,
     watermark_lag_ms=watermark_lag_ms,
+    tombstone_ttl_s=tombstone_ttl_s,
   )
-  expected = _Expected(int(max_queue_wait_s * S), listed)
+  expected = _Expected(
+    int(max_queue_wait_s * S),
+    listed,
+    None if tombstone_ttl_s is None else int(tombstone_ttl_s * S),
+  )
   for k, poll in enumerate(polls):
     now_ms = (k + 1) * POLL_S * S
     for transition in poll:
@@ -455,6 +466,15 @@ def test_the_job_agrees_with_the_reference_after_every_poll(runner_clock, seed, 
   ref = check_polls(_polls(rng, arrival), 90, 3, 10 * S)
   assert sum(s.waiting for s in ref.statuses().values()) > 0  # still waiting at the end
   assert ref.lost_exits > 0 and ref.exits_without_entry > 0
+
+
+def test_the_job_agrees_with_the_reference_with_exits_forgotten_early(runner_clock):
+  """The job's setting (flow: --dedupe_ttl): exits remembered for less
+  than max_queue_wait, so an entry arriving long after its exit shows."""
+  rng = random.Random(7)
+  arrival = generate_transitions(7, 160, resolution_ms=1, **GEN)
+  ref = check_polls(_polls(rng, arrival), 90, 3, 10 * S, tombstone_ttl_s=20)
+  assert ref.tombstone_ttl_ms == 20 * S
 
 
 def test_the_job_agrees_with_the_reference_at_the_rules_boundaries(runner_clock):

@@ -91,6 +91,7 @@ class CallMetricsFlow(beam.PTransform):
     self._max_queue_wait_ms = millis(live_floor.max_queue_wait)
     self._live_queue_status = LiveQueueStatus(
       max_queue_wait=live_floor.max_queue_wait,
+      tombstone_ttl=config.dedupe_ttl,
       status_interval=live_floor.status_interval,
       max_waiting_listed=live_floor.max_waiting_listed,
       queue_names=config.queue_names,

@@ -20,9 +20,13 @@ on its own:
 - The key's clock is the latest event time among its own transitions (never
   other keys'): the `as_of` of its rows. A waiting contact whose entry is
   more than `max_queue_wait` behind the clock lost its exit: it is dropped,
-  counted (`lost_exits`) and output on `lost_contacts`; a tombstone that old
-  is forgotten. So the state is bounded by the contacts of the last
-  `max_queue_wait` per key, and a key with nothing left holds no state.
+  counted (`lost_exits`) and output on `lost_contacts`. A tombstone is
+  forgotten once `tombstone_ttl` behind the clock (the job passes
+  `--dedupe_ttl`, the horizon of every re-delivery it recognises): a busy
+  queue then holds the exits of minutes, not of hours. So the state is
+  bounded by the contacts waiting, at most `max_queue_wait`, and the exits
+  of the last `tombstone_ttl` per key; a key with nothing left holds no
+  state.
 - While contacts wait, the key refreshes its row every `status_interval` of
   processing time: the clock extrapolated by the processing time since it
   last advanced, so a quiet queue's longest wait keeps growing, and its lost
@@ -143,6 +147,7 @@ _END_OF_INPUT = GlobalWindow().max_timestamp()
 
 class _Settings(NamedTuple):
   max_queue_wait_ms: int
+  tombstone_ttl_ms: int
   status_interval_ms: int
   max_waiting_listed: int
   queue_names: Mapping[str, str]
@@ -258,8 +263,13 @@ class _LiveQueueStatusFn(beam.DoFn):
   def _expire(self, key: str, queue: _QueueState, as_of: int) -> List[QueueTransition]:
     """Drops what is more than max_queue_wait behind `as_of`: waiting
     contacts (their exit was lost; returned) and tombstones."""
-    horizon = as_of - self._settings.max_queue_wait_ms
-    gone = [c for c, x in queue.contacts.items() if (x.since if x.entered else x.at) < horizon]
+    waited_since = as_of - self._settings.max_queue_wait_ms
+    left_since = as_of - self._settings.tombstone_ttl_ms
+    gone = [
+      c
+      for c, x in queue.contacts.items()
+      if (x.since < waited_since if x.entered else x.at < left_since)
+    ]
     lost = []
     queue_id, channel = _split_key(key)
     for contact_id in gone:
@@ -350,7 +360,9 @@ class LiveQueueStatus(beam.PTransform):
       `max_waiting_listed` oldest.
     `lost_contacts`: PCollection[QueueTransition], the entry of each
       contact dropped after `max_queue_wait` without an exit.
-  The rules are in the module docstring. `processing_clock`: the
+  `tombstone_ttl`: how long an exit is remembered to judge its entry
+  arriving after it (default `max_queue_wait`). The rules are in the module
+  docstring. `processing_clock`: the
   processing time (tests give a fixed one; TestStream's clock is not the
   wall clock).
   """
@@ -359,6 +371,7 @@ class LiveQueueStatus(beam.PTransform):
     self,
     *,
     max_queue_wait: Duration,
+    tombstone_ttl: Optional[Duration] = None,
     status_interval: Duration,
     max_waiting_listed: int,
     queue_names: Mapping[str, str],
@@ -371,6 +384,8 @@ class LiveQueueStatus(beam.PTransform):
     self._fn = _LiveQueueStatusFn(
       _Settings(
         max_queue_wait_ms=max_queue_wait.micros // 1000,
+        tombstone_ttl_ms=(max_queue_wait if tombstone_ttl is None else tombstone_ttl).micros
+        // 1000,
         status_interval_ms=status_interval.micros // 1000,
         max_waiting_listed=max_waiting_listed,
         queue_names=dict(queue_names),

@@ -29,8 +29,8 @@ Semantics (the job's contract):
   ignored ones too).
 * After each transition, with M = max_queue_wait: a waiting contact with
   clock - S > M lost its exit: dropped, counted as a lost exit and listed in
-  ``lost``; a tombstone with clock - A > M is forgotten (the contact becomes
-  unknown).
+  ``lost``; a tombstone with clock - A > T (``tombstone_ttl_ms``, M unless
+  given) is forgotten (the contact becomes unknown).
 * The state's rows: waiting = the waiting contacts, oldest = min S (None if
   none), longest wait = (as_of - oldest) / 1000 s (0.0 if none), as_of =
   clock; the listed contacts are the ``max_waiting_listed`` first by (S,
@@ -120,10 +120,14 @@ class QueueStatusReference:
   not); ``lost``, ``exits_without_entry`` and ``lost_exits`` accumulate.
   """
 
-  def __init__(self, max_queue_wait_ms: int, max_waiting_listed: int) -> None:
+  def __init__(
+    self, max_queue_wait_ms: int, max_waiting_listed: int, tombstone_ttl_ms: Optional[int] = None
+  ) -> None:
     if max_waiting_listed < 0:
       raise ValueError('max_waiting_listed must be >= 0')
     self.max_queue_wait_ms = max_queue_wait_ms
+    # How long an exit is remembered (default: max_queue_wait).
+    self.tombstone_ttl_ms = max_queue_wait_ms if tombstone_ttl_ms is None else tombstone_ttl_ms
     self.max_waiting_listed = max_waiting_listed
     self._keys: Dict[Key, _KeyState] = {}
     self.emitted_status: Dict[Key, List[Status]] = {}
@@ -249,7 +253,7 @@ class QueueStatusReference:
         self.lost_exits += 1
         self.lost.append(Lost(key[0], key[1], contact, since))
     for contact, at in list(state.gone.items()):
-      if as_of - at > limit:
+      if as_of - at > self.tombstone_ttl_ms:
         del state.gone[contact]
 
   def _ordered(self, state: _KeyState) -> List[Tuple[str, int]]:
@@ -278,10 +282,13 @@ class QueueStatusReference:
 
 
 def reference_queue_status(
-  transitions: Iterable[Any], max_queue_wait_ms: int, max_waiting_listed: int
+  transitions: Iterable[Any],
+  max_queue_wait_ms: int,
+  max_waiting_listed: int,
+  tombstone_ttl_ms: Optional[int] = None,
 ) -> QueueStatusReference:
   """The reference after all ``transitions`` (arrival order), no refresh."""
-  ref = QueueStatusReference(max_queue_wait_ms, max_waiting_listed)
+  ref = QueueStatusReference(max_queue_wait_ms, max_waiting_listed, tombstone_ttl_ms)
   for transition in transitions:
     ref.apply(transition)
   return ref
