@@ -189,12 +189,20 @@ class _LiveQueueStatusFn(beam.DoFn):
     now_ms = self._now_ms()
     held = len(queue.contacts)
     lost: List[QueueTransition] = []
+    # The earliest clock at which something expires: a scan of the
+    # contacts per batch, not per transition (a busy queue holds thousands).
+    next_due = self._next_due(queue)
     for transition in transitions:
       self._apply(queue, transition)
+      touched = queue.contacts.get(transition.contact_id)
+      if touched is not None:
+        next_due = min(next_due, self._due(touched))
       if queue.clock is None or transition.timestamp > queue.clock:
         queue.clock = transition.timestamp
         queue.clock_seen_at = now_ms
-      lost.extend(self._expire(key, queue, queue.clock))
+      if queue.clock > next_due:
+        lost.extend(self._expire(key, queue, queue.clock))
+        next_due = self._next_due(queue)
     yield from self._outputs(key, queue, queue.clock, now_ms, lost)
     self._contacts_held.inc(len(queue.contacts) - held)
     self._keep(queue, state, refresh, now_ms)
@@ -259,6 +267,15 @@ class _LiveQueueStatusFn(beam.DoFn):
         self._stale_transitions.inc()
       else:
         known.entered, known.at = False, at
+
+  def _due(self, contact: _Contact) -> int:
+    """The clock past which `contact` expires."""
+    if contact.entered:
+      return contact.since + self._settings.max_queue_wait_ms
+    return contact.at + self._settings.tombstone_ttl_ms
+
+  def _next_due(self, queue: _QueueState) -> float:
+    return min((self._due(c) for c in queue.contacts.values()), default=float('inf'))
 
   def _expire(self, key: str, queue: _QueueState, as_of: int) -> List[QueueTransition]:
     """Drops what is more than max_queue_wait behind `as_of`: waiting
