@@ -38,4 +38,4 @@ trap - ERR INT TERM
 .venv/bin/python scripts/show_results.py "$db"
 echo
 echo "The wallboard on these results (then open http://127.0.0.1:8050/):"
-echo "  .venv/bin/python -m pipelines.dashboard --sqlite_path=$db"
+echo "  .venv/bin/python -m pipelines.wallboard --sqlite_path=$db"

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 
-from pipelines.dashboard.queries import combine
+from pipelines.wallboard.queries import combine
 from tests.support.metrics_job import REPO
 
 DASHBOARD = REPO / 'deploy' / 'grafana' / 'contact-center-business.json'

@@ -19,8 +19,8 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
-from tests.support.dashboard_helpers import wallboard
 from tests.support.metrics_job import SOURCE, known_stream, start_job
+from tests.support.wallboard_helpers import wallboard
 from tests.test_graph_build import free_port
 from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries
 from tests.test_prometheus_rules import RULES

@@ -20,9 +20,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from selenium.webdriver.common.by import By
 
-from pipelines.dashboard import stores
-from pipelines.dashboard.config import DashboardConfig
-from pipelines.dashboard.queries import (
+from pipelines.wallboard import stores
+from pipelines.wallboard.config import WallboardConfig
+from pipelines.wallboard.queries import (
   MAX_CONTACTS_JSON,
   MAX_TEXT,
   MAX_WAITING_LISTED,
@@ -31,9 +31,9 @@ from pipelines.dashboard.queries import (
   longest_wait_status,
   parse_contacts,
 )
-from pipelines.dashboard.server import Filter, SnapshotFeed, _delta
-from pipelines.dashboard.stores import LIVE_TABLES, CassandraStore, SqliteStore
-from tests.support.dashboard_helpers import (
+from pipelines.wallboard.server import Filter, SnapshotFeed, _delta
+from pipelines.wallboard.stores import LIVE_TABLES, CassandraStore, SqliteStore
+from tests.support.wallboard_helpers import (
   LIVE_UPDATE_TIMEOUT_S,
   WINDOW_MS,
   assert_no_console_errors,
@@ -329,8 +329,8 @@ def test_longest_wait_status_at_the_edges(seconds, expected):
   assert longest_wait_status(seconds, THRESHOLDS) == expected
 
 
-def config(*flags: str) -> DashboardConfig:
-  return DashboardConfig.from_options(PipelineOptions(list(flags)))
+def config(*flags: str) -> WallboardConfig:
+  return WallboardConfig.from_options(PipelineOptions(list(flags)))
 
 
 def test_longest_wait_options():

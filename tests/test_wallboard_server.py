@@ -13,12 +13,12 @@ import urllib.parse
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.dashboard import __main__ as dashboard_main
-from pipelines.dashboard.config import DashboardConfig
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.server import SnapshotFeed, make_server
-from pipelines.dashboard.stores import SqliteStore, Store
-from tests.support.dashboard_helpers import (
+from pipelines.wallboard import __main__ as wallboard_main
+from pipelines.wallboard.config import WallboardConfig
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.server import SnapshotFeed, make_server
+from pipelines.wallboard.stores import SqliteStore, Store
+from tests.support.wallboard_helpers import (
   HTML_QUEUE_IMG,
   current_window_start,
   window_row,
@@ -254,8 +254,8 @@ def test_a_store_that_fails_keeps_the_last_numbers_and_says_why(served):
   assert 'store_error' not in json.loads(get(address, '/api/snapshot')[1])
 
 
-def config(*flags: str) -> DashboardConfig:
-  return DashboardConfig.from_options(PipelineOptions(list(flags)))
+def config(*flags: str) -> WallboardConfig:
+  return WallboardConfig.from_options(PipelineOptions(list(flags)))
 
 
 def test_options_become_a_frozen_config():
@@ -305,10 +305,10 @@ def test_the_options_coexist_with_the_job_options():
 
 def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path, capsys):
   with pytest.raises(SystemExit, match="unknown option '--prot=1'"):
-    dashboard_main.main(['--prot=1'])
+    wallboard_main.main(['--prot=1'])
   with pytest.raises(SystemExit, match='no such file; run the job first'):
-    dashboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
-  dashboard_main.main(['--help'])
+    wallboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
+  wallboard_main.main(['--help'])
   assert '--abandon_rate_warn' in capsys.readouterr().out
 
 

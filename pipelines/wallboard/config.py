@@ -7,13 +7,13 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cassandra_options import CassandraOptions
-from options.dashboard_options import DashboardOptions
 from options.stream_options import EventTimeOptions, SinkOptions
-from pipelines.dashboard.queries import MAX_TEXT, Thresholds
-from pipelines.dashboard.stores import CassandraStore, SqliteStore, Store
+from options.wallboard_options import WallboardOptions
+from pipelines.wallboard.queries import MAX_TEXT, Thresholds
+from pipelines.wallboard.stores import CassandraStore, SqliteStore, Store
 from transforms.cassandra_sink import CassandraSettings
 
-OPTIONS = (DashboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
+OPTIONS = (WallboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
 MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024
 # Consistency levels a write may use but a read may not.
 _WRITE_ONLY_CONSISTENCY = ('ANY', 'EACH_QUORUM')
@@ -22,7 +22,7 @@ MIN_REFRESH_SECONDS = 0.2
 MAX_WAIT_THRESHOLD_SECONDS = 86_400
 
 
-class DashboardConfig(NamedTuple):
+class WallboardConfig(NamedTuple):
   """Everything `serve` needs; `cassandra` is set with store 'cassandra'."""
 
   store: str
@@ -36,9 +36,9 @@ class DashboardConfig(NamedTuple):
   queue_groups: Dict[str, Tuple[str, ...]] = {}
 
   @classmethod
-  def from_options(cls, options: PipelineOptions) -> 'DashboardConfig':
+  def from_options(cls, options: PipelineOptions) -> 'WallboardConfig':
     """Raises ValueError with the option to fix."""
-    o = options.view_as(DashboardOptions)
+    o = options.view_as(WallboardOptions)
     for name in ('abandon_rate_warn', 'abandon_rate_alert', 'service_level_target'):
       if not 0 <= getattr(o, name) <= 100:
         raise ValueError(f'--{name}={getattr(o, name)}: a percentage from 0 to 100')
@@ -85,7 +85,7 @@ class DashboardConfig(NamedTuple):
       ),
       max_out_of_orderness_ms=(options.view_as(EventTimeOptions).max_out_of_orderness * 1000),
       refresh_seconds=o.refresh_seconds,
-      queue_groups=load_queue_groups(options.view_as(DashboardOptions).queue_groups),
+      queue_groups=load_queue_groups(options.view_as(WallboardOptions).queue_groups),
     )
 
   def open_store(self) -> Store:

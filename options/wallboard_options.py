@@ -1,4 +1,4 @@
-"""Options of the SLA wallboard (`python -m pipelines.dashboard`).
+"""Options of the SLA wallboard (`python -m pipelines.wallboard`).
 
 The store's own settings are the job's: `--sqlite_path` (SinkOptions),
 the `--cassandra_*` options (CassandraOptions) and `--max_out_of_orderness`
@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 STORE_CHOICES = ('sqlite', 'cassandra')
 
 
-class DashboardOptions(PipelineOptions):
+class WallboardOptions(PipelineOptions):
   """Where the wallboard reads, where it listens, and its SLA thresholds."""
 
   @classmethod

@@ -11,10 +11,10 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import contact_center
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.stores import CassandraStore, SqliteStore, StoreError
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.stores import CassandraStore, SqliteStore, StoreError
 from tests.integration.conftest import assert_reachable
-from tests.support.dashboard_helpers import (
+from tests.support.wallboard_helpers import (
   REPO,
   check_page,
   chromium,
