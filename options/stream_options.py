@@ -2,6 +2,8 @@
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.deprecation import RenamedFlag
+
 
 class EventTimeOptions(PipelineOptions):
   """How event time and the watermark behave, for every flow."""
@@ -10,7 +12,9 @@ class EventTimeOptions(PipelineOptions):
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('event time')
     group.add_argument(
+      '--max_out_of_orderness_seconds',
       '--max_out_of_orderness',
+      action=RenamedFlag,
       type=int,
       default=10,
       help='Bounded out-of-orderness in seconds: every event-time decision '
@@ -18,7 +22,9 @@ class EventTimeOptions(PipelineOptions):
       "source's watermark (the largest event time seen) minus this.",
     )
     group.add_argument(
+      '--key_idle_ttl_seconds',
       '--key_idle_ttl',
+      action=RenamedFlag,
       type=int,
       default=900,
       help='Seconds of event time after its last event and its last open '
@@ -50,7 +56,9 @@ class FieldRuleOptions(PipelineOptions):
       help='Largest wait in queue accepted, in seconds; larger: dead letter value_out_of_range.',
     )
     group.add_argument(
+      '--max_future_skew_seconds',
       '--max_future_skew',
+      action=RenamedFlag,
       type=int,
       default=300,
       help='Seconds an event time may be ahead of the processing-time '
@@ -101,8 +109,8 @@ class SinkOptions(PipelineOptions):
       action='append',
       choices=tuple(SINKS),
       default=None,
-      help=f'Result store, one of {", ".join(SINKS)}; repeat for several '
-      f'(default: {DEFAULT_SINK}).',
+      help=f'Where the results are written, one of {", ".join(SINKS)}; repeat '
+      f'for several (default: {DEFAULT_SINK}).',
     )
     group.add_argument(
       '--sqlite_path',

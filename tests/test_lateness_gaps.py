@@ -1,6 +1,6 @@
 """One lateness rule after gaps in event time (docs/design.md, "When an event
-is late"): a queue that went quiet for longer than --key_idle_ttl and
---dedupe_ttl while others carried the watermark on still has its late
+is late"): a queue that went quiet for longer than --key_idle_ttl_seconds and
+--dedupe_ttl_seconds while others carried the watermark on still has its late
 events judged late, by the job and by the references alike, whatever the
 other queues of its shard do."""
 
@@ -102,7 +102,7 @@ def _job(path: str, db, *extra):
   return rows, late
 
 
-@pytest.mark.parametrize('ttls', [[], ['--key_idle_ttl=300', '--dedupe_ttl=400']])
+@pytest.mark.parametrize('ttls', [[], ['--key_idle_ttl_seconds=300', '--dedupe_ttl_seconds=400']])
 def test_a_genesys_end_after_a_gap_is_late_by_job_and_reference(tmp_path, ttls):
   path = _write(tmp_path, gap_stream(genesys_call))
   rows, late = _job(path, tmp_path / 'g.db', '--call_event_format=genesys_cloud', *ttls)
@@ -112,7 +112,7 @@ def test_a_genesys_end_after_a_gap_is_late_by_job_and_reference(tmp_path, ttls):
   assert rows[(QUIET, B + 55 * MINUTE)] == 1  # the open window still counts
 
 
-@pytest.mark.parametrize('ttls', [[], ['--key_idle_ttl=300', '--dedupe_ttl=400']])
+@pytest.mark.parametrize('ttls', [[], ['--key_idle_ttl_seconds=300', '--dedupe_ttl_seconds=400']])
 def test_a_seed_call_after_a_gap_is_late_by_job_and_reference(tmp_path, ttls):
   path = _write(tmp_path, gap_stream(seed))
   rows, late = _job(path, tmp_path / 's.db', *ttls)

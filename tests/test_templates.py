@@ -160,11 +160,11 @@ def test_regexes_accept_the_defaults_and_enum_values():
 @pytest.mark.parametrize(
   'name, value, valid',
   [
-    ('window_size', '300', True),
-    ('window_size', '0', False),
-    ('window_size', '5m', False),
-    ('allowed_lateness', '0', True),
-    ('short_abandon_threshold', '2.5', True),
+    ('window_seconds', '300', True),
+    ('window_seconds', '0', False),
+    ('window_seconds', '5m', False),
+    ('allowed_lateness_seconds', '0', True),
+    ('short_abandon_threshold_seconds', '2.5', True),
     ('max_events_per_second', '0.5', True),
     ('max_events_per_second', '0', False),
     ('kafka_bootstrap_servers', 'k-1:9092,10.0.0.2:9093,[::1]:9094', True),
@@ -222,7 +222,7 @@ def launch_process(
 @pytest.mark.parametrize(
   'parameters, message',
   [
-    (['windw_size=60'], "unknown parameter 'windw_size'; did you mean window_size?"),
+    (['windw_seconds=60'], "unknown parameter 'windw_seconds'; did you mean window_seconds?"),
     (
       [
         'validate_cxone=true',
@@ -233,8 +233,8 @@ def launch_process(
       'missing required parameter cxone_base_url (needed when validate_cxone is true)',
     ),
     (
-      ['window_size=5m'],
-      "parameter window_size: '5m' is not valid; expected a whole number of seconds > 0",
+      ['window_seconds=5m'],
+      "parameter window_seconds: '5m' is not valid; expected a whole number of seconds > 0",
     ),
     (
       ['sink=bigquery'],
@@ -247,8 +247,8 @@ def launch_process(
     ),
     (['sink=sqlite', 'sink=sqlite'], "parameter sink: 'sqlite' given twice"),
     (
-      ['window_size=60', 'window_size=120'],
-      'parameter window_size given 2 times; it takes one value',
+      ['window_seconds=60', 'window_seconds=120'],
+      'parameter window_seconds given 2 times; it takes one value',
     ),
     (
       ['flink_master=[local]'],
@@ -263,7 +263,7 @@ def launch_process(
       ['data_actions=no/such/file.jsonl'],
       "parameter data_actions: file 'no/such/file.jsonl' does not exist",
     ),
-    (['window_size'], "expected name=value, got 'window_size'"),
+    (['window_seconds'], "expected name=value, got 'window_seconds'"),
   ],
 )
 def test_launcher_refuses_bad_parameters(parameters, message):
@@ -275,14 +275,14 @@ def test_launcher_refuses_bad_parameters(parameters, message):
 
 
 def test_launcher_reports_every_problem_and_hides_credentials():
-  proc = launch_process('window_size=0', 'source=kafak', 'kafka_config=sasl.jaas.config=hunter2')
+  proc = launch_process('window_seconds=0', 'source=kafak', 'kafka_config=sasl.jaas.config=hunter2')
   assert proc.returncode == 2
   lines = proc.stderr.splitlines()
   assert len(lines) == 3, proc.stderr
   assert [line.split(':')[1] for line in lines] == [
     ' parameter source',
     ' parameter kafka_config',
-    ' parameter window_size',
+    ' parameter window_seconds',
   ]
   assert "'sasl.jaas.config=...' is not valid" in proc.stderr
   assert 'hunter2' not in proc.stderr
@@ -327,7 +327,7 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
     '--state_backend_storage_path=file:///tmp/ck',
     '--finish_bundle_before_checkpointing',
     '--object_reuse',
-    '--window_size=300',
+    '--window_seconds=300',
     '--sink=sqlite',
   } <= set(argv)
   assert not [a for a in argv if a.startswith(('--validate_cxone', '--cxone'))]
@@ -344,25 +344,25 @@ def test_parameters_file_with_command_line_overrides(tmp_path, capsys):
     json.dumps(
       {
         'call_events': str(CALL_EVENTS),
-        'window_size': 60,
+        'window_seconds': 60,
         'validate_cxone': False,
         'sink': ['sqlite', 'kafka'],
-        'short_abandon_threshold': 2.5,
+        'short_abandon_threshold_seconds': 2.5,
       }
     )
   )
-  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters', 'window_size=120')
+  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters', 'window_seconds=120')
   assert {
-    '--window_size=120',
+    '--window_seconds=120',
     '--sink=sqlite',
     '--sink=kafka',
-    '--short_abandon_threshold=2.5',
+    '--short_abandon_threshold_seconds=2.5',
   } <= set(argv)
 
-  params.write_text(json.dumps({'window_size': {'seconds': 60}}))
+  params.write_text(json.dumps({'window_seconds': {'seconds': 60}}))
   assert launch.main([f'--parameters_file={params}']) == 2
   err = capsys.readouterr().err
-  assert 'window_size must be a string, number, boolean' in err
+  assert 'window_seconds must be a string, number, boolean' in err
 
 
 # --- the launcher: launches --------------------------------------------------
@@ -379,7 +379,7 @@ def test_launch_on_the_direct_runner_matches_the_references(tmp_path, fake, monk
       f'call_events={CALL_EVENTS}',
       f'data_actions={DATA_ACTIONS}',
       f'sqlite_path={db}',
-      'window_size=60',
+      'window_seconds=60',
       'replay_poll_size=1000',
       'validate_cxone=true',
       f'cxone_base_url={fake.url}',

@@ -335,15 +335,17 @@ def config(*flags: str) -> WallboardConfig:
 
 def test_longest_wait_options():
   assert config().thresholds[3:] == (60.0, 120.0)
-  assert config('--longest_wait_warn=30', '--longest_wait_alert=45').thresholds[3:] == (30.0, 45.0)
+  assert config('--longest_wait_warn_seconds=30', '--longest_wait_alert_seconds=45').thresholds[
+    3:
+  ] == (30.0, 45.0)
 
 
 @pytest.mark.parametrize(
   'flags, message',
   [
-    (['--longest_wait_warn=200'], 'is above --longest_wait_alert=120.0'),
-    (['--longest_wait_warn=-1'], 'seconds from 0 to 86400'),
-    (['--longest_wait_alert=nan'], 'seconds from 0 to 86400'),
+    (['--longest_wait_warn_seconds=200'], 'is above --longest_wait_alert_seconds=120.0'),
+    (['--longest_wait_warn_seconds=-1'], 'seconds from 0 to 86400'),
+    (['--longest_wait_alert_seconds=nan'], 'seconds from 0 to 86400'),
   ],
 )
 def test_bad_longest_wait_options_are_refused(flags, message):
@@ -490,8 +492,8 @@ def test_tiles_show_waiting_and_a_longest_wait_that_ticks_and_updates(tmp_path):
         queue_status_row('Q-LIVE', 3, now - 10_000, now, now, name=HOSTILE_NAME),
       ],
     )
-    flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5', '--longest_wait_warn=3600']
-    with wallboard(flags + ['--longest_wait_alert=7200']) as url, chromium() as driver:
+    flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5', '--longest_wait_warn_seconds=3600']
+    with wallboard(flags + ['--longest_wait_alert_seconds=7200']) as url, chromium() as driver:
       driver.get(url)
       wait_for(driver, lambda d: len(live_figures(d)) == 3, 30, 'the live figures did not show')
       figures = live_figures(driver)
@@ -563,7 +565,7 @@ def test_the_longest_wait_turns_amber_then_red_past_the_thresholds(tmp_path):
     now = int(time.time() * 1000)
     writer.upsert(QUEUE_STATUS, [queue_status_row('Q-2', 0, None, now, now)])
     flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5']
-    flags += ['--longest_wait_warn=4', '--longest_wait_alert=8']
+    flags += ['--longest_wait_warn_seconds=4', '--longest_wait_alert_seconds=8']
     with wallboard(flags) as url, chromium() as driver:
       driver.get(url)
       wait_for(

@@ -310,7 +310,7 @@ def test_rerunning_run_local_with_the_wallboard_open(tmp_path):
           str(REPO / 'scripts' / 'run_local.sh'),
           f'--call_events={calls}',
           f'--data_actions={actions}',
-          f'--window_size={window}',
+          f'--window_seconds={window}',
           env={'SQLITE_PATH': str(db)},
         )
       )

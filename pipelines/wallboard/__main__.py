@@ -1,7 +1,7 @@
 """python -m pipelines.wallboard: serves the SLA wallboard until stopped.
 
     python -m pipelines.wallboard --sqlite_path=output/contact_center.db
-    python -m pipelines.wallboard --store=cassandra --cassandra_hosts=HOST
+    python -m pipelines.wallboard --sink=cassandra --cassandra_hosts=HOST
 
 Prints the page's address once it listens; `--help` lists the options.
 Exits with a one-line message (no traceback) on bad options or a store it
@@ -24,10 +24,11 @@ from pipelines.wallboard.stores import StoreError
 
 PROG = 'python -m pipelines.wallboard'
 DESCRIPTION = (
-  "The live SLA wallboard over the job's result tables. It reads the "
-  'store of --store: the file of --sqlite_path, or the keyspace of the '
-  '--cassandra_* connection options (their write settings are ignored); '
-  'give --max_out_of_orderness as the job had it.'
+  "The live SLA wallboard over the job's result tables. Give it the job's "
+  'flags: it reads the first --sink it can (sqlite: the file of '
+  '--sqlite_path; cassandra: the keyspace of the --cassandra_* connection '
+  'options, their write settings ignored) and needs '
+  '--max_out_of_orderness_seconds as the job had it.'
 )
 
 

@@ -76,7 +76,7 @@ def test_a_queued_contact_enters_and_leaves_the_live_floor_on_flink(
   _wait_cluster_free()
   job = Submitted(
     f'it-live-{topic}',
-    [*_job_args(topic, fresh_keyspace, group), f'--status_interval={STATUS_INTERVAL_S}'],
+    [*_job_args(topic, fresh_keyspace, group), f'--status_interval_seconds={STATUS_INTERVAL_S}'],
   )
   try:
     _wait('all tasks running', lambda: _all_tasks_running(job.jid), WAIT_S)

@@ -57,7 +57,7 @@ def test_page_over_cassandra(flags, writer):
   start = current_window_start(time.time())
   expected = write_page_rows(writer, start)
   with (
-    wallboard(['--store=cassandra', *flags, '--refresh_seconds=0.5']) as url,
+    wallboard(['--sink=cassandra', *flags, '--refresh_seconds=0.5']) as url,
     chromium() as driver,
   ):
     check_page(driver, url, writer, start, expected, 'wallboard-cassandra')
