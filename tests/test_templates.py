@@ -1,10 +1,12 @@
 """Templated launch: the template metadata, the launcher and the launch image.
 
-In: templates/contact_center/metadata.json, `python -m pipelines.launch`
+In: templates/contact_center/metadata.json and what builds it
+(`python -m pipelines.template_metadata`), `python -m pipelines.launch`
 (run as a subprocess where exit codes and stderr matter, in-process where
 the pipeline runs), the Dockerfile (checked statically with dockerfile-parse:
 there is no Docker engine here), setup.py.
-Out: assertions that the template covers and matches the job's options, that
+Out: assertions that the committed template is the one built from the
+options' definitions, that it covers and matches the job's options, that
 bad parameters are refused with specific messages before anything starts,
 that a launch gives the reference results, and that the image is pinned,
 complete and free of secrets.
@@ -24,16 +26,11 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 from unittest import mock
 
 import pytest
-from apache_beam.options.pipeline_options import (
-  FlinkRunnerOptions,
-  PipelineOptions,
-  PortableOptions,
-  StandardOptions,
-)
+from apache_beam.options.pipeline_options import PipelineOptions
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from pipelines import contact_center, launch
+from pipelines import contact_center, launch, template_metadata
 from pipelines.template_spec import TemplateSpec
 from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from scripts.reference.interactions import reference_interactions
@@ -51,8 +48,7 @@ CALL_EVENTS = REPO / 'samples' / 'call_events.jsonl'
 DATA_ACTIONS = REPO / 'samples' / 'data_actions.jsonl'
 SPEC = TemplateSpec.load(str(TEMPLATE))
 
-# Beam's own options a user picks the runner with.
-RUNNER_OPTIONS = (StandardOptions, FlinkRunnerOptions, PortableOptions)
+RUNNER_OPTIONS = template_metadata.RUNNER_OPTIONS
 
 # Options of JOB_OPTIONS and RUNNER_OPTIONS that are deliberately not
 # template parameters, and why. A new option must become a parameter or be
@@ -102,6 +98,19 @@ def as_default(value: object) -> Optional[str]:
 # --- the metadata ------------------------------------------------------------
 
 
+def test_committed_metadata_is_the_one_built_from_the_options(tmp_path):
+  assert TEMPLATE.read_text(encoding='utf-8') == template_metadata.render(), (
+    f'{TEMPLATE.relative_to(REPO)} is stale: run {template_metadata.COMMAND} '
+    '(labels, value shapes and parents: options/template_parameters.py)'
+  )
+  stale = tmp_path / 'metadata.json'
+  stale.write_text('{}')
+  assert template_metadata.main([f'--output={stale}', '--check']) == 1
+  assert template_metadata.main([f'--output={stale}']) == 0
+  assert template_metadata.main([f'--output={stale}', '--check']) == 0
+  assert TemplateSpec.load(str(stale)).parameters.keys() == SPEC.parameters.keys()
+
+
 def test_metadata_has_the_flex_template_fields():
   raw = json.loads(TEMPLATE.read_text())
   assert raw['name'] and raw['description']
@@ -118,7 +127,7 @@ def test_every_option_a_user_sets_is_a_parameter():
   missing = sorted(set(options) - set(SPEC.parameters) - set(EXCLUDED))
   assert not missing, (
     f'options without a template parameter: {missing}; add them to '
-    f'{TEMPLATE.relative_to(REPO)} or, with a reason, to EXCLUDED'
+    'options/template_parameters.py or, with a reason, to EXCLUDED'
   )
   stale = sorted(n for n in EXCLUDED if n not in options or n in SPEC.parameters)
   assert not stale, f'EXCLUDED entries: no option, or a parameter: {stale}'
