@@ -82,6 +82,6 @@ class WallboardOptions(PipelineOptions):
       '--refresh_seconds',
       type=float,
       default=2.0,
-      help='How often the server reads the store; pages get the new '
+      help='How often the server reads the sink; pages get the new '
       'numbers pushed (server-sent events) right after each read.',
     )
