@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass
 from typing import FrozenSet, Mapping, Optional, Tuple, Type, TypeVar
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 from apache_beam.utils.timestamp import Duration
 
 from options.agent_options import AgentOptions
@@ -35,6 +35,17 @@ from options.live_floor_options import LiveFloorOptions
 from options.stream_options import EventTimeOptions, FieldRuleOptions
 
 _MICROS_PER_SECOND = 1_000_000
+# Flink's default max parallelism (key groups) for jobs up to parallelism
+# 128 (`KeyGroupRangeAssignment.computeDefaultMaxParallelism`).
+DEFAULT_STATE_SHARDS = 128
+
+
+def state_shards(max_parallelism: int) -> int:
+  """The shard count of every stateful step (transforms/sharding.py): the
+  job's `--max_parallelism`, or DEFAULT_STATE_SHARDS when it is not set
+  (<= 0), so sharding never caps a step below the key groups Flink can
+  spread it over."""
+  return max_parallelism if max_parallelism > 0 else DEFAULT_STATE_SHARDS
 
 
 def seconds(duration: Duration) -> int:
@@ -114,12 +125,16 @@ class EventTimeConfig:
 
   `max_out_of_orderness`: how far every event-time decision trails the
   source's watermark (the largest event time seen).
-  `key_idle_ttl`: event time after its last event during which a key of a
-  windowed step keeps tracking the watermark.
+  `key_idle_ttl`: event time after its last event and its last open
+  window during which a key of a windowed step keeps its windows' state.
+  `state_shards`: the shards every stateful step spreads its keys over
+  (transforms/sharding.py): the job's `--max_parallelism`, or Flink's
+  default key groups.
   """
 
   max_out_of_orderness: Duration
   key_idle_ttl: Duration
+  state_shards: int = DEFAULT_STATE_SHARDS
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'EventTimeConfig':
@@ -127,10 +142,13 @@ class EventTimeConfig:
     return cls(
       max_out_of_orderness=Duration(seconds=o.max_out_of_orderness),
       key_idle_ttl=Duration(seconds=o.key_idle_ttl),
+      state_shards=state_shards(options.view_as(FlinkRunnerOptions).max_parallelism),
     )
 
   def __post_init__(self):
     _check_types(self)
+    if self.state_shards < 1:
+      raise ValueError(f'state shards must be >= 1, got {self.state_shards}')
 
 
 @dataclass(frozen=True, kw_only=True)

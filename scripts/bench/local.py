@@ -33,14 +33,14 @@ from scripts.reference.interactions import reference_interactions
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLOWS = {
-  # flow: (generate(path, n, seed, customers), reference(path), job flag)
+  # flow: (generate(path, n, seed, parsed args), reference(path), job flag)
   'calls': (
-    lambda path, n, seed, customers: write_call_events(path, n, seed=seed),
+    lambda path, n, seed, keys: write_call_events(path, n, seed=seed, queues=keys.queues),
     reference_call_metrics,
     '--call_events',
   ),
   'interactions': (
-    lambda path, n, seed, customers: write_data_actions(path, n, seed=seed, customers=customers),
+    lambda path, n, seed, keys: write_data_actions(path, n, seed=seed, customers=keys.customers),
     reference_interactions,
     '--data_actions',
   ),
@@ -123,6 +123,9 @@ def main() -> None:
   parser.add_argument(
     '--customers', type=int, default=100_000, help='distinct customers (interactions flow)'
   )
+  parser.add_argument(
+    '--queues', type=int, default=8, help='distinct queues (calls flow; docs/benchmarks.md, "Keys")'
+  )
   parser.add_argument('--seed', type=int, default=42)
   parser.add_argument(
     '--job',
@@ -144,7 +147,7 @@ def main() -> None:
   events_path = os.path.join(workdir, f'{args.flow}.jsonl')
   db_path = os.path.join(workdir, 'bench.db')
   t0 = time.perf_counter()
-  counts = generate(events_path, args.events, args.seed, args.customers)
+  counts = generate(events_path, args.events, args.seed, args)
   print(f'generated {counts["lines"]} lines in {time.perf_counter() - t0:.1f} s: {events_path}')
 
   t0 = time.perf_counter()
