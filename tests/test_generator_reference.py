@@ -14,8 +14,8 @@ from typing import Optional
 
 import pytest
 
-from scripts.datagen import calls as gen
-from scripts.reference import calls as ref
+from testing.datagen import calls as gen
+from testing.reference import calls as ref
 from tests.support.reference_helpers import (
   REPO,
   B,
@@ -127,7 +127,7 @@ def test_cli_is_deterministic_across_processes(tmp_path):
   # the in-process generator (no dependence on set/dict hash order).
   out = tmp_path / 'cli.jsonl'
   run_generator_cli(
-    'scripts.datagen.calls',
+    'testing.datagen.calls',
     ['--out', str(out), '--events', '800', '--seed', '3'],
     cwd=REPO,
     hash_seed='12345',
@@ -489,7 +489,7 @@ def test_reference_cli_json(tmp_path):
   path = tmp_path / 'c.jsonl'
   gen.write_call_events(str(path), 300, seed=1)
   out = subprocess.run(
-    [sys.executable, '-m', 'scripts.reference.calls', str(path), '--json'],
+    [sys.executable, '-m', 'testing.reference.calls', str(path), '--json'],
     check=True,
     capture_output=True,
     cwd=REPO,

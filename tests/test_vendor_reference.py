@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from scripts.datagen import vendor_events as gen
-from scripts.reference import vendors as ref
+from testing.datagen import vendor_events as gen
+from testing.reference import vendors as ref
 from tests.support.reference_helpers import (
   REPO,
   B,
@@ -89,7 +89,7 @@ def test_cli_in_another_process_writes_the_same_file(tmp_path, fmt):
   in_process = tmp_path / 'a.jsonl'
   gen.write_vendor_events(str(in_process), fmt, 300, 3)
   run_generator_cli(
-    'scripts.datagen.vendor_events',
+    'testing.datagen.vendor_events',
     ['--format', fmt, '--out', 'b.jsonl', '--calls', '300', '--seed', '3'],
     tmp_path,
     hash_seed='123',

@@ -23,8 +23,8 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from tests.conftest import streaming_options
 from tests.integration.test_services import _assert_reachable
 from tests.support.beam_metrics import committed_counters

@@ -19,11 +19,11 @@ from kafka import KafkaProducer
 from kafka.errors import InvalidTimestampError
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
   _consume,
   _end_offsets,

@@ -4,7 +4,7 @@ JobManager and the TaskManager answer on the reporter's ports with Flink's
 metrics; and while the main job reads Kafka on the cluster (unbounded, so
 its series stay in the reporter until the test cancels it), Prometheus has
 the exact dead letters and late events by reason of the produced stream
-(the plain-Python reference of scripts/reference/calls.py), under the local
+(the plain-Python reference of testing/reference/calls.py), under the local
 runner's names the configuration's relabelling gives Flink's flattened Beam
 counters, and every Flink metric the alert rules
 (deploy/prometheus/alerts.yml) and the Grafana dashboard
@@ -31,9 +31,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import contact_center
 from pipelines.contact_center import CALL_EVENTS_SOURCE
-from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference.calls import comparable_rows, reference_call_metrics
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import comparable_rows, reference_call_metrics
 from tests.integration.conftest import REPO, RUN_DIR, _script_env, flink_script
 from tests.integration.test_flink_poison import _poisoned
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
@@ -124,7 +124,7 @@ def flink_metrics_used() -> Set[str]:
 
 class KafkaStream(NamedTuple):
   """Call events produced in two rounds, and what the job must count on
-  them (the plain-Python reference of scripts/reference/calls.py)."""
+  them (the plain-Python reference of testing/reference/calls.py)."""
 
   first: List[bytes]  # valid calls over about 12 minutes, the poison between them
   second: List[bytes]  # calls of the first window, produced once that window expired

@@ -29,9 +29,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.admin import NewTopic
 
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
+from testing.reference.calls import abandon_rate, reference_call_metrics, service_level
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script
 from tests.support.flink_rest import checkpoint_stats, completed_checkpoints, rest
 

@@ -36,9 +36,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import (
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import (
   ROW_COLUMNS,
   comparable_rows,
   parse_valid_event,

@@ -35,9 +35,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.stack.secure_setup import Secure, cassandra_session, read_env_file
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.integration.test_flink_recovery import (
   CALLS,

@@ -6,7 +6,7 @@ reads each with `--source=kafka --call_event_format=...` on the local Flink
 cluster (scripts/flink.sh: JobManager and TaskManager), bounded by
 `--kafka_max_num_records` to exactly the produced records so that it ends,
 and writes SQLite. The rows must equal the plain-Python reference
-(scripts/reference/vendors.py). The Python workers are LOOPBACK (in this
+(testing/reference/vendors.py). The Python workers are LOOPBACK (in this
 process), not the cluster's EXTERNAL worker pool: the pool imports the
 pipeline code of the checkout that started it, which need not be this one
 on a shared cluster.
@@ -30,9 +30,9 @@ import time
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference.vendors import (
+from testing.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from testing.reference.vendors import (
   ROW_FIELDS,
   parse_connect,
   parse_genesys,

@@ -26,7 +26,7 @@ order of the lines:
 The committed sample was made with (5 calls/s, so that 5000 calls span
 about four 5-minute windows and the too-late events land inside the file)::
 
-    python -m scripts.datagen.calls --out samples/call_events.jsonl \
+    python -m testing.datagen.calls --out samples/call_events.jsonl \
         --events 5000 --seed 7 --events-per-second 5
 
 Everything is drawn from ``random.Random`` instances seeded from ``--seed``:
@@ -44,7 +44,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
   _cumulative,
   _dumps,

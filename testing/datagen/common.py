@@ -1,6 +1,6 @@
 """Pieces shared by the seeded replay-file generators.
 
-``scripts/datagen/calls.py`` (call events) and ``scripts/datagen/data_actions.py``
+``testing/datagen/calls.py`` (call events) and ``testing/datagen/data_actions.py``
 (CXone Data Actions) write files whose line order is arrival order, with the
 same kinds of disorder layered on top: exact re-deliveries a few lines later
 and a cycled list of malformed lines at random positions. The bookkeeping of

@@ -43,7 +43,7 @@ lines are sorted by arrival. On top of that:
 
 The committed sample was made with::
 
-    python -m scripts.datagen.data_actions --out samples/data_actions.jsonl \\
+    python -m testing.datagen.data_actions --out samples/data_actions.jsonl \\
         --interactions 3000 --customers 300 --seed 18 --events-per-second 5
 
 Same arguments, same bytes: everything is drawn from ``random.Random``
@@ -64,14 +64,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
+from testing.datagen.calls import (
   _SHAPE_MEAN,
   DEFAULT_START_MS,
   MAX_LINE_BYTES,
   _hour_of_day,
   diurnal_shape,
 )
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
   _cumulative,
   _dumps,

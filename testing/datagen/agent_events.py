@@ -42,7 +42,7 @@ truncated line, an undocumented EventType, an AgentARN naming no agent).
 
 The committed sample was made with::
 
-    python -m scripts.datagen.agent_events --out samples/amazon_connect_agent_events.jsonl \\
+    python -m testing.datagen.agent_events --out samples/amazon_connect_agent_events.jsonl \\
         --agents 6 --minutes 60 --seed 21
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
@@ -58,8 +58,8 @@ import random
 import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from scripts.datagen.common import _parse_start, _share, write_to
-from scripts.datagen.vendor_events import CONNECT_INSTANCE, connect_queue_name
+from testing.datagen.common import _parse_start, _share, write_to
+from testing.datagen.vendor_events import CONNECT_INSTANCE, connect_queue_name
 
 SAMPLE_ARGS = ['--agents', '6', '--minutes', '60', '--seed', '21']
 # The dead-letter reason of each malformed kind, in the order they cycle.

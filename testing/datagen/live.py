@@ -3,10 +3,10 @@
 calls and CXone Data Actions produced to Kafka as they happen (event time =
 now), at a rate that follows a working day compressed into minutes.
 
-    python -m scripts.datagen.live --bootstrap 127.0.0.1:9092 --rate 20 \\
+    python -m testing.datagen.live --bootstrap 127.0.0.1:9092 --rate 20 \\
         --queues 8 --day-minutes 20
 
-Calls (``cc-call-logs``, the ``seed`` schema of ``scripts/datagen/calls.py``)
+Calls (``cc-call-logs``, the ``seed`` schema of ``testing/datagen/calls.py``)
 come from a small simulation of a contact-center floor, so queues build up
 and drain as a real floor's do instead of each wait being drawn on its own:
 
@@ -28,7 +28,7 @@ and drain as a real floor's do instead of each wait being drawn on its own:
   by an abandoning ``CALL_ENDED``.
 
 CXone Data Actions (``cxone-data-actions``) are what
-``scripts/datagen/data_actions.py`` generates, with its planted callback
+``testing/datagen/data_actions.py`` generates, with its planted callback
 patterns (three failed interactions then a callback request within 30 s,
 and the near misses) in every chunk of ``--chunk-seconds`` of event time; the
 chunks are generated ahead of the clock with ``start_ms`` at the chunk's time
@@ -62,16 +62,16 @@ import time
 import uuid
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
+from scripts.produce_events import key_and_timestamp, security_config
+from testing.datagen.calls import (
   IVR_MAX_S,
   TALK_CAP_S,
   WAIT_CAP_S,
   diurnal_shape,
   queue_profiles,
 )
-from scripts.datagen.common import _dumps
-from scripts.datagen.data_actions import PLANTED_INTERACTIONS, generate_data_actions
-from scripts.produce_events import key_and_timestamp, security_config
+from testing.datagen.common import _dumps
+from testing.datagen.data_actions import PLANTED_INTERACTIONS, generate_data_actions
 
 CALLS_TOPIC = 'cc-call-logs'
 DATA_ACTIONS_TOPIC = 'cxone-data-actions'

@@ -4,7 +4,7 @@ Cloud conversation detail notifications and Amazon Connect contact trace
 records, the two vendor formats of ``--call_event_format``.
 
 Both render the same simulated calls (the diurnal Poisson arrivals, queue
-profiles and wait model of ``scripts/datagen/calls.py``): a call enters a queue,
+profiles and wait model of ``testing/datagen/calls.py``): a call enters a queue,
 waits, is answered, abandoned or (Genesys only) flows out, talks, ends.
 
 ``--format genesys_cloud``: per queued call an ``acd.start`` at queue entry
@@ -42,19 +42,19 @@ INITIATED and DISCONNECTED without ``queueInfo``; a share of lines
 the queue, not offered).
 
 Both: a share of calls is delayed past window end + allowed lateness or
-into the late-pane interval (as in ``scripts/datagen/calls.py``), a share of
+into the late-pane interval (as in ``testing/datagen/calls.py``), a share of
 lines is re-delivered byte for byte 1-30 lines later, and a cycled list of
 malformed lines (one of each kind by default) is inserted.
 
 The committed samples were made with::
 
-    python -m scripts.datagen.vendor_events --format genesys_cloud \\
+    python -m testing.datagen.vendor_events --format genesys_cloud \\
         --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5 \\
         --body-share 0.1 --callback-share 0.05
-    python -m scripts.datagen.vendor_events --format amazon_connect \\
+    python -m testing.datagen.vendor_events --format amazon_connect \\
         --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8 \\
         --callback-share 0.15 --outbound-share 0.05
-    python -m scripts.datagen.vendor_events --format amazon_connect_events \\
+    python -m testing.datagen.vendor_events --format amazon_connect_events \\
         --out samples/amazon_connect_events.jsonl --calls 300 --seed 16 \\
         --events-per-second 0.5 --callback-share 0.15 --outbound-share 0.05 \\
         --unknown-outcome-share 0.01
@@ -75,7 +75,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
+from testing.datagen.calls import (
   _SHAPE_MAX,
   _SHAPE_MEAN,
   DEFAULT_START_MS,
@@ -87,7 +87,7 @@ from scripts.datagen.calls import (
   diurnal_shape,
   queue_profiles,
 )
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
   _cumulative,
   _dumps,

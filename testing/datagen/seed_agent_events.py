@@ -45,7 +45,7 @@ LIST ORDER IS ARRIVAL ORDER, with the disorder the job copes with:
 Everything is drawn from ``random.Random(seed)``: the same arguments
 always give the same lines. Stdlib only, and nothing from the pipeline code.
 
-    python -m scripts.datagen.seed_agent_events --out samples/agent_events.jsonl \
+    python -m testing.datagen.seed_agent_events --out samples/agent_events.jsonl \
         --agents 20 --seed 1
 """
 
@@ -56,7 +56,7 @@ import random
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from scripts.datagen.common import (
+from testing.datagen.common import (
   add_start_argument,
   check_shares,
   generator_arg_parser,
