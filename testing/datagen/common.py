@@ -47,7 +47,7 @@ _REDELIVERY_GAP = (1, 30)
 # --------------------------------------------------------------------------
 
 
-def _dumps(record: object) -> bytes:
+def json_line(record: object) -> bytes:
   # Compact separators: smaller files, same JSON.
   return json.dumps(record, separators=(',', ':')).encode('utf-8')
 
@@ -97,7 +97,7 @@ def reset_counts(stats: Optional[Dict[str, int]], keys: Iterable[str]) -> Dict[s
   return counts
 
 
-def _cumulative(weights: Iterable[float]) -> List[float]:
+def cumulative_weights(weights: Iterable[float]) -> List[float]:
   acc = 0.0
   out = []
   for w in weights:
@@ -106,7 +106,7 @@ def _cumulative(weights: Iterable[float]) -> List[float]:
   return out
 
 
-def _pick(rng: random.Random, values: Sequence[_T], cum: List[float]) -> _T:
+def pick_weighted(rng: random.Random, values: Sequence[_T], cum: List[float]) -> _T:
   # min(): guards against rounding putting the draw past the last bound.
   return values[min(bisect.bisect_left(cum, rng.random() * cum[-1]), len(values) - 1)]
 
@@ -235,7 +235,7 @@ class ArrivalStream:
 # --------------------------------------------------------------------------
 
 
-def _parse_start(value: str) -> int:
+def parse_start(value: str) -> int:
   """Epoch ms, or an ISO-8601 time such as 2026-11-02T08:00:00Z."""
   if value.lstrip('-').isdigit():
     return int(value)
@@ -245,7 +245,7 @@ def _parse_start(value: str) -> int:
   return int(parsed.timestamp() * 1000)
 
 
-def _share(value: str) -> float:
+def parse_share(value: str) -> float:
   share = float(value)
   if not 0.0 <= share <= 1.0:
     raise argparse.ArgumentTypeError('a share must be in [0, 1]')
@@ -270,7 +270,7 @@ def add_start_argument(p: argparse.ArgumentParser, default_ms: int, first: str) 
   """Add ``--start-ms``: the event time of the ``first`` record."""
   p.add_argument(
     '--start-ms',
-    type=_parse_start,
+    type=parse_start,
     default=default_ms,
     help=f'event time of the first {first}: epoch ms or ISO-8601 such as 2026-11-02T08:00:00Z',
   )
