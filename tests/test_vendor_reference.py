@@ -1,6 +1,6 @@
 """The vendor-stream generator and the independent vendor reference.
 
-Both live in ``scripts/`` and use the stdlib only; like
+Both live in ``testing/`` and use the stdlib only; like
 ``test_generator_reference.py``, these tests never import the pipeline, so
 the reference stays an independent oracle.
 """
@@ -82,6 +82,13 @@ def ctr(
 @pytest.mark.parametrize('fmt', gen.FORMATS)
 def test_same_seed_same_bytes(fmt):
   assert_same_seed_same_bytes(lambda seed: gen.generate_vendor_events(fmt, 400, seed))
+
+
+def test_every_queue_asked_for_has_contacts():
+  """As in the call generator (test_generator_reference.py): N queues asked
+  for, N queues in the stream."""
+  contacts = gen.simulate_calls(20_000, 1, gen.DEFAULT_START_MS, 5.0, 1_000, 0.0, 0.0, 0.0)
+  assert len({c.queue for c in contacts}) == 1_000
 
 
 @pytest.mark.parametrize('fmt', gen.FORMATS)

@@ -46,6 +46,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from testing.datagen.common import (
   ArrivalStream,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
@@ -53,7 +54,7 @@ from testing.datagen.common import (
   generator_arg_parser,
   json_line,
   parse_share,
-  pick_weighted,
+  pick_index,
   plan_malformed,
   reset_counts,
   run_generator_cli,
@@ -259,10 +260,11 @@ def generate_call_events(
   """Yield the lines of a call-event file, in arrival order.
 
   In: ``n`` distinct calls (each ends with one CALL_ENDED event), a
-  ``seed``, and the disorder knobs (shares are fractions of ``n``, counts
-  are rounded). ``malformed`` is the number of malformed lines (cycling
-  through ``MALFORMED_KINDS``, plus ``OVERSIZED_KIND`` when ``oversized``);
-  ``None`` means one of each kind.
+  ``seed``, ``queues`` (``queue_profiles``; with ``n >= queues`` every queue
+  has calls, see common.Coverage), and the disorder knobs (shares are
+  fractions of ``n``, counts are rounded). ``malformed`` is the number of
+  malformed lines (cycling through ``MALFORMED_KINDS``, plus
+  ``OVERSIZED_KIND`` when ``oversized``); ``None`` means one of each kind.
   Out: ``bytes`` lines WITHOUT the trailing newline (bytes, not str,
   because one malformed kind is deliberately invalid UTF-8). Lines are
   produced lazily with bounded memory. If ``stats`` is given it is filled
@@ -292,6 +294,7 @@ def generate_call_events(
 
   profiles = queue_profiles(queues)
   cum_weights = cumulative_weights(prof.weight for prof in profiles)
+  queue_coverage = Coverage(n, queues)
 
   window_ms = window_size_s * 1000
   n_too_late = round(n * too_late_share)
@@ -362,7 +365,7 @@ def generate_call_events(
     ts = int(t_ms)
     load = shape / SHAPE_MAX  # 0.15 (night) .. 1 (peak)
 
-    prof = pick_weighted(rng_calls, profiles, cum_weights)
+    prof = profiles[queue_coverage.take(i, pick_index(rng_calls, cum_weights))[0]]
     call_uuid = str(uuid.UUID(int=rng_calls.getrandbits(128), version=4))
     # Busy periods lose more callers and keep them waiting longer.
     congestion = 0.6 + 0.8 * load
@@ -490,7 +493,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     default=20.0,
     help='average call rate over 24 h; the diurnal curve makes mid-day busier and nights quieter',
   )
-  p.add_argument('--queues', type=int, default=8, help='number of queues')
+  p.add_argument(
+    '--queues',
+    type=int,
+    default=8,
+    help='number of queues (each has calls if --events is at least as many)',
+  )
   p.add_argument(
     '--jitter-seconds',
     type=float,

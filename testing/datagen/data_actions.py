@@ -24,7 +24,9 @@ The topic ``cxone-data-actions`` mixes two record kinds, one per line:
   enrich), and occasionally a later update that changes the tier.
 
 Customers are many (``customers``) with Zipf-like activity: a few busy
-accounts, a long tail of customers seen once or never.
+accounts, a long tail of customers seen once or never. With at least as many
+background interactions as customers every customer is seen (common.Coverage):
+a benchmark asking for 1,000,000 customers gets 1,000,000 keys.
 
 FILE ORDER IS ARRIVAL ORDER: every record arrives ``U(0, jitter)`` after its
 event time (default 5 s, inside the pipeline's 10 s watermark delay) and the
@@ -55,7 +57,6 @@ only, and nothing from the pipeline code.
 from __future__ import annotations
 
 import argparse
-import bisect
 import heapq
 import math
 import random
@@ -73,6 +74,7 @@ from testing.datagen.calls import (
 )
 from testing.datagen.common import (
   ArrivalStream,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
@@ -80,6 +82,7 @@ from testing.datagen.common import (
   generator_arg_parser,
   json_line,
   parse_share,
+  pick_index,
   pick_weighted,
   plan_malformed,
   reset_counts,
@@ -407,7 +410,9 @@ def generate_data_actions(
   time, in arrival order.
 
   In: the number of distinct interactions (planted ones included), the
-  seed, and knobs: ``customers`` (population size), ``events_per_second``
+  seed, and knobs: ``customers`` (population size; each of them shows up
+  when ``n_interactions`` less the planted ones is at least as many),
+  ``events_per_second``
   (24 h average; a diurnal curve modulates it), ``jitter_seconds``
   (arrival delay U(0, jitter)), ``failure_share``/``callback_share`` (of
   fresh interactions), ``retry_share`` (chance a failure is retried by the
@@ -468,6 +473,7 @@ def generate_data_actions(
   cum_customers = cumulative_weights(
     [1.0 / (k + _ZIPF_OFFSET) ** zipf_exponent for k in range(1, customers + 1)]
   )
+  customer_coverage = Coverage(n_background, customers)
   cum_channels = cumulative_weights(_CHANNEL_WEIGHTS)
   cum_tiers = cumulative_weights(_TIER_WEIGHTS)
   cum_regions = cumulative_weights(_REGION_WEIGHTS)
@@ -672,12 +678,17 @@ def generate_data_actions(
       ts, _, customer, channel = heapq.heappop(retries)
       status = draw_status(channel, retry=True)
       counts['retries'] += 1
+      covering = False
     else:
       t_ms = t_next
       t_next = None
       ts = int(t_ms)
-      rank = bisect.bisect_left(cum_customers, rng_ev.random() * cum_customers[-1])
-      customer = f'C-{ids[min(rank, customers - 1)]:0{width}d}'
+      # Reserved: the retries pending, and one a draw before this one may
+      # just have scheduled.
+      rank, covering = customer_coverage.take(
+        produced, pick_index(rng_ev, cum_customers), reserved=len(retries) + 1
+      )
+      customer = f'C-{ids[rank]:0{width}d}'
       channel = pick_weighted(rng_ev, CHANNELS, cum_channels)
       status = draw_status(channel, retry=False)
     if customer not in seen_customers:
@@ -694,7 +705,9 @@ def generate_data_actions(
       arrival = ts + rng_arr.uniform(0, jitter_ms)
     push(arrival, rec, rng_dup.random() < duplicate_share)
     produced += 1
-    if status == FAILED and rng_ev.random() < retry_share:
+    # A customer drawn to complete the population does not retry: the
+    # retry would take a position Coverage counted on for an unseen one.
+    if status == FAILED and rng_ev.random() < retry_share and not covering:
       # The customer tries again shortly, mostly on the same channel.
       r_channel = (
         channel if rng_ev.random() < 0.7 else pick_weighted(rng_ev, CHANNELS, cum_channels)
@@ -749,7 +762,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     '--customers',
     type=int,
     default=DEFAULT_CUSTOMERS,
-    help='customer population (Zipf-like activity)',
+    help='customer population (Zipf-like activity; all of them seen given as many interactions)',
   )
   add_start_argument(p, DEFAULT_START_MS, 'interaction')
   p.add_argument(

@@ -89,6 +89,7 @@ from testing.datagen.calls import (
 )
 from testing.datagen.common import (
   ArrivalStream,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
@@ -96,7 +97,7 @@ from testing.datagen.common import (
   generator_arg_parser,
   json_line,
   parse_share,
-  pick_weighted,
+  pick_index,
   plan_malformed,
   reset_counts,
   run_generator_cli,
@@ -242,12 +243,13 @@ def simulate_calls(
   rng = random.Random(f'{seed}:calls')
   profiles = queue_profiles(queues)
   cum_weights = cumulative_weights(p.weight for p in profiles)
+  queue_coverage = Coverage(n, queues)
   t_ms = float(start_ms)
   for i in range(n):
     shape = diurnal_shape(hour_of_day(t_ms))
     t_ms += rng.expovariate(events_per_second * shape / SHAPE_MEAN) * 1000.0
     load = shape / SHAPE_MAX
-    queue = profiles.index(pick_weighted(rng, profiles, cum_weights))
+    queue, _ = queue_coverage.take(i, pick_index(rng, cum_weights))
     prof = profiles[queue]
     congestion = 0.6 + 0.8 * load
     ivr_ms = rng.randint(5, IVR_MAX_S) * 1000
