@@ -40,9 +40,9 @@ from testing.reference.vendors import (
 )
 from tests.integration.test_kafka_flink import (  # noqa: F401 (fixture)
   PARTITIONS,
-  _table,
-  _wait_for_free_slots,
   new_topic,
+  sqlite_table,
+  wait_for_free_slots,
 )
 from tests.support.flink_rest import rest
 
@@ -108,7 +108,7 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
     '--service_level_definition=abandons_positive',
     f'--sqlite_path={db}',
   ]
-  _wait_for_free_slots(2)
+  wait_for_free_slots(2)
   t0 = time.monotonic()
   result = contact_center.run(args)
   print(
@@ -128,18 +128,18 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
   rows = {
     (r['queue_id'], r['channel'], r['window_start']): [_rounded(r[f]) for f in ROW_FIELDS]
     + [r['window_end']]
-    for r in _table(db, 'abandon_metrics')
+    for r in sqlite_table(db, 'abandon_metrics')
   }
   assert rows == expected and rows
   assert sum(r[0] for r in rows.values()) == ref.offered == counts['offered']
-  assert {r['service_level_definition'] for r in _table(db, 'abandon_metrics')} == {
+  assert {r['service_level_definition'] for r in sqlite_table(db, 'abandon_metrics')} == {
     'abandons_positive'
   }
   # Only the Connect records re-sent past the de-duplication TTL.
-  late = _table(db, 'late_events')
+  late = sqlite_table(db, 'late_events')
   assert {r['reason'] for r in late} <= {'record_update'}
   assert sorted(r['event_id'] for r in late) == sorted(ref.record_updates)
-  assert len({r['channel'] for r in _table(db, 'abandon_metrics')}) > 1
+  assert len({r['channel'] for r in sqlite_table(db, 'abandon_metrics')}) > 1
 
   parse = parse_genesys if fmt == GENESYS else parse_connect
   malformed = {
