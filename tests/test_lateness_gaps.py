@@ -10,8 +10,8 @@ import sqlite3
 import pytest
 
 from pipelines import contact_center
-from scripts.reference.calls import reference_call_metrics
-from scripts.reference.vendors import GENESYS, reference_vendor_metrics
+from testing.reference.calls import reference_call_metrics
+from testing.reference.vendors import GENESYS, reference_vendor_metrics
 
 B = 1793606400000  # 2026-11-02T08:00:00Z
 S = 1000

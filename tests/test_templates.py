@@ -35,8 +35,8 @@ from packaging.specifiers import SpecifierSet
 
 from pipelines import contact_center, launch
 from pipelines.template_spec import TemplateSpec
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 from tests.test_cxone_client import (
   ACTION_ID,
   CLIENT_ID,

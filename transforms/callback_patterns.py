@@ -30,7 +30,7 @@ run (the run can no longer match), or, with no run, `within` after its last
 processed interaction; so state stays bounded by the customers active in
 the last `within`. An interaction of a dropped customer is never late: it
 starts the customer afresh and joins no earlier partial match
-(scripts/reference/interactions.py states the same rule).
+(testing/reference/interactions.py states the same rule).
 """
 
 import os

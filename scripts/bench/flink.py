@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from scripts.bench import flink_sql
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import reference_call_metrics
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
+from testing.reference.calls import reference_call_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,8 @@
 """Local benchmark of the main job (not a test).
 
 For each flow, generates its input, then in the same run measures:
-  * the bare-Python reference (scripts/reference/calls.py or
-    scripts/reference/interactions.py: json parsing + dict aggregation of
+  * the bare-Python reference (testing/reference/calls.py or
+    testing/reference/interactions.py: json parsing + dict aggregation of
     the same windows, same lateness and pattern rules), in-process;
   * the main job on the local runner with the SQLite sink, as a child
     process;
@@ -25,10 +25,10 @@ import sys
 import tempfile
 import time
 
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,7 +57,7 @@ def _call_rows_differ(ref, conn) -> list:
   }
   expected = comparable_rows(ref)
   # The windows' late calls; the live floor's lost exits (queue_exit_lost)
-  # have their own reference (scripts/reference/queue_status.py).
+  # have their own reference (testing/reference/queue_status.py).
   late = sorted(
     r[0]
     for r in conn.execute("SELECT event_id FROM late_events WHERE reason = 'after_window_expiry'")

@@ -23,10 +23,10 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from tests.conftest import streaming_options
-from tests.integration.test_services import _assert_reachable
+from tests.integration.conftest import assert_reachable
 from tests.support.beam_metrics import committed_counters
 from transforms import cassandra_migration, cassandra_sink
 from transforms.cassandra_sink import (
@@ -48,7 +48,9 @@ REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 @pytest.fixture
 def cassandra_args(cassandra_hosts, cassandra_port) -> List[str]:
   """Sink options for a fresh keyspace, dropped after the test."""
-  _assert_reachable(cassandra_hosts[0], cassandra_port, 'Cassandra')
+  assert_reachable(
+    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
+  )
   args = [
     f'--cassandra_hosts={",".join(cassandra_hosts)}',
     f'--cassandra_port={cassandra_port}',

@@ -91,7 +91,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from scripts.reference.calls import (
+from testing.reference.calls import (
   MAX_TS_MS,
   MAX_WAIT_S,
   MIN_TS_MS,

@@ -67,7 +67,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from scripts.reference.calls import (
+from testing.reference.calls import (
   KeyedLateGate,
   Timing,
   add_delivery_arguments,
