@@ -17,7 +17,7 @@ the throughput benchmark (a tight json.loads + dict loop). Its delivery model
 (``iter_polls``, ``watermark_before_poll``, ``KeyedLateGate``,
 ``timestamp_ms``, ``load_json_object``, ``record_delivery``) and its CLI
 pieces (``add_delivery_arguments``, ``Timing``) are shared with
-``scripts/reference/interactions.py``.
+``testing/reference/interactions.py``.
 
 Semantics (the pipeline's contract, docs/design.md and docs/bad_input.md):
 

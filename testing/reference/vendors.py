@@ -5,7 +5,7 @@ the FINAL rows, in
 plain Python, for a JSON-lines file replayed in polls of ``poll_size`` lines.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
-delivery model of ``scripts/reference/calls.py`` (polls, watermark, per-key late
+delivery model of ``testing/reference/calls.py`` (polls, watermark, per-key late
 gate). Semantics:
 
 * Validity (everything else is a dead letter): see ``parse_genesys`` and
