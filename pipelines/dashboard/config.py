@@ -11,7 +11,7 @@ from options.dashboard_options import DashboardOptions
 from options.stream_options import EventTimeOptions, SinkOptions
 from pipelines.dashboard.queries import MAX_TEXT, Thresholds
 from pipelines.dashboard.stores import CassandraStore, SqliteStore, Store
-from transforms.cassandra_sink import CassandraSettings
+from transforms.cassandra import CassandraSettings
 
 OPTIONS = (DashboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
 MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024

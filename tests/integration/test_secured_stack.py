@@ -51,7 +51,7 @@ from tests.integration.test_flink_recovery import (
   wait_until,
 )
 from tests.support.flink_rest import rest
-from transforms.cassandra_sink import CassandraConnectError, CassandraSettings, CassandraWriter
+from transforms.cassandra import CassandraConnectError, CassandraSettings, CassandraWriter
 from transforms.kafka_io import TOPICS
 from transforms.records import AbandonMetrics
 from transforms.schema import ABANDON_METRICS
