@@ -30,7 +30,7 @@ setuptools.setup(
     ]
   ),
   package_data={
-    'transforms': ['cql/*.cql'],
+    'transforms.cassandra': ['cql/*.cql'],
     # The Kafka login check run at launch (clients/kafka_check.py).
     'clients': ['*.java'],
     # The wallboard's page, script, styles and the vendored uPlot.

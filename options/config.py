@@ -2,9 +2,14 @@
 
 In: parsed PipelineOptions (the classes of this package).
 Out: frozen dataclasses, one per flow (`CallMetricsConfig`,
-`InteractionConfig`) plus the pieces they share (`EventTimeConfig`,
-`FieldRules`), handed to the flows by keyword. Each `from_options` reads its
-options once; constructing a config directly (tests) takes keywords only.
+`InteractionConfig`, `AgentConfig`) plus the pieces they share
+(`EventTimeConfig`, `FieldRules`), handed to the flows by keyword; and the
+settings of the stores and Kafka (`SinkConfigs`, `CassandraSettings`,
+`KafkaClientConfig`, `KafkaReadConfig`), handed to the sinks and the
+source. The transforms take these values and never read options, so
+transforms/ imports no options class (tests/test_import_graph.py).
+Each `from_options` reads its options once; constructing a config directly
+(tests) takes keywords only.
 
 Names: a duration of event time is an `apache_beam` `Duration` and its name
 carries no unit (`allowed_lateness`); a bare number carries its unit in its
@@ -15,12 +20,18 @@ exactly 2.3 s across the threshold).
 """
 
 import dataclasses
+import os
+import re
 import typing
 from dataclasses import dataclass
-from typing import FrozenSet, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple, Type, TypeVar
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions
 from apache_beam.utils.timestamp import Duration
+
+# The driver's top-level module only (no cluster code): its consistency
+# levels and protocol versions are what a Cassandra setting is checked against.
+from cassandra import ConsistencyLevel, ProtocolVersion
 
 from options.agent_options import AgentOptions
 from options.call_inputs import (
@@ -30,11 +41,24 @@ from options.call_inputs import (
   trigger_topic_kind,
 )
 from options.call_metrics_options import CallMetricsOptions
+from options.cassandra_options import CassandraOptions
 from options.interaction_options import InteractionOptions, parse_statuses
+from options.kafka_options import KafkaOptions, parse_client_config
 from options.live_floor_options import LiveFloorOptions
-from options.stream_options import EventTimeOptions, FieldRuleOptions
+from options.stream_options import DEFAULT_SINK, EventTimeOptions, FieldRuleOptions, SinkOptions
 
 _MICROS_PER_SECOND = 1_000_000
+# Flink's default max parallelism (key groups) for jobs up to parallelism
+# 128 (`KeyGroupRangeAssignment.computeDefaultMaxParallelism`).
+DEFAULT_STATE_SHARDS = 128
+
+
+def state_shards(max_parallelism: int) -> int:
+  """The shard count of every stateful step (transforms/sharding.py): the
+  job's `--max_parallelism`, or DEFAULT_STATE_SHARDS when it is not set
+  (<= 0), so sharding never caps a step below the key groups Flink can
+  spread it over."""
+  return max_parallelism if max_parallelism > 0 else DEFAULT_STATE_SHARDS
 
 
 def seconds(duration: Duration) -> int:
@@ -114,12 +138,16 @@ class EventTimeConfig:
 
   `max_out_of_orderness`: how far every event-time decision trails the
   source's watermark (the largest event time seen).
-  `key_idle_ttl`: event time after its last event during which a key of a
-  windowed step keeps tracking the watermark.
+  `key_idle_ttl`: event time after its last event and its last open
+  window during which a key of a windowed step keeps its windows' state.
+  `state_shards`: the shards every stateful step spreads its keys over
+  (transforms/sharding.py): the job's `--max_parallelism`, or Flink's
+  default key groups.
   """
 
   max_out_of_orderness: Duration
   key_idle_ttl: Duration
+  state_shards: int = DEFAULT_STATE_SHARDS
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'EventTimeConfig':
@@ -127,10 +155,13 @@ class EventTimeConfig:
     return cls(
       max_out_of_orderness=Duration(seconds=o.max_out_of_orderness_seconds),
       key_idle_ttl=Duration(seconds=o.key_idle_ttl_seconds),
+      state_shards=state_shards(options.view_as(FlinkRunnerOptions).max_parallelism),
     )
 
   def __post_init__(self):
     _check_types(self)
+    if self.state_shards < 1:
+      raise ValueError(f'state shards must be >= 1, got {self.state_shards}')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,3 +348,215 @@ class AgentConfig(FlowConfig):
     super().__post_init__()
     if self.agent_silence_timeout <= Duration(0):
       raise ValueError(f'--agent_silence_timeout must be > 0, got {self.agent_silence_timeout!r}')
+
+
+_KEYSPACE_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]{0,47}')
+
+
+@dataclass(frozen=True, kw_only=True)
+class CassandraSettings:
+  """Where and how the Cassandra sink writes and the wallboard reads
+  (CassandraOptions); picklable, and without the password.
+
+  `password_env` names the environment variable read when connecting. TLS
+  is on when `ssl_ca_file` is set; `ssl_cert_file` and `ssl_key_file` add a
+  client certificate, `ssl_server_hostname` is the name the nodes'
+  certificates must carry (default: the address connected to).
+  `protocol_version` None negotiates the highest version both sides speak.
+  """
+
+  hosts: Tuple[str, ...]
+  port: int
+  keyspace: str
+  replication: str
+  consistency: str
+  username: Optional[str]
+  password_env: str
+  ssl_ca_file: Optional[str]
+  ssl_cert_file: Optional[str]
+  ssl_key_file: Optional[str]
+  ssl_server_hostname: Optional[str]
+  protocol_version: Optional[int]
+  local_dc: Optional[str]
+  write_concurrency: int
+  max_retries: int
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'CassandraSettings':
+    """Validated settings from `CassandraOptions`; raises ValueError."""
+    o = options.view_as(CassandraOptions)
+    settings = cls(
+      hosts=tuple(h.strip() for h in o.cassandra_hosts.split(',') if h.strip()),
+      port=o.cassandra_port,
+      keyspace=o.cassandra_keyspace,
+      replication=o.cassandra_replication.strip(),
+      consistency=o.cassandra_consistency,
+      username=o.cassandra_username,
+      password_env=o.cassandra_password_env,
+      ssl_ca_file=o.cassandra_ssl_ca_file,
+      ssl_cert_file=o.cassandra_ssl_cert_file,
+      ssl_key_file=o.cassandra_ssl_key_file,
+      ssl_server_hostname=o.cassandra_ssl_server_hostname,
+      protocol_version=o.cassandra_protocol_version,
+      local_dc=o.cassandra_local_dc,
+      write_concurrency=o.cassandra_write_concurrency,
+      max_retries=o.cassandra_max_retries,
+    )
+    settings.validate()
+    return settings
+
+  def __post_init__(self):
+    # Types only: `validate` also checks this machine's environment and
+    # files, which a test may build settings without on purpose.
+    _check_types(self)
+
+  def validate(self) -> None:
+    """Raises ValueError for settings that cannot work, before any worker
+    starts. The keyspace and replication are spliced into CQL, hence the
+    strict checks."""
+    if not self.hosts:
+      raise ValueError('--cassandra_hosts: no host given')
+    if not _KEYSPACE_NAME.fullmatch(self.keyspace):
+      raise ValueError(
+        f'--cassandra_keyspace={self.keyspace!r}: a keyspace name is a '
+        'letter then up to 47 letters, digits or underscores'
+      )
+    if not (
+      self.replication.startswith('{')
+      and self.replication.endswith('}')
+      and ';' not in self.replication
+    ):
+      raise ValueError(
+        '--cassandra_replication must be a CQL map such as '
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+      )
+    if self.consistency not in ConsistencyLevel.name_to_value:
+      raise ValueError(f'unknown consistency level {self.consistency!r}')
+    if self.write_concurrency < 1 or self.max_retries < 0:
+      raise ValueError(
+        '--cassandra_write_concurrency must be >= 1 and --cassandra_max_retries >= 0'
+      )
+    if self.username and self.password_env not in os.environ:
+      raise ValueError(
+        f'--cassandra_username is set but the environment variable '
+        f'{self.password_env} (--cassandra_password_env) is not'
+      )
+    for flag, path in (
+      ('ca', self.ssl_ca_file),
+      ('cert', self.ssl_cert_file),
+      ('key', self.ssl_key_file),
+    ):
+      if path and not os.path.isfile(path):
+        raise ValueError(f'--cassandra_ssl_{flag}_file={path}: no such file')
+    if not self.ssl_ca_file and (
+      self.ssl_cert_file or self.ssl_key_file or self.ssl_server_hostname
+    ):
+      raise ValueError(
+        '--cassandra_ssl_cert_file, --cassandra_ssl_key_file and '
+        '--cassandra_ssl_server_hostname need TLS: give '
+        '--cassandra_ssl_ca_file too'
+      )
+    if self.ssl_key_file and not self.ssl_cert_file:
+      raise ValueError('--cassandra_ssl_key_file needs --cassandra_ssl_cert_file')
+    if (
+      self.protocol_version is not None
+      and self.protocol_version not in ProtocolVersion.SUPPORTED_VERSIONS
+    ):
+      raise ValueError(
+        f'--cassandra_protocol_version={self.protocol_version}: the driver '
+        f'speaks {sorted(ProtocolVersion.SUPPORTED_VERSIONS)}'
+      )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaClientConfig:
+  """Where the job's Kafka is and how its clients log in (KafkaOptions), for
+  the source, the sink and the start-up check.
+
+  `settings`: the client settings of --kafka_config and
+  --kafka_secret_config_env (parse_client_config): a secret is a
+  `${env:NAME}` placeholder the Kafka client resolves where it runs, never
+  its value. `expansion_service`: the KafkaIO expansion service's address.
+  """
+
+  bootstrap_servers: str
+  expansion_service: str
+  settings: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'KafkaClientConfig':
+    """Raises ValueError for client settings that cannot work
+    (parse_client_config), without echoing any value."""
+    o = options.view_as(KafkaOptions)
+    return cls(
+      bootstrap_servers=o.kafka_bootstrap_servers,
+      expansion_service=o.kafka_expansion_service,
+      settings=parse_client_config(o.kafka_config, o.kafka_secret_config_env),
+    )
+
+  def __post_init__(self):
+    _check_types(self)
+
+  def client_settings(self) -> Dict[str, str]:
+    """What a consumer or producer is given: bootstrap.servers and `settings`."""
+    return {'bootstrap.servers': self.bootstrap_servers, **self.settings}
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaReadConfig:
+  """The job's Kafka source (KafkaOptions): its client, its consumer group,
+  the optional cap on records per second per reader (throttled, never
+  dropped) and on records per topic (tests, demos)."""
+
+  client: KafkaClientConfig
+  consumer_group: str
+  max_events_per_second: Optional[float] = None
+  max_num_records: Optional[int] = None
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'KafkaReadConfig':
+    """Raises ValueError for client settings that cannot work."""
+    o = options.view_as(KafkaOptions)
+    return cls(
+      client=KafkaClientConfig.from_options(options),
+      consumer_group=o.kafka_consumer_group,
+      max_events_per_second=o.max_events_per_second,
+      max_num_records=o.kafka_max_num_records,
+    )
+
+  def __post_init__(self):
+    _check_types(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkConfigs:
+  """The result stores of --sink (SinkOptions), in order, with the settings
+  of those named, for the sink registry (transforms/sink_registry.py).
+
+  A store's settings are read and checked only when it is named: a job
+  writing SQLite needs no Cassandra password variable and no Kafka secret.
+  """
+
+  names: Tuple[str, ...]
+  sqlite_path: str
+  cassandra: Optional[CassandraSettings] = None
+  kafka: Optional[KafkaClientConfig] = None
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions) -> 'SinkConfigs':
+    """DEFAULT_SINK when no --sink is given; raises ValueError for settings
+    a named store refuses."""
+    o = options.view_as(SinkOptions)
+    names = tuple(o.sink or [DEFAULT_SINK])
+    return cls(
+      names=names,
+      sqlite_path=o.sqlite_path,
+      cassandra=CassandraSettings.from_options(options) if 'cassandra' in names else None,
+      kafka=KafkaClientConfig.from_options(options) if 'kafka' in names else None,
+    )
+
+  def __post_init__(self):
+    _check_types(self)
+    for name, settings in (('cassandra', self.cassandra), ('kafka', self.kafka)):
+      if name in self.names and settings is None:
+        raise ValueError(f'sink {name} is named but its settings are not given')

@@ -145,10 +145,3 @@ class KafkaOptions(PipelineOptions):
       default=None,
       help='Stop after this many records per topic (tests, demos); default: read forever.',
     )
-
-
-def kafka_client_config(options: PipelineOptions) -> Dict[str, str]:
-  """The client settings of --kafka_config and --kafka_secret_config_env
-  (parse_client_config), for the source, the sink and the start-up check."""
-  kafka = options.view_as(KafkaOptions)
-  return parse_client_config(kafka.kafka_config, kafka.kafka_secret_config_env)

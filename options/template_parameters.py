@@ -15,6 +15,7 @@ import argparse
 from typing import NamedTuple, Optional, Tuple
 
 from options.call_metrics_options import CHANNELS
+from options.stream_options import DEFAULT_SINK
 
 TEMPLATE_NAME = 'Contact-center streaming analytics'
 TEMPLATE_DESCRIPTION = (
@@ -331,9 +332,8 @@ PARAMETERS = {
     'Max future skew (s)',
     Value('^(0|[1-9][0-9]{0,8})$', 'a whole number of seconds >= 0, e.g. 300'),
   ),
-  # 'sqlite': transforms/sink_registry.py DEFAULT_SINK, which the job writes to
-  # when no --sink is given (tests/test_templates.py checks they agree).
-  'sink': Param('Sink', default='sqlite'),
+  # The job writes to DEFAULT_SINK when no --sink is given.
+  'sink': Param('Sink', default=DEFAULT_SINK),
   'sqlite_path': Param(
     'SQLite file',
     Value('^[^\\r\\n\\x00]+$', 'a file path (one line, not empty)'),

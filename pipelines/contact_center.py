@@ -30,10 +30,17 @@ from options import help_text, reject_secret_flags
 from options.agent_options import AgentOptions
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
-from options.config import AgentConfig, CallMetricsConfig, InteractionConfig
+from options.config import (
+  AgentConfig,
+  CallMetricsConfig,
+  InteractionConfig,
+  KafkaClientConfig,
+  KafkaReadConfig,
+  SinkConfigs,
+)
 from options.cxone_options import CxoneOptions
 from options.interaction_options import InteractionOptions
-from options.kafka_options import KafkaOptions, kafka_client_config
+from options.kafka_options import KafkaOptions
 from options.live_floor_options import LiveFloorOptions
 from options.metrics_options import MetricsOptions
 from options.stream_options import (
@@ -54,7 +61,7 @@ from transforms.kafka_io import ReadKafkaRecords
 from transforms.operator_metrics import CountTableRows
 from transforms.replay import ReplayFiles, ReplaySource
 from transforms.schema import TABLES
-from transforms.sink_registry import sinks_from_options
+from transforms.sink_registry import result_sinks
 from transforms.sinks import WriteTables
 
 CALL_EVENTS_SOURCE = 'cc-call-logs'
@@ -70,7 +77,7 @@ def check_kafka_on_startup(options: PipelineOptions) -> None:
   if kafka.skip_kafka_check or not uses_kafka:
     return
   check_kafka(
-    {'bootstrap.servers': kafka.kafka_bootstrap_servers, **kafka_client_config(options)},
+    KafkaClientConfig.from_options(options).client_settings(),
     options.view_as(FlinkRunnerOptions).flink_job_server_jar,
     settings_sources(kafka.kafka_secret_config_env),
   )
@@ -89,18 +96,17 @@ def merge_tables(*flows: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollect
   }
 
 
-def read_kafka_topic(options: PipelineOptions, topic: str) -> ReadKafkaRecords:
-  """The job's Kafka source for one topic, as the Kafka options configure it
-  (also the benchmark floor's, scripts/bench/flink_floor.py)."""
-  kafka = options.view_as(KafkaOptions)
+def read_kafka_topic(config: KafkaReadConfig, topic: str) -> ReadKafkaRecords:
+  """The job's Kafka source for one topic, as `config` sets it (also the
+  benchmark floor's, scripts/bench/flink_floor.py)."""
   return ReadKafkaRecords(
     topic,
-    kafka.kafka_bootstrap_servers,
-    kafka.kafka_consumer_group,
-    kafka.kafka_expansion_service,
-    kafka_client_config(options),
-    kafka.max_events_per_second,
-    kafka.kafka_max_num_records,
+    config.client.bootstrap_servers,
+    config.consumer_group,
+    config.client.expansion_service,
+    config.client.settings,
+    config.max_events_per_second,
+    config.max_num_records,
   )
 
 
@@ -121,8 +127,9 @@ def read_sources(
       DATA_ACTIONS_SOURCE: kafka.kafka_data_actions_topic,
       AGENT_EVENTS_SOURCE: options.view_as(AgentOptions).kafka_agent_events_topic,
     }
+    config = KafkaReadConfig.from_options(options)
     return {
-      name: pipeline | f'Kafka[{topic}]' >> read_kafka_topic(options, topic)
+      name: pipeline | f'Kafka[{topic}]' >> read_kafka_topic(config, topic)
       for name, topic in topics.items()
       if topic
     }
@@ -181,7 +188,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
       | 'Agents' >> AgentFlow(source_name=AGENT_EVENTS_SOURCE, config=agents)
     )
   tables = merge_tables(*flows)
-  write = WriteTables(sinks_from_options(options), TABLES)
+  write = WriteTables(result_sinks(SinkConfigs.from_options(options)), TABLES)
   _ = tables | 'Write' >> write
   _ = tables | 'OperatorMetrics' >> CountTableRows()
   return functools.partial(write.prepare, list(tables))

@@ -81,7 +81,7 @@ FAMILIES: Dict[str, Tuple[str, str]] = {
 }
 # Families whose values are merged as (timestamp, value): the newest wins.
 _TIMESTAMPED = ('beam_metric_value', 'live_state_entries')
-# Beam counters of the sinks (transforms/sinks.py, transforms/cassandra_sink.py).
+# Beam counters of the sinks (transforms/sinks.py, transforms/cassandra/writer.py).
 _SINK_NAMESPACE = 'sink'
 _RETRIES = {('cassandra_sink', 'write_retries'): 'cassandra'}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The live board in one command: Kafka, the main job on Flink reading it, a paced generator of a
-# compressed working day (scripts/datagen/live.py) and the wallboard on the job's SQLite store.
+# compressed working day (testing/datagen/live.py) and the wallboard on the job's SQLite store.
 #   scripts/demo.sh [--cluster] [--rate N] [--queues N] [--day-minutes M] [--port P]
 #                   [--duration S] [-- job options...]
 #     --cluster      the job on the local Flink cluster (scripts/flink.sh, started if it is not
@@ -150,7 +150,7 @@ fi
 sleep "${DEMO_READER_WAIT:-5}"
 
 # --- traffic and the wallboard -----------------------------------------------------------------
-"$PY" -m scripts.datagen.live --bootstrap "$KAFKA" --rate "$RATE" --queues "$QUEUES" \
+"$PY" -m testing.datagen.live --bootstrap "$KAFKA" --rate "$RATE" --queues "$QUEUES" \
   --day-minutes "$DAY_MINUTES" >"$LIVE_LOG" 2>&1 &
 GEN_PID=$!
 "$PY" -m pipelines.wallboard "--sqlite_path=$DB" "--port=$PORT" >"$BOARD_LOG" 2>&1 &

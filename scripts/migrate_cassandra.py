@@ -15,8 +15,7 @@ from typing import List, Optional
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cassandra_options import CassandraOptions
-from transforms.cassandra_migration import migrate
-from transforms.cassandra_sink import SCHEMA_VERSION, CassandraSettings
+from transforms.cassandra import SCHEMA_VERSION, CassandraSettings, migrate
 
 
 def main(argv: Optional[List[str]] = None) -> None:

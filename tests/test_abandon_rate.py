@@ -8,16 +8,16 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.conftest import BASE_S, drain, offered, timed
 from transforms.abandon_rate import AbandonRate, AbandonStats, AbandonStatsFn, rounded_ratio
 from transforms.records import FLOW_OUT, UNKNOWN_OUTCOME
-from transforms.sharding import shard_of
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 WINDOW = 300
 LATENESS = 60
 
 
-def run_abandon_rate(stream, options, short_threshold=0, sl=20):
+def run_abandon_rate(stream, options, short_threshold=0, sl=20, shards=DEFAULT_STATE_SHARDS):
   """Runs AbandonRate on a TestStream; returns (panes, late call ids)."""
   with beam.Pipeline(options=options) as p:
-    out = p | stream | AbandonRate(WINDOW, LATENESS, short_threshold, sl, 3600)
+    out = p | stream | AbandonRate(WINDOW, LATENESS, short_threshold, sl, 3600, shards=shards)
     panes = out['rows'] | 'Panes' >> beam.Map(
       lambda m: (
         m.queue_id,
@@ -70,8 +70,8 @@ def test_late_event_within_lateness_updates_the_row_accumulating(options):
 def test_late_events_arriving_together_update_the_row_once(options):
   """Late elements of one bundle give one LATE pane per window (like Beam's
   AfterCount(1) late firing), counting all of them; an expired one beside
-  them still goes to the late output. (Q-2's shard has no clock yet: its
-  window is reported when that clock first fires, see
+  them still goes to the late output. (Q-2 has no clock of its own yet: its
+  window is reported when its shard's clock first fires after it, see
   transforms/windowing.py.)"""
   stream = drain(
     (
@@ -102,12 +102,11 @@ def test_late_events_arriving_together_update_the_row_once(options):
   )
 
 
-def test_a_new_key_is_judged_late_by_its_shards_clock(options):
-  # Q-11 shares Q-1's shard (asserted, so a change of sharding cannot void
-  # the test): a queue the job has never seen, or has forgotten after its
-  # idle TTL, still gets its expired events routed late, never a fresh row
-  # over a window that may already have one.
-  assert shard_of('Q-11') == shard_of('Q-1') != shard_of('Q-2')
+def test_a_key_judges_lateness_by_its_own_clock_not_its_neighbours(options):
+  """docs/design.md, "When an event is late": a queue the job has never
+  seen cannot judge lateness yet, whatever the other queues know, and
+  whether or not they share its shard (one shard here: Q-1, Q-11 and Q-2
+  all share it). Its expired event opens its window."""
   stream = drain(
     (
       TestStream()
@@ -115,15 +114,48 @@ def test_a_new_key_is_judged_late_by_its_shards_clock(options):
       .advance_watermark_to(BASE_S + WINDOW + LATENESS + 1)
       .add_elements(
         [
-          timed(offered('too-late', 20, queue_id='Q-11')),
-          timed(offered('unjudged', 20, queue_id='Q-2')),
+          timed(offered('unjudged-1', 20, queue_id='Q-11')),
+          timed(offered('unjudged-2', 20, queue_id='Q-2')),
         ]
       )
     )
   )
-  check(
-    stream, options, [('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-2', 0, 0, 'ON_TIME', 1, 0)], ['too-late']
+  for panes, late in run_abandon_rate(stream, options, shards=1):
+    assert_that(
+      panes,
+      equal_to(
+        [
+          ('Q-1', 0, 0, 'ON_TIME', 1, 0),
+          ('Q-11', 0, 0, 'LATE', 1, 0),
+          ('Q-2', 0, 0, 'LATE', 1, 0),
+        ]
+      ),
+      label='panes',
+    )
+    assert_that(late, equal_to([]), label='late')
+
+
+@pytest.mark.parametrize('shards', [1, 128])
+def test_a_queue_keeps_its_clock_after_its_idle_ttl(options, shards):
+  """A queue silent far past its idle TTL (its windows' state is gone) is
+  remembered by name: its expired event is late, never a fresh row over a
+  window that already has one; alone in its shard or not."""
+  stream = drain(
+    (
+      TestStream()
+      .add_elements([timed(offered('a', 10)), timed(offered('b', 10, queue_id='Q-2'))])
+      .advance_watermark_to(BASE_S + WINDOW + LATENESS + 1)
+      .advance_watermark_to(BASE_S + 3 * 3600)
+      .add_elements([timed(offered('too-late', 20))])
+    )
   )
+  for panes, late in run_abandon_rate(stream, options, shards=shards):
+    assert_that(
+      panes,
+      equal_to([('Q-1', 0, 0, 'ON_TIME', 1, 0), ('Q-2', 0, 0, 'ON_TIME', 1, 0)]),
+      label='panes',
+    )
+    assert_that(late, equal_to(['too-late']), label='late')
 
 
 def test_event_after_expiry_goes_to_late_output(options):

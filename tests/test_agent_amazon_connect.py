@@ -20,7 +20,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from options.config import AgentConfig
-from scripts.datagen import agent_events
+from testing.datagen import agent_events
 from tests.conftest import drain
 from transforms import parsing
 from transforms.formats import agent_registry
@@ -227,7 +227,7 @@ def test_events_are_timed_at_their_event_timestamp(options):
 def test_the_committed_sample_is_what_its_generator_writes(tmp_path):
   out = tmp_path / 'agents.jsonl'
   subprocess.run(
-    [sys.executable, '-m', 'scripts.datagen.agent_events', '--out', str(out)]
+    [sys.executable, '-m', 'testing.datagen.agent_events', '--out', str(out)]
     + agent_events.SAMPLE_ARGS,
     check=True,
     cwd=ROOT,

@@ -1,7 +1,7 @@
 """The agent flow end to end: the main job on a generated seed agent-event
-file (scripts/datagen/seed_agent_events.py), its agent_metrics,
+file (testing/datagen/seed_agent_events.py), its agent_metrics,
 agent_activity and agent_status tables and its dead letters against the
-plain-Python reference (scripts/reference/agents.py) fed the same file.
+plain-Python reference (testing/reference/agents.py) fed the same file.
 
 The reference replays the file as the job's replay does
 (transforms/replay.py): polls of --replay_poll_size lines, the watermark
@@ -20,8 +20,8 @@ from typing import Dict, List, Tuple
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen.seed_agent_events import Line, generate_agent_events
-from scripts.reference.agents import AgentsReference, Counts, Figures
+from testing.datagen.seed_agent_events import Line, generate_agent_events
+from testing.reference.agents import AgentsReference, Counts, Figures
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
 
@@ -139,7 +139,7 @@ def test_the_agent_tables_equal_the_reference(seed, agents, hours, poll_size, di
 
 def test_the_sample_file_is_the_generators_and_the_job_agrees(tmp_path):
   """samples/agent_events.jsonl is what its generator's documented command
-  writes (scripts/datagen/seed_agent_events.py), and the job agrees with
+  writes (testing/datagen/seed_agent_events.py), and the job agrees with
   the reference on it."""
   lines = generate_agent_events(1, 20)
   assert SAMPLE.read_bytes() == b''.join(line.raw + b'\n' for line in lines)

@@ -19,7 +19,7 @@ from apache_beam.utils.timestamp import Duration
 
 from options.call_inputs import load_queue_members
 from options.config import AgentConfig, EventTimeConfig, FieldRules
-from scripts.datagen import genesys_agent_events
+from testing.datagen import genesys_agent_events
 from tests.conftest import BASE_S, drain
 from tests.support.beam_metrics import committed_counters
 from transforms import parsing
@@ -528,7 +528,7 @@ def _generate(tmp_path, name, *args):
     [
       sys.executable,
       '-m',
-      'scripts.datagen.genesys_agent_events',
+      'testing.datagen.genesys_agent_events',
       '--out',
       str(path),
       '--members',

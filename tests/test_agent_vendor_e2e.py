@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen import agent_events, genesys_agent_events
+from testing.datagen import agent_events, genesys_agent_events
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW_S = 300

@@ -1,11 +1,11 @@
 """Agent states, agents per queue and agent time (transforms/agent_states.py,
 agent_status.py, agent_metrics.py) against their independent reference
-(scripts/reference/agents.py).
+(testing/reference/agents.py).
 
 First the reference on hand-written cases, one rule each; then the job's
 AgentStates, AgentStatusPerQueue, AgentMetricsPerQueue and
 AgentActivityPerAgent on the local runner, fed TestStream polls of
-generated seed agent events (scripts/datagen/seed_agent_events.py: logins,
+generated seed agent events (testing/datagen/seed_agent_events.py: logins,
 contacts, holds, breaks, heartbeats, logouts, silences, disorder,
 duplicates, stale re-sends), the watermark at the largest event time after
 every poll: after every poll its latest agent_status row per (queue,
@@ -41,8 +41,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
-from scripts.datagen.seed_agent_events import generate_agent_events
-from scripts.reference.agents import (
+from testing.datagen.seed_agent_events import generate_agent_events
+from testing.reference.agents import (
   AgentsReference,
   Counts,
   Figures,

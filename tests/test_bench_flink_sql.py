@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from scripts.bench import flink_sql
-from scripts.datagen.calls import malformed_line
+from testing.datagen.calls import malformed_line
 
 WINDOW_S = 60
 BASE = {

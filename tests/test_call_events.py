@@ -7,7 +7,7 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from scripts.datagen.calls import MALFORMED_KINDS, OVERSIZED_KIND, malformed_line
+from testing.datagen.calls import MALFORMED_KINDS, OVERSIZED_KIND, malformed_line
 from tests.support.beam_metrics import committed_counters
 from transforms import parsing
 from transforms.call_events import ParseCallEvents, call_event_time_ms, parse_call_event

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from scripts.reference.interactions import brute_force_alerts, reference_interactions
+from testing.reference.interactions import brute_force_alerts, reference_interactions
 from tests.conftest import BASE_S, drain
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.records import Interaction
@@ -108,7 +108,7 @@ def test_a_forgotten_customer_starts_afresh_as_in_the_reference(options, tmp_pat
   """An interaction arriving more than `within` behind the watermark, after
   its customer's state was dropped (state bound), is neither late nor part
   of the dropped partial match: it starts the customer afresh. The job and
-  the reference (scripts/reference/interactions.py) agree on it."""
+  the reference (testing/reference/interactions.py) agree on it."""
   polls = [
     # C-1's partial match f1 f2 f3; the watermark then jumps to 63 s, past
     # 30 s (the tick `within` after f1), where C-1 is forgotten.

@@ -13,13 +13,15 @@ from cassandra import AuthenticationFailed, InvalidRequest, OperationTimedOut, U
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import SyntaxException
 
-from transforms import cassandra_migration, cassandra_sink
-from transforms.cassandra_sink import (
+from transforms.cassandra import (
   CassandraSettings,
   CassandraSink,
   CassandraWriteError,
   CassandraWriter,
 )
+from transforms.cassandra import migration as cassandra_migration
+from transforms.cassandra import schema as cassandra_schema
+from transforms.cassandra import writer as cassandra_writer
 from transforms.records import VOICE, AbandonMetrics, LateEvent
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS, TABLES
 from transforms.sinks import Rejection
@@ -33,11 +35,11 @@ def settings(*args: str) -> CassandraSettings:
 
 
 def statements():
-  return cassandra_sink.schema_statements(KEYSPACE, REPLICATION)
+  return cassandra_schema.schema_statements(KEYSPACE, REPLICATION)
 
 
 def test_committed_schema_matches_every_record():
-  assert cassandra_sink.schema_mismatches(KEYSPACE, TABLES.values(), statements()) == []
+  assert cassandra_schema.schema_mismatches(KEYSPACE, TABLES.values(), statements()) == []
 
 
 def test_committed_schema_has_no_table_without_a_record():
@@ -55,32 +57,32 @@ def test_schema_creates_the_keyspace_and_records_its_version():
   assert first == (f'CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = {REPLICATION}')
   assert re.match(
     rf'INSERT INTO {KEYSPACE}\.schema_version \(version, .*\)\s+'
-    rf'VALUES \({cassandra_sink.SCHEMA_VERSION},',
+    rf'VALUES \({cassandra_schema.SCHEMA_VERSION},',
     last,
   ), last
 
 
 def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
   for table in (LATE_EVENTS, DEAD_LETTERS):
-    cql = cassandra_sink.create_table_cql(KEYSPACE, table)
+    cql = cassandra_schema.create_table_cql(KEYSPACE, table)
     first, *rest = table.primary_key
     assert f'PRIMARY KEY (({first}, day), {", ".join(rest)}))' in cql, cql
     assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
-  assert 'time_to_live' not in cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
+  assert 'time_to_live' not in cassandra_schema.create_table_cql(KEYSPACE, ABANDON_METRICS)
 
 
 def test_abandon_metrics_is_one_partition_per_queue_clustered_by_channel_and_window():
-  assert cassandra_sink.key_layout(ABANDON_METRICS) == cassandra_sink.KeyLayout(
+  assert cassandra_schema.key_layout(ABANDON_METRICS) == cassandra_schema.KeyLayout(
     ('queue_id',), ('channel', 'window_start')
   )
-  cql = cassandra_sink.create_table_cql(KEYSPACE, ABANDON_METRICS)
+  cql = cassandra_schema.create_table_cql(KEYSPACE, ABANDON_METRICS)
   assert cql.endswith(
     ', channel text, queue_name text, PRIMARY KEY (queue_id, channel, window_start))'
   ), cql
   # v2 stays as released: the migration and its tests create v2 keyspaces.
   [v2_create] = [
     s
-    for s in cassandra_sink.schema_statements(KEYSPACE, REPLICATION, version=2)
+    for s in cassandra_schema.schema_statements(KEYSPACE, REPLICATION, version=2)
     if '.abandon_metrics (' in s
   ]
   assert 'channel' not in v2_create and 'PRIMARY KEY (queue_id, window_start)' in v2_create
@@ -110,11 +112,11 @@ CHANNEL_FILL = {'channel': cassandra_migration.record_default(ABANDON_METRICS, '
 def test_a_v2_row_is_migrated_as_the_sink_writes_a_voice_row():
   row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 4, 'LATE')
   assert row.channel == VOICE
-  written_us = cassandra_sink.PANE_TIMESTAMP_BASE_US + 4
+  written_us = cassandra_schema.PANE_TIMESTAMP_BASE_US + 4
 
   for old in (v2_row(row), {**v2_row(row), 'channel': None}):
     migrated = cassandra_migration.migrated_values(ABANDON_METRICS, old, written_us, CHANNEL_FILL)
-    assert migrated == cassandra_sink.bind_values(ABANDON_METRICS, row)
+    assert migrated == cassandra_schema.bind_values(ABANDON_METRICS, row)
 
 
 def test_a_row_without_a_pane_keeps_its_write_time():
@@ -123,7 +125,7 @@ def test_a_row_without_a_pane_keeps_its_write_time():
   migrated = cassandra_migration.migrated_values(ABANDON_METRICS, old, 1_234, CHANNEL_FILL)
   columns = tuple(VOICE if name == 'channel' else old.get(name) for name in AbandonMetrics._fields)
   assert migrated == (*columns, 1_234)
-  assert len(migrated) == cassandra_sink.insert_cql(KEYSPACE, ABANDON_METRICS).count('?')
+  assert len(migrated) == cassandra_schema.insert_cql(KEYSPACE, ABANDON_METRICS).count('?')
 
 
 def test_the_day_bucket_is_the_utc_day_of_the_record():
@@ -133,11 +135,11 @@ def test_the_day_bucket_is_the_utc_day_of_the_record():
   )
 
   def late_day(late):
-    return cassandra_sink.bind_values(LATE_EVENTS, late)[-1]
+    return cassandra_schema.bind_values(LATE_EVENTS, late)[-1]
 
   assert late_day(event) == '2026-11-02'
   assert late_day(event._replace(event_timestamp=1793664000000)) == ('2026-11-03')
-  assert cassandra_sink.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
+  assert cassandra_schema.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
     f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
     'event_timestamp, window_start, window_end, watermark, reason, raw, '
     'day) VALUES ('
@@ -150,7 +152,7 @@ def test_a_field_added_without_a_schema_change_is_reported():
   )
   table = ABANDON_METRICS._replace(record_type=grown)
 
-  [problem] = cassandra_sink.schema_mismatches(KEYSPACE, [table], statements())
+  [problem] = cassandra_schema.schema_mismatches(KEYSPACE, [table], statements())
   assert problem.startswith('abandon_metrics:')
   assert 'hold_seconds double' in problem
   sink = CassandraSink(settings())
@@ -161,13 +163,13 @@ def test_a_field_added_without_a_schema_change_is_reported():
 def test_a_higher_pane_gets_a_later_write_timestamp():
   row = AbandonMetrics('Q', 0, 300_000, 3, 1, 0, 2, 9.5, 1 / 3, 2 / 3, 0, 'ON_TIME')
   stamps = [
-    cassandra_sink.bind_values(ABANDON_METRICS, row._replace(pane_index=p))[-1]
+    cassandra_schema.bind_values(ABANDON_METRICS, row._replace(pane_index=p))[-1]
     for p in (0, 1, 1, 7)
   ]
   assert stamps[0] < stamps[1] == stamps[2] < stamps[3]
-  assert stamps[3] - cassandra_sink.PANE_TIMESTAMP_BASE_US == 7
-  assert cassandra_sink.insert_cql(KEYSPACE, ABANDON_METRICS).endswith(' USING TIMESTAMP ?')
-  assert 'USING TIMESTAMP' not in cassandra_sink.insert_cql(KEYSPACE, DEAD_LETTERS)
+  assert stamps[3] - cassandra_schema.PANE_TIMESTAMP_BASE_US == 7
+  assert cassandra_schema.insert_cql(KEYSPACE, ABANDON_METRICS).endswith(' USING TIMESTAMP ?')
+  assert 'USING TIMESTAMP' not in cassandra_schema.insert_cql(KEYSPACE, DEAD_LETTERS)
 
 
 def test_the_password_stays_in_the_environment(monkeypatch):
@@ -223,9 +225,9 @@ def fake_cassandra(monkeypatch):
     calls['attempts'].append(list(params))
     return [outcome(p) for p in params]
 
-  monkeypatch.setattr(cassandra_sink, 'connect', lambda s: (FakeCluster(), FakeSession()))
-  monkeypatch.setattr(cassandra_sink, 'execute_concurrent_with_args', execute)
-  monkeypatch.setattr(cassandra_sink.time, 'sleep', calls['sleeps'].append)
+  monkeypatch.setattr(cassandra_writer, 'connect', lambda s: (FakeCluster(), FakeSession()))
+  monkeypatch.setattr(cassandra_writer, 'execute_concurrent_with_args', execute)
+  monkeypatch.setattr(cassandra_writer.time, 'sleep', calls['sleeps'].append)
   return calls
 
 
@@ -257,7 +259,7 @@ def test_rows_still_failing_after_the_retries_raise(fake_cassandra):
   sleeps = fake_cassandra['sleeps']
   assert len(sleeps) == 4 and len(fake_cassandra['attempts']) == 5
   assert all(
-    cassandra_sink.BACKOFF_BASE_S * 2**i / 2 <= s <= cassandra_sink.BACKOFF_BASE_S * 2**i
+    cassandra_writer.BACKOFF_BASE_S * 2**i / 2 <= s <= cassandra_writer.BACKOFF_BASE_S * 2**i
     for i, s in enumerate(sleeps)
   )
 
@@ -366,7 +368,7 @@ def test_what_no_retry_can_fix_fails_at_once_in_one_line(fake_cassandra, monkeyp
       raise error  # connecting fails
     return FakeCluster(), RefusingSession()  # preparing fails
 
-  monkeypatch.setattr(cassandra_sink, 'connect', refuse)
+  monkeypatch.setattr(cassandra_writer, 'connect', refuse)
   with pytest.raises(CassandraWriteError) as raised:
     CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1))
   message = str(raised.value)
@@ -389,7 +391,7 @@ def test_a_cluster_that_does_not_answer_is_retried(fake_cassandra, monkeypatch):
       )
     return FakeCluster(), FakeSession()
 
-  monkeypatch.setattr(cassandra_sink, 'connect', refuse_once)
+  monkeypatch.setattr(cassandra_writer, 'connect', refuse_once)
   fake_cassandra['outcomes'] = [lambda p: (True, None)]
   assert CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1)) == []
   assert len(connects) == 2 and len(fake_cassandra['sleeps']) == 1

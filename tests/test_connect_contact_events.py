@@ -5,7 +5,7 @@ with its expected outcome, queue transitions and source) through the
 parser, through the format's transform on a TestStream, and through the
 main job; the dead-letter reasons; the committed sample and randomly
 reordered generated streams end to end against the plain-Python
-reference (scripts/reference/vendors.py)."""
+reference (testing/reference/vendors.py)."""
 
 import collections
 import copy
@@ -19,10 +19,10 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from scripts.datagen import vendor_events as gen
-from scripts.datagen.vendor_events import CONNECT_EVENTS, write_vendor_events
-from scripts.reference.queue_status import reference_queue_status
-from scripts.reference.vendors import (
+from testing.datagen import vendor_events as gen
+from testing.datagen.vendor_events import CONNECT_EVENTS, write_vendor_events
+from testing.reference.queue_status import reference_queue_status
+from testing.reference.vendors import (
   connect_event_transitions,
   parse_connect_event,
   reference_vendor_metrics,
@@ -459,7 +459,7 @@ def test_generator_same_seed_same_bytes(tmp_path):
   in_process = tmp_path / 'a.jsonl'
   gen.write_vendor_events(str(in_process), CONNECT_EVENTS, 200, 3)
   run_generator_cli(
-    'scripts.datagen.vendor_events',
+    'testing.datagen.vendor_events',
     ['--format', CONNECT_EVENTS, '--out', 'b.jsonl', '--calls', '200', '--seed', '3'],
     tmp_path,
     hash_seed='123',

@@ -1,6 +1,6 @@
 """Tests of the Data Actions generator and its independent reference.
 
-Both live in ``scripts/`` and use the stdlib only; these tests never import
+Both live in ``testing/`` and use the stdlib only; these tests never import
 the pipeline, so the reference stays an independent oracle.
 """
 
@@ -18,9 +18,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from scripts.datagen import data_actions as gen
-from scripts.reference import calls as ref
-from scripts.reference import interactions as ri
+from testing.datagen import data_actions as gen
+from testing.reference import calls as ref
+from testing.reference import interactions as ri
 from tests.support.reference_helpers import (
   REPO,
   B,
@@ -185,7 +185,7 @@ def test_cli_is_deterministic_across_processes_and_matches_committed_sample(
   # bytes as the in-process generator and as the committed sample.
   out = tmp_path / 'cli.jsonl'
   run_generator_cli(
-    'scripts.datagen.data_actions',
+    'testing.datagen.data_actions',
     [
       '--out',
       str(out),
@@ -281,6 +281,21 @@ def test_realistic_mix(sample_planted):
   )
 
 
+@pytest.mark.parametrize(
+  'customers, interactions', [(1_000, 20_000), (2_000, 2_000 + gen.PLANTED_INTERACTIONS)]
+)
+def test_every_customer_asked_for_shows_up(customers, interactions):
+  """Zipf-like activity used to leave most of a big population out (244,000
+  of 1,000,000 customers in as many interactions); a benchmark asking for N
+  customers needs N keys, retries of failures included in the tight case."""
+  seen = set()
+  for raw in gen.generate_data_actions(interactions, 4, customers=customers):
+    parsed = ri.parse_data_action(raw)
+    if parsed and parsed[0] == 'interaction':
+      seen.add(parsed[1]['customerId'])
+  assert len({c for c in seen if not c.startswith('C-PLANT-')}) == customers
+
+
 def test_arrival_is_bounded_disorder():
   lines = list(
     gen.generate_data_actions(
@@ -329,7 +344,7 @@ def test_planted_cases_need_room_or_can_be_switched_off():
 
 def test_cli_help():
   out = subprocess.run(
-    [sys.executable, '-m', 'scripts.datagen.data_actions', '--help'],
+    [sys.executable, '-m', 'testing.datagen.data_actions', '--help'],
     check=True,
     cwd=REPO,
     capture_output=True,
@@ -828,7 +843,7 @@ def test_iter_polls_is_lazy_and_exact():
 
 def test_reference_cli(tmp_path):
   out = subprocess.run(
-    [sys.executable, '-m', 'scripts.reference.interactions', str(SAMPLE), '--json'],
+    [sys.executable, '-m', 'testing.reference.interactions', str(SAMPLE), '--json'],
     check=True,
     capture_output=True,
     cwd=REPO,
@@ -838,7 +853,7 @@ def test_reference_cli(tmp_path):
   assert sum(v['count'] for v in data['volumes']) + len(data['late_volume_ids']) == 3000
   assert data['events_per_s'] > 0
   summary = subprocess.run(
-    [sys.executable, '-m', 'scripts.reference.interactions', str(SAMPLE)],
+    [sys.executable, '-m', 'testing.reference.interactions', str(SAMPLE)],
     check=True,
     capture_output=True,
     text=True,

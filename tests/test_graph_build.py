@@ -13,6 +13,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.config import SinkConfigs
 from pipelines import contact_center
 from transforms.sink_registry import SINKS, result_sink
 
@@ -129,11 +130,12 @@ def test_an_unreachable_cassandra_fails_at_launch_not_at_build(tmp_path):
 
 
 def test_sinks_come_from_the_registry():
-  options = PipelineOptions(['--sqlite_path=unused.db'])
-  assert [type(result_sink(name, options)).__name__ for name in SINKS] == [
+  options = PipelineOptions(['--sqlite_path=unused.db', *(f'--sink={name}' for name in SINKS)])
+  configs = SinkConfigs.from_options(options)
+  assert [type(result_sink(name, configs)).__name__ for name in SINKS] == [
     'SqliteSink',
     'CassandraSink',
     'KafkaSink',
   ]
   with pytest.raises(ValueError, match="unknown sink 'parquet'; known: sqlite, cassandra, kafka"):
-    result_sink('parquet', options)
+    result_sink('parquet', configs)

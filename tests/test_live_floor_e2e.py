@@ -1,7 +1,7 @@
 """The live floor end to end: the main job on a file of each format that
 tells queue entries and exits, its queue_status, waiting_contacts and
 lost-exit late events against the plain-Python reference
-(scripts/reference/queue_status.py) fed the same scenario.
+(testing/reference/queue_status.py) fed the same scenario.
 
 One scenario, written once as queue transitions and rendered in each
 format: disorder (an exit before its entry), a duplicate entry, an exit
@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 import pytest
 
 from pipelines import contact_center
-from scripts.reference.queue_status import ENTERED, LEFT, QueueStatusReference
+from testing.reference.queue_status import ENTERED, LEFT, QueueStatusReference
 from transforms.records import VOICE
 
 T0 = 1793606400000

@@ -1,4 +1,4 @@
-"""The live generator's pure parts (scripts/datagen/live.py), without Kafka:
+"""The live generator's pure parts (testing/datagen/live.py), without Kafka:
 the compressed day, the simulated floor's call lifecycles, the Data
 Actions schedule and the paced loop."""
 
@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from scripts.bench.live_latency import early_panes, final_waiting_agrees, status_latency
-from scripts.datagen.data_actions import PLANTED_CASES, planted_customer_id
-from scripts.datagen.live import (
+from testing.datagen.data_actions import PLANTED_CASES, planted_customer_id
+from testing.datagen.live import (
   CallFloor,
   DayClock,
   InteractionFeed,
@@ -18,7 +18,7 @@ from scripts.datagen.live import (
   contact_rate,
   run_paced,
 )
-from scripts.reference.queue_status import QueueStatusReference
+from testing.reference.queue_status import QueueStatusReference
 
 START = 1_790_000_000_000
 MINUTE = 60_000

@@ -1,6 +1,6 @@
 """The named abandon-rate and service-level definitions: their formulas, and
 for each one the job's rates on generated Genesys Cloud and Amazon Connect
-streams against the plain-Python reference (scripts/reference/vendors.py),
+streams against the plain-Python reference (testing/reference/vendors.py),
 which computes them on its own."""
 
 import sqlite3
@@ -9,8 +9,8 @@ import pytest
 
 from options import call_metrics_options
 from pipelines import contact_center
-from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
-from scripts.reference.vendors import ABANDON_RATE, SERVICE_LEVEL, rate, reference_vendor_metrics
+from testing.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from testing.reference.vendors import ABANDON_RATE, SERVICE_LEVEL, rate, reference_vendor_metrics
 from transforms import metric_definitions as md
 from transforms.abandon_rate import AbandonRate
 from transforms.formats import amazon_connect, registry

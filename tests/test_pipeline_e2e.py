@@ -1,5 +1,5 @@
 """The main job end to end on generated files, against the plain-Python
-reference (scripts/reference/calls.py), plus the randomized conservation law."""
+reference (testing/reference/calls.py), plus the randomized conservation law."""
 
 import random
 import sqlite3
@@ -7,10 +7,10 @@ import sqlite3
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 
 
 def run_main_job(events_path, db_path, *extra):

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 from tests.support.poison import POISON_CALLS, POISON_DATA_ACTIONS
 
 REPO = Path(__file__).resolve().parents[1]

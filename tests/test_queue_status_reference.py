@@ -1,5 +1,5 @@
 """The live queue state (transforms/queue_status.py) against its independent
-reference (scripts/reference/queue_status.py).
+reference (testing/reference/queue_status.py).
 
 First the reference on hand-written cases, one rule each; then the job on
 the local runner, fed TestStream polls of generated streams (disorder,
@@ -26,8 +26,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
-from scripts.datagen.queue_transitions import Transition, generate_transitions
-from scripts.reference.queue_status import (
+from testing.datagen.queue_transitions import Transition, generate_transitions
+from testing.reference.queue_status import (
   ENTERED,
   LEFT,
   Lost,

@@ -25,7 +25,7 @@ from clients.kafka_check import (
 )
 from options import reject_secret_flags
 from pipelines import contact_center
-from transforms.cassandra_sink import (
+from transforms.cassandra import (
   CassandraConnectError,
   CassandraSettings,
   connect,

@@ -20,7 +20,7 @@ from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.dedupe import DedupeByKey
 from transforms.join_customers import JoinCustomers
 from transforms.records import CustomerProfile, Interaction
-from transforms.sharding import NUM_SHARDS
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 N_KEYS = 2000
 TTL_S = 600
@@ -76,7 +76,7 @@ def _flood_then_pass_ttl(elements, last_event_s: int) -> TestStream:
   return stream.advance_watermark_to(BASE_S + last_event_s + TTL_S + 3600)
 
 
-def test_a_flood_of_queue_ids_leaves_only_the_shard_clocks(options, runner_states):
+def test_a_flood_of_queue_ids_leaves_only_the_shard_cells(options, runner_states):
   calls = [timed(offered(f'c{i}', i * 0.1, queue_id=f'Q-{i}')) for i in range(N_KEYS)]
   with beam.Pipeline(options=options) as p:
     _ = (
@@ -85,8 +85,9 @@ def test_a_flood_of_queue_ids_leaves_only_the_shard_clocks(options, runner_state
       | AbandonRate(300, 60, 0, 20, key_idle_ttl_seconds=TTL_S)
     )
   left = _stateful_steps(runner_states(), '(_WindowedCombineFn)')
-  # One small clock per shard that ever saw a key (windowing.py).
-  assert sum(left.values()) <= NUM_SHARDS, left
+  # One cell per shard that ever saw a key: its clock and the names of at
+  # most MAX_REMEMBERED_KEYS keys (transforms/windowing.py).
+  assert sum(left.values()) <= DEFAULT_STATE_SHARDS, left
 
 
 def test_a_flood_of_call_ids_leaves_no_dedupe_state(options, runner_states):

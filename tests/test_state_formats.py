@@ -29,7 +29,7 @@ from transforms.state_coders import UPGRADE_DOC, StateFormatError
 FIXTURES = Path(__file__).parent / 'fixtures'
 
 
-def _shard_state(early_due: bool = False, early_at=None):
+def _shard_state(early_due: bool = False, early_at=None, v3: bool = False):
   shard = windowing._ShardState()  # pylint: disable=protected-access
   shard.clock, shard.armed_through, shard.ticks = 1793606700000, 1793607060000, 17
   shard.early_at = early_at
@@ -39,6 +39,12 @@ def _shard_state(early_due: bool = False, early_at=None):
   window.panes_emitted = 2
   window.early_due = early_due
   key.windows[1793606700000] = window
+  if v3:
+    # v3: a key still waiting for its own clock, and a remembered one.
+    new_key = shard.keys['Q-2'] = windowing._KeyWindows(1793607000000)  # pylint: disable=protected-access
+    new_key.last_active = 1793607000000
+    new_key.windows[1793606700000] = windowing._OpenWindow([1, 0, 0, 1, 4.0], False)  # pylint: disable=protected-access
+    shard.remembered = {'Q-9': 1793606100000}
   return shard
 
 
@@ -159,8 +165,8 @@ MOVED_ON = {
   'windowed_combine.bin': (
     windowing.SHARD_STATE_CODER,
     _shard_state(),
-    'state_v2',
-    _shard_state(early_due=True, early_at=1796629010000),
+    'state_v3',
+    _shard_state(early_due=True, early_at=1796629010000, v3=True),
   ),
   # v2: the channel of each start and end (Genesys mediaType); v1 cells,
   # written before channels, hold voice calls.
@@ -199,6 +205,16 @@ def test_committed_v1_state_is_decoded(name, coder, value):
   decoded = coder.decode((FIXTURES / 'state_v1' / name).read_bytes())
   assert _plain_of(coder, decoded) == _plain_of(coder, value)
   assert type(decoded) is type(value)
+
+
+def test_committed_v2_windowed_state_is_decoded_as_keys_with_their_clocks():
+  """v2 judged every key by its shard's clock: its keys are read as having
+  their own clocks, and nothing is remembered."""
+  coder = windowing.SHARD_STATE_CODER
+  decoded = coder.decode((FIXTURES / 'state_v2' / 'windowed_combine.bin').read_bytes())
+  expected = _shard_state(early_due=True, early_at=1796629010000)
+  assert _plain_of(coder, decoded) == _plain_of(coder, expected)
+  assert decoded.keys['Q-1'].has_clock and decoded.remembered == {}
 
 
 def test_state_of_an_unknown_format_is_refused_with_the_documented_message():

@@ -30,17 +30,17 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from options.stream_options import DEFAULT_SINK
 from pipelines import contact_center, launch, template_metadata
 from pipelines.template_spec import TemplateSpec
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 from tests.test_cxone_client import (
   ACTION_ID,
   CLIENT_ID,
   SECRET,
   fake,  # noqa: F401  (pytest fixture)
 )
-from transforms.sink_registry import DEFAULT_SINK
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / 'templates' / 'contact_center' / 'metadata.json'
@@ -69,7 +69,7 @@ EXCLUDED = {
   'output_executable_path': 'builds a jar instead of launching a job',
 }
 # Job options whose argparse default is None but whose code applies one:
-# sinks_from_options() writes to DEFAULT_SINK when no --sink is given.
+# SinkConfigs.from_options() names DEFAULT_SINK when no --sink is given.
 APPLIED_DEFAULTS = {'sink': DEFAULT_SINK}
 
 # A valid launch; each refusal test adds the one wrong parameter it is about.

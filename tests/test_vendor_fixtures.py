@@ -15,7 +15,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines import contact_center
-from scripts.reference.vendors import CONNECT, GENESYS, reference_vendor_metrics
+from testing.reference.vendors import CONNECT, GENESYS, reference_vendor_metrics
 from tests.conftest import drain
 from transforms import parsing
 from transforms.formats.amazon_connect import ConnectOfferedCalls, PassedOver, parse_contact_record

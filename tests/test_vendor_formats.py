@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Duration
 
 from options.config import FieldRules
-from scripts.datagen.vendor_events import (
+from testing.datagen.vendor_events import (
   CONNECT_MALFORMED_KINDS,
   GENESYS_MALFORMED_KINDS,
   OVERSIZED_KIND,

@@ -1,6 +1,6 @@
 """The main job end to end on the vendor formats: the committed samples and
 randomly reordered generated streams, against the plain-Python reference
-(scripts/reference/vendors.py); the sample replayed by scripts/run_local.sh."""
+(testing/reference/vendors.py); the sample replayed by scripts/run_local.sh."""
 
 import os
 import random
@@ -12,8 +12,8 @@ from typing import NamedTuple
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
-from scripts.reference.vendors import ROW_FIELDS, reference_vendor_metrics
+from testing.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from testing.reference.vendors import ROW_FIELDS, reference_vendor_metrics
 from tests.test_pipeline_e2e import shuffled_copy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """The vendor-stream generator and the independent vendor reference.
 
-Both live in ``scripts/`` and use the stdlib only; like
+Both live in ``testing/`` and use the stdlib only; like
 ``test_generator_reference.py``, these tests never import the pipeline, so
 the reference stays an independent oracle.
 """
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from scripts.datagen import vendor_events as gen
-from scripts.reference import vendors as ref
+from testing.datagen import vendor_events as gen
+from testing.reference import vendors as ref
 from tests.support.reference_helpers import (
   REPO,
   B,
@@ -84,12 +84,19 @@ def test_same_seed_same_bytes(fmt):
   assert_same_seed_same_bytes(lambda seed: gen.generate_vendor_events(fmt, 400, seed))
 
 
+def test_every_queue_asked_for_has_contacts():
+  """As in the call generator (test_generator_reference.py): N queues asked
+  for, N queues in the stream."""
+  contacts = gen.simulate_calls(20_000, 1, gen.DEFAULT_START_MS, 5.0, 1_000, 0.0, 0.0, 0.0)
+  assert len({c.queue for c in contacts}) == 1_000
+
+
 @pytest.mark.parametrize('fmt', gen.FORMATS)
 def test_cli_in_another_process_writes_the_same_file(tmp_path, fmt):
   in_process = tmp_path / 'a.jsonl'
   gen.write_vendor_events(str(in_process), fmt, 300, 3)
   run_generator_cli(
-    'scripts.datagen.vendor_events',
+    'testing.datagen.vendor_events',
     ['--format', fmt, '--out', 'b.jsonl', '--calls', '300', '--seed', '3'],
     tmp_path,
     hash_seed='123',

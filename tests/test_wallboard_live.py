@@ -51,7 +51,7 @@ from tests.support.wallboard_helpers import (
   wallboard,
   window_row,
 )
-from transforms.cassandra_sink import CassandraSettings
+from transforms.cassandra import CassandraSettings
 from transforms.schema import ABANDON_METRICS, QUEUE_STATUS, TABLES, WAITING_CONTACTS
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 

@@ -25,6 +25,7 @@ from transforms.records import (
   AbandonMetrics,
   OfferedCall,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
@@ -220,6 +221,7 @@ class AbandonRate(WindowedMetric):
     queue_names: Optional[Mapping[str, str]] = None,
     early_firing_seconds: int = 0,
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
@@ -242,4 +244,5 @@ class AbandonRate(WindowedMetric):
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
       early_firing_seconds=early_firing_seconds,
       processing_clock=processing_clock,
+      shards=shards,
     )

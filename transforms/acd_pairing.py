@@ -42,7 +42,7 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.operator_metrics import set_live_state_entries
 from transforms.records import ACD_START, CALLBACK, VOICE, AcdEvent, OfferedCall
-from transforms.sharding import shard_of
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import VersionedStateCoder
 
 # Grid of the wake-ups (seconds of event time): an unpaired end counts at
@@ -216,8 +216,10 @@ class PairAcdSessions(beam.PTransform):
     max_out_of_orderness_seconds: int,
     metrics_namespace: str,
     callback_max_queue_wait_seconds: Optional[int] = None,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     if callback_max_queue_wait_seconds is None:
       callback_max_queue_wait_seconds = max_queue_wait_seconds
     for flag, value in (
@@ -234,8 +236,10 @@ class PairAcdSessions(beam.PTransform):
     )
 
   def expand(self, events):
+    shards = self._shards
     return (
       events
-      | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(e.call_id), lambda e: e.timestamp, int)
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda e: shard_of(e.call_id, shards), lambda e: e.timestamp, int)
       | 'Pair' >> beam.ParDo(self._fn).with_output_types(OfferedCall)
     )

@@ -52,6 +52,7 @@ class AgentFlow(beam.PTransform):
       allowed_lateness_seconds=seconds(config.allowed_lateness),
       key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
       max_out_of_orderness_seconds=seconds(config.event_time.max_out_of_orderness),
+      shards=config.event_time.state_shards,
     )
     self._metrics = AgentMetricsPerQueue(queue_names=config.queue_names, **windows)
     self._activity = AgentActivityPerAgent(**windows)

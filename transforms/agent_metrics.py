@@ -22,6 +22,7 @@ from transforms.records import (
   AgentMetrics,
   AgentSpan,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
@@ -140,6 +141,7 @@ class AgentMetricsPerQueue(beam.PTransform):
     key_idle_ttl_seconds: int,
     max_out_of_orderness_seconds: int,
     queue_names: Mapping[str, str],
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     names = dict(queue_names)
@@ -152,6 +154,7 @@ class AgentMetricsPerQueue(beam.PTransform):
       key_idle_ttl_seconds,
       metrics_namespace='agent_metrics',
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      shards=shards,
     )
 
   def expand(self, spans):
@@ -174,6 +177,7 @@ class AgentActivityPerAgent(beam.PTransform):
     allowed_lateness_seconds: int,
     key_idle_ttl_seconds: int,
     max_out_of_orderness_seconds: int,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._metric = WindowedMetric(
@@ -185,6 +189,7 @@ class AgentActivityPerAgent(beam.PTransform):
       key_idle_ttl_seconds,
       metrics_namespace='agent_activity',
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      shards=shards,
     )
 
   def expand(self, spans):

@@ -2,7 +2,7 @@
 it serves see it and as stretches of time per window.
 
 One state per agent, its natural key (no shards). The rules, which the
-reference (scripts/reference/agents.py) follows on its own:
+reference (testing/reference/agents.py) follows on its own:
 - An event states the agent's state from `since`. One older than the
   state the agent is in (an earlier `since`) changes nothing and is
   counted (`agents/stale_events`); one that repeats the current state

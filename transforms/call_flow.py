@@ -108,6 +108,7 @@ class CallMetricsFlow(beam.PTransform):
       service_level_definition=config.service_level_definition,
       queue_names=config.queue_names,
       early_firing_seconds=seconds(live_floor.early_firing),
+      shards=event_time.state_shards,
     )
 
   def expand(self, records):

@@ -30,7 +30,7 @@ run (the run can no longer match), or, with no run, `within` after its last
 processed interaction; so state stays bounded by the customers active in
 the last `within`. An interaction of a dropped customer is never late: it
 starts the customer afresh and joins no earlier partial match
-(scripts/reference/interactions.py states the same rule).
+(testing/reference/interactions.py states the same rule).
 """
 
 import os
@@ -46,7 +46,7 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.operator_metrics import set_live_state_entries
 from transforms.records import Interaction, PatternMatch
-from transforms.sharding import shard_of
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import (
   VersionedStateCoder,
   compact_json,
@@ -354,8 +354,10 @@ class DetectCallbackPatterns(beam.PTransform):
     within_seconds: int = 30,
     max_out_of_orderness_seconds: int = 0,
     tick_seconds: int = DEFAULT_TICK_SECONDS,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     if failure_statuses & callback_statuses:
       raise ValueError(
         'a status cannot be both a failure and a callback: '
@@ -372,10 +374,11 @@ class DetectCallbackPatterns(beam.PTransform):
     )
 
   def expand(self, interactions):
+    shards = self._shards
     detected = (
       interactions
       | 'BatchPerShard'
-      >> BatchPerKey(lambda i: shard_of(i.customer_id), lambda i: i.timestamp, int)
+      >> BatchPerKey(lambda i: shard_of(i.customer_id, shards), lambda i: i.timestamp, int)
       | 'Detect' >> beam.ParDo(self._fn).with_outputs(LATE, main='matches')
     )
     return {'matches': detected.matches, 'late': detected.late}

@@ -16,7 +16,7 @@ from apache_beam.transforms.userstate import (
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.operator_metrics import set_live_state_entries
-from transforms.sharding import shard_of
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import VersionedStateCoder
 
 # A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
@@ -214,8 +214,10 @@ class DedupeByKey(beam.PTransform):
     event_time_ms: Callable[[Any], int],
     ttl_seconds: int,
     metrics_namespace: str,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     if ttl_seconds <= 0:
       raise ValueError(f'dedupe TTL must be > 0, got {ttl_seconds}')
     self._key_fn = key_fn
@@ -223,9 +225,10 @@ class DedupeByKey(beam.PTransform):
     self._fn = _DedupeFn(key_fn, event_time_ms, ttl_seconds, metrics_namespace)
 
   def expand(self, pcoll):
-    key_fn = self._key_fn
+    key_fn, shards = self._key_fn, self._shards
     return (
       pcoll
-      | 'BatchPerShard' >> BatchPerKey(lambda e: shard_of(key_fn(e)), self._event_time_ms, int)
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda e: shard_of(key_fn(e), shards), self._event_time_ms, int)
       | 'DropDuplicates' >> beam.ParDo(self._fn).with_output_types(pcoll.element_type)
     )

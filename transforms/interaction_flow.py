@@ -52,6 +52,7 @@ class CxoneInteractionFlow(beam.PTransform):
     config = InteractionConfig.checked(config)
     self._source_name = source_name
     self._field_rules = config.field_rules
+    self._shards = config.event_time.state_shards
     self._dedupe_ttl_seconds = seconds(config.dedupe_ttl)
     max_out_of_orderness_seconds = seconds(config.event_time.max_out_of_orderness)
     self._volumes = InteractionVolumes(
@@ -59,6 +60,7 @@ class CxoneInteractionFlow(beam.PTransform):
       allowed_lateness_seconds=seconds(config.allowed_lateness),
       key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      shards=config.event_time.state_shards,
     )
     self._patterns = DetectCallbackPatterns(
       failure_statuses=config.failure_statuses,
@@ -66,6 +68,7 @@ class CxoneInteractionFlow(beam.PTransform):
       within_seconds=seconds(config.pattern_within),
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
       tick_seconds=seconds(config.pattern_tick),
+      shards=config.event_time.state_shards,
     )
     self._join = JoinCustomers(
       to_pattern_alert,
@@ -73,13 +76,18 @@ class CxoneInteractionFlow(beam.PTransform):
       profile_wait_seconds=seconds(config.profile_wait),
       customer_state_ttl_seconds=seconds(config.customer_state_ttl),
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      shards=config.event_time.state_shards,
     )
 
   def expand(self, records):
     source = self._source_name
     parsed = records | 'Parse' >> ParseDataActions(self._field_rules)
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
-      lambda i: i.interaction_id, lambda i: i.timestamp, self._dedupe_ttl_seconds, 'data_actions'
+      lambda i: i.interaction_id,
+      lambda i: i.timestamp,
+      self._dedupe_ttl_seconds,
+      'data_actions',
+      shards=self._shards,
     )
     volumes = interactions | 'Volumes' >> self._volumes
     patterns = interactions | 'Patterns' >> self._patterns

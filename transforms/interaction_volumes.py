@@ -6,6 +6,7 @@ import operator
 from apache_beam.transforms.combiners import CountCombineFn
 
 from transforms.records import InteractionVolume
+from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
@@ -39,6 +40,7 @@ class InteractionVolumes(WindowedMetric):
     allowed_lateness_seconds: int,
     key_idle_ttl_seconds: int,
     max_out_of_orderness_seconds: int = 0,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__(
       CountCombineFn(),
@@ -49,4 +51,5 @@ class InteractionVolumes(WindowedMetric):
       key_idle_ttl_seconds,
       metrics_namespace='interaction_volumes',
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      shards=shards,
     )

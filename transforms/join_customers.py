@@ -29,7 +29,7 @@ from apache_beam.transforms.userstate import (
 
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import CustomerProfile
-from transforms.sharding import KeyByShard
+from transforms.sharding import DEFAULT_STATE_SHARDS, KeyByShard
 from transforms.state_coders import VersionedStateCoder, record_from_plain, record_to_plain
 
 UNKNOWN = 'UNKNOWN'
@@ -254,8 +254,10 @@ class JoinCustomers(beam.PTransform):
     profile_wait_seconds: int,
     customer_state_ttl_seconds: int,
     max_out_of_orderness_seconds: int = 0,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     if customer_state_ttl_seconds <= profile_wait_seconds:
       raise ValueError(
         'customer state TTL must exceed the profile wait: '
@@ -278,6 +280,6 @@ class JoinCustomers(beam.PTransform):
     return (
       (tagged_records, tagged_profiles)
       | 'Merge' >> beam.Flatten()
-      | 'Shard' >> KeyByShard(lambda tagged: tagged[1].customer_id)
+      | 'Shard' >> KeyByShard(lambda tagged: tagged[1].customer_id, self._shards)
       | 'Join' >> beam.ParDo(self._fn)
     )

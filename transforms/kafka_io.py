@@ -32,11 +32,10 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPayloadBuilder
 from apache_beam.transforms.window import GlobalWindows
 
-from options.kafka_options import KafkaOptions, kafka_client_config
+from options.config import KafkaClientConfig
 from transforms.records import DeadLetter, SourceRecord
 from transforms.schema import Table
 from transforms.sinks import REJECTED, ResultSink, primary_key_json, rejected_row
@@ -327,25 +326,11 @@ class WriteTableToKafka(beam.PTransform):
 class KafkaSink(ResultSink):
   """Writes each table to its topic (TOPICS) as JSON keyed by the row key
   (`primary_key_json`), so a compacted topic keeps the latest pane of every
-  row. `max.request.size` in `producer_config` sets the size check."""
+  row. `max.request.size` in the client's settings sets the size check."""
 
-  def __init__(
-    self,
-    bootstrap_servers: str,
-    expansion_service: str,
-    producer_config: Optional[Mapping[str, str]] = None,
-  ):
-    self._config = {'bootstrap.servers': bootstrap_servers, **(producer_config or {})}
-    self._expansion_service = expansion_service
-
-  @classmethod
-  def from_options(cls, options: PipelineOptions) -> 'KafkaSink':
-    """The sink configured by `KafkaOptions`; raises ValueError for client
-    settings that cannot work (parse_client_config)."""
-    kafka = options.view_as(KafkaOptions)
-    return cls(
-      kafka.kafka_bootstrap_servers, kafka.kafka_expansion_service, kafka_client_config(options)
-    )
+  def __init__(self, client: KafkaClientConfig):
+    self._config = client.client_settings()
+    self._expansion_service = client.expansion_service
 
   def write(self, table: Table) -> WriteTableToKafka:
     return WriteTableToKafka(table, TOPICS[table.name], self._config, self._expansion_service)

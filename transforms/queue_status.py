@@ -6,7 +6,7 @@ lifecycle events), one state per queue and channel, its natural key, holding
 the contacts waiting now. No windows: a row per key is replaced as the state
 changes.
 
-The rules, which the reference (scripts/reference/queue_status.py) follows
+The rules, which the reference (testing/reference/queue_status.py) follows
 on its own:
 - Per contact the latest transition by event time wins, so a start and an
   end that arrive out of order, or twice, leave the same state: an entry at

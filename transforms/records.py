@@ -389,8 +389,8 @@ class AbandonMetrics(NamedTuple):
   pane_timing: str
   # Added with the vendor formats (transforms/formats/); after the original
   # columns so that stores of the first schema only gain columns (see
-  # transforms/cql/v2_schema.cql). A row that does not set them counted
-  # none.
+  # transforms/cassandra/cql/v2_schema.cql). A row that does not set them
+  # counted none.
   answered_calls: int = 0
   flow_out_calls: int = 0
   abandoned_within_sl: int = 0

@@ -19,9 +19,6 @@ import sqlite3
 import sys
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from apache_beam.options.pipeline_options import PipelineOptions
-
-from options.stream_options import SinkOptions
 from transforms.schema import Table
 from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
 
@@ -158,11 +155,6 @@ class SqliteSink(ResultSink):
 
   def __init__(self, path: str):
     self._path = path
-
-  @classmethod
-  def from_options(cls, options: PipelineOptions) -> 'SqliteSink':
-    """The sink writing `--sqlite_path`."""
-    return cls(options.view_as(SinkOptions).sqlite_path)
 
   def prepare(self, tables: Iterable[Table]) -> None:
     """Creates the file, its directory and the tables, or brings a file of

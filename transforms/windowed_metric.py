@@ -6,6 +6,7 @@ from typing import Any, Callable, NamedTuple
 import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowing import WindowedCombinePerKey, WindowPane
 
 # The event time of the flows' records (epoch ms), also their timestamp.
@@ -43,6 +44,7 @@ class WindowedMetric(beam.PTransform):
     max_out_of_orderness_seconds: int = 0,
     early_firing_seconds: int = 0,
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._to_row = to_row
@@ -57,6 +59,7 @@ class WindowedMetric(beam.PTransform):
       max_out_of_orderness_seconds=max_out_of_orderness_seconds,
       early_firing_seconds=early_firing_seconds,
       processing_clock=processing_clock,
+      shards=shards,
     )
 
   def expand(self, records):

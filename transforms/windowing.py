@@ -19,33 +19,35 @@ watermark minus `max_out_of_orderness_seconds`, so every timer is set that
 much later and every "clock" below is in that delayed time.
 
 How the DoFn knows the watermark: only firing event-time timers tell it.
-Keys are spread over NUM_SHARDS shard keys (transforms/sharding.py); each
-shard keeps a "clock", the latest timer timestamp that fired, which is a
-lower bound of the input watermark. A shard keeps timers ("ticks") armed at
-the next TICKS_AHEAD boundaries of the fixed grid (window ends and window
-expiries = end + allowed lateness) while it has keys. So whenever the
+Keys are spread over shard keys (transforms/sharding.py); each shard keeps
+a "clock", the latest timer timestamp that fired, which is a lower bound of
+the input watermark. A shard keeps timers ("ticks") armed at the next
+TICKS_AHEAD boundaries of the fixed grid (window ends and window expiries
+= end + allowed lateness) once its clock has fired, so whenever the
 watermark passes a boundary, the shard's clock passes it too before later
-elements are processed: an element whose window expired is routed to
-`late` even when it is the first element of that window or of its key, and
-the first element of a window whose end has passed gets a LATE pane. Limit:
-in a shard whose clock has never fired (the job's first window) an element
-cannot be judged late; its window is opened and reported like any other
-(counted, never lost).
+elements are processed.
+
+One lateness rule (docs/design.md, "When an event is late"), which
+depends on the event, its key's own history and the watermark, never on
+the other keys of the shard: a key has a clock of its own once the shard's
+clock has passed the end of its first window; an element of a key with a
+clock whose window expired is routed to `late`, even when it is the first
+element of that window, and the first element of a window whose end has
+passed gets a LATE pane. A key without a clock yet (new to the job) cannot
+judge lateness: its elements are counted, never lost.
 
 Bounded state: a key with no open window and no element for
-`key_idle_ttl_seconds` of event time is dropped from its shard, so a flood
-of distinct keys (queue ids, channels) leaves nothing behind but the
-shard's clock: at most NUM_SHARDS small records per step. The clock stays
-and keeps ticking at every boundary after its keys are gone, so a
-forgotten key's late events are still judged late and a window that
-already has a row is never re-opened by them, however long the gap in
-event time. The lateness rule is therefore one, stated in docs/design.md
-("When an event is late") and followed by the references: an event is
-late iff its window's end + allowed lateness is at or behind the watermark
-and its shard's clock has fired once. Ticks end only when the input does:
-a shard without keys also arms one timer at the end of the global window,
-which fires only when the watermark reaches it (end of input); from then
-on it arms nothing, so a replay still finishes.
+`key_idle_ttl_seconds` of event time loses its windows' state and is
+remembered by name only, so its late events are still judged late however
+long it was silent and a window that already has a row is never re-opened
+by them. A shard remembers at most MAX_REMEMBERED_KEYS keys (the least
+recently active are forgotten first, counted in `keys_forgotten`), so a
+flood of distinct keys leaves a bounded record per shard. The clock keeps
+ticking after the shard's keys are gone; ticks end only when the input
+does: a shard without keys also arms one timer at the end of the global
+window, which fires only when the watermark reaches it (end of input);
+from then on it arms nothing and forgets everything, so a replay still
+finishes.
 
 Why several ticks, each with its own dynamic timer tag: a fired timer can
 only arm the next one, which fires in a later round of the runner, so a
@@ -68,13 +70,16 @@ from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
 from transforms.operator_metrics import set_live_state_entries
 from transforms.records import LateEvent
-from transforms.sharding import shard_of
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import VersionedStateCoder
 
 LATE = 'late'
 # Grid boundaries a key keeps timers armed at, ahead of its clock.
 TICKS_AHEAD = 8
-# The timer tag of a key whose clock has not fired yet.
+# Keys a shard remembers by name after their windows' state went idle
+# (a few dozen bytes each); beyond, the least recently active is forgotten.
+MAX_REMEMBERED_KEYS = 1000
+# The timer tag of a shard whose clock has not fired yet.
 FIRST_TAG = 'first'
 # The timer tag of the end-of-input wake-up of a shard without keys.
 END_TAG = 'end'
@@ -125,24 +130,38 @@ class _OpenWindow:
 
 
 class _KeyWindows:
-  """One key's open windows and the end of its latest window with data."""
+  """One key's open windows, the end of its latest window with data, and
+  whether the key has a clock of its own (see _WindowedCombineFn)."""
 
-  __slots__ = ('last_active', 'windows')
+  __slots__ = ('last_active', 'windows', 'first_end')
 
-  def __init__(self):
+  def __init__(self, first_end: Optional[int] = None):
     self.last_active: Optional[int] = None
     self.windows: Dict[int, _OpenWindow] = {}
+    # The end of the key's first window, until the shard's clock passes it;
+    # None from then on: the key has seen the watermark pass one of its own
+    # windows, so its later events are judged by the watermark.
+    self.first_end = first_end
+
+  @property
+  def has_clock(self) -> bool:
+    return self.first_end is None
 
 
 class _ShardState:
   """Everything one shard needs: its watermark clock, its keys' open windows
   and its armed ticks (see the module docstring)."""
 
-  __slots__ = ('clock', 'keys', 'armed_through', 'ticks', 'early_at')
+  __slots__ = ('clock', 'keys', 'remembered', 'armed_through', 'ticks', 'early_at')
 
   def __init__(self):
     self.clock: Optional[int] = None
     self.keys: Dict[str, _KeyWindows] = {}
+    # Keys with a clock of their own whose windows are all gone and that
+    # were idle past the TTL: key -> end of its latest window. Only the
+    # fact that they have a clock is kept, so their late events are still
+    # judged late however long they were silent.
+    self.remembered: Dict[str, int] = {}
     # The latest boundary a tick is armed at, and how many ticks were ever
     # armed: a tick's tag is its number modulo TICKS_AHEAD, so the ticks
     # armed at any time have distinct tags.
@@ -164,21 +183,31 @@ def _shard_to_plain(shard: _ShardState) -> list:
           [start, w.accumulator, w.panes_emitted, w.end_passed, w.early_due]
           for start, w in k.windows.items()
         ],
+        k.first_end,
       ]
       for key, k in shard.keys.items()
     },
     shard.early_at,
+    shard.remembered,
   ]
 
 
 def _shard_from_plain(plain: list) -> _ShardState:
   # v1 has neither early_at nor a window's early_due: no early firing
-  # pending, as in the release that wrote it.
+  # pending, as in the release that wrote it. v1 and v2 judged every key
+  # by its shard's clock and kept no remembered keys: their keys are read
+  # as having a clock of their own when the shard had one.
   shard = _ShardState()
   shard.clock, shard.armed_through, shard.ticks, keys = plain[:4]
   shard.early_at = plain[4] if len(plain) > 4 else None
-  for key, (last_active, windows) in keys.items():
-    key_windows = shard.keys[key] = _KeyWindows()
+  shard.remembered = dict(plain[5]) if len(plain) > 5 else {}
+  for key, (last_active, windows, *first_end) in keys.items():
+    if first_end:
+      key_windows = shard.keys[key] = _KeyWindows(first_end[0])
+    else:
+      key_windows = shard.keys[key] = _KeyWindows(
+        None if shard.clock is not None else min((s for s, *_ in windows), default=None)
+      )
     key_windows.last_active = last_active
     for start, accumulator, panes_emitted, end_passed, *early_due in windows:
       window = _OpenWindow(accumulator, end_passed)
@@ -188,12 +217,17 @@ def _shard_from_plain(plain: list) -> _ShardState:
   return shard
 
 
-# Format v2: [clock, armed_through, ticks, {key: [last_active, [[window
-# start, accumulator, panes emitted, end passed, early due], ...]]}, early
-# firing armed at (processing ms) or null]. v1: the same without the early
+# Format v3: [clock, armed_through, ticks, {key: [last_active, [[window
+# start, accumulator, panes emitted, end passed, early due], ...], end of
+# its first window or null once it has a clock]}, early firing armed at
+# (processing ms) or null, {remembered key: last active}]. v2: without the
+# first window ends and the remembered keys; v1: also without the early
 # fields.
 SHARD_STATE_CODER = VersionedStateCoder(
-  'windowed combine', 2, _shard_to_plain, {1: _shard_from_plain, 2: _shard_from_plain}
+  'windowed combine',
+  3,
+  _shard_to_plain,
+  {1: _shard_from_plain, 2: _shard_from_plain, 3: _shard_from_plain},
 )
 
 
@@ -214,6 +248,7 @@ class _WindowedCombineFn(beam.DoFn):
     metrics_namespace: str,
     early_firing_ms: int = 0,
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    max_remembered_keys: int = MAX_REMEMBERED_KEYS,
   ):
     self._combine_fn = combine_fn
     self._early_firing_ms = early_firing_ms
@@ -232,6 +267,8 @@ class _WindowedCombineFn(beam.DoFn):
     self._late_panes = Metrics.counter(metrics_namespace, 'late_panes')
     self._early_panes = Metrics.counter(metrics_namespace, 'early_panes')
     self._idle_keys_dropped = Metrics.counter(metrics_namespace, 'idle_keys_dropped')
+    self._keys_forgotten = Metrics.counter(metrics_namespace, 'keys_forgotten')
+    self._max_remembered = max_remembered_keys
     self._state_step = f'{metrics_namespace}_windows'
 
   def setup(self):
@@ -261,13 +298,16 @@ class _WindowedCombineFn(beam.DoFn):
       # The same grid as FixedWindows(size) with offset 0.
       start = event_ms - event_ms % self._size
       end = start + self._size
-      if clock is not None and end + self._lateness <= clock:
+      key_windows = shard.keys.get(key)
+      has_clock = key_windows.has_clock if key_windows else key in shard.remembered
+      if clock is not None and has_clock and end + self._lateness <= clock:
         self._late_events.inc()
         yield beam.pvalue.TaggedOutput(LATE, LateArrival(key, value, event_ms, start, end, clock))
         continue
-      key_windows = shard.keys.get(key)
       if key_windows is None:
-        key_windows = shard.keys[key] = _KeyWindows()
+        key_windows = shard.keys[key] = self._key_windows(shard, key, end)
+      if key_windows.first_end is not None and end < key_windows.first_end:
+        key_windows.first_end = end
       window = key_windows.windows.get(start)
       if window is None:
         window = _OpenWindow(
@@ -283,13 +323,14 @@ class _WindowedCombineFn(beam.DoFn):
         window.early_due = True
     if not accepted:
       return
+    self._learn_clocks(shard)
     for key, start in sorted(late_updates):
       self._late_panes.inc()
       yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
     self._arm(fire, shard)  # before the write: arming updates the state
     self._arm_early(early, shard)
     state.write(shard)
-    set_live_state_entries(self._state_step, shard_id, len(shard.keys))
+    set_live_state_entries(self._state_step, shard_id, len(shard.keys) + len(shard.remembered))
 
   @on_timer(FIRE)
   def on_fire(
@@ -318,11 +359,16 @@ class _WindowedCombineFn(beam.DoFn):
         if end + self._lateness <= clock:
           del key_windows.windows[start]
       if not key_windows.windows and (clock - key_windows.last_active >= self._idle_ttl):
-        # Idle past its TTL with nothing open: forgotten, so a flood of
-        # distinct keys leaves no state behind. The shard's clock stays and
-        # still judges the key's late events.
+        # Idle past its TTL with nothing open: its windows' state goes. A
+        # key that has a clock is remembered by name only, so its late
+        # events are still judged late after any silence.
         del shard.keys[key]
         self._idle_keys_dropped.inc()
+        if key_windows.has_clock:
+          self._remember(shard, key, key_windows.last_active)
+    if clock >= self._end_of_input_ms:
+      shard.remembered.clear()  # the input has ended: nothing more to judge
+    self._learn_clocks(shard)
     if shard.early_at is not None and all(
       w.end_passed for k in shard.keys.values() for w in k.windows.values()
     ):
@@ -333,7 +379,7 @@ class _WindowedCombineFn(beam.DoFn):
       early.clear()
     self._arm(fire, shard)  # before the write: arming updates the state
     state.write(shard)
-    set_live_state_entries(self._state_step, shard_id, len(shard.keys))
+    set_live_state_entries(self._state_step, shard_id, len(shard.keys) + len(shard.remembered))
 
   @on_timer(EARLY)
   def on_early(
@@ -369,6 +415,35 @@ class _WindowedCombineFn(beam.DoFn):
     now_ms = self._processing_clock().micros // 1000
     shard.early_at = now_ms + self._early_firing_ms
     early.set(Timestamp(micros=shard.early_at * 1000))
+
+  def _key_windows(self, shard: _ShardState, key: str, end: int) -> _KeyWindows:
+    """A key's windows as it comes back or first comes: a remembered key
+    keeps its clock; a new one gets its clock when the shard's clock
+    passes the end of its first window."""
+    if shard.remembered.pop(key, None) is not None:
+      return _KeyWindows()
+    return _KeyWindows(first_end=end)
+
+  def _learn_clocks(self, shard: _ShardState) -> None:
+    """Keys whose first window end the shard's clock has passed have a
+    clock of their own from now on."""
+    clock = shard.clock
+    if clock is None:
+      return
+    for key_windows in shard.keys.values():
+      if key_windows.first_end is not None and key_windows.first_end <= clock:
+        key_windows.first_end = None
+
+  def _remember(self, shard: _ShardState, key: str, last_active: int) -> None:
+    """Remembers a key's clock, within MAX_REMEMBERED_KEYS per shard: the
+    key least recently active is forgotten first (and counted), so a flood
+    of distinct keys bounds the state."""
+    remembered = shard.remembered
+    remembered[key] = last_active
+    if len(remembered) > self._max_remembered:
+      oldest = min(remembered, key=lambda k: (remembered[k], k))
+      del remembered[oldest]
+      self._keys_forgotten.inc()
 
   def _pane(self, key: str, start: int, window: _OpenWindow, timing: str) -> WindowPane:
     pane = WindowPane(
@@ -452,9 +527,11 @@ class WindowedCombinePerKey(beam.PTransform):
     max_out_of_orderness_seconds: int = 0,
     early_firing_seconds: int = 0,
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._key_fn = key_fn
+    self._shards = shards
     self._event_time_ms = event_time_ms
     if window_size_seconds <= 0:
       raise ValueError(f'window size must be > 0, got {window_size_seconds}')
@@ -474,10 +551,11 @@ class WindowedCombinePerKey(beam.PTransform):
     )
 
   def expand(self, pcoll):
-    key_fn = self._key_fn
+    key_fn, shards = self._key_fn, self._shards
     return (
       pcoll
-      | 'BatchPerShard' >> BatchPerKey(lambda v: shard_of(key_fn(v)), self._event_time_ms, int)
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda v: shard_of(key_fn(v), shards), self._event_time_ms, int)
       | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes')
     )
 

@@ -8,12 +8,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cassandra_options import CassandraOptions
 from options.deprecation import report
-from options.stream_options import EventTimeOptions, SinkOptions
+from options.stream_options import DEFAULT_SINK, EventTimeOptions, SinkOptions
 from options.wallboard_options import READABLE_SINKS, WallboardOptions
 from pipelines.wallboard.queries import MAX_TEXT, Thresholds
 from pipelines.wallboard.stores import CassandraStore, SqliteStore, Store
-from transforms.cassandra_sink import CassandraSettings
-from transforms.sink_registry import DEFAULT_SINK
+from transforms.cassandra import CassandraSettings
 
 OPTIONS = (WallboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
 MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024

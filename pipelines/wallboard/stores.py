@@ -43,7 +43,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Se
 
 from cassandra.query import SimpleStatement
 
-from transforms.cassandra_sink import CassandraSettings, connect
+from transforms.cassandra import CassandraSettings, connect
 from transforms.schema import (
   AGENT_ACTIVITY,
   AGENT_METRICS,

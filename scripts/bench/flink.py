@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from scripts.bench import flink_sql
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import reference_call_metrics
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
+from testing.reference.calls import reference_call_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -241,6 +241,12 @@ def main(argv=None) -> int:
   p.add_argument('--bootstrap', default='127.0.0.1:9092')
   p.add_argument('--partitions', type=int, default=2)
   p.add_argument('--parallelism', type=int, default=2)
+  p.add_argument(
+    '--queues',
+    type=int,
+    default=8,
+    help='distinct queues of the calls (docs/benchmarks.md, "Keys")',
+  )
   p.add_argument('--timeout', type=float, default=1800, help='s to wait for complete rows')
   p.add_argument('--workdir', default=None)
   p.add_argument('--keep', action='store_true', help='keep topic and keyspace')
@@ -300,6 +306,7 @@ def main(argv=None) -> int:
     str(gen),
     args.events,
     seed=7,
+    queues=args.queues,
     jitter_seconds=5.0,
     too_late_share=0.0,
     late_within_lateness_share=0.0,

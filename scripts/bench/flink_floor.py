@@ -17,6 +17,7 @@ from typing import List, Optional
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.config import KafkaReadConfig
 from options.kafka_options import KafkaOptions
 from pipelines.contact_center import read_kafka_topic
 
@@ -25,7 +26,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
   topic = options.view_as(KafkaOptions).kafka_call_events_topic
   _ = (
     pipeline
-    | f'Kafka[{topic}]' >> read_kafka_topic(options, topic)
+    | f'Kafka[{topic}]' >> read_kafka_topic(KafkaReadConfig.from_options(options), topic)
     | 'Size' >> beam.Map(lambda record: len(record.raw))
     | 'Drop' >> beam.Filter(lambda size: False)
   )

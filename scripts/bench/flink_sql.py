@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from scripts.reference.calls import parse_valid_event
+from testing.reference.calls import parse_valid_event
 
 REPO = Path(__file__).resolve().parents[2]
 SQL_FILE = Path(__file__).with_name('abandon_rate.sql')
@@ -225,7 +225,7 @@ def _flink_json_call_key(raw: bytes, window_s: int) -> Optional[Tuple[str, int]]
 
 
 def lenient_lines(lines, window_s: int) -> Counter:
-  """Per window, the lines the product rejects (scripts/reference/calls.py) that the SQL counts."""
+  """Per window, the lines the product rejects (testing/reference/calls.py) that the SQL counts."""
   return Counter(
     key
     for key in (

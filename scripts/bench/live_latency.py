@@ -9,7 +9,7 @@
    cc-queue-status and cc-abandon-metrics (`--sink=kafka`: JSON rows) is placed at their end;
 2. submits the main job with scripts/submit_flink.sh cluster (its production defaults) reading
    that topic, `--sink=kafka`, `--early_firing_seconds`;
-3. once the job runs, produces live calls for `--seconds` (scripts/datagen/live.py's simulated
+3. once the job runs, produces live calls for `--seconds` (testing/datagen/live.py's simulated
    floor, flat at `--rate` contacts/s over `--queues` queues of a prefix of this run, event time =
    now: CALL_STARTED, CALL_QUEUED, CALL_ANSWERED, CALL_ENDED), noting when each was sent;
 4. reads the rows back until `--drain` seconds after the last send, cancels the job and deletes
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from scripts.bench.flink import rest, wait_for_free_cluster
-from scripts.datagen.live import CallFloor, DayClock, kafka_send, run_paced
+from testing.datagen.live import CallFloor, DayClock, kafka_send, run_paced
 
 REPO = Path(__file__).resolve().parents[2]
 STATUS_TOPIC = 'cc-queue-status'

@@ -1,8 +1,8 @@
 """Local benchmark of the main job (not a test).
 
 For each flow, generates its input, then in the same run measures:
-  * the bare-Python reference (scripts/reference/calls.py or
-    scripts/reference/interactions.py: json parsing + dict aggregation of
+  * the bare-Python reference (testing/reference/calls.py or
+    testing/reference/interactions.py: json parsing + dict aggregation of
     the same windows, same lateness and pattern rules), in-process;
   * the main job on the local runner with the SQLite sink, as a child
     process;
@@ -25,22 +25,22 @@ import sys
 import tempfile
 import time
 
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLOWS = {
-  # flow: (generate(path, n, seed, customers), reference(path), job flag)
+  # flow: (generate(path, n, seed, parsed args), reference(path), job flag)
   'calls': (
-    lambda path, n, seed, customers: write_call_events(path, n, seed=seed),
+    lambda path, n, seed, keys: write_call_events(path, n, seed=seed, queues=keys.queues),
     reference_call_metrics,
     '--call_events',
   ),
   'interactions': (
-    lambda path, n, seed, customers: write_data_actions(path, n, seed=seed, customers=customers),
+    lambda path, n, seed, keys: write_data_actions(path, n, seed=seed, customers=keys.customers),
     reference_interactions,
     '--data_actions',
   ),
@@ -57,7 +57,7 @@ def _call_rows_differ(ref, conn) -> list:
   }
   expected = comparable_rows(ref)
   # The windows' late calls; the live floor's lost exits (queue_exit_lost)
-  # have their own reference (scripts/reference/queue_status.py).
+  # have their own reference (testing/reference/queue_status.py).
   late = sorted(
     r[0]
     for r in conn.execute("SELECT event_id FROM late_events WHERE reason = 'after_window_expiry'")
@@ -123,6 +123,9 @@ def main() -> None:
   parser.add_argument(
     '--customers', type=int, default=100_000, help='distinct customers (interactions flow)'
   )
+  parser.add_argument(
+    '--queues', type=int, default=8, help='distinct queues (calls flow; docs/benchmarks.md, "Keys")'
+  )
   parser.add_argument('--seed', type=int, default=42)
   parser.add_argument(
     '--job',
@@ -144,7 +147,7 @@ def main() -> None:
   events_path = os.path.join(workdir, f'{args.flow}.jsonl')
   db_path = os.path.join(workdir, 'bench.db')
   t0 = time.perf_counter()
-  counts = generate(events_path, args.events, args.seed, args.customers)
+  counts = generate(events_path, args.events, args.seed, args)
   print(f'generated {counts["lines"]} lines in {time.perf_counter() - t0:.1f} s: {events_path}')
 
   t0 = time.perf_counter()

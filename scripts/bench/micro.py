@@ -44,7 +44,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import local_runner
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
 from transforms.call_events import call_event_time_ms
 from transforms.event_time import at_event_time
 from transforms.records import ABANDONED, OfferedCall

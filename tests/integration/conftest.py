@@ -110,7 +110,7 @@ def flink_job_server_jar() -> str:
 
 
 # --- the standalone Flink cluster and fresh Cassandra keyspaces --------------------------------
-def _script_env() -> dict:
+def script_env() -> dict:
   env = dict(os.environ, RUN_DIR=str(RUN_DIR))
   env['PATH'] = f'{Path(sys.executable).parent}{os.pathsep}{env.get("PATH", "")}'
   env.setdefault('BEAM_PYTHON', sys.executable)  # the worker pool runs this interpreter
@@ -123,7 +123,7 @@ def flink_script(*args: str, timeout: float = 300) -> subprocess.CompletedProces
   return subprocess.run(
     [str(REPO / 'scripts' / 'flink.sh'), *args],
     cwd=REPO,
-    env=_script_env(),
+    env=script_env(),
     capture_output=True,
     text=True,
     timeout=timeout,

@@ -19,11 +19,11 @@ import time
 from scripts.produce_events import produce_lines
 from tests.integration.test_flink_recovery import (
   Submitted,
-  _all_tasks_running,
-  _job_args,
-  _wait,
-  _wait_cluster_free,
+  all_tasks_running,
+  recovery_job_args,
   topic,  # noqa: F401 (a fixture the tests take as an argument)
+  wait_cluster_free,
+  wait_until,
 )
 
 QUEUE = 'Q-AGENTS'
@@ -72,21 +72,21 @@ def test_agents_by_state_follow_their_events_on_flink(
   flink_standalone, topic, fresh_keyspace, cassandra_session, kafka_bootstrap, expansion_service
 ):
   group = f'it-{topic}'
-  _wait_cluster_free()
+  wait_cluster_free()
   job = Submitted(
     f'it-agents-{topic}',
     [
-      *_job_args(topic, fresh_keyspace, group),
+      *recovery_job_args(topic, fresh_keyspace, group),
       '--kafka_call_events_topic=',
       f'--kafka_agent_events_topic={topic}',
     ],
   )
   try:
-    _wait('all tasks running', lambda: _all_tasks_running(job.jid), WAIT_S)
+    wait_until('all tasks running', lambda: all_tasks_running(job.jid), WAIT_S)
     t0 = int(time.time() * 1000)
 
     def shows(what, expected):
-      _wait(what, lambda: _status(cassandra_session, fresh_keyspace) == expected, WAIT_S)
+      wait_until(what, lambda: _status(cassandra_session, fresh_keyspace) == expected, WAIT_S)
 
     produce_lines(
       [_agent('A-1', 'available', t0), _agent('A-2', 'available', t0 + 100)],

@@ -23,20 +23,22 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from tests.conftest import streaming_options
-from tests.integration.test_services import _assert_reachable
+from tests.integration.conftest import assert_reachable
 from tests.support.beam_metrics import committed_counters
-from transforms import cassandra_migration, cassandra_sink
-from transforms.cassandra_sink import (
-  PANE_TIMESTAMP_BASE_US,
+from transforms.cassandra import (
   CassandraSettings,
   CassandraSink,
   CassandraWriteError,
   CassandraWriter,
   connect,
 )
+from transforms.cassandra import migration as cassandra_migration
+from transforms.cassandra import schema as cassandra_schema
+from transforms.cassandra import writer as cassandra_writer
+from transforms.cassandra.schema import PANE_TIMESTAMP_BASE_US
 from transforms.records import CHAT, VOICE, AbandonMetrics
 from transforms.schema import ABANDON_METRICS, TABLES, Table
 from transforms.sinks import WriteTables
@@ -48,7 +50,9 @@ REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 @pytest.fixture
 def cassandra_args(cassandra_hosts, cassandra_port) -> List[str]:
   """Sink options for a fresh keyspace, dropped after the test."""
-  _assert_reachable(cassandra_hosts[0], cassandra_port, 'Cassandra')
+  assert_reachable(
+    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
+  )
   args = [
     f'--cassandra_hosts={",".join(cassandra_hosts)}',
     f'--cassandra_port={cassandra_port}',
@@ -117,7 +121,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
   finally:
     writer.close()
   [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_sink.SCHEMA_VERSION == 5
+  assert version.version == cassandra_schema.SCHEMA_VERSION == 5
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -232,7 +236,7 @@ def test_main_job_rides_out_a_cassandra_restart(
     except Exception:  # pylint: disable=broad-except
       return False  # the keyspace does not exist yet
 
-  caplog.set_level(logging.WARNING, logger=cassandra_sink.__name__)
+  caplog.set_level(logging.WARNING, logger=cassandra_writer.__name__)
   job_done = threading.Event()
   restart = CassandraRestart(
     rows_are_being_written,
@@ -254,7 +258,7 @@ def test_main_job_rides_out_a_cassandra_restart(
   # The retry log lines, not Beam metrics: the local runner's metric
   # results miss most bundles' updates.
   retries = [
-    r for r in caplog.records if r.name == cassandra_sink.__name__ and 'retry' in r.getMessage()
+    r for r in caplog.records if r.name == cassandra_writer.__name__ and 'retry' in r.getMessage()
   ]
   assert retries, 'no write met the outage: the test proved nothing'
   # The test's own session reconnects on the driver's backoff (up to 5 s
@@ -315,7 +319,7 @@ def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args, session):
   assert letter.origin.startswith('abandon_metrics:["QQQ')
   assert len(letter.origin) < 300
   assert letter.raw_size > 70 * 1024
-  assert 0 < letter.ttl <= cassandra_sink.BUCKETED_TABLE_TTL_S
+  assert 0 < letter.ttl <= cassandra_schema.BUCKETED_TABLE_TTL_S
   assert committed_counters(result, 'sink')['abandon_metrics_rejected_rejected_by_sink'] == 1
 
 
@@ -323,7 +327,7 @@ def test_an_unknown_keyspace_fails_at_once_without_retrying(cassandra_args, capl
   # Never prepared: the keyspace does not exist. With 8 retries the backoff
   # alone would wait over a minute.
   settings = settings_of([*cassandra_args, '--cassandra_max_retries=8'])
-  caplog.set_level(logging.WARNING, logger=cassandra_sink.__name__)
+  caplog.set_level(logging.WARNING, logger=cassandra_writer.__name__)
   writer = CassandraWriter(settings)
   try:
     with pytest.raises(CassandraWriteError) as raised:
@@ -371,7 +375,7 @@ def test_a_launch_against_an_unreachable_cassandra_is_one_error_line(tmp_path):
 
 def create_v1_keyspace(session, keyspace: str) -> None:
   """The keyspace as the release with schema v1 created it, with rows."""
-  for statement in cassandra_sink.schema_statements(keyspace, REPLICATION, version=1):
+  for statement in cassandra_schema.schema_statements(keyspace, REPLICATION, version=1):
     session.execute(statement, timeout=60)
   for i in range(3):
     session.execute(
@@ -516,7 +520,7 @@ V2_ABANDON_METRICS_COLUMNS = [
 def create_v2_keyspace(session, keyspace: str, rows: List[AbandonMetrics]) -> None:
   """The keyspace as the release with schema v2 created it, with `rows`
   written as its sink wrote them (pane timestamps, no channel)."""
-  for statement in cassandra_sink.schema_statements(keyspace, REPLICATION, version=2):
+  for statement in cassandra_schema.schema_statements(keyspace, REPLICATION, version=2):
     session.execute(statement, timeout=60)
   names = V2_ABANDON_METRICS_COLUMNS
   insert = session.prepare(
@@ -558,7 +562,9 @@ def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
     "and the job's other --cassandra_* options (docs/cassandra_schema.md)"
   )
   # Refused before applying anything: the table keeps its v2 layout.
-  assert 'channel' not in cassandra_sink.stored_table(session, keyspace, 'abandon_metrics').columns
+  assert (
+    'channel' not in cassandra_schema.stored_table(session, keyspace, 'abandon_metrics').columns
+  )
 
 
 def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, session):

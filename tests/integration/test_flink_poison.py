@@ -19,28 +19,28 @@ from kafka import KafkaProducer
 from kafka.errors import InvalidTimestampError
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
-from scripts.datagen.data_actions import write_data_actions
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
-from scripts.reference.interactions import reference_interactions
+from testing.datagen.calls import write_call_events
+from testing.datagen.data_actions import write_data_actions
+from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
+from testing.reference.interactions import reference_interactions
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
-  _consume,
-  _end_offsets,
-  _root_exception,
-  _table,
-  _wait_for_free_slots,
   cluster_job_args,
+  consume_from,
   flink_cluster,
   new_topic,
+  root_exception,
+  sqlite_table,
   stop_cluster_job,
+  topic_end_offsets,
+  wait_for_free_slots,
 )
 from tests.support.flink_rest import completed_checkpoints, rest
 from tests.support.poison import DAY_MS, POISON_CALLS, POISON_DATA_ACTIONS
 from transforms.kafka_io import TOPICS
 
 
-def _poisoned(lines, poison, seed):
+def poisoned_lines(lines, poison, seed):
   """`lines` rebased to now, with the poison records (whose times are now already) at random
   places, never first."""
   lines, _ = rebase_lines(lines, int(time.time() * 1000))
@@ -95,14 +95,14 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
   calls_path, call_lines, call_records = _produce(
     tmp_path,
     'calls',
-    _poisoned(read_lines(str(generated_calls)), POISON_CALLS, 3),
+    poisoned_lines(read_lines(str(generated_calls)), POISON_CALLS, 3),
     calls_topic,
     kafka_bootstrap,
   )
   actions_path, action_lines, action_records = _produce(
     tmp_path,
     'actions',
-    _poisoned(read_lines(str(generated_actions)), POISON_DATA_ACTIONS, 4),
+    poisoned_lines(read_lines(str(generated_actions)), POISON_DATA_ACTIONS, 4),
     actions_topic,
     kafka_bootstrap,
   )
@@ -116,7 +116,7 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
   assert not calls_ref.late
   expected_rows = comparable_rows(calls_ref)
   actions_ref = reference_interactions(str(actions_path))
-  dead_topic_start = _end_offsets(kafka_bootstrap, TOPICS['dead_letters'])
+  dead_topic_start = topic_end_offsets(kafka_bootstrap, TOPICS['dead_letters'])
 
   db = tmp_path / 'poison.db'
   job_name = f'it-poison-{calls_topic}'
@@ -132,7 +132,7 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
     '--sink=kafka',
     f'--sqlite_path={db}',
   )
-  _wait_for_free_slots(2)
+  wait_for_free_slots(2)
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
   prepare_sinks = contact_center.build(pipeline, options)
@@ -147,26 +147,27 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
       if jobs:
         jid = jobs[0]['jid']
         assert jobs[0]['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), (
-          f'job {jobs[0]["state"]}: {_root_exception(jid)}'
+          f'job {jobs[0]["state"]}: {root_exception(jid)}'
         )
         restarts = rest(f'/jobs/{jid}/metrics?get=numRestarts')
         assert all(int(m['value']) == 0 for m in restarts), (
-          f'the job restarted: {_root_exception(jid)}'
+          f'the job restarted: {root_exception(jid)}'
         )
       try:
         observed = {
           'rows': {
             (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-            for r in _table(db, 'abandon_metrics')
+            for r in sqlite_table(db, 'abandon_metrics')
           },
           'volumes': {
             (r['channel'], r['window_start']): r['volume']
-            for r in _table(db, 'interaction_volumes')
+            for r in sqlite_table(db, 'interaction_volumes')
           },
           'alerts': {
-            (r['customer_id'], r['channel'], r['timestamp']) for r in _table(db, 'pattern_alerts')
+            (r['customer_id'], r['channel'], r['timestamp'])
+            for r in sqlite_table(db, 'pattern_alerts')
           },
-          'dead': {r['origin']: r['reason'] for r in _table(db, 'dead_letters')},
+          'dead': {r['origin']: r['reason'] for r in sqlite_table(db, 'dead_letters')},
         }
       except Exception:  # pylint: disable=broad-except
         observed = {}  # no tables yet
@@ -194,6 +195,6 @@ def test_poison_records_on_flink_leave_the_job_running_and_the_rows_exact(
   finally:
     stop_cluster_job(job_name, result)
 
-  on_topic = [json.loads(value) for _, value in _consume(kafka_bootstrap, dead_topic_start)]
+  on_topic = [json.loads(value) for _, value in consume_from(kafka_bootstrap, dead_topic_start)]
   topic_reasons = {d['origin']: d['reason'] for d in on_topic}
   assert {o: topic_reasons.get(o) for o in expected_dead} == expected_dead

@@ -4,7 +4,7 @@ JobManager and the TaskManager answer on the reporter's ports with Flink's
 metrics; and while the main job reads Kafka on the cluster (unbounded, so
 its series stay in the reporter until the test cancels it), Prometheus has
 the exact dead letters and late events by reason of the produced stream
-(the plain-Python reference of scripts/reference/calls.py), under the local
+(the plain-Python reference of testing/reference/calls.py), under the local
 runner's names the configuration's relabelling gives Flink's flattened Beam
 counters, and every Flink metric the alert rules
 (deploy/prometheus/alerts.yml) and the Grafana dashboard
@@ -31,19 +31,19 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import contact_center
 from pipelines.contact_center import CALL_EVENTS_SOURCE
-from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference.calls import comparable_rows, reference_call_metrics
-from tests.integration.conftest import REPO, RUN_DIR, _script_env, flink_script
-from tests.integration.test_flink_poison import _poisoned
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import comparable_rows, reference_call_metrics
+from tests.integration.conftest import REPO, RUN_DIR, flink_script, script_env
+from tests.integration.test_flink_poison import poisoned_lines
 from tests.integration.test_kafka_flink import (  # noqa: F401  (fixtures)
   PARTITIONS,
-  _root_exception,
-  _table,
-  _wait_for_free_slots,
   cluster_job_args,
   new_topic,
+  root_exception,
+  sqlite_table,
   stop_cluster_job,
+  wait_for_free_slots,
 )
 from tests.support.flink_rest import rest
 from tests.support.poison import POISON_CALLS
@@ -78,7 +78,7 @@ def flink_with_reporter(flink_job_server_jar) -> Iterator[str]:
     )
     yield flink_job_server_jar
     return
-  env = dict(_script_env(), FLINK_PROMETHEUS_PORTS=REPORTER_PORTS)
+  env = dict(script_env(), FLINK_PROMETHEUS_PORTS=REPORTER_PORTS)
   start = subprocess.run(
     [str(REPO / 'scripts' / 'flink.sh'), 'start'],
     cwd=REPO,
@@ -124,7 +124,7 @@ def flink_metrics_used() -> Set[str]:
 
 class KafkaStream(NamedTuple):
   """Call events produced in two rounds, and what the job must count on
-  them (the plain-Python reference of scripts/reference/calls.py)."""
+  them (the plain-Python reference of testing/reference/calls.py)."""
 
   first: List[bytes]  # valid calls over about 12 minutes, the poison between them
   second: List[bytes]  # calls of the first window, produced once that window expired
@@ -149,7 +149,7 @@ def kafka_stream(tmp_path: Path) -> KafkaStream:
     late_within_lateness_share=0.0,
     malformed=0,
   )
-  first = _poisoned(read_lines(str(generated)), POISON_CALLS, 29)
+  first = poisoned_lines(read_lines(str(generated)), POISON_CALLS, 29)
   (tmp_path / 'first.produced.jsonl').write_bytes(b''.join(line + b'\n' for line in first))
   windows = comparable_rows(reference_call_metrics(str(tmp_path / 'first.produced.jsonl')))
   start = min(window_start for _, window_start in windows)
@@ -200,7 +200,7 @@ def by_reason(server: Prometheus, metric: str, job_name: str) -> Dict[Tuple[str,
 
 def newest_window_start(db: Path) -> int:
   try:
-    return max((r['window_start'] for r in _table(db, 'abandon_metrics')), default=0)
+    return max((r['window_start'] for r in sqlite_table(db, 'abandon_metrics')), default=0)
   except sqlite3.OperationalError:
     return 0  # no table yet
 
@@ -212,7 +212,7 @@ def wait_for(what: str, observe: Callable[[], Any], expected: Any, job_name: str
   while (observed := observe()) != expected:
     jobs = [j for j in rest('/jobs/overview')['jobs'] if j['name'] == job_name]
     assert not jobs or jobs[0]['state'] in ('CREATED', 'INITIALIZING', 'RUNNING'), (
-      f'job {jobs[0]["state"]}: {_root_exception(jobs[0]["jid"])}'
+      f'job {jobs[0]["state"]}: {root_exception(jobs[0]["jid"])}'
     )
     assert time.monotonic() < deadline, (
       f'{what}: {observed} after {WAIT_SECONDS} s, expected {expected}'
@@ -258,7 +258,7 @@ def test_kafka_fed_job_on_flink_counts_exactly_in_prometheus(
         by_reason(server, 'contact_center_late_events_total', job_name),
       ]
 
-    _wait_for_free_slots(2)
+    wait_for_free_slots(2)
     options = PipelineOptions(args)
     pipeline = beam.Pipeline(options=options)
     contact_center.build(pipeline, options)()

@@ -29,9 +29,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.admin import NewTopic
 
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import abandon_rate, reference_call_metrics, service_level
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
+from testing.reference.calls import abandon_rate, reference_call_metrics, service_level
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script
 from tests.support.flink_rest import checkpoint_stats, completed_checkpoints, rest
 
@@ -44,21 +44,21 @@ SUBMIT = str(REPO / 'scripts' / 'submit_flink.sh')
 
 
 # --- helpers -----------------------------------------------------------------------------------
-def _job(jid: str) -> dict:
+def flink_job(jid: str) -> dict:
   return rest(f'/jobs/{jid}')
 
 
-def _restored_checkpoints(jid: str) -> int:
+def restored_checkpoints(jid: str) -> int:
   stats = checkpoint_stats(jid)
   return stats['counts']['restored'] if stats else 0
 
 
-def _all_tasks_running(jid: str) -> bool:
-  job = _job(jid)
+def all_tasks_running(jid: str) -> bool:
+  job = flink_job(jid)
   return job['state'] == 'RUNNING' and all(v['status'] == 'RUNNING' for v in job['vertices'])
 
 
-def _wait(what: str, predicate, timeout: float, interval: float = 0.5):
+def wait_until(what: str, predicate, timeout: float, interval: float = 0.5):
   deadline = time.monotonic() + timeout
   while True:
     value = predicate()
@@ -68,7 +68,7 @@ def _wait(what: str, predicate, timeout: float, interval: float = 0.5):
     time.sleep(interval)
 
 
-def _committed(bootstrap: str, group: str, attempts: int = 30) -> Dict[int, int]:
+def committed_offsets(bootstrap: str, group: str, attempts: int = 30) -> Dict[int, int]:
   """partition -> committed offset of the consumer group (kafka-python admin).
 
   On a fresh broker the group coordinator (and __consumer_offsets) comes up
@@ -97,7 +97,7 @@ def _committed(bootstrap: str, group: str, attempts: int = 30) -> Dict[int, int]
   return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-def _end_offsets(bootstrap: str, topic: str) -> Dict[int, int]:
+def topic_end_offsets(bootstrap: str, topic: str) -> Dict[int, int]:
   consumer = KafkaConsumer(bootstrap_servers=bootstrap)
   try:
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -114,7 +114,7 @@ def _others_running(own: Optional[str] = None) -> List[str]:
   ]
 
 
-def _wait_cluster_free(own: Optional[str] = None, timeout: float = 900):
+def wait_cluster_free(own: Optional[str] = None, timeout: float = 900):
   """The cluster has 2 slots and one TaskManager: another job would take the slots and be
   killed with the TaskManager, so wait until ours is the only one."""
   deadline = time.monotonic() + timeout
@@ -123,7 +123,7 @@ def _wait_cluster_free(own: Optional[str] = None, timeout: float = 900):
     time.sleep(5)
 
 
-def _tm_pid() -> int:
+def taskmanager_pid() -> int:
   """The TaskManager JVM: the pid scripts/flink.sh recorded, checked against its marker."""
   pid = int((RUN_DIR / 'pids' / 'flink-taskmanager.pid').read_text().strip())
   cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
@@ -131,7 +131,7 @@ def _tm_pid() -> int:
   return pid
 
 
-def _rows(session, keyspace: str) -> Optional[dict]:
+def cassandra_rows(session, keyspace: str) -> Optional[dict]:
   try:
     result = session.execute(f'SELECT * FROM {keyspace}.abandon_metrics', timeout=30)
   except Exception:  # pylint: disable=broad-except
@@ -151,14 +151,14 @@ def _rows(session, keyspace: str) -> Optional[dict]:
   }
 
 
-def _count(session, keyspace: str, table: str) -> int:
+def count_rows(session, keyspace: str, table: str) -> int:
   try:
     return session.execute(f'SELECT COUNT(*) FROM {keyspace}.{table}', timeout=30).one()[0]
   except Exception:  # pylint: disable=broad-except
     return -1
 
 
-def _expected(path: Path) -> dict:
+def reference_rows(path: Path) -> dict:
   ref = reference_call_metrics(str(path), window_size_s=WINDOW_S, allowed_lateness_s=LATENESS_S)
   assert not ref.late, 'the produced data must have no late events (see module doc)'
   return {
@@ -176,7 +176,7 @@ def _expected(path: Path) -> dict:
   }
 
 
-def _diff(rows: Optional[dict], expected: dict) -> str:
+def rows_diff(rows: Optional[dict], expected: dict) -> str:
   rows = rows or {}
   missing = [k for k in expected if k not in rows]
   wrong = [k for k in expected if k in rows and rows[k] != expected[k]]
@@ -196,15 +196,15 @@ def wait_for_rows(
   last = {}
 
   def converged():
-    last['rows'] = _rows(session, keyspace)
+    last['rows'] = cassandra_rows(session, keyspace)
     if jid is not None:
-      assert _job(jid)['state'] in ('RUNNING', 'RESTARTING', 'INITIALIZING'), _job(jid)
+      assert flink_job(jid)['state'] in ('RUNNING', 'RESTARTING', 'INITIALIZING'), flink_job(jid)
     return last['rows'] == expected
 
   try:
-    _wait('rows equal the reference', converged, timeout, 1)
+    wait_until('rows equal the reference', converged, timeout, 1)
   except AssertionError as exc:
-    raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+    raise AssertionError(f'{exc}: {rows_diff(last.get("rows"), expected)}') from None
 
 
 class Halves:
@@ -287,10 +287,12 @@ class Submitted:
 
   def cancel(self):
     try:
-      if _job(self.jid)['state'] not in ('CANCELED', 'FINISHED', 'FAILED'):
+      if flink_job(self.jid)['state'] not in ('CANCELED', 'FINISHED', 'FAILED'):
         rest(f'/jobs/{self.jid}?mode=cancel', method='PATCH')
-      _wait(
-        'job cancelled', lambda: _job(self.jid)['state'] in ('CANCELED', 'FINISHED', 'FAILED'), 60
+      wait_until(
+        'job cancelled',
+        lambda: flink_job(self.jid)['state'] in ('CANCELED', 'FINISHED', 'FAILED'),
+        60,
       )
     finally:
       deadline = time.monotonic() + 60
@@ -300,7 +302,7 @@ class Submitted:
         os.killpg(self.client_pid, signal.SIGTERM)
 
 
-def _job_args(topic: str, keyspace: str, group: str, interval_ms: int = 3000) -> List[str]:
+def recovery_job_args(topic: str, keyspace: str, group: str, interval_ms: int = 3000) -> List[str]:
   return [
     f'--kafka_call_events_topic={topic}',
     f'--kafka_consumer_group={group}',
@@ -330,22 +332,22 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
   checkpoint on a TaskManager started again by this test; the rows end exact."""
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=41)
-  _wait_cluster_free()
-  job = Submitted(f'it-recovery-{topic}', _job_args(topic, fresh_keyspace, group))
+  wait_cluster_free()
+  job = Submitted(f'it-recovery-{topic}', recovery_job_args(topic, fresh_keyspace, group))
   try:
     t_p1 = time.monotonic()
     data.produce(0, topic, kafka_bootstrap)
     # a checkpoint has completed since part 1 was read: offsets committed on finalize
-    _wait(
+    wait_until(
       'offsets committed after a checkpoint',
-      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
       120,
     )
     assert completed_checkpoints(job.jid) >= 1
-    committed_at_kill = _committed(kafka_bootstrap, group)
-    rows_at_kill = len(_rows(cassandra_session, fresh_keyspace) or {})
+    committed_at_kill = committed_offsets(kafka_bootstrap, group)
+    rows_at_kill = len(cassandra_rows(cassandra_session, fresh_keyspace) or {})
     ckpt_at_kill = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
-    tm = _tm_pid()
+    tm = taskmanager_pid()
     assert not _others_running(job.jid), f'not killing the TaskManager of {_others_running()}'
     print(
       f'  kill -9 TaskManager pid {tm} {time.monotonic() - t_p1:.1f} s after half 1 was '
@@ -354,21 +356,21 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     )
     t_kill = time.monotonic()
     os.kill(tm, signal.SIGKILL)
-    _wait('TaskManager gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
+    wait_until('TaskManager gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
     # a supervisor's job: start a TaskManager again (flink.sh start starts only what is down)
     start = flink_script('start')
     assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
     t_tm = time.monotonic() - t_kill
-    _wait(
+    wait_until(
       'job noticed the failure',
-      lambda: _job(job.jid)['state'] != 'RUNNING' or _restored_checkpoints(job.jid) > 0,
+      lambda: flink_job(job.jid)['state'] != 'RUNNING' or restored_checkpoints(job.jid) > 0,
       120,
       0.2,
     )
     t_detect = time.monotonic() - t_kill
-    _wait(
+    wait_until(
       'job RUNNING again with all tasks',
-      lambda: _all_tasks_running(job.jid) and _restored_checkpoints(job.jid) >= 1,
+      lambda: all_tasks_running(job.jid) and restored_checkpoints(job.jid) >= 1,
       300,
       0.2,
     )
@@ -376,16 +378,21 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
     assert restored and restored['id'] >= ckpt_at_kill['id'], restored
     data.produce(1, topic, kafka_bootstrap)
-    expected = _expected(data.path)
+    expected = reference_rows(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected, job.jid)
     t_rows = time.monotonic() - t_kill
     # every record is read once the job is through: offsets committed up to the end
-    end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
-    final_committed = _committed(kafka_bootstrap, group)
+    end = topic_end_offsets(kafka_bootstrap, topic)
+    wait_until(
+      'offsets committed to the end',
+      lambda: committed_offsets(kafka_bootstrap, group) == end,
+      60,
+      1,
+    )
+    final_committed = committed_offsets(kafka_bootstrap, group)
     assert all(final_committed[p] >= committed_at_kill.get(p, 0) for p in final_committed)
-    dead = _count(cassandra_session, fresh_keyspace, 'dead_letters')
-    late = _count(cassandra_session, fresh_keyspace, 'late_events')
+    dead = count_rows(cassandra_session, fresh_keyspace, 'dead_letters')
+    late = count_rows(cassandra_session, fresh_keyspace, 'late_events')
     print(
       f'  recovery: TaskManager restarted {t_tm:.1f} s after the kill, failure seen at '
       f'{t_detect:.1f} s, job RUNNING again (all tasks, checkpoint #{restored["id"]} '
@@ -402,7 +409,7 @@ def test_taskmanager_killed_job_recovers_from_checkpoint_exactly(
     job.cancel()
 
 
-def _stop_with_savepoint(jid: str) -> str:
+def stop_with_savepoint(jid: str) -> str:
   target = f'file://{RUN_DIR}/flink/savepoints'
   trigger = rest(
     f'/jobs/{jid}/stop', method='POST', body={'targetDirectory': target, 'drain': False}
@@ -416,7 +423,7 @@ def _stop_with_savepoint(jid: str) -> str:
     assert 'failure-cause' not in operation, operation
     return operation['location']
 
-  return _wait('stop-with-savepoint completed', done, 180, 0.5)
+  return wait_until('stop-with-savepoint completed', done, 180, 0.5)
 
 
 def test_stop_with_savepoint_and_resume(
@@ -432,24 +439,24 @@ def test_stop_with_savepoint_and_resume(
   --savepoint_path: the rows end equal to the reference of everything produced."""
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=43)
-  args = _job_args(topic, fresh_keyspace, group)
-  _wait_cluster_free()
+  args = recovery_job_args(topic, fresh_keyspace, group)
+  wait_cluster_free()
   first = Submitted(f'it-sp1-{topic}', args)
   second = None
   try:
     data.produce(0, topic, kafka_bootstrap)
-    _wait(
+    wait_until(
       'offsets committed after a checkpoint',
-      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
       120,
     )
     t0 = time.monotonic()
-    location = _stop_with_savepoint(first.jid)
+    location = stop_with_savepoint(first.jid)
     t_sp = time.monotonic() - t0
-    _wait('first job FINISHED', lambda: _job(first.jid)['state'] == 'FINISHED', 60)
-    _wait('first client exited', lambda: not first.client_alive(), 60)
-    rows_at_stop = len(_rows(cassandra_session, fresh_keyspace) or {})
-    committed_at_stop = _committed(kafka_bootstrap, group)
+    wait_until('first job FINISHED', lambda: flink_job(first.jid)['state'] == 'FINISHED', 60)
+    wait_until('first client exited', lambda: not first.client_alive(), 60)
+    rows_at_stop = len(cassandra_rows(cassandra_session, fresh_keyspace) or {})
+    committed_at_stop = committed_offsets(kafka_bootstrap, group)
     print(
       f'  savepoint {location} in {t_sp:.1f} s; {rows_at_stop} rows, committed {committed_at_stop}'
     )
@@ -458,17 +465,22 @@ def test_stop_with_savepoint_and_resume(
     restored = rest(f'/jobs/{second.jid}/checkpoints')['latest']['restored']
     assert restored and restored['is_savepoint'], restored
     print(f'  resubmitted job restored {restored["external_path"]}')
-    expected = _expected(data.path)
+    expected = reference_rows(data.path)
     t1 = time.monotonic()
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
-    end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
+    end = topic_end_offsets(kafka_bootstrap, topic)
+    wait_until(
+      'offsets committed to the end',
+      lambda: committed_offsets(kafka_bootstrap, group) == end,
+      60,
+      1,
+    )
     print(
       f'  resumed from the savepoint: rows exact ({len(expected)}) {time.monotonic() - t1:.1f}'
       f' s after the resubmitted job ran; offsets {end}'
     )
-    assert _count(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
-    assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
+    assert count_rows(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
+    assert count_rows(cassandra_session, fresh_keyspace, 'late_events') == 0
   finally:
     for job in (first, second):
       if job is not None:

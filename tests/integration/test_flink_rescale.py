@@ -31,19 +31,19 @@ from tests.integration.test_flink_recovery import (
   WINDOW_S,
   Halves,
   Submitted,
-  _all_tasks_running,
-  _committed,
-  _count,
-  _end_offsets,
-  _expected,
-  _job,
-  _job_args,
-  _restored_checkpoints,
-  _stop_with_savepoint,
-  _wait,
-  _wait_cluster_free,
+  all_tasks_running,
+  committed_offsets,
+  count_rows,
+  flink_job,
+  recovery_job_args,
+  reference_rows,
+  restored_checkpoints,
+  stop_with_savepoint,
   topic,  # noqa: F401 (a fixture the tests take as an argument)
+  topic_end_offsets,
+  wait_cluster_free,
   wait_for_rows,
+  wait_until,
 )
 from tests.support.flink_rest import completed_checkpoints, rest
 
@@ -57,14 +57,14 @@ def two_taskmanagers(flink_job_server_jar):
   was_running = flink_script('status').returncode == 0
   start = flink_script('start', '--taskmanagers', '2')
   assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
-  _wait('two TaskManagers registered', lambda: rest('/overview')['taskmanagers'] >= 2, 120)
+  wait_until('two TaskManagers registered', lambda: rest('/overview')['taskmanagers'] >= 2, 120)
   yield
   stop = flink_script('stop-taskmanager', '2') if was_running else flink_script('stop')
   assert stop.returncode == 0, stop.stderr[-2000:]
 
 
 def _parallelism(jid: str) -> set:
-  return {v['parallelism'] for v in _job(jid)['vertices']}
+  return {v['parallelism'] for v in flink_job(jid)['vertices']}
 
 
 @pytest.mark.parametrize('before, after', [(2, 4), (4, 2)])
@@ -81,21 +81,21 @@ def test_rescale_from_a_savepoint_keeps_every_count(
 ):
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=50 + before)
-  args = _job_args(topic, fresh_keyspace, group)
-  _wait_cluster_free()
+  args = recovery_job_args(topic, fresh_keyspace, group)
+  wait_cluster_free()
   first = Submitted(f'it-scale{before}-{topic}', [*args, f'--parallelism={before}'])
   second = None
   try:
     assert _parallelism(first.jid) == {before}
     data.produce(0, topic, kafka_bootstrap)
-    _wait(
+    wait_until(
       'offsets committed after a checkpoint',
-      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
       120,
     )
-    location = _stop_with_savepoint(first.jid)
-    _wait('first job FINISHED', lambda: _job(first.jid)['state'] == 'FINISHED', 60)
-    _wait('first client exited', lambda: not first.client_alive(), 60)
+    location = stop_with_savepoint(first.jid)
+    wait_until('first job FINISHED', lambda: flink_job(first.jid)['state'] == 'FINISHED', 60)
+    wait_until('first client exited', lambda: not first.client_alive(), 60)
     data.produce(1, topic, kafka_bootstrap)
     second = Submitted(
       f'it-scale{after}-{topic}', [*args, f'--parallelism={after}', f'--savepoint_path={location}']
@@ -104,18 +104,23 @@ def test_rescale_from_a_savepoint_keeps_every_count(
     assert restored and restored['is_savepoint'], restored
     assert _parallelism(second.jid) == {after}
     t0 = time.monotonic()
-    expected = _expected(data.path)
+    expected = reference_rows(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
-    end = _end_offsets(kafka_bootstrap, topic)
-    _wait('offsets committed to the end', lambda: _committed(kafka_bootstrap, group) == end, 60, 1)
+    end = topic_end_offsets(kafka_bootstrap, topic)
+    wait_until(
+      'offsets committed to the end',
+      lambda: committed_offsets(kafka_bootstrap, group) == end,
+      60,
+      1,
+    )
     print(
       f'\n  rescaled {before} -> {after} from {location}: rows exact ({len(expected)} rows, '
       f'{sum(v[0] for v in expected.values())} calls) {time.monotonic() - t0:.1f} s after '
       f'the resumed job ran'
     )
     assert sum(v[0] for v in expected.values()) == data.counts['valid']
-    assert _count(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
-    assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
+    assert count_rows(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
+    assert count_rows(cassandra_session, fresh_keyspace, 'late_events') == 0
   finally:
     for job in (first, second):
       if job is not None:
@@ -140,28 +145,28 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
 ):
   group = f'it-{topic}'
   data = Halves(tmp_path, seed=61)
-  _wait_cluster_free()
+  wait_cluster_free()
   # Parallelism 4 fills both TaskManagers, so the killed one surely runs part of the job.
   job = Submitted(
-    f'it-tmkill-{topic}', [*_job_args(topic, fresh_keyspace, group), '--parallelism=4']
+    f'it-tmkill-{topic}', [*recovery_job_args(topic, fresh_keyspace, group), '--parallelism=4']
   )
   try:
     data.produce(0, topic, kafka_bootstrap)
-    _wait(
+    wait_until(
       'offsets committed after a checkpoint',
-      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
       120,
     )
     ckpt = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
     tm = _tm2_pid()
     t_kill = time.monotonic()
     os.kill(tm, signal.SIGKILL)
-    _wait('TaskManager 2 gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
+    wait_until('TaskManager 2 gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
     start = flink_script('start', '--taskmanagers', '2')
     assert start.returncode == 0, f'flink.sh start failed:\n{start.stderr[-4000:]}'
-    _wait(
+    wait_until(
       'job RUNNING again from a checkpoint',
-      lambda: _all_tasks_running(job.jid) and _restored_checkpoints(job.jid) >= 1,
+      lambda: all_tasks_running(job.jid) and restored_checkpoints(job.jid) >= 1,
       300,
       0.2,
     )
@@ -169,7 +174,7 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
     restored = rest(f'/jobs/{job.jid}/checkpoints')['latest']['restored']
     assert restored['id'] >= ckpt['id'], restored
     data.produce(1, topic, kafka_bootstrap)
-    expected = _expected(data.path)
+    expected = reference_rows(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected)
     t_rows = time.monotonic() - t_kill
     print(
@@ -177,7 +182,7 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
       f'#{restored["id"]} restored) {t_running:.1f} s after the kill, rows exact '
       f'({len(expected)} rows) {t_rows:.1f} s after it'
     )
-    assert _count(cassandra_session, fresh_keyspace, 'late_events') == 0
+    assert count_rows(cassandra_session, fresh_keyspace, 'late_events') == 0
   finally:
     job.cancel()
 
@@ -213,19 +218,21 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
       f.write(b''.join(line + b'\n' for line in lines))
     return lines
 
-  _wait_cluster_free()
-  job = Submitted(f'it-idle-{topic}', [*_job_args(topic, fresh_keyspace, group), '--parallelism=2'])
+  wait_cluster_free()
+  job = Submitted(
+    f'it-idle-{topic}', [*recovery_job_args(topic, fresh_keyspace, group), '--parallelism=2']
+  )
   try:
     produce(0, [0, 1, 2, 3])
-    _wait(
+    wait_until(
       'offsets committed after a checkpoint',
-      lambda: sum(_committed(kafka_bootstrap, group).values()) > 0,
+      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
       120,
     )
     lines = produce(1, [0, 1, 2])
     newest_ms = max(ts for ts in (key_and_timestamp(line, None)[1] for line in lines) if ts)
     last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000
-    expected = _expected(data.path)
+    expected = reference_rows(data.path)
     wait_for_rows(cassandra_session, fresh_keyspace, expected, timeout=420)
     closed_ms = int(time.time() * 1000)
     # Data rebased to now: event time is wall-clock time, so this is how late the last window

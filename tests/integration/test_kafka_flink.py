@@ -36,9 +36,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from pipelines import contact_center
-from scripts.datagen.calls import write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
-from scripts.reference.calls import (
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import (
   ROW_COLUMNS,
   comparable_rows,
   parse_valid_event,
@@ -123,7 +123,7 @@ def produced(tmp_path_factory, topic, kafka_bootstrap):
   }
 
 
-def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
+def topic_end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
   consumer = KafkaConsumer(bootstrap_servers=bootstrap)
   try:
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -133,9 +133,9 @@ def _end_offsets(bootstrap: str, topic: str) -> Dict[TopicPartition, int]:
     consumer.close()
 
 
-def _consume(bootstrap: str, start: Dict[TopicPartition, int]) -> List[Tuple[bytes, bytes]]:
+def consume_from(bootstrap: str, start: Dict[TopicPartition, int]) -> List[Tuple[bytes, bytes]]:
   """(key, value) of every record from `start` to the current end, in offset order."""
-  end = _end_offsets(bootstrap, next(iter(start)).topic)
+  end = topic_end_offsets(bootstrap, next(iter(start)).topic)
   consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
   out = []
   try:
@@ -158,7 +158,7 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   offsets from before the job."""
   db = produced['work'] / 'out.db'
   sink_topics = (TOPICS['abandon_metrics'], TOPICS['dead_letters'])
-  before = {t: _end_offsets(kafka_bootstrap, t) for t in sink_topics}
+  before = {t: topic_end_offsets(kafka_bootstrap, t) for t in sink_topics}
   args = [
     '--runner=FlinkRunner',
     '--flink_master=[local]',
@@ -183,7 +183,7 @@ def kafka_job(produced, topic, kafka_bootstrap, expansion_service, flink_job_ser
   return {'db': db, 'before': before, 'wall': wall}
 
 
-def _table(db, name) -> List[dict]:
+def sqlite_table(db, name) -> List[dict]:
   conn = sqlite3.connect(db)
   conn.row_factory = sqlite3.Row
   try:
@@ -197,11 +197,11 @@ def test_call_metrics_from_kafka_match_the_reference(kafka_job, produced):
   assert not ref.late, 'the produced file must have no late events (see module doc)'
   rows = {
     (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-    for r in _table(kafka_job['db'], 'abandon_metrics')
+    for r in sqlite_table(kafka_job['db'], 'abandon_metrics')
   }
   assert rows == comparable_rows(ref)
   assert sum(r[0] for r in rows.values()) == produced['counts']['valid'] == CALLS
-  assert _table(kafka_job['db'], 'late_events') == []
+  assert sqlite_table(kafka_job['db'], 'late_events') == []
 
 
 def test_malformed_records_are_dead_letters_with_their_offsets(kafka_job, produced, topic):
@@ -211,7 +211,7 @@ def test_malformed_records_are_dead_letters_with_their_offsets(kafka_job, produc
     if parse_valid_event(line) is None
   }
   assert len(expected) == produced['counts']['malformed'] > 0
-  dead = _table(kafka_job['db'], 'dead_letters')
+  dead = sqlite_table(kafka_job['db'], 'dead_letters')
   assert {d['origin'] for d in dead} == expected
   assert len(dead) == len(expected)
   assert {d['source'] for d in dead} == {topic}
@@ -223,19 +223,19 @@ def test_kafka_sink_writes_rows_keyed_by_row_key(kafka_job, kafka_bootstrap, top
   letters on cc-dead-letters keyed by `["<source>","<origin>"]`."""
   rows = {
     (r['queue_id'], r['channel'], r['window_start']): r
-    for r in _table(kafka_job['db'], 'abandon_metrics')
+    for r in sqlite_table(kafka_job['db'], 'abandon_metrics')
   }
   latest = {}
-  for key, value in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['abandon_metrics']]):
+  for key, value in consume_from(kafka_bootstrap, kafka_job['before'][TOPICS['abandon_metrics']]):
     latest[tuple(json.loads(key))] = json.loads(value)
   ours = {k: v for k, v in latest.items() if k in rows}
   assert ours == rows, f'{len(ours)} of {len(rows)} rows on the topic, or values differ'
 
   dead_keys = {
     tuple(json.loads(key))
-    for key, _ in _consume(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])
+    for key, _ in consume_from(kafka_bootstrap, kafka_job['before'][TOPICS['dead_letters']])
   }
-  dead = {(d['source'], d['origin']) for d in _table(kafka_job['db'], 'dead_letters')}
+  dead = {(d['source'], d['origin']) for d in sqlite_table(kafka_job['db'], 'dead_letters')}
   assert dead and dead <= dead_keys
 
 
@@ -315,7 +315,7 @@ def stop_cluster_job(job_name, result):
       pass  # a cancelled portable job ends as CANCELLED or FAILED
 
 
-def _root_exception(jid):
+def root_exception(jid):
   try:
     text = rest(f'/jobs/{jid}/exceptions').get('root-exception') or ''
   except OSError:
@@ -325,7 +325,7 @@ def _root_exception(jid):
   ]
 
 
-def _wait_for_free_slots(slots, timeout=180):
+def wait_for_free_slots(slots, timeout=180):
   """The cluster may be shared (another job holding the slots fails ours with
   NoResourceAvailableException after its restarts): wait for room, then fail clearly."""
   deadline = time.monotonic() + timeout
@@ -338,7 +338,7 @@ def _wait_for_free_slots(slots, timeout=180):
     time.sleep(2)
 
 
-def _committed(bootstrap, group):
+def committed_offsets(bootstrap, group):
   admin = KafkaAdminClient(bootstrap_servers=bootstrap)
   try:
     return sum(meta.offset for meta in admin.list_group_offsets(group).get(group, {}).values())
@@ -390,7 +390,7 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     f'--sqlite_path={db}',
   )
   expected = comparable_rows(reference_call_metrics(str(produced['path'])))
-  _wait_for_free_slots(2)
+  wait_for_free_slots(2)
   t0 = time.monotonic()
   options = PipelineOptions(args)
   pipeline = beam.Pipeline(options=options)
@@ -405,7 +405,7 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
       try:
         rows = {
           (r['queue_id'], r['window_start']): [r[c] for c in ROW_COLUMNS]
-          for r in _table(db, 'abandon_metrics')
+          for r in sqlite_table(db, 'abandon_metrics')
         }
       except sqlite3.OperationalError:
         pass  # no table yet
@@ -414,17 +414,17 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
         state = jobs[0]
         # RESTARTING is tolerated until the deadline (e.g. waiting for free slots)
         assert state['state'] not in ('FAILED', 'CANCELED', 'FINISHED'), (
-          f'job {state["state"]}: {_root_exception(state["jid"])}'
+          f'job {state["state"]}: {root_exception(state["jid"])}'
         )
         ckpt = completed_checkpoints(state['jid'])
-      committed = _committed(kafka_bootstrap, group)
+      committed = committed_offsets(kafka_bootstrap, group)
       if rows == expected and ckpt >= 1 and committed == len(produced['lines']):
         break
       assert time.monotonic() < deadline, (
         f'after 300 s: {len(rows or {})} of {len(expected)} rows '
         f'({"equal" if rows == expected else "differ"}), {ckpt} checkpoints, '
         f'{committed} of {len(produced["lines"])} offsets committed; job {state.get("state")}'
-        f' {_root_exception(state["jid"]) if state else ""}'
+        f' {root_exception(state["jid"]) if state else ""}'
       )
       time.sleep(3)
     print(
@@ -433,4 +433,4 @@ def test_unbounded_job_on_the_flink_cluster_with_checkpoints(
     )
   finally:
     stop_cluster_job(job_name, result)
-  assert len(_table(db, 'dead_letters')) == produced['counts']['malformed']
+  assert len(sqlite_table(db, 'dead_letters')) == produced['counts']['malformed']

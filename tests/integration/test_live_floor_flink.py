@@ -20,11 +20,11 @@ import time
 from scripts.produce_events import produce_lines
 from tests.integration.test_flink_recovery import (
   Submitted,
-  _all_tasks_running,
-  _job_args,
-  _wait,
-  _wait_cluster_free,
+  all_tasks_running,
+  recovery_job_args,
   topic,  # noqa: F401 (a fixture the tests take as an argument)
+  wait_cluster_free,
+  wait_until,
 )
 
 QUEUE = 'Q-LIVE'
@@ -73,32 +73,35 @@ def test_a_queued_contact_enters_and_leaves_the_live_floor_on_flink(
   flink_standalone, topic, fresh_keyspace, cassandra_session, kafka_bootstrap, expansion_service
 ):
   group = f'it-{topic}'
-  _wait_cluster_free()
+  wait_cluster_free()
   job = Submitted(
     f'it-live-{topic}',
-    [*_job_args(topic, fresh_keyspace, group), f'--status_interval_seconds={STATUS_INTERVAL_S}'],
+    [
+      *recovery_job_args(topic, fresh_keyspace, group),
+      f'--status_interval_seconds={STATUS_INTERVAL_S}',
+    ],
   )
   try:
-    _wait('all tasks running', lambda: _all_tasks_running(job.jid), WAIT_S)
+    wait_until('all tasks running', lambda: all_tasks_running(job.jid), WAIT_S)
     queued_at = int(time.time() * 1000)
     produce_lines(
       [_event('c-1', 'CALL_QUEUED', queued_at), _event('c-2', 'CALL_QUEUED', queued_at + 1000)],
       topic,
       kafka_bootstrap,
     )
-    status = _wait(
+    status = wait_until(
       'both contacts waiting',
       lambda: (s := _status(cassandra_session, fresh_keyspace)) and s.waiting == 2 and s,
       WAIT_S,
     )
     assert status.oldest_waiting_since == queued_at
-    assert _wait(
+    assert wait_until(
       'both listed, oldest first',
       lambda: _listed(cassandra_session, fresh_keyspace) == ['c-1', 'c-2'],
       WAIT_S,
     )
     # No new event: the refresh moves the row on, extrapolating its clock.
-    refreshed = _wait(
+    refreshed = wait_until(
       'a refreshed row',
       lambda: (s := _status(cassandra_session, fresh_keyspace)) and s.as_of > status.as_of and s,
       WAIT_S,
@@ -108,25 +111,27 @@ def test_a_queued_contact_enters_and_leaves_the_live_floor_on_flink(
     assert refreshed.updated_at > status.updated_at
 
     produce_lines([_event('c-1', 'CALL_ANSWERED', queued_at + 3000)], topic, kafka_bootstrap)
-    status = _wait(
+    status = wait_until(
       'the answered contact gone',
       lambda: (s := _status(cassandra_session, fresh_keyspace)) and s.waiting == 1 and s,
       WAIT_S,
     )
     assert status.oldest_waiting_since == queued_at + 1000
-    assert _wait(
+    assert wait_until(
       'only the other listed', lambda: _listed(cassandra_session, fresh_keyspace) == ['c-2'], WAIT_S
     )
 
     produce_lines(
       [_event('c-2', 'CALL_ENDED', queued_at + 6000, abandoned=True)], topic, kafka_bootstrap
     )
-    status = _wait(
+    status = wait_until(
       'nobody waiting',
       lambda: (s := _status(cassandra_session, fresh_keyspace)) and s.waiting == 0 and s,
       WAIT_S,
     )
     assert status.oldest_waiting_since is None and status.longest_wait_seconds == 0
-    assert _wait('none listed', lambda: _listed(cassandra_session, fresh_keyspace) == [], WAIT_S)
+    assert wait_until(
+      'none listed', lambda: _listed(cassandra_session, fresh_keyspace) == [], WAIT_S
+    )
   finally:
     job.cancel()

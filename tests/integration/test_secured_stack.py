@@ -35,23 +35,23 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from scripts.datagen.calls import DEFAULT_START_MS, write_call_events
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.stack.secure_setup import Secure, cassandra_session, read_env_file
+from testing.datagen.calls import DEFAULT_START_MS, write_call_events
 from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
 from tests.integration.test_flink_recovery import (
   CALLS,
   Submitted,
-  _diff,
-  _expected,
-  _job_args,
-  _rows,
-  _tm_pid,
-  _wait,
-  _wait_cluster_free,
+  cassandra_rows,
+  recovery_job_args,
+  reference_rows,
+  rows_diff,
+  taskmanager_pid,
+  wait_cluster_free,
+  wait_until,
 )
 from tests.support.flink_rest import rest
-from transforms.cassandra_sink import CassandraConnectError, CassandraSettings, CassandraWriter
+from transforms.cassandra import CassandraConnectError, CassandraSettings, CassandraWriter
 from transforms.kafka_io import TOPICS
 from transforms.records import AbandonMetrics
 from transforms.schema import ABANDON_METRICS
@@ -167,7 +167,7 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   """Produces a generated call-event file to a fresh topic on the secured Kafka, submits the job
   (scripts/submit_flink.sh cluster) writing to the secured Cassandra, Kafka and SQLite, waits for
   exact rows, collects what the leak test searches while the job runs, then cancels it."""
-  tm = _tm_pid()
+  tm = taskmanager_pid()
   environ = Path(f'/proc/{tm}/environ').read_bytes().split(b'\0')
   tm_env = {item.split(b'=', 1)[0].decode() for item in environ}  # names only
   assert set(JOB_SECRETS) <= tm_env, (
@@ -179,7 +179,7 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   admin = KafkaAdminClient(**_kafka_python(secure), request_timeout_ms=30000)
   admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)], timeout_ms=30000)
   sink_topics = [TOPICS['abandon_metrics'], TOPICS['dead_letters']]
-  before = {t: _end_offsets(secure, t) for t in sink_topics}
+  before = {t: topic_end_offsets(secure, t) for t in sink_topics}
   generated = work / 'calls.jsonl'
   counts = write_call_events(
     str(generated),
@@ -201,10 +201,10 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
     producer_config={k: v for k, v in _kafka_python(secure).items() if k != 'bootstrap_servers'},
   )
   assert sent['count'] == len(lines) and all(sent['per_partition'].values())
-  expected = _expected(produced)
+  expected = reference_rows(produced)
   db = work / 'out.db'
   args = [
-    *_job_args(topic, keyspace, f'it-{topic}'),
+    *recovery_job_args(topic, keyspace, f'it-{topic}'),
     '--sink=kafka',
     '--sink=sqlite',
     f'--sqlite_path={db}',
@@ -213,7 +213,7 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   mp = pytest.MonkeyPatch()  # the launcher and its job server need the job's secrets
   for name in JOB_SECRETS:
     mp.setenv(name, secure[name])
-  _wait_cluster_free()
+  wait_cluster_free()
   job = None
   try:
     t0 = time.monotonic()
@@ -221,14 +221,14 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
     last = {}
 
     def converged():
-      last['rows'] = _rows(admin_session, keyspace)
+      last['rows'] = cassandra_rows(admin_session, keyspace)
       assert rest(f'/jobs/{job.jid}')['state'] in ('RUNNING', 'CREATED', 'INITIALIZING')
       return last['rows'] == expected
 
     try:
-      _wait('rows equal the reference', converged, 300, 1)
+      wait_until('rows equal the reference', converged, 300, 1)
     except AssertionError as exc:
-      raise AssertionError(f'{exc}: {_diff(last.get("rows"), expected)}') from None
+      raise AssertionError(f'{exc}: {rows_diff(last.get("rows"), expected)}') from None
     rows_s = time.monotonic() - t0
     seen = {
       'rest': {
@@ -270,7 +270,7 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
     admin.close()
 
 
-def _end_offsets(secure, topic) -> Dict[TopicPartition, int]:
+def topic_end_offsets(secure, topic) -> Dict[TopicPartition, int]:
   consumer = KafkaConsumer(**_kafka_python(secure))
   try:
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -281,7 +281,7 @@ def _end_offsets(secure, topic) -> Dict[TopicPartition, int]:
 
 def _read_from(secure, start: Dict[TopicPartition, int]) -> List[bytes]:
   """Keys and values of every record from `start` to the current end."""
-  end = _end_offsets(secure, next(iter(start)).topic)
+  end = topic_end_offsets(secure, next(iter(start)).topic)
   consumer = KafkaConsumer(**_kafka_python(secure), enable_auto_commit=False)
   out = []
   try:

@@ -3,12 +3,13 @@
 They fail (never skip) when a service is down, so CI notices a broken stack.
 """
 
-import socket
 import time
 import uuid
 
 from cassandra.cluster import Cluster
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.integration.conftest import assert_reachable
 
 PROJECT_TOPICS = {
   'cc-call-logs',
@@ -21,19 +22,8 @@ PROJECT_TOPICS = {
 }
 
 
-def _assert_reachable(host, port, what):
-  """Fail fast (instead of a client's long retry loop) when a service is down."""
-  try:
-    socket.create_connection((host, int(port)), timeout=5).close()
-  except OSError as exc:
-    raise AssertionError(
-      f'{what} not reachable at {host}:{port} ({exc}); start it with scripts/stack.sh up'
-    ) from exc
-
-
 def _assert_kafka_reachable(bootstrap):
-  host, _, port = bootstrap.split(',')[0].rpartition(':')
-  _assert_reachable(host, port, 'Kafka')
+  assert_reachable(bootstrap, 'Kafka', 'start it with scripts/stack.sh up')
 
 
 def _consumer(bootstrap):
@@ -83,7 +73,9 @@ def test_kafka_produce_consume_round_trip(kafka_bootstrap):
 
 
 def test_cassandra_cql_round_trip(cassandra_hosts, cassandra_port):
-  _assert_reachable(cassandra_hosts[0], cassandra_port, 'Cassandra')
+  assert_reachable(
+    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
+  )
   cluster = Cluster(
     cassandra_hosts, port=cassandra_port, connect_timeout=10, control_connection_timeout=10
   )

@@ -6,7 +6,7 @@ reads each with `--source=kafka --call_event_format=...` on the local Flink
 cluster (scripts/flink.sh: JobManager and TaskManager), bounded by
 `--kafka_max_num_records` to exactly the produced records so that it ends,
 and writes SQLite. The rows must equal the plain-Python reference
-(scripts/reference/vendors.py). The Python workers are LOOPBACK (in this
+(testing/reference/vendors.py). The Python workers are LOOPBACK (in this
 process), not the cluster's EXTERNAL worker pool: the pool imports the
 pipeline code of the checkout that started it, which need not be this one
 on a shared cluster.
@@ -30,9 +30,9 @@ import time
 import pytest
 
 from pipelines import contact_center
-from scripts.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
 from scripts.produce_events import produce_lines, read_lines
-from scripts.reference.vendors import (
+from testing.datagen.vendor_events import CONNECT, GENESYS, write_vendor_events
+from testing.reference.vendors import (
   ROW_FIELDS,
   parse_connect,
   parse_genesys,
@@ -40,9 +40,9 @@ from scripts.reference.vendors import (
 )
 from tests.integration.test_kafka_flink import (  # noqa: F401 (fixture)
   PARTITIONS,
-  _table,
-  _wait_for_free_slots,
   new_topic,
+  sqlite_table,
+  wait_for_free_slots,
 )
 from tests.support.flink_rest import rest
 
@@ -108,7 +108,7 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
     '--service_level_definition=abandons_positive',
     f'--sqlite_path={db}',
   ]
-  _wait_for_free_slots(2)
+  wait_for_free_slots(2)
   t0 = time.monotonic()
   result = contact_center.run(args)
   print(
@@ -128,18 +128,18 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
   rows = {
     (r['queue_id'], r['channel'], r['window_start']): [_rounded(r[f]) for f in ROW_FIELDS]
     + [r['window_end']]
-    for r in _table(db, 'abandon_metrics')
+    for r in sqlite_table(db, 'abandon_metrics')
   }
   assert rows == expected and rows
   assert sum(r[0] for r in rows.values()) == ref.offered == counts['offered']
-  assert {r['service_level_definition'] for r in _table(db, 'abandon_metrics')} == {
+  assert {r['service_level_definition'] for r in sqlite_table(db, 'abandon_metrics')} == {
     'abandons_positive'
   }
   # Only the Connect records re-sent past the de-duplication TTL.
-  late = _table(db, 'late_events')
+  late = sqlite_table(db, 'late_events')
   assert {r['reason'] for r in late} <= {'record_update'}
   assert sorted(r['event_id'] for r in late) == sorted(ref.record_updates)
-  assert len({r['channel'] for r in _table(db, 'abandon_metrics')}) > 1
+  assert len({r['channel'] for r in sqlite_table(db, 'abandon_metrics')}) > 1
 
   parse = parse_genesys if fmt == GENESYS else parse_connect
   malformed = {

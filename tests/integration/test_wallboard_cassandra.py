@@ -23,7 +23,7 @@ from tests.support.wallboard_helpers import (
   window_row,
   write_page_rows,
 )
-from transforms.cassandra_sink import CassandraSettings, CassandraSink, CassandraWriter
+from transforms.cassandra import CassandraSettings, CassandraSink, CassandraWriter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple
 
-from scripts.datagen.calls import write_call_events
-from scripts.reference.calls import reference_call_metrics
+from testing.datagen.calls import write_call_events
+from testing.reference.calls import reference_call_metrics
 from tests.support.poison import POISON_CALLS
 from tests.test_poison_job import poisoned_copy
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from scripts.reference import calls as ref
+from testing.reference import calls as ref
 
 REPO = Path(__file__).resolve().parents[2]
 B = 1793606400000  # 2026-11-02T08:00:00Z, a multiple of both window sizes

@@ -71,6 +71,7 @@ from transforms.records import (
   OfferedCall,
   SourceRecord,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 METRICS_NAMESPACE = 'amazon_connect'
 RECORD_UPDATES = 'record_updates'
@@ -289,9 +290,14 @@ class ConnectOfferedCalls(beam.PTransform):
   """
 
   def __init__(
-    self, dedupe_ttl_seconds: int, queue_key: str, rules: FieldRules = DEFAULT_FIELD_RULES
+    self,
+    dedupe_ttl_seconds: int,
+    queue_key: str,
+    rules: FieldRules = DEFAULT_FIELD_RULES,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     self._rules = rules
     if queue_key not in QUEUE_KEYS:
       raise ValueError(f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
@@ -307,7 +313,11 @@ class ConnectOfferedCalls(beam.PTransform):
       OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter, RECORD_UPDATES: OfferedCall}
     ).with_outputs(parsing.DEAD_LETTERS, RECORD_UPDATES, main='offered')
     offered = parsed.offered | 'Dedupe' >> DedupeByKey(
-      lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+      lambda c: c.call_id,
+      lambda c: c.timestamp,
+      self._dedupe_ttl,
+      METRICS_NAMESPACE,
+      shards=self._shards,
     )
     return {
       'offered': offered,

@@ -86,6 +86,7 @@ from transforms.records import (
   QueueTransition,
   SourceRecord,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 METRICS_NAMESPACE = 'amazon_connect_events'
 QUEUE_TRANSITIONS = parsing.QUEUE_TRANSITIONS
@@ -357,9 +358,14 @@ class ConnectContactEventsCalls(beam.PTransform):
   """
 
   def __init__(
-    self, dedupe_ttl_seconds: int, queue_key: str, rules: FieldRules = DEFAULT_FIELD_RULES
+    self,
+    dedupe_ttl_seconds: int,
+    queue_key: str,
+    rules: FieldRules = DEFAULT_FIELD_RULES,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     if queue_key not in QUEUE_KEYS:
       raise ValueError(f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
     self._dedupe_ttl = dedupe_ttl_seconds
@@ -375,7 +381,11 @@ class ConnectContactEventsCalls(beam.PTransform):
       OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter, QUEUE_TRANSITIONS: QueueTransition}
     ).with_outputs(parsing.DEAD_LETTERS, QUEUE_TRANSITIONS, main='offered')
     offered = parsed.offered | 'Dedupe' >> DedupeByKey(
-      lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+      lambda c: c.call_id,
+      lambda c: c.timestamp,
+      self._dedupe_ttl,
+      METRICS_NAMESPACE,
+      shards=self._shards,
     )
     return {
       QUEUE_TRANSITIONS: parsed[QUEUE_TRANSITIONS],

@@ -73,6 +73,7 @@ from transforms.records import (
   QueueTransition,
   SourceRecord,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 METRICS_NAMESPACE = 'genesys_cloud'
 # The conversation id is whatever sits between the prefix and the last two
@@ -256,8 +257,10 @@ class GenesysOfferedCalls(beam.PTransform):
     rules: FieldRules = DEFAULT_FIELD_RULES,
     callback_max_queue_wait_seconds: Optional[int] = None,
     trigger_kind: Optional[str] = None,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    self._shards = shards
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
     self._trigger_kind = trigger_kind
@@ -266,6 +269,7 @@ class GenesysOfferedCalls(beam.PTransform):
       max_out_of_orderness_seconds,
       METRICS_NAMESPACE,
       callback_max_queue_wait_seconds,
+      shards=shards,
     )
 
   def expand(self, records):
@@ -277,7 +281,11 @@ class GenesysOfferedCalls(beam.PTransform):
       parsing.DEAD_LETTERS, main='events'
     )
     events = parsed.events | 'Dedupe' >> DedupeByKey(
-      lambda e: f'{e.kind}|{e.call_id}', lambda e: e.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+      lambda e: f'{e.kind}|{e.call_id}',
+      lambda e: e.timestamp,
+      self._dedupe_ttl,
+      METRICS_NAMESPACE,
+      shards=self._shards,
     )
     return {
       'offered': events | 'Pair' >> self._pairing,

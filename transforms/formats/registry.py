@@ -30,7 +30,9 @@ class CallEventFormat(NamedTuple):
 FORMATS: Dict[str, CallEventFormat] = {
   'seed': CallEventFormat(
     lambda c: functools.partial(seed.call_event_time_ms, rules=c.field_rules),
-    lambda c: seed.SeedOfferedCalls(seconds(c.dedupe_ttl), c.field_rules),
+    lambda c: seed.SeedOfferedCalls(
+      seconds(c.dedupe_ttl), c.field_rules, shards=c.event_time.state_shards
+    ),
   ),
   'genesys_cloud': CallEventFormat(
     lambda c: functools.partial(
@@ -45,6 +47,7 @@ FORMATS: Dict[str, CallEventFormat] = {
       c.field_rules,
       callback_max_queue_wait_seconds=seconds(c.genesys_callback_max_queue_wait),
       trigger_kind=c.genesys_trigger_kind,
+      shards=c.event_time.state_shards,
     ),
   ),
   'amazon_connect': CallEventFormat(
@@ -52,7 +55,7 @@ FORMATS: Dict[str, CallEventFormat] = {
       amazon_connect.contact_record_time_ms, queue_key=c.connect_queue_key, rules=c.field_rules
     ),
     lambda c: amazon_connect.ConnectOfferedCalls(
-      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules
+      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
     ),
   ),
   'amazon_connect_events': CallEventFormat(
@@ -62,7 +65,7 @@ FORMATS: Dict[str, CallEventFormat] = {
       rules=c.field_rules,
     ),
     lambda c: amazon_connect_events.ConnectContactEventsCalls(
-      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules
+      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
     ),
   ),
 }

@@ -47,6 +47,7 @@ from transforms.records import (
   QueueTransition,
   SourceRecord,
 )
+from transforms.sharding import DEFAULT_STATE_SHARDS
 
 DEAD_LETTERS = parsing.DEAD_LETTERS
 METRICS_EVENT_TYPE = 'CALL_ENDED'
@@ -183,15 +184,25 @@ class SeedOfferedCalls(beam.PTransform):
   `dead_letters`: PCollection[DeadLetter].
   """
 
-  def __init__(self, dedupe_ttl_seconds: int, rules: FieldRules = DEFAULT_FIELD_RULES):
+  def __init__(
+    self,
+    dedupe_ttl_seconds: int,
+    rules: FieldRules = DEFAULT_FIELD_RULES,
+    shards: int = DEFAULT_STATE_SHARDS,
+  ):
     super().__init__()
+    self._shards = shards
     self._dedupe_ttl = dedupe_ttl_seconds
     self._rules = rules
 
   def expand(self, records):
     parsed = records | 'Parse' >> ParseCallEvents(self._rules)
     offered = parsed.events | 'Dedupe' >> DedupeByKey(
-      lambda c: c.call_id, lambda c: c.timestamp, self._dedupe_ttl, METRICS_NAMESPACE
+      lambda c: c.call_id,
+      lambda c: c.timestamp,
+      self._dedupe_ttl,
+      METRICS_NAMESPACE,
+      shards=self._shards,
     )
     return {
       'offered': offered,

@@ -4,7 +4,7 @@ Cloud conversation detail notifications and Amazon Connect contact trace
 records, the two vendor formats of ``--call_event_format``.
 
 Both render the same simulated calls (the diurnal Poisson arrivals, queue
-profiles and wait model of ``scripts/datagen/calls.py``): a call enters a queue,
+profiles and wait model of ``testing/datagen/calls.py``): a call enters a queue,
 waits, is answered, abandoned or (Genesys only) flows out, talks, ends.
 
 ``--format genesys_cloud``: per queued call an ``acd.start`` at queue entry
@@ -42,19 +42,19 @@ INITIATED and DISCONNECTED without ``queueInfo``; a share of lines
 the queue, not offered).
 
 Both: a share of calls is delayed past window end + allowed lateness or
-into the late-pane interval (as in ``scripts/datagen/calls.py``), a share of
+into the late-pane interval (as in ``testing/datagen/calls.py``), a share of
 lines is re-delivered byte for byte 1-30 lines later, and a cycled list of
 malformed lines (one of each kind by default) is inserted.
 
 The committed samples were made with::
 
-    python -m scripts.datagen.vendor_events --format genesys_cloud \\
+    python -m testing.datagen.vendor_events --format genesys_cloud \\
         --out samples/genesys_cloud.jsonl --calls 500 --seed 14 --events-per-second 0.5 \\
         --body-share 0.1 --callback-share 0.05
-    python -m scripts.datagen.vendor_events --format amazon_connect \\
+    python -m testing.datagen.vendor_events --format amazon_connect \\
         --out samples/amazon_connect.jsonl --calls 800 --seed 15 --events-per-second 0.8 \\
         --callback-share 0.15 --outbound-share 0.05
-    python -m scripts.datagen.vendor_events --format amazon_connect_events \\
+    python -m testing.datagen.vendor_events --format amazon_connect_events \\
         --out samples/amazon_connect_events.jsonl --calls 300 --seed 16 \\
         --events-per-second 0.5 --callback-share 0.15 --outbound-share 0.05 \\
         --unknown-outcome-share 0.01
@@ -75,28 +75,29 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
-  _SHAPE_MAX,
-  _SHAPE_MEAN,
+from testing.datagen.calls import (
   DEFAULT_START_MS,
   MAX_LINE_BYTES,
+  SHAPE_MAX,
+  SHAPE_MEAN,
   TALK_CAP_S,
   WAIT_CAP_S,
-  _hour_of_day,
-  _window_end_ms,
   diurnal_shape,
+  hour_of_day,
   queue_profiles,
+  window_end_ms,
 )
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
-  _cumulative,
-  _dumps,
-  _pick,
-  _share,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
+  cumulative_weights,
   generator_arg_parser,
+  json_line,
+  parse_share,
+  pick_index,
   plan_malformed,
   reset_counts,
   run_generator_cli,
@@ -241,13 +242,14 @@ def simulate_calls(
   """``n`` contacts in enqueue-time order, drawn from ``{seed}:calls``."""
   rng = random.Random(f'{seed}:calls')
   profiles = queue_profiles(queues)
-  cum_weights = _cumulative(p.weight for p in profiles)
+  cum_weights = cumulative_weights(p.weight for p in profiles)
+  queue_coverage = Coverage(n, queues)
   t_ms = float(start_ms)
   for i in range(n):
-    shape = diurnal_shape(_hour_of_day(t_ms))
-    t_ms += rng.expovariate(events_per_second * shape / _SHAPE_MEAN) * 1000.0
-    load = shape / _SHAPE_MAX
-    queue = profiles.index(_pick(rng, profiles, cum_weights))
+    shape = diurnal_shape(hour_of_day(t_ms))
+    t_ms += rng.expovariate(events_per_second * shape / SHAPE_MEAN) * 1000.0
+    load = shape / SHAPE_MAX
+    queue, _ = queue_coverage.take(i, pick_index(rng, cum_weights))
     prof = profiles[queue]
     congestion = 0.6 + 0.8 * load
     ivr_ms = rng.randint(5, IVR_MAX_S) * 1000
@@ -348,13 +350,13 @@ def genesys_malformed_line(kind: str, record: dict) -> bytes:
   if kind == 'not_json':
     return b'acd.end conversation=' + body['conversationId'].encode()
   if kind == 'truncated_json':
-    full = _dumps(rec)
+    full = json_line(rec)
     return full[: len(full) // 2]
   if kind == 'json_array':
-    return _dumps([note['topicName'], body['eventTime']])
+    return json_line([note['topicName'], body['eventTime']])
   if kind == 'detail_not_object':
-    return _dumps(
-      {'version': '0', 'detail-type': note['topicName'], 'detail': _dumps(note).decode()}
+    return json_line(
+      {'version': '0', 'detail-type': note['topicName'], 'detail': json_line(note).decode()}
     )
   if kind == 'missing_topic_name':
     del note['topicName']
@@ -381,7 +383,7 @@ def genesys_malformed_line(kind: str, record: dict) -> bytes:
   elif kind == 'contact_record_instead':
     # A contact record on the Genesys topic: another stream, not a broken
     # notification.
-    return _dumps(
+    return json_line(
       {
         'AWSContactTraceRecordFormatVersion': '2017-03-10',
         'ContactId': body['conversationId'],
@@ -392,12 +394,12 @@ def genesys_malformed_line(kind: str, record: dict) -> bytes:
   elif kind == 'empty_line':
     return b''
   elif kind == 'invalid_utf8':
-    return _dumps(rec).replace(b'"queueId"', b'"ani":"Ren\xe9e \xff","queueId"', 1)
+    return json_line(rec).replace(b'"queueId"', b'"ani":"Ren\xe9e \xff","queueId"', 1)
   elif kind == OVERSIZED_KIND:
     body['subject'] = 'x' * (MAX_LINE_BYTES + 16)
   else:
     raise ValueError(f'unknown malformed kind {kind!r}')
-  return _dumps(rec)
+  return json_line(rec)
 
 
 def _genesys_records(
@@ -476,10 +478,10 @@ def connect_malformed_line(kind: str, record: dict) -> bytes:
   if kind == 'not_json':
     return b'CTR ContactId=' + rec['ContactId'].encode()
   if kind == 'truncated_json':
-    full = _dumps(rec)
+    full = json_line(rec)
     return full[: len(full) // 2]
   if kind == 'json_array':
-    return _dumps([rec['ContactId'], queue['Name']])
+    return json_line([rec['ContactId'], queue['Name']])
   if kind == 'missing_contact_id':
     del rec['ContactId']
   elif kind == 'queue_not_object':
@@ -514,16 +516,16 @@ def connect_malformed_line(kind: str, record: dict) -> bytes:
   elif kind == 'unknown_initiation_method':
     rec['InitiationMethod'] = 'TELEPATHY'
   elif kind == 'contact_event_instead':
-    return _dumps(connect_contact_event(rec, 'QUEUED'))
+    return json_line(connect_contact_event(rec, 'QUEUED'))
   elif kind == 'empty_line':
     return b''
   elif kind == 'invalid_utf8':
-    return _dumps(rec).replace(b'"Channel"', b'"Notes":"Ren\xe9e \xff","Channel"', 1)
+    return json_line(rec).replace(b'"Channel"', b'"Notes":"Ren\xe9e \xff","Channel"', 1)
   elif kind == OVERSIZED_KIND:
     rec['Attributes'] = {'notes': 'x' * (MAX_LINE_BYTES + 16)}
   else:
     raise ValueError(f'unknown malformed kind {kind!r}')
-  return _dumps(rec)
+  return json_line(rec)
 
 
 def connect_contact_event(record: dict, event_type: str) -> dict:
@@ -760,10 +762,10 @@ def connect_events_malformed_line(kind: str, record: dict) -> bytes:
   if kind == 'not_json':
     return b'contact event ' + detail['contactId'].encode()
   if kind == 'truncated_json':
-    full = _dumps(rec)
+    full = json_line(rec)
     return full[: len(full) // 2]
   if kind == 'json_array':
-    return _dumps([detail['contactId'], detail['eventType']])
+    return json_line([detail['contactId'], detail['eventType']])
   if kind == 'detail_not_object':
     rec = {'detail-type': 'Amazon Connect Contact Event', 'source': 'aws.connect', 'detail': 'x'}
   elif kind == 'other_detail_type':
@@ -789,7 +791,7 @@ def connect_events_malformed_line(kind: str, record: dict) -> bytes:
   elif kind == 'unknown_initiation_method':
     detail['initiationMethod'] = 'TELEPATHY'
   elif kind == 'contact_record_instead':
-    return _dumps(
+    return json_line(
       {
         'AWSContactTraceRecordFormatVersion': '2017-03-10',
         'ContactId': detail['contactId'],
@@ -800,12 +802,12 @@ def connect_events_malformed_line(kind: str, record: dict) -> bytes:
   elif kind == 'empty_line':
     return b''
   elif kind == 'invalid_utf8':
-    return _dumps(rec).replace(b'"contactId"', b'"notes":"Ren\xe9e \xff","contactId"', 1)
+    return json_line(rec).replace(b'"contactId"', b'"notes":"Ren\xe9e \xff","contactId"', 1)
   elif kind == OVERSIZED_KIND:
     detail['attributes'] = {'notes': 'x' * (MAX_LINE_BYTES + 16)}
   else:
     raise ValueError(f'unknown malformed kind {kind!r}')
-  return _dumps(rec)
+  return json_line(rec)
 
 
 def _connect_events(
@@ -1056,7 +1058,7 @@ def generate_vendor_events(
     if delayed == 'within':
       hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
       return (
-        _window_end_ms(event_ms, window_ms)
+        window_end_ms(event_ms, window_ms)
         + max_out_of_orderness_s * 1000
         + rng_disorder.uniform(5.0, hi) * 1000
       )
@@ -1113,7 +1115,7 @@ def generate_vendor_events(
         else:
           counts['passed_over'] += 1
           arrival = _arrival(event_ms, '')
-        stream.push(arrival, _dumps(record), dup and suffix.startswith('acd'), record)
+        stream.push(arrival, json_line(record), dup and suffix.startswith('acd'), record)
     elif fmt == CONNECT_EVENTS:
       _push_contact_events(
         call,
@@ -1153,7 +1155,7 @@ def generate_vendor_events(
           counts['outbound'] += 1
         stream.push(
           leg_update_ms + rng_disorder.uniform(0, jitter_seconds) * 1000,
-          _dumps(leg_record),
+          json_line(leg_record),
           False,
           leg_record,
         )
@@ -1165,7 +1167,7 @@ def generate_vendor_events(
       elif delayed == 'within':
         dequeue_ms = (call.enqueue_ms + call.wait_ms) // 1000 * 1000
         arrival = max(arrival, _arrival(dequeue_ms, delayed))
-      stream.push(arrival, _dumps(record), dup, record)
+      stream.push(arrival, json_line(record), dup, record)
       if rng_disorder.random() < update_share:
         counts['updates'] += 1
         update = copy.deepcopy(record)
@@ -1173,7 +1175,10 @@ def generate_vendor_events(
         update['LastUpdateTimestamp'] = iso_utc(later_ms // 1000 * 1000)
         update['Attributes'] = {'surveyScore': str(rng_disorder.randint(1, 5))}
         stream.push(
-          later_ms + rng_disorder.uniform(0, jitter_seconds) * 1000, _dumps(update), False, update
+          later_ms + rng_disorder.uniform(0, jitter_seconds) * 1000,
+          json_line(update),
+          False,
+          update,
         )
     if delayed == 'too_late':
       counts['too_late'] += 1
@@ -1279,7 +1284,7 @@ def _push_contact_events(
       leaving = role in ('left', 'completed') and not leg_kind
       arrival = arrival_of(event_ms, delayed if leaving else '')
       record = event['detail'] if rng_disorder.random() < bare_share else event
-      stream.push(arrival, _dumps(record), dup and role in ('queued', 'left'), record)
+      stream.push(arrival, json_line(record), dup and role in ('queued', 'left'), record)
 
 
 def write_vendor_events(path: str, fmt: str, n: int, seed: int, **options) -> Dict[str, int]:
@@ -1314,71 +1319,74 @@ def build_arg_parser() -> argparse.ArgumentParser:
     default=8.0,
     help='every record arrives U(0, this) after it was emitted',
   )
-  p.add_argument('--too-late-share', type=_share, default=0.005)
+  p.add_argument('--too-late-share', type=parse_share, default=0.005)
   p.add_argument('--too-late-seconds', type=float, default=600.0)
-  p.add_argument('--late-within-lateness-share', type=_share, default=0.01)
+  p.add_argument('--late-within-lateness-share', type=parse_share, default=0.01)
   p.add_argument(
     '--duplicate-share',
-    type=_share,
+    type=parse_share,
     default=0.01,
     help='share of contacts whose records are re-delivered 1-30 lines later',
   )
-  p.add_argument('--never-queued-share', type=_share, default=0.05)
+  p.add_argument('--never-queued-share', type=parse_share, default=0.05)
   p.add_argument(
     '--flow-out-share',
-    type=_share,
+    type=parse_share,
     default=0.03,
     help='left the queue neither answered nor abandoned (transfer, time-out)',
   )
   p.add_argument(
     '--unknown-outcome-share',
-    type=_share,
+    type=parse_share,
     default=0.003,
     help='outcome not told (Genesys UNKNOWN; Connect: no DisconnectReason)',
   )
   p.add_argument(
-    '--missing-start-share', type=_share, default=0.005, help='Genesys: acd.start never delivered'
+    '--missing-start-share',
+    type=parse_share,
+    default=0.005,
+    help='Genesys: acd.start never delivered',
   )
   p.add_argument(
     '--delayed-start-share',
-    type=_share,
+    type=parse_share,
     default=0.005,
     help='Genesys: acd.start delivered after its end was counted',
   )
   p.add_argument(
     '--bare-share',
-    type=_share,
+    type=parse_share,
     default=0.1,
     help='Genesys: share of bare notifications (not EventBridge events)',
   )
   p.add_argument(
     '--body-share',
-    type=_share,
+    type=parse_share,
     default=0.0,
     help='Genesys: share of bare event bodies (Process Automation triggers, webhooks)',
   )
   p.add_argument(
     '--update-share',
-    type=_share,
+    type=parse_share,
     default=0.01,
     help='Connect: share of contacts sent again as an updated record',
   )
   p.add_argument(
     '--transfer-share',
-    type=_share,
+    type=parse_share,
     default=0.5,
     help='Connect contact events: flow-outs that are transfers to another queue',
   )
   p.add_argument(
     '--callback-share',
-    type=_share,
+    type=parse_share,
     default=0.0,
     help='Genesys: voice calls that are callbacks; Connect: abandoned voice '
     'contacts that ask for a queued callback instead',
   )
   p.add_argument(
     '--outbound-share',
-    type=_share,
+    type=parse_share,
     default=0.0,
     help="Connect: contacts followed by an agent's outbound call through the queue",
   )

@@ -45,21 +45,21 @@ LIST ORDER IS ARRIVAL ORDER, with the disorder the job copes with:
 Everything is drawn from ``random.Random(seed)``: the same arguments
 always give the same lines. Stdlib only, and nothing from the pipeline code.
 
-    python -m scripts.datagen.seed_agent_events --out samples/agent_events.jsonl \
+    python -m testing.datagen.seed_agent_events --out samples/agent_events.jsonl \
         --agents 20 --seed 1
 """
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from scripts.datagen.common import (
+from testing.datagen.common import (
   add_start_argument,
   check_shares,
   generator_arg_parser,
+  json_line,
   reset_counts,
   run_generator_cli,
   write_to,
@@ -110,10 +110,6 @@ class Line(NamedTuple):
   record: Optional[Dict[str, Any]]
   reason: Optional[str]
   kind: str
-
-
-def _dumps(record: Any) -> bytes:
-  return json.dumps(record, separators=(',', ':')).encode('utf-8')
 
 
 def _state(agent: str, at: int, state: str, queues, channels, reason='', contact=None) -> dict:
@@ -217,10 +213,10 @@ class _Shift:
 def _malformed(kind: str, base: dict) -> bytes:
   """A malformed line shaped like `base` (a state event)."""
   if kind == 'truncated_json':
-    raw = _dumps(base)
+    raw = json_line(base)
     return raw[: len(raw) // 2]
   if kind == 'not_an_object':
-    return _dumps([base['agent_id'], base['timestamp']])
+    return json_line([base['agent_id'], base['timestamp']])
   bad = dict(base)
   if kind == 'unknown_event_type':
     bad['event_type'] = 'AGENT_PING'
@@ -236,7 +232,7 @@ def _malformed(kind: str, base: dict) -> bytes:
     bad['timestamp'] = str(bad['timestamp'])
   else:
     raise ValueError(f'unknown malformed kind {kind!r}')
-  return _dumps(bad)
+  return json_line(bad)
 
 
 def generate_agent_events(
@@ -310,7 +306,7 @@ def generate_agent_events(
       latest = max(latest, arrival)
       states.append((arrival, record))
     for at, record in beats:
-      push(at + rng.randint(0, disorder_ms), Line(_dumps(record), record, None, 'heartbeat'))
+      push(at + rng.randint(0, disorder_ms), Line(json_line(record), record, None, 'heartbeat'))
 
     logouts = [(shift.events[i][0], a) for i, a in zip(shift.logouts, logout_arrivals)]
 
@@ -320,31 +316,31 @@ def generate_agent_events(
       return not any(t >= at and a <= arrival for t, a in logouts)
 
     for i, (arrival, record) in enumerate(states):
-      push(arrival, Line(_dumps(record), record, None, 'state'))
+      push(arrival, Line(json_line(record), record, None, 'state'))
       # No draw at the default share: the same seed, the same file as before.
       if after_logout_share and i in shift.logouts and rng.random() < after_logout_share:
         # The state before the logout re-delivered after it (off by
         # default: see the module docstring).
         old = states[i - 1][1]
         counts['after_logout_resends'] += 1
-        push(arrival + rng.randint(1, redelivery_ms), Line(_dumps(old), old, None, 'stale'))
+        push(arrival + rng.randint(1, redelivery_ms), Line(json_line(old), old, None, 'stale'))
       if rng.random() < duplicate_share:
         again = arrival + rng.randint(1, redelivery_ms)
         if before_logout(again, record['timestamp']):
           counts['duplicates'] += 1
-          push(again, Line(_dumps(record), record, None, 'duplicate'))
+          push(again, Line(json_line(record), record, None, 'duplicate'))
       if i >= 3 and rng.random() < stale_share:
         old = states[i - rng.randint(2, 3)][1]
         again = arrival + rng.randint(1, disorder_ms + 1)
         if old['event_type'] == 'AGENT_STATE' and before_logout(again, old['timestamp']):
           counts['stale_resends'] += 1
-          push(again, Line(_dumps(old), old, None, 'stale'))
+          push(again, Line(json_line(old), old, None, 'stale'))
     for at, record in beats:
       if rng.random() < duplicate_share:
         counts['duplicates'] += 1
         push(
           at + rng.randint(disorder_ms, disorder_ms + redelivery_ms),
-          Line(_dumps(record), record, None, 'duplicate'),
+          Line(json_line(record), record, None, 'duplicate'),
         )
   arrivals.sort(key=lambda a: (a[0], a[1]))
   lines = [line for _, _, line in arrivals]

@@ -5,7 +5,7 @@ the FINAL rows, in
 plain Python, for a JSON-lines file replayed in polls of ``poll_size`` lines.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
-delivery model of ``scripts/reference/calls.py`` (polls, watermark, per-key late
+delivery model of ``testing/reference/calls.py`` (polls, watermark, per-key late
 gate). Semantics:
 
 * Validity (everything else is a dead letter): see ``parse_genesys`` and
@@ -91,7 +91,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from scripts.reference.calls import (
+from testing.reference.calls import (
   MAX_TS_MS,
   MAX_WAIT_S,
   MIN_TS_MS,

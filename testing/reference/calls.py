@@ -17,7 +17,7 @@ the throughput benchmark (a tight json.loads + dict loop). Its delivery model
 (``iter_polls``, ``watermark_before_poll``, ``KeyedLateGate``,
 ``timestamp_ms``, ``load_json_object``, ``record_delivery``) and its CLI
 pieces (``add_delivery_arguments``, ``Timing``) are shared with
-``scripts/reference/interactions.py``.
+``testing/reference/interactions.py``.
 
 Semantics (the pipeline's contract, docs/design.md and docs/bad_input.md):
 
@@ -35,11 +35,11 @@ Semantics (the pipeline's contract, docs/design.md and docs/bad_input.md):
   < p, minus the out-of-orderness bound; -inf before the first poll.
 * Only CALL_ENDED enters metrics; the first arrival of a call_uuid wins.
 * Fixed windows; an event whose window end + allowed lateness <= watermark
-  is LATE iff its queue's shard (crc32 of the queue id modulo 32) has an
-  established clock: some accepted event of a queue of that shard in an
-  earlier poll has a window end <= watermark (the pipeline only learns the
-  watermark through per-shard event-time timers, so a shard it has never
-  seen cannot judge lateness).
+  is LATE iff its key (queue and channel) has a clock: some accepted event
+  of that key in an earlier poll has a window end <= watermark (the
+  pipeline only learns the watermark through event-time timers, so a key
+  it has never seen cannot judge lateness). A key keeps its clock however
+  long it is silent (docs/design.md, "When an event is late").
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ import math
 import re
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, islice
@@ -280,12 +279,6 @@ def watermark_before_poll(max_ts: Optional[int], max_out_of_orderness_ms: int) -
   return -math.inf if max_ts is None else max_ts - max_out_of_orderness_ms
 
 
-def clock_shard(key: Hashable) -> int:
-  """The shard whose clock judges a key's lateness: crc32 of the key's
-  UTF-8 bytes modulo 32, the pipeline's sharding."""
-  return zlib.crc32(str(key).encode('utf-8')) % 32
-
-
 class KeyedLateGate:
   """The pipeline's late gate for fixed event-time windows per key.
 
@@ -293,12 +286,12 @@ class KeyedLateGate:
   each event of the poll in arrival order.
 
   A window expires when the watermark reaches its end + allowed lateness.
-  An event of an expired window is LATE iff its key's shard has an
-  established clock: among the accepted events of EARLIER polls of the
-  shard's keys, the minimum window end is <= the watermark. The pipeline
-  only learns the watermark through the per-shard event-time timers those
-  events set, so a shard it has never seen (or whose timers cannot have
-  fired yet) cannot judge lateness.
+  An event of an expired window is LATE iff its key has a clock: among the
+  key's accepted events of EARLIER polls, the minimum window end is <= the
+  watermark. The pipeline only learns the watermark through event-time
+  timers, so a key it has never seen (or whose timers cannot have fired
+  yet) cannot judge lateness; a key with a clock keeps it however long it
+  is silent.
   """
 
   __slots__ = (
@@ -319,7 +312,7 @@ class KeyedLateGate:
     # Accepted events that arrived behind the watermark's window end:
     # they update an already fired window (a late pane).
     self.late_pane_events = 0
-    # Per-shard minimum window end of accepted events: committed (earlier
+    # Per-key minimum window end of accepted events: committed (earlier
     # polls, what the gate may use) and pending (the current poll).
     self._clock_min_end: Dict[Hashable, int] = {}
     self._poll_min_end: Dict[Hashable, int] = {}
@@ -342,17 +335,15 @@ class KeyedLateGate:
     start = ts - ts % window_ms
     end = start + window_ms
     watermark = self.watermark
-    shard = clock_shard(key)
     if end <= watermark:
       if (
-        end + self.lateness_ms <= watermark
-        and self._clock_min_end.get(shard, math.inf) <= watermark
+        end + self.lateness_ms <= watermark and self._clock_min_end.get(key, math.inf) <= watermark
       ):
         return None
       self.late_pane_events += 1
     pending = self._poll_min_end
-    if end < pending.get(shard, math.inf):
-      pending[shard] = end
+    if end < pending.get(key, math.inf):
+      pending[key] = end
     return start
 
 

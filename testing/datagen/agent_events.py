@@ -42,7 +42,7 @@ truncated line, an undocumented EventType, an AgentARN naming no agent).
 
 The committed sample was made with::
 
-    python -m scripts.datagen.agent_events --out samples/amazon_connect_agent_events.jsonl \\
+    python -m testing.datagen.agent_events --out samples/amazon_connect_agent_events.jsonl \\
         --agents 6 --minutes 60 --seed 21
 
 Same arguments, same bytes. Stdlib only, and nothing from the pipeline code.
@@ -53,13 +53,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
 import random
 import uuid
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from scripts.datagen.common import _parse_start, _share, write_to
-from scripts.datagen.vendor_events import CONNECT_INSTANCE, connect_queue_name
+from testing.datagen.common import json_line, parse_share, parse_start, write_to
+from testing.datagen.vendor_events import CONNECT_INSTANCE, connect_queue_name
 
 SAMPLE_ARGS = ['--agents', '6', '--minutes', '60', '--seed', '21']
 # The dead-letter reason of each malformed kind, in the order they cycle.
@@ -354,7 +353,7 @@ class _Generator:
 
   def _malformed(self, kind: str, at: int, agent_arn: str) -> bytes:
     if kind == 'wrong_stream':
-      return _dumps(
+      return json_line(
         {
           'AWSAccountId': ACCOUNT,
           'AWSContactTraceRecordFormatVersion': '2017-03-10',
@@ -376,10 +375,10 @@ class _Generator:
       'Version': VERSION,
     }
     if kind == 'malformed_json':
-      return _dumps(event)[:-20]
+      return json_line(event)[:-20]
     if kind == 'unknown_event_type':
-      return _dumps(dict(event, EventType='AGENT_STATE'))
-    return _dumps(dict(event, AgentARN=CONNECT_INSTANCE))
+      return json_line(dict(event, EventType='AGENT_STATE'))
+    return json_line(dict(event, AgentARN=CONNECT_INSTANCE))
 
   def lines(self) -> List[bytes]:
     args, rng = self.args, self.rng
@@ -398,7 +397,7 @@ class _Generator:
       for seq, (at, event) in enumerate(self._heartbeats(agent, horizon)):
         # One agent's records stay in order (one Kinesis partition key).
         arrived = max(arrived, at + int(rng.uniform(0, args.jitter_seconds * 1000)))
-        arrivals.append((arrived, index, seq, _dumps(event)))
+        arrivals.append((arrived, index, seq, json_line(event)))
     arrivals.sort()
     lines = [line for _, _, _, line in arrivals]
     out: List[bytes] = []
@@ -416,10 +415,6 @@ class _Generator:
     return out
 
 
-def _dumps(record: object) -> bytes:
-  return json.dumps(record, separators=(',', ':')).encode('utf-8')
-
-
 def build_arg_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     description='An Amazon Connect agent event stream (JSON lines).',
@@ -431,8 +426,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
   p.add_argument('--minutes', type=int, default=60, help='length of the shift')
   p.add_argument(
     '--start-ms',
-    type=_parse_start,
-    default=_parse_start(DEFAULT_START),
+    type=parse_start,
+    default=parse_start(DEFAULT_START),
     help='start of the shift: epoch ms or ISO-8601 such as 2026-11-02T08:00:00Z',
   )
   p.add_argument('--queues', type=int, default=4, help='queues of the routing profiles')
@@ -443,9 +438,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     help="HEART_BEAT after this long without another event (Amazon's interval)",
   )
   p.add_argument('--idle-mean-ms', type=int, default=45_000, help='mean idle time between contacts')
-  p.add_argument('--missed-share', type=_share, default=0.05, help='offered contacts missed')
-  p.add_argument('--break-share', type=_share, default=0.08, help='idle ends that start a break')
-  p.add_argument('--redelivery-share', type=_share, default=0.01, help='lines delivered twice')
+  p.add_argument('--missed-share', type=parse_share, default=0.05, help='offered contacts missed')
+  p.add_argument(
+    '--break-share', type=parse_share, default=0.08, help='idle ends that start a break'
+  )
+  p.add_argument('--redelivery-share', type=parse_share, default=0.01, help='lines delivered twice')
   p.add_argument(
     '--jitter-seconds', type=float, default=2.0, help='delivery delay across agents, at most'
   )

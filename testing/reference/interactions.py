@@ -13,12 +13,12 @@ output after replaying it in polls of ``poll_size`` lines:
 * counts of dead letters, duplicates, valid interactions, customer updates.
 
 It shares no code with ``pipelines/`` or ``transforms/``; it reuses the
-delivery model of ``scripts/reference/calls.py`` (polls, watermark, per-key late
+delivery model of ``testing/reference/calls.py`` (polls, watermark, per-key late
 gate), which the call-metrics reference is checked with.
 
 Semantics:
 
-* Validity: a JSON object as ``scripts/reference/calls.py`` decodes it
+* Validity: a JSON object as ``testing/reference/calls.py`` decodes it
   (``load_json_object``), and either ``recordType == "customer_update"``
   with valid texts ``customerId``, ``tier``, ``region`` (``valid_text``) and
   a valid ``timestamp``, or no ``recordType`` (or null) with valid texts
@@ -32,7 +32,7 @@ Semantics:
 * Interactions are deduplicated by ``interactionId`` (first arrival wins);
   customer updates are not deduplicated.
 * Volumes: key = channel, fixed windows, allowed lateness, the per-key
-  clock rule of ``scripts/reference/calls.py`` (``KeyedLateGate``).
+  clock rule of ``testing/reference/calls.py`` (``KeyedLateGate``).
 * Pattern, per customer: an interaction arriving in poll p is LATE iff an
   accepted interaction of the same customer's current sequence (see the
   state bound below) has been processed (from a poll < p, its tick <= W_p)
@@ -67,7 +67,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from scripts.reference.calls import (
+from testing.reference.calls import (
   KeyedLateGate,
   Timing,
   add_delivery_arguments,

@@ -27,7 +27,7 @@ LIST ORDER IS ARRIVAL ORDER, with the disorder the job has to cope with:
 Everything is drawn from one ``random.Random(seed)``: the same arguments
 always give the same list. Stdlib only, and nothing from the pipeline code.
 
-    python -m scripts.datagen.queue_transitions --out transitions.jsonl \
+    python -m testing.datagen.queue_transitions --out transitions.jsonl \
         --contacts 500 --seed 3
 """
 
@@ -38,7 +38,7 @@ import random
 import sys
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 
-from scripts.datagen.common import (
+from testing.datagen.common import (
   check_shares,
   generator_arg_parser,
   reset_counts,

@@ -29,7 +29,7 @@ supervisor); the members file gives agent n % 3 == 1 the Billing queue,
 
 The committed sample and members file were made with::
 
-    python -m scripts.datagen.genesys_agent_events \\
+    python -m testing.datagen.genesys_agent_events \\
         --out samples/genesys_cloud_agent_events.jsonl \\
         --members tests/fixtures/queue_members.json
 

@@ -1,6 +1,6 @@
 """Pieces shared by the seeded replay-file generators.
 
-``scripts/datagen/calls.py`` (call events) and ``scripts/datagen/data_actions.py``
+``testing/datagen/calls.py`` (call events) and ``testing/datagen/data_actions.py``
 (CXone Data Actions) write files whose line order is arrival order, with the
 same kinds of disorder layered on top: exact re-deliveries a few lines later
 and a cycled list of malformed lines at random positions. The bookkeeping of
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import datetime as _dt
 import heapq
 import json
@@ -26,6 +27,7 @@ from typing import (
   IO,
   Any,
   Callable,
+  Deque,
   Dict,
   Iterable,
   Iterator,
@@ -47,7 +49,7 @@ _REDELIVERY_GAP = (1, 30)
 # --------------------------------------------------------------------------
 
 
-def _dumps(record: object) -> bytes:
+def json_line(record: object) -> bytes:
   # Compact separators: smaller files, same JSON.
   return json.dumps(record, separators=(',', ':')).encode('utf-8')
 
@@ -97,7 +99,7 @@ def reset_counts(stats: Optional[Dict[str, int]], keys: Iterable[str]) -> Dict[s
   return counts
 
 
-def _cumulative(weights: Iterable[float]) -> List[float]:
+def cumulative_weights(weights: Iterable[float]) -> List[float]:
   acc = 0.0
   out = []
   for w in weights:
@@ -106,9 +108,78 @@ def _cumulative(weights: Iterable[float]) -> List[float]:
   return out
 
 
-def _pick(rng: random.Random, values: Sequence[_T], cum: List[float]) -> _T:
+def pick_index(rng: random.Random, cum: List[float]) -> int:
+  """The index of a draw weighted by the cumulative weights ``cum``."""
   # min(): guards against rounding putting the draw past the last bound.
-  return values[min(bisect.bisect_left(cum, rng.random() * cum[-1]), len(values) - 1)]
+  return min(bisect.bisect_left(cum, rng.random() * cum[-1]), len(cum) - 1)
+
+
+def pick_weighted(rng: random.Random, values: Sequence[_T], cum: List[float]) -> _T:
+  return values[pick_index(rng, cum)]
+
+
+class Coverage:
+  """Makes ``n_draws`` weighted draws of ``n_values`` values show every value.
+
+  Skewed weights leave the tail out: the call generator's queue volumes
+  shrink by 0.8 per cycle of eight queues, so 1,000 queues over 20,000
+  calls showed about 244 of them and 20,000 queues about 384; Zipf-like
+  customer activity shows about 244,000 of 1,000,000 customers in as many
+  interactions. A benchmark asking for N keys must get N keys, so with at
+  least as many draws as values every value comes up at least once:
+
+  * value ``j`` (in the weights' order, heaviest first) is due at draw
+    ``(j + 1) * n_draws // n_values - 1``: unless it came up before, that
+    draw is it instead of what the weights picked. First appearances
+    thus spread over the whole stream, as keys show up in a real one, and a
+    skew the draws already cover (eight queues over hundreds of calls) is
+    left byte for byte as it was;
+  * draws the caller makes without ``take`` (the Data Actions generator's
+    retries, of customers already seen) can delay a due value: once no more
+    draws are left than values unseen (``reserved`` counts the positions
+    such draws may still take), every draw is an unseen value.
+
+  With fewer draws than values nothing is changed: the weights decide.
+  """
+
+  def __init__(self, n_draws: int, n_values: int) -> None:
+    self._n_draws = n_draws
+    self._n_values = n_values
+    self._seen = bytearray(n_values)
+    # Nothing to do with fewer draws than values, or once all are seen.
+    self._unseen = n_values if n_draws >= n_values else 0
+    self._next_due = 0  # values below it are due
+    self._overdue: Deque[int] = collections.deque()
+    self._scan = 0  # where to look for an unseen value that is not due yet
+
+  def take(self, position: int, drawn: int, reserved: int = 0) -> Tuple[int, bool]:
+    """The value of draw ``position`` (0-based, of ``n_draws``) whose
+    weighted pick was ``drawn``, and whether the coverage chose it (even if
+    the weights happened to pick the same)."""
+    if not self._unseen:
+      return drawn, False
+    n, m = self._n_draws, self._n_values
+    while self._next_due < m and (self._next_due + 1) * n // m - 1 <= position:
+      if not self._seen[self._next_due]:
+        self._overdue.append(self._next_due)
+      self._next_due += 1
+    while self._overdue and self._seen[self._overdue[0]]:
+      self._overdue.popleft()
+    value, chosen = drawn, True
+    if self._overdue:
+      value = self._overdue.popleft()
+    elif self._unseen >= n - position - reserved:
+      # Every value below _next_due is seen (the overdue ones are).
+      self._scan = max(self._scan, self._next_due)
+      while self._seen[self._scan]:
+        self._scan += 1
+      value = self._scan
+    else:
+      chosen = False
+    if not self._seen[value]:
+      self._seen[value] = 1
+      self._unseen -= 1
+    return value, chosen
 
 
 # --------------------------------------------------------------------------
@@ -235,7 +306,7 @@ class ArrivalStream:
 # --------------------------------------------------------------------------
 
 
-def _parse_start(value: str) -> int:
+def parse_start(value: str) -> int:
   """Epoch ms, or an ISO-8601 time such as 2026-11-02T08:00:00Z."""
   if value.lstrip('-').isdigit():
     return int(value)
@@ -245,7 +316,7 @@ def _parse_start(value: str) -> int:
   return int(parsed.timestamp() * 1000)
 
 
-def _share(value: str) -> float:
+def parse_share(value: str) -> float:
   share = float(value)
   if not 0.0 <= share <= 1.0:
     raise argparse.ArgumentTypeError('a share must be in [0, 1]')
@@ -270,7 +341,7 @@ def add_start_argument(p: argparse.ArgumentParser, default_ms: int, first: str) 
   """Add ``--start-ms``: the event time of the ``first`` record."""
   p.add_argument(
     '--start-ms',
-    type=_parse_start,
+    type=parse_start,
     default=default_ms,
     help=f'event time of the first {first}: epoch ms or ISO-8601 such as 2026-11-02T08:00:00Z',
   )

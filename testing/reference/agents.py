@@ -71,7 +71,7 @@ Semantics (the job's contract):
   (talk + hold + ACW) / (that + available), rounded half-up to 4 places, 0
   when the denominator is 0.
 
-CLI: ``python -m scripts.reference.agents FILE.jsonl [--window-s 300]
+CLI: ``python -m testing.reference.agents FILE.jsonl [--window-s 300]
 [--silence-timeout-s 900]`` replays a seed agent-event file (lines the
 seed parser rejects skipped, by a minimal check) with the watermark at the
 largest event time after every line, then finishes, and prints the

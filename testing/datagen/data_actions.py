@@ -24,7 +24,9 @@ The topic ``cxone-data-actions`` mixes two record kinds, one per line:
   enrich), and occasionally a later update that changes the tier.
 
 Customers are many (``customers``) with Zipf-like activity: a few busy
-accounts, a long tail of customers seen once or never.
+accounts, a long tail of customers seen once or never. With at least as many
+background interactions as customers every customer is seen (common.Coverage):
+a benchmark asking for 1,000,000 customers gets 1,000,000 keys.
 
 FILE ORDER IS ARRIVAL ORDER: every record arrives ``U(0, jitter)`` after its
 event time (default 5 s, inside the pipeline's 10 s watermark delay) and the
@@ -43,7 +45,7 @@ lines are sorted by arrival. On top of that:
 
 The committed sample was made with::
 
-    python -m scripts.datagen.data_actions --out samples/data_actions.jsonl \\
+    python -m testing.datagen.data_actions --out samples/data_actions.jsonl \\
         --interactions 3000 --customers 300 --seed 18 --events-per-second 5
 
 Same arguments, same bytes: everything is drawn from ``random.Random``
@@ -55,7 +57,6 @@ only, and nothing from the pipeline code.
 from __future__ import annotations
 
 import argparse
-import bisect
 import heapq
 import math
 import random
@@ -64,23 +65,25 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
-  _SHAPE_MEAN,
+from testing.datagen.calls import (
   DEFAULT_START_MS,
   MAX_LINE_BYTES,
-  _hour_of_day,
+  SHAPE_MEAN,
   diurnal_shape,
+  hour_of_day,
 )
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
-  _cumulative,
-  _dumps,
-  _pick,
-  _share,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
+  cumulative_weights,
   generator_arg_parser,
+  json_line,
+  parse_share,
+  pick_index,
+  pick_weighted,
   plan_malformed,
   reset_counts,
   run_generator_cli,
@@ -161,36 +164,36 @@ def malformed_line(kind: str, interaction: dict, update: dict) -> bytes:
       + ev['channel'].encode()
     )
   if kind == 'json_array':
-    return _dumps([ev['interactionId'], ev['customerId'], ev['timestamp']])
+    return json_line([ev['interactionId'], ev['customerId'], ev['timestamp']])
   if kind == 'missing_customer_id':
     del ev['customerId']
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'missing_channel':
     del ev['channel']
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'timestamp_as_string':
     ev['timestamp'] = str(ev['timestamp'])
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'absurd_timestamp':
     ev['timestamp'] = 10_413_792_000_000  # 2300-01-01T00:00:00Z
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'unknown_record_type':
     up['recordType'] = 'customer_delete'
-    return _dumps(up)
+    return json_line(up)
   if kind == 'update_missing_tier':
     del up['tier']
-    return _dumps(up)
+    return json_line(up)
   if kind == 'empty_status':
     ev['status'] = ''
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'invalid_utf8':
     # A Latin-1 agent note inside otherwise valid JSON: not UTF-8.
-    line = _dumps(ev)
+    line = json_line(ev)
     return line.replace(b'"status"', b'"note":"r\xe9essai \xff","status"', 1)
   if kind == OVERSIZED_KIND:
     # A valid interaction, only too big for one record.
     ev['transcript'] = 'x' * (MAX_LINE_BYTES + 16)
-    return _dumps(ev)
+    return json_line(ev)
   raise ValueError(f'unknown malformed kind {kind!r}')
 
 
@@ -407,7 +410,9 @@ def generate_data_actions(
   time, in arrival order.
 
   In: the number of distinct interactions (planted ones included), the
-  seed, and knobs: ``customers`` (population size), ``events_per_second``
+  seed, and knobs: ``customers`` (population size; each of them shows up
+  when ``n_interactions`` less the planted ones is at least as many),
+  ``events_per_second``
   (24 h average; a diurnal curve modulates it), ``jitter_seconds``
   (arrival delay U(0, jitter)), ``failure_share``/``callback_share`` (of
   fresh interactions), ``retry_share`` (chance a failure is retried by the
@@ -465,12 +470,13 @@ def generate_data_actions(
   # Rank -> customer number: the busiest account is not C-000000.
   ids = list(range(customers))
   rng_cust.shuffle(ids)
-  cum_customers = _cumulative(
+  cum_customers = cumulative_weights(
     [1.0 / (k + _ZIPF_OFFSET) ** zipf_exponent for k in range(1, customers + 1)]
   )
-  cum_channels = _cumulative(_CHANNEL_WEIGHTS)
-  cum_tiers = _cumulative(_TIER_WEIGHTS)
-  cum_regions = _cumulative(_REGION_WEIGHTS)
+  customer_coverage = Coverage(n_background, customers)
+  cum_channels = cumulative_weights(_CHANNEL_WEIGHTS)
+  cum_tiers = cumulative_weights(_TIER_WEIGHTS)
+  cum_regions = cumulative_weights(_REGION_WEIGHTS)
   jitter_ms = jitter_seconds * 1000.0
 
   # Positions are drawn over the interactions, a lower bound of the number
@@ -504,7 +510,7 @@ def generate_data_actions(
   seen_customers = set()
 
   def push(arrival: float, record: dict, dupable: bool = False) -> None:
-    stream.push(arrival, _dumps(record), dupable, record)
+    stream.push(arrival, json_line(record), dupable, record)
 
   def fresh_id() -> str:
     return str(uuid.UUID(int=rng_ev.getrandbits(128), version=4))
@@ -573,8 +579,8 @@ def generate_data_actions(
     ``first_ts``."""
     if rng_prof.random() >= profile_share:
       return  # no profile: the join must cope with unknown customers
-    tier = _pick(rng_prof, TIERS, cum_tiers)
-    region = _pick(rng_prof, REGIONS, cum_regions)
+    tier = pick_weighted(rng_prof, TIERS, cum_tiers)
+    region = pick_weighted(rng_prof, REGIONS, cum_regions)
     if rng_prof.random() < profile_after_share:
       # The profile arrives after the interaction it should enrich.
       ts = first_ts + int((jitter_seconds + rng_prof.uniform(*_PROFILE_AFTER_S)) * 1000)
@@ -616,8 +622,8 @@ def generate_data_actions(
 
   def plant(index: int, spec: PlantedCaseSpec, base: int) -> None:
     customer = planted_customer_id(index, spec.name)
-    tier = _pick(rng_plant, TIERS, cum_tiers)
-    region = _pick(rng_plant, REGIONS, cum_regions)
+    tier = pick_weighted(rng_plant, TIERS, cum_tiers)
+    region = pick_weighted(rng_plant, REGIONS, cum_regions)
     last_ts = base + spec.steps[-1][0]
     if spec.profile_after:
       ts = last_ts + 20_000
@@ -666,19 +672,24 @@ def generate_data_actions(
       next_case += 1
     if t_next is None:
       # Non-homogeneous Poisson arrivals at the current diurnal rate.
-      rate = events_per_second * diurnal_shape(_hour_of_day(t_ms)) / _SHAPE_MEAN
+      rate = events_per_second * diurnal_shape(hour_of_day(t_ms)) / SHAPE_MEAN
       t_next = t_ms + rng_ev.expovariate(rate) * 1000.0
     if retries and retries[0][0] <= t_next:
       ts, _, customer, channel = heapq.heappop(retries)
       status = draw_status(channel, retry=True)
       counts['retries'] += 1
+      covering = False
     else:
       t_ms = t_next
       t_next = None
       ts = int(t_ms)
-      rank = bisect.bisect_left(cum_customers, rng_ev.random() * cum_customers[-1])
-      customer = f'C-{ids[min(rank, customers - 1)]:0{width}d}'
-      channel = _pick(rng_ev, CHANNELS, cum_channels)
+      # Reserved: the retries pending, and one a draw before this one may
+      # just have scheduled.
+      rank, covering = customer_coverage.take(
+        produced, pick_index(rng_ev, cum_customers), reserved=len(retries) + 1
+      )
+      customer = f'C-{ids[rank]:0{width}d}'
+      channel = pick_weighted(rng_ev, CHANNELS, cum_channels)
       status = draw_status(channel, retry=False)
     if customer not in seen_customers:
       seen_customers.add(customer)
@@ -694,9 +705,13 @@ def generate_data_actions(
       arrival = ts + rng_arr.uniform(0, jitter_ms)
     push(arrival, rec, rng_dup.random() < duplicate_share)
     produced += 1
-    if status == FAILED and rng_ev.random() < retry_share:
+    # A customer drawn to complete the population does not retry: the
+    # retry would take a position Coverage counted on for an unseen one.
+    if status == FAILED and rng_ev.random() < retry_share and not covering:
       # The customer tries again shortly, mostly on the same channel.
-      r_channel = channel if rng_ev.random() < 0.7 else _pick(rng_ev, CHANNELS, cum_channels)
+      r_channel = (
+        channel if rng_ev.random() < 0.7 else pick_weighted(rng_ev, CHANNELS, cum_channels)
+      )
       r_ts = ts + int(rng_ev.uniform(*RETRY_GAP_S) * 1000)
       heapq.heappush(retries, (r_ts, retry_seq, customer, r_channel))
       retry_seq += 1
@@ -747,7 +762,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     '--customers',
     type=int,
     default=DEFAULT_CUSTOMERS,
-    help='customer population (Zipf-like activity)',
+    help='customer population (Zipf-like activity; all of them seen given as many interactions)',
   )
   add_start_argument(p, DEFAULT_START_MS, 'interaction')
   p.add_argument(
@@ -764,47 +779,50 @@ def build_arg_parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     '--failure-share',
-    type=_share,
+    type=parse_share,
     default=0.04,
     help='share of FAILED among fresh interactions (per-channel multipliers apply)',
   )
   p.add_argument(
     '--callback-share',
-    type=_share,
+    type=parse_share,
     default=0.03,
     help='share of CALLBACK_REQUESTED among fresh interactions',
   )
   p.add_argument(
     '--retry-share',
-    type=_share,
+    type=parse_share,
     default=0.5,
     help='chance that a failure is retried by the same customer 2-20 s later',
   )
   p.add_argument('--zipf-exponent', type=float, default=1.0, help='skew of customer activity')
   p.add_argument(
-    '--profile-share', type=_share, default=0.9, help='share of customers with a customer_update'
+    '--profile-share',
+    type=parse_share,
+    default=0.9,
+    help='share of customers with a customer_update',
   )
   p.add_argument(
     '--profile-after-share',
-    type=_share,
+    type=parse_share,
     default=0.15,
     help='of those, share whose profile comes after the first interaction',
   )
   p.add_argument(
     '--tier-change-share',
-    type=_share,
+    type=parse_share,
     default=0.05,
     help='of those, share with a later update changing the tier',
   )
   p.add_argument(
     '--duplicate-share',
-    type=_share,
+    type=parse_share,
     default=0.01,
     help='share of interactions re-delivered 1-30 lines later',
   )
   p.add_argument(
     '--too-late-share',
-    type=_share,
+    type=parse_share,
     default=0.002,
     help='share of interactions arriving --too-late-seconds late',
   )

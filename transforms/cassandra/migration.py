@@ -1,5 +1,5 @@
 """Migrates a Cassandra keyspace written by an older release to the schema
-this release writes (`cassandra_sink.SCHEMA_VERSION`).
+this release writes (`schema.SCHEMA_VERSION`).
 
     python -m scripts.migrate_cassandra --cassandra_keyspace=K [the job's
         other --cassandra_* options]
@@ -23,15 +23,15 @@ from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from transforms.cassandra_sink import (
+from options.config import CassandraSettings
+from transforms.cassandra.connection import connect_at_launch
+from transforms.cassandra.schema import (
   CQL_TYPES,
   DDL_TIMEOUT_S,
   SCHEMA_VERSION,
-  CassandraSettings,
   StoredTable,
   bind_values,
   cassandra_columns,
-  connect_at_launch,
   create_table_cql,
   insert_cql,
   key_cql,

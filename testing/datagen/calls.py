@@ -26,7 +26,7 @@ order of the lines:
 The committed sample was made with (5 calls/s, so that 5000 calls span
 about four 5-minute windows and the too-late events land inside the file)::
 
-    python -m scripts.datagen.calls --out samples/call_events.jsonl \
+    python -m testing.datagen.calls --out samples/call_events.jsonl \
         --events 5000 --seed 7 --events-per-second 5
 
 Everything is drawn from ``random.Random`` instances seeded from ``--seed``:
@@ -44,16 +44,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from scripts.datagen.common import (
+from testing.datagen.common import (
   ArrivalStream,
-  _cumulative,
-  _dumps,
-  _pick,
-  _share,
+  Coverage,
   add_malformed_arguments,
   add_start_argument,
   check_shares,
+  cumulative_weights,
   generator_arg_parser,
+  json_line,
+  parse_share,
+  pick_index,
   plan_malformed,
   reset_counts,
   run_generator_cli,
@@ -139,12 +140,13 @@ def diurnal_shape(hour_of_day: float) -> float:
   )
 
 
-# Normalisers so that --events-per-second is the 24-hour average rate.
-_SHAPE_MEAN = sum(diurnal_shape(m / 60.0) for m in range(1440)) / 1440.0
-_SHAPE_MAX = max(diurnal_shape(m / 60.0) for m in range(1440))
+# Normalisers: SHAPE_MEAN so that --events-per-second is the 24-hour average
+# rate, SHAPE_MAX to express the load as a share of the busiest moment's.
+SHAPE_MEAN = sum(diurnal_shape(m / 60.0) for m in range(1440)) / 1440.0
+SHAPE_MAX = max(diurnal_shape(m / 60.0) for m in range(1440))
 
 
-def _hour_of_day(t_ms: float) -> float:
+def hour_of_day(t_ms: float) -> float:
   return (t_ms / 3_600_000.0) % 24.0
 
 
@@ -182,47 +184,47 @@ def malformed_line(kind: str, base_event: dict) -> bytes:
   if kind == 'not_json':
     return b'CALL_ENDED call_uuid=' + ev['call_uuid'].encode() + b' queue=Q-?'
   if kind == 'truncated_json':
-    full = _dumps(ev)
+    full = json_line(ev)
     return full[: len(full) // 2]
   if kind == 'json_array':
-    return _dumps([ev['call_uuid'], ev['queue_id'], ev['timestamp']])
+    return json_line([ev['call_uuid'], ev['queue_id'], ev['timestamp']])
   if kind == 'json_string':
-    return _dumps(ev['call_uuid'])
+    return json_line(ev['call_uuid'])
   if kind == 'missing_call_uuid':
     del ev['call_uuid']
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'missing_timestamp':
     del ev['timestamp']
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'timestamp_as_string':
     ev['timestamp'] = str(ev['timestamp'])
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'timestamp_1970':
     ev['timestamp'] = ev['timestamp'] // 1000  # seconds sent as ms: 1970
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'timestamp_2300':
     ev['timestamp'] = 10_413_792_000_000  # 2300-01-01T00:00:00Z
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'negative_wait':
     ev['wait_time_seconds'] = -abs(int(ev['wait_time_seconds'])) - 1
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'abandoned_as_string':
     ev['abandoned'] = 'yes'
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'empty_queue_id':
     ev['queue_id'] = ''
-    return _dumps(ev)
+    return json_line(ev)
   if kind == 'empty_line':
     return b''
   if kind == 'invalid_utf8':
     # A Latin-1 agent name inside otherwise valid JSON: bytes that are
     # not UTF-8 (0xE9 starts a 3-byte sequence that never completes).
-    line = _dumps(ev)
+    line = json_line(ev)
     return line.replace(b'"queue_id"', b'"agent_name":"Ren\xe9e \xff","queue_id"', 1)
   if kind == OVERSIZED_KIND:
     # Valid JSON and a valid event, only too big for one record.
     ev['notes'] = 'x' * (MAX_LINE_BYTES + 16)
-    return _dumps(ev)
+    return json_line(ev)
   raise ValueError(f'unknown malformed kind {kind!r}')
 
 
@@ -231,7 +233,7 @@ def malformed_line(kind: str, base_event: dict) -> bytes:
 # --------------------------------------------------------------------------
 
 
-def _window_end_ms(ts_ms: int, window_ms: int) -> int:
+def window_end_ms(ts_ms: int, window_ms: int) -> int:
   return ts_ms - ts_ms % window_ms + window_ms
 
 
@@ -258,10 +260,11 @@ def generate_call_events(
   """Yield the lines of a call-event file, in arrival order.
 
   In: ``n`` distinct calls (each ends with one CALL_ENDED event), a
-  ``seed``, and the disorder knobs (shares are fractions of ``n``, counts
-  are rounded). ``malformed`` is the number of malformed lines (cycling
-  through ``MALFORMED_KINDS``, plus ``OVERSIZED_KIND`` when ``oversized``);
-  ``None`` means one of each kind.
+  ``seed``, ``queues`` (``queue_profiles``; with ``n >= queues`` every queue
+  has calls, see common.Coverage), and the disorder knobs (shares are
+  fractions of ``n``, counts are rounded). ``malformed`` is the number of
+  malformed lines (cycling through ``MALFORMED_KINDS``, plus
+  ``OVERSIZED_KIND`` when ``oversized``); ``None`` means one of each kind.
   Out: ``bytes`` lines WITHOUT the trailing newline (bytes, not str,
   because one malformed kind is deliberately invalid UTF-8). Lines are
   produced lazily with bounded memory. If ``stats`` is given it is filled
@@ -290,7 +293,8 @@ def generate_call_events(
   rng_bad = random.Random(f'{seed}:malformed')
 
   profiles = queue_profiles(queues)
-  cum_weights = _cumulative(prof.weight for prof in profiles)
+  cum_weights = cumulative_weights(prof.weight for prof in profiles)
+  queue_coverage = Coverage(n, queues)
 
   window_ms = window_size_s * 1000
   n_too_late = round(n * too_late_share)
@@ -354,14 +358,14 @@ def generate_call_events(
   for i in range(n):
     # Non-homogeneous Poisson arrivals: exponential gaps at the current
     # diurnal rate (the rate changes slowly relative to the gaps).
-    hour = _hour_of_day(t_ms)
+    hour = hour_of_day(t_ms)
     shape = diurnal_shape(hour)
-    rate = events_per_second * shape / _SHAPE_MEAN
+    rate = events_per_second * shape / SHAPE_MEAN
     t_ms += rng_calls.expovariate(rate) * 1000.0
     ts = int(t_ms)
-    load = shape / _SHAPE_MAX  # 0.15 (night) .. 1 (peak)
+    load = shape / SHAPE_MAX  # 0.15 (night) .. 1 (peak)
 
-    prof = _pick(rng_calls, profiles, cum_weights)
+    prof = profiles[queue_coverage.take(i, pick_index(rng_calls, cum_weights))[0]]
     call_uuid = str(uuid.UUID(int=rng_calls.getrandbits(128), version=4))
     # Busy periods lose more callers and keep them waiting longer.
     congestion = 0.6 + 0.8 * load
@@ -399,13 +403,13 @@ def generate_call_events(
       # end, but before window end + allowed lateness.
       hi = max(5.0, min(40.0, allowed_lateness_s - max_out_of_orderness_s - 5.0))
       arrival = (
-        _window_end_ms(ts, window_ms)
+        window_end_ms(ts, window_ms)
         + max_out_of_orderness_s * 1000
         + int(rng_disorder.uniform(5.0, hi) * 1000)
       )
     else:
       arrival = ts + int(rng_disorder.uniform(0, jitter_seconds) * 1000)
-    stream.push(arrival, _dumps(event), i in dup_idx, event)
+    stream.push(arrival, json_line(event), i in dup_idx, event)
     counts['valid'] += 1
 
     for _ in range(other_idx.get(i, 0)):
@@ -430,7 +434,7 @@ def generate_call_events(
         'agent_id': agent_id if etype == 'CALL_ANSWERED' else None,
       }
       o_arrival = ots + int(rng_other.uniform(0, jitter_seconds) * 1000)
-      stream.push(o_arrival, _dumps(other), False, other)
+      stream.push(o_arrival, json_line(other), False, other)
       counts['other_event_types'] += 1
 
     # Safe to emit anything arriving by then: no event generated later
@@ -489,7 +493,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     default=20.0,
     help='average call rate over 24 h; the diurnal curve makes mid-day busier and nights quieter',
   )
-  p.add_argument('--queues', type=int, default=8, help='number of queues')
+  p.add_argument(
+    '--queues',
+    type=int,
+    default=8,
+    help='number of queues (each has calls if --events is at least as many)',
+  )
   p.add_argument(
     '--jitter-seconds',
     type=float,
@@ -498,7 +507,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     '--too-late-share',
-    type=_share,
+    type=parse_share,
     default=0.005,
     help='share of calls delayed by --too-late-seconds',
   )
@@ -507,20 +516,20 @@ def build_arg_parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     '--late-within-lateness-share',
-    type=_share,
+    type=parse_share,
     default=0.01,
     help='share of calls arriving after the watermark passed '
     'their window end but within the allowed lateness',
   )
   p.add_argument(
     '--duplicate-share',
-    type=_share,
+    type=parse_share,
     default=0.01,
     help='share of calls re-delivered 1-30 lines later',
   )
   p.add_argument(
     '--other-event-share',
-    type=_share,
+    type=parse_share,
     default=0.05,
     help='CALL_STARTED/QUEUED/ANSWERED events, as a share of calls',
   )

@@ -3,10 +3,10 @@
 calls and CXone Data Actions produced to Kafka as they happen (event time =
 now), at a rate that follows a working day compressed into minutes.
 
-    python -m scripts.datagen.live --bootstrap 127.0.0.1:9092 --rate 20 \\
+    python -m testing.datagen.live --bootstrap 127.0.0.1:9092 --rate 20 \\
         --queues 8 --day-minutes 20
 
-Calls (``cc-call-logs``, the ``seed`` schema of ``scripts/datagen/calls.py``)
+Calls (``cc-call-logs``, the ``seed`` schema of ``testing/datagen/calls.py``)
 come from a small simulation of a contact-center floor, so queues build up
 and drain as a real floor's do instead of each wait being drawn on its own:
 
@@ -28,7 +28,7 @@ and drain as a real floor's do instead of each wait being drawn on its own:
   by an abandoning ``CALL_ENDED``.
 
 CXone Data Actions (``cxone-data-actions``) are what
-``scripts/datagen/data_actions.py`` generates, with its planted callback
+``testing/datagen/data_actions.py`` generates, with its planted callback
 patterns (three failed interactions then a callback request within 30 s,
 and the near misses) in every chunk of ``--chunk-seconds`` of event time; the
 chunks are generated ahead of the clock with ``start_ms`` at the chunk's time
@@ -62,26 +62,22 @@ import time
 import uuid
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from scripts.datagen.calls import (
+from scripts.produce_events import key_and_timestamp, security_config
+from testing.datagen.calls import (
   IVR_MAX_S,
+  SHAPE_MAX,
+  SHAPE_MEAN,
   TALK_CAP_S,
   WAIT_CAP_S,
   diurnal_shape,
   queue_profiles,
 )
-from scripts.datagen.common import _dumps
-from scripts.datagen.data_actions import PLANTED_INTERACTIONS, generate_data_actions
-from scripts.produce_events import key_and_timestamp, security_config
+from testing.datagen.common import json_line
+from testing.datagen.data_actions import PLANTED_INTERACTIONS, generate_data_actions
 
 CALLS_TOPIC = 'cc-call-logs'
 DATA_ACTIONS_TOPIC = 'cxone-data-actions'
 DAY_MS = 86_400_000
-
-# The curve's peak, to express --rate as the busiest moment's rate: what the
-# machine has to keep up with.
-_SHAPE_MAX = max(diurnal_shape(m / 60.0) for m in range(1440))
-# Its 24-hour mean: generate_data_actions takes a 24-hour average rate.
-_SHAPE_MEAN = sum(diurnal_shape(m / 60.0) for m in range(1440)) / 1440.0
 
 # Rotas follow demand late: staffing is set for the load this share of a day
 # (30 simulated minutes) before what the agents on calls now took on.
@@ -123,7 +119,9 @@ class DayClock:
     """The share of the peak load at wall time ``t_ms``, in (0, 1]."""
     if self.day_minutes <= 0:
       return 1.0
-    return diurnal_shape(self.hour_of_day(t_ms)) / _SHAPE_MAX
+    # Relative to the curve's peak, so that --rate is the busiest moment's
+    # rate: what the machine has to keep up with.
+    return diurnal_shape(self.hour_of_day(t_ms)) / SHAPE_MAX
 
   def wall_ms_per_day_share(self, share: float) -> float:
     """Wall milliseconds in which ``share`` of a simulated day passes."""
@@ -427,14 +425,15 @@ class InteractionFeed:
     rate = max(self.peak_rate * self.clock.load(start), 1e-3)
     n = max(1, round(rate * self.chunk_seconds)) + PLANTED_INTERACTIONS
     # generate_data_actions modulates its rate by the real UTC hour of its
-    # start_ms: undo that so the chunk runs at the simulated day's rate.
+    # start_ms: undo that so the chunk runs at the simulated day's rate (it
+    # takes a 24-hour average rate, hence SHAPE_MEAN).
     real_shape = diurnal_shape((start / 3_600_000.0) % 24.0)
     lines = generate_data_actions(
       n,
       seed=self.seed * 100_003 + self.chunks,
       customers=self.customers,
       start_ms=start,
-      events_per_second=rate * _SHAPE_MEAN / real_shape,
+      events_per_second=rate * SHAPE_MEAN / real_shape,
       jitter_seconds=0.0,
       too_late_share=0.0,
       malformed=0,
@@ -510,7 +509,7 @@ def run_paced(
   while not stop.is_set():
     now = now_ms()
     for event in floor.advance(now):
-      line = _dumps(event)
+      line = json_line(event)
       key, ts = key_and_timestamp(line, None)
       send(calls_topic, line, key, ts)
       stats.call_events += 1

@@ -4,7 +4,7 @@
 Given queue transitions in arrival order (objects or dicts with
 ``contact_id``, ``queue_id``, ``channel``, ``kind`` "ENTERED"/"LEFT" and
 ``timestamp`` in epoch ms, as ``QueueTransition`` and the JSON lines of
-``scripts/datagen/queue_transitions.py``), compute in plain Python, with
+``testing/datagen/queue_transitions.py``), compute in plain Python, with
 dicts, the state of every (queue_id, channel) after each transition: the
 contacts waiting, the oldest entry, the longest wait, the listed contacts,
 the contacts dropped as lost and the counts of exits without entry and of
@@ -43,7 +43,7 @@ Semantics (the job's contract):
   processing time the clock last advanced at), expiry applied at that as_of,
   and a status row emitted whatever it holds. The clock itself stays.
 
-CLI: ``python -m scripts.reference.queue_status FILE.jsonl`` prints the
+CLI: ``python -m testing.reference.queue_status FILE.jsonl`` prints the
 final state per key as JSON.
 """
 
