@@ -34,7 +34,7 @@ setuptools.setup(
     # The Kafka login check run at launch (clients/kafka_check.py).
     'clients': ['*.java'],
     # The wallboard's page, script, styles and the vendored uPlot.
-    'pipelines.dashboard': ['static/*', 'static/vendor/*'],
+    'pipelines.wallboard': ['static/*', 'static/vendor/*'],
   },
   install_requires=[
     f'apache-beam=={BEAM_VERSION}',

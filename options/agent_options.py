@@ -3,6 +3,8 @@ handle time."""
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.deprecation import RenamedFlag
+
 # Spelled out, not imported: options/ stays free of the transforms;
 # tests/test_agent_formats.py checks they match the registry.
 AGENT_EVENT_FORMATS = ('seed', 'amazon_connect', 'genesys_cloud')
@@ -42,7 +44,9 @@ class AgentOptions(PipelineOptions):
       'queue members API; genesys_cloud events name no queues.',
     )
     group.add_argument(
+      '--agent_silence_timeout_seconds',
       '--agent_silence_timeout',
+      action=RenamedFlag,
       type=int,
       default=900,
       help='Seconds of event time without any event of an agent (heartbeats '

@@ -2,6 +2,8 @@
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.deprecation import RenamedFlag
+
 # The choices are spelled out, not imported: options/ stays free of the
 # transforms; tests/test_metric_definitions.py checks they match.
 CALL_EVENT_FORMATS = ('seed', 'genesys_cloud', 'amazon_connect', 'amazon_connect_events')
@@ -73,7 +75,9 @@ class CallMetricsOptions(PipelineOptions):
       help='amazon_connect: the queue of a contact is its Queue.Name or its Queue.ARN.',
     )
     group.add_argument(
+      '--genesys_max_queue_wait_seconds',
       '--genesys_max_queue_wait',
+      action=RenamedFlag,
       type=int,
       default=3600,
       help='genesys_cloud: seconds of event time an acd.start waits for '
@@ -81,10 +85,12 @@ class CallMetricsOptions(PipelineOptions):
       'call that waited longer counts with its wait unknown.',
     )
     group.add_argument(
+      '--genesys_callback_max_queue_wait_seconds',
       '--genesys_callback_max_queue_wait',
+      action=RenamedFlag,
       type=int,
       default=86400,
-      help='genesys_cloud: as --genesys_max_queue_wait, for callbacks '
+      help='genesys_cloud: as --genesys_max_queue_wait_seconds, for callbacks '
       '(mediaType CALLBACK), which routinely wait hours for an agent.',
     )
     group.add_argument(
@@ -110,22 +116,28 @@ class CallMetricsOptions(PipelineOptions):
       'the wallboard show the names; unknown ids stay ids.',
     )
     group.add_argument(
+      '--window_seconds',
       '--window_size',
+      action=RenamedFlag,
       type=int,
       default=300,
       help='Fixed (tumbling) window size in seconds for abandon metrics per queue.',
     )
     group.add_argument(
+      '--allowed_lateness_seconds',
       '--allowed_lateness',
+      action=RenamedFlag,
       type=int,
       default=60,
       help='Seconds after a window end during which late calls still '
       'update the window row (LATE panes). Later calls go to the late '
       'output. The interaction flow has its own '
-      '--interaction_allowed_lateness.',
+      '--interaction_allowed_lateness_seconds.',
     )
     group.add_argument(
+      '--short_abandon_threshold_seconds',
       '--short_abandon_threshold',
+      action=RenamedFlag,
       type=float,
       default=0,
       help='Abandoned calls that waited less than this many seconds are '
@@ -140,7 +152,9 @@ class CallMetricsOptions(PipelineOptions):
       'answered within the service level.',
     )
     group.add_argument(
+      '--dedupe_ttl_seconds',
       '--dedupe_ttl',
+      action=RenamedFlag,
       type=int,
       default=600,
       help='Seconds of event time during which a re-delivered call_uuid is '
@@ -149,5 +163,5 @@ class CallMetricsOptions(PipelineOptions):
       'At-least-once sources re-deliver within a checkpoint interval or '
       'two; keep it above window size + allowed lateness so that a '
       'duplicate can never reach the late output. The interaction flow has '
-      'its own --interaction_dedupe_ttl.',
+      'its own --interaction_dedupe_ttl_seconds.',
     )

@@ -115,7 +115,7 @@ class FieldRules:
     return cls(
       max_id_length=o.max_id_length,
       max_wait_seconds=o.max_wait_seconds,
-      max_future_skew=Duration(seconds=o.max_future_skew),
+      max_future_skew=Duration(seconds=o.max_future_skew_seconds),
     )
 
   def __post_init__(self):
@@ -153,8 +153,8 @@ class EventTimeConfig:
   def from_options(cls, options: PipelineOptions) -> 'EventTimeConfig':
     o = options.view_as(EventTimeOptions)
     return cls(
-      max_out_of_orderness=Duration(seconds=o.max_out_of_orderness),
-      key_idle_ttl=Duration(seconds=o.key_idle_ttl),
+      max_out_of_orderness=Duration(seconds=o.max_out_of_orderness_seconds),
+      key_idle_ttl=Duration(seconds=o.key_idle_ttl_seconds),
       state_shards=state_shards(options.view_as(FlinkRunnerOptions).max_parallelism),
     )
 
@@ -185,8 +185,8 @@ class LiveFloorConfig:
     """Raises ValueError for a value out of range."""
     o = options.view_as(LiveFloorOptions)
     return cls(
-      status_interval=Duration(seconds=o.status_interval),
-      max_queue_wait=Duration(seconds=o.max_queue_wait),
+      status_interval=Duration(seconds=o.status_interval_seconds),
+      max_queue_wait=Duration(seconds=o.max_queue_wait_seconds),
       max_waiting_listed=o.max_waiting_listed,
       early_firing=Duration(seconds=o.early_firing_seconds),
     )
@@ -263,17 +263,17 @@ class CallMetricsConfig(FlowConfig):
     return cls(
       event_time=EventTimeConfig.from_options(options),
       field_rules=FieldRules.from_options(options),
-      window_size=Duration(seconds=o.window_size),
-      allowed_lateness=Duration(seconds=o.allowed_lateness),
-      dedupe_ttl=Duration(seconds=o.dedupe_ttl),
+      window_size=Duration(seconds=o.window_seconds),
+      allowed_lateness=Duration(seconds=o.allowed_lateness_seconds),
+      dedupe_ttl=Duration(seconds=o.dedupe_ttl_seconds),
       call_event_format=o.call_event_format,
       abandon_rate_definition=o.abandon_rate_definition,
       service_level_definition=o.service_level_definition,
-      short_abandon_threshold_seconds=o.short_abandon_threshold,
+      short_abandon_threshold_seconds=o.short_abandon_threshold_seconds,
       service_level_seconds=o.service_level_seconds,
       connect_queue_key=o.connect_queue_key,
-      genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait),
-      genesys_callback_max_queue_wait=Duration(seconds=o.genesys_callback_max_queue_wait),
+      genesys_max_queue_wait=Duration(seconds=o.genesys_max_queue_wait_seconds),
+      genesys_callback_max_queue_wait=Duration(seconds=o.genesys_callback_max_queue_wait_seconds),
       genesys_trigger_kind=trigger_topic_kind(o.genesys_trigger_topic),
       channels=parse_channels(o.channels),
       queue_names=load_queue_names(o.queue_names),
@@ -300,15 +300,15 @@ class InteractionConfig(FlowConfig):
     return cls(
       event_time=EventTimeConfig.from_options(options),
       field_rules=FieldRules.from_options(options),
-      window_size=Duration(seconds=o.volume_window_size),
-      allowed_lateness=Duration(seconds=o.interaction_allowed_lateness),
-      dedupe_ttl=Duration(seconds=o.interaction_dedupe_ttl),
+      window_size=Duration(seconds=o.volume_window_seconds),
+      allowed_lateness=Duration(seconds=o.interaction_allowed_lateness_seconds),
+      dedupe_ttl=Duration(seconds=o.interaction_dedupe_ttl_seconds),
       failure_statuses=parse_statuses(o.failure_statuses),
       callback_statuses=parse_statuses(o.callback_statuses),
-      pattern_within=Duration(seconds=o.pattern_within),
-      pattern_tick=Duration(seconds=o.pattern_tick),
-      profile_wait=Duration(seconds=o.profile_wait),
-      customer_state_ttl=Duration(seconds=o.customer_state_ttl),
+      pattern_within=Duration(seconds=o.pattern_within_seconds),
+      pattern_tick=Duration(seconds=o.pattern_tick_seconds),
+      profile_wait=Duration(seconds=o.profile_wait_seconds),
+      customer_state_ttl=Duration(seconds=o.customer_state_ttl_seconds),
     )
 
 
@@ -334,12 +334,12 @@ class AgentConfig(FlowConfig):
     return cls(
       event_time=EventTimeConfig.from_options(options),
       field_rules=FieldRules.from_options(options),
-      window_size=Duration(seconds=calls.window_size),
-      allowed_lateness=Duration(seconds=calls.allowed_lateness),
-      dedupe_ttl=Duration(seconds=calls.dedupe_ttl),
+      window_size=Duration(seconds=calls.window_seconds),
+      allowed_lateness=Duration(seconds=calls.allowed_lateness_seconds),
+      dedupe_ttl=Duration(seconds=calls.dedupe_ttl_seconds),
       agent_event_format=o.agent_event_format,
       queue_members=load_queue_members(o.queue_members),
-      agent_silence_timeout=Duration(seconds=o.agent_silence_timeout),
+      agent_silence_timeout=Duration(seconds=o.agent_silence_timeout_seconds),
       queue_names=load_queue_names(calls.queue_names),
       connect_queue_key=calls.connect_queue_key,
     )

@@ -19,7 +19,8 @@ class CxoneOptions(PipelineOptions):
 
   @classmethod
   def _add_argparse_args(cls, parser) -> None:
-    parser.add_argument(
+    group = parser.add_argument_group('CXone start-up check')
+    group.add_argument(
       '--validate_cxone',
       action='store_true',
       default=False,
@@ -30,7 +31,7 @@ class CxoneOptions(PipelineOptions):
         'offline runs need no CXone tenant.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_base_url',
       default=None,
       help=(
@@ -40,7 +41,7 @@ class CxoneOptions(PipelineOptions):
         '--validate_cxone.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_token_url',
       default=None,
       help=(
@@ -48,7 +49,7 @@ class CxoneOptions(PipelineOptions):
         'credentials grant). Required with --validate_cxone.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_client_id',
       default=None,
       help=(
@@ -57,7 +58,7 @@ class CxoneOptions(PipelineOptions):
         '--validate_cxone.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_client_secret_env',
       default=DEFAULT_SECRET_ENV,
       help=(
@@ -66,7 +67,7 @@ class CxoneOptions(PipelineOptions):
         f'Default: {DEFAULT_SECRET_ENV}.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_action_id',
       default=None,
       help=(
@@ -74,13 +75,13 @@ class CxoneOptions(PipelineOptions):
         'cxone-data-actions topic. Required with --validate_cxone.'
       ),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_timeout_seconds',
       type=float,
       default=10.0,
       help=('Connect and read timeout of each CXone HTTP request, in seconds. Default: 10.'),
     )
-    parser.add_argument(
+    group.add_argument(
       '--cxone_max_retries',
       type=int,
       default=4,

@@ -3,6 +3,8 @@ the open window's early figures."""
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.deprecation import RenamedFlag
+
 
 class LiveFloorOptions(PipelineOptions):
   """Queue status from contact lifecycle events, and early panes of the
@@ -12,7 +14,9 @@ class LiveFloorOptions(PipelineOptions):
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('live floor')
     group.add_argument(
+      '--status_interval_seconds',
       '--status_interval',
+      action=RenamedFlag,
       type=int,
       default=5,
       help='Seconds of processing time between refreshes of a queue_status '
@@ -20,7 +24,9 @@ class LiveFloorOptions(PipelineOptions):
       'growing without new events (it is also written on every change).',
     )
     group.add_argument(
+      '--max_queue_wait_seconds',
       '--max_queue_wait',
+      action=RenamedFlag,
       type=int,
       default=14400,
       help='Seconds of event time after which a contact still waiting is '

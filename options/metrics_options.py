@@ -2,6 +2,8 @@
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from options.deprecation import RenamedFlag
+
 
 class MetricsOptions(PipelineOptions):
   """Where the local runner serves the job's metrics to Prometheus."""
@@ -26,7 +28,9 @@ class MetricsOptions(PipelineOptions):
       'this machine only; 0.0.0.0 serves the network.',
     )
     group.add_argument(
+      '--metrics_final_scrape_wait_seconds',
       '--metrics_final_scrape_wait',
+      action=RenamedFlag,
       type=int,
       default=60,
       help='Seconds a job that ends (a file replay) keeps /metrics up until '

@@ -2,12 +2,14 @@
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-# The result stores --sink may name, in the order --help and the template
+from options.deprecation import RenamedFlag
+
+# The sinks --sink may name, in the order --help and the template
 # list them: the names of the sink registry (transforms/sink_registry.py),
 # which options may not import (it builds the sinks from options/config.py);
 # tests/test_import_graph.py checks that the two agree.
 SINK_NAMES = ('sqlite', 'cassandra', 'kafka')
-# The store written when no --sink is given: embedded, needs no service.
+# The sink written when no --sink is given: embedded, needs no service.
 DEFAULT_SINK = 'sqlite'
 
 
@@ -18,7 +20,9 @@ class EventTimeOptions(PipelineOptions):
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group('event time')
     group.add_argument(
+      '--max_out_of_orderness_seconds',
       '--max_out_of_orderness',
+      action=RenamedFlag,
       type=int,
       default=10,
       help='Bounded out-of-orderness in seconds: every event-time decision '
@@ -26,7 +30,9 @@ class EventTimeOptions(PipelineOptions):
       "source's watermark (the largest event time seen) minus this.",
     )
     group.add_argument(
+      '--key_idle_ttl_seconds',
       '--key_idle_ttl',
+      action=RenamedFlag,
       type=int,
       default=900,
       help='Seconds of event time after its last event and its last open '
@@ -58,7 +64,9 @@ class FieldRuleOptions(PipelineOptions):
       help='Largest wait in queue accepted, in seconds; larger: dead letter value_out_of_range.',
     )
     group.add_argument(
+      '--max_future_skew_seconds',
       '--max_future_skew',
+      action=RenamedFlag,
       type=int,
       default=300,
       help='Seconds an event time may be ahead of the processing-time '
@@ -104,8 +112,8 @@ class SinkOptions(PipelineOptions):
       action='append',
       choices=SINK_NAMES,
       default=None,
-      help=f'Result store, one of {", ".join(SINK_NAMES)}; repeat for several '
-      f'(default: {DEFAULT_SINK}).',
+      help=f'Where the results are written, one of {", ".join(SINK_NAMES)}; repeat '
+      f'for several (default: {DEFAULT_SINK}).',
     )
     group.add_argument(
       '--sqlite_path',

@@ -238,7 +238,7 @@ def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   # job's metrics once the job runs (pipelines/metrics_server.py).
   serving = (
     metrics_server.serving_metrics(
-      metrics.metrics_address, metrics.metrics_port, metrics.metrics_final_scrape_wait
+      metrics.metrics_address, metrics.metrics_port, metrics.metrics_final_scrape_wait_seconds
     )
     if metrics.metrics_port is not None
     else contextlib.nullcontext()

@@ -19,7 +19,7 @@ and answers them in the Prometheus text format (version 0.0.4):
   `_count`) with `contact_center_beam_distribution_min` / `_max`.
 
 A job that ends (a file replay) keeps the endpoint up until one scrape has
-read its final values, at most --metrics_final_scrape_wait seconds, so
+read its final values, at most --metrics_final_scrape_wait_seconds seconds, so
 Prometheus sees the totals. Other runners have their own metrics system
 (Flink's Prometheus reporter, scripts/flink.sh); the job refuses
 --metrics_port there.

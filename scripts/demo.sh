@@ -153,7 +153,7 @@ sleep "${DEMO_READER_WAIT:-5}"
 "$PY" -m testing.datagen.live --bootstrap "$KAFKA" --rate "$RATE" --queues "$QUEUES" \
   --day-minutes "$DAY_MINUTES" >"$LIVE_LOG" 2>&1 &
 GEN_PID=$!
-"$PY" -m pipelines.dashboard "--sqlite_path=$DB" "--port=$PORT" >"$BOARD_LOG" 2>&1 &
+"$PY" -m pipelines.wallboard "--sqlite_path=$DB" "--port=$PORT" >"$BOARD_LOG" 2>&1 &
 BOARD_PID=$!
 for _ in {1..60}; do
   port_open 127.0.0.1 "$PORT" && break

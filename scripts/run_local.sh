@@ -4,7 +4,7 @@
 # $SQLITE_PATH (default output/contact_center.db) to it, then prints the
 # results and the command that opens the wallboard on them. Rerunning with
 # the wallboard open is safe: it switches to the new results by itself.
-# Extra arguments go to the job, e.g. scripts/run_local.sh --window_size=60;
+# Extra arguments go to the job, e.g. scripts/run_local.sh --window_seconds=60;
 # a --call_events or --data_actions of their own replaces that sample, e.g.
 #   scripts/run_local.sh --call_events=samples/genesys_cloud.jsonl \
 #     --call_event_format=genesys_cloud
@@ -38,4 +38,4 @@ trap - ERR INT TERM
 .venv/bin/python scripts/show_results.py "$db"
 echo
 echo "The wallboard on these results (then open http://127.0.0.1:8050/):"
-echo "  .venv/bin/python -m pipelines.dashboard --sqlite_path=$db"
+echo "  .venv/bin/python -m pipelines.wallboard --sqlite_path=$db"

@@ -7,7 +7,7 @@ The reference replays the file as the job's replay does
 (transforms/replay.py): polls of --replay_poll_size lines, the watermark
 after each poll at the largest event time of a valid line so far, then the
 end of the input. Polls span a few minutes of event time, far below
---allowed_lateness=3600, so no agent time reaches its window after the
+--allowed_lateness_seconds=3600, so no agent time reaches its window after the
 window closed (the local runner does not hold a step's watermark for its
 pending timers, tests/conftest.py `drain`); the late_events table stays
 empty.
@@ -65,9 +65,9 @@ def check_file(path: Path, lines: List[Line], poll_size: int, tmp_path: Path) ->
       f'--agent_events={path}',
       f'--sqlite_path={db}',
       f'--replay_poll_size={poll_size}',
-      f'--window_size={WINDOW_S}',
-      '--allowed_lateness=3600',
-      f'--agent_silence_timeout={SILENCE_S}',
+      f'--window_seconds={WINDOW_S}',
+      '--allowed_lateness_seconds=3600',
+      f'--agent_silence_timeout_seconds={SILENCE_S}',
     ]
   )
   ref = _reference(lines, poll_size)

@@ -50,7 +50,7 @@ def test_agent_tables_of_each_vendor_sample_hold_together(fmt, sample, extra, pl
       f'--agent_events={REPO / sample}',
       f'--agent_event_format={fmt}',
       f'--sqlite_path={db}',
-      f'--window_size={WINDOW_S}',
+      f'--window_seconds={WINDOW_S}',
       *extra,
     ]
   )

@@ -40,22 +40,22 @@ def assert_seconds(value, expected: float) -> None:
 
 def test_configs_are_built_from_the_options():
   calls, interactions = from_flags(
-    '--max_out_of_orderness=5',
-    '--key_idle_ttl=300',
-    '--window_size=60',
-    '--allowed_lateness=30',
-    '--dedupe_ttl=120',
-    '--short_abandon_threshold=2.5',
+    '--max_out_of_orderness_seconds=5',
+    '--key_idle_ttl_seconds=300',
+    '--window_seconds=60',
+    '--allowed_lateness_seconds=30',
+    '--dedupe_ttl_seconds=120',
+    '--short_abandon_threshold_seconds=2.5',
     '--service_level_seconds=15',
-    '--genesys_max_queue_wait=1800',
+    '--genesys_max_queue_wait_seconds=1800',
     '--call_event_format=genesys_cloud',
-    '--max_future_skew=60',
+    '--max_future_skew_seconds=60',
     '--max_id_length=64',
-    '--volume_window_size=20',
-    '--pattern_within=40',
-    '--pattern_tick=2',
-    '--profile_wait=10',
-    '--customer_state_ttl=3600',
+    '--volume_window_seconds=20',
+    '--pattern_within_seconds=40',
+    '--pattern_tick_seconds=2',
+    '--profile_wait_seconds=10',
+    '--customer_state_ttl_seconds=3600',
     '--failure_statuses=FAILED,DROPPED',
   )
   assert_seconds(calls.event_time.max_out_of_orderness, 5)
@@ -81,10 +81,10 @@ def test_configs_are_built_from_the_options():
 
 def test_each_flow_has_its_own_lateness_and_dedupe():
   calls, interactions = from_flags(
-    '--allowed_lateness=30',
-    '--dedupe_ttl=120',
-    '--interaction_allowed_lateness=90',
-    '--interaction_dedupe_ttl=900',
+    '--allowed_lateness_seconds=30',
+    '--dedupe_ttl_seconds=120',
+    '--interaction_allowed_lateness_seconds=90',
+    '--interaction_dedupe_ttl_seconds=900',
   )
   assert_seconds(calls.allowed_lateness, 30)
   assert_seconds(calls.dedupe_ttl, 120)
@@ -178,13 +178,13 @@ def interaction(iid: str, at_s: int) -> SourceRecord:
   [
     ((), ['straggler']),
     # The call flow's lateness does not reach the interaction flow...
-    (('--allowed_lateness=120',), ['straggler']),
+    (('--allowed_lateness_seconds=120',), ['straggler']),
     # ... its own does: [10 s, 20 s) then expires at 140 s, after 100 s.
-    (('--interaction_allowed_lateness=120',), []),
+    (('--interaction_allowed_lateness_seconds=120',), []),
   ],
 )
 def test_the_interaction_flow_applies_its_own_lateness(options, flags, late):
-  _, config = from_flags('--max_out_of_orderness=0', *flags)
+  _, config = from_flags('--max_out_of_orderness_seconds=0', *flags)
   stream = drain(
     TestStream()
     .add_elements([interaction('a', 1), interaction('b', 12)])

@@ -421,10 +421,10 @@ def test_random_arrival_orders_match_the_reference(tmp_path, seed):
     CONNECT_EVENTS,
     tmp_path / 'out.db',
     f'--replay_poll_size={poll_size}',
-    f'--allowed_lateness={lateness}',
-    '--short_abandon_threshold=5',
+    f'--allowed_lateness_seconds={lateness}',
+    '--short_abandon_threshold_seconds=5',
     f'--connect_queue_key={queue_key}',
-    '--dedupe_ttl=86400',
+    '--dedupe_ttl_seconds=86400',
   )
   ref = reference_vendor_metrics(
     str(path),

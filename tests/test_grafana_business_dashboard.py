@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, NamedTuple, Tuple
 
 import pytest
 
-from pipelines.dashboard.queries import combine
+from pipelines.wallboard.queries import combine
 from tests.support.metrics_job import REPO
 
 DASHBOARD = REPO / 'deploy' / 'grafana' / 'contact-center-business.json'
@@ -64,8 +64,8 @@ def store(request, tmp_path_factory) -> Iterator[Store]:
       f'--call_events={SAMPLE}',
       '--call_event_format=amazon_connect',
       # The default lateness: the sample then has late events to show.
-      '--allowed_lateness=60',
-      '--short_abandon_threshold=10',
+      '--allowed_lateness_seconds=60',
+      '--short_abandon_threshold_seconds=10',
       f'--abandon_rate_definition={abandon_rate}',
       f'--service_level_definition={service_level}',
       f'--sqlite_path={path}',

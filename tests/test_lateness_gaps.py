@@ -1,6 +1,6 @@
 """One lateness rule after gaps in event time (docs/design.md, "When an event
-is late"): a queue that went quiet for longer than --key_idle_ttl and
---dedupe_ttl while others carried the watermark on still has its late
+is late"): a queue that went quiet for longer than --key_idle_ttl_seconds and
+--dedupe_ttl_seconds while others carried the watermark on still has its late
 events judged late, by the job and by the references alike, whatever the
 other queues do, sharing its shard or not."""
 
@@ -20,7 +20,7 @@ QUIET, BUSY = 'Q-quiet', 'Q-busy'
 # Gaps longer than every TTL, and the two queues alone in their shards or
 # sharing the only one (--max_parallelism=1): a queue's lateness is its
 # own, whatever its neighbours do.
-VARIANTS = [[], ['--key_idle_ttl=300', '--dedupe_ttl=400'], ['--max_parallelism=1']]
+VARIANTS = [[], ['--key_idle_ttl_seconds=300', '--dedupe_ttl_seconds=400'], ['--max_parallelism=1']]
 
 
 def genesys(suffix: str, at_ms: int, conversation: str, queue: str, outcome='ANSWERED') -> str:

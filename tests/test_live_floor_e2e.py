@@ -5,7 +5,7 @@ lost-exit late events against the plain-Python reference
 
 One scenario, written once as queue transitions and rendered in each
 format: disorder (an exit before its entry), a duplicate entry, an exit
-without entry, a contact waiting more than --max_queue_wait (lost exit),
+without entry, a contact waiting more than --max_queue_wait_seconds (lost exit),
 two queues and contacts still waiting at the end of the file.
 """
 
@@ -22,7 +22,7 @@ from transforms.records import VOICE
 
 T0 = 1793606400000
 MAX_QUEUE_WAIT_S = 600
-# The flow forgets exits after --dedupe_ttl (its default here).
+# The flow forgets exits after --dedupe_ttl_seconds (its default here).
 DEDUPE_TTL_S = 600
 
 
@@ -48,7 +48,7 @@ SCENARIO = [
   Step('c-6', 'Q-2', ENTERED, 16),
   Step('c-5', 'Q-2', LEFT, 25, 'ABANDONED'),
   # Q-3's first contact never leaves; the queue's clock moves far past
-  # --max_queue_wait, so it is dropped as a lost exit.
+  # --max_queue_wait_seconds, so it is dropped as a lost exit.
   Step('c-7', 'Q-3', ENTERED, 50),
   Step('c-8', 'Q-3', ENTERED, 50 + MAX_QUEUE_WAIT_S + 60),
 ]
@@ -143,7 +143,7 @@ def test_the_live_floor_of_each_format_equals_the_reference(fmt, tmp_path):
       f'--call_events={path}',
       f'--call_event_format={fmt.name}',
       f'--sqlite_path={db}',
-      f'--max_queue_wait={MAX_QUEUE_WAIT_S}',
+      f'--max_queue_wait_seconds={MAX_QUEUE_WAIT_S}',
     ]
   )
   ref = _reference(fmt)

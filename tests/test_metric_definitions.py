@@ -106,9 +106,9 @@ def test_rates_equal_the_reference_per_definition(streams, fmt, service_level, a
       f'--call_events={paths[fmt]}',
       f'--call_event_format={fmt}',
       f'--sqlite_path={db}',
-      '--short_abandon_threshold=5',
+      '--short_abandon_threshold_seconds=5',
       '--service_level_seconds=20',
-      f'--allowed_lateness={lateness}',
+      f'--allowed_lateness_seconds={lateness}',
       f'--abandon_rate_definition={abandon_rate}',
       f'--service_level_definition={service_level}',
     ]

@@ -78,7 +78,7 @@ def scraped(tmp_path_factory) -> Iterator[Scraped]:
   tmp_path = tmp_path_factory.mktemp('metrics_job')
   stream = known_stream(tmp_path)
   port = free_port()
-  job = start_job(stream, tmp_path, port, ['--metrics_final_scrape_wait=60'])
+  job = start_job(stream, tmp_path, port, ['--metrics_final_scrape_wait_seconds=60'])
   try:
     bodies, last_at = scrape_until_stopped(f'http://127.0.0.1:{port}/metrics', job)
   finally:

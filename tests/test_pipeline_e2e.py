@@ -31,7 +31,9 @@ def run_main_job(events_path, db_path, *extra):
 def test_main_job_matches_the_reference(tmp_path):
   events = tmp_path / 'calls.jsonl'
   counts = write_call_events(str(events), 4000, seed=11, events_per_second=4, oversized=True)
-  rows, late, dead = run_main_job(events, tmp_path / 'out.db', '--short_abandon_threshold=5')
+  rows, late, dead = run_main_job(
+    events, tmp_path / 'out.db', '--short_abandon_threshold_seconds=5'
+  )
   ref = reference_call_metrics(str(events), short_abandon_threshold_s=5)
 
   assert {k: list(v) for k, v in rows.items()} == comparable_rows(ref)
@@ -75,7 +77,7 @@ def test_conservation_under_random_arrival_orders(tmp_path, seed):
   # Moved lines can arrive hours of event time after their first copy; the
   # dedupe horizon must cover that for "each event once" to be the contract.
   rows, late, _ = run_main_job(
-    events, tmp_path / 'out.db', f'--replay_poll_size={poll_size}', '--dedupe_ttl=86400'
+    events, tmp_path / 'out.db', f'--replay_poll_size={poll_size}', '--dedupe_ttl_seconds=86400'
   )
 
   assert sum(r[0] for r in rows.values()) + len(late) == counts['valid']

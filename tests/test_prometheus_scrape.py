@@ -19,8 +19,8 @@ from typing import Dict, Iterator, List
 import pytest
 import yaml
 
-from tests.support.dashboard_helpers import wallboard
 from tests.support.metrics_job import SOURCE, known_stream, start_job
+from tests.support.wallboard_helpers import wallboard
 from tests.test_graph_build import free_port
 from tests.test_metrics_endpoint import DASHBOARD, dashboard_queries
 from tests.test_prometheus_rules import RULES
@@ -119,7 +119,7 @@ def wait_ready(url: str, server: subprocess.Popen, log: Path) -> None:
 def test_prometheus_has_the_exact_counts_by_reason(prometheus, tmp_path):
   server, metrics_port = prometheus
   stream = known_stream(tmp_path)
-  job = start_job(stream, tmp_path, metrics_port, ['--metrics_final_scrape_wait=60'])
+  job = start_job(stream, tmp_path, metrics_port, ['--metrics_final_scrape_wait_seconds=60'])
   try:
     # The job ends after a scrape of its final values (its final wait).
     assert job.wait(timeout=300) == 0, (tmp_path / 'job.log').read_text()[-3000:]

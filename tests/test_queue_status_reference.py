@@ -469,7 +469,7 @@ def test_the_job_agrees_with_the_reference_after_every_poll(runner_clock, seed, 
 
 
 def test_the_job_agrees_with_the_reference_with_exits_forgotten_early(runner_clock):
-  """The job's setting (flow: --dedupe_ttl): exits remembered for less
+  """The job's setting (flow: --dedupe_ttl_seconds): exits remembered for less
   than max_queue_wait, so an entry arriving long after its exit shows."""
   rng = random.Random(7)
   arrival = generate_transitions(7, 160, resolution_ms=1, **GEN)

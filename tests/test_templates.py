@@ -1,10 +1,12 @@
 """Templated launch: the template metadata, the launcher and the launch image.
 
-In: templates/contact_center/metadata.json, `python -m pipelines.launch`
+In: templates/contact_center/metadata.json and what builds it
+(`python -m pipelines.template_metadata`), `python -m pipelines.launch`
 (run as a subprocess where exit codes and stderr matter, in-process where
 the pipeline runs), the Dockerfile (checked statically with dockerfile-parse:
 there is no Docker engine here), setup.py.
-Out: assertions that the template covers and matches the job's options, that
+Out: assertions that the committed template is the one built from the
+options' definitions, that it covers and matches the job's options, that
 bad parameters are refused with specific messages before anything starts,
 that a launch gives the reference results, and that the image is pinned,
 complete and free of secrets.
@@ -24,17 +26,12 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 from unittest import mock
 
 import pytest
-from apache_beam.options.pipeline_options import (
-  FlinkRunnerOptions,
-  PipelineOptions,
-  PortableOptions,
-  StandardOptions,
-)
+from apache_beam.options.pipeline_options import PipelineOptions
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from options.stream_options import DEFAULT_SINK
-from pipelines import contact_center, launch
+from pipelines import contact_center, launch, template_metadata
 from pipelines.template_spec import TemplateSpec
 from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from testing.reference.interactions import reference_interactions
@@ -51,8 +48,7 @@ CALL_EVENTS = REPO / 'samples' / 'call_events.jsonl'
 DATA_ACTIONS = REPO / 'samples' / 'data_actions.jsonl'
 SPEC = TemplateSpec.load(str(TEMPLATE))
 
-# Beam's own options a user picks the runner with.
-RUNNER_OPTIONS = (StandardOptions, FlinkRunnerOptions, PortableOptions)
+RUNNER_OPTIONS = template_metadata.RUNNER_OPTIONS
 
 # Options of JOB_OPTIONS and RUNNER_OPTIONS that are deliberately not
 # template parameters, and why. A new option must become a parameter or be
@@ -102,6 +98,19 @@ def as_default(value: object) -> Optional[str]:
 # --- the metadata ------------------------------------------------------------
 
 
+def test_committed_metadata_is_the_one_built_from_the_options(tmp_path):
+  assert TEMPLATE.read_text(encoding='utf-8') == template_metadata.render(), (
+    f'{TEMPLATE.relative_to(REPO)} is stale: run {template_metadata.COMMAND} '
+    '(labels, value shapes and parents: options/template_parameters.py)'
+  )
+  stale = tmp_path / 'metadata.json'
+  stale.write_text('{}')
+  assert template_metadata.main([f'--output={stale}', '--check']) == 1
+  assert template_metadata.main([f'--output={stale}']) == 0
+  assert template_metadata.main([f'--output={stale}', '--check']) == 0
+  assert TemplateSpec.load(str(stale)).parameters.keys() == SPEC.parameters.keys()
+
+
 def test_metadata_has_the_flex_template_fields():
   raw = json.loads(TEMPLATE.read_text())
   assert raw['name'] and raw['description']
@@ -118,7 +127,7 @@ def test_every_option_a_user_sets_is_a_parameter():
   missing = sorted(set(options) - set(SPEC.parameters) - set(EXCLUDED))
   assert not missing, (
     f'options without a template parameter: {missing}; add them to '
-    f'{TEMPLATE.relative_to(REPO)} or, with a reason, to EXCLUDED'
+    'options/template_parameters.py or, with a reason, to EXCLUDED'
   )
   stale = sorted(n for n in EXCLUDED if n not in options or n in SPEC.parameters)
   assert not stale, f'EXCLUDED entries: no option, or a parameter: {stale}'
@@ -160,11 +169,11 @@ def test_regexes_accept_the_defaults_and_enum_values():
 @pytest.mark.parametrize(
   'name, value, valid',
   [
-    ('window_size', '300', True),
-    ('window_size', '0', False),
-    ('window_size', '5m', False),
-    ('allowed_lateness', '0', True),
-    ('short_abandon_threshold', '2.5', True),
+    ('window_seconds', '300', True),
+    ('window_seconds', '0', False),
+    ('window_seconds', '5m', False),
+    ('allowed_lateness_seconds', '0', True),
+    ('short_abandon_threshold_seconds', '2.5', True),
     ('max_events_per_second', '0.5', True),
     ('max_events_per_second', '0', False),
     ('kafka_bootstrap_servers', 'k-1:9092,10.0.0.2:9093,[::1]:9094', True),
@@ -222,7 +231,7 @@ def launch_process(
 @pytest.mark.parametrize(
   'parameters, message',
   [
-    (['windw_size=60'], "unknown parameter 'windw_size'; did you mean window_size?"),
+    (['windw_seconds=60'], "unknown parameter 'windw_seconds'; did you mean window_seconds?"),
     (
       [
         'validate_cxone=true',
@@ -233,8 +242,8 @@ def launch_process(
       'missing required parameter cxone_base_url (needed when validate_cxone is true)',
     ),
     (
-      ['window_size=5m'],
-      "parameter window_size: '5m' is not valid; expected a whole number of seconds > 0",
+      ['window_seconds=5m'],
+      "parameter window_seconds: '5m' is not valid; expected a whole number of seconds > 0",
     ),
     (
       ['sink=bigquery'],
@@ -247,8 +256,8 @@ def launch_process(
     ),
     (['sink=sqlite', 'sink=sqlite'], "parameter sink: 'sqlite' given twice"),
     (
-      ['window_size=60', 'window_size=120'],
-      'parameter window_size given 2 times; it takes one value',
+      ['window_seconds=60', 'window_seconds=120'],
+      'parameter window_seconds given 2 times; it takes one value',
     ),
     (
       ['flink_master=[local]'],
@@ -263,7 +272,7 @@ def launch_process(
       ['data_actions=no/such/file.jsonl'],
       "parameter data_actions: file 'no/such/file.jsonl' does not exist",
     ),
-    (['window_size'], "expected name=value, got 'window_size'"),
+    (['window_seconds'], "expected name=value, got 'window_seconds'"),
   ],
 )
 def test_launcher_refuses_bad_parameters(parameters, message):
@@ -275,14 +284,14 @@ def test_launcher_refuses_bad_parameters(parameters, message):
 
 
 def test_launcher_reports_every_problem_and_hides_credentials():
-  proc = launch_process('window_size=0', 'source=kafak', 'kafka_config=sasl.jaas.config=hunter2')
+  proc = launch_process('window_seconds=0', 'source=kafak', 'kafka_config=sasl.jaas.config=hunter2')
   assert proc.returncode == 2
   lines = proc.stderr.splitlines()
   assert len(lines) == 3, proc.stderr
   assert [line.split(':')[1] for line in lines] == [
     ' parameter source',
     ' parameter kafka_config',
-    ' parameter window_size',
+    ' parameter window_seconds',
   ]
   assert "'sasl.jaas.config=...' is not valid" in proc.stderr
   assert 'hunter2' not in proc.stderr
@@ -327,7 +336,7 @@ def test_flink_launch_builds_runner_and_pass_through_flags(tmp_path, capsys):
     '--state_backend_storage_path=file:///tmp/ck',
     '--finish_bundle_before_checkpointing',
     '--object_reuse',
-    '--window_size=300',
+    '--window_seconds=300',
     '--sink=sqlite',
   } <= set(argv)
   assert not [a for a in argv if a.startswith(('--validate_cxone', '--cxone'))]
@@ -344,25 +353,25 @@ def test_parameters_file_with_command_line_overrides(tmp_path, capsys):
     json.dumps(
       {
         'call_events': str(CALL_EVENTS),
-        'window_size': 60,
+        'window_seconds': 60,
         'validate_cxone': False,
         'sink': ['sqlite', 'kafka'],
-        'short_abandon_threshold': 2.5,
+        'short_abandon_threshold_seconds': 2.5,
       }
     )
   )
-  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters', 'window_size=120')
+  argv = dry_run(capsys, f'--parameters_file={params}', '--parameters', 'window_seconds=120')
   assert {
-    '--window_size=120',
+    '--window_seconds=120',
     '--sink=sqlite',
     '--sink=kafka',
-    '--short_abandon_threshold=2.5',
+    '--short_abandon_threshold_seconds=2.5',
   } <= set(argv)
 
-  params.write_text(json.dumps({'window_size': {'seconds': 60}}))
+  params.write_text(json.dumps({'window_seconds': {'seconds': 60}}))
   assert launch.main([f'--parameters_file={params}']) == 2
   err = capsys.readouterr().err
-  assert 'window_size must be a string, number, boolean' in err
+  assert 'window_seconds must be a string, number, boolean' in err
 
 
 # --- the launcher: launches --------------------------------------------------
@@ -379,7 +388,7 @@ def test_launch_on_the_direct_runner_matches_the_references(tmp_path, fake, monk
       f'call_events={CALL_EVENTS}',
       f'data_actions={DATA_ACTIONS}',
       f'sqlite_path={db}',
-      'window_size=60',
+      'window_seconds=60',
       'replay_poll_size=1000',
       'validate_cxone=true',
       f'cxone_base_url={fake.url}',

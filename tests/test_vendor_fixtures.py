@@ -183,7 +183,7 @@ def _totals(rows):
 
 def test_connect_fixture_end_to_end(tmp_path):
   path = _write_fixture(tmp_path, CONNECT)
-  rows, late, dead = _job(path, CONNECT, tmp_path / 'c.db', '--allowed_lateness=3600')
+  rows, late, dead = _job(path, CONNECT, tmp_path / 'c.db', '--allowed_lateness_seconds=3600')
   assert _totals(rows) == _counts_by_channel(CONNECT, CONNECT_QUEUE)
   assert late == [('11111111-0000-4000-8000-000000000002', 'record_update')]
   assert dead == ['wrong_stream']
@@ -212,8 +212,8 @@ def test_genesys_fixture_end_to_end_with_queue_names(tmp_path):
   assert late == []
   assert dead == ['unknown_enum_value', 'wrong_stream']
   [callback] = [r for r in rows if r['channel'] == 'callback']
-  # Two hours in queue: paired under --genesys_callback_max_queue_wait,
-  # not dropped at --genesys_max_queue_wait.
+  # Two hours in queue: paired under --genesys_callback_max_queue_wait_seconds,
+  # not dropped at --genesys_max_queue_wait_seconds.
   assert (callback['wait_unknown_calls'], callback['answered_wait_seconds']) == (0, 7200)
   ref = reference_vendor_metrics(str(path), GENESYS)
   assert {(q, c) for q, c, _ in ref.rows} == {(r['queue_id'], r['channel']) for r in rows}
@@ -223,7 +223,7 @@ def test_genesys_fixture_end_to_end_with_queue_names(tmp_path):
 def test_channels_filter_counts_only_the_chosen_channels(tmp_path):
   path = _write_fixture(tmp_path, CONNECT)
   rows, _, _ = _job(
-    path, CONNECT, tmp_path / 'f.db', '--allowed_lateness=3600', '--channels=voice,chat'
+    path, CONNECT, tmp_path / 'f.db', '--allowed_lateness_seconds=3600', '--channels=voice,chat'
   )
   assert {r['channel'] for r in rows} == {'voice', 'chat'}
   ref = reference_vendor_metrics(

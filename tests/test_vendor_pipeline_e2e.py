@@ -71,7 +71,7 @@ def expected_rows(ref):
   'fmt, extra, reference_options',
   [
     (GENESYS, [], {}),
-    (CONNECT, ['--allowed_lateness=3600'], {'allowed_lateness_s': 3600}),
+    (CONNECT, ['--allowed_lateness_seconds=3600'], {'allowed_lateness_s': 3600}),
   ],
 )
 def test_committed_sample_matches_the_reference(tmp_path, fmt, extra, reference_options):
@@ -127,10 +127,10 @@ def test_random_arrival_orders_match_the_reference(tmp_path, fmt, seed):
     fmt,
     tmp_path / 'out.db',
     f'--replay_poll_size={poll_size}',
-    f'--allowed_lateness={lateness}',
-    '--short_abandon_threshold=5',
+    f'--allowed_lateness_seconds={lateness}',
+    '--short_abandon_threshold_seconds=5',
     f'--connect_queue_key={queue_key}',
-    '--dedupe_ttl=86400',
+    '--dedupe_ttl_seconds=86400',
   )
   ref = reference_vendor_metrics(
     str(path),

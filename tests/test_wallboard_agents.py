@@ -22,8 +22,8 @@ from typing import Any, Dict, List
 import pytest
 from selenium.webdriver.common.by import By
 
-from pipelines.dashboard import queries as queries_module
-from pipelines.dashboard.queries import (
+from pipelines.wallboard import queries as queries_module
+from pipelines.wallboard.queries import (
   MAX_REASONS_JSON,
   MAX_REASONS_KEPT,
   MAX_TEXT,
@@ -32,9 +32,9 @@ from pipelines.dashboard.queries import (
   agent_window,
   parse_reasons,
 )
-from pipelines.dashboard.server import Filter, SnapshotFeed, _delta, make_server
-from pipelines.dashboard.stores import AGENT_TABLES, LIVE_TABLES, SqliteStore
-from tests.support.dashboard_helpers import (
+from pipelines.wallboard.server import Filter, SnapshotFeed, _delta, make_server
+from pipelines.wallboard.stores import AGENT_TABLES, LIVE_TABLES, SqliteStore
+from tests.support.wallboard_helpers import (
   LIVE_UPDATE_TIMEOUT_S,
   WINDOW_MS,
   agent_metrics_row,

@@ -20,9 +20,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from selenium.webdriver.common.by import By
 
-from pipelines.dashboard import stores
-from pipelines.dashboard.config import DashboardConfig
-from pipelines.dashboard.queries import (
+from pipelines.wallboard import stores
+from pipelines.wallboard.config import WallboardConfig
+from pipelines.wallboard.queries import (
   MAX_CONTACTS_JSON,
   MAX_TEXT,
   MAX_WAITING_LISTED,
@@ -31,9 +31,9 @@ from pipelines.dashboard.queries import (
   longest_wait_status,
   parse_contacts,
 )
-from pipelines.dashboard.server import Filter, SnapshotFeed, _delta
-from pipelines.dashboard.stores import LIVE_TABLES, CassandraStore, SqliteStore
-from tests.support.dashboard_helpers import (
+from pipelines.wallboard.server import Filter, SnapshotFeed, _delta
+from pipelines.wallboard.stores import LIVE_TABLES, CassandraStore, SqliteStore
+from tests.support.wallboard_helpers import (
   LIVE_UPDATE_TIMEOUT_S,
   WINDOW_MS,
   assert_no_console_errors,
@@ -329,21 +329,23 @@ def test_longest_wait_status_at_the_edges(seconds, expected):
   assert longest_wait_status(seconds, THRESHOLDS) == expected
 
 
-def config(*flags: str) -> DashboardConfig:
-  return DashboardConfig.from_options(PipelineOptions(list(flags)))
+def config(*flags: str) -> WallboardConfig:
+  return WallboardConfig.from_options(PipelineOptions(list(flags)))
 
 
 def test_longest_wait_options():
   assert config().thresholds[3:] == (60.0, 120.0)
-  assert config('--longest_wait_warn=30', '--longest_wait_alert=45').thresholds[3:] == (30.0, 45.0)
+  assert config('--longest_wait_warn_seconds=30', '--longest_wait_alert_seconds=45').thresholds[
+    3:
+  ] == (30.0, 45.0)
 
 
 @pytest.mark.parametrize(
   'flags, message',
   [
-    (['--longest_wait_warn=200'], 'is above --longest_wait_alert=120.0'),
-    (['--longest_wait_warn=-1'], 'seconds from 0 to 86400'),
-    (['--longest_wait_alert=nan'], 'seconds from 0 to 86400'),
+    (['--longest_wait_warn_seconds=200'], 'is above --longest_wait_alert_seconds=120.0'),
+    (['--longest_wait_warn_seconds=-1'], 'seconds from 0 to 86400'),
+    (['--longest_wait_alert_seconds=nan'], 'seconds from 0 to 86400'),
   ],
 )
 def test_bad_longest_wait_options_are_refused(flags, message):
@@ -490,8 +492,8 @@ def test_tiles_show_waiting_and_a_longest_wait_that_ticks_and_updates(tmp_path):
         queue_status_row('Q-LIVE', 3, now - 10_000, now, now, name=HOSTILE_NAME),
       ],
     )
-    flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5', '--longest_wait_warn=3600']
-    with wallboard(flags + ['--longest_wait_alert=7200']) as url, chromium() as driver:
+    flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5', '--longest_wait_warn_seconds=3600']
+    with wallboard(flags + ['--longest_wait_alert_seconds=7200']) as url, chromium() as driver:
       driver.get(url)
       wait_for(driver, lambda d: len(live_figures(d)) == 3, 30, 'the live figures did not show')
       figures = live_figures(driver)
@@ -563,7 +565,7 @@ def test_the_longest_wait_turns_amber_then_red_past_the_thresholds(tmp_path):
     now = int(time.time() * 1000)
     writer.upsert(QUEUE_STATUS, [queue_status_row('Q-2', 0, None, now, now)])
     flags = [f'--sqlite_path={db}', '--refresh_seconds=0.5']
-    flags += ['--longest_wait_warn=4', '--longest_wait_alert=8']
+    flags += ['--longest_wait_warn_seconds=4', '--longest_wait_alert_seconds=8']
     with wallboard(flags) as url, chromium() as driver:
       driver.get(url)
       wait_for(

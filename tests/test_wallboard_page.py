@@ -9,7 +9,7 @@ import time
 
 from selenium.webdriver.common.by import By
 
-from tests.support.dashboard_helpers import (
+from tests.support.wallboard_helpers import (
   assert_no_console_errors,
   chromium,
   current_window_start,

@@ -13,11 +13,11 @@ import urllib.parse
 
 import pytest
 
-from pipelines.dashboard import server as server_module
-from pipelines.dashboard.config import load_queue_groups
-from pipelines.dashboard.queries import COUNT_LIMIT, DEFAULT_TILES, MAX_SERIES
+from pipelines.wallboard import server as server_module
+from pipelines.wallboard.config import load_queue_groups
+from pipelines.wallboard.queries import COUNT_LIMIT, DEFAULT_TILES, MAX_SERIES
 from scripts.bench.wallboard import build_store, queue_id, serving
-from tests.test_dashboard_server import read_event
+from tests.test_wallboard_server import read_event
 
 QUEUES = 100_000
 MAX_RESPONSE_BYTES = 2_000_000

@@ -17,9 +17,9 @@ from typing import Dict, List, Sequence
 
 import pytest
 
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.stores import SqliteStore, StoreError
-from tests.support.dashboard_helpers import REPO, WINDOW_MS, wallboard, window_row
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.stores import SqliteStore, StoreError
+from tests.support.wallboard_helpers import REPO, WINDOW_MS, wallboard, window_row
 from transforms.records import AbandonMetrics
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter, publish, stored_primary_key
@@ -233,7 +233,7 @@ def test_a_store_replaced_at_its_path_is_reopened_and_said_so(tmp_path, caplog):
   os.unlink(live)  # deleted, then a new one copied in (not yet)
   with pytest.raises(StoreError, match='the file is gone'):
     queries.snapshot()
-  caplog.set_level(logging.INFO, logger='pipelines.dashboard.stores')
+  caplog.set_level(logging.INFO, logger='pipelines.wallboard.stores')
   os.link(second, live)
   assert queries.snapshot()['queues']['tiles'][0]['offered'] == 40
   assert [r.getMessage() for r in caplog.records] == [
@@ -310,7 +310,7 @@ def test_rerunning_run_local_with_the_wallboard_open(tmp_path):
           str(REPO / 'scripts' / 'run_local.sh'),
           f'--call_events={calls}',
           f'--data_actions={actions}',
-          f'--window_size={window}',
+          f'--window_seconds={window}',
           env={'SQLITE_PATH': str(db)},
         )
       )

@@ -2,7 +2,7 @@
 
 Sources emit the watermark KafkaIO's `CreateTime` policy gives: the largest
 event time seen. Every event-time decision of the pipeline is made on that
-watermark minus `--max_out_of_orderness`; stateful DoFns do it by setting
+watermark minus `--max_out_of_orderness_seconds`; stateful DoFns do it by setting
 their timers that much later and reading fired timers that much earlier.
 """
 

@@ -9,7 +9,7 @@ or infinity), valid UTF-8, and no larger than the producer takes
 
 Event time: records are read with the `CreateTime` timestamp policy, so the
 source watermark is the largest record timestamp seen per partition (KafkaIO
-has no delay for it; `--max_out_of_orderness` is applied by the event-time
+has no delay for it; `--max_out_of_orderness_seconds` is applied by the event-time
 operators downstream). Our producers set the record timestamp to the event
 time. A producer that does not (broker `LogAppendTime`, or a client that
 leaves the timestamp to the send time) makes the watermark follow ingestion

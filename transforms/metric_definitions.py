@@ -10,7 +10,7 @@ be recomputed from a stored row:
   offered                total_calls (every call offered to the queue)
   abandoned              abandoned_calls
   short_abandoned        short_abandoned_calls: abandoned with a known wait
-                         under --short_abandon_threshold
+                         under --short_abandon_threshold_seconds
   answered_within        answered_within_sl: answered with a known wait
                          <= --service_level_seconds
   abandoned_within       abandoned_within_sl: abandoned with a known wait

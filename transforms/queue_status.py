@@ -22,7 +22,7 @@ on its own:
   more than `max_queue_wait` behind the clock lost its exit: it is dropped,
   counted (`lost_exits`) and output on `lost_contacts`. A tombstone is
   forgotten once `tombstone_ttl` behind the clock (the job passes
-  `--dedupe_ttl`, the horizon of every re-delivery it recognises): a busy
+  `--dedupe_ttl_seconds`, the horizon of every re-delivery it recognises): a busy
   queue then holds the exits of minutes, not of hours. So the state is
   bounded by the contacts waiting, at most `max_queue_wait`, and the exits
   of the last `tombstone_ttl` per key; a key with nothing left holds no

@@ -6,7 +6,7 @@ A file is delivered in polls of `poll_size` consecutive lines (a consumer's
 watermark advances to the largest valid event time delivered so far, which
 is what KafkaIO's `CreateTime` policy gives a consumer of a producer that
 sets record timestamps to event time. The bounded out-of-orderness
-(`--max_out_of_orderness`) is applied by the event-time operators on top of
+(`--max_out_of_orderness_seconds`) is applied by the event-time operators on top of
 either source, so the events that would be late from Kafka are late here
 too, and a run is deterministic for a given file.
 

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
   p.add_argument('--timeout', type=float, default=1800, help='s to wait for complete rows')
   p.add_argument('--workdir', default=None)
   p.add_argument('--keep', action='store_true', help='keep topic and keyspace')
-  p.add_argument('--window-size', type=int, default=60, help='job --window_size (s)')
+  p.add_argument('--window-size', type=int, default=60, help='job --window_seconds (s)')
   p.add_argument(
     '--checkpoint-ms',
     type=int,
@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     '--sink=cassandra',
     f'--cassandra_keyspace={keyspace}',
     f'--parallelism={args.parallelism}',
-    f'--window_size={args.window_size}',
+    f'--window_seconds={args.window_size}',
     f'--checkpointing_interval={args.checkpoint_ms}',
     *args.job_args,
   ]

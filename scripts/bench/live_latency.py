@@ -222,7 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   p.add_argument('--warmup', type=float, default=20, help='s of traffic left out of the figures')
   p.add_argument('--drain', type=float, default=15, help='s to read rows after the last send')
   p.add_argument('--early-firing-seconds', type=float, default=10)
-  p.add_argument('--window-size', type=int, default=300, help='job --window_size (s)')
+  p.add_argument('--window-size', type=int, default=300, help='job --window_seconds (s)')
   p.add_argument('--handle-seconds', type=float, default=30, help="mean agent's call (s)")
   p.add_argument(
     '--staffing', type=float, default=0.97, help='agents per erlang: under 1, queues stay busy'
@@ -253,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     f'--kafka_consumer_group={name}',
     '--sink=kafka',
     f'--parallelism={args.parallelism}',
-    f'--window_size={args.window_size}',
+    f'--window_seconds={args.window_size}',
     f'--early_firing_seconds={args.early_firing_seconds:g}',
     f'--checkpointing_interval={args.checkpoint_ms}',
     *args.job_args,

@@ -32,7 +32,7 @@ def run(argv: Optional[List[str]] = None) -> None:
   replay = options.view_as(FileReplayOptions)
   if not replay.call_events:
     raise ValueError('give --call_events=FILE')
-  window_size = options.view_as(CallMetricsOptions).window_size
+  window_size = options.view_as(CallMetricsOptions).window_seconds
   with beam.Pipeline(runner=runner, options=options) as pipeline:
     records = (
       pipeline

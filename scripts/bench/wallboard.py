@@ -24,9 +24,9 @@ import threading
 import time
 from typing import Iterator, List, Sequence, Tuple
 
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.server import SnapshotFeed, WallboardServer, make_server
-from pipelines.dashboard.stores import SqliteStore
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.server import SnapshotFeed, WallboardServer, make_server
+from pipelines.wallboard.stores import SqliteStore
 from transforms.records import AbandonMetrics, DeadLetter, InteractionVolume
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, INTERACTION_VOLUMES, TABLES
 from transforms.sqlite_sink import SqliteSink

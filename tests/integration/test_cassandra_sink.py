@@ -174,7 +174,7 @@ def assert_rows_match_reference(session, keyspace: str, events: str, **reference
 def test_main_job_writes_the_reference_rows(cassandra_args, session, tmp_path):
   events = str(tmp_path / 'calls.jsonl')
   counts = write_call_events(events, 4000, seed=11, events_per_second=4, oversized=True)
-  seconds = run_job(events, cassandra_args, '--short_abandon_threshold=5')
+  seconds = run_job(events, cassandra_args, '--short_abandon_threshold_seconds=5')
   print(f'main job, 4000 calls into Cassandra: {seconds:.1f} s')
 
   assert_rows_match_reference(

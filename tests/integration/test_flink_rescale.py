@@ -236,7 +236,7 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
     wait_for_rows(cassandra_session, fresh_keyspace, expected, timeout=420)
     closed_ms = int(time.time() * 1000)
     # Data rebased to now: event time is wall-clock time, so this is how late the last window
-    # closed after its end plus the watermark delay (--max_out_of_orderness, 10 s).
+    # closed after its end plus the watermark delay (--max_out_of_orderness_seconds, 10 s).
     lag_s = (closed_ms - last_window_end_ms) / 1000 - 10
     print(
       f'\n  4 partitions at parallelism 2, partition 3 idle: every window closed, the last '

@@ -76,7 +76,10 @@ def test_a_queued_contact_enters_and_leaves_the_live_floor_on_flink(
   wait_cluster_free()
   job = Submitted(
     f'it-live-{topic}',
-    [*recovery_job_args(topic, fresh_keyspace, group), f'--status_interval={STATUS_INTERVAL_S}'],
+    [
+      *recovery_job_args(topic, fresh_keyspace, group),
+      f'--status_interval_seconds={STATUS_INTERVAL_S}',
+    ],
   )
   try:
     wait_until('all tasks running', lambda: all_tasks_running(job.jid), WAIT_S)

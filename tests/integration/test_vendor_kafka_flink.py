@@ -104,7 +104,7 @@ def test_vendor_stream_from_kafka_on_the_flink_cluster_matches_the_reference(
     f'--kafka_max_num_records={len(lines)}',
     f'--kafka_consumer_group=it-{topic}',
     f'--call_event_format={fmt}',
-    '--short_abandon_threshold=5',
+    '--short_abandon_threshold_seconds=5',
     '--service_level_definition=abandons_positive',
     f'--sqlite_path={db}',
   ]

@@ -16,7 +16,7 @@ connection is made). Out, by module:
 - sink.py: the `ResultSink` of `--sink=cassandra`.
 
 Users outside the package import from here: the sink registry
-(transforms/sink_registry.py), the wallboard (pipelines/dashboard/),
+(transforms/sink_registry.py), the wallboard (pipelines/wallboard/),
 scripts/migrate_cassandra.py and the tests.
 """
 

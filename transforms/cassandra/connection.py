@@ -4,7 +4,7 @@ failed connection means.
 In: the frozen `CassandraSettings` (options/config.py), which carry no
 password. Out: a connected (Cluster, Session) for the sink's writer
 (transforms/cassandra/writer.py), the launch step (sink.py, migration.py)
-and the wallboard's reader (pipelines/dashboard/stores.py).
+and the wallboard's reader (pipelines/wallboard/stores.py).
 
 The password is read from an environment variable here, on the machine that
 connects (launcher and workers), so it is never part of the pickled

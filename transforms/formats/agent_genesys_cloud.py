@@ -95,7 +95,7 @@ resolves an agent's events by `since`, so they never go back.
 
 Heartbeats: Genesys says nothing while a state holds (a meal, a long
 call), and the agent-state step takes an agent silent for
-`--agent_silence_timeout` as logged out. While a user is logged in, an
+`--agent_silence_timeout_seconds` as logged out. While a user is logged in, an
 event-time timer writes a heartbeat AgentEvent (`heartbeat` True, as the
 seed format's) every third of that timeout after its latest event, on
 that grid, for at most MAX_HEARTBEAT_SILENCE_MS after its latest

@@ -36,8 +36,8 @@ Field names are Genesys'; `eventBody.` is left out below.
 outside `v2.` is a dead letter (`unknown_topic`).
 (2) Per topic and call id: EventBridge delivers at least once.
 (3) transforms/acd_pairing.py, per conversationId:sessionId; a start waits
-for its end `--genesys_max_queue_wait`, a callback's
-`--genesys_callback_max_queue_wait` (callbacks wait hours).
+for its end `--genesys_max_queue_wait_seconds`, a callback's
+`--genesys_callback_max_queue_wait_seconds` (callbacks wait hours).
 
 Also checked: the conversation id in `topicName` equals
 `eventBody.conversationId` (`topic_mismatch`), `mediaType` is one of

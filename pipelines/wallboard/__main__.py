@@ -1,7 +1,7 @@
-"""python -m pipelines.dashboard: serves the SLA wallboard until stopped.
+"""python -m pipelines.wallboard: serves the SLA wallboard until stopped.
 
-    python -m pipelines.dashboard --sqlite_path=output/contact_center.db
-    python -m pipelines.dashboard --store=cassandra --cassandra_hosts=HOST
+    python -m pipelines.wallboard --sqlite_path=output/contact_center.db
+    python -m pipelines.wallboard --sink=cassandra --cassandra_hosts=HOST
 
 Prints the page's address once it listens; `--help` lists the options.
 Exits with a one-line message (no traceback) on bad options or a store it
@@ -17,21 +17,22 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from cassandra.cluster import NoHostAvailable
 
 from options import options_parser
-from pipelines.dashboard.config import OPTIONS, DashboardConfig
-from pipelines.dashboard.queries import WallboardQueries
-from pipelines.dashboard.server import SnapshotFeed, make_server
-from pipelines.dashboard.stores import StoreError
+from pipelines.wallboard.config import OPTIONS, WallboardConfig
+from pipelines.wallboard.queries import WallboardQueries
+from pipelines.wallboard.server import SnapshotFeed, make_server
+from pipelines.wallboard.stores import StoreError
 
-PROG = 'python -m pipelines.dashboard'
+PROG = 'python -m pipelines.wallboard'
 DESCRIPTION = (
-  "The live SLA wallboard over the job's result tables. It reads the "
-  'store of --store: the file of --sqlite_path, or the keyspace of the '
-  '--cassandra_* connection options (their write settings are ignored); '
-  'give --max_out_of_orderness as the job had it.'
+  "The live SLA wallboard over the job's result tables. Give it the job's "
+  'flags: it reads the first --sink it can (sqlite: the file of '
+  '--sqlite_path; cassandra: the keyspace of the --cassandra_* connection '
+  'options, their write settings ignored) and needs '
+  '--max_out_of_orderness_seconds as the job had it.'
 )
 
 
-def serve(config: DashboardConfig) -> None:
+def serve(config: WallboardConfig) -> None:
   """Opens the store and serves the page until interrupted."""
   store = config.open_store()
   # A stop by the service manager (SIGTERM) cleans up like Ctrl-C.
@@ -67,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s', force=True
   )
   try:
-    serve(DashboardConfig.from_options(PipelineOptions(argv)))
+    serve(WallboardConfig.from_options(PipelineOptions(argv)))
   except KeyboardInterrupt:
     pass
   except (ValueError, StoreError, NoHostAvailable, OSError) as e:

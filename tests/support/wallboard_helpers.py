@@ -305,11 +305,11 @@ def write_page_rows(writer: RowWriter, start_ms: int) -> Dict[str, str]:
 
 @contextlib.contextmanager
 def wallboard(args: Sequence[str], log: Optional[List[str]] = None) -> Iterator[str]:
-  """`python -m pipelines.dashboard ARGS --port=0` as a subprocess; yields
+  """`python -m pipelines.wallboard ARGS --port=0` as a subprocess; yields
   the page's URL and stops the server afterwards. Its log lines (stderr)
   are appended to `log` as they come."""
   process = subprocess.Popen(
-    [sys.executable, '-m', 'pipelines.dashboard', '--port=0', *args],
+    [sys.executable, '-m', 'pipelines.wallboard', '--port=0', *args],
     cwd=REPO,
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The wallboard's query layer (pipelines/dashboard/queries.py) over a SQLite
+"""The wallboard's query layer (pipelines/wallboard/queries.py) over a SQLite
 store written by the main job from the committed samples, compared with
 direct SQL on the same file."""
 
@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from pipelines import contact_center
-from pipelines.dashboard.queries import (
+from pipelines.wallboard.queries import (
   ALERT_LIMIT,
   COUNT_LIMIT,
   HOUR_MS,
@@ -16,8 +16,8 @@ from pipelines.dashboard.queries import (
   abandon_status,
   service_level_status,
 )
-from pipelines.dashboard.stores import SqliteStore, StoreError
-from tests.support.dashboard_helpers import REPO, WINDOW_MS, window_row
+from pipelines.wallboard.stores import SqliteStore, StoreError
+from tests.support.wallboard_helpers import REPO, WINDOW_MS, window_row
 from transforms.schema import ABANDON_METRICS, TABLES
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
@@ -30,7 +30,7 @@ OLD_QUEUE, EMPTY_QUEUE = 'Q-OLD', 'Q-EMPTY'
 
 @pytest.fixture(scope='module')
 def db(tmp_path_factory) -> str:
-  path = str(tmp_path_factory.mktemp('dashboard') / 'results.db')
+  path = str(tmp_path_factory.mktemp('wallboard') / 'results.db')
   contact_center.run(
     [
       f'--call_events={REPO / "samples" / "call_events.jsonl"}',

@@ -4,6 +4,7 @@ requests, the event stream, a store that stops answering, the server's own
 
 import http.client
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -13,12 +14,13 @@ import urllib.parse
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.dashboard import __main__ as dashboard_main
-from pipelines.dashboard.config import DashboardConfig
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.server import SnapshotFeed, make_server
-from pipelines.dashboard.stores import SqliteStore, Store
-from tests.support.dashboard_helpers import (
+from options import deprecation
+from pipelines.wallboard import __main__ as wallboard_main
+from pipelines.wallboard.config import WallboardConfig
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.server import SnapshotFeed, make_server
+from pipelines.wallboard.stores import SqliteStore, Store
+from tests.support.wallboard_helpers import (
   HTML_QUEUE_IMG,
   current_window_start,
   window_row,
@@ -254,8 +256,8 @@ def test_a_store_that_fails_keeps_the_last_numbers_and_says_why(served):
   assert 'store_error' not in json.loads(get(address, '/api/snapshot')[1])
 
 
-def config(*flags: str) -> DashboardConfig:
-  return DashboardConfig.from_options(PipelineOptions(list(flags)))
+def config(*flags: str) -> WallboardConfig:
+  return WallboardConfig.from_options(PipelineOptions(list(flags)))
 
 
 def test_options_become_a_frozen_config():
@@ -264,11 +266,11 @@ def test_options_become_a_frozen_config():
     '--abandon_rate_warn=4',
     '--abandon_rate_alert=8',
     '--service_level_target=90',
-    '--max_out_of_orderness=7',
+    '--max_out_of_orderness_seconds=7',
     '--port=9000',
   )
   assert c.thresholds == Thresholds(0.04, 0.08, 0.9)
-  assert (c.store, c.sqlite_path, c.cassandra, c.host, c.port) == (
+  assert (c.sink, c.sqlite_path, c.cassandra, c.host, c.port) == (
     'sqlite',
     '/x.db',
     None,
@@ -288,13 +290,35 @@ def test_options_become_a_frozen_config():
     (['--abandon_rate_alert=-1', '--abandon_rate_warn=-2'], 'a percentage'),
     (['--port=70000'], 'a TCP port'),
     (['--refresh_seconds=0'], 'at least 0.2'),
-    (['--store=cassandra', '--cassandra_consistency=ANY'], 'for writes only'),
-    (['--store=cassandra', '--cassandra_keyspace=a;b'], 'keyspace name'),
+    (['--sink=cassandra', '--cassandra_consistency=ANY'], 'for writes only'),
+    (['--sink=cassandra', '--cassandra_keyspace=a;b'], 'keyspace name'),
+    (['--sink=kafka'], '--sink=kafka: the wallboard reads a sqlite or cassandra sink'),
   ],
 )
 def test_bad_options_are_refused_with_the_option_to_fix(flags, message):
   with pytest.raises(ValueError, match=re.escape(message)):
     config(*flags)
+
+
+@pytest.mark.parametrize(
+  'flags, sink',
+  [
+    ([], 'sqlite'),
+    (['--sink=kafka', '--sink=cassandra', '--sink=sqlite'], 'cassandra'),
+    (['--sink=kafka', '--store=sqlite'], 'sqlite'),
+  ],
+)
+def test_the_wallboard_reads_the_first_sink_of_the_job_it_can_read(flags, sink):
+  assert config(*flags).sink == sink
+
+
+def test_store_is_an_old_name_of_sink(caplog, monkeypatch):
+  monkeypatch.setattr(deprecation, '_REPORTED', set())
+  caplog.set_level(logging.WARNING)
+  assert config('--store=cassandra').sink == 'cassandra'
+  assert config('--store=cassandra').sink == 'cassandra'
+  notices = [r.getMessage() for r in caplog.records if r.name == deprecation.__name__]
+  assert notices == ['--store is deprecated, use --sink']
 
 
 def test_the_options_coexist_with_the_job_options():
@@ -305,10 +329,10 @@ def test_the_options_coexist_with_the_job_options():
 
 def test_unknown_flags_and_a_missing_store_stop_with_one_line(tmp_path, capsys):
   with pytest.raises(SystemExit, match="unknown option '--prot=1'"):
-    dashboard_main.main(['--prot=1'])
+    wallboard_main.main(['--prot=1'])
   with pytest.raises(SystemExit, match='no such file; run the job first'):
-    dashboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
-  dashboard_main.main(['--help'])
+    wallboard_main.main([f'--sqlite_path={tmp_path / "none.db"}'])
+  wallboard_main.main(['--help'])
   assert '--abandon_rate_warn' in capsys.readouterr().out
 
 

@@ -1,4 +1,4 @@
-"""The wallboard's numbers, computed from a `Store` (pipelines/dashboard/
+"""The wallboard's numbers, computed from a `Store` (pipelines/wallboard/
 stores.py).
 
 In: the result tables of transforms/schema.py, as any release wrote them
@@ -66,7 +66,7 @@ from typing import (
 )
 
 from pipelines.contact_center import CALL_EVENTS_SOURCE
-from pipelines.dashboard.stores import Row, Store
+from pipelines.wallboard.stores import Row, Store
 from transforms.abandon_rate import rounded_ratio
 from transforms.metric_definitions import (
   ABANDON_RATE_DEFINITIONS,

@@ -9,7 +9,7 @@ import time
 from selenium.webdriver.common.by import By
 
 from pipelines import contact_center
-from tests.support.dashboard_helpers import (
+from tests.support.wallboard_helpers import (
   REPO,
   assert_no_console_errors,
   check_page,

@@ -1,17 +1,20 @@
-"""Options of the SLA wallboard (`python -m pipelines.dashboard`).
+"""Options of the SLA wallboard (`python -m pipelines.wallboard`).
 
-The store's own settings are the job's: `--sqlite_path` (SinkOptions),
-the `--cassandra_*` options (CassandraOptions) and `--max_out_of_orderness`
-(EventTimeOptions), so the wallboard is started with the flags the job ran
-with.
+The sink it reads and that sink's settings are the job's own flags:
+`--sink` and `--sqlite_path` (SinkOptions), the `--cassandra_*` options
+(CassandraOptions) and `--max_out_of_orderness_seconds` (EventTimeOptions),
+so the wallboard is started with the flags the job ran with.
 """
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-STORE_CHOICES = ('sqlite', 'cassandra')
+from options.deprecation import RenamedFlag
+
+# The sinks whose tables the wallboard can read (Kafka topics it cannot).
+READABLE_SINKS = ('sqlite', 'cassandra')
 
 
-class DashboardOptions(PipelineOptions):
+class WallboardOptions(PipelineOptions):
   """Where the wallboard reads, where it listens, and its SLA thresholds."""
 
   @classmethod
@@ -19,10 +22,9 @@ class DashboardOptions(PipelineOptions):
     group = parser.add_argument_group('wallboard')
     group.add_argument(
       '--store',
-      choices=STORE_CHOICES,
-      default='sqlite',
-      help='Result store to read (read-only): the SQLite file of '
-      '--sqlite_path, or the Cassandra keyspace of --cassandra_keyspace.',
+      choices=READABLE_SINKS,
+      default=None,
+      help='Deprecated, use --sink: the sink to read.',
     )
     group.add_argument(
       '--host',
@@ -53,14 +55,18 @@ class DashboardOptions(PipelineOptions):
       'below it turns red.',
     )
     group.add_argument(
+      '--longest_wait_warn_seconds',
       '--longest_wait_warn',
+      action=RenamedFlag,
       type=float,
       default=60.0,
       help='Seconds the longest-waiting contact of a queue has waited from '
       'which its longest wait (and the tile) turns amber.',
     )
     group.add_argument(
+      '--longest_wait_alert_seconds',
       '--longest_wait_alert',
+      action=RenamedFlag,
       type=float,
       default=120.0,
       help='Seconds the longest-waiting contact of a queue has waited from '
@@ -76,6 +82,6 @@ class DashboardOptions(PipelineOptions):
       '--refresh_seconds',
       type=float,
       default=2.0,
-      help='How often the server reads the store; pages get the new '
+      help='How often the server reads the sink; pages get the new '
       'numbers pushed (server-sent events) right after each read.',
     )

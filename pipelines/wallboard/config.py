@@ -7,13 +7,14 @@ from typing import Dict, NamedTuple, Optional, Tuple
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from options.cassandra_options import CassandraOptions
-from options.dashboard_options import DashboardOptions
-from options.stream_options import EventTimeOptions, SinkOptions
-from pipelines.dashboard.queries import MAX_TEXT, Thresholds
-from pipelines.dashboard.stores import CassandraStore, SqliteStore, Store
+from options.deprecation import report
+from options.stream_options import DEFAULT_SINK, EventTimeOptions, SinkOptions
+from options.wallboard_options import READABLE_SINKS, WallboardOptions
+from pipelines.wallboard.queries import MAX_TEXT, Thresholds
+from pipelines.wallboard.stores import CassandraStore, SqliteStore, Store
 from transforms.cassandra import CassandraSettings
 
-OPTIONS = (DashboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
+OPTIONS = (WallboardOptions, SinkOptions, EventTimeOptions, CassandraOptions)
 MAX_GROUPS_FILE_BYTES = 64 * 1024 * 1024
 # Consistency levels a write may use but a read may not.
 _WRITE_ONLY_CONSISTENCY = ('ANY', 'EACH_QUORUM')
@@ -22,10 +23,10 @@ MIN_REFRESH_SECONDS = 0.2
 MAX_WAIT_THRESHOLD_SECONDS = 86_400
 
 
-class DashboardConfig(NamedTuple):
-  """Everything `serve` needs; `cassandra` is set with store 'cassandra'."""
+class WallboardConfig(NamedTuple):
+  """Everything `serve` needs; `cassandra` is set with sink 'cassandra'."""
 
-  store: str
+  sink: str
   sqlite_path: str
   cassandra: Optional[CassandraSettings]
   host: str
@@ -36,9 +37,9 @@ class DashboardConfig(NamedTuple):
   queue_groups: Dict[str, Tuple[str, ...]] = {}
 
   @classmethod
-  def from_options(cls, options: PipelineOptions) -> 'DashboardConfig':
+  def from_options(cls, options: PipelineOptions) -> 'WallboardConfig':
     """Raises ValueError with the option to fix."""
-    o = options.view_as(DashboardOptions)
+    o = options.view_as(WallboardOptions)
     for name in ('abandon_rate_warn', 'abandon_rate_alert', 'service_level_target'):
       if not 0 <= getattr(o, name) <= 100:
         raise ValueError(f'--{name}={getattr(o, name)}: a percentage from 0 to 100')
@@ -47,23 +48,24 @@ class DashboardConfig(NamedTuple):
         f'--abandon_rate_warn={o.abandon_rate_warn} is above '
         f'--abandon_rate_alert={o.abandon_rate_alert}'
       )
-    for name in ('longest_wait_warn', 'longest_wait_alert'):
+    for name in ('longest_wait_warn_seconds', 'longest_wait_alert_seconds'):
       # NaN fails both comparisons, so it is refused too.
       if not 0 <= getattr(o, name) <= MAX_WAIT_THRESHOLD_SECONDS:
         raise ValueError(
           f'--{name}={getattr(o, name)}: seconds from 0 to {MAX_WAIT_THRESHOLD_SECONDS}'
         )
-    if o.longest_wait_warn > o.longest_wait_alert:
+    if o.longest_wait_warn_seconds > o.longest_wait_alert_seconds:
       raise ValueError(
-        f'--longest_wait_warn={o.longest_wait_warn} is above '
-        f'--longest_wait_alert={o.longest_wait_alert}'
+        f'--longest_wait_warn_seconds={o.longest_wait_warn_seconds} is above '
+        f'--longest_wait_alert_seconds={o.longest_wait_alert_seconds}'
       )
     if not 0 <= o.port <= 65535:
       raise ValueError(f'--port={o.port}: a TCP port from 0 (any free port) to 65535')
     if o.refresh_seconds < MIN_REFRESH_SECONDS:
       raise ValueError(f'--refresh_seconds={o.refresh_seconds}: at least {MIN_REFRESH_SECONDS}')
+    sink = readable_sink(options)
     cassandra = None
-    if o.store == 'cassandra':
+    if sink == 'cassandra':
       cassandra = CassandraSettings.from_options(options)
       if cassandra.consistency in _WRITE_ONLY_CONSISTENCY:
         raise ValueError(
@@ -71,7 +73,7 @@ class DashboardConfig(NamedTuple):
           'only; the wallboard reads (use e.g. LOCAL_ONE or LOCAL_QUORUM)'
         )
     return cls(
-      store=o.store,
+      sink=sink,
       sqlite_path=options.view_as(SinkOptions).sqlite_path,
       cassandra=cassandra,
       host=o.host,
@@ -80,20 +82,39 @@ class DashboardConfig(NamedTuple):
         o.abandon_rate_warn / 100,
         o.abandon_rate_alert / 100,
         o.service_level_target / 100,
-        o.longest_wait_warn,
-        o.longest_wait_alert,
+        o.longest_wait_warn_seconds,
+        o.longest_wait_alert_seconds,
       ),
-      max_out_of_orderness_ms=(options.view_as(EventTimeOptions).max_out_of_orderness * 1000),
+      max_out_of_orderness_ms=(
+        options.view_as(EventTimeOptions).max_out_of_orderness_seconds * 1000
+      ),
       refresh_seconds=o.refresh_seconds,
-      queue_groups=load_queue_groups(options.view_as(DashboardOptions).queue_groups),
+      queue_groups=load_queue_groups(options.view_as(WallboardOptions).queue_groups),
     )
 
   def open_store(self) -> Store:
-    """The configured store, opened read-only; raises StoreError or the
-    driver's NoHostAvailable."""
-    if self.store == 'cassandra':
+    """The tables of the configured sink, opened read-only; raises
+    StoreError or the driver's NoHostAvailable."""
+    if self.sink == 'cassandra':
       return CassandraStore(self.cassandra)
     return SqliteStore(self.sqlite_path)
+
+
+def readable_sink(options: PipelineOptions) -> str:
+  """The sink the wallboard reads: the first `--sink` of the job it can
+  read, sqlite (the job's default) when none is given; the deprecated
+  `--store` replaces them. Raises ValueError for sinks it cannot read."""
+  store = options.view_as(WallboardOptions).store
+  if store is not None:
+    report('--store', '--sink')
+    return store
+  sinks = options.view_as(SinkOptions).sink or [DEFAULT_SINK]
+  readable = [s for s in sinks if s in READABLE_SINKS]
+  if not readable:
+    raise ValueError(
+      f'--sink={",".join(sinks)}: the wallboard reads a {" or ".join(READABLE_SINKS)} sink'
+    )
+  return readable[0]
 
 
 def load_queue_groups(path: Optional[str]) -> Dict[str, Tuple[str, ...]]:

@@ -11,10 +11,10 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import contact_center
-from pipelines.dashboard.queries import Thresholds, WallboardQueries
-from pipelines.dashboard.stores import CassandraStore, SqliteStore, StoreError
+from pipelines.wallboard.queries import Thresholds, WallboardQueries
+from pipelines.wallboard.stores import CassandraStore, SqliteStore, StoreError
 from tests.integration.conftest import assert_reachable
-from tests.support.dashboard_helpers import (
+from tests.support.wallboard_helpers import (
   REPO,
   check_page,
   chromium,
@@ -57,7 +57,7 @@ def test_page_over_cassandra(flags, writer):
   start = current_window_start(time.time())
   expected = write_page_rows(writer, start)
   with (
-    wallboard(['--store=cassandra', *flags, '--refresh_seconds=0.5']) as url,
+    wallboard(['--sink=cassandra', *flags, '--refresh_seconds=0.5']) as url,
     chromium() as driver,
   ):
     check_page(driver, url, writer, start, expected, 'wallboard-cassandra')

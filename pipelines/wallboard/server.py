@@ -42,8 +42,9 @@ import time
 import urllib.parse
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from pipelines.dashboard.metrics import OTHER_ROUTE, WallboardMetrics
-from pipelines.dashboard.queries import (
+from pipelines.metrics_server import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from pipelines.wallboard.metrics import OTHER_ROUTE, WallboardMetrics
+from pipelines.wallboard.queries import (
   DEFAULT_TILES,
   MAX_SERIES,
   MAX_TEXT,
@@ -52,7 +53,6 @@ from pipelines.dashboard.queries import (
   Board,
   WallboardQueries,
 )
-from pipelines.metrics_server import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Read-only access to the result tables, for the wallboard.
 
-`Store` is the small interface the query layer (pipelines/dashboard/
+`Store` is the small interface the query layer (pipelines/wallboard/
 queries.py) needs; `SqliteStore` and `CassandraStore` implement it over the
 tables of transforms/schema.py. Columns are always selected by name, so
 tables that gain columns keep working. Table and column names come from

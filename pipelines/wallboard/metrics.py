@@ -4,7 +4,7 @@ What an operator needs to see the wall's server struggle: requests by
 route and status, connections refused at the cap, open event streams, and
 the reads of the store behind every page (how many, how long, how many
 failed). Labels take values from a fixed set only (the routes of
-pipelines/dashboard/server.py, HTTP status codes), never from a request's
+pipelines/wallboard/server.py, HTTP status codes), never from a request's
 path or a queue id, so a scan of random URLs cannot grow the series.
 The job's own metrics are pipelines/metrics_server.py's.
 """

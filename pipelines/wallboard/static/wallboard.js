@@ -200,7 +200,7 @@
     const banners = [];
     if (s.store_error) {
       banners.push(el('div', {className: 'banner alert'}, [
-        el('strong', {text: 'Cannot read the results store. '}),
+        el('strong', {text: 'Cannot read the results. '}),
         'Showing the last numbers read. ',
         el('span', {className: 'dim', data: s.store_error})]));
     }
