@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import apache_beam as beam
 from apache_beam.internal import pickler
 from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
@@ -289,6 +288,3 @@ def test_the_runner_and_the_option_local_runner_builds_on():
   options = PipelineOptions().view_as(DirectOptions)
   assert options.direct_runner_use_stacked_bundle is True
   assert issubclass(local_runner.LocalRunner, BundleBasedDirectRunner)
-  assert isinstance(
-    beam.Pipeline(runner=local_runner.LocalRunner()).runner, BundleBasedDirectRunner
-  )

@@ -4,12 +4,13 @@ result tests.
 The job and every other test run LocalRunner, Beam's bundle-based direct
 runner with runner internals of one Beam release replaced
 (pipelines/local_runner.py), for its speed: the main job on Prism gives the
-same rows, 5.5 times slower. The result tests that cover each input format
-and flow run the job on both (`on_both_runners`), against the same
-references, so every result is also checked on a Beam runner as users get
-it. The binary is built once by scripts/stack/install_prism.sh (scripts/test.sh
-runs it); a missing binary fails these tests, it does not skip them: a skip
-would leave the local runner unchecked without anyone noticing.
+same rows for about 3 times the CPU time (docs/design.md). The result tests
+that cover each input format and flow run the job on both
+(`on_both_runners`), against the same references, so every result is also
+checked on a Beam runner as users get it. The binary is built once by
+scripts/stack/install_prism.sh (scripts/test.sh runs it); a missing binary
+fails these tests, it does not skip them: a skip would leave the local
+runner unchecked without anyone noticing.
 
 One result differs for a reason of the Beam model, not of either runner's
 correctness: Prism, like Flink, holds a step's output watermark for its
@@ -19,8 +20,12 @@ Genesys pairing (transforms/acd_pairing.py) releases unpaired from its timer
 reaches the windows on Prism before the watermark that expires its window,
 and is counted there, where the local runner and the reference have it late
 (3 of the 5 late calls of samples/genesys_cloud.jsonl). That test compares
-the rest on Prism (tests/test_vendor_pipeline_e2e.py). Wall-clock columns
-(received_at, updated_at, revision) differ between any two runs.
+the rest on Prism (tests/test_vendor_pipeline_e2e.py). No test compares
+what differs anyway: wall-clock columns (received_at, updated_at,
+revision); pane_index, the count of panes a window took, which follows the
+runner's bundles; and late_events.raw, where Prism, encoding every element
+between steps as Flink does, writes a whole-number wait of an OfferedCall
+as 2.0 and the local runner, passing Python objects, as 2.
 """
 
 import os
