@@ -84,8 +84,9 @@ def test_committed_sample_matches_the_reference(tmp_path, fmt, extra, reference_
   if (fmt, runner) == (GENESYS, PRISM):
     # Prism holds the pairing's output watermark for its pending timers
     # (tests/support/prism.py): an end it releases unpaired can be counted
-    # where the reference, like the local runner, has it late. The rest is
-    # the reference's: late calls, every row, each call once (below).
+    # where the reference, like the local runner, has it late. Still every
+    # late call is one of the reference's, every window of the reference has
+    # its row, and each call is counted once (below).
     assert set(late) <= set(ref.late) and set(expected_rows(ref)) <= set(rows)
   else:
     assert rows == expected_rows(ref) and rows
