@@ -2,81 +2,45 @@
 DoFn instances reused across bundles and cheaper per-bundle bookkeeping.
 
 Why a runner of our own: the bundle-based direct runner (the local runner
-that needs no network and runs TestStream, state and timers) asks
-`userstate.get_dofn_specs` for the state and timer specs of a DoFn several
-times per bundle (scheduling, evaluator start, DoFnRunner signature, state
-context), and every call takes `inspect.signature` of every method of a
-fresh copy of the DoFn. In the replay, with one bundle per step per poll and
-per round of timers, that introspection was about 40 % of a run (py-spy).
+that needs no network and runs TestStream, state and timers) spends most of
+a replay on bookkeeping around our transforms, not in them: asking for the
+state and timer specs and the method signatures of every DoFn several times
+per bundle (about 40 % of a run, py-spy), a pickle round trip of every DoFn
+per bundle (5 %), deep copies of keyed state, a scan of every bundle, a run
+of every consumer on empty bundles. LocalRunner replaces the Beam internals
+that do these with stand-ins of its own, each one class or function whose
+docstring names the internal (`module.attribute`) and why it goes;
+REPLACEMENTS, the one table of them, is what a run installs.
+tests/test_local_runner_shapes.py has one test per replacement that checks
+the shape of the internal it replaces (its signature, the methods it
+overrides, what it reads), so a Beam upgrade fails exactly the test of the
+replacement that broke, naming it. Same results: only the cost of each
+bundle changes (tests/test_local_runner.py compares with Beam's own), and
+the metrics it reports are complete (one fix: _MetricsContainerPerThread).
 
-The specs are declared on the DoFn class, as parameter defaults of its
-methods, so they are computed once per class here. An instance that carries
-bound methods of its own (the only instance-level attributes Beam's lookup
-looks at) is inspected every time, as before. The cache is bounded: a class
-pickled by value (a DoFn defined inside a function) is a new class after
-every pickle round trip.
+Two more costs go without replacing an internal. Stacked bundles are off
+(see LocalRunner.run_pipeline). And the garbage collector, for the duration
+of a run: a run allocates millions of short-lived containers (elements,
+bundles, state values), so with Python's default thresholds the collector
+ran a young collection every 700 allocations and scanned Beam's whole
+object graph in every full one (9 % of a calls run, py-spy --native). A run
+freezes the objects that exist when it starts (modules, the pipeline graph:
+never garbage during the run) and collects young objects every
+GC_YOUNG_THRESHOLD allocations; reference cycles are still collected, later.
 
-For the same reason the signatures of DoFn methods (`get_function_arguments`,
-asked again for every bundle's DoFnRunner) are cached per class and method,
-or per function for a plain function on the instance, with the same
-exceptions: a bound method on the instance, or an `_inspect_` hook.
-
-The evaluator also makes a new copy of each DoFn for every bundle (a pickle
-round trip, 5 % of a run). LocalRunner makes that copy once per DoFn and
-executor thread and hands it to the thread's later bundles, as every
-portable runner reuses DoFn instances across bundles (the Beam model allows
-it; DoFns here keep nothing between bundles that they do not validate), and
-with their lifecycle: setup once per copy, teardown when the run ends (see
-DoFnCopies). The round trip still runs once, so a DoFn that does not pickle
-still fails locally.
-
-More per-bundle costs of the runner are cut without changing what it
-does (`scripts/bench/micro.py` prints the first two):
-- Before a stateful step touches a key, the runner copies that key's state
-  (so a failed bundle leaves it untouched) with `copy.deepcopy` of its
-  timers: a deep copy of every armed timer's Timestamp, per key and bundle.
-  Timestamps are immutable, so LocalRunner's keyed states copy the timer
-  maps and share the timestamps (see _KeyedStateSharingTimestamps). The
-  same states answer "no timer due" (every key, every round) with one
-  comparison with the earliest armed timer, remembered until the timers
-  change.
-- Every bundle's executor scans all the bundle's elements in Python for the
-  latest window, which only side inputs need; LocalRunner skips the scan
-  for steps without side inputs (see _TransformExecutorWithoutScan).
-- Every step's every output is a bundle, most of them empty (the dead
-  letters, late rows and panes of a replay poll), and the executor ran each
-  consumer on each, a DoFnRunner and a commit for nothing. LocalRunner
-  schedules consumers of non-empty bundles only, as the watermark manager
-  already counts only those as pending (see _ExecutorSkippingEmptyBundles).
-
-And the garbage collector, for the duration of a run: a run allocates
-millions of short-lived containers (elements, bundles, state values), so
-with Python's default thresholds the collector ran a young collection
-every 700 allocations and scanned Beam's whole object graph in every full
-one (9 % of a calls run, py-spy --native). A run freezes the objects that
-exist when it starts (modules, the pipeline graph: never garbage during
-the run) and collects young objects every GC_YOUNG_THRESHOLD allocations;
-reference cycles are still collected, later.
-
-And one fix: the direct runner gives each bundle a new metrics container,
-but the worker thread's state sampler keeps the scoped states it made for
-a step's first bundle, with that bundle's container; user metrics of every
-later bundle of the step on that thread went to a container nobody reads
-(a counter incremented in six bundles read 1). LocalRunner gives each
-thread one container per step, reset when a bundle starts, so the scoped
-states and the runner see the same one (see _MetricsContainerPerThread).
-
-All of these replace module attributes of Beam's runner (or, for the
+The replacements are module attributes of Beam's runner (and, for the
 collector, process-wide settings), so they are in place only while a
 LocalRunner run is in progress: installed when run_pipeline starts, and
-Beam's own values (the collector's own settings) put back when the run ends (its
-result's wait_until_finish or cancel reaches a terminal state, failed or
-not; see replaced_beam_internals; a run never waited for nor cancelled
+Beam's own values (the collector's own settings) put back when the run ends
+(its result's wait_until_finish or cancel reaches a terminal state, failed
+or not; see replaced_beam_internals; a run never waited for nor cancelled
 keeps them until the process ends). A BundleBasedDirectRunner pipeline run
 in the same process before or after runs Beam's runner unchanged. They are
 applied only on the Beam release they were validated on
 (VALIDATED_BEAM_VERSION); on another, LocalRunner is the plain
-BundleBasedDirectRunner and logs once why.
+BundleBasedDirectRunner and logs once why. The end-to-end result tests also
+run the job on Prism, Beam's portable local runner (tests/support/prism.py),
+so every result is checked on an unpatched Beam runner too.
 
 The main job runs LocalRunner whenever the runner is LOCAL_RUNNER (the
 default), so the option keeps Beam's name for it.
@@ -89,7 +53,7 @@ import gc
 import logging
 import threading
 import types
-from typing import Any, Callable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import apache_beam
 from apache_beam.internal import pickler
@@ -128,8 +92,19 @@ def _has_own_bound_methods(dofn) -> bool:
 
 
 def cached_dofn_specs(dofn) -> Specs:
-  """Same result as `userstate.get_dofn_specs(dofn)`, computed once per
-  DoFn class. Returns fresh sets: callers may not share them."""
+  """Replaces `apache_beam.transforms.userstate.get_dofn_specs` (and the
+  transform evaluator's copy, imported by name): the same result, computed
+  once per DoFn class. Returns fresh sets: callers may not share them.
+
+  Why: the runner asks for a DoFn's state and timer specs several times per
+  bundle (scheduling, evaluator start, DoFnRunner signature, state context),
+  and every call takes `inspect.signature` of every method of a fresh copy
+  of the DoFn. The specs are declared on the class, as parameter defaults
+  of its methods; an instance that carries bound methods of its own (the
+  only instance-level attributes Beam's lookup looks at) is inspected every
+  time, as before. The cache is bounded: a class pickled by value (a DoFn
+  defined inside a function) is a new class after every pickle round trip.
+  """
   if _has_own_bound_methods(dofn):
     return _uncached_dofn_specs(dofn)
   cls = type(dofn)
@@ -164,10 +139,15 @@ def _arguments_key(obj: Any, func: str) -> Optional[Any]:
 
 
 def cached_function_arguments(obj: Any, func: str) -> Tuple[List[str], List[Any]]:
-  """Same result as `core.get_function_arguments(obj, func)`, computed once
-  per class and method when the method is a plain function of the class
-  (once per function when it is a plain function on the instance).
-  Returns fresh lists."""
+  """Replaces `apache_beam.transforms.core.get_function_arguments`: the same
+  result, computed once per class and method when the method is a plain
+  function of the class (once per function when it is a plain function on
+  the instance). Returns fresh lists.
+
+  Why: every bundle's DoFnRunner asks again for the signature of each DoFn
+  method, an `inspect.signature` each time. An `_inspect_` hook or a bound
+  method on the instance is asked every time, as before.
+  """
   key = _arguments_key(obj, func)
   if key is None:
     return _uncached_function_arguments(obj, func)
@@ -181,15 +161,21 @@ def cached_function_arguments(obj: Any, func: str) -> Tuple[List[str], List[Any]
 
 
 class DoFnCopies:
-  """Stands in for the `pickler` module in the direct runner's evaluators:
+  """Replaces `apache_beam.runners.direct.transform_evaluator.pickler` (the
+  `pickler` module as the evaluators see it), one instance per run:
   `roundtrip(dofn)` gives the calling thread's copy of `dofn`, made by
-  `pickler.roundtrip` the first time.
+  `pickler.roundtrip` the first time; anything else is the real module's.
 
-  The evaluator calls a DoFn's setup before and its teardown after every
-  bundle. A copy that serves many bundles is set up once, at its first
-  bundle, and torn down by `teardown_all` (or when it leaves the bounded
-  set of copies): the lifecycle portable runners give a DoFn instance, so a
-  sink keeps its connection for the run instead of reconnecting per bundle.
+  Why: the evaluator makes a new copy of each DoFn for every bundle (a
+  pickle round trip, 5 % of a run) and calls its setup before and its
+  teardown after every bundle. Every portable runner reuses DoFn instances
+  across bundles (the Beam model allows it; DoFns here keep nothing between
+  bundles that they do not validate), with their lifecycle: a copy that
+  serves many bundles is set up once, at its first bundle, and torn down by
+  `teardown_all` when the run ends (or when it leaves the bounded set of
+  copies), so a sink keeps its connection for the run instead of
+  reconnecting per bundle. The round trip still runs once, so a DoFn that
+  does not pickle still fails locally.
   """
 
   def __init__(self, make_copy: Callable[[Any], Any] = pickler.roundtrip):
@@ -257,11 +243,19 @@ class DoFnCopies:
 
 
 class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
-  """The runner's per-key state, with a copy that equals the deep copy it
+  """Replaces `apache_beam.runners.direct.evaluation_context.DirectUnmergedState`,
+  the runner's per-key state, with a copy that equals the deep copy it
   replaces: new timer maps, shared (immutable) timer timestamps and keys;
   new state lists, shared (encoded) values, as before; global state still
   deep-copied. It also remembers when its earliest timer is due (see
-  get_timers)."""
+  get_timers).
+
+  Why: before a stateful step touches a key, the runner copies that key's
+  state (so a failed bundle leaves it untouched) with `copy.deepcopy` of
+  its timers, a deep copy of every armed timer's Timestamp per key and
+  bundle; and it asks every key of every stateful step, at every round,
+  for its due timers, nearly always none (`scripts/bench/micro.py`).
+  """
 
   # The earliest armed timer's micros when every armed timer is an
   # event-time timer with a Timestamp, None when that is unknown (not yet
@@ -327,8 +321,13 @@ class _NoElements:
 
 
 class _TransformExecutorWithoutScan(executor.TransformExecutor):
-  """Beam's TransformExecutor, minus its scan of every input element for
-  the latest window when the step has no side input to look up with it."""
+  """Replaces `apache_beam.runners.direct.executor.TransformExecutor`: Beam's,
+  minus its scan of every input element for the latest window when the
+  step has no side input to look up with it.
+
+  Why: the scan runs in Python over every element of every bundle, for the
+  side inputs only (`scripts/bench/micro.py`).
+  """
 
   def __init__(
     self,
@@ -354,11 +353,16 @@ class _TransformExecutorWithoutScan(executor.TransformExecutor):
 
 
 class _ExecutorSkippingEmptyBundles(executor._ExecutorServiceParallelExecutor):
-  """Beam's executor, minus the scheduling of empty output bundles: the
-  watermark manager already leaves them out of every consumer's pending
-  bundles ("they do not impact watermarks and should not trigger
-  downstream execution"), but the executor still ran each consumer on
-  each of them."""
+  """Replaces `apache_beam.runners.direct.executor._ExecutorServiceParallelExecutor`:
+  Beam's executor, minus the scheduling of empty output bundles.
+
+  Why: every step's every output is a bundle, most of them empty (the dead
+  letters, late rows and panes of a replay poll). The watermark manager
+  already leaves them out of every consumer's pending bundles ("they do not
+  impact watermarks and should not trigger downstream execution"), but the
+  executor still ran each consumer on each of them, a DoFnRunner and a
+  commit for nothing.
+  """
 
   def schedule_consumers(self, committed_bundle) -> None:
     if committed_bundle.has_elements():
@@ -366,13 +370,19 @@ class _ExecutorSkippingEmptyBundles(executor._ExecutorServiceParallelExecutor):
 
 
 class _MetricsContainerPerThread:
-  """Stands in for MetricsContainer in the direct runner's executor:
-  `container(step)` is the calling thread's container for `step`, reset.
+  """Replaces `apache_beam.runners.direct.executor.MetricsContainer` (the
+  class as the executor sees it), one instance per run: `container(step)`
+  is the calling thread's container for `step`, reset.
 
-  The executor asks for a container when a bundle starts, reads it when the
-  bundle ends, and a thread runs one bundle at a time; the state sampler's
-  scoped states (cached per thread and step) hold this same container, so
-  metrics updated during the bundle are the ones the runner commits.
+  Why, a fix rather than a speed-up: the direct runner gives each bundle a
+  new metrics container, but the worker thread's state sampler keeps the
+  scoped states it made for a step's first bundle, with that bundle's
+  container; user metrics of every later bundle of the step on that thread
+  went to a container nobody reads (a counter incremented in six bundles
+  read 1). The executor asks for a container when a bundle starts, reads it
+  when the bundle ends, and a thread runs one bundle at a time; the scoped
+  states (cached per thread and step) hold this same container, so metrics
+  updated during the bundle are the ones the runner commits.
   """
 
   def __init__(self):
@@ -390,23 +400,39 @@ class _MetricsContainerPerThread:
     return container
 
 
-def _replacements(copies: DoFnCopies) -> List[Tuple[Any, str, Any]]:
-  """(module, attribute, LocalRunner's value) for every Beam internal that
-  LocalRunner replaces; `copies` serves the evaluators' DoFn copies."""
-  return [
-    # The spec lookups of `userstate.is_stateful_dofn` and
-    # `validate_stateful_dofn` go through their module; the evaluator
-    # imported the function by name.
-    (userstate, 'get_dofn_specs', cached_dofn_specs),
-    (transform_evaluator, 'get_dofn_specs', cached_dofn_specs),
-    # The DoFn runner and DoFn.get_function_arguments look it up in core.
-    (core, 'get_function_arguments', cached_function_arguments),
-    (transform_evaluator, 'pickler', copies),
-    (evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
-    (executor, 'TransformExecutor', _TransformExecutorWithoutScan),
-    (executor, '_ExecutorServiceParallelExecutor', _ExecutorSkippingEmptyBundles),
-    (executor, 'MetricsContainer', _MetricsContainerPerThread()),
-  ]
+class Replacement(NamedTuple):
+  """One Beam internal, `module.attribute`, and LocalRunner's stand-in for it
+  during a run: `by` itself, or, when `per_run`, an instance of `by` made
+  when a run installs the replacements (it holds that run's DoFn copies or
+  metrics containers)."""
+
+  module: types.ModuleType
+  attribute: str
+  by: Any
+  per_run: bool = False
+
+  @property
+  def internal(self) -> str:
+    """The replaced internal's full name."""
+    return f'{self.module.__name__}.{self.attribute}'
+
+
+# Every Beam internal a LocalRunner run replaces (see each stand-in's
+# docstring); tests/test_local_runner_shapes.py checks each one's shape.
+REPLACEMENTS: Tuple[Replacement, ...] = (
+  # The spec lookups of `userstate.is_stateful_dofn` and
+  # `validate_stateful_dofn` go through their module; the evaluator
+  # imported the function by name.
+  Replacement(userstate, 'get_dofn_specs', cached_dofn_specs),
+  Replacement(transform_evaluator, 'get_dofn_specs', cached_dofn_specs),
+  # The DoFn runner and DoFn.get_function_arguments look it up in core.
+  Replacement(core, 'get_function_arguments', cached_function_arguments),
+  Replacement(transform_evaluator, 'pickler', DoFnCopies, per_run=True),
+  Replacement(evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
+  Replacement(executor, 'TransformExecutor', _TransformExecutorWithoutScan),
+  Replacement(executor, '_ExecutorServiceParallelExecutor', _ExecutorSkippingEmptyBundles),
+  Replacement(executor, 'MetricsContainer', _MetricsContainerPerThread, per_run=True),
+)
 
 
 class _Replacements:
@@ -421,20 +447,18 @@ class _Replacements:
   def __init__(self):
     self._lock = threading.Lock()
     self._runs = 0
-    self._originals: List[Tuple[Any, str, Any]] = []
+    self._originals: List[Any] = []
     self._copies: Optional[DoFnCopies] = None
     self._gc_thresholds: Tuple[int, ...] = ()
 
   def acquire(self) -> None:
     with self._lock:
       if not self._runs:
-        self._copies = DoFnCopies()
-        replacements = _replacements(self._copies)
-        self._originals = [
-          (module, name, getattr(module, name)) for module, name, _ in replacements
-        ]
-        for module, name, value in replacements:
-          setattr(module, name, value)
+        values = [r.by() if r.per_run else r.by for r in REPLACEMENTS]
+        self._copies = next(v for v in values if isinstance(v, DoFnCopies))
+        self._originals = [getattr(r.module, r.attribute) for r in REPLACEMENTS]
+        for r, value in zip(REPLACEMENTS, values):
+          setattr(r.module, r.attribute, value)
         self._gc_thresholds = gc.get_threshold()
         gc.freeze()
         gc.set_threshold(max(GC_YOUNG_THRESHOLD, self._gc_thresholds[0]), *self._gc_thresholds[1:])
@@ -445,8 +469,8 @@ class _Replacements:
       self._runs -= 1
       if self._runs:
         return
-      for module, name, value in self._originals:
-        setattr(module, name, value)
+      for r, value in zip(REPLACEMENTS, self._originals):
+        setattr(r.module, r.attribute, value)
       gc.set_threshold(*self._gc_thresholds)
       gc.unfreeze()
       copies, self._copies, self._originals = self._copies, None, []

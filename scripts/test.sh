@@ -21,6 +21,9 @@ scripts/setup.sh
 scripts/stack/install_browser.sh
 # promtool checks the alert rules; a prometheus server scrapes the job's /metrics.
 scripts/stack/install_prometheus.sh
+# The end-to-end result tests also run the job on Prism, Beam's own local runner
+# (tests/support/prism.py): built once into $RUN_DIR/prism.
+scripts/stack/install_prism.sh >/dev/null
 # Services this run started are stopped on the way out, whatever happens.
 if ! scripts/stack.sh status >/dev/null 2>&1; then
   trap 'scripts/stack.sh down || true' EXIT

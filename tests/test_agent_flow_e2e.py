@@ -24,6 +24,7 @@ from testing.datagen.seed_agent_events import Line, generate_agent_events
 from testing.reference.agents import AgentsReference, Counts, Figures
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
+from tests.support.prism import on_both_runners, runner_flags
 
 WINDOW_S = 300
 SAMPLE = Path(__file__).resolve().parent.parent / 'samples' / 'agent_events.jsonl'
@@ -55,10 +56,12 @@ def _figures(row: sqlite3.Row) -> Figures:
   return Figures(*(row[name] for name in Figures._fields))
 
 
-def check_file(path: Path, lines: List[Line], poll_size: int, tmp_path: Path) -> AgentsReference:
-  """Runs the main job on `path` (holding `lines`) and checks its agent
-  tables, dead letters and counters against the reference. Returns the
-  reference."""
+def check_file(
+  path: Path, lines: List[Line], poll_size: int, tmp_path: Path, runner: str
+) -> AgentsReference:
+  """Runs the main job on `path` (holding `lines`) on `runner`
+  (tests/support/prism.py) and checks its agent tables, dead letters and
+  counters against the reference. Returns the reference."""
   db = tmp_path / 'out.db'
   result = contact_center.run(
     [
@@ -68,6 +71,7 @@ def check_file(path: Path, lines: List[Line], poll_size: int, tmp_path: Path) ->
       f'--window_seconds={WINDOW_S}',
       '--allowed_lateness_seconds=3600',
       f'--agent_silence_timeout_seconds={SILENCE_S}',
+      *runner_flags(runner),
     ]
   )
   ref = _reference(lines, poll_size)
@@ -121,7 +125,10 @@ def check_file(path: Path, lines: List[Line], poll_size: int, tmp_path: Path) ->
 @pytest.mark.parametrize(
   'seed, agents, hours, poll_size, disorder_s', [(7, 12, 1.5, 60, 90), (8, 30, 3, 500, 20)]
 )
-def test_the_agent_tables_equal_the_reference(seed, agents, hours, poll_size, disorder_s, tmp_path):
+@on_both_runners
+def test_the_agent_tables_equal_the_reference(
+  seed, agents, hours, poll_size, disorder_s, tmp_path, runner
+):
   lines = generate_agent_events(
     seed,
     agents,
@@ -133,14 +140,15 @@ def test_the_agent_tables_equal_the_reference(seed, agents, hours, poll_size, di
   )
   path = tmp_path / 'agents.jsonl'
   path.write_bytes(b''.join(line.raw + b'\n' for line in lines))
-  check_file(path, lines, poll_size, tmp_path)
+  check_file(path, lines, poll_size, tmp_path, runner)
   assert sum(line.record is None for line in lines) == 10
 
 
-def test_the_sample_file_is_the_generators_and_the_job_agrees(tmp_path):
+@on_both_runners
+def test_the_sample_file_is_the_generators_and_the_job_agrees(tmp_path, runner):
   """samples/agent_events.jsonl is what its generator's documented command
   writes (testing/datagen/seed_agent_events.py), and the job agrees with
   the reference on it."""
   lines = generate_agent_events(1, 20)
   assert SAMPLE.read_bytes() == b''.join(line.raw + b'\n' for line in lines)
-  check_file(SAMPLE, lines, 500, tmp_path)
+  check_file(SAMPLE, lines, 500, tmp_path, runner)

@@ -14,6 +14,7 @@ import pytest
 
 from pipelines import contact_center
 from testing.datagen import agent_events, genesys_agent_events
+from tests.support.prism import on_both_runners, runner_flags
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW_S = 300
@@ -42,8 +43,11 @@ def _rows(db: Path, table: str) -> list:
     return [dict(r) for r in conn.execute(f'SELECT * FROM {table}')]
 
 
+@on_both_runners
 @pytest.mark.parametrize('fmt, sample, extra, planted', CASES)
-def test_agent_tables_of_each_vendor_sample_hold_together(fmt, sample, extra, planted, tmp_path):
+def test_agent_tables_of_each_vendor_sample_hold_together(
+  fmt, sample, extra, planted, tmp_path, runner
+):
   db = tmp_path / 'out.db'
   contact_center.run(
     [
@@ -52,6 +56,7 @@ def test_agent_tables_of_each_vendor_sample_hold_together(fmt, sample, extra, pl
       f'--sqlite_path={db}',
       f'--window_seconds={WINDOW_S}',
       *extra,
+      *runner_flags(runner),
     ]
   )
   status = _rows(db, 'agent_status')

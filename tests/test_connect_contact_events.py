@@ -28,6 +28,7 @@ from testing.reference.vendors import (
   reference_vendor_metrics,
 )
 from tests.conftest import drain
+from tests.support.prism import on_both_runners, runner_flags
 from tests.support.reference_helpers import (
   assert_same_seed_same_bytes,
   redelivery_gaps,
@@ -351,8 +352,11 @@ def test_fixture_end_to_end_with_queue_names(tmp_path):
   assert (voice[0], voice[1], voice[2], voice[4]) == (11, 4, 3, 3)
 
 
-def test_committed_sample_matches_the_reference(tmp_path):
-  rows, late, updates, dead = run_job(SAMPLE, CONNECT_EVENTS, tmp_path / 'out.db')
+@on_both_runners
+def test_committed_sample_matches_the_reference(tmp_path, runner):
+  rows, late, updates, dead = run_job(
+    SAMPLE, CONNECT_EVENTS, tmp_path / 'out.db', *runner_flags(runner)
+  )
   ref = reference_vendor_metrics(str(SAMPLE), CONNECT_EVENTS)
   assert rows == expected_rows(ref) and rows
   assert late == sorted(ref.late) and updates == []

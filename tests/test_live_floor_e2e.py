@@ -18,6 +18,7 @@ import pytest
 
 from pipelines import contact_center
 from testing.reference.queue_status import ENTERED, LEFT, QueueStatusReference
+from tests.support.prism import on_both_runners, runner_flags
 from transforms.records import VOICE
 
 T0 = 1793606400000
@@ -133,8 +134,9 @@ def _rows(db: Path, sql: str) -> List[sqlite3.Row]:
     return list(conn.execute(sql))
 
 
+@on_both_runners
 @pytest.mark.parametrize('fmt', FORMATS, ids=lambda f: f.name)
-def test_the_live_floor_of_each_format_equals_the_reference(fmt, tmp_path):
+def test_the_live_floor_of_each_format_equals_the_reference(fmt, tmp_path, runner):
   path = tmp_path / f'{fmt.name}.jsonl'
   path.write_text(''.join(json.dumps(fmt.line(step)) + '\n' for step in SCENARIO))
   db = tmp_path / 'out.db'
@@ -144,6 +146,7 @@ def test_the_live_floor_of_each_format_equals_the_reference(fmt, tmp_path):
       f'--call_event_format={fmt.name}',
       f'--sqlite_path={db}',
       f'--max_queue_wait_seconds={MAX_QUEUE_WAIT_S}',
+      *runner_flags(runner),
     ]
   )
   ref = _reference(fmt)

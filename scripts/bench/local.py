@@ -5,11 +5,14 @@ For each flow, generates its input, then in the same run measures:
     testing/reference/interactions.py: json parsing + dict aggregation of
     the same windows, same lateness and pattern rules), in-process;
   * the main job on the local runner with the SQLite sink, as a child
-    process;
+    process (`--runner prism`: on Beam's Prism instead, the binary
+    scripts/stack/install_prism.sh builds once; its peak RSS is the
+    job's Python process, the SDK harness, without Prism's own);
 and prints events/s of both, their ratio and the peak RSS of each, and
 whether the job's final rows equal the reference's (exit 1 if not).
 
     .venv/bin/python -m scripts.bench.local --flow calls --events 1000000
+    .venv/bin/python -m scripts.bench.local --flow calls --events 200000 --runner prism
     .venv/bin/python -m scripts.bench.local --flow interactions \
         --events 1000000 --customers 100000
     .venv/bin/python -m scripts.bench.local --flow calls --job floor
@@ -116,6 +119,21 @@ def _peak_rss_kib(pid: int) -> int:
   return 0
 
 
+def runner_flags(runner: str) -> list:
+  """The main job's flags for `runner`: none for the local runner (the
+  job's default), PrismRunner on the binary scripts/stack/install_prism.sh
+  builds (once) and prints."""
+  if runner == 'local':
+    return []
+  install = os.path.join(REPO, 'scripts', 'stack', 'install_prism.sh')
+  binary = subprocess.run(
+    [install], env={**os.environ, 'PYTHON': sys.executable}, capture_output=True, text=True
+  )
+  if binary.returncode:
+    sys.exit(f'{install} failed:\n{binary.stderr}')
+  return ['--runner=PrismRunner', f'--prism_location={binary.stdout.strip()}']
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--flow', choices=sorted(FLOWS), default='calls')
@@ -136,6 +154,9 @@ def main() -> None:
     'flow only), i.e. what the runner costs before our transforms',
   )
   parser.add_argument('--workdir', default=None, help='keep files here')
+  parser.add_argument(
+    '--runner', choices=('local', 'prism'), default='local', help="the main job's runner"
+  )
   parser.add_argument('job_args', nargs='*', help='extra main-job options, after --')
   args = parser.parse_args()
   if args.job == 'floor' and args.flow != 'calls':
@@ -166,6 +187,7 @@ def main() -> None:
       module,
       f'{job_flag}={events_path}',
       *([f'--sqlite_path={db_path}'] if args.job == 'main' else []),
+      *runner_flags(args.runner),
       *args.job_args,
     ],
     cwd=REPO,
@@ -187,6 +209,7 @@ def main() -> None:
   report = {
     'flow': args.flow,
     'job': args.job,
+    'runner': args.runner,
     'lines': lines,
     'reference_events_per_s': round(lines / ref_s),
     'pipeline_events_per_s': round(lines / job_s),
