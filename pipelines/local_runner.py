@@ -59,7 +59,12 @@ import apache_beam
 from apache_beam.internal import pickler
 from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
-from apache_beam.runners.direct import evaluation_context, executor, transform_evaluator
+from apache_beam.runners.direct import (
+  evaluation_context,
+  executor,
+  transform_evaluator,
+  watermark_manager,
+)
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms import core, userstate
@@ -257,17 +262,18 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   for its due timers, nearly always none (`scripts/bench/micro.py`).
   """
 
-  # The earliest armed timer's micros when every armed timer is an
-  # event-time timer with a Timestamp, None when that is unknown (not yet
-  # computed, or changed since): the timers only change through set_timer,
-  # clear_timer and get_timers(clear=True), which forget it.
-  _due_micros: Optional[float] = None
+  # When the earliest armed timers are due, (event-time micros, processing
+  # -time micros, any processing-time timer armed), when every armed timer
+  # has a Timestamp; None when that is unknown (not yet computed, or
+  # changed since): the timers only change through set_timer, clear_timer
+  # and get_timers(clear=True), which forget it.
+  _due: Optional[Tuple[float, float, bool]] = None
 
   def copy(self) -> '_KeyedStateSharingTimestamps':
     cloned = _KeyedStateSharingTimestamps()
     for window, timers in self.timers.items():
       cloned.timers[window] = dict(timers)
-    cloned._due_micros = self._due_micros
+    cloned._due = self._due
     if self.global_state:
       cloned.global_state = copy.deepcopy(self.global_state)
     for window, tags in self.state.items():
@@ -277,39 +283,112 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
     return cloned
 
   def set_timer(self, *args, **kwargs):
-    self._due_micros = None
+    self._due = None
     super().set_timer(*args, **kwargs)
 
   def clear_timer(self, *args, **kwargs):
-    self._due_micros = None
+    self._due = None
     super().clear_timer(*args, **kwargs)
 
   def get_timers(self, clear=False, watermark=MAX_TIMESTAMP, processing_time=None):
-    # Asked for every key of every stateful step at every round of the
-    # runner, nearly always with no timer due: one integer comparison with
-    # the remembered earliest timer answers that case without a Timestamp
-    # comparison per armed timer.
-    if type(watermark) is Timestamp:
-      due = self._due_micros
-      if due is None:
-        due = self._due_micros = self._earliest_event_timer_micros()
-      if watermark.micros < due:
-        return [], False
+    if type(watermark) is Timestamp and not self.may_be_due(
+      watermark.micros, _micros(processing_time)
+    ):
+      return [], self._due[2]
     if clear:
-      self._due_micros = None
+      self._due = None
     return super().get_timers(clear, watermark, processing_time)
 
-  def _earliest_event_timer_micros(self) -> float:
-    """The earliest armed timer's micros (inf: none) if every timer is an
-    event-time timer with a Timestamp, else -inf (always look)."""
-    earliest = float('inf')
+  def may_be_due(self, watermark_micros: float, processing_micros: float) -> bool:
+    """False when no armed timer is due at this watermark and processing
+    time (micros): two comparisons with the remembered earliest timers, no
+    Timestamp arithmetic. Asked for every key of every stateful step at
+    every round of the runner, nearly always with nothing due; a step with
+    many keys that each keep a processing-time timer (the live queue
+    status, one per queue) made this scan most of a run."""
+    due = self._due
+    if due is None:
+      due = self._due = self._earliest_timers()
+    event_due, processing_due, has_realtime_timer = due
+    return watermark_micros >= event_due or (
+      has_realtime_timer and processing_micros >= processing_due
+    )
+
+  def _earliest_timers(self) -> Tuple[float, float, bool]:
+    """The earliest armed event-time and processing-time timers' micros
+    (inf: none) and whether a processing-time timer is armed, when every
+    timer has a Timestamp; else -inf for both (always look)."""
+    event_due = processing_due = float('inf')
+    has_realtime_timer = False
     for timers in self.timers.values():
       for (_, time_domain, _), timestamp in timers.items():
-        if time_domain != TimeDomain.WATERMARK or type(timestamp) is not Timestamp:
-          return float('-inf')
-        if timestamp.micros < earliest:
-          earliest = timestamp.micros
-    return earliest
+        if type(timestamp) is not Timestamp:
+          return float('-inf'), float('-inf'), True
+        if time_domain == TimeDomain.WATERMARK:
+          event_due = min(event_due, timestamp.micros)
+        elif time_domain == TimeDomain.REAL_TIME:
+          has_realtime_timer = True
+          processing_due = min(processing_due, timestamp.micros)
+        else:
+          return float('-inf'), float('-inf'), True
+    return event_due, processing_due, has_realtime_timer
+
+
+def _micros(processing_time: Any) -> float:
+  """The runner's processing time (a Timestamp under TestStream's clock,
+  float seconds under the real one) in micros; inf when unknown, so the
+  caller looks at the timers."""
+  if type(processing_time) is Timestamp:
+    return processing_time.micros
+  if isinstance(processing_time, (int, float)):
+    # Float seconds round to the micro: one micro early errs on the side
+    # of looking.
+    return processing_time * 1_000_000 + 1
+  return float('inf')
+
+
+class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
+  """Replaces `apache_beam.runners.direct.watermark_manager._TransformWatermarks`,
+  whose extract_transform_timers asks every key's state for its due timers
+  at every round, reading the clock and converting the watermark to micros
+  once per key. This one converts both once per round and asks each key's
+  state (_KeyedStateSharingTimestamps) `may_be_due` first; only keys with a
+  timer due are asked for their timers, as before (states of other kinds,
+  a GroupByKey's, always)."""
+
+  def extract_transform_timers(self):
+    with self._lock:
+      watermark = self._input_watermark
+      processing_time = self._clock.time()
+      watermark_micros = watermark.micros
+      processing_micros = _micros(processing_time)
+      fired_timers = []
+      has_realtime_timer = False
+      for encoded_key, state in self._keyed_states.items():
+        # Other states than the stateful steps' (a GroupByKey's) are asked
+        # as Beam asks them.
+        if type(state) is _KeyedStateSharingTimestamps and not state.may_be_due(
+          watermark_micros, processing_micros
+        ):
+          has_realtime_timer = has_realtime_timer or state._due[2]
+          continue
+        timers, had_realtime_timer = state.get_timers(
+          watermark=watermark, processing_time=processing_time
+        )
+        has_realtime_timer = has_realtime_timer or had_realtime_timer
+        for window, (name, time_domain, timestamp, dynamic_timer_tag) in timers:
+          fired_timers.append(
+            watermark_manager.TimerFiring(
+              encoded_key,
+              window,
+              name,
+              time_domain,
+              timestamp,
+              dynamic_timer_tag=dynamic_timer_tag,
+            )
+          )
+      self._fired_timers.update(fired_timers)
+      return fired_timers, has_realtime_timer
 
 
 class _NoElements:
@@ -429,6 +508,7 @@ REPLACEMENTS: Tuple[Replacement, ...] = (
   Replacement(core, 'get_function_arguments', cached_function_arguments),
   Replacement(transform_evaluator, 'pickler', DoFnCopies, per_run=True),
   Replacement(evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
+  Replacement(watermark_manager, '_TransformWatermarks', _TransformWatermarksAskingDueKeys),
   Replacement(executor, 'TransformExecutor', _TransformExecutorWithoutScan),
   Replacement(executor, '_ExecutorServiceParallelExecutor', _ExecutorSkippingEmptyBundles),
   Replacement(executor, 'MetricsContainer', _MetricsContainerPerThread, per_run=True),

@@ -20,7 +20,12 @@ from apache_beam.metrics.execution import MetricsContainer
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.pipeline import AppliedPTransform
 from apache_beam.runners import common
-from apache_beam.runners.direct import evaluation_context, executor, transform_evaluator
+from apache_beam.runners.direct import (
+  evaluation_context,
+  executor,
+  transform_evaluator,
+  watermark_manager,
+)
 from apache_beam.runners.direct.bundle_factory import _Bundle
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.runners.direct.watermark_manager import WatermarkManager
@@ -195,6 +200,43 @@ def test_direct_unmerged_state_shape():
     isinstance(state.state, dict) and isinstance(state.global_state, dict),
     'state and global_state are no longer dicts',
   )
+
+
+TRANSFORM_WATERMARKS = 'apache_beam.runners.direct.watermark_manager._TransformWatermarks'
+
+
+@checks(TRANSFORM_WATERMARKS)
+def test_transform_watermarks_shape():
+  """_TransformWatermarksAskingDueKeys: a _TransformWatermarks made by the
+  watermark manager with (clock, keyed_states, transform), whose
+  extract_transform_timers it overrides, reading _lock, _input_watermark,
+  _clock, _keyed_states and _fired_timers, and building TimerFiring."""
+  own = watermark_manager._TransformWatermarks
+  expect(
+    TRANSFORM_WATERMARKS,
+    params(own.__init__) == ['self', 'clock', 'keyed_states', 'transform'],
+    '__init__ signature',
+  )
+  expect(
+    TRANSFORM_WATERMARKS,
+    params(own.extract_transform_timers) == ['self'],
+    'extract_transform_timers signature',
+  )
+  expect(
+    TRANSFORM_WATERMARKS,
+    '_TransformWatermarks(' in source(watermark_manager.WatermarkManager),
+    'the watermark manager no longer makes it by its module name',
+  )
+  made = own(Timestamp, {}, 'step')
+  for attribute in ('_lock', '_input_watermark', '_clock', '_keyed_states', '_fired_timers'):
+    expect(TRANSFORM_WATERMARKS, hasattr(made, attribute), f'no attribute {attribute}')
+  expect(
+    TRANSFORM_WATERMARKS,
+    params(watermark_manager.TimerFiring.__init__)
+    == ['self', 'encoded_key', 'window', 'name', 'time_domain', 'timestamp', 'dynamic_timer_tag'],
+    'TimerFiring signature',
+  )
+  expect(TRANSFORM_WATERMARKS, made.extract_transform_timers() == ([], False), 'no keys, no timers')
 
 
 TRANSFORM_EXECUTOR = 'apache_beam.runners.direct.executor.TransformExecutor'
