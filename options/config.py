@@ -75,6 +75,19 @@ def millis(duration: Duration) -> int:
   return duration.micros // 1000
 
 
+def checked_millis(duration: Duration, what: str, *, zero_ok: bool) -> int:
+  """A composite's Duration parameter in whole milliseconds (the form its
+  DoFn keeps in state and records), converted once in its constructor;
+  raises TypeError for a bare number (its unit would be a guess) and
+  ValueError naming `what` unless it is > 0 (>= 0 with `zero_ok`)."""
+  if not isinstance(duration, Duration):
+    raise TypeError(f'{what} must be a Duration, got {duration!r}')
+  ms = millis(duration)
+  if ms < 0 or not (ms or zero_ok):
+    raise ValueError(f'{what} must be {">= 0" if zero_ok else "> 0"}, got {duration!r}')
+  return ms
+
+
 def _check_types(config: object) -> None:
   """Raises TypeError naming the field whose value is not of its declared
   type (e.g. a bare int where a Duration belongs, or two values swapped)."""

@@ -13,6 +13,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.direct import evaluation_context
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, call, offered, timed
 from transforms.abandon_rate import AbandonRate
@@ -82,7 +83,9 @@ def test_a_flood_of_queue_ids_leaves_only_the_shard_cells(options, runner_states
     _ = (
       p
       | _flood_then_pass_ttl(calls, N_KEYS // 10)
-      | AbandonRate(300, 60, 0, 20, key_idle_ttl_seconds=TTL_S)
+      | AbandonRate(
+        Duration(seconds=300), Duration(seconds=60), 0, 20, key_idle_ttl=Duration(seconds=TTL_S)
+      )
     )
   left = _stateful_steps(runner_states(), '(_WindowedCombineFn)')
   # One cell per shard that ever saw a key: its clock and the names of at

@@ -56,10 +56,10 @@ class CxoneInteractionFlow(beam.PTransform):
     self._dedupe_ttl_seconds = seconds(config.dedupe_ttl)
     max_out_of_orderness_seconds = seconds(config.event_time.max_out_of_orderness)
     self._volumes = InteractionVolumes(
-      window_size_seconds=seconds(config.window_size),
-      allowed_lateness_seconds=seconds(config.allowed_lateness),
-      key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      window_size=config.window_size,
+      allowed_lateness=config.allowed_lateness,
+      key_idle_ttl=config.event_time.key_idle_ttl,
+      max_out_of_orderness=config.event_time.max_out_of_orderness,
       shards=config.event_time.state_shards,
     )
     self._patterns = DetectCallbackPatterns(
