@@ -61,18 +61,22 @@ def state_shards(max_parallelism: int) -> int:
   return max_parallelism if max_parallelism > 0 else DEFAULT_STATE_SHARDS
 
 
-def seconds(duration: Duration) -> int:
-  """A whole-second Duration as int seconds, for the transforms that count in
-  seconds; raises ValueError for a fraction of a second."""
-  whole, fraction = divmod(duration.micros, _MICROS_PER_SECOND)
-  if fraction:
-    raise ValueError(f'{duration!r} is not a whole number of seconds')
-  return whole
-
-
 def millis(duration: Duration) -> int:
   """A Duration in whole milliseconds (rounded down)."""
   return duration.micros // 1000
+
+
+def checked_millis(duration: Duration, what: str, *, zero_ok: bool) -> int:
+  """A composite's Duration parameter in whole milliseconds (the form its
+  DoFn keeps in state and records), converted once in its constructor;
+  raises TypeError for a bare number (its unit would be a guess) and
+  ValueError naming `what` unless it is > 0 (>= 0 with `zero_ok`)."""
+  if not isinstance(duration, Duration):
+    raise TypeError(f'{what} must be a Duration, got {duration!r}')
+  ms = millis(duration)
+  if ms < 0 or not (ms or zero_ok):
+    raise ValueError(f'{what} must be {">= 0" if zero_ok else "> 0"}, got {duration!r}')
+  return ms
 
 
 def _check_types(config: object) -> None:
@@ -211,8 +215,8 @@ class FlowConfig:
   """What every flow has: the job's event time and field rules, and its own
   window size, allowed lateness and duplicate horizon.
 
-  Every Duration of a flow is whole seconds (its transforms count in
-  seconds, as the options do).
+  Every Duration of a flow is whole seconds, as the options count them
+  (its transforms convert them to milliseconds).
   """
 
   event_time: EventTimeConfig

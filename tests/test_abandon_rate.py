@@ -4,6 +4,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, drain, offered, timed
 from transforms.abandon_rate import AbandonRate, AbandonStats, AbandonStatsFn, rounded_ratio
@@ -12,12 +13,28 @@ from transforms.sharding import DEFAULT_STATE_SHARDS
 
 WINDOW = 300
 LATENESS = 60
+# The AbandonRate of these tests: the window and lateness above, idle keys
+# dropped after an hour.
+WINDOWS = dict(
+  window_size=Duration(seconds=WINDOW),
+  allowed_lateness=Duration(seconds=LATENESS),
+  key_idle_ttl=Duration(seconds=3600),
+)
 
 
 def run_abandon_rate(stream, options, short_threshold=0, sl=20, shards=DEFAULT_STATE_SHARDS):
   """Runs AbandonRate on a TestStream; returns (panes, late call ids)."""
   with beam.Pipeline(options=options) as p:
-    out = p | stream | AbandonRate(WINDOW, LATENESS, short_threshold, sl, 3600, shards=shards)
+    out = (
+      p
+      | stream
+      | AbandonRate(
+        short_abandon_threshold_seconds=short_threshold,
+        service_level_seconds=sl,
+        shards=shards,
+        **WINDOWS,
+      )
+    )
     panes = out['rows'] | 'Panes' >> beam.Map(
       lambda m: (
         m.queue_id,
@@ -318,7 +335,16 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
     )
   )
   with beam.Pipeline(options=options) as p:
-    out = p | stream | AbandonRate(WINDOW, LATENESS, 0, 20, 3600, max_out_of_orderness_seconds=10)
+    out = (
+      p
+      | stream
+      | AbandonRate(
+        short_abandon_threshold_seconds=0,
+        service_level_seconds=20,
+        max_out_of_orderness=Duration(seconds=10),
+        **WINDOWS,
+      )
+    )
     assert_that(
       out['rows'] | 'Panes' >> beam.Map(lambda m: (m.pane_index, m.pane_timing, m.total_calls)),
       equal_to([(0, 'ON_TIME', 2), (1, 'LATE', 3)]),

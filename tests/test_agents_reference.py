@@ -431,10 +431,10 @@ def run_job(polls: Sequence[Sequence[Dict[str, Any]]], tail: Sequence[int]):
   stream.advance_watermark_to_infinity()
 
   windows = dict(
-    window_size_seconds=W // S,
-    allowed_lateness_seconds=LATENESS_S,
-    key_idle_ttl_seconds=86400,
-    max_out_of_orderness_seconds=0,
+    window_size=Duration(seconds=W // S),
+    allowed_lateness=Duration(seconds=LATENESS_S),
+    key_idle_ttl=Duration(seconds=86400),
+    max_out_of_orderness=Duration(0),
   )
   pipeline = beam.Pipeline(options=streaming_options())
   states = (

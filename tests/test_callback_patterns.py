@@ -8,6 +8,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from testing.reference.interactions import brute_force_alerts, reference_interactions
 from tests.conftest import BASE_S, drain
@@ -15,6 +16,7 @@ from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.records import Interaction
 
 FAILED, CALLBACK, OK = 'FAILED', 'CALLBACK_REQUESTED', 'COMPLETED'
+WITHIN = Duration(seconds=30)
 
 
 def interaction(iid, at_s, status, customer='C-1', channel='voice'):
@@ -34,7 +36,9 @@ def detect(batches, options):
     if watermark_s is not None:
       stream = stream.advance_watermark_to(BASE_S + watermark_s)
   with beam.Pipeline(options=options) as p:
-    out = p | drain(stream) | DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), 30)
+    out = (
+      p | drain(stream) | DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), WITHIN)
+    )
     alerts = out['matches'] | 'Alerts' >> beam.Map(
       lambda m: (m.customer_id, m.channel, (m.timestamp - BASE_S * 1000) / 1000, m.interaction_ids)
     )
@@ -222,7 +226,7 @@ def _run_detector(batches, read_back: bool):
 
   from transforms import callback_patterns
 
-  fn = DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), 30)._fn
+  fn = DetectCallbackPatterns(frozenset({FAILED}), frozenset({CALLBACK}), WITHIN)._fn
   customers = _Cell(callback_patterns.CUSTOMERS_CODER)
   token = _Cell(callback_patterns.TOKEN_CODER)
   wake = _Timer()

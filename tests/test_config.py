@@ -17,7 +17,7 @@ from options.config import (
   EventTimeConfig,
   FieldRules,
   InteractionConfig,
-  seconds,
+  checked_millis,
 )
 from tests.conftest import BASE_S, drain
 from transforms.call_flow import CallMetricsFlow
@@ -139,8 +139,18 @@ def test_a_fraction_of_a_second_is_refused():
   _, interactions = from_flags()
   with pytest.raises(ValueError, match='InteractionConfig.pattern_tick'):
     dataclasses.replace(interactions, pattern_tick=Duration(seconds=0.5))
-  with pytest.raises(ValueError, match='whole number of seconds'):
-    seconds(Duration(micros=1500))
+
+
+def test_a_composite_duration_is_checked_once_into_milliseconds():
+  assert checked_millis(Duration(seconds=2), 'window size', zero_ok=False) == 2000
+  assert checked_millis(Duration(0), 'allowed lateness', zero_ok=True) == 0
+  # A bare number left by a caller of the old int-seconds signature.
+  with pytest.raises(TypeError, match='dedupe TTL must be a Duration, got 600'):
+    checked_millis(600, 'dedupe TTL', zero_ok=False)
+  with pytest.raises(ValueError, match=r'window size must be > 0, got Duration\(0\)'):
+    checked_millis(Duration(0), 'window size', zero_ok=False)
+  with pytest.raises(ValueError, match='allowed lateness must be >= 0'):
+    checked_millis(Duration(seconds=-1), 'allowed lateness', zero_ok=True)
 
 
 def test_a_flow_refuses_another_flows_config_and_positional_arguments():

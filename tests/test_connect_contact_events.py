@@ -18,6 +18,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from testing.datagen import vendor_events as gen
 from testing.datagen.vendor_events import CONNECT_EVENTS, write_vendor_events
@@ -52,6 +53,7 @@ from transforms.records import OfferedCall, QueueTransition, SourceRecord
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / 'samples' / 'amazon_connect_events.jsonl'
 SAMPLE_MALFORMED = 18
+DEDUPE_TTL = Duration(seconds=600)
 FIXTURE = json.loads(
   (Path(__file__).parent / 'fixtures' / 'vendors' / 'amazon_connect_events_cases.json').read_text()
 )
@@ -257,7 +259,7 @@ def test_cases_on_a_test_stream(options):
   out = (
     p
     | drain(TestStream().add_elements(_fixture_records()))
-    | ConnectContactEventsCalls(600, 'name')
+    | ConnectContactEventsCalls(DEDUPE_TTL, 'name')
   )
   offered = out['offered'] | 'Offered' >> beam.Map(
     lambda c, ts=beam.DoFn.TimestampParam: (
@@ -318,11 +320,11 @@ def test_cases_on_a_test_stream(options):
 
 def test_output_types_are_the_common_records(options):
   p = beam.Pipeline(options=options)
-  out = p | beam.Create([]) | ConnectContactEventsCalls(600, 'arn')
+  out = p | beam.Create([]) | ConnectContactEventsCalls(DEDUPE_TTL, 'arn')
   assert out['offered'].element_type is OfferedCall
   assert out['queue_transitions'].element_type is QueueTransition
   with pytest.raises(ValueError):
-    ConnectContactEventsCalls(600, 'Name')
+    ConnectContactEventsCalls(DEDUPE_TTL, 'Name')
 
 
 def test_fixture_end_to_end_with_queue_names(tmp_path):

@@ -6,6 +6,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, drain
 from tests.support.beam_metrics import committed_counters
@@ -123,7 +124,11 @@ def test_volume_windows_are_stamped_with_event_time_bounds(options):
     )
   )
   with beam.Pipeline(options=options) as p:
-    out = p | stream | InteractionVolumes(10, 60, 3600)
+    out = (
+      p
+      | stream
+      | InteractionVolumes(Duration(seconds=10), Duration(seconds=60), Duration(seconds=3600))
+    )
     assert_that(
       out['rows']
       | 'V'

@@ -6,6 +6,7 @@ import sqlite3
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, call, drain, timed
 from transforms import dedupe
@@ -16,6 +17,7 @@ from transforms.sharding import shard_of
 from transforms.sqlite_sink import SqliteSink, SqliteWriter
 
 SHARDS = 32
+TTL = Duration(seconds=600)
 
 
 def test_dedupe_keeps_first_arrival_within_ttl_only(options, monkeypatch):
@@ -64,7 +66,7 @@ def test_dedupe_keeps_first_arrival_within_ttl_only(options, monkeypatch):
     kept = (
       p
       | stream
-      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test', shards=SHARDS)
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL, 'test', shards=SHARDS)
       | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds))
     )
     assert_that(kept, equal_to([('a', 1), ('b', 5), ('a1', 5), ('b5', 5), ('a', 4)]))
@@ -129,7 +131,7 @@ class _Shard:
 
 
 def new_fn():
-  return _DedupeFn(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test')
+  return _DedupeFn(lambda e: e.call_uuid, lambda e: e.timestamp, 600_000, 'test')
 
 
 def test_after_a_far_future_record_ids_are_remembered_by_arrivals():
@@ -235,7 +237,7 @@ def test_a_shard_is_forgotten_once_the_watermark_passes_its_ttl(options):
     kept = (
       p
       | stream
-      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, 600, 'test', shards=SHARDS)
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL, 'test', shards=SHARDS)
       | beam.Map(lambda e: (e.call_uuid, e.wait_time_seconds))
     )
     assert_that(kept, equal_to([('a', 1), ('a', 3)]))

@@ -6,7 +6,7 @@ as the final figure."""
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from tests.conftest import BASE_S, drain, offered, timed
 from transforms.abandon_rate import AbandonRate
@@ -16,18 +16,18 @@ LATENESS = 60
 EARLY_S = 10
 
 
-def _panes(stream, options, early_firing_seconds=EARLY_S):
+def _panes(stream, options, early_firing=Duration(seconds=EARLY_S)):
   with beam.Pipeline(options=options) as p:
     rows = (
       p
       | stream
       | AbandonRate(
-        WINDOW,
-        LATENESS,
+        Duration(seconds=WINDOW),
+        Duration(seconds=LATENESS),
         0,
         20,
-        3600,
-        early_firing_seconds=early_firing_seconds,
+        Duration(seconds=3600),
+        early_firing=early_firing,
         # TestStream's processing time starts at 0, not at the wall clock.
         processing_clock=lambda: Timestamp(0),
       )
@@ -69,7 +69,7 @@ def test_without_early_firing_only_the_on_time_pane(options):
     .advance_processing_time(EARLY_S + 1)
     .advance_watermark_to(BASE_S + WINDOW)
   )
-  for panes in _panes(stream, options, early_firing_seconds=0):
+  for panes in _panes(stream, options, early_firing=Duration(0)):
     assert_that(panes, equal_to([('Q-1', 0, 'ON_TIME', 1, 0)]))
 
 

@@ -4,6 +4,7 @@ for a first profile, state TTL."""
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S
 from transforms.join_customers import JoinCustomers
@@ -43,7 +44,12 @@ def run_join(batches, options):
     streams = p | stream
     yield (
       (streams['records'], streams['profiles'])
-      | JoinCustomers(lambda r, prof: (r.interaction_id, prof.tier), Interaction, WAIT_S, TTL_S)
+      | JoinCustomers(
+        lambda r, prof: (r.interaction_id, prof.tier),
+        Interaction,
+        Duration(seconds=WAIT_S),
+        Duration(seconds=TTL_S),
+      )
     )
 
 

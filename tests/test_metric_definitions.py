@@ -6,6 +6,7 @@ which computes them on its own."""
 import sqlite3
 
 import pytest
+from apache_beam.utils.timestamp import Duration
 
 from options import call_metrics_options
 from pipelines import contact_center
@@ -59,10 +60,11 @@ def test_every_definition_is_documented_and_named_in_the_options():
 
 
 def test_unknown_names_fail_when_the_graph_is_built():
+  windows = (Duration(seconds=300), Duration(seconds=60), 0, 20, Duration(seconds=900))
   with pytest.raises(ValueError, match='unknown definition'):
-    AbandonRate(300, 60, 0, 20, 900, abandon_rate_definition='abandoned')
+    AbandonRate(*windows, abandon_rate_definition='abandoned')
   with pytest.raises(ValueError, match='known: answered_within_over_offered'):
-    AbandonRate(300, 60, 0, 20, 900, service_level_definition='cisco')
+    AbandonRate(*windows, service_level_definition='cisco')
   with pytest.raises(ValueError, match='unknown call event format'):
     registry.call_event_format('nice_cxone')
 

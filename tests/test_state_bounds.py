@@ -13,6 +13,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.runners.direct import evaluation_context
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, call, offered, timed
 from transforms.abandon_rate import AbandonRate
@@ -24,6 +25,7 @@ from transforms.sharding import DEFAULT_STATE_SHARDS
 
 N_KEYS = 2000
 TTL_S = 600
+TTL = Duration(seconds=TTL_S)
 
 
 @pytest.fixture
@@ -82,7 +84,7 @@ def test_a_flood_of_queue_ids_leaves_only_the_shard_cells(options, runner_states
     _ = (
       p
       | _flood_then_pass_ttl(calls, N_KEYS // 10)
-      | AbandonRate(300, 60, 0, 20, key_idle_ttl_seconds=TTL_S)
+      | AbandonRate(Duration(seconds=300), Duration(seconds=60), 0, 20, key_idle_ttl=TTL)
     )
   left = _stateful_steps(runner_states(), '(_WindowedCombineFn)')
   # One cell per shard that ever saw a key: its clock and the names of at
@@ -96,7 +98,7 @@ def test_a_flood_of_call_ids_leaves_no_dedupe_state(options, runner_states):
     _ = (
       p
       | _flood_then_pass_ttl(calls, N_KEYS // 10)
-      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL_S, 'test')
+      | DedupeByKey(lambda e: e.call_uuid, lambda e: e.timestamp, TTL, 'test')
     )
   assert sum(_stateful_steps(runner_states(), '/DropDuplicates').values()) == 0
 
@@ -134,6 +136,6 @@ def test_a_flood_of_customers_leaves_no_join_state(options, runner_states):
   with beam.Pipeline(options=options) as p:
     streams = p | stream
     _ = (streams['records'], streams['profiles']) | JoinCustomers(
-      lambda r, _: r, Interaction, 30, customer_state_ttl_seconds=TTL_S
+      lambda r, _: r, Interaction, Duration(seconds=30), customer_state_ttl=TTL
     )
   assert sum(_stateful_steps(runner_states(), '/Join').values()) == 0

@@ -13,6 +13,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Duration
 
 from pipelines import contact_center
 from testing.reference.vendors import CONNECT, GENESYS, reference_vendor_metrics
@@ -118,7 +119,9 @@ def _expected_offered(fmt, id_of):
 
 
 def test_connect_cases_on_a_test_stream(options):
-  p, offered, reasons, out = _run_transform(ConnectOfferedCalls(600, 'name'), CONNECT, options)
+  p, offered, reasons, out = _run_transform(
+    ConnectOfferedCalls(Duration(seconds=600), 'name'), CONNECT, options
+  )
   assert_that(offered, equal_to(_expected_offered(CONNECT, lambda c: c['records'][0]['ContactId'])))
   assert_that(reasons, equal_to(['wrong_stream']), label='dead')
   updates = out['record_updates'] | beam.Map(lambda c: c.call_id)
@@ -127,7 +130,12 @@ def test_connect_cases_on_a_test_stream(options):
 
 
 def test_genesys_cases_on_a_test_stream(options):
-  transform = GenesysOfferedCalls(600, 3600, 10, callback_max_queue_wait_seconds=86400)
+  transform = GenesysOfferedCalls(
+    Duration(seconds=600),
+    Duration(seconds=3600),
+    Duration(seconds=10),
+    callback_max_queue_wait=Duration(seconds=86400),
+  )
   p, offered, reasons, _ = _run_transform(transform, GENESYS, options)
 
   def call_id(case):

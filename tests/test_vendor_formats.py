@@ -48,6 +48,7 @@ from transforms.records import (
 )
 
 BASE_MS = BASE_S * 1000
+DEDUPE_TTL = Duration(seconds=600)
 CONVERSATION = '3f1c2a4e-8a0b-4c55-9d1e-2b7a6c5d4e3f'
 SESSION = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d'
 QUEUE = 'c0ffee00-1111-4222-8333-444455556666'
@@ -259,7 +260,11 @@ def run_pairing(stream, options, expected, max_wait=3600, delay=10):
   """Runs PairAcdSessions, asserts its offered calls as (call_id, wait,
   outcome, ms after BASE_S) equal `expected`; returns its counters."""
   p = beam.Pipeline(options=options)
-  offered = p | stream | PairAcdSessions(max_wait, delay, 'pairing_test')
+  offered = (
+    p
+    | stream
+    | PairAcdSessions(Duration(seconds=max_wait), Duration(seconds=delay), 'pairing_test')
+  )
   assert_that(
     offered | beam.Map(lambda c: (c.call_id, c.wait_seconds, c.outcome, c.timestamp - BASE_MS)),
     equal_to(expected),
@@ -359,7 +364,7 @@ def test_a_repeat_reaching_the_pairing_is_counted_once(options):
 
 def test_max_queue_wait_must_be_positive():
   with pytest.raises(ValueError, match='max queue wait'):
-    PairAcdSessions(0, 10, 'x')
+    PairAcdSessions(Duration(0), Duration(seconds=10), 'x')
 
 
 def records(*lines):
@@ -398,7 +403,7 @@ def test_genesys_stream_to_offered_calls(options):
   )
   stream = drain(TestStream().add_elements(lines))
   counters = run_offered_calls(
-    GenesysOfferedCalls(600, 3600, 10),
+    GenesysOfferedCalls(DEDUPE_TTL, Duration(seconds=3600), Duration(seconds=10)),
     stream,
     options,
     'genesys_cloud',
@@ -566,7 +571,7 @@ def test_connect_stream_to_offered_calls(options):
     )
   ]
   counters = run_offered_calls(
-    ConnectOfferedCalls(600, 'name'),
+    ConnectOfferedCalls(DEDUPE_TTL, 'name'),
     drain(TestStream().add_elements(lines)),
     options,
     'amazon_connect',
@@ -588,7 +593,7 @@ def test_connect_stream_to_offered_calls(options):
 
 def test_connect_queue_key_is_checked_when_the_graph_is_built():
   with pytest.raises(ValueError, match='queue key'):
-    ConnectOfferedCalls(600, 'id')
+    ConnectOfferedCalls(DEDUPE_TTL, 'id')
 
 
 # --- ISO-8601 -----------------------------------------------------------------

@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
@@ -83,7 +83,14 @@ def to_row(pane: WindowPane) -> ShopRow:
 
 def metric(**kwargs) -> WindowedMetric:
   return WindowedMetric(
-    TotalFn(), shop_of, to_row, WINDOW, LATENESS, IDLE_TTL, metrics_namespace=NAMESPACE, **kwargs
+    TotalFn(),
+    shop_of,
+    to_row,
+    Duration(seconds=WINDOW),
+    Duration(seconds=LATENESS),
+    Duration(seconds=IDLE_TTL),
+    metrics_namespace=NAMESPACE,
+    **kwargs,
   )
 
 
@@ -192,7 +199,7 @@ def test_early_rows_of_the_open_window(options):
     .advance_watermark_to(BASE_S + WINDOW)
   )
   rows, _, counters = run(
-    stream, options, early_firing_seconds=10, processing_clock=lambda: Timestamp(0)
+    stream, options, early_firing=Duration(seconds=10), processing_clock=lambda: Timestamp(0)
   )
   assert rows == [
     ShopRow('north', 0, 60, 5, 1, 0, EARLY_PANE),
@@ -210,7 +217,7 @@ def test_out_of_orderness_is_passed_on(options):
     .advance_watermark_to(BASE_S + WINDOW + LATENESS)
     .add_elements([sale('north', 'still-in', 1, 2)])
   )
-  rows, late, _ = run(stream, options, max_out_of_orderness_seconds=10)
+  rows, late, _ = run(stream, options, max_out_of_orderness=Duration(seconds=10))
   assert rows == [
     ShopRow('north', 0, 60, 5, 1, 0, ON_TIME_PANE),
     ShopRow('north', 0, 60, 6, 2, 1, LATE_PANE),
@@ -238,4 +245,12 @@ def test_the_windowed_step_is_named_window_under_the_label():
 @pytest.mark.parametrize('size, lateness', [(0, 30), (60, -1)])
 def test_nonsense_windows_are_refused(size, lateness):
   with pytest.raises(ValueError):
-    WindowedMetric(TotalFn(), shop_of, to_row, size, lateness, 3600, NAMESPACE)
+    WindowedMetric(
+      TotalFn(),
+      shop_of,
+      to_row,
+      Duration(seconds=size),
+      Duration(seconds=lateness),
+      Duration(seconds=3600),
+      NAMESPACE,
+    )

@@ -18,7 +18,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
@@ -80,9 +80,9 @@ def _windowed(idle_ttl=IDLE_TTL, lateness=LATENESS, **kwargs):
     IdsFn(),
     key_of,
     event_ms,
-    WINDOW,
-    lateness,
-    idle_ttl,
+    Duration(seconds=WINDOW),
+    Duration(seconds=lateness),
+    Duration(seconds=idle_ttl),
     metrics_namespace=NAMESPACE,
     **kwargs,
   )
@@ -457,7 +457,7 @@ def test_out_of_orderness_delays_every_decision_by_the_bound(options):
     .advance_watermark_to(BASE_S + WINDOW + LATENESS + 10)
     .add_elements([ev(A, 'too-late', 40)])
   )
-  panes, late, _ = run(stream, options, max_out_of_orderness_seconds=10)
+  panes, late, _ = run(stream, options, max_out_of_orderness=Duration(seconds=10))
   assert panes == [
     (A, 0, 300, 0, ON_TIME_PANE, ('a1', 'still-on-time')),
     (A, 0, 300, 1, LATE_PANE, ('a1', 'late-pane', 'still-on-time')),
@@ -476,7 +476,7 @@ def test_early_panes_report_the_open_window_then_on_time(options):
     .advance_watermark_to(BASE_S + WINDOW)
   )
   panes, late, counters = run(
-    stream, options, early_firing_seconds=10, processing_clock=lambda: Timestamp(0)
+    stream, options, early_firing=Duration(seconds=10), processing_clock=lambda: Timestamp(0)
   )
   assert panes == [
     (A, 0, 300, 0, EARLY_PANE, ('a1',)),
@@ -530,4 +530,12 @@ def test_every_element_is_in_one_last_pane_or_once_late(options, seed):
 )
 def test_nonsense_windows_are_refused(size, lateness, message):
   with pytest.raises(ValueError, match=message):
-    WindowedCombinePerKey(IdsFn(), key_of, event_ms, size, lateness, IDLE_TTL, NAMESPACE)
+    WindowedCombinePerKey(
+      IdsFn(),
+      key_of,
+      event_ms,
+      Duration(seconds=size),
+      Duration(seconds=lateness),
+      Duration(seconds=IDLE_TTL),
+      NAMESPACE,
+    )

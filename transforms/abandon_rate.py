@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.metric_definitions import (
   ABANDON_RATE_DEFINITIONS,
@@ -199,7 +199,7 @@ class AbandonRate(WindowedMetric):
   Input: PCollection[OfferedCall] (deduplicated, event-timed).
   Outputs (a dict):
     `rows`: PCollection[AbandonMetrics], one row per pane (EARLY figures
-      so far of the open window every `early_firing_seconds` of processing
+      so far of the open window every `early_firing` of processing
       time if set, ON_TIME, then LATE updates within allowed lateness;
       accumulating).
     `late`: PCollection[LateArrival] whose `value` is the OfferedCall.
@@ -210,16 +210,16 @@ class AbandonRate(WindowedMetric):
 
   def __init__(
     self,
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
+    window_size: Duration,
+    allowed_lateness: Duration,
     short_abandon_threshold_seconds: float,
     service_level_seconds: float,
-    key_idle_ttl_seconds: int,
-    max_out_of_orderness_seconds: int = 0,
+    key_idle_ttl: Duration,
+    max_out_of_orderness: Duration = Duration(0),
     abandon_rate_definition: str = DEFAULT_ABANDON_RATE,
     service_level_definition: str = DEFAULT_SERVICE_LEVEL,
     queue_names: Optional[Mapping[str, str]] = None,
-    early_firing_seconds: int = 0,
+    early_firing: Duration = Duration(0),
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
@@ -237,12 +237,12 @@ class AbandonRate(WindowedMetric):
         # read-only mapping proxy cannot be.
         queue_names=dict(queue_names or {}),
       ),
-      window_size_seconds,
-      allowed_lateness_seconds,
-      key_idle_ttl_seconds,
+      window_size,
+      allowed_lateness,
+      key_idle_ttl,
       metrics_namespace='abandon_rate',
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
-      early_firing_seconds=early_firing_seconds,
+      max_out_of_orderness=max_out_of_orderness,
+      early_firing=early_firing,
       processing_clock=processing_clock,
       shards=shards,
     )

@@ -37,7 +37,9 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Duration
 
+from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.operator_metrics import set_live_state_entries
@@ -206,33 +208,31 @@ class PairAcdSessions(beam.PTransform):
   the end.
   Counters in `metrics_namespace`: `paired`, `negative_waits`,
   `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
-  A callback's start waits `callback_max_queue_wait_seconds` (default: the
-  same as the others).
+  A callback's start waits `callback_max_queue_wait` (default: the same as
+  the others).
   """
 
   def __init__(
     self,
-    max_queue_wait_seconds: int,
-    max_out_of_orderness_seconds: int,
+    max_queue_wait: Duration,
+    max_out_of_orderness: Duration,
     metrics_namespace: str,
-    callback_max_queue_wait_seconds: Optional[int] = None,
+    callback_max_queue_wait: Optional[Duration] = None,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._shards = shards
-    if callback_max_queue_wait_seconds is None:
-      callback_max_queue_wait_seconds = max_queue_wait_seconds
-    for flag, value in (
-      ('--genesys_max_queue_wait', max_queue_wait_seconds),
-      ('--genesys_callback_max_queue_wait', callback_max_queue_wait_seconds),
-    ):
-      if value <= 0:
-        raise ValueError(f'max queue wait ({flag}) must be > 0, got {value}')
+    if callback_max_queue_wait is None:
+      callback_max_queue_wait = max_queue_wait
     self._fn = _PairFn(
-      max_queue_wait_seconds * 1000,
-      max_out_of_orderness_seconds * 1000,
+      checked_millis(max_queue_wait, 'max queue wait (--genesys_max_queue_wait)', zero_ok=False),
+      checked_millis(max_out_of_orderness, 'max out-of-orderness', zero_ok=True),
       metrics_namespace,
-      callback_max_queue_wait_seconds * 1000,
+      checked_millis(
+        callback_max_queue_wait,
+        'max queue wait (--genesys_callback_max_queue_wait)',
+        zero_ok=False,
+      ),
     )
 
   def expand(self, events):

@@ -2,7 +2,7 @@
 
 import apache_beam as beam
 
-from options.config import AgentConfig, seconds
+from options.config import AgentConfig
 from transforms.agent_metrics import AgentActivityPerAgent, AgentMetricsPerQueue
 from transforms.agent_states import AGENT_PRESENCE, AgentStates
 from transforms.agent_status import AgentStatusPerQueue
@@ -48,10 +48,10 @@ class AgentFlow(beam.PTransform):
     )
     self._status = AgentStatusPerQueue(queue_names=config.queue_names)
     windows = dict(
-      window_size_seconds=seconds(config.window_size),
-      allowed_lateness_seconds=seconds(config.allowed_lateness),
-      key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
-      max_out_of_orderness_seconds=seconds(config.event_time.max_out_of_orderness),
+      window_size=config.window_size,
+      allowed_lateness=config.allowed_lateness,
+      key_idle_ttl=config.event_time.key_idle_ttl,
+      max_out_of_orderness=config.event_time.max_out_of_orderness,
       shards=config.event_time.state_shards,
     )
     self._metrics = AgentMetricsPerQueue(queue_names=config.queue_names, **windows)

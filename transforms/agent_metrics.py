@@ -9,6 +9,7 @@ of an agent serving several queues or channels counts in each of them.
 from typing import Iterable, Iterator, List, Mapping, NamedTuple
 
 import apache_beam as beam
+from apache_beam.utils.timestamp import Duration
 
 from transforms.abandon_rate import rounded_ratio
 from transforms.agent_status import place_key
@@ -136,10 +137,10 @@ class AgentMetricsPerQueue(beam.PTransform):
   def __init__(
     self,
     *,
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
-    key_idle_ttl_seconds: int,
-    max_out_of_orderness_seconds: int,
+    window_size: Duration,
+    allowed_lateness: Duration,
+    key_idle_ttl: Duration,
+    max_out_of_orderness: Duration,
     queue_names: Mapping[str, str],
     shards: int = DEFAULT_STATE_SHARDS,
   ):
@@ -149,11 +150,11 @@ class AgentMetricsPerQueue(beam.PTransform):
       AgentTimeFn(),
       _place_key,
       lambda pane: to_agent_metrics(pane, names),
-      window_size_seconds,
-      allowed_lateness_seconds,
-      key_idle_ttl_seconds,
+      window_size,
+      allowed_lateness,
+      key_idle_ttl,
       metrics_namespace='agent_metrics',
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      max_out_of_orderness=max_out_of_orderness,
       shards=shards,
     )
 
@@ -173,10 +174,10 @@ class AgentActivityPerAgent(beam.PTransform):
   def __init__(
     self,
     *,
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
-    key_idle_ttl_seconds: int,
-    max_out_of_orderness_seconds: int,
+    window_size: Duration,
+    allowed_lateness: Duration,
+    key_idle_ttl: Duration,
+    max_out_of_orderness: Duration,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
@@ -184,11 +185,11 @@ class AgentActivityPerAgent(beam.PTransform):
       AgentTimeFn(),
       lambda span: span.agent_id,
       to_agent_activity,
-      window_size_seconds,
-      allowed_lateness_seconds,
-      key_idle_ttl_seconds,
+      window_size,
+      allowed_lateness,
+      key_idle_ttl,
       metrics_namespace='agent_activity',
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      max_out_of_orderness=max_out_of_orderness,
       shards=shards,
     )
 

@@ -35,6 +35,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
+from options.config import millis
 from transforms.batching import BatchPerKey
 from transforms.records import (
   AGENT_AFTER_CONTACT_WORK,
@@ -352,9 +353,7 @@ class AgentStates(beam.PTransform):
     metrics_namespace: str = 'agents',
   ):
     super().__init__()
-    self._fn = _AgentStatesFn(
-      window_size.micros // 1000, silence_timeout.micros // 1000, metrics_namespace
-    )
+    self._fn = _AgentStatesFn(millis(window_size), millis(silence_timeout), metrics_namespace)
 
   def expand(self, events):
     outputs = (

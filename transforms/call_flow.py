@@ -2,7 +2,7 @@
 
 import apache_beam as beam
 
-from options.config import CallMetricsConfig, millis, seconds
+from options.config import CallMetricsConfig, millis
 from transforms.abandon_rate import AbandonRate, split_row_key
 from transforms.channel_filter import KeepChannels
 from transforms.formats import registry
@@ -84,7 +84,7 @@ class CallMetricsFlow(beam.PTransform):
     super().__init__()
     config = CallMetricsConfig.checked(config)
     self._source_name = source_name
-    self._window_ms = seconds(config.window_size) * 1000
+    self._window_ms = millis(config.window_size)
     self._offered_calls = registry.call_event_format(config.call_event_format).offered_calls(config)
     self._channels = None if config.channels >= set(CHANNELS) else config.channels
     live_floor = config.live_floor
@@ -98,16 +98,16 @@ class CallMetricsFlow(beam.PTransform):
     )
     event_time = config.event_time
     self._abandon_rate = AbandonRate(
-      window_size_seconds=seconds(config.window_size),
-      allowed_lateness_seconds=seconds(config.allowed_lateness),
+      window_size=config.window_size,
+      allowed_lateness=config.allowed_lateness,
       short_abandon_threshold_seconds=config.short_abandon_threshold_seconds,
       service_level_seconds=config.service_level_seconds,
-      key_idle_ttl_seconds=seconds(event_time.key_idle_ttl),
-      max_out_of_orderness_seconds=seconds(event_time.max_out_of_orderness),
+      key_idle_ttl=event_time.key_idle_ttl,
+      max_out_of_orderness=event_time.max_out_of_orderness,
       abandon_rate_definition=config.abandon_rate_definition,
       service_level_definition=config.service_level_definition,
       queue_names=config.queue_names,
-      early_firing_seconds=seconds(live_floor.early_firing),
+      early_firing=live_floor.early_firing,
       shards=event_time.state_shards,
     )
 

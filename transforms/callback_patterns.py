@@ -17,8 +17,8 @@ with its real semantics:
     `callback - first failure >= within` (exactly 30 s does not match);
   * Kafka does not deliver in order, CEP sorts: interactions are buffered
     and processed in (event time, arrival) order once the watermark passes
-    them (the source watermark minus `max_out_of_orderness_seconds`, the
-    bounded out-of-orderness), at the next multiple of `tick_seconds` of
+    them (the source watermark minus `max_out_of_orderness`, the
+    bounded out-of-orderness), at the next multiple of `tick` of
     event time after them. An interaction that arrives after later
     interactions of the same customer were already processed is routed to
     the `late` output (Flink CEP drops it).
@@ -40,8 +40,10 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import WindowedValue
 
+from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.operator_metrics import set_live_state_entries
@@ -67,7 +69,7 @@ FAILURES_IN_PATTERN = 3
 # when the watermark jumps several ticks at once the wake-ups follow one
 # another (a timer only tells that the watermark passed it), so the tick
 # bounds that cost. Order and matches do not depend on it.
-DEFAULT_TICK_SECONDS = 5
+DEFAULT_TICK = Duration(seconds=5)
 
 
 class _CustomerState:
@@ -351,9 +353,9 @@ class DetectCallbackPatterns(beam.PTransform):
     self,
     failure_statuses: FrozenSet[str],
     callback_statuses: FrozenSet[str],
-    within_seconds: int = 30,
-    max_out_of_orderness_seconds: int = 0,
-    tick_seconds: int = DEFAULT_TICK_SECONDS,
+    within: Duration = Duration(seconds=30),
+    max_out_of_orderness: Duration = Duration(0),
+    tick: Duration = DEFAULT_TICK,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
@@ -363,14 +365,12 @@ class DetectCallbackPatterns(beam.PTransform):
         'a status cannot be both a failure and a callback: '
         f'{sorted(failure_statuses & callback_statuses)}'
       )
-    if tick_seconds <= 0:
-      raise ValueError(f'pattern tick must be > 0, got {tick_seconds}')
-    within_ms = within_seconds * 1000
+    within_ms = checked_millis(within, 'pattern within', zero_ok=True)
     self._fn = _DetectFn(
       CallbackPatternMatcher(failure_statuses, callback_statuses, within_ms),
       within_ms,
-      tick_seconds * 1000,
-      max_out_of_orderness_seconds * 1000,
+      checked_millis(tick, 'pattern tick', zero_ok=False),
+      checked_millis(max_out_of_orderness, 'max out-of-orderness', zero_ok=True),
     )
 
   def expand(self, interactions):

@@ -12,7 +12,9 @@ from apache_beam.transforms.userstate import (
   TimerSpec,
   on_timer,
 )
+from apache_beam.utils.timestamp import Duration
 
+from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.operator_metrics import set_live_state_entries
@@ -92,12 +94,12 @@ class _DedupeFn(beam.DoFn):
     self,
     key_fn: Callable[[Any], str],
     event_time_ms: Callable[[Any], int],
-    ttl_seconds: int,
+    ttl_ms: int,
     metrics_namespace: str,
   ):
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
-    self._ttl_ms = ttl_seconds * 1000
+    self._ttl_ms = ttl_ms
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
     self._expired_shards = Metrics.counter(metrics_namespace, 'dedupe_shards_expired')
     self._state_step = f'{metrics_namespace}_dedupe'
@@ -196,8 +198,8 @@ class DedupeByKey(beam.PTransform):
   Output: PCollection[T], the first arrival of each id, timestamped with its
   event time.
   An id is remembered until its shard (1/32 of the ids) has both seen a
-  record with an event time `ttl_seconds` past the id's first arrival and
-  received MIN_RECORDS_REMEMBERED records after it: at least `ttl_seconds`
+  record with an event time `ttl` past the id's first arrival and
+  received MIN_RECORDS_REMEMBERED records after it: at least `ttl`
   of event time, whatever the watermark does, and at least the next
   records whatever the shard's clock does (another source partition far
   ahead, a far-future timestamp). Every dropped duplicate increments the
@@ -212,17 +214,17 @@ class DedupeByKey(beam.PTransform):
     self,
     key_fn: Callable[[Any], str],
     event_time_ms: Callable[[Any], int],
-    ttl_seconds: int,
+    ttl: Duration,
     metrics_namespace: str,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._shards = shards
-    if ttl_seconds <= 0:
-      raise ValueError(f'dedupe TTL must be > 0, got {ttl_seconds}')
     self._key_fn = key_fn
     self._event_time_ms = event_time_ms
-    self._fn = _DedupeFn(key_fn, event_time_ms, ttl_seconds, metrics_namespace)
+    self._fn = _DedupeFn(
+      key_fn, event_time_ms, checked_millis(ttl, 'dedupe TTL', zero_ok=False), metrics_namespace
+    )
 
   def expand(self, pcoll):
     key_fn, shards = self._key_fn, self._shards

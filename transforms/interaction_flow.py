@@ -3,7 +3,7 @@ callback-pattern alerts."""
 
 import apache_beam as beam
 
-from options.config import InteractionConfig, seconds
+from options.config import InteractionConfig
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.data_actions import ParseDataActions
 from transforms.dedupe import DedupeByKey
@@ -53,29 +53,28 @@ class CxoneInteractionFlow(beam.PTransform):
     self._source_name = source_name
     self._field_rules = config.field_rules
     self._shards = config.event_time.state_shards
-    self._dedupe_ttl_seconds = seconds(config.dedupe_ttl)
-    max_out_of_orderness_seconds = seconds(config.event_time.max_out_of_orderness)
+    self._dedupe_ttl = config.dedupe_ttl
     self._volumes = InteractionVolumes(
-      window_size_seconds=seconds(config.window_size),
-      allowed_lateness_seconds=seconds(config.allowed_lateness),
-      key_idle_ttl_seconds=seconds(config.event_time.key_idle_ttl),
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      window_size=config.window_size,
+      allowed_lateness=config.allowed_lateness,
+      key_idle_ttl=config.event_time.key_idle_ttl,
+      max_out_of_orderness=config.event_time.max_out_of_orderness,
       shards=config.event_time.state_shards,
     )
     self._patterns = DetectCallbackPatterns(
       failure_statuses=config.failure_statuses,
       callback_statuses=config.callback_statuses,
-      within_seconds=seconds(config.pattern_within),
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
-      tick_seconds=seconds(config.pattern_tick),
+      within=config.pattern_within,
+      max_out_of_orderness=config.event_time.max_out_of_orderness,
+      tick=config.pattern_tick,
       shards=config.event_time.state_shards,
     )
     self._join = JoinCustomers(
       to_pattern_alert,
       PatternMatch,
-      profile_wait_seconds=seconds(config.profile_wait),
-      customer_state_ttl_seconds=seconds(config.customer_state_ttl),
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      profile_wait=config.profile_wait,
+      customer_state_ttl=config.customer_state_ttl,
+      max_out_of_orderness=config.event_time.max_out_of_orderness,
       shards=config.event_time.state_shards,
     )
 
@@ -85,7 +84,7 @@ class CxoneInteractionFlow(beam.PTransform):
     interactions = parsed.interactions | 'Dedupe' >> DedupeByKey(
       lambda i: i.interaction_id,
       lambda i: i.timestamp,
-      self._dedupe_ttl_seconds,
+      self._dedupe_ttl,
       'data_actions',
       shards=self._shards,
     )

@@ -4,6 +4,7 @@ windows."""
 import operator
 
 from apache_beam.transforms.combiners import CountCombineFn
+from apache_beam.utils.timestamp import Duration
 
 from transforms.records import InteractionVolume
 from transforms.sharding import DEFAULT_STATE_SHARDS
@@ -36,20 +37,20 @@ class InteractionVolumes(WindowedMetric):
 
   def __init__(
     self,
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
-    key_idle_ttl_seconds: int,
-    max_out_of_orderness_seconds: int = 0,
+    window_size: Duration,
+    allowed_lateness: Duration,
+    key_idle_ttl: Duration,
+    max_out_of_orderness: Duration = Duration(0),
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__(
       CountCombineFn(),
       operator.attrgetter('channel'),
       to_interaction_volume,
-      window_size_seconds,
-      allowed_lateness_seconds,
-      key_idle_ttl_seconds,
+      window_size,
+      allowed_lateness,
+      key_idle_ttl,
       metrics_namespace='interaction_volumes',
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
+      max_out_of_orderness=max_out_of_orderness,
       shards=shards,
     )

@@ -26,7 +26,9 @@ from apache_beam.transforms.userstate import (
   TimerSpec,
   on_timer,
 )
+from apache_beam.utils.timestamp import Duration
 
+from options.config import checked_millis
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.records import CustomerProfile
 from transforms.sharding import DEFAULT_STATE_SHARDS, KeyByShard
@@ -244,31 +246,33 @@ class JoinCustomers(beam.PTransform):
   PCollection[CustomerProfile], both event-timed.
   Output: PCollection of `enrich(record, profile)`, timestamped at the
   record's time; `profile` has tier/region `UNKNOWN` when none arrived
-  within `profile_wait_seconds`.
+  within `profile_wait`.
   """
 
   def __init__(
     self,
     enrich: Callable[[Any, CustomerProfile], Any],
     record_type: Type[NamedTuple],
-    profile_wait_seconds: int,
-    customer_state_ttl_seconds: int,
-    max_out_of_orderness_seconds: int = 0,
+    profile_wait: Duration,
+    customer_state_ttl: Duration,
+    max_out_of_orderness: Duration = Duration(0),
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._shards = shards
-    if customer_state_ttl_seconds <= profile_wait_seconds:
+    profile_wait_ms = checked_millis(profile_wait, 'profile wait', zero_ok=True)
+    customer_state_ttl_ms = checked_millis(customer_state_ttl, 'customer state TTL', zero_ok=True)
+    if customer_state_ttl_ms <= profile_wait_ms:
       raise ValueError(
         'customer state TTL must exceed the profile wait: '
-        f'{customer_state_ttl_seconds} <= {profile_wait_seconds}'
+        f'{customer_state_ttl!r} <= {profile_wait!r}'
       )
     self._fn = _JoinFn(
       enrich,
       record_type,
-      profile_wait_seconds * 1000,
-      customer_state_ttl_seconds * 1000,
-      max_out_of_orderness_seconds * 1000,
+      profile_wait_ms,
+      customer_state_ttl_ms,
+      checked_millis(max_out_of_orderness, 'max out-of-orderness', zero_ok=True),
     )
 
   # Unannotated: Beam takes an expand() input hint for one PCollection's

@@ -44,6 +44,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
+from options.config import millis
 from transforms.batching import BatchPerKey
 from transforms.records import (
   QUEUE_ENTERED,
@@ -400,10 +401,9 @@ class LiveQueueStatus(beam.PTransform):
       raise ValueError(f'max_waiting_listed must be >= 0, got {max_waiting_listed}')
     self._fn = _LiveQueueStatusFn(
       _Settings(
-        max_queue_wait_ms=max_queue_wait.micros // 1000,
-        tombstone_ttl_ms=(max_queue_wait if tombstone_ttl is None else tombstone_ttl).micros
-        // 1000,
-        status_interval_ms=status_interval.micros // 1000,
+        max_queue_wait_ms=millis(max_queue_wait),
+        tombstone_ttl_ms=millis(max_queue_wait if tombstone_ttl is None else tombstone_ttl),
+        status_interval_ms=millis(status_interval),
         max_waiting_listed=max_waiting_listed,
         queue_names=dict(queue_names),
       ),

@@ -4,7 +4,7 @@ import operator
 from typing import Any, Callable, NamedTuple
 
 import apache_beam as beam
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowing import WindowedCombinePerKey, WindowPane
@@ -20,7 +20,7 @@ class WindowedMetric(beam.PTransform):
   their event time in epoch ms.
   Outputs (a dict):
     `rows`: PCollection of `to_row(pane)` for every WindowPane (EARLY ones
-      of the open window every `early_firing_seconds` of processing time if
+      of the open window every `early_firing` of processing time if
       set, ON_TIME when the watermark passes the window end, then
       accumulating LATE updates within allowed lateness; `pane_index` orders
       them).
@@ -37,12 +37,12 @@ class WindowedMetric(beam.PTransform):
     combine_fn: beam.CombineFn,
     key_fn: Callable[[Any], str],
     to_row: Callable[[WindowPane], NamedTuple],
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
-    key_idle_ttl_seconds: int,
+    window_size: Duration,
+    allowed_lateness: Duration,
+    key_idle_ttl: Duration,
     metrics_namespace: str,
-    max_out_of_orderness_seconds: int = 0,
-    early_firing_seconds: int = 0,
+    max_out_of_orderness: Duration = Duration(0),
+    early_firing: Duration = Duration(0),
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
@@ -52,12 +52,12 @@ class WindowedMetric(beam.PTransform):
       combine_fn,
       key_fn,
       _EVENT_TIME_MS,
-      window_size_seconds,
-      allowed_lateness_seconds,
-      key_idle_ttl_seconds,
+      window_size,
+      allowed_lateness,
+      key_idle_ttl,
       metrics_namespace=metrics_namespace,
-      max_out_of_orderness_seconds=max_out_of_orderness_seconds,
-      early_firing_seconds=early_firing_seconds,
+      max_out_of_orderness=max_out_of_orderness,
+      early_firing=early_firing,
       processing_clock=processing_clock,
       shards=shards,
     )

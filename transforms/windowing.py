@@ -15,7 +15,7 @@ either enters an accumulator that a later pane reports, or leaves on the
 
 Bounded out-of-orderness: sources emit the watermark Kafka's `CreateTime`
 policy gives (the largest event time seen); this DoFn works on that
-watermark minus `max_out_of_orderness_seconds`, so every timer is set that
+watermark minus `max_out_of_orderness`, so every timer is set that
 much later and every "clock" below is in that delayed time.
 
 How the DoFn knows the watermark: only firing event-time timers tell it.
@@ -37,7 +37,7 @@ passed gets a LATE pane. A key without a clock yet (new to the job) cannot
 judge lateness: its elements are counted, never lost.
 
 Bounded state: a key with no open window and no element for
-`key_idle_ttl_seconds` of event time loses its windows' state and is
+`key_idle_ttl` of event time loses its windows' state and is
 remembered by name only, so its late events are still judged late however
 long it was silent and a window that already has a row is never re-opened
 by them. A shard remembers at most MAX_REMEMBERED_KEYS keys (the least
@@ -64,8 +64,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import Duration, Timestamp
 
+from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock
 from transforms.operator_metrics import set_live_state_entries
@@ -501,7 +502,7 @@ class WindowedCombinePerKey(beam.PTransform):
   (transforms/batching.py, transforms/sharding.py) before the stateful step.
   Outputs (a DoOutputsTuple):
     main: PCollection[WindowPane] with `result` = combine_fn's output. With
-      `early_firing_seconds`, EARLY panes of the open window, at most one
+      `early_firing`, EARLY panes of the open window, at most one
       per that much processing time and only after new elements (the
       figures so far; a runner without processing-time timers, like the
       local runner outside TestStream, fires none); one ON_TIME pane when
@@ -520,12 +521,12 @@ class WindowedCombinePerKey(beam.PTransform):
     combine_fn: beam.CombineFn,
     key_fn: Callable[[Any], str],
     event_time_ms: Callable[[Any], int],
-    window_size_seconds: int,
-    allowed_lateness_seconds: int,
-    key_idle_ttl_seconds: int,
+    window_size: Duration,
+    allowed_lateness: Duration,
+    key_idle_ttl: Duration,
     metrics_namespace: str,
-    max_out_of_orderness_seconds: int = 0,
-    early_firing_seconds: int = 0,
+    max_out_of_orderness: Duration = Duration(0),
+    early_firing: Duration = Duration(0),
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
@@ -533,20 +534,16 @@ class WindowedCombinePerKey(beam.PTransform):
     self._key_fn = key_fn
     self._shards = shards
     self._event_time_ms = event_time_ms
-    if window_size_seconds <= 0:
-      raise ValueError(f'window size must be > 0, got {window_size_seconds}')
-    if allowed_lateness_seconds < 0:
-      raise ValueError(f'allowed lateness must be >= 0, got {allowed_lateness_seconds}')
     self._fn = _WindowedCombineFn(
       combine_fn,
       key_fn,
       event_time_ms,
-      window_size_seconds * 1000,
-      allowed_lateness_seconds * 1000,
-      key_idle_ttl_seconds * 1000,
-      max_out_of_orderness_seconds * 1000,
+      checked_millis(window_size, 'window size', zero_ok=False),
+      checked_millis(allowed_lateness, 'allowed lateness', zero_ok=True),
+      checked_millis(key_idle_ttl, 'key idle TTL', zero_ok=True),
+      checked_millis(max_out_of_orderness, 'max out-of-orderness', zero_ok=True),
       metrics_namespace,
-      early_firing_seconds * 1000,
+      checked_millis(early_firing, 'early firing', zero_ok=True),
       processing_clock,
     )
 

@@ -51,8 +51,9 @@ from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Duration
 
-from options.config import DEFAULT_FIELD_RULES, FieldRules
+from options.config import DEFAULT_FIELD_RULES, FieldRules, checked_millis
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
@@ -291,7 +292,7 @@ class ConnectOfferedCalls(beam.PTransform):
 
   def __init__(
     self,
-    dedupe_ttl_seconds: int,
+    dedupe_ttl: Duration,
     queue_key: str,
     rules: FieldRules = DEFAULT_FIELD_RULES,
     shards: int = DEFAULT_STATE_SHARDS,
@@ -301,14 +302,16 @@ class ConnectOfferedCalls(beam.PTransform):
     self._rules = rules
     if queue_key not in QUEUE_KEYS:
       raise ValueError(f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._dedupe_ttl = dedupe_ttl
+    # Copies written more than the TTL after the contact ended are updates.
+    self._update_after_ms = checked_millis(dedupe_ttl, 'dedupe TTL', zero_ok=False)
     self._queue_key = queue_key
 
   def expand(self, records):
     # Typed outputs: the stateful steps downstream then get the records'
     # RowCoder (transforms/records.py) instead of pickling each one.
     parsed = records | 'Parse' >> beam.ParDo(
-      _ParseConnectFn(self._queue_key, self._rules, self._dedupe_ttl * 1000)
+      _ParseConnectFn(self._queue_key, self._rules, self._update_after_ms)
     ).with_output_types(
       OfferedCall, **{parsing.DEAD_LETTERS: DeadLetter, RECORD_UPDATES: OfferedCall}
     ).with_outputs(parsing.DEAD_LETTERS, RECORD_UPDATES, main='offered')

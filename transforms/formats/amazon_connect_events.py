@@ -59,6 +59,7 @@ from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Duration
 
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
@@ -359,7 +360,7 @@ class ConnectContactEventsCalls(beam.PTransform):
 
   def __init__(
     self,
-    dedupe_ttl_seconds: int,
+    dedupe_ttl: Duration,
     queue_key: str,
     rules: FieldRules = DEFAULT_FIELD_RULES,
     shards: int = DEFAULT_STATE_SHARDS,
@@ -368,7 +369,7 @@ class ConnectContactEventsCalls(beam.PTransform):
     self._shards = shards
     if queue_key not in QUEUE_KEYS:
       raise ValueError(f'queue key must be one of {", ".join(QUEUE_KEYS)}, got {queue_key!r}')
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._dedupe_ttl = dedupe_ttl
     self._queue_key = queue_key
     self._rules = rules
 

@@ -52,6 +52,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Duration
 
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
@@ -251,24 +252,24 @@ class GenesysOfferedCalls(beam.PTransform):
 
   def __init__(
     self,
-    dedupe_ttl_seconds: int,
-    max_queue_wait_seconds: int,
-    max_out_of_orderness_seconds: int,
+    dedupe_ttl: Duration,
+    max_queue_wait: Duration,
+    max_out_of_orderness: Duration,
     rules: FieldRules = DEFAULT_FIELD_RULES,
-    callback_max_queue_wait_seconds: Optional[int] = None,
+    callback_max_queue_wait: Optional[Duration] = None,
     trigger_kind: Optional[str] = None,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._shards = shards
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._dedupe_ttl = dedupe_ttl
     self._rules = rules
     self._trigger_kind = trigger_kind
     self._pairing = PairAcdSessions(
-      max_queue_wait_seconds,
-      max_out_of_orderness_seconds,
+      max_queue_wait,
+      max_out_of_orderness,
       METRICS_NAMESPACE,
-      callback_max_queue_wait_seconds,
+      callback_max_queue_wait,
       shards=shards,
     )
 

@@ -11,7 +11,7 @@ from typing import Callable, Dict, NamedTuple, Optional
 
 import apache_beam as beam
 
-from options.config import CallMetricsConfig, seconds
+from options.config import CallMetricsConfig
 from transforms.formats import amazon_connect, amazon_connect_events, genesys_cloud, seed
 
 EventTimeFn = Callable[[bytes, Optional[int]], Optional[int]]
@@ -30,9 +30,7 @@ class CallEventFormat(NamedTuple):
 FORMATS: Dict[str, CallEventFormat] = {
   'seed': CallEventFormat(
     lambda c: functools.partial(seed.call_event_time_ms, rules=c.field_rules),
-    lambda c: seed.SeedOfferedCalls(
-      seconds(c.dedupe_ttl), c.field_rules, shards=c.event_time.state_shards
-    ),
+    lambda c: seed.SeedOfferedCalls(c.dedupe_ttl, c.field_rules, shards=c.event_time.state_shards),
   ),
   'genesys_cloud': CallEventFormat(
     lambda c: functools.partial(
@@ -41,11 +39,11 @@ FORMATS: Dict[str, CallEventFormat] = {
       trigger_kind=c.genesys_trigger_kind,
     ),
     lambda c: genesys_cloud.GenesysOfferedCalls(
-      seconds(c.dedupe_ttl),
-      seconds(c.genesys_max_queue_wait),
-      seconds(c.event_time.max_out_of_orderness),
+      c.dedupe_ttl,
+      c.genesys_max_queue_wait,
+      c.event_time.max_out_of_orderness,
       c.field_rules,
-      callback_max_queue_wait_seconds=seconds(c.genesys_callback_max_queue_wait),
+      callback_max_queue_wait=c.genesys_callback_max_queue_wait,
       trigger_kind=c.genesys_trigger_kind,
       shards=c.event_time.state_shards,
     ),
@@ -55,7 +53,7 @@ FORMATS: Dict[str, CallEventFormat] = {
       amazon_connect.contact_record_time_ms, queue_key=c.connect_queue_key, rules=c.field_rules
     ),
     lambda c: amazon_connect.ConnectOfferedCalls(
-      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
+      c.dedupe_ttl, c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
     ),
   ),
   'amazon_connect_events': CallEventFormat(
@@ -65,7 +63,7 @@ FORMATS: Dict[str, CallEventFormat] = {
       rules=c.field_rules,
     ),
     lambda c: amazon_connect_events.ConnectContactEventsCalls(
-      seconds(c.dedupe_ttl), c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
+      c.dedupe_ttl, c.connect_queue_key, c.field_rules, shards=c.event_time.state_shards
     ),
   ),
 }

@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Duration
 
 from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
@@ -186,13 +187,13 @@ class SeedOfferedCalls(beam.PTransform):
 
   def __init__(
     self,
-    dedupe_ttl_seconds: int,
+    dedupe_ttl: Duration,
     rules: FieldRules = DEFAULT_FIELD_RULES,
     shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     self._shards = shards
-    self._dedupe_ttl = dedupe_ttl_seconds
+    self._dedupe_ttl = dedupe_ttl
     self._rules = rules
 
   def expand(self, records):
