@@ -37,7 +37,7 @@ class EventTimeOptions(PipelineOptions):
       default=900,
       help='Seconds of event time after its last event and its last open '
       'window during which a key (queue and channel, interaction channel, '
-      'agent) keeps its windows\' state; after that it is remembered by name '
+      "agent) keeps its windows' state; after that it is remembered by name "
       'only, so its late events are still judged late (docs/design.md, '
       '"When an event is late").',
     )
