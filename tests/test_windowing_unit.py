@@ -22,6 +22,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
+from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowing import (
   EARLY_PANE,
   LATE_PANE,
@@ -313,10 +314,9 @@ def test_first_element_of_an_expired_window_of_a_key_that_saw_the_watermark_is_l
 
 # -- keys are independent ------------------------------------------------------------
 
-# B shares A's shard in today's implementation (crc32 % 32, asserted in
-# tests/test_abandon_rate.py), C does not; the crowd is many keys, so some
-# share A's shard or bucket in any scheme of a few dozen. The rule tested
-# does not depend on shards: a rewrite without them passes the same tests.
+# The neighbours run with every key in one shard (shards=1) and spread over
+# the default shards: the rule tested does not depend on which keys share a
+# shard. The crowd is many keys.
 A, B_SAME_SHARD, C_OTHER_SHARD = 'Q-1', 'Q-11', 'Q-2'
 CROWD = tuple(f'Q-{n}' for n in range(100, 164))
 NEIGHBOURS = [(), (C_OTHER_SHARD,), (B_SAME_SHARD,), CROWD]
@@ -338,8 +338,9 @@ def _of_key(panes, late, key):
   return [p for p in panes if p[0] == key], [entry for entry in late if entry[0] == key]
 
 
+@pytest.mark.parametrize('shards', [1, DEFAULT_STATE_SHARDS])
 @pytest.mark.parametrize('neighbours', NEIGHBOURS, ids=NEIGHBOUR_IDS)
-def test_a_keys_lateness_follows_its_own_view_of_the_watermark(options, neighbours):
+def test_a_keys_lateness_follows_its_own_view_of_the_watermark(options, neighbours, shards):
   """A key that saw the watermark pass: its expired element is late, its
   open-window element counted, whatever another key does."""
   stream = _neighbour_stream(
@@ -347,7 +348,7 @@ def test_a_keys_lateness_follows_its_own_view_of_the_watermark(options, neighbou
     [ev(A, 'a1', 10)],
     [ev(A, 'expired', 400), ev(A, 'within-lateness', 1950), ev(A, 'open', 2130)],
   )
-  panes, late, _ = run(stream, options)
+  panes, late, _ = run(stream, options, shards=shards)
   a_panes, a_late = _of_key(panes, late, A)
   assert a_panes == [
     (A, 0, 300, 0, ON_TIME_PANE, ('a1',)),
@@ -364,24 +365,22 @@ def test_a_new_keys_lateness_does_not_depend_on_other_keys(options):
   is at or behind the watermark as seen by ITS key. A key first seen after
   the watermark moved on gets the same outcome for the same events whether
   another key was active in the same shard, in another shard, or not at
-  all (nor among many keys). (Today's implementation judges a key by its shard's clock, so an
-  active neighbour in the same shard changes the outcome: this test then
-  fails, and the rewrite must make it pass.)"""
+  all (nor among many keys)."""
   a_after = [ev(A, 'expired-window', 400), ev(A, 'open', 2130)]
   outcomes = {}
   for name, neighbours in zip(NEIGHBOUR_IDS, NEIGHBOURS):
-    panes, late, _ = run(_neighbour_stream(neighbours, [], a_after), options)
-    a_panes, a_late = _of_key(panes, late, A)
-    outcomes[name] = (a_panes, late_ids(a_late))
+    for shards in (1, DEFAULT_STATE_SHARDS):
+      panes, late, _ = run(_neighbour_stream(neighbours, [], a_after), options, shards=shards)
+      a_panes, a_late = _of_key(panes, late, A)
+      outcomes[f'{name}, {shards} shards'] = (a_panes, late_ids(a_late))
   # Never lost, whatever the rule decides.
   for a_panes, a_late in outcomes.values():
     counted = {i for pane in a_panes for i in pane[5]}
     assert sorted(counted | set(a_late)) == ['expired-window', 'open']
     assert not counted & set(a_late)
-  differing = {name: o for name, o in outcomes.items() if o != outcomes['alone']}
-  assert not differing, (
-    f'key A was judged by other keys: alone {outcomes["alone"]}, beside others {differing}'
-  )
+  alone = outcomes[f'alone, {DEFAULT_STATE_SHARDS} shards']
+  differing = {name: o for name, o in outcomes.items() if o != alone}
+  assert not differing, f'key A was judged by other keys: alone {alone}, beside others {differing}'
 
 
 def test_each_key_gets_its_own_panes(options):
