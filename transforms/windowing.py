@@ -57,7 +57,7 @@ read. With TICKS_AHEAD ticks armed, a round covers that many boundaries.
 """
 
 import json
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -292,6 +292,9 @@ class _WindowedCombineFn(beam.DoFn):
     # LATE pane each after the batch, as Beam's AfterCount(1) late firing
     # gives for elements that arrive together.
     late_updates: Dict[Tuple[str, int], _OpenWindow] = {}
+    # Keys of this batch still without a clock: the only ones whose clock
+    # the batch can teach (the shard's clock does not move in a batch).
+    learning: Dict[str, _KeyWindows] = {}
     accepted = False
     for value in values:
       key = self._key_fn(value)
@@ -307,8 +310,9 @@ class _WindowedCombineFn(beam.DoFn):
         continue
       if key_windows is None:
         key_windows = shard.keys[key] = self._key_windows(shard, key, end)
-      if key_windows.first_end is not None and end < key_windows.first_end:
-        key_windows.first_end = end
+      if key_windows.first_end is not None:
+        key_windows.first_end = min(key_windows.first_end, end)
+        learning[key] = key_windows
       window = key_windows.windows.get(start)
       if window is None:
         window = _OpenWindow(
@@ -324,7 +328,7 @@ class _WindowedCombineFn(beam.DoFn):
         window.early_due = True
     if not accepted:
       return
-    self._learn_clocks(shard)
+    self._learn_clocks(clock, learning.values())
     for key, start in sorted(late_updates):
       self._late_panes.inc()
       yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
@@ -369,7 +373,7 @@ class _WindowedCombineFn(beam.DoFn):
           self._remember(shard, key, key_windows.last_active)
     if clock >= self._end_of_input_ms:
       shard.remembered.clear()  # the input has ended: nothing more to judge
-    self._learn_clocks(shard)
+    self._learn_clocks(clock, shard.keys.values())
     if shard.early_at is not None and all(
       w.end_passed for k in shard.keys.values() for w in k.windows.values()
     ):
@@ -425,13 +429,13 @@ class _WindowedCombineFn(beam.DoFn):
       return _KeyWindows()
     return _KeyWindows(first_end=end)
 
-  def _learn_clocks(self, shard: _ShardState) -> None:
+  @staticmethod
+  def _learn_clocks(clock: Optional[int], keys: Iterable[_KeyWindows]) -> None:
     """Keys whose first window end the shard's clock has passed have a
     clock of their own from now on."""
-    clock = shard.clock
     if clock is None:
       return
-    for key_windows in shard.keys.values():
+    for key_windows in keys:
       if key_windows.first_end is not None and key_windows.first_end <= clock:
         key_windows.first_end = None
 
