@@ -52,6 +52,11 @@ TOPICS: Dict[str, str] = {
   'agent_status': 'cc-agent-status',
   'agent_metrics': 'cc-agent-metrics',
   'agent_activity': 'cc-agent-activity',
+  'rolling_metrics': 'cc-rolling-metrics',
+  'daily_metrics': 'cc-daily-metrics',
+  'alerts': 'cc-alerts',
+  'alert_notifications': 'cc-alert-notifications',
+  'alert_deliveries': 'cc-alert-deliveries',
 }
 
 # The producer's default max.request.size. It refuses a record whose size

@@ -467,6 +467,216 @@ class PatternAlert(NamedTuple):
   interaction_ids: str
 
 
+# Spans a figure covers (AlertFigure.span, RollingMetrics.span): a window of
+# the metrics tables, rolling spans ending at a window end, the contact
+# center's local day so far, the live floor now, and the forecast interval.
+SPAN_WINDOW = 'window'
+ROLLING_SPANS = ('15m', '30m', '60m')
+SPAN_TODAY = 'today'
+SPAN_NOW = 'now'
+SPAN_INTERVAL = 'interval'
+
+
+class RollingMetrics(NamedTuple):
+  """Abandon statistics of one queue and channel over a rolling span (table
+  `rolling_metrics`): the windows of abandon_metrics whose start is in
+  [span_start, span_end), summed from each window's latest ON_TIME or LATE
+  pane (EARLY panes are not final and are left out).
+
+  `span`: '15m', '30m' or '60m'; `span_end`: the end of the span's last
+  window (epoch ms). The counts are those of AbandonMetrics; the rates are
+  recomputed from the summed counts by the same named definitions
+  (transforms/metric_definitions.py); `asa_seconds`: answered wait over
+  answered calls with a known wait (0 when none). `windows`: windows with
+  a pane in the span; `panes_counted`: the sum over those windows of
+  (pane_index + 1), which grows with every pane that changes the span, so
+  sinks apply rows idempotently and in order.
+  """
+
+  queue_id: str
+  channel: str
+  span: str
+  span_start: int
+  span_end: int
+  total_calls: int
+  abandoned_calls: int
+  short_abandoned_calls: int
+  answered_calls: int
+  flow_out_calls: int
+  answered_within_sl: int
+  abandoned_within_sl: int
+  wait_unknown_calls: int
+  answered_wait_unknown_calls: int
+  total_wait_seconds: float
+  answered_wait_seconds: float
+  abandon_rate: float
+  service_level: float
+  asa_seconds: float
+  abandon_rate_definition: str
+  service_level_definition: str
+  windows: int
+  panes_counted: int
+  queue_name: str = ''
+
+
+class DailyMetrics(NamedTuple):
+  """Abandon statistics of one queue and channel since local midnight
+  (table `daily_metrics`): every window of abandon_metrics starting in
+  the local date `local_date` ('YYYY-MM-DD') of `--timezone`, summed from
+  each window's latest pane, EARLY panes included (the day so far).
+
+  `day_start`, `day_end`: the day's bounds (epoch ms; 23 or 25 hours on a
+  DST change day); `as_of`: the end of the latest window counted. Counts,
+  rates, `asa_seconds` and `panes_counted` as in RollingMetrics.
+  """
+
+  queue_id: str
+  channel: str
+  local_date: str
+  timezone: str
+  day_start: int
+  day_end: int
+  as_of: int
+  total_calls: int
+  abandoned_calls: int
+  short_abandoned_calls: int
+  answered_calls: int
+  flow_out_calls: int
+  answered_within_sl: int
+  abandoned_within_sl: int
+  wait_unknown_calls: int
+  answered_wait_unknown_calls: int
+  total_wait_seconds: float
+  answered_wait_seconds: float
+  abandon_rate: float
+  service_level: float
+  asa_seconds: float
+  abandon_rate_definition: str
+  service_level_definition: str
+  windows: int
+  panes_counted: int
+  queue_name: str = ''
+
+
+class AlertFigure(NamedTuple):
+  """One value an alert rule can test: `metric` of one queue and channel
+  over `span` (SPAN_WINDOW, ROLLING_SPANS, SPAN_TODAY, SPAN_NOW,
+  SPAN_INTERVAL), ending at `span_end` (event time, epoch ms; the as_of
+  of a live figure, the end of the interval of a forecast).
+
+  `volume`: the contacts the value rests on (offered in the span; waiting
+  now for live figures), which a rule's minimum volume is checked against;
+  `revision`: grows with each restatement of the same (metric, queue,
+  channel, span, span_end), e.g. a LATE pane; `queue_id` and `channel`
+  are '*' for figures of the whole job (dead letters).
+  """
+
+  metric: str
+  queue_id: str
+  channel: str
+  span: str
+  span_end: int
+  value: float
+  volume: int
+  revision: int
+  queue_name: str = ''
+
+
+# An alert's states (Alert.state) and the notifications of its transitions
+# (AlertNotification.kind).
+ALERT_PENDING = 'pending'
+ALERT_FIRING = 'firing'
+ALERT_RESOLVED = 'resolved'
+NOTIFY_FIRING = 'firing'
+NOTIFY_RESOLVED = 'resolved'
+NOTIFY_REMINDER = 'reminder'
+NOTIFY_RESTATED = 'restated'
+
+
+class Alert(NamedTuple):
+  """The state of one rule for one queue and channel (table `alerts`).
+
+  `state`: pending, firing or resolved; `value`: the figure last
+  evaluated, `threshold` the rule's; `since`: event time the current state
+  began; `resolved_at`: when it last resolved (None while never);
+  `last_notification_id`, `last_notification_kind`: the latest
+  notification sent for it, `delivery_status` its delivery ('queued' until
+  delivered, then 'delivered' or 'failed', '' when none was sent);
+  `updated_at`: event time of the figure last evaluated; `revision` grows
+  with each row of the key (evaluation rows even, the delivery update of
+  the same notification odd), so sinks keep the newest.
+  """
+
+  rule: str
+  queue_id: str
+  channel: str
+  state: str
+  severity: str
+  metric: str
+  span: str
+  value: float
+  threshold: float
+  since: int
+  resolved_at: Optional[int]
+  last_notification_id: str
+  last_notification_kind: str
+  delivery_status: str
+  updated_at: int
+  revision: int
+  queue_name: str = ''
+
+
+class AlertNotification(NamedTuple):
+  """One notification of a rule's transition, reminder or restatement
+  (table `alert_notifications`, the alert's history).
+
+  `notification_id`: the idempotency key, derived from the rule, scope,
+  kind and the figure it rests on, so a job restarted from a checkpoint
+  sends the same key again; `kind`: NOTIFY_*; `previous_value`: the value
+  notified before, for a restatement; `receivers`: JSON list of receiver
+  names (the rule file's); `message`: the human text sent; `created_at`:
+  event time of the figure. Evaluation hands delivery (Alert,
+  AlertNotification) pairs, so delivery can write the alert row's
+  `delivery_status` back.
+  """
+
+  notification_id: str
+  rule: str
+  queue_id: str
+  channel: str
+  kind: str
+  severity: str
+  metric: str
+  span: str
+  value: float
+  threshold: float
+  previous_value: Optional[float]
+  figure_end: int
+  message: str
+  receivers: str
+  created_at: int
+  queue_name: str = ''
+
+
+class AlertDelivery(NamedTuple):
+  """The delivery of one notification to one receiver (table
+  `alert_deliveries`): `status` 'delivered' or 'failed', `attempts` made,
+  `answer`: the receiver's last answer (status code and at most 200
+  characters of its body, or the error), never a secret;
+  `delivered_at`: processing time of the last attempt (epoch ms)."""
+
+  notification_id: str
+  receiver: str
+  rule: str
+  queue_id: str
+  channel: str
+  kind: str
+  status: str
+  attempts: int
+  answer: str
+  delivered_at: int
+
+
 for _record in (
   SourceRecord,
   DeadLetter,
@@ -489,5 +699,11 @@ for _record in (
   InteractionVolume,
   PatternMatch,
   PatternAlert,
+  RollingMetrics,
+  DailyMetrics,
+  AlertFigure,
+  Alert,
+  AlertNotification,
+  AlertDelivery,
 ):
   beam.coders.registry.register_coder(_record, beam.coders.RowCoder)

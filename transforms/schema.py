@@ -18,11 +18,16 @@ from transforms.records import (
   AgentActivity,
   AgentMetrics,
   AgentStatus,
+  Alert,
+  AlertDelivery,
+  AlertNotification,
+  DailyMetrics,
   DeadLetter,
   InteractionVolume,
   LateEvent,
   PatternAlert,
   QueueStatus,
+  RollingMetrics,
   WaitingContacts,
 )
 
@@ -129,6 +134,35 @@ AGENT_ACTIVITY = Table(
   day_bucket=DayBucket('day', 'window_start'),
 )
 
+# Alerting: figures over rolling spans and the local day (replaced as
+# panes restate them), the state of each rule per queue and channel, and
+# its history of notifications and deliveries, kept by day.
+ROLLING_METRICS = Table(
+  'rolling_metrics',
+  RollingMetrics,
+  ('queue_id', 'channel', 'span', 'span_end'),
+  version_column='panes_counted',
+)
+DAILY_METRICS = Table(
+  'daily_metrics',
+  DailyMetrics,
+  ('queue_id', 'channel', 'local_date'),
+  version_column='panes_counted',
+)
+ALERTS = Table('alerts', Alert, ('rule', 'queue_id', 'channel'), version_column='revision')
+ALERT_NOTIFICATIONS = Table(
+  'alert_notifications',
+  AlertNotification,
+  ('rule', 'queue_id', 'channel', 'created_at', 'notification_id'),
+  day_bucket=DayBucket('day', 'created_at'),
+)
+ALERT_DELIVERIES = Table(
+  'alert_deliveries',
+  AlertDelivery,
+  ('notification_id', 'receiver'),
+  version_column='attempts',
+)
+
 TABLES: Dict[str, Table] = {
   t.name: t
   for t in (
@@ -142,5 +176,10 @@ TABLES: Dict[str, Table] = {
     AGENT_STATUS,
     AGENT_METRICS,
     AGENT_ACTIVITY,
+    ROLLING_METRICS,
+    DAILY_METRICS,
+    ALERTS,
+    ALERT_NOTIFICATIONS,
+    ALERT_DELIVERIES,
   )
 }
