@@ -32,7 +32,7 @@ class AlertOptions(PipelineOptions):
       default=5,
       help='Attempts to deliver one notification to one receiver, with '
       'exponential backoff and jitter between them, before it is written '
-      'to dead_letters with the receiver's last answer.',
+      'to dead_letters with the receiver\'s last answer.',
     )
     group.add_argument(
       '--alert_delivery_timeout_seconds',
