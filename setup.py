@@ -40,6 +40,10 @@ setuptools.setup(
     f'apache-beam=={BEAM_VERSION}',
     'cassandra-driver>=3.29,<4',
     'requests>=2.31,<3',
+    # The --alert_rules file (options/alert_config.py).
+    'PyYAML>=6,<7',
+    # IANA time zones for --timezone where the system has no zoneinfo.
+    'tzdata',
   ],
   # Exact versions of everything, for reproducible installs:
   # constraints.txt (scripts/setup.sh installs from it; docs/testing.md
@@ -56,6 +60,9 @@ setuptools.setup(
       # Drives the system's chromium/chromedriver
       # (scripts/stack/install_browser.sh) in the wallboard's page tests.
       'selenium>=4.20,<5',
+      # A real SMTP server with STARTTLS for the alert e-mail tests
+      # (tests/support/receivers.py).
+      'aiosmtpd>=1.4,<2',
       # Lint and format, run by scripts/test.sh before the tests.
       'ruff>=0.14,<1',
     ],
