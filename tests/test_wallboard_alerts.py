@@ -13,6 +13,7 @@ figures, and rule and queue names of HTML show as text."""
 import collections
 import http.client
 import json
+import operator
 import re
 import threading
 import time
@@ -430,6 +431,23 @@ def test_producer_values_out_of_range_read_as_unknown(tmp_path):
   assert len(alert['rule']) == 256 and alert['rule'].endswith('…')
 
 
+def test_daily_counts_out_of_range_read_as_unknown(tmp_path):
+  path = str(tmp_path / 'daily.db')
+  writer = new_store(path)
+  writer.upsert(
+    DAILY_METRICS,
+    [
+      daily_row('Q-1', '2027-01-15', 100, 4, 90),
+      daily_row('Q-1', '2027-01-15', 20, 6, 10, channel='chat')._replace(total_calls='many'),
+      daily_row('Q-2', '2027-01-15', 10, 1, 9)._replace(abandon_rate=float('inf')),
+    ],
+  )
+  writer.close()
+  today = queries_on(path).read().today
+  assert today['Q-1'] == ('2027-01-15', None, 10, None, None)
+  assert today['Q-2'] == ('2027-01-15', 10, 1, None, 0.9)
+
+
 @pytest.mark.parametrize(
   'metric, unit',
   [
@@ -519,11 +537,12 @@ class FakePrepared:
 
 class FakeSession:
   """Answers the schema queries from the tables' v6 layouts and a SELECT
-  of alert_notifications from `rows` (filtered by the bound `col = ?`
-  terms and the time range, ordered newest first, limited); records the
-  statements run."""
+  from `rows` (table -> rows as the keyspace holds them): the bound terms
+  (`=`, `>`, `>=`, `<=`) filter, rows come in clustering order or by
+  ORDER BY (descending), DISTINCT and LIMIT apply; records the statements
+  run."""
 
-  def __init__(self, rows: List[Dict[str, Any]]):
+  def __init__(self, rows: Dict[str, List[Dict[str, Any]]]):
     self.rows = rows
     self.run: List[tuple] = []
 
@@ -546,24 +565,89 @@ class FakeSession:
           if name not in table.primary_key
         ]
       )
-    cql = statement.cql
+    cql, params = statement.cql, list(params)
     self.run.append((cql, list(params)))
-    names = [n.strip() for n in re.match(r'SELECT (.*?) FROM', cql).group(1).split(',')]
-    terms = re.findall(r'(\w+) = \?', cql)
-    since, until, limit = params[len(terms) :]
-    Row = collections.namedtuple('Row', names)
+    distinct = cql.startswith('SELECT DISTINCT ')
+    names = [
+      n.strip() for n in re.match(r'SELECT (?:DISTINCT )?(.*?) FROM', cql).group(1).split(',')
+    ]
+    table = TABLES[re.search(r'FROM \w+\.(\w+)', cql).group(1)]
+    limit = params.pop() if cql.endswith('LIMIT ?') else None
+    tests = {'=': operator.eq, '>': operator.gt, '>=': operator.ge, '<=': operator.le}
+    terms = re.findall(r'(\w+) (=|>|>=|<=) \?', cql)
     found = [
       row
-      for row in self.rows
-      if all(row.get(t) == v for t, v in zip(terms, params)) and since <= row['created_at'] <= until
+      for row in self.rows.get(table.name, [])
+      if all(tests[op](row.get(name), value) for (name, op), value in zip(terms, params))
     ]
-    found.sort(key=lambda row: -row['created_at'])
-    return [Row(*(row.get(n) for n in names)) for row in found[:limit]]
+    found.sort(key=lambda row: tuple(row[name] for name in table.primary_key))
+    if ' ORDER BY ' in cql:
+      found.reverse()  # every clustering column is declared ascending
+    Row = collections.namedtuple('Row', names)
+    out = [Row(*(row.get(n) for n in names)) for row in found]
+    if distinct:
+      out = list(dict.fromkeys(out))
+    return out[:limit]
 
 
 class FakeCluster:
   def shutdown(self) -> None:
     pass
+
+
+def cassandra_store(monkeypatch, rows: Dict[str, List[Dict[str, Any]]]) -> tuple:
+  session = FakeSession(rows)
+  monkeypatch.setattr(stores, 'connect', lambda settings: (FakeCluster(), session))
+  settings = CassandraSettings.from_options(PipelineOptions(['--cassandra_keyspace=cc']))
+  return CassandraStore(settings), session
+
+
+def test_cassandra_reads_active_alerts_by_state_and_today_by_queue_partition(monkeypatch):
+  alerts = [
+    alert_row('abandon', 'Q-1', ALERT_FIRING, NOW_MS - 60_000)._asdict(),
+    alert_row('abandon', 'Q-2', ALERT_RESOLVED, NOW_MS - 60_000)._asdict(),
+    alert_row('wait', 'Q-1', ALERT_PENDING, NOW_MS - 1_000)._asdict(),
+  ]
+  daily = [
+    daily_row('Q-1', '2027-01-14', 500, 100, 100)._asdict(),
+    daily_row('Q-1', '2027-01-15', 100, 4, 90)._asdict(),
+    daily_row('Q-1', '2027-01-15', 20, 6, 10, channel='chat')._asdict(),
+  ]
+  store, session = cassandra_store(monkeypatch, {'alerts': alerts, 'daily_metrics': daily})
+  queries = WallboardQueries(store, THRESHOLDS, 10_000, clock=lambda: NOW_MS / 1000)
+  snapshot = queries.snapshot()
+  assert keys(snapshot['active_alerts']['alerts']) == [
+    ('abandon', 'Q-1', 'firing'),
+    ('wait', 'Q-1', 'pending'),
+  ]
+  alert_reads = [(cql, p) for cql, p in session.run if 'cc.alerts' in cql]
+  assert alert_reads == [
+    (
+      'SELECT rule, queue_id, channel, state, severity, metric, span, value, threshold, since, '
+      'last_notification_kind, delivery_status, updated_at, queue_name FROM cc.alerts '
+      'WHERE state = ? ALLOW FILTERING',
+      [state],
+    )
+    for state in ('firing', 'pending')
+  ]
+  # A queue with today's rows only has no tile; its figures are read from
+  # its partition, a channel at a time, each at its newest local date.
+  board = queries.read()
+  assert board.today == {'Q-1': ('2027-01-15', 120, 10, rounded_ratio(10, 120), 0.8333)}
+  daily_reads = [cql for cql, _ in session.run if 'cc.daily_metrics' in cql]
+  assert 'SELECT DISTINCT queue_id FROM cc.daily_metrics' in daily_reads
+  assert not [cql for cql in daily_reads if 'ALLOW FILTERING' in cql]
+  session.run.clear()
+  history = queries.alert_history('abandon', 'Q-1', 'voice')
+  assert history['notifications'] == []
+  assert session.run[0] == (
+    'SELECT rule, queue_id, channel, state, severity, metric, span, value, threshold, since, '
+    'last_notification_kind, delivery_status, updated_at, queue_name FROM cc.alerts '
+    'WHERE rule = ? AND queue_id = ? AND channel = ? ALLOW FILTERING',
+    ['abandon', 'Q-1', 'voice'],
+  )
+  # 30 days before the last evaluation and one after: 32 day partitions.
+  assert len([cql for cql, _ in session.run if 'alert_notifications' in cql]) == 32
 
 
 def test_cassandra_reads_an_alerts_history_a_day_partition_at_a_time(monkeypatch):
@@ -576,10 +660,7 @@ def test_cassandra_reads_an_alerts_history_a_day_partition_at_a_time(monkeypatch
     stored(notification_row('abandon', 'Q-1', NOTIFY_REMINDER, NOW_MS - 2 * DAY_MS, 0.11)),
     stored(notification_row('abandon', 'Q-2', NOTIFY_FIRING, NOW_MS - 1_000, 0.5)),
   ]
-  session = FakeSession(rows)
-  monkeypatch.setattr(stores, 'connect', lambda settings: (FakeCluster(), session))
-  settings = CassandraSettings.from_options(PipelineOptions(['--cassandra_keyspace=cc']))
-  store = CassandraStore(settings)
+  store, session = cassandra_store(monkeypatch, {'alert_notifications': rows})
   read = store.newest_by_day(
     ALERT_NOTIFICATIONS,
     ('kind', 'created_at'),

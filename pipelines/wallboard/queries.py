@@ -871,27 +871,39 @@ def _active_alerts(board: 'Board', queues: Optional[Sequence[str]]) -> Row:
   }
 
 
+# daily_metrics' counts, summed over a queue's channels.
+DAILY_COUNTS = (
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'abandoned_within_sl',
+)
+
+
 def today_figures(rows: Sequence[Row]) -> tuple:
   """One queue's daily_metrics rows of one local date (its channels) as
   the tile shows them (TODAY_FIELDS): offered and abandoned summed, the
   rates recomputed from the summed counts as for windows (one channel:
-  its own)."""
-  if len(rows) == 1:
-    total = rows[0]
+  its own). A count that is not a whole number in range is unknown, and
+  so is what rests on it."""
+  checked = [{**row, **{c: _whole(row[c]) for c in DAILY_COUNTS}} for row in rows]
+  if len(checked) == 1:
+    total = {**checked[0], **{c: _number(checked[0][c]) for c in ('abandon_rate', 'service_level')}}
   else:
-    total = {**rows[0], **{c: _sum(rows, c) for c in SUMMED if c in rows[0]}}
+    total = {**checked[0], **{c: _sum(checked, c) for c in DAILY_COUNTS}}
     total['abandon_rate'] = _definition_rate(
-      total, rows, 'abandon_rate_definition', ABANDON_RATE_DEFINITIONS, DEFAULT_ABANDON_RATE
+      total, checked, 'abandon_rate_definition', ABANDON_RATE_DEFINITIONS, DEFAULT_ABANDON_RATE
     )
     total['service_level'] = _definition_rate(
-      total, rows, 'service_level_definition', SERVICE_LEVEL_DEFINITIONS, DEFAULT_SERVICE_LEVEL
+      total, checked, 'service_level_definition', SERVICE_LEVEL_DEFINITIONS, DEFAULT_SERVICE_LEVEL
     )
   return (
     _text(total['local_date']),
     _whole(total['total_calls']),
     _whole(total['abandoned_calls']),
-    _finite(_number(total['abandon_rate'])),
-    _finite(_number(total['service_level'])),
+    _finite(total['abandon_rate']),
+    _finite(total['service_level']),
   )
 
 
@@ -1374,7 +1386,6 @@ class WallboardQueries:
     if not found:
       return None
     alert = _active_alert(found[0])
-    alert['resolved'] = alert['state'] not in ACTIVE_STATES
     notifications: List[Row] = []
     complete = True
     until = None if alert['updated_at'] is None else alert['updated_at'] + HISTORY_AFTER_MS
