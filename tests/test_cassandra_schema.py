@@ -23,7 +23,17 @@ from transforms.cassandra import migration as cassandra_migration
 from transforms.cassandra import schema as cassandra_schema
 from transforms.cassandra import writer as cassandra_writer
 from transforms.records import VOICE, AbandonMetrics, LateEvent
-from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, LATE_EVENTS, TABLES
+from transforms.schema import (
+  ABANDON_METRICS,
+  ALERT_DELIVERIES,
+  ALERT_NOTIFICATIONS,
+  ALERTS,
+  DAILY_METRICS,
+  DEAD_LETTERS,
+  LATE_EVENTS,
+  ROLLING_METRICS,
+  TABLES,
+)
 from transforms.sinks import Rejection
 
 KEYSPACE = 'ks'
@@ -69,6 +79,42 @@ def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
     assert f'PRIMARY KEY (({first}, day), {", ".join(rest)}))' in cql, cql
     assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
   assert 'time_to_live' not in cassandra_schema.create_table_cql(KEYSPACE, ABANDON_METRICS)
+
+
+def test_v6_only_adds_the_alerting_tables_to_v5():
+  # A v5 keyspace is migrated by applying v6 (record_version): nothing of
+  # v5 may change, or its tables would need a rebuild step.
+  def tables(version):
+    return {
+      m.group(1): s
+      for s in cassandra_schema.schema_statements(KEYSPACE, REPLICATION, version=version)
+      for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
+      if m
+    }
+
+  v5, v6 = tables(5), tables(6)
+  assert {name: v6[name] for name in v5} == v5
+  assert set(v6) - set(v5) == {
+    t.name for t in (ROLLING_METRICS, DAILY_METRICS, ALERTS, ALERT_NOTIFICATIONS, ALERT_DELIVERIES)
+  }
+  assert cassandra_schema.SCHEMA_VERSION == 6
+
+
+def test_alert_history_is_partitioned_by_rule_and_day_and_expires():
+  # One rule's notifications of one day per partition, newest last within
+  # a queue and channel: the wallboard reads an alert's history a day at
+  # a time, newest day first.
+  assert cassandra_schema.key_layout(ALERT_NOTIFICATIONS) == cassandra_schema.KeyLayout(
+    ('rule', 'day'), ('queue_id', 'channel', 'created_at', 'notification_id')
+  )
+  cql = cassandra_schema.create_table_cql(KEYSPACE, ALERT_NOTIFICATIONS)
+  assert cql.endswith(' WITH default_time_to_live = 2592000'), cql
+  # The state of each rule, its deliveries and the figures: replaced by
+  # version, kept until replaced.
+  for table in (ALERTS, ALERT_DELIVERIES, ROLLING_METRICS, DAILY_METRICS):
+    assert cassandra_schema.insert_cql(KEYSPACE, table).endswith(' USING TIMESTAMP ?'), table.name
+    assert 'time_to_live' not in cassandra_schema.create_table_cql(KEYSPACE, table)
+  assert 'USING TIMESTAMP' not in cassandra_schema.insert_cql(KEYSPACE, ALERT_NOTIFICATIONS)
 
 
 def test_abandon_metrics_is_one_partition_per_queue_clustered_by_channel_and_window():

@@ -42,6 +42,20 @@ floor's: counts that are not whole numbers in range read as unknown, reasons
 are text only (cut at MAX_TEXT, at most MAX_REASONS_KEPT per row), a reasons
 entry that is not the JSON object the job writes is counted as unreadable.
 
+Alerting (tables `alerts`, one row per rule, queue and channel replaced as
+its state changes; `alert_notifications` and `alert_deliveries`, its
+history; `daily_metrics`, the figures since local midnight): the view
+carries `active_alerts`, the firing alerts then the pending ones (most
+severe, then newest first, at most MAX_ACTIVE_SHOWN, of the view's queues
+and those of the whole job), and each tile its queue's `today` (offered,
+abandon rate and service level of the newest local date of the data, its
+channels summed). `alert_history` lists an alert's newest notifications
+with their deliveries. A store without these tables (an earlier release,
+or a job given no alert rules) has no alerts and no today figures. Their
+values are the producer's and are checked like the others: texts cut at
+MAX_TEXT (messages at MESSAGE_CHARS), numbers that are not finite, times
+that are not whole numbers in range read as unknown.
+
 Time ranges ("the last hour") end at the newest window end of the data, not
 at the wall clock: a replayed or delayed stream still shows its last hour,
 and `health` says how old that is.
@@ -75,11 +89,15 @@ from transforms.metric_definitions import (
   SERVICE_LEVEL_DEFINITIONS,
   Counts,
 )
-from transforms.records import AbandonMetrics
+from transforms.records import ALERT_FIRING, ALERT_PENDING, AbandonMetrics
 from transforms.schema import (
   ABANDON_METRICS,
   AGENT_METRICS,
   AGENT_STATUS,
+  ALERT_DELIVERIES,
+  ALERT_NOTIFICATIONS,
+  ALERTS,
+  DAILY_METRICS,
   DEAD_LETTERS,
   INTERACTION_VOLUMES,
   LATE_EVENTS,
@@ -249,6 +267,73 @@ MAX_REASONS_KEPT = 20
 MAX_DISTINCT_REASONS = 10_000
 # Agent seconds beyond this (about 31,700 years) are not a window's.
 MAX_AGENT_SECONDS = 1e12
+
+
+# Alerting. alerts rows read per state (the most recently updated), and the
+# active alerts a view lists (the rest counted).
+MAX_ALERT_ROWS = 2_000
+MAX_ACTIVE_SHOWN = 50
+ACTIVE_STATES = (ALERT_FIRING, ALERT_PENDING)
+ALERT_STATE_COLUMNS = (
+  'rule',
+  'queue_id',
+  'channel',
+  'state',
+  'severity',
+  'metric',
+  'span',
+  'value',
+  'threshold',
+  'since',
+  'last_notification_kind',
+  'delivery_status',
+  'updated_at',
+)
+# The most severe first; a severity of the rule file not listed here after
+# these (the page colours it as the least).
+SEVERITIES = ('critical', 'warning', 'info')
+# An alert's history: its newest notifications, kept by the job for 30
+# days (the TTL of the Cassandra table), each with its deliveries.
+HISTORY_LIMIT = 50
+HISTORY_DAYS = 30
+# The alert row's `updated_at` is the event time of the figure evaluated
+# last, which a late figure can set before notifications already sent:
+# the history reads a day past it.
+HISTORY_AFTER_MS = 86_400_000
+MAX_DELIVERIES_SHOWN = 20
+MESSAGE_CHARS = 2_000
+NOTIFICATION_COLUMNS = (
+  'notification_id',
+  'kind',
+  'severity',
+  'metric',
+  'span',
+  'value',
+  'threshold',
+  'previous_value',
+  'figure_end',
+  'message',
+  'receivers',
+  'created_at',
+)
+DELIVERY_COLUMNS = ('receiver', 'status', 'attempts', 'answer', 'delivered_at')
+# daily_metrics: a queue's channels of its newest local date.
+DAILY_COLUMNS = (
+  'queue_id',
+  'channel',
+  'local_date',
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'abandoned_within_sl',
+  'abandon_rate',
+  'service_level',
+  'abandon_rate_definition',
+  'service_level_definition',
+)
+# A today figure as the board holds it (checked values, in this order).
+TODAY_FIELDS = ('local_date', 'offered', 'abandoned', 'abandon_rate', 'service_level')
 
 
 class Thresholds(NamedTuple):
@@ -713,6 +798,115 @@ def _staffing(board: 'Board', queues: Iterable[str]) -> Row:
   }
 
 
+# --- alerting ---------------------------------------------------------------
+def metric_unit(metric: str) -> str:
+  """How the page writes a rule's metric: 'fraction' (rates and levels,
+  shown in %), 'seconds' (waits, handle times) or 'count'."""
+  if metric.endswith('_rate') or 'service_level' in metric or 'occupancy' in metric:
+    return 'fraction'
+  if metric.endswith('_seconds') or 'wait' in metric or 'aht' in metric:
+    return 'seconds'
+  return 'count'
+
+
+def _number(value: Any) -> Optional[float]:
+  """A value of the producer: a finite number, else None (unknown)."""
+  if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    return value
+  return None
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+  return clip(value, limit) if isinstance(value, str) else ''
+
+
+def _severity_rank(severity: str) -> int:
+  return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def _active_alert(row: Row) -> Row:
+  """An alerts row with its values checked, as the page lists it."""
+  metric = _text(row['metric'])
+  return {
+    **{name: _text(row[name]) for name in ('rule', 'queue_id', 'channel', 'span')},
+    'queue_name': _text(row.get(NAME_COLUMN)) or None,
+    'state': _text(row['state']),
+    'severity': _text(row['severity']),
+    'metric': metric,
+    'unit': metric_unit(metric),
+    'value': _number(row['value']),
+    'threshold': _number(row['threshold']),
+    'since': _whole(row['since']),
+    'updated_at': _whole(row['updated_at']),
+    'last_notification_kind': _text(row['last_notification_kind']),
+    'delivery_status': _text(row['delivery_status']),
+  }
+
+
+def _alert_order(alert: Row) -> Tuple[Any, ...]:
+  """Firing before pending, the most severe, the newest first."""
+  return (
+    alert['state'] != ALERT_FIRING,
+    _severity_rank(alert['severity']),
+    -(alert['since'] or 0),
+    alert['rule'],
+    alert['queue_id'],
+    alert['channel'],
+  )
+
+
+def _active_alerts(board: 'Board', queues: Optional[Sequence[str]]) -> Row:
+  """The active alerts of the view's queues (all when None; alerts of the
+  whole job, queue '*', on every view): firing and pending counted, the
+  first MAX_ACTIVE_SHOWN listed."""
+  chosen = None if queues is None else {*queues, '*'}
+  alerts = [a for a in board.active_alerts if chosen is None or a['queue_id'] in chosen]
+  return {
+    'available': board.alerts_available,
+    'complete': board.alerts_complete,
+    'firing': sum(a['state'] == ALERT_FIRING for a in alerts),
+    'pending': sum(a['state'] == ALERT_PENDING for a in alerts),
+    'alerts': alerts[:MAX_ACTIVE_SHOWN],
+    'more': max(0, len(alerts) - MAX_ACTIVE_SHOWN),
+  }
+
+
+# daily_metrics' counts, summed over a queue's channels.
+DAILY_COUNTS = (
+  'total_calls',
+  'abandoned_calls',
+  'short_abandoned_calls',
+  'answered_within_sl',
+  'abandoned_within_sl',
+)
+
+
+def today_figures(rows: Sequence[Row]) -> tuple:
+  """One queue's daily_metrics rows of one local date (its channels) as
+  the tile shows them (TODAY_FIELDS): offered and abandoned summed, the
+  rates recomputed from the summed counts as for windows (one channel:
+  its own). A count that is not a whole number in range is unknown, and
+  so is what rests on it."""
+  checked = [{**row, **{c: _whole(row[c]) for c in DAILY_COUNTS}} for row in rows]
+  if len(checked) == 1:
+    total = {**checked[0], **{c: _number(checked[0][c]) for c in ('abandon_rate', 'service_level')}}
+  else:
+    total = {**checked[0], **{c: _sum(checked, c) for c in DAILY_COUNTS}}
+    total['abandon_rate'] = _definition_rate(
+      total, checked, 'abandon_rate_definition', ABANDON_RATE_DEFINITIONS, DEFAULT_ABANDON_RATE
+    )
+    total['service_level'] = _definition_rate(
+      total, checked, 'service_level_definition', SERVICE_LEVEL_DEFINITIONS, DEFAULT_SERVICE_LEVEL
+    )
+  return (
+    _text(total['local_date']),
+    _whole(total['total_calls']),
+    _whole(total['abandoned_calls']),
+    _finite(total['abandon_rate']),
+    _finite(total['service_level']),
+  )
+
+
 def _agent_seconds(value: Any) -> Optional[float]:
   """Agent seconds of the producer: a finite number from 0 to
   MAX_AGENT_SECONDS, else None (unknown)."""
@@ -823,7 +1017,11 @@ class Board(NamedTuple):
   `now_ms`: when it was read (processing time). `agents`: each queue's
   agent_status rows (tuples of AGENT_FIELDS), `agents_available` and
   `agents_complete` as for `live`; `no_agent`: the queues highlighted
-  (`_no_agent`); `staffing`: the staffing panel of all queues."""
+  (`_no_agent`); `staffing`: the staffing panel of all queues. `today`:
+  each queue's figures of `today_date`, the newest local date of
+  daily_metrics (tuples of TODAY_FIELDS); `active_alerts`: the firing and
+  pending alerts in `_alert_order`, `alerts_available` (the store has the
+  table) and `alerts_complete` (no state had more than MAX_ALERT_ROWS)."""
 
   columns: Tuple[str, ...]
   queues: Dict[str, Tuple[tuple, ...]]
@@ -843,6 +1041,11 @@ class Board(NamedTuple):
   agents_complete: bool = True
   no_agent: FrozenSet[str] = frozenset()
   staffing: Optional[Row] = None
+  today: Dict[str, tuple] = {}
+  today_date: Optional[str] = None
+  active_alerts: Tuple[Row, ...] = ()
+  alerts_available: bool = False
+  alerts_complete: bool = True
 
 
 class WallboardQueries:
@@ -910,6 +1113,16 @@ class WallboardQueries:
       if not tile['queue_name']:
         tile['queue_name'] = next((c['queue_name'] for c in channels if c['queue_name']), None)
     tile['no_agent'] = queue_id in board.no_agent
+    today = board.today.get(queue_id)
+    tile['today'] = None
+    if today is not None:
+      figures = dict(zip(TODAY_FIELDS, today))
+      rate, level = figures['abandon_rate'], figures['service_level']
+      figures['abandon_status'] = abandon_status(rate, self._thresholds)
+      figures['service_level_status'] = service_level_status(level, self._thresholds)
+      if not figures['offered']:
+        figures['abandon_status'] = figures['service_level_status'] = 'idle'
+      tile['today'] = figures
     return tile
 
   def _series(self, table: Table, columns: Sequence[str], key: str, since_ms: int) -> List[Row]:
@@ -1111,9 +1324,123 @@ class WallboardQueries:
       agents_complete=agents_complete,
       no_agent=frozenset(no_agent),
     )
+    today, today_date = self._read_today()
+    active, alerts_available, alerts_complete = self._read_alerts()
+    board = board._replace(
+      today=today,
+      today_date=today_date,
+      active_alerts=active,
+      alerts_available=alerts_available,
+      alerts_complete=alerts_complete,
+    )
     # The panel of the unfiltered view, once per read: summing 100,000
     # queues per page would cost each page that.
     return board._replace(staffing=_staffing(board, board.ranks))
+
+  def _read_today(self) -> Tuple[Dict[str, tuple], Optional[str]]:
+    """Each queue's `today_figures` of the newest local date of
+    daily_metrics, and that date (None without rows or the table). A
+    queue whose newest date is older has no figures today."""
+    if not set(DAILY_COLUMNS) <= self._store.columns(DAILY_METRICS):
+      return {}, None
+    by_queue: Dict[str, List[Row]] = {}
+    for row in self._store.latest(DAILY_METRICS, DAILY_COLUMNS).rows:
+      if isinstance(row['queue_id'], str) and isinstance(row['local_date'], str):
+        by_queue.setdefault(row['queue_id'], []).append(row)
+    today = max((rows[0]['local_date'] for rows in by_queue.values()), default=None)
+    return {
+      queue: today_figures(rows)
+      for queue, rows in by_queue.items()
+      if rows[0]['local_date'] == today
+    }, today
+
+  def _read_alerts(self) -> Tuple[Tuple[Row, ...], bool, bool]:
+    """The firing and pending alerts (`_active_alert`s in `_alert_order`),
+    whether the store has the table, and whether every active row was
+    read (else the MAX_ALERT_ROWS most recently updated of a state)."""
+    have = self._store.columns(ALERTS)
+    if not set(ALERT_STATE_COLUMNS) <= have:
+      return (), False, True
+    columns = ALERT_STATE_COLUMNS + ((NAME_COLUMN,) if NAME_COLUMN in have else ())
+    active, complete = [], True
+    for state in ACTIVE_STATES:
+      read = self._store.newest(
+        ALERTS, columns, 'updated_at', MAX_ALERT_ROWS, equal={'state': state}
+      )
+      active.extend(_active_alert(row) for row in read.rows)
+      complete = complete and read.complete and len(read.rows) < MAX_ALERT_ROWS
+    return tuple(sorted(active, key=_alert_order)), True, complete
+
+  def alert_history(self, rule: str, queue_id: str, channel: str) -> Optional[Dict[str, Any]]:
+    """One alert (rule, queue, channel): its current row and its newest
+    notifications (at most HISTORY_LIMIT, over the HISTORY_DAYS before its
+    last evaluation and HISTORY_AFTER_MS after), each with its deliveries (at most
+    MAX_DELIVERIES_SHOWN); None when the store has no such alert."""
+    self._store.check()
+    have = self._store.columns(ALERTS)
+    if not set(ALERT_STATE_COLUMNS) <= have:
+      return None
+    columns = ALERT_STATE_COLUMNS + ((NAME_COLUMN,) if NAME_COLUMN in have else ())
+    key = {'rule': rule, 'queue_id': queue_id, 'channel': channel}
+    found = self._store.newest(ALERTS, columns, 'updated_at', 1, equal=key).rows
+    if not found:
+      return None
+    alert = _active_alert(found[0])
+    notifications: List[Row] = []
+    complete = True
+    until = None if alert['updated_at'] is None else alert['updated_at'] + HISTORY_AFTER_MS
+    if until is not None and set(NOTIFICATION_COLUMNS) <= self._store.columns(ALERT_NOTIFICATIONS):
+      read = self._store.newest_by_day(
+        ALERT_NOTIFICATIONS,
+        NOTIFICATION_COLUMNS,
+        HISTORY_LIMIT,
+        key,
+        max(0, until - HISTORY_AFTER_MS - HISTORY_DAYS * 86_400_000),
+        until,
+      )
+      complete = len(read.rows) < HISTORY_LIMIT
+      deliveries = set(DELIVERY_COLUMNS) <= self._store.columns(ALERT_DELIVERIES)
+      notifications = [self._notification(row, deliveries) for row in read.rows]
+    return {'alert': alert, 'notifications': notifications, 'complete': complete}
+
+  def _notification(self, row: Row, deliveries: bool) -> Row:
+    """A notification with its values checked and its deliveries, newest
+    attempt first."""
+    out = {
+      'notification_id': _text(row['notification_id']),
+      'kind': _text(row['kind']),
+      'severity': _text(row['severity']),
+      'metric': _text(row['metric']),
+      'unit': metric_unit(_text(row['metric'])),
+      'span': _text(row['span']),
+      'value': _number(row['value']),
+      'threshold': _number(row['threshold']),
+      'previous_value': _number(row['previous_value']),
+      'figure_end': _whole(row['figure_end']),
+      'created_at': _whole(row['created_at']),
+      'message': _text(row['message'], MESSAGE_CHARS),
+      'receivers': _text(row['receivers']),
+      'deliveries': [],
+    }
+    if deliveries and isinstance(row['notification_id'], str):
+      read = self._store.newest(
+        ALERT_DELIVERIES,
+        DELIVERY_COLUMNS,
+        'delivered_at',
+        MAX_DELIVERIES_SHOWN,
+        equal={'notification_id': row['notification_id']},
+      )
+      out['deliveries'] = [
+        {
+          'receiver': _text(d['receiver']),
+          'status': _text(d['status']),
+          'attempts': _whole(d['attempts']),
+          'answer': _text(d['answer']),
+          'delivered_at': _whole(d['delivered_at']),
+        }
+        for d in read.rows
+      ]
+    return out
 
   def _read_agents(self) -> Tuple[Dict[str, List[Row]], bool, bool]:
     """agent_status as `_agent_channel`s per queue id, whether the store
@@ -1184,7 +1511,9 @@ class WallboardQueries:
         'missing': 0 if queues is None else len(set(queues)) - len(chosen),
         'live': {'available': board.live_available, 'complete': board.live_complete},
         'agents': {'available': board.agents_available, 'complete': board.agents_complete},
+        'today': {'available': bool(board.today), 'local_date': board.today_date},
       },
+      'active_alerts': _active_alerts(board, queues),
       'staffing': board.staffing if queues is None else _staffing(board, chosen),
       'volumes': board.volumes,
       'alerts': board.alerts,

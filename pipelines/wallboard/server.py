@@ -1,9 +1,10 @@
 """The wallboard's web server: one page, its static files and JSON endpoints.
 
 - `GET /`: the page (static/index.html), which loads static/wallboard.js;
-- `GET /api/snapshot`: tiles (with each queue's live figures: contacts
-  waiting, longest wait; and its agents by state), the staffing panel,
-  volumes, alerts and health (queries.py);
+- `GET /api/snapshot`: the active alerts, tiles (with each queue's live
+  figures: contacts waiting, longest wait; its agents by state; its
+  figures today), the staffing panel, volumes, pattern alerts and health
+  (queries.py);
 - `GET /api/events`: the same as server-sent events: the whole view first,
   then after every read of the store (`--refresh_seconds`) what changed;
 - `GET /api/trends?hours=H`: abandon rate and calls offered of the worst
@@ -11,6 +12,8 @@
   agents (`agents`);
 - `GET /api/queue?id=Q&hours=H&page=P`: one queue's windows, late events,
   waiting contacts and agents by state per channel;
+- `GET /api/alert?rule=R&queue=Q&channel=C`: one alert's state and its
+  newest notifications with their deliveries;
 - `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
 
 The page, the snapshot, the events and the trends take a filter:
@@ -59,7 +62,15 @@ _LOGGER = logging.getLogger(__name__)
 STATIC_DIR = pathlib.Path(__file__).parent / 'static'
 STATIC_ROUTE = '/static/'
 # The routes of _Handler._route, the only values of the metrics' route label.
-ROUTES = ('/', '/api/snapshot', '/api/events', '/api/trends', '/api/queue', '/metrics')
+ROUTES = (
+  '/',
+  '/api/snapshot',
+  '/api/events',
+  '/api/trends',
+  '/api/queue',
+  '/api/alert',
+  '/metrics',
+)
 CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -300,6 +311,21 @@ def _queue_id(params: Dict[str, str]) -> str:
   return value
 
 
+ALERT_PARAMS = ('rule', 'queue', 'channel')
+
+
+def _alert_key(params: Mapping[str, str]) -> Tuple[str, str, str]:
+  """(rule, queue id, channel) of /api/alert; all three are needed (a
+  job-wide alert's queue and channel are '*')."""
+  missing = [name for name in ALERT_PARAMS if not params.get(name)]
+  if missing:
+    raise BadRequest(400, 'give the alert: /api/alert?rule=RULE&queue=QUEUE_ID&channel=CHANNEL')
+  if max(len(params[name]) for name in ALERT_PARAMS) > MAX_TEXT:
+    raise BadRequest(400, f'rule, queue and channel are at most {MAX_TEXT} characters')
+  rule, queue, channel = (params[name] for name in ALERT_PARAMS)
+  return rule, queue, channel
+
+
 def _route_label(request_path: str) -> str:
   """The route a request path is served by, for the metrics' label."""
   path = urllib.parse.urlsplit(request_path).path
@@ -492,6 +518,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       '/api/events': self._events,
       '/api/trends': self._trends,
       '/api/queue': self._queue,
+      '/api/alert': self._alert,
       '/metrics': self._metrics,
     }
     if path in routes:
@@ -553,6 +580,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if page and page >= detail['pages']:
       raise BadRequest(404, f'no page {page}: the queue has {detail["pages"]} pages of windows')
     self._send_json(detail)
+
+  def _alert(self, query: str) -> None:
+    rule, queue, channel = _alert_key(_params(query, ALERT_PARAMS))
+    history = self.server.queries.alert_history(rule, queue, channel)
+    if history is None:
+      raise BadRequest(404, f'no alert {rule[:80]!r} for queue {queue[:80]!r}, {channel[:40]!r}')
+    self._send_json(history)
 
   def _events(self, query: str) -> None:
     page, _ = self._filter(query)

@@ -18,14 +18,20 @@ there.
 
 The live tables (`queue_status`, `waiting_contacts`: LIVE_TABLES) and the
 agent tables (`agent_status`, `agent_metrics`, `agent_activity`:
-AGENT_TABLES) are optional: a store written by a release before them (an
+AGENT_TABLES) and the alerting tables (`rolling_metrics`, `daily_metrics`,
+`alerts`, `alert_notifications`, `alert_deliveries`: ALERTING_TABLES) are
+optional: a store written by a release before them (an
 older file or keyspace), or by a job given no agent events (it creates no
-agent tables), opens, and `columns` of such a table is empty, so the query
+agent tables) or no alert rules, opens, and `columns` of such a table is empty, so the query
 layer shows no live or staffing figures instead of failing. queue_status
 and agent_status hold one row per queue and channel: the query layer reads
 them whole (`newest` without `equal`: SQLite keeps the most recently
 updated rows up to the limit, Cassandra scans up to `scan_limit`), and
 waiting_contacts, agent_status and agent_metrics by queue.
+
+`newest_by_day` reads a table with a day bucket (alert_notifications) in a
+time range: one query on SQLite; on Cassandra one partition per UTC day,
+newest day first, until it has enough rows, never a scan.
 
 A SQLite store replaced at its path (a new run published by
 transforms/sqlite_sink.publish, or a file copied over it) is noticed by
@@ -33,6 +39,7 @@ transforms/sqlite_sink.publish, or a file copied over it) is noticed by
 """
 
 import abc
+import datetime
 import heapq
 import logging
 import os
@@ -48,7 +55,12 @@ from transforms.schema import (
   AGENT_ACTIVITY,
   AGENT_METRICS,
   AGENT_STATUS,
+  ALERT_DELIVERIES,
+  ALERT_NOTIFICATIONS,
+  ALERTS,
+  DAILY_METRICS,
   QUEUE_STATUS,
+  ROLLING_METRICS,
   TABLES,
   WAITING_CONTACTS,
   Table,
@@ -63,9 +75,15 @@ DEFAULT_SCAN_LIMIT = 100_000
 LIVE_TABLES = frozenset({QUEUE_STATUS.name, WAITING_CONTACTS.name})
 # The job creates these only when given agent events.
 AGENT_TABLES = frozenset({AGENT_STATUS.name, AGENT_METRICS.name, AGENT_ACTIVITY.name})
-OPTIONAL_TABLES = LIVE_TABLES | AGENT_TABLES
+# The job creates these only when given alert rules (a release before
+# them has none).
+ALERTING_TABLES = frozenset(
+  t.name for t in (ROLLING_METRICS, DAILY_METRICS, ALERTS, ALERT_NOTIFICATIONS, ALERT_DELIVERIES)
+)
+OPTIONAL_TABLES = LIVE_TABLES | AGENT_TABLES | ALERTING_TABLES
 REQUIRED_TABLES = frozenset(TABLES) - OPTIONAL_TABLES
 _FETCH_SIZE = 5_000
+_DAY_MS = 86_400_000
 
 
 class StoreError(RuntimeError):
@@ -128,6 +146,28 @@ class Store(abc.ABC):
     and `time_column >= since_ms`, largest `time_column` first; `columns`
     include `time_column`."""
 
+  def newest_by_day(
+    self,
+    table: Table,
+    columns: Sequence[str],
+    limit: int,
+    equal: Mapping[str, Any],
+    since_ms: int,
+    until_ms: int,
+  ) -> Rows:
+    """Up to `limit` rows of a table with a day bucket, with `column =
+    value` for each item of `equal` and the bucket's source column (the
+    time column) from `since_ms` to `until_ms`, newest first. `equal` names
+    the table's first primary-key column and the clustering columns
+    before the time column; `columns` include the time column.
+
+    This default reads `newest` from `since_ms` and drops the rows after
+    `until_ms` (so fewer than `limit` when there are such rows); the
+    stores answer exactly."""
+    time_column = table.day_bucket.source_column
+    read = self.newest(table, columns, time_column, limit, equal, since_ms)
+    return Rows([row for row in read.rows if row[time_column] <= until_ms], read.complete)
+
   @abc.abstractmethod
   def count(
     self,
@@ -156,6 +196,11 @@ def _where(
     terms.append(f'{time_column} >= ?')
     params.append(since_ms)
   return (' WHERE ' + ' AND '.join(terms) if terms else ''), params
+
+
+def _utc_day(ms: int) -> datetime.date:
+  """The UTC day of an epoch-ms time (as transforms/schema.py DayBucket)."""
+  return datetime.date(1970, 1, 1) + datetime.timedelta(days=ms // _DAY_MS)
 
 
 class SqliteStore(Store):
@@ -247,6 +292,16 @@ class SqliteStore(Store):
     rows = self._read(
       f'SELECT {", ".join(columns)} FROM {table.name}{where} ORDER BY {time_column} DESC LIMIT ?',
       [*params, limit],
+    )
+    return Rows(rows, True)
+
+  def newest_by_day(self, table, columns, limit, equal, since_ms, until_ms) -> Rows:
+    time_column = table.day_bucket.source_column
+    where, params = _where(equal, time_column, since_ms)
+    rows = self._read(
+      f'SELECT {", ".join(columns)} FROM {table.name}{where} AND {time_column} <= ? '
+      f'ORDER BY {time_column} DESC LIMIT ?',
+      [*params, until_ms, limit],
     )
     return Rows(rows, True)
 
@@ -414,6 +469,32 @@ class CassandraStore(Store):
       key=lambda row: (row[time_column] is not None, row[time_column] or 0),
     )
     return Rows(newest, scanned.complete)
+
+  def newest_by_day(self, table, columns, limit, equal, since_ms, until_ms) -> Rows:
+    bucket, time_column = table.day_bucket.column, table.day_bucket.source_column
+    clustering = [name for name, _ in self._clustering(table)]
+    key = table.primary_key[0]
+    # The partition (key, day), the clustering columns before the time
+    # column by equality, the time column by range: one slice of one
+    # partition, read backwards.
+    prefix = clustering[: clustering.index(time_column)]
+    if set(equal) != {key, *prefix}:
+      raise ValueError(f'{table.name}: give {key} and {", ".join(prefix)}, got {sorted(equal)}')
+    order = self._order_newest_first(table)
+    names = [key, bucket, *prefix]
+    cql = (
+      f'SELECT {", ".join(columns)} FROM {self._keyspace}.{table.name} WHERE '
+      + ' AND '.join(f'{name} = ?' for name in names)
+      + f' AND {time_column} >= ? AND {time_column} <= ?{order} LIMIT ?'
+    )
+    rows: List[Row] = []
+    day = _utc_day(until_ms)
+    while len(rows) < limit and day >= _utc_day(since_ms):
+      params = [equal[key], day.isoformat(), *(equal[name] for name in prefix)]
+      found = self._execute(cql, [*params, since_ms, until_ms, limit - len(rows)])
+      rows.extend(row._asdict() for row in found)
+      day -= datetime.timedelta(days=1)
+    return Rows(rows, True)
 
   def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)

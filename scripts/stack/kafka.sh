@@ -37,9 +37,11 @@ else
 fi
 BOOTSTRAP=$HOST:$PORT
 INPUT_TOPICS=(cc-call-logs cxone-data-actions cc-agent-events)
-OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes cc-agent-metrics cc-agent-activity)
-# One record per queue and channel, each replacing the last: compacted.
-SNAPSHOT_TOPICS=(cc-queue-status cc-waiting-contacts cc-agent-status)
+OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes cc-agent-metrics cc-agent-activity cc-alert-notifications cc-alert-deliveries)
+# One record per key, each replacing the last: compacted. Per queue and
+# channel (the live floor, agents), per rule, queue and channel (alerts),
+# per span or local day (rolling and daily figures, restated by late panes).
+SNAPSHOT_TOPICS=(cc-queue-status cc-waiting-contacts cc-agent-status cc-alerts cc-rolling-metrics cc-daily-metrics)
 
 listener_config() {
   if ((SECURE)); then

@@ -247,8 +247,9 @@ MIGRATION_STEPS: Tuple[Step, ...] = (
   # as a regular column, null in every row.
   rebuild_with_key(ABANDON_METRICS, {'channel': record_default(ABANDON_METRICS, 'channel')}),
   # v3 -> v4: queue_status and waiting_contacts; v4 -> v5: agent_status,
-  # agent_metrics and agent_activity: new tables that record_version
-  # creates.
+  # agent_metrics and agent_activity; v5 -> v6: rolling_metrics,
+  # daily_metrics, alerts, alert_notifications and alert_deliveries: new
+  # tables that record_version creates.
   *(add_missing_columns(table) for table in TABLES.values()),
   record_version,
 )

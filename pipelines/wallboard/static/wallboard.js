@@ -15,8 +15,14 @@
 // available (the server decides: `no_agent`), the staffing panel, the
 // occupancy and AHT charts and the drill-down's agents per channel.
 //
+// Alerts (when the store has the alerting tables): the active alerts at
+// the top, firing then pending (dimmer), as the server orders them; a
+// click opens an alert's history of notifications and their deliveries,
+// refreshed with every change like the queue drill-down. Each tile shows
+// its queue's figures today (since local midnight) beside the window's.
+//
 // Every string from the data (queue ids, customer ids, channels, reasons,
-// raw events) is untrusted: it only ever reaches the page as textContent, a
+// raw events, rule names, alert messages, receivers' answers) is untrusted: it only ever reaches the page as textContent, a
 // Text node or a property such as title, never as HTML, and through
 // shown(): control and bidirectional formatting characters appear as
 // \uXXXX escapes and the text is isolated (<bdi> or class "data", CSS
@@ -60,6 +66,8 @@
     hours: '4',
     queue: null,
     detailPage: 0,
+    // The alert whose history is open: {rule, queue_id, channel}.
+    alert: null,
     charts: {},
     polling: null,
     // server clock (ms) minus performance.now() (see serverNow).
@@ -167,6 +175,14 @@
     const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
     const sec = String(s % 60).padStart(2, '0');
     return h ? h + ':' + String(m).padStart(2, '0') + ':' + sec : m + ':' + sec;
+  }
+
+  // A rule's figure by its unit (the server's `unit`).
+  function figure(value, unit) {
+    if (value === null || value === undefined) return '–';
+    if (unit === 'fraction') return pct(value);
+    if (unit === 'seconds') return wait(value);
+    return value.toLocaleString(undefined, {maximumFractionDigits: 2});
   }
 
   function pane(timing, index) {
@@ -360,7 +376,21 @@
   }
 
   // --- tiles ------------------------------------------------------------
-  function tile(t, waitLabel, liveAvailable, agents) {
+  // A tile's figures since local midnight: offered, abandon rate,
+  // service level (– when the queue has none today).
+  function todayLine(today) {
+    const d = today || {};
+    return el('div', {className: 'tile-today', title: today ? 'local date ' + shown(d.local_date) : 'no figures today'}, [
+      el('span', {className: 'tile-caption', text: 'today '}),
+      el('span', {className: 'today-offered', text: count(d.offered)}),
+      el('span', {className: 'tile-caption', text: ' offered · '}),
+      el('span', {className: 'today-rate level-' + level(d.abandon_status), text: pct(d.abandon_rate)}),
+      el('span', {className: 'tile-caption', text: ' abandon · '}),
+      el('span', {className: 'today-sl level-' + level(d.service_level_status), text: pct(d.service_level)}),
+      el('span', {className: 'tile-caption', text: ' SL'})]);
+  }
+
+  function tile(t, waitLabel, liveAvailable, agents, todayShown) {
     const classes = ['tile', 'status-' + level(t.status)];
     const windowless = t.window_start === null || t.window_start === undefined;
     if (!t.current && !windowless) classes.push('old');
@@ -391,6 +421,7 @@
         el('dt', {text: 'offered'}), el('dd', {className: 'tile-offered', text: count(t.offered)}),
         el('dt', {text: 'abandoned'}), el('dd', {className: 'tile-abandoned', text: count(t.abandoned)}),
         el('dt', {text: waitLabel}), el('dd', {className: 'tile-wait', text: wait(t.wait_seconds)})]),
+      ...(todayShown ? [todayLine(t.today)] : []),
       el('div', {className: 'tile-window', text: windowText}),
     ].concat(channels.length ? [el('div', {className: 'tile-channels'},
       channels.flatMap((c, i) => (i ? [' + ', bdi(c)] : [bdi(c)])))] : []));
@@ -435,7 +466,8 @@
       return;
     }
     const agents = queues.agents;
-    const tiles = queues.tiles.map(t => tile(t, queues.wait_label, live, agents));
+    const todayShown = Boolean(queues.today && queues.today.available);
+    const tiles = queues.tiles.map(t => tile(t, queues.wait_label, live, agents, todayShown));
     if (queues.rest.queues) tiles.push(restTile(queues.rest, live, Boolean(agents && agents.available)));
     $('tiles').replaceChildren(...tiles);
     tick();
@@ -614,8 +646,136 @@
     countTable($('dead'), dead);
   }
 
+  // --- alerts -----------------------------------------------------------
+  const SEVERITIES = ['critical', 'warning', 'info'];
+  const ALERT_STATES = ['firing', 'pending', 'resolved'];
+  const DELIVERY = ['delivered', 'failed', 'queued'];
+  const KINDS = ['firing', 'resolved', 'reminder', 'restated'];
+
+  function severityChip(severity) {
+    return el('span', {className: 'severity sev-' + (SEVERITIES.includes(severity) ? severity : 'other'),
+      data: severity || '–'});
+  }
+
+  function fixedText(value, known) {
+    return known.includes(value) ? {text: value} : {data: value || '–'};
+  }
+
+  function queueCell(a) {
+    if (a.queue_id === '*') return el('td', {className: 'alert-queue', text: 'all queues'});
+    const named = a.queue_name && a.queue_name !== a.queue_id;
+    return el('td', {className: 'alert-queue', title: a.queue_id},
+      named ? [bdi(a.queue_name), ' ', el('span', {className: 'dim', data: a.queue_id})] : [bdi(a.queue_id)]);
+  }
+
+  function sameAlert(a, b) {
+    return Boolean(a && b) && a.rule === b.rule && a.queue_id === b.queue_id && a.channel === b.channel;
+  }
+
+  function renderActiveAlerts(active) {
+    const shownHere = Boolean(active && active.available);
+    $('active-alerts').hidden = !shownHere;
+    if (!shownHere) return;
+    $('active-alerts-scope').textContent = count(active.firing) + ' firing · ' +
+      count(active.pending) + ' pending' +
+      (active.more ? ' · the first ' + count(active.alerts.length) + ' listed' : '') +
+      (active.complete ? '' : ' · of the most recently updated only');
+    const rows = active.alerts.map(a => {
+      const classes = ['alert-row', 'state-' + (ALERT_STATES.includes(a.state) ? a.state : 'other')];
+      if (sameAlert(a, state.alert)) classes.push('selected');
+      const row = el('tr', {className: classes.join(' ')}, [
+        el('td', {}, [severityChip(a.severity)]),
+        el('td', {className: 'alert-rule', data: a.rule}),
+        queueCell(a),
+        el('td', {className: 'alert-channel', data: a.channel === '*' ? 'all' : a.channel}),
+        el('td', {className: 'num alert-value', text: figure(a.value, a.unit)}),
+        el('td', {className: 'num alert-threshold', text: figure(a.threshold, a.unit)}),
+        el('td', {className: 'alert-since', text: a.since === null ? '–' : shortDateTimeFormat.format(new Date(a.since)),
+          title: dateTime(a.since)}),
+        el('td', Object.assign({className: 'alert-state'}, fixedText(a.state, ALERT_STATES))),
+        el('td', Object.assign({className: 'alert-delivery delivery-' +
+          (DELIVERY.includes(a.delivery_status) ? a.delivery_status : 'other')},
+        a.delivery_status ? fixedText(a.delivery_status, DELIVERY) : {text: '–'})),
+      ]);
+      row.tabIndex = 0;
+      const open = () => openAlert(a);
+      row.addEventListener('click', open);
+      row.addEventListener('keydown', event => {
+        if (event.key === 'Enter') open();
+      });
+      return row;
+    });
+    fillTable($('active-alerts-table'), rows, 9, 'No active alerts.');
+  }
+
+  function openAlert(a) {
+    closeDetail();
+    state.alert = {rule: a.rule, queue_id: a.queue_id, channel: a.channel};
+    $('alert-detail').hidden = false;
+    $('alert-detail-rule').replaceChildren(bdi(a.rule));
+    $('alert-detail-scope').replaceChildren('· ', ...(a.queue_id === '*' ? ['all queues'] : [bdi(a.queue_id)]),
+      ' · ', bdi(a.channel));
+    $('alert-detail-state').replaceChildren();
+    $('alert-history').tBodies[0].replaceChildren();
+    for (const row of document.querySelectorAll('#active-alerts-table tr.alert-row')) row.classList.remove('selected');
+    fetchAlert();
+  }
+
+  function closeAlert() {
+    state.alert = null;
+    $('alert-detail').hidden = true;
+    for (const row of document.querySelectorAll('#active-alerts-table tr.selected')) row.classList.remove('selected');
+  }
+
+  function deliveryList(deliveries) {
+    if (!deliveries.length) return el('td', {className: 'deliveries', text: '–'});
+    const parts = [];
+    for (const d of deliveries) {
+      if (parts.length) parts.push(el('br'));
+      parts.push(el('span', {className: 'delivery delivery-' + (DELIVERY.includes(d.status) ? d.status : 'other'),
+        title: d.answer}, [
+        bdi(d.receiver), ': ', el('span', fixedText(d.status, DELIVERY)),
+        ' (' + count(d.attempts) + (d.attempts === 1 ? ' attempt' : ' attempts') + ')']));
+    }
+    return el('td', {className: 'deliveries'}, parts);
+  }
+
+  function renderAlert(h) {
+    const a = h.alert;
+    $('alert-detail-state').replaceChildren(
+      el('span', fixedText(a.state, ALERT_STATES)), ' since ' + dateTime(a.since) + ' · ',
+      severityChip(a.severity), ' · ', bdi(a.metric), ' over ', bdi(a.span), ' ',
+      figure(a.value, a.unit) + ' vs ' + figure(a.threshold, a.unit),
+      ...(a.delivery_status ? [' · notified: ', el('span', fixedText(a.delivery_status, DELIVERY))] : []));
+    $('alert-history-scope').textContent = '· ' + (h.complete ? '' : 'the newest ') +
+      count(h.notifications.length) + ' notifications, newest first';
+    fillTable($('alert-history'), h.notifications.map(n => el('tr', {className: 'notification'}, [
+      el('td', {text: n.created_at === null ? '–' : shortDateTimeFormat.format(new Date(n.created_at)),
+        title: dateTime(n.created_at)}),
+      el('td', Object.assign({className: 'kind'}, fixedText(n.kind, KINDS))),
+      el('td', {className: 'num', text: figure(n.value, n.unit)}),
+      el('td', {className: 'num', text: n.kind === 'restated' ? figure(n.previous_value, n.unit) : ''}),
+      el('td', {className: 'num', text: figure(n.threshold, n.unit)}),
+      el('td', {className: 'message', data: n.message}),
+      deliveryList(n.deliveries),
+    ])), 7, 'No notifications.');
+  }
+
+  async function fetchAlert() {
+    const key = state.alert;
+    if (key === null) return;
+    try {
+      const query = new URLSearchParams({rule: key.rule, queue: key.queue_id, channel: key.channel});
+      const h = await getJson('/api/alert?' + query);
+      if (state.alert === key) renderAlert(h);
+    } catch (e) {
+      if (state.alert === key) fillTable($('alert-history'), [], 7, e.message);
+    }
+  }
+
   // --- drill-down -------------------------------------------------------
   function openDetail(queueId, queueName) {
+    closeAlert();
     state.queue = queueId;
     state.detailPage = 0;
     $('detail').hidden = false;
@@ -804,12 +964,14 @@
     renderLegend(s.thresholds, liveAvailable(s.queues), Boolean(s.staffing && s.staffing.available));
     // Before the trends: the agent charts are drawn only where it shows.
     renderStaffing(s.staffing);
+    renderActiveAlerts(s.active_alerts);
     renderTiles(s.queues);
     renderVolumes(s.volumes);
     renderAlerts(s.alerts);
     renderCounts(s.health);
     fetchTrends();
     fetchDetail();
+    fetchAlert();
   }
 
   // A `delta` event on the last view: its changed sections replace
@@ -875,6 +1037,7 @@
       fetchDetail();
     });
     $('detail-close').addEventListener('click', closeDetail);
+    $('alert-detail-close').addEventListener('click', closeAlert);
     for (const [id, step] of [['detail-newer', -1], ['detail-older', 1]]) {
       $(id).addEventListener('click', () => {
         state.detailPage = Math.max(0, state.detailPage + step);
@@ -882,7 +1045,10 @@
       });
     }
     document.addEventListener('keydown', event => {
-      if (event.key === 'Escape') closeDetail();
+      if (event.key === 'Escape') {
+        closeDetail();
+        closeAlert();
+      }
     });
     let resizing = null;
     window.addEventListener('resize', () => {
