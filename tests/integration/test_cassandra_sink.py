@@ -121,7 +121,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
   finally:
     writer.close()
   [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_schema.SCHEMA_VERSION == 5
+  assert version.version == cassandra_schema.SCHEMA_VERSION == 6
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -426,7 +426,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v5 ('), message
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v6 ('), message
   assert (
     'late_events has PRIMARY KEY (source, event_id, reason), not ((source, day), event_id, reason);'
   ) in message
@@ -440,8 +440,8 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
     'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 5 recorded',
-    f'keyspace {keyspace} is at schema v5',
+    'schema version 6 recorded',
+    f'keyspace {keyspace} is at schema v6',
   ]
   late = sorted(
     session.execute(f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events')
@@ -469,7 +469,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v5 already: nothing to do'
+    f'keyspace {keyspace} is at schema v6 already: nothing to do'
   ]
 
   events = str(tmp_path / 'calls.jsonl')
@@ -503,7 +503,7 @@ def test_an_interrupted_migration_finishes_when_run_again(cassandra_args, sessio
   assert cassandra_migration.migrate(settings) == [
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 5 recorded',
+    'schema version 6 recorded',
   ]
   assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
   assert session.execute(f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
@@ -555,7 +555,7 @@ def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   assert str(refused.value) == (
-    f'Cassandra keyspace {keyspace} has schema v2, not v5 (abandon_metrics has '
+    f'Cassandra keyspace {keyspace} has schema v2, not v6 (abandon_metrics has '
     'PRIMARY KEY (queue_id, window_start), not (queue_id, channel, window_start); '
     'abandon_metrics lacks channel, queue_name): stop the jobs writing to it and migrate it '
     f'with "python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}" '
@@ -577,8 +577,8 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   assert migrated.returncode == 0, migrated.stderr
   assert migrated.stdout.splitlines() == [
     *abandon_metrics_rebuilt(3),
-    'schema version 5 recorded',
-    f'keyspace {keyspace} is at schema v5',
+    'schema version 6 recorded',
+    f'keyspace {keyspace} is at schema v6',
   ]
   assert all(row.channel == VOICE for row in rows)
   # Written before queue names existed: null there, as v3_schema.cql says.
@@ -601,7 +601,7 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v5 already: nothing to do'
+    f'keyspace {keyspace} is at schema v6 already: nothing to do'
   ]
 
   CassandraSink(settings).prepare(TABLES.values())

@@ -10,16 +10,10 @@ from cassandra.cluster import Cluster
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.integration.conftest import assert_reachable
+from transforms.kafka_io import TOPICS
 
-PROJECT_TOPICS = {
-  'cc-call-logs',
-  'cxone-data-actions',
-  'cc-abandon-metrics',
-  'cc-late-events',
-  'cc-dead-letters',
-  'cxone-pattern-alerts',
-  'cxone-interaction-volumes',
-}
+# The inputs, and one topic per result table (transforms/kafka_io.py).
+PROJECT_TOPICS = {'cc-call-logs', 'cxone-data-actions', *TOPICS.values()}
 
 
 def _assert_kafka_reachable(bootstrap):
