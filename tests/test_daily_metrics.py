@@ -167,3 +167,20 @@ def test_an_unknown_time_zone_is_refused_naming_it():
       ComputeDailyMetrics(timezone=name, allowed_lateness=Duration(0))
   with pytest.raises(ValueError, match="'Mars/Olympus'"):
     ComputeDailyMetrics(timezone='Mars/Olympus', allowed_lateness=Duration(0))
+
+
+def test_the_state_format_is_versioned():
+  from transforms.daily_metrics import DAY_STATE_CODER, _DayState
+  from transforms.span_counts import window_counts
+  from transforms.state_coders import StateFormatError
+
+  day = _DayState()
+  day.clear_at = DAY_START + 25 * HOUR
+  window = window_counts(pane(5, 0, 'EARLY', 3, 2))
+  day.windows[window.window_start] = window
+  encoded = DAY_STATE_CODER.encode(day)
+  assert encoded[0] == 1
+  decoded = DAY_STATE_CODER.decode(encoded)
+  assert (decoded.clear_at, decoded.windows) == (day.clear_at, {window.window_start: window})
+  with pytest.raises(StateFormatError, match='daily metrics: .* does not decode'):
+    DAY_STATE_CODER.decode(b'\x01[1]')

@@ -82,6 +82,11 @@ def run(stream: TestStream, spans=('15m',), lateness_s: int = 60) -> Tuple[List,
   )
   _ = out['rolling_metrics'] | 'Rows' >> beam.FlatMap(collect, 'rows')
   _ = out['dead_letters'] | 'Dead' >> beam.FlatMap(collect, 'dead')
+  _ = (
+    out['rolling_metrics']
+    | 'Stamps' >> beam.Map(lambda r, t=beam.DoFn.TimestampParam: (r.span_end, t.micros // 1000))
+    | 'KeepStamps' >> beam.FlatMap(collect, 'stamps')
+  )
   result = pipeline.run()
   result.wait_until_finish()
   rows = [r for o, r in COLLECTED if o == 'rows']
@@ -155,6 +160,26 @@ def test_a_late_pane_restates_every_span_containing_its_window(runner_clock):
   assert last.abandon_rate_definition == 'abandoned_over_offered'
   assert dead == []
   assert counters.get('stale_panes', 0) == 0
+  # Each row is timestamped at its span's end.
+  stamps = [stamp for o, stamp in COLLECTED if o == 'stamps']
+  assert len(stamps) == len(rows) and all(end == at for end, at in stamps)
+
+
+def test_the_state_format_is_versioned():
+  from transforms.rolling_metrics import ROLLING_STATE_CODER, _RollingState
+  from transforms.span_counts import window_counts
+  from transforms.state_coders import StateFormatError
+
+  state = _RollingState()
+  state.clock = T0
+  window = window_counts(pane(5, 2, 'LATE', 7, 1))
+  state.windows[window.window_start] = window
+  encoded = ROLLING_STATE_CODER.encode(state)
+  assert encoded[0] == 1
+  decoded = ROLLING_STATE_CODER.decode(encoded)
+  assert (decoded.clock, decoded.windows) == (T0, {window.window_start: window})
+  with pytest.raises(StateFormatError, match='rolling metrics: state in format v2'):
+    ROLLING_STATE_CODER.decode(b'\x02' + encoded[1:])
 
 
 def test_early_stale_and_copied_panes_change_nothing(runner_clock):
