@@ -67,7 +67,9 @@ def wm(minutes: float) -> float:
   return BASE_S + minutes * 60
 
 
-def run(stream: TestStream, spans=('15m',), lateness_s: int = 60) -> Tuple[List, List, dict]:
+def run(
+  stream: TestStream, spans=('15m',), lateness_s: int = 60, out_of_orderness_s: int = 0
+) -> Tuple[List, List, dict]:
   """(rows in emission order, dead letters, counters)."""
   pipeline = beam.Pipeline(options=streaming_options())
   out = (
@@ -76,6 +78,7 @@ def run(stream: TestStream, spans=('15m',), lateness_s: int = 60) -> Tuple[List,
     | ComputeRollingMetrics(
       spans=spans,
       allowed_lateness=Duration(seconds=lateness_s),
+      max_out_of_orderness=Duration(seconds=out_of_orderness_s),
       metrics_namespace=NAMESPACE,
       processing_clock=lambda: Timestamp(1234),
     )
@@ -203,9 +206,8 @@ def test_early_stale_and_copied_panes_change_nothing(runner_clock):
   assert counters['stale_panes'] == 2
 
 
-def test_windows_are_dropped_after_the_longest_span_and_lateness(runner_clock):
-  # 15m span, 1 min lateness: window 0-5 is dropped at 21 min.
-  stream = (
+def _expiry_stream() -> TestStream:
+  return (
     TestStream()
     .add_elements([at(pane(0, 0, 'ON_TIME', 1)), at(pane(20, 0, 'ON_TIME', 2))])
     .advance_watermark_to(wm(22))
@@ -215,7 +217,11 @@ def test_windows_are_dropped_after_the_longest_span_and_lateness(runner_clock):
     .add_elements([TimestampedValue(pane(20, 1, 'LATE', 3), wm(21))])
     .advance_watermark_to_infinity()
   )
-  rows, _, counters = run(stream)
+
+
+def test_windows_are_dropped_after_the_longest_span_and_lateness(runner_clock):
+  # 15m span, 1 min lateness: window 0-5 is dropped at 21 min.
+  rows, _, counters = run(_expiry_stream())
   assert [short(r) for r in rows] == [
     ('15m', -10, 5, 1, 0, 0.0, 1, 1),
     ('15m', 10, 25, 2, 0, 0.0, 1, 1),
@@ -224,6 +230,19 @@ def test_windows_are_dropped_after_the_longest_span_and_lateness(runner_clock):
   assert counters['expired_panes'] == 1
   assert counters['windows_dropped'] == 2
   assert counters['windows_held'] == 0  # in and out: nothing left
+
+
+def test_timers_wait_for_the_out_of_orderness(runner_clock):
+  # With 2 min of out-of-orderness window 0-5 goes at watermark 23 min:
+  # at 22 min the key has no clock yet and the pane of window 15 counts.
+  rows, _, counters = run(_expiry_stream(), out_of_orderness_s=120)
+  assert [short(r) for r in rows][2:] == [
+    ('15m', 5, 20, 7, 0, 0.0, 1, 2),
+    ('15m', 10, 25, 9, 0, 0.0, 2, 3),
+    ('15m', 10, 25, 10, 0, 0.0, 2, 4),
+  ]
+  assert counters.get('expired_panes', 0) == 0
+  assert counters['windows_dropped'] == 3
 
 
 def test_panes_that_cannot_be_counted_are_dead_letters(runner_clock):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Independent reference for the rolling and since-midnight figures
 (transforms/rolling_metrics.py, transforms/daily_metrics.py).
 
