@@ -23,6 +23,7 @@ import dataclasses
 import os
 import re
 import typing
+import zoneinfo
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Mapping, Optional, Tuple, Type, TypeVar
 
@@ -34,6 +35,7 @@ from apache_beam.utils.timestamp import Duration
 from cassandra import ConsistencyLevel, ProtocolVersion
 
 from options.agent_options import AgentOptions
+from options.alert_options import AlertOptions
 from options.call_inputs import (
   load_queue_members,
   load_queue_names,
@@ -77,6 +79,17 @@ def checked_millis(duration: Duration, what: str, *, zero_ok: bool) -> int:
   if ms < 0 or not (ms or zero_ok):
     raise ValueError(f'{what} must be {">= 0" if zero_ok else "> 0"}, got {duration!r}')
   return ms
+
+
+def check_time_zone(name: str) -> None:
+  """Raises ValueError naming `name` unless it is an IANA time zone this
+  machine knows (the system's zoneinfo, else the tzdata package)."""
+  try:
+    zoneinfo.ZoneInfo(name)
+  except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+    raise ValueError(
+      f'--timezone {name!r} is not an IANA time zone name (e.g. Europe/Berlin)'
+    ) from e
 
 
 def _check_types(config: object) -> None:
@@ -260,6 +273,9 @@ class CallMetricsConfig(FlowConfig):
   channels: FrozenSet[str]
   queue_names: Mapping[str, str]
   live_floor: LiveFloorConfig = dataclasses.field(default_factory=LiveFloorConfig)
+  # The contact center's IANA time zone (--timezone): daily_metrics count
+  # from its local midnight.
+  timezone: str = 'UTC'
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
@@ -282,7 +298,12 @@ class CallMetricsConfig(FlowConfig):
       channels=parse_channels(o.channels),
       queue_names=load_queue_names(o.queue_names),
       live_floor=LiveFloorConfig.from_options(options),
+      timezone=options.view_as(AlertOptions).timezone,
     )
+
+  def __post_init__(self):
+    super().__post_init__()
+    check_time_zone(self.timezone)
 
 
 @dataclass(frozen=True, kw_only=True)

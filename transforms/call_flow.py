@@ -5,11 +5,13 @@ import apache_beam as beam
 from options.config import CallMetricsConfig, millis
 from transforms.abandon_rate import AbandonRate, split_row_key
 from transforms.channel_filter import KeepChannels
+from transforms.daily_metrics import ComputeDailyMetrics
 from transforms.formats import registry
 from transforms.formats.amazon_connect import RECORD_UPDATES
 from transforms.parsing import QUEUE_TRANSITIONS
 from transforms.queue_status import LOST_CONTACTS, WAITING_CONTACTS, LiveQueueStatus
-from transforms.records import CHANNELS, LateEvent, OfferedCall, QueueTransition
+from transforms.records import CHANNELS, ROLLING_SPANS, LateEvent, OfferedCall, QueueTransition
+from transforms.rolling_metrics import ComputeRollingMetrics, span_millis
 from transforms.windowing import AFTER_WINDOW_EXPIRY, LateArrival, to_late_event
 
 # The late reason of a contact record the source re-sent long after the
@@ -77,7 +79,14 @@ class CallMetricsFlow(beam.PTransform):
       WaitingContacts per queue and channel; transforms/queue_status.py),
       from the formats whose records tell queue entries and exits (not
       `amazon_connect` contact records, which come after the contact).
-    `dead_letters`: DeadLetter for every record that failed validation.
+    `rolling_metrics`: RollingMetrics over the last 15, 30 and 60 minutes
+      ending at each window's end, restated by LATE panes
+      (transforms/rolling_metrics.py); only the spans the window size
+      divides.
+    `daily_metrics`: DailyMetrics per local date of `config.timezone`, the
+      day so far after each pane (transforms/daily_metrics.py).
+    `dead_letters`: DeadLetter for every record that failed validation, and
+      for panes the rolling or daily step refused.
   """
 
   def __init__(self, *, source_name: str, config: CallMetricsConfig):
@@ -110,6 +119,22 @@ class CallMetricsFlow(beam.PTransform):
       early_firing=live_floor.early_firing,
       shards=event_time.state_shards,
     )
+    # A span the window size does not divide would count part of a window.
+    spans = tuple(s for s in ROLLING_SPANS if span_millis(s) % self._window_ms == 0)
+    self._rolling_metrics = (
+      ComputeRollingMetrics(
+        spans=spans,
+        allowed_lateness=config.allowed_lateness,
+        max_out_of_orderness=event_time.max_out_of_orderness,
+      )
+      if spans
+      else None
+    )
+    self._daily_metrics = ComputeDailyMetrics(
+      timezone=config.timezone,
+      allowed_lateness=config.allowed_lateness,
+      max_out_of_orderness=event_time.max_out_of_orderness,
+    )
 
   def expand(self, records):
     calls = records | 'OfferedCalls' >> self._offered_calls
@@ -118,6 +143,13 @@ class CallMetricsFlow(beam.PTransform):
     source = self._source_name
     late = [windowed['late'] | 'LateRows' >> beam.Map(lambda a: _late_row(source, a))]
     tables = {'abandon_metrics': windowed['rows']}
+    dead_letters = [calls['dead_letters']]
+    spans = [windowed['rows'] | 'DailyMetrics' >> self._daily_metrics]
+    if self._rolling_metrics is not None:
+      spans.append(windowed['rows'] | 'RollingMetrics' >> self._rolling_metrics)
+    for span in spans:
+      tables.update((name, rows) for name, rows in span.items() if name != 'dead_letters')
+      dead_letters.append(span['dead_letters'])
     if RECORD_UPDATES in calls:
       window_ms = self._window_ms
       late.append(
@@ -135,7 +167,7 @@ class CallMetricsFlow(beam.PTransform):
     return {
       **tables,
       'late_events': late[0] if len(late) == 1 else late | 'LateEvents' >> beam.Flatten(),
-      'dead_letters': calls['dead_letters'],
+      'dead_letters': dead_letters | 'DeadLetters' >> beam.Flatten(),
     }
 
   def _kept(self, name: str, records: beam.PCollection) -> beam.PCollection:
