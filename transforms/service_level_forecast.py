@@ -99,6 +99,20 @@ def staffed_agents(status: AgentStatus) -> int:
   return status.available + status.on_contact + status.after_contact_work
 
 
+def window_horizon(clock_ms: int, interval_start_ms: int, window_ms: int, lookback_ms: int) -> int:
+  """The start of the oldest window a projection at `clock_ms` reads: the
+  interval's first, or the lookback's before it. Older windows are dropped
+  from the state."""
+  return min(interval_start_ms, clock_ms - clock_ms % window_ms - lookback_ms)
+
+
+def average_handle_time(work: Mapping[int, Tuple[int, float]]) -> Optional[float]:
+  """Work seconds over handled contacts of the windows `work` (window
+  start -> (handled, work seconds)); None when they handled none."""
+  handled = sum(h for h, _ in work.values())
+  return sum(w for _, w in work.values()) / handled if handled else None
+
+
 class Projection(NamedTuple):
   """One projection of an interval's final service level.
 
@@ -144,8 +158,7 @@ def forecast_interval(
   agents now, None if unknown; `aht_fallback`: the AHT to use when the
   windows held handled nothing (the last one measured), None if none.
   """
-  handled = sum(h for h, _ in work.values())
-  aht = sum(w for _, w in work.values()) / handled if handled else aht_fallback
+  aht = average_handle_time(work) or aht_fallback
   if not aht:
     return NO_AHT
   if agents is None:
@@ -299,11 +312,11 @@ class _ForecastFn(beam.DoFn):
         self._agents(keyed, record)
       else:
         self._pane(keyed, tag, record)
-    if keyed.clock is not None:  # else only stale panes came
-      start, end = interval_bounds(keyed.clock, self._settings.interval_ms, self._zone)
-      self._prune(keyed)
-      yield from self._figure(key, keyed, start, end)
-      state.write(keyed)
+    # Every record moves the clock but a stale pane, which needs a clock.
+    start, end = interval_bounds(keyed.clock, self._settings.interval_ms, self._zone)
+    self._prune(keyed)
+    yield from self._figure(key, keyed, start, end)
+    state.write(keyed)
 
   def _agents(self, keyed: _KeyState, status: AgentStatus) -> None:
     if keyed.agents is None or status.revision > keyed.agents[1]:
@@ -336,20 +349,19 @@ class _ForecastFn(beam.DoFn):
         keyed.work[start] = [pane.handled_contacts, work, pane.pane_index]
 
   def _horizon(self, keyed: _KeyState, clock: int) -> int:
-    """The start of the oldest window a projection at `clock` reads."""
     start, _ = interval_bounds(clock, self._settings.interval_ms, self._zone)
-    window_ms = keyed.window_ms or 1
-    return min(start, clock - clock % window_ms - self._settings.lookback_ms)
+    return window_horizon(clock, start, keyed.window_ms, self._settings.lookback_ms)
 
   def _prune(self, keyed: _KeyState) -> None:
+    if keyed.window_ms is None:
+      return  # no pane yet: no window held
     horizon = self._horizon(keyed, keyed.clock)
     keyed.calls = {s: c for s, c in keyed.calls.items() if s >= horizon}
     keyed.work = {s: w for s, w in keyed.work.items() if s >= horizon}
 
   def _figure(self, key: str, keyed: _KeyState, start: int, end: int) -> Iterator[AlertFigure]:
-    handled = sum(w[0] for w in keyed.work.values())
-    if handled:
-      keyed.aht = sum(w[1] for w in keyed.work.values()) / handled
+    work = {s: (w[0], w[1]) for s, w in keyed.work.items()}
+    keyed.aht = average_handle_time(work) or keyed.aht
     if keyed.since is None:
       self._missing[NO_RATE].inc()
       return
@@ -360,7 +372,7 @@ class _ForecastFn(beam.DoFn):
       window_ms=keyed.window_ms,
       since_ms=keyed.since,
       calls={s: (c[0], c[1], bool(c[2])) for s, c in keyed.calls.items()},
-      work={s: (w[0], w[1]) for s, w in keyed.work.items()},
+      work=work,
       agents=None if keyed.agents is None else keyed.agents[0],
       aht_fallback=keyed.aht,
       lookback_ms=self._settings.lookback_ms,
