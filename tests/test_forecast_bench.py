@@ -65,3 +65,22 @@ def test_the_command_prints_its_report_as_json(capsys):
   report = json.loads(capsys.readouterr().out)
   assert report['command'] == 'python -m scripts.bench.forecast --days 1 --seed 2'
   assert report['days'] == 1
+
+
+def test_the_patience_flag_is_in_the_command_that_reproduces_the_report(capsys):
+  forecast.main(['--days', '1', '--seed', '2', '--patience_seconds', '600'])
+  report = json.loads(capsys.readouterr().out)
+  assert (
+    report['command'] == 'python -m scripts.bench.forecast --days 1 --seed 2 --patience_seconds 600'
+  )
+  assert report['patience_seconds'] == 600
+  for lead in report['by_lead_minutes'].values():
+    stable = lead['forecast_when_stable']
+    assert (
+      sum(
+        stable[k]
+        for k in ('true_positives', 'false_positives', 'false_negatives', 'true_negatives')
+      )
+      + lead['unstable']
+      == lead['scored']
+    )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How well the service level forecast predicts breaches (not a test):
 
-    .venv/bin/python -m scripts.bench.forecast [--days 60 --seed 1]
+    .venv/bin/python -m scripts.bench.forecast [--days 200 --seed 1]
 
 Simulates `--days` contact-center days (testing/datagen/forecast_days.py),
 then, for every interval of every day and each lead time (20, 15 and 10
@@ -18,7 +18,8 @@ then ended the interval at:
   mae         mean absolute error of the projected service level, and
               mean_error its bias (projected - actual: < 0 pessimistic);
   unstable    projections with fewer staffed agents than erlangs offered,
-              where Erlang C gives the calls to come 0 % in time;
+              where Erlang C gives the calls to come 0 % in time; the
+              scores of the others again as forecast_when_stable;
   baseline    the same for the service level so far (the closed windows
               of the interval), the figure a wallboard already shows.
 
@@ -94,6 +95,15 @@ def _interval_service_level(day: SimulatedDay, start: int, end: int, upto: int) 
   return offered, within
 
 
+def _command(days: int, seed: int, shape: DayShape) -> str:
+  """The command that reproduces a report (the shape's other parameters
+  are the defaults: the command line sets only the patience)."""
+  command = f'python -m scripts.bench.forecast --days {days} --seed {seed}'
+  if shape.patience_seconds != DayShape.patience_seconds:
+    command += f' --patience_seconds {shape.patience_seconds:g}'
+  return command
+
+
 def run(
   days: int,
   seed: int,
@@ -108,6 +118,7 @@ def run(
   lookback_ms = lookback_minutes * _MIN_MS
   window_ms = shape.window_ms
   forecast = {lead: _Score() for lead in leads}
+  stable = {lead: _Score() for lead in leads}
   baseline = {lead: _Score() for lead in leads}
   missing: Dict[int, Dict[str, int]] = {lead: {} for lead in leads}
   unstable = {lead: 0 for lead in leads}
@@ -152,16 +163,20 @@ def run(
           continue
         forecast[lead].add(projection.service_level, actual, target)
         traffic = projection.arrivals_per_second * projection.aht_seconds
-        unstable[lead] += projection.agents <= traffic
+        if projection.agents <= traffic:
+          unstable[lead] += 1
+        else:
+          stable[lead].add(projection.service_level, actual, target)
         so_far_offered, so_far_within = _interval_service_level(day, start, end, clock)
         so_far = so_far_within / so_far_offered if so_far_offered else 1.0
         baseline[lead].add(so_far, actual, target)
   return {
-    'command': f'python -m scripts.bench.forecast --days {days} --seed {seed}',
+    'command': _command(days, seed, shape),
     'days': days,
     'seed': seed,
     'target': target,
     'service_level_seconds': shape.service_level_seconds,
+    'patience_seconds': shape.patience_seconds,
     'interval_minutes': shape.interval_ms // _MIN_MS,
     'window_minutes': window_ms // _MIN_MS,
     'arrival_lookback_minutes': lookback_minutes,
@@ -173,6 +188,7 @@ def run(
         'no_forecast': missing[lead],
         'unstable': unstable[lead],
         'forecast': forecast[lead].report(),
+        'forecast_when_stable': stable[lead].report(),
         'baseline_so_far': baseline[lead].report(),
       }
       for lead in leads
@@ -182,12 +198,22 @@ def run(
 
 def main(argv: Optional[List[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--days', type=int, default=60, help='simulated days (default 60)')
+  parser.add_argument('--days', type=int, default=200, help='simulated days (default 200)')
   parser.add_argument('--seed', type=int, default=1, help='random seed (default 1)')
+  parser.add_argument(
+    '--patience_seconds',
+    type=float,
+    default=DayShape.patience_seconds,
+    help='mean patience of the simulated callers (default %(default)s); a very '
+    'large value is a center where nobody abandons, as Erlang C assumes',
+  )
   args = parser.parse_args(argv)
   if args.days < 1:
     parser.error('--days must be >= 1')
-  json.dump(run(args.days, args.seed), sys.stdout, indent=2)
+  if not args.patience_seconds > 0:
+    parser.error('--patience_seconds must be > 0')
+  shape = DayShape(patience_seconds=args.patience_seconds)
+  json.dump(run(args.days, args.seed, shape=shape), sys.stdout, indent=2)
   sys.stdout.write('\n')
 
 
