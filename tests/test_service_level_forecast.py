@@ -353,3 +353,12 @@ def test_bad_settings_fail_when_the_graph_is_built():
     ForecastServiceLevel(**{**kwargs, 'timezone': 'Mars/Olympus'})
   with pytest.raises(TypeError):
     ForecastServiceLevel(**{**kwargs, 'arrival_lookback': 900})
+
+
+def test_agents_alone_project_nothing_and_count_it(options):
+  figures, counters = run(
+    stream_of((AGENT_STATUS, agents(14, 0, 0, 0, 3, revision=1), T0 + 3 * MIN)), options
+  )
+  assert figures == []
+  # No window seen at all: no rate (nor AHT) to project with.
+  assert counters.get(NO_RATE) == 1
