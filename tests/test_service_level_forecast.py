@@ -21,6 +21,7 @@ from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
+from transforms.erlang_c import service_level
 from transforms.records import (
   SPAN_INTERVAL,
   VOICE,
@@ -90,15 +91,15 @@ def test_intervals_align_on_local_midnight():
   )
 
 
-# The three closed windows of the first 15 minutes: (offered, within, EARLY).
-HALF_WAY = {T0: (17, 15, False), T0 + WINDOW: (17, 15, False), T0 + 2 * WINDOW: (16, 15, False)}
+# The three closed windows of the first 15 minutes: (offered, within).
+HALF_WAY = {T0: (17, 15), T0 + WINDOW: (17, 15), T0 + 2 * WINDOW: (16, 15)}
 
 
 def project(**overrides):
   """Halfway through [T0, T0 + 30 min): 50 calls in the three closed
   windows (45 within target), AHT 180 s, 14 agents."""
   arguments = dict(
-    clock_ms=T0 + 15 * MIN,
+    calls_through_ms=T0 + 15 * MIN,
     interval_start_ms=T0,
     interval_end_ms=T0 + INTERVAL,
     window_ms=WINDOW,
@@ -134,8 +135,8 @@ def test_fewer_agents_than_erlangs_answer_none_of_the_calls_to_come_in_time():
 def test_calls_seen_in_an_open_window_are_not_expected_again():
   # An EARLY pane of the open window [15, 20) already shows 6 calls: 44
   # more are expected, not 50.
-  calls = {**HALF_WAY, T0 + 3 * WINDOW: (6, 6, True)}
-  projection = project(calls=calls, clock_ms=T0 + 17 * MIN)
+  calls = {**HALF_WAY, T0 + 3 * WINDOW: (6, 6)}
+  projection = project(calls=calls, calls_through_ms=T0 + 15 * MIN)
   assert projection.expected_calls == pytest.approx(44)
   assert projection.offered == pytest.approx(100)
   assert projection.service_level == pytest.approx((51 + 44 * SL_14_AGENTS) / 100)
@@ -151,7 +152,7 @@ def test_no_projection_without_its_inputs():
 
 
 def test_the_rate_is_measured_over_the_lookback_only():
-  calls = {T0 - 10 * MIN: (200, 0, False), T0 + 10 * MIN: (30, 30, False)}
+  calls = {T0 - 10 * MIN: (200, 0), T0 + 10 * MIN: (30, 30)}
   projection = project(calls=calls, lookback_ms=10 * MIN)
   # The window of 10 minutes before the interval is outside the lookback.
   assert projection.arrivals_per_second == pytest.approx(30 / 600)
@@ -362,3 +363,28 @@ def test_agents_alone_project_nothing_and_count_it(options):
   assert figures == []
   # No window seen at all: no rate (nor AHT) to project with.
   assert counters.get(NO_RATE) == 1
+
+
+def test_an_agent_row_ahead_of_the_call_panes_does_not_empty_the_window_not_yet_reported(options):
+  # The agent row at 15:30 comes before the ON_TIME pane of [10, 15): the
+  # projection runs on the calls known through 10 minutes (34 calls in 600
+  # s, 68 more expected in the 20 minutes left), not on an empty [10, 15).
+  figures, _ = run(
+    stream_of(
+      (AGENT_METRICS, work_pane(0, 10, 1800.0), T0 + 5 * MIN),
+      (ABANDON_METRICS, calls_pane(0, 17, 15), T0 + 5 * MIN),
+      (ABANDON_METRICS, calls_pane(1, 17, 15), T0 + 10 * MIN),
+      T0 + 10 * MIN,
+      (AGENT_STATUS, agents(14, 0, 0, 0, 15.5, revision=1), T0 + int(15.5 * MIN)),
+      T0 + int(15.5 * MIN),
+      (ABANDON_METRICS, calls_pane(2, 16, 15), T0 + 15 * MIN),
+    ),
+    options,
+  )
+  before, after = figures
+  rate = 34 / 600
+  sl = service_level(14, rate * 180, 20, 180)
+  assert before.volume == 102
+  assert before.value == round((30 + 68 * sl) / 102, 4)
+  assert after.volume == 100
+  assert after.value == round((45 + 50 * SL_14_AGENTS) / 100, 4)

@@ -14,13 +14,16 @@ The key's clock is the latest event time its inputs prove: the end of a
 window with an ON_TIME or LATE pane, the `as_of` of an agent row, the start
 of a window with an EARLY pane. The current interval is the one holding
 the clock, aligned on the local clock of `timezone` (each half hour, say).
-On each update, `forecast_interval` projects (docs/forecast.md):
+The windows closed are those the call panes alone prove closed: agent rows
+come as agents change, ahead of the ON_TIME pane of the window they end,
+and that window is not empty for want of its pane. On each update,
+`forecast_interval` projects (docs/forecast.md):
 
   observed   the latest pane of each window of the interval (EARLY panes
              included: the figures so far);
   rate       calls offered per second over the closed windows of the last
-             `arrival_lookback` (windows without calls have no pane and
-             count as none), from the key's first window at the earliest;
+             `arrival_lookback` (a closed window without a pane had no
+             call), from the key's first window at the earliest;
   expected   rate × (interval end - the end of the last closed window),
              less the calls already seen in open windows (EARLY panes);
   Erlang C   each expected call is answered within `service_level_seconds`
@@ -86,8 +89,8 @@ _DAY_MS = 86_400_000
 def interval_bounds(at_ms: int, interval_ms: int, zone: zoneinfo.ZoneInfo) -> Tuple[int, int]:
   """[start, end) (epoch ms) of the interval holding `at_ms`: intervals of
   `interval_ms` from local midnight in `zone`, by the UTC offset in force at
-  `at_ms` (an offset change inside an interval moves its end by nothing:
-  it lasts `interval_ms`)."""
+  `at_ms`. Every interval lasts `interval_ms`, even across an offset
+  change."""
   local = datetime.datetime.fromtimestamp(at_ms / 1000, tz=zone)
   offset_ms = int(local.utcoffset().total_seconds() * 1000)
   start = at_ms - (at_ms + offset_ms) % interval_ms
@@ -99,11 +102,13 @@ def staffed_agents(status: AgentStatus) -> int:
   return status.available + status.on_contact + status.after_contact_work
 
 
-def window_horizon(clock_ms: int, interval_start_ms: int, window_ms: int, lookback_ms: int) -> int:
-  """The start of the oldest window a projection at `clock_ms` reads: the
-  interval's first, or the lookback's before it. Older windows are dropped
-  from the state."""
-  return min(interval_start_ms, clock_ms - clock_ms % window_ms - lookback_ms)
+def window_horizon(
+  calls_through_ms: int, interval_start_ms: int, window_ms: int, lookback_ms: int
+) -> int:
+  """The start of the oldest window a projection reads (see
+  `forecast_interval`): the interval's first, or the lookback's before it.
+  Older windows are dropped from the state."""
+  return min(interval_start_ms, calls_through_ms - calls_through_ms % window_ms - lookback_ms)
 
 
 def average_handle_time(work: Mapping[int, Tuple[int, float]]) -> Optional[float]:
@@ -134,29 +139,32 @@ class Projection(NamedTuple):
 
 def forecast_interval(
   *,
-  clock_ms: int,
+  calls_through_ms: int,
   interval_start_ms: int,
   interval_end_ms: int,
   window_ms: int,
   since_ms: int,
-  calls: Mapping[int, Tuple[int, int, bool]],
+  calls: Mapping[int, Tuple[int, int]],
   work: Mapping[int, Tuple[int, float]],
   agents: Optional[int],
   aht_fallback: Optional[float],
   lookback_ms: int,
   service_level_seconds: float,
 ) -> Union[Projection, str]:
-  """The projection of the interval [interval_start_ms, interval_end_ms)
-  as of `clock_ms`, or why there is none (NO_AHT, NO_AGENTS, NO_RATE,
-  NO_CALLS). The one function of the step and of the benchmark
-  (scripts/bench/forecast.py).
+  """The projection of the interval [interval_start_ms, interval_end_ms),
+  or why there is none (NO_AHT, NO_AGENTS, NO_RATE, NO_CALLS). The one
+  function of the step and of the benchmark (scripts/bench/forecast.py).
 
-  `calls`: window start -> (offered, answered within target, EARLY pane);
-  `work`: window start -> (handled contacts, work seconds); windows of
-  `window_ms` on the grid from epoch 0; `since_ms`: the start of the key's
-  first window (the rate is not measured before it); `agents`: staffed
-  agents now, None if unknown; `aht_fallback`: the AHT to use when the
-  windows held handled nothing (the last one measured), None if none.
+  `calls`: window start -> (offered, answered within target), the latest
+  pane of each window; `calls_through_ms`: the event time the call panes
+  are known through (the end of the latest window with an ON_TIME or LATE
+  pane, the start of one with an EARLY pane only): windows ending by then
+  are closed, a closed window without a pane had no call; `work`: window
+  start -> (handled contacts, work seconds); windows of `window_ms` on the
+  grid from epoch 0; `since_ms`: the start of the key's first window (the
+  rate is not measured before it); `agents`: staffed agents now, None if
+  unknown; `aht_fallback`: the AHT to use when the windows held handled
+  nothing (the last one measured), None if none.
   """
   aht = average_handle_time(work) or aht_fallback
   if not aht:
@@ -164,14 +172,14 @@ def forecast_interval(
   if agents is None:
     return NO_AGENTS
   # The end of the last closed window: calls before it are all known.
-  closed_end = clock_ms - clock_ms % window_ms
+  closed_end = calls_through_ms - calls_through_ms % window_ms
   rate_from = max(closed_end - lookback_ms, since_ms)
   if closed_end <= rate_from:
     return NO_RATE
   recent = sum(c[0] for start, c in calls.items() if rate_from <= start < closed_end)
   rate = recent / ((closed_end - rate_from) / 1000)
   offered = within = seen_open = 0
-  for start, (total, answered_within, _) in calls.items():
+  for start, (total, answered_within) in calls.items():
     if interval_start_ms <= start < interval_end_ms:
       offered += total
       within += answered_within
@@ -200,6 +208,7 @@ class _KeyState:
     'window_ms',
     'since',
     'clock',
+    'calls_through',
     'calls',
     'work',
     'agents',
@@ -211,10 +220,14 @@ class _KeyState:
 
   def __init__(self):
     self.window_ms: Optional[int] = None
-    # The start of the key's first window, and its clock (epoch ms).
+    # The start of the key's first window, and its clock (epoch ms): the
+    # latest event time of all three inputs, which places the interval.
     self.since: Optional[int] = None
     self.clock: Optional[int] = None
-    # Window start -> [offered, answered within, EARLY 0/1, pane index].
+    # The call panes' own clock (see forecast_interval): agent rows come as
+    # agents change, ahead of the ON_TIME panes of the windows they close.
+    self.calls_through: Optional[int] = None
+    # Window start -> [offered, answered within, pane index].
     self.calls: Dict[int, List] = {}
     # Window start -> [handled, work seconds, pane index].
     self.work: Dict[int, List] = {}
@@ -233,6 +246,7 @@ def _to_plain(state: _KeyState) -> list:
     state.window_ms,
     state.since,
     state.clock,
+    state.calls_through,
     [[start, *c] for start, c in state.calls.items()],
     [[start, *w] for start, w in state.work.items()],
     state.agents,
@@ -245,18 +259,18 @@ def _to_plain(state: _KeyState) -> list:
 
 def _from_plain_v1(plain: list) -> _KeyState:
   state = _KeyState()
-  state.window_ms, state.since, state.clock, calls, work = plain[:5]
-  state.agents, state.aht, state.interval_end, state.revision, state.last_figure = plain[5:10]
+  state.window_ms, state.since, state.clock, state.calls_through, calls, work = plain[:6]
+  state.agents, state.aht, state.interval_end, state.revision, state.last_figure = plain[6:11]
   state.calls = {start: list(c) for start, *c in calls}
   state.work = {start: list(w) for start, *w in work}
   return state
 
 
-# Format v1: [window ms, since, clock, [[window start, offered, answered
-# within, early 0/1, pane index], ...], [[window start, handled, work
+# Format v1: [window ms, since, clock, calls through, [[window start,
+# offered, answered within, pane index], ...], [[window start, handled, work
 # seconds, pane index], ...], [staffed, revision] or null, last AHT or null,
 # interval end of the last figure, its revision, [value, volume] or null]
-# (docs/forecast.md).
+# (each null until known; docs/forecast.md).
 FORECAST_STATE_CODER = VersionedStateCoder(
   'service level forecast', 1, _to_plain, {1: _from_plain_v1}
 )
@@ -327,51 +341,50 @@ class _ForecastFn(beam.DoFn):
     start = pane.window_start
     if keyed.window_ms is None:
       keyed.window_ms = pane.window_end - start
-    if keyed.clock is not None and start < self._horizon(keyed, keyed.clock):
+    if keyed.clock is not None and start < self._horizon(keyed):
       self._stale_panes.inc()
       return
     keyed.since = start if keyed.since is None else min(keyed.since, start)
-    early = pane.pane_timing == EARLY_PANE
-    keyed.clock = _later(keyed.clock, pane.window_start if early else pane.window_end)
+    known = pane.window_start if pane.pane_timing == EARLY_PANE else pane.window_end
+    keyed.clock = _later(keyed.clock, known)
     if tag == ABANDON_METRICS:
+      keyed.calls_through = _later(keyed.calls_through, known)
       held = keyed.calls.get(start)
-      if held is None or pane.pane_index > held[3]:
-        keyed.calls[start] = [
-          pane.total_calls,
-          pane.answered_within_sl,
-          int(early),
-          pane.pane_index,
-        ]
+      if held is None or pane.pane_index > held[2]:
+        keyed.calls[start] = [pane.total_calls, pane.answered_within_sl, pane.pane_index]
     else:
       held = keyed.work.get(start)
       if held is None or pane.pane_index > held[2]:
         work = pane.talk_seconds + pane.hold_seconds + pane.after_contact_work_seconds
         keyed.work[start] = [pane.handled_contacts, work, pane.pane_index]
 
-  def _horizon(self, keyed: _KeyState, clock: int) -> int:
-    start, _ = interval_bounds(clock, self._settings.interval_ms, self._zone)
-    return window_horizon(clock, start, keyed.window_ms, self._settings.lookback_ms)
+  def _horizon(self, keyed: _KeyState) -> int:
+    start, _ = interval_bounds(keyed.clock, self._settings.interval_ms, self._zone)
+    # The call panes' clock is never ahead of the key's (it is one of its
+    # inputs); before any, the key's.
+    through = keyed.clock if keyed.calls_through is None else keyed.calls_through
+    return window_horizon(through, start, keyed.window_ms, self._settings.lookback_ms)
 
   def _prune(self, keyed: _KeyState) -> None:
     if keyed.window_ms is None:
       return  # no pane yet: no window held
-    horizon = self._horizon(keyed, keyed.clock)
+    horizon = self._horizon(keyed)
     keyed.calls = {s: c for s, c in keyed.calls.items() if s >= horizon}
     keyed.work = {s: w for s, w in keyed.work.items() if s >= horizon}
 
   def _figure(self, key: str, keyed: _KeyState, start: int, end: int) -> Iterator[AlertFigure]:
     work = {s: (w[0], w[1]) for s, w in keyed.work.items()}
     keyed.aht = average_handle_time(work) or keyed.aht
-    if keyed.since is None:
-      self._missing[NO_RATE].inc()
+    if keyed.calls_through is None:
+      self._missing[NO_RATE].inc()  # no call pane yet
       return
     projection = forecast_interval(
-      clock_ms=keyed.clock,
+      calls_through_ms=keyed.calls_through,
       interval_start_ms=start,
       interval_end_ms=end,
       window_ms=keyed.window_ms,
       since_ms=keyed.since,
-      calls={s: (c[0], c[1], bool(c[2])) for s, c in keyed.calls.items()},
+      calls={s: (c[0], c[1]) for s, c in keyed.calls.items()},
       work=work,
       agents=None if keyed.agents is None else keyed.agents[0],
       aht_fallback=keyed.aht,

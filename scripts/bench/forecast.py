@@ -142,11 +142,11 @@ def run(
           clock, interval_bounds(clock, shape.interval_ms, utc)[0], window_ms, lookback_ms
         )
         held = [s for s in day.windows if horizon <= s and s + window_ms <= clock]
-        calls = {s: (day.windows[s].offered, day.windows[s].answered_within, False) for s in held}
+        calls = {s: (day.windows[s].offered, day.windows[s].answered_within) for s in held}
         work = {s: (day.windows[s].handled, day.windows[s].work_seconds) for s in held}
         aht_fallback = average_handle_time(work) or aht_fallback
         projection = forecast_interval(
-          clock_ms=clock,
+          calls_through_ms=clock,
           interval_start_ms=start,
           interval_end_ms=end,
           window_ms=window_ms,
