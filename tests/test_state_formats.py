@@ -17,13 +17,17 @@ from transforms import (
   agent_states,
   agent_status,
   callback_patterns,
+  daily_metrics,
   dedupe,
   join_customers,
   queue_status,
+  rolling_metrics,
+  service_level_forecast,
   windowing,
 )
 from transforms.formats import agent_genesys_cloud
 from transforms.records import AgentEvent, CustomerProfile, Interaction, PatternMatch
+from transforms.span_counts import WindowCounts
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
@@ -109,8 +113,48 @@ def _genesys_user():
   return user
 
 
+def _window_counts():
+  return WindowCounts(
+    1793606700000,
+    1793607000000,
+    2,
+    (12, 3, 1, 8, 1, 7, 1, 1, 0, 321.5, 200.0),
+    'Sales',
+    'abandoned_over_offered',
+    'answered_within_over_offered',
+  )
+
+
+def _rolling():
+  state = rolling_metrics._RollingState()  # pylint: disable=protected-access
+  state.clock = 1793607010000
+  state.windows = {1793606700000: _window_counts()}
+  return state
+
+
+def _day():
+  state = daily_metrics._DayState()  # pylint: disable=protected-access
+  state.clear_at = 1793664000000
+  state.windows = {1793606700000: _window_counts()}
+  return state
+
+
+def _forecast():
+  state = service_level_forecast._KeyState()  # pylint: disable=protected-access
+  state.window_ms, state.since, state.clock = 300000, 1793606400000, 1793607010000
+  state.calls_through = 1793607000000
+  state.calls = {1793606700000: [12, 8, 2]}
+  state.work = {1793606700000: [9, 1620.5, 1]}
+  state.agents, state.aht = [7, 1796629000000123], 180.05
+  state.interval_end, state.revision, state.last_figure = 1793608200000, 3, [0.7812, 31]
+  return state
+
+
 # step file -> (coder, a state value as this release holds it)
 CASES = {
+  'rolling_metrics.bin': (rolling_metrics.ROLLING_STATE_CODER, _rolling()),
+  'daily_metrics.bin': (daily_metrics.DAY_STATE_CODER, _day()),
+  'service_level_forecast.bin': (service_level_forecast.FORECAST_STATE_CODER, _forecast()),
   'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
   'agent_state.bin': (agent_states.AGENT_STATE_CODER, _agent()),
   'agent_status.bin': (agent_status.QUEUE_AGENTS_CODER, _queue_agents()),
