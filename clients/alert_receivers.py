@@ -48,6 +48,7 @@ from typing import Iterable, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from options.alert_config import EMAIL, SLACK, WEBHOOK, ReceiverConfig
 from transforms.records import AlertNotification
@@ -229,7 +230,8 @@ def _post(
       url,
       data=body,
       headers=dict(headers),
-      timeout=timeout_seconds,
+      # total: connecting and the wait for the answer share one budget.
+      timeout=urllib3.Timeout(total=timeout_seconds),
       allow_redirects=False,
       stream=True,
     ) as response:
@@ -302,6 +304,24 @@ def _tls_context(environ: Mapping[str, str]) -> ssl.SSLContext:
   return context
 
 
+class _Deadline:
+  """One attempt's time budget, shared by its SMTP commands: smtplib's
+  timeout bounds each socket operation, not the conversation."""
+
+  def __init__(self, seconds: float):
+    self._end = time.monotonic() + seconds
+
+  def left(self) -> float:
+    left = self._end - time.monotonic()
+    if left <= 0:
+      raise TimeoutError('attempt deadline passed')
+    return left
+
+  def bound(self, smtp: smtplib.SMTP) -> None:
+    """Bounds the next command's socket operations by the time left."""
+    smtp.sock.settimeout(self.left())
+
+
 def _send_email(
   receiver: ReceiverConfig,
   notification: AlertNotification,
@@ -319,16 +339,22 @@ def _send_email(
   context = _tls_context(environ) if receiver.starttls else None
   secrets = credentials or ()
   message = email_message(receiver, notification)
+  deadline = _Deadline(timeout_seconds)
   try:
-    with smtplib.SMTP(receiver.smtp_host, receiver.smtp_port, timeout=timeout_seconds) as smtp:
+    with smtplib.SMTP(receiver.smtp_host, receiver.smtp_port, timeout=deadline.left()) as smtp:
+      deadline.bound(smtp)
       smtp.ehlo()
       if context is not None:
         # Raises SMTPNotSupportedError when the server offers no STARTTLS:
         # credentials and the message are never sent in the clear.
+        deadline.bound(smtp)
         smtp.starttls(context=context)
+        deadline.bound(smtp)
         smtp.ehlo()
       if credentials is not None:
+        deadline.bound(smtp)
         smtp.login(*credentials)
+      deadline.bound(smtp)
       refused = smtp.send_message(message)
   except smtplib.SMTPNotSupportedError as error:
     return Answer(False, False, f'{type(error).__name__}: the server offers no STARTTLS or AUTH')
@@ -360,8 +386,11 @@ def send(
   timeout_seconds: float,
 ) -> Answer:
   """One attempt to deliver `notification` to `receiver`, its secrets read
-  from `environ` now; never raises. Connecting and each wait for the
-  receiver are bounded by `timeout_seconds`."""
+  from `environ` now; never raises. The attempt is bounded by
+  `timeout_seconds`: HTTP connecting and waiting for the answer share it
+  (urllib3's total timeout), as do the SMTP conversation's commands; only a
+  receiver that keeps sending a byte at a time, just within the time left,
+  can hold one read past it."""
   sender = _SENDERS.get(receiver.kind)
   if sender is None:
     return Answer(False, False, f'unknown receiver kind {receiver.kind!r}')
