@@ -40,7 +40,6 @@ import hashlib
 import hmac
 import json
 import smtplib
-import socket
 import ssl
 import time
 from email.message import EmailMessage
@@ -311,6 +310,9 @@ class _Deadline:
   def __init__(self, seconds: float):
     self._end = time.monotonic() + seconds
 
+  def expired(self) -> bool:
+    return time.monotonic() >= self._end
+
   def left(self) -> float:
     left = self._end - time.monotonic()
     if left <= 0:
@@ -366,9 +368,10 @@ def _send_email(
     return _smtp_reply(error, secrets)
   except ssl.SSLCertVerificationError as error:
     return Answer(False, False, f'{type(error).__name__}: {error.verify_message}')
-  except (socket.timeout, TimeoutError) as error:
-    return Answer(False, True, f'{type(error).__name__}: no answer within {timeout_seconds:g} s')
   except (smtplib.SMTPException, OSError) as error:
+    # smtplib reports a timed-out read as SMTPServerDisconnected.
+    if isinstance(error, TimeoutError) or deadline.expired():
+      return Answer(False, True, f'TimeoutError: no answer within {timeout_seconds:g} s')
     # Connection refused or reset, DNS failures, TLS handshake errors.
     return Answer(False, True, f'{type(error).__name__}: connection failed or was closed')
   if refused:

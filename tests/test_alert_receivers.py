@@ -20,6 +20,7 @@ from tests.support.receivers import (
   free_port,
   notification,
   self_signed_certificate,
+  silent_listener,
 )
 
 SECRET = 'hmac-key-of-the-test'
@@ -200,3 +201,21 @@ def test_an_email_to_a_closed_port_may_be_retried(certificate):
   answer = send(email_receiver(free_port()), notification('n-1'), smtp_env(cert), 2)
   assert (answer.ok, answer.retryable) == (False, True)
   assert answer.text == 'ConnectionRefusedError: connection failed or was closed'
+
+
+def test_an_email_server_without_starttls_gets_neither_credentials_nor_message(certificate):
+  cert, key = certificate
+  with SmtpReceiver(cert, key, SMTP_USER, SMTP_PASSWORD, starttls=False) as smtp:
+    answer = send(email_receiver(smtp.port), notification('n-1'), smtp_env(cert), 5)
+
+  assert (answer.ok, answer.retryable) == (False, False)
+  assert answer.text == 'SMTPNotSupportedError: the server offers no STARTTLS or AUTH'
+  assert not smtp.logins and not smtp.messages
+
+
+def test_an_email_server_that_never_greets_times_out_and_may_be_retried(certificate):
+  cert, _ = certificate
+  with silent_listener() as port:
+    answer = send(email_receiver(port), notification('n-1'), smtp_env(cert), 0.3)
+  assert (answer.ok, answer.retryable) == (False, True)
+  assert answer.text == 'TimeoutError: no answer within 0.3 s'

@@ -12,6 +12,7 @@
   localhost, made at test time (no key is committed).
 """
 
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -24,7 +25,7 @@ import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -79,6 +80,16 @@ def self_signed_certificate(directory: Path) -> Tuple[Path, Path]:
     )
   )
   return cert_path, key_path
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+  """A loopback port that takes connections and never says a word (the
+  kernel completes the handshake; nothing accepts): a hung server."""
+  with socket.socket() as listener:
+    listener.bind((LOOPBACK, 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
@@ -225,10 +236,11 @@ class _Recorder:
 class SmtpReceiver:
   """An SMTP server on 127.0.0.1 (`port`) that requires STARTTLS with the
   certificate `cert`/`key` before any command but EHLO and a login as
-  `username`/`password`. `messages`: (envelope sender, recipients, the
+  `username`/`password` (`starttls` False: a server that offers no
+  STARTTLS, and so no AUTH). `messages`: (envelope sender, recipients, the
   parsed message, whether it came over TLS) per accepted message."""
 
-  def __init__(self, cert: Path, key: Path, username: str, password: str):
+  def __init__(self, cert: Path, key: Path, username: str, password: str, starttls: bool = True):
     self.username = username
     self.password = password
     self.messages: List[Tuple[str, List[str], EmailMessage, bool]] = []
@@ -240,8 +252,8 @@ class SmtpReceiver:
       _Recorder(self.messages),
       hostname=LOOPBACK,
       port=self.port,
-      tls_context=context,
-      require_starttls=True,
+      tls_context=context if starttls else None,
+      require_starttls=starttls,
       auth_required=True,
       auth_require_tls=True,
       authenticator=self._authenticate,
