@@ -5,9 +5,9 @@ environment to read the receiver's secrets from and the attempt's timeout.
 Out: an `Answer` (ok, retryable, text); `send` never raises.
 
 - webhook: POST of `webhook_body` (the notification's fields as a JSON
-  object, keys sorted, UTF-8) with `Content-Type: application/json`,
-  `Idempotency-Key: <notification_id>` and, when the receiver has a
-  `secret_env`, `X-Signature: sha256=<hex HMAC-SHA256 of the exact body
+  object, keys sorted, ASCII) with `Content-Type: application/json`,
+  `Idempotency-Key: <notification_id>` (`idempotency_key`) and, when the
+  receiver has a `secret_env`, `X-Signature: sha256=<hex HMAC-SHA256 of the exact body
   bytes, keyed with the secret's UTF-8 bytes>`. A receiver verifies the
   signature over the bytes it received, before parsing them, and dedupes
   by the key: a retry, or a job restarted from a checkpoint, sends the same
@@ -41,10 +41,11 @@ import hmac
 import json
 import smtplib
 import ssl
+import string
 import time
 from email.message import EmailMessage
 from typing import Iterable, Mapping, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -61,7 +62,14 @@ MAX_ANSWER_CHARS = 200
 # receiver streaming a large page must not hold the attempt.
 _MAX_BODY_BYTES = 4096
 _RETRYABLE_HTTP = frozenset({408, 429})
+# Kept as they are in the Idempotency-Key; '%' is escaped so the encoding
+# is unambiguous.
+_PRINTABLE_ASCII = ''.join(c for c in string.punctuation if c != '%') + ' '
+
 _SCRUBBED = '[redacted]'
+# Block Kit's limits of a section's text and of a field's (slack_payload).
+_SLACK_TEXT_CHARS = 3000
+_SLACK_FIELD_CHARS = 2000
 # A secret shorter than this is not scrubbed from a receiver's text: a
 # one-letter password would blank out every occurrence of its letter.
 _MIN_SCRUBBED_CHARS = 4
@@ -85,10 +93,16 @@ class _Refused(Exception):
 def webhook_body(notification: AlertNotification) -> bytes:
   """The webhook's JSON body: every field of the notification (see
   AlertNotification), `receivers` as the JSON text it is, keys sorted, no
-  spaces, UTF-8. The signature covers exactly these bytes."""
-  return json.dumps(
-    notification._asdict(), sort_keys=True, separators=(',', ':'), ensure_ascii=False
-  ).encode('utf-8')
+  spaces, ASCII (other characters as \\u escapes, so any text encodes).
+  The signature covers exactly these bytes."""
+  return json.dumps(notification._asdict(), sort_keys=True, separators=(',', ':')).encode('ascii')
+
+
+def idempotency_key(notification: AlertNotification) -> str:
+  """The Idempotency-Key header: the notification id, percent-encoded
+  (UTF-8) when it holds anything but printable ASCII, which a header cannot
+  carry as it is."""
+  return quote(notification.notification_id, safe=_PRINTABLE_ASCII)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -122,6 +136,10 @@ def _details(notification: AlertNotification) -> Iterable[Tuple[str, str]]:
   yield 'Notification', notification.notification_id
 
 
+def _clipped(text: str, limit: int) -> str:
+  return text if len(text) <= limit else text[: limit - 1] + '…'
+
+
 def slack_payload(notification: AlertNotification) -> dict:
   """An incoming-webhook message: `text`, the notification as one line
   (shown in notifications and by clients without blocks), and `blocks`: a
@@ -134,16 +152,24 @@ def slack_payload(notification: AlertNotification) -> dict:
   Slack answers 200 `ok`, or 400/403/404/410 with an error string and 500
   for its own failures
   (https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks).
+  A section's text holds at most 3000 characters, a field's 2000
+  (https://api.slack.com/reference/block-kit/blocks#section): longer ones
+  are cut, else Slack would refuse the message for good (400
+  invalid_payload).
   """
   fields = [
-    {'type': 'mrkdwn', 'text': f'*{name}*\n{value}'} for name, value in _details(notification)
+    {'type': 'mrkdwn', 'text': _clipped(f'*{name}*\n{value}', _SLACK_FIELD_CHARS)}
+    for name, value in _details(notification)
   ]
   return {
     'text': summary(notification),
     'blocks': [
       {
         'type': 'section',
-        'text': {'type': 'mrkdwn', 'text': f'*{summary(notification)}*\n{notification.message}'},
+        'text': {
+          'type': 'mrkdwn',
+          'text': _clipped(f'*{summary(notification)}*\n{notification.message}', _SLACK_TEXT_CHARS),
+        },
       },
       {'type': 'section', 'fields': fields},
     ],
@@ -260,7 +286,7 @@ def _send_webhook(
 ) -> Answer:
   url = _variable(environ, receiver.url_env, 'the webhook URL')
   body = webhook_body(notification)
-  headers = {'Content-Type': 'application/json', IDEMPOTENCY_HEADER: notification.notification_id}
+  headers = {'Content-Type': 'application/json', IDEMPOTENCY_HEADER: idempotency_key(notification)}
   secrets: Tuple[str, ...] = ()
   if receiver.secret_env:
     secret = _variable(environ, receiver.secret_env, 'the HMAC key')
@@ -276,8 +302,8 @@ def _send_slack(
   timeout_seconds: float,
 ) -> Answer:
   url = _variable(environ, receiver.url_env, 'the Slack webhook URL')
-  body = json.dumps(slack_payload(notification), ensure_ascii=False).encode('utf-8')
-  headers = {'Content-Type': 'application/json', IDEMPOTENCY_HEADER: notification.notification_id}
+  body = json.dumps(slack_payload(notification)).encode('ascii')
+  headers = {'Content-Type': 'application/json', IDEMPOTENCY_HEADER: idempotency_key(notification)}
   return _post(url, body, headers, timeout_seconds, ())
 
 

@@ -210,6 +210,15 @@ def test_server_errors_are_retried_until_the_receiver_takes_it(hook):
   assert counters == {'deliveries_ok_webhook': 1, 'attempts': 3, 'retries': 2}
 
 
+def test_a_receiver_listed_twice_gets_one_delivery(hook):
+  run(
+    [pair('n-1', 'hook', 'hook')],
+    expected_alerts=[delivered_row('n-1', 'delivered')],
+    expected_deliveries=[delivery('n-1', 'hook', 'delivered', 1, 'HTTP 200 ok')],
+  )
+  assert len(hook.bodies['n-1']) == 1
+
+
 def test_a_hanging_receiver_times_out_and_the_retry_gets_through(hook):
   hook.hang_next(1, 10)
   run(

@@ -8,6 +8,7 @@ import pytest
 from clients.alert_receivers import (
   MAX_ANSWER_CHARS,
   SMTP_CA_FILE_ENV,
+  idempotency_key,
   message_id,
   send,
   webhook_body,
@@ -62,6 +63,18 @@ def test_a_webhook_gets_the_signed_body_with_its_idempotency_key(hook):
   assert hook.headers['n-1']['Content-Type'] == 'application/json'
 
 
+def test_any_text_is_sent_as_ascii_json_and_read_back_as_it_was(hook):
+  text = 'Abandon 25 % — Vertrieb Süd, 営業 \U0001f4de, broken \ud800'
+  sent = notification('n-1 Süd/営業')._replace(message=text, queue_name='Süd')
+  answer = send(WEBHOOK_RECEIVER, sent, hook_env(hook), 5)
+
+  assert answer.ok
+  [(key, body)] = hook.accepted.items()
+  assert key == 'n-1 S%C3%BCd/%E5%96%B6%E6%A5%AD' == idempotency_key(sent)
+  assert body.isascii()
+  assert json.loads(body)['message'] == text
+
+
 def test_a_body_signed_with_another_key_is_rejected_by_the_receiver(hook):
   answer = send(WEBHOOK_RECEIVER, notification('n-1'), hook_env(hook, 'not-the-key'), 5)
 
@@ -90,6 +103,14 @@ def test_slack_gets_an_incoming_webhook_message():
   assert details['type'] == 'section'
   assert all(field['type'] == 'mrkdwn' for field in details['fields'])
   assert '*Value*\n0.25 (threshold 0.1)' in [field['text'] for field in details['fields']]
+
+
+def test_a_long_message_is_cut_to_what_a_slack_section_holds():
+  with HttpReceiver() as slack:
+    long = notification('n-1')._replace(message='x' * 5000)
+    assert send(SLACK_RECEIVER, long, {'SLACK_URL': slack.url}, 5).ok
+    header = json.loads(slack.accepted['n-1'])['blocks'][0]
+  assert len(header['text']['text']) == 3000 and header['text']['text'].endswith('x…')
 
 
 @pytest.mark.parametrize(

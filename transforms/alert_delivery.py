@@ -140,11 +140,16 @@ def _deliver(
 
 
 def _receiver_names(notification: AlertNotification) -> List[str]:
-  """The notification's receivers; ValueError unless a JSON list of names."""
-  names = json.loads(notification.receivers)
+  """The notification's receivers, each once, in order; ValueError unless
+  a JSON list of names."""
+  try:
+    names = json.loads(notification.receivers)
+  except TypeError as error:
+    raise ValueError('receivers is not text') from error
   if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
     raise ValueError('receivers is not a JSON list of names')
-  return names
+  # A name listed twice is one delivery: AlertDelivery's key is the pair.
+  return list(dict.fromkeys(names))
 
 
 class _Pending(NamedTuple):
