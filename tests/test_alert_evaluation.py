@@ -13,6 +13,8 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 from options.alert_config import AlertRule, AlertRulesConfig, ReceiverConfig
+from testing.reference.alerts import AlertsReference, Rule
+from testing.reference.alerts import Row as RefRow
 from tests.conftest import BASE_S, streaming_options
 from tests.support.beam_metrics import committed_counters
 from tests.support.runner_clock import COLLECTED, collect, runner_clock  # noqa: F401 (fixture)
@@ -70,8 +72,10 @@ class Outcome(NamedTuple):
   counters: Dict[str, int]
 
   def kinds(self) -> List[tuple]:
-    """(minute of the figure, kind) of each notification."""
-    return [((n.figure_end - T0) / MIN, n.kind) for n in self.notifications]
+    """(minute of the figure, kind) of each notification, by figure end
+    then as the key sent them."""
+    in_order = [((n.figure_end - T0) / MIN, n.kind) for n in self.notifications]
+    return sorted(in_order, key=lambda k: k[0])
 
   def states(self) -> List[tuple]:
     """(minute updated, state, last notification kind, delivery) of each
@@ -82,7 +86,12 @@ class Outcome(NamedTuple):
     ]
 
 
-def run(rules: Sequence[AlertRule], *batches: Sequence[AlertFigure], timezone='UTC') -> Outcome:
+def run(
+  rules: Sequence[AlertRule],
+  *batches: Sequence[AlertFigure],
+  timezone: str = 'UTC',
+  horizon: Duration = Duration(seconds=7200),
+) -> Outcome:
   """The outputs of the rules on figures, each batch one TestStream
   bundle."""
   config = AlertRulesConfig(
@@ -96,7 +105,11 @@ def run(rules: Sequence[AlertRule], *batches: Sequence[AlertFigure], timezone='U
   stream = stream.advance_watermark_to_infinity()
   COLLECTED.clear()
   p = beam.Pipeline(options=streaming_options())
-  out = p | stream | EvaluateAlertRules(config, metrics_namespace=NAMESPACE)
+  out = (
+    p
+    | stream
+    | EvaluateAlertRules(config, restatement_horizon=horizon, metrics_namespace=NAMESPACE)
+  )
   assert set(out) == {'alerts', 'alert_notifications', 'dispatch'}
   for name, pcoll in out.items():
     _ = pcoll | f'Keep{name}' >> beam.FlatMap(collect, name)
@@ -104,15 +117,18 @@ def run(rules: Sequence[AlertRule], *batches: Sequence[AlertFigure], timezone='U
   result.wait_until_finish()
   got = {name: [e for o, e in COLLECTED if o == name] for name in out}
   alerts = sorted(got['alerts'], key=lambda a: (a.rule, a.queue_id, a.channel, a.revision))
-  notifications = sorted(got['alert_notifications'], key=lambda n: (n.figure_end, n.kind))
-  for (row, notification), kept in zip(
-    sorted(got['dispatch'], key=lambda d: (d[1].figure_end, d[1].kind)), notifications
-  ):
-    assert notification == kept
+  # Notifications in the order of their alert rows: each key's in order.
+  dispatch = sorted(
+    got['dispatch'], key=lambda d: (d[0].rule, d[0].queue_id, d[0].channel, d[0].revision)
+  )
+  notifications = [n for _, n in dispatch]
+  assert sorted(notifications) == sorted(got['alert_notifications'])
+  for row, notification in dispatch:
     assert row.last_notification_id == notification.notification_id
+    assert row.last_notification_kind == notification.kind
     assert row.delivery_status == 'queued'
-  assert len(got['dispatch']) == len(notifications)
-  return Outcome(alerts, notifications, got['dispatch'], committed_counters(result, NAMESPACE))
+    assert row in alerts
+  return Outcome(alerts, notifications, dispatch, committed_counters(result, NAMESPACE))
 
 
 def one_per_bundle(*figures: AlertFigure) -> List[List[AlertFigure]]:
@@ -222,6 +238,18 @@ def test_business_hours_are_in_the_config_zone_and_their_end_resolves(runner_clo
   assert 'in the window ending 09:05' in firing.message
   assert closed.message.startswith('[warning] abandon-30m resolved: business hours ended')
   assert got.counters['figures_outside_hours'] == 3
+  # A pending alert ends silently when hours end.
+  pending = rule(business_hours=monday, span='window', pending_for=Duration(seconds=900))
+  got = run(
+    [pending],
+    *one_per_bundle(wfig(13 * hour + 55, 0.5), wfig(14 * hour + 5, 0.5)),
+    timezone='America/New_York',
+  )
+  assert got.notifications == []
+  assert [(a.state, a.since - T0) for a in got.alerts] == [
+    ('pending', (13 * hour + 55) * MIN),
+    ('resolved', (14 * hour + 5) * MIN),
+  ]
   # In UTC the first figure (13:55 UTC) is in the same hours and fires:
   # the zone, not UTC, decided.
   utc = run([r], *one_per_bundle(wfig(5 * hour + 55, 0.5), wfig(6 * hour + 5, 0.5)))
@@ -285,6 +313,16 @@ def test_late_panes_restate_what_was_notified(runner_clock):
   assert got.counters['notifications_restated'] == 3
 
 
+def test_a_later_pane_of_the_newest_window_voiding_a_firing_is_restated(runner_clock):
+  # Clear at 8 %: 9 % neither breaches nor resolves, so the alert stays
+  # firing, but what was sent about the window ending 08:05 no longer holds.
+  r = rule(span='window', clear_threshold=0.08)
+  got = run([r], [wfig(5, 0.2)], [wfig(5, 0.09, revision=1)], [wfig(5, 0.07, revision=2)])
+  assert got.kinds() == [(5, 'firing'), (5, 'restated'), (5, 'resolved')]
+  assert [a.state for a in got.alerts] == ['firing', 'firing', 'resolved']
+  assert got.notifications[1].previous_value == 0.2
+
+
 def test_each_queue_and_channel_in_scope_has_its_own_alert(runner_clock):
   r = rule(queues=('sales-*',), channels=('voice', 'chat'))
   got = run(
@@ -340,3 +378,122 @@ def test_the_state_coder_round_trips_and_is_versioned():
   decoded = ALERT_STATE_CODER.decode(encoded)
   assert ALERT_STATE_CODER.encode(decoded) == encoded
   assert decoded.told == state.told and decoded.state == 'firing'
+
+
+# ---------------------------------------------------------------------------
+# Against the independent reference (testing/reference/alerts.py)
+# ---------------------------------------------------------------------------
+
+
+def reference_rule(r: AlertRule) -> Rule:
+  return Rule(
+    name=r.name,
+    metric=r.metric,
+    span=r.span,
+    above=r.condition == 'above',
+    threshold=r.threshold,
+    clear=r.clear_threshold,
+    queues=r.queues,
+    channels=r.channels,
+    for_ms=r.pending_for.micros // 1000,
+    min_volume=r.min_volume,
+    hours=r.business_hours,
+    repeat_ms=r.repeat_interval.micros // 1000,
+  )
+
+
+def random_rules(rng: random.Random) -> List[AlertRule]:
+  rules = []
+  for i in range(rng.randint(1, 3)):
+    above = rng.random() < 0.6
+    rules.append(
+      rule(
+        name=f'r{i}',
+        span='window',
+        condition='above' if above else 'below',
+        threshold=0.1,
+        clear_threshold=rng.choice([0.1, 0.08 if above else 0.12]),
+        queues=rng.choice([(), ('Q-1',), ('Q-*',)]),
+        pending_for=Duration(seconds=rng.choice([0, 0, 300, 600])),
+        min_volume=rng.choice([0, 0, 20]),
+        # Berlin 09:00 is the stream's start; some rules close at 10:00.
+        business_hours=rng.choice([None, (((9 * 60, 10 * 60),),) + ((),) * 6]),
+        repeat_interval=Duration(seconds=rng.choice([0, 600, 900])),
+      )
+    )
+  return rules
+
+
+def random_batches(rng: random.Random) -> List[List[AlertFigure]]:
+  """Window figures of two queues every 5 minutes for 2.5 hours, with late
+  revisions of earlier windows (some past the horizon), duplicates and
+  stale revisions, in bundles of one to three."""
+  values = [0.05, 0.08, 0.1, 0.12, 0.2]
+  revisions: Dict[tuple, int] = {}
+  stream: List[AlertFigure] = []
+  for step in range(1, 31):
+    for queue in ('Q-1', 'X-2'):
+      if rng.random() < 0.9:
+        revisions[(queue, step)] = 0
+        stream.append(
+          wfig(5 * step, rng.choice(values), volume=rng.choice([5, 50, 50]), queue=queue)
+        )
+      if rng.random() < 0.35:
+        # A later pane of the newest window, or a late one of an older.
+        old = step if rng.random() < 0.3 else rng.randint(max(1, step - 10), step)
+        if (queue, old) in revisions:
+          revision = revisions[(queue, old)] = revisions[(queue, old)] + rng.choice([0, 1, 1])
+          stream.append(
+            wfig(5 * old, rng.choice(values), revision=revision, volume=50, queue=queue)
+          )
+  batches = []
+  while stream:
+    size = rng.randint(1, 3)
+    batches.append(stream[:size])
+    stream = stream[size:]
+  return batches
+
+
+def test_the_job_makes_the_references_alerts_on_random_streams(runner_clock):
+  for seed in range(12):
+    rng = random.Random(seed)
+    rules = random_rules(rng)
+    batches = random_batches(rng)
+    reference = AlertsReference(
+      [reference_rule(r) for r in rules], 'Europe/Berlin', horizon_ms=30 * MIN
+    )
+    for batch in batches:
+      reference.batch(batch)
+    got = run(rules, *batches, timezone='Europe/Berlin', horizon=Duration(seconds=1800))
+    assert sorted(
+      (
+        RefRow(
+          a.rule,
+          a.queue_id,
+          a.channel,
+          a.state,
+          a.since,
+          a.resolved_at,
+          a.last_notification_kind,
+          a.delivery_status,
+          a.revision,
+        )
+        for a in got.alerts
+      ),
+      key=repr,
+    ) == sorted(reference.rows, key=repr), seed
+    assert sorted(
+      (n.notification_id, n.kind, n.figure_end, n.value, n.previous_value)
+      for n in got.notifications
+    ) == sorted(
+      (
+        notification_id(n.rule, n.queue_id, n.channel, n.kind, n.figure_end, n.revision),
+        n.kind,
+        n.figure_end,
+        n.value,
+        n.previous,
+      )
+      for n in reference.notes
+    ), seed
+    for name, count in reference.counts.items():
+      assert got.counters.get(name) == count, (seed, name)

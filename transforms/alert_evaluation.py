@@ -326,10 +326,10 @@ class _EvaluateFn(beam.DoFn):
         self._keep(key, alert, figure, told, _NONE if active else _QUIET)
         return
       self._evaluated.inc()
-      outputs = list(self._lifecycle(key, alert, figure, told))
-      if not outputs and told is not None and told[2] in (_BREACH, _CLEAR):
-        outputs = list(self._restate(key, alert, figure, told))
-      yield from outputs
+      notified_before = alert.last_id
+      yield from self._lifecycle(key, alert, figure, told)
+      if alert.last_id == notified_before and told is not None and told[2] in (_BREACH, _CLEAR):
+        yield from self._restate(key, alert, figure, told)
     elif told is not None and figure.revision > told[0]:
       told[0] = figure.revision
       if figure.volume < rule.min_volume:
