@@ -295,7 +295,7 @@ def test_late_panes_restate_what_was_notified(runner_clock):
   ]
   assert restated[5].message == (
     '[warning] abandon-30m restated: queue Sales (voice) abandon rate in the window ending '
-    '08:05 at 08:05 was 12 %, is now 5 % (above 10 % fires)'
+    '08:05 was 12 %, is now 5 % (above 10 % fires)'
   )
   assert restated[5].notification_id == notification_id(
     'abandon-30m', 'Q-1', 'voice', 'restated', T0 + 5 * MIN, 1
@@ -497,3 +497,14 @@ def test_the_job_makes_the_references_alerts_on_random_streams(runner_clock):
     ), seed
     for name, count in reference.counts.items():
       assert got.counters.get(name) == count, (seed, name)
+
+
+def test_dead_letters_of_the_whole_job(runner_clock):
+  r = rule(name='poison', metric='dead_letters', span='window', threshold=10, severity='critical')
+  dead = dict(metric='dead_letters', span='window', queue='*', channel='*')
+  # The window's count restated as dead letters come (revision = count).
+  got = run([r], *one_per_bundle(*(fig(5, n, revision=n, **dead) for n in (4, 9, 12, 15))))
+  assert got.kinds() == [(5, 'firing')]
+  assert got.notifications[0].message == (
+    '[critical] poison: the job dead letters in the window ending 08:05 is 12 above 10'
+  )

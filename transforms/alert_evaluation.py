@@ -125,7 +125,7 @@ def format_value(metric: str, value: float) -> str:
     return f'{value * 100:.1f}'.rstrip('0').rstrip('.') + ' %'
   if metric in ('asa_seconds', 'longest_wait_seconds'):
     return f'{value:.1f}'.rstrip('0').rstrip('.') + ' s'
-  return f'{value:g}'
+  return f'{value:.0f}'
 
 
 class _Key(NamedTuple):
@@ -147,19 +147,22 @@ class _Messages:
   def _hhmm(self, ms: int) -> str:
     return self.local(ms).strftime('%H:%M')
 
-  def _subject(self, key: _Key, span_end: int) -> str:
+  def _subject(self, key: _Key, span_end: int, dated: bool = False) -> str:
+    """What a figure is of; `dated`: with its end whatever the span (a
+    restatement is about a past figure)."""
     rule = key.rule
     where = (
       'the job'
       if key.queue_id == WHOLE_JOB
       else f'queue {key.queue_name or key.queue_id} ({key.channel})'
     )
+    at = self._hhmm(span_end)
     span = {
-      SPAN_WINDOW: f'in the window ending {self._hhmm(span_end)}',
-      SPAN_TODAY: 'today',
-      SPAN_NOW: 'now',
-      SPAN_INTERVAL: f'for the interval ending {self._hhmm(span_end)}',
-    }.get(rule.span, f'over {rule.span}')
+      SPAN_WINDOW: f'in the window ending {at}',
+      SPAN_TODAY: f'today as of {at}' if dated else 'today',
+      SPAN_NOW: f'at {at}' if dated else 'now',
+      SPAN_INTERVAL: f'for the interval ending {at}',
+    }.get(rule.span, f'over {rule.span} to {at}' if dated else f'over {rule.span}')
     return f'{where} {_METRIC_LABELS[rule.metric]} {span}'
 
   def text(
@@ -174,7 +177,7 @@ class _Messages:
   ) -> str:
     rule = key.rule
     head = f'[{rule.severity}] {rule.name}'
-    subject = self._subject(key, span_end)
+    subject = self._subject(key, span_end, dated=kind == NOTIFY_RESTATED)
     shown = format_value(rule.metric, value)
     threshold = format_value(rule.metric, rule.threshold)
     if kind == NOTIFY_FIRING:
@@ -192,8 +195,7 @@ class _Messages:
       return f'{head} resolved: {subject} is {shown}, {side} {clear}'
     was = format_value(rule.metric, previous)
     return (
-      f'{head} restated: {subject} at {self._hhmm(span_end)} was {was}, is now {shown} '
-      f'({rule.condition} {threshold} fires)'
+      f'{head} restated: {subject} was {was}, is now {shown} ({rule.condition} {threshold} fires)'
     )
 
 
@@ -357,20 +359,18 @@ class _EvaluateFn(beam.DoFn):
         yield from self._outputs(key, alert, figure, NOTIFY_REMINDER)
       else:
         self._keep(key, alert, figure, told, _NONE)
-    elif breach and (
-      alert.state == ALERT_PENDING
-      and end - alert.since >= millis(rule.pending_for)
-      or alert.state != ALERT_PENDING
-      and not rule.pending_for.micros
-    ):
-      alert.state, alert.since, alert.notified_at = ALERT_FIRING, end, end
-      self._keep(key, alert, figure, told, _BREACH)
-      yield from self._outputs(key, alert, figure, NOTIFY_FIRING)
     elif breach:
-      self._keep(key, alert, figure, told, _NONE)
-      if alert.state != ALERT_PENDING:
-        alert.state, alert.since = ALERT_PENDING, end
-        yield from self._outputs(key, alert, figure, None)
+      # How long it has breached: since it went pending, or just now.
+      held = end - alert.since if alert.state == ALERT_PENDING else 0
+      if held >= millis(rule.pending_for):
+        alert.state, alert.since, alert.notified_at = ALERT_FIRING, end, end
+        self._keep(key, alert, figure, told, _BREACH)
+        yield from self._outputs(key, alert, figure, NOTIFY_FIRING)
+      else:
+        self._keep(key, alert, figure, told, _NONE)
+        if alert.state != ALERT_PENDING:
+          alert.state, alert.since = ALERT_PENDING, end
+          yield from self._outputs(key, alert, figure, None)
     else:
       self._keep(key, alert, figure, told, _QUIET)
       if alert.state == ALERT_PENDING:
@@ -379,6 +379,8 @@ class _EvaluateFn(beam.DoFn):
         yield from self._outputs(key, alert, figure, None)
 
   def _restate(self, key: _Key, alert: _AlertState, figure: AlertFigure, told: list) -> Iterator:
+    """A `restated` notification if the figure, a later revision of a span_end
+    the key told about, makes what it told wrong; the state is unchanged."""
     rule, value = key.rule, figure.value
     wrong = (
       (told[2] == _BREACH and not rule.breaches(value))
