@@ -253,13 +253,7 @@ class AlertRulesConfig:
   timezone: str = 'UTC'
 
   def __post_init__(self):
-    try:
-      zoneinfo.ZoneInfo(self.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-      raise ValueError(
-        f'--timezone: expected an IANA time zone name (e.g. Europe/Berlin), got '
-        f'{_quoted(self.timezone)}'
-      ) from None
+    _check_timezone(self.timezone)
     names = [rule.name for rule in self.rules]
     for name in names:
       if names.count(name) > 1:
@@ -276,11 +270,19 @@ class AlertRulesConfig:
   @classmethod
   def load(cls, path: str, timezone: str) -> 'AlertRulesConfig':
     """The rule file at `path`, YAML or JSON (by its .json suffix); raises
-    ValueError with one message naming the rule (or receiver) and field."""
+    ValueError with one message naming the rule (or receiver) and field.
+    No message quotes the file's text: a secret put there by mistake stays
+    out of the job's logs."""
+    _check_timezone(timezone)
     try:
       with open(path, encoding='utf-8') as f:
         text = f.read()
       document = json.loads(text) if path.endswith('.json') else yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+      # Its own message quotes the line; the place is enough.
+      mark = e.problem_mark or e.context_mark
+      where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+      raise ValueError(f'alert rules file {path}: not valid YAML: {e.problem}{where}') from None
     except (OSError, ValueError, yaml.YAMLError) as e:
       raise ValueError(f'alert rules file {path}: cannot read it: {e}') from None
     try:
@@ -295,7 +297,7 @@ class AlertRulesConfig:
     if document is None:
       document = {}
     if not isinstance(document, dict):
-      raise ValueError(f'expected a mapping of rules and receivers, got {_quoted(document)}')
+      raise ValueError(f'expected a mapping of rules and receivers, got {_kind_of(document)}')
     _no_unknown_keys(document, ('rules', 'receivers'), 'section')
     receivers_section = document.get('receivers') or {}
     if not isinstance(receivers_section, dict):
@@ -327,6 +329,20 @@ class AlertRulesConfig:
     """The (metric, span) pairs some rule tests: the only figures worth
     making (transforms/alert_figures.py)."""
     return frozenset((rule.metric, rule.span) for rule in self.rules)
+
+
+def _kind_of(value: Any) -> str:
+  """What a misplaced value is, without quoting it (it may be a secret)."""
+  return {str: 'a string', list: 'a list', dict: 'a mapping'}.get(type(value), 'a value')
+
+
+def _check_timezone(name: str) -> None:
+  try:
+    zoneinfo.ZoneInfo(name)
+  except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+    raise ValueError(
+      f'--timezone: expected an IANA time zone name (e.g. Europe/Berlin), got {_quoted(name)}'
+    ) from None
 
 
 def _no_unknown_keys(raw: dict, known: Sequence[str], what: str) -> None:
@@ -386,7 +402,7 @@ class _Fields:
 def _receiver(name: str, raw: Any) -> ReceiverConfig:
   where = f'receiver "{name}"'
   if not isinstance(raw, dict):
-    raise ValueError(f'{where}: expected a mapping of its settings, got {_quoted(raw)}')
+    raise ValueError(f'{where}: expected a mapping of its settings, got {_kind_of(raw)}')
   for key in raw:
     if key in _SECRET_KEYS:
       # Never the value: it is a secret.
@@ -423,8 +439,10 @@ def _receiver(name: str, raw: Any) -> ReceiverConfig:
       else:
         settings[key] = fields.string(key)
         if key.endswith('_env') and not _ENV_NAME.match(settings[key]):
+          # Not the value: it may be the secret itself, put there by mistake.
           raise ValueError(
-            f'{key}: expected the name of an environment variable, got {_quoted(settings[key])}'
+            f'{key}: expected the name of an environment variable (letters, digits, _), '
+            'not its value'
           )
     if kind == EMAIL and bool(settings.get('username_env')) != bool(settings.get('password_env')):
       raise ValueError('username_env, password_env: give both or neither')
@@ -438,7 +456,7 @@ def _rule(index: int, raw: Any) -> AlertRule:
   where = f'alert rule "{name}"' if isinstance(name, str) and name else f'alert rule #{index + 1}'
   try:
     if not isinstance(raw, dict):
-      raise ValueError(f'expected a mapping of its fields, got {_quoted(raw)}')
+      raise ValueError(f'expected a mapping of its fields, got {_kind_of(raw)}')
     _no_unknown_keys(raw, _RULE_KEYS, 'field')
     fields = _Fields(raw)
     metric = fields.string('metric')

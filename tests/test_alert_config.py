@@ -194,11 +194,26 @@ def test_receiver_mistakes_name_the_receiver_and_field(tmp_path, receiver, expec
   assert message.endswith(expected) or expected in message, message
 
 
-def test_an_unknown_section_and_an_unreadable_file(tmp_path):
+def test_an_unknown_section_and_unreadable_files(tmp_path):
   assert 'rule: unknown section (known: rules, receivers)' in load_error(tmp_path, {'rule': []})
-  (tmp_path / 'bad.yaml').write_text('rules: [\n')
   with pytest.raises(ValueError, match='cannot read it'):
+    AlertRulesConfig.load(str(tmp_path / 'missing.yaml'), 'UTC')
+  # A YAML error names the place, never the line: it may hold a secret.
+  (tmp_path / 'bad.yaml').write_text(
+    'receivers:\n  s:\n    kind: slack\n    url: "https://hooks.example/T0/s3cr3t\n'
+  )
+  with pytest.raises(ValueError, match='not valid YAML: .* at line') as e:
     AlertRulesConfig.load(str(tmp_path / 'bad.yaml'), 'UTC')
+  assert 's3cr3t' not in str(e.value)
+
+
+def test_a_secret_in_the_wrong_place_is_refused_without_echoing_it(tmp_path):
+  receiver = {'kind': 'slack', 'url_env': 'https://hooks.example/T0/s3cr3t'}
+  message = load_error(tmp_path, document(rule(receivers=[]), s=receiver))
+  assert 'receiver "s": url_env: expected the name of an environment variable' in message
+  assert 's3cr3t' not in message
+  message = load_error(tmp_path, document(rule(receivers=[]), s='https://hooks.example/s3cr3t'))
+  assert message.endswith('receiver "s": expected a mapping of its settings, got a string')
 
 
 def test_from_options_reads_the_file_and_checks_the_timezone(tmp_path):
