@@ -4,6 +4,34 @@ the rules (AlertOptions, the `--alert_rules` file; docs/alerts.md).
 A receiver names where its secrets are, never holds them: a webhook URL
 (Slack's holds its token), an HMAC key and SMTP credentials are read from
 the environment by the sender, when it sends (clients/alert_receivers.py).
+
+The rule file, YAML (or JSON, by a .json suffix; samples/alert_rules.yaml):
+
+  receivers:     name -> `kind` (webhook, slack, email) and its fields
+                 (ReceiverConfig); `url:`, `password:`, `secret:`... are
+                 refused: name the variable holding it (`url_env:`...)
+  rules:         a list of rules, each with:
+    name         unique
+    metric       METRICS; `span`: one of METRIC_SPANS[metric], which may
+                 be left out where there is only one
+    scope        {queues: [ids or fnmatch patterns], channels: [...]};
+                 absent: all (a dead_letters rule takes none)
+    condition    above (fires while value > threshold) or below (<)
+    threshold    a number; rates as fractions or "12.5%"
+    clear_threshold   resolves at or beyond it (<= for above, >= for
+                 below), on the safe side of the threshold; default it
+    for_seconds  event time a breach lasts before it fires; default 0
+    min_volume   contacts a figure must rest on to be judged; default 0
+    business_hours    {mon: ["08:00-18:00", ...], ..., sun: [...]}, local
+                 times of --timezone; days left out are closed; absent:
+                 always open
+    severity     info, warning (default) or critical
+    receivers    names from `receivers:`
+    repeat_interval_seconds   between reminders while firing; default
+                 3600, 0 for none
+
+Loading validates everything and raises ValueError with one message that
+names the rule (by name, else #index) or receiver and the field.
 """
 
 import dataclasses
