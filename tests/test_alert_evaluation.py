@@ -22,6 +22,7 @@ from transforms.alert_evaluation import (
   ALERT_STATE_CODER,
   EvaluateAlertRules,
   _AlertState,
+  _EvaluateFn,
   notification_id,
 )
 from transforms.records import Alert, AlertFigure, AlertNotification
@@ -508,3 +509,30 @@ def test_dead_letters_of_the_whole_job(runner_clock):
   assert got.notifications[0].message == (
     '[critical] poison: the job dead letters in the window ending 08:05 is 12 above 10'
   )
+
+
+class _Cell:
+  """A state cell for driving the DoFn directly."""
+
+  def __init__(self):
+    self.value = None
+
+  def read(self):
+    return self.value
+
+  def write(self, value):
+    # Through the coder, as a runner stores it.
+    self.value = ALERT_STATE_CODER.decode(ALERT_STATE_CODER.encode(value))
+
+
+def test_what_a_key_told_stays_bounded_by_the_horizon_and_a_cap():
+  config = AlertRulesConfig(rules=(rule(span='window', receivers=()),))
+  for horizon, bound in ((Duration(seconds=1800), 6), (Duration(seconds=10**7), 512)):
+    fn = _EvaluateFn(config, horizon.micros // 1000, NAMESPACE)
+    fn.setup()
+    cell = _Cell()
+    for step in range(1, 700):
+      figure = wfig(5 * step, 0.2 if step % 7 else 0.01)
+      list(fn.process(('k', [('abandon-30m', figure)]), state=cell))
+    assert len(cell.value.told) == bound
+    assert max(cell.value.told) == T0 + 5 * 699 * MIN

@@ -418,7 +418,11 @@ class _EvaluateFn(beam.DoFn):
       told[1], told[2] = figure.value, claim
 
   def _forget(self, alert: _AlertState) -> None:
+    """Drops what was told about span_ends past the horizon (and beyond the
+    newest _MAX_KEPT): their restatements are no longer judged."""
     if alert.clock is None or not alert.told:
+      return
+    if len(alert.told) <= _MAX_KEPT and min(alert.told) > alert.clock - self._horizon_ms:
       return
     kept = sorted(end for end in alert.told if end > alert.clock - self._horizon_ms)[-_MAX_KEPT:]
     if len(kept) != len(alert.told):
@@ -515,7 +519,9 @@ class EvaluateAlertRules(beam.PTransform):
       resolved, reminder and restated notification (the history).
     `dispatch`: PCollection[Tuple[Alert, AlertNotification]], each
       notification with its alert row, for delivery.
-  The rules of the lifecycle are in the module docstring.
+  Each output is timestamped with the earliest span_end of the figures
+  evaluated with it, in the global window. The rules of the lifecycle are
+  in the module docstring.
   `restatement_horizon`: how long, in event time behind a key's clock, what
   it told about a span_end is kept to judge its restatements (the metrics'
   allowed lateness plus the longest span is enough).
