@@ -10,8 +10,9 @@ The clock is event time: the span_end of the figures the key evaluated
 processing time, so a replay or a restart from a checkpoint makes the same
 transitions, at the same times, with the same notification ids. `for` and
 reminders are measured on it: a reminder goes out with the first figure at
-or after its due time (a quiet key, whose value is not refreshed, reminds
-nobody).
+or after its due time. No timer: a key's figures are its only clock (the
+watermark of the merged tables says nothing of one queue), and a quiet
+key, whose value is not refreshed, has nothing new to remind of.
 
 The rules:
 - A figure is judged if its span_end is in the rule's business hours (in
@@ -21,7 +22,8 @@ The rules:
   the key's alert: a pending one silently, a firing one with a `resolved`
   notification saying business hours ended, so nobody is reminded
   overnight and the next day's breach is notified anew; later figures
-  outside hours are ignored (`figures_outside_hours`).
+  outside hours are ignored (`figures_outside_hours`). A key with no
+  figure after hours end keeps its state until its next figure.
 - Per key, the figures of a span_end later than the clock, or of the
   clock's own span_end with a higher revision (a later pane), are the
   current value. Breaching (value above/below the threshold) it goes
@@ -43,6 +45,9 @@ The rules:
   nothing. Live figures (span now) are never restated and not kept.
 - A figure of a span_end the key already judged at the same or a higher
   revision, or older than the kept ones, is stale (`figures_stale`).
+
+Counted (Beam counters): `figures_evaluated`, `figures_below_volume`,
+`figures_outside_hours`, `figures_stale` and `notifications_<kind>`.
 
 Notification ids are sha256 hex of (rule, queue, channel, kind, span_end,
 revision) of the figure that caused them: a replay makes the same ids, the
