@@ -35,6 +35,7 @@ from apache_beam.utils.timestamp import Duration
 from cassandra import ConsistencyLevel, ProtocolVersion
 
 from options.agent_options import AgentOptions
+from options.alert_config import AlertRulesConfig
 from options.alert_options import AlertOptions
 from options.call_inputs import (
   load_queue_members,
@@ -304,6 +305,61 @@ class CallMetricsConfig(FlowConfig):
   def __post_init__(self):
     super().__post_init__()
     check_time_zone(self.timezone)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertFlowConfig:
+  """Alert rules on the call and agent figures, their delivery and the
+  service-level forecast (AlertOptions, docs/alerts.md).
+
+  `rules`: the rule file, validated (no rules: no alert step at all);
+  `delivery_attempts`, `delivery_timeout`, `delivery_backoff`: per
+  notification and receiver; `forecast_interval`, `forecast_lookback`: the
+  interval whose end the forecast projects, and how far back it measures
+  arrivals; `window_size`, `allowed_lateness`, `service_level_seconds`,
+  `queue_names`: the call metrics' own.
+  """
+
+  rules: AlertRulesConfig
+  delivery_attempts: int
+  delivery_timeout: Duration
+  delivery_backoff: Duration = Duration(seconds=1)
+  forecast_interval: Duration
+  forecast_lookback: Duration = Duration(seconds=900)
+  window_size: Duration
+  allowed_lateness: Duration
+  service_level_seconds: float
+  queue_names: Mapping[str, str]
+
+  @classmethod
+  def from_options(cls, options: PipelineOptions, calls: CallMetricsConfig) -> 'AlertFlowConfig':
+    """Reads and validates the rule file (ValueError naming the rule and
+    field); the call metrics' settings come from `calls`."""
+    o = options.view_as(AlertOptions)
+    return cls(
+      rules=AlertRulesConfig.from_options(options),
+      delivery_attempts=o.alert_delivery_attempts,
+      delivery_timeout=Duration(seconds=o.alert_delivery_timeout_seconds),
+      forecast_interval=Duration(seconds=o.forecast_interval_seconds),
+      window_size=calls.window_size,
+      allowed_lateness=calls.allowed_lateness,
+      service_level_seconds=calls.service_level_seconds,
+      queue_names=calls.queue_names,
+    )
+
+  def __post_init__(self):
+    _check_types(self)
+    if self.delivery_attempts < 1:
+      raise ValueError(f'--alert_delivery_attempts must be >= 1, got {self.delivery_attempts}')
+    if self.delivery_timeout <= Duration(0):
+      raise ValueError(
+        f'--alert_delivery_timeout_seconds must be > 0, got {self.delivery_timeout!r}'
+      )
+    interval_s = self.forecast_interval.micros // _MICROS_PER_SECOND
+    if interval_s <= 0 or 86400 % interval_s:
+      raise ValueError(
+        f'--forecast_interval_seconds must divide a day (e.g. 1800), got {interval_s}'
+      )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,8 @@ Flows: call records to abandon metrics per queue and the live floor
 amazon_connect or amazon_connect_events), CXone Data Actions to
 interaction volumes per channel and callback-pattern alerts
 (`--data_actions`), agent events to agents by state and agent metrics
-(`--agent_events`, in `--agent_event_format`); any of them. Sinks:
+(`--agent_events`, in `--agent_event_format`); any of them; and alerts
+on their figures (`--alert_rules`, docs/alerts.md). Sinks:
 `--sink` (default sqlite). `--help` lists every option. A file replay on the local runner that takes
 more than a few seconds shows its progress on stderr (pipelines/progress.py);
 with `--metrics_port` the local runner serves the job's metrics to
@@ -28,10 +29,12 @@ from clients.cxone import CxoneConfig, CxoneError, validate_on_startup
 from clients.kafka_check import check_kafka, settings_sources
 from options import help_text, reject_secret_flags
 from options.agent_options import AgentOptions
+from options.alert_options import AlertOptions
 from options.call_metrics_options import CallMetricsOptions
 from options.cassandra_options import CassandraOptions
 from options.config import (
   AgentConfig,
+  AlertFlowConfig,
   CallMetricsConfig,
   InteractionConfig,
   KafkaClientConfig,
@@ -52,6 +55,7 @@ from options.stream_options import (
 from pipelines import metrics_server, progress
 from pipelines.local_runner import local_streaming_runner, validated_beam
 from transforms.agent_flow import AgentFlow
+from transforms.alert_flow import AlertFlow
 from transforms.call_flow import CallMetricsFlow
 from transforms.data_actions import data_action_time_ms
 from transforms.formats.agent_registry import agent_event_format
@@ -188,6 +192,15 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
       | 'Agents' >> AgentFlow(source_name=AGENT_EVENTS_SOURCE, config=agents)
     )
   tables = merge_tables(*flows)
+  alert_config = AlertFlowConfig.from_options(options, calls)
+  if alert_config.rules.rules:
+    alerts = tables | 'Alerts' >> AlertFlow(config=alert_config)
+    tables = {
+      **tables,
+      **alerts,
+      'dead_letters': (tables['dead_letters'], alerts['dead_letters'])
+      | 'AlertDeadLetters' >> beam.Flatten(),
+    }
   write = WriteTables(result_sinks(SinkConfigs.from_options(options)), TABLES)
   _ = tables | 'Write' >> write
   _ = tables | 'OperatorMetrics' >> CountTableRows()
@@ -203,6 +216,7 @@ JOB_OPTIONS = (
   LiveFloorOptions,
   InteractionOptions,
   AgentOptions,
+  AlertOptions,
   SinkOptions,
   CassandraOptions,
   CxoneOptions,

@@ -23,11 +23,14 @@ window):
     raw: the webhook body of the notification.
 
 Why no processing-time timers: the local runner fires none outside
-TestStream, and a bounded input must finish on every runner. Instead the
-deliveries run in their own stage behind a Reshuffle (a slow receiver holds
-this stage, not the windowed steps before it), each bundle's deliveries
-concurrently on a pool of `concurrency` threads, retries waiting in their
-thread. A bundle's outputs are emitted when every delivery in it has an
+TestStream, and a bounded input must finish on every runner. Instead each
+bundle's deliveries run concurrently on a pool of `concurrency` threads,
+retries waiting in their thread, in the stage of the rule evaluation that
+made them (downstream of every metric, so a slow receiver delays alerts,
+not figures). No Reshuffle in front: a shuffle in the global window drops
+what evaluation emits as the input ends (its end-of-input timers fire at
+the final watermark); the job's end-to-end test (tests/test_alerts_e2e.py)
+lost the last notifications that way. A bundle's outputs are emitted when every delivery in it has an
 outcome, so a job restarted from a checkpoint re-sends only the
 notifications that had none, with the same idempotency key, which
 receivers dedupe by.
@@ -348,9 +351,6 @@ class DeliverNotifications(beam.PTransform):
   def expand(self, pairs):
     outputs = (
       pairs
-      # Its own stage: a slow receiver holds these bundles, not the steps
-      # that produced the notifications.
-      | 'Reshuffle' >> beam.Reshuffle()
       | 'Deliver'
       >> beam.ParDo(self._fn)
       .with_output_types(Alert, **{ALERT_DELIVERIES: AlertDelivery, DEAD_LETTERS: DeadLetter})

@@ -65,7 +65,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils.timestamp import Duration
 
-from options.alert_config import ABOVE, RATE_METRICS, AlertRule, AlertRulesConfig
+from options.alert_config import (
+  ABOVE,
+  PREDICTED_SERVICE_LEVEL,
+  RATE_METRICS,
+  AlertRule,
+  AlertRulesConfig,
+)
 from options.config import checked_millis, millis
 from transforms.batching import BatchPerKey
 from transforms.records import (
@@ -185,6 +191,13 @@ class _Messages:
     subject = self._subject(key, span_end, dated=kind == NOTIFY_RESTATED)
     shown = format_value(rule.metric, value)
     threshold = format_value(rule.metric, rule.threshold)
+    if kind == NOTIFY_FIRING and rule.metric == PREDICTED_SERVICE_LEVEL:
+      # A warning ahead of the breach, said as a supervisor would.
+      where = subject.split(' predicted service level ', 1)[0]
+      return (
+        f'{head}: {where} is forecast to end the interval to {self._hhmm(span_end)} at '
+        f'{shown} service level against {threshold}'
+      )
     if kind == NOTIFY_FIRING:
       return f'{head}: {subject} is {shown} {rule.condition} {threshold}'
     if kind == NOTIFY_REMINDER:

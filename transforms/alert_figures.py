@@ -51,6 +51,7 @@ from transforms.records import (
   QueueStatus,
   RollingMetrics,
 )
+from transforms.span_counts import asa_seconds
 from transforms.state_coders import VersionedStateCoder
 
 ABANDON_METRICS = 'abandon_metrics'
@@ -73,13 +74,6 @@ TABLE_METRICS: Dict[str, Tuple[str, ...]] = {
   DEAD_LETTERS: ('dead_letters',),
 }
 Wanted = Optional[Collection[Tuple[str, str]]]
-
-
-def asa_seconds(answered_wait_seconds: float, answered_calls: int, wait_unknown: int) -> float:
-  """Average speed of answer: answered wait over the answered calls whose
-  wait is known; 0 when none is."""
-  known = answered_calls - wait_unknown
-  return answered_wait_seconds / known if known > 0 else 0.0
 
 
 def _figures(
