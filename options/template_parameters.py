@@ -320,6 +320,21 @@ PARAMETERS = {
   'agent_silence_timeout_seconds': Param(
     'Agent silence timeout (s)', Value('^[1-9][0-9]*$', 'a whole number of seconds > 0, e.g. 900')
   ),
+  'timezone': Param(
+    'Contact-center time zone',
+    Value('^[A-Za-z][A-Za-z0-9_+/-]*$', 'an IANA name, e.g. Europe/Berlin'),
+  ),
+  'alert_rules': Param(
+    'Alert rules file',
+    Value('^[^\\r\\n\\x00]+$', 'a path to a YAML or JSON file'),
+    input_file=True,
+  ),
+  'alert_delivery_attempts': Param('Alert delivery attempts', COUNT),
+  'alert_delivery_timeout_seconds': Param('Alert delivery attempt timeout (s)', SECONDS),
+  'forecast_interval_seconds': Param(
+    'Forecast interval (s)',
+    Value('^[1-9][0-9]*$', 'a whole number of seconds dividing a day, e.g. 1800'),
+  ),
   'max_id_length': Param(
     'Max id length (characters)',
     Value('^[1-9][0-9]{0,5}$', 'a whole number of characters > 0, e.g. 256'),
