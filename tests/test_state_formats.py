@@ -16,6 +16,8 @@ from transforms import (
   acd_pairing,
   agent_states,
   agent_status,
+  alert_evaluation,
+  alert_figures,
   callback_patterns,
   daily_metrics,
   dedupe,
@@ -150,8 +152,22 @@ def _forecast():
   return state
 
 
+def _alert():
+  state = alert_evaluation._AlertState()  # pylint: disable=protected-access
+  state.state, state.since, state.value = 'firing', 1793607000000, 0.4
+  state.clock, state.clock_revision, state.notified_at = 1793607000000, 2, 1793607000000
+  state.last_id, state.last_kind, state.rows = 'f2961755c49fb9ec', 'firing', 2
+  state.told = {1793607000000: [2, 0.4, alert_evaluation._BREACH]}  # pylint: disable=protected-access
+  return state
+
+
 # step file -> (coder, a state value as this release holds it)
 CASES = {
+  'alert_state.bin': (alert_evaluation.ALERT_STATE_CODER, _alert()),
+  'dead_letter_counts.bin': (
+    alert_figures.DEAD_LETTER_COUNTS_CODER,
+    {1793607000000: 3, 1793607300000: 1},
+  ),
   'rolling_metrics.bin': (rolling_metrics.ROLLING_STATE_CODER, _rolling()),
   'daily_metrics.bin': (daily_metrics.DAY_STATE_CODER, _day()),
   'service_level_forecast.bin': (service_level_forecast.FORECAST_STATE_CODER, _forecast()),

@@ -41,6 +41,8 @@ def test_the_stateful_steps_are_the_documented_ones(tmp_path):
         f'--call_event_format={call_event_format}',
         f'--agent_event_format={agent_event_format}',
         f'--sqlite_path={tmp_path / "out.db"}',
+        # Every kind of rule, the forecast's included (samples/alert_rules.yaml).
+        '--alert_rules=samples/alert_rules.yaml',
         '--streaming',
       ]
     )
