@@ -54,6 +54,7 @@ def test_the_sample_loads_with_every_receiver_kind():
     'service-level-today',
     'longest-wait-now',
     'predicted-service-level',
+    'dead-letters',
   ]
   assert sorted(r.kind for r in config.receivers) == ['email', 'slack', 'webhook']
   abandon = config.rules[0]
@@ -69,6 +70,7 @@ def test_the_sample_loads_with_every_receiver_kind():
     ('service_level', 'today'),
     ('longest_wait_seconds', 'now'),
     ('predicted_service_level', 'interval'),
+    ('dead_letters', 'window'),
   }
   assert config.receiver('supervisors-mail').password_env == 'ALERT_SMTP_PASSWORD'
 
@@ -223,7 +225,7 @@ def test_from_options_reads_the_file_and_checks_the_timezone(tmp_path):
   config = AlertRulesConfig.from_options(
     PipelineOptions(['--alert_rules', str(SAMPLE), '--timezone', 'America/New_York'])
   )
-  assert config.timezone == 'America/New_York' and len(config.rules) == 4
+  assert config.timezone == 'America/New_York' and len(config.rules) == 5
   with pytest.raises(ValueError, match='--timezone: expected an IANA time zone name'):
     AlertRulesConfig.from_options(PipelineOptions(['--timezone', 'Mars/Olympus']))
 

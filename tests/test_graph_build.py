@@ -89,6 +89,8 @@ def test_building_the_job_creates_no_sqlite_file(tmp_path):
     'pattern_alerts',
     'queue_status',
     'waiting_contacts',
+    'rolling_metrics',
+    'daily_metrics',
   }
 
 

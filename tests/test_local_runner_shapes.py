@@ -330,3 +330,55 @@ def test_the_runner_and_the_option_local_runner_builds_on():
   options = PipelineOptions().view_as(DirectOptions)
   assert options.direct_runner_use_stacked_bundle is True
   assert issubclass(local_runner.LocalRunner, BundleBasedDirectRunner)
+
+
+PARDO_EVALUATOR = 'apache_beam.runners.direct.transform_evaluator._ParDoEvaluator'
+
+
+@checks(PARDO_EVALUATOR)
+def test_pardo_evaluator_shape():
+  """_ParDoEvaluatorHoldingAtTimers: the registry evaluates every ParDo with
+  _ParDoEvaluator, found by its module name when a run builds the
+  registry; its finish_bundle (no argument) commits the user state and
+  returns a TransformResult whose keyed_watermark_holds the runner applies
+  per encoded key; the bundle's keyed states are its _step_context's
+  partial_keyed_state, set up in __init__, its _applied_ptransform the
+  ParDo whose DoFn may ask for holds, and user_state_context is None for a
+  stateless DoFn."""
+  own = transform_evaluator._ParDoEvaluator
+  expect(PARDO_EVALUATOR, params(own.finish_bundle) == ['self'], 'finish_bundle signature')
+  expect(
+    PARDO_EVALUATOR,
+    'core.ParDo: _ParDoEvaluator' in source(transform_evaluator.TransformEvaluatorRegistry),
+    'the registry no longer maps ParDo to it by its module name',
+  )
+  finish = source(own.finish_bundle)
+  expect(
+    PARDO_EVALUATOR,
+    'self.user_state_context.commit()' in finish and 'return TransformResult(' in finish,
+    'finish_bundle no longer commits the user state and returns a TransformResult',
+  )
+  expect(
+    PARDO_EVALUATOR,
+    'self.user_state_context = None' in source(own.start_bundle),
+    'start_bundle no longer leaves user_state_context None for a stateless DoFn',
+  )
+  expect(
+    PARDO_EVALUATOR,
+    'self._step_context = ' in source(transform_evaluator._TransformEvaluator.__init__)
+    and 'self._applied_ptransform = ' in source(transform_evaluator._TransformEvaluator.__init__),
+    'no _step_context or _applied_ptransform',
+  )
+  expect(
+    PARDO_EVALUATOR,
+    'keyed_watermark_holds' in params(transform_evaluator.TransformResult.__init__),
+    'TransformResult has no keyed_watermark_holds',
+  )
+  step_context = evaluation_context.DirectStepContext({})
+  expect(PARDO_EVALUATOR, step_context.partial_keyed_state == {}, 'no partial_keyed_state')
+  manager_source = source(watermark_manager.WatermarkManager.update_watermarks)
+  expect(
+    PARDO_EVALUATOR,
+    'tw.hold(keyed_earliest_holds)' in manager_source,
+    "the watermark manager no longer applies a result's holds",
+  )

@@ -234,6 +234,11 @@ SHARD_STATE_CODER = VersionedStateCoder(
 
 class _WindowedCombineFn(beam.DoFn):
   STATE = ReadModifyWriteStateSpec('shard_state', SHARD_STATE_CODER)
+  # The steps reading the panes keep timers of their own (rolling, daily,
+  # forecast): on the local runner this step's output watermark waits for
+  # its due timers, so they get the last panes before the end of input
+  # moves them on (pipelines/local_runner.py _ParDoEvaluatorHoldingAtTimers).
+  HOLDS_OUTPUT_AT_TIMERS = True
   FIRE = TimerSpec('fire', TimeDomain.WATERMARK)
   EARLY = TimerSpec('early', TimeDomain.REAL_TIME)
 
@@ -450,7 +455,15 @@ class _WindowedCombineFn(beam.DoFn):
       del remembered[oldest]
       self._keys_forgotten.inc()
 
-  def _pane(self, key: str, start: int, window: _OpenWindow, timing: str) -> WindowPane:
+  def _pane(
+    self, key: str, start: int, window: _OpenWindow, timing: str
+  ) -> beam.window.TimestampedValue:
+    """The window's next pane, stamped at the window's last instant (as
+    Beam's GroupByKey stamps a pane), not at the timer that fired it: a
+    pane fired as the input ends would otherwise carry the end of time, hold
+    no watermark downstream, and a downstream step's timers could fire
+    before it arrives (Beam's direct runner does; see
+    transforms/daily_metrics.py)."""
     pane = WindowPane(
       key=key,
       window_start=start,
@@ -461,7 +474,7 @@ class _WindowedCombineFn(beam.DoFn):
     )
     window.panes_emitted += 1
     window.early_due = False
-    return pane
+    return beam.window.TimestampedValue(pane, Timestamp(micros=pane.window_end * 1000 - 1))
 
   def _next_boundary(self, after_ms: int) -> int:
     """The first window end or window expiry on the grid after a time."""

@@ -27,6 +27,7 @@ from testing.datagen.calls import write_call_events
 from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from tests.conftest import streaming_options
 from tests.integration.conftest import assert_reachable
+from tests.support import alert_scenario
 from tests.support.beam_metrics import committed_counters
 from transforms.cassandra import (
   CassandraSettings,
@@ -148,8 +149,14 @@ def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
 
 def run_job(events: str, cassandra_args: List[str], *extra: str):
   """Runs the main job into Cassandra; returns its wall time in seconds."""
+  return run_job_with(cassandra_args, f'--call_events={events}', *extra)
+
+
+def run_job_with(cassandra_args: List[str], *flags: str) -> float:
+  """Runs the main job with `flags` into Cassandra; returns its wall time
+  in seconds."""
   started = time.monotonic()
-  contact_center.run([f'--call_events={events}', '--sink=cassandra', *cassandra_args, *extra])
+  contact_center.run(['--sink=cassandra', *cassandra_args, *flags])
   return time.monotonic() - started
 
 
@@ -464,7 +471,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   ] == [('Q-old', VOICE, 7)]
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [1, 5]
+  ) == [1, 6]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
@@ -596,7 +603,7 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   }
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [2, 5]
+  ) == [2, 6]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
@@ -643,3 +650,48 @@ def test_two_channels_of_one_queue_and_window_are_two_rows(cassandra_args, sessi
       "WHERE queue_id = 'Q-1'"
     )
   ] == [(CHAT, 0, 6), (VOICE, 0, 3)]
+
+
+def test_alerts_and_their_figures_land_in_cassandra(cassandra_args, session, tmp_path, monkeypatch):
+  """The alerting scenario (tests/support/alert_scenario.py) into
+  Cassandra: the alert's final row as delivered, its history in the
+  day-bucketed notifications, every delivery, and the rolling and daily
+  figures it rests on."""
+  keyspace = settings_of(cassandra_args).keyspace
+  with alert_scenario.receivers(tmp_path, monkeypatch) as (hook, _, smtp):
+    run_job_with(cassandra_args, *alert_scenario.write_inputs(tmp_path, smtp.port))
+
+  alert = session.execute(
+    f'SELECT state, delivery_status, revision FROM {keyspace}.alerts '
+    "WHERE rule = %s AND queue_id = 'Q-1' AND channel = 'voice'",
+    (alert_scenario.RULE,),
+  ).one()
+  assert (alert.state, alert.delivery_status) == ('resolved', 'delivered')
+  history = sorted(
+    (r.created_at, r.kind, r.day)
+    for r in session.execute(f'SELECT created_at, kind, day FROM {keyspace}.alert_notifications')
+  )
+  assert [(kind, day) for _, kind, day in history] == [
+    ('firing', '2026-11-02'),
+    ('restated', '2026-11-02'),
+    ('resolved', '2026-11-02'),
+  ]
+  deliveries = list(session.execute(f'SELECT status FROM {keyspace}.alert_deliveries'))
+  assert [d.status for d in deliveries] == ['delivered'] * 9
+  assert len(hook.accepted) == 3
+  daily = session.execute(
+    f'SELECT local_date, total_calls, abandoned_calls FROM {keyspace}.daily_metrics '
+    "WHERE queue_id = 'Q-1'"
+  ).one()
+  # 10 + 6 late calls of the first window, 10 of the second, 12 after.
+  assert tuple(daily) == ('2026-11-02', 38, 4)
+  rolling = {
+    r.span: (r.total_calls, r.abandoned_calls)
+    for r in session.execute(
+      f'SELECT span, span_end, total_calls, abandoned_calls FROM {keyspace}.rolling_metrics '
+      "WHERE queue_id = 'Q-1' AND channel = 'voice' AND span = '15m' "
+      f'AND span_end = {alert_scenario.B + 900 * alert_scenario.S}'
+    )
+  }
+  # The three windows to 08:15: 16 + 10 + 10 calls (two came after 08:15).
+  assert rolling == {'15m': (36, 4)}
