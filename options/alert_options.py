@@ -32,14 +32,13 @@ class AlertOptions(PipelineOptions):
       default=5,
       help='Attempts to deliver one notification to one receiver, with '
       'exponential backoff and jitter between them, before it is written '
-      'to dead_letters with the receiver\'s last answer.',
+      "to dead_letters with the receiver's last answer.",
     )
     group.add_argument(
       '--alert_delivery_timeout_seconds',
       type=int,
       default=10,
-      help='Seconds one delivery attempt may take (connect and answer) '
-      'before it counts as failed.',
+      help='Seconds one delivery attempt may take (connect and answer) before it counts as failed.',
     )
     group.add_argument(
       '--forecast_interval_seconds',

@@ -30,8 +30,8 @@ made them (downstream of every metric, so a slow receiver delays alerts,
 not figures). No Reshuffle in front: a shuffle in the global window drops
 what evaluation emits as the input ends (its end-of-input timers fire at
 the final watermark); the job's end-to-end test (tests/test_alerts_e2e.py)
-lost the last notifications that way. A bundle's outputs are emitted when every delivery in it has an
-outcome, so a job restarted from a checkpoint re-sends only the
+lost the last notifications that way. A bundle's outputs are emitted
+when every delivery in it has an outcome, so a job restarted from a checkpoint re-sends only the
 notifications that had none, with the same idempotency key, which
 receivers dedupe by.
 
@@ -349,13 +349,9 @@ class DeliverNotifications(beam.PTransform):
     self._fn = _DeliverFn(_by_name(receivers), settings, concurrency, environ, processing_clock)
 
   def expand(self, pairs):
-    outputs = (
-      pairs
-      | 'Deliver'
-      >> beam.ParDo(self._fn)
-      .with_output_types(Alert, **{ALERT_DELIVERIES: AlertDelivery, DEAD_LETTERS: DeadLetter})
-      .with_outputs(ALERT_DELIVERIES, DEAD_LETTERS, main=ALERTS)
-    )
+    outputs = pairs | 'Deliver' >> beam.ParDo(self._fn).with_output_types(
+      Alert, **{ALERT_DELIVERIES: AlertDelivery, DEAD_LETTERS: DeadLetter}
+    ).with_outputs(ALERT_DELIVERIES, DEAD_LETTERS, main=ALERTS)
     return {
       ALERTS: outputs[ALERTS],
       ALERT_DELIVERIES: outputs[ALERT_DELIVERIES],
