@@ -12,6 +12,7 @@ tests/test_alerts_e2e.py: a bounded Kafka read gives no control over when
 the watermark passes a window, so which calls are late is not fixed here.
 """
 
+import json
 import sqlite3
 import time
 
@@ -19,8 +20,13 @@ import pytest
 
 from pipelines import contact_center
 from scripts.produce_events import produce_lines, rebase_lines
-from tests.integration.test_kafka_flink import new_topic  # noqa: F401 (a fixture)
+from tests.integration.test_kafka_flink import (  # noqa: F401 (new_topic: a fixture)
+  consume_from,
+  new_topic,
+  topic_end_offsets,
+)
 from tests.support import alert_scenario
+from transforms.kafka_io import TOPICS
 
 
 @pytest.fixture
@@ -46,6 +52,8 @@ def test_a_breach_and_its_recovery_reach_every_receiver_on_flink(
   produced = produce_lines(lines, topic, kafka_bootstrap, keep_metadata=True)
   assert produced['count'] == len(lines)
   db = tmp_path / 'out.db'
+  alerts_topic = TOPICS['alerts']
+  before = topic_end_offsets(kafka_bootstrap, alerts_topic)
   result = contact_center.run(
     [
       '--runner=FlinkRunner',
@@ -59,6 +67,8 @@ def test_a_breach_and_its_recovery_reach_every_receiver_on_flink(
       '--kafka_data_actions_topic=',
       f'--kafka_max_num_records={len(lines)}',
       f'--kafka_consumer_group=it-{topic}',
+      '--sink=sqlite',
+      '--sink=kafka',
       f'--sqlite_path={db}',
       f'--alert_rules={alert_scenario.write_rules(tmp_path, smtp.port)}',
       *alert_scenario.JOB_FLAGS,
@@ -82,3 +92,13 @@ def test_a_breach_and_its_recovery_reach_every_receiver_on_flink(
   assert sorted(hook.accepted) == ids and hook.rejected_signatures == 0
   assert sorted(slack.accepted) == ids
   assert len(smtp.messages) == 2 and all(tls for *_, tls in smtp.messages)
+  # The alert's rows on its compacted topic, keyed by rule, queue and
+  # channel; the newest says what the table says.
+  records = [
+    (json.loads(key), json.loads(value))
+    for key, value in consume_from(kafka_bootstrap, before)
+    if json.loads(key) == [alert_scenario.RULE, 'Q-1', 'voice']
+  ]
+  assert records, f'no alert row on {alerts_topic}'
+  newest = max((value for _, value in records), key=lambda v: v['revision'])
+  assert (newest['state'], newest['delivery_status']) == ('resolved', 'delivered')
