@@ -347,6 +347,37 @@ def _micros(processing_time: Any) -> float:
   return float('inf')
 
 
+class _KeyedStates(dict):
+  """One step's states by encoded key, as the runner keeps them, noting
+  when any is set (`changed`) and, as of the last scan of their timers,
+  when the earliest is due (`event_due`, `processing_due`: micros, inf for
+  none, -inf for "always look") and whether a processing-time timer is
+  armed. A state is set only when a bundle commits or a key is first seen;
+  between two sets the states and their timers do not change."""
+
+  def __init__(self):
+    super().__init__()
+    self.changed = True
+    self.event_due = float('-inf')
+    self.processing_due = float('-inf')
+    self.has_realtime_timer = False
+
+  def __setitem__(self, key, value):
+    self.changed = True
+    super().__setitem__(key, value)
+
+
+class _EvaluationContextNotingKeyedStates(evaluation_context.EvaluationContext):
+  """Replaces `apache_beam.runners.direct.evaluation_context.EvaluationContext`
+  (the runner builds it by its module name when a run starts): the same,
+  with every step's states by key kept in a _KeyedStates, so
+  _TransformWatermarksAskingDueKeys can tell when none changed."""
+
+  def _initialize_keyed_states(self, root_transforms, value_to_consumers):
+    states = super()._initialize_keyed_states(root_transforms, value_to_consumers)
+    return {transform: _KeyedStates() for transform in states}
+
+
 class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
   """Replaces `apache_beam.runners.direct.watermark_manager._TransformWatermarks`,
   whose extract_transform_timers asks every key's state for its due timers
@@ -354,7 +385,11 @@ class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
   once per key. This one converts both once per round and asks each key's
   state (_KeyedStateSharingTimestamps) `may_be_due` first; only keys with a
   timer due are asked for their timers, as before (states of other kinds,
-  a GroupByKey's, always)."""
+  a GroupByKey's, always). And it skips the round altogether when no state
+  of the step changed since its last scan and no timer it saw is due yet
+  (_KeyedStates): with three steps keyed by queue and channel (the live
+  floor, the rolling and the daily figures), the rounds' scans of every key
+  were most of a run over 20,000 queues (py-spy, docs/benchmarks.md)."""
 
   def extract_transform_timers(self):
     with self._lock:
@@ -362,16 +397,35 @@ class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
       processing_time = self._clock.time()
       watermark_micros = watermark.micros
       processing_micros = _micros(processing_time)
+      states = self._keyed_states
+      noted = type(states) is _KeyedStates
+      if (
+        noted
+        and not states.changed
+        and watermark_micros < states.event_due
+        and (not states.has_realtime_timer or processing_micros < states.processing_due)
+      ):
+        return [], states.has_realtime_timer
+      if noted:
+        # Before the scan: a state set during it marks the next round's.
+        states.changed = False
+      event_due = processing_due = float('inf')
       fired_timers = []
       has_realtime_timer = False
-      for encoded_key, state in self._keyed_states.items():
+      for encoded_key, state in list(states.items()):
         # Other states than the stateful steps' (a GroupByKey's) are asked
         # as Beam asks them.
-        if type(state) is _KeyedStateSharingTimestamps and not state.may_be_due(
-          watermark_micros, processing_micros
-        ):
-          has_realtime_timer = has_realtime_timer or state._due[2]
-          continue
+        if type(state) is _KeyedStateSharingTimestamps:
+          due_now = state.may_be_due(watermark_micros, processing_micros)
+          key_event_due, key_processing_due, key_realtime = state._due
+          event_due = min(event_due, key_event_due)
+          if key_realtime:
+            processing_due = min(processing_due, key_processing_due)
+          if not due_now:
+            has_realtime_timer = has_realtime_timer or key_realtime
+            continue
+        else:
+          event_due = processing_due = float('-inf')
         timers, had_realtime_timer = state.get_timers(
           watermark=watermark, processing_time=processing_time
         )
@@ -387,6 +441,9 @@ class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
               dynamic_timer_tag=dynamic_timer_tag,
             )
           )
+      if noted:
+        states.event_due, states.processing_due = event_due, processing_due
+        states.has_realtime_timer = has_realtime_timer
       self._fired_timers.update(fired_timers)
       return fired_timers, has_realtime_timer
 
@@ -547,6 +604,7 @@ REPLACEMENTS: Tuple[Replacement, ...] = (
   Replacement(core, 'get_function_arguments', cached_function_arguments),
   Replacement(transform_evaluator, 'pickler', DoFnCopies, per_run=True),
   Replacement(evaluation_context, 'DirectUnmergedState', _KeyedStateSharingTimestamps),
+  Replacement(evaluation_context, 'EvaluationContext', _EvaluationContextNotingKeyedStates),
   Replacement(watermark_manager, '_TransformWatermarks', _TransformWatermarksAskingDueKeys),
   Replacement(transform_evaluator, '_ParDoEvaluator', _ParDoEvaluatorHoldingAtTimers),
   Replacement(executor, 'TransformExecutor', _TransformExecutorWithoutScan),

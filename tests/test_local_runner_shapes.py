@@ -382,3 +382,45 @@ def test_pardo_evaluator_shape():
     'tw.hold(keyed_earliest_holds)' in manager_source,
     "the watermark manager no longer applies a result's holds",
   )
+
+
+EVALUATION_CONTEXT = 'apache_beam.runners.direct.evaluation_context.EvaluationContext'
+
+
+@checks(EVALUATION_CONTEXT)
+def test_evaluation_context_shape():
+  """_EvaluationContextNotingKeyedStates: the direct runner builds the
+  EvaluationContext by its module name when a run starts; the context's
+  _initialize_keyed_states(root_transforms, value_to_consumers) makes one
+  dict of states per step, which the watermark manager gets as the step's
+  keyed states and which a commit and a first get_keyed_state fill by item
+  assignment only."""
+  own = evaluation_context.EvaluationContext
+  expect(
+    EVALUATION_CONTEXT,
+    'from apache_beam.runners.direct.evaluation_context import EvaluationContext'
+    in source(BundleBasedDirectRunner.run_pipeline),
+    'the runner no longer imports it by its module name when it runs',
+  )
+  expect(
+    EVALUATION_CONTEXT,
+    params(own._initialize_keyed_states) == ['self', 'root_transforms', 'value_to_consumers'],
+    '_initialize_keyed_states signature',
+  )
+  made = own._initialize_keyed_states(None, ['root'], {'pcoll': ['consumer']})
+  expect(
+    EVALUATION_CONTEXT,
+    made == {'root': {}, 'consumer': {}},
+    '_initialize_keyed_states no longer makes one dict per step',
+  )
+  expect(
+    EVALUATION_CONTEXT,
+    'existing_keyed_state[k] = v' in source(own.handle_result)
+    and 'self.existing_keyed_state[key] = ' in source(evaluation_context.DirectStepContext),
+    'keyed states are no longer set by item assignment',
+  )
+  expect(
+    EVALUATION_CONTEXT,
+    'self._transform_keyed_states)' in source(own.__init__),
+    "the watermark manager no longer gets the context's keyed states",
+  )
