@@ -46,15 +46,13 @@ from transforms.records import AbandonMetrics, DailyMetrics, DeadLetter
 from transforms.span_counts import (
   DEAD_LETTERS,
   WindowCounts,
+  counted_windows_coder,
   is_newer,
   pane_problem,
   rejected_pane,
   span_columns,
   window_counts,
-  window_from_plain,
-  window_to_plain,
 )
-from transforms.state_coders import VersionedStateCoder
 
 
 def time_zone(name: str) -> zoneinfo.ZoneInfo:
@@ -107,23 +105,7 @@ class _DayState:
     self.clear_at: Optional[int] = None
 
 
-def _state_to_plain(state: _DayState) -> list:
-  return [state.clear_at, [window_to_plain(w) for w in state.windows.values()]]
-
-
-def _state_from_plain_v1(plain: list) -> _DayState:
-  state = _DayState()
-  state.clear_at, windows = plain
-  state.windows = {w.window_start: w for w in map(window_from_plain, windows)}
-  return state
-
-
-# Format v1: [clearing timer at (ms), [[window start, end, pane index,
-# [counts in span_counts.COUNT_FIELDS order], queue name, abandon rate
-# definition, service level definition], ...]].
-DAY_STATE_CODER = VersionedStateCoder(
-  'daily metrics', 1, _state_to_plain, {1: _state_from_plain_v1}
-)
+DAY_STATE_CODER = counted_windows_coder('daily metrics', _DayState, 'clear_at')
 
 
 class _DailyMetricsFn(beam.DoFn):

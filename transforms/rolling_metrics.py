@@ -53,15 +53,13 @@ from transforms.records import ROLLING_SPANS, AbandonMetrics, DeadLetter, Rollin
 from transforms.span_counts import (
   DEAD_LETTERS,
   WindowCounts,
+  counted_windows_coder,
   is_newer,
   pane_problem,
   rejected_pane,
   span_columns,
   window_counts,
-  window_from_plain,
-  window_to_plain,
 )
-from transforms.state_coders import VersionedStateCoder
 from transforms.windowing import EARLY_PANE
 
 # Dead-letter reason of a pane whose window does not fit the spans.
@@ -89,23 +87,7 @@ class _RollingState:
     self.windows: Dict[int, WindowCounts] = {}
 
 
-def _state_to_plain(state: _RollingState) -> list:
-  return [state.clock, [window_to_plain(w) for w in state.windows.values()]]
-
-
-def _state_from_plain_v1(plain: list) -> _RollingState:
-  state = _RollingState()
-  state.clock, windows = plain
-  state.windows = {w.window_start: w for w in map(window_from_plain, windows)}
-  return state
-
-
-# Format v1: [clock or null, [[window start, end, pane index, [counts in
-# span_counts.COUNT_FIELDS order], queue name, abandon rate definition,
-# service level definition], ...]].
-ROLLING_STATE_CODER = VersionedStateCoder(
-  'rolling metrics', 1, _state_to_plain, {1: _state_from_plain_v1}
-)
+ROLLING_STATE_CODER = counted_windows_coder('rolling metrics', _RollingState, 'clock')
 
 
 class _RollingMetricsFn(beam.DoFn):

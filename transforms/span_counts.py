@@ -30,6 +30,7 @@ from transforms.metric_definitions import (
   definition,
 )
 from transforms.records import AbandonMetrics, DeadLetter
+from transforms.state_coders import VersionedStateCoder
 
 # The AbandonMetrics columns a span sums, in the order WindowCounts.counts
 # and the state hold them; the last two are seconds (floats), the others
@@ -199,3 +200,26 @@ def span_columns(windows: Sequence[WindowCounts]) -> Dict[str, Any]:
     queue_name=newest.queue_name,
   )
   return columns
+
+
+def counted_windows_coder(name: str, state_type: type, time_field: str) -> VersionedStateCoder:
+  """The state coder of a span step (`name`, format v1): a `state_type`
+  holding `windows` (window start -> WindowCounts) and one time in ms or
+  None, its attribute `time_field` (the rolling step's clock, the daily
+  step's clearing time).
+
+  Format v1: [time or null, [[window start, end, pane index, [counts in
+  COUNT_FIELDS order], queue name, abandon rate definition, service level
+  definition], ...]]."""
+
+  def to_plain(state) -> list:
+    return [getattr(state, time_field), [window_to_plain(w) for w in state.windows.values()]]
+
+  def from_plain_v1(plain: list):
+    state = state_type()
+    at, windows = plain
+    setattr(state, time_field, at)
+    state.windows = {w.window_start: w for w in map(window_from_plain, windows)}
+    return state
+
+  return VersionedStateCoder(name, 1, to_plain, {1: from_plain_v1})
