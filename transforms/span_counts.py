@@ -1,7 +1,8 @@
 """What the rolling and daily figures share (transforms/rolling_metrics.py,
 transforms/daily_metrics.py): one window's counts as kept in state, the
-rule of which pane of a window counts, and the columns of a span summed
-from its windows.
+rule of which pane of a window counts, the columns of a span summed
+from its windows, and their state: one cell per shard of (queue_id,
+channel) (SpanShard, span_shard_coder, format v2).
 
 A window's latest pane (highest `pane_index`) replaces its earlier ones:
 AbandonRate's panes accumulate (transforms/windowing.py), so the latest
