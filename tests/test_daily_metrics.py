@@ -3,7 +3,7 @@ far per queue, channel and local date, EARLY panes included, restated by a
 LATE pane; stale panes ignored; the day's state cleared after its end and
 the lateness; local days of 23 and 25 hours; unknown time zones refused."""
 
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import apache_beam as beam
 import pytest
@@ -24,7 +24,9 @@ HOUR = 60 * MIN
 DAY_START = T0 - 8 * HOUR
 
 
-def run(stream: TestStream, timezone: str = 'UTC', lateness_s: int = 60) -> Tuple[List, dict]:
+def run(
+  stream: TestStream, timezone: str = 'UTC', lateness_s: int = 60, **options: Any
+) -> Tuple[List, dict]:
   """(rows in emission order, counters)."""
   pipeline = beam.Pipeline(options=streaming_options())
   out = (
@@ -35,6 +37,7 @@ def run(stream: TestStream, timezone: str = 'UTC', lateness_s: int = 60) -> Tupl
       allowed_lateness=Duration(seconds=lateness_s),
       metrics_namespace=NAMESPACE,
       processing_clock=lambda: Timestamp(1234),
+      **options,
     )
   )
   _ = out['daily_metrics'] | 'Rows' >> beam.FlatMap(collect, 'rows')
@@ -171,16 +174,83 @@ def test_an_unknown_time_zone_is_refused_naming_it():
 
 def test_the_state_format_is_versioned():
   from transforms.daily_metrics import DAY_STATE_CODER, _DayState
-  from transforms.span_counts import window_counts
+  from transforms.span_counts import SpanShard, window_counts
   from transforms.state_coders import StateFormatError
 
+  shard = SpanShard()
+  shard.armed_at = DAY_START + 25 * HOUR
   day = _DayState()
   day.clear_at = DAY_START + 25 * HOUR
   window = window_counts(pane(5, 0, 'EARLY', 3, 2))
   day.windows[window.window_start] = window
-  encoded = DAY_STATE_CODER.encode(day)
-  assert encoded[0] == 1
+  shard.keys[('Q-1', 'voice')] = {'2026-11-02': day}
+  encoded = DAY_STATE_CODER.encode(shard)
+  assert encoded[0] == 2
   decoded = DAY_STATE_CODER.decode(encoded)
-  assert (decoded.clear_at, decoded.windows) == (day.clear_at, {window.window_start: window})
+  assert decoded.armed_at == shard.armed_at
+  [(key, days)] = decoded.keys.items()
+  assert key == ('Q-1', 'voice') and list(days) == ['2026-11-02']
+  assert (days['2026-11-02'].clear_at, days['2026-11-02'].windows) == (
+    day.clear_at,
+    {window.window_start: window},
+  )
   with pytest.raises(StateFormatError, match='daily metrics: .* does not decode'):
-    DAY_STATE_CODER.decode(b'\x01[1]')
+    DAY_STATE_CODER.decode(b'\x02[1]')
+  # A v1 cell held one day's state, its key the state key: not read.
+  with pytest.raises(StateFormatError, match='daily metrics: state in format v1.*reads v2'):
+    DAY_STATE_CODER.decode(b'\x01[1793664000000,[]]')
+
+
+@pytest.mark.parametrize('shards', [1, 2, 128])
+def test_keys_sharing_a_shard_keep_their_own_days(runner_clock, shards):
+  """Whatever the keys a shard holds (shards=1: all), each day is cleared
+  at its own time: at day end + 1 min Q-1's 2 November goes, Q-2's
+  3 November stays, so a pane of each afterwards starts Q-1's day over
+  and adds to Q-2's."""
+  next_day = pane(16 * 60 + 5, 0, 'ON_TIME', 4, queue='Q-2')  # 00:05Z on the 3rd
+  stream = (
+    TestStream()
+    # One batch: three days of two keys, maybe in one shard.
+    .add_elements(
+      [at(pane(0, 0, 'ON_TIME', 10)), at(pane(0, 0, 'ON_TIME', 6, queue='Q-2')), at(next_day)]
+    )
+    .advance_watermark_to(wm(16 * 60 + 1))  # day end + 1 min
+    .add_elements(
+      [
+        TimestampedValue(pane(0, 1, 'LATE', 11), wm(1)),
+        TimestampedValue(pane(16 * 60 + 5, 1, 'LATE', 5, queue='Q-2'), wm(16 * 60 + 10)),
+      ]
+    )
+    .advance_watermark_to_infinity()
+  )
+  rows, counters = run(stream, shards=shards)
+  assert sorted((r.queue_id, short(r)) for r in rows) == [
+    ('Q-1', ('2026-11-02', 5, 10, 0, 0.0, 1, 1)),
+    ('Q-1', ('2026-11-02', 5, 11, 0, 0.0, 1, 2)),  # started over
+    ('Q-2', ('2026-11-02', 5, 6, 0, 0.0, 1, 1)),
+    ('Q-2', ('2026-11-03', 16 * 60 + 10, 4, 0, 0.0, 1, 1)),
+    ('Q-2', ('2026-11-03', 16 * 60 + 10, 5, 0, 0.0, 1, 2)),
+  ]
+  assert counters['days_closed'] == 4
+  assert counters['windows_held'] == 0
+
+
+def test_one_timer_per_shard_at_its_earliest_clearing_and_keys_left_empty_go():
+  from tests.test_rolling_metrics import _Cell, _Timer
+  from transforms.daily_metrics import DAY_STATE_CODER, _DailyMetricsFn
+
+  fn = _DailyMetricsFn('UTC', 60_000, 0, NAMESPACE, lambda: Timestamp(1234))
+  cell, timer = _Cell(DAY_STATE_CODER), _Timer()
+  day_end = DAY_START + 24 * HOUR
+  next_day = pane(16 * 60, 0, 'ON_TIME', 1, queue='Q-2')  # 00:00Z on the 3rd
+  list(fn.process((0, [next_day, pane(0, 0, 'ON_TIME', 1)]), state=cell, clear=timer))
+  assert timer.armed == [(day_end + MIN, '')]
+  list(fn.process((0, [pane(5, 0, 'ON_TIME', 1, queue='Q-2')]), state=cell, clear=timer))
+  assert len(timer.armed) == 1  # the same earliest clearing: armed as it was
+  fn.on_clear(fired=Timestamp(micros=(day_end + MIN) * 1000), state=cell, clear=timer)
+  shard = cell.read()
+  # Q-1 had nothing left: gone from the shard's map; Q-2 keeps the 3rd.
+  assert {k: list(days) for k, days in shard.keys.items()} == {('Q-2', 'voice'): ['2026-11-03']}
+  assert timer.armed[-1] == (day_end + 24 * HOUR + MIN, '')
+  fn.on_clear(fired=Timestamp(micros=(day_end + 24 * HOUR + MIN) * 1000), state=cell, clear=timer)
+  assert cell.encoded is None and len(timer.armed) == 2

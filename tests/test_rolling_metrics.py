@@ -68,7 +68,11 @@ def wm(minutes: float) -> float:
 
 
 def run(
-  stream: TestStream, spans=('15m',), lateness_s: int = 60, out_of_orderness_s: int = 0
+  stream: TestStream,
+  spans=('15m',),
+  lateness_s: int = 60,
+  out_of_orderness_s: int = 0,
+  **options: Any,
 ) -> Tuple[List, List, dict]:
   """(rows in emission order, dead letters, counters)."""
   pipeline = beam.Pipeline(options=streaming_options())
@@ -81,6 +85,7 @@ def run(
       max_out_of_orderness=Duration(seconds=out_of_orderness_s),
       metrics_namespace=NAMESPACE,
       processing_clock=lambda: Timestamp(1234),
+      **options,
     )
   )
   _ = out['rolling_metrics'] | 'Rows' >> beam.FlatMap(collect, 'rows')
@@ -170,19 +175,27 @@ def test_a_late_pane_restates_every_span_containing_its_window(runner_clock):
 
 def test_the_state_format_is_versioned():
   from transforms.rolling_metrics import ROLLING_STATE_CODER, _RollingState
-  from transforms.span_counts import window_counts
+  from transforms.span_counts import SpanShard, window_counts
   from transforms.state_coders import StateFormatError
 
-  state = _RollingState()
-  state.clock = T0
+  shard = SpanShard()
+  shard.armed_at = T0 + 21 * MIN
   window = window_counts(pane(5, 2, 'LATE', 7, 1))
-  state.windows[window.window_start] = window
-  encoded = ROLLING_STATE_CODER.encode(state)
-  assert encoded[0] == 1
+  for queue, clock in (('Q-1', T0), ('Q-2', None)):
+    state = shard.keys[(queue, 'voice')] = _RollingState()
+    state.clock = clock
+    state.windows[window.window_start] = window
+  encoded = ROLLING_STATE_CODER.encode(shard)
+  assert encoded[0] == 2
   decoded = ROLLING_STATE_CODER.decode(encoded)
-  assert (decoded.clock, decoded.windows) == (T0, {window.window_start: window})
-  with pytest.raises(StateFormatError, match='rolling metrics: state in format v2'):
-    ROLLING_STATE_CODER.decode(b'\x02' + encoded[1:])
+  assert decoded.armed_at == shard.armed_at
+  assert {k: (s.clock, s.windows) for k, s in decoded.keys.items()} == {
+    ('Q-1', 'voice'): (T0, {window.window_start: window}),
+    ('Q-2', 'voice'): (None, {window.window_start: window}),
+  }
+  # A v1 cell held one key's state, its key the state key: not read.
+  with pytest.raises(StateFormatError, match='rolling metrics: state in format v1.*reads v2'):
+    ROLLING_STATE_CODER.decode(b'\x01[1793607010000,[]]')
 
 
 def test_early_stale_and_copied_panes_change_nothing(runner_clock):
@@ -280,3 +293,96 @@ def test_rows_of_keys_are_apart_and_empty_definitions_are_the_defaults(runner_cl
   assert by_key[('Q-1', 'voice')].abandon_rate_definition == 'abandoned_over_offered'
   assert by_key[('Q-1', 'voice')].queue_name == ''
   assert by_key[('Q-1', 'chat')].abandon_rate == 1.0
+
+
+@pytest.mark.parametrize('shards', [1, 2, 128])
+def test_keys_sharing_a_shard_keep_their_own_windows_and_clocks(runner_clock, shards):
+  """Whatever the keys a shard holds (shards=1: all), each key's rows,
+  expiry and clock are its own: the shard's timer drops Q-1's first window
+  at 21 min, and Q-1's clock then refuses a pane Q-2 (no clock yet)
+  counts."""
+  stream = (
+    TestStream()
+    # One batch: three keys, maybe in one shard.
+    .add_elements(
+      [
+        at(pane(0, 0, 'ON_TIME', 1)),
+        at(pane(20, 0, 'ON_TIME', 2)),
+        at(pane(10, 0, 'ON_TIME', 2, queue='Q-2')),
+        at(pane(10, 0, 'ON_TIME', 5, 5, channel='chat')),
+      ]
+    )
+    .advance_watermark_to(wm(22))
+    .add_elements(
+      [
+        TimestampedValue(pane(15, 0, 'LATE', 7), wm(16)),  # Q-1's clock: 21 min
+        TimestampedValue(pane(15, 0, 'LATE', 3, queue='Q-2'), wm(16)),
+      ]
+    )
+    .advance_watermark_to_infinity()
+  )
+  rows, dead, counters = run(stream, shards=shards)
+  assert sorted((r.queue_id, r.channel, short(r)) for r in rows) == [
+    ('Q-1', 'chat', ('15m', 0, 15, 5, 5, 1.0, 1, 1)),
+    ('Q-1', 'voice', ('15m', -10, 5, 1, 0, 0.0, 1, 1)),
+    ('Q-1', 'voice', ('15m', 10, 25, 2, 0, 0.0, 1, 1)),
+    ('Q-2', 'voice', ('15m', 0, 15, 2, 0, 0.0, 1, 1)),
+    ('Q-2', 'voice', ('15m', 5, 20, 5, 0, 0.0, 2, 2)),
+  ]
+  assert dead == []
+  assert counters['expired_panes'] == 1
+  assert counters['windows_dropped'] == 5
+  assert counters['windows_held'] == 0
+
+
+def test_the_shard_count_must_be_positive():
+  with pytest.raises(ValueError, match='shards'):
+    ComputeRollingMetrics(allowed_lateness=Duration(0), shards=0)
+
+
+class _Cell:
+  """A state cell as the runner keeps it: encoded by the step's coder."""
+
+  def __init__(self, coder):
+    self.coder, self.encoded = coder, None
+
+  def read(self):
+    return None if self.encoded is None else self.coder.decode(self.encoded)
+
+  def write(self, value):
+    self.encoded = self.coder.encode(value)
+
+  def clear(self):
+    self.encoded = None
+
+
+class _Timer:
+  def __init__(self):
+    self.armed = []
+
+  def set(self, timestamp, dynamic_timer_tag=''):
+    self.armed.append((timestamp.micros // 1000, dynamic_timer_tag))
+
+
+def test_one_timer_per_shard_at_its_earliest_expiry_and_keys_left_empty_go():
+  from transforms.rolling_metrics import ROLLING_STATE_CODER, _RollingMetricsFn
+
+  fn = _RollingMetricsFn(['15m'], 60_000, 0, NAMESPACE, lambda: Timestamp(1234))
+  cell, timer = _Cell(ROLLING_STATE_CODER), _Timer()
+  panes = [pane(10, 0, 'ON_TIME', 1), pane(0, 0, 'ON_TIME', 1, queue='Q-2')]
+  list(fn.process((0, panes), state=cell, expiry=timer))
+  # Expiry: end + 15 min + 1 min. Q-2's window 0-5 is the shard's earliest.
+  assert timer.armed == [(T0 + 21 * MIN, '')]
+  list(fn.process((0, [pane(20, 0, 'ON_TIME', 1, queue='Q-2')]), state=cell, expiry=timer))
+  assert len(timer.armed) == 1  # a later expiry: armed as it was
+  fn.on_expiry(fired=Timestamp(micros=(T0 + 21 * MIN) * 1000), state=cell, expiry=timer)
+  shard = cell.read()
+  assert timer.armed[-1] == (T0 + 31 * MIN, '') and shard.armed_at == T0 + 31 * MIN
+  assert shard.keys[('Q-2', 'voice')].clock == T0 + 21 * MIN
+  assert shard.keys[('Q-1', 'voice')].clock is None
+  fn.on_expiry(fired=Timestamp(micros=(T0 + 31 * MIN) * 1000), state=cell, expiry=timer)
+  # Q-1 had nothing left: gone from the shard's map.
+  assert list(cell.read().keys) == [('Q-2', 'voice')]
+  assert timer.armed[-1] == (T0 + 41 * MIN, '')
+  fn.on_expiry(fired=Timestamp(micros=(T0 + 41 * MIN) * 1000), state=cell, expiry=timer)
+  assert cell.encoded is None and len(timer.armed) == 3  # empty: cleared, nothing armed

@@ -126,6 +126,7 @@ class CallMetricsFlow(beam.PTransform):
         spans=spans,
         allowed_lateness=config.allowed_lateness,
         max_out_of_orderness=event_time.max_out_of_orderness,
+        shards=event_time.state_shards,
       )
       if spans
       else None
@@ -134,6 +135,7 @@ class CallMetricsFlow(beam.PTransform):
       timezone=config.timezone,
       allowed_lateness=config.allowed_lateness,
       max_out_of_orderness=event_time.max_out_of_orderness,
+      shards=event_time.state_shards,
     )
 
   def expand(self, records):

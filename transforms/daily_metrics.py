@@ -10,28 +10,42 @@ The rules, which the reference (testing/reference/spans.py) follows on its
 own:
 - Key: (queue_id, channel, local_date), local_date the date ('YYYY-MM-DD')
   in `timezone` (an IANA name, zoneinfo) of the window's start: a window
-  counts in the day it starts in, whatever its end.
+  counts in the day it starts in, whatever its end. State is kept in the
+  shard of (queue_id, channel), `shard_of('queue_id|channel', shards)` as
+  in transforms/rolling_metrics.py: one state cell per shard, mapping each
+  (queue_id, channel) of it to its days, and one event-time timer per
+  shard, armed at the earliest clearing time of any day of the shard and
+  armed again after it fires. A bundle's panes of a shard are one batch.
 - Of the panes of a window the latest (highest pane_index) counts; one not
   above the pane kept changes nothing (counted in `stale_panes`).
 - After each batch of panes (one bundle's panes of the key) that changes
-  the day, the day's row (DailyMetrics), timestamped at its as_of:
+  the day, the day's row (DailyMetrics; the days of a shard's batch one
+  after the other), timestamped at its as_of:
   `day_start` and `day_end` the first instants (epoch ms) of the date and of
   the next (23 or 25 hours apart on a DST change day), `as_of` the end of
   the latest window counted.
-- Bounded state: the key's state is cleared (counted in `days_closed`) by
-  an event-time timer at day_end (or the end of the day's last window if
-  later) + `allowed_lateness`, after which AbandonRate, with the same
-  lateness, emits no pane of the day's windows. A pane that came after all
-  the same would start the day over. Timers run on the watermark delayed
-  by `max_out_of_orderness` (transforms/event_time.py).
+- Bounded state: the day's state is cleared (counted in `days_closed`)
+  at day_end (or the end of the day's last window if later) +
+  `allowed_lateness`, after which AbandonRate, with the same lateness,
+  emits no pane of the day's windows: the shard's timer firing at a time
+  clears every day of the shard due by then, and removes a (queue_id,
+  channel) left with no day. A pane that came after all the same would
+  start the day over. Timers run on the watermark delayed by
+  `max_out_of_orderness` (transforms/event_time.py).
 - A pane `span_counts.pane_problem` refuses goes to `dead_letters`
   (counted in `rejected_panes`).
+
+State format `daily metrics` v2 (transforms/span_counts.py,
+span_shard_coder): one cell per shard. A v1 cell (one per day, before
+shards) is not restored: the state key changed, so a savepoint of the
+per-key layout does not restore (docs/upgrades.md: drain, then start
+without it), and a v1 cell read all the same fails with StateFormatError.
 """
 
 import datetime
 import functools
 import zoneinfo
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -43,14 +57,19 @@ from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.records import AbandonMetrics, DailyMetrics, DeadLetter
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.span_counts import (
   DEAD_LETTERS,
+  SpanShard,
   WindowCounts,
-  counted_windows_coder,
+  counted_windows_from_plain,
+  counted_windows_to_plain,
   is_newer,
   pane_problem,
   rejected_pane,
   span_columns,
+  span_shard_coder,
+  span_shard_key,
   window_counts,
 )
 
@@ -95,8 +114,8 @@ def _first_instant(timezone: str, day: datetime.date) -> int:
 
 
 class _DayState:
-  """One key's (queue, channel, date) counted windows by start, and the
-  time its clearing timer is armed at (ms of delayed event time)."""
+  """One day's (queue, channel, date) counted windows by start, and the
+  time it is cleared at (ms of delayed event time)."""
 
   __slots__ = ('windows', 'clear_at')
 
@@ -105,7 +124,31 @@ class _DayState:
     self.clear_at: Optional[int] = None
 
 
-DAY_STATE_CODER = counted_windows_coder('daily metrics', _DayState, 'clear_at')
+def _days_to_plain(days: Dict[str, _DayState]) -> dict:
+  return {date: counted_windows_to_plain(day.clear_at, day.windows) for date, day in days.items()}
+
+
+def _days_from_plain(plain: dict) -> Dict[str, _DayState]:
+  days = {}
+  for date, counted in plain.items():
+    day = days[date] = _DayState()
+    day.clear_at, day.windows = counted_windows_from_plain(counted)
+  return days
+
+
+# Format v2: [clearing timer armed at or null, [[queue_id, channel, {local
+# date: [clear at, [[window start, end, pane index, [counts in
+# COUNT_FIELDS order], queue name, abandon rate definition, service level
+# definition], ...]]}], ...]] (transforms/span_counts.py). v1, one day's
+# [clear at, windows] per cell, is not read.
+DAY_STATE_CODER = span_shard_coder('daily metrics', _days_to_plain, _days_from_plain)
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_date(timezone: str, window_start: int) -> str:
+  """local_date of a window start; cached: windows are few and each has
+  many panes."""
+  return local_date(timezone, window_start)
 
 
 class _DailyMetricsFn(beam.DoFn):
@@ -132,13 +175,14 @@ class _DailyMetricsFn(beam.DoFn):
 
   def process(
     self,
-    batch: Tuple[Tuple[str, str, str], List[AbandonMetrics]],
+    batch: Tuple[int, List[AbandonMetrics]],
     state=beam.DoFn.StateParam(STATE),
     clear=beam.DoFn.TimerParam(CLEAR),
   ) -> Iterator:
-    (queue_id, channel, date), panes = batch
-    day = state.read() or _DayState()
-    changed = False
+    _, panes = batch
+    shard = state.read() or SpanShard()
+    # (queue_id, channel, date) of the days the batch changes.
+    changed: Set[Tuple[str, str, str]] = set()
     for metrics in panes:
       problem = pane_problem(metrics)
       if problem is not None:
@@ -149,43 +193,79 @@ class _DailyMetricsFn(beam.DoFn):
         )
         continue
       pane = window_counts(metrics)
-      kept = day.windows.get(pane.window_start)
+      key = (metrics.queue_id, metrics.channel)
+      date = _window_date(self._timezone, pane.window_start)
+      days = shard.keys.get(key)
+      day = days.get(date) if days is not None else None
+      kept = day.windows.get(pane.window_start) if day is not None else None
       if not is_newer(pane, kept):
         self._stale.inc()
         continue
       if kept is None:
         self._held.inc()
+      if day is None:
+        if days is None:
+          days = shard.keys[key] = {}
+        day = days[date] = _DayState()
       day.windows[pane.window_start] = pane
-      changed = True
+      changed.add((*key, date))
     if not changed:
       return
-    day_start, day_end = day_bounds(self._timezone, date)
-    as_of = max(w.window_end for w in day.windows.values())
-    clear_at = max(day_end, as_of) + self._lateness
-    if clear_at != day.clear_at:
-      day.clear_at = clear_at
-      self._event_time.set(clear, clear_at)
-    state.write(day)
-    row = DailyMetrics(
-      queue_id=queue_id,
-      channel=channel,
-      local_date=date,
-      timezone=self._timezone,
-      day_start=day_start,
-      day_end=day_end,
-      as_of=as_of,
-      **span_columns(day.windows.values()),
-    )
-    yield at_event_time(row, as_of)
+    rows = []
+    for queue_id, channel, date in sorted(changed):
+      day = shard.keys[(queue_id, channel)][date]
+      day_start, day_end = day_bounds(self._timezone, date)
+      as_of = max(w.window_end for w in day.windows.values())
+      day.clear_at = max(day_end, as_of) + self._lateness
+      row = DailyMetrics(
+        queue_id=queue_id,
+        channel=channel,
+        local_date=date,
+        timezone=self._timezone,
+        day_start=day_start,
+        day_end=day_end,
+        as_of=as_of,
+        **span_columns(day.windows.values()),
+      )
+      rows.append(at_event_time(row, as_of))
+    # A day's clearing time only grows: the earliest of the shard's may move
+    # either way.
+    self._arm(clear, shard)
+    state.write(shard)
+    yield from rows
 
   @on_timer(CLEAR)
-  def on_clear(self, state=beam.DoFn.StateParam(STATE)) -> None:
-    day = state.read()
-    if day is None:
+  def on_clear(
+    self,
+    fired=beam.DoFn.TimestampParam,
+    state=beam.DoFn.StateParam(STATE),
+    clear=beam.DoFn.TimerParam(CLEAR),
+  ) -> None:
+    shard = state.read()
+    if shard is None:
       return
-    self._days_closed.inc()
-    self._held.dec(len(day.windows))
-    state.clear()
+    fired_ms = self._event_time.fired_ms(fired)
+    for key in list(shard.keys):
+      days = shard.keys[key]
+      for date in [d for d, day in days.items() if day.clear_at <= fired_ms]:
+        self._days_closed.inc()
+        self._held.dec(len(days.pop(date).windows))
+      if not days:
+        del shard.keys[key]
+    shard.armed_at = None
+    if not shard.keys:
+      state.clear()
+      return
+    self._arm(clear, shard)
+    state.write(shard)
+
+  def _arm(self, clear, shard: SpanShard) -> None:
+    """Arms the shard's timer at its days' earliest clearing time, unless
+    armed there."""
+    earliest = min(day.clear_at for days in shard.keys.values() for day in days.values())
+    if earliest != shard.armed_at:
+      shard.armed_at = earliest
+      self._event_time.set(clear, earliest)
 
 
 class ComputeDailyMetrics(beam.PTransform):
@@ -203,7 +283,9 @@ class ComputeDailyMetrics(beam.PTransform):
       `metrics_namespace`.
   `timezone`: an IANA name (ValueError naming it here when unknown).
   `allowed_lateness` and `max_out_of_orderness`: the AbandonRate step's.
-  The rules are in the module docstring. `processing_clock`: the
+  `shards`: how many shard keys the state is spread over, the job's
+  `--max_parallelism` (transforms/sharding.py). The rules are in the
+  module docstring. `processing_clock`: the
   `received_at` of dead letters.
   """
 
@@ -215,9 +297,13 @@ class ComputeDailyMetrics(beam.PTransform):
     max_out_of_orderness: Duration = Duration(0),
     metrics_namespace: str = 'daily_metrics',
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
     time_zone(timezone)
+    if shards < 1:
+      raise ValueError(f'shards must be at least 1, got {shards}')
+    self._shards = shards
     self._timezone = timezone
     self._fn = _DailyMetricsFn(
       timezone,
@@ -228,14 +314,11 @@ class ComputeDailyMetrics(beam.PTransform):
     )
 
   def expand(self, panes):
-    timezone = self._timezone
-
-    def day_key(metrics: AbandonMetrics) -> Tuple[str, str, str]:
-      return metrics.queue_id, metrics.channel, local_date(timezone, metrics.window_start)
-
+    shards = self._shards
     outputs = (
       panes
-      | 'BatchPerDay' >> BatchPerKey(day_key, lambda m: m.window_end, Tuple[str, str, str])
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda m: shard_of(span_shard_key(m), shards), lambda m: m.window_end, int)
       | 'Daily'
       >> beam.ParDo(self._fn)
       .with_output_types(DailyMetrics, **{DEAD_LETTERS: DeadLetter})

@@ -9,7 +9,12 @@ the records' windows only.
 
 The rules, which the reference (testing/reference/spans.py) follows on its
 own:
-- Key: the natural key (queue_id, channel); no shards (a few hundred keys).
+- Key: the natural key (queue_id, channel); its state is kept in the
+  shard `shard_of('queue_id|channel', shards)` (transforms/sharding.py):
+  one state cell per shard, mapping each of its keys to the key's windows
+  and clock, and one event-time timer per shard, armed at the earliest
+  expiry of any window of the shard and armed again after it fires. A
+  bundle's panes of a shard are one batch (one state read and write).
 - EARLY panes are not final and are ignored (counted in
   `early_panes_ignored`). Of the other panes of a window the latest (highest
   pane_index) counts; one not above the pane kept changes nothing (counted
@@ -20,21 +25,30 @@ own:
   every span containing W (E - span <= W.start < E) whose E is the end of
   a window the key has a counted pane for; the rows a batch of panes (one
   bundle's panes of the key) changes are emitted once, after the batch, in
-  span then span_end order, each timestamped at its span_end.
+  span then span_end order (keys of a shard's batch one after the other),
+  each timestamped at its span_end.
 - A span is a whole number of windows: a pane whose window length does not
   divide every span, like a pane `span_counts.pane_problem` refuses, goes
   to `dead_letters` (counted in `rejected_panes`).
-- Bounded state: each window arms an event-time timer at its end + the
-  longest span + `allowed_lateness`, when no pane can need it any more; a
-  firing timer drops every window due (counted in `windows_dropped`) and
-  clears a key left with none. Its time is the key's clock (a lower bound
-  of the watermark): a pane whose window ended `allowed_lateness` or more
-  before it (which AbandonRate, routing such calls to its late events, never
-  emits with the same lateness) is ignored, counted in `expired_panes`:
+- Bounded state: a window expires at its end + the longest span +
+  `allowed_lateness`, when no pane can need it any more; the shard's timer
+  firing at a time drops every window of the shard expired by then
+  (counted in `windows_dropped`) and removes a key left with none. The
+  latest expiry of a key's windows dropped so far is the key's clock (a
+  lower bound of the watermark; none again once the key is removed): a
+  pane whose window ended `allowed_lateness` or more before it (which
+  AbandonRate, routing such calls to its late events, never emits with
+  the same lateness) is ignored, counted in `expired_panes`:
   the windows its spans need may be gone. `windows_held` counts windows in
   and out of state, so a drained job leaves it at 0. Like every event-time
   decision of the job, timers run on the watermark delayed by
   `max_out_of_orderness` (transforms/event_time.py).
+
+State format `rolling metrics` v2 (transforms/span_counts.py,
+span_shard_coder): one cell per shard. A v1 cell (one per key, before
+shards) is not restored: the state key changed, so a savepoint of the
+per-key layout does not restore (docs/upgrades.md: drain, then start
+without it), and a v1 cell read all the same fails with StateFormatError.
 """
 
 import re
@@ -50,14 +64,19 @@ from options.config import checked_millis
 from transforms.batching import BatchPerKey
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.records import ROLLING_SPANS, AbandonMetrics, DeadLetter, RollingMetrics
+from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.span_counts import (
   DEAD_LETTERS,
+  SpanShard,
   WindowCounts,
-  counted_windows_coder,
+  counted_windows_from_plain,
+  counted_windows_to_plain,
   is_newer,
   pane_problem,
   rejected_pane,
   span_columns,
+  span_shard_coder,
+  span_shard_key,
   window_counts,
 )
 from transforms.windowing import EARLY_PANE
@@ -77,8 +96,9 @@ def span_millis(span: str) -> int:
 
 
 class _RollingState:
-  """One key's counted windows by start, and its clock: the latest
-  expiry timer that fired (ms of delayed event time), None before any."""
+  """One key's counted windows by start, and its clock: the latest expiry
+  of its windows dropped so far (ms of delayed event time), None before
+  any."""
 
   __slots__ = ('clock', 'windows')
 
@@ -87,7 +107,22 @@ class _RollingState:
     self.windows: Dict[int, WindowCounts] = {}
 
 
-ROLLING_STATE_CODER = counted_windows_coder('rolling metrics', _RollingState, 'clock')
+def _key_to_plain(held: _RollingState) -> list:
+  return counted_windows_to_plain(held.clock, held.windows)
+
+
+def _key_from_plain(plain: list) -> _RollingState:
+  held = _RollingState()
+  held.clock, held.windows = counted_windows_from_plain(plain)
+  return held
+
+
+# Format v2: [expiry timer armed at or null, [[queue_id, channel, [clock or
+# null, [[window start, end, pane index, [counts in COUNT_FIELDS order],
+# queue name, abandon rate definition, service level definition], ...]]],
+# ...]] (transforms/span_counts.py). v1, one key's [clock, windows] per
+# cell, is not read.
+ROLLING_STATE_CODER = span_shard_coder('rolling metrics', _key_to_plain, _key_from_plain)
 
 
 class _RollingMetricsFn(beam.DoFn):
@@ -118,14 +153,16 @@ class _RollingMetricsFn(beam.DoFn):
 
   def process(
     self,
-    batch: Tuple[Tuple[str, str], List[AbandonMetrics]],
+    batch: Tuple[int, List[AbandonMetrics]],
     state=beam.DoFn.StateParam(STATE),
     expiry=beam.DoFn.TimerParam(EXPIRY),
   ) -> Iterator:
-    (queue_id, channel), panes = batch
-    held = state.read() or _RollingState()
-    # (span position, span end) of the rows the batch changes.
-    changed: Set[Tuple[int, int]] = set()
+    _, panes = batch
+    shard = state.read() or SpanShard()
+    # Per key, (span position, span end) of the rows the batch changes.
+    changed: Dict[Tuple[str, str], Set[Tuple[int, int]]] = {}
+    # The earliest expiry of the windows the batch adds.
+    earliest: Optional[int] = None
     for metrics in panes:
       if metrics.pane_timing == EARLY_PANE:
         self._early_ignored.inc()
@@ -139,7 +176,11 @@ class _RollingMetricsFn(beam.DoFn):
         )
         continue
       pane = window_counts(metrics)
-      if held.clock is not None and pane.window_end + self._lateness <= held.clock:
+      key = (metrics.queue_id, metrics.channel)
+      held = shard.keys.get(key)
+      if held is None:
+        held = _RollingState()
+      elif held.clock is not None and pane.window_end + self._lateness <= held.clock:
         self._expired.inc()
         continue
       kept = held.windows.get(pane.window_start)
@@ -148,35 +189,66 @@ class _RollingMetricsFn(beam.DoFn):
         continue
       if kept is None:
         self._held.inc()
-        self._event_time.set(expiry, pane.window_end + self._kept_for, str(pane.window_start))
+        expires = pane.window_end + self._kept_for
+        earliest = expires if earliest is None else min(earliest, expires)
       held.windows[pane.window_start] = pane
+      shard.keys[key] = held
       ends = [w.window_end for w in held.windows.values()]
+      key_changed = changed.setdefault(key, set())
       for position, (_, span_ms) in enumerate(self._spans):
         start = pane.window_start
-        changed.update((position, end) for end in ends if start < end <= start + span_ms)
+        key_changed.update((position, end) for end in ends if start < end <= start + span_ms)
     if not changed:
       return
-    state.write(held)
-    for position, end in sorted(changed):
-      row = self._row(queue_id, channel, position, end, held)
-      yield at_event_time(row, end)
+    # Windows are only added here: the shard's earliest expiry moves only
+    # to an earlier window's.
+    if earliest is not None and (shard.armed_at is None or earliest < shard.armed_at):
+      shard.armed_at = earliest
+      self._event_time.set(expiry, earliest)
+    state.write(shard)
+    for key in sorted(changed):
+      queue_id, channel = key
+      held = shard.keys[key]
+      for position, end in sorted(changed[key]):
+        row = self._row(queue_id, channel, position, end, held)
+        yield at_event_time(row, end)
 
   @on_timer(EXPIRY)
-  def on_expiry(self, fired=beam.DoFn.TimestampParam, state=beam.DoFn.StateParam(STATE)) -> None:
-    held = state.read()
-    if held is None:
+  def on_expiry(
+    self,
+    fired=beam.DoFn.TimestampParam,
+    state=beam.DoFn.StateParam(STATE),
+    expiry=beam.DoFn.TimerParam(EXPIRY),
+  ) -> None:
+    shard = state.read()
+    if shard is None:
       return  # every window went at an earlier timer
-    clock = self._event_time.fired_ms(fired)
-    held.clock = clock if held.clock is None else max(held.clock, clock)
-    due = [s for s, w in held.windows.items() if w.window_end + self._kept_for <= held.clock]
-    for start in due:
-      del held.windows[start]
-    self._dropped.inc(len(due))
-    self._held.dec(len(due))
-    if held.windows:
-      state.write(held)
-    else:
+    fired_ms = self._event_time.fired_ms(fired)
+    earliest: Optional[int] = None
+    for key in list(shard.keys):
+      held = shard.keys[key]
+      due = []
+      for start, window in held.windows.items():
+        expires = window.window_end + self._kept_for
+        if expires <= fired_ms:
+          due.append(start)
+          # As if each window had its own timer: the key's clock is the
+          # latest expiry of its windows dropped.
+          held.clock = expires if held.clock is None else max(held.clock, expires)
+        elif earliest is None or expires < earliest:
+          earliest = expires
+      for start in due:
+        del held.windows[start]
+      self._dropped.inc(len(due))
+      self._held.dec(len(due))
+      if not held.windows:
+        del shard.keys[key]
+    shard.armed_at = earliest
+    if earliest is None:
       state.clear()
+      return
+    self._event_time.set(expiry, earliest)
+    state.write(shard)
 
   def _span_problem(self, metrics: AbandonMetrics) -> Optional[Tuple[str, str]]:
     length = metrics.window_end - metrics.window_start
@@ -201,10 +273,6 @@ class _RollingMetricsFn(beam.DoFn):
     )
 
 
-def _natural_key(metrics: AbandonMetrics) -> Tuple[str, str]:
-  return metrics.queue_id, metrics.channel
-
-
 def _window_end(metrics: AbandonMetrics) -> int:
   return metrics.window_end
 
@@ -225,7 +293,9 @@ class ComputeRollingMetrics(beam.PTransform):
       `window_does_not_divide_span`), source `metrics_namespace`.
   `allowed_lateness` and `max_out_of_orderness`: the AbandonRate step's,
   so a window is kept as long as a pane of a window of its spans can come.
-  The rules are in the module docstring. `processing_clock`: the
+  `shards`: how many shard keys the state is spread over, the job's
+  `--max_parallelism` (transforms/sharding.py). The rules are in the
+  module docstring. `processing_clock`: the
   `received_at` of dead letters.
   """
 
@@ -237,8 +307,12 @@ class ComputeRollingMetrics(beam.PTransform):
     max_out_of_orderness: Duration = Duration(0),
     metrics_namespace: str = 'rolling_metrics',
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
+    shards: int = DEFAULT_STATE_SHARDS,
   ):
     super().__init__()
+    if shards < 1:
+      raise ValueError(f'shards must be at least 1, got {shards}')
+    self._shards = shards
     if not spans or len(set(spans)) != len(spans):
       raise ValueError(f'spans must be distinct and at least one, got {list(spans)}')
     for span in spans:
@@ -252,9 +326,11 @@ class ComputeRollingMetrics(beam.PTransform):
     )
 
   def expand(self, panes):
+    shards = self._shards
     outputs = (
       panes
-      | 'BatchPerQueue' >> BatchPerKey(_natural_key, _window_end, Tuple[str, str])
+      | 'BatchPerShard'
+      >> BatchPerKey(lambda m: shard_of(span_shard_key(m), shards), _window_end, int)
       | 'Rolling'
       >> beam.ParDo(self._fn)
       .with_output_types(RollingMetrics, **{DEAD_LETTERS: DeadLetter})

@@ -1,7 +1,8 @@
 """What the rolling and daily figures share (transforms/rolling_metrics.py,
 transforms/daily_metrics.py): one window's counts as kept in state, the
-rule of which pane of a window counts, and the columns of a span summed
-from its windows.
+rule of which pane of a window counts, the columns of a span summed
+from its windows, and their state: one cell per shard of (queue_id,
+channel) (SpanShard, span_shard_coder, format v2).
 
 A window's latest pane (highest `pane_index`) replaces its earlier ones:
 AbandonRate's panes accumulate (transforms/windowing.py), so the latest
@@ -18,7 +19,7 @@ not depend on them).
 """
 
 import json
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from transforms.abandon_rate import rounded_ratio
 from transforms.metric_definitions import (
@@ -202,24 +203,58 @@ def span_columns(windows: Sequence[WindowCounts]) -> Dict[str, Any]:
   return columns
 
 
-def counted_windows_coder(name: str, state_type: type, time_field: str) -> VersionedStateCoder:
-  """The state coder of a span step (`name`, format v1): a `state_type`
-  holding `windows` (window start -> WindowCounts) and one time in ms or
-  None, its attribute `time_field` (the rolling step's clock, the daily
-  step's clearing time).
+def span_shard_key(metrics: AbandonMetrics) -> str:
+  """What both span steps shard a pane's (queue_id, channel) by
+  (transforms/sharding.py shard_of): 'queue_id|channel'."""
+  return f'{metrics.queue_id}|{metrics.channel}'
 
-  Format v1: [time or null, [[window start, end, pane index, [counts in
-  COUNT_FIELDS order], queue name, abandon rate definition, service level
-  definition], ...]]."""
 
-  def to_plain(state) -> list:
-    return [getattr(state, time_field), [window_to_plain(w) for w in state.windows.values()]]
+class SpanShard:
+  """One shard's state of a span step (transforms/sharding.py): each
+  natural key's (queue_id, channel) state, a key with nothing left being
+  removed, and the time the shard's one event-time timer is armed at (ms
+  of delayed event time, None when none is)."""
 
-  def from_plain_v1(plain: list):
-    state = state_type()
-    at, windows = plain
-    setattr(state, time_field, at)
-    state.windows = {w.window_start: w for w in map(window_from_plain, windows)}
-    return state
+  __slots__ = ('armed_at', 'keys')
 
-  return VersionedStateCoder(name, 1, to_plain, {1: from_plain_v1})
+  def __init__(self):
+    self.armed_at: Optional[int] = None
+    self.keys: Dict[Tuple[str, str], Any] = {}
+
+
+def counted_windows_to_plain(at: Optional[int], windows: Dict[int, WindowCounts]) -> list:
+  """[time or null, [window, ...]]: one time in ms and counted windows,
+  each as window_to_plain."""
+  return [at, [window_to_plain(w) for w in windows.values()]]
+
+
+def counted_windows_from_plain(plain: list) -> Tuple[Optional[int], Dict[int, WindowCounts]]:
+  at, windows = plain
+  return at, {w.window_start: w for w in map(window_from_plain, windows)}
+
+
+def span_shard_coder(
+  name: str, key_to_plain: Callable[[Any], Any], key_from_plain: Callable[[Any], Any]
+) -> VersionedStateCoder:
+  """The state coder of a span step (`name`, format v2): a SpanShard whose
+  keys' states `key_to_plain` and `key_from_plain` make plain and back.
+
+  Format v2: [armed at or null, [[queue_id, channel, the key's state as
+  `key_to_plain` makes it], ...]]. Format v1 held one key's state per cell
+  (the natural key was the state key): the key is not in the cell, so a v1
+  cell cannot be read into a shard and is refused (StateFormatError)."""
+
+  def to_plain(shard: SpanShard) -> list:
+    return [
+      shard.armed_at,
+      [[queue_id, channel, key_to_plain(s)] for (queue_id, channel), s in shard.keys.items()],
+    ]
+
+  def from_plain_v2(plain: list) -> SpanShard:
+    shard = SpanShard()
+    shard.armed_at, keys = plain
+    for queue_id, channel, key_state in keys:
+      shard.keys[(queue_id, channel)] = key_from_plain(key_state)
+    return shard
+
+  return VersionedStateCoder(name, 2, to_plain, {2: from_plain_v2})
