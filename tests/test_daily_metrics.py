@@ -185,7 +185,7 @@ def test_the_state_format_is_versioned():
   day.windows[window.window_start] = window
   shard.keys[('Q-1', 'voice')] = {'2026-11-02': day}
   encoded = DAY_STATE_CODER.encode(shard)
-  assert encoded[0] == 2
+  assert encoded[0] == 1
   decoded = DAY_STATE_CODER.decode(encoded)
   assert decoded.armed_at == shard.armed_at
   [(key, days)] = decoded.keys.items()
@@ -195,10 +195,7 @@ def test_the_state_format_is_versioned():
     {window.window_start: window},
   )
   with pytest.raises(StateFormatError, match='daily metrics: .* does not decode'):
-    DAY_STATE_CODER.decode(b'\x02[1]')
-  # A v1 cell held one day's state, its key the state key: not read.
-  with pytest.raises(StateFormatError, match='daily metrics: state in format v1.*reads v2'):
-    DAY_STATE_CODER.decode(b'\x01[1793664000000,[]]')
+    DAY_STATE_CODER.decode(b'\x01[1]')
 
 
 @pytest.mark.parametrize('shards', [1, 2, 128])

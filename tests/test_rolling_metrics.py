@@ -186,16 +186,15 @@ def test_the_state_format_is_versioned():
     state.clock = clock
     state.windows[window.window_start] = window
   encoded = ROLLING_STATE_CODER.encode(shard)
-  assert encoded[0] == 2
+  assert encoded[0] == 1
   decoded = ROLLING_STATE_CODER.decode(encoded)
   assert decoded.armed_at == shard.armed_at
   assert {k: (s.clock, s.windows) for k, s in decoded.keys.items()} == {
     ('Q-1', 'voice'): (T0, {window.window_start: window}),
     ('Q-2', 'voice'): (None, {window.window_start: window}),
   }
-  # A v1 cell held one key's state, its key the state key: not read.
-  with pytest.raises(StateFormatError, match='rolling metrics: state in format v1.*reads v2'):
-    ROLLING_STATE_CODER.decode(b'\x01[1793607010000,[]]')
+  with pytest.raises(StateFormatError, match='rolling metrics: state in format v2'):
+    ROLLING_STATE_CODER.decode(b'\x02' + encoded[1:])
 
 
 def test_early_stale_and_copied_panes_change_nothing(runner_clock):

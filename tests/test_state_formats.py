@@ -172,6 +172,8 @@ def _alert():
 
 # step file -> (coder, a state value as this release holds it)
 CASES = {
+  'rolling_metrics.bin': (rolling_metrics.ROLLING_STATE_CODER, _rolling()),
+  'daily_metrics.bin': (daily_metrics.DAY_STATE_CODER, _days()),
   'alert_state.bin': (alert_evaluation.ALERT_STATE_CODER, _alert()),
   'dead_letter_counts.bin': (
     alert_figures.DEAD_LETTER_COUNTS_CODER,
@@ -257,16 +259,11 @@ MOVED_ON = {
 # (docs/upgrades.md: drain, then start without the savepoint); its
 # committed fixture stays. file -> (coder, the fixture directory of the
 # format written now, a value of that format).
-NOT_RESTORED = {
-  'rolling_metrics.bin': (rolling_metrics.ROLLING_STATE_CODER, 'state_v2', _rolling()),
-  'daily_metrics.bin': (daily_metrics.DAY_STATE_CODER, 'state_v2', _days()),
-}
 
 
 def _written_now():
   yield from ((name, 'state_v1', coder, value) for name, (coder, value) in CASES.items())
   yield from ((name, d, coder, value) for name, (coder, _, d, value) in MOVED_ON.items())
-  yield from ((name, d, coder, value) for name, (coder, d, value) in NOT_RESTORED.items())
 
 
 @pytest.mark.parametrize('name, directory, coder, value', sorted(_written_now()))
@@ -284,24 +281,6 @@ def test_committed_v1_state_is_decoded(name, coder, value):
   decoded = coder.decode((FIXTURES / 'state_v1' / name).read_bytes())
   assert _plain_of(coder, decoded) == _plain_of(coder, value)
   assert type(decoded) is type(value)
-
-
-@pytest.mark.parametrize('name, directory', [(n, d) for n, (_, d, _) in NOT_RESTORED.items()])
-def test_committed_state_of_the_moved_key_is_decoded(name, directory):
-  coder, _, value = NOT_RESTORED[name]
-  decoded = coder.decode((FIXTURES / directory / name).read_bytes())
-  assert _plain_of(coder, decoded) == _plain_of(coder, value)
-  assert type(decoded) is type(value)
-
-
-@pytest.mark.parametrize('name', sorted(NOT_RESTORED))
-def test_committed_v1_state_of_a_moved_key_is_refused_with_the_documented_message(name):
-  coder = NOT_RESTORED[name][0]
-  with pytest.raises(StateFormatError) as error:
-    coder.decode((FIXTURES / 'state_v1' / name).read_bytes())
-  message = str(error.value)
-  assert 'state in format v1' in message and 'this release reads v2' in message
-  assert 'after draining the job' in message and UPGRADE_DOC in message
 
 
 def test_committed_v2_windowed_state_is_decoded_as_keys_with_their_clocks():

@@ -35,11 +35,8 @@ own:
 - A pane `span_counts.pane_problem` refuses goes to `dead_letters`
   (counted in `rejected_panes`).
 
-State format `daily metrics` v2 (transforms/span_counts.py,
-span_shard_coder): one cell per shard. A v1 cell (one per day, before
-shards) is not restored: the state key changed, so a savepoint of the
-per-key layout does not restore (docs/upgrades.md: drain, then start
-without it), and a v1 cell read all the same fails with StateFormatError.
+State format `daily metrics` v1 (transforms/span_counts.py,
+span_shard_coder): one cell per shard.
 """
 
 import datetime
@@ -136,11 +133,10 @@ def _days_from_plain(plain: dict) -> Dict[str, _DayState]:
   return days
 
 
-# Format v2: [clearing timer armed at or null, [[queue_id, channel, {local
+# Format v1: [clearing timer armed at or null, [[queue_id, channel, {local
 # date: [clear at, [[window start, end, pane index, [counts in
 # COUNT_FIELDS order], queue name, abandon rate definition, service level
-# definition], ...]]}], ...]] (transforms/span_counts.py). v1, one day's
-# [clear at, windows] per cell, is not read.
+# definition], ...]]}], ...]] (transforms/span_counts.py).
 DAY_STATE_CODER = span_shard_coder('daily metrics', _days_to_plain, _days_from_plain)
 
 

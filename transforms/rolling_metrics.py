@@ -44,11 +44,8 @@ own:
   decision of the job, timers run on the watermark delayed by
   `max_out_of_orderness` (transforms/event_time.py).
 
-State format `rolling metrics` v2 (transforms/span_counts.py,
-span_shard_coder): one cell per shard. A v1 cell (one per key, before
-shards) is not restored: the state key changed, so a savepoint of the
-per-key layout does not restore (docs/upgrades.md: drain, then start
-without it), and a v1 cell read all the same fails with StateFormatError.
+State format `rolling metrics` v1 (transforms/span_counts.py,
+span_shard_coder): one cell per shard.
 """
 
 import re
@@ -117,11 +114,10 @@ def _key_from_plain(plain: list) -> _RollingState:
   return held
 
 
-# Format v2: [expiry timer armed at or null, [[queue_id, channel, [clock or
+# Format v1: [expiry timer armed at or null, [[queue_id, channel, [clock or
 # null, [[window start, end, pane index, [counts in COUNT_FIELDS order],
 # queue name, abandon rate definition, service level definition], ...]]],
-# ...]] (transforms/span_counts.py). v1, one key's [clock, windows] per
-# cell, is not read.
+# ...]] (transforms/span_counts.py).
 ROLLING_STATE_CODER = span_shard_coder('rolling metrics', _key_to_plain, _key_from_plain)
 
 

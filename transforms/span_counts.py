@@ -2,7 +2,7 @@
 transforms/daily_metrics.py): one window's counts as kept in state, the
 rule of which pane of a window counts, the columns of a span summed
 from its windows, and their state: one cell per shard of (queue_id,
-channel) (SpanShard, span_shard_coder, format v2).
+channel) (SpanShard, span_shard_coder, format v1).
 
 A window's latest pane (highest `pane_index`) replaces its earlier ones:
 AbandonRate's panes accumulate (transforms/windowing.py), so the latest
@@ -236,13 +236,11 @@ def counted_windows_from_plain(plain: list) -> Tuple[Optional[int], Dict[int, Wi
 def span_shard_coder(
   name: str, key_to_plain: Callable[[Any], Any], key_from_plain: Callable[[Any], Any]
 ) -> VersionedStateCoder:
-  """The state coder of a span step (`name`, format v2): a SpanShard whose
+  """The state coder of a span step (`name`, format v1): a SpanShard whose
   keys' states `key_to_plain` and `key_from_plain` make plain and back.
 
-  Format v2: [armed at or null, [[queue_id, channel, the key's state as
-  `key_to_plain` makes it], ...]]. Format v1 held one key's state per cell
-  (the natural key was the state key): the key is not in the cell, so a v1
-  cell cannot be read into a shard and is refused (StateFormatError)."""
+  Format v1: [armed at or null, [[queue_id, channel, the key's state as
+  `key_to_plain` makes it], ...]]."""
 
   def to_plain(shard: SpanShard) -> list:
     return [
@@ -250,11 +248,11 @@ def span_shard_coder(
       [[queue_id, channel, key_to_plain(s)] for (queue_id, channel), s in shard.keys.items()],
     ]
 
-  def from_plain_v2(plain: list) -> SpanShard:
+  def from_plain_v1(plain: list) -> SpanShard:
     shard = SpanShard()
     shard.armed_at, keys = plain
     for queue_id, channel, key_state in keys:
       shard.keys[(queue_id, channel)] = key_from_plain(key_state)
     return shard
 
-  return VersionedStateCoder(name, 2, to_plain, {2: from_plain_v2})
+  return VersionedStateCoder(name, 1, to_plain, {1: from_plain_v1})
