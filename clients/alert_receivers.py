@@ -140,6 +140,14 @@ def _clipped(text: str, limit: int) -> str:
   return text if len(text) <= limit else text[: limit - 1] + '…'
 
 
+def _slack_text(text: str) -> str:
+  """`text` as Slack shows it literally: queue names and messages come from
+  producers, and Slack reads `<!channel>`, `<@user>` or `<url|label>` in
+  mrkdwn as a mention or a link unless &, < and > are escaped
+  (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+  return text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+
+
 def slack_payload(notification: AlertNotification) -> dict:
   """An incoming-webhook message: `text`, the notification as one line
   (shown in notifications and by clients without blocks), and `blocks`: a
@@ -158,17 +166,18 @@ def slack_payload(notification: AlertNotification) -> dict:
   invalid_payload).
   """
   fields = [
-    {'type': 'mrkdwn', 'text': _clipped(f'*{name}*\n{value}', _SLACK_FIELD_CHARS)}
+    {'type': 'mrkdwn', 'text': _clipped(f'*{name}*\n{_slack_text(value)}', _SLACK_FIELD_CHARS)}
     for name, value in _details(notification)
   ]
+  line = _slack_text(summary(notification))
   return {
-    'text': summary(notification),
+    'text': line,
     'blocks': [
       {
         'type': 'section',
         'text': {
           'type': 'mrkdwn',
-          'text': _clipped(f'*{summary(notification)}*\n{notification.message}', _SLACK_TEXT_CHARS),
+          'text': _clipped(f'*{line}*\n{_slack_text(notification.message)}', _SLACK_TEXT_CHARS),
         },
       },
       {'type': 'section', 'fields': fields},

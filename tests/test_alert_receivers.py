@@ -105,6 +105,20 @@ def test_slack_gets_an_incoming_webhook_message():
   assert '*Value*\n0.25 (threshold 0.1)' in [field['text'] for field in details['fields']]
 
 
+def test_a_producers_text_reaches_slack_as_text_not_mentions_or_links():
+  hostile = notification('n-1')._replace(
+    queue_name='<!channel> & <https://evil.example|Sales>', message='call <@U123> now'
+  )
+  with HttpReceiver() as slack:
+    assert send(SLACK_RECEIVER, hostile, {'SLACK_URL': slack.url}, 5).ok
+    payload = json.loads(slack.accepted['n-1'])
+  texts = [payload['text'], payload['blocks'][0]['text']['text']]
+  texts += [field['text'] for field in payload['blocks'][1]['fields']]
+  assert not any('<' in text or '>' in text for text in texts), texts
+  assert '&lt;!channel&gt; &amp; &lt;https://evil.example|Sales&gt;' in payload['text']
+  assert 'call &lt;@U123&gt; now' in payload['blocks'][0]['text']['text']
+
+
 def test_a_long_message_is_cut_to_what_a_slack_section_holds():
   with HttpReceiver() as slack:
     long = notification('n-1')._replace(message='x' * 5000)
