@@ -277,6 +277,9 @@ class CallMetricsConfig(FlowConfig):
   # The contact center's IANA time zone (--timezone): daily_metrics count
   # from its local midnight.
   timezone: str = 'UTC'
+  # Whether the flow lists the contacts behind each window
+  # (window_contacts): --contact_detail_ttl_seconds is not zero.
+  contact_detail: bool = True
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'CallMetricsConfig':
@@ -300,6 +303,7 @@ class CallMetricsConfig(FlowConfig):
       queue_names=load_queue_names(o.queue_names),
       live_floor=LiveFloorConfig.from_options(options),
       timezone=options.view_as(AlertOptions).timezone,
+      contact_detail=options.view_as(SinkOptions).contact_detail_ttl_seconds > 0,
     )
 
   def __post_init__(self):
@@ -622,6 +626,9 @@ class SinkConfigs:
   sqlite_path: str
   cassandra: Optional[CassandraSettings] = None
   kafka: Optional[KafkaClientConfig] = None
+  # How long rows of expiring tables (window_contacts) are kept after
+  # they are written (--contact_detail_ttl_seconds); zero: none written.
+  contact_detail_ttl: Duration = Duration(seconds=7 * 24 * 3600)
 
   @classmethod
   def from_options(cls, options: PipelineOptions) -> 'SinkConfigs':
@@ -632,12 +639,17 @@ class SinkConfigs:
     return cls(
       names=names,
       sqlite_path=o.sqlite_path,
+      contact_detail_ttl=Duration(seconds=o.contact_detail_ttl_seconds),
       cassandra=CassandraSettings.from_options(options) if 'cassandra' in names else None,
       kafka=KafkaClientConfig.from_options(options) if 'kafka' in names else None,
     )
 
   def __post_init__(self):
     _check_types(self)
+    if self.contact_detail_ttl < Duration(0):
+      raise ValueError(
+        f'--contact_detail_ttl_seconds must be 0 or more, got {self.contact_detail_ttl.micros // 10**6}'
+      )
     for name, settings in (('cassandra', self.cassandra), ('kafka', self.kafka)):
       if name in self.names and settings is None:
         raise ValueError(f'sink {name} is named but its settings are not given')

@@ -121,3 +121,12 @@ class SinkOptions(PipelineOptions):
       default='./output/contact_center.db',
       help='SQLite database file of the embedded sink, created on demand.',
     )
+    group.add_argument(
+      '--contact_detail_ttl_seconds',
+      type=int,
+      default=7 * 24 * 3600,
+      help='How long the contacts behind each window (window_contacts, the '
+      "wallboard's drill-down) are kept after they are written: a Cassandra "
+      'TTL, pruned from SQLite (default 7 days). 0 writes no contact '
+      'detail at all.',
+    )

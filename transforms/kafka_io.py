@@ -57,6 +57,8 @@ TOPICS: Dict[str, str] = {
   'alerts': 'cc-alerts',
   'alert_notifications': 'cc-alert-notifications',
   'alert_deliveries': 'cc-alert-deliveries',
+  'window_contacts': 'cc-window-contacts',
+  'metric_revisions': 'cc-metric-revisions',
 }
 
 # The producer's default max.request.size. It refuses a record whose size

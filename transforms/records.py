@@ -361,6 +361,11 @@ class LateEvent(NamedTuple):
   watermark: int
   reason: str
   raw: str
+  # When a reprocessing run folded this event into its window (processing
+  # time, epoch ms; pipelines/reprocess.py); 0 until then. The table's
+  # version column, so a live job that writes the event again never
+  # un-marks it.
+  reprocessed_at: int = 0
 
 
 class AbandonMetrics(NamedTuple):
@@ -403,6 +408,65 @@ class AbandonMetrics(NamedTuple):
   # stores written before it existed hold voice calls only.
   channel: str = VOICE
   # The queue's name from --queue_names, else its id.
+  queue_name: str = ''
+
+
+class WindowContact(NamedTuple):
+  """One contact counted in a window of abandon_metrics (table
+  `window_contacts`): the list behind a window's rates.
+
+  `outcome`: one of OUTCOMES; `wait_seconds`: its time in queue, None when
+  the source did not tell it; `event_timestamp`: when it left the queue
+  (epoch ms), which put it in the window; `pane_index`, `pane_timing`: the
+  first pane of the window's abandon_metrics row that counts it (a
+  reprocessing run's contacts: its RESTATED pane). Kept
+  `--contact_detail_ttl_seconds` (transforms/schema.py WINDOW_CONTACTS).
+  """
+
+  queue_id: str
+  channel: str
+  window_start: int
+  contact_id: str
+  outcome: str
+  wait_seconds: Optional[float]
+  event_timestamp: int
+  pane_index: int
+  pane_timing: str
+  queue_name: str = ''
+
+
+class MetricRevision(NamedTuple):
+  """One change to a window's published figures after its end (table
+  `metric_revisions`): a LATE pane of the live job, or a RESTATED pane of a
+  reprocessing run.
+
+  `pane_index`: the pane with the new figures; `previous_pane_index`: the
+  pane they replace, -1 when the window had no row before (its first
+  contacts all came after its end). `old_*`/`new_*`: the figures before
+  and after, by the job's definitions. `contact_ids`: a JSON array of the
+  contacts this pane added; `revised_at`: when the change was made
+  (processing time, epoch ms).
+  """
+
+  queue_id: str
+  channel: str
+  window_start: int
+  window_end: int
+  pane_index: int
+  pane_timing: str
+  previous_pane_index: int
+  old_total_calls: int
+  new_total_calls: int
+  old_abandoned_calls: int
+  new_abandoned_calls: int
+  old_answered_calls: int
+  new_answered_calls: int
+  old_abandon_rate: float
+  new_abandon_rate: float
+  old_service_level: float
+  new_service_level: float
+  contact_ids: str
+  revised_at: int
   queue_name: str = ''
 
 
@@ -694,6 +758,8 @@ for _record in (
   AgentActivity,
   LateEvent,
   AbandonMetrics,
+  WindowContact,
+  MetricRevision,
   Interaction,
   CustomerProfile,
   InteractionVolume,

@@ -25,10 +25,12 @@ from transforms.records import (
   DeadLetter,
   InteractionVolume,
   LateEvent,
+  MetricRevision,
   PatternAlert,
   QueueStatus,
   RollingMetrics,
   WaitingContacts,
+  WindowContact,
 )
 
 
@@ -60,6 +62,9 @@ class Table(NamedTuple):
   (the pane index); sinks apply an update only if it is not older than the
   stored row, so out-of-order or repeated writes converge.
   `day_bucket`: see DayBucket; for tables that grow with time, not with keys.
+  `expiring`: rows are kept `--contact_detail_ttl_seconds` after they are
+  written (SinkConfigs.contact_detail_ttl): a Cassandra TTL, pruned from
+  SQLite, the topic's retention on Kafka.
   """
 
   name: str
@@ -67,6 +72,7 @@ class Table(NamedTuple):
   primary_key: Tuple[str, ...]
   version_column: Optional[str] = None
   day_bucket: Optional[DayBucket] = None
+  expiring: bool = False
 
   @property
   def columns(self) -> Tuple[Tuple[str, type], ...]:
@@ -98,10 +104,28 @@ LATE_EVENTS = Table(
   'late_events',
   LateEvent,
   ('source', 'event_id', 'reason'),
+  version_column='reprocessed_at',
   day_bucket=DayBucket('day', 'event_timestamp'),
 )
 DEAD_LETTERS = Table(
   'dead_letters', DeadLetter, ('source', 'origin'), day_bucket=DayBucket('day', 'received_at')
+)
+
+# Audit: the contacts behind each window (kept a bounded time, by the day
+# of their window so no partition grows without bound) and every change to
+# a window's figures after its end.
+WINDOW_CONTACTS = Table(
+  'window_contacts',
+  WindowContact,
+  ('queue_id', 'channel', 'window_start', 'contact_id'),
+  day_bucket=DayBucket('day', 'window_start'),
+  expiring=True,
+)
+METRIC_REVISIONS = Table(
+  'metric_revisions',
+  MetricRevision,
+  ('queue_id', 'channel', 'window_start', 'pane_index'),
+  day_bucket=DayBucket('day', 'window_start'),
 )
 
 # The live floor: one row per queue and channel, replaced as it changes;
@@ -181,5 +205,7 @@ TABLES: Dict[str, Table] = {
     ALERTS,
     ALERT_NOTIFICATIONS,
     ALERT_DELIVERIES,
+    WINDOW_CONTACTS,
+    METRIC_REVISIONS,
   )
 }

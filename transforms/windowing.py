@@ -89,6 +89,9 @@ _GLOBAL_WINDOW_END_MS = GlobalWindow().max_timestamp().micros // 1000
 ON_TIME_PANE = 'ON_TIME'
 LATE_PANE = 'LATE'
 EARLY_PANE = 'EARLY'
+# The pane of a window's figures that a reprocessing run wrote
+# (pipelines/reprocess.py): never produced by this module.
+RESTATED_PANE = 'RESTATED'
 
 
 class WindowPane(NamedTuple):

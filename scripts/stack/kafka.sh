@@ -37,7 +37,7 @@ else
 fi
 BOOTSTRAP=$HOST:$PORT
 INPUT_TOPICS=(cc-call-logs cxone-data-actions cc-agent-events)
-OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes cc-agent-metrics cc-agent-activity cc-alert-notifications cc-alert-deliveries)
+OUTPUT_TOPICS=(cc-abandon-metrics cc-late-events cc-dead-letters cxone-pattern-alerts cxone-interaction-volumes cc-agent-metrics cc-agent-activity cc-alert-notifications cc-alert-deliveries cc-window-contacts cc-metric-revisions)
 # One record per key, each replacing the last: compacted. Per queue and
 # channel (the live floor, agents), per rule, queue and channel (alerts),
 # per span or local day (rolling and daily figures, restated by late panes).

@@ -23,7 +23,7 @@ from cassandra.cluster import Session
 
 from transforms.schema import Table
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA_DIR = os.path.join(os.path.dirname(__file__), 'cql')
 CQL_TYPES = {str: 'text', int: 'bigint', float: 'double', bool: 'boolean'}
 
