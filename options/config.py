@@ -103,7 +103,7 @@ def _check_types(config: object) -> None:
       expected = tuple(typing.get_origin(a) or a for a in typing.get_args(field.type))
     if expected is float:
       expected = (int, float)
-    if isinstance(value, bool) or not isinstance(value, expected):
+    if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
       raise TypeError(
         f'{type(config).__name__}.{field.name} must be '
         f'{getattr(field.type, "__name__", field.type)}, got {value!r}'
@@ -648,7 +648,8 @@ class SinkConfigs:
     _check_types(self)
     if self.contact_detail_ttl < Duration(0):
       raise ValueError(
-        f'--contact_detail_ttl_seconds must be 0 or more, got {self.contact_detail_ttl.micros // 10**6}'
+        '--contact_detail_ttl_seconds must be 0 or more, '
+        f'got {self.contact_detail_ttl.micros // 10**6}'
       )
     for name, settings in (('cassandra', self.cassandra), ('kafka', self.kafka)):
       if name in self.names and settings is None:

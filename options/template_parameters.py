@@ -354,6 +354,10 @@ PARAMETERS = {
     Value('^[^\\r\\n\\x00]+$', 'a file path (one line, not empty)'),
     when=('sink', 'sqlite'),
   ),
+  'contact_detail_ttl_seconds': Param(
+    'Contact detail kept (s)',
+    Value('^[0-9]+$', 'a whole number of seconds, 0 = no contact detail, e.g. 604800'),
+  ),
   'cassandra_hosts': Param(
     'Cassandra contact points',
     Value(

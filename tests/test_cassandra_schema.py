@@ -22,7 +22,7 @@ from transforms.cassandra import (
 from transforms.cassandra import migration as cassandra_migration
 from transforms.cassandra import schema as cassandra_schema
 from transforms.cassandra import writer as cassandra_writer
-from transforms.records import VOICE, AbandonMetrics, LateEvent
+from transforms.records import VOICE, AbandonMetrics, LateEvent, WindowContact
 from transforms.schema import (
   ABANDON_METRICS,
   ALERT_DELIVERIES,
@@ -31,8 +31,10 @@ from transforms.schema import (
   DAILY_METRICS,
   DEAD_LETTERS,
   LATE_EVENTS,
+  METRIC_REVISIONS,
   ROLLING_METRICS,
   TABLES,
+  WINDOW_CONTACTS,
 )
 from transforms.sinks import Rejection
 
@@ -81,23 +83,44 @@ def test_late_events_and_dead_letters_are_partitioned_by_day_and_expire():
   assert 'time_to_live' not in cassandra_schema.create_table_cql(KEYSPACE, ABANDON_METRICS)
 
 
+def _schema_tables(version):
+  return {
+    m.group(1): s
+    for s in cassandra_schema.schema_statements(KEYSPACE, REPLICATION, version=version)
+    for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
+    if m
+  }
+
+
 def test_v6_only_adds_the_alerting_tables_to_v5():
   # A v5 keyspace is migrated by applying v6 (record_version): nothing of
   # v5 may change, or its tables would need a rebuild step.
-  def tables(version):
-    return {
-      m.group(1): s
-      for s in cassandra_schema.schema_statements(KEYSPACE, REPLICATION, version=version)
-      for m in [re.match(rf'CREATE TABLE IF NOT EXISTS {KEYSPACE}\.(\w+)', s)]
-      if m
-    }
-
-  v5, v6 = tables(5), tables(6)
+  v5, v6 = _schema_tables(5), _schema_tables(6)
   assert {name: v6[name] for name in v5} == v5
   assert set(v6) - set(v5) == {
     t.name for t in (ROLLING_METRICS, DAILY_METRICS, ALERTS, ALERT_NOTIFICATIONS, ALERT_DELIVERIES)
   }
-  assert cassandra_schema.SCHEMA_VERSION == 6
+
+
+def test_v7_adds_the_audit_tables_and_the_reprocessed_mark_to_v6():
+  # A v6 keyspace is migrated by adding late_events.reprocessed_at
+  # (add_missing_columns) and applying v7 (record_version): nothing else of
+  # v6 may change.
+  v6, v7 = _schema_tables(6), _schema_tables(7)
+  changed = {name for name in v6 if v7[name] != v6[name]}
+  assert changed == {LATE_EVENTS.name}
+  assert re.sub(r'\s*reprocessed_at bigint,', '', v7[LATE_EVENTS.name]) == v6[LATE_EVENTS.name]
+  assert set(v7) - set(v6) == {WINDOW_CONTACTS.name, METRIC_REVISIONS.name}
+  assert cassandra_schema.SCHEMA_VERSION == 7
+
+
+def test_expiring_rows_are_written_with_the_ttl():
+  cql = cassandra_schema.insert_cql(KEYSPACE, WINDOW_CONTACTS)
+  assert cql.endswith(' USING TTL ?'), cql
+  revision = cassandra_schema.insert_cql(KEYSPACE, LATE_EVENTS)
+  assert revision.endswith(' USING TIMESTAMP ?'), revision
+  row = WindowContact('Q1', VOICE, 0, 'c-1', 'ABANDONED', 12.5, 1000, 0, 'ON_TIME', 'Q1')
+  assert cassandra_schema.bind_values(WINDOW_CONTACTS, row, 3600)[-2:] == ('1970-01-01', 3600)
 
 
 def test_alert_history_is_partitioned_by_rule_and_day_and_expires():
@@ -181,14 +204,15 @@ def test_the_day_bucket_is_the_utc_day_of_the_record():
   )
 
   def late_day(late):
-    return cassandra_schema.bind_values(LATE_EVENTS, late)[-1]
+    # The day, then the write timestamp of the version (reprocessed_at).
+    return cassandra_schema.bind_values(LATE_EVENTS, late)[-2]
 
   assert late_day(event) == '2026-11-02'
   assert late_day(event._replace(event_timestamp=1793664000000)) == ('2026-11-03')
   assert cassandra_schema.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
     f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
     'event_timestamp, window_start, window_end, watermark, reason, raw, '
-    'day) VALUES ('
+    'reprocessed_at, day) VALUES ('
   )
 
 
@@ -349,7 +373,7 @@ def test_a_row_without_a_usable_day_is_rejected_before_writing(fake_cassandra):
 
   assert [(r.index, r.reason) for r in rejected] == [(0, 'not_encodable')]
   [written] = fake_cassandra['attempts'][0]
-  assert written[-1] == '2026-11-02'
+  assert written[-2:] == ('2026-11-02', cassandra_schema.PANE_TIMESTAMP_BASE_US)
 
 
 @pytest.mark.parametrize(

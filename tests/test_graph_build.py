@@ -91,6 +91,8 @@ def test_building_the_job_creates_no_sqlite_file(tmp_path):
     'waiting_contacts',
     'rolling_metrics',
     'daily_metrics',
+    'window_contacts',
+    'metric_revisions',
   }
 
 

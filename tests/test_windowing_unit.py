@@ -24,6 +24,7 @@ from tests.conftest import BASE_S
 from tests.support.beam_metrics import committed_counters
 from transforms.sharding import DEFAULT_STATE_SHARDS
 from transforms.windowing import (
+  COUNTED,
   EARLY_PANE,
   LATE_PANE,
   ON_TIME_PANE,
@@ -220,6 +221,67 @@ def test_first_element_of_a_window_past_its_end_gets_a_late_pane(options):
     ('A', 300, 600, 0, LATE_PANE, ('b1',)),
   ]
   assert late == []
+
+
+# -- the audit trail: what each LATE pane changed, what each pane counts -----------
+
+
+def _audit(pane):
+  return (pane.window_start // 1000 - BASE_S, pane.pane_index, pane.previous, pane.added)
+
+
+def _counted(counted):
+  return (
+    counted.key,
+    counted.value.id,
+    counted.window_start // 1000 - BASE_S,
+    counted.pane_index,
+    counted.timing,
+  )
+
+
+def test_a_late_pane_carries_the_previous_figures_and_the_elements_it_added(options):
+  _COLLECTED.clear()
+  stream = drain(
+    TestStream()
+    .add_elements([ev('A', 'a1', 10)])
+    .advance_watermark_to(BASE_S + WINDOW + 10)
+    .add_elements([ev('A', 'a2', 20)])
+    .advance_watermark_to(BASE_S + WINDOW + 30)
+    .add_elements([ev('A', 'a3', 30), ev('A', 'a4', 40), ev('A', 'b1', WINDOW + 5)])
+    .advance_watermark_to(BASE_S + 3 * WINDOW + 20)
+    .add_elements([ev('A', 'c1', 2 * WINDOW + 10)])
+  )
+  p = beam.Pipeline(options=options)
+  out = p | stream | _windowed(element_id=lambda e: e.id, counted=True)
+  _ = out.panes | beam.Map(_audit) | 'KeepPanes' >> beam.FlatMap(_collect, 'panes')
+  _ = out[COUNTED] | beam.Map(_counted) | 'KeepCounted' >> beam.FlatMap(_collect, 'counted')
+  p.run().wait_until_finish()
+  assert sorted(_COLLECTED['panes'], key=repr) == sorted(
+    [
+      (0, 0, None, ()),
+      (0, 1, ('a1',), ('a2',)),
+      (0, 2, ('a1', 'a2'), ('a3', 'a4')),
+      (300, 0, None, ()),
+      # The first pane of a window whose end had passed: nothing before.
+      (600, 0, None, ('c1',)),
+    ],
+    key=repr,
+  )
+  assert sorted(_COLLECTED['counted']) == [
+    ('A', 'a1', 0, 0, ON_TIME_PANE),
+    ('A', 'a2', 0, 1, LATE_PANE),
+    ('A', 'a3', 0, 2, LATE_PANE),
+    ('A', 'a4', 0, 2, LATE_PANE),
+    ('A', 'b1', 300, 0, ON_TIME_PANE),
+    ('A', 'c1', 600, 0, LATE_PANE),
+  ]
+  _COLLECTED.clear()
+
+
+def test_the_counted_output_needs_an_element_id():
+  with pytest.raises(ValueError, match='element id'):
+    _windowed(counted=True)
 
 
 # -- the late output -------------------------------------------------------------

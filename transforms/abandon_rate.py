@@ -2,6 +2,7 @@
 windows."""
 
 import functools
+import operator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
@@ -26,6 +27,7 @@ from transforms.records import (
   OfferedCall,
 )
 from transforms.sharding import DEFAULT_STATE_SHARDS
+from transforms.window_audit import metric_revision
 from transforms.windowed_metric import WindowedMetric
 from transforms.windowing import WindowPane
 
@@ -203,6 +205,10 @@ class AbandonRate(WindowedMetric):
       time if set, ON_TIME, then LATE updates within allowed lateness;
       accumulating).
     `late`: PCollection[LateArrival] whose `value` is the OfferedCall.
+    `revisions`: PCollection[MetricRevision], one per LATE pane: the
+      window's figures before and after, and the calls that changed them.
+    `counted` (with `contact_detail`): PCollection[CountedElement] whose
+      `value` is the OfferedCall, with the first pane that counts it.
   Rates: by the named definitions of transforms/metric_definitions.py
   (default abandoned/offered and answered within target/offered), rounded
   half-up to 4 places, 0 when the denominator is 0.
@@ -222,6 +228,7 @@ class AbandonRate(WindowedMetric):
     early_firing: Duration = Duration(0),
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     shards: int = DEFAULT_STATE_SHARDS,
+    contact_detail: bool = False,
   ):
     # Unknown names fail here, when the graph is built.
     definition(ABANDON_RATE_DEFINITIONS, abandon_rate_definition)
@@ -245,4 +252,7 @@ class AbandonRate(WindowedMetric):
       early_firing=early_firing,
       processing_clock=processing_clock,
       shards=shards,
+      element_id=operator.attrgetter('call_id'),
+      counted=contact_detail,
+      to_revision=metric_revision,
     )

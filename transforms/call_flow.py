@@ -12,6 +12,7 @@ from transforms.parsing import QUEUE_TRANSITIONS
 from transforms.queue_status import LOST_CONTACTS, WAITING_CONTACTS, LiveQueueStatus
 from transforms.records import CHANNELS, ROLLING_SPANS, LateEvent, OfferedCall, QueueTransition
 from transforms.rolling_metrics import ComputeRollingMetrics, span_millis
+from transforms.window_audit import counted_contact
 from transforms.windowing import AFTER_WINDOW_EXPIRY, LateArrival, to_late_event
 
 # The late reason of a contact record the source re-sent long after the
@@ -85,6 +86,10 @@ class CallMetricsFlow(beam.PTransform):
       divides.
     `daily_metrics`: DailyMetrics per local date of `config.timezone`, the
       day so far after each pane (transforms/daily_metrics.py).
+    `metric_revisions`: MetricRevision for every LATE pane: the window's
+      figures before and after and the calls that changed them.
+    `window_contacts` (with `config.contact_detail`): WindowContact for
+      every counted call, with the first pane that counts it.
     `dead_letters`: DeadLetter for every record that failed validation, and
       for panes the rolling or daily step refused.
   """
@@ -96,6 +101,7 @@ class CallMetricsFlow(beam.PTransform):
     self._window_ms = millis(config.window_size)
     self._offered_calls = registry.call_event_format(config.call_event_format).offered_calls(config)
     self._channels = None if config.channels >= set(CHANNELS) else config.channels
+    self._queue_names = dict(config.queue_names)
     live_floor = config.live_floor
     self._max_queue_wait_ms = millis(live_floor.max_queue_wait)
     self._live_queue_status = LiveQueueStatus(
@@ -118,6 +124,7 @@ class CallMetricsFlow(beam.PTransform):
       queue_names=config.queue_names,
       early_firing=live_floor.early_firing,
       shards=event_time.state_shards,
+      contact_detail=config.contact_detail,
     )
     # A span the window size does not divide would count part of a window.
     spans = tuple(s for s in ROLLING_SPANS if span_millis(s) % self._window_ms == 0)
@@ -144,7 +151,12 @@ class CallMetricsFlow(beam.PTransform):
     windowed = calls['offered'] | 'AbandonRate' >> self._abandon_rate
     source = self._source_name
     late = [windowed['late'] | 'LateRows' >> beam.Map(lambda a: _late_row(source, a))]
-    tables = {'abandon_metrics': windowed['rows']}
+    tables = {'abandon_metrics': windowed['rows'], 'metric_revisions': windowed['revisions']}
+    if 'counted' in windowed:
+      queue_names = self._queue_names
+      tables['window_contacts'] = windowed['counted'] | 'WindowContacts' >> beam.Map(
+        lambda counted: counted_contact(counted, queue_names)
+      )
     dead_letters = [calls['dead_letters']]
     spans = [windowed['rows'] | 'DailyMetrics' >> self._daily_metrics]
     if self._rolling_metrics is not None:

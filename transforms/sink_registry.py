@@ -21,8 +21,8 @@ SinkFactory = Callable[[SinkConfigs], ResultSink]
 
 # In the order --help and the template list them.
 SINKS: Dict[str, SinkFactory] = {
-  'sqlite': lambda configs: SqliteSink(configs.sqlite_path),
-  'cassandra': lambda configs: CassandraSink(configs.cassandra),
+  'sqlite': lambda configs: SqliteSink(configs.sqlite_path, configs.contact_detail_ttl),
+  'cassandra': lambda configs: CassandraSink(configs.cassandra, configs.contact_detail_ttl),
   'kafka': lambda configs: KafkaSink(configs.kafka),
 }
 

@@ -17,7 +17,10 @@ import os
 import pathlib
 import sqlite3
 import sys
+import time
 from typing import Iterable, List, Optional, Sequence, Tuple
+
+from apache_beam.utils.timestamp import Duration
 
 from transforms.schema import Table
 from transforms.sinks import Rejection, ResultSink, RowWriter, WriteRows
@@ -34,11 +37,21 @@ _ROW_ERRORS = {
 }
 _ANY_ROW_ERROR = tuple(e for errors in _ROW_ERRORS.values() for e in errors)
 RUNS_SUFFIX = '.runs'
+# The column of an expiring table (Table.expiring) holding when its row
+# expires (epoch ms): SQLite has no TTL, so writers delete expired rows
+# themselves, at most once per table every PRUNE_INTERVAL_S.
+EXPIRES_AT = 'expires_at'
+PRUNE_INTERVAL_S = 60.0
 _LOGGER = logging.getLogger(__name__)
 
 
+def stored_columns(table: Table) -> Tuple[Tuple[str, type], ...]:
+  """The record's columns, then EXPIRES_AT for an expiring table."""
+  return (*table.columns, (EXPIRES_AT, int)) if table.expiring else table.columns
+
+
 def create_table_sql(table: Table) -> str:
-  columns = ', '.join(f'{name} {_SQL_TYPES[kind]}' for name, kind in table.columns)
+  columns = ', '.join(f'{name} {_SQL_TYPES[kind]}' for name, kind in stored_columns(table))
   return (
     f'CREATE TABLE IF NOT EXISTS {table.name} ({columns}, '
     f'PRIMARY KEY ({", ".join(table.primary_key)}))'
@@ -51,7 +64,7 @@ def missing_columns_sql(table: Table, existing: Iterable[str]) -> List[str]:
   have = set(existing)
   return [
     f'ALTER TABLE {table.name} ADD COLUMN {name} {_SQL_TYPES[kind]}'
-    for name, kind in table.columns
+    for name, kind in stored_columns(table)
     if name not in have
   ]
 
@@ -74,7 +87,7 @@ def rebuild_table(conn: sqlite3.Connection, table: Table) -> int:
   """
   have = {column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')}
   defaults = table.record_type._field_defaults
-  names = [name for name, _ in table.columns]
+  names = [name for name, _ in stored_columns(table)]
   values, params = [], []
   for name in names:
     if name in have:
@@ -95,7 +108,7 @@ def rebuild_table(conn: sqlite3.Connection, table: Table) -> int:
 
 
 def upsert_sql(table: Table) -> str:
-  names = [name for name, _ in table.columns]
+  names = [name for name, _ in stored_columns(table)]
   updates = ', '.join(f'{n} = excluded.{n}' for n in names if n not in table.primary_key)
   sql = (
     f'INSERT INTO {table.name} ({", ".join(names)}) '
@@ -109,11 +122,14 @@ def upsert_sql(table: Table) -> str:
 
 
 class SqliteWriter(RowWriter):
-  """Upserts into a SQLite file, creating it and its tables on demand."""
+  """Upserts into a SQLite file, creating it and its tables on demand. Rows
+  of expiring tables expire `row_ttl` after they are written."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, row_ttl: Duration = Duration(0)):
     self._path = path
     self._conn = None
+    self._row_ttl_ms = row_ttl.micros // 1000
+    self._pruned_at = {}
 
   def open(self) -> None:
     # Several DoFn instances may write the same file from different threads;
@@ -128,6 +144,10 @@ class SqliteWriter(RowWriter):
 
   def upsert(self, table: Table, rows: Sequence[tuple]) -> List[Rejection]:
     sql = upsert_sql(table)
+    if table.expiring:
+      now_ms = int(time.time() * 1000)
+      rows = [(*row, now_ms + self._row_ttl_ms) for row in rows]
+      self._prune(table, now_ms)
     try:
       with self._conn:
         self._conn.executemany(sql, rows)
@@ -144,6 +164,14 @@ class SqliteWriter(RowWriter):
           rejected.append(Rejection(index, reason, f'{type(e).__name__}: {e}'))
     return rejected
 
+  def _prune(self, table: Table, now_ms: int) -> None:
+    """Deletes the table's expired rows, at most every PRUNE_INTERVAL_S."""
+    if now_ms - self._pruned_at.get(table.name, -PRUNE_INTERVAL_S * 1000) < PRUNE_INTERVAL_S * 1000:
+      return
+    self._pruned_at[table.name] = now_ms
+    with self._conn:
+      self._conn.execute(f'DELETE FROM {table.name} WHERE {EXPIRES_AT} < ?', (now_ms,))
+
   def close(self) -> None:
     if self._conn is not None:
       self._conn.close()
@@ -153,8 +181,9 @@ class SqliteWriter(RowWriter):
 class SqliteSink(ResultSink):
   """Writes every table into one SQLite database file."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, row_ttl: Duration = Duration(0)):
     self._path = path
+    self._row_ttl = row_ttl
 
   def prepare(self, tables: Iterable[Table]) -> None:
     """Creates the file, its directory and the tables, or brings a file of
@@ -197,11 +226,15 @@ class SqliteSink(ResultSink):
     existing = [column[1] for column in conn.execute(f'PRAGMA table_info({table.name})')]
     for statement in missing_columns_sql(table, existing):
       conn.execute(statement)
+    if table.expiring:
+      conn.execute(
+        f'CREATE INDEX IF NOT EXISTS {table.name}_{EXPIRES_AT} ON {table.name} ({EXPIRES_AT})'
+      )
     return None
 
   def write(self, table: Table) -> WriteRows:
-    path = self._path
-    return WriteRows(lambda: SqliteWriter(path), table, 'sqlite')
+    path, row_ttl = self._path, self._row_ttl
+    return WriteRows(lambda: SqliteWriter(path, row_ttl), table, 'sqlite')
 
 
 def new_run_path(stable: str) -> str:

@@ -56,6 +56,7 @@ round trip; on Flink that held rows back for minutes after the input was
 read. With TICKS_AHEAD ticks armed, a round covers that many boundaries.
 """
 
+import copy
 import json
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -75,6 +76,8 @@ from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import VersionedStateCoder
 
 LATE = 'late'
+# The output of the elements each pane counts, when an element id is given.
+COUNTED = 'counted'
 # Grid boundaries a key keeps timers armed at, ahead of its clock.
 TICKS_AHEAD = 8
 # Keys a shard remembers by name after their windows' state went idle
@@ -103,6 +106,24 @@ class WindowPane(NamedTuple):
   result: Any
   pane_index: int
   timing: str
+  # A LATE pane's audit trail: the result of the window's previous pane
+  # (None when this is its first), and the ids of the elements it added
+  # (when the step has an element id; see WindowedCombinePerKey).
+  previous: Any = None
+  added: Tuple[str, ...] = ()
+
+
+class CountedElement(NamedTuple):
+  """An element a window accepted: `pane_index` is the first pane of the
+  (key, window) that counts it, `timing` ON_TIME for an element accepted
+  before the window's end (its first pane is EARLY or ON_TIME), LATE after."""
+
+  key: str
+  window_start: int
+  window_end: int
+  pane_index: int
+  timing: str
+  value: Any
 
 
 class LateArrival(NamedTuple):
@@ -258,8 +279,12 @@ class _WindowedCombineFn(beam.DoFn):
     early_firing_ms: int = 0,
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     max_remembered_keys: int = MAX_REMEMBERED_KEYS,
+    element_id: Optional[Callable[[Any], str]] = None,
+    counted: bool = False,
   ):
     self._combine_fn = combine_fn
+    self._element_id = element_id
+    self._counted = counted
     self._early_firing_ms = early_firing_ms
     self._processing_clock = processing_clock
     self._key_fn = key_fn
@@ -300,6 +325,11 @@ class _WindowedCombineFn(beam.DoFn):
     # LATE pane each after the batch, as Beam's AfterCount(1) late firing
     # gives for elements that arrive together.
     late_updates: Dict[Tuple[str, int], _OpenWindow] = {}
+    # Of those windows: the result of their last pane, and (with element
+    # ids) the ids the batch added; the LATE pane's audit trail.
+    previous: Dict[Tuple[str, int], Any] = {}
+    added: Dict[Tuple[str, int], List[str]] = {}
+    element_id = self._element_id
     # Keys of this batch still without a clock: the only ones whose clock
     # the batch can teach (the shard's clock does not move in a batch).
     learning: Dict[str, _KeyWindows] = {}
@@ -327,19 +357,39 @@ class _WindowedCombineFn(beam.DoFn):
           self._combine_fn.create_accumulator(), end_passed=clock is not None and end <= clock
         )
         key_windows.windows[start] = window
+      if window.end_passed and (key, start) not in late_updates:
+        late_updates[(key, start)] = window
+        # A copy: accumulators are updated in place.
+        previous[(key, start)] = (
+          self._combine_fn.extract_output(copy.deepcopy(window.accumulator))
+          if window.panes_emitted
+          else None
+        )
       window.accumulator = self._combine_fn.add_input(window.accumulator, value)
       key_windows.last_active = max(key_windows.last_active or end, end)
       accepted = True
-      if window.end_passed:
-        late_updates[(key, start)] = window
-      else:
+      if not window.end_passed:
         window.early_due = True
+      if window.end_passed and element_id is not None:
+        added.setdefault((key, start), []).append(element_id(value))
+      if self._counted:
+        timing = LATE_PANE if window.end_passed else ON_TIME_PANE
+        yield beam.pvalue.TaggedOutput(
+          COUNTED, CountedElement(key, start, end, window.panes_emitted, timing, value)
+        )
     if not accepted:
       return
     self._learn_clocks(clock, learning.values())
     for key, start in sorted(late_updates):
       self._late_panes.inc()
-      yield self._pane(key, start, late_updates[(key, start)], LATE_PANE)
+      yield self._pane(
+        key,
+        start,
+        late_updates[(key, start)],
+        LATE_PANE,
+        previous[(key, start)],
+        tuple(added.get((key, start), ())),
+      )
     self._arm(fire, shard)  # before the write: arming updates the state
     self._arm_early(early, shard)
     state.write(shard)
@@ -459,7 +509,13 @@ class _WindowedCombineFn(beam.DoFn):
       self._keys_forgotten.inc()
 
   def _pane(
-    self, key: str, start: int, window: _OpenWindow, timing: str
+    self,
+    key: str,
+    start: int,
+    window: _OpenWindow,
+    timing: str,
+    previous: Any = None,
+    added: Tuple[str, ...] = (),
   ) -> beam.window.TimestampedValue:
     """The window's next pane, stamped at the window's last instant (as
     Beam's GroupByKey stamps a pane), not at the timer that fired it: a
@@ -474,6 +530,8 @@ class _WindowedCombineFn(beam.DoFn):
       result=self._combine_fn.extract_output(self._combine_fn.compact(window.accumulator)),
       pane_index=window.panes_emitted,
       timing=timing,
+      previous=previous,
+      added=added,
     )
     window.panes_emitted += 1
     window.early_due = False
@@ -530,8 +588,14 @@ class WindowedCombinePerKey(beam.PTransform):
       elements that arrives within allowed lateness; panes accumulate,
       `pane_index` orders them, so the last pane of a (key, window) counts
       every element accepted into it.
+      A LATE pane also carries the result of the window's previous pane
+      (`previous`) and, with `element_id`, the ids of the elements it
+      added (`added`).
     `late`: PCollection[LateArrival], elements that arrived after their
       window's end + allowed lateness.
+    `counted` (only if `counted`, which needs `element_id`):
+      PCollection[CountedElement], each accepted element with the first
+      pane that counts it.
   Conservation: each input element is in the last pane of exactly one
   (key, window), or once in `late`.
   """
@@ -549,9 +613,14 @@ class WindowedCombinePerKey(beam.PTransform):
     early_firing: Duration = Duration(0),
     processing_clock: Callable[[], Timestamp] = Timestamp.now,
     shards: int = DEFAULT_STATE_SHARDS,
+    element_id: Optional[Callable[[Any], str]] = None,
+    counted: bool = False,
   ):
     super().__init__()
+    if counted and element_id is None:
+      raise ValueError('the counted output needs an element id')
     self._key_fn = key_fn
+    self._outputs = (LATE, COUNTED) if counted else (LATE,)
     self._shards = shards
     self._event_time_ms = event_time_ms
     self._fn = _WindowedCombineFn(
@@ -565,6 +634,8 @@ class WindowedCombinePerKey(beam.PTransform):
       metrics_namespace,
       checked_millis(early_firing, 'early firing', zero_ok=True),
       processing_clock,
+      element_id=element_id,
+      counted=counted,
     )
 
   def expand(self, pcoll):
@@ -573,7 +644,7 @@ class WindowedCombinePerKey(beam.PTransform):
       pcoll
       | 'BatchPerShard'
       >> BatchPerKey(lambda v: shard_of(key_fn(v), shards), self._event_time_ms, int)
-      | 'Combine' >> beam.ParDo(self._fn).with_outputs(LATE, main='panes')
+      | 'Combine' >> beam.ParDo(self._fn).with_outputs(*self._outputs, main='panes')
     )
 
 

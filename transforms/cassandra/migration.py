@@ -249,7 +249,9 @@ MIGRATION_STEPS: Tuple[Step, ...] = (
   # v3 -> v4: queue_status and waiting_contacts; v4 -> v5: agent_status,
   # agent_metrics and agent_activity; v5 -> v6: rolling_metrics,
   # daily_metrics, alerts, alert_notifications and alert_deliveries: new
-  # tables that record_version creates.
+  # tables that record_version creates; v6 -> v7: late_events.reprocessed_at
+  # (null in older rows: never reprocessed), and window_contacts and
+  # metric_revisions, new tables.
   *(add_missing_columns(table) for table in TABLES.values()),
   record_version,
 )

@@ -123,26 +123,33 @@ def schema_mismatches(
 
 def insert_cql(keyspace: str, table: Table) -> str:
   """The prepared upsert of a full row (and its day bucket); versioned
-  tables bind the write timestamp as the last parameter."""
+  tables bind the write timestamp, then expiring tables the TTL (seconds),
+  as the last parameters."""
   names = [name for name, _ in cassandra_columns(table)]
   cql = (
     f'INSERT INTO {keyspace}.{table.name} ({", ".join(names)}) '
     f'VALUES ({", ".join("?" for _ in names)})'
   )
-  if table.version_column:
-    cql += ' USING TIMESTAMP ?'
+  using = [
+    *(['TIMESTAMP ?'] if table.version_column else []),
+    *(['TTL ?'] if table.expiring else []),
+  ]
+  if using:
+    cql += f' USING {" AND ".join(using)}'
   return cql
 
 
-def bind_values(table: Table, row: tuple) -> tuple:
-  """The parameters of `insert_cql(table)` for one record. Raises TypeError,
-  ValueError or OverflowError for a bucket or version column that is not an
-  integer in range."""
+def bind_values(table: Table, row: tuple, ttl_seconds: int = 0) -> tuple:
+  """The parameters of `insert_cql(table)` for one record; `ttl_seconds`
+  for an expiring table. Raises TypeError, ValueError or OverflowError for
+  a bucket or version column that is not an integer in range."""
   values = tuple(row)
   if table.day_bucket is not None:
     values += (table.day_bucket.value(row),)
   if table.version_column:
     values += (PANE_TIMESTAMP_BASE_US + getattr(row, table.version_column),)
+  if table.expiring:
+    values += (ttl_seconds,)
   return values
 
 

@@ -11,6 +11,7 @@ by a CassandraWriter (writer.py).
 import functools
 from typing import Iterable
 
+from apache_beam.utils.timestamp import Duration
 from cassandra import DriverException
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import ErrorMessage
@@ -36,9 +37,10 @@ def _where(settings: CassandraSettings) -> str:
 class CassandraSink(ResultSink):
   """Writes every table into one Cassandra keyspace."""
 
-  def __init__(self, settings: CassandraSettings):
+  def __init__(self, settings: CassandraSettings, row_ttl: Duration = Duration(0)):
     settings.validate()
     self._settings = settings
+    self._row_ttl = row_ttl
 
   def __repr__(self) -> str:
     return f'CassandraSink({self._settings!r})'
@@ -70,4 +72,6 @@ class CassandraSink(ResultSink):
       cluster.shutdown()
 
   def write(self, table: Table) -> WriteRows:
-    return WriteRows(functools.partial(CassandraWriter, self._settings), table, 'cassandra')
+    return WriteRows(
+      functools.partial(CassandraWriter, self._settings, self._row_ttl), table, 'cassandra'
+    )

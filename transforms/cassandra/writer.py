@@ -23,6 +23,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Duration
 from cassandra import (
   AuthenticationFailed,
   InvalidRequest,
@@ -129,8 +130,10 @@ class CassandraWriter(RowWriter):
   retried like a write failure, unless no retry can fix it.
   """
 
-  def __init__(self, settings: CassandraSettings):
+  def __init__(self, settings: CassandraSettings, row_ttl: Duration = Duration(0)):
     self._settings = settings
+    # Rows of expiring tables (window_contacts) are written USING TTL.
+    self._row_ttl_s = row_ttl.micros // 1_000_000
     self._cluster: Optional[Cluster] = None
     self._session: Optional[Session] = None
     self._statements: Dict[str, PreparedStatement] = {}
@@ -149,7 +152,7 @@ class CassandraWriter(RowWriter):
     pending: List[Tuple[int, tuple]] = []  # (index in rows, bound values)
     for index, row in enumerate(rows):
       try:
-        pending.append((index, bind_values(table, row)))
+        pending.append((index, bind_values(table, row, self._row_ttl_s)))
       except _ENCODING_ERRORS as e:  # the bucket or pane of a bad record
         rejected.append(Rejection(index, 'not_encodable', str(e)))
     for attempt in itertools.count():
