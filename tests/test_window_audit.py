@@ -87,7 +87,8 @@ def test_every_late_pane_is_one_revision_naming_the_contacts_that_changed_it(aud
       late_contacts[(*_window(contact), contact['pane_index'])].add(contact['contact_id'])
   restated = [w for w in audited_job['windows'] if w['pane_index'] > 0]
   assert restated, 'the generated stream must restate some windows'
-  assert set(revisions) == {_window(w) for w in audited_job['windows'] if w['pane_timing'] == 'LATE'}
+  windows = audited_job['windows']
+  assert set(revisions) == {_window(w) for w in windows if w['pane_timing'] == LATE_PANE}
   for window in audited_job['windows']:
     chain = revisions.get(_window(window), [])
     if not chain:
