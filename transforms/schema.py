@@ -62,6 +62,10 @@ class Table(NamedTuple):
   (the pane index); sinks apply an update only if it is not older than the
   stored row, so out-of-order or repeated writes converge.
   `day_bucket`: see DayBucket; for tables that grow with time, not with keys.
+  `version_is_time`: the version column is a processing time (epoch ms),
+  not a count: Cassandra takes it as the write timestamp itself, so it
+  outranks rows written before it by older releases (transforms/cassandra/
+  schema.py bind_values).
   `expiring`: rows are kept `--contact_detail_ttl_seconds` after they are
   written (SinkConfigs.contact_detail_ttl): a Cassandra TTL, pruned from
   SQLite, the topic's retention on Kafka.
@@ -73,6 +77,7 @@ class Table(NamedTuple):
   version_column: Optional[str] = None
   day_bucket: Optional[DayBucket] = None
   expiring: bool = False
+  version_is_time: bool = False
 
   @property
   def columns(self) -> Tuple[Tuple[str, type], ...]:
@@ -105,6 +110,7 @@ LATE_EVENTS = Table(
   LateEvent,
   ('source', 'event_id', 'reason'),
   version_column='reprocessed_at',
+  version_is_time=True,
   day_bucket=DayBucket('day', 'event_timestamp'),
 )
 DEAD_LETTERS = Table(

@@ -122,7 +122,7 @@ def test_writer_upserts_every_table(cassandra_args, session):
   finally:
     writer.close()
   [version] = session.execute(f'SELECT version FROM {settings.keyspace}.schema_version')
-  assert version.version == cassandra_schema.SCHEMA_VERSION == 6
+  assert version.version == cassandra_schema.SCHEMA_VERSION == 7
 
 
 def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
@@ -142,7 +142,8 @@ def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
       [stamp] = session.execute(
         f'SELECT writetime({table.version_column}) AS t FROM {settings.keyspace}.{table.name}'
       )
-      assert stamp.t == PANE_TIMESTAMP_BASE_US + 3
+      # A time version (late_events.reprocessed_at, ms) is the write time.
+      assert stamp.t == (3000 if table.version_is_time else PANE_TIMESTAMP_BASE_US + 3)
   finally:
     writer.close()
 
@@ -188,6 +189,17 @@ def test_main_job_writes_the_reference_rows(cassandra_args, session, tmp_path):
     session, settings_of(cassandra_args).keyspace, events, short_abandon_threshold_s=5
   )
   assert counts['malformed'] > 0
+  # The contacts behind the windows: one row per counted call, each
+  # expiring --contact_detail_ttl_seconds (7 days) after it was written.
+  keyspace = settings_of(cassandra_args).keyspace
+  offered = sum(
+    r.total_calls for r in session.execute(f'SELECT total_calls FROM {keyspace}.abandon_metrics')
+  )
+  contacts = list(
+    session.execute(f'SELECT contact_id, TTL(outcome) AS ttl FROM {keyspace}.window_contacts')
+  )
+  assert len(contacts) == offered
+  assert all(7 * 24 * 3600 - 600 < c.ttl <= 7 * 24 * 3600 for c in contacts)
 
 
 class CassandraRestart(threading.Thread):
@@ -433,7 +445,7 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   message = str(refused.value)
-  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v6 ('), message
+  assert message.startswith(f'Cassandra keyspace {keyspace} has schema v1, not v7 ('), message
   assert (
     'late_events has PRIMARY KEY (source, event_id, reason), not ((source, day), event_id, reason);'
   ) in message
@@ -447,8 +459,8 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
     'dead_letters: 3 rows copied to dead_letters_migrating, table dropped',
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 6 recorded',
-    f'keyspace {keyspace} is at schema v6',
+    'schema version 7 recorded',
+    f'keyspace {keyspace} is at schema v7',
   ]
   late = sorted(
     session.execute(f'SELECT event_id, day, event_timestamp FROM {keyspace}.late_events')
@@ -471,12 +483,12 @@ def test_a_v1_keyspace_is_refused_then_migrated_then_written(cassandra_args, ses
   ] == [('Q-old', VOICE, 7)]
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [1, 6]
+  ) == [1, 7]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v6 already: nothing to do'
+    f'keyspace {keyspace} is at schema v7 already: nothing to do'
   ]
 
   events = str(tmp_path / 'calls.jsonl')
@@ -510,7 +522,7 @@ def test_an_interrupted_migration_finishes_when_run_again(cassandra_args, sessio
   assert cassandra_migration.migrate(settings) == [
     'dead_letters: created with PRIMARY KEY ((source, day), origin), 3 rows copied back',
     *abandon_metrics_rebuilt(1),
-    'schema version 6 recorded',
+    'schema version 7 recorded',
   ]
   assert session.execute(f'SELECT count(*) FROM {keyspace}.dead_letters').one()[0] == 3
   assert session.execute(f'SELECT count(*) FROM {keyspace}.late_events').one()[0] == 3
@@ -562,9 +574,10 @@ def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
   with pytest.raises(ValueError) as refused:
     CassandraSink(settings).prepare(TABLES.values())
   assert str(refused.value) == (
-    f'Cassandra keyspace {keyspace} has schema v2, not v6 (abandon_metrics has '
+    f'Cassandra keyspace {keyspace} has schema v2, not v7 (abandon_metrics has '
     'PRIMARY KEY (queue_id, window_start), not (queue_id, channel, window_start); '
-    'abandon_metrics lacks channel, queue_name): stop the jobs writing to it and migrate it '
+    'abandon_metrics lacks channel, queue_name; late_events lacks reprocessed_at): '
+    'stop the jobs writing to it and migrate it '
     f'with "python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}" '
     "and the job's other --cassandra_* options (docs/cassandra_schema.md)"
   )
@@ -584,8 +597,9 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   assert migrated.returncode == 0, migrated.stderr
   assert migrated.stdout.splitlines() == [
     *abandon_metrics_rebuilt(3),
-    'schema version 6 recorded',
-    f'keyspace {keyspace} is at schema v6',
+    'late_events: added reprocessed_at bigint',
+    'schema version 7 recorded',
+    f'keyspace {keyspace} is at schema v7',
   ]
   assert all(row.channel == VOICE for row in rows)
   # Written before queue names existed: null there, as v3_schema.cql says.
@@ -603,12 +617,12 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   }
   assert sorted(
     r.version for r in session.execute(f'SELECT version FROM {keyspace}.schema_version')
-  ) == [2, 6]
+  ) == [2, 7]
 
   again = migrate_command(cassandra_args)
   assert again.returncode == 0, again.stderr
   assert again.stdout.splitlines() == [
-    f'keyspace {keyspace} is at schema v6 already: nothing to do'
+    f'keyspace {keyspace} is at schema v7 already: nothing to do'
   ]
 
   CassandraSink(settings).prepare(TABLES.values())

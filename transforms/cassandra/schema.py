@@ -147,7 +147,11 @@ def bind_values(table: Table, row: tuple, ttl_seconds: int = 0) -> tuple:
   if table.day_bucket is not None:
     values += (table.day_bucket.value(row),)
   if table.version_column:
-    values += (PANE_TIMESTAMP_BASE_US + getattr(row, table.version_column),)
+    version = getattr(row, table.version_column)
+    # A time version (late_events.reprocessed_at) is the write time itself:
+    # a reprocessing mark outranks the rows an older release wrote at
+    # their own time, and a live write (0) never outranks a mark.
+    values += (version * 1000 if table.version_is_time else PANE_TIMESTAMP_BASE_US + version,)
   if table.expiring:
     values += (ttl_seconds,)
   return values
