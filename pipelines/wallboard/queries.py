@@ -56,6 +56,16 @@ values are the producer's and are checked like the others: texts cut at
 MAX_TEXT (messages at MESSAGE_CHARS), numbers that are not finite, times
 that are not whole numbers in range read as unknown.
 
+A window's drill-down (tables `window_contacts`, the contacts each window
+counts, kept `--contact_detail_ttl_seconds` by the job; `metric_revisions`,
+every change of a window's figures after its end): `window_detail` lists
+one window's (queue, channel, window start) abandoned contacts, or all its
+contacts, by event time with their outcome and wait, and its revisions by
+pane; `queue_detail` marks the windows that were revised (a revision, or a
+LATE or RESTATED pane). A store without these tables (an earlier release,
+or a job writing no contact detail) lists none. Their values are the
+producer's and are checked like the others.
+
 Time ranges ("the last hour") end at the newest window end of the data, not
 at the wall clock: a replayed or delayed stream still shows its last hour,
 and `health` says how old that is.
@@ -101,9 +111,11 @@ from transforms.schema import (
   DEAD_LETTERS,
   INTERACTION_VOLUMES,
   LATE_EVENTS,
+  METRIC_REVISIONS,
   PATTERN_ALERTS,
   QUEUE_STATUS,
   WAITING_CONTACTS,
+  WINDOW_CONTACTS,
   Table,
 )
 
@@ -334,6 +346,49 @@ DAILY_COLUMNS = (
 )
 # A today figure as the board holds it (checked values, in this order).
 TODAY_FIELDS = ('local_date', 'offered', 'abandoned', 'abandon_rate', 'service_level')
+
+
+# A window's drill-down. Contacts listed at most (by event time; a window
+# of a busy queue counts more), revisions at most (by pane).
+MAX_WINDOW_CONTACTS = 500
+MAX_REVISIONS = 100
+# The contacts a revision added, listed at most (the rest counted); its
+# longest JSON parsed (a reprocessing run may add many).
+MAX_REVISION_CONTACTS = 100
+MAX_REVISION_JSON = 1024 * 1024
+CONTACT_FILTERS = ('abandoned', 'all')
+ABANDONED = 'ABANDONED'
+# Outcomes and pane timings the page writes as words; others as data.
+OUTCOMES = ('ANSWERED', ABANDONED, 'FLOW_OUT', 'UNKNOWN')
+# Panes that change a window's figures after its end: the live job's late
+# firings, a reprocessing run's restatements.
+REVISED_TIMINGS = ('LATE', 'RESTATED')
+WINDOW_CONTACT_COLUMNS = (
+  'contact_id',
+  'outcome',
+  'wait_seconds',
+  'event_timestamp',
+  'pane_index',
+  'pane_timing',
+)
+REVISION_FIGURES = (
+  ('offered', 'total_calls'),
+  ('abandoned', 'abandoned_calls'),
+  ('answered', 'answered_calls'),
+  ('abandon_rate', 'abandon_rate'),
+  ('service_level', 'service_level'),
+)
+REVISION_COLUMNS = (
+  'window_end',
+  'pane_index',
+  'pane_timing',
+  'previous_pane_index',
+  *(f'{age}_{column}' for _, column in REVISION_FIGURES for age in ('old', 'new')),
+  'contact_ids',
+  'revised_at',
+)
+# Channels of a page of a queue's windows whose revisions are looked up.
+MAX_REVISED_CHANNELS = 50
 
 
 class Thresholds(NamedTuple):
@@ -651,6 +706,57 @@ def parse_contacts(text: Any) -> Optional[Tuple[List[Row], int]]:
       if isinstance(contact_id, str) and contact_id and since is not None:
         contacts.append({'contact_id': clip(contact_id), 'since': since})
   return contacts, len(items) - len(contacts)
+
+
+# --- a window's drill-down --------------------------------------------------
+def parse_contact_ids(text: Any) -> Optional[Tuple[List[str], int]]:
+  """The contacts of a metric_revisions row (a JSON array of ids): the
+  first MAX_REVISION_CONTACTS valid ids (cut at MAX_TEXT) and how many
+  others there are (valid or not); None when it is not such an array."""
+  if not isinstance(text, str) or len(text) > MAX_REVISION_JSON:
+    return None
+  try:
+    items = json.loads(text)
+  except (ValueError, RecursionError):
+    return None
+  if not isinstance(items, list):
+    return None
+  ids = [clip(item) for item in items if isinstance(item, str) and item]
+  return ids[:MAX_REVISION_CONTACTS], len(items) - min(len(ids), MAX_REVISION_CONTACTS)
+
+
+def _window_contact(row: Row) -> Row:
+  """A window_contacts row with its values checked."""
+  wait = _number(row['wait_seconds'])
+  return {
+    'contact_id': _text(row['contact_id']),
+    'outcome': _text(row['outcome']),
+    # A negative wait is not one: unknown.
+    'wait_seconds': wait if wait is not None and wait >= 0 else None,
+    'event_timestamp': _whole(row['event_timestamp']),
+    'pane_index': _whole(row['pane_index']),
+    'pane_timing': _text(row['pane_timing']),
+  }
+
+
+def _revision(row: Row) -> Row:
+  """A metric_revisions row with its values checked: each figure old and
+  new, the contacts the pane added."""
+  previous = row['previous_pane_index']
+  out = {
+    'pane_index': _whole(row['pane_index']),
+    'pane_timing': _text(row['pane_timing']),
+    # -1: the window had no row before this pane.
+    'previous_pane_index': previous if previous == -1 else _whole(previous),
+    'revised_at': _whole(row['revised_at']),
+  }
+  for name, column in REVISION_FIGURES:
+    read = _whole if column.endswith('_calls') else _number
+    out[name] = {'old': read(row[f'old_{column}']), 'new': read(row[f'new_{column}'])}
+  parsed = parse_contact_ids(row['contact_ids'])
+  out['contact_ids'], out['more_contacts'] = parsed if parsed is not None else ([], 0)
+  out['contacts_unreadable'] = parsed is None
+  return out
 
 
 # --- staffing ---------------------------------------------------------------
@@ -1720,8 +1826,10 @@ class WallboardQueries:
       complete = read.complete and len(read.rows) < MAX_ROWS_PER_KEY
       grouped = sorted(_by_window(read.rows).items(), key=lambda item: -item[0][1])
       pages = -(-len(grouped) // WINDOWS_PER_PAGE)
-      for _, rows in grouped[page * WINDOWS_PER_PAGE : (page + 1) * WINDOWS_PER_PAGE]:
-        windows.append(self._detail_window(rows, has_asa))
+      shown = [rows for _, rows in grouped[page * WINDOWS_PER_PAGE : (page + 1) * WINDOWS_PER_PAGE]]
+      revised = self._revised(queue_id, [row for rows in shown for row in rows])
+      for rows in shown:
+        windows.append(self._detail_window(rows, has_asa, revised))
     late = self._store.newest(
       LATE_EVENTS,
       LATE_EVENT_COLUMNS,
@@ -1746,8 +1854,94 @@ class WallboardQueries:
       'agents': self.queue_agents(queue_id),
     }
 
-  def _detail_window(self, rows: List[Row], has_asa: bool) -> Row:
-    """A window of the drill-down: the total and its channels."""
+  def _revised(self, queue_id: str, rows: List[Row]) -> FrozenSet[Tuple[str, int]]:
+    """The (channel, window start) of `rows` (one queue's windows) that
+    metric_revisions has revisions of: per channel (at most
+    MAX_REVISED_CHANNELS), one read of its days from the first window to
+    the last."""
+    if not rows or not {'channel', 'window_start'} <= self._store.columns(METRIC_REVISIONS):
+      return frozenset()
+    starts = [row['window_start'] for row in rows]
+    channels = sorted({row.get(CHANNEL_COLUMN, VOICE) for row in rows})[:MAX_REVISED_CHANNELS]
+    revised = set()
+    for channel in channels:
+      read = self._store.newest_by_day(
+        METRIC_REVISIONS,
+        ('window_start',),
+        MAX_ROWS_PER_KEY,
+        {'queue_id': queue_id, 'channel': channel},
+        min(starts),
+        max(starts),
+      )
+      revised.update((channel, row['window_start']) for row in read.rows)
+    return frozenset(revised)
+
+  def window_detail(
+    self, queue_id: str, channel: str, window_start: int, contacts: str = 'abandoned'
+  ) -> Optional[Dict[str, Any]]:
+    """One window of a queue's channel: its figures (as `queue_detail`'s
+    channel rows), its contacts by event time (the abandoned ones, or
+    `contacts='all'`; at most MAX_WINDOW_CONTACTS) with their outcome and
+    wait, and its revisions by pane (at most MAX_REVISIONS). `available`
+    is False on a store without the table (and a window's contacts are
+    gone once the job's --contact_detail_ttl_seconds has passed);
+    `complete`: all are listed. None when the store has no such window."""
+    if contacts not in CONTACT_FILTERS:
+      raise ValueError(f'contacts must be one of {", ".join(CONTACT_FILTERS)}, got {contacts!r}')
+    self._store.check()
+    columns, has_asa = self._window_columns()
+    key = {'queue_id': queue_id, 'channel': channel, 'window_start': window_start}
+    if CHANNEL_COLUMN not in columns:
+      # A store before channels holds voice calls only.
+      if channel != VOICE:
+        return None
+      key = {'queue_id': queue_id, 'window_start': window_start}
+    found = self._store.newest(ABANDON_METRICS, columns, 'window_start', 1, equal=key).rows
+    if not found:
+      return None
+    window = _window_row(found[0], self._thresholds, has_asa)
+    window['channel'] = clip(channel)
+    key = {'queue_id': queue_id, 'channel': channel, 'window_start': window_start}
+    listed = {'available': False, 'which': contacts, 'contacts': [], 'complete': True}
+    if set(WINDOW_CONTACT_COLUMNS) <= self._store.columns(WINDOW_CONTACTS):
+      read = self._store.in_window(
+        WINDOW_CONTACTS,
+        WINDOW_CONTACT_COLUMNS,
+        key,
+        ('event_timestamp', 'contact_id'),
+        MAX_WINDOW_CONTACTS,
+        equal={'outcome': ABANDONED} if contacts == 'abandoned' else None,
+      )
+      listed.update(
+        available=True,
+        contacts=[_window_contact(row) for row in read.rows],
+        complete=read.complete,
+      )
+    revisions = {'available': False, 'revisions': [], 'complete': True}
+    if set(REVISION_COLUMNS) <= self._store.columns(METRIC_REVISIONS):
+      read = self._store.in_window(
+        METRIC_REVISIONS, REVISION_COLUMNS, key, ('pane_index',), MAX_REVISIONS
+      )
+      revisions.update(
+        available=True, revisions=[_revision(row) for row in read.rows], complete=read.complete
+      )
+    window['revised'] = bool(revisions['revisions']) or window['pane_timing'] in REVISED_TIMINGS
+    return {
+      'queue_id': clip(queue_id),
+      'channel': clip(channel),
+      'window_start': window_start,
+      'wait_label': _wait_label(has_asa),
+      'window': window,
+      'contacts': listed,
+      'revisions': revisions,
+    }
+
+  def _detail_window(
+    self, rows: List[Row], has_asa: bool, revised: FrozenSet[Tuple[str, int]] = frozenset()
+  ) -> Row:
+    """A window of the drill-down: the total and its channels; `revised`
+    (see `_revised`) marks a channel row that was revised after its end, or
+    whose pane is a LATE or RESTATED one, and the total when one is."""
     window = _window_row(combine(rows), self._thresholds, has_asa)
     by_size = sorted(
       rows, key=lambda row: (-(row['total_calls'] or 0), row.get(CHANNEL_COLUMN, VOICE))
@@ -1757,9 +1951,16 @@ class WallboardQueries:
       {
         'channel': clip(row.get(CHANNEL_COLUMN, VOICE)),
         **_window_row(row, self._thresholds, has_asa),
+        'revised': (
+          row['pane_timing'] in REVISED_TIMINGS
+          or (row.get(CHANNEL_COLUMN, VOICE), row['window_start']) in revised
+        ),
       }
       for row in shown
     ]
+    window['revised'] = any(row['pane_timing'] in REVISED_TIMINGS for row in rows) or any(
+      (row.get(CHANNEL_COLUMN, VOICE), row['window_start']) in revised for row in rows
+    )
     window['other_channels'] = (
       {'channels': len(others), **_window_row(combine(others), self._thresholds, has_asa)}
       if others

@@ -14,6 +14,9 @@
   waiting contacts and agents by state per channel;
 - `GET /api/alert?rule=R&queue=Q&channel=C`: one alert's state and its
   newest notifications with their deliveries;
+- `GET /api/window?queue_id=Q&channel=C&window_start=MS&contacts=abandoned|all`:
+  one window's figures, its abandoned (or all) contacts with their waits
+  and its revisions;
 - `GET /metrics`: the server's own metrics for Prometheus (metrics.py).
 
 The page, the snapshot, the events and the trends take a filter:
@@ -48,11 +51,13 @@ from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence,
 from pipelines.metrics_server import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pipelines.wallboard.metrics import OTHER_ROUTE, WallboardMetrics
 from pipelines.wallboard.queries import (
+  CONTACT_FILTERS,
   DEFAULT_TILES,
   MAX_SERIES,
   MAX_TEXT,
   MAX_TILES,
   MAX_TREND_HOURS,
+  MAX_WHOLE,
   Board,
   WallboardQueries,
 )
@@ -69,6 +74,7 @@ ROUTES = (
   '/api/trends',
   '/api/queue',
   '/api/alert',
+  '/api/window',
   '/metrics',
 )
 CONTENT_TYPES = {
@@ -326,6 +332,26 @@ def _alert_key(params: Mapping[str, str]) -> Tuple[str, str, str]:
   return rule, queue, channel
 
 
+WINDOW_PARAMS = ('queue_id', 'channel', 'window_start', 'contacts')
+
+
+def _window_key(params: Mapping[str, str]) -> Tuple[str, str, int, str]:
+  """(queue id, channel, window start, which contacts) of /api/window;
+  the first three are needed, contacts is 'abandoned' (the default) or
+  'all'."""
+  if not all(params.get(name) for name in WINDOW_PARAMS[:3]):
+    raise BadRequest(
+      400, 'give the window: /api/window?queue_id=QUEUE_ID&channel=CHANNEL&window_start=EPOCH_MS'
+    )
+  if max(len(params[name]) for name in WINDOW_PARAMS[:2]) > MAX_TEXT:
+    raise BadRequest(400, f'queue_id and channel are at most {MAX_TEXT} characters')
+  start = _whole_number(params, 'window_start', 0, 0, MAX_WHOLE)
+  contacts = params.get('contacts', CONTACT_FILTERS[0])
+  if contacts not in CONTACT_FILTERS:
+    raise BadRequest(400, f'contacts must be {" or ".join(CONTACT_FILTERS)}, got {contacts[:40]!r}')
+  return params['queue_id'], params['channel'], start, contacts
+
+
 def _route_label(request_path: str) -> str:
   """The route a request path is served by, for the metrics' label."""
   path = urllib.parse.urlsplit(request_path).path
@@ -519,6 +545,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       '/api/trends': self._trends,
       '/api/queue': self._queue,
       '/api/alert': self._alert,
+      '/api/window': self._window,
       '/metrics': self._metrics,
     }
     if path in routes:
@@ -587,6 +614,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     if history is None:
       raise BadRequest(404, f'no alert {rule[:80]!r} for queue {queue[:80]!r}, {channel[:40]!r}')
     self._send_json(history)
+
+  def _window(self, query: str) -> None:
+    queue_id, channel, start, contacts = _window_key(_params(query, WINDOW_PARAMS))
+    detail = self.server.queries.window_detail(queue_id, channel, start, contacts)
+    if detail is None:
+      raise BadRequest(
+        404, f'no window at {start} for queue {queue_id[:80]!r}, channel {channel[:40]!r}'
+      )
+    self._send_json(detail)
 
   def _events(self, query: str) -> None:
     page, _ = self._filter(query)

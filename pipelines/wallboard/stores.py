@@ -18,8 +18,9 @@ there.
 
 The live tables (`queue_status`, `waiting_contacts`: LIVE_TABLES) and the
 agent tables (`agent_status`, `agent_metrics`, `agent_activity`:
-AGENT_TABLES) and the alerting tables (`rolling_metrics`, `daily_metrics`,
-`alerts`, `alert_notifications`, `alert_deliveries`: ALERTING_TABLES) are
+AGENT_TABLES), the alerting tables (`rolling_metrics`, `daily_metrics`,
+`alerts`, `alert_notifications`, `alert_deliveries`: ALERTING_TABLES) and
+the audit tables (`window_contacts`, `metric_revisions`: AUDIT_TABLES) are
 optional: a store written by a release before them (an
 older file or keyspace), or by a job given no agent events (it creates no
 agent tables) or no alert rules, opens, and `columns` of such a table is empty, so the query
@@ -32,6 +33,11 @@ waiting_contacts, agent_status and agent_metrics by queue.
 `newest_by_day` reads a table with a day bucket (alert_notifications) in a
 time range: one query on SQLite; on Cassandra one partition per UTC day,
 newest day first, until it has enough rows, never a scan.
+
+`in_window` reads the rows of one window of a table with a day bucket
+(window_contacts, metric_revisions: a queue's channel's window): one query
+on SQLite; on Cassandra one slice of one partition (the day of the
+window's start), never a scan.
 
 A SQLite store replaced at its path (a new run published by
 transforms/sqlite_sink.publish, or a file copied over it) is noticed by
@@ -59,10 +65,12 @@ from transforms.schema import (
   ALERT_NOTIFICATIONS,
   ALERTS,
   DAILY_METRICS,
+  METRIC_REVISIONS,
   QUEUE_STATUS,
   ROLLING_METRICS,
   TABLES,
   WAITING_CONTACTS,
+  WINDOW_CONTACTS,
   Table,
 )
 
@@ -80,7 +88,11 @@ AGENT_TABLES = frozenset({AGENT_STATUS.name, AGENT_METRICS.name, AGENT_ACTIVITY.
 ALERTING_TABLES = frozenset(
   t.name for t in (ROLLING_METRICS, DAILY_METRICS, ALERTS, ALERT_NOTIFICATIONS, ALERT_DELIVERIES)
 )
-OPTIONAL_TABLES = LIVE_TABLES | AGENT_TABLES | ALERTING_TABLES
+# The contacts behind each window and the changes of its figures (a
+# release before them has none; a job run with
+# --contact_detail_ttl_seconds=0 writes no contacts).
+AUDIT_TABLES = frozenset({WINDOW_CONTACTS.name, METRIC_REVISIONS.name})
+OPTIONAL_TABLES = LIVE_TABLES | AGENT_TABLES | ALERTING_TABLES | AUDIT_TABLES
 REQUIRED_TABLES = frozenset(TABLES) - OPTIONAL_TABLES
 _FETCH_SIZE = 5_000
 _DAY_MS = 86_400_000
@@ -168,6 +180,28 @@ class Store(abc.ABC):
     read = self.newest(table, columns, time_column, limit, equal, since_ms)
     return Rows([row for row in read.rows if row[time_column] <= until_ms], read.complete)
 
+  def in_window(
+    self,
+    table: Table,
+    columns: Sequence[str],
+    key: Mapping[str, Any],
+    order_by: Sequence[str],
+    limit: int,
+    equal: Optional[Mapping[str, Any]] = None,
+  ) -> Rows:
+    """Up to `limit` rows of a table with a day bucket whose primary key
+    begins with `key` (its columns up to the bucket's source column: e.g.
+    queue_id, channel, window_start, one window of a queue's channel), with
+    `column = value` for each item of `equal` (other columns), ordered by
+    `order_by` ascending; `complete` is False when there were more.
+
+    This default reads `newest` on the key's last column and sorts; the
+    stores answer in one query."""
+    time_column = table.day_bucket.source_column
+    read = self.newest(table, columns, time_column, limit + 1, {**key, **(equal or {})})
+    rows = sorted(read.rows, key=lambda row: _sort_key(row, order_by))
+    return Rows(rows[:limit], read.complete and len(rows) <= limit)
+
   @abc.abstractmethod
   def count(
     self,
@@ -196,6 +230,11 @@ def _where(
     terms.append(f'{time_column} >= ?')
     params.append(since_ms)
   return (' WHERE ' + ' AND '.join(terms) if terms else ''), params
+
+
+def _sort_key(row: Row, order_by: Sequence[str]) -> Tuple[Any, ...]:
+  """`row` by its `order_by` columns ascending, NULL last."""
+  return tuple((row[name] is None, row[name] if row[name] is not None else 0) for name in order_by)
 
 
 def _utc_day(ms: int) -> datetime.date:
@@ -304,6 +343,15 @@ class SqliteStore(Store):
       [*params, until_ms, limit],
     )
     return Rows(rows, True)
+
+  def in_window(self, table, columns, key, order_by, limit, equal=None) -> Rows:
+    where, params = _where({**key, **(equal or {})}, None, None)
+    rows = self._read(
+      f'SELECT {", ".join(columns)} FROM {table.name}{where} ORDER BY {", ".join(order_by)} '
+      'LIMIT ?',
+      [*params, limit + 1],
+    )
+    return Rows(rows[:limit], len(rows) <= limit)
 
   def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)
@@ -495,6 +543,34 @@ class CassandraStore(Store):
       rows.extend(row._asdict() for row in found)
       day -= datetime.timedelta(days=1)
     return Rows(rows, True)
+
+  def in_window(self, table, columns, key, order_by, limit, equal=None) -> Rows:
+    bucket = table.day_bucket
+    clustering = [name for name, _ in self._clustering(table)]
+    first = table.primary_key[0]
+    # The partition (first key column, day of the window) and the
+    # clustering columns up to the window's start by equality: one slice
+    # of one partition. Its clustering order is not `order_by`: the slice
+    # is read whole (at most `scan_limit` rows) and sorted here.
+    prefix = clustering[: clustering.index(bucket.source_column) + 1]
+    if set(key) != {first, *prefix}:
+      raise ValueError(f'{table.name}: give {first} and {", ".join(prefix)}, got {sorted(key)}')
+    others = dict(equal or {})
+    names = [first, bucket.column, *prefix, *others]
+    params = [
+      key[first],
+      _utc_day(key[bucket.source_column]).isoformat(),
+      *(key[name] for name in prefix),
+      *others.values(),
+    ]
+    scanned = self._scan(
+      f'SELECT {", ".join(columns)} FROM {self._keyspace}.{table.name} WHERE '
+      + ' AND '.join(f'{name} = ?' for name in names)
+      + (' ALLOW FILTERING' if others else ''),
+      params,
+    )
+    rows = sorted(scanned.rows, key=lambda row: _sort_key(row, order_by))
+    return Rows(rows[:limit], scanned.complete and len(rows) <= limit)
 
   def count(self, table, group_by, limit, time_column=None, since_ms=None) -> Counts:
     where, params = _where({}, time_column, since_ms)

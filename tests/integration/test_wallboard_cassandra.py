@@ -15,13 +15,17 @@ from pipelines.wallboard.queries import Thresholds, WallboardQueries
 from pipelines.wallboard.stores import CassandraStore, SqliteStore, StoreError
 from tests.integration.conftest import assert_reachable
 from tests.support.wallboard_helpers import (
+  DRILL_QUEUE,
   REPO,
+  WINDOW_MS,
   check_page,
+  check_window_drill_down,
   chromium,
   current_window_start,
   wallboard,
   window_row,
   write_page_rows,
+  write_window_rows,
 )
 from transforms.cassandra import CassandraSettings, CassandraSink, CassandraWriter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS, TABLES
@@ -147,3 +151,41 @@ def test_a_keyspace_without_the_tables_is_a_clear_error(flags):
   settings = CassandraSettings.from_options(PipelineOptions(flags))
   with pytest.raises(StoreError, match='run the job with --sink=cassandra'):
     CassandraStore(settings)
+
+
+def test_a_windows_contacts_and_revisions_over_cassandra(flags, writer, tmp_path):
+  """The window drill-down: the same answers as SQLite for the same rows
+  (one partition slice per window), then the page."""
+  start = current_window_start(time.time())
+  write_window_rows(writer, start)
+  db = str(tmp_path / 'window.db')
+  SqliteSink(db).prepare(TABLES.values())
+  sqlite_writer = SqliteWriter(db)
+  sqlite_writer.open()
+  write_window_rows(sqlite_writer, start)
+  sqlite_writer.close()
+  settings = CassandraSettings.from_options(PipelineOptions(flags))
+  sqlite_store, cassandra_store = SqliteStore(db), CassandraStore(settings)
+  try:
+    on_sqlite, on_cassandra = (
+      WallboardQueries(store, THRESHOLDS, 10_000) for store in (sqlite_store, cassandra_store)
+    )
+    for window_start in (start - WINDOW_MS, start):
+      for contacts in ('abandoned', 'all'):
+        detail = on_sqlite.window_detail(DRILL_QUEUE, 'voice', window_start, contacts)
+        assert detail['contacts']['contacts']
+        assert on_cassandra.window_detail(DRILL_QUEUE, 'voice', window_start, contacts) == detail
+    restated = on_cassandra.window_detail(DRILL_QUEUE, 'voice', start - WINDOW_MS)
+    assert [r['pane_timing'] for r in restated['revisions']['revisions']] == ['LATE', 'RESTATED']
+    assert on_cassandra.window_detail(DRILL_QUEUE, 'chat', start) is None
+    windows = on_sqlite.queue_detail(DRILL_QUEUE, 4)['windows']
+    assert [w['revised'] for w in windows] == [False, True]
+    assert on_cassandra.queue_detail(DRILL_QUEUE, 4)['windows'] == windows
+  finally:
+    sqlite_store.close()
+    cassandra_store.close()
+  with (
+    wallboard(['--sink=cassandra', *flags, '--refresh_seconds=0.5']) as url,
+    chromium() as driver,
+  ):
+    check_window_drill_down(driver, url, 'wallboard-window-cassandra')

@@ -29,16 +29,20 @@ from transforms.records import (
   DeadLetter,
   InteractionVolume,
   LateEvent,
+  MetricRevision,
   PatternAlert,
   QueueStatus,
   WaitingContacts,
+  WindowContact,
 )
 from transforms.schema import (
   ABANDON_METRICS,
   DEAD_LETTERS,
   INTERACTION_VOLUMES,
   LATE_EVENTS,
+  METRIC_REVISIONS,
   PATTERN_ALERTS,
+  WINDOW_CONTACTS,
 )
 from transforms.sinks import RowWriter
 
@@ -55,6 +59,9 @@ HTML_QUEUE_SCRIPT = '"><script>window.__xss=1</script>'
 HTML_CUSTOMER = '<img src=x onerror="window.__xss=2">'
 HTML_CHANNEL = '<b>chat</b>'
 HTML_RAW = '{"queue_id": "Q-1", "note": "<script>window.__xss=3</script>"}'
+HTML_CONTACT = '<img src=x onerror=alert(1)>'
+# The window drill-down's queue.
+DRILL_QUEUE = 'Q-7'
 
 
 def percent_text(fraction: float) -> str:
@@ -505,3 +512,204 @@ def check_page(
   assert_nothing_executed(driver)
   assert_no_console_errors(driver)
   screenshot(driver, artifact + '-detail.png')
+
+
+# --- a window's drill-down: its contacts and revisions ----------------------
+
+
+def window_contact_row(
+  queue_id: str,
+  start_ms: int,
+  contact_id: str,
+  outcome: str,
+  wait_seconds: Optional[float],
+  left_at_ms: int,
+  pane: int = 0,
+  timing: str = 'ON_TIME',
+  channel: str = 'voice',
+) -> WindowContact:
+  """One window_contacts row: a contact that left the queue at
+  `left_at_ms` (its event time), counted from pane `pane`."""
+  return WindowContact(
+    queue_id, channel, start_ms, contact_id, outcome, wait_seconds, left_at_ms, pane, timing
+  )
+
+
+def revision_row(
+  queue_id: str,
+  start_ms: int,
+  pane: int,
+  timing: str,
+  previous: int,
+  old: Tuple[int, int, int],
+  new: Tuple[int, int, int],
+  contact_ids: Sequence[str],
+  revised_at_ms: int,
+  channel: str = 'voice',
+) -> MetricRevision:
+  """One metric_revisions row from the (offered, abandoned, answered
+  within SL) before and after, rates derived like the job's; every call
+  not abandoned is answered."""
+
+  def figures(counts):
+    offered, abandoned, within = counts
+    return (
+      offered,
+      abandoned,
+      offered - abandoned,
+      rounded_ratio(abandoned, offered),
+      rounded_ratio(within, offered),
+    )
+
+  before, after = figures(old), figures(new)
+  return MetricRevision(
+    queue_id,
+    channel,
+    start_ms,
+    start_ms + WINDOW_MS,
+    pane,
+    timing,
+    previous,
+    *(value for pair in zip(before, after) for value in pair),
+    json.dumps(list(contact_ids)),
+    revised_at_ms,
+  )
+
+
+def write_window_rows(writer: RowWriter, start_ms: int) -> None:
+  """The drill-down scenario: DRILL_QUEUE's window before `start_ms`
+  restated twice (a late pane, then a reprocessing run's) to 3 abandoned of
+  10, its contacts and revisions; its window at `start_ms` on time, 1 of
+  5, no revisions."""
+  restated, current = start_ms - WINDOW_MS, start_ms
+  writer.upsert(
+    ABANDON_METRICS,
+    [
+      window_row(DRILL_QUEUE, restated, 10, 3, 6, 80.0, pane=2)._replace(pane_timing='RESTATED'),
+      window_row(DRILL_QUEUE, current, 5, 1, 4, 40.0),
+    ],
+  )
+  contacts = [
+    # Abandoned, by the time they left the queue (not by id).
+    window_contact_row(DRILL_QUEUE, restated, 'c-a1', 'ABANDONED', 12.0, restated + 10_000),
+    window_contact_row(
+      DRILL_QUEUE, restated, 'c-a3', 'ABANDONED', None, restated + 20_000, 1, 'LATE'
+    ),
+    window_contact_row(
+      DRILL_QUEUE, restated, HTML_CONTACT, 'ABANDONED', 45.5, restated + 30_000, 2, 'RESTATED'
+    ),
+    *(
+      window_contact_row(
+        DRILL_QUEUE, restated, f'c-n{i}', 'ANSWERED', 5.0 * i, restated + 40_000 + i * 1_000
+      )
+      for i in range(1, 8)
+    ),
+    window_contact_row(DRILL_QUEUE, current, 'c-b1', 'ABANDONED', 30.0, current + 5_000),
+    *(
+      window_contact_row(
+        DRILL_QUEUE, current, f'c-m{i}', 'ANSWERED', 3.0, current + 6_000 + i * 1_000
+      )
+      for i in range(1, 5)
+    ),
+  ]
+  writer.upsert(WINDOW_CONTACTS, contacts)
+  writer.upsert(
+    METRIC_REVISIONS,
+    [
+      revision_row(
+        DRILL_QUEUE, restated, 1, 'LATE', 0, (8, 1, 6), (9, 2, 6), ['c-a3'], current + 60_000
+      ),
+      revision_row(
+        DRILL_QUEUE,
+        restated,
+        2,
+        'RESTATED',
+        1,
+        (9, 2, 6),
+        (10, 3, 6),
+        [HTML_CONTACT],
+        current + 120_000,
+      ),
+    ],
+  )
+
+
+def cells(driver, selector: str) -> List[List[str]]:
+  """The texts of the cells of each row `selector` finds."""
+  return [
+    [td.text for td in tr.find_elements(By.TAG_NAME, 'td')]
+    for tr in driver.find_elements(By.CSS_SELECTOR, selector)
+  ]
+
+
+def check_window_drill_down(driver, url: str, artifact: str) -> None:
+  """The drill-down scenario on rows of `write_window_rows`: the restated
+  window marked, its abandoned contacts with their waits, all its contacts
+  on demand, its revisions, the HTML contact id as text; screenshot
+  ARTIFACT.png."""
+  driver.get(url)
+  wait_for(driver, lambda d: tile(d, DRILL_QUEUE), 30, f'no tile of {DRILL_QUEUE}')
+  tile(driver, DRILL_QUEUE).click()
+  windows = '#detail-windows tbody tr.window-link'
+  wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, windows)) == 2, 10, 'no windows')
+  current, restated = driver.find_elements(By.CSS_SELECTOR, windows)
+  # Newest first: the window on time is not marked, the restated one is.
+  assert current.find_element(By.CSS_SELECTOR, 'td.pane').text == 'on time'
+  assert not current.find_element(By.CLASS_NAME, 'restated-mark').is_displayed()
+  mark = restated.find_element(By.CLASS_NAME, 'restated-mark')
+  assert mark.is_displayed() and mark.text == 'restated'
+
+  restated.click()
+  contacts = '#window-contacts tbody tr.window-contact'
+  wait_for(
+    driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, contacts)) == 3, 10, 'no contacts'
+  )
+  # contact, outcome, left the queue (a time), wait, counted in.
+  listed = cells(driver, contacts)
+  assert [(row[0], row[1], row[3], row[4]) for row in listed] == [
+    ('c-a1', 'ABANDONED', '12 s', 'on time'),
+    ('c-a3', 'ABANDONED', '–', 'late update'),
+    (HTML_CONTACT, 'ABANDONED', '46 s', 'restated #2'),
+  ]
+  assert driver.find_element(By.ID, 'window-contacts-title').text == 'Abandoned contacts'
+  assert 'restated' in driver.find_element(By.ID, 'window-detail-restated').text
+  revisions = cells(driver, '#window-revisions tbody tr.revision')
+  # pane, offered, abandoned, abandon rate, service level, contacts added.
+  assert [row[1:] for row in revisions] == [
+    ['late update', '8 → 9', '1 → 2', '12.5 % → 22.2 %', '75.0 % → 66.7 %', 'c-a3'],
+    ['restated #2', '9 → 10', '2 → 3', '22.2 % → 30.0 %', '66.7 % → 60.0 %', HTML_CONTACT],
+  ]
+
+  driver.find_element(By.ID, 'window-contacts-toggle').click()
+  wait_for(
+    driver,
+    lambda d: len(d.find_elements(By.CSS_SELECTOR, contacts)) == 10,
+    10,
+    '"show all contacts" did not list all 10',
+  )
+  listed = cells(driver, contacts)
+  assert [row[0] for row in listed] == [
+    'c-a1',
+    'c-a3',
+    HTML_CONTACT,
+    *(f'c-n{i}' for i in range(1, 8)),
+  ]
+  assert [row[1] for row in listed].count('ANSWERED') == 7
+  assert listed[3][3] == '5 s'
+  assert driver.find_element(By.ID, 'window-contacts-title').text == 'Contacts'
+  assert_nothing_executed(driver)
+  screenshot(driver, artifact + '.png')
+
+  # The window on time: its abandoned contact, no revisions.
+  current = driver.find_elements(By.CSS_SELECTOR, windows)[0]
+  current.click()
+  wait_for(
+    driver,
+    lambda d: [row[0] for row in cells(d, contacts)] == ['c-b1'],
+    10,
+    'the window on time did not list its abandoned contact',
+  )
+  assert cells(driver, '#window-revisions tbody tr.revision') == []
+  assert 'No revisions' in driver.find_element(By.ID, 'window-revisions').text
+  assert_nothing_executed(driver)
+  assert_no_console_errors(driver)

@@ -21,8 +21,16 @@
 // refreshed with every change like the queue drill-down. Each tile shows
 // its queue's figures today (since local midnight) beside the window's.
 //
+// A window of the queue drill-down (a channel's row) opens on click its
+// contacts (the abandoned ones with their waits, all on demand) and its
+// revisions: each change of its figures after its end, old -> new, with
+// the contacts that changed them. A window revised after its end (a
+// revision, or a late or restated pane) is marked "restated" there, and a
+// tile whose window's pane is late or restated too.
+//
 // Every string from the data (queue ids, customer ids, channels, reasons,
-// raw events, rule names, alert messages, receivers' answers) is untrusted: it only ever reaches the page as textContent, a
+// raw events, rule names, alert messages, receivers' answers, contact
+// ids) is untrusted: it only ever reaches the page as textContent, a
 // Text node or a property such as title, never as HTML, and through
 // shown(): control and bidirectional formatting characters appear as
 // \uXXXX escapes and the text is isolated (<bdi> or class "data", CSS
@@ -68,6 +76,10 @@
     detailPage: 0,
     // The alert whose history is open: {rule, queue_id, channel}.
     alert: null,
+    // The window whose contacts are open: {queue_id, channel,
+    // window_start}, and which contacts: 'abandoned' or 'all'.
+    window: null,
+    windowContacts: 'abandoned',
     charts: {},
     polling: null,
     // server clock (ms) minus performance.now() (see serverNow).
@@ -75,6 +87,8 @@
   };
   // A ticking wait's node -> what it is computed from (see liveWait).
   const ticking = new WeakMap();
+  // A row of the queue's windows -> the window it opens (see openWindow).
+  const windowRows = new WeakMap();
 
   // --- DOM, text only ---------------------------------------------------
   function $(id) {
@@ -191,6 +205,14 @@
     // pane_index counts the EARLY panes too: no number for late updates.
     if (timing === 'LATE') return 'late update';
     return shown(timing).toLowerCase() + ' #' + index;
+  }
+
+  // Panes that change a window's figures after its end.
+  const REVISED_TIMINGS = ['LATE', 'RESTATED'];
+
+  function restatedMark(revised) {
+    return el('span', {className: 'restated-mark', text: revised ? 'restated' : '',
+      title: revised ? 'its figures changed after the window ended' : undefined});
   }
 
   // --- header, banners --------------------------------------------------
@@ -422,7 +444,8 @@
         el('dt', {text: 'abandoned'}), el('dd', {className: 'tile-abandoned', text: count(t.abandoned)}),
         el('dt', {text: waitLabel}), el('dd', {className: 'tile-wait', text: wait(t.wait_seconds)})]),
       ...(todayShown ? [todayLine(t.today)] : []),
-      el('div', {className: 'tile-window', text: windowText}),
+      el('div', {className: 'tile-window', text: windowText},
+        REVISED_TIMINGS.includes(t.pane_timing) ? [restatedMark(true)] : []),
     ].concat(channels.length ? [el('div', {className: 'tile-channels'},
       channels.flatMap((c, i) => (i ? [' + ', bdi(c)] : [bdi(c)])))] : []));
     if (live) live.spec.tile = button;
@@ -776,6 +799,7 @@
   // --- drill-down -------------------------------------------------------
   function openDetail(queueId, queueName) {
     closeAlert();
+    closeWindow();
     state.queue = queueId;
     state.detailPage = 0;
     $('detail').hidden = false;
@@ -793,15 +817,17 @@
   }
 
   function closeDetail() {
+    closeWindow();
     state.queue = null;
     $('detail').hidden = true;
     for (const node of document.querySelectorAll('.tile.selected')) node.classList.remove('selected');
   }
 
   // A row of the drill-down: a window's total (`channel` a node or text)
-  // or one of its channels.
-  function windowCells(w, channel, className) {
-    return el('tr', {className: className}, [
+  // or one of its channels; `key`, the channel of a row that opens the
+  // window's contacts (none for a total of several channels).
+  function windowCells(w, channel, className, key) {
+    const row = el('tr', {className: className}, [
       el('td', {text: windowRange(w.window_start, w.window_end), title: dateTime(w.window_start)}),
       el('td', {className: 'channel'}, [channel]),
       el('td', {className: 'num', text: count(w.offered)}),
@@ -809,16 +835,28 @@
       el('td', {className: 'num level-' + level(w.abandon_status), text: pct(w.abandon_rate)}),
       el('td', {className: 'num level-' + level(w.service_level_status), text: pct(w.service_level)}),
       el('td', {className: 'num', text: wait(w.wait_seconds)}),
-      el('td', {text: pane(w.pane_timing, w.pane_index)}),
+      el('td', {className: 'pane'}, [pane(w.pane_timing, w.pane_index), restatedMark(w.revised)]),
     ]);
+    if (key === undefined) return row;
+    const target = {queue_id: state.queue, channel: key, window_start: w.window_start};
+    row.classList.add('window-link');
+    row.classList.toggle('selected', sameWindow(target, state.window));
+    windowRows.set(row, target);
+    row.tabIndex = 0;
+    row.title = 'its contacts and revisions';
+    row.addEventListener('click', () => openWindow(target));
+    row.addEventListener('keydown', event => {
+      if (event.key === 'Enter') openWindow(target);
+    });
+    return row;
   }
 
   function detailRows(w) {
     if (w.channels.length === 1 && !w.other_channels) {
-      return [windowCells(w, bdi(w.channels[0].channel), 'window')];
+      return [windowCells(w, bdi(w.channels[0].channel), 'window', w.channels[0].channel)];
     }
     const rows = [windowCells(w, 'all channels', 'window')];
-    for (const c of w.channels) rows.push(windowCells(c, bdi(c.channel), 'channel-row'));
+    for (const c of w.channels) rows.push(windowCells(c, bdi(c.channel), 'channel-row', c.channel));
     if (w.other_channels) {
       rows.push(windowCells(w.other_channels,
         count(w.other_channels.channels) + ' more channels', 'channel-row'));
@@ -911,6 +949,119 @@
     fillTable($('detail-late'), [], 6, '');
   }
 
+  // --- a window's contacts and revisions ------------------------------
+  const OUTCOMES = ['ANSWERED', 'ABANDONED', 'FLOW_OUT', 'UNKNOWN'];
+
+  function sameWindow(a, b) {
+    return Boolean(a && b) && a.queue_id === b.queue_id && a.channel === b.channel &&
+      a.window_start === b.window_start;
+  }
+
+  function openWindow(target) {
+    state.window = target;
+    state.windowContacts = 'abandoned';
+    $('window-detail').hidden = false;
+    $('window-detail-range').textContent = dateTime(target.window_start);
+    $('window-detail-channel').replaceChildren(bdi(target.channel));
+    $('window-detail-restated').replaceChildren();
+    $('window-detail-figures').textContent = '';
+    $('window-contacts-scope').textContent = '';
+    $('window-revisions-scope').textContent = '';
+    $('window-contacts').tBodies[0].replaceChildren();
+    $('window-revisions').tBodies[0].replaceChildren();
+    for (const row of document.querySelectorAll('#detail-windows tr.window-link')) {
+      row.classList.toggle('selected', sameWindow(windowRows.get(row), target));
+    }
+    fetchWindow();
+    $('window-detail').scrollIntoView({block: 'nearest'});
+  }
+
+  function closeWindow() {
+    state.window = null;
+    $('window-detail').hidden = true;
+    for (const row of document.querySelectorAll('#detail-windows tr.selected')) row.classList.remove('selected');
+  }
+
+  // old -> new of a revision's figure (`format` writes one).
+  function change(figures, format) {
+    const before = format(figures.old), after = format(figures.new);
+    return before === after ? after : before + ' → ' + after;
+  }
+
+  function revisionContacts(r) {
+    if (r.contacts_unreadable) return el('td', {className: 'revision-contacts dim', text: 'unreadable'});
+    const parts = [];
+    for (const id of r.contact_ids) {
+      if (parts.length) parts.push(', ');
+      parts.push(el('span', {className: 'mono contact', data: id}));
+    }
+    if (r.more_contacts) parts.push((parts.length ? ', ' : '') + '+ ' + count(r.more_contacts) + ' more');
+    return el('td', {className: 'revision-contacts'}, parts.length ? parts : ['–']);
+  }
+
+  function renderWindow(d) {
+    const w = d.window;
+    const all = d.contacts.which === 'all';
+    $('window-detail-range').textContent = windowRange(w.window_start, w.window_end);
+    $('window-detail-range').title = dateTime(w.window_start);
+    $('window-detail-restated').replaceChildren(restatedMark(w.revised));
+    $('window-detail-figures').textContent = '· ' + count(w.offered) + ' offered · ' +
+      count(w.abandoned) + ' abandoned · ' + pct(w.abandon_rate) + ' abandon rate · ' +
+      pct(w.service_level) + ' service level · ' + pane(w.pane_timing, w.pane_index);
+    $('window-contacts-title').textContent = all ? 'Contacts' : 'Abandoned contacts';
+    $('window-contacts-toggle').textContent = all ? 'Show abandoned only' : 'Show all contacts';
+    const c = d.contacts;
+    $('window-contacts-toggle').hidden = !c.available;
+    $('window-contacts-scope').textContent = !c.available ? '· this store lists no contacts' :
+      '· by the time they left the queue' +
+      (c.complete ? '' : ', the first ' + count(c.contacts.length) + ' listed');
+    fillTable($('window-contacts'), c.contacts.map(x => el('tr', {className: 'window-contact'}, [
+      el('td', {className: 'mono contact', data: x.contact_id, title: x.contact_id}),
+      el('td', Object.assign({className: 'outcome outcome-' +
+        (OUTCOMES.includes(x.outcome) ? x.outcome.toLowerCase() : 'other')}, fixedText(x.outcome, OUTCOMES))),
+      el('td', {text: x.event_timestamp === null ? '–' : secondsFormat.format(new Date(x.event_timestamp)),
+        title: dateTime(x.event_timestamp)}),
+      el('td', {className: 'num wait', text: wait(x.wait_seconds)}),
+      el('td', {className: 'pane', text: pane(x.pane_timing, x.pane_index)}),
+    ])), 5, !c.available ? 'No contact detail in this store.' :
+      (all ? 'No contacts listed: kept for a limited time after the window (see the job\'s ' +
+        '--contact_detail_ttl_seconds).' : 'No abandoned contacts listed.'));
+    const r = d.revisions;
+    $('window-revisions-scope').textContent = !r.available ? '· this store has no revisions' :
+      '· changes of its figures after its end, oldest first' +
+      (r.complete ? '' : ', the first ' + count(r.revisions.length));
+    fillTable($('window-revisions'), r.revisions.map(v => el('tr', {className: 'revision'}, [
+      el('td', {text: v.revised_at === null ? '–' : shortDateTimeFormat.format(new Date(v.revised_at)),
+        title: dateTime(v.revised_at)}),
+      el('td', {className: 'pane', text: pane(v.pane_timing, v.pane_index) +
+        (v.previous_pane_index === -1 ? ' (first figures)' : '')}),
+      el('td', {className: 'num', text: change(v.offered, count)}),
+      el('td', {className: 'num', text: change(v.abandoned, count)}),
+      el('td', {className: 'num', text: change(v.abandon_rate, pct)}),
+      el('td', {className: 'num', text: change(v.service_level, pct)}),
+      revisionContacts(v),
+    ])), 7, 'No revisions: its figures have not changed since it ended.');
+  }
+
+  function windowError(message) {
+    fillTable($('window-contacts'), [], 5, message);
+    fillTable($('window-revisions'), [], 7, '');
+  }
+
+  async function fetchWindow() {
+    const key = state.window;
+    if (key === null) return;
+    const which = state.windowContacts;
+    try {
+      const query = new URLSearchParams({queue_id: key.queue_id, channel: key.channel,
+        window_start: key.window_start, contacts: which});
+      const d = await getJson('/api/window?' + query);
+      if (state.window === key && state.windowContacts === which) renderWindow(d);
+    } catch (e) {
+      if (state.window === key && state.windowContacts === which) windowError(e.message);
+    }
+  }
+
   // --- data -------------------------------------------------------------
   async function getJson(url) {
     const response = await fetch(url, {headers: {Accept: 'application/json'}});
@@ -971,6 +1122,7 @@
     renderCounts(s.health);
     fetchTrends();
     fetchDetail();
+    fetchWindow();
     fetchAlert();
   }
 
@@ -1038,6 +1190,11 @@
     });
     $('detail-close').addEventListener('click', closeDetail);
     $('alert-detail-close').addEventListener('click', closeAlert);
+    $('window-detail-close').addEventListener('click', closeWindow);
+    $('window-contacts-toggle').addEventListener('click', () => {
+      state.windowContacts = state.windowContacts === 'all' ? 'abandoned' : 'all';
+      fetchWindow();
+    });
     for (const [id, step] of [['detail-newer', -1], ['detail-older', 1]]) {
       $(id).addEventListener('click', () => {
         state.detailPage = Math.max(0, state.detailPage + step);
