@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
     ('pipelines.contact_center', ['--help']),
     ('pipelines.launch', ['--describe']),
     ('pipelines.wallboard', ['--help']),
+    ('pipelines.reprocess', ['--help']),
   ],
 )
 def test_entry_point_prints_nothing_a_user_cannot_act_on(module, args):

@@ -144,6 +144,15 @@ class AbandonStatsFn(beam.CombineFn):
     return AbandonStats(*acc)
 
 
+def accumulator_of(row: AbandonMetrics) -> List:
+  """The AbandonStatsFn accumulator of a stored row: every one of its sums
+  is a column of the row, so a window's figures can be carried on from
+  its latest pane (a reprocessing run, transforms/restatement.py) without
+  the calls behind it. A column a row of an older store lacks (None)
+  counted nothing."""
+  return [getattr(row, name) or 0 for name in AbandonStats._fields]
+
+
 def _counts(stats: AbandonStats) -> Counts:
   return Counts(
     offered=stats.total_calls,
