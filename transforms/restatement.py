@@ -11,7 +11,6 @@ the window is needed. The daily and rolling figures are not restated.
 """
 
 import datetime
-import json
 import logging
 import time
 from typing import Callable, Iterable, List, Mapping, NamedTuple, Optional, Tuple
@@ -35,8 +34,9 @@ from transforms.metric_definitions import (
   SERVICE_LEVEL_DEFINITIONS,
   definition,
 )
-from transforms.records import AbandonMetrics, LateEvent, MetricRevision, OfferedCall, WindowContact
+from transforms.records import AbandonMetrics, LateEvent, OfferedCall
 from transforms.stored_rows import METRICS_NAMESPACE, StoredRows, StoredRowsFactory
+from transforms.window_audit import metric_revision, window_contact
 from transforms.windowing import RESTATED_PANE, WindowPane
 
 _LOGGER = logging.getLogger(__name__)
@@ -202,47 +202,12 @@ class _RestateWindowFn(beam.DoFn):
     old = row or _no_row(queue_id, channel, window_start, self._window_ms)
     ids = [call.call_id for call, _ in added]
     yield beam.pvalue.TaggedOutput('abandon_metrics', new)
-    yield beam.pvalue.TaggedOutput(
-      'metric_revisions',
-      MetricRevision(
-        queue_id=queue_id,
-        channel=channel,
-        window_start=window_start,
-        window_end=window_end,
-        pane_index=pane_index,
-        pane_timing=RESTATED_PANE,
-        previous_pane_index=row.pane_index if row is not None else -1,
-        old_total_calls=old.total_calls,
-        new_total_calls=new.total_calls,
-        old_abandoned_calls=old.abandoned_calls,
-        new_abandoned_calls=new.abandoned_calls,
-        old_answered_calls=old.answered_calls,
-        new_answered_calls=new.answered_calls,
-        old_abandon_rate=old.abandon_rate,
-        new_abandon_rate=new.abandon_rate,
-        old_service_level=old.service_level,
-        new_service_level=new.service_level,
-        contact_ids=json.dumps(sorted(ids)),
-        revised_at=now,
-        queue_name=new.queue_name,
-      ),
-    )
+    yield beam.pvalue.TaggedOutput('metric_revisions', metric_revision(row, new, ids, now))
     if self._contact_detail:
       for call, _ in added:
         yield beam.pvalue.TaggedOutput(
           'window_contacts',
-          WindowContact(
-            queue_id=queue_id,
-            channel=channel,
-            window_start=window_start,
-            contact_id=call.call_id,
-            outcome=call.outcome,
-            wait_seconds=call.wait_seconds,
-            event_timestamp=call.timestamp,
-            pane_index=pane_index,
-            pane_timing=RESTATED_PANE,
-            queue_name=new.queue_name,
-          ),
+          window_contact(call, window_start, pane_index, RESTATED_PANE, new.queue_name),
         )
     late = sum(1 for _, event in added if event is not None)
     yield beam.pvalue.TaggedOutput(CHANGES, _change(old, new, len(added), late, refused))

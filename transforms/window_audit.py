@@ -18,10 +18,10 @@ def window_contact(
   window_start: int,
   pane_index: int,
   pane_timing: str,
-  queue_names: Optional[Mapping[str, str]] = None,
+  queue_name: str,
 ) -> WindowContact:
   """The window_contacts row of a call counted in the window starting at
-  `window_start`, first in pane `pane_index`."""
+  `window_start`, first in pane `pane_index`, of a queue named `queue_name`."""
   return WindowContact(
     queue_id=call.queue_id,
     channel=call.channel,
@@ -32,7 +32,7 @@ def window_contact(
     event_timestamp=call.timestamp,
     pane_index=pane_index,
     pane_timing=pane_timing,
-    queue_name=(queue_names or {}).get(call.queue_id, call.queue_id),
+    queue_name=queue_name,
   )
 
 
@@ -40,12 +40,13 @@ def counted_contact(
   counted: CountedElement, queue_names: Optional[Mapping[str, str]] = None
 ) -> WindowContact:
   """The window_contacts row of a call the windowed step accepted."""
+  call: OfferedCall = counted.value
   return window_contact(
-    counted.value,
+    call,
     counted.window_start,
     counted.pane_index,
     counted.timing,
-    queue_names,
+    (queue_names or {}).get(call.queue_id, call.queue_id),
   )
 
 
