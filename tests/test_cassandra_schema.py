@@ -109,7 +109,8 @@ def test_v7_adds_the_audit_tables_and_the_reprocessed_mark_to_v6():
   v6, v7 = _schema_tables(6), _schema_tables(7)
   changed = {name for name in v6 if v7[name] != v6[name]}
   assert changed == {LATE_EVENTS.name}
-  assert re.sub(r'\s*reprocessed_at bigint,', '', v7[LATE_EVENTS.name]) == v6[LATE_EVENTS.name]
+  added = r'\s*(record text|reprocessed_at bigint),'
+  assert re.sub(added, '', v7[LATE_EVENTS.name]) == v6[LATE_EVENTS.name]
   assert set(v7) - set(v6) == {WINDOW_CONTACTS.name, METRIC_REVISIONS.name}
   assert cassandra_schema.SCHEMA_VERSION == 7
 
@@ -212,7 +213,7 @@ def test_the_day_bucket_is_the_utc_day_of_the_record():
   assert cassandra_schema.insert_cql(KEYSPACE, LATE_EVENTS).startswith(
     f'INSERT INTO {KEYSPACE}.late_events (source, event_id, key, '
     'event_timestamp, window_start, window_end, watermark, reason, raw, '
-    'reprocessed_at, day) VALUES ('
+    'record, reprocessed_at, day) VALUES ('
   )
 
 

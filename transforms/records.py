@@ -361,6 +361,11 @@ class LateEvent(NamedTuple):
   watermark: int
   reason: str
   raw: str
+  # The record as the flow routed it, JSON (an OfferedCall's fields for a
+  # call), which a reprocessing run folds in; `raw` is what the producer
+  # sent. Empty in rows of releases that kept only the normalised record
+  # (in `raw`).
+  record: str = ''
   # When a reprocessing run folded this event into its window (processing
   # time, epoch ms; pipelines/reprocess.py); 0 until then. The table's
   # version column, so a live job that writes the event again never

@@ -576,7 +576,7 @@ def test_a_v2_keyspace_is_refused_naming_the_migration(cassandra_args, session):
   assert str(refused.value) == (
     f'Cassandra keyspace {keyspace} has schema v2, not v7 (abandon_metrics has '
     'PRIMARY KEY (queue_id, window_start), not (queue_id, channel, window_start); '
-    'abandon_metrics lacks channel, queue_name; late_events lacks reprocessed_at): '
+    'abandon_metrics lacks channel, queue_name; late_events lacks record, reprocessed_at): '
     'stop the jobs writing to it and migrate it '
     f'with "python -m scripts.migrate_cassandra --cassandra_keyspace={keyspace}" '
     "and the job's other --cassandra_* options (docs/cassandra_schema.md)"
@@ -597,6 +597,7 @@ def test_a_v2_keyspace_is_migrated_with_its_rows_as_voice(cassandra_args, sessio
   assert migrated.returncode == 0, migrated.stderr
   assert migrated.stdout.splitlines() == [
     *abandon_metrics_rebuilt(3),
+    'late_events: added record text',
     'late_events: added reprocessed_at bigint',
     'schema version 7 recorded',
     f'keyspace {keyspace} is at schema v7',
