@@ -54,19 +54,18 @@ def _shard_state(early_due: bool = False, early_at=None, v3: bool = False):
   return shard
 
 
-def _queue_state():
-  queue = queue_status._QueueState()  # pylint: disable=protected-access
-  contact = queue_status._Contact  # pylint: disable=protected-access
-  queue.contacts = {
-    'c-1': contact(True, 1793606401000, 1793606400000),
-    'c-2': contact(False, 1793606405000, 1793606405000),
-  }
-  queue.clock, queue.clock_seen_at = 1793606405000, 1796629000000
-  queue.last_status = [1, 1793606400000, 1793606405000]
-  queue.last_listed = [1, [['c-1', 1793606400000]]]
-  queue.refresh_at = 1796629005000
-  queue.revision = 1796629000000123
-  return queue
+def _queue_head():
+  return queue_status._Head(  # pylint: disable=protected-access
+    token=b'\x01\x02\x03\x04\x05\x06\x07\x08',
+    clock=1793606405000,
+    clock_seen_at=1796629000000,
+    last_status=[1, 1793606400000, 1793606405000],
+    last_listed=[1, [['c-1', 1793606400000]]],
+    refresh_at=1796629005000,
+    revision=1796629000000123,
+    stored=3,
+    kept=0,
+  )
 
 
 def _customers():
@@ -180,7 +179,15 @@ CASES = {
     {1793607000000: 3, 1793607300000: 1},
   ),
   'service_level_forecast.bin': (service_level_forecast.FORECAST_STATE_CODER, _forecast()),
-  'queue_status.bin': (queue_status.QUEUE_STATE_CODER, _queue_state()),
+  'queue_status_head.bin': (queue_status.HEAD_CODER, _queue_head()),
+  'queue_status_contacts.bin': (
+    queue_status.CONTACTS_CODER,
+    {
+      'c-1': [1, 1793606401000, 1793606400000],
+      'c-2': [0, 1793606405000, 1793606405000],
+      'c-3': None,
+    },
+  ),
   'agent_state.bin': (agent_states.AGENT_STATE_CODER, _agent()),
   'agent_status.bin': (agent_status.QUEUE_AGENTS_CODER, _queue_agents()),
   'genesys_user_state.bin': (agent_genesys_cloud.USER_STATE_CODER, _genesys_user()),

@@ -34,13 +34,20 @@ on its own:
   processing-time timers outside TestStream; its replays refresh on events.)
 """
 
+import heapq
 import json
+import os
 from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
@@ -81,65 +88,78 @@ class _Contact:
     self.at = at
     self.since = since
 
-
-class _QueueState:
-  """One queue and channel: its contacts, clock and what was last written."""
-
-  __slots__ = (
-    'contacts',
-    'clock',
-    'clock_seen_at',
-    'last_status',
-    'last_listed',
-    'refresh_at',
-    'revision',
-  )
-
-  def __init__(self):
-    self.contacts: Dict[str, _Contact] = {}
-    # The latest event time of the key's transitions (ms), and the
-    # processing time (ms) it was reached at: the refresh extrapolates.
-    self.clock: Optional[int] = None
-    self.clock_seen_at: int = 0
-    # (waiting, oldest since, as_of) of the last QueueStatus row, and the
-    # (waiting, listed contacts) of the last WaitingContacts row.
-    self.last_status: Optional[list] = None
-    self.last_listed: Optional[list] = None
-    # The processing time (ms) the refresh timer is armed at, None when not.
-    self.refresh_at: Optional[int] = None
-    # The `revision` of the key's last rows (processing time in us, made
-    # strictly increasing): sinks keep the highest, and Cassandra resolves
-    # two writes with one timestamp by their values, not their order.
-    self.revision: int = 0
+  def plain(self) -> list:
+    return [int(self.entered), self.at, self.since]
 
 
-def _state_to_plain(state: _QueueState) -> list:
-  return [
-    {c: [int(x.entered), x.at, x.since] for c, x in state.contacts.items()},
-    state.clock,
-    state.clock_seen_at,
-    state.last_status,
-    state.last_listed,
-    state.refresh_at,
-    state.revision,
-  ]
+class _Head(NamedTuple):
+  """The small part of a key's state, read and written at every batch."""
+
+  # Changes at every write: the DoFn instance's copy of the contacts is
+  # current only while it carries the same token (random, so a state
+  # restored from a checkpoint or a retried bundle never matches a later
+  # copy; transforms/dedupe.py does the same).
+  token: bytes
+  # The latest event time of the key's transitions (ms), and the processing
+  # time (ms) it was reached at: the refresh extrapolates.
+  clock: Optional[int]
+  clock_seen_at: int
+  # (waiting, oldest since, as_of) of the last QueueStatus row, and the
+  # (waiting, listed contacts) of the last WaitingContacts row.
+  last_status: Optional[list]
+  last_listed: Optional[list]
+  # The processing time (ms) the refresh timer is armed at, None when not.
+  refresh_at: Optional[int]
+  # The `revision` of the key's last rows (processing time in us, made
+  # strictly increasing): sinks keep the highest, and Cassandra resolves
+  # two writes with one timestamp by their values, not their order.
+  revision: int
+  # Contact changes in the bag (superseded ones included), and contacts
+  # kept by its last compaction.
+  stored: int
+  kept: int
 
 
-def _state_from_plain_v1(plain: list) -> _QueueState:
-  state = _QueueState()
-  contacts, state.clock, state.clock_seen_at, state.last_status, state.last_listed = plain[:5]
-  state.refresh_at, state.revision = plain[5:7]
-  state.contacts = {c: _Contact(bool(e), at, since) for c, (e, at, since) in contacts.items()}
-  return state
+class _Contacts:
+  """A key's contacts, with what answers "who waits" and "what expires
+  next" without a scan: the waiting ones (id -> since), and a heap of
+  (the clock past which it expires, id) with an entry per change, stale
+  entries skipped as they surface."""
+
+  __slots__ = ('by_id', 'waiting', 'due')
+
+  def __init__(self, by_id: Dict[str, _Contact], settings: '_Settings'):
+    self.by_id = by_id
+    self.waiting = {c: x.since for c, x in by_id.items() if x.entered}
+    self.due = [(_due(x, settings), c) for c, x in by_id.items()]
+    heapq.heapify(self.due)
 
 
-# Format v1: [{contact id: [entered 0/1, at, since]}, clock, clock seen at,
-# last status [waiting, oldest, as_of] or null, last listed [waiting,
-# [[contact id, since], ...]] or null, refresh at or null, revision]
-# (docs/upgrades.md).
-QUEUE_STATE_CODER = VersionedStateCoder(
-  'queue status', 1, _state_to_plain, {1: _state_from_plain_v1}
+def _due(contact: _Contact, settings: '_Settings') -> int:
+  """The clock past which `contact` expires."""
+  if contact.entered:
+    return contact.since + settings.max_queue_wait_ms
+  return contact.at + settings.tombstone_ttl_ms
+
+
+def _head_from_plain_v1(plain: list) -> _Head:
+  token, *rest = plain
+  return _Head(bytes.fromhex(token), *rest)
+
+
+# Format v1: [token as hex, clock, clock seen at, last status [waiting,
+# oldest, as_of] or null, last listed [waiting, [[contact id, since], ...]]
+# or null, refresh at or null, revision, stored, kept] (docs/upgrades.md).
+HEAD_CODER = VersionedStateCoder(
+  'queue status head', 1, lambda h: [h.token.hex(), *h[1:]], {1: _head_from_plain_v1}
 )
+# Format v1: {contact id: [entered 0/1, at, since], or null once it
+# expired}, one map per batch that changed contacts; later maps win.
+CONTACTS_CODER = VersionedStateCoder('queue status contacts', 1, dict, {1: dict})
+# A key's bag is compacted (rewritten as one map of its contacts) when it
+# stores twice as many changes as it kept at its last compaction, and never
+# below this many: a constant number of writes per change, amortised.
+MIN_CHANGES_BEFORE_COMPACTION = 1000
 
 # The last timestamp a timer of the global window can have: only the end of
 # input passes it.
@@ -154,8 +174,46 @@ class _Settings(NamedTuple):
   queue_names: Mapping[str, str]
 
 
+class _Batch:
+  """A key's state while one batch or timer is applied: the head's fields,
+  the contacts, and the changes the bag must record."""
+
+  __slots__ = (
+    'clock',
+    'clock_seen_at',
+    'last_status',
+    'last_listed',
+    'refresh_at',
+    'revision',
+    'stored',
+    'kept',
+    'contacts',
+    'changed',
+  )
+
+  def __init__(self, head: Optional[_Head], contacts: _Contacts):
+    if head is None:
+      self.clock, self.clock_seen_at, self.last_status, self.last_listed = None, 0, None, None
+      self.refresh_at, self.revision, self.stored, self.kept = None, 0, 0, 0
+    else:
+      self.clock, self.clock_seen_at = head.clock, head.clock_seen_at
+      self.last_status, self.last_listed = head.last_status, head.last_listed
+      self.refresh_at, self.revision = head.refresh_at, head.revision
+      self.stored, self.kept = head.stored, head.kept
+    self.contacts = contacts
+    self.changed: Dict[str, Optional[list]] = {}
+
+
 class _LiveQueueStatusFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('queue_state', QUEUE_STATE_CODER)
+  # Per queue and channel: the head, and the contacts as a bag of change
+  # maps, one appended per batch that changed contacts. Appending keeps the
+  # state written per batch proportional to the contacts it touched, not to
+  # the thousands a busy queue holds (waiting, and the exits remembered for
+  # `tombstone_ttl`); the bag is read back only when this instance has no
+  # current copy (first batch of a key here, after a restore, after another
+  # instance wrote it).
+  HEAD = ReadModifyWriteStateSpec('queue_head', HEAD_CODER)
+  CONTACTS = BagStateSpec('queue_contacts', CONTACTS_CODER)
   REFRESH = TimerSpec('refresh', TimeDomain.REAL_TIME)
   END = TimerSpec('end', TimeDomain.WATERMARK)
 
@@ -174,125 +232,154 @@ class _LiveQueueStatusFn(beam.DoFn):
     # increments and decrements, as a per-key gauge would have a label per
     # queue.
     self._contacts_held = Metrics.counter(metrics_namespace, 'contacts_held')
+    # key -> (token, contacts) as of this instance's last write.
+    self._contacts_by_key: Dict[str, Tuple[bytes, _Contacts]] = {}
+
+  def _read(self, key: str, head: Optional[_Head], contacts_state) -> _Batch:
+    # Taken out of the copies while the batch runs: if the bundle fails
+    # half-way, the next attempt reads the state instead of a half-updated
+    # copy.
+    copy = self._contacts_by_key.pop(key, None)
+    if head is None:
+      return _Batch(None, _Contacts({}, self._settings))
+    if copy is not None and copy[0] == head.token:
+      return _Batch(head, copy[1])
+    by_id: Dict[str, _Contact] = {}
+    for changes in contacts_state.read():
+      for contact_id, plain in changes.items():
+        if plain is None:
+          by_id.pop(contact_id, None)
+        else:
+          by_id[contact_id] = _Contact(bool(plain[0]), plain[1], plain[2])
+    return _Batch(head, _Contacts(by_id, self._settings))
 
   def process(
     self,
     batch: Tuple[str, List[QueueTransition]],
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    contacts_state=beam.DoFn.StateParam(CONTACTS),
     refresh=beam.DoFn.TimerParam(REFRESH),
     end=beam.DoFn.TimerParam(END),
   ) -> Iterator:
     key, transitions = batch
-    queue = state.read()
-    if queue is None:
-      queue = _QueueState()
+    head = head_state.read()
+    if head is None:
       end.set(_END_OF_INPUT)
+    queue = self._read(key, head, contacts_state)
     now_ms = self._now_ms()
-    held = len(queue.contacts)
+    held = len(queue.contacts.by_id)
     lost: List[QueueTransition] = []
-    # The earliest clock at which something expires: a scan of the
-    # contacts per batch, not per transition (a busy queue holds thousands).
-    next_due = self._next_due(queue)
     for transition in transitions:
       self._apply(queue, transition)
-      touched = queue.contacts.get(transition.contact_id)
-      if touched is not None:
-        next_due = min(next_due, self._due(touched))
       if queue.clock is None or transition.timestamp > queue.clock:
         queue.clock = transition.timestamp
         queue.clock_seen_at = now_ms
-      if queue.clock > next_due:
+      if queue.clock > self._next_due(queue.contacts):
         lost.extend(self._expire(key, queue, queue.clock))
-        next_due = self._next_due(queue)
     yield from self._outputs(key, queue, queue.clock, now_ms, lost)
-    self._contacts_held.inc(len(queue.contacts) - held)
-    self._keep(queue, state, refresh, now_ms)
+    self._contacts_held.inc(len(queue.contacts.by_id) - held)
+    self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
 
   @on_timer(REFRESH)
   def on_refresh(
     self,
     key=beam.DoFn.KeyParam,
     fired=beam.DoFn.TimestampParam,
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    contacts_state=beam.DoFn.StateParam(CONTACTS),
     refresh=beam.DoFn.TimerParam(REFRESH),
   ) -> Iterator:
-    queue = state.read()
-    if queue is None or queue.refresh_at is None:
+    head = head_state.read()
+    if head is None or head.refresh_at is None:
       return  # the input ended (on_end)
+    queue = self._read(key, head, contacts_state)
     now_ms = max(self._now_ms(), fired.micros // 1000)
     queue.refresh_at = None
-    if not any(x.entered for x in queue.contacts.values()):
+    if not queue.contacts.waiting:
       # Nobody waits since the timer was armed: the last row says so.
-      state.write(queue)
+      self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
       return
-    held = len(queue.contacts)
+    held = len(queue.contacts.by_id)
     as_of = queue.clock + max(0, now_ms - queue.clock_seen_at)
     lost = self._expire(key, queue, as_of)
     yield from self._outputs(key, queue, as_of, now_ms, lost, refreshed=True)
-    self._contacts_held.inc(len(queue.contacts) - held)
-    self._keep(queue, state, refresh, now_ms)
+    self._contacts_held.inc(len(queue.contacts.by_id) - held)
+    self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
 
   @on_timer(END)
   def on_end(
-    self, state=beam.DoFn.StateParam(STATE), refresh=beam.DoFn.TimerParam(REFRESH)
+    self,
+    head_state=beam.DoFn.StateParam(HEAD),
+    refresh=beam.DoFn.TimerParam(REFRESH),
   ) -> None:
     # The input ended (a bounded read): the state stays for the final rows,
     # and the armed refresh goes. A processing-time timer holds the step's
     # output watermark until it fires, and Flink fires none once the input
-    # ended: the job would never finish.
-    queue = state.read()
-    if queue is not None and queue.refresh_at is not None:
-      queue.refresh_at = None
-      state.write(queue)
+    # ended: the job would never finish. The token stays: the contacts did
+    # not change.
+    head = head_state.read()
+    if head is not None and head.refresh_at is not None:
+      head_state.write(head._replace(refresh_at=None))
     refresh.clear()
 
   def _now_ms(self) -> int:
     return self._processing_clock().micros // 1000
 
-  def _apply(self, queue: _QueueState, transition: QueueTransition) -> None:
+  def _apply(self, queue: _Batch, transition: QueueTransition) -> None:
     contact_id, at = transition.contact_id, transition.timestamp
-    known = queue.contacts.get(contact_id)
+    contacts = queue.contacts
+    known = contacts.by_id.get(contact_id)
     if transition.kind == QUEUE_ENTERED:
       if known is not None and known.entered:
         known.since = min(known.since, at)
         known.at = max(known.at, at)
+        contacts.waiting[contact_id] = known.since
       elif known is not None and known.at >= at:
         self._stale_transitions.inc()
+        return
       else:
-        queue.contacts[contact_id] = _Contact(True, at, at)
+        known = contacts.by_id[contact_id] = _Contact(True, at, at)
+        contacts.waiting[contact_id] = at
     elif transition.kind == QUEUE_LEFT:
       if known is None:
         self._exits_without_entry.inc()
-        queue.contacts[contact_id] = _Contact(False, at, at)
+        known = contacts.by_id[contact_id] = _Contact(False, at, at)
       elif known.at > at:
         self._stale_transitions.inc()
+        return
       else:
         known.entered, known.at = False, at
+        contacts.waiting.pop(contact_id, None)
+    else:
+      return
+    heapq.heappush(contacts.due, (_due(known, self._settings), contact_id))
+    queue.changed[contact_id] = known.plain()
 
-  def _due(self, contact: _Contact) -> int:
-    """The clock past which `contact` expires."""
-    if contact.entered:
-      return contact.since + self._settings.max_queue_wait_ms
-    return contact.at + self._settings.tombstone_ttl_ms
+  def _next_due(self, contacts: _Contacts) -> float:
+    """The earliest clock past which a contact expires (stale heap entries,
+    of contacts gone or changed since, are dropped on the way)."""
+    due, by_id, settings = contacts.due, contacts.by_id, self._settings
+    while due:
+      at, contact_id = due[0]
+      contact = by_id.get(contact_id)
+      if contact is not None and _due(contact, settings) == at:
+        return at
+      heapq.heappop(due)
+    return float('inf')
 
-  def _next_due(self, queue: _QueueState) -> float:
-    return min((self._due(c) for c in queue.contacts.values()), default=float('inf'))
-
-  def _expire(self, key: str, queue: _QueueState, as_of: int) -> List[QueueTransition]:
-    """Drops what is more than max_queue_wait behind `as_of`: waiting
-    contacts (their exit was lost; returned) and tombstones."""
-    waited_since = as_of - self._settings.max_queue_wait_ms
-    left_since = as_of - self._settings.tombstone_ttl_ms
-    gone = [
-      c
-      for c, x in queue.contacts.items()
-      if (x.since < waited_since if x.entered else x.at < left_since)
-    ]
+  def _expire(self, key: str, queue: _Batch, as_of: int) -> List[QueueTransition]:
+    """Drops what expires before `as_of`: waiting contacts more than
+    max_queue_wait behind it (their exit was lost; returned) and
+    tombstones more than tombstone_ttl behind it."""
+    contacts = queue.contacts
     lost = []
     queue_id, channel = _split_key(key)
-    for contact_id in gone:
-      contact = queue.contacts.pop(contact_id)
+    while self._next_due(contacts) < as_of:
+      _, contact_id = heapq.heappop(contacts.due)
+      contact = contacts.by_id.pop(contact_id)
+      queue.changed[contact_id] = None
       if contact.entered:
+        del contacts.waiting[contact_id]
         self._lost_exits.inc()
         lost.append(QueueTransition(contact_id, queue_id, channel, QUEUE_ENTERED, contact.since))
     return lost
@@ -300,7 +387,7 @@ class _LiveQueueStatusFn(beam.DoFn):
   def _outputs(
     self,
     key: str,
-    queue: _QueueState,
+    queue: _Batch,
     as_of: int,
     now_ms: int,
     lost: List[QueueTransition],
@@ -308,7 +395,7 @@ class _LiveQueueStatusFn(beam.DoFn):
   ) -> Iterator:
     for transition in lost:
       yield beam.pvalue.TaggedOutput(LOST_CONTACTS, transition)
-    waiting = sorted((x.since, c) for c, x in queue.contacts.items() if x.entered)
+    waiting = sorted((since, c) for c, since in queue.contacts.waiting.items())
     oldest = waiting[0][0] if waiting else None
     status = [len(waiting), oldest, as_of]
     queue_id, channel = _split_key(key)
@@ -349,18 +436,47 @@ class _LiveQueueStatusFn(beam.DoFn):
         ),
       )
 
-  def _keep(self, queue: _QueueState, state, refresh, now_ms: int) -> None:
-    """Writes the state (clears it when nothing is left) and arms the
-    refresh while contacts wait."""
-    if not queue.contacts:
+  def _keep(
+    self, key: str, queue: _Batch, head_state, contacts_state, refresh, now_ms: int
+  ) -> None:
+    """Writes the head and the batch's changes (clears the key when nothing
+    is left), and arms the refresh while contacts wait."""
+    contacts = queue.contacts
+    if not contacts.by_id:
       # The last rows say "none waiting"; a key that comes back starts over
       # and writes its rows again.
-      state.clear()
+      head_state.clear()
+      contacts_state.clear()
       return
-    if queue.refresh_at is None and any(x.entered for x in queue.contacts.values()):
+    if queue.refresh_at is None and contacts.waiting:
       queue.refresh_at = now_ms + self._settings.status_interval_ms
       refresh.set(Timestamp(micros=queue.refresh_at * 1000))
-    state.write(queue)
+    stored = queue.stored + len(queue.changed)
+    kept = queue.kept
+    if stored >= 2 * max(kept, MIN_CHANGES_BEFORE_COMPACTION):
+      contacts_state.clear()
+      contacts_state.add({c: x.plain() for c, x in contacts.by_id.items()})
+      stored = kept = len(contacts.by_id)
+      # The heap's stale entries go too.
+      contacts.due = [(_due(x, self._settings), c) for c, x in contacts.by_id.items()]
+      heapq.heapify(contacts.due)
+    elif queue.changed:
+      contacts_state.add(queue.changed)
+    token = os.urandom(8)
+    head_state.write(
+      _Head(
+        token,
+        queue.clock,
+        queue.clock_seen_at,
+        queue.last_status,
+        queue.last_listed,
+        queue.refresh_at,
+        queue.revision,
+        stored,
+        kept,
+      )
+    )
+    self._contacts_by_key[key] = (token, contacts)
 
 
 class LiveQueueStatus(beam.PTransform):
