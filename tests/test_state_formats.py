@@ -35,23 +35,21 @@ from transforms.state_coders import UPGRADE_DOC, StateFormatError
 FIXTURES = Path(__file__).parent / 'fixtures'
 
 
-def _shard_state(early_due: bool = False, early_at=None, v3: bool = False):
-  shard = windowing._ShardState()  # pylint: disable=protected-access
-  shard.clock, shard.armed_through, shard.ticks = 1793606700000, 1793607060000, 17
-  shard.early_at = early_at
-  key = shard.keys['Q-1'] = windowing._KeyWindows()  # pylint: disable=protected-access
-  key.last_active = 1793607000000
-  window = windowing._OpenWindow([12, 3, 1, 7, 321.5], True)  # pylint: disable=protected-access
-  window.panes_emitted = 2
-  window.early_due = early_due
-  key.windows[1793606700000] = window
-  if v3:
-    # v3: a key still waiting for its own clock, and a remembered one.
-    new_key = shard.keys['Q-2'] = windowing._KeyWindows(1793607000000)  # pylint: disable=protected-access
-    new_key.last_active = 1793607000000
-    new_key.windows[1793606700000] = windowing._OpenWindow([1, 0, 0, 1, 4.0], False)  # pylint: disable=protected-access
-    shard.remembered = {'Q-9': 1793606100000}
-  return shard
+def _shard_head():
+  return windowing._ShardHead(  # pylint: disable=protected-access
+    b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793606700000, 1793607060000, 17, 1796629010000, 3, 0
+  )
+
+
+def _shard_keys():
+  # A key with a clock and a window whose ON_TIME pane is out, a key still
+  # waiting for its own clock, a remembered key and a forgotten one.
+  return {
+    'Q-1': [1793607000000, [[1793606700000, [12, 3, 1, 7, 321.5], 2, True, True]], None],
+    'Q-2': [1793607000000, [[1793606700000, [1, 0, 0, 1, 4.0], 0, False, False]], 1793607000000],
+    'Q-9': 1793606100000,
+    'Q-8': None,
+  }
 
 
 def _queue_head():
@@ -179,6 +177,8 @@ CASES = {
     {1793607000000: 3, 1793607300000: 1},
   ),
   'service_level_forecast.bin': (service_level_forecast.FORECAST_STATE_CODER, _forecast()),
+  'windowed_head.bin': (windowing.HEAD_CODER, _shard_head()),
+  'windowed_keys.bin': (windowing.KEYS_CODER, _shard_keys()),
   'queue_status_head.bin': (queue_status.HEAD_CODER, _queue_head()),
   'queue_status_contacts.bin': (
     queue_status.CONTACTS_CODER,
@@ -236,14 +236,6 @@ CASES = {
 # state decodes to now, the fixture directory of the format written now, a
 # value of that format).
 MOVED_ON = {
-  # v2: the early firing armed and each open window's pending early pane;
-  # v1 cells, written before early panes, have none pending.
-  'windowed_combine.bin': (
-    windowing.SHARD_STATE_CODER,
-    _shard_state(),
-    'state_v3',
-    _shard_state(early_due=True, early_at=1796629010000, v3=True),
-  ),
   # v2: the channel of each start and end (Genesys mediaType); v1 cells,
   # written before channels, hold voice calls.
   'acd_pairing_starts.bin': (
@@ -290,22 +282,12 @@ def test_committed_v1_state_is_decoded(name, coder, value):
   assert type(decoded) is type(value)
 
 
-def test_committed_v2_windowed_state_is_decoded_as_keys_with_their_clocks():
-  """v2 judged every key by its shard's clock: its keys are read as having
-  their own clocks, and nothing is remembered."""
-  coder = windowing.SHARD_STATE_CODER
-  decoded = coder.decode((FIXTURES / 'state_v2' / 'windowed_combine.bin').read_bytes())
-  expected = _shard_state(early_due=True, early_at=1796629010000)
-  assert _plain_of(coder, decoded) == _plain_of(coder, expected)
-  assert decoded.keys['Q-1'].has_clock and decoded.remembered == {}
-
-
 def test_state_of_an_unknown_format_is_refused_with_the_documented_message():
-  coder = windowing.SHARD_STATE_CODER
+  coder = windowing.HEAD_CODER
   with pytest.raises(StateFormatError) as error:
     coder.decode(bytes((9,)) + b'[]')
   message = str(error.value)
-  assert 'windowed combine: state in format v9' in message
+  assert 'windowed head: state in format v9' in message
   assert 'this release reads v1' in message and UPGRADE_DOC in message
 
 

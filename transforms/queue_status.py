@@ -36,7 +36,6 @@ on its own:
 
 import heapq
 import json
-import os
 from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
@@ -53,6 +52,14 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from options.config import millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import (
+  MIN_CHANGES_BEFORE_COMPACTION,
+  InstanceCopies,
+  LogSize,
+  append,
+  merged,
+  new_token,
+)
 from transforms.records import (
   QUEUE_ENTERED,
   QUEUE_LEFT,
@@ -154,12 +161,9 @@ HEAD_CODER = VersionedStateCoder(
   'queue status head', 1, lambda h: [h.token.hex(), *h[1:]], {1: _head_from_plain_v1}
 )
 # Format v1: {contact id: [entered 0/1, at, since], or null once it
-# expired}, one map per batch that changed contacts; later maps win.
+# expired}, one map per batch that changed contacts; later maps win
+# (transforms/change_log.py).
 CONTACTS_CODER = VersionedStateCoder('queue status contacts', 1, dict, {1: dict})
-# A key's bag is compacted (rewritten as one map of its contacts) when it
-# stores twice as many changes as it kept at its last compaction, and never
-# below this many: a constant number of writes per change, amortised.
-MIN_CHANGES_BEFORE_COMPACTION = 1000
 
 # The last timestamp a timer of the global window can have: only the end of
 # input passes it.
@@ -205,13 +209,10 @@ class _Batch:
 
 
 class _LiveQueueStatusFn(beam.DoFn):
-  # Per queue and channel: the head, and the contacts as a bag of change
-  # maps, one appended per batch that changed contacts. Appending keeps the
-  # state written per batch proportional to the contacts it touched, not to
+  # Per queue and channel: the head, and the contacts as a log of changes
+  # (transforms/change_log.py): a batch writes the contacts it touched, not
   # the thousands a busy queue holds (waiting, and the exits remembered for
-  # `tombstone_ttl`); the bag is read back only when this instance has no
-  # current copy (first batch of a key here, after a restore, after another
-  # instance wrote it).
+  # `tombstone_ttl`).
   HEAD = ReadModifyWriteStateSpec('queue_head', HEAD_CODER)
   CONTACTS = BagStateSpec('queue_contacts', CONTACTS_CODER)
   REFRESH = TimerSpec('refresh', TimeDomain.REAL_TIME)
@@ -232,25 +233,17 @@ class _LiveQueueStatusFn(beam.DoFn):
     # increments and decrements, as a per-key gauge would have a label per
     # queue.
     self._contacts_held = Metrics.counter(metrics_namespace, 'contacts_held')
-    # key -> (token, contacts) as of this instance's last write.
-    self._contacts_by_key: Dict[str, Tuple[bytes, _Contacts]] = {}
+    self._copies: InstanceCopies[_Contacts] = InstanceCopies()
 
   def _read(self, key: str, head: Optional[_Head], contacts_state) -> _Batch:
-    # Taken out of the copies while the batch runs: if the bundle fails
-    # half-way, the next attempt reads the state instead of a half-updated
-    # copy.
-    copy = self._contacts_by_key.pop(key, None)
+    copy = self._copies.take(key, head and head.token)
     if head is None:
       return _Batch(None, _Contacts({}, self._settings))
-    if copy is not None and copy[0] == head.token:
-      return _Batch(head, copy[1])
-    by_id: Dict[str, _Contact] = {}
-    for changes in contacts_state.read():
-      for contact_id, plain in changes.items():
-        if plain is None:
-          by_id.pop(contact_id, None)
-        else:
-          by_id[contact_id] = _Contact(bool(plain[0]), plain[1], plain[2])
+    if copy is not None:
+      return _Batch(head, copy)
+    by_id = {
+      c: _Contact(bool(e), at, since) for c, (e, at, since) in merged(contacts_state.read()).items()
+    }
     return _Batch(head, _Contacts(by_id, self._settings))
 
   def process(
@@ -451,18 +444,18 @@ class _LiveQueueStatusFn(beam.DoFn):
     if queue.refresh_at is None and contacts.waiting:
       queue.refresh_at = now_ms + self._settings.status_interval_ms
       refresh.set(Timestamp(micros=queue.refresh_at * 1000))
-    stored = queue.stored + len(queue.changed)
-    kept = queue.kept
-    if stored >= 2 * max(kept, MIN_CHANGES_BEFORE_COMPACTION):
-      contacts_state.clear()
-      contacts_state.add({c: x.plain() for c, x in contacts.by_id.items()})
-      stored = kept = len(contacts.by_id)
-      # The heap's stale entries go too.
+    stored, kept = append(
+      contacts_state,
+      queue.changed,
+      LogSize(queue.stored, queue.kept),
+      lambda: {c: x.plain() for c, x in contacts.by_id.items()},
+    )
+    if len(contacts.due) > 2 * max(len(contacts.by_id), MIN_CHANGES_BEFORE_COMPACTION):
+      # Stale heap entries (contacts changed or gone) are dropped the same
+      # way, so the copy stays bounded by the contacts held.
       contacts.due = [(_due(x, self._settings), c) for c, x in contacts.by_id.items()]
       heapq.heapify(contacts.due)
-    elif queue.changed:
-      contacts_state.add(queue.changed)
-    token = os.urandom(8)
+    token = new_token()
     head_state.write(
       _Head(
         token,
@@ -476,7 +469,7 @@ class _LiveQueueStatusFn(beam.DoFn):
         kept,
       )
     )
-    self._contacts_by_key[key] = (token, contacts)
+    self._copies.keep(key, token, contacts)
 
 
 class LiveQueueStatus(beam.PTransform):

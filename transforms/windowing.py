@@ -58,17 +58,23 @@ read. With TICKS_AHEAD ticks armed, a round covers that many boundaries.
 
 import copy
 import json
-from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from options.config import checked_millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import InstanceCopies, LogSize, append, merged, new_token
 from transforms.event_time import DelayedClock
 from transforms.operator_metrics import set_live_state_entries
 from transforms.records import LateEvent
@@ -175,9 +181,19 @@ class _KeyWindows:
 
 class _ShardState:
   """Everything one shard needs: its watermark clock, its keys' open windows
-  and its armed ticks (see the module docstring)."""
+  and its armed ticks (see the module docstring), and which keys changed
+  since it was last written."""
 
-  __slots__ = ('clock', 'keys', 'remembered', 'armed_through', 'ticks', 'early_at')
+  __slots__ = (
+    'clock',
+    'keys',
+    'remembered',
+    'armed_through',
+    'ticks',
+    'early_at',
+    'log',
+    'changed',
+  )
 
   def __init__(self):
     self.clock: Optional[int] = None
@@ -194,70 +210,89 @@ class _ShardState:
     self.ticks = 0
     # The processing time (ms) the early firing is armed at, None when not.
     self.early_at: Optional[int] = None
+    # The keys' log (transforms/change_log.py) and the keys changed since
+    # it was last appended to.
+    self.log = LogSize()
+    self.changed: Set[str] = set()
 
 
-def _shard_to_plain(shard: _ShardState) -> list:
+class _ShardHead(NamedTuple):
+  """The part of a shard's state read and written at every bundle."""
+
+  token: bytes
+  clock: Optional[int]
+  armed_through: Optional[int]
+  ticks: int
+  early_at: Optional[int]
+  stored: int
+  kept: int
+
+
+def _key_to_plain(key_windows: _KeyWindows) -> list:
   return [
-    shard.clock,
-    shard.armed_through,
-    shard.ticks,
-    {
-      key: [
-        k.last_active,
-        [
-          [start, w.accumulator, w.panes_emitted, w.end_passed, w.early_due]
-          for start, w in k.windows.items()
-        ],
-        k.first_end,
-      ]
-      for key, k in shard.keys.items()
-    },
-    shard.early_at,
-    shard.remembered,
+    key_windows.last_active,
+    [
+      [start, w.accumulator, w.panes_emitted, w.end_passed, w.early_due]
+      for start, w in key_windows.windows.items()
+    ],
+    key_windows.first_end,
   ]
 
 
-def _shard_from_plain(plain: list) -> _ShardState:
-  # v1 has neither early_at nor a window's early_due: no early firing
-  # pending, as in the release that wrote it. v1 and v2 judged every key
-  # by its shard's clock and kept no remembered keys: their keys are read
-  # as having a clock of their own when the shard had one.
+def _key_from_plain(plain: list) -> _KeyWindows:
+  last_active, windows, first_end = plain
+  key_windows = _KeyWindows(first_end)
+  key_windows.last_active = last_active
+  for start, accumulator, panes_emitted, end_passed, early_due in windows:
+    window = _OpenWindow(accumulator, end_passed)
+    window.panes_emitted = panes_emitted
+    window.early_due = early_due
+    key_windows.windows[start] = window
+  return key_windows
+
+
+def _entry_plain(shard: _ShardState, key: str) -> Any:
+  """A key's entry in the shard's log: its windows (a list) while it has
+  any, the end of its latest window (a number) while it is remembered,
+  None once it is gone."""
+  key_windows = shard.keys.get(key)
+  if key_windows is not None:
+    return _key_to_plain(key_windows)
+  return shard.remembered.get(key)
+
+
+def _shard_from(head: _ShardHead, entries: Dict[str, Any]) -> _ShardState:
   shard = _ShardState()
-  shard.clock, shard.armed_through, shard.ticks, keys = plain[:4]
-  shard.early_at = plain[4] if len(plain) > 4 else None
-  shard.remembered = dict(plain[5]) if len(plain) > 5 else {}
-  for key, (last_active, windows, *first_end) in keys.items():
-    if first_end:
-      key_windows = shard.keys[key] = _KeyWindows(first_end[0])
+  shard.clock, shard.armed_through, shard.ticks = head.clock, head.armed_through, head.ticks
+  shard.early_at, shard.log = head.early_at, LogSize(head.stored, head.kept)
+  for key, plain in entries.items():
+    if isinstance(plain, list):
+      shard.keys[key] = _key_from_plain(plain)
     else:
-      key_windows = shard.keys[key] = _KeyWindows(
-        None if shard.clock is not None else min((s for s, *_ in windows), default=None)
-      )
-    key_windows.last_active = last_active
-    for start, accumulator, panes_emitted, end_passed, *early_due in windows:
-      window = _OpenWindow(accumulator, end_passed)
-      window.panes_emitted = panes_emitted
-      window.early_due = bool(early_due and early_due[0])
-      key_windows.windows[start] = window
+      shard.remembered[key] = plain
   return shard
 
 
-# Format v3: [clock, armed_through, ticks, {key: [last_active, [[window
+# Format v1: [token as hex, clock, armed through, ticks, early firing armed
+# at (processing ms) or null, changes stored, keys kept]. The shard's keys
+# are a log (transforms/change_log.py) of {key: [last active, [[window
 # start, accumulator, panes emitted, end passed, early due], ...], end of
-# its first window or null once it has a clock]}, early firing armed at
-# (processing ms) or null, {remembered key: last active}]. v2: without the
-# first window ends and the remembered keys; v1: also without the early
-# fields.
-SHARD_STATE_CODER = VersionedStateCoder(
-  'windowed combine',
-  3,
-  _shard_to_plain,
-  {1: _shard_from_plain, 2: _shard_from_plain, 3: _shard_from_plain},
+# its first window or null once it has a clock] while it has windows, the
+# end of its latest window while it is remembered, null once forgotten}.
+# (docs/upgrades.md: the release before kept a shard in one cell,
+# `windowed combine` v3, which this release does not restore.)
+HEAD_CODER = VersionedStateCoder(
+  'windowed head',
+  1,
+  lambda h: [h.token.hex(), *h[1:]],
+  {1: lambda p: _ShardHead(bytes.fromhex(p[0]), *p[1:])},
 )
+KEYS_CODER = VersionedStateCoder('windowed keys', 1, dict, {1: dict})
 
 
 class _WindowedCombineFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('shard_state', SHARD_STATE_CODER)
+  HEAD = ReadModifyWriteStateSpec('shard_head', HEAD_CODER)
+  KEYS = BagStateSpec('shard_keys', KEYS_CODER)
   # The steps reading the panes keep timers of their own (rolling, daily,
   # forecast): on the local runner this step's output watermark waits for
   # its due timers, so they get the last panes before the end of input
@@ -304,6 +339,7 @@ class _WindowedCombineFn(beam.DoFn):
     self._keys_forgotten = Metrics.counter(metrics_namespace, 'keys_forgotten')
     self._max_remembered = max_remembered_keys
     self._state_step = f'{metrics_namespace}_windows'
+    self._copies: InstanceCopies[_ShardState] = InstanceCopies()
 
   def setup(self):
     self._combine_fn.setup()
@@ -314,12 +350,13 @@ class _WindowedCombineFn(beam.DoFn):
   def process(
     self,
     batch: Tuple[int, List[Any]],
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     fire=beam.DoFn.TimerParam(FIRE),
     early=beam.DoFn.TimerParam(EARLY),
   ) -> Iterator:
     shard_id, values = batch
-    shard = state.read() or _ShardState()
+    shard = self._read(shard_id, head_state, keys_state) or _ShardState()
     clock = shard.clock
     # Windows whose end has passed and that took elements of this batch: one
     # LATE pane each after the batch, as Beam's AfterCount(1) late firing
@@ -367,6 +404,7 @@ class _WindowedCombineFn(beam.DoFn):
         )
       window.accumulator = self._combine_fn.add_input(window.accumulator, value)
       key_windows.last_active = max(key_windows.last_active or end, end)
+      shard.changed.add(key)
       accepted = True
       if not window.end_passed:
         window.early_due = True
@@ -379,7 +417,7 @@ class _WindowedCombineFn(beam.DoFn):
         )
     if not accepted:
       return
-    self._learn_clocks(clock, learning.values())
+    self._learn_clocks(clock, learning.items())
     for key, start in sorted(late_updates):
       self._late_panes.inc()
       yield self._pane(
@@ -392,7 +430,7 @@ class _WindowedCombineFn(beam.DoFn):
       )
     self._arm(fire, shard)  # before the write: arming updates the state
     self._arm_early(early, shard)
-    state.write(shard)
+    self._write(shard_id, shard, head_state, keys_state)
     set_live_state_entries(self._state_step, shard_id, len(shard.keys) + len(shard.remembered))
 
   @on_timer(FIRE)
@@ -400,11 +438,12 @@ class _WindowedCombineFn(beam.DoFn):
     self,
     fire_timestamp=beam.DoFn.TimestampParam,
     shard_id=beam.DoFn.KeyParam,
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     fire=beam.DoFn.TimerParam(FIRE),
     early=beam.DoFn.TimerParam(EARLY),
   ) -> Iterator:
-    shard = state.read()
+    shard = self._read(shard_id, head_state, keys_state)
     if shard is None:
       return
     fired_ms = self._event_time.fired_ms(fire_timestamp)
@@ -417,21 +456,26 @@ class _WindowedCombineFn(beam.DoFn):
         end = start + self._size
         if not window.end_passed and end <= clock:
           window.end_passed = True
+          shard.changed.add(key)
           self._on_time_panes.inc()
           yield self._pane(key, start, window, ON_TIME_PANE)
         if end + self._lateness <= clock:
           del key_windows.windows[start]
+          shard.changed.add(key)
       if not key_windows.windows and (clock - key_windows.last_active >= self._idle_ttl):
         # Idle past its TTL with nothing open: its windows' state goes. A
         # key that has a clock is remembered by name only, so its late
         # events are still judged late after any silence.
         del shard.keys[key]
+        shard.changed.add(key)
         self._idle_keys_dropped.inc()
         if key_windows.has_clock:
           self._remember(shard, key, key_windows.last_active)
     if clock >= self._end_of_input_ms:
-      shard.remembered.clear()  # the input has ended: nothing more to judge
-    self._learn_clocks(clock, shard.keys.values())
+      # The input has ended: nothing more to judge.
+      shard.changed.update(shard.remembered)
+      shard.remembered.clear()
+    shard.changed.update(self._learn_clocks(clock, shard.keys.items()))
     if shard.early_at is not None and all(
       w.end_passed for k in shard.keys.values() for w in k.windows.values()
     ):
@@ -441,7 +485,7 @@ class _WindowedCombineFn(beam.DoFn):
       shard.early_at = None
       early.clear()
     self._arm(fire, shard)  # before the write: arming updates the state
-    state.write(shard)
+    self._write(shard_id, shard, head_state, keys_state)
     set_live_state_entries(self._state_step, shard_id, len(shard.keys) + len(shard.remembered))
 
   @on_timer(EARLY)
@@ -449,13 +493,14 @@ class _WindowedCombineFn(beam.DoFn):
     self,
     fired=beam.DoFn.TimestampParam,
     shard_id=beam.DoFn.KeyParam,
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     early=beam.DoFn.TimerParam(EARLY),
   ) -> Iterator:
     """The figures so far of the open windows that took elements since
     their last pane: one EARLY pane each. Armed again only by new elements,
     so a quiet shard has no timer."""
-    shard = state.read()
+    shard = self._read(shard_id, head_state, keys_state)
     if shard is None or shard.early_at is None:
       return
     shard.early_at = None
@@ -464,9 +509,35 @@ class _WindowedCombineFn(beam.DoFn):
       for start in sorted(windows):
         window = windows[start]
         if window.early_due and not window.end_passed:
+          shard.changed.add(key)
           self._early_panes.inc()
           yield self._pane(key, start, window, EARLY_PANE)
-    state.write(shard)
+    self._write(shard_id, shard, head_state, keys_state)
+
+  def _read(self, shard_id: int, head_state, keys_state) -> Optional[_ShardState]:
+    """The shard as last written, None if it holds nothing: this instance's
+    copy while current, else read back from the log."""
+    head = head_state.read()
+    copy = self._copies.take(shard_id, head and head.token)
+    if head is None or copy is not None:
+      return copy
+    return _shard_from(head, merged(keys_state.read()))
+
+  def _write(self, shard_id: int, shard: _ShardState, head_state, keys_state) -> None:
+    """Appends the keys changed since the last write to the log and writes
+    the head; the shard becomes this instance's current copy."""
+    shard.log = append(
+      keys_state,
+      {key: _entry_plain(shard, key) for key in shard.changed},
+      shard.log,
+      lambda: {key: _entry_plain(shard, key) for key in (*shard.keys, *shard.remembered)},
+    )
+    shard.changed = set()
+    token = new_token()
+    head_state.write(
+      _ShardHead(token, shard.clock, shard.armed_through, shard.ticks, shard.early_at, *shard.log)
+    )
+    self._copies.keep(shard_id, token, shard)
 
   def _arm_early(self, early, shard: _ShardState) -> None:
     """Arms the early firing `early_firing_ms` of processing time from now
@@ -488,14 +559,17 @@ class _WindowedCombineFn(beam.DoFn):
     return _KeyWindows(first_end=end)
 
   @staticmethod
-  def _learn_clocks(clock: Optional[int], keys: Iterable[_KeyWindows]) -> None:
+  def _learn_clocks(clock: Optional[int], keys: Iterable[Tuple[str, _KeyWindows]]) -> List[str]:
     """Keys whose first window end the shard's clock has passed have a
-    clock of their own from now on."""
+    clock of their own from now on; returns them."""
     if clock is None:
-      return
-    for key_windows in keys:
+      return []
+    learnt = []
+    for key, key_windows in keys:
       if key_windows.first_end is not None and key_windows.first_end <= clock:
         key_windows.first_end = None
+        learnt.append(key)
+    return learnt
 
   def _remember(self, shard: _ShardState, key: str, last_active: int) -> None:
     """Remembers a key's clock, within MAX_REMEMBERED_KEYS per shard: the
@@ -506,6 +580,7 @@ class _WindowedCombineFn(beam.DoFn):
     if len(remembered) > self._max_remembered:
       oldest = min(remembered, key=lambda k: (remembered[k], k))
       del remembered[oldest]
+      shard.changed.add(oldest)
       self._keys_forgotten.inc()
 
   def _pane(
