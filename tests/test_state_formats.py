@@ -35,6 +35,18 @@ from transforms.state_coders import UPGRADE_DOC, StateFormatError
 FIXTURES = Path(__file__).parent / 'fixtures'
 
 
+# Records as Genesys delivers them (bare bodies), held by the pairing: a
+# non-ASCII name shows the cell stays ASCII JSON.
+ACD_START_RAW = (
+  '{"eventTime":1793606400000,"conversationId":"conv-1","sessionId":"s-1",'
+  '"queueId":"queue-7","mediaType":"CALLBACK","ani":"tel:+33 Zoë"}'
+)
+ACD_END_RAW = (
+  '{"eventTime":1793606425000,"conversationId":"conv-2","sessionId":"s-1",'
+  '"queueId":"queue-7","mediaType":"CHAT","acdOutcome":"ABANDON"}'
+)
+
+
 def _shard_head():
   return windowing._ShardHead(  # pylint: disable=protected-access
     b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793606700000, 1793607060000, 17, 1796629010000, 3, 0
@@ -237,18 +249,31 @@ CASES = {
 # value of that format).
 MOVED_ON = {
   # v2: the channel of each start and end (Genesys mediaType); v1 cells,
-  # written before channels, hold voice calls.
+  # written before channels, hold voice calls. v3: each half's record as
+  # delivered; older cells have none ('').
   'acd_pairing_starts.bin': (
     acd_pairing.STARTS_CODER,
-    {'conv-1:s-1': (1793606400000, 'voice')},
-    'state_v2',
-    {'conv-1:s-1': (1793606400000, 'callback')},
+    {'conv-1:s-1': (1793606400000, 'voice', '')},
+    'state_v3',
+    {'conv-1:s-1': (1793606400000, 'callback', ACD_START_RAW)},
   ),
   'acd_pairing_ends.bin': (
     acd_pairing.ENDS_CODER,
-    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED', 'voice')},
-    'state_v2',
-    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED', 'chat')},
+    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED', 'voice', '')},
+    'state_v3',
+    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED', 'chat', ACD_END_RAW)},
+  ),
+}
+# The committed v2 cells of the steps whose format moved on since: file ->
+# (coder, the value they decode to now).
+V2_DECODED = {
+  'acd_pairing_starts.bin': (
+    acd_pairing.STARTS_CODER,
+    {'conv-1:s-1': (1793606400000, 'callback', '')},
+  ),
+  'acd_pairing_ends.bin': (
+    acd_pairing.ENDS_CODER,
+    {'conv-2:s-1': (1793606425000, 'queue-7', 'ABANDONED', 'chat', '')},
   ),
 }
 
@@ -280,6 +305,14 @@ def test_committed_v1_state_is_decoded(name, coder, value):
   decoded = coder.decode((FIXTURES / 'state_v1' / name).read_bytes())
   assert _plain_of(coder, decoded) == _plain_of(coder, value)
   assert type(decoded) is type(value)
+
+
+@pytest.mark.parametrize('name', sorted(V2_DECODED))
+def test_committed_v2_state_is_decoded(name):
+  """Cells written before the pairing kept the records: their halves have
+  none (''), the rest as written."""
+  coder, value = V2_DECODED[name]
+  assert coder.decode((FIXTURES / 'state_v2' / name).read_bytes()) == value
 
 
 def test_state_of_an_unknown_format_is_refused_with_the_documented_message():

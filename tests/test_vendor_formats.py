@@ -123,9 +123,10 @@ def ctr(contact_id='ct-1', dequeue='2026-11-02T08:00:42Z', duration=12, agent=Tr
 
 @pytest.mark.parametrize('bare', [False, True])
 def test_acd_end_of_either_form_is_an_offered_call_half(bare):
-  event = parse_genesys_event(raw(genesys(bare=bare)))
+  line = raw(genesys(bare=bare))
+  event = parse_genesys_event(line)
   assert event == AcdEvent(
-    ACD_END, f'{CONVERSATION}:{SESSION}', QUEUE, BASE_MS + 30_000, ANSWERED, 'voice'
+    ACD_END, f'{CONVERSATION}:{SESSION}', QUEUE, BASE_MS + 30_000, ANSWERED, 'voice', line.decode()
   )
 
 
@@ -408,8 +409,18 @@ def test_genesys_stream_to_offered_calls(options):
     options,
     'genesys_cloud',
     [
-      OfferedCall(f'{CONVERSATION}:{SESSION}', QUEUE, BASE_MS + 25_000, ANSWERED, 15.0),
-      OfferedCall(f'{CONVERSATION}:s-2', QUEUE, BASE_MS + 40_000, ABANDONED, None),
+      # Both halves' records, the start's first, though the end came first.
+      OfferedCall(
+        f'{CONVERSATION}:{SESSION}',
+        QUEUE,
+        BASE_MS + 25_000,
+        ANSWERED,
+        15.0,
+        raw=f'{start.decode()}\n{end.decode()}',
+      ),
+      OfferedCall(
+        f'{CONVERSATION}:s-2', QUEUE, BASE_MS + 40_000, ABANDONED, None, raw=lines[5].raw.decode()
+      ),
     ],
     [('f:7', 'malformed_json'), ('f:8', 'wrong_type')],
   )
@@ -432,8 +443,11 @@ def test_genesys_stream_to_offered_calls(options):
 
 
 def test_answered_and_abandoned_contacts():
-  answered = parse_contact_record(raw(ctr()))
-  assert answered == OfferedCall('ct-1', 'Billing', BASE_MS + 42_000, ANSWERED, 12)
+  line = raw(ctr())
+  answered = parse_contact_record(line)
+  assert answered == OfferedCall(
+    'ct-1', 'Billing', BASE_MS + 42_000, ANSWERED, 12, raw=line.decode()
+  )
   assert parse_contact_record(raw(ctr(agent=False))).outcome == ABANDONED
   no_connection = ctr(
     Agent={'Username': 'a', 'ConnectedToAgentTimestamp': None},
@@ -576,8 +590,9 @@ def test_connect_stream_to_offered_calls(options):
     options,
     'amazon_connect',
     [
-      OfferedCall('ct-1', 'Billing', BASE_MS + 42_000, ANSWERED, 12),
-      OfferedCall('ct-2', 'Billing', BASE_MS + 42_000, ABANDONED, 12),
+      # The first arrival's record.
+      OfferedCall('ct-1', 'Billing', BASE_MS + 42_000, ANSWERED, 12, raw=raw(first).decode()),
+      OfferedCall('ct-2', 'Billing', BASE_MS + 42_000, ABANDONED, 12, raw=lines[3].raw.decode()),
     ],
     [('f:6', 'not_a_json_object')],
   )

@@ -5,7 +5,9 @@ Semantics, per session (`call_id` = conversationId:sessionId):
   * whichever of the start and the end arrives second completes the pair:
     the offered call is emitted at once, at the end's event time, with
     wait = end eventTime - start eventTime (None, counted in
-    `negative_waits`, if the end is earlier than the start);
+    `negative_waits`, if the end is earlier than the start), and `raw`
+    the start's and the end's records as JSON lines (the end's alone for
+    an end without its start);
   * an end whose start has not arrived waits until the watermark (minus
     the out-of-orderness bound, as everywhere) reaches the end's event time,
     rounded up to the next TICK_SECONDS: by then every event of the stream
@@ -22,7 +24,8 @@ Semantics, per session (`call_id` = conversationId:sessionId):
     the call is still in queue after that long, or its end was lost; if the
     end comes later it counts with its wait unknown.
 So state is bounded by the sessions in queue within `max_queue_wait`
-plus the ends of the last out-of-orderness bound.
+plus the ends of the last out-of-orderness bound, each with its record as
+delivered (what the call's late event keeps).
 
 State is per shard of call ids (transforms/sharding.py): a map of waiting
 starts and one of waiting ends, with explicit coders, and one event-time
@@ -52,10 +55,11 @@ from transforms.state_coders import VersionedStateCoder
 TICK_SECONDS = 5
 TICK_MS = TICK_SECONDS * 1000
 
-# call_id -> (start eventTime ms, channel).
-_Starts = Dict[str, Tuple[int, str]]
-# call_id -> (end eventTime ms, queue_id, outcome, channel).
-_End = Tuple[int, str, str, str]
+# call_id -> (start eventTime ms, channel, raw record).
+_Start = Tuple[int, str, str]
+_Starts = Dict[str, _Start]
+# call_id -> (end eventTime ms, queue_id, outcome, channel, raw record).
+_End = Tuple[int, str, str, str, str]
 _Ends = Dict[str, _End]
 
 
@@ -63,30 +67,45 @@ def _tuples(plain: dict) -> dict:
   return {k: tuple(v) for k, v in plain.items()}
 
 
-# Format v2 (transforms/state_coders.py): {call_id: [start_ms, channel]};
-# v1 ({call_id: start_ms}) was written before channels: voice.
+# Format v3 (transforms/state_coders.py): {call_id: [start_ms, channel,
+# raw]}; v2 lacks the raw record (written before late events kept it: ''),
+# v1 ({call_id: start_ms}) the channel too (written before channels: voice).
 STARTS_CODER = VersionedStateCoder(
   'acd pairing starts',
-  2,
+  3,
   dict,
-  {1: lambda plain: {k: (v, VOICE) for k, v in plain.items()}, 2: _tuples},
+  {
+    1: lambda plain: {k: (v, VOICE, '') for k, v in plain.items()},
+    2: lambda plain: {k: (*v, '') for k, v in plain.items()},
+    3: _tuples,
+  },
 )
-# Format v2: {call_id: [end_ms, queue_id, outcome, channel]}; v1 lacks the
-# channel: voice.
+# Format v3: {call_id: [end_ms, queue_id, outcome, channel, raw]}; v2 lacks
+# the raw record (''), v1 the channel too (voice).
 ENDS_CODER = VersionedStateCoder(
   'acd pairing ends',
-  2,
+  3,
   dict,
-  {1: lambda plain: {k: (*v, VOICE) for k, v in plain.items()}, 2: _tuples},
+  {
+    1: lambda plain: {k: (*v, VOICE, '') for k, v in plain.items()},
+    2: lambda plain: {k: (*v, '') for k, v in plain.items()},
+    3: _tuples,
+  },
 )
 
 
-def _offered(call_id: str, end: _End, start_ms: Optional[int]) -> OfferedCall:
-  end_ms, queue_id, outcome, channel = end
+def _offered(call_id: str, end: _End, start: Optional[_Start]) -> OfferedCall:
+  end_ms, queue_id, outcome, channel, end_raw = end
   wait = None
-  if start_ms is not None and end_ms >= start_ms:
-    wait = (end_ms - start_ms) / 1000
-  return OfferedCall(call_id, queue_id, end_ms, outcome, wait, channel)
+  raw = end_raw
+  if start is not None:
+    start_ms, _, start_raw = start
+    if end_ms >= start_ms:
+      wait = (end_ms - start_ms) / 1000
+    # JSON lines, the start's first; a half held by a v2 state cell has no
+    # record to give.
+    raw = '\n'.join(r for r in (start_raw, end_raw) if r)
+  return OfferedCall(call_id, queue_id, end_ms, outcome, wait, channel, raw=raw)
 
 
 class _PairFn(beam.DoFn):
@@ -111,13 +130,13 @@ class _PairFn(beam.DoFn):
     self._repeated = Metrics.counter(metrics_namespace, 'repeated_in_pairing')
     self._state_step = f'{metrics_namespace}_pairing'
 
-  def _deadline(self, start: Tuple[int, str]) -> int:
-    start_ms, channel = start
+  def _deadline(self, start: _Start) -> int:
+    start_ms, channel, _ = start
     return start_ms + (self._callback_max_wait_ms if channel == CALLBACK else self._max_wait_ms)
 
-  def _emit(self, call_id: str, end: _End, start_ms: Optional[int]):
-    offered = _offered(call_id, end, start_ms)
-    if start_ms is not None:
+  def _emit(self, call_id: str, end: _End, start: Optional[_Start]):
+    offered = _offered(call_id, end, start)
+    if start is not None:
       self._paired.inc()
       if offered.wait_seconds is None:
         self._negative.inc()
@@ -141,13 +160,14 @@ class _PairFn(beam.DoFn):
         if call_id in starts:
           self._repeated.inc()  # re-delivered past the de-duplication
           continue
+        start = (event.timestamp, event.channel, event.raw)
         end = ends.pop(call_id, None)
         if end is None:
-          starts[call_id] = (event.timestamp, event.channel)
+          starts[call_id] = start
         else:
-          yield self._emit(call_id, end, event.timestamp)
+          yield self._emit(call_id, end, start)
         continue
-      end = (event.timestamp, event.queue_id, event.outcome, event.channel)
+      end = (event.timestamp, event.queue_id, event.outcome, event.channel, event.raw)
       if call_id in ends:
         self._repeated.inc()
         continue
@@ -155,7 +175,7 @@ class _PairFn(beam.DoFn):
       if start is None:
         ends[call_id] = end
       else:
-        yield self._emit(call_id, end, start[0])
+        yield self._emit(call_id, end, start)
     self._store(shard, starts_state, starts, ends_state, ends, wake)
 
   @on_timer(WAKE)
@@ -205,7 +225,8 @@ class PairAcdSessions(beam.PTransform):
   window.
   Output: PCollection[OfferedCall], one per acd.end, timestamped at its
   event time; `wait_seconds` None when the start was missing or later than
-  the end.
+  the end; `raw` the records of both halves (the end's alone without its
+  start).
   Counters in `metrics_namespace`: `paired`, `negative_waits`,
   `ends_without_start`, `starts_without_end`, `repeated_in_pairing`.
   A callback's start waits `callback_max_queue_wait` (default: the same as

@@ -25,7 +25,8 @@ QUEUE_EXIT_LOST = 'queue_exit_lost'
 
 def _late_row(source: str, arrival: LateArrival) -> LateEvent:
   """The late_events row of a late call: keyed by its queue as before
-  channels (its channel is in `raw`)."""
+  channels (its channel is in `record`); `raw` is what the producer sent
+  (windowing.to_late_event)."""
   queue_id, _ = split_row_key(arrival.key)
   return to_late_event(
     source, arrival._replace(key=queue_id), arrival.value.call_id, AFTER_WINDOW_EXPIRY

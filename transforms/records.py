@@ -101,6 +101,12 @@ class OfferedCall(NamedTuple):
   de-duplication TTL after the contact ended (an Amazon Connect update):
   such a copy is never counted again but routed to the late events as
   `record_update` (transforms/call_flow.py).
+  `raw`: the record(s) the call was built from, as the source delivered
+  them (UTF-8 text), so a late event keeps what the producer sent: the one
+  record of the seed and Amazon Connect formats; for Genesys Cloud the
+  acd.start's and the acd.end's records as JSON lines, in that order (the
+  end's alone when the start never arrived). '' when unknown (a call read
+  back from a late_events row, or built in code).
   """
 
   call_id: str
@@ -110,6 +116,7 @@ class OfferedCall(NamedTuple):
   wait_seconds: Optional[float]
   channel: str = VOICE
   record_updated_at: Optional[int] = None
+  raw: str = ''
 
 
 # The two halves of a Genesys Cloud ACD session.
@@ -121,7 +128,8 @@ class AcdEvent(NamedTuple):
   """A validated Genesys Cloud `acd.start` or `acd.end` conversation detail
   event. `call_id` is conversationId:sessionId; `outcome` is one of
   OUTCOMES for an end, None for a start; `channel` is one of CHANNELS
-  (from `mediaType`)."""
+  (from `mediaType`); `raw`: the record as delivered (UTF-8 text), which
+  the pairing keeps for the call's OfferedCall.raw."""
 
   kind: str
   call_id: str
@@ -129,6 +137,7 @@ class AcdEvent(NamedTuple):
   timestamp: int
   outcome: Optional[str]
   channel: str = VOICE
+  raw: str = ''
 
 
 # A contact entering or leaving a queue (QueueTransition.kind): the input of

@@ -11,8 +11,10 @@ worker (never while the graph is built), with
     abandon_metrics pane (None when it has none) and the ids of the
     contacts it already counts (its window_contacts rows and every id in
     its metric_revisions rows' `contact_ids`).
-`ReadLateCalls` turns the late rows into (OfferedCall, LateEvent) pairs;
-a row whose `raw` is not an OfferedCall becomes a dead letter.
+`ReadLateCalls` turns the late rows into (OfferedCall, LateEvent) pairs,
+the call read from the row's `record` (its `raw` in rows of releases that
+kept only the normalised record there); a row whose record is not an
+OfferedCall becomes a dead letter.
 
 Tables a store does not hold yet (a store written before the audit
 tables, or a dry run on a store never prepared) read as empty.
@@ -49,8 +51,8 @@ from transforms.schema import (
 
 _LOGGER = logging.getLogger(__name__)
 METRICS_NAMESPACE = 'reprocess'
-# The dead-letter reason of a late_events row whose `raw` is not the JSON
-# of an OfferedCall (transforms/call_flow.py writes it).
+# The dead-letter reason of a late_events row whose routed record is not
+# the JSON of an OfferedCall (transforms/call_flow.py writes it).
 UNREADABLE_LATE_EVENT = 'unreadable_late_event'
 # The stores a reprocessing run can read, in --sink's order of preference.
 READABLE_SINKS = ('sqlite', 'cassandra')
@@ -276,24 +278,33 @@ def stored_rows_factory(configs: SinkConfigs) -> StoredRowsFactory:
   )
 
 
-def offered_call_of(raw: str) -> OfferedCall:
-  """The OfferedCall a late_events row's `raw` holds (the JSON of its
-  fields, transforms/call_flow.py); raises InvalidRecord
-  UNREADABLE_LATE_EVENT saying what is wrong."""
+def routed_record(event: LateEvent) -> Tuple[str, str]:
+  """(column, text) of the record a late_events row was routed as: its
+  `record`, or its `raw` when `record` is empty (rows of releases that
+  kept the normalised record in `raw`; `raw` is now what the producer
+  sent)."""
+  return ('record', event.record) if event.record else ('raw', event.raw)
+
+
+def offered_call_of(text: str, column: str = 'record') -> OfferedCall:
+  """The OfferedCall a late_events row's routed record holds (the JSON of
+  its fields, transforms/windowing.py to_late_event), `text` read from
+  `column` (routed_record); raises InvalidRecord UNREADABLE_LATE_EVENT
+  saying what is wrong."""
   try:
-    fields = json.loads(raw)
+    fields = json.loads(text)
   except (TypeError, ValueError) as e:
-    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'raw is not JSON: {e}') from None
+    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'{column} is not JSON: {e}') from None
   if not isinstance(fields, dict):
-    raise InvalidRecord(UNREADABLE_LATE_EVENT, 'raw is not a JSON object')
+    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'{column} is not a JSON object')
   missing = [
     f for f in OfferedCall._fields if f not in OfferedCall._field_defaults and f not in fields
   ]
   if missing:
-    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'raw lacks {", ".join(missing)}')
+    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'{column} lacks {", ".join(missing)}')
   unknown = sorted(set(fields) - set(OfferedCall._fields))
   if unknown:
-    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'raw has unknown fields {", ".join(unknown)}')
+    raise InvalidRecord(UNREADABLE_LATE_EVENT, f'{column} has unknown fields {", ".join(unknown)}')
   call = OfferedCall(**fields)
   problems = []
   for name in ('call_id', 'queue_id'):
@@ -312,6 +323,8 @@ def offered_call_of(raw: str) -> OfferedCall:
     problems.append(f'channel {call.channel!r} is not one of the channels')
   if call.record_updated_at is not None and not _is_int(call.record_updated_at):
     problems.append('record_updated_at is not an integer or null')
+  if not isinstance(call.raw, str):
+    problems.append('raw is not a text')
   if problems:
     raise InvalidRecord(UNREADABLE_LATE_EVENT, '; '.join(problems))
   return call
@@ -327,8 +340,9 @@ class ReadLateCalls(beam.DoFn):
   Input: (from_ms, to_ms) ranges. Main output: (OfferedCall, LateEvent)
   pairs, the late_events rows of `source` and `reason` not yet folded.
   Tagged output `dead_letters`: DeadLetter (reason UNREADABLE_LATE_EVENT,
-  origin `late_events:<event_id>`) for a row whose `raw` is not an
-  OfferedCall, also counted (namespace `reprocess`).
+  origin `late_events:<event_id>`, raw the text read) for a row whose
+  routed record (routed_record) is not an OfferedCall, also counted
+  (namespace `reprocess`).
   """
 
   def __init__(self, stored_rows: StoredRowsFactory, source: str, reason: str):
@@ -346,11 +360,12 @@ class ReadLateCalls(beam.DoFn):
     from_ms, to_ms = time_range
     for event in self._store.late_events(self._source, self._reason, from_ms, to_ms):
       self._read.inc()
+      column, text = routed_record(event)
       try:
-        yield offered_call_of(event.raw), event
+        yield offered_call_of(text, column), event
       except InvalidRecord as e:
         record = SourceRecord(
-          event.source, f'{LATE_EVENTS.name}:{event.event_id}', (event.raw or '').encode('utf-8')
+          event.source, f'{LATE_EVENTS.name}:{event.event_id}', (text or '').encode('utf-8')
         )
         yield dead_letter_output(record, e, METRICS_NAMESPACE)
 

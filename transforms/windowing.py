@@ -729,7 +729,14 @@ AFTER_WINDOW_EXPIRY = 'after_window_expiry'
 def to_late_event(
   source: str, arrival: LateArrival, event_id: str, reason: str = AFTER_WINDOW_EXPIRY
 ) -> LateEvent:
-  """The late-events table row for a late arrival of a NamedTuple record."""
+  """The late-events table row for a late arrival of a NamedTuple record:
+  `record` is the record's JSON (sorted keys) without its `raw` field,
+  what a reprocessing run folds in; `raw` is the record's `raw` (what the
+  producer sent: OfferedCall), or that JSON for a record that keeps none
+  (or whose source is unknown)."""
+  fields = arrival.value._asdict()
+  raw = fields.pop('raw', None)
+  record = json.dumps(fields, sort_keys=True)
   return LateEvent(
     source=source,
     event_id=event_id,
@@ -739,5 +746,6 @@ def to_late_event(
     window_end=arrival.window_end,
     watermark=arrival.watermark,
     reason=reason,
-    raw=json.dumps(arrival.value._asdict(), sort_keys=True),
+    raw=raw or record,
+    record=record,
   )

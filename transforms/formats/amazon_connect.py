@@ -149,7 +149,11 @@ def _contact_end_ms(obj: Dict[str, Any], agent: Optional[Dict[str, Any]], rules)
 
 
 def _contact_record(
-  obj: Dict[str, Any], queue_key: str, rules: FieldRules, update_after_ms: Optional[int]
+  obj: Dict[str, Any],
+  queue_key: str,
+  rules: FieldRules,
+  update_after_ms: Optional[int],
+  raw: bytes,
 ) -> Union[OfferedCall, PassedOver]:
   contact_id = parsing.required_str(obj, 'ContactId', rules)
   channel = fields.required_enum(obj, 'Channel', CHANNELS, rules)
@@ -206,6 +210,7 @@ def _contact_record(
       and updated_ms - ended_ms > update_after_ms
       else None
     ),
+    raw=fields.raw_text(raw),
   )
 
 
@@ -219,10 +224,11 @@ def parse_contact_record(
   is not offered. `queue_key` is a key of QUEUE_KEYS; a copy whose
   `LastUpdateTimestamp` is more than `update_after_ms` after the contact
   ended gets `record_updated_at`. Raises parsing.InvalidRecord with a
-  specific reason (`wrong_stream` for a record of another stream)."""
+  specific reason (`wrong_stream` for a record of another stream). The
+  call's `raw` is the record as text."""
   obj = parsing.decode_json_object(raw)
   try:
-    return _contact_record(obj, queue_key, rules, update_after_ms)
+    return _contact_record(obj, queue_key, rules, update_after_ms, raw)
   except parsing.InvalidRecord as error:
     raise streams.refuse_other_stream(obj, streams.AMAZON_CONNECT, error) from None
 

@@ -202,6 +202,7 @@ def _left(
   left_ms: int,
   outcome: str,
   rules: FieldRules,
+  raw: bytes,
 ) -> ContactEvent:
   if left_ms < enqueued_ms:
     raise parsing.InvalidRecord(
@@ -215,13 +216,13 @@ def _left(
     )
   return ContactEvent(
     QueueTransition(contact_id, queue_id, channel, QUEUE_LEFT, left_ms, enqueued_ms, outcome),
-    OfferedCall(contact_id, queue_id, left_ms, outcome, wait, channel),
+    OfferedCall(contact_id, queue_id, left_ms, outcome, wait, channel, raw=fields.raw_text(raw)),
     left_ms,
   )
 
 
 def _contact_event(
-  obj: Dict[str, Any], queue_key: str, rules: FieldRules
+  obj: Dict[str, Any], queue_key: str, rules: FieldRules, raw: bytes
 ) -> Union[ContactEvent, PassedOver]:
   detail = _detail(obj, rules)
   event_type = parsing.required_str(detail, _name(detail, 'eventType'), rules)
@@ -263,16 +264,16 @@ def _contact_event(
       raise parsing.InvalidRecord(
         'missing_field', '"agentInfo.connectedToAgentTimestamp" is missing or null'
       )
-    return _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules)
+    return _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules, raw)
   if connected_ms is not None:
     # An agent took it: it left the queue at the connection, where
     # CONNECTED_TO_AGENT counted it.
-    left = _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules)
+    left = _left(contact_id, queue_id, channel, enqueued_ms, connected_ms, ANSWERED, rules, raw)
     return left._replace(offered=None)
   if disconnected_ms is None:
     raise parsing.InvalidRecord('missing_field', '"disconnectTimestamp" is missing or null')
   return _left(
-    contact_id, queue_id, channel, enqueued_ms, disconnected_ms, event_outcome(reason), rules
+    contact_id, queue_id, channel, enqueued_ms, disconnected_ms, event_outcome(reason), rules, raw
   )
 
 
@@ -282,10 +283,11 @@ def parse_contact_event(
   """One raw contact event as the queue transition (and offered call) it
   stands for, or PassedOver. `queue_key` is a key of QUEUE_KEYS. Raises
   parsing.InvalidRecord with a specific reason (`wrong_stream` for a
-  record of another stream), and nothing else whatever the bytes."""
+  record of another stream), and nothing else whatever the bytes. The
+  offered call's `raw` is the event as text."""
   obj = parsing.decode_json_object(raw)
   try:
-    return _contact_event(obj, queue_key, rules)
+    return _contact_event(obj, queue_key, rules, raw)
   except parsing.InvalidRecord as error:
     raise streams.refuse_other_stream(obj, streams.CONNECT_CONTACT_EVENT, error) from None
 

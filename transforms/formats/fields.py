@@ -50,6 +50,13 @@ def required_object(obj: Dict[str, Any], name: str) -> Dict[str, Any]:
 _Value = TypeVar('_Value')
 
 
+def raw_text(raw: bytes) -> str:
+  """A record as its source delivered it, as text (OfferedCall.raw): the
+  formats read UTF-8 JSON, so a record that parsed decodes as it is;
+  'replace' only keeps this total."""
+  return raw.decode('utf-8', errors='replace')
+
+
 def required_enum(
   obj: Dict[str, Any],
   name: str,

@@ -119,7 +119,7 @@ def _body_kind(body: Dict[str, Any], trigger_kind: Optional[str]) -> Optional[st
 
 
 def _acd_fields(
-  notification: Dict[str, Any], rules: FieldRules, trigger_kind: Optional[str]
+  notification: Dict[str, Any], rules: FieldRules, trigger_kind: Optional[str], raw: bytes
 ) -> Optional[AcdEvent]:
   topic = notification.get('topicName')
   if topic is None and 'eventBody' not in notification:
@@ -165,6 +165,7 @@ def _acd_fields(
     timestamp=timestamp,
     outcome=outcome,
     channel=channel,
+    raw=fields.raw_text(raw),
   )
 
 
@@ -174,11 +175,12 @@ def parse_genesys_event(
   """One raw record as an AcdEvent; None for a valid notification of another
   topic. `trigger_kind` (trigger_topic_kind) names the topic of bare
   bodies. Raises parsing.InvalidRecord with a specific reason
-  (`wrong_stream` for a record of another stream)."""
+  (`wrong_stream` for a record of another stream). The event's `raw` is
+  the record as text."""
   obj = parsing.decode_json_object(raw)
   try:
     notification = fields.required_object(obj, 'detail') if 'detail' in obj else obj
-    return _acd_fields(notification, rules, trigger_kind)
+    return _acd_fields(notification, rules, trigger_kind, raw)
   except parsing.InvalidRecord as error:
     raise streams.refuse_other_stream(obj, streams.GENESYS_CLOUD, error) from None
 

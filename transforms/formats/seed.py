@@ -35,7 +35,7 @@ from options.config import DEFAULT_FIELD_RULES, FieldRules
 from transforms import parsing
 from transforms.dedupe import DedupeByKey
 from transforms.event_time import at_event_time
-from transforms.formats import streams
+from transforms.formats import fields, streams
 from transforms.records import (
   ABANDONED,
   ANSWERED,
@@ -109,14 +109,16 @@ def call_event_time_ms(
   return parsing.event_time_or_none(lambda r: parse_call_event(r, rules), raw, above_ms)
 
 
-def to_offered_call(event: CallEvent) -> OfferedCall:
-  """The offered call a `CALL_ENDED` event stands for."""
+def to_offered_call(event: CallEvent, raw: str = '') -> OfferedCall:
+  """The offered call a `CALL_ENDED` event stands for; `raw`: the event's
+  record as delivered (OfferedCall.raw)."""
   return OfferedCall(
     call_id=event.call_uuid,
     queue_id=event.queue_id,
     timestamp=event.timestamp,
     outcome=ABANDONED if event.abandoned else ANSWERED,
     wait_seconds=event.wait_time_seconds,
+    raw=raw,
   )
 
 
@@ -143,7 +145,7 @@ class _ParseCallEventsFn(beam.DoFn):
       self._other_types.inc()
       return
     self._parsed.inc()
-    yield at_event_time(to_offered_call(event), event.timestamp)
+    yield at_event_time(to_offered_call(event, fields.raw_text(record.raw)), event.timestamp)
 
 
 class ParseCallEvents(beam.PTransform):
