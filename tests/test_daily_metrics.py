@@ -173,7 +173,9 @@ def test_an_unknown_time_zone_is_refused_naming_it():
 
 
 def test_the_state_format_is_versioned():
-  from transforms.daily_metrics import DAY_STATE_CODER, _DayState
+  from tests.test_rolling_metrics import _Bag, _Cell, stored
+  from transforms.change_log import InstanceCopies
+  from transforms.daily_metrics import DAY_LOG, _DayState
   from transforms.span_counts import SpanShard, window_counts
   from transforms.state_coders import StateFormatError
 
@@ -184,9 +186,11 @@ def test_the_state_format_is_versioned():
   window = window_counts(pane(5, 0, 'EARLY', 3, 2))
   day.windows[window.window_start] = window
   shard.keys[('Q-1', 'voice')] = {'2026-11-02': day}
-  encoded = DAY_STATE_CODER.encode(shard)
-  assert encoded[0] == 1
-  decoded = DAY_STATE_CODER.decode(encoded)
+  shard.changed.add(('Q-1', 'voice'))
+  head, keys = _Cell(DAY_LOG.head_coder), _Bag(DAY_LOG.keys_coder)
+  DAY_LOG.write(InstanceCopies(), 0, shard, head, keys)
+  assert head.encoded[0] == 1 and keys.encoded[0][0] == 1
+  decoded = stored(DAY_LOG, head, keys)
   assert decoded.armed_at == shard.armed_at
   [(key, days)] = decoded.keys.items()
   assert key == ('Q-1', 'voice') and list(days) == ['2026-11-02']
@@ -194,8 +198,8 @@ def test_the_state_format_is_versioned():
     day.clear_at,
     {window.window_start: window},
   )
-  with pytest.raises(StateFormatError, match='daily metrics: .* does not decode'):
-    DAY_STATE_CODER.decode(b'\x01[1]')
+  with pytest.raises(StateFormatError, match='daily metrics head: .* does not decode'):
+    DAY_LOG.head_coder.decode(b'\x01[1]')
 
 
 @pytest.mark.parametrize('shards', [1, 2, 128])
@@ -233,21 +237,24 @@ def test_keys_sharing_a_shard_keep_their_own_days(runner_clock, shards):
 
 
 def test_one_timer_per_shard_at_its_earliest_clearing_and_keys_left_empty_go():
-  from tests.test_rolling_metrics import _Cell, _Timer
-  from transforms.daily_metrics import DAY_STATE_CODER, _DailyMetricsFn
+  from tests.test_rolling_metrics import _Bag, _Cell, _Timer, stored
+  from transforms.daily_metrics import DAY_LOG, _DailyMetricsFn
 
   fn = _DailyMetricsFn('UTC', 60_000, 0, NAMESPACE, lambda: Timestamp(1234))
-  cell, timer = _Cell(DAY_STATE_CODER), _Timer()
+  head, keys = _Cell(DAY_LOG.head_coder), _Bag(DAY_LOG.keys_coder)
+  cells = {'head_state': head, 'keys_state': keys}
+  timer = _Timer()
   day_end = DAY_START + 24 * HOUR
   next_day = pane(16 * 60, 0, 'ON_TIME', 1, queue='Q-2')  # 00:00Z on the 3rd
-  list(fn.process((0, [next_day, pane(0, 0, 'ON_TIME', 1)]), state=cell, clear=timer))
+  list(fn.process((0, [next_day, pane(0, 0, 'ON_TIME', 1)]), **cells, clear=timer))
   assert timer.armed == [(day_end + MIN, '')]
-  list(fn.process((0, [pane(5, 0, 'ON_TIME', 1, queue='Q-2')]), state=cell, clear=timer))
+  list(fn.process((0, [pane(5, 0, 'ON_TIME', 1, queue='Q-2')]), **cells, clear=timer))
   assert len(timer.armed) == 1  # the same earliest clearing: armed as it was
-  fn.on_clear(fired=Timestamp(micros=(day_end + MIN) * 1000), state=cell, clear=timer)
-  shard = cell.read()
+  fn.on_clear(fired=Timestamp(micros=(day_end + MIN) * 1000), shard_id=0, **cells, clear=timer)
+  shard = stored(DAY_LOG, head, keys)
   # Q-1 had nothing left: gone from the shard's map; Q-2 keeps the 3rd.
   assert {k: list(days) for k, days in shard.keys.items()} == {('Q-2', 'voice'): ['2026-11-03']}
   assert timer.armed[-1] == (day_end + 24 * HOUR + MIN, '')
-  fn.on_clear(fired=Timestamp(micros=(day_end + 24 * HOUR + MIN) * 1000), state=cell, clear=timer)
-  assert cell.encoded is None and len(timer.armed) == 2
+  fired = Timestamp(micros=(day_end + 24 * HOUR + MIN) * 1000)
+  fn.on_clear(fired=fired, shard_id=0, **cells, clear=timer)
+  assert head.encoded is None and keys.encoded == [] and len(timer.armed) == 2

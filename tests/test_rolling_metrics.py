@@ -3,6 +3,7 @@ of each span ending at each window end, restated by a LATE pane; EARLY,
 stale and expired panes ignored and counted; state dropped by its timers;
 panes that cannot be counted dead-lettered."""
 
+import functools
 from typing import Any, List, Tuple
 
 import apache_beam as beam
@@ -14,6 +15,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from tests.conftest import BASE_S, streaming_options
 from tests.support.beam_metrics import committed_counters
 from tests.support.runner_clock import COLLECTED, collect, runner_clock  # noqa: F401 (fixture)
+from transforms.change_log import InstanceCopies
 from transforms.records import AbandonMetrics, RollingMetrics
 from transforms.rolling_metrics import ComputeRollingMetrics, span_millis
 
@@ -174,7 +176,7 @@ def test_a_late_pane_restates_every_span_containing_its_window(runner_clock):
 
 
 def test_the_state_format_is_versioned():
-  from transforms.rolling_metrics import ROLLING_STATE_CODER, _RollingState
+  from transforms.rolling_metrics import ROLLING_LOG, _RollingState
   from transforms.span_counts import SpanShard, window_counts
   from transforms.state_coders import StateFormatError
 
@@ -185,16 +187,18 @@ def test_the_state_format_is_versioned():
     state = shard.keys[(queue, 'voice')] = _RollingState()
     state.clock = clock
     state.windows[window.window_start] = window
-  encoded = ROLLING_STATE_CODER.encode(shard)
-  assert encoded[0] == 1
-  decoded = ROLLING_STATE_CODER.decode(encoded)
+    shard.changed.add((queue, 'voice'))
+  head, keys = _Cell(ROLLING_LOG.head_coder), _Bag(ROLLING_LOG.keys_coder)
+  ROLLING_LOG.write(InstanceCopies(), 0, shard, head, keys)
+  assert head.encoded[0] == 1 and all(cell[0] == 1 for cell in keys.encoded)
+  decoded = stored(ROLLING_LOG, head, keys)
   assert decoded.armed_at == shard.armed_at
   assert {k: (s.clock, s.windows) for k, s in decoded.keys.items()} == {
     ('Q-1', 'voice'): (T0, {window.window_start: window}),
     ('Q-2', 'voice'): (None, {window.window_start: window}),
   }
-  with pytest.raises(StateFormatError, match='rolling metrics: state in format v2'):
-    ROLLING_STATE_CODER.decode(b'\x02' + encoded[1:])
+  with pytest.raises(StateFormatError, match='rolling metrics head: state in format v2'):
+    ROLLING_LOG.head_coder.decode(b'\x02' + head.encoded[1:])
 
 
 def test_early_stale_and_copied_panes_change_nothing(runner_clock):
@@ -355,6 +359,27 @@ class _Cell:
     self.encoded = None
 
 
+class _Bag:
+  """A bag state as the runner keeps it: each value encoded by the coder."""
+
+  def __init__(self, coder):
+    self.coder, self.encoded = coder, []
+
+  def read(self):
+    return [self.coder.decode(cell) for cell in self.encoded]
+
+  def add(self, value):
+    self.encoded.append(self.coder.encode(value))
+
+  def clear(self):
+    self.encoded = []
+
+
+def stored(log, head, keys):
+  """The shard as read back from its cells, with no instance copy."""
+  return log.read(InstanceCopies(), 0, head, keys)
+
+
 class _Timer:
   def __init__(self):
     self.armed = []
@@ -364,24 +389,28 @@ class _Timer:
 
 
 def test_one_timer_per_shard_at_its_earliest_expiry_and_keys_left_empty_go():
-  from transforms.rolling_metrics import ROLLING_STATE_CODER, _RollingMetricsFn
+  from transforms.rolling_metrics import ROLLING_LOG, _RollingMetricsFn
 
   fn = _RollingMetricsFn(['15m'], 60_000, 0, NAMESPACE, lambda: Timestamp(1234))
-  cell, timer = _Cell(ROLLING_STATE_CODER), _Timer()
+  head, keys = _Cell(ROLLING_LOG.head_coder), _Bag(ROLLING_LOG.keys_coder)
+  cells = {'head_state': head, 'keys_state': keys}
+  timer = _Timer()
   panes = [pane(10, 0, 'ON_TIME', 1), pane(0, 0, 'ON_TIME', 1, queue='Q-2')]
-  list(fn.process((0, panes), state=cell, expiry=timer))
+  list(fn.process((0, panes), **cells, expiry=timer))
   # Expiry: end + 15 min + 1 min. Q-2's window 0-5 is the shard's earliest.
   assert timer.armed == [(T0 + 21 * MIN, '')]
-  list(fn.process((0, [pane(20, 0, 'ON_TIME', 1, queue='Q-2')]), state=cell, expiry=timer))
+  list(fn.process((0, [pane(20, 0, 'ON_TIME', 1, queue='Q-2')]), **cells, expiry=timer))
   assert len(timer.armed) == 1  # a later expiry: armed as it was
-  fn.on_expiry(fired=Timestamp(micros=(T0 + 21 * MIN) * 1000), state=cell, expiry=timer)
-  shard = cell.read()
+  expire = functools.partial(fn.on_expiry, shard_id=0, **cells, expiry=timer)
+  expire(fired=Timestamp(micros=(T0 + 21 * MIN) * 1000))
+  shard = stored(ROLLING_LOG, head, keys)
   assert timer.armed[-1] == (T0 + 31 * MIN, '') and shard.armed_at == T0 + 31 * MIN
   assert shard.keys[('Q-2', 'voice')].clock == T0 + 21 * MIN
   assert shard.keys[('Q-1', 'voice')].clock is None
-  fn.on_expiry(fired=Timestamp(micros=(T0 + 31 * MIN) * 1000), state=cell, expiry=timer)
+  expire(fired=Timestamp(micros=(T0 + 31 * MIN) * 1000))
   # Q-1 had nothing left: gone from the shard's map.
-  assert list(cell.read().keys) == [('Q-2', 'voice')]
+  assert list(stored(ROLLING_LOG, head, keys).keys) == [('Q-2', 'voice')]
   assert timer.armed[-1] == (T0 + 41 * MIN, '')
-  fn.on_expiry(fired=Timestamp(micros=(T0 + 41 * MIN) * 1000), state=cell, expiry=timer)
-  assert cell.encoded is None and len(timer.armed) == 3  # empty: cleared, nothing armed
+  expire(fired=Timestamp(micros=(T0 + 41 * MIN) * 1000))
+  # Empty: cleared, nothing armed.
+  assert head.encoded is None and keys.encoded == [] and len(timer.armed) == 3

@@ -25,11 +25,12 @@ from transforms import (
   queue_status,
   rolling_metrics,
   service_level_forecast,
+  span_counts,
   windowing,
 )
 from transforms.formats import agent_genesys_cloud
 from transforms.records import AgentEvent, CustomerProfile, Interaction, PatternMatch
-from transforms.span_counts import SpanShard, WindowCounts
+from transforms.span_counts import WindowCounts
 from transforms.state_coders import UPGRADE_DOC, StateFormatError
 
 FIXTURES = Path(__file__).parent / 'fixtures'
@@ -136,27 +137,28 @@ def _window_counts():
   )
 
 
-def _rolling():
-  shard = SpanShard()
-  shard.armed_at = 1793611560000
-  state = shard.keys[('Q-1', 'voice')] = rolling_metrics._RollingState()  # pylint: disable=protected-access
-  state.clock = 1793607010000
-  state.windows = {1793606700000: _window_counts()}
-  # A key without a clock yet, in the same shard.
-  shard.keys[('Q-2', 'chat')] = rolling_metrics._RollingState()  # pylint: disable=protected-access
-  shard.keys[('Q-2', 'chat')].windows = {1793606700000: _window_counts()}
-  return shard
+def _rolling_keys():
+  # A key with a clock, a key without one yet, and a key gone.
+  with_clock = rolling_metrics._RollingState()  # pylint: disable=protected-access
+  with_clock.clock = 1793607010000
+  with_clock.windows = {1793606700000: _window_counts()}
+  without = rolling_metrics._RollingState()  # pylint: disable=protected-access
+  without.windows = {1793606700000: _window_counts()}
+  to_plain = rolling_metrics._key_to_plain  # pylint: disable=protected-access
+  return {
+    '["Q-1","voice"]': to_plain(with_clock),
+    '["Q-2","chat"]': to_plain(without),
+    '["Q-3","voice"]': None,
+  }
 
 
-def _days():
-  shard = SpanShard()
-  shard.armed_at = 1793664000000
-  days = shard.keys[('Q-1', 'voice')] = {}
+def _days_keys():
+  days = {}
   for date, clear_at in (('2026-11-02', 1793664000000), ('2026-11-03', 1793750400000)):
     day = days[date] = daily_metrics._DayState()  # pylint: disable=protected-access
     day.clear_at = clear_at
     day.windows = {1793606700000: _window_counts()}
-  return shard
+  return {'["Q-1","voice"]': daily_metrics._days_to_plain(days)}  # pylint: disable=protected-access
 
 
 def _forecast():
@@ -181,8 +183,16 @@ def _alert():
 
 # step file -> (coder, a state value as this release holds it)
 CASES = {
-  'rolling_metrics.bin': (rolling_metrics.ROLLING_STATE_CODER, _rolling()),
-  'daily_metrics.bin': (daily_metrics.DAY_STATE_CODER, _days()),
+  'rolling_metrics_head.bin': (
+    rolling_metrics.ROLLING_LOG.head_coder,
+    span_counts._SpanHead(b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793608260000, 2, 0),  # pylint: disable=protected-access
+  ),
+  'rolling_metrics_keys.bin': (rolling_metrics.ROLLING_LOG.keys_coder, _rolling_keys()),
+  'daily_metrics_head.bin': (
+    daily_metrics.DAY_LOG.head_coder,
+    span_counts._SpanHead(b'\x01\x02\x03\x04\x05\x06\x07\x08', 1793696460000, 1, 0),  # pylint: disable=protected-access
+  ),
+  'daily_metrics_keys.bin': (daily_metrics.DAY_LOG.keys_coder, _days_keys()),
   'alert_state.bin': (alert_evaluation.ALERT_STATE_CODER, _alert()),
   'dead_letter_counts.bin': (
     alert_figures.DEAD_LETTER_COUNTS_CODER,

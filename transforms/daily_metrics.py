@@ -36,7 +36,7 @@ own:
   (counted in `rejected_panes`).
 
 State format `daily metrics` v1 (transforms/span_counts.py,
-span_shard_coder): one cell per shard.
+SpanShardLog): a head and a log of its keys' changes per shard.
 """
 
 import datetime
@@ -47,17 +47,24 @@ from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from options.config import checked_millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import InstanceCopies
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.records import AbandonMetrics, DailyMetrics, DeadLetter
 from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.span_counts import (
   DEAD_LETTERS,
   SpanShard,
+  SpanShardLog,
   WindowCounts,
   counted_windows_from_plain,
   counted_windows_to_plain,
@@ -65,7 +72,6 @@ from transforms.span_counts import (
   pane_problem,
   rejected_pane,
   span_columns,
-  span_shard_coder,
   span_shard_key,
   window_counts,
 )
@@ -133,11 +139,11 @@ def _days_from_plain(plain: dict) -> Dict[str, _DayState]:
   return days
 
 
-# Format v1: [clearing timer armed at or null, [[queue_id, channel, {local
-# date: [clear at, [[window start, end, pane index, [counts in
-# COUNT_FIELDS order], queue name, abandon rate definition, service level
-# definition], ...]]}], ...]] (transforms/span_counts.py).
-DAY_STATE_CODER = span_shard_coder('daily metrics', _days_to_plain, _days_from_plain)
+# A key's state, format v1: {local date: [clear at, [[window start, end,
+# pane index, [counts in COUNT_FIELDS order], queue name, abandon rate
+# definition, service level definition], ...]]}, in the shard's log
+# (transforms/span_counts.py SpanShardLog).
+DAY_LOG = SpanShardLog('daily metrics', _days_to_plain, _days_from_plain)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -148,7 +154,8 @@ def _window_date(timezone: str, window_start: int) -> str:
 
 
 class _DailyMetricsFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('day_state', DAY_STATE_CODER)
+  HEAD = ReadModifyWriteStateSpec('day_head', DAY_LOG.head_coder)
+  KEYS = BagStateSpec('day_keys', DAY_LOG.keys_coder)
   CLEAR = TimerSpec('clear', TimeDomain.WATERMARK)
 
   def __init__(
@@ -168,15 +175,17 @@ class _DailyMetricsFn(beam.DoFn):
     self._rejected = Metrics.counter(metrics_namespace, 'rejected_panes')
     self._days_closed = Metrics.counter(metrics_namespace, 'days_closed')
     self._held = Metrics.counter(metrics_namespace, 'windows_held')
+    self._copies = InstanceCopies()
 
   def process(
     self,
     batch: Tuple[int, List[AbandonMetrics]],
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     clear=beam.DoFn.TimerParam(CLEAR),
   ) -> Iterator:
-    _, panes = batch
-    shard = state.read() or SpanShard()
+    shard_id, panes = batch
+    shard = DAY_LOG.read(self._copies, shard_id, head_state, keys_state) or SpanShard()
     # (queue_id, channel, date) of the days the batch changes.
     changed: Set[Tuple[str, str, str]] = set()
     for metrics in panes:
@@ -205,7 +214,9 @@ class _DailyMetricsFn(beam.DoFn):
         day = days[date] = _DayState()
       day.windows[pane.window_start] = pane
       changed.add((*key, date))
+      shard.changed.add(key)
     if not changed:
+      DAY_LOG.unchanged(self._copies, shard_id, shard)
       return
     rows = []
     for queue_id, channel, date in sorted(changed):
@@ -227,17 +238,19 @@ class _DailyMetricsFn(beam.DoFn):
     # A day's clearing time only grows: the earliest of the shard's may move
     # either way.
     self._arm(clear, shard)
-    state.write(shard)
+    DAY_LOG.write(self._copies, shard_id, shard, head_state, keys_state)
     yield from rows
 
   @on_timer(CLEAR)
   def on_clear(
     self,
     fired=beam.DoFn.TimestampParam,
-    state=beam.DoFn.StateParam(STATE),
+    shard_id=beam.DoFn.KeyParam,
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     clear=beam.DoFn.TimerParam(CLEAR),
   ) -> None:
-    shard = state.read()
+    shard = DAY_LOG.read(self._copies, shard_id, head_state, keys_state)
     if shard is None:
       return
     fired_ms = self._event_time.fired_ms(fired)
@@ -246,14 +259,13 @@ class _DailyMetricsFn(beam.DoFn):
       for date in [d for d, day in days.items() if day.clear_at <= fired_ms]:
         self._days_closed.inc()
         self._held.dec(len(days.pop(date).windows))
+        shard.changed.add(key)
       if not days:
         del shard.keys[key]
     shard.armed_at = None
-    if not shard.keys:
-      state.clear()
-      return
-    self._arm(clear, shard)
-    state.write(shard)
+    if shard.keys:
+      self._arm(clear, shard)
+    DAY_LOG.write(self._copies, shard_id, shard, head_state, keys_state)
 
   def _arm(self, clear, shard: SpanShard) -> None:
     """Arms the shard's timer at its days' earliest clearing time, unless

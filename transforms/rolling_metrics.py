@@ -45,7 +45,7 @@ own:
   `max_out_of_orderness` (transforms/event_time.py).
 
 State format `rolling metrics` v1 (transforms/span_counts.py,
-span_shard_coder): one cell per shard.
+SpanShardLog): a head and a log of its keys' changes per shard.
 """
 
 import re
@@ -54,17 +54,24 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import (
+  BagStateSpec,
+  ReadModifyWriteStateSpec,
+  TimerSpec,
+  on_timer,
+)
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from options.config import checked_millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import InstanceCopies
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.records import ROLLING_SPANS, AbandonMetrics, DeadLetter, RollingMetrics
 from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.span_counts import (
   DEAD_LETTERS,
   SpanShard,
+  SpanShardLog,
   WindowCounts,
   counted_windows_from_plain,
   counted_windows_to_plain,
@@ -72,7 +79,6 @@ from transforms.span_counts import (
   pane_problem,
   rejected_pane,
   span_columns,
-  span_shard_coder,
   span_shard_key,
   window_counts,
 )
@@ -114,15 +120,16 @@ def _key_from_plain(plain: list) -> _RollingState:
   return held
 
 
-# Format v1: [expiry timer armed at or null, [[queue_id, channel, [clock or
-# null, [[window start, end, pane index, [counts in COUNT_FIELDS order],
-# queue name, abandon rate definition, service level definition], ...]]],
-# ...]] (transforms/span_counts.py).
-ROLLING_STATE_CODER = span_shard_coder('rolling metrics', _key_to_plain, _key_from_plain)
+# A key's state, format v1: [clock or null, [[window start, end, pane
+# index, [counts in COUNT_FIELDS order], queue name, abandon rate
+# definition, service level definition], ...]], in the shard's log
+# (transforms/span_counts.py SpanShardLog).
+ROLLING_LOG = SpanShardLog('rolling metrics', _key_to_plain, _key_from_plain)
 
 
 class _RollingMetricsFn(beam.DoFn):
-  STATE = ReadModifyWriteStateSpec('rolling_state', ROLLING_STATE_CODER)
+  HEAD = ReadModifyWriteStateSpec('rolling_head', ROLLING_LOG.head_coder)
+  KEYS = BagStateSpec('rolling_keys', ROLLING_LOG.keys_coder)
   EXPIRY = TimerSpec('expiry', TimeDomain.WATERMARK)
 
   def __init__(
@@ -146,15 +153,17 @@ class _RollingMetricsFn(beam.DoFn):
     self._rejected = Metrics.counter(metrics_namespace, 'rejected_panes')
     self._dropped = Metrics.counter(metrics_namespace, 'windows_dropped')
     self._held = Metrics.counter(metrics_namespace, 'windows_held')
+    self._copies = InstanceCopies()
 
   def process(
     self,
     batch: Tuple[int, List[AbandonMetrics]],
-    state=beam.DoFn.StateParam(STATE),
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     expiry=beam.DoFn.TimerParam(EXPIRY),
   ) -> Iterator:
-    _, panes = batch
-    shard = state.read() or SpanShard()
+    shard_id, panes = batch
+    shard = ROLLING_LOG.read(self._copies, shard_id, head_state, keys_state) or SpanShard()
     # Per key, (span position, span end) of the rows the batch changes.
     changed: Dict[Tuple[str, str], Set[Tuple[int, int]]] = {}
     # The earliest expiry of the windows the batch adds.
@@ -189,19 +198,21 @@ class _RollingMetricsFn(beam.DoFn):
         earliest = expires if earliest is None else min(earliest, expires)
       held.windows[pane.window_start] = pane
       shard.keys[key] = held
+      shard.changed.add(key)
       ends = [w.window_end for w in held.windows.values()]
       key_changed = changed.setdefault(key, set())
       for position, (_, span_ms) in enumerate(self._spans):
         start = pane.window_start
         key_changed.update((position, end) for end in ends if start < end <= start + span_ms)
     if not changed:
+      ROLLING_LOG.unchanged(self._copies, shard_id, shard)
       return
     # Windows are only added here: the shard's earliest expiry moves only
     # to an earlier window's.
     if earliest is not None and (shard.armed_at is None or earliest < shard.armed_at):
       shard.armed_at = earliest
       self._event_time.set(expiry, earliest)
-    state.write(shard)
+    ROLLING_LOG.write(self._copies, shard_id, shard, head_state, keys_state)
     for key in sorted(changed):
       queue_id, channel = key
       held = shard.keys[key]
@@ -213,10 +224,12 @@ class _RollingMetricsFn(beam.DoFn):
   def on_expiry(
     self,
     fired=beam.DoFn.TimestampParam,
-    state=beam.DoFn.StateParam(STATE),
+    shard_id=beam.DoFn.KeyParam,
+    head_state=beam.DoFn.StateParam(HEAD),
+    keys_state=beam.DoFn.StateParam(KEYS),
     expiry=beam.DoFn.TimerParam(EXPIRY),
   ) -> None:
-    shard = state.read()
+    shard = ROLLING_LOG.read(self._copies, shard_id, head_state, keys_state)
     if shard is None:
       return  # every window went at an earlier timer
     fired_ms = self._event_time.fired_ms(fired)
@@ -235,16 +248,16 @@ class _RollingMetricsFn(beam.DoFn):
           earliest = expires
       for start in due:
         del held.windows[start]
+      if due:
+        shard.changed.add(key)
       self._dropped.inc(len(due))
       self._held.dec(len(due))
       if not held.windows:
         del shard.keys[key]
     shard.armed_at = earliest
-    if earliest is None:
-      state.clear()
-      return
-    self._event_time.set(expiry, earliest)
-    state.write(shard)
+    if earliest is not None:
+      self._event_time.set(expiry, earliest)
+    ROLLING_LOG.write(self._copies, shard_id, shard, head_state, keys_state)
 
   def _span_problem(self, metrics: AbandonMetrics) -> Optional[Tuple[str, str]]:
     length = metrics.window_end - metrics.window_start

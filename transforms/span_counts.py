@@ -1,8 +1,8 @@
 """What the rolling and daily figures share (transforms/rolling_metrics.py,
 transforms/daily_metrics.py): one window's counts as kept in state, the
 rule of which pane of a window counts, the columns of a span summed
-from its windows, and their state: one cell per shard of (queue_id,
-channel) (SpanShard, span_shard_coder, format v1).
+from its windows, and their state: per shard of (queue_id, channel), a
+head and a log of its keys' changes (SpanShard, SpanShardLog).
 
 A window's latest pane (highest `pane_index`) replaces its earlier ones:
 AbandonRate's panes accumulate (transforms/windowing.py), so the latest
@@ -19,9 +19,10 @@ not depend on them).
 """
 
 import json
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from transforms.abandon_rate import rounded_ratio
+from transforms.change_log import InstanceCopies, LogSize, append, merged, new_token
 from transforms.metric_definitions import (
   ABANDON_RATE_DEFINITIONS,
   DEFAULT_ABANDON_RATE,
@@ -212,14 +213,19 @@ def span_shard_key(metrics: AbandonMetrics) -> str:
 class SpanShard:
   """One shard's state of a span step (transforms/sharding.py): each
   natural key's (queue_id, channel) state, a key with nothing left being
-  removed, and the time the shard's one event-time timer is armed at (ms
-  of delayed event time, None when none is)."""
+  removed, the time the shard's one event-time timer is armed at (ms of
+  delayed event time, None when none is), and the keys changed since the
+  shard was last written (its log, transforms/change_log.py)."""
 
-  __slots__ = ('armed_at', 'keys')
+  __slots__ = ('armed_at', 'keys', 'changed', 'log', 'token')
 
   def __init__(self):
     self.armed_at: Optional[int] = None
     self.keys: Dict[Tuple[str, str], Any] = {}
+    self.changed: Set[Tuple[str, str]] = set()
+    self.log = LogSize()
+    # The head's token this state was read or written with.
+    self.token: Optional[bytes] = None
 
 
 def counted_windows_to_plain(at: Optional[int], windows: Dict[int, WindowCounts]) -> list:
@@ -233,26 +239,79 @@ def counted_windows_from_plain(plain: list) -> Tuple[Optional[int], Dict[int, Wi
   return at, {w.window_start: w for w in map(window_from_plain, windows)}
 
 
-def span_shard_coder(
-  name: str, key_to_plain: Callable[[Any], Any], key_from_plain: Callable[[Any], Any]
-) -> VersionedStateCoder:
-  """The state coder of a span step (`name`, format v1): a SpanShard whose
-  keys' states `key_to_plain` and `key_from_plain` make plain and back.
+class _SpanHead(NamedTuple):
+  token: bytes
+  armed_at: Optional[int]
+  stored: int
+  kept: int
 
-  Format v1: [armed at or null, [[queue_id, channel, the key's state as
-  `key_to_plain` makes it], ...]]."""
 
-  def to_plain(shard: SpanShard) -> list:
-    return [
-      shard.armed_at,
-      [[queue_id, channel, key_to_plain(s)] for (queue_id, channel), s in shard.keys.items()],
-    ]
+def _entry_key(key: Tuple[str, str]) -> str:
+  # Queue ids are producers' strings: a JSON pair, not a separator.
+  return json.dumps(list(key), separators=(',', ':'))
 
-  def from_plain_v1(plain: list) -> SpanShard:
+
+class SpanShardLog:
+  """How a span step (`name`) keeps a SpanShard: a head cell and its keys
+  as a log of changes (transforms/change_log.py), each key's state made
+  plain and back by `key_to_plain` and `key_from_plain`.
+
+  Formats v1: the head `[token as hex, armed at or null, changes stored,
+  keys kept]` (`<name> head`); the keys `{"[queue_id,channel]": the key's
+  state as key_to_plain makes it, or null once gone}` (`<name> keys`).
+  """
+
+  def __init__(
+    self, name: str, key_to_plain: Callable[[Any], Any], key_from_plain: Callable[[Any], Any]
+  ):
+    self.head_coder = VersionedStateCoder(
+      f'{name} head',
+      1,
+      lambda h: [h.token.hex(), *h[1:]],
+      {1: lambda p: _SpanHead(bytes.fromhex(p[0]), *p[1:])},
+    )
+    self.keys_coder = VersionedStateCoder(f'{name} keys', 1, dict, {1: dict})
+    self._key_to_plain = key_to_plain
+    self._key_from_plain = key_from_plain
+
+  def read(
+    self, copies: InstanceCopies, shard_id: int, head_state, keys_state
+  ) -> Optional[SpanShard]:
+    """The shard as last written (None: it holds nothing): `copies`' while
+    current, else read back from the log."""
+    head = head_state.read()
+    copy = copies.take(shard_id, head and head.token)
+    if head is None or copy is not None:
+      return copy
     shard = SpanShard()
-    shard.armed_at, keys = plain
-    for queue_id, channel, key_state in keys:
-      shard.keys[(queue_id, channel)] = key_from_plain(key_state)
+    shard.armed_at, shard.log = head.armed_at, LogSize(head.stored, head.kept)
+    shard.token = head.token
+    for entry, plain in merged(keys_state.read()).items():
+      queue_id, channel = json.loads(entry)
+      shard.keys[(queue_id, channel)] = self._key_from_plain(plain)
     return shard
 
-  return VersionedStateCoder(name, 1, to_plain, {1: from_plain_v1})
+  def write(self, copies: InstanceCopies, shard_id: int, shard: SpanShard, head_state, keys_state):
+    """Appends the keys changed since the last write and writes the head;
+    clears the state when the shard holds no key."""
+    if not shard.keys:
+      head_state.clear()
+      keys_state.clear()
+      return
+    to_plain, keys = self._key_to_plain, shard.keys
+    shard.log = append(
+      keys_state,
+      {_entry_key(key): to_plain(keys[key]) if key in keys else None for key in shard.changed},
+      shard.log,
+      lambda: {_entry_key(key): to_plain(state) for key, state in keys.items()},
+    )
+    shard.changed = set()
+    shard.token = new_token()
+    head_state.write(_SpanHead(shard.token, shard.armed_at, *shard.log))
+    copies.keep(shard_id, shard.token, shard)
+
+  @staticmethod
+  def unchanged(copies: InstanceCopies, shard_id: int, shard: SpanShard) -> None:
+    """Gives back a shard read and left unchanged: the copy stays current."""
+    if shard.token is not None:
+      copies.keep(shard_id, shard.token, shard)

@@ -193,6 +193,7 @@ class _ShardState:
     'early_at',
     'log',
     'changed',
+    'token',
   )
 
   def __init__(self):
@@ -214,6 +215,8 @@ class _ShardState:
     # it was last appended to.
     self.log = LogSize()
     self.changed: Set[str] = set()
+    # The head's token this state was read or written with.
+    self.token: Optional[bytes] = None
 
 
 class _ShardHead(NamedTuple):
@@ -265,6 +268,7 @@ def _shard_from(head: _ShardHead, entries: Dict[str, Any]) -> _ShardState:
   shard = _ShardState()
   shard.clock, shard.armed_through, shard.ticks = head.clock, head.armed_through, head.ticks
   shard.early_at, shard.log = head.early_at, LogSize(head.stored, head.kept)
+  shard.token = head.token
   for key, plain in entries.items():
     if isinstance(plain, list):
       shard.keys[key] = _key_from_plain(plain)
@@ -416,6 +420,8 @@ class _WindowedCombineFn(beam.DoFn):
           COUNTED, CountedElement(key, start, end, window.panes_emitted, timing, value)
         )
     if not accepted:
+      if shard.token is not None:  # unchanged: the copy stays current
+        self._copies.keep(shard_id, shard.token, shard)
       return
     self._learn_clocks(clock, learning.items())
     for key, start in sorted(late_updates):
@@ -501,7 +507,10 @@ class _WindowedCombineFn(beam.DoFn):
     their last pane: one EARLY pane each. Armed again only by new elements,
     so a quiet shard has no timer."""
     shard = self._read(shard_id, head_state, keys_state)
-    if shard is None or shard.early_at is None:
+    if shard is None:
+      return
+    if shard.early_at is None:
+      self._copies.keep(shard_id, shard.token, shard)  # unchanged
       return
     shard.early_at = None
     for key in sorted(shard.keys):
@@ -533,11 +542,13 @@ class _WindowedCombineFn(beam.DoFn):
       lambda: {key: _entry_plain(shard, key) for key in (*shard.keys, *shard.remembered)},
     )
     shard.changed = set()
-    token = new_token()
+    shard.token = new_token()
     head_state.write(
-      _ShardHead(token, shard.clock, shard.armed_through, shard.ticks, shard.early_at, *shard.log)
+      _ShardHead(
+        shard.token, shard.clock, shard.armed_through, shard.ticks, shard.early_at, *shard.log
+      )
     )
-    self._copies.keep(shard_id, token, shard)
+    self._copies.keep(shard_id, shard.token, shard)
 
   def _arm_early(self, early, shard: _ShardState) -> None:
     """Arms the early firing `early_firing_ms` of processing time from now
