@@ -10,7 +10,8 @@ from apache_beam.utils.timestamp import Duration
 
 from tests.conftest import BASE_S, call, drain, timed
 from transforms import dedupe
-from transforms.dedupe import MIN_IDS_BEFORE_COMPACTION, DedupeByKey, _DedupeFn
+from transforms.change_log import MIN_CHANGES_BEFORE_COMPACTION
+from transforms.dedupe import DedupeByKey, _DedupeFn
 from transforms.records import AbandonMetrics, DeadLetter
 from transforms.schema import ABANDON_METRICS, DEAD_LETTERS
 from transforms.sharding import shard_of
@@ -145,7 +146,7 @@ def test_after_a_far_future_record_ids_are_remembered_by_arrivals():
   for i in range(5000):
     kept += shard.run(fn, [call(f'c{i}', i)] + ([call(f'c{i - 3}', i - 3)] if i >= 3 else []))
     stored = sum(len(added) for added in shard.ids.values)
-    assert stored <= 2 * MIN_IDS_BEFORE_COMPACTION + 2, (i, stored)
+    assert stored <= 2 * MIN_CHANGES_BEFORE_COMPACTION + 2, (i, stored)
   assert len(kept) == 5001
 
 
@@ -170,7 +171,7 @@ def test_a_shards_ids_are_compacted_and_stay_bounded():
   for start in range(0, 10_000, 10):
     shard.run(fn, [call(f'c{i}', i) for i in range(start, start + 10)])
     stored = sum(len(added) for added in shard.ids.values)
-    assert stored <= 2 * MIN_IDS_BEFORE_COMPACTION + 10, (start, stored)
+    assert stored <= 2 * MIN_CHANGES_BEFORE_COMPACTION + 10, (start, stored)
   # Live ids survive compactions, in this instance and in a fresh one.
   assert shard.run(fn, [call('c9990', 9990), call('c5', 5)]) == ['c5']
   assert shard.run(new_fn(), [call('c9991', 9991)]) == []

@@ -1,6 +1,5 @@
 """DedupeByKey: drop re-deliveries of the same record (at-least-once sources)."""
 
-import os
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
@@ -16,16 +15,12 @@ from apache_beam.utils.timestamp import Duration
 
 from options.config import checked_millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import InstanceCopies, LogSize, append, merged, new_token
 from transforms.event_time import DelayedClock, at_event_time
 from transforms.operator_metrics import set_live_state_entries
 from transforms.sharding import DEFAULT_STATE_SHARDS, shard_of
 from transforms.state_coders import VersionedStateCoder
 
-# A shard's ids are compacted (forgotten ones dropped, the rest rewritten as
-# one map) when it stores twice as many as it kept at its last compaction,
-# and never below this many: rewriting is then amortised, a constant number
-# of writes per id, instead of the whole map at every batch.
-MIN_IDS_BEFORE_COMPACTION = 1000
 # Besides the TTL of event time, an id is remembered until this many later
 # records of its shard have arrived. Event time alone fails when a shard's
 # clock is driven by another, faster source partition (reading a backlog:
@@ -103,22 +98,13 @@ class _DedupeFn(beam.DoFn):
     self._duplicates = Metrics.counter(metrics_namespace, 'duplicates')
     self._expired_shards = Metrics.counter(metrics_namespace, 'dedupe_shards_expired')
     self._state_step = f'{metrics_namespace}_dedupe'
-    # shard -> (token, ids) as of this instance's last write.
-    self._ids_by_shard: Dict[int, Tuple[bytes, _Ids]] = {}
+    self._copies: InstanceCopies[_Ids] = InstanceCopies()
 
   def _read_ids(self, shard: int, clock: Optional[_ShardClock], ids_state) -> _Ids:
-    # Taken out of the copies while the batch runs: if the bundle fails
-    # half-way, the next attempt reads the state instead of a half-updated
-    # map.
-    copy = self._ids_by_shard.pop(shard, None)
+    copy = self._copies.take(shard, clock and clock.token)
     if clock is None:
       return {}
-    if copy is not None and copy[0] == clock.token:
-      return copy[1]
-    seen: _Ids = {}
-    for added in ids_state.read():
-      seen.update(added)
-    return seen
+    return copy if copy is not None else merged(ids_state.read())
 
   def process(
     self,
@@ -157,22 +143,22 @@ class _DedupeFn(beam.DoFn):
       yield at_event_time(element, event_ms)
     if duplicates:
       self._duplicates.inc(duplicates)
-    stored = (clock.stored if clock else 0) + len(added)
-    kept = clock.kept if clock else 0
-    if stored >= 2 * max(kept, MIN_IDS_BEFORE_COMPACTION):
-      remembered_since = arrivals - MIN_RECORDS_REMEMBERED
+    remembered_since = arrivals - MIN_RECORDS_REMEMBERED
+
+    def remembered() -> _Ids:
+      # Compaction forgets the ids past both horizons.
+      nonlocal seen
       seen = {k: v for k, v in seen.items() if v[0] > latest_ms or v[1] > remembered_since}
-      ids_state.clear()
-      if seen:
-        ids_state.add(seen)
-      stored = kept = len(seen)
-    elif added:
-      ids_state.add(added)
-    token = os.urandom(8)
+      return seen
+
+    stored, kept = append(
+      ids_state, added, LogSize(clock.stored, clock.kept) if clock else LogSize(), remembered
+    )
+    token = new_token()
     clock_state.write(_ShardClock(token, latest_ms, arrivals, stored, kept))
     # The ids the state holds, forgotten ones until the next compaction.
     set_live_state_entries(self._state_step, shard, stored)
-    self._ids_by_shard[shard] = (token, seen)
+    self._copies.keep(shard, token, seen)
     if clock is None or latest_ms > clock.latest_ms:
       _NO_DELAY.set(expire, latest_ms + self._ttl_ms)
 
@@ -183,7 +169,7 @@ class _DedupeFn(beam.DoFn):
     clock_state=beam.DoFn.StateParam(CLOCK),
     ids_state=beam.DoFn.StateParam(IDS),
   ) -> None:
-    self._ids_by_shard.pop(key, None)
+    self._copies.drop(key)
     clock_state.clear()
     ids_state.clear()
     self._expired_shards.inc()
@@ -205,7 +191,8 @@ class DedupeByKey(beam.PTransform):
   ahead, a far-future timestamp). Every dropped duplicate increments the
   `<metrics_namespace>/duplicates` counter. State per shard is bounded: at
   most twice the ids remembered at its last compaction or
-  MIN_IDS_BEFORE_COMPACTION ids, whichever is more, plus one batch; and
+  MIN_CHANGES_BEFORE_COMPACTION ids (transforms/change_log.py), whichever
+  is more, plus one batch; and
   once the watermark passes the shard's latest event time + TTL, all of it
   is dropped (a re-delivery that late is behind every window's lateness).
   """
