@@ -13,6 +13,7 @@ from apache_beam.utils.timestamp import Duration
 from testing.reference.interactions import brute_force_alerts, reference_interactions
 from tests.conftest import BASE_S, drain
 from transforms.callback_patterns import DetectCallbackPatterns
+from transforms.change_log import InstanceCopies
 from transforms.records import Interaction
 
 FAILED, CALLBACK, OK = 'FAILED', 'CALLBACK_REQUESTED', 'COMPLETED'
@@ -237,7 +238,7 @@ def _run_detector(batches, read_back: bool):
       if hasattr(out, 'value') and hasattr(out.value, 'interaction_ids'):
         matches.append(out.value.interaction_ids)
     if read_back:
-      fn._customers_by_shard.clear()
+      fn._copies = InstanceCopies()  # the next batch reads the state back
     states.append(customers.encoded)
     if customers.encoded is not None:
       # Every write is the text of the whole map, as if encoded anew.

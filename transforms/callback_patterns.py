@@ -33,7 +33,6 @@ starts the customer afresh and joins no earlier partial match
 (testing/reference/interactions.py states the same rule).
 """
 
-import os
 from typing import Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
@@ -45,6 +44,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from options.config import checked_millis
 from transforms.batching import BatchPerKey
+from transforms.change_log import InstanceCopies, new_token
 from transforms.event_time import DelayedClock, at_event_time, ceil_to_grid
 from transforms.operator_metrics import set_live_state_entries
 from transforms.records import Interaction, PatternMatch
@@ -214,24 +214,17 @@ class _DetectFn(beam.DoFn):
     self._event_time = DelayedClock(max_out_of_orderness_ms)
     self._late = Metrics.counter('callback_patterns', 'late_interactions')
     self._matches = Metrics.counter('callback_patterns', 'matches')
-    # shard -> (token, customers) as of this instance's last write.
-    self._customers_by_shard: Dict[int, Tuple[bytes, Dict[str, _CustomerState]]] = {}
+    self._copies: InstanceCopies[Dict[str, _CustomerState]] = InstanceCopies()
 
   def _read(self, shard: int, state, token_state) -> Dict[str, _CustomerState]:
-    # Taken out of the copies while the batch or wake-up runs: if the bundle
-    # fails half-way, the next attempt reads the state instead of a
-    # half-updated map.
-    copy = self._customers_by_shard.pop(shard, None)
-    token = token_state.read()
-    if copy is not None and token is not None and copy[0] == token:
-      return copy[1]
-    return state.read() or {}
+    copy = self._copies.take(shard, token_state.read())
+    return copy if copy is not None else (state.read() or {})
 
   def _write(self, shard: int, state, token_state, customers: Dict[str, _CustomerState]) -> None:
     state.write(customers)
-    token = os.urandom(8)
+    token = new_token()
     token_state.write(token)
-    self._customers_by_shard[shard] = (token, customers)
+    self._copies.keep(shard, token, customers)
     set_live_state_entries(LIVE_STATE_STEP, shard, len(customers))
 
   def _deadline(self, customer: _CustomerState) -> int:
@@ -291,7 +284,7 @@ class _DetectFn(beam.DoFn):
       self._arm(wake, customers)
     elif customers:
       # Unchanged: the copy is still current.
-      self._customers_by_shard[shard] = (token_state.read(), customers)
+      self._copies.keep(shard, token_state.read(), customers)
 
   @on_timer(WAKE)
   def on_wake(

@@ -16,9 +16,10 @@ kept at its last compaction, and never below MIN_CHANGES_BEFORE_COMPACTION:
 a constant number of writes per change, amortised, and a bag bounded by
 twice the live entries.
 
-Used by transforms/windowing.py (a shard's keys) and
-transforms/queue_status.py (a queue's contacts); transforms/dedupe.py keeps
-ids the same way.
+Used by transforms/windowing.py (a shard's keys),
+transforms/queue_status.py (a queue's contacts), transforms/span_counts.py
+(the rolling and daily figures' keys) and transforms/dedupe.py (ids);
+transforms/callback_patterns.py shares the instance copies.
 """
 
 import os
