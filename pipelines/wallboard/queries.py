@@ -686,18 +686,26 @@ def _live_tile(channels: Sequence[Row], now_ms: int) -> Row:
   }
 
 
-def parse_contacts(text: Any) -> Optional[Tuple[List[Row], int]]:
-  """The contacts of a waiting_contacts row (a JSON list of {"contact_id",
-  "since"}): the valid ones (ids cut at MAX_TEXT), and how many items were
-  not; None when it is not such a list (or longer than MAX_CONTACTS_JSON,
-  or nested deeper than the parser goes)."""
-  if not isinstance(text, str) or len(text) > MAX_CONTACTS_JSON:
+def _json_list(text: Any, max_chars: int) -> Optional[list]:
+  """`text` as a JSON array, None when it is not one (or longer than
+  `max_chars`, or nested deeper than the parser goes): stored text is
+  producers' data."""
+  if not isinstance(text, str) or len(text) > max_chars:
     return None
   try:
     items = json.loads(text)
   except (ValueError, RecursionError):
     return None
-  if not isinstance(items, list):
+  return items if isinstance(items, list) else None
+
+
+def parse_contacts(text: Any) -> Optional[Tuple[List[Row], int]]:
+  """The contacts of a waiting_contacts row (a JSON list of {"contact_id",
+  "since"}): the valid ones (ids cut at MAX_TEXT), and how many items were
+  not; None when it is not such a list (or longer than MAX_CONTACTS_JSON,
+  or nested deeper than the parser goes)."""
+  items = _json_list(text, MAX_CONTACTS_JSON)
+  if items is None:
     return None
   contacts = []
   for item in items:
@@ -713,13 +721,8 @@ def parse_contact_ids(text: Any) -> Optional[Tuple[List[str], int]]:
   """The contacts of a metric_revisions row (a JSON array of ids): the
   first MAX_REVISION_CONTACTS valid ids (cut at MAX_TEXT) and how many
   others there are (valid or not); None when it is not such an array."""
-  if not isinstance(text, str) or len(text) > MAX_REVISION_JSON:
-    return None
-  try:
-    items = json.loads(text)
-  except (ValueError, RecursionError):
-    return None
-  if not isinstance(items, list):
+  items = _json_list(text, MAX_REVISION_JSON)
+  if items is None:
     return None
   ids = [clip(item) for item in items if isinstance(item, str) and item]
   return ids[:MAX_REVISION_CONTACTS], len(items) - min(len(ids), MAX_REVISION_CONTACTS)

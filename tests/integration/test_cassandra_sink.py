@@ -12,12 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from typing import Dict, List
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
@@ -26,15 +24,13 @@ from pipelines import contact_center
 from testing.datagen.calls import write_call_events
 from testing.reference.calls import ROW_COLUMNS, comparable_rows, reference_call_metrics
 from tests.conftest import streaming_options
-from tests.integration.conftest import assert_reachable
 from tests.support import alert_scenario
 from tests.support.beam_metrics import committed_counters
+from tests.support.cassandra_keyspace import fresh_keyspace, session_of, settings_of
 from transforms.cassandra import (
-  CassandraSettings,
   CassandraSink,
   CassandraWriteError,
   CassandraWriter,
-  connect,
 )
 from transforms.cassandra import migration as cassandra_migration
 from transforms.cassandra import schema as cassandra_schema
@@ -51,33 +47,16 @@ REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 @pytest.fixture
 def cassandra_args(cassandra_hosts, cassandra_port) -> List[str]:
   """Sink options for a fresh keyspace, dropped after the test."""
-  assert_reachable(
-    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
-  )
-  args = [
-    f'--cassandra_hosts={",".join(cassandra_hosts)}',
-    f'--cassandra_port={cassandra_port}',
-    f'--cassandra_keyspace=it_sink_{uuid.uuid4().hex[:12]}',
-  ]
-  yield args
-  cluster, session = connect(settings_of(args))
-  try:
-    session.execute(f'DROP KEYSPACE IF EXISTS {settings_of(args).keyspace}', timeout=60)
-  finally:
-    cluster.shutdown()
-
-
-def settings_of(args: List[str]) -> CassandraSettings:
-  return CassandraSettings.from_options(PipelineOptions(args))
+  with fresh_keyspace(cassandra_hosts, cassandra_port, 'it_sink') as args:
+    yield args
 
 
 @pytest.fixture
 def session(cassandra_args):
   """A session of the test itself (the sink's settings, so it reconnects
   as fast as the sink after a restart)."""
-  cluster, session = connect(settings_of(cassandra_args))
-  yield session
-  cluster.shutdown()
+  with session_of(cassandra_args) as session:
+    yield session
 
 
 def sample_row(table: Table, version: int) -> tuple:

@@ -7,17 +7,14 @@ when Cassandra is down.
 """
 
 import json
-import uuid
 from typing import List
 
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import contact_center, reprocess
 from testing.datagen.calls import write_call_events
 from testing.reference.calls import comparable_rows, reference_call_metrics
-from tests.integration.conftest import assert_reachable
-from transforms.cassandra import CassandraSettings, connect
+from tests.support.cassandra_keyspace import fresh_keyspace, session_of, settings_of
 from transforms.windowing import RESTATED_PANE
 
 RANGE = ['--from_time=2026-11-02T00:00:00Z', '--to_time=2026-11-03T00:00:00Z']
@@ -26,32 +23,14 @@ RANGE = ['--from_time=2026-11-02T00:00:00Z', '--to_time=2026-11-03T00:00:00Z']
 @pytest.fixture
 def cassandra_args(cassandra_hosts, cassandra_port) -> List[str]:
   """Sink options for a fresh keyspace, dropped after the test."""
-  assert_reachable(
-    f'{cassandra_hosts[0]}:{cassandra_port}', 'Cassandra', 'start it with scripts/stack.sh up'
-  )
-  args = [
-    '--sink=cassandra',
-    f'--cassandra_hosts={",".join(cassandra_hosts)}',
-    f'--cassandra_port={cassandra_port}',
-    f'--cassandra_keyspace=it_reprocess_{uuid.uuid4().hex[:12]}',
-  ]
-  yield args
-  cluster, session = connect(settings_of(args))
-  try:
-    session.execute(f'DROP KEYSPACE IF EXISTS {settings_of(args).keyspace}', timeout=60)
-  finally:
-    cluster.shutdown()
-
-
-def settings_of(args: List[str]) -> CassandraSettings:
-  return CassandraSettings.from_options(PipelineOptions(args))
+  with fresh_keyspace(cassandra_hosts, cassandra_port, 'it_reprocess') as args:
+    yield ['--sink=cassandra', *args]
 
 
 @pytest.fixture
 def session(cassandra_args):
-  cluster, session = connect(settings_of(cassandra_args))
-  yield session
-  cluster.shutdown()
+  with session_of(cassandra_args) as session:
+    yield session
 
 
 def table(session, keyspace: str, name: str, columns: str) -> list:
