@@ -105,15 +105,18 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> Callable[[], Non
 
 def run(argv: Optional[List[str]] = None) -> beam.runners.runner.PipelineResult:
   """Builds and runs the job on the runner --runner names (the batch
-  DirectRunner when none is); raises ValueError, in one line, for bad
+  BundleBasedDirectRunner when none is); raises ValueError, in one line, for bad
   options or a store that refuses the job."""
   argv = dry_run_argv(sys.argv[1:] if argv is None else argv)
   # Before Beam parses (and logs) the flags.
   reject_secret_flags(argv)
   options = PipelineOptions(argv)
-  # A batch job: Beam's DirectRunner unless --runner names another (Flink).
+  # A batch job: Beam's BundleBasedDirectRunner unless --runner names
+  # another (Flink). Not 'DirectRunner': it hands batch jobs to Prism, which
+  # it downloads from the internet, and caches that Prism server for every
+  # later PrismRunner job of the process.
   standard = options.view_as(StandardOptions)
-  standard.runner = standard.runner or 'DirectRunner'
+  standard.runner = standard.runner or 'BundleBasedDirectRunner'
   pipeline = beam.Pipeline(options=options)
   prepare_sinks = build(pipeline, options)
   # After the graph is built (no I/O), before the job runs: the stores hold
