@@ -24,7 +24,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Duration
 
 from testing.datagen.queue_transitions import Transition, generate_transitions
 from testing.reference.queue_status import (
@@ -273,16 +273,12 @@ def run_job(
   from transforms.queue_status import LiveQueueStatus
 
   stream = TestStream()
-  latest: Optional[int] = None
-  watermark: Optional[int] = None
-  for kind, payload, advance_s in steps:
+  for (kind, payload, advance_s), watermark in zip(steps, _watermarks(steps, watermark_lag_ms)):
     if advance_s:
       stream.advance_processing_time(advance_s)
     if kind == 'poll' and payload:
       stream.add_elements([TimestampedValue(t, t.timestamp / 1000) for t in payload])
-      latest = max([t.timestamp for t in payload] + ([latest] if latest is not None else []))
-      if watermark is None or latest - watermark_lag_ms > watermark:
-        watermark = latest - watermark_lag_ms
+      if watermark is not None:
         stream.advance_watermark_to(watermark / 1000)
   stream.advance_watermark_to_infinity()
 
@@ -305,6 +301,22 @@ def run_job(
   result = pipeline.run()
   result.wait_until_finish()
   return result
+
+
+def _watermarks(steps: Sequence[Step], watermark_lag_ms: int) -> List[Optional[int]]:
+  """Per step, the watermark it advances to (ms; None if it does not):
+  `watermark_lag_ms` behind the latest event so far, never backwards."""
+  marks: List[Optional[int]] = []
+  latest: Optional[int] = None
+  watermark: Optional[int] = None
+  for kind, payload, _ in steps:
+    advanced = None
+    if kind == 'poll' and payload:
+      latest = max([t.timestamp for t in payload] + ([latest] if latest is not None else []))
+      if watermark is None or latest - watermark_lag_ms > watermark:
+        watermark = advanced = latest - watermark_lag_ms
+    marks.append(advanced)
+  return marks
 
 
 def _status_of(row) -> Status:
@@ -424,8 +436,9 @@ def check_polls(
   no refresh due) and checks, after every poll, its latest rows per key
   against the reference's state; then its lost contacts and counters.
   Returns the reference after the last poll."""
+  steps: List[Step] = [('poll', poll, POLL_S) for poll in polls]
   result = run_job(
-    [('poll', poll, POLL_S) for poll in polls],
+    steps,
     max_queue_wait_s=max_queue_wait_s,
     # Never due during the run: every row comes from a poll.
     status_interval_s=86400,
@@ -438,10 +451,13 @@ def check_polls(
     listed,
     None if tombstone_ttl_s is None else int(tombstone_ttl_s * S),
   )
-  for k, poll in enumerate(polls):
+  forgotten: List[Any] = []  # a key each time it is forgotten
+  for k, (poll, watermark) in enumerate(zip(polls, _watermarks(steps, watermark_lag_ms))):
     now_ms = (k + 1) * POLL_S * S
     for transition in poll:
       expected.ref.apply(transition, now_ms)
+    if watermark is not None:
+      forgotten.extend(expected.ref.advance_watermark(watermark))
     statuses = expected.ref.statuses()
     expected.note(now_ms, statuses)
     check_latest_rows(expected, statuses, now_ms, f'poll {k}')
@@ -451,7 +467,10 @@ def check_polls(
   counters = committed_counters(result, NAMESPACE)
   assert counters.get('exits_without_entry', 0) == ref.exits_without_entry
   assert counters.get('lost_exits', 0) == ref.lost_exits
-  return ref
+  # The end of input passes every clock: each idle key is forgotten.
+  at_end = ref.advance_watermark(MAX_TIMESTAMP.micros // 1000)
+  assert counters.get('idle_queues_dropped', 0) == len(forgotten) + len(at_end)
+  return ref, forgotten
 
 
 # Whole-second timestamps for some seeds: ties between transitions and waits
@@ -463,7 +482,7 @@ def test_the_job_agrees_with_the_reference_after_every_poll(runner_clock, seed, 
   # Cut the stream mid-flow: contacts whose exit has not arrived yet are
   # still waiting at the end, beside the lost ends not yet expired.
   arrival = arrival[: int(len(arrival) * 0.9)]
-  ref = check_polls(_polls(rng, arrival), 90, 3, 10 * S)
+  ref, _ = check_polls(_polls(rng, arrival), 90, 3, 10 * S)
   assert sum(s.waiting for s in ref.statuses().values()) > 0  # still waiting at the end
   assert ref.lost_exits > 0 and ref.exits_without_entry > 0
 
@@ -473,8 +492,10 @@ def test_the_job_agrees_with_the_reference_with_exits_forgotten_early(runner_clo
   than max_queue_wait, so an entry arriving long after its exit shows."""
   rng = random.Random(7)
   arrival = generate_transitions(7, 160, resolution_ms=1, **GEN)
-  ref = check_polls(_polls(rng, arrival), 90, 3, 10 * S, tombstone_ttl_s=20)
+  ref, forgotten = check_polls(_polls(rng, arrival), 90, 3, 10 * S, tombstone_ttl_s=20)
   assert ref.tombstone_ttl_ms == 20 * S
+  # Keys went idle and were forgotten mid-stream, not only at the end.
+  assert forgotten
 
 
 def test_the_job_agrees_with_the_reference_at_the_rules_boundaries(runner_clock):
@@ -501,7 +522,7 @@ def test_the_job_agrees_with_the_reference_at_the_rules_boundaries(runner_clock)
     poll(left('c', 150), entered('c', 160), entered('d', 125)),
     poll(entered('y', 500, queue='Q-2')),  # Q-2's clock only: `x` lost
   ]
-  ref = check_polls(polls, 120, 2, 0)
+  ref, _ = check_polls(polls, 120, 2, 0)
   assert ref.lost == [
     Lost('Q-1', 'voice', 'a', ms(0)),
     Lost('Q-1', 'voice', 'old', ms(0)),

@@ -20,7 +20,14 @@ from transforms.abandon_rate import AbandonRate
 from transforms.callback_patterns import DetectCallbackPatterns
 from transforms.dedupe import DedupeByKey
 from transforms.join_customers import JoinCustomers
-from transforms.records import CustomerProfile, Interaction
+from transforms.queue_status import LiveQueueStatus
+from transforms.records import (
+  QUEUE_ENTERED,
+  QUEUE_LEFT,
+  CustomerProfile,
+  Interaction,
+  QueueTransition,
+)
 from transforms.sharding import DEFAULT_STATE_SHARDS
 
 N_KEYS = 2000
@@ -139,3 +146,27 @@ def test_a_flood_of_customers_leaves_no_join_state(options, runner_states):
       lambda r, _: r, Interaction, Duration(seconds=30), customer_state_ttl=TTL
     )
   assert sum(_stateful_steps(runner_states(), '/Join').values()) == 0
+
+
+def test_a_flood_of_queue_ids_leaves_no_live_floor_state(options, runner_states):
+  """Each queue sees one contact enter and leave, then goes quiet: once the
+  watermark passes its clock + tombstone_ttl its remembered exit and its
+  timers go, though its own clock never moves again."""
+  transitions = []
+  for i in range(N_KEYS):
+    at_ms = int((BASE_S + i * 0.1) * 1000)
+    for kind, t in ((QUEUE_ENTERED, at_ms), (QUEUE_LEFT, at_ms + 50)):
+      transitions.append(timed(QueueTransition(f'c{i}', f'Q-{i}', 'voice', kind, t)))
+  with beam.Pipeline(options=options) as p:
+    _ = (
+      p
+      | _flood_then_pass_ttl(transitions, N_KEYS // 10)
+      | LiveQueueStatus(
+        max_queue_wait=Duration(seconds=120),
+        tombstone_ttl=TTL,
+        status_interval=Duration(seconds=30),
+        max_waiting_listed=3,
+        queue_names={},
+      )
+    )
+  assert sum(_stateful_steps(runner_states(), '(_LiveQueueStatusFn)').values()) == 0

@@ -26,7 +26,10 @@ on its own:
   queue then holds the exits of minutes, not of hours. So the state is
   bounded by the contacts waiting, at most `max_queue_wait`, and the exits
   of the last `tombstone_ttl` per key; a key with nothing left holds no
-  state.
+  state. Nor does a key with nobody waiting once the watermark passes its
+  clock + `tombstone_ttl` (its tombstones would all have expired had its
+  clock moved): queue ids that rotate out leave nothing behind. A forgotten
+  key's next transition starts it over.
 - While contacts wait, the key refreshes its row every `status_interval` of
   processing time: the clock extrapolated by the processing time since it
   last advanced, so a quiet queue's longest wait keeps growing, and its lost
@@ -36,7 +39,7 @@ on its own:
 
 import heapq
 import json
-from typing import Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -208,6 +211,14 @@ class _Batch:
     self.changed: Dict[str, Optional[list]] = {}
 
 
+class _KeyTimers(NamedTuple):
+  """A key's timers, armed and cleared together by `_keep`."""
+
+  refresh: Any  # processing time: the next refresh while contacts wait
+  end: Any  # the end of input (a bounded read)
+  idle: Any  # event time: the key's clock + tombstone_ttl, while nobody waits
+
+
 class _LiveQueueStatusFn(beam.DoFn):
   # Per queue and channel: the head, and the contacts as a log of changes
   # (transforms/change_log.py): a batch writes the contacts it touched, not
@@ -217,6 +228,10 @@ class _LiveQueueStatusFn(beam.DoFn):
   CONTACTS = BagStateSpec('queue_contacts', CONTACTS_CODER)
   REFRESH = TimerSpec('refresh', TimeDomain.REAL_TIME)
   END = TimerSpec('end', TimeDomain.WATERMARK)
+  # Fires when the watermark passes the key's clock + tombstone_ttl with
+  # nobody waiting: its tombstones would all have expired by its own clock
+  # had it moved, so an idle queue (ids that rotate) leaves no state.
+  IDLE = TimerSpec('idle', TimeDomain.WATERMARK)
 
   def __init__(
     self,
@@ -233,6 +248,7 @@ class _LiveQueueStatusFn(beam.DoFn):
     # increments and decrements, as a per-key gauge would have a label per
     # queue.
     self._contacts_held = Metrics.counter(metrics_namespace, 'contacts_held')
+    self._queues_idled = Metrics.counter(metrics_namespace, 'idle_queues_dropped')
     self._copies: InstanceCopies[_Contacts] = InstanceCopies()
 
   def _read(self, key: str, head: Optional[_Head], contacts_state) -> _Batch:
@@ -253,6 +269,7 @@ class _LiveQueueStatusFn(beam.DoFn):
     contacts_state=beam.DoFn.StateParam(CONTACTS),
     refresh=beam.DoFn.TimerParam(REFRESH),
     end=beam.DoFn.TimerParam(END),
+    idle=beam.DoFn.TimerParam(IDLE),
   ) -> Iterator:
     key, transitions = batch
     head = head_state.read()
@@ -271,7 +288,7 @@ class _LiveQueueStatusFn(beam.DoFn):
         lost.extend(self._expire(key, queue, queue.clock))
     yield from self._outputs(key, queue, queue.clock, now_ms, lost)
     self._contacts_held.inc(len(queue.contacts.by_id) - held)
-    self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
+    self._keep(key, queue, head_state, contacts_state, _KeyTimers(refresh, end, idle), now_ms)
 
   @on_timer(REFRESH)
   def on_refresh(
@@ -281,6 +298,8 @@ class _LiveQueueStatusFn(beam.DoFn):
     head_state=beam.DoFn.StateParam(HEAD),
     contacts_state=beam.DoFn.StateParam(CONTACTS),
     refresh=beam.DoFn.TimerParam(REFRESH),
+    end=beam.DoFn.TimerParam(END),
+    idle=beam.DoFn.TimerParam(IDLE),
   ) -> Iterator:
     head = head_state.read()
     if head is None or head.refresh_at is None:
@@ -288,16 +307,45 @@ class _LiveQueueStatusFn(beam.DoFn):
     queue = self._read(key, head, contacts_state)
     now_ms = max(self._now_ms(), fired.micros // 1000)
     queue.refresh_at = None
+    timers = _KeyTimers(refresh, end, idle)
     if not queue.contacts.waiting:
       # Nobody waits since the timer was armed: the last row says so.
-      self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
+      self._keep(key, queue, head_state, contacts_state, timers, now_ms)
       return
     held = len(queue.contacts.by_id)
     as_of = queue.clock + max(0, now_ms - queue.clock_seen_at)
     lost = self._expire(key, queue, as_of)
     yield from self._outputs(key, queue, as_of, now_ms, lost, refreshed=True)
     self._contacts_held.inc(len(queue.contacts.by_id) - held)
-    self._keep(key, queue, head_state, contacts_state, refresh, now_ms)
+    self._keep(key, queue, head_state, contacts_state, timers, now_ms)
+
+  @on_timer(IDLE)
+  def on_idle(
+    self,
+    key=beam.DoFn.KeyParam,
+    fired=beam.DoFn.TimestampParam,
+    head_state=beam.DoFn.StateParam(HEAD),
+    contacts_state=beam.DoFn.StateParam(CONTACTS),
+    refresh=beam.DoFn.TimerParam(REFRESH),
+    end=beam.DoFn.TimerParam(END),
+  ) -> None:
+    head = head_state.read()
+    if (
+      head is None
+      or head.last_status[0]
+      or head.clock + self._settings.tombstone_ttl_ms > fired.micros // 1000
+    ):
+      # Emptied, someone waits again, or its clock moved on (the batch that
+      # moved it armed this timer again if nobody waits).
+      return
+    # Its last rows already say nobody waits: its tombstones and timers go.
+    queue = self._read(key, head, contacts_state)
+    self._contacts_held.dec(len(queue.contacts.by_id))
+    self._queues_idled.inc()
+    head_state.clear()
+    contacts_state.clear()
+    refresh.clear()
+    end.clear()
 
   @on_timer(END)
   def on_end(
@@ -430,20 +478,26 @@ class _LiveQueueStatusFn(beam.DoFn):
       )
 
   def _keep(
-    self, key: str, queue: _Batch, head_state, contacts_state, refresh, now_ms: int
+    self, key: str, queue: _Batch, head_state, contacts_state, timers: _KeyTimers, now_ms: int
   ) -> None:
-    """Writes the head and the batch's changes (clears the key when nothing
-    is left), and arms the refresh while contacts wait."""
+    """Writes the head and the batch's changes and arms the key's timers:
+    the refresh while contacts wait, the idle timer while only tombstones
+    are held; clears the key, timers included, when nothing is left."""
     contacts = queue.contacts
     if not contacts.by_id:
       # The last rows say "none waiting"; a key that comes back starts over
       # and writes its rows again.
       head_state.clear()
       contacts_state.clear()
+      timers.refresh.clear()
+      timers.end.clear()
+      timers.idle.clear()
       return
     if queue.refresh_at is None and contacts.waiting:
       queue.refresh_at = now_ms + self._settings.status_interval_ms
-      refresh.set(Timestamp(micros=queue.refresh_at * 1000))
+      timers.refresh.set(Timestamp(micros=queue.refresh_at * 1000))
+    if not contacts.waiting:
+      timers.idle.set(Timestamp(micros=(queue.clock + self._settings.tombstone_ttl_ms) * 1000))
     stored, kept = append(
       contacts_state,
       queue.changed,

@@ -106,6 +106,7 @@ class _KeyState:
   clock_advanced_at: int = 0  # processing time (ms) the clock last grew
   last_status: Optional[Tuple[int, Optional[int], int]] = None
   last_listed: Optional[Tuple[int, Tuple[Tuple[str, int], ...]]] = None
+  forgotten: bool = False  # its next transition starts it over
 
 
 class QueueStatusReference:
@@ -147,7 +148,7 @@ class QueueStatusReference:
     kind = _field(transition, 'kind')
     t = _field(transition, 'timestamp')
     state = self._keys.get(key)
-    if state is None:
+    if state is None or state.forgotten:
       state = self._keys[key] = _KeyState()
     self.transitions += 1
 
@@ -187,6 +188,21 @@ class QueueStatusReference:
     self._emit(key, state, status, force_status=False)
     return key
 
+  def advance_watermark(self, watermark_ms: int) -> List[Key]:
+    """The watermark passed ``watermark_ms``: forgets every key with nobody
+    waiting whose clock + T is behind it; returns those keys."""
+    forgotten = []
+    for key, state in self._keys.items():
+      if (
+        not state.forgotten
+        and not state.waiting
+        and state.clock + self.tombstone_ttl_ms < watermark_ms
+      ):
+        state.gone.clear()
+        state.forgotten = True
+        forgotten.append(key)
+    return forgotten
+
   def refresh(self, key: Key, now_ms: int) -> Optional[Status]:
     """A processing-time refresh of ``key`` at processing time ``now_ms``:
     the status row it emits, None if nothing waited (no row)."""
@@ -197,6 +213,8 @@ class QueueStatusReference:
     self._expire(key, state, as_of)
     status = self._status(state, as_of)
     self._emit(key, state, status, force_status=True)
+    if not state.waiting and not state.gone:
+      state.forgotten = True
     return status
 
   # ---- reading -------------------------------------------------------------
