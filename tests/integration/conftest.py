@@ -38,6 +38,16 @@ REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
 
 
+def service_pid(service: str) -> int:
+  """The pid the project's scripts recorded for `service` ($RUN_DIR/pids/<service>.pid),
+  trusted only if its command line carries the service's marker, as scripts/stack/lib.sh
+  checks it: a recycled pid is not the service."""
+  pid = int((RUN_DIR / 'pids' / f'{service}.pid').read_text().strip())
+  words = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode().split()
+  assert f'-Dccstack.svc={service}' in words, f'pid {pid} is not {service}: {words[:8]}'
+  return pid
+
+
 def assert_reachable(address: str, what: str, hint: str) -> None:
   """Fail fast, with a hint, when nothing listens on host:port."""
   host, _, port = address.split(',')[0].rpartition(':')

@@ -20,20 +20,28 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, flink_script, script_env
+from tests.integration.conftest import (
+  REPO,
+  RUN_DIR,
+  assert_reachable,
+  flink_script,
+  script_env,
+  service_pid,
+)
 from tests.integration.test_cassandra_sink import wait_until_answering
 from tests.integration.test_flink_recovery import (  # noqa: F401 (topic: a fixture)
   Halves,
   Submitted,
   all_tasks_running,
+  assert_only_the_input_was_refused,
   cassandra_rows,
   committed_offsets,
-  count_rows,
   flink_job,
   recovery_job_args,
   reference_rows,
@@ -42,13 +50,15 @@ from tests.integration.test_flink_recovery import (  # noqa: F401 (topic: a fixt
   topic_end_offsets,
   wait_cluster_free,
   wait_for_rows,
+  wait_offsets_committed,
   wait_until,
 )
 from tests.support.flink_rest import completed_checkpoints, rest
 
 KAFKA_DOWN_S = 60
 CASSANDRA_DOWN_S = 300
-POOL_MARKER = '-Dccstack.svc=flink-worker-pool'
+# Every test here runs a job on the cluster, whose Kafka source needs the expansion service.
+pytestmark = pytest.mark.usefixtures('flink_standalone', 'expansion_service')
 
 
 @pytest.fixture(scope='module')
@@ -146,10 +156,7 @@ def finish_exact(job, data, session, keyspace, bootstrap, group, t_back: float) 
   wait_until(
     'offsets committed to the end', lambda: committed_offsets(bootstrap, group) == end, 120, 1
   )
-  assert sum(v[0] for v in expected.values()) == data.counts['valid']
-  # a dead letter more than the malformed lines would be a row the sink gave up on
-  assert count_rows(session, keyspace, 'dead_letters') == data.counts['malformed']
-  assert count_rows(session, keyspace, 'late_events') == 0
+  assert_only_the_input_was_refused(session, keyspace, data, expected)
   assert flink_job(job.jid)['state'] == 'RUNNING'
   print(f'  rows exact ({len(expected)} rows) {t_rows:.1f} s after the service was back')
   return t_rows
@@ -162,99 +169,61 @@ def submit(topic: str, keyspace: str, group: str, name: str) -> Submitted:
   return job
 
 
-def test_kafka_broker_restart_mid_stream(
-  flink_standalone,
-  topic,
-  fresh_keyspace,
-  cassandra_session,
-  kafka_bootstrap,
-  expansion_service,
-  tmp_path,
-):
-  """The broker stopped for 60 s while the job reads it, then started: the job goes on by
-  itself (its consumer reconnects) and the rows end exact."""
-  t_test = time.monotonic()
-  group = f'it-{topic}'
-  data = Halves(tmp_path, seed=51)
-  job = submit(topic, fresh_keyspace, group, 'kafka')
-  watch = None
-  stopped = False
-  try:
-    data.produce(0, topic, kafka_bootstrap)
-    wait_until(
-      'offsets committed after a checkpoint',
-      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
-      120,
-    )
-    ckpts_before = completed_checkpoints(job.jid)
-    watch = JobWatch(job.jid)
-    watch.start()
-    t_stop = time.monotonic()
-    stopped = True
-    stack_script('kafka', 'stop')
-    assert not port_open(9092), 'the broker still answers: the test proved nothing'
-    print(f'  Kafka stopped ({time.monotonic() - t_stop:.1f} s); down for {KAFKA_DOWN_S} s')
-    time.sleep(max(0.0, KAFKA_DOWN_S - (time.monotonic() - t_stop)))
-    ckpts_down = completed_checkpoints(job.jid) - ckpts_before
-    stack_script('kafka', 'start')
-    stopped = False
-    t_back = time.monotonic()
-    print(f'  Kafka back after {t_back - t_stop:.1f} s (start took part of it)')
-    data.produce(1, topic, kafka_bootstrap)
-    finish_exact(job, data, cassandra_session, fresh_keyspace, kafka_bootstrap, group, t_back)
-    states = watch.stop()
-    print(
-      f'  job states during and after the outage: {states}; {ckpts_down} checkpoints completed '
-      f'while the broker was down; restored {restored_checkpoints(job.jid)} times; failures '
-      f'{failures(job.jid)}; test {time.monotonic() - t_test:.0f} s'
-    )
-    assert 'FAILED' not in states
-  finally:
-    if watch is not None and watch.is_alive():
-      watch.stop()
-    if stopped or not port_open(9092):
-      stack_script('kafka', 'start')
-    job.cancel()
+@dataclass(frozen=True)
+class ServiceOutage:
+  """A service of the stack stopped under the running job."""
+
+  service: str  # scripts/stack/<service>.sh
+  port: int
+  down_s: float
+  # The second part of the calls is produced while the service is down (their rows can only
+  # wait), or once it is back (the broker has to be there to take them).
+  produce_while_down: bool
+  seed: int
 
 
-def test_cassandra_down_five_minutes_mid_stream(
-  flink_standalone,
-  topic,
-  fresh_keyspace,
-  cassandra_session,
-  kafka_bootstrap,
-  expansion_service,
-  tmp_path,
+OUTAGES = [
+  ServiceOutage('kafka', 9092, KAFKA_DOWN_S, produce_while_down=False, seed=51),
+  ServiceOutage('cassandra', 9042, CASSANDRA_DOWN_S, produce_while_down=True, seed=53),
+]
+
+
+@pytest.mark.parametrize('outage', OUTAGES, ids=lambda o: o.service)
+def test_service_down_mid_stream(
+  outage, topic, fresh_keyspace, cassandra_session, kafka_bootstrap, tmp_path
 ):
-  """Cassandra stopped for 5 minutes while the job writes, the second part produced while it
-  is down: the job retries (and restarts from its checkpoint once a bundle has used up the
-  sink's retries) without failing for good, catches up once Cassandra is back, rows exact and
-  no dead letter for the delayed rows."""
+  """The Kafka broker stopped for 60 s while the job reads it, or Cassandra for 5 minutes
+  while it writes: the job goes on by itself, or restarts from its checkpoint once a bundle
+  has used up the sink's retries, without failing for good; once the service is back it
+  catches up, rows exact, and no dead letter for a row that was only delayed."""
   t_test = time.monotonic()
   group = f'it-{topic}'
-  data = Halves(tmp_path, seed=53)
-  job = submit(topic, fresh_keyspace, group, 'cassandra')
-  watch = None
-  stopped = False
+  data = Halves(tmp_path, seed=outage.seed)
+  job = submit(topic, fresh_keyspace, group, outage.service)
+  watch = JobWatch(job.jid)
   try:
     data.produce(0, topic, kafka_bootstrap)
+    wait_offsets_committed(kafka_bootstrap, group)
     wait_until('rows written', lambda: rows_written(cassandra_session, fresh_keyspace) > 0, 120)
-    rows_before = rows_written(cassandra_session, fresh_keyspace)
-    watch = JobWatch(job.jid)
+    ckpts_before = completed_checkpoints(job.jid)
     watch.start()
     t_stop = time.monotonic()
-    stopped = True
-    stack_script('cassandra', 'stop')
-    assert not port_open(9042), 'Cassandra still answers: the test proved nothing'
-    print(f'  Cassandra stopped with {rows_before} rows written; down for {CASSANDRA_DOWN_S} s')
-    # while it is down: the rest of the calls, whose rows can only wait
-    data.produce(1, topic, kafka_bootstrap)
-    time.sleep(max(0.0, CASSANDRA_DOWN_S - (time.monotonic() - t_stop)))
+    stack_script(outage.service, 'stop')
+    assert not port_open(outage.port), f'{outage.service} still answers: the test proved nothing'
+    print(f'  {outage.service} stopped; down for {outage.down_s} s')
+    if outage.produce_while_down:
+      data.produce(1, topic, kafka_bootstrap)
+    time.sleep(max(0.0, outage.down_s - (time.monotonic() - t_stop)))
+    ckpts_down = completed_checkpoints(job.jid) - ckpts_before
     states_down = list(watch.states)
-    stack_script('cassandra', 'start')
-    stopped = False
+    stack_script(outage.service, 'start')
     t_back = time.monotonic()
-    print(f'  Cassandra back after {t_back - t_stop:.1f} s; job states meanwhile {states_down}')
+    print(
+      f'  {outage.service} back after {t_back - t_stop:.1f} s; meanwhile job states '
+      f'{states_down}, {ckpts_down} checkpoints completed'
+    )
+    if not outage.produce_while_down:
+      data.produce(1, topic, kafka_bootstrap)
     wait_until_answering(cassandra_session, timeout_s=120)
     finish_exact(job, data, cassandra_session, fresh_keyspace, kafka_bootstrap, group, t_back)
     states = watch.stop()
@@ -265,19 +234,11 @@ def test_cassandra_down_five_minutes_mid_stream(
     )
     assert 'FAILED' not in states
   finally:
-    if watch is not None and watch.is_alive():
+    if watch.is_alive():
       watch.stop()
-    if stopped or not port_open(9042):
-      stack_script('cassandra', 'start')
+    if not port_open(outage.port):
+      stack_script(outage.service, 'start')
     job.cancel()
-
-
-def pool_pid() -> int:
-  """The worker pool scripts/flink.sh started: its recorded pid, checked by its marker."""
-  pid = int((RUN_DIR / 'pids' / 'flink-worker-pool.pid').read_text().strip())
-  cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
-  assert POOL_MARKER in cmdline, f'pid {pid} is not the worker pool: {cmdline[:200]}'
-  return pid
 
 
 def sdk_workers(pool: int) -> List[int]:
@@ -305,13 +266,7 @@ class Thirds(Halves):
 
 
 def test_worker_pool_killed_job_restarts_from_checkpoint(
-  flink_standalone,
-  topic,
-  fresh_keyspace,
-  cassandra_session,
-  kafka_bootstrap,
-  expansion_service,
-  tmp_path,
+  topic, fresh_keyspace, cassandra_session, kafka_bootstrap, tmp_path
 ):
   """kill -9 of the SDK workers (the pool lives): the job restarts from its checkpoint with
   workers the pool starts anew. Then kill -9 of the pool and its workers (the TaskManager
@@ -329,7 +284,7 @@ def test_worker_pool_killed_job_restarts_from_checkpoint(
       ckpts = completed_checkpoints(job.jid)
       # a checkpoint after the part was produced: the restart resumes from it
       wait_until('a checkpoint', lambda c=ckpts: completed_checkpoints(job.jid) >= c + 2, 120)
-      pool = pool_pid()
+      pool = service_pid('flink-worker-pool')
       workers = sdk_workers(pool)
       assert workers, f'the pool {pool} runs no SDK worker: the job cannot be using it'
       t_kill = time.monotonic()

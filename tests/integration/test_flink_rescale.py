@@ -25,13 +25,14 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from scripts.produce_events import key_and_timestamp, rebase_lines
-from tests.integration.conftest import RUN_DIR, flink_script
+from tests.integration.conftest import flink_script, service_pid
 from tests.integration.test_flink_recovery import (
   LATENESS_S,
   WINDOW_S,
   Halves,
   Submitted,
   all_tasks_running,
+  assert_only_the_input_was_refused,
   committed_offsets,
   count_rows,
   flink_job,
@@ -43,11 +44,10 @@ from tests.integration.test_flink_recovery import (
   topic_end_offsets,
   wait_cluster_free,
   wait_for_rows,
+  wait_offsets_committed,
   wait_until,
 )
 from tests.support.flink_rest import completed_checkpoints, rest
-
-TM2_MARKER = '-Dccstack.svc=flink-taskmanager-2'
 
 
 @pytest.fixture(scope='module')
@@ -88,11 +88,7 @@ def test_rescale_from_a_savepoint_keeps_every_count(
   try:
     assert _parallelism(first.jid) == {before}
     data.produce(0, topic, kafka_bootstrap)
-    wait_until(
-      'offsets committed after a checkpoint',
-      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
-      120,
-    )
+    wait_offsets_committed(kafka_bootstrap, group)
     location = stop_with_savepoint(first.jid)
     wait_until('first job FINISHED', lambda: flink_job(first.jid)['state'] == 'FINISHED', 60)
     wait_until('first client exited', lambda: not first.client_alive(), 60)
@@ -118,20 +114,11 @@ def test_rescale_from_a_savepoint_keeps_every_count(
       f'{sum(v[0] for v in expected.values())} calls) {time.monotonic() - t0:.1f} s after '
       f'the resumed job ran'
     )
-    assert sum(v[0] for v in expected.values()) == data.counts['valid']
-    assert count_rows(cassandra_session, fresh_keyspace, 'dead_letters') == data.counts['malformed']
-    assert count_rows(cassandra_session, fresh_keyspace, 'late_events') == 0
+    assert_only_the_input_was_refused(cassandra_session, fresh_keyspace, data, expected)
   finally:
     for job in (first, second):
       if job is not None:
         job.cancel()
-
-
-def _tm2_pid() -> int:
-  pid = int((RUN_DIR / 'pids' / 'flink-taskmanager-2.pid').read_text().strip())
-  cmdline = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode()
-  assert TM2_MARKER in cmdline, f'pid {pid} is not TaskManager 2: {cmdline[:200]}'
-  return pid
 
 
 def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
@@ -152,13 +139,9 @@ def test_one_of_two_taskmanagers_killed_job_recovers_exactly(
   )
   try:
     data.produce(0, topic, kafka_bootstrap)
-    wait_until(
-      'offsets committed after a checkpoint',
-      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
-      120,
-    )
+    wait_offsets_committed(kafka_bootstrap, group)
     ckpt = rest(f'/jobs/{job.jid}/checkpoints')['latest']['completed']
-    tm = _tm2_pid()
+    tm = service_pid('flink-taskmanager-2')
     t_kill = time.monotonic()
     os.kill(tm, signal.SIGKILL)
     wait_until('TaskManager 2 gone', lambda: not Path(f'/proc/{tm}').exists(), 10, 0.05)
@@ -224,11 +207,7 @@ def test_more_partitions_than_parallelism_and_one_idle_for_minutes(
   )
   try:
     produce(0, [0, 1, 2, 3])
-    wait_until(
-      'offsets committed after a checkpoint',
-      lambda: sum(committed_offsets(kafka_bootstrap, group).values()) > 0,
-      120,
-    )
+    wait_offsets_committed(kafka_bootstrap, group)
     lines = produce(1, [0, 1, 2])
     newest_ms = max(ts for ts in (key_and_timestamp(line, None)[1] for line in lines) if ts)
     last_window_end_ms = (newest_ms // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000

@@ -38,7 +38,7 @@ from kafka.admin import NewTopic
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from scripts.stack.secure_setup import Secure, cassandra_session, read_env_file
 from testing.datagen.calls import DEFAULT_START_MS, write_call_events
-from tests.integration.conftest import REPO, RUN_DIR, assert_reachable
+from tests.integration.conftest import REPO, RUN_DIR, assert_reachable, service_pid
 from tests.integration.test_flink_recovery import (
   CALLS,
   Submitted,
@@ -46,7 +46,6 @@ from tests.integration.test_flink_recovery import (
   recovery_job_args,
   reference_rows,
   rows_diff,
-  taskmanager_pid,
   wait_cluster_free,
   wait_until,
 )
@@ -167,7 +166,7 @@ def secured_job(secure, admin_session, flink_standalone, expansion_service, tmp_
   """Produces a generated call-event file to a fresh topic on the secured Kafka, submits the job
   (scripts/submit_flink.sh cluster) writing to the secured Cassandra, Kafka and SQLite, waits for
   exact rows, collects what the leak test searches while the job runs, then cancels it."""
-  tm = taskmanager_pid()
+  tm = service_pid('flink-taskmanager')
   environ = Path(f'/proc/{tm}/environ').read_bytes().split(b'\0')
   tm_env = {item.split(b'=', 1)[0].decode() for item in environ}  # names only
   assert set(JOB_SECRETS) <= tm_env, (
