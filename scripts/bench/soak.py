@@ -322,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument(
     '--warmup-minutes', type=float, default=60, help='capped at half the run (summary)'
   )
-  p.add_argument('--bootstrap', default='127.0.0.1:9092')
+  # The stack's scripts take their ports from the environment (scripts/stack/kafka.sh,
+  # cassandra.sh): a soak on a second stack beside the default one uses the same names.
+  p.add_argument('--bootstrap', default=os.environ.get('KAFKA_BOOTSTRAP', '127.0.0.1:9092'))
+  p.add_argument(
+    '--cassandra-port', type=int, default=int(os.environ.get('CASSANDRA_PORT', '9042'))
+  )
   p.add_argument('--out', default=None, help='directory of samples.json/csv (default: a temp dir)')
   p.add_argument('--keep', action='store_true', help='keep topics and keyspace')
   p.add_argument('--seed', type=int, default=1)
@@ -351,7 +356,7 @@ def run(args) -> dict:
   def end_offsets():
     return consumer.end_offsets(tps)
 
-  cluster = Cluster(['127.0.0.1'])
+  cluster = Cluster(['127.0.0.1'], port=args.cassandra_port)
   session = cluster.connect()
   produced = out_dir / 'produced_calls.jsonl'
   produced.write_bytes(b'')
@@ -365,6 +370,7 @@ def run(args) -> dict:
     f'--kafka_consumer_group={name}',
     '--sink=cassandra',
     f'--cassandra_keyspace={keyspace}',
+    f'--cassandra_port={args.cassandra_port}',
     f'--window_seconds={args.window_seconds}',
     f'--checkpointing_interval={args.checkpoint_ms}',
     *args.job_args,
@@ -374,7 +380,7 @@ def run(args) -> dict:
   watcher = producer = None
   try:
     wait_for_free_cluster()
-    env = dict(os.environ, RUN_DIR=str(RUN_DIR))
+    env = dict(os.environ, RUN_DIR=str(RUN_DIR), KAFKA_BOOTSTRAP=args.bootstrap)
     env.setdefault('BEAM_PYTHON', sys.executable)  # a checkout without its own .venv
     sub = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     if sub.returncode:
