@@ -51,7 +51,8 @@ from testing.reference.calls import reference_call_metrics
 REPO = Path(__file__).resolve().parents[2]
 
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
-REST = 'http://127.0.0.1:8081'
+# The cluster of scripts/flink.sh, on the port it was started with.
+REST = f'http://127.0.0.1:{os.environ.get("FLINK_REST_PORT", "8081")}'
 TICK = os.sysconf('SC_CLK_TCK')
 
 
