@@ -38,12 +38,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from scripts.bench import flink_sql
+from scripts.bench.flink_sql import rest
 from scripts.produce_events import produce_lines, read_lines, rebase_lines
 from testing.datagen.calls import DEFAULT_START_MS, write_call_events
 from testing.reference.calls import reference_call_metrics
@@ -51,16 +51,7 @@ from testing.reference.calls import reference_call_metrics
 REPO = Path(__file__).resolve().parents[2]
 
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
-# The cluster of scripts/flink.sh, on the port it was started with.
-REST = f'http://127.0.0.1:{os.environ.get("FLINK_REST_PORT", "8081")}'
 TICK = os.sysconf('SC_CLK_TCK')
-
-
-def rest(path: str, method: str = 'GET'):
-  req = urllib.request.Request(REST + path, method=method)
-  with urllib.request.urlopen(req, timeout=10) as r:
-    raw = r.read()
-  return json.loads(raw) if raw else {}
 
 
 def wait_for_free_cluster() -> None:

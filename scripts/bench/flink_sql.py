@@ -36,13 +36,17 @@ from testing.reference.calls import parse_valid_event
 REPO = Path(__file__).resolve().parents[2]
 SQL_FILE = Path(__file__).with_name('abandon_rate.sql')
 RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
-REST = 'http://127.0.0.1:8081'
+# The cluster of scripts/flink.sh, on the port it was started with.
+REST = f'http://127.0.0.1:{os.environ.get("FLINK_REST_PORT", "8081")}'
 FINAL_STATES = ('FINISHED', 'FAILED', 'CANCELED')
 
 
-def _rest(path: str):
-  with urllib.request.urlopen(REST + path, timeout=10) as r:
-    return json.loads(r.read() or b'{}')
+def rest(path: str, method: str = 'GET'):
+  """The cluster's REST answer to `method path`, parsed ({} when empty)."""
+  req = urllib.request.Request(REST + path, method=method)
+  with urllib.request.urlopen(req, timeout=10) as r:
+    raw = r.read()
+  return json.loads(raw) if raw else {}
 
 
 def topic_record_count(topic: str, bootstrap: str) -> int:
@@ -156,14 +160,14 @@ def run_job(sql: str, workdir: Path, timeout_s: float = 900) -> Dict[str, float]
   jid = match.group(1)
   deadline = time.monotonic() + timeout_s
   while True:
-    job = _rest(f'/jobs/{jid}')
+    job = rest(f'/jobs/{jid}')
     if job['state'] in FINAL_STATES:
       break
     if time.monotonic() > deadline:
       raise RuntimeError(f'Flink SQL job {jid} still {job["state"]} after {timeout_s} s')
     time.sleep(0.2)
   if job['state'] != 'FINISHED':
-    exc = _rest(f'/jobs/{jid}/exceptions').get('root-exception', '')
+    exc = rest(f'/jobs/{jid}/exceptions').get('root-exception', '')
     raise RuntimeError(f'Flink SQL job {jid} {job["state"]}: {exc[:3000]}')
   running, finished = job['timestamps']['RUNNING'], job['timestamps']['FINISHED']
   return {
