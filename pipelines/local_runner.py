@@ -50,6 +50,7 @@ import collections
 import contextlib
 import copy
 import gc
+import heapq
 import logging
 import threading
 import types
@@ -302,17 +303,19 @@ class _KeyedStateSharingTimestamps(evaluation_context.DirectUnmergedState):
   def may_be_due(self, watermark_micros: float, processing_micros: float) -> bool:
     """False when no armed timer is due at this watermark and processing
     time (micros): two comparisons with the remembered earliest timers, no
-    Timestamp arithmetic. Asked for every key of every stateful step at
-    every round of the runner, nearly always with nothing due; a step with
-    many keys that each keep a processing-time timer (the live queue
-    status, one per queue) made this scan most of a run."""
-    due = self._due
-    if due is None:
-      due = self._due = self._earliest_timers()
-    event_due, processing_due, has_realtime_timer = due
+    Timestamp arithmetic."""
+    event_due, processing_due, has_realtime_timer = self.due()
     return watermark_micros >= event_due or (
       has_realtime_timer and processing_micros >= processing_due
     )
+
+  def due(self) -> Tuple[float, float, bool]:
+    """The earliest armed timers (see `_earliest_timers`), remembered until
+    the timers change."""
+    due = self._due
+    if due is None:
+      due = self._due = self._earliest_timers()
+    return due
 
   def _earliest_timers(self) -> Tuple[float, float, bool]:
     """The earliest armed event-time and processing-time timers' micros
@@ -348,23 +351,79 @@ def _micros(processing_time: Any) -> float:
 
 
 class _KeyedStates(dict):
-  """One step's states by encoded key, as the runner keeps them, noting
-  when any is set (`changed`) and, as of the last scan of their timers,
-  when the earliest is due (`event_due`, `processing_due`: micros, inf for
-  none, -inf for "always look") and whether a processing-time timer is
-  armed. A state is set only when a bundle commits or a key is first seen;
-  between two sets the states and their timers do not change."""
+  """One step's states by encoded key, as the runner keeps them, with an
+  index of when each key's earliest timer is due, so a round asks only the
+  keys with a timer due instead of every key.
+
+  A state is set only when a bundle commits or a key is first seen; between
+  two sets a key's timers do not change. So `dirty` collects the keys set
+  since the last round, and each round files them (`file_dirty`) into two
+  heaps of (due micros, key): event time and processing time. An entry is
+  current while it matches its key's state (`_KeyedStateSharingTimestamps`
+  remembers its earliest timers); older ones are dropped when they come up,
+  and the heaps are rebuilt when stale entries outnumber the keys. Keys
+  whose timers cannot be indexed (another kind of state, a GroupByKey's; a
+  timer without a Timestamp) are asked every round, as Beam asks them."""
 
   def __init__(self):
     super().__init__()
-    self.changed = True
-    self.event_due = float('-inf')
-    self.processing_due = float('-inf')
-    self.has_realtime_timer = False
+    self.dirty: set = set()
+    self.event_heap: List[Tuple[float, Any]] = []
+    self.processing_heap: List[Tuple[float, Any]] = []
+    self.always: set = set()  # keys asked every round
+    self.realtime: set = set()  # keys with a processing-time timer armed
 
   def __setitem__(self, key, value):
-    self.changed = True
+    self.dirty.add(key)
     super().__setitem__(key, value)
+
+  def file_dirty(self) -> None:
+    """Files the keys set since the last round into the index."""
+    dirty, self.dirty = self.dirty, set()
+    for key in dirty:
+      state = self[key]
+      if type(state) is not _KeyedStateSharingTimestamps:
+        self.always.add(key)
+        continue
+      event_due, processing_due, has_realtime_timer = state.due()
+      if event_due == float('-inf'):
+        self.always.add(key)
+        continue
+      self.always.discard(key)
+      if event_due < float('inf'):
+        heapq.heappush(self.event_heap, (event_due, key))
+      if has_realtime_timer:
+        self.realtime.add(key)
+        heapq.heappush(self.processing_heap, (processing_due, key))
+      else:
+        self.realtime.discard(key)
+    if len(self.event_heap) + len(self.processing_heap) > 4 * len(self) + 1024:
+      self._rebuild()
+
+  def due_keys(self, watermark_micros: float, processing_micros: float) -> set:
+    """The keys with a timer due at this watermark and processing time
+    (micros), taken out of the index: the commit that fires them files
+    them again; a key asked again before that is asked as Beam would."""
+    keys = set(self.always)
+    for heap, now, position in (
+      (self.event_heap, watermark_micros, 0),
+      (self.processing_heap, processing_micros, 1),
+    ):
+      while heap and heap[0][0] <= now:
+        due, key = heapq.heappop(heap)
+        state = self.get(key)
+        if type(state) is _KeyedStateSharingTimestamps and state.due()[position] == due:
+          keys.add(key)
+    # Not yet fired (the runner fires them after this round): asked again
+    # next round unless a commit files them anew, as Beam asks every key.
+    self.dirty.update(k for k in keys if k not in self.always)
+    return keys
+
+  def _rebuild(self) -> None:
+    self.dirty.update(self.keys())
+    self.event_heap, self.processing_heap = [], []
+    self.always, self.realtime = set(), set()
+    self.file_dirty()
 
 
 class _EvaluationContextNotingKeyedStates(evaluation_context.EvaluationContext):
@@ -382,51 +441,25 @@ class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
   """Replaces `apache_beam.runners.direct.watermark_manager._TransformWatermarks`,
   whose extract_transform_timers asks every key's state for its due timers
   at every round, reading the clock and converting the watermark to micros
-  once per key. This one converts both once per round and asks each key's
-  state (_KeyedStateSharingTimestamps) `may_be_due` first; only keys with a
-  timer due are asked for their timers, as before (states of other kinds,
-  a GroupByKey's, always). And it skips the round altogether when no state
-  of the step changed since its last scan and no timer it saw is due yet
-  (_KeyedStates): with three steps keyed by queue and channel (the live
-  floor, the rolling and the daily figures), the rounds' scans of every key
-  were most of a run over 20,000 queues (py-spy, docs/benchmarks.md)."""
+  once per key. This one converts both once per round and asks only the
+  keys the step's index (_KeyedStates) says have a timer due; states of
+  other kinds, a GroupByKey's, always. With the live floor keyed by queue
+  and channel, asking every key at every round was a quarter of a run over
+  20,000 queues, even with two comparisons per key (py-spy,
+  docs/benchmarks.md)."""
 
   def extract_transform_timers(self):
     with self._lock:
       watermark = self._input_watermark
       processing_time = self._clock.time()
-      watermark_micros = watermark.micros
-      processing_micros = _micros(processing_time)
       states = self._keyed_states
-      noted = type(states) is _KeyedStates
-      if (
-        noted
-        and not states.changed
-        and watermark_micros < states.event_due
-        and (not states.has_realtime_timer or processing_micros < states.processing_due)
-      ):
-        return [], states.has_realtime_timer
-      if noted:
-        # Before the scan: a state set during it marks the next round's.
-        states.changed = False
-      event_due = processing_due = float('inf')
+      if type(states) is not _KeyedStates:
+        return super().extract_transform_timers()
+      states.file_dirty()
       fired_timers = []
-      has_realtime_timer = False
-      for encoded_key, state in list(states.items()):
-        # Other states than the stateful steps' (a GroupByKey's) are asked
-        # as Beam asks them.
-        if type(state) is _KeyedStateSharingTimestamps:
-          due_now = state.may_be_due(watermark_micros, processing_micros)
-          key_event_due, key_processing_due, key_realtime = state._due
-          event_due = min(event_due, key_event_due)
-          if key_realtime:
-            processing_due = min(processing_due, key_processing_due)
-          if not due_now:
-            has_realtime_timer = has_realtime_timer or key_realtime
-            continue
-        else:
-          event_due = processing_due = float('-inf')
-        timers, had_realtime_timer = state.get_timers(
+      has_realtime_timer = bool(states.realtime)
+      for encoded_key in states.due_keys(watermark.micros, _micros(processing_time)):
+        timers, had_realtime_timer = states[encoded_key].get_timers(
           watermark=watermark, processing_time=processing_time
         )
         has_realtime_timer = has_realtime_timer or had_realtime_timer
@@ -441,9 +474,6 @@ class _TransformWatermarksAskingDueKeys(watermark_manager._TransformWatermarks):
               dynamic_timer_tag=dynamic_timer_tag,
             )
           )
-      if noted:
-        states.event_due, states.processing_due = event_due, processing_due
-        states.has_realtime_timer = has_realtime_timer
       self._fired_timers.update(fired_timers)
       return fired_timers, has_realtime_timer
 
