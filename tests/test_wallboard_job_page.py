@@ -71,12 +71,22 @@ def test_page_on_the_sample_results_says_they_are_stale(tmp_path):
   with wallboard([f'--sqlite_path={db}']) as url, chromium() as driver:
     driver.get(url)
     wait_for(driver, lambda d: tiles(d) == expected, 30, f'tiles {expected} not shown')
-    banner = driver.find_element(By.CSS_SELECTOR, '#banners .banner').text
+    # Read in one go, again if the page re-renders meanwhile (it refreshes
+    # itself: an element read half-way can go stale).
+    banner, late_text, dead_text, alert_rows = wait_for(
+      driver,
+      lambda d: (
+        d.find_element(By.CSS_SELECTOR, '#banners .banner').text,
+        d.find_element(By.ID, 'late-total').text,
+        d.find_element(By.ID, 'dead-total').text,
+        len(d.find_elements(By.CSS_SELECTOR, '#alerts tbody tr')),
+      ),
+      10,
+      'the page did not show its banner and totals',
+    )
     assert banner.startswith('Stale data'), banner
     assert 'call metrics' in banner and 'interaction volumes' in banner
-    assert driver.find_element(By.ID, 'late-total').text == str(late)
-    assert driver.find_element(By.ID, 'dead-total').text == str(dead)
-    assert len(driver.find_elements(By.CSS_SELECTOR, '#alerts tbody tr')) == alerts
+    assert (late_text, dead_text, alert_rows) == (str(late), str(dead), alerts)
     assert driver.find_elements(By.CSS_SELECTOR, '#chart-rate canvas')
     assert driver.find_elements(By.CSS_SELECTOR, '#chart-volume canvas')
     assert_no_console_errors(driver)
