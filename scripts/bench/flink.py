@@ -77,20 +77,35 @@ def cpu_ticks(pid: int) -> Optional[int]:
     return None
 
 
+def service_pid(service: str) -> Optional[int]:
+  """The pid the stack's scripts recorded for `service` ($RUN_DIR/pids/<service>.pid), if it
+  runs with the service's marker on its command line (scripts/stack/lib.sh checks it the same
+  way: a recycled pid is not the service); None otherwise."""
+  try:
+    pid = int((RUN_DIR / 'pids' / f'{service}.pid').read_text().strip())
+    words = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode().split()
+  except (OSError, ValueError):
+    return None
+  return pid if f'-Dccstack.svc={service}' in words else None
+
+
 def processes() -> Dict[str, List[int]]:
-  """pids of the TaskManager JVM and of the Python SDK workers (by command line)."""
-  out = {'taskmanager': [], 'python_workers': []}
-  for d in Path('/proc').iterdir():
-    if not d.name.isdigit():
-      continue
-    try:
-      cmd = (d / 'cmdline').read_bytes().replace(b'\0', b' ').decode(errors='replace')
-    except OSError:
-      continue
-    if '-Dccstack.svc=flink-taskmanager' in cmd and 'java' in cmd:
-      out['taskmanager'].append(int(d.name))
-    elif 'sdk_worker_main' in cmd or 'apache_beam.runners.worker.sdk_worker' in cmd:
-      out['python_workers'].append(int(d.name))
+  """pids of this stack's TaskManager JVMs and of the Python SDK workers its worker pool
+  started (the pool's process group: scripts/flink.sh starts it with setsid). By pid files,
+  not command lines, so that a second stack on the machine (another RUN_DIR) is not counted."""
+  taskmanagers = sorted(p.stem for p in (RUN_DIR / 'pids').glob('flink-taskmanager*.pid'))
+  out = {
+    'taskmanager': [pid for pid in map(service_pid, taskmanagers) if pid is not None],
+    'python_workers': [],
+  }
+  pool = service_pid('flink-worker-pool')
+  if pool is not None:
+    for d in Path('/proc').iterdir():
+      try:
+        if d.name.isdigit() and int(d.name) != pool and os.getpgid(int(d.name)) == pool:
+          out['python_workers'].append(int(d.name))
+      except OSError:
+        continue  # gone meanwhile
   return out
 
 

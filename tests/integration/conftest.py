@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.bench.flink import service_pid as stack_service_pid
+
 
 @pytest.fixture(scope='session')
 def kafka_bootstrap() -> str:
@@ -39,12 +41,10 @@ RUN_DIR = Path(os.environ.get('RUN_DIR', REPO / '.run'))
 
 
 def service_pid(service: str) -> int:
-  """The pid the project's scripts recorded for `service` ($RUN_DIR/pids/<service>.pid),
-  trusted only if its command line carries the service's marker, as scripts/stack/lib.sh
-  checks it: a recycled pid is not the service."""
-  pid = int((RUN_DIR / 'pids' / f'{service}.pid').read_text().strip())
-  words = Path(f'/proc/{pid}/cmdline').read_bytes().replace(b'\0', b' ').decode().split()
-  assert f'-Dccstack.svc={service}' in words, f'pid {pid} is not {service}: {words[:8]}'
+  """The pid the project's scripts recorded for `service`, checked by its marker
+  (scripts/bench/flink.py's service_pid); fails when it does not run."""
+  pid = stack_service_pid(service)
+  assert pid is not None, f'{service} does not run (no live pid in {RUN_DIR / "pids"})'
   return pid
 
 
