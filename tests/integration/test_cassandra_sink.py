@@ -7,6 +7,7 @@ when Cassandra is down.
 import datetime
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Dict, List
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.utils.timestamp import Duration
 from cassandra import OperationTimedOut
 from cassandra.cluster import NoHostAvailable
 
@@ -36,8 +38,8 @@ from transforms.cassandra import migration as cassandra_migration
 from transforms.cassandra import schema as cassandra_schema
 from transforms.cassandra import writer as cassandra_writer
 from transforms.cassandra.schema import PANE_TIMESTAMP_BASE_US
-from transforms.records import CHAT, VOICE, AbandonMetrics
-from transforms.schema import ABANDON_METRICS, TABLES, Table
+from transforms.records import CHAT, VOICE, AbandonMetrics, WindowContact
+from transforms.schema import ABANDON_METRICS, TABLES, WINDOW_CONTACTS, Table
 from transforms.sinks import WriteTables
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), '..', '..', 'scripts')
@@ -123,6 +125,10 @@ def test_a_later_pane_wins_whatever_the_write_order(cassandra_args, session):
       )
       # A time version (late_events.reprocessed_at, ms) is the write time.
       assert stamp.t == (3000 if table.version_is_time else PANE_TIMESTAMP_BASE_US + 3)
+      # Both in one upsert: one batch of their partition, each row with
+      # its own write timestamp.
+      writer.upsert(table, [sample_row(table, 5), sample_row(table, 4)])
+      assert read_all(session, settings.keyspace, table) == [sample_row(table, 5)], table.name
   finally:
     writer.close()
 
@@ -319,6 +325,41 @@ def test_a_row_cassandra_refuses_becomes_a_dead_letter(cassandra_args, session):
   assert letter.raw_size > 70 * 1024
   assert 0 < letter.ttl <= cassandra_schema.BUCKETED_TABLE_TTL_S
   assert committed_counters(result, 'sink')['abandon_metrics_rejected_rejected_by_sink'] == 1
+
+
+def contact_row(queue_id: str, contact_id: str) -> WindowContact:
+  return WindowContact(
+    queue_id, VOICE, 300_000, contact_id, 'ANSWERED', 12.5, 310_000, 0, 'ON_TIME'
+  )
+
+
+def test_a_row_refused_inside_a_partition_batch_is_the_only_dead_letter(cassandra_args, session):
+  # The rows of one partition go as one batch, which Cassandra refuses as
+  # a whole for one bad row; the writer then writes them one by one.
+  settings = settings_of(cassandra_args)
+  CassandraSink(settings).prepare([WINDOW_CONTACTS])
+  crowded = [
+    contact_row('Q-1', f'C-{n}') for n in range(cassandra_writer.PARTITION_BATCH_ROWS * 2 + 7)
+  ]
+  oversized = contact_row('Q-1', 'C' * (70 * 1024))  # a clustering key over 64 KiB
+  rows = [*crowded[:150], oversized, *crowded[150:], contact_row('Q-2', 'C-alone')]
+  writer = CassandraWriter(settings, row_ttl=Duration(3600))
+  try:
+    rejections = writer.upsert(WINDOW_CONTACTS, rows)
+  finally:
+    writer.close()
+
+  assert [(r.index, r.reason) for r in rejections] == [(150, 'rejected_by_sink')]
+  # The clustering key's length, its other columns included.
+  assert re.search(r'Key length of 71\d\d\d is longer than maximum of 65535', rejections[0].detail)
+  stored = {
+    (r.queue_id, r.contact_id): r.ttl
+    for r in session.execute(
+      f'SELECT queue_id, contact_id, TTL(outcome) AS ttl FROM {settings.keyspace}.window_contacts'
+    )
+  }
+  assert sorted(stored) == sorted((r.queue_id, r.contact_id) for r in [*crowded, rows[-1]])
+  assert all(0 < ttl <= 3600 for ttl in stored.values())
 
 
 def test_an_unknown_keyspace_fails_at_once_without_retrying(cassandra_args, caplog):

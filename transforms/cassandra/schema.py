@@ -82,6 +82,12 @@ def key_layout(table: Table) -> KeyLayout:
   return KeyLayout((first, *bucket), tuple(rest))
 
 
+def partition_key_positions(table: Table) -> Tuple[int, ...]:
+  """Where the partition key's columns are in `bind_values(table, row)`."""
+  names = [name for name, _ in cassandra_columns(table)]
+  return tuple(names.index(name) for name in key_layout(table).partition_key)
+
+
 def key_cql(layout: KeyLayout) -> str:
   """The layout as in PRIMARY KEY: `(a, b)` or `((a, day), b)`."""
   partition = ', '.join(layout.partition_key)

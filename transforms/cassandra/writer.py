@@ -5,6 +5,12 @@ In: a table's rows, one batch at a time (transforms/sinks.py's WriteRows).
 Out: the rows written, but those Cassandra refuses for good, which are
 returned as rejections and become dead letters.
 
+The rows of one partition go to Cassandra as one unlogged batch: one
+request, one response and one mutation instead of one per row, which is
+what the workers spent most of their time on (docs/benchmarks.md, "Where
+the time goes"). A batch Cassandra refuses as a whole is written again row
+by row, so only the refused rows become dead letters.
+
 Each failure is classified (`classify_error`): timeouts and an unavailable
 cluster are retried with exponential backoff, and a batch that still fails
 raises, so the runner retries the bundle: rows are never dropped. A row
@@ -20,7 +26,7 @@ import re
 import ssl
 import struct
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from apache_beam.metrics import Metrics
 from apache_beam.utils.timestamp import Duration
@@ -32,14 +38,14 @@ from cassandra import (
   WriteTimeout,
 )
 from cassandra.cluster import Cluster, NoHostAvailable, Session
-from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
-from cassandra.query import PreparedStatement
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 
 from options.config import CassandraSettings
 from transforms.cassandra.connection import CassandraConnectError, connect
-from transforms.cassandra.schema import bind_values, insert_cql
+from transforms.cassandra.schema import bind_values, insert_cql, partition_key_positions
 from transforms.schema import Table
 from transforms.sinks import Rejection, RowWriter
 
@@ -59,6 +65,12 @@ RETRYABLE_ERRORS = (
 )
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 20.0
+# Rows per batch of one partition. Cassandra checks no size threshold on a
+# single-partition batch (batch_size_warn/fail_threshold concern batches
+# spanning partitions); the cap keeps a batch's request far below the
+# native protocol's 16 MiB frame: the widest rows, dead letters, carry at
+# most 4,096 characters of their record (transforms/parsing.py).
+PARTITION_BATCH_ROWS = 100
 
 
 class CassandraWriteError(RuntimeError):
@@ -108,6 +120,13 @@ def classify_error(error: BaseException, per_row: bool) -> str:
   if per_row and isinstance(error, _ENCODING_ERRORS):
     return REJECT
   return FATAL
+
+
+class _Request(NamedTuple):
+  """One request of a write: a row alone, or rows of one partition."""
+
+  rows: List[Tuple[int, tuple]]  # (index in the batch given to upsert, bound values)
+  statement: Statement  # a BoundStatement, or an unlogged BatchStatement of them
 
 
 def error_summary(error: BaseException) -> str:
@@ -205,31 +224,79 @@ class CassandraWriter(RowWriter):
     statement: PreparedStatement,
     pending: List[Tuple[int, tuple]],
     rejected: List[Rejection],
+    rows_per_request: int = PARTITION_BATCH_ROWS,
   ) -> Tuple[List[Tuple[int, tuple]], Optional[Exception]]:
-    """Writes each pending row once; returns the rows that failed with a
-    retryable error and the first such error, adds the rows Cassandra
-    refused for good to `rejected`. Raises for a fatal error."""
-    results = execute_concurrent_with_args(
+    """Writes each pending row once, up to `rows_per_request` rows of one
+    partition per request; returns the rows that failed with a retryable
+    error and the first such error, adds the rows Cassandra refused for
+    good to `rejected`. Raises for a fatal error."""
+    requests = self._requests(table, statement, pending, rejected, rows_per_request)
+    results = execute_concurrent(
       self._session,
-      statement,
-      [values for _, values in pending],
+      [(request.statement, None) for request in requests],
       concurrency=self._settings.write_concurrency,
       raise_on_first_error=False,
     )
-    failed, first_error = [], None
-    for (index, values), (ok, outcome) in zip(pending, results):
+    failed, first_error, refused_batches = [], None, []
+    for request, (ok, outcome) in zip(requests, results):
       if ok:
         continue
       kind = classify_error(outcome, per_row=True)
       if kind == FATAL:
         raise self._refused(table, outcome) from outcome
-      if kind == REJECT:
+      if kind == REJECT and len(request.rows) > 1:
+        refused_batches.extend(request.rows)  # which row? written alone below
+      elif kind == REJECT:
         reason = 'rejected_by_sink' if isinstance(outcome, InvalidRequest) else 'not_encodable'
-        rejected.append(Rejection(index, reason, error_summary(outcome)))
-        continue
-      failed.append((index, values))
-      first_error = first_error or outcome
+        rejected.append(Rejection(request.rows[0][0], reason, error_summary(outcome)))
+      else:
+        failed.extend(request.rows)
+        first_error = first_error or outcome
+    if refused_batches:
+      alone_failed, alone_error = self._write_once(
+        table, statement, refused_batches, rejected, rows_per_request=1
+      )
+      failed.extend(alone_failed)
+      first_error = first_error or alone_error
     return failed, first_error
+
+  @staticmethod
+  def _requests(
+    table: Table,
+    statement: PreparedStatement,
+    pending: List[Tuple[int, tuple]],
+    rejected: List[Rejection],
+    rows_per_request: int,
+  ) -> List[_Request]:
+    """The pending rows bound and grouped by partition into requests of at
+    most `rows_per_request` rows; a row whose values cannot be encoded is
+    added to `rejected` instead."""
+    positions = partition_key_positions(table)
+    partitions: Dict[object, List[Tuple[int, tuple]]] = {}
+    for index, values in pending:
+      key = tuple(values[i] for i in positions)
+      try:
+        partitions.setdefault(key, []).append((index, values))
+      except TypeError:  # an unhashable value, which binding refuses below
+        partitions[object()] = [(index, values)]
+    requests = []
+    for rows in partitions.values():
+      for start in range(0, len(rows), rows_per_request):
+        bound = []
+        for index, values in rows[start : start + rows_per_request]:
+          try:
+            bound.append(((index, values), statement.bind(values)))
+          except _ENCODING_ERRORS as e:
+            rejected.append(Rejection(index, 'not_encodable', str(e)))
+        if len(bound) == 1:
+          requests.append(_Request([bound[0][0]], bound[0][1]))
+        elif bound:
+          batch = BatchStatement(BatchType.UNLOGGED)
+          for _, bound_statement in bound:
+            batch.add(bound_statement)
+          batch.is_idempotent = True  # as its rows' statement (_statement)
+          requests.append(_Request([row for row, _ in bound], batch))
+    return requests
 
   def _refused(self, table: Table, error: BaseException) -> CassandraWriteError:
     return CassandraWriteError(
