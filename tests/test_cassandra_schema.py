@@ -5,6 +5,7 @@ and which errors are retried, rejected or fatal."""
 import pickle
 import re
 import typing
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import pytest
@@ -273,9 +274,17 @@ def test_unusable_settings_fail_at_launch(arg):
     settings(arg)
 
 
+class FakePrepared:
+  def __init__(self, cql):
+    self.cql = cql
+
+  def bind(self, values):
+    return SimpleNamespace(values=values)
+
+
 class FakeSession:
   def prepare(self, cql):
-    return type('Prepared', (), {'cql': cql})()
+    return FakePrepared(cql)
 
 
 class FakeCluster:
@@ -287,17 +296,21 @@ class FakeCluster:
 def fake_cassandra(monkeypatch):
   """Replaces the driver under CassandraWriter: `outcomes` is a list of
   functions, one per write attempt, mapping a row's bound values to the
-  driver's (success, result or exception); records attempts and sleeps."""
+  driver's (success, result or exception); records attempts and sleeps.
+  The rows of these tests are each in a partition of their own, so each is
+  a request of its own (the batches of a partition: tests/integration/
+  test_cassandra_sink.py)."""
   calls = {'attempts': [], 'sleeps': [], 'outcomes': []}
 
-  def execute(session, statement, params, concurrency, raise_on_first_error):
+  def execute(session, statements_and_params, concurrency, raise_on_first_error):
     assert not raise_on_first_error and concurrency == 32
     outcome = calls['outcomes'][len(calls['attempts'])]
-    calls['attempts'].append(list(params))
+    params = [statement.values for statement, _ in statements_and_params]
+    calls['attempts'].append(params)
     return [outcome(p) for p in params]
 
   monkeypatch.setattr(cassandra_writer, 'connect', lambda s: (FakeCluster(), FakeSession()))
-  monkeypatch.setattr(cassandra_writer, 'execute_concurrent_with_args', execute)
+  monkeypatch.setattr(cassandra_writer, 'execute_concurrent', execute)
   monkeypatch.setattr(cassandra_writer.time, 'sleep', calls['sleeps'].append)
   return calls
 
@@ -467,3 +480,22 @@ def test_a_cluster_that_does_not_answer_is_retried(fake_cassandra, monkeypatch):
   fake_cassandra['outcomes'] = [lambda p: (True, None)]
   assert CassandraWriter(settings()).upsert(ABANDON_METRICS, rows(1)) == []
   assert len(connects) == 2 and len(fake_cassandra['sleeps']) == 1
+
+
+def test_a_rows_partition_key_is_found_among_its_bound_values():
+  contact = WindowContact(
+    'Q-1', VOICE, 86_400_000, 'C-1', 'ANSWERED', 3.0, 86_401_000, 0, 'ON_TIME'
+  )
+  values = cassandra_schema.bind_values(WINDOW_CONTACTS, contact, ttl_seconds=60)
+  positions = cassandra_schema.partition_key_positions(WINDOW_CONTACTS)
+  assert [values[i] for i in positions] == ['Q-1', '1970-01-02']
+  assert cassandra_schema.partition_key_positions(ABANDON_METRICS) == (0,)
+
+
+def test_the_day_bucket_is_the_utc_day_of_the_epoch_ms():
+  bucket = WINDOW_CONTACTS.day_bucket
+  contact = WindowContact('Q-1', VOICE, 0, 'C-1', 'ANSWERED', 3.0, 0, 0, 'ON_TIME')
+  days = [bucket.value(contact._replace(window_start=ms)) for ms in (-1, 0, 86_399_999, 86_400_000)]
+  assert days == ['1969-12-31', '1970-01-01', '1970-01-01', '1970-01-02']
+  with pytest.raises(OverflowError):
+    bucket.value(contact._replace(window_start=10**20))
