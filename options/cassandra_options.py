@@ -110,7 +110,8 @@ class CassandraOptions(PipelineOptions):
       '--cassandra_write_concurrency',
       type=int,
       default=32,
-      help='Writes in flight at once per writer (DoFn instance).',
+      help='Requests in flight at once per writer (DoFn instance): a row, or up to 100 rows '
+      'of one partition in one unlogged batch.',
     )
     group.add_argument(
       '--cassandra_max_retries',
