@@ -7,8 +7,8 @@ returned as rejections and become dead letters.
 
 The rows of one partition go to Cassandra as one unlogged batch: one
 request, one response and one mutation instead of one per row, which is
-what the workers spent most of their time on (docs/benchmarks.md, "Where
-the time goes"). A batch Cassandra refuses as a whole is written again row
+what the workers spent most of their time on (docs/benchmarks.md,
+"Figures"). A batch Cassandra refuses as a whole is written again row
 by row, so only the refused rows become dead letters.
 
 Each failure is classified (`classify_error`): timeouts and an unavailable
