@@ -37,7 +37,8 @@
 # Env: FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), WORKER_POOL_PORT (50000), FLINK_SLOTS (2),
 #      FLINK_JM_MEMORY (1536m), FLINK_TM_MEMORY (3072m, per TaskManager: two fit beside Kafka,
 #      Cassandra and the tests on a 24 GiB machine), FLINK_TASKMANAGERS (1),
-#      BEAM_PYTHON (the pipeline's venv python), FLINK_ENV_FILE (see above).
+#      BEAM_PYTHON (the pipeline's venv python), FLINK_ENV_FILE (see above),
+#      WORKER_STATE_CACHE_MB (0, each SDK worker's state cache).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/stack/lib.sh"
 
@@ -45,6 +46,9 @@ HOST=127.0.0.1
 REST_PORT=${FLINK_REST_PORT:-8081}
 RPC_PORT=${FLINK_RPC_PORT:-6123}
 POOL_PORT=${WORKER_POOL_PORT:-50000}
+# Each SDK worker's cache of user state across bundles (scripts/stack/worker_pool.py). Off: it
+# cost more than it saved (docs/benchmarks.md, "Figures").
+WORKER_STATE_CACHE_MB=${WORKER_STATE_CACHE_MB:-0}
 SLOTS=${FLINK_SLOTS:-2}
 PROMETHEUS_PORTS=${FLINK_PROMETHEUS_PORTS:-}
 JM_MEM=${FLINK_JM_MEMORY:-1536m}
@@ -231,7 +235,7 @@ start() {
     log "flink: starting Beam worker pool on $HOST:$POOL_PORT ($py)"
     PATH="$(dirname "$py"):$PATH" VIRTUAL_ENV="$(dirname "$(dirname "$py")")" PYTHONUNBUFFERED=1 \
       start_daemon $SVC_POOL python "$STACK_DIR/worker_pool.py" --host="$HOST" \
-      --service_port="$POOL_PORT" "$(svc_marker $SVC_POOL)"
+      --service_port="$POOL_PORT" --state_cache_mb="$WORKER_STATE_CACHE_MB" "$(svc_marker $SVC_POOL)"
   fi
   wait_up $SVC_JM 90 rest_ok
   for ((k = 1; k <= tms; k++)); do wait_up "$(tm_svc $k)" 90 tm_registered "$tms"; done
